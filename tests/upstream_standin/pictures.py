@@ -1,0 +1,55 @@
+"""Real images for the stand-in's Images API answers, and data-URL decoding."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import itertools
+import re
+
+from PIL import Image, ImageDraw
+
+_counter = itertools.count(1)
+_SIZE_RE = re.compile(r"^\s*(\d{1,5})\s*[xX]\s*(\d{1,5})\s*$")
+
+
+def parse_size(size, default: str) -> tuple[int, int]:
+    """`"WxH"` to (w, h); "auto", missing or malformed gives `default`."""
+    match = _SIZE_RE.match(size) if isinstance(size, str) else None
+    if not match:
+        match = _SIZE_RE.match(default)
+    return int(match.group(1)), int(match.group(2))
+
+
+def make_png(width: int, height: int) -> bytes:
+    """A PNG of exactly width x height, different on every call.
+
+    Each image gets its own colour and serial stripe so that the sha256 of
+    every image handed out is distinct (tests tell candidates apart by it).
+    Flat colour keeps large sizes fast to encode.
+    """
+    serial = next(_counter)
+    seed = hashlib.sha256(f"standin-{serial}".encode()).digest()
+    img = Image.new("RGB", (width, height), tuple(seed[:3]))
+    draw = ImageDraw.Draw(img)
+    stripe = max(1, height // 16)
+    draw.rectangle([0, 0, width - 1, stripe - 1], fill=tuple(seed[3:6]))
+    draw.text((4, min(stripe + 4, height - 1)), f"standin #{serial}", fill=(255, 255, 255))
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    return out.getvalue()
+
+
+def decode_data_url(url: str) -> tuple[str, bytes]:
+    """`data:<mime>;base64,<b64>` to (mime, bytes)."""
+    head, _, payload = url.partition(",")
+    mime = head[len("data:"):].split(";")[0] if head.startswith("data:") else ""
+    return mime, base64.b64decode(payload)
+
+
+def dimensions(data: bytes) -> tuple[int, int] | None:
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size
+    except Exception:  # not an image Pillow knows: the record just says so
+        return None
