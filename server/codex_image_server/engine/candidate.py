@@ -1,0 +1,107 @@
+"""One candidate: one `codex exec` run, from spawn to the image bytes it made."""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Callable
+
+from .. import imaging
+from ..errors import Kind, ServiceError
+from . import events, failures
+from .image_locator import codex_home, locate, read_rollout, rollout_path
+from .process_group import ProcessGroup
+
+# Called with (phase, detail) as codex reports its own progress.
+PhaseCallback = Callable[[str, str], None]
+
+_STDERR_TAIL_LINES = 40
+_EXIT_AFTER_EOF_S = 5.0
+
+
+@dataclasses.dataclass
+class CandidateResult:
+    data: bytes
+    thread_id: str
+    revised_prompt: str
+    duration_ms: int
+    source: str
+
+
+class CandidateRun:
+    """Spawned by the Engine; `run` blocks until the image is found or it fails."""
+
+    def __init__(self, group: ProcessGroup, env: dict[str, str], grace_s: float, max_pixels: int,
+                 run_id: str):
+        self.group = group
+        self.run_id = run_id
+        self._env = env
+        self._grace = grace_s
+        self._max_pixels = max_pixels
+        self._stderr_tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
+        self._session_id = ""
+        self._stderr_reader = threading.Thread(target=self._drain_stderr, daemon=True,
+                                               name=f"stderr-{group.pid}")
+        self._stderr_reader.start()
+
+    def _drain_stderr(self) -> None:
+        # Codex must never block on a full stderr pipe; keep only a short tail.
+        for raw in iter(self.group.proc.stderr.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line.startswith("session id:") and not self._session_id:
+                self._session_id = line.split(":", 1)[1].strip()
+            self._stderr_tail.append(line)
+
+    def cancel(self) -> None:
+        self.group.stop_async(self._grace)
+
+    def run(self, on_phase: PhaseCallback) -> CandidateResult:
+        started = time.monotonic()
+        log = events.TurnLog()
+        try:
+            # Read stdout to its end: closing it early kills codex before the
+            # image is written.
+            for raw in iter(self.group.proc.stdout.readline, b""):
+                event = events.parse_line(raw.decode("utf-8", "replace"))
+                if event is None:
+                    continue
+                shown = events.absorb(log, event)
+                if shown and not self.group.stop_requested:
+                    on_phase(*shown)
+            try:
+                self.group.proc.wait(timeout=_EXIT_AFTER_EOF_S)
+            except Exception:  # noqa: BLE001 - a hung exit is handled by finish()
+                pass
+        finally:
+            self.group.finish(self._grace)
+            self._stderr_reader.join(timeout=1.0)
+        if self.group.stop_requested:
+            raise ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", "candidate cancelled")
+        return self._result(log, started)
+
+    def _result(self, log: events.TurnLog, started: float) -> CandidateResult:
+        exit_code = self.group.proc.returncode
+        thread_id = log.thread_id or self._session_id
+        home = codex_home(self._env)
+        facts = read_rollout(rollout_path(home, thread_id) if thread_id else None)
+        found = locate(home, thread_id, facts)
+        if found is None:
+            stderr = list(self._stderr_tail)
+            quota = failures.quota_error(log.errors + facts.failures + [log.last_message] + stderr)
+            if quota:
+                raise quota
+            if log.turn_failed or exit_code:
+                errors = [line[len("ERROR: "):] for line in stderr if line.startswith("ERROR: ")]
+                reason = log.turn_failed or (log.errors[-1] if log.errors else "") or \
+                    (errors[-1] if errors else "") or (stderr[-1] if stderr else "")
+                raise failures.failed_turn(reason, exit_code)
+            raise failures.no_image(log.last_message or (facts.failures[-1] if facts.failures else ""))
+        try:
+            imaging.inspect(found.data, self._max_pixels)
+        except imaging.BadImage as exc:
+            raise ServiceError(Kind.INTERNAL, "CODEX_INVALID_IMAGE",
+                               f"codex produced a file that is not a usable image: {exc}") from None
+        return CandidateResult(found.data, thread_id, found.revised_prompt,
+                               int((time.monotonic() - started) * 1000), found.source)

@@ -1,0 +1,95 @@
+"""Engine: starts candidate runs of codex and guarantees none outlives us."""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from ..errors import Kind, ServiceError
+from ..settings import Settings
+from .candidate import CandidateRun
+from .group_records import RUN_ID_ENV, GroupRecords
+from .process_group import ProcessGroup, become_subreaper
+from .readiness import Readiness, ReadinessCache
+
+
+class Engine:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        # Lets us reap the grandchildren of a codex group after its leader dies.
+        self.subreaper = become_subreaper()
+        self.records = GroupRecords(settings.state_dir)
+        self.readiness = ReadinessCache(settings.codex_bin, settings.codex_config,
+                                        settings.codex_profile, settings.readiness_ttl_ms / 1000)
+        self._lock = threading.Lock()
+        self._live: dict[int, CandidateRun] = {}
+        self._closed = False
+
+    @property
+    def grace_s(self) -> float:
+        return self.settings.kill_grace_ms / 1000
+
+    def sweep_leftovers(self) -> list[int]:
+        """Kill codex runs that an earlier server, now dead, left behind."""
+        return self.records.sweep()
+
+    def require_ready(self) -> Readiness:
+        ready = self.readiness.get()
+        if not ready.ready:
+            ready = self.readiness.get(fresh=True)  # the user may just have logged in
+        if not ready.ready:
+            reason = "CODEX_NOT_FOUND" if not ready.found else (
+                "CODEX_NOT_LOGGED_IN" if not ready.logged_in else "CODEX_UNUSABLE")
+            raise ServiceError(Kind.FAILED_PRECONDITION, reason, ready.problem)
+        return ready
+
+    def argv(self, codex: str, workdir: Path, images: list[Path], prompt: str) -> list[str]:
+        argv = [codex, "exec", "--json", "--skip-git-repo-check", "--sandbox", "read-only",
+                "--cd", str(workdir), "--color", "never"]
+        for override in self.settings.codex_config:
+            argv += ["-c", override]
+        if self.settings.codex_profile:
+            argv += ["--profile", self.settings.codex_profile]
+        # `--image=PATH` with '=': a bare -i would swallow what follows.
+        argv += [f"--image={p.resolve()}" for p in images]
+        return argv + ["--", prompt]
+
+    def start(self, codex: str, workdir: Path, images: list[Path], prompt: str) -> CandidateRun:
+        with self._lock:
+            if self._closed:
+                raise ServiceError(Kind.UNAVAILABLE, "SHUTTING_DOWN", "the server is shutting down")
+            run_id = self.records.add()
+            env = dict(os.environ)
+            env[RUN_ID_ENV] = run_id
+            try:
+                group = ProcessGroup(self.argv(codex, workdir, images, prompt), str(workdir), env)
+            except OSError as exc:
+                self.records.remove(run_id)
+                raise ServiceError(Kind.FAILED_PRECONDITION, "CODEX_SPAWN_FAILED",
+                                   f"could not start codex ({codex}): {exc.strerror or exc}. "
+                                   "Run `make codex` or set CODEX_IMAGE_SERVER_CODEX_BIN.") from None
+            run = CandidateRun(group, env, self.grace_s, self.settings.max_reference_pixels, run_id)
+            self._live[group.pid] = run
+            return run
+
+    def release(self, run: CandidateRun) -> None:
+        """Called once the run's process group is gone."""
+        with self._lock:
+            self._live.pop(run.group.pid, None)
+        self.records.remove(run.run_id)
+
+    @property
+    def running(self) -> int:
+        with self._lock:
+            return len(self._live)
+
+    def shutdown(self) -> None:
+        """Stop every run now and wait until each process group is gone."""
+        with self._lock:
+            self._closed = True
+            runs = list(self._live.values())
+        for run in runs:
+            run.cancel()
+        for run in runs:
+            run.group.finish(self.grace_s)
+            self.release(run)

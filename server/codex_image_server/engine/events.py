@@ -1,0 +1,68 @@
+"""Reading codex's `--json` JSONL stream: the thread id, the phases worth
+showing a caller, and the text a failure can be explained with."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+_DETAIL_MAX = 300
+
+
+@dataclasses.dataclass
+class TurnLog:
+    """What one codex run said about itself on stdout."""
+    thread_id: str = ""
+    last_message: str = ""
+    errors: list[str] = dataclasses.field(default_factory=list)
+    turn_failed: str = ""
+    turn_completed: bool = False
+
+
+def parse_line(line: str) -> dict | None:
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
+
+
+def absorb(log: TurnLog, event: dict) -> tuple[str, str] | None:
+    """Record `event` into `log`; return (phase, detail) if a caller should see it."""
+    kind = event.get("type", "")
+    if kind == "thread.started":
+        log.thread_id = str(event.get("thread_id", ""))
+        return kind, ""
+    if kind == "turn.started":
+        return kind, ""
+    if kind == "turn.completed":
+        log.turn_completed = True
+        return kind, ""
+    if kind == "turn.failed":
+        log.turn_failed = _message(event.get("error")) or "turn failed"
+        return kind, log.turn_failed[:_DETAIL_MAX]
+    if kind == "error":
+        text = _message(event)
+        if text:
+            log.errors.append(text)
+        return kind, text[:_DETAIL_MAX]
+    if kind in ("item.started", "item.completed"):
+        item = event.get("item") or {}
+        item_type = str(item.get("type", "item"))
+        if kind == "item.completed" and item_type == "agent_message":
+            log.last_message = str(item.get("text", ""))
+            return item_type, log.last_message[:_DETAIL_MAX]
+        if item_type == "error":
+            text = _message(item)
+            if text:
+                log.errors.append(text)
+            return item_type, text[:_DETAIL_MAX]
+        # Show when a phase starts; its completion adds nothing for a caller.
+        if kind == "item.started" or item_type not in ("reasoning", "agent_message"):
+            return item_type, ""
+    return None
+
+
+def _message(obj) -> str:
+    if isinstance(obj, dict):
+        return str(obj.get("message") or obj.get("text") or "")
+    return str(obj or "")

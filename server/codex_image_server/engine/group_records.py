@@ -1,0 +1,111 @@
+"""A record, in the state directory, of every codex run we start.
+
+If the server dies hard (SIGKILL, OOM), its codex runs would go on spending
+the user's quota. Each run carries a random run id in its environment and a
+record file is written before it is spawned; on the next start `sweep` finds
+the records of servers that are gone, kills every process still carrying one
+of their run ids (and the process group it leads), and drops the records.
+Matching on the run id, not the pid, means a recycled pid is never touched.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import time
+from pathlib import Path
+
+from .process_group import group_members, process_start_time, process_state
+
+# No KEY/TOKEN/SECRET in the name: codex may strip such variables from what
+# it passes on, and the id is not a secret anyway.
+RUN_ID_ENV = "CODEX_IMAGE_SERVER_RUN_ID"
+
+
+class GroupRecords:
+    def __init__(self, state_dir: Path):
+        self.dir = state_dir / "codex-runs"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.owner = {"owner_pid": os.getpid(), "owner_start": process_start_time(os.getpid())}
+
+    def add(self) -> str:
+        """Record a run about to start; returns its run id."""
+        run_id = secrets.token_hex(12)
+        tmp = self.dir / f".{run_id}.tmp"
+        tmp.write_text(json.dumps({"run_id": run_id, "created": time.time(), **self.owner}))
+        os.replace(tmp, self.dir / f"{run_id}.json")
+        return run_id
+
+    def remove(self, run_id: str) -> None:
+        (self.dir / f"{run_id}.json").unlink(missing_ok=True)
+
+    def sweep(self, timeout: float = 5.0) -> list[int]:
+        """Kill what servers that are gone left running; return the pids killed."""
+        stale: dict[str, Path] = {}
+        for path in self.dir.glob("*.json"):
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, ValueError):
+                path.unlink(missing_ok=True)
+                continue
+            owner_alive = process_start_time(int(record.get("owner_pid") or 0)) == record.get("owner_start")
+            if not owner_alive or record.get("owner_pid") == os.getpid():
+                stale[record["run_id"]] = path
+        killed: list[int] = []
+        if stale:
+            tagged = _tagged_processes(set(stale))
+            for pid in tagged:
+                _kill(pid, group=process_group_leader(pid))
+            _wait_gone(tagged, timeout)
+            killed = tagged
+        for path in stale.values():
+            path.unlink(missing_ok=True)
+        return killed
+
+
+def process_group_leader(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
+
+
+def _run_id_of(pid: int) -> str | None:
+    prefix = f"{RUN_ID_ENV}=".encode()
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            for entry in f.read().split(b"\0"):
+                if entry.startswith(prefix):
+                    return entry[len(prefix):].decode()
+    except OSError:
+        pass
+    return None
+
+
+def _tagged_processes(run_ids: set[str]) -> list[int]:
+    me = os.getpid()
+    return [int(n) for n in os.listdir("/proc")
+            if n.isdigit() and int(n) != me and _run_id_of(int(n)) in run_ids]
+
+
+def _kill(pid: int, group: bool) -> None:
+    try:
+        # A codex run leads its own group: the group takes its children too,
+        # even those codex started without our run id in their environment.
+        os.killpg(pid, signal.SIGKILL) if group else os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _wait_gone(pids: list[int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(_gone(pid) for pid in pids):
+            return
+        time.sleep(0.01)
+
+
+def _gone(pid: int) -> bool:
+    """Neither `pid` nor any member of the group it leads is still running."""
+    return process_state(pid) in (None, "Z") and all(s == "Z" for _, _, s in group_members(pid))

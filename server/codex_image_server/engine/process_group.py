@@ -1,0 +1,145 @@
+"""The one place codex processes are started, signalled and reaped.
+
+Each codex run is the leader of its own session and process group, so one
+killpg reaches the npm wrapper, the native binary and anything they spawn.
+The server is a child subreaper (see `become_subreaper`), so the group's
+grandchildren are reparented to us when their parent dies and we can reap
+them too: "gone" means no entry in /proc, not a zombie.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import threading
+import time
+
+_PR_SET_CHILD_SUBREAPER = 36
+_POLL_S = 0.005
+
+
+def become_subreaper() -> bool:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode("utf-8", "replace")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # comm may contain spaces and parentheses: split after the last ')'.
+    return data[data.rindex(")") + 2:].split()
+
+
+def group_members(pgid: int) -> list[tuple[int, int, str]]:
+    """(pid, ppid, state) of every process in group `pgid`, zombies included."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        fields = _stat_fields(int(name))
+        # fields[0]=state, [1]=ppid, [2]=pgrp
+        if fields and int(fields[2]) == pgid:
+            out.append((int(name), int(fields[1]), fields[0]))
+    return out
+
+
+def process_state(pid: int) -> str | None:
+    """One-letter state ("R", "S", "Z", ...) or None when there is no such process."""
+    fields = _stat_fields(pid)
+    return fields[0] if fields else None
+
+
+def process_start_time(pid: int) -> int | None:
+    """Clock ticks since boot at which `pid` started: tells a pid from its reuse."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
+class ProcessGroup:
+    """One codex run: a child process leading its own group."""
+
+    def __init__(self, argv: list[str], cwd: str, env: dict[str, str]):
+        self.proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True, close_fds=True)
+        self.pid = self.pgid = self.proc.pid
+        self._stop_lock = threading.Lock()
+        self._stopper: threading.Thread | None = None
+        self.stop_requested = False
+
+    def signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _reap_ours(self) -> bool:
+        """Reap what we can; True when no live or zombie member is left."""
+        self.proc.poll()
+        me = os.getpid()
+        left = False
+        for pid, ppid, state in group_members(self.pgid):
+            if pid == self.pid:
+                left = left or self.proc.returncode is None
+                continue
+            if ppid == me:
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                    if done:
+                        continue
+                except ChildProcessError:
+                    pass
+            left = True
+        return not left and self.proc.returncode is not None
+
+    def wait_gone(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._reap_ours():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_POLL_S)
+
+    def terminate(self, grace: float) -> None:
+        """SIGTERM the whole group, SIGKILL after `grace`, reap everything."""
+        if self._reap_ours():
+            return
+        self.signal(signal.SIGTERM)
+        if self.wait_gone(grace):
+            return
+        self.signal(signal.SIGKILL)
+        if not self.wait_gone(10.0):
+            raise RuntimeError(f"process group {self.pgid} survived SIGKILL")
+
+    def stop_async(self, grace: float) -> None:
+        """Begin stopping now without blocking the caller (e.g. a gRPC callback):
+        SIGTERM goes out at once, the escalation runs on its own thread."""
+        with self._stop_lock:
+            if self._stopper is not None:
+                return
+            self.stop_requested = True
+            self.signal(signal.SIGTERM)
+            self._stopper = threading.Thread(target=self.terminate, args=(grace,),
+                                             name=f"stop-pg-{self.pgid}", daemon=True)
+            self._stopper.start()
+
+    def finish(self, grace: float) -> None:
+        """After the leader's output ended: make sure nothing of the group is left."""
+        with self._stop_lock:
+            stopper = self._stopper
+        if stopper is not None:
+            stopper.join()
+        else:
+            self.terminate(grace)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()

@@ -1,0 +1,92 @@
+"""Can codex generate right now? Binary found, its version, logged in (or a
+custom provider configured, as the offline tests do). Probes cost a codex
+start each, so results are cached for a short while."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import threading
+import time
+import tomllib
+from pathlib import Path
+
+from . import binary
+from .image_locator import codex_home
+
+
+@dataclasses.dataclass(frozen=True)
+class Readiness:
+    found: bool
+    path: str = ""
+    version: str = ""
+    logged_in: bool = False
+    custom_provider: bool = False
+    problem: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.found and (self.logged_in or self.custom_provider) and not self.problem
+
+
+def _run(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    try:
+        done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=30, start_new_session=True)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return -1, str(exc)
+    return done.returncode, (done.stdout + done.stderr).strip()
+
+
+def _custom_provider(home: Path, overrides: tuple[str, ...], profile: str) -> bool:
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key.strip() == "model_provider" and value.strip().strip('"\'') not in ("", "openai"):
+            return True
+    files = [home / "config.toml"] + ([home / f"{profile}.config.toml"] if profile else [])
+    for path in files:
+        try:
+            config = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError):
+            continue
+        sections = [config] + ([config.get("profiles", {}).get(profile, {})] if profile else [])
+        if any(s.get("model_provider") not in (None, "openai") for s in sections if isinstance(s, dict)):
+            return True
+    return False
+
+
+def probe(configured_bin: str, overrides: tuple[str, ...], profile: str, env: dict[str, str]) -> Readiness:
+    path = binary.resolve(configured_bin)
+    if not path:
+        where = f"CODEX_IMAGE_SERVER_CODEX_BIN={configured_bin}" if configured_bin else "the project or PATH"
+        return Readiness(False, problem=(
+            f"codex CLI not found in {where}. Run `make codex` (installs the pinned @openai/codex@0.169.0 "
+            "into the project) or set CODEX_IMAGE_SERVER_CODEX_BIN to a codex binary."))
+    code, out = _run([path, "--version"], env)
+    if code != 0:
+        return Readiness(True, path, problem=f"`{path} --version` failed: {out[:200]}")
+    version = out.splitlines()[-1].strip() if out else ""
+    code, _ = _run([path, "login", "status"], env)
+    custom = _custom_provider(codex_home(env), overrides, profile)
+    logged_in = code == 0
+    problem = ""
+    if not logged_in and not custom:
+        problem = (f"codex is not logged in. Run `{path} login` and sign in with ChatGPT "
+                   f"(CODEX_HOME={codex_home(env)}); image generation needs a ChatGPT login.")
+    return Readiness(True, path, version, logged_in, custom, problem)
+
+
+class ReadinessCache:
+    def __init__(self, configured_bin: str, overrides: tuple[str, ...], profile: str, ttl_s: float):
+        self._args = (configured_bin, overrides, profile)
+        self._ttl = ttl_s
+        self._lock = threading.Lock()
+        self._value: Readiness | None = None
+        self._at = 0.0
+
+    def get(self, fresh: bool = False) -> Readiness:
+        with self._lock:
+            if fresh or self._value is None or time.monotonic() - self._at > self._ttl:
+                self._value = probe(*self._args, dict(os.environ))
+                self._at = time.monotonic()
+            return self._value

@@ -1,0 +1,59 @@
+"""The domain's errors. They know nothing of gRPC or HTTP: transport adapters
+map `Kind` to their own status codes in one place each.
+
+`reason` is an UPPER_SNAKE ErrorInfo reason; the HTTP shim lower-cases it into
+the plugin contract's `error.code` (e.g. MISSING_PROMPT -> missing_prompt).
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+
+class Kind(enum.Enum):
+    INVALID_ARGUMENT = "invalid_argument"
+    NOT_FOUND = "not_found"
+    FAILED_PRECONDITION = "failed_precondition"
+    RESOURCE_EXHAUSTED = "resource_exhausted"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    CANCELLED = "cancelled"
+    UNAUTHENTICATED = "unauthenticated"
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldViolation:
+    field: str
+    description: str
+    reason: str
+
+
+class ServiceError(Exception):
+    """A failure a caller can act on: a kind, a stable reason and a message."""
+
+    def __init__(self, kind: Kind, reason: str, message: str, *,
+                 violations: tuple[FieldViolation, ...] = (), metadata: dict[str, str] | None = None,
+                 retry_after_s: int | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.reason = reason
+        self.message = message
+        self.violations = violations
+        self.metadata = dict(metadata or {})
+        self.retry_after_s = retry_after_s
+
+    def __repr__(self) -> str:
+        return f"ServiceError({self.kind.value}, {self.reason}, {self.message!r})"
+
+
+def invalid(violations: list[FieldViolation]) -> ServiceError:
+    """One INVALID_ARGUMENT naming every bad field; its reason is the first one's."""
+    first = violations[0]
+    summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
+    return ServiceError(Kind.INVALID_ARGUMENT, first.reason, f"invalid request: {summary}",
+                        violations=tuple(violations))
+
+
+def not_found(what: str) -> ServiceError:
+    return ServiceError(Kind.NOT_FOUND, "NOT_FOUND", f"{what} not found")

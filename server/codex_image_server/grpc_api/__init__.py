@@ -1,0 +1,1 @@
+"""The gRPC edge: adapts the domain to codeximage.v1.ImageService."""

@@ -1,0 +1,71 @@
+"""Assembles the gRPC server: ImageService, grpc.health.v1, reflection, auth."""
+from __future__ import annotations
+
+import threading
+from concurrent import futures
+
+import grpc
+from codeximage.v1 import image_service_pb2 as pb
+from codeximage.v1 import image_service_pb2_grpc as pb_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ..engine import Engine
+from ..logs import log
+from ..output_store import OutputStore
+from ..settings import Settings
+from ..slots import Slots
+from .auth import ApiKeyInterceptor
+from .servicer import ImageServicer
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ImageService"].full_name
+_MESSAGE_SLACK = 4 * 1024 * 1024
+
+
+class GrpcServer:
+    def __init__(self, settings: Settings, engine: Engine, store: OutputStore):
+        self.settings = settings
+        self.engine = engine
+        self.slots = Slots(settings.max_concurrent, settings.queue_limit)
+        # References travel inside the request: allow the configured maximum.
+        max_request = settings.max_references * settings.max_reference_bytes + _MESSAGE_SLACK
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=settings.worker_threads, thread_name_prefix="rpc"),
+            interceptors=[ApiKeyInterceptor(settings.api_keys)] if settings.api_keys else [],
+            options=[("grpc.max_receive_message_length", max_request),
+                     ("grpc.so_reuseport", 0)])
+        pb_grpc.add_ImageServiceServicer_to_server(ImageServicer(settings, engine, store, self.slots), self.server)
+        self.health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            self.server)
+        self.port = self.server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+        if not self.port:
+            raise SystemExit(f"could not bind gRPC on {settings.grpc_host}:{settings.grpc_port}")
+        self._stop = threading.Event()
+        self._watcher = threading.Thread(target=self._watch_readiness, name="readiness", daemon=True)
+
+    def _set_health(self) -> None:
+        ready = self.engine.readiness.get()
+        serving = health_pb2.HealthCheckResponse.SERVING
+        self.health.set("", serving)  # the process is up
+        # Ready only when codex can generate: a mesh routes on this one.
+        self.health.set(SERVICE_NAME, serving if ready.ready else health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    def _watch_readiness(self) -> None:
+        while not self._stop.wait(self.settings.readiness_ttl_ms / 1000):
+            self._set_health()
+
+    def start(self) -> None:
+        self._set_health()
+        self.server.start()
+        self._watcher.start()
+
+    def stop(self, grace_s: float) -> None:
+        """Refuse new calls, cancel running ones (their codex groups die), wait."""
+        self._stop.set()
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace_s).wait()
+        self.engine.shutdown()
+        log("server.stopped")

@@ -1,0 +1,178 @@
+"""ImageService over gRPC: a thin adapter from protos to the domain and back."""
+from __future__ import annotations
+
+import functools
+import time
+
+import grpc
+from codeximage.v1 import image_service_pb2 as pb
+from codeximage.v1 import image_service_pb2_grpc as pb_grpc
+from google.protobuf import timestamp_pb2
+
+from .. import sizes
+from ..engine import Engine
+from ..errors import Kind, ServiceError
+from ..generation import BACKEND, MODEL, Generation, ImageEvent, ProgressEvent, SummaryEvent
+from ..logs import log
+from ..output_store import OutputStore, StoredImage
+from ..request import OUTPUT_FORMATS, QUALITIES, GenerateParams, MAX_COUNT, ReferenceInput
+from ..settings import Settings
+from ..slots import Slots
+from ..validation import validate
+from .status import internal_error, to_grpc_status
+
+CHUNK_BYTES = 64 * 1024
+REFERENCE_MIME_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
+
+_STAGES = {
+    "queued": pb.Progress.STAGE_QUEUED,
+    "candidate_started": pb.Progress.STAGE_CANDIDATE_STARTED,
+    "codex_phase": pb.Progress.STAGE_CODEX_PHASE,
+    "candidate_finished": pb.Progress.STAGE_CANDIDATE_FINISHED,
+}
+
+
+def image_message(img: StoredImage) -> pb.Image:
+    created = timestamp_pb2.Timestamp()
+    created.FromMilliseconds(img.created_unix_ms)
+    return pb.Image(
+        id=img.id, request_id=img.request_id, index=img.index, label=img.label, mime_type=img.mime_type,
+        width=img.width, height=img.height, byte_size=img.byte_size, sha256=img.sha256,
+        revised_prompt=img.revised_prompt, file_path=f"/v1/images/{img.id}/file", thread_id=img.thread_id,
+        resolved_size=img.resolved_size, duration_ms=img.duration_ms, create_time=created, prompt=img.prompt,
+        requested_size=img.requested_size, aspect=img.aspect, quality=img.quality,
+        output_format=img.output_format)
+
+
+def _event_message(event) -> pb.GenerateResponse:
+    if isinstance(event, ProgressEvent):
+        return pb.GenerateResponse(progress=pb.Progress(
+            stage=_STAGES[event.stage], candidate_index=event.candidate_index or 0, phase=event.phase,
+            detail=event.detail, queue_position=event.queue_position, elapsed_ms=event.elapsed_ms))
+    if isinstance(event, ImageEvent):
+        return pb.GenerateResponse(image=image_message(event.image))
+    assert isinstance(event, SummaryEvent)
+    return pb.GenerateResponse(summary=pb.GenerateSummary(
+        request_id=event.request_id, status=event.status, model=event.model, backend=event.backend,
+        requested_size=event.requested_size, resolved_size=event.resolved_size, quality=event.quality,
+        output_format=event.output_format, image_ids=list(event.image_ids), duration_ms=event.duration_ms))
+
+
+def _params(request: pb.GenerateRequest) -> GenerateParams:
+    return GenerateParams(
+        prompt=request.prompt, count=request.count, size=request.size, aspect=request.aspect,
+        quality=request.quality, output_format=request.output_format, request_id=request.request_id,
+        references=tuple(ReferenceInput(r.image, r.mime_type, r.label) for r in request.references))
+
+
+def _errors_to_status(method):
+    """ServiceError -> its status; anything else -> INTERNAL without a trace."""
+    @functools.wraps(method)
+    def wrapper(self, request, context):
+        try:
+            return method(self, request, context)
+        except ServiceError as exc:
+            context.abort_with_status(to_grpc_status(exc))
+        except Exception as exc:  # noqa: BLE001
+            log("rpc.crashed", level="error", method=method.__name__, error_type=type(exc).__name__)
+            context.abort_with_status(to_grpc_status(internal_error()))
+    return wrapper
+
+
+def _stream_errors_to_status(method):
+    @functools.wraps(method)
+    def wrapper(self, request, context):
+        try:
+            yield from method(self, request, context)
+        except ServiceError as exc:
+            if exc.kind is Kind.CANCELLED and not context.is_active():
+                return  # the caller is gone; there is nobody to tell
+            context.abort_with_status(to_grpc_status(exc))
+        except Exception as exc:  # noqa: BLE001
+            log("rpc.crashed", level="error", method=method.__name__, error_type=type(exc).__name__)
+            context.abort_with_status(to_grpc_status(internal_error()))
+    return wrapper
+
+
+class ImageServicer(pb_grpc.ImageServiceServicer):
+    def __init__(self, settings: Settings, engine: Engine, store: OutputStore, slots: Slots):
+        self._settings = settings
+        self._engine = engine
+        self._store = store
+        self._slots = slots
+
+    @_stream_errors_to_status
+    def Generate(self, request, context):
+        started = time.monotonic()
+        spec = validate(_params(request), self._settings)
+        generation = Generation(spec, self._engine, self._store, self._slots,
+                                self._settings.state_dir / "work", self._settings.generation_timeout_ms / 1000)
+        # Fires on cancel, deadline and normal completion alike: cancel() is idempotent.
+        context.add_callback(lambda: generation.cancel("call ended"))
+        fields = dict(request_id=spec.request_id, count=spec.count, size=spec.size.text,
+                      quality=spec.quality, output_format=spec.output_format,
+                      references=len(spec.references), prompt_chars=len(spec.prompt))
+        log("generate.start", **fields)
+        outcome, images = "error", 0
+        try:
+            for event in generation.events():
+                if isinstance(event, ImageEvent):
+                    images += 1
+                yield _event_message(event)
+            outcome = "completed"
+        except ServiceError as exc:
+            outcome = exc.reason.lower()
+            raise
+        finally:
+            if generation.cancelled and outcome == "error":
+                outcome = "cancelled"
+            log("generate.end", outcome=outcome, images=images,
+                duration_ms=int((time.monotonic() - started) * 1000), **fields)
+
+    @_errors_to_status
+    def GetCapabilities(self, request, context):
+        s = self._settings
+        return pb.GetCapabilitiesResponse(
+            model=MODEL, backend=BACKEND, max_images=MAX_COUNT, output_formats=list(OUTPUT_FORMATS),
+            qualities=list(QUALITIES), size_options=list(sizes.SIZE_OPTIONS),
+            ratio_options=list(sizes.RATIO_OPTIONS), aspect_names=list(sizes.NAMED_ASPECTS),
+            size_constraints=pb.SizeConstraints(
+                custom_size=True, max_edge=sizes.MAX_EDGE, max_pixels=sizes.MAX_PIXELS,
+                min_pixels=sizes.MIN_PIXELS, multiple_of=sizes.MULTIPLE, max_ratio=f"{sizes.MAX_RATIO}:1"),
+            high_resolution_presets=pb.HighResolutionPresets(**{
+                name: "%dx%d" % sizes.resolve_preset(sizes.PRESETS["4K"], ratio)
+                for name, ratio in sizes.NAMED_ASPECTS.items()}),
+            references=pb.ReferencePolicy(mode="original_image", max_images=s.max_references,
+                                          max_bytes=s.max_reference_bytes,
+                                          mime_types=list(REFERENCE_MIME_TYPES)),
+            auth_required=s.auth_required, generation_timeout_ms=s.generation_timeout_ms,
+            presets=[pb.SizePreset(name=p.name, max_edge=p.max_edge, max_pixels=p.max_pixels)
+                     for p in sizes.PRESETS.values()])
+
+    @_errors_to_status
+    def Health(self, request, context):
+        ready = self._engine.readiness.get()
+        in_use, free, queued = self._slots.snapshot()
+        return pb.HealthResponse(
+            status="ok" if ready.ready else "unavailable", ready=ready.ready, backend=BACKEND, model=MODEL,
+            auth_required=self._settings.auth_required,
+            generation_timeout_ms=self._settings.generation_timeout_ms,
+            codex=pb.CodexStatus(found=ready.found, path=ready.path, version=ready.version,
+                                 logged_in=ready.logged_in, custom_provider=ready.custom_provider),
+            slots=pb.SlotStatus(in_use=in_use, free=free, limit=self._slots.limit, queued=queued,
+                                queue_limit=self._slots.queue_limit),
+            problem=ready.problem)
+
+    @_errors_to_status
+    def GetImage(self, request, context):
+        return pb.GetImageResponse(image=image_message(self._store.get(request.image_id)))
+
+    @_stream_errors_to_status
+    def GetImageFile(self, request, context):
+        record = self._store.get(request.image_id)
+        with open(self._store.path(record), "rb") as f:
+            chunk = f.read(CHUNK_BYTES)
+            yield pb.GetImageFileResponse(content_type=record.mime_type, total_size=record.byte_size,
+                                          sha256=record.sha256, data=chunk)
+            while chunk := f.read(CHUNK_BYTES):
+                yield pb.GetImageFileResponse(data=chunk)

@@ -1,0 +1,52 @@
+"""The one place domain errors become gRPC statuses.
+
+Every error carries an ErrorInfo (reason, domain, metadata); bad input also
+carries one BadRequest naming each field; retryable ones a RetryInfo.
+"""
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from ..errors import Kind, ServiceError
+
+DOMAIN = "codex-image-server"
+
+_CODES = {
+    Kind.INVALID_ARGUMENT: code_pb2.INVALID_ARGUMENT,
+    Kind.NOT_FOUND: code_pb2.NOT_FOUND,
+    Kind.FAILED_PRECONDITION: code_pb2.FAILED_PRECONDITION,
+    Kind.RESOURCE_EXHAUSTED: code_pb2.RESOURCE_EXHAUSTED,
+    Kind.UNAVAILABLE: code_pb2.UNAVAILABLE,
+    Kind.INTERNAL: code_pb2.INTERNAL,
+    Kind.DEADLINE_EXCEEDED: code_pb2.DEADLINE_EXCEEDED,
+    Kind.CANCELLED: code_pb2.CANCELLED,
+    Kind.UNAUTHENTICATED: code_pb2.UNAUTHENTICATED,
+}
+
+
+def _pack(message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def to_status_proto(error: ServiceError) -> status_pb2.Status:
+    details = [_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata))]
+    if error.violations:
+        details.append(_pack(error_details_pb2.BadRequest(field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description, reason=v.reason)
+            for v in error.violations])))
+    if error.retry_after_s is not None:
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=error.retry_after_s))))
+    return status_pb2.Status(code=_CODES[error.kind], message=error.message, details=details)
+
+
+def to_grpc_status(error: ServiceError) -> grpc.Status:
+    return rpc_status.to_status(to_status_proto(error))
+
+
+def internal_error() -> ServiceError:
+    return ServiceError(Kind.INTERNAL, "INTERNAL", "internal server error; see the server log")

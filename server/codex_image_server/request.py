@@ -1,0 +1,57 @@
+"""A generation request in the domain's terms: what the caller asked for
+(`GenerateParams`) and what validation made of it (`GenerationSpec`)."""
+from __future__ import annotations
+
+import dataclasses
+
+from .sizes import ResolvedSize
+
+QUALITIES = ("auto", "high", "medium", "low")
+OUTPUT_FORMATS = ("png", "jpeg", "webp")
+MAX_COUNT = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceInput:
+    image: bytes
+    mime_type: str = ""
+    label: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerateParams:
+    prompt: str = ""
+    count: int = 0
+    size: str = ""
+    aspect: str = ""
+    quality: str = ""
+    output_format: str = ""
+    references: tuple[ReferenceInput, ...] = ()
+    request_id: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """A checked reference image: bytes kept exactly as the caller sent them."""
+    index: int
+    image: bytes
+    mime_type: str
+    width: int
+    height: int
+    label: str
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationSpec:
+    request_id: str
+    prompt: str
+    count: int
+    size: ResolvedSize
+    aspect: str
+    quality: str
+    output_format: str
+    references: tuple[Reference, ...]
+
+    @property
+    def mime_type(self) -> str:
+        return {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}[self.output_format]

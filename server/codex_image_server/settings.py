@@ -1,0 +1,181 @@
+"""Every setting of the server, read once from flags and CODEX_IMAGE_SERVER_* variables.
+
+Flags win over variables, variables over defaults. README's settings table
+mirrors `FIELDS` below.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import ipaddress
+import os
+from pathlib import Path
+
+PREFIX = "CODEX_IMAGE_SERVER_"
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "codex-image-server"
+
+
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "codex-image-server"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 17342
+    http_host: str = "127.0.0.1"
+    http_port: int = 17341
+    http_enabled: bool = True
+    codex_bin: str = ""
+    codex_profile: str = ""
+    codex_config: tuple[str, ...] = ()
+    output_dir: Path = dataclasses.field(default_factory=lambda: _default_data_dir() / "images")
+    state_dir: Path = dataclasses.field(default_factory=_default_state_dir)
+    max_concurrent: int = 4
+    queue_limit: int = 16
+    kill_grace_ms: int = 3000
+    generation_timeout_ms: int = 600_000
+    api_keys: tuple[str, ...] = ()
+    allow_unauthenticated_remote: bool = False
+    max_references: int = 4
+    max_reference_bytes: int = 20 * 1024 * 1024
+    max_reference_pixels: int = 64_000_000
+    # 4 references of 20 MB, base64 in JSON, plus room for the rest.
+    http_max_body_bytes: int = 4 * 20 * 1024 * 1024 * 4 // 3 + 1024 * 1024
+    readiness_ttl_ms: int = 10_000
+    ready_file: str = ""
+    log_level: str = "info"
+
+    @property
+    def auth_required(self) -> bool:
+        return bool(self.api_keys)
+
+    @property
+    def worker_threads(self) -> int:
+        # A streaming Generate holds a worker thread for its whole life; every
+        # queued request holds one too. Keep headroom so Health, capabilities
+        # and file downloads never starve behind generations.
+        return self.max_concurrent + self.queue_limit + 8
+
+
+# name, type, help. The env variable is PREFIX + NAME.upper().
+FIELDS: list[tuple[str, type, str]] = [
+    ("grpc_host", str, "address the gRPC server binds"),
+    ("grpc_port", int, "gRPC port (0 picks a free one)"),
+    ("http_host", str, "address the HTTP shim binds"),
+    ("http_port", int, "HTTP shim port (0 picks a free one)"),
+    ("http_enabled", bool, "start the /v1 HTTP shim beside the gRPC server"),
+    ("codex_bin", str, "codex binary (default: the project's pinned npm install, else `codex` on PATH)"),
+    ("codex_profile", str, "codex config profile passed as --profile"),
+    ("codex_config", list, "extra codex -c key=value overrides (variable: one per line)"),
+    ("output_dir", Path, "where finished images and their metadata are kept"),
+    ("state_dir", Path, "working directories and the record of running codex process groups"),
+    ("max_concurrent", int, "codex processes allowed to run at once"),
+    ("queue_limit", int, "requests allowed to wait for a slot; beyond it RESOURCE_EXHAUSTED"),
+    ("kill_grace_ms", int, "SIGTERM to SIGKILL grace when cancelling codex"),
+    ("generation_timeout_ms", int, "longest a generation may run"),
+    ("api_keys", list, "API keys; when set, ImageService calls need one (variable CODEX_IMAGE_SERVER_API_KEY, comma separated)"),
+    ("allow_unauthenticated_remote", bool, "allow binding a non-loopback address without an API key"),
+    ("max_references", int, "reference images per request"),
+    ("max_reference_bytes", int, "bytes per reference image"),
+    ("max_reference_pixels", int, "pixels per reference image (decompression-bomb guard)"),
+    ("http_max_body_bytes", int, "largest HTTP request body the shim accepts (413 beyond)"),
+    ("readiness_ttl_ms", int, "how long a codex readiness probe is trusted"),
+    ("ready_file", str, "write {grpc_port, http_port, pid} here as JSON once serving"),
+    ("log_level", str, "debug, info, warning or error"),
+]
+
+_ENV_NAMES = {"api_keys": PREFIX + "API_KEY"}
+
+
+def env_name(field: str) -> str:
+    return _ENV_NAMES.get(field, PREFIX + field.upper())
+
+
+def _parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def _from_env(field: str, kind: type, raw: str):
+    if kind is bool:
+        return _parse_bool(raw)
+    if kind is int:
+        return int(raw)
+    if kind is Path:
+        return Path(raw).expanduser()
+    if kind is list:
+        sep = "," if field == "api_keys" else "\n"
+        return tuple(part.strip() for part in raw.split(sep) if part.strip())
+    return raw
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="codex-image-server",
+        description="Serve local Codex image generation over gRPC and the /v1 HTTP contract.")
+    for field, kind, help_text in FIELDS:
+        flag = "--" + field.replace("_", "-")
+        full_help = f"{help_text} [{env_name(field)}]"
+        if kind is bool:
+            parser.add_argument(flag, dest=field, action=argparse.BooleanOptionalAction,
+                                default=None, help=full_help)
+        elif kind is list:
+            parser.add_argument(flag, dest=field, action="append", default=None, help=full_help)
+        else:
+            parser.add_argument(flag, dest=field, type=kind, default=None, help=full_help)
+    return parser
+
+
+def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> Settings:
+    environ = os.environ if environ is None else environ
+    args = build_parser().parse_args(argv)
+    values = {}
+    for field, kind, _ in FIELDS:
+        flag_value = getattr(args, field)
+        if flag_value is not None:
+            values[field] = tuple(flag_value) if kind is list else flag_value
+        elif environ.get(env_name(field)) not in (None, ""):
+            try:
+                values[field] = _from_env(field, kind, environ[env_name(field)])
+            except ValueError as exc:
+                raise SystemExit(f"{env_name(field)}: {exc}") from None
+    settings = Settings(**values)
+    check(settings)
+    return settings
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check(settings: Settings) -> None:
+    """Refuse settings that would be unsafe or cannot work, with a how-to-fix line."""
+    if settings.max_concurrent < 1:
+        raise SystemExit("max_concurrent must be at least 1")
+    if settings.queue_limit < 0:
+        raise SystemExit("queue_limit must not be negative")
+    if not 1 <= settings.max_references <= 5:
+        # codex's imagegen tool takes at most 5 referenced_image_paths.
+        raise SystemExit("max_references must be between 1 and 5")
+    exposed = [h for h in (settings.grpc_host, settings.http_host if settings.http_enabled else "127.0.0.1")
+               if not is_loopback(h)]
+    if exposed and not settings.api_keys and not settings.allow_unauthenticated_remote:
+        raise SystemExit(
+            f"refusing to bind {', '.join(exposed)} without an API key: anyone who can reach it "
+            f"could spend your Codex quota. Set {env_name('api_keys')}, bind 127.0.0.1, or pass "
+            "--allow-unauthenticated-remote if you really mean it.")

@@ -1,0 +1,76 @@
+"""Checks a GenerateParams and collects every violation at once, so a caller
+fixes all its fields in one round trip."""
+from __future__ import annotations
+
+import re
+import secrets
+
+from . import imaging, sizes
+from .errors import FieldViolation, invalid
+from .request import MAX_COUNT, OUTPUT_FORMATS, QUALITIES, GenerateParams, GenerationSpec, Reference
+from .settings import Settings
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def _choice(value: str, allowed: tuple[str, ...], default: str, field: str, reason: str,
+            aliases: dict[str, str] | None = None) -> tuple[str, list[FieldViolation]]:
+    v = value.strip().lower() or default
+    v = (aliases or {}).get(v, v)
+    if v not in allowed:
+        return default, [FieldViolation(field, f"{value!r} is not one of {', '.join(allowed)}", reason)]
+    return v, []
+
+
+def _references(params: GenerateParams, settings: Settings) -> tuple[list[Reference], list[FieldViolation]]:
+    refs, bad = [], []
+    if len(params.references) > settings.max_references:
+        bad.append(FieldViolation(
+            "references", f"{len(params.references)} references given, at most {settings.max_references} allowed",
+            "TOO_MANY_REFERENCES"))
+        return refs, bad
+    for i, ref in enumerate(params.references):
+        field = f"references[{i}].image"
+        if not ref.image:
+            bad.append(FieldViolation(field, "is empty", "INVALID_REFERENCE"))
+            continue
+        if len(ref.image) > settings.max_reference_bytes:
+            bad.append(FieldViolation(
+                field, f"{len(ref.image)} bytes exceeds the limit of {settings.max_reference_bytes}",
+                "REFERENCE_TOO_LARGE"))
+            continue
+        try:
+            info = imaging.inspect(ref.image, settings.max_reference_pixels)
+        except imaging.BadImage as exc:
+            bad.append(FieldViolation(field, str(exc), "INVALID_REFERENCE"))
+            continue
+        refs.append(Reference(i, ref.image, info.mime_type, info.width, info.height, ref.label.strip()[:200]))
+    return refs, bad
+
+
+def validate(params: GenerateParams, settings: Settings) -> GenerationSpec:
+    bad: list[FieldViolation] = []
+    prompt = params.prompt.strip()
+    if not prompt and not params.references:
+        bad.append(FieldViolation("prompt", "is required unless references are given", "MISSING_PROMPT"))
+    count = params.count or 1
+    if not 1 <= count <= MAX_COUNT:
+        bad.append(FieldViolation("count", f"{params.count} is outside 1..{MAX_COUNT}", "INVALID_COUNT"))
+    size, size_bad = sizes.resolve(params.size, params.aspect)
+    bad += size_bad
+    quality, q_bad = _choice(params.quality, QUALITIES, "auto", "quality", "INVALID_QUALITY")
+    bad += q_bad
+    output_format, f_bad = _choice(params.output_format, OUTPUT_FORMATS, "png", "output_format",
+                                   "INVALID_OUTPUT_FORMAT", aliases={"jpg": "jpeg"})
+    bad += f_bad
+    if params.request_id and not _REQUEST_ID.match(params.request_id):
+        bad.append(FieldViolation("request_id", "must be 1-64 letters, digits, '.', '_' or '-'",
+                                  "INVALID_REQUEST_ID"))
+    refs, r_bad = _references(params, settings)
+    bad += r_bad
+    if bad:
+        raise invalid(bad)
+    return GenerationSpec(
+        request_id=params.request_id or "req_" + secrets.token_hex(8),
+        prompt=prompt, count=count, size=size, aspect=params.aspect.strip().lower(),
+        quality=quality, output_format=output_format, references=tuple(refs))

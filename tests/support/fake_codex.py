@@ -1,0 +1,299 @@
+#!/usr/bin/env python3
+"""A stand-in for the Codex CLI 0.169.0, for the failure modes the real binary
+cannot produce on demand (quota text, hangs, ignored SIGTERM, old layouts).
+
+It follows ../shared/codex-notes.md: `--version`, `login status` (exit 1 and
+"Not logged in" without $CODEX_HOME/auth.json), `exec` with `--json` JSONL on
+stdout, a header with `session id: <uuid>` on stderr, the image written to
+$CODEX_HOME/generated_images/<thread_id>/<call_id>.png and the call recorded in
+the rollout log as an `image_gen.generation` item. Exit 0 on success, 1 on a
+failed turn, and exit 0 without an image for quota text, like the real one.
+
+Behaviour is chosen per run by directives anywhere in the prompt,
+`[[fake key=value ...]]`, falling back to FAKE_CODEX_<KEY> variables:
+  delay=S          seconds the turn takes (default 0.05)
+  mode=ok|noimage|quota|fail|crash
+  layout=generated|rollout-saved|rollout-result|legacy-call|legacy-ig
+  size=WxH         image size (default 256x256)
+  child=1          start a grandchild in the same process group (like the npm
+                   wrapper's native child) that lives as long as the turn
+  ignore_term=1    ignore SIGTERM (the grandchild too)
+  fail_candidate=N only candidate N (1-based, read from "candidate N of M")
+                   takes mode=fail; the others behave normally
+Every run writes `<pid>.json` ({pid, pgid, sid, child_pid}) into
+$FAKE_CODEX_PIDDIR when set, so tests can look each process up by pid.
+Stdlib only: it must run with any python3, like a foreign binary.
+"""
+import base64
+import datetime as dt
+import json
+import os
+import re
+import signal
+import stat
+import struct
+import subprocess
+import sys
+import time
+import uuid
+import zlib
+
+VERSION = "codex-cli 0.169.0"
+
+
+def png_bytes(width, height, seed):
+    """A real, decodable RGB PNG, coloured by `seed` so candidates differ."""
+    r, g, b = (seed * 67) % 256, (seed * 131) % 256, (seed * 29) % 256
+    row = b"\x00" + bytes((r, g, b)) * width
+    raw = row * height
+
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+
+
+def parse_exec_args(argv):
+    opts = {"json": False, "skip_git": False, "images": [], "config": [], "sandbox": None,
+            "cd": None, "profile": None, "prompt": None}
+    takes_value = {"-c", "--config", "-s", "--sandbox", "-C", "--cd", "-p", "--profile",
+                   "-m", "--model", "--color", "-o", "--output-last-message"}
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            opts["prompt"] = " ".join(argv[i + 1:])
+            break
+        if a.startswith("--image="):
+            opts["images"].append(a.split("=", 1)[1])
+        elif a in ("-i", "--image"):
+            # Like the real CLI: -i takes several values and swallows what follows.
+            i += 1
+            while i < len(argv) and not argv[i].startswith("-"):
+                opts["images"].append(argv[i])
+                i += 1
+            continue
+        elif a == "--json":
+            opts["json"] = True
+        elif a == "--skip-git-repo-check":
+            opts["skip_git"] = True
+        elif a in takes_value:
+            i += 1
+            if i >= len(argv):
+                die(f"error: a value is required for '{a}'")
+            key = {"-c": "config", "--config": "config"}.get(a)
+            if key:
+                opts["config"].append(argv[i])
+            elif a in ("-s", "--sandbox"):
+                opts["sandbox"] = argv[i]
+            elif a in ("-C", "--cd"):
+                opts["cd"] = argv[i]
+            elif a in ("-p", "--profile"):
+                opts["profile"] = argv[i]
+        elif "=" in a and a.split("=", 1)[0] in takes_value:
+            pass
+        elif a.startswith("-"):
+            pass  # flags we do not model (--ephemeral, --color=never, ...)
+        else:
+            opts["prompt"] = a
+        i += 1
+    return opts
+
+
+def die(message, code=2):
+    sys.stderr.write(message + "\n")
+    sys.exit(code)
+
+
+def directives(prompt):
+    found = {}
+    for block in re.findall(r"\[\[fake ([^\]]*)\]\]", prompt or ""):
+        for pair in block.split():
+            if "=" in pair:
+                k, v = pair.split("=", 1)
+                found[k.strip()] = v.strip()
+    return found
+
+
+def setting(d, key, default):
+    return d.get(key, os.environ.get("FAKE_CODEX_" + key.upper(), default))
+
+
+def emit(event):
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+def record_pids(child_pid):
+    piddir = os.environ.get("FAKE_CODEX_PIDDIR")
+    if not piddir:
+        return
+    os.makedirs(piddir, exist_ok=True)
+    info = {"pid": os.getpid(), "pgid": os.getpgid(0), "sid": os.getsid(0), "child_pid": child_pid}
+    tmp = os.path.join(piddir, f".{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(info, f)
+    os.rename(tmp, os.path.join(piddir, f"{os.getpid()}.json"))
+
+
+def codex_home():
+    return os.environ.get("CODEX_HOME") or os.path.join(os.path.expanduser("~"), ".codex")
+
+
+def write_rollout(thread_id, items):
+    now = dt.datetime.now()
+    day = os.path.join(codex_home(), "sessions", now.strftime("%Y"), now.strftime("%m"), now.strftime("%d"))
+    os.makedirs(day, exist_ok=True)
+    path = os.path.join(day, f"rollout-{now.strftime('%Y-%m-%dT%H-%M-%S')}-{thread_id}.jsonl")
+    stamp = now.isoformat()
+    with open(path, "w") as f:
+        f.write(json.dumps({"timestamp": stamp, "type": "session_meta",
+                            "payload": {"id": thread_id, "cli_version": "0.169.0"}}) + "\n")
+        for item in items:
+            f.write(json.dumps({"timestamp": stamp, "type": "response_item", "payload": item}) + "\n")
+
+
+def sleep_steps(total, steps):
+    for _ in range(steps):
+        time.sleep(total / steps)
+
+
+def run_exec(argv):
+    opts = parse_exec_args(argv)
+    if not opts["skip_git"] and not os.path.isdir(os.path.join(os.getcwd(), ".git")):
+        die("Not inside a trusted directory and --skip-git-repo-check was not specified.", 1)
+    # The real CLI reads a piped stdin to EOF before it starts.
+    if stat.S_ISFIFO(os.fstat(0).st_mode):
+        sys.stdin.read()
+    prompt = opts["prompt"] or ""
+    d = directives(prompt)
+    mode = setting(d, "mode", "ok")
+    layout = setting(d, "layout", "generated")
+    delay = float(setting(d, "delay", "0.05"))
+    width, height = (int(x) for x in setting(d, "size", "256x256").lower().split("x"))
+    ignore_term = setting(d, "ignore_term", "0") == "1"
+    m = re.search(r"candidate (\d+) of (\d+)", prompt)
+    candidate = int(m.group(1)) if m else 1
+    fail_candidate = setting(d, "fail_candidate", "")
+    if fail_candidate:
+        mode = "fail" if int(fail_candidate) == candidate else ("ok" if mode == "fail" else mode)
+
+    if ignore_term:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    child_pid = None
+    if setting(d, "child", "0") == "1":
+        code = ("import signal,time\n"
+                + ("signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" if ignore_term else "")
+                + "time.sleep(3600)\n")
+        child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL)
+        child_pid = child.pid
+    record_pids(child_pid)
+
+    thread_id = str(uuid.uuid4())
+    sys.stderr.write(
+        f"OpenAI Codex v0.169.0 (research preview)\n--------\nworkdir: {opts['cd'] or os.getcwd()}\n"
+        f"model: gpt-5.4\nprovider: openai\napproval: never\nsandbox: {opts['sandbox'] or 'read-only'}\n"
+        f"session id: {thread_id}\n--------\n")
+    sys.stderr.flush()
+    emit({"type": "thread.started", "thread_id": thread_id})
+    emit({"type": "turn.started"})
+    emit({"type": "item.started", "item": {"id": "item_0", "type": "reasoning", "text": ""}})
+    sleep_steps(delay / 2, 5)
+    emit({"type": "item.completed", "item": {"id": "item_0", "type": "reasoning",
+                                             "text": "**Planning the image**"}})
+
+    if mode == "crash":
+        sys.stderr.write("thread 'main' panicked\n")
+        os._exit(101)
+    if mode == "fail":
+        sleep_steps(delay / 2, 5)
+        msg = "stream disconnected before completion: upstream returned 500"
+        emit({"type": "error", "message": msg})
+        emit({"type": "turn.failed", "error": {"message": msg}})
+        sys.stderr.write(f"ERROR: {msg}\n")
+        finish(child_pid, 1)
+
+    call_id = "call_" + uuid.uuid4().hex[:20]
+    sleep_steps(delay / 2, 5)
+    items = []
+    if mode == "quota":
+        text = ('image generation failed: http 429 Too Many Requests: {"error":{"type":'
+                '"usage_limit_reached","message":"The usage limit has been reached",'
+                '"resets_at":1893456000,"resets_in_seconds":3600}}')
+        emit({"type": "item.completed", "item": {"id": "item_1", "type": "error", "message": text}})
+        items.append({"type": "Extension", "kind": "image_gen.generation", "call_id": call_id,
+                      "status": "failed", "error": text})
+        reply = "I couldn't generate the image because the usage limit was reached."
+    elif mode == "noimage":
+        reply = "I can't help with creating that image."
+    else:
+        png = png_bytes(width, height, candidate)
+        revised = "A rendered scene for candidate %d" % candidate
+        home = codex_home()
+        if layout in ("generated", "legacy-ig"):
+            folder = os.path.join(home, "generated_images", thread_id)
+            os.makedirs(folder, exist_ok=True)
+            name = (call_id if layout == "generated" else "ig_" + uuid.uuid4().hex[:12]) + ".png"
+            saved = os.path.join(folder, name)
+            with open(saved, "wb") as f:
+                f.write(png)
+            if layout == "generated":
+                items.append({"type": "Extension", "kind": "image_gen.generation", "call_id": call_id,
+                              "status": "completed", "savedPath": saved, "revisedPrompt": revised,
+                              "result": base64.b64encode(png).decode()})
+        elif layout == "rollout-saved":
+            folder = os.path.join(home, "elsewhere")
+            os.makedirs(folder, exist_ok=True)
+            saved = os.path.join(folder, call_id + ".png")
+            with open(saved, "wb") as f:
+                f.write(png)
+            items.append({"type": "Extension", "kind": "image_gen.generation", "call_id": call_id,
+                          "status": "completed", "savedPath": saved, "revisedPrompt": revised})
+        elif layout == "rollout-result":
+            items.append({"type": "Extension", "kind": "image_gen.generation", "call_id": call_id,
+                          "status": "completed", "revisedPrompt": revised,
+                          "result": base64.b64encode(png).decode()})
+        elif layout == "legacy-call":
+            items.append({"type": "image_generation_call", "id": "ig_1", "status": "completed",
+                          "revised_prompt": revised, "result": base64.b64encode(png).decode()})
+        reply = "Here is the image."
+    write_rollout(thread_id, items)
+    emit({"type": "item.completed", "item": {"id": "item_2", "type": "agent_message", "text": reply}})
+    emit({"type": "turn.completed", "usage": {"input_tokens": 1200, "cached_input_tokens": 0,
+                                              "output_tokens": 40}})
+    sys.stderr.write("tokens used\n1,240\n")
+    finish(child_pid, 0)
+
+
+def finish(child_pid, code):
+    if child_pid:
+        try:
+            os.kill(child_pid, signal.SIGKILL)
+            os.waitpid(child_pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+    sys.exit(code)
+
+
+def main(argv):
+    if argv[:1] in (["--version"], ["-V"]):
+        print(VERSION)
+        return 0
+    if argv[:2] == ["login", "status"]:
+        if os.path.exists(os.path.join(codex_home(), "auth.json")):
+            print("Logged in using ChatGPT")
+            return 0
+        print("Not logged in")
+        return 1
+    if argv[:1] == ["exec"]:
+        run_exec(argv[1:])
+        return 0
+    die(f"fake codex: unsupported arguments {argv!r}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

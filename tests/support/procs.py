@@ -1,0 +1,76 @@
+"""Looking processes up by pid and process group, for tests that must prove a
+codex run is gone. Independent of the server's own code on purpose."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    return data[data.rindex(")") + 2:].split()
+
+
+def running(pid: int) -> bool:
+    """The pid exists and is not a zombie."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def exists(pid: int) -> bool:
+    """The pid exists at all (a zombie counts: it has not been reaped)."""
+    return _stat(pid) is not None
+
+
+def group_members(pgid: int) -> list[int]:
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            fields = _stat(int(name))
+            if fields and int(fields[2]) == pgid:
+                out.append(int(name))
+    return out
+
+
+def wait_until(condition, timeout: float, interval: float = 0.01) -> bool:
+    """Poll `condition` until true or `timeout` passes; returns the last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return bool(condition())
+        time.sleep(interval)
+
+
+def run_pids(run: dict) -> list[int]:
+    return [p for p in (run.get("pid"), run.get("child_pid")) if p]
+
+
+def run_gone(run: dict) -> bool:
+    """No process of this codex run exists any more, not even as a zombie,
+    and nothing is left in its process group."""
+    return not any(exists(p) for p in run_pids(run)) and not group_members(run["pgid"])
+
+
+def all_gone(runs: list[dict]) -> bool:
+    return all(run_gone(r) for r in runs)
+
+
+def kill_leftover_runs(runs: list[dict]) -> list[int]:
+    """Test cleanup only: SIGKILL whatever of these runs still runs."""
+    left = []
+    for run in runs:
+        for pid in run_pids(run) + group_members(run["pgid"]):
+            if running(pid):
+                left.append(pid)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+    return left
