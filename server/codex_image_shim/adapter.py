@@ -1,0 +1,140 @@
+"""The one place the plugin contract and the proto's JSON differ.
+
+Requests: `n` is `count`, `ratio` is `aspect`, `jpg` is `jpeg`,
+`references[].image` is a data URL (or bare base64), and the
+`reference_images_base64` / `reference_image_base64` family is accepted.
+Everything else goes through protobuf's JSON mapping of GenerateRequest,
+so the proto stays the one list of fields; unknown fields (`model`,
+`return`, `references[].source/width/height`, ...) are ignored.
+
+Responses: the Generate stream is folded into the seed server's aggregated
+document, each image with an absolute `url` on the caller's origin.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+
+from codeximage.v1 import image_service_pb2 as pb
+from google.protobuf import json_format
+
+from . import errors, jsonmap
+
+_DATA_URL = re.compile(r"^data:([^;,]*)((?:;[^;,]*)*),(.*)$", re.S)
+
+
+def parse_body(raw: bytes):
+    if not raw.strip():
+        raise errors.invalid_json("the request body is empty; send a JSON object")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise errors.invalid_json(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise errors.invalid_json("the request body must be a JSON object")
+    return data
+
+
+def _decode_image(value, where: str) -> tuple[bytes, str]:
+    """A data URL or bare base64 -> (bytes, declared mime type)."""
+    if not isinstance(value, str):
+        raise errors.invalid_json(f"{where} must be a string (a data URL or base64)")
+    mime = ""
+    payload = value.strip()
+    if payload.startswith("data:"):
+        found = _DATA_URL.match(payload)
+        if not found or ";base64" not in found.group(2).lower():
+            raise errors.invalid_reference(f"{where} is not a base64 data URL (data:<mime>;base64,...)")
+        mime, payload = found.group(1).strip().lower(), found.group(3)
+    payload = re.sub(r"\s+", "", payload)
+    if "-" in payload or "_" in payload:
+        payload = payload.replace("-", "+").replace("_", "/")  # URL-safe alphabet
+    payload += "=" * (-len(payload) % 4)
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise errors.invalid_reference(f"{where} is not valid base64") from None
+    if not data:
+        raise errors.invalid_reference(f"{where} is empty")
+    return data, mime
+
+
+def _reference(item, where: str) -> pb.Reference:
+    if isinstance(item, str):
+        item = {"image": item}
+    if not isinstance(item, dict):
+        raise errors.invalid_json(f"{where} must be an object with an `image` data URL")
+    if "image" not in item:
+        raise errors.invalid_reference(f"{where}.image is missing")
+    image, mime = _decode_image(item["image"], f"{where}.image")
+    reference = pb.Reference()
+    rest = {k: v for k, v in item.items() if k != "image"}
+    try:
+        jsonmap.parse(rest, reference)
+    except json_format.ParseError as exc:
+        raise errors.invalid_json(f"{where}: {exc}") from None
+    reference.image = image
+    if not reference.mime_type:
+        reference.mime_type = mime
+    return reference
+
+
+def _list(value, where: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise errors.invalid_json(f"`{where}` must be an array")
+    return value
+
+
+def generate_request(data: dict) -> pb.GenerateRequest:
+    """The plugin's JSON -> GenerateRequest. Raises ShimError (400) on bad input."""
+    data = dict(data)
+    if "count" not in data and "n" in data:
+        data["count"] = data.pop("n")
+    if "aspect" not in data and "ratio" in data:
+        data["aspect"] = data.pop("ratio")
+    if isinstance(data.get("output_format"), str) and data["output_format"].strip().lower() == "jpg":
+        data["output_format"] = "jpeg"
+    for key in ("count",):
+        if isinstance(data.get(key), bool):
+            raise errors.invalid_json(f"`{key}` must be an integer")
+    references = _list(data.pop("references", None), "references")
+    extra = _list(data.pop("reference_images_base64", None), "reference_images_base64")
+    single = data.pop("reference_image_base64", None)
+    request = pb.GenerateRequest()
+    try:
+        jsonmap.parse(data, request)
+    except json_format.ParseError as exc:
+        raise errors.invalid_json(f"wrong type in the request: {exc}") from None
+    for i, item in enumerate(references):
+        request.references.append(_reference(item, f"references[{i}]"))
+    for i, item in enumerate(extra):
+        request.references.append(_reference(item, f"reference_images_base64[{i}]"))
+    if single not in (None, ""):
+        request.references.append(_reference(single, "reference_image_base64"))
+    return request
+
+
+def image_entry(image: dict, origin: str) -> dict:
+    """One `data[]` item: the Image's own JSON plus the absolute file `url`."""
+    entry = dict(image)
+    entry["url"] = origin + image["file_path"]
+    if not entry.get("revised_prompt"):
+        entry.pop("revised_prompt", None)
+    return entry
+
+
+def aggregate(summary: dict, images: list[dict], origin: str) -> dict:
+    """The seed server's answer: summary fields, `id`, and `data` in candidate order."""
+    body = {"id": summary["request_id"]}
+    body.update({k: v for k, v in summary.items() if k != "image_ids"})
+    body["data"] = [image_entry(img, origin) for img in sorted(images, key=lambda i: i.get("index", 0))]
+    return body
+
+
+def health(response: dict) -> tuple[int, dict]:
+    """`/healthz`: HealthResponse as is; 503 while codex cannot generate."""
+    return (200 if response.get("status") == "ok" else 503), response

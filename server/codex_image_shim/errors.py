@@ -1,0 +1,136 @@
+"""The one place gRPC statuses become HTTP statuses and error bodies.
+
+Body: the plugin contract's `{"error": {code, message, type}}` with the
+google.rpc.Status (code, message, details) beside it as `status`.
+`error.code` is the ErrorInfo reason lower-cased (MISSING_PROMPT ->
+missing_prompt); errors the shim finds itself carry a Status built the same way.
+"""
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from . import jsonmap
+
+DOMAIN = "codex-image-server"
+_DETAILS_KEY = "grpc-status-details-bin"
+
+# The grpc-gateway table (runtime.HTTPStatusFromCode).
+HTTP_STATUS = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500,
+}
+REASONS = {499: "Client Closed Request"}  # aiohttp knows no phrase for 499
+
+
+class ShimError(Exception):
+    """An error the shim finds before (or instead of) calling the service."""
+
+    def __init__(self, code: grpc.StatusCode, reason: str, message: str, *, http_status: int | None = None,
+                 headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status_pb2.Status(code=code.value[0], message=message, details=[_error_info(reason)])
+        self.http_status = http_status or HTTP_STATUS[code]
+        self.headers = dict(headers or {})
+
+
+def _error_info(reason: str, metadata: dict[str, str] | None = None) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata or {}))
+    return packed
+
+
+def invalid_json(message: str) -> ShimError:
+    return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_JSON", message)
+
+
+def invalid_reference(message: str) -> ShimError:
+    return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REFERENCE", message)
+
+
+def body_too_large(limit: int) -> ShimError:
+    return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "BODY_TOO_LARGE",
+                     f"request body is larger than {limit} bytes", http_status=413)
+
+
+def not_found_route(path: str) -> ShimError:
+    return ShimError(grpc.StatusCode.NOT_FOUND, "NOT_FOUND", f"no route for {path}")
+
+
+def method_not_allowed(method: str, path: str, allowed: tuple[str, ...]) -> ShimError:
+    allow = ", ".join((*allowed, "OPTIONS"))
+    return ShimError(grpc.StatusCode.UNIMPLEMENTED, "METHOD_NOT_ALLOWED",
+                     f"{method} is not allowed on {path}; use {allow}", http_status=405,
+                     headers={"Allow": allow})
+
+
+def unavailable(message: str) -> ShimError:
+    return ShimError(grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE", message)
+
+
+def status_of_rpc_error(error: grpc.RpcError) -> status_pb2.Status:
+    """The rich google.rpc.Status a failed call carried (or one built from its code)."""
+    for key, value in error.trailing_metadata() or ():
+        if key == _DETAILS_KEY:
+            try:
+                status = status_pb2.Status.FromString(value)
+            except Exception:  # noqa: BLE001 - a garbled trailer falls back to the code
+                break
+            if status.code == error.code().value[0]:
+                return status
+    code = error.code() or grpc.StatusCode.UNKNOWN
+    reason = "REQUEST_CANCELED" if code is grpc.StatusCode.CANCELLED else code.name
+    return status_pb2.Status(code=code.value[0], message=error.details() or code.name, details=[_error_info(reason)])
+
+
+def http_status_of(status: status_pb2.Status) -> int:
+    for code in grpc.StatusCode:
+        if code.value[0] == status.code:
+            return HTTP_STATUS.get(code, 500)
+    return 500
+
+
+def reason_of(status: status_pb2.Status) -> str:
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            if info.reason:
+                return info.reason
+    return code_pb2.Code.Name(status.code) if status.code in code_pb2.Code.values() else "UNKNOWN"
+
+
+def retry_after_s(status: status_pb2.Status) -> int | None:
+    for detail in status.details:
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return max(1, info.retry_delay.seconds)
+    return None
+
+
+def error_body(status: status_pb2.Status, http_status: int) -> dict:
+    return {
+        "error": {
+            "code": reason_of(status).lower(),
+            "message": status.message,
+            "type": "invalid_request_error" if http_status < 500 else "server_error",
+        },
+        "status": jsonmap.status_to_dict(status),
+    }
