@@ -1,0 +1,7 @@
+"""Python client for codex-image-server's gRPC ImageService."""
+from .client import DEFAULT_TARGET, Client, GenerateResult, Generation, reference
+from .errors import ClientError, FieldViolation
+from .events import Event, ImageReady, Progress, Summary
+
+__all__ = ["DEFAULT_TARGET", "Client", "ClientError", "Event", "FieldViolation", "GenerateResult",
+           "Generation", "ImageReady", "Progress", "Summary", "reference"]

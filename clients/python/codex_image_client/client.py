@@ -1,0 +1,153 @@
+"""A small typed client over the generated ImageService stubs.
+
+    client = Client("127.0.0.1:17342", api_key=None, timeout=30)
+    for event in client.generate("a red fox", count=2):   # typed events
+        ...
+    result = client.generate("a red fox").wait(on_event=print)
+    client.download(result.images[0].id, "fox.png")        # sha256 checked
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import mimetypes
+import os
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import grpc
+from codeximage.v1 import image_service_pb2 as pb
+from codeximage.v1 import image_service_pb2_grpc
+
+from . import events
+from .errors import ClientError, from_rpc_error
+
+DEFAULT_TARGET = "127.0.0.1:17342"
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerateResult:
+    images: list[pb.Image]
+    summary: pb.GenerateSummary | None
+
+
+class Generation:
+    """One running Generate call: iterate it for typed events, `wait()` for the
+    result, `cancel()` from any thread (the server then kills its codex runs)."""
+
+    def __init__(self, call):
+        self._call = call
+
+    def __iter__(self) -> Iterator[events.Event]:
+        try:
+            for response in self._call:
+                event = events.from_response(response)
+                if event is not None:
+                    yield event
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    def wait(self, on_event: Callable[[events.Event], None] | None = None) -> GenerateResult:
+        images, summary = [], None
+        for event in self:
+            if on_event:
+                on_event(event)
+            if isinstance(event, events.ImageReady):
+                images.append(event.image)
+            elif isinstance(event, events.Summary):
+                summary = event.summary
+        return GenerateResult(images, summary)
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        # Leaving the block early must not leave codex running on the server.
+        self._call.cancel()
+
+
+def reference(image: bytes | str | os.PathLike, *, mime_type: str = "", label: str = "") -> pb.Reference:
+    """A Reference from bytes or a file path (mime type guessed from the name)."""
+    if isinstance(image, (bytes, bytearray)):
+        return pb.Reference(image=bytes(image), mime_type=mime_type, label=label)
+    path = Path(image)
+    return pb.Reference(image=path.read_bytes(), label=label,
+                        mime_type=mime_type or mimetypes.guess_type(path.name)[0] or "")
+
+
+class Client:
+    def __init__(self, target: str = DEFAULT_TARGET, *, api_key: str | None = None,
+                 timeout: float | None = None, channel: grpc.Channel | None = None):
+        """`timeout` (seconds) is the default deadline of every call except
+        generate, whose runs can take minutes: give it its own `timeout`."""
+        self.target = target
+        self._channel = channel or grpc.insecure_channel(target)
+        self._stub = image_service_pb2_grpc.ImageServiceStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+        self._timeout = timeout
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _unary(self, method, request, timeout):
+        try:
+            return method(request, timeout=timeout if timeout is not None else self._timeout,
+                          metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    def health(self, *, timeout: float | None = None) -> pb.HealthResponse:
+        return self._unary(self._stub.Health, pb.HealthRequest(), timeout)
+
+    def capabilities(self, *, timeout: float | None = None) -> pb.GetCapabilitiesResponse:
+        return self._unary(self._stub.GetCapabilities, pb.GetCapabilitiesRequest(), timeout)
+
+    def get_image(self, image_id: str, *, timeout: float | None = None) -> pb.Image:
+        return self._unary(self._stub.GetImage, pb.GetImageRequest(image_id=image_id), timeout).image
+
+    def generate(self, prompt: str, *, count: int = 1, size: str = "", aspect: str = "", quality: str = "",
+                 output_format: str = "", references: Iterable[pb.Reference | bytes | str | os.PathLike] = (),
+                 request_id: str = "", timeout: float | None = None) -> Generation:
+        """Starts a Generate call. References may be pb.Reference, bytes or paths."""
+        refs = [r if isinstance(r, pb.Reference) else reference(r) for r in references]
+        request = pb.GenerateRequest(prompt=prompt, count=count, size=size, aspect=aspect, quality=quality,
+                                     output_format=output_format, references=refs, request_id=request_id)
+        return Generation(self._stub.Generate(request, timeout=timeout, metadata=self._metadata))
+
+    def download(self, image_id: str, dest: str | os.PathLike, *, timeout: float | None = None) -> Path:
+        """Streams one stored image into `dest` (a file path), checking size and
+        sha256 before the file appears under its name; returns the path."""
+        dest = Path(dest)
+        partial = dest.with_name(dest.name + ".part")
+        digest, size, expected = hashlib.sha256(), 0, None
+        call = self._stub.GetImageFile(pb.GetImageFileRequest(image_id=image_id),
+                                       timeout=timeout if timeout is not None else self._timeout,
+                                       metadata=self._metadata)
+        try:
+            with open(partial, "wb") as out:
+                for chunk in call:
+                    if expected is None:
+                        expected = (chunk.total_size, chunk.sha256)
+                    digest.update(chunk.data)
+                    size += len(chunk.data)
+                    out.write(chunk.data)
+            if expected is None or (size, digest.hexdigest()) != expected:
+                raise ClientError(grpc.StatusCode.DATA_LOSS,
+                                  f"image {image_id}: got {size} bytes sha256 {digest.hexdigest()}, "
+                                  f"server said {expected}", reason="CHECKSUM_MISMATCH")
+            os.replace(partial, dest)
+            return dest
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        finally:
+            call.cancel()  # no-op when the stream finished
+            partial.unlink(missing_ok=True)

@@ -1,0 +1,64 @@
+"""One exception type for every failed call, with the server's rich status
+(google.rpc.Status details) unpacked: ErrorInfo reason and BadRequest fields."""
+from __future__ import annotations
+
+import dataclasses
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldViolation:
+    field: str
+    description: str
+    reason: str = ""
+
+    def __str__(self) -> str:
+        suffix = f" [{self.reason}]" if self.reason else ""
+        return f"{self.field}: {self.description}{suffix}"
+
+
+class ClientError(Exception):
+    """A call failed. `code` is a grpc.StatusCode; `reason` is the ErrorInfo
+    reason (e.g. "INVALID_SIZE", "QUEUE_FULL"), empty when the server sent none."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, *, reason: str = "", domain: str = "",
+                 metadata: dict[str, str] | None = None,
+                 violations: tuple[FieldViolation, ...] = (), retry_delay_s: float | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.reason = reason
+        self.domain = domain
+        self.metadata = dict(metadata or {})
+        self.violations = tuple(violations)
+        self.retry_delay_s = retry_delay_s
+
+    def __str__(self) -> str:
+        head = self.code.name + (f" ({self.reason})" if self.reason else "") + f": {self.message}"
+        return "\n".join([head, *(f"  {v}" for v in self.violations)])
+
+
+def from_rpc_error(error: grpc.RpcError) -> ClientError:
+    """Turn what grpcio raised into a ClientError, reading the status details
+    the server attached (grpc-status-details-bin trailer) when there are any."""
+    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+    message = (error.details() if hasattr(error, "details") else "") or str(code)
+    reason = domain = ""
+    metadata: dict[str, str] = {}
+    violations: list[FieldViolation] = []
+    retry = None
+    status = rpc_status.from_call(error) if hasattr(error, "trailing_metadata") else None
+    for detail in status.details if status else ():
+        info, bad, retry_info = (error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest(),
+                                 error_details_pb2.RetryInfo())
+        if detail.Unpack(info):
+            reason, domain, metadata = info.reason, info.domain, dict(info.metadata)
+        elif detail.Unpack(bad):
+            violations += [FieldViolation(v.field, v.description, v.reason) for v in bad.field_violations]
+        elif detail.Unpack(retry_info):
+            retry = retry_info.retry_delay.ToTimedelta().total_seconds()
+    return ClientError(code, message, reason=reason, domain=domain, metadata=metadata,
+                       violations=tuple(violations), retry_delay_s=retry)
