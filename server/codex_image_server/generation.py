@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Iterator, Union
 
-from . import imaging
+from . import imaging, sizes
 from .engine import Engine
 from .engine import prompt as prompts
 from .engine.candidate import CandidateRun
@@ -219,10 +219,10 @@ class Generation:
         finally:
             self._engine.release(run)
         data = result.data
-        info = imaging.inspect(data, self._engine.settings.max_reference_pixels)
+        info = imaging.inspect(data, sizes.OUTPUT_PIXEL_LIMIT)
         if info.mime_type != spec.mime_type:
             data = imaging.convert(data, spec.output_format)
-            info = imaging.inspect(data, self._engine.settings.max_reference_pixels)
+            info = imaging.inspect(data, sizes.OUTPUT_PIXEL_LIMIT)
         if self.cancelled:
             return  # nothing is stored for a request that was given up
         stored = self._store.save(

@@ -17,6 +17,9 @@ MULTIPLE = 16
 MAX_RATIO = 3
 MIN_PIXELS = 655_360
 MAX_PIXELS = 8_294_400
+# What we accept back from codex: generous above the model's maximum, but a
+# bound, so a corrupt or hostile file cannot make us decode gigapixels.
+OUTPUT_PIXEL_LIMIT = 4 * MAX_PIXELS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,26 +2,31 @@
 """A stand-in for the Codex CLI 0.169.0, for the failure modes the real binary
 cannot produce on demand (quota text, hangs, ignored SIGTERM, old layouts).
 
-It follows ../shared/codex-notes.md: `--version`, `login status` (exit 1 and
-"Not logged in" without $CODEX_HOME/auth.json), `exec` with `--json` JSONL on
-stdout, a header with `session id: <uuid>` on stderr, the image written to
+It follows ../shared/codex-notes.md as corrected by what the real binary did
+against the stand-in (tests/upstream_standin/FINDINGS.md): `--version`,
+`login status` (exit 1 and "Not logged in" without $CODEX_HOME/auth.json),
+`exec` with `--json` JSONL on stdout (thread.started, the harmless
+model-metadata warning item, turn.started, agent messages, turn.completed),
+a `session id: <uuid>` header on stderr only without --json, the image at
 $CODEX_HOME/generated_images/<thread_id>/<call_id>.png and the call recorded in
-the rollout log as an `image_gen.generation` item. Exit 0 on success, 1 on a
-failed turn, and exit 0 without an image for quota text, like the real one.
+the rollout log as an event_msg item_completed `image_gen.generation` item.
+Exit 0 on success, 1 on a failed turn; an Images API failure (403, 429 quota)
+exits 0 with the text only on stderr and in the rollout, like the real one.
 
 Behaviour is chosen per run by directives anywhere in the prompt,
 `[[fake key=value ...]]`, falling back to FAKE_CODEX_<KEY> variables:
   delay=S          seconds the turn takes (default 0.05)
-  mode=ok|noimage|quota|fail|crash
+  mode=ok|noimage|quota|forbidden|fail|crash
   layout=generated|rollout-saved|rollout-result|legacy-call|legacy-ig
   size=WxH         image size (default 256x256)
   child=1          start a grandchild in the same process group (like the npm
                    wrapper's native child) that lives as long as the turn
   ignore_term=1    ignore SIGTERM (the grandchild too)
   fail_candidate=N only candidate N (1-based, read from "candidate N of M")
-                   takes mode=fail; the others behave normally
+                   fails, at once; the others behave normally
 Every run writes `<pid>.json` ({pid, pgid, sid, child_pid}) into
-$FAKE_CODEX_PIDDIR when set, so tests can look each process up by pid.
+$FAKE_CODEX_PIDDIR when set, so tests can look each process up by pid
+(`cwd` names the request: the engine runs each candidate in <request_id>-*/).
 Stdlib only: it must run with any python3, like a foreign binary.
 """
 import base64
@@ -132,7 +137,8 @@ def record_pids(child_pid):
     if not piddir:
         return
     os.makedirs(piddir, exist_ok=True)
-    info = {"pid": os.getpid(), "pgid": os.getpgid(0), "sid": os.getsid(0), "child_pid": child_pid}
+    info = {"pid": os.getpid(), "pgid": os.getpgid(0), "sid": os.getsid(0), "child_pid": child_pid,
+            "cwd": os.getcwd(), "started": time.time()}
     tmp = os.path.join(piddir, f".{os.getpid()}.tmp")
     with open(tmp, "w") as f:
         json.dump(info, f)
@@ -153,7 +159,13 @@ def write_rollout(thread_id, items):
         f.write(json.dumps({"timestamp": stamp, "type": "session_meta",
                             "payload": {"id": thread_id, "cli_version": "0.169.0"}}) + "\n")
         for item in items:
-            f.write(json.dumps({"timestamp": stamp, "type": "response_item", "payload": item}) + "\n")
+            if item.get("type") == "Extension":
+                # Measured: the image item sits inside an event_msg/item_completed line.
+                line = {"timestamp": stamp, "type": "event_msg",
+                        "payload": {"type": "item_completed", "thread_id": thread_id, "item": item}}
+            else:
+                line = {"timestamp": stamp, "type": "response_item", "payload": item}
+            f.write(json.dumps(line) + "\n")
 
 
 def sleep_steps(total, steps):
@@ -179,7 +191,10 @@ def run_exec(argv):
     candidate = int(m.group(1)) if m else 1
     fail_candidate = setting(d, "fail_candidate", "")
     if fail_candidate:
-        mode = "fail" if int(fail_candidate) == candidate else ("ok" if mode == "fail" else mode)
+        if int(fail_candidate) == candidate:
+            mode, delay = "fail", 0.05  # fails fast while its siblings keep working
+        elif mode == "fail":
+            mode = "ok"
 
     if ignore_term:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -193,17 +208,22 @@ def run_exec(argv):
     record_pids(child_pid)
 
     thread_id = str(uuid.uuid4())
-    sys.stderr.write(
-        f"OpenAI Codex v0.169.0 (research preview)\n--------\nworkdir: {opts['cd'] or os.getcwd()}\n"
-        f"model: gpt-5.4\nprovider: openai\napproval: never\nsandbox: {opts['sandbox'] or 'read-only'}\n"
-        f"session id: {thread_id}\n--------\n")
+    if opts["json"]:
+        # Measured on 0.169.0: with --json there is no header on stderr.
+        sys.stderr.write("Reading additional input from stdin...\n")
+    else:
+        sys.stderr.write(
+            f"OpenAI Codex v0.169.0 (research preview)\n--------\nworkdir: {opts['cd'] or os.getcwd()}\n"
+            f"model: gpt-5.4\nprovider: openai\napproval: never\nsandbox: {opts['sandbox'] or 'read-only'}\n"
+            f"session id: {thread_id}\n--------\n")
     sys.stderr.flush()
     emit({"type": "thread.started", "thread_id": thread_id})
+    # 0.169.0 starts every turn with this harmless warning item.
+    emit({"type": "item.completed", "item": {"id": "item_0", "type": "error", "message":
+          "Model metadata for `gpt-5.4` not found. Defaulting to fallback metadata; "
+          "this can degrade performance and cause issues."}})
     emit({"type": "turn.started"})
-    emit({"type": "item.started", "item": {"id": "item_0", "type": "reasoning", "text": ""}})
     sleep_steps(delay / 2, 5)
-    emit({"type": "item.completed", "item": {"id": "item_0", "type": "reasoning",
-                                             "text": "**Planning the image**"}})
 
     if mode == "crash":
         sys.stderr.write("thread 'main' panicked\n")
@@ -213,20 +233,26 @@ def run_exec(argv):
         msg = "stream disconnected before completion: upstream returned 500"
         emit({"type": "error", "message": msg})
         emit({"type": "turn.failed", "error": {"message": msg}})
-        sys.stderr.write(f"ERROR: {msg}\n")
         finish(child_pid, 1)
 
+    emit({"type": "item.completed", "item": {"id": "item_1", "type": "agent_message",
+                                             "text": "Generating the image now."}})
     call_id = "call_" + uuid.uuid4().hex[:20]
     sleep_steps(delay / 2, 5)
     items = []
-    if mode == "quota":
-        text = ('image generation failed: http 429 Too Many Requests: {"error":{"type":'
-                '"usage_limit_reached","message":"The usage limit has been reached",'
-                '"resets_at":1893456000,"resets_in_seconds":3600}}')
-        emit({"type": "item.completed", "item": {"id": "item_1", "type": "error", "message": text}})
-        items.append({"type": "Extension", "kind": "image_gen.generation", "call_id": call_id,
-                      "status": "failed", "error": text})
-        reply = "I couldn't generate the image because the usage limit was reached."
+    reply = "Here is your image."
+    tool_error = {"quota": ('image generation failed: http 429 Too Many Requests: Some("{\\"error\\": '
+                            '{\\"type\\": \\"usage_limit_reached\\", \\"message\\": \\"The usage limit '
+                            'has been reached\\", \\"resets_at\\": 1893456000, \\"resets_in_seconds\\": 3600}}")'),
+                  "forbidden": 'image generation failed: http 403 Forbidden: Some("{\\"error\\": \\"forbidden\\"}")',
+                  }.get(mode)
+    if tool_error:
+        # Measured: exit 0, stdout as on success, the error only on stderr and
+        # in the rollout (status failed, no savedPath, text in the tool output).
+        sys.stderr.write(f"2026-11-21T05:42:06.514Z ERROR codex_core::tools::router: error={tool_error}\n")
+        items.append({"type": "Extension", "kind": "image_gen.generation", "id": call_id,
+                      "status": "failed", "result": "", "failure": None})
+        items.append({"type": "function_call_output", "call_id": call_id, "output": tool_error})
     elif mode == "noimage":
         reply = "I can't help with creating that image."
     else:
@@ -241,30 +267,30 @@ def run_exec(argv):
             with open(saved, "wb") as f:
                 f.write(png)
             if layout == "generated":
-                items.append({"type": "Extension", "kind": "image_gen.generation", "call_id": call_id,
+                items.append({"type": "Extension", "kind": "image_gen.generation", "id": call_id,
                               "status": "completed", "savedPath": saved, "revisedPrompt": revised,
-                              "result": base64.b64encode(png).decode()})
+                              "result": base64.b64encode(png).decode(), "failure": None})
         elif layout == "rollout-saved":
             folder = os.path.join(home, "elsewhere")
             os.makedirs(folder, exist_ok=True)
             saved = os.path.join(folder, call_id + ".png")
             with open(saved, "wb") as f:
                 f.write(png)
-            items.append({"type": "Extension", "kind": "image_gen.generation", "call_id": call_id,
+            items.append({"type": "Extension", "kind": "image_gen.generation", "id": call_id,
                           "status": "completed", "savedPath": saved, "revisedPrompt": revised})
         elif layout == "rollout-result":
-            items.append({"type": "Extension", "kind": "image_gen.generation", "call_id": call_id,
+            items.append({"type": "Extension", "kind": "image_gen.generation", "id": call_id,
                           "status": "completed", "revisedPrompt": revised,
                           "result": base64.b64encode(png).decode()})
         elif layout == "legacy-call":
             items.append({"type": "image_generation_call", "id": "ig_1", "status": "completed",
                           "revised_prompt": revised, "result": base64.b64encode(png).decode()})
-        reply = "Here is the image."
     write_rollout(thread_id, items)
     emit({"type": "item.completed", "item": {"id": "item_2", "type": "agent_message", "text": reply}})
     emit({"type": "turn.completed", "usage": {"input_tokens": 1200, "cached_input_tokens": 0,
                                               "output_tokens": 40}})
-    sys.stderr.write("tokens used\n1,240\n")
+    if not opts["json"]:
+        sys.stderr.write("tokens used\n1,240\n")
     finish(child_pid, 0)
 
 

@@ -87,6 +87,10 @@ class ServerProcess:
                 runs.append(json.loads(path.read_text()))
         return runs
 
+    def runs_of(self, request_id: str) -> list[dict]:
+        """The fake codex runs of one request (its working directory names it)."""
+        return [r for r in self.fake_runs() if f"/{request_id}-" in r.get("cwd", "")]
+
     def stop(self, timeout: float = 20.0) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

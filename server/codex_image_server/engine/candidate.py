@@ -89,15 +89,15 @@ class CandidateRun:
         found = locate(home, thread_id, facts)
         if found is None:
             stderr = list(self._stderr_tail)
-            quota = failures.quota_error(log.errors + facts.failures + [log.last_message] + stderr)
-            if quota:
-                raise quota
+            texts = [log.turn_failed] + log.errors + facts.failures + stderr + [log.last_message]
+            error = failures.quota_error(texts) or failures.tool_failure(facts.failures + stderr)
+            if error:
+                raise error
             if log.turn_failed or exit_code:
-                errors = [line[len("ERROR: "):] for line in stderr if line.startswith("ERROR: ")]
                 reason = log.turn_failed or (log.errors[-1] if log.errors else "") or \
-                    (errors[-1] if errors else "") or (stderr[-1] if stderr else "")
+                    next((line for line in reversed(stderr) if "ERROR" in line), stderr[-1] if stderr else "")
                 raise failures.failed_turn(reason, exit_code)
-            raise failures.no_image(log.last_message or (facts.failures[-1] if facts.failures else ""))
+            raise failures.no_image(log.last_message)
         try:
             imaging.inspect(found.data, self._max_pixels)
         except imaging.BadImage as exc:

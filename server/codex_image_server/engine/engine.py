@@ -5,6 +5,7 @@ import os
 import threading
 from pathlib import Path
 
+from .. import sizes
 from ..errors import Kind, ServiceError
 from ..settings import Settings
 from .candidate import CandidateRun
@@ -68,7 +69,7 @@ class Engine:
                 raise ServiceError(Kind.FAILED_PRECONDITION, "CODEX_SPAWN_FAILED",
                                    f"could not start codex ({codex}): {exc.strerror or exc}. "
                                    "Run `make codex` or set CODEX_IMAGE_SERVER_CODEX_BIN.") from None
-            run = CandidateRun(group, env, self.grace_s, self.settings.max_reference_pixels, run_id)
+            run = CandidateRun(group, env, self.grace_s, sizes.OUTPUT_PIXEL_LIMIT, run_id)
             self._live[group.pid] = run
             return run
 

@@ -14,6 +14,8 @@ class TurnLog:
     thread_id: str = ""
     last_message: str = ""
     errors: list[str] = dataclasses.field(default_factory=list)
+    # Item-level "error"s are warnings: 0.169.0 starts every turn with one.
+    warnings: list[str] = dataclasses.field(default_factory=list)
     turn_failed: str = ""
     turn_completed: bool = False
 
@@ -54,8 +56,8 @@ def absorb(log: TurnLog, event: dict) -> tuple[str, str] | None:
         if item_type == "error":
             text = _message(item)
             if text:
-                log.errors.append(text)
-            return item_type, text[:_DETAIL_MAX]
+                log.warnings.append(text)
+            return "warning", text[:_DETAIL_MAX]
         # Show when a phase starts; its completion adds nothing for a caller.
         if kind == "item.started" or item_type not in ("reasoning", "agent_message"):
             return item_type, ""

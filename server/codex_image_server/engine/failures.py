@@ -1,4 +1,11 @@
-"""Turning what a codex run printed into the error a caller can act on."""
+"""Turning what a codex run printed into the error a caller can act on.
+
+Measured on 0.169.0 (tests/upstream_standin/FINDINGS.md): a failed turn exits
+1 with `turn.failed`; an Images API failure exits 0 and shows only on stderr
+(`ERROR ... error=image generation failed: http 403 ...`) and in the rollout;
+quota text carries `usage_limit_reached` and `resets_at`, or is rewritten by
+codex into "You've hit your usage limit ... try again at <time>".
+"""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,9 +14,11 @@ import re
 from ..errors import Kind, ServiceError
 
 _QUOTA = re.compile(r"\b429\b|usage_limit_reached|usage limit|rate limit|quota", re.IGNORECASE)
-_RESETS_AT = re.compile(r"resets?_at\"?\s*[:=]\s*\"?(\d{9,11})")
-_RESETS_IN = re.compile(r"resets?_in_seconds\"?\s*[:=]\s*(\d+)")
-_TRANSIENT = re.compile(r"\b5\d\d\b|disconnect|timed? ?out|connection|unavailable|overloaded|stream",
+_RESETS_AT = re.compile(r'resets?_at[\\"]*\s*[:=]\s*[\\"]*(\d{9,11})')
+_RESETS_IN = re.compile(r'resets?_in_seconds[\\"]*\s*[:=]\s*(\d+)')
+_TOOL_FAILED = re.compile(r"image generation failed: (.*)")
+_HTTP_STATUS = re.compile(r"\bhttp (\d{3})\b")
+_TRANSIENT = re.compile(r"\b5\d\d\b|disconnect|timed? ?out|connection|unavailable|overloaded|high demand",
                         re.IGNORECASE)
 _MESSAGE_MAX = 500
 
@@ -20,7 +29,7 @@ def _short(text: str) -> str:
 
 
 def quota_error(texts: list[str]) -> ServiceError | None:
-    joined = "\n".join(texts)
+    joined = "\n".join(t for t in texts if t)
     if not _QUOTA.search(joined):
         return None
     meta, retry = {}, None
@@ -33,10 +42,27 @@ def quota_error(texts: list[str]) -> ServiceError | None:
     if m and retry is None:
         retry = int(m.group(1))
     when = f" It resets at {meta['resets_at']}." if "resets_at" in meta else ""
+    said = next((_short(t) for t in texts if t and _QUOTA.search(t)), "")
     return ServiceError(Kind.RESOURCE_EXHAUSTED, "QUOTA_EXHAUSTED",
-                        f"Codex image generation quota is used up (HTTP 429 usage_limit_reached).{when} "
-                        "Wait for the reset or check your ChatGPT plan's limits.",
+                        f"Codex image generation quota is used up.{when} Wait for the reset or check "
+                        f"your ChatGPT plan's limits. Codex said: {said}",
                         metadata=meta, retry_after_s=retry)
+
+
+def tool_failure(texts: list[str]) -> ServiceError | None:
+    """The imagegen tool ran and the Images API refused (exit 0, no image)."""
+    for text in texts:
+        m = _TOOL_FAILED.search(text or "")
+        if not m:
+            continue
+        status = _HTTP_STATUS.search(m.group(1))
+        code = int(status.group(1)) if status else 0
+        kind = (Kind.PERMISSION_DENIED if code in (401, 403) else
+                Kind.UNAVAILABLE if code >= 500 or not code else Kind.FAILED_PRECONDITION)
+        return ServiceError(kind, "CODEX_IMAGE_FAILED",
+                            f"the image model refused the request: image generation failed: {_short(m.group(1))}",
+                            metadata={"upstream_status": str(code)} if code else {})
+    return None
 
 
 def failed_turn(reason_text: str, exit_code: int | None) -> ServiceError:

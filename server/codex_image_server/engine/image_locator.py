@@ -72,7 +72,9 @@ def read_rollout(path: Path | None) -> RolloutFacts:
             revised = item.get("revisedPrompt") or item.get("revised_prompt")
             if item.get("kind") == "image_gen.generation":
                 if item.get("status") == "failed":
-                    facts.failures.append(str(item.get("error") or item.get("message") or "image generation failed"))
+                    detail = item.get("failure") or item.get("error")
+                    if detail:
+                        facts.failures.append(str(detail))
                     continue
                 if item.get("savedPath"):
                     facts.saved_paths.append(str(item["savedPath"]))
@@ -80,11 +82,19 @@ def read_rollout(path: Path | None) -> RolloutFacts:
                     facts.results.append(str(item["result"]))
             elif item.get("type") == "image_generation_call" and item.get("result"):
                 facts.legacy_results.append(str(item["result"]))
+            elif item.get("type") == "function_call_output" and _is_tool_failure(item.get("output")):
+                # 0.169.0 puts an Images API error only in the tool's output.
+                facts.failures.append(item["output"])
+                continue
             else:
                 continue
             if revised:
                 facts.revised_prompt = str(revised)
     return facts
+
+
+def _is_tool_failure(output) -> bool:
+    return isinstance(output, str) and output.startswith("image generation failed")
 
 
 def _newest_image(folder: Path) -> Path | None:
