@@ -1,0 +1,79 @@
+"""Disconnect means cancel: the seed smoke test's count 4, abort after 500 ms,
+then every codex process of the request is gone, looked up by pid."""
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+
+from tests.support import procs
+from tests.support.server_proc import start_server
+
+from .client import abort, http_post_bytes, raw_request
+
+GONE_WITHIN_S = 4.0
+
+
+def _start_slow(srv, path: str = "/v1/images/generate", extra: str = "", prompt: str = "slow [[fake delay=30]]"):
+    body = json.dumps({"prompt": prompt, "count": 4}).encode()
+    sock = raw_request(srv.http_port, http_post_bytes(path, body, extra))
+    started = time.monotonic()
+    assert procs.wait_until(lambda: len(srv.fake_runs()) == 4, 10), srv.log_text()[-2000:]
+    time.sleep(max(0.0, 0.5 - (time.monotonic() - started)))
+    runs = srv.fake_runs()
+    assert all(procs.running(r["pid"]) for r in runs)
+    return sock, runs
+
+
+def _assert_gone_soon(srv, runs) -> float:
+    t0 = time.monotonic()
+    gone = procs.wait_until(lambda: procs.all_gone(runs), GONE_WITHIN_S)
+    took = time.monotonic() - t0
+    assert gone, f"codex processes still there {GONE_WITHIN_S}s after the disconnect: {runs}"
+    return took
+
+
+@pytest.mark.parametrize("how", ["reset", "close"])
+def test_abort_after_500ms_kills_every_codex(tmp_path, how):
+    with start_server(tmp_path, http=True) as srv:
+        sock, runs = _start_slow(srv)
+        if how == "reset":
+            abort(sock)
+        else:
+            sock.close()
+        took = _assert_gone_soon(srv, runs)
+        print(f"{how}: every codex gone {took:.2f}s after the disconnect")
+        assert procs.wait_until(
+            lambda: any(r.get("event") == "generate.end" for r in srv.log_records()), 5)
+        end = [r for r in srv.log_records() if r.get("event") == "generate.end"][-1]
+        assert end["outcome"] in ("cancelled", "request_canceled")
+
+
+def test_abort_mid_stream_kills_every_codex(tmp_path):
+    with start_server(tmp_path, http=True) as srv:
+        sock, runs = _start_slow(srv, extra="Accept: application/x-ndjson\r\n")
+        sock.settimeout(5)
+        assert b"200 OK" in sock.recv(65536)  # headers and the first lines have arrived
+        abort(sock)
+        _assert_gone_soon(srv, runs)
+
+
+def test_half_close_after_sending_also_cancels(tmp_path):
+    """A client that shuts down its sending side is gone as far as HTTP/1.1 is concerned."""
+    with start_server(tmp_path, http=True) as srv:
+        sock, runs = _start_slow(srv, prompt="slow [[fake delay=30 child=1]]")
+        sock.shutdown(socket.SHUT_WR)
+        _assert_gone_soon(srv, runs)
+        sock.close()
+
+
+def test_server_keeps_serving_after_aborts(tmp_path):
+    with start_server(tmp_path, http=True) as srv:
+        sock, runs = _start_slow(srv)
+        abort(sock)
+        _assert_gone_soon(srv, runs)
+        from .client import request
+        reply = request(srv.http_base, "POST", "/v1/images/generate", {"prompt": "fine"})
+        assert reply.status == 200 and len(reply.json()["data"]) == 1
