@@ -81,9 +81,12 @@ def one_run(codex: str, env: dict, workdir: str, results: list, index: int) -> N
                     "group_peak_mib": round(peak / 1024, 1)})
 
 
-def batch(codex: str, count: int) -> dict:
+def batch(codex: str, count: int, home: Path | None = None) -> dict:
+    """One batch of `count` parallel runs. Without `home`, a fresh CODEX_HOME
+    (includes codex's first-run set-up of that home); with it, a warm one."""
     with UpstreamStandin() as standin, tempfile.TemporaryDirectory(prefix="bench-codex-") as tmp:
-        env = dict(os.environ, **write_codex_home(Path(tmp) / "home", standin.base_url))
+        home = Path(home or Path(tmp) / "home")
+        env = dict(os.environ, **write_codex_home(home, standin.base_url))
         results: list = []
         start = time.monotonic()
         threads = [threading.Thread(target=one_run, args=(codex, env, tmp, results, i)) for i in range(count)]
@@ -91,8 +94,8 @@ def batch(codex: str, count: int) -> dict:
             t.start()
         for t in threads:
             t.join()
-        images = len(list((Path(tmp) / "home" / "generated_images").glob("*/*.png")))
-        return {"count": count, "batch_wall_s": round(time.monotonic() - start, 3),
+        images = len(list((home / "generated_images").glob("*/*.png")))
+        return {"count": count, "warm_home": home.parent != Path(tmp), "batch_wall_s": round(time.monotonic() - start, 3),
                 "images_written": images, "runs": sorted(results, key=lambda r: r["index"])}
 
 
@@ -101,13 +104,14 @@ def main(argv=None) -> int:
     parser.add_argument("--count", type=int, action="append", help="parallel runs per batch (repeatable)")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--codex", default=str(DEFAULT_CODEX))
+    parser.add_argument("--warm-home", help="reuse this CODEX_HOME (warm it with one run first)")
     args = parser.parse_args(argv)
     if not Path(args.codex).exists():
         print(f"codex not found at {args.codex}: run `make codex`", file=sys.stderr)
         return 2
     for count in args.count or [1, 4]:
         for _ in range(args.repeat):
-            print(json.dumps(batch(args.codex, count)), flush=True)
+            print(json.dumps(batch(args.codex, count, args.warm_home and Path(args.warm_home))), flush=True)
     return 0
 
 
