@@ -1,0 +1,150 @@
+// A thin typed wrapper over the generated ImageService client (Connect-ES
+// with its gRPC transport for Node). Cancel a call with an AbortSignal: the
+// server then kills every codex process of the request.
+import { createHash } from "node:crypto";
+import { rename, rm, writeFile } from "node:fs/promises";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import {
+  GenerateRequestSchema,
+  ImageService,
+  type GenerateRequest,
+  type GenerateResponse,
+  type GenerateSummary,
+  type GetCapabilitiesResponse,
+  type HealthResponse,
+  type Image,
+} from "./gen/codeximage/v1/image_service_pb.js";
+import { ImageClientError, toClientError } from "./errors.js";
+
+export const DEFAULT_TARGET = "127.0.0.1:17342";
+
+export interface ClientOptions {
+  /** Sent as `authorization: Bearer <key>` on every call. */
+  apiKey?: string;
+  /** Default deadline of every call except generate (whose runs take minutes). */
+  timeoutMs?: number;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+/** A Generate stream event: the proto's oneof as a discriminated union. */
+export type GenerateEvent = Exclude<GenerateResponse["event"], { case: undefined }>;
+
+export interface GenerateResult {
+  images: Image[];
+  summary?: GenerateSummary;
+}
+
+export interface FileInfo {
+  contentType: string;
+  totalSize: bigint;
+  sha256: string;
+}
+
+export type GenerateInit = Partial<Omit<GenerateRequest, "$typeName" | "$unknown">>;
+
+export class ImageClient {
+  private readonly rpc: Client<typeof ImageService>;
+  private readonly timeoutMs?: number;
+
+  /** `target` is "host:port" or a full "http://host:port" URL. */
+  constructor(target: string = DEFAULT_TARGET, options: ClientOptions = {}) {
+    const interceptors: Interceptor[] = [];
+    if (options.apiKey) {
+      const value = `Bearer ${options.apiKey}`;
+      interceptors.push((next) => (req) => {
+        req.header.set("authorization", value);
+        return next(req);
+      });
+    }
+    const baseUrl = target.includes("://") ? target : `http://${target}`;
+    this.rpc = createClient(ImageService, createGrpcTransport({ baseUrl, interceptors }));
+    this.timeoutMs = options.timeoutMs;
+  }
+
+  private opts(o: CallOptions = {}, defaultTimeout = this.timeoutMs) {
+    return { signal: o.signal, timeoutMs: o.timeoutMs ?? defaultTimeout };
+  }
+
+  async health(o?: CallOptions): Promise<HealthResponse> {
+    return this.rpc.health({}, this.opts(o)).catch(rethrow);
+  }
+
+  async capabilities(o?: CallOptions): Promise<GetCapabilitiesResponse> {
+    return this.rpc.getCapabilities({}, this.opts(o)).catch(rethrow);
+  }
+
+  async getImage(imageId: string, o?: CallOptions): Promise<Image | undefined> {
+    const res = await this.rpc.getImage({ imageId }, this.opts(o)).catch(rethrow);
+    return res.image;
+  }
+
+  /** Streams typed events; throws ImageClientError (code Canceled after an abort). */
+  async *generate(request: GenerateInit, o: CallOptions = {}): AsyncGenerator<GenerateEvent> {
+    const req = create(GenerateRequestSchema, request);
+    try {
+      for await (const res of this.rpc.generate(req, this.opts(o, undefined))) {
+        if (res.event.case !== undefined) yield res.event;
+      }
+    } catch (err) {
+      throw toClientError(err);
+    }
+  }
+
+  /** Runs a generation to its end, reporting each event to `onEvent`. */
+  async generateAll(request: GenerateInit, o: CallOptions & { onEvent?: (e: GenerateEvent) => void } = {}): Promise<GenerateResult> {
+    const result: GenerateResult = { images: [] };
+    for await (const event of this.generate(request, o)) {
+      o.onEvent?.(event);
+      if (event.case === "image") result.images.push(event.value);
+      else if (event.case === "summary") result.summary = event.value;
+    }
+    return result;
+  }
+
+  /** Fetches one image's bytes, checking size and sha256 against the first chunk. */
+  async download(imageId: string, o?: CallOptions): Promise<{ info: FileInfo; data: Buffer }> {
+    const chunks: Buffer[] = [];
+    const hash = createHash("sha256");
+    let info: FileInfo | undefined;
+    try {
+      for await (const chunk of this.rpc.getImageFile({ imageId }, this.opts(o))) {
+        info ??= { contentType: chunk.contentType, totalSize: chunk.totalSize, sha256: chunk.sha256 };
+        hash.update(chunk.data);
+        chunks.push(Buffer.from(chunk.data));
+      }
+    } catch (err) {
+      throw toClientError(err);
+    }
+    const data = Buffer.concat(chunks);
+    const got = hash.digest("hex");
+    if (!info || BigInt(data.length) !== info.totalSize || got !== info.sha256) {
+      throw new ImageClientError(new ConnectError(
+        `image ${imageId}: got ${data.length} bytes sha256 ${got}, server announced ${info?.totalSize} ${info?.sha256}`,
+        Code.DataLoss));
+    }
+    return { info, data };
+  }
+
+  /** download() into a file that appears only once the bytes are verified. */
+  async downloadFile(imageId: string, path: string, o?: CallOptions): Promise<FileInfo> {
+    const { info, data } = await this.download(imageId, o);
+    const part = `${path}.part`;
+    try {
+      await writeFile(part, data);
+      await rename(part, path);
+    } finally {
+      await rm(part, { force: true });
+    }
+    return info;
+  }
+}
+
+function rethrow(err: unknown): never {
+  throw toClientError(err);
+}

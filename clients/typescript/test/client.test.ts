@@ -1,0 +1,77 @@
+// Needs a live server: tests/clients/test_typescript_client.py starts one
+// (fake codex) and runs `node --test` with CODEX_IMAGE_ADDR and
+// CODEX_IMAGE_API_KEY set, then checks by pid that the aborted call's codex
+// runs are gone.
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdtemp, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { Code } from "@connectrpc/connect";
+import { ImageClient, ImageClientError, Progress_Stage } from "../src/index.js";
+
+const addr = process.env.CODEX_IMAGE_ADDR;
+if (!addr) {
+  throw new Error("CODEX_IMAGE_ADDR is not set: run these through `make test` (tests/clients/test_typescript_client.py starts the server)");
+}
+const apiKey = process.env.CODEX_IMAGE_API_KEY;
+const client = new ImageClient(addr, { apiKey, timeoutMs: 20_000 });
+
+test("health and capabilities", async () => {
+  assert.equal((await client.health()).ready, true);
+  assert.equal((await client.capabilities()).maxImages, 4);
+});
+
+test("generate streams typed events, download checks sha256", async () => {
+  const kinds = new Set<string>();
+  const result = await client.generateAll(
+    { prompt: "a red fox", count: 2, size: "2K", aspect: "16:9", requestId: "ts-gen-1" },
+    { onEvent: (e) => kinds.add(e.case), timeoutMs: 60_000 });
+  assert.deepEqual([...kinds].sort(), ["image", "progress", "summary"]);
+  assert.equal(result.summary?.requestId, "ts-gen-1");
+  assert.deepEqual(result.images.map((i) => i.index).sort(), [0, 1]);
+  const dir = await mkdtemp(join(tmpdir(), "ts-client-"));
+  for (const image of result.images) {
+    const path = join(dir, `${image.index}.png`);
+    const info = await client.downloadFile(image.id, path);
+    assert.equal(info.contentType, "image/png");
+    assert.equal(createHash("sha256").update(await readFile(path)).digest("hex"), image.sha256);
+  }
+});
+
+test("a bad request carries its code, reason and each field violation", async () => {
+  await assert.rejects(client.generateAll({ prompt: "", count: 9, size: "banana" }), (err: unknown) => {
+    assert.ok(err instanceof ImageClientError);
+    assert.equal(err.code, Code.InvalidArgument);
+    assert.equal(err.domain, "codex-image-server");
+    const byField = Object.fromEntries(err.violations.map((v) => [v.field, v.reason]));
+    assert.equal(byField.prompt, "MISSING_PROMPT");
+    assert.equal(byField.count, "INVALID_COUNT");
+    assert.equal(byField.size, "INVALID_SIZE");
+    return true;
+  });
+});
+
+test("no API key is Unauthenticated", async () => {
+  const anonymous = new ImageClient(addr, { timeoutMs: 10_000 });
+  await assert.rejects(anonymous.capabilities(), (err: unknown) =>
+    err instanceof ImageClientError && err.code === Code.Unauthenticated && err.reason === "UNAUTHORIZED");
+});
+
+test("AbortSignal cancels the generation", async () => {
+  const controller = new AbortController();
+  const started = new Set<number>();
+  await assert.rejects(
+    client.generateAll({ prompt: "slow fox [[fake delay=30]]", count: 3, requestId: "ts-cancel-1" }, {
+      signal: controller.signal,
+      onEvent: (e) => {
+        if (e.case === "progress" && e.value.stage === Progress_Stage.CANDIDATE_STARTED) {
+          started.add(e.value.candidateIndex);
+          if (started.size === 3) controller.abort();
+        }
+      },
+    }),
+    (err: unknown) => err instanceof ImageClientError && err.code === Code.Canceled);
+  console.log("CANCELLED request_id=ts-cancel-1");
+});
