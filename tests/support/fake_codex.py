@@ -19,6 +19,7 @@ Behaviour is chosen per run by directives anywhere in the prompt,
   mode=ok|noimage|quota|forbidden|fail|crash
   layout=generated|rollout-saved|rollout-result|legacy-call|legacy-ig
   size=WxH         image size (default 256x256)
+  noise=1          random pixels: a large, incompressible file
   child=1          start a grandchild in the same process group (like the npm
                    wrapper's native child) that lives as long as the turn
   ignore_term=1    ignore SIGTERM (the grandchild too)
@@ -46,11 +47,14 @@ import zlib
 VERSION = "codex-cli 0.169.0"
 
 
-def png_bytes(width, height, seed):
-    """A real, decodable RGB PNG, coloured by `seed` so candidates differ."""
+def png_bytes(width, height, seed, noise=False):
+    """A real, decodable RGB PNG, coloured by `seed` so candidates differ;
+    with `noise`, random pixels, so the file is as large as a photo's."""
     r, g, b = (seed * 67) % 256, (seed * 131) % 256, (seed * 29) % 256
-    row = b"\x00" + bytes((r, g, b)) * width
-    raw = row * height
+    if noise:
+        raw = b"".join(b"\x00" + os.urandom(3 * width) for _ in range(height))
+    else:
+        raw = (b"\x00" + bytes((r, g, b)) * width) * height
 
     def chunk(kind, data):
         body = kind + data
@@ -256,7 +260,7 @@ def run_exec(argv):
     elif mode == "noimage":
         reply = "I can't help with creating that image."
     else:
-        png = png_bytes(width, height, candidate)
+        png = png_bytes(width, height, candidate, noise=setting(d, "noise", "0") == "1")
         revised = "A rendered scene for candidate %d" % candidate
         home = codex_home()
         if layout in ("generated", "legacy-ig"):

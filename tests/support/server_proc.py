@@ -138,7 +138,7 @@ def launch(tmp_path: Path, *, codex=None, env=None, args=None, http=False, logge
         (codex_home / "auth.json").write_text('{"fake": true}')
     state_dir = Path(state_dir or tmp_path / "state")
     output_dir = Path(output_dir or tmp_path / "output")
-    piddir = tmp_path / "fake-codex-pids"
+    piddir = run_dir / "fake-codex-pids"  # per server: cleanup must touch only its own runs
     ready_file = run_dir / "ready.json"
     log_path = run_dir / "server.log"
     full_env = dict(os.environ)

@@ -29,13 +29,15 @@ class Readiness:
         return self.found and (self.logged_in or self.custom_provider) and not self.problem
 
 
-def _run(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+def _run(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr): codex prints warnings on stderr, e.g. about
+    PATH aliases when CODEX_HOME is under /tmp."""
     try:
         done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
                               text=True, timeout=30, start_new_session=True)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return -1, str(exc)
-    return done.returncode, (done.stdout + done.stderr).strip()
+        return -1, "", str(exc)
+    return done.returncode, done.stdout.strip(), done.stderr.strip()
 
 
 def _custom_provider(home: Path, overrides: tuple[str, ...], profile: str) -> bool:
@@ -62,11 +64,11 @@ def probe(configured_bin: str, overrides: tuple[str, ...], profile: str, env: di
         return Readiness(False, problem=(
             f"codex CLI not found in {where}. Run `make codex` (installs the pinned @openai/codex@0.169.0 "
             "into the project) or set CODEX_IMAGE_SERVER_CODEX_BIN to a codex binary."))
-    code, out = _run([path, "--version"], env)
+    code, out, err = _run([path, "--version"], env)
     if code != 0:
-        return Readiness(True, path, problem=f"`{path} --version` failed: {out[:200]}")
+        return Readiness(True, path, problem=f"`{path} --version` failed: {(err or out)[:200]}")
     version = out.splitlines()[-1].strip() if out else ""
-    code, _ = _run([path, "login", "status"], env)
+    code, _, _ = _run([path, "login", "status"], env)
     custom = _custom_provider(codex_home(env), overrides, profile)
     logged_in = code == 0
     problem = ""
