@@ -1,0 +1,89 @@
+# Typed clients (Python, TypeScript, Go), buf lint/breaking, grpcurl.
+# Every tool is pinned here or in clients/typescript/package-lock.json and
+# installed into the project (.tools/bin, clients/typescript/node_modules).
+# `make proto`            regenerate Python, Go and TypeScript stubs
+# `make lint`             buf lint (STANDARD) + buf breaking (WIRE_JSON) vs the baseline
+# `make check-generated`  fail when checked-in Go/TS stubs differ from the protos
+# `make grpcurl`          install grpcurl into .tools/bin
+# `make proto-baseline`   refresh the breaking-change baseline (when tagging a release)
+
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+GRPCURL_VERSION := v1.9.4
+BUF_VERSION := 1.75.0
+
+TOOLS_BIN := .tools/bin
+TS_DIR := clients/typescript
+BUF_PREFIX := .tools/buf
+BUF := $(BUF_PREFIX)/node_modules/.bin/buf
+BUF_BASELINE := protos/baseline/v1.binpb
+GO_GEN := clients/go/codeximagev1
+TS_GEN := $(TS_DIR)/src/gen
+GO_INSTALL = GOBIN=$(abspath $(TOOLS_BIN)) GOFLAGS=-mod=mod go install
+
+.PHONY: proto lint check-generated grpcurl buf go-plugins ts-deps client-install proto-baseline
+
+# buf from npm: the package carries the native binary, so no Go build of buf.
+# Its own prefix, like codex: the registry has only some of buf's optional
+# per-platform packages, which `npm ci` in clients/typescript would refuse.
+buf: $(STAMPS)/buf-$(BUF_VERSION)
+$(STAMPS)/buf-$(BUF_VERSION):
+	@mkdir -p $(STAMPS) $(BUF_PREFIX)
+	[ -f $(BUF_PREFIX)/package.json ] || echo '{"private":true}' > $(BUF_PREFIX)/package.json
+	npm install --prefix $(BUF_PREFIX) --no-audit --no-fund --loglevel=error --save-exact @bufbuild/buf@$(BUF_VERSION)
+	$(BUF) --version
+	touch $@
+
+# Version in the stamp name: changing a pin reinstalls the tool.
+go-plugins: $(STAMPS)/protoc-gen-go-$(PROTOC_GEN_GO_VERSION) $(STAMPS)/protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION)
+$(STAMPS)/protoc-gen-go-$(PROTOC_GEN_GO_VERSION):
+	@mkdir -p $(STAMPS) $(TOOLS_BIN)
+	$(GO_INSTALL) google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	touch $@
+$(STAMPS)/protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION):
+	@mkdir -p $(STAMPS) $(TOOLS_BIN)
+	$(GO_INSTALL) google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	touch $@
+
+grpcurl: $(STAMPS)/grpcurl-$(GRPCURL_VERSION)
+$(STAMPS)/grpcurl-$(GRPCURL_VERSION):
+	@mkdir -p $(STAMPS) $(TOOLS_BIN)
+	$(GO_INSTALL) github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+	touch $@
+
+# protoc-gen-es, tsc and the Connect-ES runtime, all from the lockfile.
+ts-deps: $(STAMPS)/ts-deps
+$(STAMPS)/ts-deps: $(TS_DIR)/package.json $(TS_DIR)/package-lock.json
+	@mkdir -p $(STAMPS)
+	cd $(TS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# A venv made before clients/python/codex_image_client existed has no mapping
+# for it in its editable install (nor the codex-image script): redo the install.
+client-install: $(STAMPS)/venv
+	@$(PY) -c 'import codex_image_client' 2>/dev/null && [ -x $(VENV)/bin/codex-image ] \
+		|| $(PIP) install --quiet --no-deps -e .
+
+# Python stubs are built (gen/, ignored); Go and TS stubs are checked in so
+# `go get` and a plain `npm ci` work without protoc.
+proto: gen buf go-plugins ts-deps
+	$(BUF) generate
+	$(BUF) generate --template $(TS_DIR)/buf.gen.yaml
+
+lint: buf
+	$(BUF) lint
+	$(BUF) breaking --against $(BUF_BASELINE)
+
+proto-baseline: buf
+	$(BUF) build --exclude-source-info -o $(BUF_BASELINE)
+
+# Regenerates into a temporary tree and compares with what is checked in.
+check-generated: buf go-plugins ts-deps
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(BUF) generate -o "$$tmp" && \
+	$(BUF) generate --template $(TS_DIR)/buf.gen.yaml -o "$$tmp" && \
+	diff -r "$$tmp/$(GO_GEN)" $(GO_GEN) && diff -r "$$tmp/$(TS_GEN)" $(TS_GEN) \
+		|| { echo "generated code is stale: run 'make proto' and commit the result" >&2; exit 1; }
+	@echo "generated Go and TypeScript stubs match the protos"
+
+TEST_DEPS += client-install ts-deps buf go-plugins grpcurl
