@@ -133,3 +133,21 @@ def test_codex_failures(open_server, mode, status, code):
     assert reply.status >= 500 or reply.status == 429, body
     if mode == "quota":
         assert reply.header("Retry-After") is None or int(reply.header("Retry-After")) >= 1
+
+
+def test_timeout_and_queue_full(tmp_path):
+    import threading
+
+    with start_server(tmp_path, http=True, env={"CODEX_IMAGE_SERVER_MAX_CONCURRENT": "1",
+                                                "CODEX_IMAGE_SERVER_QUEUE_LIMIT": "0",
+                                                "CODEX_IMAGE_SERVER_GENERATION_TIMEOUT_MS": "1500"}) as srv:
+        slow: list = []
+        worker = threading.Thread(target=lambda: slow.append(
+            request(srv.http_base, "POST", GENERATE, {"prompt": "slow [[fake delay=10]]"})))
+        worker.start()
+        from tests.support import procs
+        assert procs.wait_until(lambda: len(srv.fake_runs()) == 1, 10)
+        check_error(request(srv.http_base, "POST", GENERATE, {"prompt": "second"}), 429, "queue_full")
+        worker.join(30)
+        check_error(slow[0], 504, "codex_timeout")
+        assert procs.wait_until(lambda: procs.all_gone(srv.fake_runs()), 10)
