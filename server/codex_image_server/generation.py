@@ -218,8 +218,7 @@ class Generation:
             result = run.run(on_phase)
         finally:
             self._engine.release(run)
-        data = result.data
-        info = imaging.inspect(data, sizes.OUTPUT_PIXEL_LIMIT)
+        data, info = result.data, result.info
         if info.mime_type != spec.mime_type:
             data = imaging.convert(data, spec.output_format)
             info = imaging.inspect(data, sizes.OUTPUT_PIXEL_LIMIT)

@@ -59,7 +59,16 @@ def run_gone(run: dict) -> bool:
 
 
 def all_gone(runs: list[dict]) -> bool:
-    return all(run_gone(r) for r in runs)
+    """run_gone for every run, with one /proc scan for all their groups."""
+    if any(exists(p) for r in runs for p in run_pids(r)):
+        return False
+    pgids = {r["pgid"] for r in runs}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            fields = _stat(int(name))
+            if fields and int(fields[2]) in pgids:
+                return False
+    return True
 
 
 def kill_leftover_runs(runs: list[dict]) -> list[int]:

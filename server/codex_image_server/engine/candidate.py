@@ -28,6 +28,7 @@ class CandidateResult:
     revised_prompt: str
     duration_ms: int
     source: str
+    info: imaging.ImageInfo
 
 
 class CandidateRun:
@@ -99,9 +100,9 @@ class CandidateRun:
                 raise failures.failed_turn(reason, exit_code)
             raise failures.no_image(log.last_message)
         try:
-            imaging.inspect(found.data, self._max_pixels)
+            info = imaging.inspect(found.data, self._max_pixels)
         except imaging.BadImage as exc:
             raise ServiceError(Kind.INTERNAL, "CODEX_INVALID_IMAGE",
                                f"codex produced a file that is not a usable image: {exc}") from None
         return CandidateResult(found.data, thread_id, found.revised_prompt,
-                               int((time.monotonic() - started) * 1000), found.source)
+                               int((time.monotonic() - started) * 1000), found.source, info)

@@ -82,23 +82,26 @@ class ProcessGroup:
             pass
 
     def _reap_ours(self) -> bool:
-        """Reap what we can; True when no live or zombie member is left."""
-        self.proc.poll()
-        me = os.getpid()
-        left = False
-        for pid, ppid, state in group_members(self.pgid):
-            if pid == self.pid:
-                left = left or self.proc.returncode is None
-                continue
-            if ppid == me:
-                try:
-                    done, _ = os.waitpid(pid, os.WNOHANG)
-                    if done:
-                        continue
-                except ChildProcessError:
-                    pass
-            left = True
-        return not left and self.proc.returncode is not None
+        """Reap what we can; True when nothing of the group is left, not even a zombie.
+
+        Cheap enough to poll every few milliseconds: no /proc scan. The leader
+        is reaped through Popen (keeping its exit status); the rest of the
+        group, reparented to us as subreaper, through waitid(P_PGID)."""
+        if self.proc.poll() is None:
+            return False
+        while True:
+            try:
+                if os.waitid(os.P_PGID, self.pgid, os.WEXITED | os.WNOHANG) is None:
+                    break
+            except ChildProcessError:
+                break
+        try:
+            os.killpg(self.pgid, 0)  # succeeds while any member, zombie or not, exists
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        return False
 
     def wait_gone(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

@@ -100,6 +100,7 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
         self._engine = engine
         self._store = store
         self._slots = slots
+        self._capabilities = self._build_capabilities(settings)
 
     @_stream_errors_to_status
     def Generate(self, request, context):
@@ -131,7 +132,11 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
 
     @_errors_to_status
     def GetCapabilities(self, request, context):
-        s = self._settings
+        return self._capabilities
+
+    @staticmethod
+    def _build_capabilities(s: Settings) -> pb.GetCapabilitiesResponse:
+        """Fixed for the server's life: built once (resolving presets is not free)."""
         return pb.GetCapabilitiesResponse(
             model=MODEL, backend=BACKEND, max_images=MAX_COUNT, output_formats=list(OUTPUT_FORMATS),
             qualities=list(QUALITIES), size_options=list(sizes.SIZE_OPTIONS),
