@@ -1,4 +1,4 @@
-"""The grpcurl commands docs/clients.md shows, run against a live server
+"""The grpcurl (and buf curl) commands README shows, run against a live server
 through reflection (no proto files given to grpcurl)."""
 from __future__ import annotations
 
@@ -60,3 +60,15 @@ def test_error_details_are_shown(server):
     assert proc.returncode != 0
     assert "InvalidArgument" in proc.stderr and "google.rpc.BadRequest" in proc.stderr
     assert '"reason": "INVALID_SIZE"' in proc.stderr
+
+
+def test_buf_curl_through_reflection(server):
+    """README's buf curl call: reflection (v1, served beside v1alpha) is all it needs."""
+    buf = REPO / ".tools" / "buf" / "node_modules" / ".bin" / "buf"
+    assert buf.exists(), "run `make buf` first"
+    proc = subprocess.run([str(buf), "curl", "--protocol", "grpc", "--http2-prior-knowledge",
+                           "-H", f"authorization: Bearer {API_KEY}", "-d", '{"prompt": "a red fox"}',
+                           f"http://{server.grpc_target}/codeximage.v1.ImageService/Generate"],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json_stream(proc.stdout)[-1]["summary"]["status"] == "completed"

@@ -8,7 +8,7 @@ import grpc
 from codeximage.v1 import image_service_pb2 as pb
 from codeximage.v1 import image_service_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from ..engine import Engine
 from ..logs import log
@@ -20,6 +20,22 @@ from .servicer import ImageServicer
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ImageService"].full_name
 _MESSAGE_SLACK = 4 * 1024 * 1024
+
+
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+
+
+def _serve_reflection(server: grpc.Server, services: tuple[str, ...]) -> None:
+    """Server reflection under both names. grpcio-reflection serves only
+    v1alpha; grpcurl and buf curl ask for v1 first. The two protocols are the
+    same messages under another package, so one servicer answers both."""
+    servicer = reflection.ReflectionServicer(services + (reflection.SERVICE_NAME,))
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(REFLECTION_V1, {
+        "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
+            servicer.ServerReflectionInfo,
+            request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+            response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString)}),))
 
 
 class GrpcServer:
@@ -37,9 +53,7 @@ class GrpcServer:
         pb_grpc.add_ImageServiceServicer_to_server(ImageServicer(settings, engine, store, self.slots), self.server)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-            self.server)
+        _serve_reflection(self.server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
         self.port = self.server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
         if not self.port:
             raise SystemExit(f"could not bind gRPC on {settings.grpc_host}:{settings.grpc_port}")
