@@ -28,7 +28,12 @@ def _start_http_shim(settings, grpc_target: str):
     except ImportError:
         log("http.unavailable", level="warning", detail="codex_image_shim is not installed")
         return None
-    return embed.start(grpc_target, settings.http_host, settings.http_port, settings)
+    try:
+        return embed.start(grpc_target, settings.http_host, settings.http_port, settings)
+    except OSError as exc:
+        raise SystemExit(f"could not start the HTTP shim on {settings.http_host}:{settings.http_port}: "
+                         f"{exc.strerror or exc}. Set CODEX_IMAGE_SERVER_PORT to a free port, "
+                         "or --no-http-enabled.") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     server = GrpcServer(settings, engine, store)
     server.start()
     grpc_target = f"{'127.0.0.1' if settings.grpc_host in ('0.0.0.0', '::') else settings.grpc_host}:{server.port}"
-    shim = _start_http_shim(settings, grpc_target) if settings.http_enabled else None
+    try:
+        shim = _start_http_shim(settings, grpc_target) if settings.http_enabled else None
+    except SystemExit:
+        server.stop(grace_s=0)
+        raise
     ready = engine.readiness.get()
     log("server.started", grpc=f"{settings.grpc_host}:{server.port}",
         http=f"{settings.http_host}:{shim.port}" if shim else None, codex=ready.path or None,

@@ -79,7 +79,7 @@ FIELDS: list[tuple[str, type, str]] = [
     ("queue_limit", int, "requests allowed to wait for a slot; beyond it RESOURCE_EXHAUSTED"),
     ("kill_grace_ms", int, "SIGTERM to SIGKILL grace when cancelling codex"),
     ("generation_timeout_ms", int, "longest a generation may run"),
-    ("api_keys", list, "API keys; when set, ImageService calls need one (variable CODEX_IMAGE_SERVER_API_KEY, comma separated)"),
+    ("api_keys", list, "API keys (flag repeatable; variable comma separated); when set, ImageService calls need one"),
     ("allow_unauthenticated_remote", bool, "allow binding a non-loopback address without an API key"),
     ("max_references", int, "reference images per request"),
     ("max_reference_bytes", int, "bytes per reference image"),
@@ -90,7 +90,11 @@ FIELDS: list[tuple[str, type, str]] = [
     ("log_level", str, "debug, info, warning or error"),
 ]
 
-_ENV_NAMES = {"api_keys": PREFIX + "API_KEY"}
+# The HTTP shim keeps the seed server's names, which plugins' docs already use.
+_ENV_NAMES = {"api_keys": PREFIX + "API_KEY", "http_host": PREFIX + "HOST", "http_port": PREFIX + "PORT"}
+
+
+_FLAGS = {"api_keys": "--api-key"}
 
 
 def env_name(field: str) -> str:
@@ -124,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="codex-image-server",
         description="Serve local Codex image generation over gRPC and the /v1 HTTP contract.")
     for field, kind, help_text in FIELDS:
-        flag = "--" + field.replace("_", "-")
+        flag = _FLAGS.get(field, "--" + field.replace("_", "-"))
         full_help = f"{help_text} [{env_name(field)}]"
         if kind is bool:
             parser.add_argument(flag, dest=field, action=argparse.BooleanOptionalAction,

@@ -119,9 +119,14 @@ def generate_request(data: dict) -> pb.GenerateRequest:
 
 
 def image_entry(image: dict, origin: str) -> dict:
-    """One `data[]` item: the Image's own JSON plus the absolute file `url`."""
+    """One `data[]` item: the Image's own JSON plus the absolute file `url`.
+
+    The plugin places the layer by `data[i].resolved_size`, so it is the
+    image's real size: codex 0.169.0 always asks the image model for "auto",
+    and the model may not honour the size the prompt asked for."""
     entry = dict(image)
     entry["url"] = origin + image["file_path"]
+    entry["resolved_size"] = f"{image['width']}x{image['height']}"
     if not entry.get("revised_prompt"):
         entry.pop("revised_prompt", None)
     return entry

@@ -47,7 +47,8 @@ def test_generate_with_references_then_fetch_every_url(keyed_server):
     assert [item["label"] for item in result["data"]] == ["Candidate 1", "Candidate 2"]
     for item in result["data"]:
         assert item["url"] == f"{keyed_server.http_base}/v1/images/{item['id']}/file"
-        assert item["resolved_size"] == "1024x1024"
+        # The real size of each image (the fake draws 256x256 whatever was asked).
+        assert item["resolved_size"] == f"{item['width']}x{item['height']}" == "256x256"
         got = request(keyed_server.http_base, "GET", item["url"], headers=PLUGIN_HEADERS)
         assert got.status == 200
         assert got.header("Content-Type") == item["mime_type"] == "image/png"
