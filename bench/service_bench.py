@@ -1,0 +1,117 @@
+"""Issue 2's figures: what the gRPC service adds on top of codex itself.
+
+    .venv/bin/python bench/service_bench.py [--runs 7] [--cancel-runs 50]
+
+All with the fake codex (tests/support/fake_codex.py), so codex's own cost is
+a known constant and only ours varies:
+1. Service overhead: Generate count=1 with a fake that takes 1 s, median wall
+   time through gRPC / the same fake run directly (goal <= 1.05).
+2. Parallel candidates: count=4 / count=1 wall time, same fake (goal <= 1.15).
+3. Cancellation: client cancel -> last process of the request gone (pid and
+   process group looked up in /proc), p50 and p99 over --cancel-runs runs with
+   a fake that obeys SIGTERM (goal p99 <= 300 ms).
+Each ratio is measured within one run of this script; medians over --runs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from codeximage.v1 import image_service_pb2 as pb  # noqa: E402
+
+from tests.support import procs  # noqa: E402
+from tests.support.server_proc import fake_codex_launcher, start_server  # noqa: E402
+
+DELAY_S = 1.0
+
+
+def direct_run(codex: Path, codex_home: Path, workdir: Path) -> float:
+    """The fake codex run the way the engine runs it, minus the service."""
+    env = dict(os.environ, CODEX_HOME=str(codex_home))
+    started = time.perf_counter()
+    subprocess.run([str(codex), "exec", "--json", "--skip-git-repo-check", "--sandbox", "read-only",
+                    "--cd", str(workdir), "--", f"candidate 1 of 1 [[fake delay={DELAY_S}]]"],
+                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                   env=env, cwd=workdir, check=True)
+    return time.perf_counter() - started
+
+
+def service_run(stub, count: int) -> float:
+    started = time.perf_counter()
+    responses = list(stub.Generate(pb.GenerateRequest(prompt=f"x [[fake delay={DELAY_S}]]", count=count),
+                                   timeout=60))
+    elapsed = time.perf_counter() - started
+    assert responses[-1].WhichOneof("event") == "summary"
+    return elapsed
+
+
+def cancel_latency(srv, stub, i: int) -> float:
+    rid = f"bench-cancel-{i}"
+    call = stub.Generate(pb.GenerateRequest(prompt="x [[fake delay=30 child=1]]", count=4, request_id=rid))
+    assert procs.wait_until(lambda: len(srv.runs_of(rid)) == 4
+                            and all(procs.running(r["child_pid"]) for r in srv.runs_of(rid)), timeout=20)
+    runs = srv.runs_of(rid)
+    started = time.perf_counter()
+    call.cancel()
+    while not procs.all_gone(runs):
+        if time.perf_counter() - started > 10:
+            raise AssertionError(f"request {rid} still has processes 10 s after cancel")
+        time.sleep(0.001)
+    return time.perf_counter() - started
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--cancel-runs", type=int, default=50)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        direct_home, workdir = tmp / "direct-home", tmp / "work"
+        direct_home.mkdir()
+        workdir.mkdir()
+        codex = fake_codex_launcher(tmp)  # the same launcher the server gets
+        with start_server(tmp) as srv:
+            stub = srv.stub()
+            service_run(stub, 1)  # warm up the channel and the server
+            direct, one, four = [], [], []
+            for _ in range(args.runs):  # interleaved, so load drift hits all three alike
+                direct.append(direct_run(codex, direct_home, workdir))
+                one.append(service_run(stub, 1))
+                four.append(service_run(stub, 4))
+            cancels = [cancel_latency(srv, stub, i) for i in range(args.cancel_runs)]
+    result = {
+        "direct_median_s": statistics.median(direct),
+        "service_count1_median_s": statistics.median(one),
+        "service_count4_median_s": statistics.median(four),
+        "overhead_ratio": statistics.median(one) / statistics.median(direct),
+        "parallel_ratio": statistics.median(four) / statistics.median(one),
+        "cancel_p50_ms": percentile(cancels, 0.50) * 1000,
+        "cancel_p99_ms": percentile(cancels, 0.99) * 1000,
+        "cancel_max_ms": max(cancels) * 1000,
+        "runs": args.runs, "cancel_runs": args.cancel_runs, "fake_delay_s": DELAY_S,
+    }
+    print(json.dumps(result, indent=2))
+    print(f"service overhead  {result['overhead_ratio']:.3f}  (goal <= 1.05)")
+    print(f"count4 / count1   {result['parallel_ratio']:.3f}  (goal <= 1.15)")
+    print(f"cancel p50 / p99  {result['cancel_p50_ms']:.0f} ms / {result['cancel_p99_ms']:.0f} ms  (goal p99 <= 300 ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""README is what a new user runs and reads: keep it in step with the code."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from codex_image_server import settings
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+
+
+def test_every_setting_is_documented():
+    missing = [settings.env_name(f) for f, _, _ in settings.FIELDS if f"`{settings.env_name(f)}`" not in README]
+    assert not missing, f"README's settings table lacks {missing}"
+
+
+def test_ci_runs_the_test_command_readme_gives():
+    assert "make test" in README
+    assert "make test" in (REPO / ".ci" / "run").read_text()
