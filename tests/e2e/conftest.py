@@ -38,11 +38,11 @@ def mock_home(tmp_path_factory, standin) -> Path:
 
 
 @contextlib.contextmanager
-def _real_server(tmp_path_factory, codex: Path, home: Path):
+def _real_server(tmp_path_factory, codex: Path, home: Path, http: bool = False):
     tmp = tmp_path_factory.mktemp("realcodex-server")
     try:
         # Not logged in: the mock provider in config.toml is what makes it ready.
-        with start_server(tmp, codex=codex, codex_home=home, logged_in=False,
+        with start_server(tmp, codex=codex, codex_home=home, logged_in=False, http=http,
                           env={"MOCK_API_KEY": MOCK_API_KEY}) as srv:
             yield srv
     finally:
@@ -54,6 +54,13 @@ def _real_server(tmp_path_factory, codex: Path, home: Path):
 def server(tmp_path_factory, real_codex, mock_home):
     """The real server spawning the native codex binary, as it does by default."""
     with _real_server(tmp_path_factory, realcodex.native_codex(real_codex), mock_home) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def http_server(tmp_path_factory, real_codex, mock_home):
+    """The real server with its /v1 HTTP shim, spawning the native codex."""
+    with _real_server(tmp_path_factory, realcodex.native_codex(real_codex), mock_home, http=True) as srv:
         yield srv
 
 

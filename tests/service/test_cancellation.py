@@ -46,6 +46,8 @@ def test_client_cancel_leaves_no_process(stub, server, ignore_term):
         list(call)
     assert exc.value.code() == grpc.StatusCode.CANCELLED
     assert not stored_for(server, rid)
+    # The request's private working directory (references, candidates' cwd) is removed.
+    assert procs.wait_until(lambda: not list((server.state_dir / "work").glob(f"{rid}-*")), timeout=5)
 
 
 def test_deadline_leaves_no_process(stub, server):
@@ -55,6 +57,7 @@ def test_deadline_leaves_no_process(stub, server):
         list(call)
     assert exc.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert procs.wait_until(lambda: procs.all_gone(runs), timeout=GRACE_MS / 1000 + 5)
+    assert procs.wait_until(lambda: not list((server.state_dir / "work").glob("deadline-*")), timeout=5)
     assert not stored_for(server, "deadline")
 
 
