@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from urllib.parse import parse_qsl
 
 import grpc
 from aiohttp import web

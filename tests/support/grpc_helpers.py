@@ -47,9 +47,5 @@ def png_claiming(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
 
 
-def collect(call) -> list:
-    return list(call)
-
-
 def kinds(responses) -> list[str]:
     return [r.WhichOneof("event") for r in responses]

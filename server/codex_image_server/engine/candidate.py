@@ -5,7 +5,6 @@ import dataclasses
 import threading
 import time
 from collections import deque
-from pathlib import Path
 from typing import Callable
 
 from .. import imaging

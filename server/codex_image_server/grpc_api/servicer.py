@@ -4,7 +4,6 @@ from __future__ import annotations
 import functools
 import time
 
-import grpc
 from codeximage.v1 import image_service_pb2 as pb
 from codeximage.v1 import image_service_pb2_grpc as pb_grpc
 from google.protobuf import timestamp_pb2
