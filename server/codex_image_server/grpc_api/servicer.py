@@ -64,17 +64,21 @@ def _params(request: pb.GenerateRequest) -> GenerateParams:
         references=tuple(ReferenceInput(r.image, r.mime_type, r.label) for r in request.references))
 
 
-def _errors_to_status(method):
+def _abort(context, exc: Exception, method_name: str) -> None:
     """ServiceError -> its status; anything else -> INTERNAL without a trace."""
+    if isinstance(exc, ServiceError):
+        context.abort_with_status(to_grpc_status(exc))
+    log("rpc.crashed", level="error", method=method_name, error_type=type(exc).__name__)
+    context.abort_with_status(to_grpc_status(internal_error()))
+
+
+def _errors_to_status(method):
     @functools.wraps(method)
     def wrapper(self, request, context):
         try:
             return method(self, request, context)
-        except ServiceError as exc:
-            context.abort_with_status(to_grpc_status(exc))
-        except Exception as exc:  # noqa: BLE001
-            log("rpc.crashed", level="error", method=method.__name__, error_type=type(exc).__name__)
-            context.abort_with_status(to_grpc_status(internal_error()))
+        except Exception as exc:  # noqa: BLE001 - mapped, never leaked
+            _abort(context, exc, method.__name__)
     return wrapper
 
 
@@ -83,13 +87,10 @@ def _stream_errors_to_status(method):
     def wrapper(self, request, context):
         try:
             yield from method(self, request, context)
-        except ServiceError as exc:
-            if exc.kind is Kind.CANCELLED and not context.is_active():
+        except Exception as exc:  # noqa: BLE001 - mapped, never leaked
+            if isinstance(exc, ServiceError) and exc.kind is Kind.CANCELLED and not context.is_active():
                 return  # the caller is gone; there is nobody to tell
-            context.abort_with_status(to_grpc_status(exc))
-        except Exception as exc:  # noqa: BLE001
-            log("rpc.crashed", level="error", method=method.__name__, error_type=type(exc).__name__)
-            context.abort_with_status(to_grpc_status(internal_error()))
+            _abort(context, exc, method.__name__)
     return wrapper
 
 
