@@ -187,7 +187,7 @@ class Generation:
                     self._run_candidate(index, codex, workdir, refs)
                 finally:
                     permits.release()
-            if self.cancelled and error is None:
+            if self.cancelled:
                 error = ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", "cancelled")
         except ServiceError as exc:
             error = exc

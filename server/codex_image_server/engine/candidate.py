@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 import threading
 import time
 from collections import deque
@@ -72,8 +73,8 @@ class CandidateRun:
                     on_phase(*shown)
             try:
                 self.group.proc.wait(timeout=_EXIT_AFTER_EOF_S)
-            except Exception:  # noqa: BLE001 - a hung exit is handled by finish()
-                pass
+            except subprocess.TimeoutExpired:
+                pass  # a leader that closed its output but hangs: finish() stops it
         finally:
             self.group.finish(self._grace)
             self._stderr_reader.join(timeout=1.0)

@@ -92,5 +92,6 @@ class Engine:
         for run in runs:
             run.cancel()
         for run in runs:
-            run.group.finish(self.grace_s)
+            # Not finish(): the candidate's own thread still reads the pipes.
+            run.group.wait_stopped(self.grace_s)
             self.release(run)

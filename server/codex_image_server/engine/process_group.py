@@ -135,14 +135,20 @@ class ProcessGroup:
                                              name=f"stop-pg-{self.pgid}", daemon=True)
             self._stopper.start()
 
-    def finish(self, grace: float) -> None:
-        """After the leader's output ended: make sure nothing of the group is left."""
+    def wait_stopped(self, grace: float) -> None:
+        """Make sure nothing of the group is left: wait for a stop under way,
+        or stop what remains now."""
         with self._stop_lock:
             stopper = self._stopper
         if stopper is not None:
             stopper.join()
         else:
             self.terminate(grace)
+
+    def finish(self, grace: float) -> None:
+        """For the reader of its output, once that output ended: nothing of the
+        group is left, and the pipes are closed."""
+        self.wait_stopped(grace)
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
