@@ -53,8 +53,11 @@ def test_aborted_http_request_kills_codex(http_server, fresh, mock_home):
         assert running, "codex should be running while the upstream holds the stream"
     finally:
         sock.close()  # the plugin gives up
+    # Poll both lookups: a process that is exiting may already hide its
+    # environment from /proc while its pid is still there.
     deadline = time.monotonic() + 10
-    while realcodex.processes_with_codex_home(mock_home) and time.monotonic() < deadline:
+    while (realcodex.processes_with_codex_home(mock_home) or any(realcodex.alive(p) for p in running)) \
+            and time.monotonic() < deadline:
         time.sleep(0.02)
     left = realcodex.processes_with_codex_home(mock_home)
     realcodex.kill_groups(left)
