@@ -60,10 +60,13 @@ def test_bad_requests(open_server, body, code):
 
 
 def test_too_many_references(open_server):
-    refs = [{"image": data_url(png(4, 4))} for _ in range(6)]
+    """The plugin's limit is 16: a 17th is refused, naming the field."""
+    refs = [{"image": data_url(png(4, 4))} for _ in range(17)]
     reply = request(open_server.http_base, "POST", GENERATE, {"prompt": "x", "references": refs})
     assert reply.status == 400
-    assert reply.json()["error"]["code"] in ("too_many_references", "invalid_reference")
+    body = reply.json()
+    assert body["error"]["code"] == "too_many_references"
+    assert "17 references given, at most 16" in body["error"]["message"]
 
 
 def test_unknown_route_and_image(open_server):

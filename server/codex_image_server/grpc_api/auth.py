@@ -8,6 +8,7 @@ import hmac
 import grpc
 
 from ..errors import Kind, ServiceError
+from ..settings import env_name
 from .status import to_grpc_status
 
 PROTECTED_PREFIX = "/codeximage.v1.ImageService/"
@@ -40,15 +41,22 @@ class ApiKeyInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None or not handler_call_details.method.startswith(PROTECTED_PREFIX):
             return handler
-        if key_matches(presented_key(handler_call_details.invocation_metadata), self._keys):
+        presented = presented_key(handler_call_details.invocation_metadata)
+        if key_matches(presented, self._keys):
             return handler
-        return _deny(handler)
+        return _deny(handler, bool(presented))
 
 
-def _deny(handler):
-    status = to_grpc_status(ServiceError(
-        Kind.UNAUTHENTICATED, "UNAUTHORIZED",
-        "missing or wrong API key: send `authorization: Bearer <key>` or `x-api-key: <key>`"))
+def denial_message(presented: bool) -> str:
+    """What a caller must do about a 401: which header, and where the key lives."""
+    what = "the API key sent is not one this server accepts" if presented else "this server requires an API key"
+    return (f"{what}: send it as `X-API-Key: <key>` or `Authorization: Bearer <key>`. The server's keys are "
+            f"set with {env_name('api_keys')} or --api-key; a server on 127.0.0.1 needs none, so for a "
+            "client that cannot send a key (the Photoshop host never does), start the server without one.")
+
+
+def _deny(handler, presented: bool):
+    status = to_grpc_status(ServiceError(Kind.UNAUTHENTICATED, "UNAUTHORIZED", denial_message(presented)))
 
     def abort(request, context):
         context.abort_with_status(status)
