@@ -13,6 +13,8 @@ size itself and checks every image it gets against it:
      under the caps, width = height * ratio rounded down to 16, shrink by 16
      until it fits, then grow by 16 while under the pixel minimum and the next
      step stays within the preset's pixel cap, the 3840 edge and 3:1.
+     (At 1k a ratio near 3:1 may end under the pixel minimum: the plugin's
+     rule, and harmless, since the delivered image is resampled by us.)
 
 An aspect is a ratio (`W:H`, `landscape`, `portrait`, `square`) or names where
 the ratio comes from: the first reference (`reference`, 参考图比例, 原图比例, 自动;
@@ -204,7 +206,8 @@ def resolve_preset(preset: Preset, aspect: tuple[int, int]) -> tuple[int, int]:
 
     height = _floor16(min(preset.max_edge, math.isqrt(cap * ratio.denominator // ratio.numerator)))
     width = width_for(height)
-    while height > MULTIPLE and (width > preset.max_edge or width * height > cap or width < MULTIPLE):
+    while height > MULTIPLE and (width > preset.max_edge or width * height > cap or width < MULTIPLE
+                                 or not _within_ratio(width, height)):  # rounding down can pass 3:1
         height -= MULTIPLE
         width = width_for(height)
     while width * height < MIN_PIXELS:
