@@ -96,7 +96,7 @@ def deliver(data: bytes, info: ImageInfo, output_format: str, target: tuple[int,
         if wants_size:
             box = centre_crop_box(img.width, img.height, *target)
             enlarged = target[0] > box[2] - box[0] or target[1] > box[3] - box[1]
-            img = _resample_mode(img).resize(target, Image.Resampling.LANCZOS, box=box)
+            img = _resample_mode(img).crop(box).resize(target, Image.Resampling.LANCZOS)
         encoded = _encode(img, output_format)
     out_info = ImageInfo(MIME_BY_FORMAT[PIL_FORMAT_BY_OUTPUT[output_format]], *(target if wants_size else
                                                                               (info.width, info.height)))

@@ -105,6 +105,16 @@ def test_unauthorized(keyed_server, headers):
     assert keyed_server.fake_runs() == []
 
 
+def test_unauthorized_says_how_to_fix_it(keyed_server):
+    """The Photoshop host never sends a key: its user must learn what to do."""
+    keyless = request(keyed_server.http_base, "POST", GENERATE, {"prompt": "x"}).json()["error"]["message"]
+    assert "requires an API key" in keyless
+    for hint in ("X-API-Key: <key>", "Authorization: Bearer <key>", "CODEX_IMAGE_SERVER_API_KEY", "--api-key"):
+        assert hint in keyless
+    wrong = request(keyed_server.http_base, "POST", GENERATE, {"prompt": "x"}, headers={"X-API-Key": "nope"})
+    assert "not one this server accepts" in wrong.json()["error"]["message"]
+
+
 def test_body_too_large(tmp_path):
     with start_server(tmp_path, http=True, env={"CODEX_IMAGE_SERVER_HTTP_MAX_BODY_BYTES": "2048"}) as srv:
         big = {"prompt": "x", "references": [{"image": data_url(b"\0" * 4096)}]}
