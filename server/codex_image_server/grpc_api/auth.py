@@ -1,17 +1,15 @@
-"""API-key check for ImageService. grpc.health and reflection stay open so a
-mesh can probe and a person can `grpcurl list` without a key."""
+"""API-key check for ImageService: one check, applied by the servicer's
+call wrapper, so the external gRPC path and the shim's in-process path are
+checked the same way (both hand it the call's metadata). grpc.health and
+reflection stay open so a mesh can probe and a person can `grpcurl list`
+without a key."""
 from __future__ import annotations
 
 import hashlib
 import hmac
 
-import grpc
-
 from ..errors import Kind, ServiceError
 from ..settings import env_name
-from .status import to_grpc_status
-
-PROTECTED_PREFIX = "/codeximage.v1.ImageService/"
 
 
 def presented_key(metadata) -> str:
@@ -33,20 +31,6 @@ def key_matches(presented: str, keys: tuple[str, ...]) -> bool:
     return ok and bool(presented)
 
 
-class ApiKeyInterceptor(grpc.ServerInterceptor):
-    def __init__(self, keys: tuple[str, ...]):
-        self._keys = keys
-
-    def intercept_service(self, continuation, handler_call_details):
-        handler = continuation(handler_call_details)
-        if handler is None or not handler_call_details.method.startswith(PROTECTED_PREFIX):
-            return handler
-        presented = presented_key(handler_call_details.invocation_metadata)
-        if key_matches(presented, self._keys):
-            return handler
-        return _deny(handler, bool(presented))
-
-
 def denial_message(presented: bool) -> str:
     """What a caller must do about a 401: which header, and where the key lives."""
     what = "the API key sent is not one this server accepts" if presented else "this server requires an API key"
@@ -55,16 +39,10 @@ def denial_message(presented: bool) -> str:
             "client that cannot send a key (the Photoshop host never does), start the server without one.")
 
 
-def _deny(handler, presented: bool):
-    status = to_grpc_status(ServiceError(Kind.UNAUTHENTICATED, "UNAUTHORIZED", denial_message(presented)))
-
-    def abort(request, context):
-        context.abort_with_status(status)
-
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(
-            abort, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)
-    return grpc.unary_unary_rpc_method_handler(
-        abort, request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer)
+def check(metadata, keys: tuple[str, ...]) -> None:
+    """Raise UNAUTHENTICATED unless no key is configured or one is presented."""
+    if not keys:
+        return
+    presented = presented_key(metadata)
+    if not key_matches(presented, keys):
+        raise ServiceError(Kind.UNAUTHENTICATED, "UNAUTHORIZED", denial_message(bool(presented)))
