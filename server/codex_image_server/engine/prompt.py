@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..references import ReferencePlan
 from ..request import GenerationSpec
-from ..sizes import orientation, ratio_words
+from ..sizes import orientation
 
 
 _PLAIN = {"landscape": "wider than tall", "portrait": "taller than wide", "square": "as wide as tall"}
@@ -22,7 +22,8 @@ def _shape_lines(spec: GenerationSpec) -> list[str]:
         return []
     w, h = size.ratio
     shape = orientation(w, h)
-    line = f"Image shape: {shape} ({_PLAIN[shape]}), aspect ratio {ratio_words(w, h)} (width:height)."
+    approx = f", about {w / h:.2f}:1" if max(w, h) > 32 else ""
+    line = f"Image shape: {shape} ({_PLAIN[shape]}), aspect ratio {w}:{h} (width:height{approx})."
     if size.width:
         line += f" Final size {size.width}x{size.height} pixels."
     return [line, f"Begin the image tool's prompt with \"A {shape} image, aspect ratio {w}:{h}.\" and "
