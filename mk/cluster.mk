@@ -5,7 +5,7 @@ S3PROXY_DIR := .tools/s3proxy
 S3PROXY_JAR := $(S3PROXY_DIR)/s3proxy-$(S3PROXY_VERSION)-jar-with-dependencies.jar
 CLUSTER_ARGS ?=
 
-.PHONY: cluster cluster-deps test-cluster
+.PHONY: cluster cluster-deps test-cluster bench-cluster
 cluster-deps: $(STAMPS)/cluster-apt $(S3PROXY_JAR)
 
 # Debian's PostgreSQL, HAProxy, a JRE and Maven (to fetch s3proxy).
@@ -28,5 +28,9 @@ cluster: setup cluster-deps
 
 test-cluster: setup cluster-deps
 	$(PY) -m pytest tests/cluster -q $(PYTEST_ARGS)
+
+# Throughput for 1/2/3 replicas through HAProxy, and what HAProxy adds.
+bench-cluster: setup cluster-deps
+	$(PY) bench/cluster_bench.py $(BENCH_ARGS)
 
 TEST_DEPS += cluster-deps

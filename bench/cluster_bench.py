@@ -1,0 +1,137 @@
+"""Issue 15's figures: what several replicas behind HAProxy give and cost.
+
+    .venv/bin/python bench/cluster_bench.py [--runs 3] [--requests 36]
+
+With the fake codex (fixed 1 s per candidate) and 4 slots per replica:
+1. Throughput through the balancer with 1, 2 and 3 replicas: --requests
+   Generate calls (count=1) kept 12 in flight (enough to fill three replicas),
+   images per second; ratio to one replica (target >= 2.7 at three).
+2. The balancer's added latency per request: GetCapabilities through HAProxy
+   vs. straight to a replica, median of 300 calls each.
+3. The balancer's cost per MB fetched: GetImageFile of a ~12 MB image through
+   HAProxy vs. straight to the replica that holds it, median of --runs.
+Medians over --runs within one run of this script.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import grpc  # noqa: E402
+from codeximage.v1 import image_service_pb2 as pb  # noqa: E402
+from codeximage.v1 import image_service_pb2_grpc as pbg  # noqa: E402
+
+from codex_image_cluster.balancer import Balancer  # noqa: E402
+from codex_image_cluster.cluster import Cluster  # noqa: E402
+from tests.support.server_proc import fake_codex_launcher  # noqa: E402
+
+IN_FLIGHT = 12
+OPTIONS = [("grpc.max_receive_message_length", 128 * 1024 * 1024)]
+
+
+def generate(stub, prompt: str) -> pb.Image:
+    image = None
+    for event in stub.Generate(pb.GenerateRequest(prompt=prompt), timeout=120):
+        if event.WhichOneof("event") == "image":
+            image = event.image
+    return image
+
+
+def throughput(target: str, requests: int) -> float:
+    """Images per second with IN_FLIGHT calls at a time; one channel, as a client would."""
+    with grpc.insecure_channel(target, options=OPTIONS) as channel:
+        stub = pbg.ImageServiceStub(channel)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(IN_FLIGHT) as pool:
+            images = list(pool.map(lambda i: generate(stub, f"bench {i} [[fake delay=1]]"), range(requests)))
+        took = time.perf_counter() - started
+    assert all(images), "a generation failed"
+    return requests / took
+
+
+def unary_ms(target: str, calls: int = 300) -> float:
+    with grpc.insecure_channel(target) as channel:
+        stub = pbg.ImageServiceStub(channel)
+        for _ in range(20):
+            stub.GetCapabilities(pb.GetCapabilitiesRequest(), timeout=5)
+        times = []
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            stub.GetCapabilities(pb.GetCapabilitiesRequest(), timeout=5)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000
+
+
+def fetch_s(target: str, image_id: str) -> tuple[float, int]:
+    with grpc.insecure_channel(target, options=OPTIONS) as channel:
+        stub = pbg.ImageServiceStub(channel)
+        t0 = time.perf_counter()
+        size = sum(len(c.data) for c in stub.GetImageFile(pb.GetImageFileRequest(image_id=image_id), timeout=60))
+        return time.perf_counter() - t0, size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=36)
+    parser.add_argument("--no-throughput", action="store_true", help="only the balancer's latency and MB cost")
+    args = parser.parse_args()
+    directory = Path(tempfile.mkdtemp(prefix="cluster-bench-"))
+    fake = fake_codex_launcher(directory)
+    cluster = Cluster(directory / "c", replicas=3, codex_bin=str(fake), args=["--max-concurrent", "4"],
+                      with_stores=False)
+    for replica in cluster.replicas:
+        replica.codex_home.mkdir(parents=True, exist_ok=True)
+        (replica.codex_home / "auth.json").write_text('{"fake": true}')
+    with cluster:
+        rates = {}
+        for n in () if args.no_throughput else (1, 2, 3):
+            lb = Balancer(directory / f"lb{n}", [(r.name, r.grpc_port, r.http_port) for r in cluster.replicas[:n]])
+            lb.start()
+            try:
+                time.sleep(1.0)  # first health checks
+                runs = [throughput(lb.target, args.requests) for _ in range(args.runs)]
+            finally:
+                lb.stop()
+            rates[n] = statistics.median(runs)
+            print(f"{n} replica(s): {rates[n]:.2f} images/s (runs {', '.join(f'{r:.2f}' for r in runs)}), "
+                  f"{rates[n] / rates[1]:.2f}x one replica", flush=True)
+
+        lb = cluster.balancer
+        direct = cluster.replicas[0]
+        via, straight = unary_ms(lb.target), unary_ms(direct.grpc_target)
+        print(f"GetCapabilities median: {via:.2f} ms through HAProxy vs {straight:.2f} ms direct "
+              f"(+{via - straight:.2f} ms per request)")
+
+        with grpc.insecure_channel(direct.grpc_target, options=OPTIONS) as channel:
+            image = generate(pbg.ImageServiceStub(channel), "big [[fake delay=0.1 noise=1 size=2048x2048]]")
+        fetch_via, fetch_direct = [], []
+        for _ in range(max(3, args.runs)):
+            t_direct, size = fetch_s(direct.grpc_target, image.id)
+            # Through HAProxy the call may land on another replica, which has
+            # no such image without the shared store: only the holder counts.
+            try:
+                t_via, _ = fetch_s(lb.target, image.id)
+                fetch_via.append(t_via)
+            except grpc.RpcError:
+                pass
+            fetch_direct.append(t_direct)
+        mb = size / 1e6
+        d = statistics.median(fetch_direct)
+        print(f"GetImageFile {mb:.1f} MB direct: {d * 1000:.0f} ms ({mb / d:.0f} MB/s)")
+        if fetch_via:
+            v = statistics.median(fetch_via)
+            print(f"GetImageFile {mb:.1f} MB through HAProxy: {v * 1000:.0f} ms ({mb / v:.0f} MB/s), "
+                  f"+{(v - d) * 1000 / mb:.1f} ms per MB")
+
+
+if __name__ == "__main__":
+    main()
