@@ -31,6 +31,6 @@ test-cluster: setup cluster-deps
 
 # Throughput for 1/2/3 replicas through HAProxy, and what HAProxy adds.
 bench-cluster: setup cluster-deps
-	$(PY) bench/cluster_bench.py $(BENCH_ARGS)
+	$(PY) bench/cluster_bench.py $(CLUSTER_BENCH_ARGS)
 
 TEST_DEPS += cluster-deps
