@@ -23,7 +23,7 @@ from codeximage.v1 import image_service_pb2 as pb
 from codeximage.v1 import image_service_pb2_grpc as pb_grpc
 from google.protobuf import json_format, message_factory
 
-from . import adapter, errors, jsonmap, openapi, routes
+from . import adapter, console, errors, jsonmap, openapi, routes
 
 log = logging.getLogger("codex_image_shim")
 
@@ -95,6 +95,7 @@ class Shim:
     def application(self) -> web.Application:
         app = web.Application()
         app.on_response_prepare.append(self._add_cors)
+        console.mount(app)  # `/` and `/console/*`: static, ahead of the /v1 catch-all
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
 

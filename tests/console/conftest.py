@@ -1,0 +1,100 @@
+"""The console in a real headless Chromium (Debian's chromium and
+chromium-driver, installed by `make chromium`), driven by selenium, against
+real servers with the fake codex. No browser is downloaded: selenium is given
+both binaries, so its driver manager never runs."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+# The shim tests' servers (one open, one with a key), started per module.
+from tests.shim.conftest import KEY, keyed_server, open_server  # noqa: F401
+
+CHROMIUM = os.environ.get("CONSOLE_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CONSOLE_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")
+LAPTOP = (1280, 900)
+PHONE = (390, 844)
+
+
+def _chromium(tmp_path: Path) -> webdriver.Chrome:
+    for binary in (CHROMIUM, CHROMEDRIVER):
+        if not (shutil.which(binary) or Path(binary).exists()):
+            pytest.fail(f"{binary} is missing: run `make chromium` (Debian's chromium and chromium-driver)")
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let selenium reach for a download
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 "--no-first-run", "--disable-extensions", "--disable-background-networking",
+                 f"--window-size={LAPTOP[0]},{LAPTOP[1]}", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    service = Service(executable_path=CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log"))
+    driver = webdriver.Chrome(options=options, service=service)
+    driver.set_page_load_timeout(30)
+    return driver
+
+
+class Console:
+    """One browser tab on one server's console, with bounded waits."""
+
+    def __init__(self, driver: webdriver.Chrome, base: str, shots: Path):
+        self.driver, self.base, self.shots = driver, base, shots
+
+    def open(self, path: str = "/") -> "Console":
+        self.driver.get(self.base + path)
+        return self
+
+    def wait(self, condition, timeout: float = 20.0, message: str = ""):
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(
+            lambda d: condition(), message or getattr(condition, "__name__", ""))
+
+    def wait_ready(self) -> "Console":
+        self.wait(lambda: self.driver.execute_script("return document.body.dataset.ready === 'true'"),
+                  message="console never became ready")
+        return self
+
+    def find(self, css: str):
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def find_all(self, css: str):
+        return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def text(self, css: str) -> str:
+        return self.find(css).text
+
+    def js(self, script: str, *args):
+        return self.driver.execute_script(script, *args)
+
+    def screenshot(self, name: str) -> Path:
+        self.shots.mkdir(parents=True, exist_ok=True)
+        path = self.shots / f"{name}.png"
+        self.driver.save_screenshot(str(path))
+        return path
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    driver = _chromium(tmp_path_factory.mktemp("chromium"))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def console_for(browser, tmp_path):
+    """console_for(srv) -> a Console on srv, in a fresh tab state (sessionStorage
+    cleared), laptop-sized; screenshots land in this test's tmp dir."""
+    def make(srv, size=LAPTOP) -> Console:
+        browser.set_window_size(*size)
+        console = Console(browser, srv.http_base, tmp_path / "screenshots")
+        console.open("/console/icon.svg")  # same origin, so its storage can be cleared
+        browser.execute_script("sessionStorage.clear()")
+        return console
+    return make
