@@ -72,9 +72,17 @@ class Console:
         return self.driver.execute_script(script, *args)
 
     def screenshot(self, name: str) -> Path:
+        """The whole page (the window grows to the page's height for the shot)."""
         self.shots.mkdir(parents=True, exist_ok=True)
         path = self.shots / f"{name}.png"
-        self.driver.save_screenshot(str(path))
+        size = self.driver.get_window_size()
+        height = self.js("return Math.max(document.documentElement.scrollHeight, window.innerHeight)")
+        chrome = size["height"] - self.js("return window.innerHeight")
+        self.driver.set_window_size(size["width"], min(int(height) + chrome, 4000))
+        try:
+            assert self.driver.save_screenshot(str(path)), f"no screenshot saved at {path}"
+        finally:
+            self.driver.set_window_size(size["width"], size["height"])
         return path
 
 

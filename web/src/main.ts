@@ -25,6 +25,7 @@ let configured = false;
 let keyWasGiven = false;
 
 function askForKey(message: string): void {
+  document.body.dataset.locked = "true";  // Generate and History need the key first
   keyPanel.hidden = false;
   keyMessage.textContent = message;
   keyMessage.className = message ? "message error" : "message";
@@ -52,8 +53,10 @@ async function configure(): Promise<void> {
     generate.configure(await getJson<Capabilities>("/v1/capabilities"));
     configured = true;
     keyPanel.hidden = true;
+    delete document.body.dataset.locked;
     byId("generate-message").textContent = "";
     show(currentTab());
+    document.body.dataset.ready = "true";
   } catch (err) {
     if (!(err instanceof ApiError && err.httpStatus === 401)) {
       byId("generate-message").textContent = describe(err);
@@ -105,7 +108,6 @@ async function boot(): Promise<void> {
   }
   keyWasGiven = Boolean(getKey());
   await configure();
-  document.body.dataset.ready = "true";
 }
 
 void boot();

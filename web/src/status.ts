@@ -10,7 +10,7 @@ type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 
 const LABELS: Record<string, string> = {
   status: "Status", ready: "Ready", problem: "Problem", backend: "Backend", model: "Model",
-  version: "Server version", server_version: "Server version", auth_required: "Keys required",
+  version: "Version", server_version: "Server version", auth_required: "Keys required",
   generation_timeout_ms: "Time limit (ms)", codex: "Codex", found: "Found", path: "Path",
   logged_in: "Logged in", custom_provider: "Custom provider", slots: "Slots", in_use: "In use", free: "Free",
   limit: "Limit", queued: "Queued", queue_limit: "Queue limit", accounts: "Accounts", name: "Name",
@@ -21,11 +21,20 @@ function label(key: string): string {
   return LABELS[key] ?? key.replace(/_/g, " ");
 }
 
-function value(v: Json): Node {
+// Booleans that are good news when true get a colour; others stay plain.
+const HEALTHY_WHEN_TRUE = new Set(["ready", "found", "logged_in"]);
+
+function value(v: Json, key = ""): Node {
   if (v === null || v === "") return document.createTextNode("—");
-  if (typeof v === "boolean") return h("span", { class: v ? "yes" : "no" }, v ? "yes" : "no");
+  if (typeof v === "boolean") {
+    const tone = HEALTHY_WHEN_TRUE.has(key) ? (v ? "yes" : "no") : "";
+    return h("span", { class: tone }, v ? "yes" : "no");
+  }
   if (Array.isArray(v)) {
     if (!v.length) return document.createTextNode("none");
+    if (v.every((item) => typeof item !== "object" || item === null)) {
+      return document.createTextNode(v.map(String).join(", "));
+    }
     const list = h("ol", { class: "nested" });
     for (const item of v) append(list, h("li", {}, value(item)));
     return list;
@@ -36,7 +45,7 @@ function value(v: Json): Node {
 
 function table(obj: { [key: string]: Json }): HTMLElement {
   const dl = h("dl", { class: "kv" });
-  for (const [k, v] of Object.entries(obj)) append(dl, h("dt", {}, label(k)), h("dd", { "data-key": k }, value(v)));
+  for (const [k, v] of Object.entries(obj)) append(dl, h("dt", {}, label(k)), h("dd", { "data-key": k }, value(v, k)));
   return dl;
 }
 

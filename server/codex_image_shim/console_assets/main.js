@@ -16,6 +16,7 @@ const keyMessage = byId("key-message");
 let configured = false;
 let keyWasGiven = false;
 function askForKey(message) {
+    document.body.dataset.locked = "true";
     keyPanel.hidden = false;
     keyMessage.textContent = message;
     keyMessage.className = message ? "message error" : "message";
@@ -43,8 +44,10 @@ async function configure() {
         generate.configure(await getJson("/v1/capabilities"));
         configured = true;
         keyPanel.hidden = true;
+        delete document.body.dataset.locked;
         byId("generate-message").textContent = "";
         show(currentTab());
+        document.body.dataset.ready = "true";
     }
     catch (err) {
         if (!(err instanceof ApiError && err.httpStatus === 401)) {
@@ -94,6 +97,5 @@ async function boot() {
     }
     keyWasGiven = Boolean(getKey());
     await configure();
-    document.body.dataset.ready = "true";
 }
 void boot();

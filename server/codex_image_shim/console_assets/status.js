@@ -3,7 +3,7 @@ import { append, byId, clear, h } from "./dom.js";
 import { describe } from "./messages.js";
 const LABELS = {
     status: "Status", ready: "Ready", problem: "Problem", backend: "Backend", model: "Model",
-    version: "Server version", server_version: "Server version", auth_required: "Keys required",
+    version: "Version", server_version: "Server version", auth_required: "Keys required",
     generation_timeout_ms: "Time limit (ms)", codex: "Codex", found: "Found", path: "Path",
     logged_in: "Logged in", custom_provider: "Custom provider", slots: "Slots", in_use: "In use", free: "Free",
     limit: "Limit", queued: "Queued", queue_limit: "Queue limit", accounts: "Accounts", name: "Name",
@@ -12,14 +12,20 @@ const LABELS = {
 function label(key) {
     return LABELS[key] ?? key.replace(/_/g, " ");
 }
-function value(v) {
+const HEALTHY_WHEN_TRUE = new Set(["ready", "found", "logged_in"]);
+function value(v, key = "") {
     if (v === null || v === "")
         return document.createTextNode("—");
-    if (typeof v === "boolean")
-        return h("span", { class: v ? "yes" : "no" }, v ? "yes" : "no");
+    if (typeof v === "boolean") {
+        const tone = HEALTHY_WHEN_TRUE.has(key) ? (v ? "yes" : "no") : "";
+        return h("span", { class: tone }, v ? "yes" : "no");
+    }
     if (Array.isArray(v)) {
         if (!v.length)
             return document.createTextNode("none");
+        if (v.every((item) => typeof item !== "object" || item === null)) {
+            return document.createTextNode(v.map(String).join(", "));
+        }
         const list = h("ol", { class: "nested" });
         for (const item of v)
             append(list, h("li", {}, value(item)));
@@ -32,7 +38,7 @@ function value(v) {
 function table(obj) {
     const dl = h("dl", { class: "kv" });
     for (const [k, v] of Object.entries(obj))
-        append(dl, h("dt", {}, label(k)), h("dd", { "data-key": k }, value(v)));
+        append(dl, h("dt", {}, label(k)), h("dd", { "data-key": k }, value(v, k)));
     return dl;
 }
 export class StatusView {
