@@ -39,3 +39,8 @@ test-console: setup chromium
 	$(PY) -m pytest tests/console -q $(PYTEST_ARGS)
 
 TEST_DEPS += chromium check-console
+
+# Page weight and time to interactive of the console in headless Chromium.
+.PHONY: bench-console
+bench-console: setup chromium
+	$(PY) bench/console_bench.py $(BENCH_ARGS)

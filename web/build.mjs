@@ -1,9 +1,10 @@
 // Builds the console into the directory given as the only argument:
-// tsc output (one ES module per source file) plus web/static as is.
+// tsc output (one ES module per source file) plus web/static, with every
+// module listed as a modulepreload in index.html.
 // Deterministic, so `make check-console` can diff a fresh build against
 // the checked-in server/codex_image_shim/console_assets.
 import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -22,6 +23,13 @@ try {
 } catch {
   process.exit(1);  // tsc printed the errors
 }
+const modules = readdirSync(target).filter((name) => name.endsWith(".js")).sort();
 for (const name of readdirSync(join(here, "static")).sort()) {
-  copyFileSync(join(here, "static", name), join(target, name));
+  if (name === "index.html") {
+    const preload = modules.map((m) => `<link rel="modulepreload" href="/console/${m}">`).join("\n");
+    const html = readFileSync(join(here, "static", name), "utf8");
+    writeFileSync(join(target, name), html.replace(/<!-- modulepreload:[^>]*-->/, preload));
+  } else {
+    copyFileSync(join(here, "static", name), join(target, name));
+  }
 }

@@ -4,46 +4,21 @@ real servers with the fake codex. No browser is downloaded: selenium is given
 both binaries, so its driver manager never runs."""
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 # The shim tests' servers (one open, one with a key), started per module.
 from tests.shim.conftest import KEY, keyed_server, open_server  # noqa: F401
-
-CHROMIUM = os.environ.get("CONSOLE_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("CONSOLE_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")
-LAPTOP = (1280, 900)
-PHONE = (390, 844)
-
-
-def _chromium(tmp_path: Path) -> webdriver.Chrome:
-    for binary in (CHROMIUM, CHROMEDRIVER):
-        if not (shutil.which(binary) or Path(binary).exists()):
-            pytest.fail(f"{binary} is missing: run `make chromium` (Debian's chromium and chromium-driver)")
-    os.environ.setdefault("SE_OFFLINE", "true")  # never let selenium reach for a download
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--no-first-run", "--disable-extensions", "--disable-background-networking",
-                 f"--window-size={LAPTOP[0]},{LAPTOP[1]}", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(flag)
-    service = Service(executable_path=CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log"))
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.set_page_load_timeout(30)
-    return driver
+from tests.support.browser import LAPTOP, PHONE, chromium, missing_binaries  # noqa: F401
 
 
 class Console:
     """One browser tab on one server's console, with bounded waits."""
 
-    def __init__(self, driver: webdriver.Chrome, base: str, shots: Path):
+    def __init__(self, driver, base: str, shots: Path):
         self.driver, self.base, self.shots = driver, base, shots
 
     def open(self, path: str = "/") -> "Console":
@@ -88,7 +63,9 @@ class Console:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    driver = _chromium(tmp_path_factory.mktemp("chromium"))
+    if missing_binaries():
+        pytest.fail(f"{missing_binaries()} missing: run `make chromium` (Debian's chromium and chromium-driver)")
+    driver = chromium(tmp_path_factory.mktemp("chromium"))
     try:
         yield driver
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
-from tests.console.conftest import PHONE
+from tests.support.browser import PHONE
 from tests.shim.conftest import KEY
 
 

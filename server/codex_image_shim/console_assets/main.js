@@ -48,6 +48,7 @@ async function configure() {
         byId("generate-message").textContent = "";
         show(currentTab());
         document.body.dataset.ready = "true";
+        performance.mark("console-ready");
     }
     catch (err) {
         if (!(err instanceof ApiError && err.httpStatus === 401)) {
