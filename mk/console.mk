@@ -38,7 +38,7 @@ $(STAMPS)/chromium:
 test-console: setup chromium
 	$(PY) -m pytest tests/console -q $(PYTEST_ARGS)
 
-TEST_DEPS += chromium check-console
+TEST_DEPS += chromium web-deps
 
 # Page weight and time to interactive of the console in headless Chromium.
 .PHONY: bench-console
