@@ -37,13 +37,13 @@ export function grpcurlCommand(image: ImageRecord, authRequired: boolean): strin
   return lines.join(" \\\n  ");
 }
 
-/** Clipboard where the page is a secure context (loopback is); else a prompt to copy from. */
+/** The clipboard where the browser allows it (a secure context, a focused
+ * page); false otherwise, and the caller shows the text to copy by hand. */
 export async function copyText(text: string): Promise<boolean> {
   try {
     await navigator.clipboard.writeText(text);
     return true;
   } catch {
-    window.prompt("Copy this command:", text);
     return false;
   }
 }

@@ -37,7 +37,6 @@ export async function copyText(text) {
         return true;
     }
     catch {
-        window.prompt("Copy this command:", text);
         return false;
     }
 }

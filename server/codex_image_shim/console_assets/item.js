@@ -52,7 +52,16 @@ export function imageCard(image, options) {
         const text = kind === "curl" ? curlCommand(image, options.authRequired())
             : grpcurlCommand(image, options.authRequired());
         card.dataset[kind] = text;
-        note.textContent = (await copyText(text)) ? `Copied the ${kind} command.` : "";
+        card.querySelector("textarea.command")?.remove();
+        if (await copyText(text)) {
+            note.textContent = `Copied the ${kind} command.`;
+            return;
+        }
+        const box = h("textarea", { class: "command", readonly: true, rows: 4, "aria-label": `${kind} command` }, text);
+        note.textContent = "Press Ctrl+C to copy:";
+        note.after(box);
+        box.focus();
+        box.select();
     };
     const remove = async () => {
         if (!window.confirm(`Delete ${image.label} (${image.id})? This removes the file too.`))
