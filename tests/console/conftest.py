@@ -25,7 +25,7 @@ class Console:
         self.driver.get(self.base + path)
         return self
 
-    def wait(self, condition, timeout: float = 20.0, message: str = ""):
+    def wait(self, condition, timeout: float = 45.0, message: str = ""):
         return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(
             lambda d: condition(), message or getattr(condition, "__name__", ""))
 
