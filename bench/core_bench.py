@@ -27,7 +27,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
 from tests.support import procs  # noqa: E402
 from tests.support.server_proc import start_server  # noqa: E402
+from tests.support.stalled import established, stalled_download  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from shim_bench import make_image  # noqa: E402
 
 MB = 1024 * 1024
 BARE = ROOT / "bench" / "bare_servers.py"
@@ -120,23 +123,6 @@ def bench_grpc(srv, runs: int, seconds: int, tmp: Path) -> None:
            rps=rps, bare_rps=base_rps)
 
 
-def _store_image(output_dir: Path, size_mb: int):
-    """A ~size_mb PNG of noise saved with the store's own writer (the server reads its records)."""
-    from PIL import Image
-
-    from codex_image_server.output_store import OutputStore
-    side = int((size_mb * MB / 3) ** 0.5)
-    tmp = output_dir.parent / "noise.png"
-    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(tmp, compress_level=0)
-    data = tmp.read_bytes()
-    tmp.unlink()
-    record = OutputStore(output_dir).save(
-        data, request_id="bench", index=0, label="Candidate 1", mime_type="image/png", width=side, height=side,
-        revised_prompt="", thread_id="", prompt="bench", requested_size="auto", resolved_size="auto", aspect="",
-        quality="auto", output_format="png", duration_ms=0, created_unix_ms=int(time.time() * 1000))
-    return record, output_dir / record.file_name
-
-
 def curl_speed(url: str) -> float:
     """Bytes/s, as curl measures it, body to /dev/null."""
     out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download} %{http_code}", url],
@@ -181,22 +167,10 @@ def _rss_mib(pid: int) -> float:
     return 0.0
 
 
-def _stalled(port: int, image_id: str) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", port))
-    sock.sendall(f"GET /v1/images/{image_id}/file HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    return sock
-
-
-def _established(sock: socket.socket) -> bool:
-    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0] == 1
-
-
 def bench_stalled(tmp: Path, idle_s: float = 8.0, clients: int = 200) -> None:
     output = tmp / "stalled-output"
     output.mkdir()
-    record, _ = _store_image(output, 25)
+    record, _ = make_image(output, 25)
     with start_server(tmp / "stalled", http=True, output_dir=output,
                       args=["--download-idle-timeout-ms", str(int(idle_s * 1000)), "--max-concurrent", "8"]) as srv:
         channel = srv.channel()
@@ -205,7 +179,7 @@ def bench_stalled(tmp: Path, idle_s: float = 8.0, clients: int = 200) -> None:
             health.Check(health_pb2.HealthCheckRequest(), timeout=5)
         list(stub.Generate(pb.GenerateRequest(prompt="warm"), timeout=60))
         base_fds, base_rss = _fds(srv.pid), _rss_mib(srv.pid)
-        socks = [_stalled(srv.http_port, record.id) for _ in range(clients)]
+        socks = [stalled_download(srv.http_port, f"/v1/images/{record.id}/file") for _ in range(clients)]
         stalled_at = time.monotonic()
         generating = threading.Thread(target=lambda: list(stub.Generate(
             pb.GenerateRequest(prompt="four [[fake delay=4]]", count=4), timeout=120)))
@@ -220,7 +194,7 @@ def bench_stalled(tmp: Path, idle_s: float = 8.0, clients: int = 200) -> None:
             pb.GenerateRequest(prompt="new one"), timeout=60))
         generating.join()
         peak_rss = _rss_mib(srv.pid)
-        closed = procs.wait_until(lambda: not any(_established(s) for s in socks), timeout=idle_s + 30)
+        closed = procs.wait_until(lambda: not any(established(s) for s in socks), timeout=idle_s + 30)
         closed_after = time.monotonic() - stalled_at
         fds_back = procs.wait_until(lambda: _fds(srv.pid) <= base_fds + 2, timeout=15)
         end_fds, end_rss = _fds(srv.pid), _rss_mib(srv.pid)
@@ -289,7 +263,7 @@ def main() -> int:
         tmp = Path(tmp)
         output = tmp / "output"
         output.mkdir()
-        record, path = _store_image(output, 30)
+        record, path = make_image(output, 30)
         if {"fixed", "grpc", "download"} & set(args.only):
             with start_server(tmp / "main", http=True, output_dir=output) as srv:
                 if "fixed" in args.only:

@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.support import procs
 from tests.support.server_proc import start_server
+from tests.support.stalled import established, has_data, stalled_download
 
 from .client import request
 
@@ -22,7 +23,6 @@ IDLE_MS = 1500
 # workers are held by stalled readers does not answer at all until they
 # leave (the failure this guards against). The tight figure is in bench/.
 ANSWER_WITHIN_S = 3.0
-_TCP_ESTABLISHED = 1
 
 
 def _big_image(srv) -> pb.Image:
@@ -36,23 +36,7 @@ def _big_image(srv) -> pb.Image:
 
 
 def _stalled_download(port: int, image_id: str) -> socket.socket:
-    """GET the file, then never read: a small receive buffer fills at once."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", port))
-    sock.sendall(f"GET /v1/images/{image_id}/file HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-    return sock
-
-
-def _has_data(sock: socket.socket) -> bool:
-    try:
-        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
-    except BlockingIOError:
-        return False
-
-
-def _tcp_state(sock: socket.socket) -> int:
-    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+    return stalled_download(port, f"/v1/images/{image_id}/file")
 
 
 def _fds(pid: int) -> int:
@@ -83,7 +67,7 @@ def test_health_and_capabilities_answer_while_50_downloads_are_stalled(long_idle
     socks = [_stalled_download(srv.http_port, image.id) for _ in range(STALLED)]
     try:
         # Every download has started: its first bytes wait unread in our buffer.
-        assert procs.wait_until(lambda: all(_has_data(s) for s in socks), timeout=30)
+        assert procs.wait_until(lambda: all(has_data(s) for s in socks), timeout=30)
         channel = srv.channel()
         health = health_pb2_grpc.HealthStub(channel)
         stub = srv.stub(channel)
@@ -98,7 +82,7 @@ def test_health_and_capabilities_answer_while_50_downloads_are_stalled(long_idle
             for name, call in calls.items():
                 assert _timed(call) < ANSWER_WITHIN_S, name
         # Still stalled, not finished: the answers did not come from an idle server.
-        assert all(_tcp_state(s) == _TCP_ESTABLISHED for s in socks)
+        assert all(established(s) for s in socks)
         channel.close()
     finally:
         for s in socks:
@@ -110,10 +94,10 @@ def test_a_stalled_download_is_closed_after_the_idle_timeout(short_idle):
     baseline = _fds(srv.pid)
     sock = _stalled_download(srv.http_port, image.id)
     try:
-        assert procs.wait_until(lambda: _has_data(sock), timeout=10)
+        assert procs.wait_until(lambda: has_data(sock), timeout=10)
         started = time.monotonic()
         # The server resets the connection: our socket leaves ESTABLISHED.
-        assert procs.wait_until(lambda: _tcp_state(sock) != _TCP_ESTABLISHED, timeout=IDLE_MS / 1000 + 15)
+        assert procs.wait_until(lambda: not established(sock), timeout=IDLE_MS / 1000 + 15)
         assert time.monotonic() - started >= IDLE_MS / 1000 * 0.8, "closed before the idle timeout"
         assert procs.wait_until(lambda: _fds(srv.pid) <= baseline, timeout=10), "the server kept the connection"
         assert any(r.get("event") == "download.idle_dropped" and r.get("via") == "http" for r in srv.log_records())
