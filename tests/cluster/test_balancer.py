@@ -25,6 +25,8 @@ def test_grpc_and_http_reach_the_replicas(cluster, stub):
     assert stub.GetCapabilities(pb.GetCapabilitiesRequest(), timeout=5).ByteSize() > 0
     with urllib.request.urlopen(cluster.balancer.http_base + "/healthz", timeout=5) as resp:
         assert json.load(resp)["ready"] is True
+    with urllib.request.urlopen(cluster.balancer.http_base + "/", timeout=5) as resp:  # the console
+        assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/html")
 
 
 def test_generations_spread_over_every_replica(cluster, stub):
