@@ -93,7 +93,7 @@ class Postgres:
         self._create_database()
         return self
 
-    def _psql(self, sql: str, database: str = "postgres") -> subprocess.CompletedProcess:
+    def psql(self, sql: str, database: str = "postgres") -> subprocess.CompletedProcess:
         return subprocess.run([str(bin_dir() / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
                                "-d", database, "-v", "ON_ERROR_STOP=1", "-qAtc", sql],
                               capture_output=True, text=True)
@@ -101,12 +101,12 @@ class Postgres:
     def _answers(self) -> bool:
         if not procs.port_open(self.port):
             return False
-        return self._psql("select 1").returncode == 0
+        return self.psql("select 1").returncode == 0
 
     def _create_database(self) -> None:
-        if self._psql(f"select 1 from pg_database where datname = '{DATABASE}'").stdout.strip() == "1":
+        if self.psql(f"select 1 from pg_database where datname = '{DATABASE}'").stdout.strip() == "1":
             return
-        done = self._psql(f"create database {DATABASE}")
+        done = self.psql(f"create database {DATABASE}")
         if done.returncode != 0:
             raise RuntimeError(f"create database failed: {done.stderr}")
 
