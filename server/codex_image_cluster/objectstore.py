@@ -53,10 +53,18 @@ class ObjectStore:
             "jclouds.provider=filesystem",
             f"jclouds.filesystem.basedir={self.blobs}",
             ""]))
-        # A small heap and a quick JIT: it only streams files.
-        self.proc = procs.spawn([java, "-Xmx256m", "-XX:TieredStopAtLevel=1", "-jar", str(JAR),
-                                 "--properties", str(props)], self.log_path)
-        procs.wait_until(self._answers, "s3proxy", self.proc, self.log_path, timeout=90)
+        # A small heap and a quick JIT: it only streams files. Started twice
+        # at most: on a shared machine a JVM was once SIGKILLed while starting
+        # (by something outside this run); a second failure is reported.
+        for attempt in (1, 2):
+            self.proc = procs.spawn([java, "-Xmx256m", "-XX:TieredStopAtLevel=1", "-jar", str(JAR),
+                                     "--properties", str(props)], self.log_path)
+            try:
+                procs.wait_until(self._answers, "s3proxy", self.proc, self.log_path, timeout=90)
+                return self
+            except RuntimeError:
+                if attempt == 2 or self.proc.returncode is None or self.proc.returncode >= 0:
+                    raise
         return self
 
     def _answers(self) -> bool:
