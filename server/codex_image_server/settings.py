@@ -11,6 +11,8 @@ import ipaddress
 import os
 from pathlib import Path
 
+from .version import __version__
+
 PREFIX = "CODEX_IMAGE_SERVER_"
 
 
@@ -127,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codex-image-server",
         description="Serve local Codex image generation over gRPC and the /v1 HTTP contract.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     for field, kind, help_text in FIELDS:
         flag = _FLAGS.get(field, "--" + field.replace("_", "-"))
         full_help = f"{help_text} [{env_name(field)}]"

@@ -1281,7 +1281,9 @@ type HealthResponse struct {
 	Codex               *CodexStatus `protobuf:"bytes,7,opt,name=codex,proto3" json:"codex,omitempty"`
 	Slots               *SlotStatus  `protobuf:"bytes,8,opt,name=slots,proto3" json:"slots,omitempty"`
 	// Why the server is not ready and how to fix it; empty when ready.
-	Problem       string `protobuf:"bytes,9,opt,name=problem,proto3" json:"problem,omitempty"`
+	Problem string `protobuf:"bytes,9,opt,name=problem,proto3" json:"problem,omitempty"`
+	// This server's release (the project's VERSION), e.g. "0.2.0".
+	ServerVersion string `protobuf:"bytes,20,opt,name=server_version,json=serverVersion,proto3" json:"server_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1375,6 +1377,13 @@ func (x *HealthResponse) GetSlots() *SlotStatus {
 func (x *HealthResponse) GetProblem() string {
 	if x != nil {
 		return x.Problem
+	}
+	return ""
+}
+
+func (x *HealthResponse) GetServerVersion() string {
+	if x != nil {
+		return x.ServerVersion
 	}
 	return ""
 }
@@ -1863,7 +1872,7 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\tmax_bytes\x18\x03 \x01(\x03R\bmaxBytes\x12\x1d\n" +
 	"\n" +
 	"mime_types\x18\x04 \x03(\tR\tmimeTypes\"\x0f\n" +
-	"\rHealthRequest\"\xc4\x02\n" +
+	"\rHealthRequest\"\xeb\x02\n" +
 	"\x0eHealthResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x14\n" +
 	"\x05ready\x18\x02 \x01(\bR\x05ready\x12\x18\n" +
@@ -1873,7 +1882,8 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\x15generation_timeout_ms\x18\x06 \x01(\x03R\x13generationTimeoutMs\x120\n" +
 	"\x05codex\x18\a \x01(\v2\x1a.codeximage.v1.CodexStatusR\x05codex\x12/\n" +
 	"\x05slots\x18\b \x01(\v2\x19.codeximage.v1.SlotStatusR\x05slots\x12\x18\n" +
-	"\aproblem\x18\t \x01(\tR\aproblem\"\x97\x01\n" +
+	"\aproblem\x18\t \x01(\tR\aproblem\x12%\n" +
+	"\x0eserver_version\x18\x14 \x01(\tR\rserverVersion\"\x97\x01\n" +
 	"\vCodexStatus\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x18\n" +

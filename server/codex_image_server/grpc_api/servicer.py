@@ -18,6 +18,7 @@ from ..request import OUTPUT_FORMATS, QUALITIES, GenerateParams, MAX_COUNT, Refe
 from ..settings import Settings
 from ..slots import Slots
 from ..validation import validate
+from ..version import __version__
 from .status import internal_error, to_grpc_status
 
 CHUNK_BYTES = 64 * 1024
@@ -166,7 +167,7 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
                                  logged_in=ready.logged_in, custom_provider=ready.custom_provider),
             slots=pb.SlotStatus(in_use=in_use, free=free, limit=self._slots.limit, queued=queued,
                                 queue_limit=self._slots.queue_limit),
-            problem=ready.problem)
+            problem=ready.problem, server_version=__version__)
 
     @_errors_to_status
     def GetImage(self, request, context):
