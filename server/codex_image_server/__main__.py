@@ -75,6 +75,10 @@ async def serve(settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["service"]:  # install|uninstall|status|run as a login service
+        from .service.commands import main as service_main  # noqa: PLC0415 - only for that command
+        return service_main(argv[1:])
     settings = settings_mod.load(argv)
     logs.configure(settings.log_level)
     settings.state_dir.mkdir(parents=True, exist_ok=True)

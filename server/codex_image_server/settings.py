@@ -128,7 +128,9 @@ def _from_env(field: str, kind: type, raw: str):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codex-image-server",
-        description="Serve local Codex image generation over gRPC and the /v1 HTTP contract.")
+        description="Serve local Codex image generation over gRPC and the /v1 HTTP contract.",
+        epilog="`codex-image-server service install|uninstall|status` keeps it running at login "
+               "(systemd user unit on Linux, launchd agent on macOS).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     for field, kind, help_text in FIELDS:
         flag = _FLAGS.get(field, "--" + field.replace("_", "-"))
