@@ -13,7 +13,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("prompt", "count", "size", "aspect", "quality", "output_format", "references", "request_id")
+    __slots__ = ("prompt", "count", "size", "aspect", "quality", "output_format", "references", "request_id", "canvas_size", "fit")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +22,8 @@ class GenerateRequest(_message.Message):
     OUTPUT_FORMAT_FIELD_NUMBER: _ClassVar[int]
     REFERENCES_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CANVAS_SIZE_FIELD_NUMBER: _ClassVar[int]
+    FIT_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     count: int
     size: str
@@ -30,17 +32,53 @@ class GenerateRequest(_message.Message):
     output_format: str
     references: _containers.RepeatedCompositeFieldContainer[Reference]
     request_id: str
-    def __init__(self, prompt: _Optional[str] = ..., count: _Optional[int] = ..., size: _Optional[str] = ..., aspect: _Optional[str] = ..., quality: _Optional[str] = ..., output_format: _Optional[str] = ..., references: _Optional[_Iterable[_Union[Reference, _Mapping]]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    canvas_size: CanvasSize
+    fit: str
+    def __init__(self, prompt: _Optional[str] = ..., count: _Optional[int] = ..., size: _Optional[str] = ..., aspect: _Optional[str] = ..., quality: _Optional[str] = ..., output_format: _Optional[str] = ..., references: _Optional[_Iterable[_Union[Reference, _Mapping]]] = ..., request_id: _Optional[str] = ..., canvas_size: _Optional[_Union[CanvasSize, _Mapping]] = ..., fit: _Optional[str] = ...) -> None: ...
+
+class CanvasSize(_message.Message):
+    __slots__ = ("width", "height")
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    width: int
+    height: int
+    def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class Reference(_message.Message):
-    __slots__ = ("image", "mime_type", "label")
+    __slots__ = ("image", "mime_type", "label", "source", "width", "height")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     mime_type: str
     label: str
-    def __init__(self, image: _Optional[bytes] = ..., mime_type: _Optional[str] = ..., label: _Optional[str] = ...) -> None: ...
+    source: str
+    width: int
+    height: int
+    def __init__(self, image: _Optional[bytes] = ..., mime_type: _Optional[str] = ..., label: _Optional[str] = ..., source: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+
+class ReferenceUse(_message.Message):
+    __slots__ = ("index", "label", "source", "usage", "path_position", "tile", "width", "height")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    PATH_POSITION_FIELD_NUMBER: _ClassVar[int]
+    TILE_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    label: str
+    source: str
+    usage: str
+    path_position: int
+    tile: int
+    width: int
+    height: int
+    def __init__(self, index: _Optional[int] = ..., label: _Optional[str] = ..., source: _Optional[str] = ..., usage: _Optional[str] = ..., path_position: _Optional[int] = ..., tile: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
     __slots__ = ("progress", "image", "summary")
@@ -81,7 +119,7 @@ class Progress(_message.Message):
     def __init__(self, stage: _Optional[_Union[Progress.Stage, str]] = ..., candidate_index: _Optional[int] = ..., phase: _Optional[str] = ..., detail: _Optional[str] = ..., queue_position: _Optional[int] = ..., elapsed_ms: _Optional[int] = ...) -> None: ...
 
 class Image(_message.Message):
-    __slots__ = ("id", "request_id", "index", "label", "mime_type", "width", "height", "byte_size", "sha256", "revised_prompt", "file_path", "thread_id", "resolved_size", "duration_ms", "create_time", "prompt", "requested_size", "aspect", "quality", "output_format")
+    __slots__ = ("id", "request_id", "index", "label", "mime_type", "width", "height", "byte_size", "sha256", "revised_prompt", "file_path", "thread_id", "resolved_size", "duration_ms", "create_time", "prompt", "requested_size", "aspect", "quality", "output_format", "target_size", "aspect_ratio", "aspect_source", "fit", "native_width", "native_height", "resized", "enlarged", "references")
     ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +140,15 @@ class Image(_message.Message):
     ASPECT_FIELD_NUMBER: _ClassVar[int]
     QUALITY_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    TARGET_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ASPECT_RATIO_FIELD_NUMBER: _ClassVar[int]
+    ASPECT_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    FIT_FIELD_NUMBER: _ClassVar[int]
+    NATIVE_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    NATIVE_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    RESIZED_FIELD_NUMBER: _ClassVar[int]
+    ENLARGED_FIELD_NUMBER: _ClassVar[int]
+    REFERENCES_FIELD_NUMBER: _ClassVar[int]
     id: str
     request_id: str
     index: int
@@ -122,10 +169,19 @@ class Image(_message.Message):
     aspect: str
     quality: str
     output_format: str
-    def __init__(self, id: _Optional[str] = ..., request_id: _Optional[str] = ..., index: _Optional[int] = ..., label: _Optional[str] = ..., mime_type: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., byte_size: _Optional[int] = ..., sha256: _Optional[str] = ..., revised_prompt: _Optional[str] = ..., file_path: _Optional[str] = ..., thread_id: _Optional[str] = ..., resolved_size: _Optional[str] = ..., duration_ms: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., prompt: _Optional[str] = ..., requested_size: _Optional[str] = ..., aspect: _Optional[str] = ..., quality: _Optional[str] = ..., output_format: _Optional[str] = ...) -> None: ...
+    target_size: str
+    aspect_ratio: str
+    aspect_source: str
+    fit: str
+    native_width: int
+    native_height: int
+    resized: bool
+    enlarged: bool
+    references: _containers.RepeatedCompositeFieldContainer[ReferenceUse]
+    def __init__(self, id: _Optional[str] = ..., request_id: _Optional[str] = ..., index: _Optional[int] = ..., label: _Optional[str] = ..., mime_type: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., byte_size: _Optional[int] = ..., sha256: _Optional[str] = ..., revised_prompt: _Optional[str] = ..., file_path: _Optional[str] = ..., thread_id: _Optional[str] = ..., resolved_size: _Optional[str] = ..., duration_ms: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., prompt: _Optional[str] = ..., requested_size: _Optional[str] = ..., aspect: _Optional[str] = ..., quality: _Optional[str] = ..., output_format: _Optional[str] = ..., target_size: _Optional[str] = ..., aspect_ratio: _Optional[str] = ..., aspect_source: _Optional[str] = ..., fit: _Optional[str] = ..., native_width: _Optional[int] = ..., native_height: _Optional[int] = ..., resized: _Optional[bool] = ..., enlarged: _Optional[bool] = ..., references: _Optional[_Iterable[_Union[ReferenceUse, _Mapping]]] = ...) -> None: ...
 
 class GenerateSummary(_message.Message):
-    __slots__ = ("request_id", "status", "model", "backend", "requested_size", "resolved_size", "quality", "output_format", "image_ids", "duration_ms")
+    __slots__ = ("request_id", "status", "model", "backend", "requested_size", "resolved_size", "quality", "output_format", "image_ids", "duration_ms", "target_size", "aspect_ratio", "aspect_source", "fit", "references")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -136,6 +192,11 @@ class GenerateSummary(_message.Message):
     OUTPUT_FORMAT_FIELD_NUMBER: _ClassVar[int]
     IMAGE_IDS_FIELD_NUMBER: _ClassVar[int]
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ASPECT_RATIO_FIELD_NUMBER: _ClassVar[int]
+    ASPECT_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    FIT_FIELD_NUMBER: _ClassVar[int]
+    REFERENCES_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     status: str
     model: str
@@ -146,14 +207,19 @@ class GenerateSummary(_message.Message):
     output_format: str
     image_ids: _containers.RepeatedScalarFieldContainer[str]
     duration_ms: int
-    def __init__(self, request_id: _Optional[str] = ..., status: _Optional[str] = ..., model: _Optional[str] = ..., backend: _Optional[str] = ..., requested_size: _Optional[str] = ..., resolved_size: _Optional[str] = ..., quality: _Optional[str] = ..., output_format: _Optional[str] = ..., image_ids: _Optional[_Iterable[str]] = ..., duration_ms: _Optional[int] = ...) -> None: ...
+    target_size: str
+    aspect_ratio: str
+    aspect_source: str
+    fit: str
+    references: _containers.RepeatedCompositeFieldContainer[ReferenceUse]
+    def __init__(self, request_id: _Optional[str] = ..., status: _Optional[str] = ..., model: _Optional[str] = ..., backend: _Optional[str] = ..., requested_size: _Optional[str] = ..., resolved_size: _Optional[str] = ..., quality: _Optional[str] = ..., output_format: _Optional[str] = ..., image_ids: _Optional[_Iterable[str]] = ..., duration_ms: _Optional[int] = ..., target_size: _Optional[str] = ..., aspect_ratio: _Optional[str] = ..., aspect_source: _Optional[str] = ..., fit: _Optional[str] = ..., references: _Optional[_Iterable[_Union[ReferenceUse, _Mapping]]] = ...) -> None: ...
 
 class GetCapabilitiesRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class GetCapabilitiesResponse(_message.Message):
-    __slots__ = ("model", "backend", "max_images", "output_formats", "qualities", "size_options", "ratio_options", "size_constraints", "high_resolution_presets", "references", "auth_required", "generation_timeout_ms", "presets", "aspect_names")
+    __slots__ = ("model", "backend", "max_images", "output_formats", "qualities", "size_options", "ratio_options", "size_constraints", "high_resolution_presets", "references", "auth_required", "generation_timeout_ms", "presets", "aspect_names", "aspect_options", "fits")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     MAX_IMAGES_FIELD_NUMBER: _ClassVar[int]
@@ -168,6 +234,8 @@ class GetCapabilitiesResponse(_message.Message):
     GENERATION_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     PRESETS_FIELD_NUMBER: _ClassVar[int]
     ASPECT_NAMES_FIELD_NUMBER: _ClassVar[int]
+    ASPECT_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    FITS_FIELD_NUMBER: _ClassVar[int]
     model: str
     backend: str
     max_images: int
@@ -182,7 +250,21 @@ class GetCapabilitiesResponse(_message.Message):
     generation_timeout_ms: int
     presets: _containers.RepeatedCompositeFieldContainer[SizePreset]
     aspect_names: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, model: _Optional[str] = ..., backend: _Optional[str] = ..., max_images: _Optional[int] = ..., output_formats: _Optional[_Iterable[str]] = ..., qualities: _Optional[_Iterable[str]] = ..., size_options: _Optional[_Iterable[str]] = ..., ratio_options: _Optional[_Iterable[str]] = ..., size_constraints: _Optional[_Union[SizeConstraints, _Mapping]] = ..., high_resolution_presets: _Optional[_Union[HighResolutionPresets, _Mapping]] = ..., references: _Optional[_Union[ReferencePolicy, _Mapping]] = ..., auth_required: _Optional[bool] = ..., generation_timeout_ms: _Optional[int] = ..., presets: _Optional[_Iterable[_Union[SizePreset, _Mapping]]] = ..., aspect_names: _Optional[_Iterable[str]] = ...) -> None: ...
+    aspect_options: _containers.RepeatedCompositeFieldContainer[AspectOption]
+    fits: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model: _Optional[str] = ..., backend: _Optional[str] = ..., max_images: _Optional[int] = ..., output_formats: _Optional[_Iterable[str]] = ..., qualities: _Optional[_Iterable[str]] = ..., size_options: _Optional[_Iterable[str]] = ..., ratio_options: _Optional[_Iterable[str]] = ..., size_constraints: _Optional[_Union[SizeConstraints, _Mapping]] = ..., high_resolution_presets: _Optional[_Union[HighResolutionPresets, _Mapping]] = ..., references: _Optional[_Union[ReferencePolicy, _Mapping]] = ..., auth_required: _Optional[bool] = ..., generation_timeout_ms: _Optional[int] = ..., presets: _Optional[_Iterable[_Union[SizePreset, _Mapping]]] = ..., aspect_names: _Optional[_Iterable[str]] = ..., aspect_options: _Optional[_Iterable[_Union[AspectOption, _Mapping]]] = ..., fits: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AspectOption(_message.Message):
+    __slots__ = ("name", "kind", "aliases", "description")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    description: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ...) -> None: ...
 
 class SizeConstraints(_message.Message):
     __slots__ = ("custom_size", "max_edge", "max_pixels", "min_pixels", "multiple_of", "max_ratio")
@@ -221,16 +303,20 @@ class SizePreset(_message.Message):
     def __init__(self, name: _Optional[str] = ..., max_edge: _Optional[int] = ..., max_pixels: _Optional[int] = ...) -> None: ...
 
 class ReferencePolicy(_message.Message):
-    __slots__ = ("mode", "max_images", "max_bytes", "mime_types")
+    __slots__ = ("mode", "max_images", "max_bytes", "mime_types", "max_originals", "overflow_mode")
     MODE_FIELD_NUMBER: _ClassVar[int]
     MAX_IMAGES_FIELD_NUMBER: _ClassVar[int]
     MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
     MIME_TYPES_FIELD_NUMBER: _ClassVar[int]
+    MAX_ORIGINALS_FIELD_NUMBER: _ClassVar[int]
+    OVERFLOW_MODE_FIELD_NUMBER: _ClassVar[int]
     mode: str
     max_images: int
     max_bytes: int
     mime_types: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, mode: _Optional[str] = ..., max_images: _Optional[int] = ..., max_bytes: _Optional[int] = ..., mime_types: _Optional[_Iterable[str]] = ...) -> None: ...
+    max_originals: int
+    overflow_mode: str
+    def __init__(self, mode: _Optional[str] = ..., max_images: _Optional[int] = ..., max_bytes: _Optional[int] = ..., mime_types: _Optional[_Iterable[str]] = ..., max_originals: _Optional[int] = ..., overflow_mode: _Optional[str] = ...) -> None: ...
 
 class HealthRequest(_message.Message):
     __slots__ = ()
