@@ -82,39 +82,42 @@ def call_server(target: str, cli: Path, python: Path, out: Path, cwd: Path) -> N
     assert run([python, "-c", code, target], cwd=cwd, env=env, timeout=60).stdout.split() == ["4", VERSION]
 
 
-def test_wheels_in_fresh_venvs_serve_and_call(wheelhouse, elsewhere, tmp_path):
-    server_bin = fresh_venv(tmp_path / "server-venv", "codex-image-server", find_links=wheelhouse, cwd=elsewhere)
-    client_bin = fresh_venv(tmp_path / "client-venv", "codex-image-client", find_links=wheelhouse, cwd=elsewhere)
+@pytest.fixture(scope="module")
+def client_bin(wheelhouse, elsewhere, tmp_path_factory) -> Path:
+    """The client alone, from its wheel, in a venv of its own."""
+    bin_dir = fresh_venv(tmp_path_factory.mktemp("client") / "venv", "codex-image-client", find_links=wheelhouse,
+                         cwd=elsewhere)
+    assert run([bin_dir / "codex-image", "--version"], cwd=elsewhere).stdout.strip() == f"codex-image {VERSION}"
+    # No server code came with it.
+    assert "codex-image-server" not in run([bin_dir / "python", "-m", "pip", "list", "--format=json"],
+                                           cwd=elsewhere).stdout
+    return bin_dir
 
+
+def test_wheels_in_fresh_venvs_serve_and_call(wheelhouse, client_bin, elsewhere, tmp_path):
+    server_bin = fresh_venv(tmp_path / "server-venv", "codex-image-server", find_links=wheelhouse, cwd=elsewhere)
     assert run([server_bin / "codex-image-server", "--version"], cwd=elsewhere).stdout.strip() \
         == f"codex-image-server {VERSION}"
-    assert run([client_bin / "codex-image", "--version"], cwd=elsewhere).stdout.strip() == f"codex-image {VERSION}"
     # Installed copies, not the checkout: every module comes from the venv.
     where = run([server_bin / "python", "-c", "import codex_image_server.version as s, codex_image_shim as h, "
                  "codeximage as c, codex_image_client as k; print(s.__file__, h.__file__, c.__file__, k.__file__)"],
                 cwd=elsewhere).stdout.split()
     assert all(Path(p).is_relative_to(tmp_path / "server-venv") for p in where), where
-    # The client installs alone (no server code), and the two packages own
-    # disjoint files: uninstalling one never breaks the other.
-    client_only = run([client_bin / "python", "-m", "pip", "list", "--format=json"], cwd=elsewhere).stdout
-    assert "codex-image-server" not in client_only
+    # The two packages own disjoint files: uninstalling one never breaks the other.
     assert not records(server_bin, "codex-image-server") & records(server_bin, "codex-image-client")
 
     with start_server(tmp_path / "srv", command=[str(server_bin / "codex-image-server")], cwd=elsewhere) as srv:
         call_server(srv.grpc_target, client_bin / "codex-image", client_bin / "python", tmp_path / "out", elsewhere)
 
 
-def test_pipx_install_from_the_checkout(elsewhere, tmp_path):
-    """README's pipx commands: the server (its client dependency from the same
-    checkout) and, in its own venv, the client with its CLI."""
+def test_pipx_install_from_the_checkout(client_bin, elsewhere, tmp_path):
+    """README's pipx command: the server, its client dependency from the same
+    checkout, in a venv pipx makes; called with the separately installed client."""
     pipx_env = clean_env(PIPX_HOME=str(tmp_path / "pipx"), PIPX_BIN_DIR=str(tmp_path / "bin"),
                          PIPX_MAN_DIR=str(tmp_path / "man"))
-    pipx = [sys.executable, "-m", "pipx", "install", "--pip-args=--no-compile"]
-    run([*pipx, "--preinstall", REPO / "clients" / "python", REPO], cwd=elsewhere, env=pipx_env)
-    run([*pipx, REPO / "clients" / "python"], cwd=elsewhere, env=pipx_env)
-    bin_dir = tmp_path / "bin"
-    assert run([bin_dir / "codex-image-server", "--version"], cwd=elsewhere).stdout.strip() \
-        == f"codex-image-server {VERSION}"
-    client_python = tmp_path / "pipx" / "venvs" / "codex-image-client" / "bin" / "python"
-    with start_server(tmp_path / "srv", command=[str(bin_dir / "codex-image-server")], cwd=elsewhere) as srv:
-        call_server(srv.grpc_target, bin_dir / "codex-image", client_python, tmp_path / "out", elsewhere)
+    run([sys.executable, "-m", "pipx", "install", "--pip-args=--no-compile", "--preinstall", REPO / "clients" / "python",
+         REPO], cwd=elsewhere, env=pipx_env)
+    server = tmp_path / "bin" / "codex-image-server"
+    assert run([server, "--version"], cwd=elsewhere).stdout.strip() == f"codex-image-server {VERSION}"
+    with start_server(tmp_path / "srv", command=[str(server)], cwd=elsewhere) as srv:
+        call_server(srv.grpc_target, client_bin / "codex-image", client_bin / "python", tmp_path / "out", elsewhere)
