@@ -7,11 +7,15 @@ import signal
 import sys
 import threading
 
-from . import logs, settings as settings_mod
+from . import keys as keys_mod, logs, settings as settings_mod
 from .engine import Engine
 from .grpc_api.server import GrpcServer
+from .keys import Keyring
 from .logs import log
-from .output_store import OutputStore
+from .metrics import Metrics
+from .service import Service
+from .slots import Slots
+from .store import INDEX_FILE, OutputStore
 
 
 def _write_ready_file(path: str, info: dict) -> None:
@@ -21,7 +25,7 @@ def _write_ready_file(path: str, info: dict) -> None:
     os.replace(tmp, path)
 
 
-def _start_http_shim(settings, grpc_target: str):
+def _start_http_shim(settings, grpc_target: str, service: Service):
     """The /v1 shim runs beside the gRPC server and talks to it over gRPC."""
     try:
         from codex_image_shim import embed  # noqa: PLC0415 - optional part
@@ -29,14 +33,42 @@ def _start_http_shim(settings, grpc_target: str):
         log("http.unavailable", level="warning", detail="codex_image_shim is not installed")
         return None
     try:
-        return embed.start(grpc_target, settings.http_host, settings.http_port, settings)
+        return embed.start(grpc_target, settings.http_host, settings.http_port, settings,
+                           internal_key=service.keyring.internal_key, metrics_registry=service.metrics.registry)
     except OSError as exc:
         raise SystemExit(f"could not start the HTTP shim on {settings.http_host}:{settings.http_port}: "
                          f"{exc.strerror or exc}. Set CODEX_IMAGE_SERVER_PORT to a free port, "
                          "or --no-http-enabled.") from None
 
 
+def _keys_command(argv: list[str]) -> int:
+    """`keys add NAME [--max-concurrent N] [--images-per-day N]`: prints the new key once."""
+    import argparse  # noqa: PLC0415
+    parser = argparse.ArgumentParser(prog="codex-image-server keys")
+    sub = parser.add_subparsers(dest="action", required=True)
+    add = sub.add_parser("add", help="make a named key and record its hash in the keys file")
+    add.add_argument("name")
+    add.add_argument("--max-concurrent", type=int, default=0, help="requests at once (0: no limit)")
+    add.add_argument("--images-per-day", type=int, default=0, help="images per UTC day (0: no limit)")
+    add.add_argument("--keys-file", type=str, default=None, help="default: CODEX_IMAGE_SERVER_KEYS_FILE "
+                                                                  "or <state_dir>/keys.json")
+    args, rest = parser.parse_known_args(argv)
+    settings = settings_mod.load(rest + (["--keys-file", args.keys_file] if args.keys_file else []))
+    try:
+        key = keys_mod.add_to_file(settings.keys_path, args.name, args.max_concurrent, args.images_per_day)
+    except keys_mod.KeyFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(key)
+    print(f"key {args.name!r} added to {settings.keys_path}; it is shown only now. "
+          "Send SIGHUP to a running server to load it.", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["keys"]:
+        return _keys_command(argv[1:])
     settings = settings_mod.load(argv)
     logs.configure(settings.log_level)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -44,12 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     killed = engine.sweep_leftovers()
     if killed:
         log("startup.killed_leftover_codex", level="warning", pids=killed)
-    store = OutputStore(settings.output_dir)
-    server = GrpcServer(settings, engine, store)
+    store = OutputStore(settings.output_dir, settings.state_dir / INDEX_FILE)
+    keyring = Keyring(settings.api_keys, settings.keys_path)
+    service = Service(settings, engine, store, Slots(settings.max_concurrent, settings.queue_limit), keyring,
+                      Metrics())
+    server = GrpcServer(settings, service)
     server.start()
     grpc_target = f"{'127.0.0.1' if settings.grpc_host in ('0.0.0.0', '::') else settings.grpc_host}:{server.port}"
     try:
-        shim = _start_http_shim(settings, grpc_target) if settings.http_enabled else None
+        shim = _start_http_shim(settings, grpc_target, service) if settings.http_enabled else None
     except SystemExit:
         server.stop(grace_s=0)
         raise
@@ -57,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     log("server.started", grpc=f"{settings.grpc_host}:{server.port}",
         http=f"{settings.http_host}:{shim.port}" if shim else None, codex=ready.path or None,
         codex_version=ready.version or None, ready=ready.ready, problem=ready.problem or None,
-        auth_required=settings.auth_required, max_concurrent=settings.max_concurrent,
+        auth_required=keyring.required, max_concurrent=settings.max_concurrent,
         output_dir=str(settings.output_dir), subreaper=engine.subreaper)
     if settings.ready_file:
         _write_ready_file(settings.ready_file, {"grpc_port": server.port, "http_port": shim.port if shim else 0,
@@ -65,12 +100,24 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    # Handlers run in this (main) thread, which only waits here.
+    signal.signal(signal.SIGHUP, lambda *_: _reload_keys(keyring))
     stop.wait()
     log("server.stopping")
     if shim:
         shim.stop()
     server.stop(grace_s=settings.kill_grace_ms / 1000 + 2)
+    store.close()
     return 0
+
+
+def _reload_keys(keyring: Keyring) -> None:
+    try:
+        named = keyring.reload()
+    except keys_mod.KeyFileError as exc:
+        log("keys.reload_failed", level="error", detail=str(exc))
+        return
+    log("keys.reloaded", named_keys=named)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,13 @@ Event = Union[ProgressEvent, ImageEvent, SummaryEvent]
 
 
 @dataclasses.dataclass(frozen=True)
+class Origin:
+    """Who asked, recorded with each image: the key's name and the history row."""
+    key_name: str = ""
+    request_seq: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
 class _Done:
     index: int
     error: ServiceError | None
@@ -66,8 +73,9 @@ class _Done:
 
 class Generation:
     def __init__(self, spec: GenerationSpec, engine: Engine, store: OutputStore, slots: Slots,
-                 work_root: Path, timeout_s: float):
+                 work_root: Path, timeout_s: float, origin: Origin = Origin()):
         self.spec = spec
+        self._origin = origin
         self._engine = engine
         self._store = store
         self._slots = slots
@@ -79,6 +87,11 @@ class Generation:
         self._lock = threading.Lock()
         self._runs: list[CandidateRun] = []
         self._events: queue.Queue = queue.Queue()
+        # What the history and metrics report once it ends.
+        self.admitted = False
+        self.queue_wait_ms = 0
+        self.codex_ms: list[int] = []
+        self.accounts: list[str] = []
 
     def _elapsed_ms(self) -> int:
         return int((time.monotonic() - self._started) * 1000)
@@ -108,6 +121,7 @@ class Generation:
             if not ticket.granted:
                 yield ProgressEvent("queued", self._elapsed_ms(), queue_position=ticket.position)
                 ticket.wait(self._cancelled)
+            self.admitted, self.queue_wait_ms = True, self._elapsed_ms()
             workdir = self._prepare_workdir()
             refs = self._write_references(workdir)
             permits = threading.Semaphore(ticket.n)
@@ -218,6 +232,10 @@ class Generation:
             result = run.run(on_phase)
         finally:
             self._engine.release(run)
+        with self._lock:
+            self.codex_ms.append(result.duration_ms)
+            if run.account not in self.accounts:
+                self.accounts.append(run.account)
         data, info = result.data, result.info
         if info.mime_type != spec.mime_type:
             data = imaging.convert(data, spec.output_format)
@@ -230,7 +248,8 @@ class Generation:
             revised_prompt=result.revised_prompt, thread_id=result.thread_id, prompt=spec.prompt,
             requested_size=spec.size.requested, resolved_size=spec.size.text, aspect=spec.aspect,
             quality=spec.quality, output_format=spec.output_format, duration_ms=result.duration_ms,
-            created_unix_ms=int(time.time() * 1000))
+            created_unix_ms=int(time.time() * 1000), key_name=self._origin.key_name, account=run.account,
+            request_seq=self._origin.request_seq)
         self._events.put(ProgressEvent("candidate_finished", self._elapsed_ms(), index,
                                        detail=f"{info.width}x{info.height} {info.mime_type}"))
         self._events.put(ImageEvent(stored))

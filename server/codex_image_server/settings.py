@@ -41,6 +41,8 @@ class Settings:
     kill_grace_ms: int = 3000
     generation_timeout_ms: int = 600_000
     api_keys: tuple[str, ...] = ()
+    keys_file: Path | None = None
+    metrics_auth: str = "remote"
     allow_unauthenticated_remote: bool = False
     max_references: int = 4
     max_reference_bytes: int = 20 * 1024 * 1024
@@ -52,8 +54,13 @@ class Settings:
     log_level: str = "info"
 
     @property
+    def keys_path(self) -> Path:
+        return self.keys_file or self.state_dir / "keys.json"
+
+    @property
     def auth_required(self) -> bool:
-        return bool(self.api_keys)
+        """A key is needed: one given as a setting, or named keys in the keys file."""
+        return bool(self.api_keys) or _has_named_keys(self.keys_path)
 
     @property
     def worker_threads(self) -> int:
@@ -80,6 +87,8 @@ FIELDS: list[tuple[str, type, str]] = [
     ("kill_grace_ms", int, "SIGTERM to SIGKILL grace when cancelling codex"),
     ("generation_timeout_ms", int, "longest a generation may run"),
     ("api_keys", list, "API keys (flag repeatable; variable comma separated); when set, ImageService calls need one"),
+    ("keys_file", Path, "named API keys with limits (JSON; default <state_dir>/keys.json); re-read on SIGHUP"),
+    ("metrics_auth", str, "who may read /metrics without a key: remote (loopback only), never, always"),
     ("allow_unauthenticated_remote", bool, "allow binding a non-loopback address without an API key"),
     ("max_references", int, "reference images per request"),
     ("max_reference_bytes", int, "bytes per reference image"),
@@ -167,6 +176,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _has_named_keys(path: Path) -> bool:
+    from .keys import KeyFileError, read_file  # noqa: PLC0415 - keys imports the store, settings stays light
+    try:
+        return bool(read_file(path))
+    except KeyFileError as exc:
+        raise SystemExit(str(exc)) from None
+
+
 def check(settings: Settings) -> None:
     """Refuse settings that would be unsafe or cannot work, with a how-to-fix line."""
     if settings.max_concurrent < 1:
@@ -178,7 +195,9 @@ def check(settings: Settings) -> None:
         raise SystemExit("max_references must be between 1 and 5")
     exposed = [h for h in (settings.grpc_host, settings.http_host if settings.http_enabled else "127.0.0.1")
                if not is_loopback(h)]
-    if exposed and not settings.api_keys and not settings.allow_unauthenticated_remote:
+    if settings.metrics_auth not in ("remote", "never", "always"):
+        raise SystemExit("metrics_auth must be remote, never or always")
+    if exposed and not settings.auth_required and not settings.allow_unauthenticated_remote:
         raise SystemExit(
             f"refusing to bind {', '.join(exposed)} without an API key: anyone who can reach it "
             f"could spend your Codex quota. Set {env_name('api_keys')}, bind 127.0.0.1, or pass "

@@ -14,6 +14,7 @@ cancels its gRPC call on the way out.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 
@@ -30,12 +31,13 @@ log = logging.getLogger("codex_image_shim")
 NDJSON = "application/x-ndjson"
 JSON = "application/json"
 OPENAPI_PATH = "/v1/openapi.json"
+METRICS_PATH = "/metrics"
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Expose-Headers": "Content-Length, Content-Type, ETag, Retry-After",
 }
 PREFLIGHT_HEADERS = {
-    "Access-Control-Allow-Methods": "GET, HEAD, POST, OPTIONS",
+    "Access-Control-Allow-Methods": "GET, HEAD, POST, DELETE, OPTIONS",
     "Access-Control-Allow-Headers": "Content-Type, Accept, Authorization, X-API-Key",
     "Access-Control-Max-Age": "600",
 }
@@ -71,9 +73,20 @@ def wants_stream(request: web.Request) -> bool:
     return any(NDJSON in part for part in request.headers.getall("Accept", []))
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
 class Shim:
-    def __init__(self, grpc_target: str, settings):
+    def __init__(self, grpc_target: str, settings, *, internal_key: str = "", metrics_registry=None):
         self.settings = settings
+        self.internal_key = internal_key
+        self.metrics_registry = metrics_registry
         self.grpc_target = grpc_target
         self.routes = routes.build()
         self.openapi = openapi.document(self.routes)
@@ -111,6 +124,8 @@ class Shim:
                 return web.Response(status=204, headers=PREFLIGHT_HEADERS)
             if request.path == OPENAPI_PATH:
                 return await self._openapi(request)
+            if request.path == METRICS_PATH and self.metrics_registry is not None:
+                return await self._metrics(request)
             route, found = routes.resolve(self.routes, request.method, request.path)
             if route is None:
                 if found:
@@ -131,8 +146,9 @@ class Shim:
             return error_response(error.status, 500)
 
     def metadata(self, request: web.Request) -> tuple:
-        """The caller's key, forwarded for the gRPC server to check."""
-        md = []
+        """The caller's key, forwarded for the gRPC server to check, and
+        the surface, so the service counts HTTP calls as such."""
+        md = [("x-codex-image-surface", "http")]
         if "X-API-Key" in request.headers:
             md.append(("x-api-key", request.headers["X-API-Key"]))
         if "Authorization" in request.headers:
@@ -223,9 +239,8 @@ class Shim:
 
     async def _health(self, request, route, params):
         # /healthz stays open: the shim runs in-process with the server and
-        # may use a configured key for this one call.
-        keys = self.settings.api_keys
-        metadata = (("x-api-key", keys[0]),) if keys else ()
+        # uses the server's own internal key for this one call.
+        metadata = (("x-api-key", self.internal_key),) if self.internal_key else ()
         response = await self.stub.Health(pb.HealthRequest(), metadata=metadata, timeout=UNARY_TIMEOUT_S)
         status, body = adapter.health(jsonmap.to_dict(response))
         return json_response(body, status)
@@ -284,8 +299,24 @@ class Shim:
     async def _openapi(self, request):
         if request.method not in ("GET", "HEAD"):
             raise errors.method_not_allowed(request.method, request.path, ("GET", "HEAD"))
-        if self.settings.api_keys:
-            # /v1/* needs the key; the gRPC server is the one that checks it.
-            await self.stub.GetCapabilities(pb.GetCapabilitiesRequest(), metadata=self.metadata(request),
-                                            timeout=UNARY_TIMEOUT_S)
+        await self._check_key(request)
         return json_response(self.openapi)
+
+    async def _check_key(self, request) -> None:
+        """/v1/* needs the key when keys are set; the gRPC server is the one
+        that checks it (a cheap call carrying the caller's key)."""
+        await self.stub.GetCapabilities(pb.GetCapabilitiesRequest(), metadata=self.metadata(request),
+                                        timeout=UNARY_TIMEOUT_S)
+
+    async def _metrics(self, request):
+        """Prometheus text. Open from loopback (metrics_auth=remote), to all
+        (never) or to nobody without a key (always)."""
+        if request.method not in ("GET", "HEAD"):
+            raise errors.method_not_allowed(request.method, request.path, ("GET", "HEAD"))
+        mode = getattr(self.settings, "metrics_auth", "remote")
+        peer = request.remote or ""
+        if mode == "always" or (mode == "remote" and not _is_loopback(peer)):
+            await self._check_key(request)
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: PLC0415
+        body = await asyncio.to_thread(generate_latest, self.metrics_registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})

@@ -47,7 +47,8 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def start(grpc_target: str, host: str, port: int, settings) -> ShimHandle:
+def start(grpc_target: str, host: str, port: int, settings, *, internal_key: str = "",
+          metrics_registry=None) -> ShimHandle:
     handle = ShimHandle()
     sock = _listen(host, port)  # bind here so a taken port fails the caller at once
     handle.port = sock.getsockname()[1]
@@ -55,7 +56,7 @@ def start(grpc_target: str, host: str, port: int, settings) -> ShimHandle:
     failure: list[BaseException] = []
 
     async def serve() -> None:
-        shim = Shim(grpc_target, settings)
+        shim = Shim(grpc_target, settings, internal_key=internal_key, metrics_registry=metrics_registry)
         await shim.open()
         # handler_cancellation: a client that goes away cancels its handler,
         # and with it the gRPC call (and so the codex processes).

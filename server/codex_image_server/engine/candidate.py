@@ -35,8 +35,9 @@ class CandidateRun:
     """Spawned by the Engine; `run` blocks until the image is found or it fails."""
 
     def __init__(self, group: ProcessGroup, env: dict[str, str], grace_s: float, max_pixels: int,
-                 run_id: str):
+                 run_id: str, account: str = "default"):
         self.group = group
+        self.account = account
         self.run_id = run_id
         self._env = env
         self._grace = grace_s

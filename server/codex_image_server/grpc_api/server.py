@@ -10,11 +10,9 @@ from codeximage.v1 import image_service_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
-from ..engine import Engine
 from ..logs import log
-from ..output_store import OutputStore
+from ..service import Service
 from ..settings import Settings
-from ..slots import Slots
 from .auth import ApiKeyInterceptor
 from .servicer import ImageServicer
 
@@ -39,18 +37,18 @@ def _serve_reflection(server: grpc.Server, services: tuple[str, ...]) -> None:
 
 
 class GrpcServer:
-    def __init__(self, settings: Settings, engine: Engine, store: OutputStore):
+    def __init__(self, settings: Settings, service: Service):
         self.settings = settings
-        self.engine = engine
-        self.slots = Slots(settings.max_concurrent, settings.queue_limit)
+        self.engine = service.engine
+        self.slots = service.slots
         # References travel inside the request: allow the configured maximum.
         max_request = settings.max_references * settings.max_reference_bytes + _MESSAGE_SLACK
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.worker_threads, thread_name_prefix="rpc"),
-            interceptors=[ApiKeyInterceptor(settings.api_keys)] if settings.api_keys else [],
+            interceptors=[ApiKeyInterceptor(service.keyring)],
             options=[("grpc.max_receive_message_length", max_request),
                      ("grpc.so_reuseport", 0)])
-        pb_grpc.add_ImageServiceServicer_to_server(ImageServicer(settings, engine, store, self.slots), self.server)
+        pb_grpc.add_ImageServiceServicer_to_server(ImageServicer(settings, service), self.server)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         _serve_reflection(self.server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))

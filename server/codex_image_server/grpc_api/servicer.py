@@ -2,67 +2,25 @@
 from __future__ import annotations
 
 import functools
-import time
 
 from codeximage.v1 import image_service_pb2 as pb
 from codeximage.v1 import image_service_pb2_grpc as pb_grpc
-from google.protobuf import timestamp_pb2
 
 from .. import sizes
-from ..engine import Engine
 from ..errors import Kind, ServiceError
-from ..generation import BACKEND, MODEL, Generation, ImageEvent, ProgressEvent, SummaryEvent
+from ..generation import BACKEND, MODEL
 from ..logs import log
-from ..output_store import OutputStore, StoredImage
-from ..request import OUTPUT_FORMATS, QUALITIES, GenerateParams, MAX_COUNT, ReferenceInput
+from ..request import OUTPUT_FORMATS, QUALITIES, MAX_COUNT
+from ..service import Caller, Service
 from ..settings import Settings
-from ..slots import Slots
-from ..validation import validate
+from . import convert
+from .auth import caller_key
 from .status import internal_error, to_grpc_status
+
+SURFACE_HEADER = "x-codex-image-surface"
 
 CHUNK_BYTES = 64 * 1024
 REFERENCE_MIME_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
-
-_STAGES = {
-    "queued": pb.Progress.STAGE_QUEUED,
-    "candidate_started": pb.Progress.STAGE_CANDIDATE_STARTED,
-    "codex_phase": pb.Progress.STAGE_CODEX_PHASE,
-    "candidate_finished": pb.Progress.STAGE_CANDIDATE_FINISHED,
-}
-
-
-def image_message(img: StoredImage) -> pb.Image:
-    created = timestamp_pb2.Timestamp()
-    created.FromMilliseconds(img.created_unix_ms)
-    return pb.Image(
-        id=img.id, request_id=img.request_id, index=img.index, label=img.label, mime_type=img.mime_type,
-        width=img.width, height=img.height, byte_size=img.byte_size, sha256=img.sha256,
-        revised_prompt=img.revised_prompt, file_path=f"/v1/images/{img.id}/file", thread_id=img.thread_id,
-        resolved_size=img.resolved_size, duration_ms=img.duration_ms, create_time=created, prompt=img.prompt,
-        requested_size=img.requested_size, aspect=img.aspect, quality=img.quality,
-        output_format=img.output_format)
-
-
-def _event_message(event) -> pb.GenerateResponse:
-    if isinstance(event, ProgressEvent):
-        return pb.GenerateResponse(progress=pb.Progress(
-            stage=_STAGES[event.stage], candidate_index=event.candidate_index or 0, phase=event.phase,
-            detail=event.detail, queue_position=event.queue_position, elapsed_ms=event.elapsed_ms))
-    if isinstance(event, ImageEvent):
-        return pb.GenerateResponse(image=image_message(event.image))
-    assert isinstance(event, SummaryEvent)
-    return pb.GenerateResponse(summary=pb.GenerateSummary(
-        request_id=event.request_id, status=event.status, model=event.model, backend=event.backend,
-        requested_size=event.requested_size, resolved_size=event.resolved_size, quality=event.quality,
-        output_format=event.output_format, image_ids=list(event.image_ids), duration_ms=event.duration_ms))
-
-
-def _params(request: pb.GenerateRequest) -> GenerateParams:
-    return GenerateParams(
-        prompt=request.prompt, count=request.count, size=request.size, aspect=request.aspect,
-        quality=request.quality, output_format=request.output_format, request_id=request.request_id,
-        references=tuple(ReferenceInput(r.image, r.mime_type, r.label) for r in request.references))
-
 
 def _abort(context, exc: Exception, method_name: str) -> None:
     """ServiceError -> its status; anything else -> INTERNAL without a trace."""
@@ -95,47 +53,37 @@ def _stream_errors_to_status(method):
 
 
 class ImageServicer(pb_grpc.ImageServiceServicer):
-    def __init__(self, settings: Settings, engine: Engine, store: OutputStore, slots: Slots):
+    def __init__(self, settings: Settings, service: Service):
         self._settings = settings
-        self._engine = engine
-        self._store = store
-        self._slots = slots
+        self._service = service
+        self._engine = service.engine
+        self._slots = service.slots
         self._capabilities = self._build_capabilities(settings)
+
+    def _caller(self, context) -> Caller:
+        metadata = context.invocation_metadata()
+        surface = next((v for k, v in metadata or () if k == SURFACE_HEADER), "grpc")
+        # The interceptor has admitted the call; this names its key.
+        return Caller(caller_key(self._service.keyring, metadata), surface if surface in ("grpc", "http") else "grpc")
 
     @_stream_errors_to_status
     def Generate(self, request, context):
-        started = time.monotonic()
-        spec = validate(_params(request), self._settings)
-        generation = Generation(spec, self._engine, self._store, self._slots,
-                                self._settings.state_dir / "work", self._settings.generation_timeout_ms / 1000)
+        call = self._service.generate(convert.params(request), self._caller(context))
         # Fires on cancel, deadline and normal completion alike: cancel() is idempotent.
-        context.add_callback(lambda: generation.cancel("call ended"))
-        fields = dict(request_id=spec.request_id, count=spec.count, size=spec.size.text,
-                      quality=spec.quality, output_format=spec.output_format,
-                      references=len(spec.references), prompt_chars=len(spec.prompt))
-        log("generate.start", **fields)
-        outcome, images = "error", 0
-        try:
-            for event in generation.events():
-                if isinstance(event, ImageEvent):
-                    images += 1
-                yield _event_message(event)
-            outcome = "completed"
-        except ServiceError as exc:
-            outcome = exc.reason.lower()
-            raise
-        finally:
-            if generation.cancelled and outcome == "error":
-                outcome = "cancelled"
-            log("generate.end", outcome=outcome, images=images,
-                duration_ms=int((time.monotonic() - started) * 1000), **fields)
+        context.add_callback(lambda: call.cancel("call ended"))
+        for event in call.events():
+            yield convert.event_message(event)
 
     @_errors_to_status
     def GetCapabilities(self, request, context):
-        return self._capabilities
+        if self._capabilities.auth_required == self._service.keyring.required:
+            return self._capabilities
+        # The keys file was reloaded: say whether a key is needed now.
+        return pb.GetCapabilitiesResponse(**{**{f.name: getattr(self._capabilities, f.name)
+                                               for f in self._capabilities.DESCRIPTOR.fields},
+                                            "auth_required": self._service.keyring.required})
 
-    @staticmethod
-    def _build_capabilities(s: Settings) -> pb.GetCapabilitiesResponse:
+    def _build_capabilities(self, s: Settings) -> pb.GetCapabilitiesResponse:
         """Fixed for the server's life: built once (resolving presets is not free)."""
         return pb.GetCapabilitiesResponse(
             model=MODEL, backend=BACKEND, max_images=MAX_COUNT, output_formats=list(OUTPUT_FORMATS),
@@ -150,7 +98,7 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
             references=pb.ReferencePolicy(mode="original_image", max_images=s.max_references,
                                           max_bytes=s.max_reference_bytes,
                                           mime_types=list(REFERENCE_MIME_TYPES)),
-            auth_required=s.auth_required, generation_timeout_ms=s.generation_timeout_ms,
+            auth_required=self._service.keyring.required, generation_timeout_ms=s.generation_timeout_ms,
             presets=[pb.SizePreset(name=p.name, max_edge=p.max_edge, max_pixels=p.max_pixels)
                      for p in sizes.PRESETS.values()])
 
@@ -160,7 +108,7 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
         in_use, free, queued = self._slots.snapshot()
         return pb.HealthResponse(
             status="ok" if ready.ready else "unavailable", ready=ready.ready, backend=BACKEND, model=MODEL,
-            auth_required=self._settings.auth_required,
+            auth_required=self._service.keyring.required,
             generation_timeout_ms=self._settings.generation_timeout_ms,
             codex=pb.CodexStatus(found=ready.found, path=ready.path, version=ready.version,
                                  logged_in=ready.logged_in, custom_provider=ready.custom_provider),
@@ -170,12 +118,33 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
 
     @_errors_to_status
     def GetImage(self, request, context):
-        return pb.GetImageResponse(image=image_message(self._store.get(request.image_id)))
+        return pb.GetImageResponse(image=convert.image_message(self._service.get_image(request.image_id)))
+
+    @_errors_to_status
+    def ListImages(self, request, context):
+        page = self._service.list_images(convert.query(request))
+        return pb.ListImagesResponse(images=[convert.image_message(i) for i in page.items],
+                                     next_page_token=page.next_page_token)
+
+    @_errors_to_status
+    def DeleteImage(self, request, context):
+        self._service.delete_image(request.image_id, self._caller(context))
+        return pb.DeleteImageResponse()
+
+    @_errors_to_status
+    def ListRequests(self, request, context):
+        page = self._service.list_requests(convert.query(request))
+        return pb.ListRequestsResponse(requests=[convert.request_message(r) for r in page.items],
+                                       next_page_token=page.next_page_token)
+
+    @_errors_to_status
+    def GetRequest(self, request, context):
+        return convert.request_detail(self._service.get_request(request.request_id))
 
     @_stream_errors_to_status
     def GetImageFile(self, request, context):
-        record = self._store.get(request.image_id)
-        with open(self._store.path(record), "rb") as f:
+        record = self._service.get_image(request.image_id)
+        with open(self._service.image_path(record), "rb") as f:
             chunk = f.read(CHUNK_BYTES)
             yield pb.GetImageFileResponse(content_type=record.mime_type, total_size=record.byte_size,
                                           sha256=record.sha256, data=chunk)
