@@ -102,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     # Handlers run in this (main) thread, which only waits here.
     signal.signal(signal.SIGHUP, lambda *_: _reload_keys(keyring))
-    stop.wait()
+    # Wake now and then: a signal the kernel hands to another thread does not
+    # interrupt a wait without timeout, and the handler runs only once we wake.
+    while not stop.wait(0.5):
+        pass
     log("server.stopping")
     if shim:
         shim.stop()
