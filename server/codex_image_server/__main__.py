@@ -13,6 +13,7 @@ from .grpc_api.server import GrpcServer
 from .keys import Keyring
 from .logs import log
 from .metrics import Metrics
+from .retention import Retention, Sweeper
 from .service import Service
 from .slots import Slots
 from .store import INDEX_FILE, OutputStore
@@ -81,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     service = Service(settings, engine, store, Slots(settings.max_concurrent, settings.queue_limit), keyring,
                       Metrics())
     server = GrpcServer(settings, service)
+    sweeper = Sweeper(Retention(store, service.metrics, settings.retention_max_age_s, settings.retention_max_bytes),
+                      settings.retention_interval_ms / 1000)
     server.start()
+    sweeper.start()
     grpc_target = f"{'127.0.0.1' if settings.grpc_host in ('0.0.0.0', '::') else settings.grpc_host}:{server.port}"
     try:
         shim = _start_http_shim(settings, grpc_target, service) if settings.http_enabled else None
@@ -110,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     if shim:
         shim.stop()
     server.stop(grace_s=settings.kill_grace_ms / 1000 + 2)
+    sweeper.stop()
     store.close()
     return 0
 

@@ -42,6 +42,10 @@ class Settings:
     generation_timeout_ms: int = 600_000
     api_keys: tuple[str, ...] = ()
     keys_file: Path | None = None
+    retention_max_age_s: int = 0
+    retention_max_bytes: int = 0
+    retention_interval_ms: int = 300_000
+    remove_codex_copies: bool = True
     metrics_auth: str = "remote"
     allow_unauthenticated_remote: bool = False
     max_references: int = 4
@@ -87,6 +91,10 @@ FIELDS: list[tuple[str, type, str]] = [
     ("kill_grace_ms", int, "SIGTERM to SIGKILL grace when cancelling codex"),
     ("generation_timeout_ms", int, "longest a generation may run"),
     ("api_keys", list, "API keys (flag repeatable; variable comma separated); when set, ImageService calls need one"),
+    ("retention_max_age_s", int, "delete stored images older than this many seconds (0: keep)"),
+    ("retention_max_bytes", int, "delete the oldest stored images while the store holds more bytes (0: no cap)"),
+    ("retention_interval_ms", int, "how often the retention sweeper runs"),
+    ("remove_codex_copies", bool, "after each run, remove codex's own copy of the image and the thread's rollout"),
     ("keys_file", Path, "named API keys with limits (JSON; default <state_dir>/keys.json); re-read on SIGHUP"),
     ("metrics_auth", str, "who may read /metrics without a key: remote (loopback only), never, always"),
     ("allow_unauthenticated_remote", bool, "allow binding a non-loopback address without an API key"),
@@ -195,6 +203,8 @@ def check(settings: Settings) -> None:
         raise SystemExit("max_references must be between 1 and 5")
     exposed = [h for h in (settings.grpc_host, settings.http_host if settings.http_enabled else "127.0.0.1")
                if not is_loopback(h)]
+    if settings.retention_max_age_s < 0 or settings.retention_max_bytes < 0 or settings.retention_interval_ms < 100:
+        raise SystemExit("retention limits must not be negative, and the interval at least 100 ms")
     if settings.metrics_auth not in ("remote", "never", "always"):
         raise SystemExit("metrics_auth must be remote, never or always")
     if exposed and not settings.auth_required and not settings.allow_unauthenticated_remote:

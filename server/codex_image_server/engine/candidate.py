@@ -11,6 +11,7 @@ from typing import Callable
 from .. import imaging
 from ..errors import Kind, ServiceError
 from . import events, failures
+from .cleanup import remove_thread_files
 from .image_locator import codex_home, locate, read_rollout, rollout_path
 from .process_group import ProcessGroup
 
@@ -35,9 +36,10 @@ class CandidateRun:
     """Spawned by the Engine; `run` blocks until the image is found or it fails."""
 
     def __init__(self, group: ProcessGroup, env: dict[str, str], grace_s: float, max_pixels: int,
-                 run_id: str, account: str = "default"):
+                 run_id: str, account: str = "default", remove_codex_copies: bool = False):
         self.group = group
         self.account = account
+        self._remove_codex_copies = remove_codex_copies
         self.run_id = run_id
         self._env = env
         self._grace = grace_s
@@ -79,9 +81,14 @@ class CandidateRun:
         finally:
             self.group.finish(self._grace)
             self._stderr_reader.join(timeout=1.0)
-        if self.group.stop_requested:
-            raise ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", "candidate cancelled")
-        return self._result(log, started)
+        try:
+            if self.group.stop_requested:
+                raise ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", "candidate cancelled")
+            return self._result(log, started)
+        finally:
+            # The image is in memory (or the run failed): codex's copies go.
+            if self._remove_codex_copies:
+                remove_thread_files(codex_home(self._env), log.thread_id or self._session_id)
 
     def _result(self, log: events.TurnLog, started: float) -> CandidateResult:
         exit_code = self.group.proc.returncode
