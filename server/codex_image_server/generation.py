@@ -178,6 +178,29 @@ class Generation:
         self._work_root.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f"{self.spec.request_id}-", dir=self._work_root))
 
+    def _run_on(self, account, index: int, codex: str, cand_dir: Path, refs: list[Path]):
+        run = self._engine.start(codex, cand_dir, refs, prompts.build(self.spec, index, refs), account)
+        with self._lock:
+            self._runs.append(run)
+            late = self.cancelled
+        if late:
+            run.cancel()
+        self._events.put(ProgressEvent("candidate_started", self._elapsed_ms(), index,
+                                       detail=f"account {account.name}"))
+
+        def on_phase(phase: str, detail: str) -> None:
+            self._events.put(ProgressEvent("codex_phase", self._elapsed_ms(), index, phase, detail))
+
+        try:
+            result = run.run(on_phase)
+        finally:
+            self._engine.release(run)
+        with self._lock:
+            self.codex_ms.append(result.duration_ms)
+            if run.account not in self.accounts:
+                self.accounts.append(run.account)
+        return result, run
+
     def _write_references(self, workdir: Path) -> list[Path]:
         """Byte for byte: the upstream must receive the originals."""
         paths = []
@@ -217,25 +240,22 @@ class Generation:
         spec = self.spec
         cand_dir = workdir / f"candidate-{index + 1}"
         cand_dir.mkdir()
-        run = self._engine.start(codex, cand_dir, refs, prompts.build(spec, index, refs))
-        with self._lock:
-            self._runs.append(run)
-            late = self.cancelled
-        if late:
-            run.cancel()
-        self._events.put(ProgressEvent("candidate_started", self._elapsed_ms(), index))
-
-        def on_phase(phase: str, detail: str) -> None:
-            self._events.put(ProgressEvent("codex_phase", self._elapsed_ms(), index, phase, detail))
-
-        try:
-            result = run.run(on_phase)
-        finally:
-            self._engine.release(run)
-        with self._lock:
-            self.codex_ms.append(result.duration_ms)
-            if run.account not in self.accounts:
-                self.accounts.append(run.account)
+        tried: set[str] = set()
+        while True:
+            account = self._engine.accounts.acquire(self._cancelled, frozenset(tried))
+            try:
+                result, run = self._run_on(account, index, codex, cand_dir, refs)
+                break
+            except ServiceError as exc:
+                if exc.reason != "QUOTA_EXHAUSTED" or self._engine.accounts.single:
+                    raise
+                # Nothing was produced: skip this account until its reset and
+                # try the candidate on another one.
+                self._engine.accounts.mark_exhausted(account, exc)
+                tried.add(account.name)
+                log("candidate.account_exhausted", request_id=spec.request_id, index=index, account=account.name)
+            finally:
+                self._engine.accounts.release(account)
         data, info = result.data, result.info
         if info.mime_type != spec.mime_type:
             data = imaging.convert(data, spec.output_format)

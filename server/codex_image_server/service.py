@@ -8,6 +8,8 @@ import dataclasses
 import time
 from typing import Iterator
 
+from prometheus_client.core import GaugeMetricFamily
+
 from .engine import Engine
 from .errors import Kind, ServiceError
 from .generation import Event, Generation, ImageEvent, Origin
@@ -82,7 +84,21 @@ class Service:
                 gauge("codex_image_slots_limit", "Generation slots in all", self.slots.limit),
                 gauge("codex_image_queue_depth", "Requests waiting for slots", queued),
                 gauge("codex_image_images_stored", "Images in the store", count),
-                gauge("codex_image_bytes_stored", "Bytes of images in the store", size)]
+                gauge("codex_image_bytes_stored", "Bytes of images in the store", size),
+                *self._account_gauges()]
+
+    def _account_gauges(self):
+        in_use = GaugeMetricFamily("codex_image_account_in_use", "Codex runs on each account", labels=["account"])
+        ready = GaugeMetricFamily("codex_image_account_ready", "1 when the account can take a run",
+                                  labels=["account"])
+        until = GaugeMetricFamily("codex_image_account_exhausted_until_seconds",
+                                  "Unix time the account's usage limit resets (0: not exhausted)",
+                                  labels=["account"])
+        for a in self.engine.accounts.states():
+            in_use.add_metric([a.name], a.in_use)
+            ready.add_metric([a.name], 1 if a.ready else 0)
+            until.add_metric([a.name], a.exhausted_until)
+        return [in_use, ready, until]
 
 
 class GenerateCall:

@@ -34,6 +34,7 @@ class Settings:
     codex_bin: str = ""
     codex_profile: str = ""
     codex_config: tuple[str, ...] = ()
+    accounts: tuple[str, ...] = ()
     output_dir: Path = dataclasses.field(default_factory=lambda: _default_data_dir() / "images")
     state_dir: Path = dataclasses.field(default_factory=_default_state_dir)
     max_concurrent: int = 4
@@ -84,6 +85,8 @@ FIELDS: list[tuple[str, type, str]] = [
     ("codex_bin", str, "codex binary (default: the project's pinned npm install, else `codex` on PATH)"),
     ("codex_profile", str, "codex config profile passed as --profile"),
     ("codex_config", list, "extra codex -c key=value overrides (variable: one per line)"),
+    ("accounts", list, "Codex accounts as NAME=PATH or NAME:N=PATH (a CODEX_HOME each, N runs at once; "
+                       "default: the inherited CODEX_HOME); variable: one per line"),
     ("output_dir", Path, "where finished images and their metadata are kept"),
     ("state_dir", Path, "working directories and the record of running codex process groups"),
     ("max_concurrent", int, "codex processes allowed to run at once"),
@@ -111,7 +114,7 @@ FIELDS: list[tuple[str, type, str]] = [
 _ENV_NAMES = {"api_keys": PREFIX + "API_KEY", "http_host": PREFIX + "HOST", "http_port": PREFIX + "PORT"}
 
 
-_FLAGS = {"api_keys": "--api-key"}
+_FLAGS = {"api_keys": "--api-key", "accounts": "--account"}
 
 
 def env_name(field: str) -> str:
@@ -205,6 +208,11 @@ def check(settings: Settings) -> None:
                if not is_loopback(h)]
     if settings.retention_max_age_s < 0 or settings.retention_max_bytes < 0 or settings.retention_interval_ms < 100:
         raise SystemExit("retention limits must not be negative, and the interval at least 100 ms")
+    from .engine.accounts import parse as parse_accounts  # noqa: PLC0415
+    try:
+        parse_accounts(settings.accounts, settings.max_concurrent)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     if settings.metrics_auth not in ("remote", "never", "always"):
         raise SystemExit("metrics_auth must be remote, never or always")
     if exposed and not settings.auth_required and not settings.allow_unauthenticated_remote:

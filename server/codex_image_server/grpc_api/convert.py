@@ -5,6 +5,7 @@ from __future__ import annotations
 from codeximage.v1 import image_service_pb2 as pb
 from google.protobuf import timestamp_pb2
 
+from ..engine.accounts import AccountState
 from ..generation import ImageEvent, ProgressEvent, SummaryEvent
 from ..request import GenerateParams, ReferenceInput
 from ..service import RequestDetail
@@ -34,6 +35,12 @@ def image_message(img: StoredImage) -> pb.Image:
         resolved_size=img.resolved_size, duration_ms=img.duration_ms, create_time=timestamp(img.created_unix_ms),
         prompt=img.prompt, requested_size=img.requested_size, aspect=img.aspect, quality=img.quality,
         output_format=img.output_format, key_name=img.key_name, account=img.account)
+
+
+def account_message(a: AccountState) -> pb.AccountStatus:
+    return pb.AccountStatus(name=a.name, codex_home=str(a.home), found=a.readiness.found,
+                            logged_in=a.readiness.logged_in or a.readiness.custom_provider, in_use=a.in_use,
+                            limit=a.limit, exhausted_until=timestamp(int(a.exhausted_until * 1000)), ready=a.ready)
 
 
 def request_message(r: RequestRecord) -> pb.RequestRecord:

@@ -114,7 +114,8 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
                                  logged_in=ready.logged_in, custom_provider=ready.custom_provider),
             slots=pb.SlotStatus(in_use=in_use, free=free, limit=self._slots.limit, queued=queued,
                                 queue_limit=self._slots.queue_limit),
-            problem=ready.problem)
+            problem=ready.problem,
+            accounts=[convert.account_message(a) for a in self._engine.accounts.states()])
 
     @_errors_to_status
     def GetImage(self, request, context):
