@@ -1,13 +1,15 @@
-"""`python -m codex_image_server`: start the gRPC server (and the HTTP shim)."""
+"""`python -m codex_image_server`: the gRPC server and the HTTP shim on one
+event loop in one process."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import sys
-import threading
 
 from . import keys as keys_mod, logs, settings as settings_mod
+from .blocking import Blocking
 from .engine import Engine
 from .grpc_api.server import GrpcServer
 from .keys import Keyring
@@ -26,20 +28,75 @@ def _write_ready_file(path: str, info: dict) -> None:
     os.replace(tmp, path)
 
 
-def _start_http_shim(settings, grpc_target: str, service: Service):
-    """The /v1 shim runs beside the gRPC server and talks to it over gRPC."""
+async def _start_http_shim(settings, server: GrpcServer, service: Service):
+    """The /v1 shim, calling the servicer in-process on this loop."""
     try:
         from codex_image_shim import embed  # noqa: PLC0415 - optional part
     except ImportError:
         log("http.unavailable", level="warning", detail="codex_image_shim is not installed")
         return None
     try:
-        return embed.start(grpc_target, settings.http_host, settings.http_port, settings,
-                           internal_key=service.keyring.internal_key, metrics_registry=service.metrics.registry)
+        return await embed.start(server.servicer, settings, service.store.file_path,
+                                 internal_key=service.keyring.internal_key,
+                                 metrics_registry=service.metrics.registry)
     except OSError as exc:
         raise SystemExit(f"could not start the HTTP shim on {settings.http_host}:{settings.http_port}: "
                          f"{exc.strerror or exc}. Set CODEX_IMAGE_SERVER_PORT to a free port, "
                          "or --no-http-enabled.") from None
+
+
+async def serve(settings) -> int:
+    engine = Engine(settings)
+    killed = engine.sweep_leftovers()
+    if killed:
+        log("startup.killed_leftover_codex", level="warning", pids=killed)
+    store = OutputStore(settings.output_dir, settings.state_dir / INDEX_FILE)
+    keyring = Keyring(settings.api_keys, settings.keys_path)
+    blocking = Blocking(settings.blocking_threads)
+    service = Service(settings, engine, store, Slots(settings.max_concurrent, settings.queue_limit), keyring,
+                      Metrics(), blocking)
+    server = GrpcServer(settings, service, blocking)
+    sweeper = Sweeper(Retention(store, service.metrics, settings.retention_max_age_s, settings.retention_max_bytes),
+                      settings.retention_interval_ms / 1000)
+    await server.start()
+    sweeper.start()
+    try:
+        shim = await _start_http_shim(settings, server, service) if settings.http_enabled else None
+    except SystemExit:
+        await server.stop(grace_s=0)
+        raise
+    ready = engine.readiness.get()
+    log("server.started", grpc=f"{settings.grpc_host}:{server.port}",
+        http=f"{settings.http_host}:{shim.port}" if shim else None, codex=ready.path or None,
+        codex_version=ready.version or None, ready=ready.ready, problem=ready.problem or None,
+        auth_required=keyring.required, max_concurrent=settings.max_concurrent,
+        output_dir=str(settings.output_dir), subreaper=engine.subreaper, finish_early=settings.finish_early)
+    if settings.ready_file:
+        _write_ready_file(settings.ready_file, {"grpc_port": server.port, "http_port": shim.port if shim else 0,
+                                                "pid": os.getpid()})
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reload_keys, keyring)
+    await stop.wait()
+    log("server.stopping")
+    if shim:
+        await shim.stop()
+    await server.stop(grace_s=settings.kill_grace_ms / 1000 + 2)
+    sweeper.stop()
+    blocking.close()
+    store.close()
+    return 0
+
+
+def _reload_keys(keyring: Keyring) -> None:
+    try:
+        named = keyring.reload()
+    except keys_mod.KeyFileError as exc:
+        log("keys.reload_failed", level="error", detail=str(exc))
+        return
+    log("keys.reloaded", named_keys=named)
 
 
 def _keys_command(argv: list[str]) -> int:
@@ -73,59 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_mod.load(argv)
     logs.configure(settings.log_level)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    engine = Engine(settings)
-    killed = engine.sweep_leftovers()
-    if killed:
-        log("startup.killed_leftover_codex", level="warning", pids=killed)
-    store = OutputStore(settings.output_dir, settings.state_dir / INDEX_FILE)
-    keyring = Keyring(settings.api_keys, settings.keys_path)
-    service = Service(settings, engine, store, Slots(settings.max_concurrent, settings.queue_limit), keyring,
-                      Metrics())
-    server = GrpcServer(settings, service)
-    sweeper = Sweeper(Retention(store, service.metrics, settings.retention_max_age_s, settings.retention_max_bytes),
-                      settings.retention_interval_ms / 1000)
-    server.start()
-    sweeper.start()
-    grpc_target = f"{'127.0.0.1' if settings.grpc_host in ('0.0.0.0', '::') else settings.grpc_host}:{server.port}"
-    try:
-        shim = _start_http_shim(settings, grpc_target, service) if settings.http_enabled else None
-    except SystemExit:
-        server.stop(grace_s=0)
-        raise
-    ready = engine.readiness.get()
-    log("server.started", grpc=f"{settings.grpc_host}:{server.port}",
-        http=f"{settings.http_host}:{shim.port}" if shim else None, codex=ready.path or None,
-        codex_version=ready.version or None, ready=ready.ready, problem=ready.problem or None,
-        auth_required=keyring.required, max_concurrent=settings.max_concurrent,
-        output_dir=str(settings.output_dir), subreaper=engine.subreaper)
-    if settings.ready_file:
-        _write_ready_file(settings.ready_file, {"grpc_port": server.port, "http_port": shim.port if shim else 0,
-                                                "pid": os.getpid()})
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    # Handlers run in this (main) thread, which only waits here.
-    signal.signal(signal.SIGHUP, lambda *_: _reload_keys(keyring))
-    # Wake now and then: a signal the kernel hands to another thread does not
-    # interrupt a wait without timeout, and the handler runs only once we wake.
-    while not stop.wait(0.5):
-        pass
-    log("server.stopping")
-    if shim:
-        shim.stop()
-    server.stop(grace_s=settings.kill_grace_ms / 1000 + 2)
-    sweeper.stop()
-    store.close()
-    return 0
-
-
-def _reload_keys(keyring: Keyring) -> None:
-    try:
-        named = keyring.reload()
-    except keys_mod.KeyFileError as exc:
-        log("keys.reload_failed", level="error", detail=str(exc))
-        return
-    log("keys.reloaded", named_keys=named)
+    return asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":

@@ -4,12 +4,15 @@ operations. Surfaces (gRPC servicer, HTTP shim, later others) only convert
 their wire format to these calls and back."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import time
-from typing import Iterator
+from typing import AsyncIterator
 
 from prometheus_client.core import GaugeMetricFamily
 
+from .blocking import Blocking
 from .engine import Engine
 from .errors import Kind, ServiceError
 from .generation import Event, Generation, ImageEvent, Origin
@@ -41,8 +44,9 @@ class RequestDetail:
 
 class Service:
     def __init__(self, settings: Settings, engine: Engine, store: OutputStore, slots: Slots, keyring: Keyring,
-                 metrics: Metrics):
+                 metrics: Metrics, blocking: Blocking):
         self.settings = settings
+        self.blocking = blocking
         self.engine = engine
         self.store = store
         self.slots = slots
@@ -52,8 +56,13 @@ class Service:
         self.limits = KeyLimits(self.history)
         metrics.add_live(self._live_gauges)
 
-    def generate(self, params: GenerateParams, caller: Caller) -> "GenerateCall":
-        return GenerateCall(self, params, caller)
+    async def generate(self, params: GenerateParams, caller: Caller) -> "GenerateCall":
+        """Validated, admitted against the key's limits and recorded (off the
+        loop: Pillow decodes references, SQLite records); refusals raise."""
+        call = GenerateCall(self, caller)
+        await self.blocking.run(call.admit, params)
+        call.prepare()
+        return call
 
     def get_image(self, image_id: str) -> StoredImage:
         return self.store.get(image_id)
@@ -103,19 +112,24 @@ class Service:
 
 class GenerateCall:
     """One Generate request from arrival to its recorded outcome. Refusals
-    (bad input, a key over its limit) raise from the constructor and are
-    recorded too."""
+    (bad input, a key over its limit) raise from `admit` and are recorded too."""
 
-    def __init__(self, service: Service, params: GenerateParams, caller: Caller):
+    def __init__(self, service: Service, caller: Caller):
         self._svc = service
         self._caller = caller
         self._arrived_ms = now_ms()
         self._started = time.monotonic()
-        settings = service.settings
+        self.spec = None
+        self.generation: Generation | None = None
+        self._seq = 0
+
+    def admit(self, params: GenerateParams) -> None:
+        """Blocking: validation, the key's limits, the history row."""
+        service, caller = self._svc, self._caller
         try:
-            self.spec = validate(params, settings)
-            self._seq = service.limits.admit(caller.key, self.spec.count, lambda: service.history.begin(
-                self.spec, caller.key.name, caller.surface, self._arrived_ms))
+            spec = validate(params, service.settings)
+            self._seq = service.limits.admit(caller.key, spec.count, lambda: service.history.begin(
+                spec, caller.key.name, caller.surface, self._arrived_ms))
         except ServiceError as exc:
             service.history.refused(usable_request_id(params), params, caller.key.name, caller.surface,
                                     self._arrived_ms, exc)
@@ -123,9 +137,14 @@ class GenerateCall:
             log("generate.refused", request_id=usable_request_id(params), reason=exc.reason,
                 key_name=caller.key.name, surface=caller.surface)
             raise
-        self.generation = Generation(self.spec, service.engine, service.store, service.slots,
+        self.spec = spec
+
+    def prepare(self) -> None:
+        """On the loop: the Generation lives there."""
+        settings = self._svc.settings
+        self.generation = Generation(self.spec, self._svc.engine, self._svc.store, self._svc.slots,
                                      settings.state_dir / "work", settings.generation_timeout_ms / 1000,
-                                     Origin(caller.key.name, self._seq))
+                                     self._svc.blocking, Origin(self._caller.key.name, self._seq))
 
     def _count(self, outcome: str, reason: str) -> None:
         self._svc.metrics.requests.labels(self._caller.surface, outcome, reason).inc()
@@ -133,7 +152,7 @@ class GenerateCall:
     def cancel(self, reason: str) -> None:
         self.generation.cancel(reason)
 
-    def events(self) -> Iterator[Event]:
+    async def events(self) -> AsyncIterator[Event]:
         spec, generation = self.spec, self.generation
         fields = dict(request_id=spec.request_id, count=spec.count, size=spec.size.text,
                       quality=spec.quality, output_format=spec.output_format,
@@ -143,14 +162,15 @@ class GenerateCall:
         images: list[str] = []
         error: ServiceError | None = None
         try:
-            for event in generation.events():
-                if isinstance(event, ImageEvent):
-                    images.append(event.image.id)
-                yield event
+            async with contextlib.aclosing(generation.events()) as events:
+                async for event in events:
+                    if isinstance(event, ImageEvent):
+                        images.append(event.image.id)
+                    yield event
         except ServiceError as exc:
             error = exc
             raise
-        except GeneratorExit:
+        except (GeneratorExit, asyncio.CancelledError):
             error = ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", "the caller went away")
             raise
         except Exception:
@@ -171,6 +191,8 @@ class GenerateCall:
             status = "failed"
         duration_ms = int((time.monotonic() - self._started) * 1000)
         codex_ms = max(generation.codex_ms, default=0)
+        # One UPDATE by primary key (WAL, no fsync): cheap enough for the loop,
+        # and done before the caller sees the end, so GetRequest agrees at once.
         try:
             self._svc.history.finish(self._seq, status, error, duration_ms=duration_ms,
                                      queue_wait_ms=generation.queue_wait_ms, codex_ms=codex_ms,

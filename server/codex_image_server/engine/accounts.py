@@ -154,6 +154,13 @@ class AccountPool:
         return [AccountState(a.name, a.spec.home, a.readiness.get(), in_use, a.spec.limit, until)
                 for a, in_use, until in raw]
 
+    def cached_readiness(self) -> Readiness | None:
+        """Like `readiness` from the last probes only (None before every account's first)."""
+        results = [a.readiness.cached() for a in self._accounts]
+        if any(r is None for r in results):
+            return None
+        return next((r for r in results if r.ready), results[0])
+
     def readiness(self, fresh: bool = False) -> Readiness:
         """The server's readiness: the first account that can generate, else the first one's problem."""
         results = [a.readiness.get(fresh) for a in self._accounts]

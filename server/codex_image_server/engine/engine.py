@@ -75,6 +75,7 @@ class Engine:
                                    f"could not start codex ({codex}): {exc.strerror or exc}. "
                                    "Run `make codex` or set CODEX_IMAGE_SERVER_CODEX_BIN.") from None
             run = CandidateRun(group, env, self.grace_s, sizes.OUTPUT_PIXEL_LIMIT, run_id,
+                               finish_early=self.settings.finish_early,
                                account=account.name if account else "default",
                                remove_codex_copies=self.settings.remove_codex_copies)
             self._live[group.pid] = run
@@ -112,3 +113,6 @@ class _PoolReadiness:
 
     def get(self, fresh: bool = False) -> Readiness:
         return self._pool.readiness(fresh)
+
+    def cached(self) -> Readiness | None:
+        return self._pool.cached_readiness()

@@ -1,89 +1,124 @@
 """ImageService over gRPC: a thin adapter from protos to the domain and back."""
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect
 
 from codeximage.v1 import image_service_pb2 as pb
 from codeximage.v1 import image_service_pb2_grpc as pb_grpc
 
-from .. import sizes
+from .. import frozen, sizes
+from ..blocking import Blocking
 from ..errors import Kind, ServiceError
+from ..idle import IdleTimer
 from ..generation import BACKEND, MODEL
 from ..logs import log
 from ..request import OUTPUT_FORMATS, QUALITIES, MAX_COUNT
 from ..service import Caller, Service
 from ..settings import Settings
-from . import convert
-from .auth import caller_key
+from . import auth, convert
 from .status import internal_error, to_grpc_status
+
+CHUNK_BYTES = 64 * 1024
+READ_BYTES = 16 * CHUNK_BYTES  # one trip to the blocking pool per 1 MiB read
+REFERENCE_MIME_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 
 SURFACE_HEADER = "x-codex-image-surface"
 
-CHUNK_BYTES = 64 * 1024
-REFERENCE_MIME_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 
-def _abort(context, exc: Exception, method_name: str) -> None:
+async def _abort(context, exc: Exception, method_name: str) -> None:
     """ServiceError -> its status; anything else -> INTERNAL without a trace."""
-    if isinstance(exc, ServiceError):
-        context.abort_with_status(to_grpc_status(exc))
-    log("rpc.crashed", level="error", method=method_name, error_type=type(exc).__name__)
-    context.abort_with_status(to_grpc_status(internal_error()))
+    if not isinstance(exc, ServiceError):
+        log("rpc.crashed", level="error", method=method_name, error_type=type(exc).__name__)
+        exc = internal_error()
+    status = to_grpc_status(exc)
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+_DONE = object()
+
+
+def _next(iterator):
+    return next(iterator, _DONE)
 
 
 def _errors_to_status(method):
+    """A unary RPC: the API-key check, then the method, every failure mapped to
+    a rich status. A plain (sync) method runs in the blocking pool."""
     @functools.wraps(method)
-    def wrapper(self, request, context):
+    async def wrapper(self, request, context):
         try:
-            return method(self, request, context)
+            auth.check(context.invocation_metadata(), self._service.keyring)
+            if inspect.iscoroutinefunction(method):
+                return await method(self, request, context)
+            return await self._blocking.run(method, self, request, context)
         except Exception as exc:  # noqa: BLE001 - mapped, never leaked
-            _abort(context, exc, method.__name__)
+            await _abort(context, exc, method.__name__)
     return wrapper
 
 
 def _stream_errors_to_status(method):
+    """A server-streaming RPC, like `_errors_to_status`. An async generator is
+    iterated on the loop; a plain generator is advanced in the blocking pool."""
     @functools.wraps(method)
-    def wrapper(self, request, context):
+    async def wrapper(self, request, context):
         try:
-            yield from method(self, request, context)
+            auth.check(context.invocation_metadata(), self._service.keyring)
+            if inspect.isasyncgenfunction(method):
+                async with contextlib.aclosing(method(self, request, context)) as responses:
+                    async for response in responses:
+                        yield response
+            else:
+                responses = method(self, request, context)
+                try:
+                    while (response := await self._blocking.run(_next, responses)) is not _DONE:
+                        yield response
+                finally:
+                    responses.close()
         except Exception as exc:  # noqa: BLE001 - mapped, never leaked
-            if isinstance(exc, ServiceError) and exc.kind is Kind.CANCELLED and not context.is_active():
+            if isinstance(exc, ServiceError) and exc.kind is Kind.CANCELLED and context.cancelled():
                 return  # the caller is gone; there is nobody to tell
-            _abort(context, exc, method.__name__)
+            await _abort(context, exc, method.__name__)
     return wrapper
 
 
 class ImageServicer(pb_grpc.ImageServiceServicer):
-    def __init__(self, settings: Settings, service: Service):
+    """Async methods run on the event loop and must not block it; blocking
+    work goes through `self._blocking` (a bounded pool)."""
+
+    def __init__(self, settings: Settings, service: Service, blocking: Blocking):
         self._settings = settings
         self._service = service
         self._engine = service.engine
         self._slots = service.slots
-        self._capabilities = self._build_capabilities(settings)
+        self._blocking = blocking
+        self._capabilities = frozen.freeze(self._build_capabilities(settings, service.keyring.required))
 
     def _caller(self, context) -> Caller:
+        """Who calls: the wrapper's auth check has admitted the call; this names its key."""
         metadata = context.invocation_metadata()
         surface = next((v for k, v in metadata or () if k == SURFACE_HEADER), "grpc")
-        # The interceptor has admitted the call; this names its key.
-        return Caller(caller_key(self._service.keyring, metadata), surface if surface in ("grpc", "http") else "grpc")
+        return Caller(auth.check(metadata, self._service.keyring), surface if surface in ("grpc", "http") else "grpc")
 
     @_stream_errors_to_status
-    def Generate(self, request, context):
-        call = self._service.generate(convert.params(request), self._caller(context))
+    async def Generate(self, request, context):
+        call = await self._service.generate(convert.params(request), self._caller(context))
         # Fires on cancel, deadline and normal completion alike: cancel() is idempotent.
-        context.add_callback(lambda: call.cancel("call ended"))
-        for event in call.events():
-            yield convert.event_message(event)
+        context.add_done_callback(lambda _: call.cancel("call ended"))
+        async with contextlib.aclosing(call.events()) as events:
+            async for event in events:
+                yield convert.event_message(event)
 
     @_errors_to_status
-    def GetCapabilities(self, request, context):
+    async def GetCapabilities(self, request, context):
         if self._capabilities.auth_required == self._service.keyring.required:
             return self._capabilities
         # The keys file was reloaded: say whether a key is needed now.
-        return pb.GetCapabilitiesResponse(**{**{f.name: getattr(self._capabilities, f.name)
-                                               for f in self._capabilities.DESCRIPTOR.fields},
-                                            "auth_required": self._service.keyring.required})
+        return self._build_capabilities(self._settings, self._service.keyring.required)
 
-    def _build_capabilities(self, s: Settings) -> pb.GetCapabilitiesResponse:
+    @staticmethod
+    def _build_capabilities(s: Settings, auth_required: bool) -> pb.GetCapabilitiesResponse:
         """Fixed for the server's life: built once (resolving presets is not free)."""
         return pb.GetCapabilitiesResponse(
             model=MODEL, backend=BACKEND, max_images=MAX_COUNT, output_formats=list(OUTPUT_FORMATS),
@@ -98,13 +133,15 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
             references=pb.ReferencePolicy(mode="original_image", max_images=s.max_references,
                                           max_bytes=s.max_reference_bytes,
                                           mime_types=list(REFERENCE_MIME_TYPES)),
-            auth_required=self._service.keyring.required, generation_timeout_ms=s.generation_timeout_ms,
+            auth_required=auth_required, generation_timeout_ms=s.generation_timeout_ms,
             presets=[pb.SizePreset(name=p.name, max_edge=p.max_edge, max_pixels=p.max_pixels)
                      for p in sizes.PRESETS.values()])
 
     @_errors_to_status
-    def Health(self, request, context):
-        ready = self._engine.readiness.get()
+    async def Health(self, request, context):
+        # The last probe's answer: a probe spawns codex, and Health must be
+        # answered from the loop at once (a watcher keeps it fresh).
+        ready = self._engine.readiness.cached() or await self._blocking.run(self._engine.readiness.get)
         in_use, free, queued = self._slots.snapshot()
         return pb.HealthResponse(
             status="ok" if ready.ready else "unavailable", ready=ready.ready, backend=BACKEND, model=MODEL,
@@ -115,11 +152,14 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
             slots=pb.SlotStatus(in_use=in_use, free=free, limit=self._slots.limit, queued=queued,
                                 queue_limit=self._slots.queue_limit),
             problem=ready.problem,
-            accounts=[convert.account_message(a) for a in self._engine.accounts.states()])
+            accounts=[convert.account_message(a) for a in await self._blocking.run(self._engine.accounts.states)])
 
     @_errors_to_status
-    def GetImage(self, request, context):
-        return pb.GetImageResponse(image=convert.image_message(self._service.get_image(request.image_id)))
+    async def GetImage(self, request, context):
+        record = await self._blocking.run(self._service.get_image, request.image_id)
+        return pb.GetImageResponse(image=convert.image_message(record))
+
+    # Plain methods: the wrapper runs them in the blocking pool (SQLite).
 
     @_errors_to_status
     def ListImages(self, request, context):
@@ -143,11 +183,27 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
         return convert.request_detail(self._service.get_request(request.request_id))
 
     @_stream_errors_to_status
-    def GetImageFile(self, request, context):
-        record = self._service.get_image(request.image_id)
-        with open(self._service.image_path(record), "rb") as f:
-            chunk = f.read(CHUNK_BYTES)
-            yield pb.GetImageFileResponse(content_type=record.mime_type, total_size=record.byte_size,
-                                          sha256=record.sha256, data=chunk)
-            while chunk := f.read(CHUNK_BYTES):
-                yield pb.GetImageFileResponse(data=chunk)
+    async def GetImageFile(self, request, context):
+        """Chunks of CHUNK_BYTES, each sent only when the peer has taken the
+        last (grpc.aio's flow control); a peer that takes nothing for the
+        idle timeout is dropped."""
+        record = await self._blocking.run(self._service.get_image, request.image_id)
+        f = await self._blocking.run(open, self._service.image_path(record), "rb")
+        try:
+            first = True
+            with IdleTimer(self._settings.download_idle_timeout_ms / 1000) as idle:
+                while block := await self._blocking.run(f.read, READ_BYTES):
+                    for at in range(0, len(block), CHUNK_BYTES):
+                        chunk = block[at:at + CHUNK_BYTES]
+                        if first:
+                            first = False
+                            yield pb.GetImageFileResponse(content_type=record.mime_type,
+                                                          total_size=record.byte_size,
+                                                          sha256=record.sha256, data=chunk)
+                        else:
+                            yield pb.GetImageFileResponse(data=chunk)
+                        idle.touch()
+            if first:  # an empty file still says what it is
+                yield pb.GetImageFileResponse(content_type=record.mime_type, total_size=0, sha256=record.sha256)
+        finally:
+            f.close()

@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 
 from ..errors import not_found
+from ..imaging import EXTENSION_BY_MIME
 from . import migrate, paging
 from .blobs import BlobStore, DirectoryBlobs
 from .metadata import MetadataStore
@@ -52,6 +53,12 @@ class OutputStore:
 
     def path(self, record: StoredImage) -> Path:
         return self.blobs.path(record.file_name)
+
+    def file_path(self, image_id: str, mime_type: str) -> Path:
+        """Where the bytes of a record the caller already has (as an Image) lie."""
+        if not is_valid_id(image_id) or mime_type not in EXTENSION_BY_MIME:
+            raise not_found(f"file of image {image_id[:80]!r}")
+        return self.blobs.path(f"{image_id}.{EXTENSION_BY_MIME[mime_type]}")
 
     def delete(self, image_id: str) -> StoredImage:
         """Record first, so the file route answers 404 at once; then the bytes."""
