@@ -63,6 +63,7 @@ bench: setup
 	$(PY) bench/service_bench.py $(BENCH_ARGS)
 	$(PY) bench/shim_bench.py
 	$(PY) bench/real_codex_service.py
+	$(PY) bench/history_bench.py
 
 clean:
 	rm -rf $(VENV) gen .state/stamps .pytest_cache
