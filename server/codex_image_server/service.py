@@ -60,7 +60,15 @@ class Service:
         """Validated, admitted against the key's limits and recorded (off the
         loop: Pillow decodes references, SQLite records); refusals raise."""
         call = GenerateCall(self, caller)
-        await self.blocking.run(call.admit, params)
+        admitted = asyncio.ensure_future(self.blocking.run(call.admit, params))
+        try:
+            await asyncio.shield(admitted)
+        except asyncio.CancelledError:
+            # The caller left while its request was being admitted: once that
+            # is done, record it cancelled and give the key's slot back.
+            admitted.add_done_callback(
+                lambda f: call.abandon() if not f.cancelled() and f.exception() is None else None)
+            raise
         call.prepare()
         return call
 
@@ -138,6 +146,17 @@ class GenerateCall:
                 key_name=caller.key.name, surface=caller.surface)
             raise
         self.spec = spec
+
+    def abandon(self) -> None:
+        """Admitted but never run: the caller went away first."""
+        try:
+            self._svc.history.finish(self._seq, "cancelled", ServiceError(
+                Kind.CANCELLED, "REQUEST_CANCELED", "the caller went away before the request started"),
+                duration_ms=int((time.monotonic() - self._started) * 1000), queue_wait_ms=0, codex_ms=0,
+                accounts=(), image_ids=())
+        finally:
+            self._svc.limits.release(self._caller.key)
+        self._count("cancelled", "REQUEST_CANCELED")
 
     def prepare(self) -> None:
         """On the loop: the Generation lives there."""

@@ -15,6 +15,7 @@ from codeximage.v1 import image_service_pb2 as pb
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from tests.shim.client import request
 from tests.support.grpc_helpers import error_details
 from tests.support.server_proc import REPO, start_server
 
@@ -57,7 +58,7 @@ def test_a_key_over_its_daily_limit_is_refused_with_retry_info(tmp_path):
     keys_file = tmp_path / "keys.json"
     key = add_key(keys_file, "ci", "--images-per-day", "3")
     dirs = dict(state_dir=tmp_path / "state", output_dir=tmp_path / "out")
-    with start_server(tmp_path, args=["--keys-file", str(keys_file)], **dirs) as srv:
+    with start_server(tmp_path, args=["--keys-file", str(keys_file)], http=True, **dirs) as srv:
         stub = srv.stub()
         images, err = generate(stub, "first two", count=2, request_id="daily-1", metadata=md(key))
         assert err is None and all(i.key_name == "ci" for i in images)
@@ -66,6 +67,10 @@ def test_a_key_over_its_daily_limit_is_refused_with_retry_info(tmp_path):
         info, _ = error_details(err)
         assert info.reason == "KEY_DAILY_LIMIT" and info.metadata["key_name"] == "ci"
         assert 0 < retry_delay_s(err) <= 86401
+        over_http = request(srv.http_base, "POST", "/v1/images/generate", {"prompt": "via http", "n": 2},
+                            headers={"Authorization": f"Bearer {key}"})
+        assert over_http.status == 429 and over_http.json()["error"]["code"] == "key_daily_limit"
+        assert 0 < int(over_http.header("Retry-After")) <= 86401
         _, err = generate(stub, "one fits", count=1, request_id="daily-3", metadata=md(key))
         assert err is None
         detail = stub.GetRequest(pb.GetRequestRequest(request_id="daily-2"), metadata=md(key))
