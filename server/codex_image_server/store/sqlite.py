@@ -4,6 +4,12 @@ One connection behind a lock: every statement here is an indexed lookup or
 a bounded page, so holding the lock is short. SQL stays close to what
 PostgreSQL also takes (row values, ON CONFLICT, no SQLite-only functions)
 so the replica store can share it.
+
+Text in the prompt: a page is the newest rows that match, so a common word
+is found fastest by walking the time index and testing each prompt (LIKE),
+and a rare one by a trigram index (FTS5; pg_trgm is PostgreSQL's twin),
+whose few hits are then sorted. A bounded probe of the trigram index picks
+between the two per query.
 """
 from __future__ import annotations
 
@@ -73,6 +79,27 @@ CREATE INDEX IF NOT EXISTS requests_by_id ON requests (request_id, seq);
 CREATE INDEX IF NOT EXISTS requests_by_key ON requests (key_name, created_unix_ms);
 """
 
+# Trigram indexes of the prompts, kept in step by triggers (external content:
+# the text is stored once, in the table itself).
+_TEXT_SCHEMA = """
+CREATE VIRTUAL TABLE IF NOT EXISTS images_text USING fts5(
+  prompt, content='images', content_rowid='rowid', tokenize='trigram');
+CREATE TRIGGER IF NOT EXISTS images_text_insert AFTER INSERT ON images BEGIN
+  INSERT INTO images_text(rowid, prompt) VALUES (new.rowid, new.prompt); END;
+CREATE TRIGGER IF NOT EXISTS images_text_delete AFTER DELETE ON images BEGIN
+  INSERT INTO images_text(images_text, rowid, prompt) VALUES ('delete', old.rowid, old.prompt); END;
+CREATE VIRTUAL TABLE IF NOT EXISTS requests_text USING fts5(
+  prompt, content='requests', content_rowid='seq', tokenize='trigram');
+CREATE TRIGGER IF NOT EXISTS requests_text_insert AFTER INSERT ON requests BEGIN
+  INSERT INTO requests_text(rowid, prompt) VALUES (new.seq, new.prompt); END;
+CREATE TRIGGER IF NOT EXISTS requests_text_update AFTER UPDATE OF prompt ON requests BEGIN
+  INSERT INTO requests_text(requests_text, rowid, prompt) VALUES ('delete', old.seq, old.prompt);
+  INSERT INTO requests_text(rowid, prompt) VALUES (new.seq, new.prompt); END;
+"""
+# Below this many hits the trigram index answers; above, the time-ordered scan.
+_FEW_HITS = 1000
+_TRIGRAM = 3  # the trigram index needs at least this many characters
+
 _IMAGE_FIELDS = [f.name for f in dataclasses.fields(StoredImage)]
 _IMAGE_COLUMNS = ["idx" if n == "index" else n for n in _IMAGE_FIELDS]
 _REQUEST_FIELDS = [f.name for f in dataclasses.fields(RequestRecord)]
@@ -84,7 +111,11 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _filters(query: Query, time_column: str) -> tuple[list[str], list]:
+def _phrase(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _filters(query: Query, time_column: str, prompt_sql: tuple[str, list] | None = None) -> tuple[list[str], list]:
     where, args = [], []
     if query.start_unix_ms:
         where.append(f"{time_column} >= ?")
@@ -97,10 +128,15 @@ def _filters(query: Query, time_column: str) -> tuple[list[str], list]:
             where.append(f"{column} = ?")
             args.append(getattr(query, column))
     if query.prompt_contains:
-        # LIKE is case-insensitive for ASCII in SQLite (ILIKE in PostgreSQL).
-        where.append("prompt LIKE ? ESCAPE '\\'")
-        args.append(_like(query.prompt_contains))
+        sql, extra = prompt_sql or _like_condition(query.prompt_contains)
+        where.append(sql)
+        args += extra
     return where, args
+
+
+def _like_condition(text: str) -> tuple[str, list]:
+    # LIKE is case-insensitive for ASCII in SQLite (ILIKE in PostgreSQL).
+    return "prompt LIKE ? ESCAPE '\\'", [_like(text)]
 
 
 def _image(row) -> StoredImage:
@@ -125,6 +161,29 @@ class SqliteMetadata:
         # bytes themselves are fsynced by the blob store.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._text_index = self._make_text_index()
+
+    def _make_text_index(self) -> bool:
+        try:
+            fresh = not self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'images_text'").fetchall()
+            self._db.executescript(_TEXT_SCHEMA)
+        except sqlite3.OperationalError:
+            return False  # an SQLite without FTS5 trigrams: LIKE scans only
+        if fresh:  # an index file from before the text index
+            self._db.execute("INSERT INTO images_text(images_text) VALUES ('rebuild')")
+            self._db.execute("INSERT INTO requests_text(requests_text) VALUES ('rebuild')")
+        return True
+
+    def _prompt_condition(self, table: str, key: str, text: str) -> tuple[str, list] | None:
+        """The trigram index when the text is rare enough, else None (LIKE scan)."""
+        if not text or not self._text_index or len(text) < _TRIGRAM:
+            return None
+        hits = self._run(f"SELECT count(*) FROM (SELECT rowid FROM {table}_text "
+                         f"WHERE {table}_text MATCH ? LIMIT {_FEW_HITS})", (_phrase(text),))[0][0]
+        if hits >= _FEW_HITS:
+            return None
+        return f"{key} IN (SELECT rowid FROM {table}_text WHERE {table}_text MATCH ?)", [_phrase(text)]
 
     def _run(self, sql: str, args=()) -> list:
         with self._lock:
@@ -169,7 +228,8 @@ class SqliteMetadata:
         return _image(rows[0]) if rows else None
 
     def list_images(self, query: Query, after: Cursor | None, limit: int) -> list[StoredImage]:
-        where, args = _filters(query, "created_unix_ms")
+        where, args = _filters(query, "created_unix_ms",
+                               self._prompt_condition("images", "rowid", query.prompt_contains))
         if after is not None:
             where.append("(created_unix_ms, id) < (?, ?)")
             args += [after.created_unix_ms, after.id]
@@ -217,7 +277,8 @@ class SqliteMetadata:
         return _request(rows[0]) if rows else None
 
     def list_requests(self, query: Query, after: Cursor | None, limit: int) -> list[RequestRecord]:
-        where, args = _filters(query, "created_unix_ms")
+        where, args = _filters(query, "created_unix_ms",
+                               self._prompt_condition("requests", "seq", query.prompt_contains))
         if query.status:
             where.append("status = ?")
             args.append(query.status)
