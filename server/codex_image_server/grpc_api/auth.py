@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..errors import Kind, ServiceError
 from ..keys import ApiKey, Keyring
+from ..settings import env_name
 
 
 def presented_key(metadata) -> str:
@@ -18,12 +19,20 @@ def presented_key(metadata) -> str:
     return ""
 
 
+def denial_message(presented: bool) -> str:
+    """What a caller must do about a 401: which header, and where the key lives."""
+    what = "the API key sent is not one this server accepts" if presented else "this server requires an API key"
+    return (f"{what}: send it as `X-API-Key: <key>` or `Authorization: Bearer <key>`. The server's keys are "
+            f"set with {env_name('api_keys')} or --api-key, or named in the keys file "
+            f"({env_name('keys_file')}); a server on 127.0.0.1 needs none, so for a client that cannot send a "
+            "key (the Photoshop host never does), start the server without one.")
+
+
 def check(metadata, keyring: Keyring) -> ApiKey:
     """The caller's key entry (named keys, the "default" env key, or ANONYMOUS
     when no key is configured); UNAUTHENTICATED when none matches."""
-    key = keyring.identify(presented_key(metadata))
+    presented = presented_key(metadata)
+    key = keyring.identify(presented)
     if key is None:
-        raise ServiceError(
-            Kind.UNAUTHENTICATED, "UNAUTHORIZED",
-            "missing or wrong API key: send `authorization: Bearer <key>` or `x-api-key: <key>`")
+        raise ServiceError(Kind.UNAUTHENTICATED, "UNAUTHORIZED", denial_message(bool(presented)))
     return key

@@ -2,6 +2,8 @@
 of both sides' shapes."""
 from __future__ import annotations
 
+import dataclasses
+
 from codeximage.v1 import image_service_pb2 as pb
 from google.protobuf import timestamp_pb2
 
@@ -27,14 +29,25 @@ def timestamp(unix_ms: int) -> timestamp_pb2.Timestamp | None:
     return ts
 
 
+def _reference_use(use) -> pb.ReferenceUse:
+    fields = use if isinstance(use, dict) else dataclasses.asdict(use)
+    return pb.ReferenceUse(**fields)
+
+
 def image_message(img: StoredImage) -> pb.Image:
+    # resolved_size is the stored image's real size everywhere (records
+    # written before issue 8 kept the asked-for size there).
     return pb.Image(
         id=img.id, request_id=img.request_id, index=img.index, label=img.label, mime_type=img.mime_type,
         width=img.width, height=img.height, byte_size=img.byte_size, sha256=img.sha256,
         revised_prompt=img.revised_prompt, file_path=f"/v1/images/{img.id}/file", thread_id=img.thread_id,
-        resolved_size=img.resolved_size, duration_ms=img.duration_ms, create_time=timestamp(img.created_unix_ms),
-        prompt=img.prompt, requested_size=img.requested_size, aspect=img.aspect, quality=img.quality,
-        output_format=img.output_format, key_name=img.key_name, account=img.account)
+        resolved_size=f"{img.width}x{img.height}", duration_ms=img.duration_ms,
+        create_time=timestamp(img.created_unix_ms), prompt=img.prompt, requested_size=img.requested_size,
+        aspect=img.aspect, quality=img.quality, output_format=img.output_format,
+        target_size=img.target_size or img.resolved_size, aspect_ratio=img.aspect_ratio,
+        aspect_source=img.aspect_source, fit=img.fit, native_width=img.native_width or img.width,
+        native_height=img.native_height or img.height, resized=img.resized, enlarged=img.enlarged,
+        references=[_reference_use(u) for u in img.references], key_name=img.key_name, account=img.account)
 
 
 def account_message(a: AccountState) -> pb.AccountStatus:
@@ -75,14 +88,20 @@ def event_message(event) -> pb.GenerateResponse:
     return pb.GenerateResponse(summary=pb.GenerateSummary(
         request_id=event.request_id, status=event.status, model=event.model, backend=event.backend,
         requested_size=event.requested_size, resolved_size=event.resolved_size, quality=event.quality,
-        output_format=event.output_format, image_ids=list(event.image_ids), duration_ms=event.duration_ms))
+        output_format=event.output_format, image_ids=list(event.image_ids), duration_ms=event.duration_ms,
+        target_size=event.target_size, aspect_ratio=event.aspect_ratio, aspect_source=event.aspect_source,
+        fit=event.fit, references=[_reference_use(u) for u in event.references]))
 
 
 def params(request: pb.GenerateRequest) -> GenerateParams:
+    canvas = request.canvas_size
     return GenerateParams(
         prompt=request.prompt, count=request.count, size=request.size, aspect=request.aspect,
         quality=request.quality, output_format=request.output_format, request_id=request.request_id,
-        references=tuple(ReferenceInput(r.image, r.mime_type, r.label) for r in request.references))
+        references=tuple(ReferenceInput(r.image, r.mime_type, r.label, r.source, r.width, r.height)
+                         for r in request.references),
+        canvas_size=(canvas.width, canvas.height) if request.HasField("canvas_size") else None,
+        fit=request.fit)
 
 
 def _ms(request, field: str) -> int:

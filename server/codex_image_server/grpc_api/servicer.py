@@ -8,7 +8,7 @@ import inspect
 from codeximage.v1 import image_service_pb2 as pb
 from codeximage.v1 import image_service_pb2_grpc as pb_grpc
 
-from .. import frozen, sizes
+from .. import frozen, references, sizes
 from ..blocking import Blocking
 from ..errors import Kind, ServiceError
 from ..idle import IdleTimer
@@ -124,6 +124,9 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
             model=MODEL, backend=BACKEND, max_images=MAX_COUNT, output_formats=list(OUTPUT_FORMATS),
             qualities=list(QUALITIES), size_options=list(sizes.SIZE_OPTIONS),
             ratio_options=list(sizes.RATIO_OPTIONS), aspect_names=list(sizes.NAMED_ASPECTS),
+            aspect_options=[pb.AspectOption(name=o.name, kind=o.kind, aliases=list(o.aliases),
+                                            description=o.description) for o in sizes.aspect_options()],
+            fits=list(sizes.FITS),
             size_constraints=pb.SizeConstraints(
                 custom_size=True, max_edge=sizes.MAX_EDGE, max_pixels=sizes.MAX_PIXELS,
                 min_pixels=sizes.MIN_PIXELS, multiple_of=sizes.MULTIPLE, max_ratio=f"{sizes.MAX_RATIO}:1"),
@@ -132,7 +135,9 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
                 for name, ratio in sizes.NAMED_ASPECTS.items()}),
             references=pb.ReferencePolicy(mode="original_image", max_images=s.max_references,
                                           max_bytes=s.max_reference_bytes,
-                                          mime_types=list(REFERENCE_MIME_TYPES)),
+                                          mime_types=list(REFERENCE_MIME_TYPES),
+                                          max_originals=references.ORIGINALS_WITH_SHEET,
+                                          overflow_mode="contact_sheet"),
             auth_required=auth_required, generation_timeout_ms=s.generation_timeout_ms,
             presets=[pb.SizePreset(name=p.name, max_edge=p.max_edge, max_pixels=p.max_pixels)
                      for p in sizes.PRESETS.values()])

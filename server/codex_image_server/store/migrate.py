@@ -19,7 +19,9 @@ def json_records(directory: Path, is_valid_id) -> list[tuple[Path, StoredImage]]
             continue
         try:
             raw = json.loads(path.read_text())
-            record = StoredImage(**{k: v for k, v in raw.items() if k in _FIELDS})
+            fields = {k: v for k, v in raw.items() if k in _FIELDS}
+            fields["references"] = tuple(fields.get("references") or ())
+            record = StoredImage(**fields)
         except (OSError, ValueError, TypeError):
             log("store.migrate_skipped", level="warning", file=path.name)
             continue

@@ -33,6 +33,16 @@ class StoredImage:
     output_format: str
     duration_ms: int
     created_unix_ms: int
+    # Added with exact delivered sizes (issue 8); defaults keep older records readable.
+    target_size: str = ""
+    aspect_ratio: str = ""
+    aspect_source: str = ""
+    fit: str = ""
+    native_width: int = 0
+    native_height: int = 0
+    resized: bool = False
+    enlarged: bool = False
+    references: tuple = ()  # ReferenceUse records as dicts
     key_name: str = ""
     account: str = ""
     # The history row of the request that made it (0: unknown, e.g. migrated).

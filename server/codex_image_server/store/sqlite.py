@@ -14,6 +14,7 @@ between the two per query.
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 import threading
 from pathlib import Path
@@ -43,6 +44,15 @@ CREATE TABLE IF NOT EXISTS images (
   output_format TEXT NOT NULL,
   duration_ms INTEGER NOT NULL,
   created_unix_ms INTEGER NOT NULL,
+  target_size TEXT NOT NULL DEFAULT '',
+  aspect_ratio TEXT NOT NULL DEFAULT '',
+  aspect_source TEXT NOT NULL DEFAULT '',
+  fit TEXT NOT NULL DEFAULT '',
+  native_width INTEGER NOT NULL DEFAULT 0,
+  native_height INTEGER NOT NULL DEFAULT 0,
+  resized INTEGER NOT NULL DEFAULT 0,
+  enlarged INTEGER NOT NULL DEFAULT 0,
+  reference_uses TEXT NOT NULL DEFAULT '[]',
   key_name TEXT NOT NULL DEFAULT '',
   account TEXT NOT NULL DEFAULT ''
 );
@@ -101,7 +111,9 @@ _FEW_HITS = 1000
 _TRIGRAM = 3  # the trigram index needs at least this many characters
 
 _IMAGE_FIELDS = [f.name for f in dataclasses.fields(StoredImage)]
-_IMAGE_COLUMNS = ["idx" if n == "index" else n for n in _IMAGE_FIELDS]
+_RENAMED = {"index": "idx", "references": "reference_uses"}  # names SQL keeps for itself
+_IMAGE_COLUMNS = [_RENAMED.get(n, n) for n in _IMAGE_FIELDS]
+_REFERENCES = _IMAGE_FIELDS.index("references")
 _REQUEST_FIELDS = [f.name for f in dataclasses.fields(RequestRecord)]
 _LISTS = ("accounts", "image_ids")  # tuples kept as space-separated text
 
@@ -140,7 +152,17 @@ def _like_condition(text: str) -> tuple[str, list]:
 
 
 def _image(row) -> StoredImage:
-    return StoredImage(*row)
+    values = list(row)
+    values[_REFERENCES] = tuple(json.loads(values[_REFERENCES] or "[]"))
+    for name in ("resized", "enlarged"):
+        values[_IMAGE_FIELDS.index(name)] = bool(values[_IMAGE_FIELDS.index(name)])
+    return StoredImage(*values)
+
+
+def _image_values(image: StoredImage) -> list:
+    values = [getattr(image, name) for name in _IMAGE_FIELDS]
+    values[_REFERENCES] = json.dumps(list(image.references), separators=(",", ":"))
+    return values
 
 
 def _request(row) -> RequestRecord:
@@ -202,7 +224,7 @@ class SqliteMetadata:
     def add_image(self, image: StoredImage) -> None:
         marks = ", ".join("?" for _ in _IMAGE_COLUMNS)
         self._write(f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) VALUES ({marks}) "
-                    "ON CONFLICT (id) DO NOTHING", dataclasses.astuple(image))
+                    "ON CONFLICT (id) DO NOTHING", _image_values(image))
 
     def add_images(self, images: list[StoredImage]) -> None:
         """Many at once, in one transaction (migration, benchmarks)."""
@@ -211,7 +233,7 @@ class SqliteMetadata:
             self._db.execute("BEGIN")
             try:
                 self._db.executemany(f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) VALUES ({marks}) "
-                                     "ON CONFLICT (id) DO NOTHING", [dataclasses.astuple(i) for i in images])
+                                     "ON CONFLICT (id) DO NOTHING", [_image_values(i) for i in images])
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
