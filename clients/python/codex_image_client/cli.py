@@ -4,6 +4,10 @@
     codex-image generate "a red fox" --json | jq -c 'select(.saved)'
     codex-image capabilities
     codex-image health
+    codex-image list --prompt fox --since 2026-11-01 -n 20
+    codex-image rm img_0123... img_4567...
+    codex-image requests --status failed
+    codex-image request REQUEST_ID
 
 Exit status: 0 on success, 1 when the server refused or failed the call
 (the message names the status, the reason and each bad field), 2 for bad
@@ -17,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
+import itertools
 import mimetypes
 import os
 import sys
@@ -169,6 +175,79 @@ def cmd_health(client: Client, args) -> int:
     return 0 if health.ready else 1
 
 
+# -- list, requests, request, rm -----------------------------------------------------
+
+def _when(text: str) -> dt.datetime:
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO time: {text!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+def add_list(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prompt", default="", help="only those whose prompt contains this text")
+    parser.add_argument("--request-id", default="", help="only this request id")
+    parser.add_argument("--key", default="", help="only those of this API key name")
+    parser.add_argument("--since", type=_when, default=None, help="ISO time (UTC unless it says otherwise)")
+    parser.add_argument("--until", type=_when, default=None, help="ISO time, exclusive")
+    parser.add_argument("-n", "--limit", type=int, default=50, help="at most this many (0: all)")
+    parser.add_argument("--json", action="store_true", help="one JSON object a line")
+
+
+def add_requests(parser: argparse.ArgumentParser) -> None:
+    add_list(parser)
+    parser.add_argument("--status", default="", help="running, completed, failed, cancelled or refused")
+
+
+def cmd_list(client: Client, args) -> int:
+    filters = dict(request_id=args.request_id, key_name=args.key, prompt_contains=args.prompt,
+                   start_time=args.since, end_time=args.until, page_size=min(args.limit or 1000, 1000))
+    if args.command == "requests":
+        items = client.iter_requests(status=args.status, **filters)
+    else:
+        items = client.iter_images(**filters)
+    for item in itertools.islice(items, args.limit or None):
+        if args.json:
+            print(jsonout.dumps(jsonout.to_dict(item)))
+            continue
+        when = item.create_time.ToDatetime(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        prompt = " ".join(item.prompt.split())
+        prompt = prompt if len(prompt) <= 60 else prompt[:57] + "..."
+        if args.command == "requests":
+            outcome = item.status + (f" ({item.error_reason})" if item.error_reason else "")
+            print(f"{item.request_id}\t{when}\t{outcome}\t{len(item.image_ids)} images\t{item.key_name or '-'}"
+                  f"\t{prompt}")
+        else:
+            print(f"{item.id}\t{when}\t{item.width}x{item.height}\t{item.byte_size}\t{item.request_id}\t{prompt}")
+    return 0
+
+
+def add_request(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("request_id")
+
+
+def cmd_request(client: Client, args) -> int:
+    print(jsonout.dumps(jsonout.to_dict(client.get_request(args.request_id)), pretty=True))
+    return 0
+
+
+def add_rm(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image_ids", nargs="+", metavar="IMAGE_ID")
+
+
+def cmd_rm(client: Client, args) -> int:
+    failed = 0
+    for image_id in args.image_ids:
+        try:
+            client.delete_image(image_id)
+            print(image_id)
+        except ClientError as exc:
+            print(f"codex-image: rm {image_id}: {exc}", file=sys.stderr)
+            failed = 1
+    return failed
+
+
 # name -> (help, add its arguments, run it). New subcommands go here.
 AddArguments = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[Client, argparse.Namespace], int]
@@ -176,6 +255,10 @@ SUBCOMMANDS: dict[str, tuple[str, AddArguments, Run]] = {
     "generate": ("generate image candidates and save them", add_generate, cmd_generate),
     "capabilities": ("print the server's capabilities as JSON", add_capabilities, cmd_capabilities),
     "health": ("print the server's health as JSON; exit 1 when not ready", add_health, cmd_health),
+    "list": ("list stored images, newest first (id, time, size, request, prompt)", add_list, cmd_list),
+    "requests": ("list the request history, newest first (any outcome)", add_requests, cmd_list),
+    "request": ("print one request's record, images and key usage as JSON", add_request, cmd_request),
+    "rm": ("delete stored images (bytes and record)", add_rm, cmd_rm),
 }
 
 
@@ -207,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     unary_timeout = args.timeout if args.timeout is not None else 30.0
     run = SUBCOMMANDS[args.command][2]
-    args.emit = _JsonEvents() if getattr(args, "json", False) else None
+    args.emit = _JsonEvents() if args.command == "generate" and args.json else None
     try:
         with Client(args.server, api_key=args.api_key, timeout=unary_timeout) as client:
             return run(client, args)

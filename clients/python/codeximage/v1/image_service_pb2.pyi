@@ -119,7 +119,7 @@ class Progress(_message.Message):
     def __init__(self, stage: _Optional[_Union[Progress.Stage, str]] = ..., candidate_index: _Optional[int] = ..., phase: _Optional[str] = ..., detail: _Optional[str] = ..., queue_position: _Optional[int] = ..., elapsed_ms: _Optional[int] = ...) -> None: ...
 
 class Image(_message.Message):
-    __slots__ = ("id", "request_id", "index", "label", "mime_type", "width", "height", "byte_size", "sha256", "revised_prompt", "file_path", "thread_id", "resolved_size", "duration_ms", "create_time", "prompt", "requested_size", "aspect", "quality", "output_format", "target_size", "aspect_ratio", "aspect_source", "fit", "native_width", "native_height", "resized", "enlarged", "references")
+    __slots__ = ("id", "request_id", "index", "label", "mime_type", "width", "height", "byte_size", "sha256", "revised_prompt", "file_path", "thread_id", "resolved_size", "duration_ms", "create_time", "prompt", "requested_size", "aspect", "quality", "output_format", "target_size", "aspect_ratio", "aspect_source", "fit", "native_width", "native_height", "resized", "enlarged", "references", "key_name", "account")
     ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -149,6 +149,8 @@ class Image(_message.Message):
     RESIZED_FIELD_NUMBER: _ClassVar[int]
     ENLARGED_FIELD_NUMBER: _ClassVar[int]
     REFERENCES_FIELD_NUMBER: _ClassVar[int]
+    KEY_NAME_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     id: str
     request_id: str
     index: int
@@ -178,7 +180,9 @@ class Image(_message.Message):
     resized: bool
     enlarged: bool
     references: _containers.RepeatedCompositeFieldContainer[ReferenceUse]
-    def __init__(self, id: _Optional[str] = ..., request_id: _Optional[str] = ..., index: _Optional[int] = ..., label: _Optional[str] = ..., mime_type: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., byte_size: _Optional[int] = ..., sha256: _Optional[str] = ..., revised_prompt: _Optional[str] = ..., file_path: _Optional[str] = ..., thread_id: _Optional[str] = ..., resolved_size: _Optional[str] = ..., duration_ms: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., prompt: _Optional[str] = ..., requested_size: _Optional[str] = ..., aspect: _Optional[str] = ..., quality: _Optional[str] = ..., output_format: _Optional[str] = ..., target_size: _Optional[str] = ..., aspect_ratio: _Optional[str] = ..., aspect_source: _Optional[str] = ..., fit: _Optional[str] = ..., native_width: _Optional[int] = ..., native_height: _Optional[int] = ..., resized: _Optional[bool] = ..., enlarged: _Optional[bool] = ..., references: _Optional[_Iterable[_Union[ReferenceUse, _Mapping]]] = ...) -> None: ...
+    key_name: str
+    account: str
+    def __init__(self, id: _Optional[str] = ..., request_id: _Optional[str] = ..., index: _Optional[int] = ..., label: _Optional[str] = ..., mime_type: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., byte_size: _Optional[int] = ..., sha256: _Optional[str] = ..., revised_prompt: _Optional[str] = ..., file_path: _Optional[str] = ..., thread_id: _Optional[str] = ..., resolved_size: _Optional[str] = ..., duration_ms: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., prompt: _Optional[str] = ..., requested_size: _Optional[str] = ..., aspect: _Optional[str] = ..., quality: _Optional[str] = ..., output_format: _Optional[str] = ..., target_size: _Optional[str] = ..., aspect_ratio: _Optional[str] = ..., aspect_source: _Optional[str] = ..., fit: _Optional[str] = ..., native_width: _Optional[int] = ..., native_height: _Optional[int] = ..., resized: _Optional[bool] = ..., enlarged: _Optional[bool] = ..., references: _Optional[_Iterable[_Union[ReferenceUse, _Mapping]]] = ..., key_name: _Optional[str] = ..., account: _Optional[str] = ...) -> None: ...
 
 class GenerateSummary(_message.Message):
     __slots__ = ("request_id", "status", "model", "backend", "requested_size", "resolved_size", "quality", "output_format", "image_ids", "duration_ms", "target_size", "aspect_ratio", "aspect_source", "fit", "references")
@@ -323,7 +327,7 @@ class HealthRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HealthResponse(_message.Message):
-    __slots__ = ("status", "ready", "backend", "model", "auth_required", "generation_timeout_ms", "codex", "slots", "problem", "server_version")
+    __slots__ = ("status", "ready", "backend", "model", "auth_required", "generation_timeout_ms", "codex", "slots", "problem", "accounts", "server_version")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
@@ -333,6 +337,7 @@ class HealthResponse(_message.Message):
     CODEX_FIELD_NUMBER: _ClassVar[int]
     SLOTS_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
     status: str
     ready: bool
@@ -343,8 +348,29 @@ class HealthResponse(_message.Message):
     codex: CodexStatus
     slots: SlotStatus
     problem: str
+    accounts: _containers.RepeatedCompositeFieldContainer[AccountStatus]
     server_version: str
-    def __init__(self, status: _Optional[str] = ..., ready: _Optional[bool] = ..., backend: _Optional[str] = ..., model: _Optional[str] = ..., auth_required: _Optional[bool] = ..., generation_timeout_ms: _Optional[int] = ..., codex: _Optional[_Union[CodexStatus, _Mapping]] = ..., slots: _Optional[_Union[SlotStatus, _Mapping]] = ..., problem: _Optional[str] = ..., server_version: _Optional[str] = ...) -> None: ...
+    def __init__(self, status: _Optional[str] = ..., ready: _Optional[bool] = ..., backend: _Optional[str] = ..., model: _Optional[str] = ..., auth_required: _Optional[bool] = ..., generation_timeout_ms: _Optional[int] = ..., codex: _Optional[_Union[CodexStatus, _Mapping]] = ..., slots: _Optional[_Union[SlotStatus, _Mapping]] = ..., problem: _Optional[str] = ..., accounts: _Optional[_Iterable[_Union[AccountStatus, _Mapping]]] = ..., server_version: _Optional[str] = ...) -> None: ...
+
+class AccountStatus(_message.Message):
+    __slots__ = ("name", "codex_home", "found", "logged_in", "in_use", "limit", "exhausted_until", "ready")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CODEX_HOME_FIELD_NUMBER: _ClassVar[int]
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    LOGGED_IN_FIELD_NUMBER: _ClassVar[int]
+    IN_USE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    EXHAUSTED_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    codex_home: str
+    found: bool
+    logged_in: bool
+    in_use: int
+    limit: int
+    exhausted_until: _timestamp_pb2.Timestamp
+    ready: bool
+    def __init__(self, name: _Optional[str] = ..., codex_home: _Optional[str] = ..., found: _Optional[bool] = ..., logged_in: _Optional[bool] = ..., in_use: _Optional[int] = ..., limit: _Optional[int] = ..., exhausted_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ready: _Optional[bool] = ...) -> None: ...
 
 class CodexStatus(_message.Message):
     __slots__ = ("found", "path", "version", "logged_in", "custom_provider")
@@ -403,3 +429,143 @@ class GetImageFileResponse(_message.Message):
     sha256: str
     data: bytes
     def __init__(self, content_type: _Optional[str] = ..., total_size: _Optional[int] = ..., sha256: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ListImagesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "start_time", "end_time", "request_id", "key_name", "prompt_contains")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_NAME_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    request_id: str
+    key_name: str
+    prompt_contains: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ..., key_name: _Optional[str] = ..., prompt_contains: _Optional[str] = ...) -> None: ...
+
+class ListImagesResponse(_message.Message):
+    __slots__ = ("images", "next_page_token")
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    images: _containers.RepeatedCompositeFieldContainer[Image]
+    next_page_token: str
+    def __init__(self, images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeleteImageRequest(_message.Message):
+    __slots__ = ("image_id",)
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    image_id: str
+    def __init__(self, image_id: _Optional[str] = ...) -> None: ...
+
+class DeleteImageResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListRequestsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "start_time", "end_time", "request_id", "key_name", "status", "prompt_contains")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_NAME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    request_id: str
+    key_name: str
+    status: str
+    prompt_contains: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ..., key_name: _Optional[str] = ..., status: _Optional[str] = ..., prompt_contains: _Optional[str] = ...) -> None: ...
+
+class ListRequestsResponse(_message.Message):
+    __slots__ = ("requests", "next_page_token")
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[RequestRecord]
+    next_page_token: str
+    def __init__(self, requests: _Optional[_Iterable[_Union[RequestRecord, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class RequestRecord(_message.Message):
+    __slots__ = ("request_id", "status", "error_reason", "error_message", "key_name", "surface", "prompt", "count", "requested_size", "resolved_size", "aspect", "quality", "output_format", "reference_count", "create_time", "end_time", "queue_wait_ms", "codex_ms", "duration_ms", "accounts", "image_ids")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_REASON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    KEY_NAME_FIELD_NUMBER: _ClassVar[int]
+    SURFACE_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_SIZE_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ASPECT_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    CODEX_MS_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_IDS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    status: str
+    error_reason: str
+    error_message: str
+    key_name: str
+    surface: str
+    prompt: str
+    count: int
+    requested_size: str
+    resolved_size: str
+    aspect: str
+    quality: str
+    output_format: str
+    reference_count: int
+    create_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    queue_wait_ms: int
+    codex_ms: int
+    duration_ms: int
+    accounts: _containers.RepeatedScalarFieldContainer[str]
+    image_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, request_id: _Optional[str] = ..., status: _Optional[str] = ..., error_reason: _Optional[str] = ..., error_message: _Optional[str] = ..., key_name: _Optional[str] = ..., surface: _Optional[str] = ..., prompt: _Optional[str] = ..., count: _Optional[int] = ..., requested_size: _Optional[str] = ..., resolved_size: _Optional[str] = ..., aspect: _Optional[str] = ..., quality: _Optional[str] = ..., output_format: _Optional[str] = ..., reference_count: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., queue_wait_ms: _Optional[int] = ..., codex_ms: _Optional[int] = ..., duration_ms: _Optional[int] = ..., accounts: _Optional[_Iterable[str]] = ..., image_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetRequestRequest(_message.Message):
+    __slots__ = ("request_id",)
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    def __init__(self, request_id: _Optional[str] = ...) -> None: ...
+
+class GetRequestResponse(_message.Message):
+    __slots__ = ("request", "images", "key_usage")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    KEY_USAGE_FIELD_NUMBER: _ClassVar[int]
+    request: RequestRecord
+    images: _containers.RepeatedCompositeFieldContainer[Image]
+    key_usage: KeyUsage
+    def __init__(self, request: _Optional[_Union[RequestRecord, _Mapping]] = ..., images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., key_usage: _Optional[_Union[KeyUsage, _Mapping]] = ...) -> None: ...
+
+class KeyUsage(_message.Message):
+    __slots__ = ("key_name", "images_today", "images_per_day", "concurrent_requests", "max_concurrent_requests")
+    KEY_NAME_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_TODAY_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_PER_DAY_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENT_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENT_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    key_name: str
+    images_today: int
+    images_per_day: int
+    concurrent_requests: int
+    max_concurrent_requests: int
+    def __init__(self, key_name: _Optional[str] = ..., images_today: _Optional[int] = ..., images_per_day: _Optional[int] = ..., concurrent_requests: _Optional[int] = ..., max_concurrent_requests: _Optional[int] = ...) -> None: ...

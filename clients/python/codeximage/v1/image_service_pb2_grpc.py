@@ -59,6 +59,26 @@ class ImageServiceStub:
                 request_serializer=codeximage_dot_v1_dot_image__service__pb2.GetImageFileRequest.SerializeToString,
                 response_deserializer=codeximage_dot_v1_dot_image__service__pb2.GetImageFileResponse.FromString,
                 _registered_method=True)
+        self.ListImages = channel.unary_unary(
+                '/codeximage.v1.ImageService/ListImages',
+                request_serializer=codeximage_dot_v1_dot_image__service__pb2.ListImagesRequest.SerializeToString,
+                response_deserializer=codeximage_dot_v1_dot_image__service__pb2.ListImagesResponse.FromString,
+                _registered_method=True)
+        self.DeleteImage = channel.unary_unary(
+                '/codeximage.v1.ImageService/DeleteImage',
+                request_serializer=codeximage_dot_v1_dot_image__service__pb2.DeleteImageRequest.SerializeToString,
+                response_deserializer=codeximage_dot_v1_dot_image__service__pb2.DeleteImageResponse.FromString,
+                _registered_method=True)
+        self.ListRequests = channel.unary_unary(
+                '/codeximage.v1.ImageService/ListRequests',
+                request_serializer=codeximage_dot_v1_dot_image__service__pb2.ListRequestsRequest.SerializeToString,
+                response_deserializer=codeximage_dot_v1_dot_image__service__pb2.ListRequestsResponse.FromString,
+                _registered_method=True)
+        self.GetRequest = channel.unary_unary(
+                '/codeximage.v1.ImageService/GetRequest',
+                request_serializer=codeximage_dot_v1_dot_image__service__pb2.GetRequestRequest.SerializeToString,
+                response_deserializer=codeximage_dot_v1_dot_image__service__pb2.GetRequestResponse.FromString,
+                _registered_method=True)
 
 
 class ImageServiceServicer:
@@ -103,6 +123,37 @@ class ImageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListImages(self, request, context):
+        """Stored images, newest first, a page at a time (AIP-158). Paging is
+        stable while new images land: a token resumes after the last image seen.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteImage(self, request, context):
+        """Deletes a stored image: its bytes, its record and its file route.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRequests(self, request, context):
+        """Generate requests, newest first, whatever their outcome (completed,
+        failed, cancelled, refused), a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRequest(self, request, context):
+        """One Generate request in detail: parameters, outcome, durations, the
+        account that served it, its images, and its key's usage.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ImageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -130,6 +181,26 @@ def add_ImageServiceServicer_to_server(servicer, server):
                     servicer.GetImageFile,
                     request_deserializer=codeximage_dot_v1_dot_image__service__pb2.GetImageFileRequest.FromString,
                     response_serializer=codeximage_dot_v1_dot_image__service__pb2.GetImageFileResponse.SerializeToString,
+            ),
+            'ListImages': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListImages,
+                    request_deserializer=codeximage_dot_v1_dot_image__service__pb2.ListImagesRequest.FromString,
+                    response_serializer=codeximage_dot_v1_dot_image__service__pb2.ListImagesResponse.SerializeToString,
+            ),
+            'DeleteImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteImage,
+                    request_deserializer=codeximage_dot_v1_dot_image__service__pb2.DeleteImageRequest.FromString,
+                    response_serializer=codeximage_dot_v1_dot_image__service__pb2.DeleteImageResponse.SerializeToString,
+            ),
+            'ListRequests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRequests,
+                    request_deserializer=codeximage_dot_v1_dot_image__service__pb2.ListRequestsRequest.FromString,
+                    response_serializer=codeximage_dot_v1_dot_image__service__pb2.ListRequestsResponse.SerializeToString,
+            ),
+            'GetRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRequest,
+                    request_deserializer=codeximage_dot_v1_dot_image__service__pb2.GetRequestRequest.FromString,
+                    response_serializer=codeximage_dot_v1_dot_image__service__pb2.GetRequestResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -267,6 +338,114 @@ class ImageService:
             '/codeximage.v1.ImageService/GetImageFile',
             codeximage_dot_v1_dot_image__service__pb2.GetImageFileRequest.SerializeToString,
             codeximage_dot_v1_dot_image__service__pb2.GetImageFileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListImages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/codeximage.v1.ImageService/ListImages',
+            codeximage_dot_v1_dot_image__service__pb2.ListImagesRequest.SerializeToString,
+            codeximage_dot_v1_dot_image__service__pb2.ListImagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/codeximage.v1.ImageService/DeleteImage',
+            codeximage_dot_v1_dot_image__service__pb2.DeleteImageRequest.SerializeToString,
+            codeximage_dot_v1_dot_image__service__pb2.DeleteImageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRequests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/codeximage.v1.ImageService/ListRequests',
+            codeximage_dot_v1_dot_image__service__pb2.ListRequestsRequest.SerializeToString,
+            codeximage_dot_v1_dot_image__service__pb2.ListRequestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/codeximage.v1.ImageService/GetRequest',
+            codeximage_dot_v1_dot_image__service__pb2.GetRequestRequest.SerializeToString,
+            codeximage_dot_v1_dot_image__service__pb2.GetRequestResponse.FromString,
             options,
             channel_credentials,
             insecure,
