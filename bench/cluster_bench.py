@@ -10,6 +10,10 @@ With the fake codex (fixed 1 s per candidate) and 4 slots per replica:
    vs. straight to a replica, median of 300 calls each.
 3. The balancer's cost per MB fetched: GetImageFile of a ~12 MB image through
    HAProxy vs. straight to the replica that holds it, median of --runs.
+4. The shared stores' cost (PostgreSQL + s3proxy on loopback vs. SQLite and
+   files): per Generate (a ~3 MB image uploaded, checked and recorded), and
+   per MB fetched by a replica that did not make the image (first read:
+   download, sha256 check, then streamed) and again (from its cache).
 Medians over --runs within one run of this script.
 """
 from __future__ import annotations
@@ -30,7 +34,8 @@ from codeximage.v1 import image_service_pb2 as pb  # noqa: E402
 from codeximage.v1 import image_service_pb2_grpc as pbg  # noqa: E402
 
 from codex_image_cluster.balancer import Balancer  # noqa: E402
-from codex_image_cluster.cluster import Cluster  # noqa: E402
+from codex_image_cluster.cluster import Cluster, shared_stores_supported  # noqa: E402
+from codex_image_cluster.replica import Replica  # noqa: E402
 from tests.support.server_proc import fake_codex_launcher  # noqa: E402
 
 IN_FLIGHT = 12
@@ -78,11 +83,58 @@ def fetch_s(target: str, image_id: str) -> tuple[float, int]:
         return time.perf_counter() - t0, size
 
 
+def timed_generate(target: str, prompt: str) -> tuple[float, pb.Image]:
+    with grpc.insecure_channel(target, options=OPTIONS) as channel:
+        t0 = time.perf_counter()
+        image = generate(pbg.ImageServiceStub(channel), prompt)
+        return time.perf_counter() - t0, image
+
+
+def logged_in(replica) -> None:
+    replica.codex_home.mkdir(parents=True, exist_ok=True)
+    (replica.codex_home / "auth.json").write_text('{"fake": true}')
+
+
+def store_costs(directory: Path, fake: Path, runs: int) -> None:
+    shared = Cluster(directory / "stores", replicas=2, codex_bin=str(fake))
+    plain = Replica("plain", directory / "plain", codex_bin=str(fake), codex_home=directory / "plain" / "home")
+    for replica in [*shared.replicas, plain]:
+        logged_in(replica)
+    with shared:
+        plain.start()
+        try:
+            maker, reader = shared.replicas
+            small = "store [[fake delay=0.05 noise=1 size=1024x1024]]"
+            for target in (maker.grpc_target, plain.grpc_target):  # warm both paths
+                timed_generate(target, small)
+            gen_shared = [timed_generate(maker.grpc_target, small)[0] for _ in range(max(5, runs))]
+            gen_plain = [timed_generate(plain.grpc_target, small)[0] for _ in range(max(5, runs))]
+            s, p = statistics.median(gen_shared), statistics.median(gen_plain)
+            print(f"Generate (~3 MB image) median: {s * 1000:.0f} ms on PostgreSQL+S3 vs {p * 1000:.0f} ms on "
+                  f"SQLite+files (+{(s - p) * 1000:.0f} ms per request)")
+            big = "store big [[fake delay=0.05 noise=1 size=2048x2048]]"
+            cold, warm, local = [], [], []
+            for _ in range(max(3, runs)):
+                _, image = timed_generate(maker.grpc_target, big)
+                cold.append(fetch_s(reader.grpc_target, image.id)[0])
+                warm.append(fetch_s(reader.grpc_target, image.id)[0])
+                _, own = timed_generate(plain.grpc_target, big)
+                t_local, size = fetch_s(plain.grpc_target, own.id)
+                local.append(t_local)
+            mb = size / 1e6
+            c, w, lo = statistics.median(cold), statistics.median(warm), statistics.median(local)
+            print(f"GetImageFile {mb:.1f} MB from another replica: first {c * 1000:.0f} ms "
+                  f"(+{(c - lo) * 1000 / mb:.1f} ms per MB over a local file, {lo * 1000:.0f} ms), "
+                  f"then {w * 1000:.0f} ms from its cache (+{(w - lo) * 1000 / mb:.1f} ms per MB)")
+        finally:
+            plain.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--requests", type=int, default=36)
-    parser.add_argument("--no-throughput", action="store_true", help="only the balancer's latency and MB cost")
+    parser.add_argument("--no-throughput", action="store_true", help="skip the 1/2/3-replica throughput")
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="cluster-bench-"))
     fake = fake_codex_launcher(directory)
@@ -131,6 +183,8 @@ def main() -> None:
             v = statistics.median(fetch_via)
             print(f"GetImageFile {mb:.1f} MB through HAProxy: {v * 1000:.0f} ms ({mb / v:.0f} MB/s), "
                   f"+{(v - d) * 1000 / mb:.1f} ms per MB")
+    if shared_stores_supported():
+        store_costs(directory, fake, args.runs)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from .metrics import Metrics
 from .retention import Retention, Sweeper
 from .service import Service
 from .slots import Slots
-from .store import INDEX_FILE, OutputStore
+from .store.backends import open_store
 
 
 def _write_ready_file(path: str, info: dict) -> None:
@@ -50,7 +50,7 @@ async def serve(settings) -> int:
     killed = engine.sweep_leftovers()
     if killed:
         log("startup.killed_leftover_codex", level="warning", pids=killed)
-    store = OutputStore(settings.output_dir, settings.state_dir / INDEX_FILE)
+    store = open_store(settings)
     keyring = Keyring(settings.api_keys, settings.keys_path)
     blocking = Blocking(settings.blocking_threads)
     service = Service(settings, engine, store, Slots(settings.max_concurrent, settings.queue_limit), keyring,

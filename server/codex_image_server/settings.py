@@ -49,6 +49,10 @@ class Settings:
     retention_max_age_s: int = 0
     retention_max_bytes: int = 0
     retention_interval_ms: int = 300_000
+    database_url: str = ""
+    object_store: str = ""
+    s3_endpoint: str = ""
+    s3_region: str = ""
     remove_codex_copies: bool = True
     metrics_auth: str = "remote"
     allow_unauthenticated_remote: bool = False
@@ -100,6 +104,11 @@ FIELDS: list[tuple[str, type, str]] = [
     ("retention_max_age_s", int, "delete stored images older than this many seconds (0: keep)"),
     ("retention_max_bytes", int, "delete the oldest stored images while the store holds more bytes (0: no cap)"),
     ("retention_interval_ms", int, "how often the retention sweeper runs"),
+    ("database_url", str, "postgresql://… index shared by several replicas (default: SQLite in the state directory)"),
+    ("object_store", str, "s3://bucket/prefix for images shared by several replicas (default: files in output_dir)"),
+    ("s3_endpoint", str, "S3 API URL for --object-store (default: AWS); keys from AWS_ACCESS_KEY_ID and "
+                         "AWS_SECRET_ACCESS_KEY"),
+    ("s3_region", str, "S3 region for --object-store (default: AWS_DEFAULT_REGION, else us-east-1)"),
     ("remove_codex_copies", bool, "after each run, remove codex's own copy of the image and the thread's rollout"),
     ("keys_file", Path, "named API keys with limits (JSON; default <state_dir>/keys.json); re-read on SIGHUP"),
     ("metrics_auth", str, "who may read /metrics without a key: remote (loopback only), never, always"),

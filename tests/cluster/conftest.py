@@ -4,6 +4,7 @@ so nothing here is skipped: a missing piece fails the set-up loudly."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from pathlib import Path
 
@@ -25,11 +26,28 @@ def replica_runs(replica) -> list[dict]:
     return runs
 
 
+def key_secret(name: str) -> str:
+    return f"secret-of-{name}"
+
+
+def keys_env(directory: Path, keys: dict) -> dict:
+    """One keys file every replica reads: {name: {limits}} with key_secret(name)."""
+    if not keys:
+        return {}
+    path = directory / "keys.json"
+    path.write_text(json.dumps({"keys": [
+        {"name": name, "sha256": hashlib.sha256(key_secret(name).encode()).hexdigest(), **limits}
+        for name, limits in keys.items()]}))
+    return {"CODEX_IMAGE_SERVER_KEYS_FILE": str(path)}
+
+
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster(tmp_path_factory, request):
+    """A module may set CLUSTER_KEYS = {name: {"images_per_day": N, ...}}."""
     directory = Path(tmp_path_factory.mktemp("cluster"))
     fake = fake_codex_launcher(directory)
-    c = Cluster(directory / "c", replicas=3, codex_bin=str(fake), check_ms=CHECK_MS)
+    c = Cluster(directory / "c", replicas=3, codex_bin=str(fake), check_ms=CHECK_MS,
+                env=keys_env(directory, getattr(request.module, "CLUSTER_KEYS", {})))
     for replica in c.replicas:
         replica.codex_home.mkdir(parents=True, exist_ok=True)
         (replica.codex_home / "auth.json").write_text('{"fake": true}')

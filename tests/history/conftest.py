@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import grpc
+import pytest
 from codeximage.v1 import image_service_pb2 as pb
+
+from tests.support import databases
 
 
 def generate(stub, prompt: str, *, count: int = 1, request_id: str = "", metadata=None, timeout: float = 60):
@@ -27,3 +30,26 @@ def all_pages(call, request, metadata=None, field: str = "images") -> list:
         if not page.next_page_token:
             return items
         request.page_token = page.next_page_token
+
+
+# Every history test runs on both index backends: the embedded SQLite and
+# PostgreSQL (what several replicas share). Each module gets its own database,
+# and each test its own for the servers it starts itself.
+@pytest.fixture(scope="module", params=["sqlite", "postgres"], autouse=True)
+def backend(request):
+    if request.param == "sqlite":
+        with databases.servers_use(None):
+            yield "sqlite"
+        return
+    pg = request.getfixturevalue("postgres")
+    with databases.servers_use(databases.new_database(pg)):
+        yield "postgres"
+
+
+@pytest.fixture(autouse=True)
+def _own_database(request, backend):
+    if backend == "sqlite":
+        yield
+        return
+    with databases.servers_use(databases.new_database(request.getfixturevalue("postgres"))):
+        yield

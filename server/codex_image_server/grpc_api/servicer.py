@@ -211,7 +211,7 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
     async def GetImageFile(self, request, context):
         """Chunks of CHUNK_BYTES, read 1 MiB at a time off the loop."""
         record = await self._blocking.run(self._service.get_image, request.image_id)
-        f = await self._blocking.run(open, self._service.image_path(record), "rb")
+        f = await self._blocking.run(lambda: open(self._service.image_path(record), "rb"))
         try:
             first = True
             while block := await self._blocking.run(f.read, READ_BYTES):
