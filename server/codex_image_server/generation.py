@@ -16,7 +16,7 @@ from . import imaging, sizes
 from .engine import Engine
 from .engine import prompt as prompts
 from .engine.candidate import CandidateRun
-from .errors import Kind, ServiceError
+from .errors import FieldViolation, Kind, ServiceError, invalid
 from .logs import log
 from .output_store import OutputStore, StoredImage
 from .request import GenerationSpec
@@ -108,6 +108,7 @@ class Generation:
             if not ticket.granted:
                 yield ProgressEvent("queued", self._elapsed_ms(), queue_position=ticket.position)
                 ticket.wait(self._cancelled)
+            self._check_references_decode()
             workdir = self._prepare_workdir()
             refs = self._write_references(workdir)
             permits = threading.Semaphore(ticket.n)
@@ -159,6 +160,22 @@ class Generation:
         if self.cancelled:
             raise ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", f"request cancelled ({self._cancel_reason})")
         return images
+
+    def _check_references_decode(self) -> None:
+        """The one full decode of each reference: only once the request holds
+        its slots, and within the memory budget every request shares."""
+        bad = []
+        for ref in self.spec.references:
+            info = imaging.ImageInfo(ref.mime_type, ref.width, ref.height)
+            try:
+                with imaging.DECODE_BUDGET.hold(imaging.decode_cost(info), self._cancelled):
+                    imaging.check_decodes(ref.image)
+            except imaging.BudgetCancelled:
+                raise ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", "cancelled") from None
+            except imaging.BadImage as exc:
+                bad.append(FieldViolation(f"references[{ref.index}].image", str(exc), "INVALID_REFERENCE"))
+        if bad:
+            raise invalid(bad)
 
     def _prepare_workdir(self) -> Path:
         self._work_root.mkdir(parents=True, exist_ok=True)

@@ -45,6 +45,7 @@ class Settings:
     max_references: int = 4
     max_reference_bytes: int = 20 * 1024 * 1024
     max_reference_pixels: int = 64_000_000
+    max_prompt_chars: int = 32_000
     # 4 references of 20 MB, base64 in JSON, plus room for the rest.
     http_max_body_bytes: int = 4 * 20 * 1024 * 1024 * 4 // 3 + 1024 * 1024
     readiness_ttl_ms: int = 10_000
@@ -84,6 +85,7 @@ FIELDS: list[tuple[str, type, str]] = [
     ("max_references", int, "reference images per request"),
     ("max_reference_bytes", int, "bytes per reference image"),
     ("max_reference_pixels", int, "pixels per reference image (decompression-bomb guard)"),
+    ("max_prompt_chars", int, "longest prompt, in characters (INVALID_ARGUMENT beyond)"),
     ("http_max_body_bytes", int, "largest HTTP request body the shim accepts (413 beyond)"),
     ("readiness_ttl_ms", int, "how long a codex readiness probe is trusted"),
     ("ready_file", str, "write {grpc_port, http_port, pid} here as JSON once serving"),
@@ -171,6 +173,8 @@ def check(settings: Settings) -> None:
     """Refuse settings that would be unsafe or cannot work, with a how-to-fix line."""
     if settings.max_concurrent < 1:
         raise SystemExit("max_concurrent must be at least 1")
+    if settings.max_prompt_chars < 1:
+        raise SystemExit("max_prompt_chars must be at least 1")
     if settings.queue_limit < 0:
         raise SystemExit("queue_limit must not be negative")
     if not 1 <= settings.max_references <= 5:
