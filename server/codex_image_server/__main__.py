@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 
-from . import logs, settings as settings_mod
+from . import logs, settings as settings_mod, workdirs
 from .engine import Engine
 from .grpc_api.server import GrpcServer
 from .logs import log
@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     killed = engine.sweep_leftovers()
     if killed:
         log("startup.killed_leftover_codex", level="warning", pids=killed)
+    removed = workdirs.sweep(settings.work_dir)
+    if removed:
+        log("startup.removed_leftover_workdirs", level="warning", count=len(removed))
     store = OutputStore(settings.output_dir)
     server = GrpcServer(settings, engine, store)
     server.start()

@@ -6,13 +6,12 @@ from __future__ import annotations
 import dataclasses
 import queue
 import shutil
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Iterator, Union
 
-from . import imaging, sizes
+from . import imaging, sizes, workdirs
 from .engine import Engine
 from .engine import prompt as prompts
 from .engine.candidate import CandidateRun
@@ -76,6 +75,7 @@ class Generation:
         self._started = time.monotonic()
         self._cancelled = threading.Event()
         self._cancel_reason = ""
+        self._cancel_error: ServiceError | None = None
         self._lock = threading.Lock()
         self._runs: list[CandidateRun] = []
         self._events: queue.Queue = queue.Queue()
@@ -83,11 +83,13 @@ class Generation:
     def _elapsed_ms(self) -> int:
         return int((time.monotonic() - self._started) * 1000)
 
-    def cancel(self, reason: str) -> None:
-        """Idempotent and non-blocking: SIGTERM goes to every process group now."""
+    def cancel(self, reason: str, error: ServiceError | None = None) -> None:
+        """Idempotent and non-blocking: SIGTERM goes to every process group now.
+        `error`, when given, is what the caller is told instead of CANCELLED."""
         with self._lock:
             if not self._cancelled.is_set():
                 self._cancel_reason = reason
+                self._cancel_error = error
                 self._cancelled.set()
             runs = list(self._runs)
         for run in runs:
@@ -120,6 +122,10 @@ class Generation:
             images = yield from self._collect(spec.count)
             yield SummaryEvent(spec.request_id, spec.size.requested, spec.size.text, spec.quality,
                                spec.output_format, tuple(img.id for img in images), self._elapsed_ms())
+        except ServiceError as exc:
+            if exc.kind is Kind.CANCELLED and self._cancel_error is not None:
+                raise self._cancel_error from None  # e.g. UNAVAILABLE SHUTTING_DOWN
+            raise
         finally:
             # Reached on success, on error and when the caller closes the
             # stream early: stop whatever still runs and wait until it is gone.
@@ -178,8 +184,7 @@ class Generation:
             raise invalid(bad)
 
     def _prepare_workdir(self) -> Path:
-        self._work_root.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f"{self.spec.request_id}-", dir=self._work_root))
+        return workdirs.create(self._work_root, self.spec.request_id)
 
     def _write_references(self, workdir: Path) -> list[Path]:
         """Byte for byte: the upstream must receive the originals."""

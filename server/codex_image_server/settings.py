@@ -57,6 +57,11 @@ class Settings:
         return bool(self.api_keys)
 
     @property
+    def work_dir(self) -> Path:
+        """Requests' working directories (see workdirs.py)."""
+        return self.state_dir / "work"
+
+    @property
     def worker_threads(self) -> int:
         # A streaming Generate holds a worker thread for its whole life; every
         # queued request holds one too. Keep headroom so Health, capabilities

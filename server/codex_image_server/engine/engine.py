@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 from .. import sizes
-from ..errors import Kind, ServiceError
+from ..errors import Kind, ServiceError, shutting_down
 from ..settings import Settings
 from .candidate import CandidateRun
 from .group_records import RUN_ID_ENV, GroupRecords
@@ -78,7 +78,7 @@ class Engine:
     def start(self, codex: str, workdir: Path, images: list[Path], prompt: str) -> CandidateRun:
         with self._lock:
             if self._closed:
-                raise ServiceError(Kind.UNAVAILABLE, "SHUTTING_DOWN", "the server is shutting down")
+                raise shutting_down()
             run_id = self.records.add()
             env = codex_environment(run_id)
             try:

@@ -53,10 +53,17 @@ def _deny(handler):
     def abort(request, context):
         context.abort_with_status(status)
 
+    # The request bytes are never parsed for a caller without a key: garbage
+    # from a stranger gets UNAUTHENTICATED, not a parse error.
     if handler.response_streaming:
         return grpc.unary_stream_rpc_method_handler(
-            abort, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)
+            abort, request_deserializer=_unread, response_serializer=handler.response_serializer)
     return grpc.unary_unary_rpc_method_handler(
-        abort, request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer)
+        abort, request_deserializer=_unread, response_serializer=handler.response_serializer)
+
+
+_NOT_READ = object()
+
+
+def _unread(_raw: bytes) -> object:
+    return _NOT_READ  # not None: grpcio takes None for a failed parse

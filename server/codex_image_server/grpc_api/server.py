@@ -17,6 +17,7 @@ from ..settings import Settings
 from ..slots import Slots
 from .auth import ApiKeyInterceptor
 from .servicer import ImageServicer
+from .undecodable import UndecodableRequestInterceptor
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ImageService"].full_name
 _MESSAGE_SLACK = 4 * 1024 * 1024
@@ -47,16 +48,24 @@ class GrpcServer:
         max_request = settings.max_references * settings.max_reference_bytes + _MESSAGE_SLACK
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.worker_threads, thread_name_prefix="rpc"),
-            interceptors=[ApiKeyInterceptor(settings.api_keys)] if settings.api_keys else [],
+            # Auth first: a caller without a key learns nothing from its bytes.
+            interceptors=([ApiKeyInterceptor(settings.api_keys)] if settings.api_keys else [])
+            + [UndecodableRequestInterceptor()],
             options=[("grpc.max_receive_message_length", max_request),
                      ("grpc.so_reuseport", 0)])
-        pb_grpc.add_ImageServiceServicer_to_server(ImageServicer(settings, engine, store, self.slots), self.server)
+        self.servicer = ImageServicer(settings, engine, store, self.slots)
+        pb_grpc.add_ImageServiceServicer_to_server(self.servicer, self.server)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         _serve_reflection(self.server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
-        self.port = self.server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+        try:
+            self.port = self.server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+        except RuntimeError:  # grpcio raises where it once returned 0
+            self.port = 0
         if not self.port:
-            raise SystemExit(f"could not bind gRPC on {settings.grpc_host}:{settings.grpc_port}")
+            raise SystemExit(f"could not bind gRPC on {settings.grpc_host}:{settings.grpc_port}: the port "
+                             "is in use or the address is not this machine's. Set CODEX_IMAGE_SERVER_GRPC_PORT "
+                             "to a free port (0 picks one).")
         self._stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch_readiness, name="readiness", daemon=True)
 
@@ -80,6 +89,7 @@ class GrpcServer:
         """Refuse new calls, cancel running ones (their codex groups die), wait."""
         self._stop.set()
         self.health.enter_graceful_shutdown()
+        self.servicer.shut_down()
         self.server.stop(grace_s).wait()
         self.engine.shutdown()
         log("server.stopped")

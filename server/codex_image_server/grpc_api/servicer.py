@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 import time
 
 from codeximage.v1 import image_service_pb2 as pb
@@ -10,7 +11,7 @@ from google.protobuf import timestamp_pb2
 
 from .. import sizes
 from ..engine import Engine
-from ..errors import Kind, ServiceError
+from ..errors import Kind, ServiceError, shutting_down
 from ..generation import BACKEND, MODEL, Generation, ImageEvent, ProgressEvent, SummaryEvent
 from ..logs import log
 from ..output_store import OutputStore, StoredImage
@@ -101,15 +102,39 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
         self._store = store
         self._slots = slots
         self._capabilities = self._build_capabilities(settings)
+        self._live: set[Generation] = set()
+        self._live_lock = threading.Lock()
+        self._shutting_down = False
+
+    def shut_down(self) -> None:
+        """Refuse new generations and end running ones with UNAVAILABLE
+        SHUTTING_DOWN (a retry elsewhere may succeed), before gRPC's own stop
+        cuts them off with a bare CANCELLED."""
+        with self._live_lock:
+            self._shutting_down = True
+            live = list(self._live)
+        for generation in live:
+            generation.cancel("server shutting down", error=shutting_down())
 
     @_stream_errors_to_status
     def Generate(self, request, context):
         started = time.monotonic()
         spec = validate(_params(request), self._settings)
         generation = Generation(spec, self._engine, self._store, self._slots,
-                                self._settings.state_dir / "work", self._settings.generation_timeout_ms / 1000)
+                                self._settings.work_dir, self._settings.generation_timeout_ms / 1000)
+        with self._live_lock:
+            if self._shutting_down:
+                raise shutting_down()
+            self._live.add(generation)
         # Fires on cancel, deadline and normal completion alike: cancel() is idempotent.
         context.add_callback(lambda: generation.cancel("call ended"))
+        try:
+            yield from self._generate(spec, generation, started)
+        finally:
+            with self._live_lock:
+                self._live.discard(generation)
+
+    def _generate(self, spec, generation: Generation, started: float):
         fields = dict(request_id=spec.request_id, count=spec.count, size=spec.size.text,
                       quality=spec.quality, output_format=spec.output_format,
                       references=len(spec.references), prompt_chars=len(spec.prompt))
