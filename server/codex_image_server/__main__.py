@@ -1,8 +1,12 @@
 """`python -m codex_image_server`: start the gRPC server (and the HTTP shim)."""
 from __future__ import annotations
 
-import json
 import os
+
+# gRPC's C core writes its own plain-text lines to stderr; only our JSON goes there.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+import json  # noqa: E402 - after the gRPC setting, which must precede grpc's import
 import signal
 import sys
 import threading

@@ -57,6 +57,12 @@ class Settings:
         return bool(self.api_keys)
 
     @property
+    def max_request_bytes(self) -> int:
+        """Largest gRPC request the server takes: every reference at its
+        largest, plus room for the prompt and the rest."""
+        return self.max_references * self.max_reference_bytes + 4 * self.max_prompt_chars + 4 * 1024 * 1024
+
+    @property
     def work_dir(self) -> Path:
         """Requests' working directories (see workdirs.py)."""
         return self.state_dir / "work"

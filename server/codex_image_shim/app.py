@@ -18,12 +18,13 @@ import json
 import logging
 
 import grpc
-from aiohttp import web
+from aiohttp import http_exceptions, web, web_protocol
+from codex_image_server.grpc_api import auth
 from codeximage.v1 import image_service_pb2 as pb
 from codeximage.v1 import image_service_pb2_grpc as pb_grpc
 from google.protobuf import json_format, message_factory
 
-from . import adapter, errors, jsonmap, openapi, routes
+from . import access_log, adapter, errors, jsonmap, openapi, routes
 
 log = logging.getLogger("codex_image_shim")
 
@@ -32,7 +33,7 @@ JSON = "application/json"
 OPENAPI_PATH = "/v1/openapi.json"
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
-    "Access-Control-Expose-Headers": "Content-Length, Content-Type, ETag, Retry-After",
+    "Access-Control-Expose-Headers": "Content-Length, Content-Type, ETag, Retry-After, X-Request-Id",
 }
 PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Methods": "GET, HEAD, POST, OPTIONS",
@@ -40,6 +41,7 @@ PREFLIGHT_HEADERS = {
     "Access-Control-Max-Age": "600",
 }
 UNARY_TIMEOUT_S = 60.0
+ACCEPTED_ENCODINGS = ("", "identity", "gzip", "x-gzip", "deflate")
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 
 
@@ -57,6 +59,8 @@ def error_response(status, http_status: int, headers: dict | None = None) -> web
     retry = errors.retry_after_s(status)
     if retry is not None:
         headers["Retry-After"] = str(retry)
+    if http_status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="codex-image-server"'  # RFC 9110: 401 names its scheme
     return json_response(errors.error_body(status, http_status), http_status, headers)
 
 
@@ -95,6 +99,7 @@ class Shim:
     def application(self) -> web.Application:
         app = web.Application()
         app.on_response_prepare.append(self._add_cors)
+        app.on_response_prepare.append(access_log.add_request_id)
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
 
@@ -116,6 +121,8 @@ class Shim:
                 if found:
                     raise errors.method_not_allowed(request.method, request.path, found)
                 raise errors.not_found_route(request.path)
+            if route.rpc != "Health":
+                self.check_key(request)
             handler = self._special.get(route.rpc, self._generic)
             return await handler(request, route, found)
         except errors.ShimError as exc:
@@ -126,18 +133,27 @@ class Shim:
         except (asyncio.CancelledError, ConnectionError):
             raise
         except Exception as exc:  # noqa: BLE001 - never a stack trace to the caller
-            log.error("shim handler crashed: %s: %s", type(exc).__name__, exc)
+            # The type only: an exception's text may quote the caller's bytes.
+            log.error("shim handler crashed: %s", type(exc).__name__)
             error = errors.ShimError(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error in the HTTP shim")
             return error_response(error.status, 500)
 
     def metadata(self, request: web.Request) -> tuple:
-        """The caller's key, forwarded for the gRPC server to check."""
+        """The caller's key, forwarded for the gRPC server to check. A value
+        gRPC metadata cannot carry (not printable ASCII) is no key at all."""
         md = []
-        if "X-API-Key" in request.headers:
-            md.append(("x-api-key", request.headers["X-API-Key"]))
-        if "Authorization" in request.headers:
-            md.append(("authorization", request.headers["Authorization"]))
+        for header, key in (("X-API-Key", "x-api-key"), ("Authorization", "authorization")):
+            value = request.headers.get(header)
+            if value is not None and value.isascii() and value.isprintable():
+                md.append((key, value))
         return tuple(md)
+
+    def check_key(self, request: web.Request) -> None:
+        """Before any byte of the body is read: a stranger's request is never parsed.
+        The gRPC server checks again; this is the same check, not a second policy."""
+        keys = self.settings.api_keys
+        if keys and not auth.key_matches(auth.presented_key(self.metadata(request)), keys):
+            raise errors.unauthenticated()
 
     def _request_message(self, route, request: web.Request, params: dict, body: dict | None = None):
         message = message_factory.GetMessageClass(route.method.input_type)()
@@ -147,19 +163,36 @@ class Shim:
         try:
             return jsonmap.parse(data, message)
         except json_format.ParseError as exc:
-            raise errors.invalid_json(f"bad request field: {exc}") from None
+            raise errors.wrong_type("bad request field", exc) from None
 
     async def read_body(self, request: web.Request) -> bytes:
+        """The body, inflated when it came gzip or deflate (aiohttp inflates
+        as it reads, in bounded chunks): the limit counts inflated bytes."""
         limit = self.settings.http_max_body_bytes
+        encoding = request.headers.get("Content-Encoding", "").strip().lower()
+        if encoding not in ACCEPTED_ENCODINGS:
+            raise errors.unsupported_encoding(encoding)
         if request.content_length is not None and request.content_length > limit:
             raise errors.body_too_large(limit)
         chunks, total = [], 0
-        async for chunk in request.content.iter_any():
-            total += len(chunk)
-            if total > limit:
-                raise errors.body_too_large(limit)
-            chunks.append(chunk)
+        try:
+            async for chunk in request.content.iter_any():
+                total += len(chunk)
+                if total > limit:
+                    raise errors.body_too_large(limit)
+                chunks.append(chunk)
+        except (http_exceptions.HttpProcessingError, web_protocol.RequestPayloadError):
+            if encoding in ("", "identity"):
+                raise errors.invalid_json("the request body could not be read (bad chunked encoding?)") from None
+            raise errors.bad_encoding(encoding) from None
         return b"".join(chunks)
+
+    def check_message_size(self, message) -> None:
+        """What gRPC would refuse as RESOURCE_EXHAUSTED (a retryable 429) is a
+        request too large: 413."""
+        limit = self.settings.max_request_bytes
+        if message.ByteSize() > limit:
+            raise errors.body_too_large(limit, "the request, once decoded,")
 
     # -- the grpc-gateway default -------------------------------------------
 
@@ -169,6 +202,7 @@ class Shim:
             parsed = adapter.parse_body(await self.read_body(request))
             body = parsed if route.body == "*" else {route.body: parsed}
         message = self._request_message(route, request, params, body)
+        self.check_message_size(message)
         rpc = getattr(self.stub, route.rpc)
         if route.server_streaming:
             return await self._ndjson(request, rpc(message, metadata=self.metadata(request)))
@@ -203,6 +237,7 @@ class Shim:
         raw = await self.read_body(request)
         # A body may hold 100 MB of base64: decode it off the event loop.
         message = await asyncio.to_thread(lambda: adapter.generate_request(adapter.parse_body(raw)))
+        self.check_message_size(message)
         timeout = self.settings.generation_timeout_ms / 1000 + 60  # a backstop; the server has its own
         call = self.stub.Generate(message, metadata=self.metadata(request), timeout=timeout)
         if wants_stream(request):

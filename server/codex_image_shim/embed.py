@@ -9,6 +9,7 @@ import threading
 
 from aiohttp import web
 
+from .access_log import JsonAccessLogger
 from .app import Shim
 
 SHUTDOWN_S = 2.0
@@ -59,8 +60,8 @@ def start(grpc_target: str, host: str, port: int, settings) -> ShimHandle:
         await shim.open()
         # handler_cancellation: a client that goes away cancels its handler,
         # and with it the gRPC call (and so the codex processes).
-        runner = web.AppRunner(shim.application(), handler_cancellation=True, access_log=None,
-                               shutdown_timeout=SHUTDOWN_S)
+        runner = web.AppRunner(shim.application(), handler_cancellation=True,
+                               access_log_class=JsonAccessLogger, shutdown_timeout=SHUTDOWN_S)
         await runner.setup()
         await web.SockSite(runner, sock, shutdown_timeout=SHUTDOWN_S).start()
         handle._shim, handle._runner = shim, runner

@@ -43,9 +43,12 @@ class ShimError(Exception):
     """An error the shim finds before (or instead of) calling the service."""
 
     def __init__(self, code: grpc.StatusCode, reason: str, message: str, *, http_status: int | None = None,
-                 headers: dict[str, str] | None = None):
+                 headers: dict[str, str] | None = None, field: str = ""):
         super().__init__(message)
-        self.status = status_pb2.Status(code=code.value[0], message=message, details=[_error_info(reason)])
+        details = [_error_info(reason)]
+        if field:
+            details.append(_bad_request(field, message, reason))
+        self.status = status_pb2.Status(code=code.value[0], message=message, details=details)
         self.http_status = http_status or HTTP_STATUS[code]
         self.headers = dict(headers or {})
 
@@ -56,17 +59,51 @@ def _error_info(reason: str, metadata: dict[str, str] | None = None) -> any_pb2.
     return packed
 
 
-def invalid_json(message: str) -> ShimError:
-    return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_JSON", message)
+def _bad_request(field: str, description: str, reason: str) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(error_details_pb2.BadRequest(field_violations=[
+        error_details_pb2.BadRequest.FieldViolation(field=field, description=description, reason=reason)]))
+    return packed
+
+
+def invalid_json(message: str, field: str = "") -> ShimError:
+    return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_JSON", message, field=field)
+
+
+def wrong_type(prefix: str, exc: Exception) -> ShimError:
+    """protobuf's ParseError says which field and type; it may also quote the
+    value, so only the start of its message is kept."""
+    text = str(exc)
+    return invalid_json(f"{prefix}: {text[:160]}{'...' if len(text) > 160 else ''}")
+
+
+def invalid_text(field: str, message: str) -> ShimError:
+    return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_TEXT", f"{field} {message}", field=field)
+
+
+def unsupported_encoding(encoding: str) -> ShimError:
+    return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "UNSUPPORTED_CONTENT_ENCODING",
+                     f"Content-Encoding {encoding[:32]!r} is not supported; send the body plain, "
+                     "gzip or deflate", http_status=415)
+
+
+def bad_encoding(encoding: str) -> ShimError:
+    return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CONTENT_ENCODING",
+                     f"the body does not inflate as {encoding[:32]}")
+
+
+def unauthenticated() -> ShimError:
+    return ShimError(grpc.StatusCode.UNAUTHENTICATED, "UNAUTHORIZED",
+                     "missing or wrong API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`")
 
 
 def invalid_reference(message: str) -> ShimError:
     return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REFERENCE", message)
 
 
-def body_too_large(limit: int) -> ShimError:
+def body_too_large(limit: int, what: str = "request body") -> ShimError:
     return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "BODY_TOO_LARGE",
-                     f"request body is larger than {limit} bytes", http_status=413)
+                     f"{what} is larger than {limit} bytes", http_status=413)
 
 
 def not_found_route(path: str) -> ShimError:

@@ -20,7 +20,6 @@ from .servicer import ImageServicer
 from .undecodable import UndecodableRequestInterceptor
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ImageService"].full_name
-_MESSAGE_SLACK = 4 * 1024 * 1024
 
 
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
@@ -45,7 +44,7 @@ class GrpcServer:
         self.engine = engine
         self.slots = Slots(settings.max_concurrent, settings.queue_limit)
         # References travel inside the request: allow the configured maximum.
-        max_request = settings.max_references * settings.max_reference_bytes + _MESSAGE_SLACK
+        max_request = settings.max_request_bytes
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.worker_threads, thread_name_prefix="rpc"),
             # Auth first: a caller without a key learns nothing from its bytes.
