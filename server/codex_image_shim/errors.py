@@ -92,9 +92,8 @@ def bad_encoding(encoding: str) -> ShimError:
                      f"the body does not inflate as {encoding[:32]}")
 
 
-def unauthenticated() -> ShimError:
-    return ShimError(grpc.StatusCode.UNAUTHENTICATED, "UNAUTHORIZED",
-                     "missing or wrong API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`")
+def unauthenticated(message: str) -> ShimError:
+    return ShimError(grpc.StatusCode.UNAUTHENTICATED, "UNAUTHORIZED", message)
 
 
 def invalid_reference(message: str) -> ShimError:
