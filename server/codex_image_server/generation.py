@@ -142,8 +142,12 @@ class Generation:
                 yield ProgressEvent("queued", self._elapsed_ms(), queue_position=ticket.position)
                 await ticket.wait(self._cancelled)
             await self._blocking.run(self._check_references_decode)
-            workdir = await self._blocking.run(self._prepare_workdir)
-            refs = await self._blocking.run(self._write_references, workdir)
+            # Named before it exists and written to the end even if the caller
+            # goes away meanwhile, so the rmtree in `finally` never races a
+            # thread still creating it (that left directories behind).
+            workdir = workdirs.new_path(self._work_root, spec.request_id)
+            await _shielded(self._blocking.run(workdirs.create, workdir))
+            refs = await _shielded(self._blocking.run(self._write_references, workdir))
             permits = threading.Semaphore(ticket.n)
             for i in range(spec.count):
                 threading.Thread(target=self._candidate, args=(i, codex, workdir, refs, permits),
@@ -219,9 +223,6 @@ class Generation:
                 bad.append(FieldViolation(f"references[{ref.index}].image", str(exc), "INVALID_REFERENCE"))
         if bad:
             raise invalid(bad)
-
-    def _prepare_workdir(self) -> Path:
-        return workdirs.create(self._work_root, self.spec.request_id)
 
     def _write_references(self, workdir: Path) -> list[Path]:
         """Byte for byte: the upstream must receive the originals."""

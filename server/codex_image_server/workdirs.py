@@ -9,8 +9,8 @@ without touching a live neighbour's.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 
 from .engine.process_group import process_start_time
@@ -23,9 +23,16 @@ def _owner_tag() -> str:
     return f"{_MARK}{pid}-{process_start_time(pid)}"
 
 
-def create(work_root: Path, request_id: str) -> Path:
-    work_root.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f"{request_id}-", suffix=_owner_tag(), dir=work_root))
+def new_path(work_root: Path, request_id: str) -> Path:
+    """A fresh name, chosen before anything touches the disk: whoever removes
+    the directory knows it even if the creating call was cancelled midway."""
+    return work_root / f"{request_id}-{secrets.token_hex(6)}{_owner_tag()}"
+
+
+def create(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700)
+    return path
 
 
 def _owner_alive(name: str) -> bool:

@@ -106,14 +106,22 @@ class ImageFile(web.FileResponse):
         if transport is None:
             raise ConnectionResetError("Connection lost")
         loop = asyncio.get_running_loop()
-        # Aborting the transport ends the connection; handler_cancellation
-        # then cancels this handler.
-        with IdleTimer(self._idle_s, on_idle=transport.abort) as idle:
-            while count > 0:
-                step = min(count, SENDFILE_STEP)
-                await loop.sendfile(transport, fobj, offset, step)
-                offset, count = offset + step, count - step
-                idle.touch()
+        # An idle reader cancels this task (not the transport: aborting it
+        # under a running loop.sendfile leaves asyncio re-adding a reader for
+        # a closed fd, which a later connection may reuse); once sendfile has
+        # unwound, the connection is cut.
+        with IdleTimer(self._idle_s) as idle:
+            try:
+                while count > 0:
+                    step = min(count, SENDFILE_STEP)
+                    await loop.sendfile(transport, fobj, offset, step)
+                    offset, count = offset + step, count - step
+                    idle.touch()
+            except asyncio.CancelledError:
+                if not idle.fired:
+                    raise
+                transport.abort()
+                raise ConnectionResetError("the reader took nothing for too long") from None
         await super(web.FileResponse, self).write_eof()
         return writer
 
