@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import AsyncIterator, Union
 
-from . import imaging, sizes, workdirs
+from . import imaging, references, workdirs
 from .blocking import Blocking
 from .engine import Engine
 from .engine import prompt as prompts
@@ -50,6 +50,11 @@ class SummaryEvent:
     output_format: str
     image_ids: tuple[str, ...]
     duration_ms: int
+    target_size: str = ""
+    aspect_ratio: str = ""
+    aspect_source: str = ""
+    fit: str = ""
+    references: tuple[references.ReferenceUse, ...] = ()
     status: str = "completed"
     model: str = MODEL
     backend: str = BACKEND
@@ -147,7 +152,7 @@ class Generation:
             # thread still creating it (that left directories behind).
             workdir = workdirs.new_path(self._work_root, spec.request_id)
             await _shielded(self._blocking.run(workdirs.create, workdir))
-            refs = await _shielded(self._blocking.run(self._write_references, workdir))
+            refs = await _shielded(self._blocking.run(references.write, spec.references, workdir / "references"))
             permits = threading.Semaphore(ticket.n)
             for i in range(spec.count):
                 threading.Thread(target=self._candidate, args=(i, codex, workdir, refs, permits),
@@ -158,8 +163,12 @@ class Generation:
                 if isinstance(event, ImageEvent):
                     images.append(event.image)
                 yield event
-            yield SummaryEvent(spec.request_id, spec.size.requested, spec.size.text, spec.quality,
-                               spec.output_format, tuple(img.id for img in images), self._elapsed_ms())
+            delivered = {f"{img.width}x{img.height}" for img in images}
+            yield SummaryEvent(spec.request_id, spec.size.requested,
+                               delivered.pop() if len(delivered) == 1 else "mixed", spec.quality,
+                               spec.output_format, tuple(img.id for img in images), self._elapsed_ms(),
+                               target_size=spec.size.text, aspect_ratio=spec.size.ratio_text,
+                               aspect_source=spec.size.ratio_source, fit=spec.fit, references=refs.uses)
         except ServiceError as exc:
             if exc.kind is Kind.CANCELLED and self._cancel_error is not None:
                 raise self._cancel_error from None  # e.g. UNAVAILABLE SHUTTING_DOWN
@@ -224,18 +233,7 @@ class Generation:
         if bad:
             raise invalid(bad)
 
-    def _write_references(self, workdir: Path) -> list[Path]:
-        """Byte for byte: the upstream must receive the originals."""
-        paths = []
-        if self.spec.references:
-            (workdir / "references").mkdir()
-        for ref in self.spec.references:
-            path = workdir / "references" / f"reference-{ref.index + 1}.{imaging.EXTENSION_BY_MIME[ref.mime_type]}"
-            path.write_bytes(ref.image)
-            paths.append(path.resolve())
-        return paths
-
-    def _candidate(self, index: int, codex: str, workdir: Path, refs: list[Path],
+    def _candidate(self, index: int, codex: str, workdir: Path, refs: references.ReferencePlan,
                    permits: threading.Semaphore) -> None:
         error: ServiceError | None = None
         try:
@@ -257,13 +255,13 @@ class Generation:
             error = ServiceError(Kind.INTERNAL, "INTERNAL", "internal error while running a candidate")
         self._emit(_Done(index, error))
 
-    def _run_candidate(self, index: int, codex: str, workdir: Path, refs: list[Path]) -> None:
+    def _run_candidate(self, index: int, codex: str, workdir: Path, refs: references.ReferencePlan) -> None:
         if self.cancelled:
             return
         spec = self.spec
         cand_dir = workdir / f"candidate-{index + 1}"
         cand_dir.mkdir()
-        run = self._engine.start(codex, cand_dir, refs, prompts.build(spec, index, refs))
+        run = self._engine.start(codex, cand_dir, list(refs.paths), prompts.build(spec, index, refs))
         with self._lock:
             self._runs.append(run)
             late = self.cancelled
@@ -278,19 +276,25 @@ class Generation:
             result = run.run(on_phase)
         finally:
             self._engine.release(run)
-        data, info = result.data, result.info
-        if info.mime_type != spec.mime_type:
-            data = imaging.convert(data, spec.output_format)
-            info = imaging.inspect(data, sizes.OUTPUT_PIXEL_LIMIT)
+        # The model draws at its own size (codex asks for "auto"): deliver the
+        # asked-for one, unless the caller wants the model's own image.
+        native = result.info
+        target = (spec.size.width, spec.size.height) if spec.size.width and spec.fit == "exact" else None
+        delivered = imaging.deliver(result.data, native, spec.output_format, target)
+        data, info = delivered.data, delivered.info
         if self.cancelled:
             return  # nothing is stored for a request that was given up
         stored = self._store.save(
             data, request_id=spec.request_id, index=index, label=f"Candidate {index + 1}",
             mime_type=info.mime_type, width=info.width, height=info.height,
             revised_prompt=result.revised_prompt, thread_id=result.thread_id, prompt=spec.prompt,
-            requested_size=spec.size.requested, resolved_size=spec.size.text, aspect=spec.aspect,
+            requested_size=spec.size.requested, resolved_size=f"{info.width}x{info.height}", aspect=spec.aspect,
             quality=spec.quality, output_format=spec.output_format, duration_ms=result.duration_ms,
-            created_unix_ms=int(time.time() * 1000))
+            created_unix_ms=int(time.time() * 1000), target_size=spec.size.text,
+            aspect_ratio=spec.size.ratio_text, aspect_source=spec.size.ratio_source, fit=spec.fit,
+            native_width=native.width, native_height=native.height, resized=delivered.resized,
+            enlarged=delivered.enlarged, references=tuple(dataclasses.asdict(u) for u in refs.uses))
         self._emit(ProgressEvent("candidate_finished", self._elapsed_ms(), index,
-                                       detail=f"{info.width}x{info.height} {info.mime_type}"))
+                                 detail=f"{info.width}x{info.height} {info.mime_type}"
+                                 + (f" (resized from {native.width}x{native.height})" if delivered.resized else "")))
         self._emit(ImageEvent(stored))

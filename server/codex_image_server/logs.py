@@ -60,8 +60,14 @@ def log(event: str, level: str = "info", **fields) -> None:
 def _uncaught(exc_type, exc_value, tb, thread: str | None = None) -> None:
     if exc_type is not None and issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
         return
+    # Where it happened (our code's file and line), not what it said: the
+    # message and the locals may quote a caller's bytes.
+    where = ""
+    while tb is not None:
+        where = f"{tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
+        tb = tb.tb_next
     log("uncaught_exception", level="error", error_type=getattr(exc_type, "__name__", str(exc_type)),
-        thread=thread)
+        thread=thread, where=where)
 
 
 class JsonHandler(logging.Handler):

@@ -46,6 +46,16 @@ class StoredImage:
     output_format: str
     duration_ms: int
     created_unix_ms: int
+    # Added with exact delivered sizes (issue 8); defaults keep older records readable.
+    target_size: str = ""
+    aspect_ratio: str = ""
+    aspect_source: str = ""
+    fit: str = ""
+    native_width: int = 0
+    native_height: int = 0
+    resized: bool = False
+    enlarged: bool = False
+    references: tuple = ()  # ReferenceUse records as dicts
 
     @property
     def file_name(self) -> str:

@@ -16,6 +16,9 @@ class ReferenceInput:
     image: bytes
     mime_type: str = ""
     label: str = ""
+    source: str = ""
+    width: int = 0  # as the caller declares it; 0 = not given
+    height: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +31,8 @@ class GenerateParams:
     output_format: str = ""
     references: tuple[ReferenceInput, ...] = ()
     request_id: str = ""
+    canvas_size: tuple[int, int] | None = None  # as given; None when not sent
+    fit: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,9 +41,10 @@ class Reference:
     index: int
     image: bytes
     mime_type: str
-    width: int
+    width: int  # decoded from the bytes
     height: int
     label: str
+    source: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +57,7 @@ class GenerationSpec:
     quality: str
     output_format: str
     references: tuple[Reference, ...]
+    fit: str = "exact"  # "exact" or "native"; only matters when size.width is set
 
     @property
     def mime_type(self) -> str:

@@ -43,12 +43,9 @@ class ShimError(Exception):
     """An error the shim finds before (or instead of) calling the service."""
 
     def __init__(self, code: grpc.StatusCode, reason: str, message: str, *, http_status: int | None = None,
-                 headers: dict[str, str] | None = None, field: str = ""):
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
-        details = [_error_info(reason)]
-        if field:
-            details.append(_bad_request(field, message, reason))
-        self.status = status_pb2.Status(code=code.value[0], message=message, details=details)
+        self.status = status_pb2.Status(code=code.value[0], message=message, details=[_error_info(reason)])
         self.http_status = http_status or HTTP_STATUS[code]
         self.headers = dict(headers or {})
 
@@ -59,15 +56,19 @@ def _error_info(reason: str, metadata: dict[str, str] | None = None) -> any_pb2.
     return packed
 
 
-def _bad_request(field: str, description: str, reason: str) -> any_pb2.Any:
+def bad_field(field: str, description: str, reason: str) -> ShimError:
+    """A field the shim cannot even put into the request, named like the
+    service names its own (ErrorInfo + BadRequest)."""
+    error = ShimError(grpc.StatusCode.INVALID_ARGUMENT, reason, f"invalid request: {field}: {description}")
     packed = any_pb2.Any()
     packed.Pack(error_details_pb2.BadRequest(field_violations=[
         error_details_pb2.BadRequest.FieldViolation(field=field, description=description, reason=reason)]))
-    return packed
+    error.status.details.append(packed)
+    return error
 
 
-def invalid_json(message: str, field: str = "") -> ShimError:
-    return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_JSON", message, field=field)
+def invalid_json(message: str) -> ShimError:
+    return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_JSON", message)
 
 
 def wrong_type(prefix: str, exc: Exception) -> ShimError:
@@ -78,7 +79,7 @@ def wrong_type(prefix: str, exc: Exception) -> ShimError:
 
 
 def invalid_text(field: str, message: str) -> ShimError:
-    return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_TEXT", f"{field} {message}", field=field)
+    return bad_field(field, message, "INVALID_TEXT")
 
 
 def unsupported_encoding(encoding: str) -> ShimError:
@@ -94,7 +95,6 @@ def bad_encoding(encoding: str) -> ShimError:
 
 def unauthenticated(message: str) -> ShimError:
     return ShimError(grpc.StatusCode.UNAUTHENTICATED, "UNAUTHORIZED", message)
-
 
 def invalid_reference(message: str) -> ShimError:
     return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REFERENCE", message)

@@ -87,7 +87,7 @@ func (x Progress_Stage) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Progress_Stage.Descriptor instead.
 func (Progress_Stage) EnumDescriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{3, 0}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{5, 0}
 }
 
 type GenerateRequest struct {
@@ -96,9 +96,15 @@ type GenerateRequest struct {
 	Prompt string `protobuf:"bytes,1,opt,name=prompt,proto3" json:"prompt,omitempty"`
 	// Number of candidates, 1 to 4. 0 means 1.
 	Count int32 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
-	// "auto" (or empty), "WxH" (e.g. "1536x1024"), or a preset "1K", "2K", "4K".
+	// "auto" (or empty), "WxH" (e.g. "1536x1024"), or a preset "1K", "2K", "4K"
+	// (any case).
 	Size string `protobuf:"bytes,3,opt,name=size,proto3" json:"size,omitempty"`
-	// Used with a preset: "W:H" (e.g. "16:9"), "landscape", "portrait", "square".
+	// The image's ratio, used with a preset (and told to the model): "W:H"
+	// (e.g. "16:9"), "landscape", "portrait", "square"; or where the ratio comes
+	// from: "reference" (also "参考图比例", "原图比例", "自动": the first
+	// reference's width/height, 16:9 without references), "canvas" ("画布比例":
+	// `canvas_size`, else the first reference, else 16:9), "custom" ("自定义":
+	// the explicit `size`'s own ratio; needs a WxH size).
 	Aspect string `protobuf:"bytes,4,opt,name=aspect,proto3" json:"aspect,omitempty"`
 	// "auto" (or empty), "high", "medium", "low".
 	Quality string `protobuf:"bytes,5,opt,name=quality,proto3" json:"quality,omitempty"`
@@ -108,7 +114,14 @@ type GenerateRequest struct {
 	References []*Reference `protobuf:"bytes,7,rep,name=references,proto3" json:"references,omitempty"`
 	// Caller's id for this request, echoed in the summary and logs. The server
 	// makes one up when empty. Letters, digits, '-', '_' and '.', at most 64.
-	RequestId     string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The caller's open document (e.g. the Photoshop canvas), for aspect
+	// "canvas". When set, both sides must be positive.
+	CanvasSize *CanvasSize `protobuf:"bytes,9,opt,name=canvas_size,json=canvasSize,proto3" json:"canvas_size,omitempty"`
+	// When a size was asked for (WxH or a preset) and the model made another:
+	// "exact" (or empty) delivers exactly that size (centre crop to the aspect,
+	// then Lanczos); "native" delivers the model's own image untouched.
+	Fit           string `protobuf:"bytes,10,opt,name=fit,proto3" json:"fit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -199,6 +212,73 @@ func (x *GenerateRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *GenerateRequest) GetCanvasSize() *CanvasSize {
+	if x != nil {
+		return x.CanvasSize
+	}
+	return nil
+}
+
+func (x *GenerateRequest) GetFit() string {
+	if x != nil {
+		return x.Fit
+	}
+	return ""
+}
+
+// A pixel size of the caller's canvas.
+type CanvasSize struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Width         int32                  `protobuf:"varint,1,opt,name=width,proto3" json:"width,omitempty"`
+	Height        int32                  `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CanvasSize) Reset() {
+	*x = CanvasSize{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CanvasSize) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CanvasSize) ProtoMessage() {}
+
+func (x *CanvasSize) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CanvasSize.ProtoReflect.Descriptor instead.
+func (*CanvasSize) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CanvasSize) GetWidth() int32 {
+	if x != nil {
+		return x.Width
+	}
+	return 0
+}
+
+func (x *CanvasSize) GetHeight() int32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
 type Reference struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The encoded image (PNG, JPEG, WebP or GIF), passed to codex byte for byte.
@@ -206,14 +286,21 @@ type Reference struct {
 	// Declared type, e.g. "image/png". The server trusts the bytes over this.
 	MimeType string `protobuf:"bytes,2,opt,name=mime_type,json=mimeType,proto3" json:"mime_type,omitempty"`
 	// Free text shown to the model, e.g. "layer 3" or "style".
-	Label         string `protobuf:"bytes,3,opt,name=label,proto3" json:"label,omitempty"`
+	Label string `protobuf:"bytes,3,opt,name=label,proto3" json:"label,omitempty"`
+	// Where the caller took it from, e.g. "layer" or "document"; echoed back.
+	Source string `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
+	// Its pixel size as the caller knows it (optional, both or neither). Used
+	// for aspect "reference"; a ratio that disagrees with the bytes' own is
+	// refused (the bytes are what the model sees).
+	Width         int32 `protobuf:"varint,5,opt,name=width,proto3" json:"width,omitempty"`
+	Height        int32 `protobuf:"varint,6,opt,name=height,proto3" json:"height,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Reference) Reset() {
 	*x = Reference{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[1]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -225,7 +312,7 @@ func (x *Reference) String() string {
 func (*Reference) ProtoMessage() {}
 
 func (x *Reference) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[1]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -238,7 +325,7 @@ func (x *Reference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reference.ProtoReflect.Descriptor instead.
 func (*Reference) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{1}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Reference) GetImage() []byte {
@@ -262,6 +349,137 @@ func (x *Reference) GetLabel() string {
 	return ""
 }
 
+func (x *Reference) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Reference) GetWidth() int32 {
+	if x != nil {
+		return x.Width
+	}
+	return 0
+}
+
+func (x *Reference) GetHeight() int32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+// How one reference reached the image model.
+type ReferenceUse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 0-based position in the request's `references`.
+	Index  int32  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Label  string `protobuf:"bytes,2,opt,name=label,proto3" json:"label,omitempty"`
+	Source string `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	// "original": passed byte-identical as its own referenced image path;
+	// "contact_sheet": codex's image tool takes at most 5 paths, so references
+	// past the fourth are tiled, each at up to `tile_edge` pixels, into one
+	// contact sheet passed as the fifth path.
+	Usage string `protobuf:"bytes,4,opt,name=usage,proto3" json:"usage,omitempty"`
+	// 1-based position among the paths handed to the image tool.
+	PathPosition int32 `protobuf:"varint,5,opt,name=path_position,json=pathPosition,proto3" json:"path_position,omitempty"`
+	// For "contact_sheet": 1-based tile number on the sheet (tiles are
+	// labelled "#<index+1>" on it).
+	Tile int32 `protobuf:"varint,6,opt,name=tile,proto3" json:"tile,omitempty"`
+	// Decoded pixel size of the bytes sent.
+	Width         int32 `protobuf:"varint,7,opt,name=width,proto3" json:"width,omitempty"`
+	Height        int32 `protobuf:"varint,8,opt,name=height,proto3" json:"height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReferenceUse) Reset() {
+	*x = ReferenceUse{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReferenceUse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReferenceUse) ProtoMessage() {}
+
+func (x *ReferenceUse) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReferenceUse.ProtoReflect.Descriptor instead.
+func (*ReferenceUse) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ReferenceUse) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ReferenceUse) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+func (x *ReferenceUse) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ReferenceUse) GetUsage() string {
+	if x != nil {
+		return x.Usage
+	}
+	return ""
+}
+
+func (x *ReferenceUse) GetPathPosition() int32 {
+	if x != nil {
+		return x.PathPosition
+	}
+	return 0
+}
+
+func (x *ReferenceUse) GetTile() int32 {
+	if x != nil {
+		return x.Tile
+	}
+	return 0
+}
+
+func (x *ReferenceUse) GetWidth() int32 {
+	if x != nil {
+		return x.Width
+	}
+	return 0
+}
+
+func (x *ReferenceUse) GetHeight() int32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
 type GenerateResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Event:
@@ -276,7 +494,7 @@ type GenerateResponse struct {
 
 func (x *GenerateResponse) Reset() {
 	*x = GenerateResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[2]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -288,7 +506,7 @@ func (x *GenerateResponse) String() string {
 func (*GenerateResponse) ProtoMessage() {}
 
 func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[2]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -301,7 +519,7 @@ func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse.ProtoReflect.Descriptor instead.
 func (*GenerateResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{2}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GenerateResponse) GetEvent() isGenerateResponse_Event {
@@ -380,7 +598,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[3]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -392,7 +610,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[3]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -405,7 +623,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{3}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Progress) GetStage() Progress_Stage {
@@ -461,7 +679,7 @@ type Image struct {
 	// e.g. "Candidate 1".
 	Label    string `protobuf:"bytes,4,opt,name=label,proto3" json:"label,omitempty"`
 	MimeType string `protobuf:"bytes,5,opt,name=mime_type,json=mimeType,proto3" json:"mime_type,omitempty"`
-	// Real dimensions of the stored image.
+	// Real dimensions of the stored image (the delivered one).
 	Width    int32 `protobuf:"varint,6,opt,name=width,proto3" json:"width,omitempty"`
 	Height   int32 `protobuf:"varint,7,opt,name=height,proto3" json:"height,omitempty"`
 	ByteSize int64 `protobuf:"varint,8,opt,name=byte_size,json=byteSize,proto3" json:"byte_size,omitempty"`
@@ -473,7 +691,8 @@ type Image struct {
 	FilePath string `protobuf:"bytes,11,opt,name=file_path,json=filePath,proto3" json:"file_path,omitempty"`
 	// The codex thread (session) that made it.
 	ThreadId string `protobuf:"bytes,12,opt,name=thread_id,json=threadId,proto3" json:"thread_id,omitempty"`
-	// The size asked for ("auto" or "WxH"), after presets were resolved.
+	// The stored image's real size, "WxH" (the same as width x height). The
+	// size asked for, after presets and aspects were resolved, is `target_size`.
 	ResolvedSize string `protobuf:"bytes,13,opt,name=resolved_size,json=resolvedSize,proto3" json:"resolved_size,omitempty"`
 	// Wall time of this candidate's codex run.
 	DurationMs int64                  `protobuf:"varint,14,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
@@ -484,13 +703,33 @@ type Image struct {
 	Aspect        string `protobuf:"bytes,18,opt,name=aspect,proto3" json:"aspect,omitempty"`
 	Quality       string `protobuf:"bytes,19,opt,name=quality,proto3" json:"quality,omitempty"`
 	OutputFormat  string `protobuf:"bytes,20,opt,name=output_format,json=outputFormat,proto3" json:"output_format,omitempty"`
+	// The size asked for after presets and aspects were resolved: "WxH", or
+	// "auto" when none was asked.
+	TargetSize string `protobuf:"bytes,21,opt,name=target_size,json=targetSize,proto3" json:"target_size,omitempty"`
+	// The ratio aimed at ("16:9", "620:877"), empty when none, and where it
+	// came from: "ratio", "reference", "canvas", "size", "fallback", "default".
+	AspectRatio  string `protobuf:"bytes,22,opt,name=aspect_ratio,json=aspectRatio,proto3" json:"aspect_ratio,omitempty"`
+	AspectSource string `protobuf:"bytes,23,opt,name=aspect_source,json=aspectSource,proto3" json:"aspect_source,omitempty"`
+	// "exact" or "native" (see GenerateRequest.fit).
+	Fit string `protobuf:"bytes,24,opt,name=fit,proto3" json:"fit,omitempty"`
+	// The size the image model made. Equal to width x height unless resized.
+	NativeWidth  int32 `protobuf:"varint,25,opt,name=native_width,json=nativeWidth,proto3" json:"native_width,omitempty"`
+	NativeHeight int32 `protobuf:"varint,26,opt,name=native_height,json=nativeHeight,proto3" json:"native_height,omitempty"`
+	// The model's image was cropped to the aspect and resampled (Lanczos) to
+	// target_size.
+	Resized bool `protobuf:"varint,27,opt,name=resized,proto3" json:"resized,omitempty"`
+	// ... and resampling made it larger than what the model drew (more pixels
+	// than the model's crop): detail is interpolated, not generated.
+	Enlarged bool `protobuf:"varint,28,opt,name=enlarged,proto3" json:"enlarged,omitempty"`
+	// How each reference of the request reached the image model.
+	References    []*ReferenceUse `protobuf:"bytes,29,rep,name=references,proto3" json:"references,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[4]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -502,7 +741,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[4]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -515,7 +754,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{4}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Image) GetId() string {
@@ -658,6 +897,69 @@ func (x *Image) GetOutputFormat() string {
 	return ""
 }
 
+func (x *Image) GetTargetSize() string {
+	if x != nil {
+		return x.TargetSize
+	}
+	return ""
+}
+
+func (x *Image) GetAspectRatio() string {
+	if x != nil {
+		return x.AspectRatio
+	}
+	return ""
+}
+
+func (x *Image) GetAspectSource() string {
+	if x != nil {
+		return x.AspectSource
+	}
+	return ""
+}
+
+func (x *Image) GetFit() string {
+	if x != nil {
+		return x.Fit
+	}
+	return ""
+}
+
+func (x *Image) GetNativeWidth() int32 {
+	if x != nil {
+		return x.NativeWidth
+	}
+	return 0
+}
+
+func (x *Image) GetNativeHeight() int32 {
+	if x != nil {
+		return x.NativeHeight
+	}
+	return 0
+}
+
+func (x *Image) GetResized() bool {
+	if x != nil {
+		return x.Resized
+	}
+	return false
+}
+
+func (x *Image) GetEnlarged() bool {
+	if x != nil {
+		return x.Enlarged
+	}
+	return false
+}
+
+func (x *Image) GetReferences() []*ReferenceUse {
+	if x != nil {
+		return x.References
+	}
+	return nil
+}
+
 type GenerateSummary struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
@@ -671,13 +973,19 @@ type GenerateSummary struct {
 	OutputFormat  string   `protobuf:"bytes,8,opt,name=output_format,json=outputFormat,proto3" json:"output_format,omitempty"`
 	ImageIds      []string `protobuf:"bytes,9,rep,name=image_ids,json=imageIds,proto3" json:"image_ids,omitempty"`
 	DurationMs    int64    `protobuf:"varint,10,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	// See Image: target_size, aspect_ratio, aspect_source, fit, references.
+	TargetSize    string          `protobuf:"bytes,11,opt,name=target_size,json=targetSize,proto3" json:"target_size,omitempty"`
+	AspectRatio   string          `protobuf:"bytes,12,opt,name=aspect_ratio,json=aspectRatio,proto3" json:"aspect_ratio,omitempty"`
+	AspectSource  string          `protobuf:"bytes,13,opt,name=aspect_source,json=aspectSource,proto3" json:"aspect_source,omitempty"`
+	Fit           string          `protobuf:"bytes,14,opt,name=fit,proto3" json:"fit,omitempty"`
+	References    []*ReferenceUse `protobuf:"bytes,15,rep,name=references,proto3" json:"references,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GenerateSummary) Reset() {
 	*x = GenerateSummary{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[5]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -689,7 +997,7 @@ func (x *GenerateSummary) String() string {
 func (*GenerateSummary) ProtoMessage() {}
 
 func (x *GenerateSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[5]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -702,7 +1010,7 @@ func (x *GenerateSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateSummary.ProtoReflect.Descriptor instead.
 func (*GenerateSummary) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{5}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GenerateSummary) GetRequestId() string {
@@ -775,6 +1083,41 @@ func (x *GenerateSummary) GetDurationMs() int64 {
 	return 0
 }
 
+func (x *GenerateSummary) GetTargetSize() string {
+	if x != nil {
+		return x.TargetSize
+	}
+	return ""
+}
+
+func (x *GenerateSummary) GetAspectRatio() string {
+	if x != nil {
+		return x.AspectRatio
+	}
+	return ""
+}
+
+func (x *GenerateSummary) GetAspectSource() string {
+	if x != nil {
+		return x.AspectSource
+	}
+	return ""
+}
+
+func (x *GenerateSummary) GetFit() string {
+	if x != nil {
+		return x.Fit
+	}
+	return ""
+}
+
+func (x *GenerateSummary) GetReferences() []*ReferenceUse {
+	if x != nil {
+		return x.References
+	}
+	return nil
+}
+
 type GetCapabilitiesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -783,7 +1126,7 @@ type GetCapabilitiesRequest struct {
 
 func (x *GetCapabilitiesRequest) Reset() {
 	*x = GetCapabilitiesRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[6]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +1138,7 @@ func (x *GetCapabilitiesRequest) String() string {
 func (*GetCapabilitiesRequest) ProtoMessage() {}
 
 func (x *GetCapabilitiesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[6]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +1151,7 @@ func (x *GetCapabilitiesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCapabilitiesRequest.ProtoReflect.Descriptor instead.
 func (*GetCapabilitiesRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{6}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{8}
 }
 
 type GetCapabilitiesResponse struct {
@@ -827,13 +1170,19 @@ type GetCapabilitiesResponse struct {
 	GenerationTimeoutMs   int64                  `protobuf:"varint,12,opt,name=generation_timeout_ms,json=generationTimeoutMs,proto3" json:"generation_timeout_ms,omitempty"`
 	Presets               []*SizePreset          `protobuf:"bytes,13,rep,name=presets,proto3" json:"presets,omitempty"`
 	AspectNames           []string               `protobuf:"bytes,14,rep,name=aspect_names,json=aspectNames,proto3" json:"aspect_names,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// Every aspect the server understands, as the plugin offers them: the
+	// ratio options, the named ratios and the ratio sources with their
+	// spellings.
+	AspectOptions []*AspectOption `protobuf:"bytes,15,rep,name=aspect_options,json=aspectOptions,proto3" json:"aspect_options,omitempty"`
+	// Values of GenerateRequest.fit: "exact", "native".
+	Fits          []string `protobuf:"bytes,16,rep,name=fits,proto3" json:"fits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetCapabilitiesResponse) Reset() {
 	*x = GetCapabilitiesResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[7]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +1194,7 @@ func (x *GetCapabilitiesResponse) String() string {
 func (*GetCapabilitiesResponse) ProtoMessage() {}
 
 func (x *GetCapabilitiesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[7]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,7 +1207,7 @@ func (x *GetCapabilitiesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCapabilitiesResponse.ProtoReflect.Descriptor instead.
 func (*GetCapabilitiesResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{7}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetCapabilitiesResponse) GetModel() string {
@@ -959,6 +1308,92 @@ func (x *GetCapabilitiesResponse) GetAspectNames() []string {
 	return nil
 }
 
+func (x *GetCapabilitiesResponse) GetAspectOptions() []*AspectOption {
+	if x != nil {
+		return x.AspectOptions
+	}
+	return nil
+}
+
+func (x *GetCapabilitiesResponse) GetFits() []string {
+	if x != nil {
+		return x.Fits
+	}
+	return nil
+}
+
+type AspectOption struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The canonical value, e.g. "16:9", "landscape", "reference".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// "ratio", "reference", "canvas" or "custom".
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Other spellings accepted, e.g. "参考图比例".
+	Aliases []string `protobuf:"bytes,3,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	// What it means, in one line.
+	Description   string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AspectOption) Reset() {
+	*x = AspectOption{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AspectOption) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AspectOption) ProtoMessage() {}
+
+func (x *AspectOption) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AspectOption.ProtoReflect.Descriptor instead.
+func (*AspectOption) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *AspectOption) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AspectOption) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *AspectOption) GetAliases() []string {
+	if x != nil {
+		return x.Aliases
+	}
+	return nil
+}
+
+func (x *AspectOption) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
 type SizeConstraints struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	CustomSize    bool                   `protobuf:"varint,1,opt,name=custom_size,json=customSize,proto3" json:"custom_size,omitempty"`
@@ -973,7 +1408,7 @@ type SizeConstraints struct {
 
 func (x *SizeConstraints) Reset() {
 	*x = SizeConstraints{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[8]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1420,7 @@ func (x *SizeConstraints) String() string {
 func (*SizeConstraints) ProtoMessage() {}
 
 func (x *SizeConstraints) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[8]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1433,7 @@ func (x *SizeConstraints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SizeConstraints.ProtoReflect.Descriptor instead.
 func (*SizeConstraints) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{8}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SizeConstraints) GetCustomSize() bool {
@@ -1054,7 +1489,7 @@ type HighResolutionPresets struct {
 
 func (x *HighResolutionPresets) Reset() {
 	*x = HighResolutionPresets{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[9]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1066,7 +1501,7 @@ func (x *HighResolutionPresets) String() string {
 func (*HighResolutionPresets) ProtoMessage() {}
 
 func (x *HighResolutionPresets) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[9]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1079,7 +1514,7 @@ func (x *HighResolutionPresets) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HighResolutionPresets.ProtoReflect.Descriptor instead.
 func (*HighResolutionPresets) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{9}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *HighResolutionPresets) GetLandscape() string {
@@ -1115,7 +1550,7 @@ type SizePreset struct {
 
 func (x *SizePreset) Reset() {
 	*x = SizePreset{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[10]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1127,7 +1562,7 @@ func (x *SizePreset) String() string {
 func (*SizePreset) ProtoMessage() {}
 
 func (x *SizePreset) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[10]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1140,7 +1575,7 @@ func (x *SizePreset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SizePreset.ProtoReflect.Descriptor instead.
 func (*SizePreset) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{10}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SizePreset) GetName() string {
@@ -1167,17 +1602,23 @@ func (x *SizePreset) GetMaxPixels() int64 {
 type ReferencePolicy struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "original_image": references reach the image model byte-identical.
-	Mode          string   `protobuf:"bytes,1,opt,name=mode,proto3" json:"mode,omitempty"`
-	MaxImages     int32    `protobuf:"varint,2,opt,name=max_images,json=maxImages,proto3" json:"max_images,omitempty"`
-	MaxBytes      int64    `protobuf:"varint,3,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
-	MimeTypes     []string `protobuf:"bytes,4,rep,name=mime_types,json=mimeTypes,proto3" json:"mime_types,omitempty"`
+	Mode      string   `protobuf:"bytes,1,opt,name=mode,proto3" json:"mode,omitempty"`
+	MaxImages int32    `protobuf:"varint,2,opt,name=max_images,json=maxImages,proto3" json:"max_images,omitempty"`
+	MaxBytes  int64    `protobuf:"varint,3,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	MimeTypes []string `protobuf:"bytes,4,rep,name=mime_types,json=mimeTypes,proto3" json:"mime_types,omitempty"`
+	// References passed byte-identical as their own path (codex's image tool
+	// takes at most 5 paths); with more references than 5, the first
+	// `max_originals` are originals and the rest share one contact sheet.
+	MaxOriginals int32 `protobuf:"varint,5,opt,name=max_originals,json=maxOriginals,proto3" json:"max_originals,omitempty"`
+	// "contact_sheet".
+	OverflowMode  string `protobuf:"bytes,6,opt,name=overflow_mode,json=overflowMode,proto3" json:"overflow_mode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReferencePolicy) Reset() {
 	*x = ReferencePolicy{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[11]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1189,7 +1630,7 @@ func (x *ReferencePolicy) String() string {
 func (*ReferencePolicy) ProtoMessage() {}
 
 func (x *ReferencePolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[11]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1202,7 +1643,7 @@ func (x *ReferencePolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReferencePolicy.ProtoReflect.Descriptor instead.
 func (*ReferencePolicy) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{11}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReferencePolicy) GetMode() string {
@@ -1233,6 +1674,20 @@ func (x *ReferencePolicy) GetMimeTypes() []string {
 	return nil
 }
 
+func (x *ReferencePolicy) GetMaxOriginals() int32 {
+	if x != nil {
+		return x.MaxOriginals
+	}
+	return 0
+}
+
+func (x *ReferencePolicy) GetOverflowMode() string {
+	if x != nil {
+		return x.OverflowMode
+	}
+	return ""
+}
+
 type HealthRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1241,7 +1696,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[12]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1708,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[12]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1721,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{12}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{15}
 }
 
 type HealthResponse struct {
@@ -1288,7 +1743,7 @@ type HealthResponse struct {
 
 func (x *HealthResponse) Reset() {
 	*x = HealthResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[13]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1300,7 +1755,7 @@ func (x *HealthResponse) String() string {
 func (*HealthResponse) ProtoMessage() {}
 
 func (x *HealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[13]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1313,7 +1768,7 @@ func (x *HealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthResponse.ProtoReflect.Descriptor instead.
 func (*HealthResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{13}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HealthResponse) GetStatus() string {
@@ -1393,7 +1848,7 @@ type CodexStatus struct {
 
 func (x *CodexStatus) Reset() {
 	*x = CodexStatus{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[14]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1405,7 +1860,7 @@ func (x *CodexStatus) String() string {
 func (*CodexStatus) ProtoMessage() {}
 
 func (x *CodexStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[14]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1418,7 +1873,7 @@ func (x *CodexStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CodexStatus.ProtoReflect.Descriptor instead.
 func (*CodexStatus) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{14}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CodexStatus) GetFound() bool {
@@ -1469,7 +1924,7 @@ type SlotStatus struct {
 
 func (x *SlotStatus) Reset() {
 	*x = SlotStatus{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[15]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1481,7 +1936,7 @@ func (x *SlotStatus) String() string {
 func (*SlotStatus) ProtoMessage() {}
 
 func (x *SlotStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[15]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1494,7 +1949,7 @@ func (x *SlotStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotStatus.ProtoReflect.Descriptor instead.
 func (*SlotStatus) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{15}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SlotStatus) GetInUse() int32 {
@@ -1541,7 +1996,7 @@ type GetImageRequest struct {
 
 func (x *GetImageRequest) Reset() {
 	*x = GetImageRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[16]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +2008,7 @@ func (x *GetImageRequest) String() string {
 func (*GetImageRequest) ProtoMessage() {}
 
 func (x *GetImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[16]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +2021,7 @@ func (x *GetImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageRequest.ProtoReflect.Descriptor instead.
 func (*GetImageRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{16}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetImageRequest) GetImageId() string {
@@ -1585,7 +2040,7 @@ type GetImageResponse struct {
 
 func (x *GetImageResponse) Reset() {
 	*x = GetImageResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[17]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1597,7 +2052,7 @@ func (x *GetImageResponse) String() string {
 func (*GetImageResponse) ProtoMessage() {}
 
 func (x *GetImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[17]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1610,7 +2065,7 @@ func (x *GetImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageResponse.ProtoReflect.Descriptor instead.
 func (*GetImageResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{17}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetImageResponse) GetImage() *Image {
@@ -1629,7 +2084,7 @@ type GetImageFileRequest struct {
 
 func (x *GetImageFileRequest) Reset() {
 	*x = GetImageFileRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[18]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1641,7 +2096,7 @@ func (x *GetImageFileRequest) String() string {
 func (*GetImageFileRequest) ProtoMessage() {}
 
 func (x *GetImageFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[18]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1654,7 +2109,7 @@ func (x *GetImageFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageFileRequest.ProtoReflect.Descriptor instead.
 func (*GetImageFileRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{18}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetImageFileRequest) GetImageId() string {
@@ -1680,7 +2135,7 @@ type GetImageFileResponse struct {
 
 func (x *GetImageFileResponse) Reset() {
 	*x = GetImageFileResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[19]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1692,7 +2147,7 @@ func (x *GetImageFileResponse) String() string {
 func (*GetImageFileResponse) ProtoMessage() {}
 
 func (x *GetImageFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[19]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1705,7 +2160,7 @@ func (x *GetImageFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageFileResponse.ProtoReflect.Descriptor instead.
 func (*GetImageFileResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{19}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetImageFileResponse) GetContentType() string {
@@ -1740,7 +2195,7 @@ var File_codeximage_v1_image_service_proto protoreflect.FileDescriptor
 
 const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\n" +
-	"!codeximage/v1/image_service.proto\x12\rcodeximage.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x02\n" +
+	"!codeximage/v1/image_service.proto\x12\rcodeximage.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x02\n" +
 	"\x0fGenerateRequest\x12\x16\n" +
 	"\x06prompt\x18\x01 \x01(\tR\x06prompt\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\x12\x12\n" +
@@ -1752,11 +2207,31 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"references\x18\a \x03(\v2\x18.codeximage.v1.ReferenceR\n" +
 	"references\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\b \x01(\tR\trequestId\"Z\n" +
+	"request_id\x18\b \x01(\tR\trequestId\x12:\n" +
+	"\vcanvas_size\x18\t \x01(\v2\x19.codeximage.v1.CanvasSizeR\n" +
+	"canvasSize\x12\x10\n" +
+	"\x03fit\x18\n" +
+	" \x01(\tR\x03fit\":\n" +
+	"\n" +
+	"CanvasSize\x12\x14\n" +
+	"\x05width\x18\x01 \x01(\x05R\x05width\x12\x16\n" +
+	"\x06height\x18\x02 \x01(\x05R\x06height\"\xa0\x01\n" +
 	"\tReference\x12\x1a\n" +
 	"\x05image\x18\x01 \x01(\fB\x04\xe2A\x01\x02R\x05image\x12\x1b\n" +
 	"\tmime_type\x18\x02 \x01(\tR\bmimeType\x12\x14\n" +
-	"\x05label\x18\x03 \x01(\tR\x05label\"\xbc\x01\n" +
+	"\x05label\x18\x03 \x01(\tR\x05label\x12\x16\n" +
+	"\x06source\x18\x04 \x01(\tR\x06source\x12\x14\n" +
+	"\x05width\x18\x05 \x01(\x05R\x05width\x12\x16\n" +
+	"\x06height\x18\x06 \x01(\x05R\x06height\"\xcf\x01\n" +
+	"\fReferenceUse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x14\n" +
+	"\x05label\x18\x02 \x01(\tR\x05label\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\x12\x14\n" +
+	"\x05usage\x18\x04 \x01(\tR\x05usage\x12#\n" +
+	"\rpath_position\x18\x05 \x01(\x05R\fpathPosition\x12\x12\n" +
+	"\x04tile\x18\x06 \x01(\x05R\x04tile\x12\x14\n" +
+	"\x05width\x18\a \x01(\x05R\x05width\x12\x16\n" +
+	"\x06height\x18\b \x01(\x05R\x06height\"\xbc\x01\n" +
 	"\x10GenerateResponse\x125\n" +
 	"\bprogress\x18\x01 \x01(\v2\x17.codeximage.v1.ProgressH\x00R\bprogress\x12,\n" +
 	"\x05image\x18\x02 \x01(\v2\x14.codeximage.v1.ImageH\x00R\x05image\x12:\n" +
@@ -1775,7 +2250,7 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\fSTAGE_QUEUED\x10\x01\x12\x1b\n" +
 	"\x17STAGE_CANDIDATE_STARTED\x10\x02\x12\x15\n" +
 	"\x11STAGE_CODEX_PHASE\x10\x03\x12\x1c\n" +
-	"\x18STAGE_CANDIDATE_FINISHED\x10\x04\"\xe2\x04\n" +
+	"\x18STAGE_CANDIDATE_FINISHED\x10\x04\"\x98\a\n" +
 	"\x05Image\x12\x14\n" +
 	"\x02id\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\x02id\x12\x1d\n" +
 	"\n" +
@@ -1800,7 +2275,19 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\x0erequested_size\x18\x11 \x01(\tR\rrequestedSize\x12\x16\n" +
 	"\x06aspect\x18\x12 \x01(\tR\x06aspect\x12\x18\n" +
 	"\aquality\x18\x13 \x01(\tR\aquality\x12#\n" +
-	"\routput_format\x18\x14 \x01(\tR\foutputFormat\"\xc1\x02\n" +
+	"\routput_format\x18\x14 \x01(\tR\foutputFormat\x12\x1f\n" +
+	"\vtarget_size\x18\x15 \x01(\tR\n" +
+	"targetSize\x12!\n" +
+	"\faspect_ratio\x18\x16 \x01(\tR\vaspectRatio\x12#\n" +
+	"\raspect_source\x18\x17 \x01(\tR\faspectSource\x12\x10\n" +
+	"\x03fit\x18\x18 \x01(\tR\x03fit\x12!\n" +
+	"\fnative_width\x18\x19 \x01(\x05R\vnativeWidth\x12#\n" +
+	"\rnative_height\x18\x1a \x01(\x05R\fnativeHeight\x12\x18\n" +
+	"\aresized\x18\x1b \x01(\bR\aresized\x12\x1a\n" +
+	"\benlarged\x18\x1c \x01(\bR\benlarged\x12;\n" +
+	"\n" +
+	"references\x18\x1d \x03(\v2\x1b.codeximage.v1.ReferenceUseR\n" +
+	"references\"\xf9\x03\n" +
 	"\x0fGenerateSummary\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
@@ -1814,8 +2301,16 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\timage_ids\x18\t \x03(\tR\bimageIds\x12\x1f\n" +
 	"\vduration_ms\x18\n" +
 	" \x01(\x03R\n" +
-	"durationMs\"\x18\n" +
-	"\x16GetCapabilitiesRequest\"\x8f\x05\n" +
+	"durationMs\x12\x1f\n" +
+	"\vtarget_size\x18\v \x01(\tR\n" +
+	"targetSize\x12!\n" +
+	"\faspect_ratio\x18\f \x01(\tR\vaspectRatio\x12#\n" +
+	"\raspect_source\x18\r \x01(\tR\faspectSource\x12\x10\n" +
+	"\x03fit\x18\x0e \x01(\tR\x03fit\x12;\n" +
+	"\n" +
+	"references\x18\x0f \x03(\v2\x1b.codeximage.v1.ReferenceUseR\n" +
+	"references\"\x18\n" +
+	"\x16GetCapabilitiesRequest\"\xe7\x05\n" +
 	"\x17GetCapabilitiesResponse\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
 	"\abackend\x18\x02 \x01(\tR\abackend\x12\x1d\n" +
@@ -1834,7 +2329,14 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\rauth_required\x18\v \x01(\bR\fauthRequired\x122\n" +
 	"\x15generation_timeout_ms\x18\f \x01(\x03R\x13generationTimeoutMs\x123\n" +
 	"\apresets\x18\r \x03(\v2\x19.codeximage.v1.SizePresetR\apresets\x12!\n" +
-	"\faspect_names\x18\x0e \x03(\tR\vaspectNames\"\xc9\x01\n" +
+	"\faspect_names\x18\x0e \x03(\tR\vaspectNames\x12B\n" +
+	"\x0easpect_options\x18\x0f \x03(\v2\x1b.codeximage.v1.AspectOptionR\raspectOptions\x12\x12\n" +
+	"\x04fits\x18\x10 \x03(\tR\x04fits\"r\n" +
+	"\fAspectOption\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
+	"\aaliases\x18\x03 \x03(\tR\aaliases\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\"\xc9\x01\n" +
 	"\x0fSizeConstraints\x12\x1f\n" +
 	"\vcustom_size\x18\x01 \x01(\bR\n" +
 	"customSize\x12\x19\n" +
@@ -1855,14 +2357,16 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\bmax_edge\x18\x02 \x01(\x05R\amaxEdge\x12\x1d\n" +
 	"\n" +
-	"max_pixels\x18\x03 \x01(\x03R\tmaxPixels\"\x80\x01\n" +
+	"max_pixels\x18\x03 \x01(\x03R\tmaxPixels\"\xca\x01\n" +
 	"\x0fReferencePolicy\x12\x12\n" +
 	"\x04mode\x18\x01 \x01(\tR\x04mode\x12\x1d\n" +
 	"\n" +
 	"max_images\x18\x02 \x01(\x05R\tmaxImages\x12\x1b\n" +
 	"\tmax_bytes\x18\x03 \x01(\x03R\bmaxBytes\x12\x1d\n" +
 	"\n" +
-	"mime_types\x18\x04 \x03(\tR\tmimeTypes\"\x0f\n" +
+	"mime_types\x18\x04 \x03(\tR\tmimeTypes\x12#\n" +
+	"\rmax_originals\x18\x05 \x01(\x05R\fmaxOriginals\x12#\n" +
+	"\roverflow_mode\x18\x06 \x01(\tR\foverflowMode\"\x0f\n" +
 	"\rHealthRequest\"\xc4\x02\n" +
 	"\x0eHealthResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x14\n" +
@@ -1922,60 +2426,67 @@ func file_codeximage_v1_image_service_proto_rawDescGZIP() []byte {
 }
 
 var file_codeximage_v1_image_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_codeximage_v1_image_service_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_codeximage_v1_image_service_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_codeximage_v1_image_service_proto_goTypes = []any{
 	(Progress_Stage)(0),             // 0: codeximage.v1.Progress.Stage
 	(*GenerateRequest)(nil),         // 1: codeximage.v1.GenerateRequest
-	(*Reference)(nil),               // 2: codeximage.v1.Reference
-	(*GenerateResponse)(nil),        // 3: codeximage.v1.GenerateResponse
-	(*Progress)(nil),                // 4: codeximage.v1.Progress
-	(*Image)(nil),                   // 5: codeximage.v1.Image
-	(*GenerateSummary)(nil),         // 6: codeximage.v1.GenerateSummary
-	(*GetCapabilitiesRequest)(nil),  // 7: codeximage.v1.GetCapabilitiesRequest
-	(*GetCapabilitiesResponse)(nil), // 8: codeximage.v1.GetCapabilitiesResponse
-	(*SizeConstraints)(nil),         // 9: codeximage.v1.SizeConstraints
-	(*HighResolutionPresets)(nil),   // 10: codeximage.v1.HighResolutionPresets
-	(*SizePreset)(nil),              // 11: codeximage.v1.SizePreset
-	(*ReferencePolicy)(nil),         // 12: codeximage.v1.ReferencePolicy
-	(*HealthRequest)(nil),           // 13: codeximage.v1.HealthRequest
-	(*HealthResponse)(nil),          // 14: codeximage.v1.HealthResponse
-	(*CodexStatus)(nil),             // 15: codeximage.v1.CodexStatus
-	(*SlotStatus)(nil),              // 16: codeximage.v1.SlotStatus
-	(*GetImageRequest)(nil),         // 17: codeximage.v1.GetImageRequest
-	(*GetImageResponse)(nil),        // 18: codeximage.v1.GetImageResponse
-	(*GetImageFileRequest)(nil),     // 19: codeximage.v1.GetImageFileRequest
-	(*GetImageFileResponse)(nil),    // 20: codeximage.v1.GetImageFileResponse
-	(*timestamppb.Timestamp)(nil),   // 21: google.protobuf.Timestamp
+	(*CanvasSize)(nil),              // 2: codeximage.v1.CanvasSize
+	(*Reference)(nil),               // 3: codeximage.v1.Reference
+	(*ReferenceUse)(nil),            // 4: codeximage.v1.ReferenceUse
+	(*GenerateResponse)(nil),        // 5: codeximage.v1.GenerateResponse
+	(*Progress)(nil),                // 6: codeximage.v1.Progress
+	(*Image)(nil),                   // 7: codeximage.v1.Image
+	(*GenerateSummary)(nil),         // 8: codeximage.v1.GenerateSummary
+	(*GetCapabilitiesRequest)(nil),  // 9: codeximage.v1.GetCapabilitiesRequest
+	(*GetCapabilitiesResponse)(nil), // 10: codeximage.v1.GetCapabilitiesResponse
+	(*AspectOption)(nil),            // 11: codeximage.v1.AspectOption
+	(*SizeConstraints)(nil),         // 12: codeximage.v1.SizeConstraints
+	(*HighResolutionPresets)(nil),   // 13: codeximage.v1.HighResolutionPresets
+	(*SizePreset)(nil),              // 14: codeximage.v1.SizePreset
+	(*ReferencePolicy)(nil),         // 15: codeximage.v1.ReferencePolicy
+	(*HealthRequest)(nil),           // 16: codeximage.v1.HealthRequest
+	(*HealthResponse)(nil),          // 17: codeximage.v1.HealthResponse
+	(*CodexStatus)(nil),             // 18: codeximage.v1.CodexStatus
+	(*SlotStatus)(nil),              // 19: codeximage.v1.SlotStatus
+	(*GetImageRequest)(nil),         // 20: codeximage.v1.GetImageRequest
+	(*GetImageResponse)(nil),        // 21: codeximage.v1.GetImageResponse
+	(*GetImageFileRequest)(nil),     // 22: codeximage.v1.GetImageFileRequest
+	(*GetImageFileResponse)(nil),    // 23: codeximage.v1.GetImageFileResponse
+	(*timestamppb.Timestamp)(nil),   // 24: google.protobuf.Timestamp
 }
 var file_codeximage_v1_image_service_proto_depIdxs = []int32{
-	2,  // 0: codeximage.v1.GenerateRequest.references:type_name -> codeximage.v1.Reference
-	4,  // 1: codeximage.v1.GenerateResponse.progress:type_name -> codeximage.v1.Progress
-	5,  // 2: codeximage.v1.GenerateResponse.image:type_name -> codeximage.v1.Image
-	6,  // 3: codeximage.v1.GenerateResponse.summary:type_name -> codeximage.v1.GenerateSummary
-	0,  // 4: codeximage.v1.Progress.stage:type_name -> codeximage.v1.Progress.Stage
-	21, // 5: codeximage.v1.Image.create_time:type_name -> google.protobuf.Timestamp
-	9,  // 6: codeximage.v1.GetCapabilitiesResponse.size_constraints:type_name -> codeximage.v1.SizeConstraints
-	10, // 7: codeximage.v1.GetCapabilitiesResponse.high_resolution_presets:type_name -> codeximage.v1.HighResolutionPresets
-	12, // 8: codeximage.v1.GetCapabilitiesResponse.references:type_name -> codeximage.v1.ReferencePolicy
-	11, // 9: codeximage.v1.GetCapabilitiesResponse.presets:type_name -> codeximage.v1.SizePreset
-	15, // 10: codeximage.v1.HealthResponse.codex:type_name -> codeximage.v1.CodexStatus
-	16, // 11: codeximage.v1.HealthResponse.slots:type_name -> codeximage.v1.SlotStatus
-	5,  // 12: codeximage.v1.GetImageResponse.image:type_name -> codeximage.v1.Image
-	1,  // 13: codeximage.v1.ImageService.Generate:input_type -> codeximage.v1.GenerateRequest
-	7,  // 14: codeximage.v1.ImageService.GetCapabilities:input_type -> codeximage.v1.GetCapabilitiesRequest
-	13, // 15: codeximage.v1.ImageService.Health:input_type -> codeximage.v1.HealthRequest
-	17, // 16: codeximage.v1.ImageService.GetImage:input_type -> codeximage.v1.GetImageRequest
-	19, // 17: codeximage.v1.ImageService.GetImageFile:input_type -> codeximage.v1.GetImageFileRequest
-	3,  // 18: codeximage.v1.ImageService.Generate:output_type -> codeximage.v1.GenerateResponse
-	8,  // 19: codeximage.v1.ImageService.GetCapabilities:output_type -> codeximage.v1.GetCapabilitiesResponse
-	14, // 20: codeximage.v1.ImageService.Health:output_type -> codeximage.v1.HealthResponse
-	18, // 21: codeximage.v1.ImageService.GetImage:output_type -> codeximage.v1.GetImageResponse
-	20, // 22: codeximage.v1.ImageService.GetImageFile:output_type -> codeximage.v1.GetImageFileResponse
-	18, // [18:23] is the sub-list for method output_type
-	13, // [13:18] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	3,  // 0: codeximage.v1.GenerateRequest.references:type_name -> codeximage.v1.Reference
+	2,  // 1: codeximage.v1.GenerateRequest.canvas_size:type_name -> codeximage.v1.CanvasSize
+	6,  // 2: codeximage.v1.GenerateResponse.progress:type_name -> codeximage.v1.Progress
+	7,  // 3: codeximage.v1.GenerateResponse.image:type_name -> codeximage.v1.Image
+	8,  // 4: codeximage.v1.GenerateResponse.summary:type_name -> codeximage.v1.GenerateSummary
+	0,  // 5: codeximage.v1.Progress.stage:type_name -> codeximage.v1.Progress.Stage
+	24, // 6: codeximage.v1.Image.create_time:type_name -> google.protobuf.Timestamp
+	4,  // 7: codeximage.v1.Image.references:type_name -> codeximage.v1.ReferenceUse
+	4,  // 8: codeximage.v1.GenerateSummary.references:type_name -> codeximage.v1.ReferenceUse
+	12, // 9: codeximage.v1.GetCapabilitiesResponse.size_constraints:type_name -> codeximage.v1.SizeConstraints
+	13, // 10: codeximage.v1.GetCapabilitiesResponse.high_resolution_presets:type_name -> codeximage.v1.HighResolutionPresets
+	15, // 11: codeximage.v1.GetCapabilitiesResponse.references:type_name -> codeximage.v1.ReferencePolicy
+	14, // 12: codeximage.v1.GetCapabilitiesResponse.presets:type_name -> codeximage.v1.SizePreset
+	11, // 13: codeximage.v1.GetCapabilitiesResponse.aspect_options:type_name -> codeximage.v1.AspectOption
+	18, // 14: codeximage.v1.HealthResponse.codex:type_name -> codeximage.v1.CodexStatus
+	19, // 15: codeximage.v1.HealthResponse.slots:type_name -> codeximage.v1.SlotStatus
+	7,  // 16: codeximage.v1.GetImageResponse.image:type_name -> codeximage.v1.Image
+	1,  // 17: codeximage.v1.ImageService.Generate:input_type -> codeximage.v1.GenerateRequest
+	9,  // 18: codeximage.v1.ImageService.GetCapabilities:input_type -> codeximage.v1.GetCapabilitiesRequest
+	16, // 19: codeximage.v1.ImageService.Health:input_type -> codeximage.v1.HealthRequest
+	20, // 20: codeximage.v1.ImageService.GetImage:input_type -> codeximage.v1.GetImageRequest
+	22, // 21: codeximage.v1.ImageService.GetImageFile:input_type -> codeximage.v1.GetImageFileRequest
+	5,  // 22: codeximage.v1.ImageService.Generate:output_type -> codeximage.v1.GenerateResponse
+	10, // 23: codeximage.v1.ImageService.GetCapabilities:output_type -> codeximage.v1.GetCapabilitiesResponse
+	17, // 24: codeximage.v1.ImageService.Health:output_type -> codeximage.v1.HealthResponse
+	21, // 25: codeximage.v1.ImageService.GetImage:output_type -> codeximage.v1.GetImageResponse
+	23, // 26: codeximage.v1.ImageService.GetImageFile:output_type -> codeximage.v1.GetImageFileResponse
+	22, // [22:27] is the sub-list for method output_type
+	17, // [17:22] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_codeximage_v1_image_service_proto_init() }
@@ -1983,7 +2494,7 @@ func file_codeximage_v1_image_service_proto_init() {
 	if File_codeximage_v1_image_service_proto != nil {
 		return
 	}
-	file_codeximage_v1_image_service_proto_msgTypes[2].OneofWrappers = []any{
+	file_codeximage_v1_image_service_proto_msgTypes[4].OneofWrappers = []any{
 		(*GenerateResponse_Progress)(nil),
 		(*GenerateResponse_Image)(nil),
 		(*GenerateResponse_Summary)(nil),
@@ -1994,7 +2505,7 @@ func file_codeximage_v1_image_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_codeximage_v1_image_service_proto_rawDesc), len(file_codeximage_v1_image_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,7 +22,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file codeximage/v1/image_service.proto.
  */
 export const file_codeximage_v1_image_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFjb2RleGltYWdlL3YxL2ltYWdlX3NlcnZpY2UucHJvdG8SDWNvZGV4aW1hZ2UudjEiuAEKD0dlbmVyYXRlUmVxdWVzdBIOCgZwcm9tcHQYASABKAkSDQoFY291bnQYAiABKAUSDAoEc2l6ZRgDIAEoCRIOCgZhc3BlY3QYBCABKAkSDwoHcXVhbGl0eRgFIAEoCRIVCg1vdXRwdXRfZm9ybWF0GAYgASgJEiwKCnJlZmVyZW5jZXMYByADKAsyGC5jb2RleGltYWdlLnYxLlJlZmVyZW5jZRISCgpyZXF1ZXN0X2lkGAggASgJIkIKCVJlZmVyZW5jZRITCgVpbWFnZRgBIAEoDEIE4kEBAhIRCgltaW1lX3R5cGUYAiABKAkSDQoFbGFiZWwYAyABKAkiogEKEEdlbmVyYXRlUmVzcG9uc2USKwoIcHJvZ3Jlc3MYASABKAsyFy5jb2RleGltYWdlLnYxLlByb2dyZXNzSAASJQoFaW1hZ2UYAiABKAsyFC5jb2RleGltYWdlLnYxLkltYWdlSAASMQoHc3VtbWFyeRgDIAEoCzIeLmNvZGV4aW1hZ2UudjEuR2VuZXJhdGVTdW1tYXJ5SABCBwoFZXZlbnQioQIKCFByb2dyZXNzEiwKBXN0YWdlGAEgASgOMh0uY29kZXhpbWFnZS52MS5Qcm9ncmVzcy5TdGFnZRIXCg9jYW5kaWRhdGVfaW5kZXgYAiABKAUSDQoFcGhhc2UYAyABKAkSDgoGZGV0YWlsGAQgASgJEhYKDnF1ZXVlX3Bvc2l0aW9uGAUgASgFEhIKCmVsYXBzZWRfbXMYBiABKAMiggEKBVN0YWdlEhUKEVNUQUdFX1VOU1BFQ0lGSUVEEAASEAoMU1RBR0VfUVVFVUVEEAESGwoXU1RBR0VfQ0FORElEQVRFX1NUQVJURUQQAhIVChFTVEFHRV9DT0RFWF9QSEFTRRADEhwKGFNUQUdFX0NBTkRJREFURV9GSU5JU0hFRBAEIpsDCgVJbWFnZRIQCgJpZBgBIAEoCUIE4kEBAxISCgpyZXF1ZXN0X2lkGAIgASgJEg0KBWluZGV4GAMgASgFEg0KBWxhYmVsGAQgASgJEhEKCW1pbWVfdHlwZRgFIAEoCRINCgV3aWR0aBgGIAEoBRIOCgZoZWlnaHQYByABKAUSEQoJYnl0ZV9zaXplGAggASgDEg4KBnNoYTI1NhgJIAEoCRIWCg5yZXZpc2VkX3Byb21wdBgKIAEoCRIRCglmaWxlX3BhdGgYCyABKAkSEQoJdGhyZWFkX2lkGAwgASgJEhUKDXJlc29sdmVkX3NpemUYDSABKAkSEwoLZHVyYXRpb25fbXMYDiABKAMSLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnByb21wdBgQIAEoCRIWCg5yZXF1ZXN0ZWRfc2l6ZRgRIAEoCRIOCgZhc3BlY3QYEiABKAkSDwoHcXVhbGl0eRgTIAEoCRIVCg1vdXRwdXRfZm9ybWF0GBQgASgJItQBCg9HZW5lcmF0ZVN1bW1hcnkSEgoKcmVxdWVzdF9pZBgBIAEoCRIOCgZzdGF0dXMYAiABKAkSDQoFbW9kZWwYAyABKAkSDwoHYmFja2VuZBgEIAEoCRIWCg5yZXF1ZXN0ZWRfc2l6ZRgFIAEoCRIVCg1yZXNvbHZlZF9zaXplGAYgASgJEg8KB3F1YWxpdHkYByABKAkSFQoNb3V0cHV0X2Zvcm1hdBgIIAEoCRIRCglpbWFnZV9pZHMYCSADKAkSEwoLZHVyYXRpb25fbXMYCiABKAMiGAoWR2V0Q2FwYWJpbGl0aWVzUmVxdWVzdCLSAwoXR2V0Q2FwYWJpbGl0aWVzUmVzcG9uc2USDQoFbW9kZWwYASABKAkSDwoHYmFja2VuZBgCIAEoCRISCgptYXhfaW1hZ2VzGAMgASgFEhYKDm91dHB1dF9mb3JtYXRzGAQgAygJEhEKCXF1YWxpdGllcxgFIAMoCRIUCgxzaXplX29wdGlvbnMYBiADKAkSFQoNcmF0aW9fb3B0aW9ucxgHIAMoCRI4ChBzaXplX2NvbnN0cmFpbnRzGAggASgLMh4uY29kZXhpbWFnZS52MS5TaXplQ29uc3RyYWludHMSRQoXaGlnaF9yZXNvbHV0aW9uX3ByZXNldHMYCSABKAsyJC5jb2RleGltYWdlLnYxLkhpZ2hSZXNvbHV0aW9uUHJlc2V0cxIyCgpyZWZlcmVuY2VzGAogASgLMh4uY29kZXhpbWFnZS52MS5SZWZlcmVuY2VQb2xpY3kSFQoNYXV0aF9yZXF1aXJlZBgLIAEoCBIdChVnZW5lcmF0aW9uX3RpbWVvdXRfbXMYDCABKAMSKgoHcHJlc2V0cxgNIAMoCzIZLmNvZGV4aW1hZ2UudjEuU2l6ZVByZXNldBIUCgxhc3BlY3RfbmFtZXMYDiADKAkiiAEKD1NpemVDb25zdHJhaW50cxITCgtjdXN0b21fc2l6ZRgBIAEoCBIQCghtYXhfZWRnZRgCIAEoBRISCgptYXhfcGl4ZWxzGAMgASgDEhIKCm1pbl9waXhlbHMYBCABKAMSEwoLbXVsdGlwbGVfb2YYBSABKAUSEQoJbWF4X3JhdGlvGAYgASgJIkwKFUhpZ2hSZXNvbHV0aW9uUHJlc2V0cxIRCglsYW5kc2NhcGUYASABKAkSEAoIcG9ydHJhaXQYAiABKAkSDgoGc3F1YXJlGAMgASgJIkAKClNpemVQcmVzZXQSDAoEbmFtZRgBIAEoCRIQCghtYXhfZWRnZRgCIAEoBRISCgptYXhfcGl4ZWxzGAMgASgDIloKD1JlZmVyZW5jZVBvbGljeRIMCgRtb2RlGAEgASgJEhIKCm1heF9pbWFnZXMYAiABKAUSEQoJbWF4X2J5dGVzGAMgASgDEhIKCm1pbWVfdHlwZXMYBCADKAkiDwoNSGVhbHRoUmVxdWVzdCLrAQoOSGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEg0KBXJlYWR5GAIgASgIEg8KB2JhY2tlbmQYAyABKAkSDQoFbW9kZWwYBCABKAkSFQoNYXV0aF9yZXF1aXJlZBgFIAEoCBIdChVnZW5lcmF0aW9uX3RpbWVvdXRfbXMYBiABKAMSKQoFY29kZXgYByABKAsyGi5jb2RleGltYWdlLnYxLkNvZGV4U3RhdHVzEigKBXNsb3RzGAggASgLMhkuY29kZXhpbWFnZS52MS5TbG90U3RhdHVzEg8KB3Byb2JsZW0YCSABKAkiZwoLQ29kZXhTdGF0dXMSDQoFZm91bmQYASABKAgSDAoEcGF0aBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEhEKCWxvZ2dlZF9pbhgEIAEoCBIXCg9jdXN0b21fcHJvdmlkZXIYBSABKAgiXgoKU2xvdFN0YXR1cxIOCgZpbl91c2UYASABKAUSDAoEZnJlZRgCIAEoBRINCgVsaW1pdBgDIAEoBRIOCgZxdWV1ZWQYBCABKAUSEwoLcXVldWVfbGltaXQYBSABKAUiKQoPR2V0SW1hZ2VSZXF1ZXN0EhYKCGltYWdlX2lkGAEgASgJQgTiQQECIjcKEEdldEltYWdlUmVzcG9uc2USIwoFaW1hZ2UYASABKAsyFC5jb2RleGltYWdlLnYxLkltYWdlIi0KE0dldEltYWdlRmlsZVJlcXVlc3QSFgoIaW1hZ2VfaWQYASABKAlCBOJBAQIiXgoUR2V0SW1hZ2VGaWxlUmVzcG9uc2USFAoMY29udGVudF90eXBlGAEgASgJEhIKCnRvdGFsX3NpemUYAiABKAMSDgoGc2hhMjU2GAMgASgJEgwKBGRhdGEYBCABKAwyvQQKDEltYWdlU2VydmljZRJtCghHZW5lcmF0ZRIeLmNvZGV4aW1hZ2UudjEuR2VuZXJhdGVSZXF1ZXN0Gh8uY29kZXhpbWFnZS52MS5HZW5lcmF0ZVJlc3BvbnNlIh6C0+STAhg6ASoiEy92MS9pbWFnZXMvZ2VuZXJhdGUwARJ6Cg9HZXRDYXBhYmlsaXRpZXMSJS5jb2RleGltYWdlLnYxLkdldENhcGFiaWxpdGllc1JlcXVlc3QaJi5jb2RleGltYWdlLnYxLkdldENhcGFiaWxpdGllc1Jlc3BvbnNlIhiC0+STAhISEC92MS9jYXBhYmlsaXRpZXMSVwoGSGVhbHRoEhwuY29kZXhpbWFnZS52MS5IZWFsdGhSZXF1ZXN0Gh0uY29kZXhpbWFnZS52MS5IZWFsdGhSZXNwb25zZSIQgtPkkwIKEggvaGVhbHRoehJqCghHZXRJbWFnZRIeLmNvZGV4aW1hZ2UudjEuR2V0SW1hZ2VSZXF1ZXN0Gh8uY29kZXhpbWFnZS52MS5HZXRJbWFnZVJlc3BvbnNlIh2C0+STAhcSFS92MS9pbWFnZXMve2ltYWdlX2lkfRJ9CgxHZXRJbWFnZUZpbGUSIi5jb2RleGltYWdlLnYxLkdldEltYWdlRmlsZVJlcXVlc3QaIy5jb2RleGltYWdlLnYxLkdldEltYWdlRmlsZVJlc3BvbnNlIiKC0+STAhwSGi92MS9pbWFnZXMve2ltYWdlX2lkfS9maWxlMAFCbAoRZGV2LmNvZGV4aW1hZ2UudjFQAVpVZ2l0aHViLmNvbS9jb2RleC1pbWFnZS1zZXJ2ZXIvY29kZXgtaW1hZ2Utc2VydmVyL2NsaWVudHMvZ28vY29kZXhpbWFnZXYxO2NvZGV4aW1hZ2V2MWIGcHJvdG8z", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
+  fileDesc("CiFjb2RleGltYWdlL3YxL2ltYWdlX3NlcnZpY2UucHJvdG8SDWNvZGV4aW1hZ2UudjEi9QEKD0dlbmVyYXRlUmVxdWVzdBIOCgZwcm9tcHQYASABKAkSDQoFY291bnQYAiABKAUSDAoEc2l6ZRgDIAEoCRIOCgZhc3BlY3QYBCABKAkSDwoHcXVhbGl0eRgFIAEoCRIVCg1vdXRwdXRfZm9ybWF0GAYgASgJEiwKCnJlZmVyZW5jZXMYByADKAsyGC5jb2RleGltYWdlLnYxLlJlZmVyZW5jZRISCgpyZXF1ZXN0X2lkGAggASgJEi4KC2NhbnZhc19zaXplGAkgASgLMhkuY29kZXhpbWFnZS52MS5DYW52YXNTaXplEgsKA2ZpdBgKIAEoCSIrCgpDYW52YXNTaXplEg0KBXdpZHRoGAEgASgFEg4KBmhlaWdodBgCIAEoBSJxCglSZWZlcmVuY2USEwoFaW1hZ2UYASABKAxCBOJBAQISEQoJbWltZV90eXBlGAIgASgJEg0KBWxhYmVsGAMgASgJEg4KBnNvdXJjZRgEIAEoCRINCgV3aWR0aBgFIAEoBRIOCgZoZWlnaHQYBiABKAUijwEKDFJlZmVyZW5jZVVzZRINCgVpbmRleBgBIAEoBRINCgVsYWJlbBgCIAEoCRIOCgZzb3VyY2UYAyABKAkSDQoFdXNhZ2UYBCABKAkSFQoNcGF0aF9wb3NpdGlvbhgFIAEoBRIMCgR0aWxlGAYgASgFEg0KBXdpZHRoGAcgASgFEg4KBmhlaWdodBgIIAEoBSKiAQoQR2VuZXJhdGVSZXNwb25zZRIrCghwcm9ncmVzcxgBIAEoCzIXLmNvZGV4aW1hZ2UudjEuUHJvZ3Jlc3NIABIlCgVpbWFnZRgCIAEoCzIULmNvZGV4aW1hZ2UudjEuSW1hZ2VIABIxCgdzdW1tYXJ5GAMgASgLMh4uY29kZXhpbWFnZS52MS5HZW5lcmF0ZVN1bW1hcnlIAEIHCgVldmVudCKhAgoIUHJvZ3Jlc3MSLAoFc3RhZ2UYASABKA4yHS5jb2RleGltYWdlLnYxLlByb2dyZXNzLlN0YWdlEhcKD2NhbmRpZGF0ZV9pbmRleBgCIAEoBRINCgVwaGFzZRgDIAEoCRIOCgZkZXRhaWwYBCABKAkSFgoOcXVldWVfcG9zaXRpb24YBSABKAUSEgoKZWxhcHNlZF9tcxgGIAEoAyKCAQoFU3RhZ2USFQoRU1RBR0VfVU5TUEVDSUZJRUQQABIQCgxTVEFHRV9RVUVVRUQQARIbChdTVEFHRV9DQU5ESURBVEVfU1RBUlRFRBACEhUKEVNUQUdFX0NPREVYX1BIQVNFEAMSHAoYU1RBR0VfQ0FORElEQVRFX0ZJTklTSEVEEAQi6wQKBUltYWdlEhAKAmlkGAEgASgJQgTiQQEDEhIKCnJlcXVlc3RfaWQYAiABKAkSDQoFaW5kZXgYAyABKAUSDQoFbGFiZWwYBCABKAkSEQoJbWltZV90eXBlGAUgASgJEg0KBXdpZHRoGAYgASgFEg4KBmhlaWdodBgHIAEoBRIRCglieXRlX3NpemUYCCABKAMSDgoGc2hhMjU2GAkgASgJEhYKDnJldmlzZWRfcHJvbXB0GAogASgJEhEKCWZpbGVfcGF0aBgLIAEoCRIRCgl0aHJlYWRfaWQYDCABKAkSFQoNcmVzb2x2ZWRfc2l6ZRgNIAEoCRITCgtkdXJhdGlvbl9tcxgOIAEoAxIvCgtjcmVhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcHJvbXB0GBAgASgJEhYKDnJlcXVlc3RlZF9zaXplGBEgASgJEg4KBmFzcGVjdBgSIAEoCRIPCgdxdWFsaXR5GBMgASgJEhUKDW91dHB1dF9mb3JtYXQYFCABKAkSEwoLdGFyZ2V0X3NpemUYFSABKAkSFAoMYXNwZWN0X3JhdGlvGBYgASgJEhUKDWFzcGVjdF9zb3VyY2UYFyABKAkSCwoDZml0GBggASgJEhQKDG5hdGl2ZV93aWR0aBgZIAEoBRIVCg1uYXRpdmVfaGVpZ2h0GBogASgFEg8KB3Jlc2l6ZWQYGyABKAgSEAoIZW5sYXJnZWQYHCABKAgSLwoKcmVmZXJlbmNlcxgdIAMoCzIbLmNvZGV4aW1hZ2UudjEuUmVmZXJlbmNlVXNlItQCCg9HZW5lcmF0ZVN1bW1hcnkSEgoKcmVxdWVzdF9pZBgBIAEoCRIOCgZzdGF0dXMYAiABKAkSDQoFbW9kZWwYAyABKAkSDwoHYmFja2VuZBgEIAEoCRIWCg5yZXF1ZXN0ZWRfc2l6ZRgFIAEoCRIVCg1yZXNvbHZlZF9zaXplGAYgASgJEg8KB3F1YWxpdHkYByABKAkSFQoNb3V0cHV0X2Zvcm1hdBgIIAEoCRIRCglpbWFnZV9pZHMYCSADKAkSEwoLZHVyYXRpb25fbXMYCiABKAMSEwoLdGFyZ2V0X3NpemUYCyABKAkSFAoMYXNwZWN0X3JhdGlvGAwgASgJEhUKDWFzcGVjdF9zb3VyY2UYDSABKAkSCwoDZml0GA4gASgJEi8KCnJlZmVyZW5jZXMYDyADKAsyGy5jb2RleGltYWdlLnYxLlJlZmVyZW5jZVVzZSIYChZHZXRDYXBhYmlsaXRpZXNSZXF1ZXN0IpUEChdHZXRDYXBhYmlsaXRpZXNSZXNwb25zZRINCgVtb2RlbBgBIAEoCRIPCgdiYWNrZW5kGAIgASgJEhIKCm1heF9pbWFnZXMYAyABKAUSFgoOb3V0cHV0X2Zvcm1hdHMYBCADKAkSEQoJcXVhbGl0aWVzGAUgAygJEhQKDHNpemVfb3B0aW9ucxgGIAMoCRIVCg1yYXRpb19vcHRpb25zGAcgAygJEjgKEHNpemVfY29uc3RyYWludHMYCCABKAsyHi5jb2RleGltYWdlLnYxLlNpemVDb25zdHJhaW50cxJFChdoaWdoX3Jlc29sdXRpb25fcHJlc2V0cxgJIAEoCzIkLmNvZGV4aW1hZ2UudjEuSGlnaFJlc29sdXRpb25QcmVzZXRzEjIKCnJlZmVyZW5jZXMYCiABKAsyHi5jb2RleGltYWdlLnYxLlJlZmVyZW5jZVBvbGljeRIVCg1hdXRoX3JlcXVpcmVkGAsgASgIEh0KFWdlbmVyYXRpb25fdGltZW91dF9tcxgMIAEoAxIqCgdwcmVzZXRzGA0gAygLMhkuY29kZXhpbWFnZS52MS5TaXplUHJlc2V0EhQKDGFzcGVjdF9uYW1lcxgOIAMoCRIzCg5hc3BlY3Rfb3B0aW9ucxgPIAMoCzIbLmNvZGV4aW1hZ2UudjEuQXNwZWN0T3B0aW9uEgwKBGZpdHMYECADKAkiUAoMQXNwZWN0T3B0aW9uEgwKBG5hbWUYASABKAkSDAoEa2luZBgCIAEoCRIPCgdhbGlhc2VzGAMgAygJEhMKC2Rlc2NyaXB0aW9uGAQgASgJIogBCg9TaXplQ29uc3RyYWludHMSEwoLY3VzdG9tX3NpemUYASABKAgSEAoIbWF4X2VkZ2UYAiABKAUSEgoKbWF4X3BpeGVscxgDIAEoAxISCgptaW5fcGl4ZWxzGAQgASgDEhMKC211bHRpcGxlX29mGAUgASgFEhEKCW1heF9yYXRpbxgGIAEoCSJMChVIaWdoUmVzb2x1dGlvblByZXNldHMSEQoJbGFuZHNjYXBlGAEgASgJEhAKCHBvcnRyYWl0GAIgASgJEg4KBnNxdWFyZRgDIAEoCSJACgpTaXplUHJlc2V0EgwKBG5hbWUYASABKAkSEAoIbWF4X2VkZ2UYAiABKAUSEgoKbWF4X3BpeGVscxgDIAEoAyKIAQoPUmVmZXJlbmNlUG9saWN5EgwKBG1vZGUYASABKAkSEgoKbWF4X2ltYWdlcxgCIAEoBRIRCgltYXhfYnl0ZXMYAyABKAMSEgoKbWltZV90eXBlcxgEIAMoCRIVCg1tYXhfb3JpZ2luYWxzGAUgASgFEhUKDW92ZXJmbG93X21vZGUYBiABKAkiDwoNSGVhbHRoUmVxdWVzdCLrAQoOSGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEg0KBXJlYWR5GAIgASgIEg8KB2JhY2tlbmQYAyABKAkSDQoFbW9kZWwYBCABKAkSFQoNYXV0aF9yZXF1aXJlZBgFIAEoCBIdChVnZW5lcmF0aW9uX3RpbWVvdXRfbXMYBiABKAMSKQoFY29kZXgYByABKAsyGi5jb2RleGltYWdlLnYxLkNvZGV4U3RhdHVzEigKBXNsb3RzGAggASgLMhkuY29kZXhpbWFnZS52MS5TbG90U3RhdHVzEg8KB3Byb2JsZW0YCSABKAkiZwoLQ29kZXhTdGF0dXMSDQoFZm91bmQYASABKAgSDAoEcGF0aBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEhEKCWxvZ2dlZF9pbhgEIAEoCBIXCg9jdXN0b21fcHJvdmlkZXIYBSABKAgiXgoKU2xvdFN0YXR1cxIOCgZpbl91c2UYASABKAUSDAoEZnJlZRgCIAEoBRINCgVsaW1pdBgDIAEoBRIOCgZxdWV1ZWQYBCABKAUSEwoLcXVldWVfbGltaXQYBSABKAUiKQoPR2V0SW1hZ2VSZXF1ZXN0EhYKCGltYWdlX2lkGAEgASgJQgTiQQECIjcKEEdldEltYWdlUmVzcG9uc2USIwoFaW1hZ2UYASABKAsyFC5jb2RleGltYWdlLnYxLkltYWdlIi0KE0dldEltYWdlRmlsZVJlcXVlc3QSFgoIaW1hZ2VfaWQYASABKAlCBOJBAQIiXgoUR2V0SW1hZ2VGaWxlUmVzcG9uc2USFAoMY29udGVudF90eXBlGAEgASgJEhIKCnRvdGFsX3NpemUYAiABKAMSDgoGc2hhMjU2GAMgASgJEgwKBGRhdGEYBCABKAwyvQQKDEltYWdlU2VydmljZRJtCghHZW5lcmF0ZRIeLmNvZGV4aW1hZ2UudjEuR2VuZXJhdGVSZXF1ZXN0Gh8uY29kZXhpbWFnZS52MS5HZW5lcmF0ZVJlc3BvbnNlIh6C0+STAhg6ASoiEy92MS9pbWFnZXMvZ2VuZXJhdGUwARJ6Cg9HZXRDYXBhYmlsaXRpZXMSJS5jb2RleGltYWdlLnYxLkdldENhcGFiaWxpdGllc1JlcXVlc3QaJi5jb2RleGltYWdlLnYxLkdldENhcGFiaWxpdGllc1Jlc3BvbnNlIhiC0+STAhISEC92MS9jYXBhYmlsaXRpZXMSVwoGSGVhbHRoEhwuY29kZXhpbWFnZS52MS5IZWFsdGhSZXF1ZXN0Gh0uY29kZXhpbWFnZS52MS5IZWFsdGhSZXNwb25zZSIQgtPkkwIKEggvaGVhbHRoehJqCghHZXRJbWFnZRIeLmNvZGV4aW1hZ2UudjEuR2V0SW1hZ2VSZXF1ZXN0Gh8uY29kZXhpbWFnZS52MS5HZXRJbWFnZVJlc3BvbnNlIh2C0+STAhcSFS92MS9pbWFnZXMve2ltYWdlX2lkfRJ9CgxHZXRJbWFnZUZpbGUSIi5jb2RleGltYWdlLnYxLkdldEltYWdlRmlsZVJlcXVlc3QaIy5jb2RleGltYWdlLnYxLkdldEltYWdlRmlsZVJlc3BvbnNlIiKC0+STAhwSGi92MS9pbWFnZXMve2ltYWdlX2lkfS9maWxlMAFCbAoRZGV2LmNvZGV4aW1hZ2UudjFQAVpVZ2l0aHViLmNvbS9jb2RleC1pbWFnZS1zZXJ2ZXIvY29kZXgtaW1hZ2Utc2VydmVyL2NsaWVudHMvZ28vY29kZXhpbWFnZXYxO2NvZGV4aW1hZ2V2MWIGcHJvdG8z", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message codeximage.v1.GenerateRequest
@@ -43,14 +43,20 @@ export type GenerateRequest = Message<"codeximage.v1.GenerateRequest"> & {
   count: number;
 
   /**
-   * "auto" (or empty), "WxH" (e.g. "1536x1024"), or a preset "1K", "2K", "4K".
+   * "auto" (or empty), "WxH" (e.g. "1536x1024"), or a preset "1K", "2K", "4K"
+   * (any case).
    *
    * @generated from field: string size = 3;
    */
   size: string;
 
   /**
-   * Used with a preset: "W:H" (e.g. "16:9"), "landscape", "portrait", "square".
+   * The image's ratio, used with a preset (and told to the model): "W:H"
+   * (e.g. "16:9"), "landscape", "portrait", "square"; or where the ratio comes
+   * from: "reference" (also "参考图比例", "原图比例", "自动": the first
+   * reference's width/height, 16:9 without references), "canvas" ("画布比例":
+   * `canvas_size`, else the first reference, else 16:9), "custom" ("自定义":
+   * the explicit `size`'s own ratio; needs a WxH size).
    *
    * @generated from field: string aspect = 4;
    */
@@ -84,6 +90,23 @@ export type GenerateRequest = Message<"codeximage.v1.GenerateRequest"> & {
    * @generated from field: string request_id = 8;
    */
   requestId: string;
+
+  /**
+   * The caller's open document (e.g. the Photoshop canvas), for aspect
+   * "canvas". When set, both sides must be positive.
+   *
+   * @generated from field: codeximage.v1.CanvasSize canvas_size = 9;
+   */
+  canvasSize?: CanvasSize | undefined;
+
+  /**
+   * When a size was asked for (WxH or a preset) and the model made another:
+   * "exact" (or empty) delivers exactly that size (centre crop to the aspect,
+   * then Lanczos); "native" delivers the model's own image untouched.
+   *
+   * @generated from field: string fit = 10;
+   */
+  fit: string;
 };
 
 /**
@@ -92,6 +115,30 @@ export type GenerateRequest = Message<"codeximage.v1.GenerateRequest"> & {
  */
 export const GenerateRequestSchema: GenMessage<GenerateRequest> = /*@__PURE__*/
   messageDesc(file_codeximage_v1_image_service, 0);
+
+/**
+ * A pixel size of the caller's canvas.
+ *
+ * @generated from message codeximage.v1.CanvasSize
+ */
+export type CanvasSize = Message<"codeximage.v1.CanvasSize"> & {
+  /**
+   * @generated from field: int32 width = 1;
+   */
+  width: number;
+
+  /**
+   * @generated from field: int32 height = 2;
+   */
+  height: number;
+};
+
+/**
+ * Describes the message codeximage.v1.CanvasSize.
+ * Use `create(CanvasSizeSchema)` to create a new message.
+ */
+export const CanvasSizeSchema: GenMessage<CanvasSize> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 1);
 
 /**
  * @generated from message codeximage.v1.Reference
@@ -117,6 +164,27 @@ export type Reference = Message<"codeximage.v1.Reference"> & {
    * @generated from field: string label = 3;
    */
   label: string;
+
+  /**
+   * Where the caller took it from, e.g. "layer" or "document"; echoed back.
+   *
+   * @generated from field: string source = 4;
+   */
+  source: string;
+
+  /**
+   * Its pixel size as the caller knows it (optional, both or neither). Used
+   * for aspect "reference"; a ratio that disagrees with the bytes' own is
+   * refused (the bytes are what the model sees).
+   *
+   * @generated from field: int32 width = 5;
+   */
+  width: number;
+
+  /**
+   * @generated from field: int32 height = 6;
+   */
+  height: number;
 };
 
 /**
@@ -124,7 +192,75 @@ export type Reference = Message<"codeximage.v1.Reference"> & {
  * Use `create(ReferenceSchema)` to create a new message.
  */
 export const ReferenceSchema: GenMessage<Reference> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 1);
+  messageDesc(file_codeximage_v1_image_service, 2);
+
+/**
+ * How one reference reached the image model.
+ *
+ * @generated from message codeximage.v1.ReferenceUse
+ */
+export type ReferenceUse = Message<"codeximage.v1.ReferenceUse"> & {
+  /**
+   * 0-based position in the request's `references`.
+   *
+   * @generated from field: int32 index = 1;
+   */
+  index: number;
+
+  /**
+   * @generated from field: string label = 2;
+   */
+  label: string;
+
+  /**
+   * @generated from field: string source = 3;
+   */
+  source: string;
+
+  /**
+   * "original": passed byte-identical as its own referenced image path;
+   * "contact_sheet": codex's image tool takes at most 5 paths, so references
+   * past the fourth are tiled, each at up to `tile_edge` pixels, into one
+   * contact sheet passed as the fifth path.
+   *
+   * @generated from field: string usage = 4;
+   */
+  usage: string;
+
+  /**
+   * 1-based position among the paths handed to the image tool.
+   *
+   * @generated from field: int32 path_position = 5;
+   */
+  pathPosition: number;
+
+  /**
+   * For "contact_sheet": 1-based tile number on the sheet (tiles are
+   * labelled "#<index+1>" on it).
+   *
+   * @generated from field: int32 tile = 6;
+   */
+  tile: number;
+
+  /**
+   * Decoded pixel size of the bytes sent.
+   *
+   * @generated from field: int32 width = 7;
+   */
+  width: number;
+
+  /**
+   * @generated from field: int32 height = 8;
+   */
+  height: number;
+};
+
+/**
+ * Describes the message codeximage.v1.ReferenceUse.
+ * Use `create(ReferenceUseSchema)` to create a new message.
+ */
+export const ReferenceUseSchema: GenMessage<ReferenceUse> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 3);
 
 /**
  * @generated from message codeximage.v1.GenerateResponse
@@ -159,7 +295,7 @@ export type GenerateResponse = Message<"codeximage.v1.GenerateResponse"> & {
  * Use `create(GenerateResponseSchema)` to create a new message.
  */
 export const GenerateResponseSchema: GenMessage<GenerateResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 2);
+  messageDesc(file_codeximage_v1_image_service, 4);
 
 /**
  * @generated from message codeximage.v1.Progress
@@ -212,7 +348,7 @@ export type Progress = Message<"codeximage.v1.Progress"> & {
  * Use `create(ProgressSchema)` to create a new message.
  */
 export const ProgressSchema: GenMessage<Progress> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 3);
+  messageDesc(file_codeximage_v1_image_service, 5);
 
 /**
  * @generated from enum codeximage.v1.Progress.Stage
@@ -256,7 +392,7 @@ export enum Progress_Stage {
  * Describes the enum codeximage.v1.Progress.Stage.
  */
 export const Progress_StageSchema: GenEnum<Progress_Stage> = /*@__PURE__*/
-  enumDesc(file_codeximage_v1_image_service, 3, 0);
+  enumDesc(file_codeximage_v1_image_service, 5, 0);
 
 /**
  * A finished candidate, and the metadata record kept with every stored image.
@@ -296,7 +432,7 @@ export type Image = Message<"codeximage.v1.Image"> & {
   mimeType: string;
 
   /**
-   * Real dimensions of the stored image.
+   * Real dimensions of the stored image (the delivered one).
    *
    * @generated from field: int32 width = 6;
    */
@@ -341,7 +477,8 @@ export type Image = Message<"codeximage.v1.Image"> & {
   threadId: string;
 
   /**
-   * The size asked for ("auto" or "WxH"), after presets were resolved.
+   * The stored image's real size, "WxH" (the same as width x height). The
+   * size asked for, after presets and aspects were resolved, is `target_size`.
    *
    * @generated from field: string resolved_size = 13;
    */
@@ -385,6 +522,69 @@ export type Image = Message<"codeximage.v1.Image"> & {
    * @generated from field: string output_format = 20;
    */
   outputFormat: string;
+
+  /**
+   * The size asked for after presets and aspects were resolved: "WxH", or
+   * "auto" when none was asked.
+   *
+   * @generated from field: string target_size = 21;
+   */
+  targetSize: string;
+
+  /**
+   * The ratio aimed at ("16:9", "620:877"), empty when none, and where it
+   * came from: "ratio", "reference", "canvas", "size", "fallback", "default".
+   *
+   * @generated from field: string aspect_ratio = 22;
+   */
+  aspectRatio: string;
+
+  /**
+   * @generated from field: string aspect_source = 23;
+   */
+  aspectSource: string;
+
+  /**
+   * "exact" or "native" (see GenerateRequest.fit).
+   *
+   * @generated from field: string fit = 24;
+   */
+  fit: string;
+
+  /**
+   * The size the image model made. Equal to width x height unless resized.
+   *
+   * @generated from field: int32 native_width = 25;
+   */
+  nativeWidth: number;
+
+  /**
+   * @generated from field: int32 native_height = 26;
+   */
+  nativeHeight: number;
+
+  /**
+   * The model's image was cropped to the aspect and resampled (Lanczos) to
+   * target_size.
+   *
+   * @generated from field: bool resized = 27;
+   */
+  resized: boolean;
+
+  /**
+   * ... and resampling made it larger than what the model drew (more pixels
+   * than the model's crop): detail is interpolated, not generated.
+   *
+   * @generated from field: bool enlarged = 28;
+   */
+  enlarged: boolean;
+
+  /**
+   * How each reference of the request reached the image model.
+   *
+   * @generated from field: repeated codeximage.v1.ReferenceUse references = 29;
+   */
+  references: ReferenceUse[];
 };
 
 /**
@@ -392,7 +592,7 @@ export type Image = Message<"codeximage.v1.Image"> & {
  * Use `create(ImageSchema)` to create a new message.
  */
 export const ImageSchema: GenMessage<Image> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 4);
+  messageDesc(file_codeximage_v1_image_service, 6);
 
 /**
  * @generated from message codeximage.v1.GenerateSummary
@@ -449,6 +649,33 @@ export type GenerateSummary = Message<"codeximage.v1.GenerateSummary"> & {
    * @generated from field: int64 duration_ms = 10;
    */
   durationMs: bigint;
+
+  /**
+   * See Image: target_size, aspect_ratio, aspect_source, fit, references.
+   *
+   * @generated from field: string target_size = 11;
+   */
+  targetSize: string;
+
+  /**
+   * @generated from field: string aspect_ratio = 12;
+   */
+  aspectRatio: string;
+
+  /**
+   * @generated from field: string aspect_source = 13;
+   */
+  aspectSource: string;
+
+  /**
+   * @generated from field: string fit = 14;
+   */
+  fit: string;
+
+  /**
+   * @generated from field: repeated codeximage.v1.ReferenceUse references = 15;
+   */
+  references: ReferenceUse[];
 };
 
 /**
@@ -456,7 +683,7 @@ export type GenerateSummary = Message<"codeximage.v1.GenerateSummary"> & {
  * Use `create(GenerateSummarySchema)` to create a new message.
  */
 export const GenerateSummarySchema: GenMessage<GenerateSummary> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 5);
+  messageDesc(file_codeximage_v1_image_service, 7);
 
 /**
  * @generated from message codeximage.v1.GetCapabilitiesRequest
@@ -469,7 +696,7 @@ export type GetCapabilitiesRequest = Message<"codeximage.v1.GetCapabilitiesReque
  * Use `create(GetCapabilitiesRequestSchema)` to create a new message.
  */
 export const GetCapabilitiesRequestSchema: GenMessage<GetCapabilitiesRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 6);
+  messageDesc(file_codeximage_v1_image_service, 8);
 
 /**
  * @generated from message codeximage.v1.GetCapabilitiesResponse
@@ -544,6 +771,22 @@ export type GetCapabilitiesResponse = Message<"codeximage.v1.GetCapabilitiesResp
    * @generated from field: repeated string aspect_names = 14;
    */
   aspectNames: string[];
+
+  /**
+   * Every aspect the server understands, as the plugin offers them: the
+   * ratio options, the named ratios and the ratio sources with their
+   * spellings.
+   *
+   * @generated from field: repeated codeximage.v1.AspectOption aspect_options = 15;
+   */
+  aspectOptions: AspectOption[];
+
+  /**
+   * Values of GenerateRequest.fit: "exact", "native".
+   *
+   * @generated from field: repeated string fits = 16;
+   */
+  fits: string[];
 };
 
 /**
@@ -551,7 +794,47 @@ export type GetCapabilitiesResponse = Message<"codeximage.v1.GetCapabilitiesResp
  * Use `create(GetCapabilitiesResponseSchema)` to create a new message.
  */
 export const GetCapabilitiesResponseSchema: GenMessage<GetCapabilitiesResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 7);
+  messageDesc(file_codeximage_v1_image_service, 9);
+
+/**
+ * @generated from message codeximage.v1.AspectOption
+ */
+export type AspectOption = Message<"codeximage.v1.AspectOption"> & {
+  /**
+   * The canonical value, e.g. "16:9", "landscape", "reference".
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * "ratio", "reference", "canvas" or "custom".
+   *
+   * @generated from field: string kind = 2;
+   */
+  kind: string;
+
+  /**
+   * Other spellings accepted, e.g. "参考图比例".
+   *
+   * @generated from field: repeated string aliases = 3;
+   */
+  aliases: string[];
+
+  /**
+   * What it means, in one line.
+   *
+   * @generated from field: string description = 4;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message codeximage.v1.AspectOption.
+ * Use `create(AspectOptionSchema)` to create a new message.
+ */
+export const AspectOptionSchema: GenMessage<AspectOption> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 10);
 
 /**
  * @generated from message codeximage.v1.SizeConstraints
@@ -593,7 +876,7 @@ export type SizeConstraints = Message<"codeximage.v1.SizeConstraints"> & {
  * Use `create(SizeConstraintsSchema)` to create a new message.
  */
 export const SizeConstraintsSchema: GenMessage<SizeConstraints> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 8);
+  messageDesc(file_codeximage_v1_image_service, 11);
 
 /**
  * @generated from message codeximage.v1.HighResolutionPresets
@@ -620,7 +903,7 @@ export type HighResolutionPresets = Message<"codeximage.v1.HighResolutionPresets
  * Use `create(HighResolutionPresetsSchema)` to create a new message.
  */
 export const HighResolutionPresetsSchema: GenMessage<HighResolutionPresets> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 9);
+  messageDesc(file_codeximage_v1_image_service, 12);
 
 /**
  * @generated from message codeximage.v1.SizePreset
@@ -649,7 +932,7 @@ export type SizePreset = Message<"codeximage.v1.SizePreset"> & {
  * Use `create(SizePresetSchema)` to create a new message.
  */
 export const SizePresetSchema: GenMessage<SizePreset> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 10);
+  messageDesc(file_codeximage_v1_image_service, 13);
 
 /**
  * @generated from message codeximage.v1.ReferencePolicy
@@ -676,6 +959,22 @@ export type ReferencePolicy = Message<"codeximage.v1.ReferencePolicy"> & {
    * @generated from field: repeated string mime_types = 4;
    */
   mimeTypes: string[];
+
+  /**
+   * References passed byte-identical as their own path (codex's image tool
+   * takes at most 5 paths); with more references than 5, the first
+   * `max_originals` are originals and the rest share one contact sheet.
+   *
+   * @generated from field: int32 max_originals = 5;
+   */
+  maxOriginals: number;
+
+  /**
+   * "contact_sheet".
+   *
+   * @generated from field: string overflow_mode = 6;
+   */
+  overflowMode: string;
 };
 
 /**
@@ -683,7 +982,7 @@ export type ReferencePolicy = Message<"codeximage.v1.ReferencePolicy"> & {
  * Use `create(ReferencePolicySchema)` to create a new message.
  */
 export const ReferencePolicySchema: GenMessage<ReferencePolicy> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 11);
+  messageDesc(file_codeximage_v1_image_service, 14);
 
 /**
  * @generated from message codeximage.v1.HealthRequest
@@ -696,7 +995,7 @@ export type HealthRequest = Message<"codeximage.v1.HealthRequest"> & {
  * Use `create(HealthRequestSchema)` to create a new message.
  */
 export const HealthRequestSchema: GenMessage<HealthRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 12);
+  messageDesc(file_codeximage_v1_image_service, 15);
 
 /**
  * @generated from message codeximage.v1.HealthResponse
@@ -757,7 +1056,7 @@ export type HealthResponse = Message<"codeximage.v1.HealthResponse"> & {
  * Use `create(HealthResponseSchema)` to create a new message.
  */
 export const HealthResponseSchema: GenMessage<HealthResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 13);
+  messageDesc(file_codeximage_v1_image_service, 16);
 
 /**
  * @generated from message codeximage.v1.CodexStatus
@@ -796,7 +1095,7 @@ export type CodexStatus = Message<"codeximage.v1.CodexStatus"> & {
  * Use `create(CodexStatusSchema)` to create a new message.
  */
 export const CodexStatusSchema: GenMessage<CodexStatus> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 14);
+  messageDesc(file_codeximage_v1_image_service, 17);
 
 /**
  * @generated from message codeximage.v1.SlotStatus
@@ -833,7 +1132,7 @@ export type SlotStatus = Message<"codeximage.v1.SlotStatus"> & {
  * Use `create(SlotStatusSchema)` to create a new message.
  */
 export const SlotStatusSchema: GenMessage<SlotStatus> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 15);
+  messageDesc(file_codeximage_v1_image_service, 18);
 
 /**
  * @generated from message codeximage.v1.GetImageRequest
@@ -850,7 +1149,7 @@ export type GetImageRequest = Message<"codeximage.v1.GetImageRequest"> & {
  * Use `create(GetImageRequestSchema)` to create a new message.
  */
 export const GetImageRequestSchema: GenMessage<GetImageRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 16);
+  messageDesc(file_codeximage_v1_image_service, 19);
 
 /**
  * @generated from message codeximage.v1.GetImageResponse
@@ -867,7 +1166,7 @@ export type GetImageResponse = Message<"codeximage.v1.GetImageResponse"> & {
  * Use `create(GetImageResponseSchema)` to create a new message.
  */
 export const GetImageResponseSchema: GenMessage<GetImageResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 17);
+  messageDesc(file_codeximage_v1_image_service, 20);
 
 /**
  * @generated from message codeximage.v1.GetImageFileRequest
@@ -884,7 +1183,7 @@ export type GetImageFileRequest = Message<"codeximage.v1.GetImageFileRequest"> &
  * Use `create(GetImageFileRequestSchema)` to create a new message.
  */
 export const GetImageFileRequestSchema: GenMessage<GetImageFileRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 18);
+  messageDesc(file_codeximage_v1_image_service, 21);
 
 /**
  * @generated from message codeximage.v1.GetImageFileResponse
@@ -924,7 +1223,7 @@ export type GetImageFileResponse = Message<"codeximage.v1.GetImageFileResponse">
  * Use `create(GetImageFileResponseSchema)` to create a new message.
  */
 export const GetImageFileResponseSchema: GenMessage<GetImageFileResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 19);
+  messageDesc(file_codeximage_v1_image_service, 22);
 
 /**
  * @generated from service codeximage.v1.ImageService
