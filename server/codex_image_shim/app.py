@@ -29,7 +29,7 @@ from codex_image_server import frozen
 from codex_image_server.grpc_api import auth
 from codex_image_server.grpc_api.inprocess import InProcessChannel
 from codex_image_server.errors import ServiceError
-from codex_image_server.idle import IdleTimer
+from codex_image_server.idle import IdleTimer, reset
 from google.protobuf import json_format, message_factory
 
 from . import access_log, adapter, errors, jsonmap, openapi, routes
@@ -106,22 +106,20 @@ class ImageFile(web.FileResponse):
         if transport is None:
             raise ConnectionResetError("Connection lost")
         loop = asyncio.get_running_loop()
-        # An idle reader cancels this task (not the transport: aborting it
-        # under a running loop.sendfile leaves asyncio re-adding a reader for
-        # a closed fd, which a later connection may reuse); once sendfile has
-        # unwound, the connection is cut.
-        with IdleTimer(self._idle_s) as idle:
-            try:
+        # On idle the timer cancels this task: loop.sendfile cleans up its
+        # hold on the socket first, then the connection is reset.
+        idle = IdleTimer(self._idle_s, "http")
+        try:
+            with idle:
                 while count > 0:
                     step = min(count, SENDFILE_STEP)
-                    await loop.sendfile(transport, fobj, offset, step)
+                    with idle.waiting():
+                        await loop.sendfile(transport, fobj, offset, step)
                     offset, count = offset + step, count - step
-                    idle.touch()
-            except asyncio.CancelledError:
-                if not idle.fired:
-                    raise
-                transport.abort()
-                raise ConnectionResetError("the reader took nothing for too long") from None
+        except asyncio.CancelledError:
+            if idle.fired:
+                reset(transport)
+            raise
         await super(web.FileResponse, self).write_eof()
         return writer
 
