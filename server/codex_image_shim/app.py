@@ -32,7 +32,7 @@ from codex_image_server.errors import ServiceError
 from codex_image_server.idle import IdleTimer, reset
 from google.protobuf import json_format, message_factory
 
-from . import access_log, adapter, errors, jsonmap, openapi, routes
+from . import access_log, adapter, console, errors, jsonmap, openapi, routes
 
 log = logging.getLogger("codex_image_shim")
 
@@ -138,6 +138,7 @@ class Shim:
         app = web.Application()
         app.on_response_prepare.append(self._add_cors)
         app.on_response_prepare.append(access_log.add_request_id)
+        console.mount(app)  # `/` and `/console/*`: static, ahead of the /v1 catch-all
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
 
