@@ -72,10 +72,11 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19]) if fields else None
 
 
-def public_environment() -> dict[str, str]:
-    """The server's environment without its own settings (API keys among
-    them): what every codex process gets to see."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV_PREFIX)}
+def public_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The server's environment (or `base`) without its own settings (API
+    keys among them): what every codex process gets to see."""
+    return {k: v for k, v in (os.environ if base is None else base).items()
+            if not k.startswith(_PRIVATE_ENV_PREFIX)}
 
 
 def run_id_of(pid: int) -> str | None:
