@@ -54,6 +54,8 @@ def _zombie_children(me: int) -> list[int]:
 
 
 def _any_zombie_child() -> bool:
+    if not hasattr(os, "waitid") or not os.path.isdir("/proc"):
+        return False  # not Linux: orphans go to init, which reaps them
     try:
         # WNOWAIT: only a peek, whoever owns the child still gets its status.
         return os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
