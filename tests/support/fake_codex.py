@@ -32,7 +32,8 @@ FAKE_CODEX_<KEY> variables:
                    it: it outlives a codex that exits, escapes a group kill,
                    and is reparented to the server (a zombie unless reaped)
   fail_candidate=N only candidate N (1-based, read from "candidate N of M")
-                   fails, at once; the others behave normally
+                   fails as soon as all M candidates of its request have
+                   started; the others behave normally
 The prompt is the argument after `--`, or stdin when that argument is `-`
 (measured on 0.169.0: a regular file as stdin is read as the prompt).
 Every run writes `<pid>.json` ({pid, pgid, sid, child_pid, shell_pid,
@@ -197,6 +198,30 @@ def record_pids(child_pid, images=(), shell_pid=None, prompt=""):
     os.rename(tmp, os.path.join(piddir, f"{os.getpid()}.json"))
 
 
+def wait_for_siblings(count, timeout=20.0):
+    """The failing candidate fails only once every candidate of its request
+    has started (each writes its record first), so a test of "a failed
+    sibling stops the others" does not depend on how busy the machine is."""
+    piddir = os.environ.get("FAKE_CODEX_PIDDIR")
+    if not piddir:
+        return
+    request_dir = os.path.dirname(os.getcwd())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        started = 0
+        for name in os.listdir(piddir):
+            if name.endswith(".json"):
+                try:
+                    with open(os.path.join(piddir, name)) as f:
+                        cwd = json.load(f).get("cwd", "")
+                except (OSError, ValueError):
+                    continue
+                started += os.path.dirname(cwd) == request_dir
+        if started >= count:
+            return
+        time.sleep(0.02)
+
+
 def codex_home():
     return os.environ.get("CODEX_HOME") or os.path.join(os.path.expanduser("~"), ".codex")
 
@@ -265,6 +290,8 @@ def run_exec(argv):
                                  stdin=subprocess.DEVNULL, start_new_session=True)
         shell_pid = shell.pid
     record_pids(child_pid, opts["images"], shell_pid, prompt)
+    if fail_candidate and int(fail_candidate) == candidate and m:
+        wait_for_siblings(int(m.group(2)))
 
     thread_id = str(uuid.uuid4())
     if opts["json"]:
