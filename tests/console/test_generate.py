@@ -134,3 +134,15 @@ def test_count_and_aspect_errors_land_on_their_fields(open_server, console_for):
     console.wait(lambda: console.text("#error-count"))
     assert "1..4" in console.text("#error-count")
     assert console.text("#error-size") == ""
+
+
+def test_a_failure_after_progress_is_explained_and_marks_the_candidates(open_server, console_for):
+    console = console_for(open_server).open().wait_ready()
+    fill(console, "doomed [[fake mode=fail]]", count=2)
+    console.find("#generate-button").click()
+    console.wait(lambda: "codex_exec_failed" in console.text("#generate-message"),
+                 message="no message for the failed run")
+    assert console.text("#generate-message").startswith("Codex failed while generating.")
+    assert [s.text for s in console.find_all("#results .slot .stage")] == ["Failed", "Failed"]
+    assert not console.find("#generate-button").get_attribute("disabled")
+    console.screenshot("codex-failed")
