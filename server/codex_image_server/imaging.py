@@ -61,7 +61,8 @@ def check_decodes(data: bytes) -> None:
         raise BadImage("is truncated or corrupt: it does not decode") from None
 
 
-def decode_cost(info: ImageInfo) -> int:
+def decode_cost(info) -> int:
+    """Bytes a full RGBA decode of anything with `width` and `height` holds."""
     return info.width * info.height * 4
 
 
