@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Iterator, Union
 
-from . import imaging, sizes
+from . import finishing, imaging
 from .engine import Engine
 from .engine import prompt as prompts
 from .engine.candidate import CandidateRun
@@ -50,6 +50,7 @@ class SummaryEvent:
     output_format: str
     image_ids: tuple[str, ...]
     duration_ms: int
+    background: str = "auto"
     status: str = "completed"
     model: str = MODEL
     backend: str = BACKEND
@@ -118,7 +119,8 @@ class Generation:
                 threads.append(t)
             images = yield from self._collect(spec.count)
             yield SummaryEvent(spec.request_id, spec.size.requested, spec.size.text, spec.quality,
-                               spec.output_format, tuple(img.id for img in images), self._elapsed_ms())
+                               spec.output_format, tuple(img.id for img in images), self._elapsed_ms(),
+                               spec.background)
         finally:
             # Reached on success, on error and when the caller closes the
             # stream early: stop whatever still runs and wait until it is gone.
@@ -218,10 +220,8 @@ class Generation:
             result = run.run(on_phase)
         finally:
             self._engine.release(run)
-        data, info = result.data, result.info
-        if info.mime_type != spec.mime_type:
-            data = imaging.convert(data, spec.output_format)
-            info = imaging.inspect(data, sizes.OUTPUT_PIXEL_LIMIT)
+        finished = finishing.finish(spec, result.data, result.info)
+        data, info, made = finished.data, finished.info, finished.transparent
         if self.cancelled:
             return  # nothing is stored for a request that was given up
         stored = self._store.save(
@@ -230,7 +230,9 @@ class Generation:
             revised_prompt=result.revised_prompt, thread_id=result.thread_id, prompt=spec.prompt,
             requested_size=spec.size.requested, resolved_size=spec.size.text, aspect=spec.aspect,
             quality=spec.quality, output_format=spec.output_format, duration_ms=result.duration_ms,
-            created_unix_ms=int(time.time() * 1000))
+            created_unix_ms=int(time.time() * 1000), background=spec.background,
+            alpha_source=made.alpha_source if made else "",
+            transparency=dataclasses.asdict(made.figures) if made else None, usage=result.usage)
         self._events.put(ProgressEvent("candidate_finished", self._elapsed_ms(), index,
                                        detail=f"{info.width}x{info.height} {info.mime_type}"))
         self._events.put(ImageEvent(stored))

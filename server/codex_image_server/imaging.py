@@ -47,13 +47,33 @@ def inspect(data: bytes, max_pixels: int) -> ImageInfo:
     return ImageInfo(MIME_BY_FORMAT[fmt], width, height)
 
 
-def convert(data: bytes, output_format: str) -> bytes:
-    """Re-encode codex's output into the asked-for format (jpeg has no alpha)."""
+DEFAULT_QUALITY = 95
+
+
+def has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA", "RGBa") or (img.mode == "P" and "transparency" in img.info)
+
+
+def convert(data: bytes, output_format: str, quality: int | None = None, opaque: bool = False) -> bytes:
+    """Re-encode codex's output into the asked-for format (jpeg has no alpha;
+    `opaque` flattens any alpha onto white); `quality` is for jpeg and webp."""
     with Image.open(io.BytesIO(data)) as img:
         img.load()
         target = PIL_FORMAT_BY_OUTPUT[output_format]
-        if target == "JPEG" and img.mode not in ("RGB", "L"):
+        if (opaque or target == "JPEG") and has_alpha(img):
+            rgba = img.convert("RGBA")
+            img = Image.new("RGB", rgba.size, (255, 255, 255))
+            img.paste(rgba, mask=rgba.getchannel("A"))
+        elif target == "JPEG" and img.mode not in ("RGB", "L"):
             img = img.convert("RGB")
         out = io.BytesIO()
-        img.save(out, format=target, quality=95) if target != "PNG" else img.save(out, format=target)
+        if target == "PNG":
+            img.save(out, format=target)
+        else:
+            img.save(out, format=target, quality=DEFAULT_QUALITY if quality is None else quality)
         return out.getvalue()
+
+
+def alpha_of(data: bytes) -> bool:
+    with Image.open(io.BytesIO(data)) as img:
+        return has_alpha(img)

@@ -46,6 +46,11 @@ class StoredImage:
     output_format: str
     duration_ms: int
     created_unix_ms: int
+    # Later additions have defaults, so older records still load.
+    background: str = "auto"
+    alpha_source: str = ""               # transparency.IMAGE_MODEL | KEYED_MATTE
+    transparency: dict | None = None     # matte.Figures as a dict
+    usage: dict | None = None            # codex's turn.completed usage
 
     @property
     def file_name(self) -> str:

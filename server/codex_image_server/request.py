@@ -28,6 +28,8 @@ class GenerateParams:
     output_format: str = ""
     references: tuple[ReferenceInput, ...] = ()
     request_id: str = ""
+    background: str = ""
+    output_compression: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +53,15 @@ class GenerationSpec:
     quality: str
     output_format: str
     references: tuple[Reference, ...]
+    background: str = "auto"
+    # jpeg/webp encoder quality; None: the default.
+    output_compression: int | None = None
+    # For a transparent background: the flat colour the subject is drawn on.
+    key_color: tuple[int, int, int] | None = None
+
+    @property
+    def transparent(self) -> bool:
+        return self.background == "transparent"
 
     @property
     def mime_type(self) -> str:

@@ -31,6 +31,58 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Where a transparent image's alpha channel came from.
+type AlphaSource int32
+
+const (
+	AlphaSource_ALPHA_SOURCE_UNSPECIFIED AlphaSource = 0
+	// The image tool returned a real alpha channel (transparent_background).
+	AlphaSource_ALPHA_SOURCE_IMAGE_MODEL AlphaSource = 1
+	// The server keyed a flat key-colour background out locally.
+	AlphaSource_ALPHA_SOURCE_KEYED_MATTE AlphaSource = 2
+)
+
+// Enum value maps for AlphaSource.
+var (
+	AlphaSource_name = map[int32]string{
+		0: "ALPHA_SOURCE_UNSPECIFIED",
+		1: "ALPHA_SOURCE_IMAGE_MODEL",
+		2: "ALPHA_SOURCE_KEYED_MATTE",
+	}
+	AlphaSource_value = map[string]int32{
+		"ALPHA_SOURCE_UNSPECIFIED": 0,
+		"ALPHA_SOURCE_IMAGE_MODEL": 1,
+		"ALPHA_SOURCE_KEYED_MATTE": 2,
+	}
+)
+
+func (x AlphaSource) Enum() *AlphaSource {
+	p := new(AlphaSource)
+	*p = x
+	return p
+}
+
+func (x AlphaSource) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AlphaSource) Descriptor() protoreflect.EnumDescriptor {
+	return file_codeximage_v1_image_service_proto_enumTypes[0].Descriptor()
+}
+
+func (AlphaSource) Type() protoreflect.EnumType {
+	return &file_codeximage_v1_image_service_proto_enumTypes[0]
+}
+
+func (x AlphaSource) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AlphaSource.Descriptor instead.
+func (AlphaSource) EnumDescriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{0}
+}
+
 type Progress_Stage int32
 
 const (
@@ -74,11 +126,11 @@ func (x Progress_Stage) String() string {
 }
 
 func (Progress_Stage) Descriptor() protoreflect.EnumDescriptor {
-	return file_codeximage_v1_image_service_proto_enumTypes[0].Descriptor()
+	return file_codeximage_v1_image_service_proto_enumTypes[1].Descriptor()
 }
 
 func (Progress_Stage) Type() protoreflect.EnumType {
-	return &file_codeximage_v1_image_service_proto_enumTypes[0]
+	return &file_codeximage_v1_image_service_proto_enumTypes[1]
 }
 
 func (x Progress_Stage) Number() protoreflect.EnumNumber {
@@ -108,9 +160,18 @@ type GenerateRequest struct {
 	References []*Reference `protobuf:"bytes,7,rep,name=references,proto3" json:"references,omitempty"`
 	// Caller's id for this request, echoed in the summary and logs. The server
 	// makes one up when empty. Letters, digits, '-', '_' and '.', at most 64.
-	RequestId     string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RequestId string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// "auto" (or empty), "opaque" or "transparent". Transparent asks the image
+	// tool for an alpha channel, checks what came back, and falls back to
+	// keying out a flat key colour when the alpha is not real; a result that
+	// fails the check is refused (FAILED_PRECONDITION, TRANSPARENCY_FAILED).
+	// Needs output_format png or webp.
+	Background string `protobuf:"bytes,30,opt,name=background,proto3" json:"background,omitempty"`
+	// For jpeg and webp: encoder quality 0-100 (OpenAI's output_compression).
+	// Unset means the server's default (95).
+	OutputCompression *int32 `protobuf:"varint,31,opt,name=output_compression,json=outputCompression,proto3,oneof" json:"output_compression,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *GenerateRequest) Reset() {
@@ -197,6 +258,20 @@ func (x *GenerateRequest) GetRequestId() string {
 		return x.RequestId
 	}
 	return ""
+}
+
+func (x *GenerateRequest) GetBackground() string {
+	if x != nil {
+		return x.Background
+	}
+	return ""
+}
+
+func (x *GenerateRequest) GetOutputCompression() int32 {
+	if x != nil && x.OutputCompression != nil {
+		return *x.OutputCompression
+	}
+	return 0
 }
 
 type Reference struct {
@@ -484,6 +559,15 @@ type Image struct {
 	Aspect        string `protobuf:"bytes,18,opt,name=aspect,proto3" json:"aspect,omitempty"`
 	Quality       string `protobuf:"bytes,19,opt,name=quality,proto3" json:"quality,omitempty"`
 	OutputFormat  string `protobuf:"bytes,20,opt,name=output_format,json=outputFormat,proto3" json:"output_format,omitempty"`
+	// "auto", "opaque" or "transparent", as asked.
+	Background string `protobuf:"bytes,50,opt,name=background,proto3" json:"background,omitempty"`
+	// For a transparent background: how the alpha channel was made.
+	AlphaSource AlphaSource `protobuf:"varint,51,opt,name=alpha_source,json=alphaSource,proto3,enum=codeximage.v1.AlphaSource" json:"alpha_source,omitempty"`
+	// For a transparent background: the figures the alpha passed.
+	Transparency *TransparencyCheck `protobuf:"bytes,52,opt,name=transparency,proto3" json:"transparency,omitempty"`
+	// Tokens codex's own turn used (its `turn.completed` usage), when reported.
+	// These are the agent model's tokens, not the image model's.
+	Usage         *TokenUsage `protobuf:"bytes,53,opt,name=usage,proto3" json:"usage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -658,6 +742,185 @@ func (x *Image) GetOutputFormat() string {
 	return ""
 }
 
+func (x *Image) GetBackground() string {
+	if x != nil {
+		return x.Background
+	}
+	return ""
+}
+
+func (x *Image) GetAlphaSource() AlphaSource {
+	if x != nil {
+		return x.AlphaSource
+	}
+	return AlphaSource_ALPHA_SOURCE_UNSPECIFIED
+}
+
+func (x *Image) GetTransparency() *TransparencyCheck {
+	if x != nil {
+		return x.Transparency
+	}
+	return nil
+}
+
+func (x *Image) GetUsage() *TokenUsage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+type TokenUsage struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	InputTokens       int64                  `protobuf:"varint,1,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
+	CachedInputTokens int64                  `protobuf:"varint,2,opt,name=cached_input_tokens,json=cachedInputTokens,proto3" json:"cached_input_tokens,omitempty"`
+	OutputTokens      int64                  `protobuf:"varint,3,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *TokenUsage) Reset() {
+	*x = TokenUsage{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenUsage) ProtoMessage() {}
+
+func (x *TokenUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenUsage.ProtoReflect.Descriptor instead.
+func (*TokenUsage) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *TokenUsage) GetInputTokens() int64 {
+	if x != nil {
+		return x.InputTokens
+	}
+	return 0
+}
+
+func (x *TokenUsage) GetCachedInputTokens() int64 {
+	if x != nil {
+		return x.CachedInputTokens
+	}
+	return 0
+}
+
+func (x *TokenUsage) GetOutputTokens() int64 {
+	if x != nil {
+		return x.OutputTokens
+	}
+	return 0
+}
+
+// The verification a transparent image passed before it was handed over.
+type TransparencyCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Lowest and highest alpha in the image, 0-255.
+	AlphaMin int32 `protobuf:"varint,1,opt,name=alpha_min,json=alphaMin,proto3" json:"alpha_min,omitempty"`
+	AlphaMax int32 `protobuf:"varint,2,opt,name=alpha_max,json=alphaMax,proto3" json:"alpha_max,omitempty"`
+	// Share of pixels with alpha <= 8 (fully see-through), 0-1.
+	TransparentShare float64 `protobuf:"fixed64,3,opt,name=transparent_share,json=transparentShare,proto3" json:"transparent_share,omitempty"`
+	// Share of pixels with alpha >= 247, 0-1.
+	OpaqueShare float64 `protobuf:"fixed64,4,opt,name=opaque_share,json=opaqueShare,proto3" json:"opaque_share,omitempty"`
+	// Share of the subject's edge pixels that still look like the key colour
+	// (a halo of the old background), 0-1.
+	EdgeResidue float64 `protobuf:"fixed64,5,opt,name=edge_residue,json=edgeResidue,proto3" json:"edge_residue,omitempty"`
+	// The key colour asked for behind the subject, "#rrggbb".
+	KeyColor      string `protobuf:"bytes,6,opt,name=key_color,json=keyColor,proto3" json:"key_color,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransparencyCheck) Reset() {
+	*x = TransparencyCheck{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransparencyCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransparencyCheck) ProtoMessage() {}
+
+func (x *TransparencyCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransparencyCheck.ProtoReflect.Descriptor instead.
+func (*TransparencyCheck) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *TransparencyCheck) GetAlphaMin() int32 {
+	if x != nil {
+		return x.AlphaMin
+	}
+	return 0
+}
+
+func (x *TransparencyCheck) GetAlphaMax() int32 {
+	if x != nil {
+		return x.AlphaMax
+	}
+	return 0
+}
+
+func (x *TransparencyCheck) GetTransparentShare() float64 {
+	if x != nil {
+		return x.TransparentShare
+	}
+	return 0
+}
+
+func (x *TransparencyCheck) GetOpaqueShare() float64 {
+	if x != nil {
+		return x.OpaqueShare
+	}
+	return 0
+}
+
+func (x *TransparencyCheck) GetEdgeResidue() float64 {
+	if x != nil {
+		return x.EdgeResidue
+	}
+	return 0
+}
+
+func (x *TransparencyCheck) GetKeyColor() string {
+	if x != nil {
+		return x.KeyColor
+	}
+	return ""
+}
+
 type GenerateSummary struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
@@ -671,13 +934,15 @@ type GenerateSummary struct {
 	OutputFormat  string   `protobuf:"bytes,8,opt,name=output_format,json=outputFormat,proto3" json:"output_format,omitempty"`
 	ImageIds      []string `protobuf:"bytes,9,rep,name=image_ids,json=imageIds,proto3" json:"image_ids,omitempty"`
 	DurationMs    int64    `protobuf:"varint,10,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	// "auto", "opaque" or "transparent".
+	Background    string `protobuf:"bytes,30,opt,name=background,proto3" json:"background,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GenerateSummary) Reset() {
 	*x = GenerateSummary{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[5]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -689,7 +954,7 @@ func (x *GenerateSummary) String() string {
 func (*GenerateSummary) ProtoMessage() {}
 
 func (x *GenerateSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[5]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -702,7 +967,7 @@ func (x *GenerateSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateSummary.ProtoReflect.Descriptor instead.
 func (*GenerateSummary) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{5}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GenerateSummary) GetRequestId() string {
@@ -775,6 +1040,13 @@ func (x *GenerateSummary) GetDurationMs() int64 {
 	return 0
 }
 
+func (x *GenerateSummary) GetBackground() string {
+	if x != nil {
+		return x.Background
+	}
+	return ""
+}
+
 type GetCapabilitiesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -783,7 +1055,7 @@ type GetCapabilitiesRequest struct {
 
 func (x *GetCapabilitiesRequest) Reset() {
 	*x = GetCapabilitiesRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[6]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +1067,7 @@ func (x *GetCapabilitiesRequest) String() string {
 func (*GetCapabilitiesRequest) ProtoMessage() {}
 
 func (x *GetCapabilitiesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[6]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +1080,7 @@ func (x *GetCapabilitiesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCapabilitiesRequest.ProtoReflect.Descriptor instead.
 func (*GetCapabilitiesRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{6}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{8}
 }
 
 type GetCapabilitiesResponse struct {
@@ -827,13 +1099,15 @@ type GetCapabilitiesResponse struct {
 	GenerationTimeoutMs   int64                  `protobuf:"varint,12,opt,name=generation_timeout_ms,json=generationTimeoutMs,proto3" json:"generation_timeout_ms,omitempty"`
 	Presets               []*SizePreset          `protobuf:"bytes,13,rep,name=presets,proto3" json:"presets,omitempty"`
 	AspectNames           []string               `protobuf:"bytes,14,rep,name=aspect_names,json=aspectNames,proto3" json:"aspect_names,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// Accepted values of GenerateRequest.background.
+	Backgrounds   []string `protobuf:"bytes,25,rep,name=backgrounds,proto3" json:"backgrounds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetCapabilitiesResponse) Reset() {
 	*x = GetCapabilitiesResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[7]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +1119,7 @@ func (x *GetCapabilitiesResponse) String() string {
 func (*GetCapabilitiesResponse) ProtoMessage() {}
 
 func (x *GetCapabilitiesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[7]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,7 +1132,7 @@ func (x *GetCapabilitiesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCapabilitiesResponse.ProtoReflect.Descriptor instead.
 func (*GetCapabilitiesResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{7}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetCapabilitiesResponse) GetModel() string {
@@ -959,6 +1233,13 @@ func (x *GetCapabilitiesResponse) GetAspectNames() []string {
 	return nil
 }
 
+func (x *GetCapabilitiesResponse) GetBackgrounds() []string {
+	if x != nil {
+		return x.Backgrounds
+	}
+	return nil
+}
+
 type SizeConstraints struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	CustomSize    bool                   `protobuf:"varint,1,opt,name=custom_size,json=customSize,proto3" json:"custom_size,omitempty"`
@@ -973,7 +1254,7 @@ type SizeConstraints struct {
 
 func (x *SizeConstraints) Reset() {
 	*x = SizeConstraints{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[8]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1266,7 @@ func (x *SizeConstraints) String() string {
 func (*SizeConstraints) ProtoMessage() {}
 
 func (x *SizeConstraints) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[8]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1279,7 @@ func (x *SizeConstraints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SizeConstraints.ProtoReflect.Descriptor instead.
 func (*SizeConstraints) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{8}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SizeConstraints) GetCustomSize() bool {
@@ -1054,7 +1335,7 @@ type HighResolutionPresets struct {
 
 func (x *HighResolutionPresets) Reset() {
 	*x = HighResolutionPresets{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[9]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1066,7 +1347,7 @@ func (x *HighResolutionPresets) String() string {
 func (*HighResolutionPresets) ProtoMessage() {}
 
 func (x *HighResolutionPresets) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[9]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1079,7 +1360,7 @@ func (x *HighResolutionPresets) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HighResolutionPresets.ProtoReflect.Descriptor instead.
 func (*HighResolutionPresets) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{9}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HighResolutionPresets) GetLandscape() string {
@@ -1115,7 +1396,7 @@ type SizePreset struct {
 
 func (x *SizePreset) Reset() {
 	*x = SizePreset{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[10]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1127,7 +1408,7 @@ func (x *SizePreset) String() string {
 func (*SizePreset) ProtoMessage() {}
 
 func (x *SizePreset) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[10]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1140,7 +1421,7 @@ func (x *SizePreset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SizePreset.ProtoReflect.Descriptor instead.
 func (*SizePreset) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{10}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SizePreset) GetName() string {
@@ -1177,7 +1458,7 @@ type ReferencePolicy struct {
 
 func (x *ReferencePolicy) Reset() {
 	*x = ReferencePolicy{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[11]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1189,7 +1470,7 @@ func (x *ReferencePolicy) String() string {
 func (*ReferencePolicy) ProtoMessage() {}
 
 func (x *ReferencePolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[11]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1202,7 +1483,7 @@ func (x *ReferencePolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReferencePolicy.ProtoReflect.Descriptor instead.
 func (*ReferencePolicy) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{11}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ReferencePolicy) GetMode() string {
@@ -1241,7 +1522,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[12]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1534,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[12]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1547,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{12}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{14}
 }
 
 type HealthResponse struct {
@@ -1288,7 +1569,7 @@ type HealthResponse struct {
 
 func (x *HealthResponse) Reset() {
 	*x = HealthResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[13]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1300,7 +1581,7 @@ func (x *HealthResponse) String() string {
 func (*HealthResponse) ProtoMessage() {}
 
 func (x *HealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[13]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1313,7 +1594,7 @@ func (x *HealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthResponse.ProtoReflect.Descriptor instead.
 func (*HealthResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{13}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *HealthResponse) GetStatus() string {
@@ -1393,7 +1674,7 @@ type CodexStatus struct {
 
 func (x *CodexStatus) Reset() {
 	*x = CodexStatus{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[14]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1405,7 +1686,7 @@ func (x *CodexStatus) String() string {
 func (*CodexStatus) ProtoMessage() {}
 
 func (x *CodexStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[14]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1418,7 +1699,7 @@ func (x *CodexStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CodexStatus.ProtoReflect.Descriptor instead.
 func (*CodexStatus) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{14}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CodexStatus) GetFound() bool {
@@ -1469,7 +1750,7 @@ type SlotStatus struct {
 
 func (x *SlotStatus) Reset() {
 	*x = SlotStatus{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[15]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1481,7 +1762,7 @@ func (x *SlotStatus) String() string {
 func (*SlotStatus) ProtoMessage() {}
 
 func (x *SlotStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[15]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1494,7 +1775,7 @@ func (x *SlotStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotStatus.ProtoReflect.Descriptor instead.
 func (*SlotStatus) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{15}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SlotStatus) GetInUse() int32 {
@@ -1541,7 +1822,7 @@ type GetImageRequest struct {
 
 func (x *GetImageRequest) Reset() {
 	*x = GetImageRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[16]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +1834,7 @@ func (x *GetImageRequest) String() string {
 func (*GetImageRequest) ProtoMessage() {}
 
 func (x *GetImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[16]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +1847,7 @@ func (x *GetImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageRequest.ProtoReflect.Descriptor instead.
 func (*GetImageRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{16}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetImageRequest) GetImageId() string {
@@ -1585,7 +1866,7 @@ type GetImageResponse struct {
 
 func (x *GetImageResponse) Reset() {
 	*x = GetImageResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[17]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1597,7 +1878,7 @@ func (x *GetImageResponse) String() string {
 func (*GetImageResponse) ProtoMessage() {}
 
 func (x *GetImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[17]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1610,7 +1891,7 @@ func (x *GetImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageResponse.ProtoReflect.Descriptor instead.
 func (*GetImageResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{17}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetImageResponse) GetImage() *Image {
@@ -1629,7 +1910,7 @@ type GetImageFileRequest struct {
 
 func (x *GetImageFileRequest) Reset() {
 	*x = GetImageFileRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[18]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1641,7 +1922,7 @@ func (x *GetImageFileRequest) String() string {
 func (*GetImageFileRequest) ProtoMessage() {}
 
 func (x *GetImageFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[18]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1654,7 +1935,7 @@ func (x *GetImageFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageFileRequest.ProtoReflect.Descriptor instead.
 func (*GetImageFileRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{18}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetImageFileRequest) GetImageId() string {
@@ -1680,7 +1961,7 @@ type GetImageFileResponse struct {
 
 func (x *GetImageFileResponse) Reset() {
 	*x = GetImageFileResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[19]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1692,7 +1973,7 @@ func (x *GetImageFileResponse) String() string {
 func (*GetImageFileResponse) ProtoMessage() {}
 
 func (x *GetImageFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[19]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1705,7 +1986,7 @@ func (x *GetImageFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageFileResponse.ProtoReflect.Descriptor instead.
 func (*GetImageFileResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{19}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetImageFileResponse) GetContentType() string {
@@ -1740,7 +2021,7 @@ var File_codeximage_v1_image_service_proto protoreflect.FileDescriptor
 
 const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\n" +
-	"!codeximage/v1/image_service.proto\x12\rcodeximage.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x02\n" +
+	"!codeximage/v1/image_service.proto\x12\rcodeximage.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xee\x02\n" +
 	"\x0fGenerateRequest\x12\x16\n" +
 	"\x06prompt\x18\x01 \x01(\tR\x06prompt\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\x12\x12\n" +
@@ -1752,7 +2033,12 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"references\x18\a \x03(\v2\x18.codeximage.v1.ReferenceR\n" +
 	"references\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\b \x01(\tR\trequestId\"Z\n" +
+	"request_id\x18\b \x01(\tR\trequestId\x12\x1e\n" +
+	"\n" +
+	"background\x18\x1e \x01(\tR\n" +
+	"background\x122\n" +
+	"\x12output_compression\x18\x1f \x01(\x05H\x00R\x11outputCompression\x88\x01\x01B\x15\n" +
+	"\x13_output_compression\"Z\n" +
 	"\tReference\x12\x1a\n" +
 	"\x05image\x18\x01 \x01(\fB\x04\xe2A\x01\x02R\x05image\x12\x1b\n" +
 	"\tmime_type\x18\x02 \x01(\tR\bmimeType\x12\x14\n" +
@@ -1775,7 +2061,7 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\fSTAGE_QUEUED\x10\x01\x12\x1b\n" +
 	"\x17STAGE_CANDIDATE_STARTED\x10\x02\x12\x15\n" +
 	"\x11STAGE_CODEX_PHASE\x10\x03\x12\x1c\n" +
-	"\x18STAGE_CANDIDATE_FINISHED\x10\x04\"\xe2\x04\n" +
+	"\x18STAGE_CANDIDATE_FINISHED\x10\x04\"\xb8\x06\n" +
 	"\x05Image\x12\x14\n" +
 	"\x02id\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\x02id\x12\x1d\n" +
 	"\n" +
@@ -1800,7 +2086,25 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\x0erequested_size\x18\x11 \x01(\tR\rrequestedSize\x12\x16\n" +
 	"\x06aspect\x18\x12 \x01(\tR\x06aspect\x12\x18\n" +
 	"\aquality\x18\x13 \x01(\tR\aquality\x12#\n" +
-	"\routput_format\x18\x14 \x01(\tR\foutputFormat\"\xc1\x02\n" +
+	"\routput_format\x18\x14 \x01(\tR\foutputFormat\x12\x1e\n" +
+	"\n" +
+	"background\x182 \x01(\tR\n" +
+	"background\x12=\n" +
+	"\falpha_source\x183 \x01(\x0e2\x1a.codeximage.v1.AlphaSourceR\valphaSource\x12D\n" +
+	"\ftransparency\x184 \x01(\v2 .codeximage.v1.TransparencyCheckR\ftransparency\x12/\n" +
+	"\x05usage\x185 \x01(\v2\x19.codeximage.v1.TokenUsageR\x05usage\"\x84\x01\n" +
+	"\n" +
+	"TokenUsage\x12!\n" +
+	"\finput_tokens\x18\x01 \x01(\x03R\vinputTokens\x12.\n" +
+	"\x13cached_input_tokens\x18\x02 \x01(\x03R\x11cachedInputTokens\x12#\n" +
+	"\routput_tokens\x18\x03 \x01(\x03R\foutputTokens\"\xdd\x01\n" +
+	"\x11TransparencyCheck\x12\x1b\n" +
+	"\talpha_min\x18\x01 \x01(\x05R\balphaMin\x12\x1b\n" +
+	"\talpha_max\x18\x02 \x01(\x05R\balphaMax\x12+\n" +
+	"\x11transparent_share\x18\x03 \x01(\x01R\x10transparentShare\x12!\n" +
+	"\fopaque_share\x18\x04 \x01(\x01R\vopaqueShare\x12!\n" +
+	"\fedge_residue\x18\x05 \x01(\x01R\vedgeResidue\x12\x1b\n" +
+	"\tkey_color\x18\x06 \x01(\tR\bkeyColor\"\xe1\x02\n" +
 	"\x0fGenerateSummary\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
@@ -1814,8 +2118,11 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\timage_ids\x18\t \x03(\tR\bimageIds\x12\x1f\n" +
 	"\vduration_ms\x18\n" +
 	" \x01(\x03R\n" +
-	"durationMs\"\x18\n" +
-	"\x16GetCapabilitiesRequest\"\x8f\x05\n" +
+	"durationMs\x12\x1e\n" +
+	"\n" +
+	"background\x18\x1e \x01(\tR\n" +
+	"background\"\x18\n" +
+	"\x16GetCapabilitiesRequest\"\xb1\x05\n" +
 	"\x17GetCapabilitiesResponse\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
 	"\abackend\x18\x02 \x01(\tR\abackend\x12\x1d\n" +
@@ -1834,7 +2141,8 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\rauth_required\x18\v \x01(\bR\fauthRequired\x122\n" +
 	"\x15generation_timeout_ms\x18\f \x01(\x03R\x13generationTimeoutMs\x123\n" +
 	"\apresets\x18\r \x03(\v2\x19.codeximage.v1.SizePresetR\apresets\x12!\n" +
-	"\faspect_names\x18\x0e \x03(\tR\vaspectNames\"\xc9\x01\n" +
+	"\faspect_names\x18\x0e \x03(\tR\vaspectNames\x12 \n" +
+	"\vbackgrounds\x18\x19 \x03(\tR\vbackgrounds\"\xc9\x01\n" +
 	"\x0fSizeConstraints\x12\x1f\n" +
 	"\vcustom_size\x18\x01 \x01(\bR\n" +
 	"customSize\x12\x19\n" +
@@ -1899,7 +2207,11 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\n" +
 	"total_size\x18\x02 \x01(\x03R\ttotalSize\x12\x16\n" +
 	"\x06sha256\x18\x03 \x01(\tR\x06sha256\x12\x12\n" +
-	"\x04data\x18\x04 \x01(\fR\x04data2\xbd\x04\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data*g\n" +
+	"\vAlphaSource\x12\x1c\n" +
+	"\x18ALPHA_SOURCE_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18ALPHA_SOURCE_IMAGE_MODEL\x10\x01\x12\x1c\n" +
+	"\x18ALPHA_SOURCE_KEYED_MATTE\x10\x022\xbd\x04\n" +
 	"\fImageService\x12m\n" +
 	"\bGenerate\x12\x1e.codeximage.v1.GenerateRequest\x1a\x1f.codeximage.v1.GenerateResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/images/generate0\x01\x12z\n" +
 	"\x0fGetCapabilities\x12%.codeximage.v1.GetCapabilitiesRequest\x1a&.codeximage.v1.GetCapabilitiesResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/capabilities\x12W\n" +
@@ -1921,61 +2233,67 @@ func file_codeximage_v1_image_service_proto_rawDescGZIP() []byte {
 	return file_codeximage_v1_image_service_proto_rawDescData
 }
 
-var file_codeximage_v1_image_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_codeximage_v1_image_service_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_codeximage_v1_image_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_codeximage_v1_image_service_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_codeximage_v1_image_service_proto_goTypes = []any{
-	(Progress_Stage)(0),             // 0: codeximage.v1.Progress.Stage
-	(*GenerateRequest)(nil),         // 1: codeximage.v1.GenerateRequest
-	(*Reference)(nil),               // 2: codeximage.v1.Reference
-	(*GenerateResponse)(nil),        // 3: codeximage.v1.GenerateResponse
-	(*Progress)(nil),                // 4: codeximage.v1.Progress
-	(*Image)(nil),                   // 5: codeximage.v1.Image
-	(*GenerateSummary)(nil),         // 6: codeximage.v1.GenerateSummary
-	(*GetCapabilitiesRequest)(nil),  // 7: codeximage.v1.GetCapabilitiesRequest
-	(*GetCapabilitiesResponse)(nil), // 8: codeximage.v1.GetCapabilitiesResponse
-	(*SizeConstraints)(nil),         // 9: codeximage.v1.SizeConstraints
-	(*HighResolutionPresets)(nil),   // 10: codeximage.v1.HighResolutionPresets
-	(*SizePreset)(nil),              // 11: codeximage.v1.SizePreset
-	(*ReferencePolicy)(nil),         // 12: codeximage.v1.ReferencePolicy
-	(*HealthRequest)(nil),           // 13: codeximage.v1.HealthRequest
-	(*HealthResponse)(nil),          // 14: codeximage.v1.HealthResponse
-	(*CodexStatus)(nil),             // 15: codeximage.v1.CodexStatus
-	(*SlotStatus)(nil),              // 16: codeximage.v1.SlotStatus
-	(*GetImageRequest)(nil),         // 17: codeximage.v1.GetImageRequest
-	(*GetImageResponse)(nil),        // 18: codeximage.v1.GetImageResponse
-	(*GetImageFileRequest)(nil),     // 19: codeximage.v1.GetImageFileRequest
-	(*GetImageFileResponse)(nil),    // 20: codeximage.v1.GetImageFileResponse
-	(*timestamppb.Timestamp)(nil),   // 21: google.protobuf.Timestamp
+	(AlphaSource)(0),                // 0: codeximage.v1.AlphaSource
+	(Progress_Stage)(0),             // 1: codeximage.v1.Progress.Stage
+	(*GenerateRequest)(nil),         // 2: codeximage.v1.GenerateRequest
+	(*Reference)(nil),               // 3: codeximage.v1.Reference
+	(*GenerateResponse)(nil),        // 4: codeximage.v1.GenerateResponse
+	(*Progress)(nil),                // 5: codeximage.v1.Progress
+	(*Image)(nil),                   // 6: codeximage.v1.Image
+	(*TokenUsage)(nil),              // 7: codeximage.v1.TokenUsage
+	(*TransparencyCheck)(nil),       // 8: codeximage.v1.TransparencyCheck
+	(*GenerateSummary)(nil),         // 9: codeximage.v1.GenerateSummary
+	(*GetCapabilitiesRequest)(nil),  // 10: codeximage.v1.GetCapabilitiesRequest
+	(*GetCapabilitiesResponse)(nil), // 11: codeximage.v1.GetCapabilitiesResponse
+	(*SizeConstraints)(nil),         // 12: codeximage.v1.SizeConstraints
+	(*HighResolutionPresets)(nil),   // 13: codeximage.v1.HighResolutionPresets
+	(*SizePreset)(nil),              // 14: codeximage.v1.SizePreset
+	(*ReferencePolicy)(nil),         // 15: codeximage.v1.ReferencePolicy
+	(*HealthRequest)(nil),           // 16: codeximage.v1.HealthRequest
+	(*HealthResponse)(nil),          // 17: codeximage.v1.HealthResponse
+	(*CodexStatus)(nil),             // 18: codeximage.v1.CodexStatus
+	(*SlotStatus)(nil),              // 19: codeximage.v1.SlotStatus
+	(*GetImageRequest)(nil),         // 20: codeximage.v1.GetImageRequest
+	(*GetImageResponse)(nil),        // 21: codeximage.v1.GetImageResponse
+	(*GetImageFileRequest)(nil),     // 22: codeximage.v1.GetImageFileRequest
+	(*GetImageFileResponse)(nil),    // 23: codeximage.v1.GetImageFileResponse
+	(*timestamppb.Timestamp)(nil),   // 24: google.protobuf.Timestamp
 }
 var file_codeximage_v1_image_service_proto_depIdxs = []int32{
-	2,  // 0: codeximage.v1.GenerateRequest.references:type_name -> codeximage.v1.Reference
-	4,  // 1: codeximage.v1.GenerateResponse.progress:type_name -> codeximage.v1.Progress
-	5,  // 2: codeximage.v1.GenerateResponse.image:type_name -> codeximage.v1.Image
-	6,  // 3: codeximage.v1.GenerateResponse.summary:type_name -> codeximage.v1.GenerateSummary
-	0,  // 4: codeximage.v1.Progress.stage:type_name -> codeximage.v1.Progress.Stage
-	21, // 5: codeximage.v1.Image.create_time:type_name -> google.protobuf.Timestamp
-	9,  // 6: codeximage.v1.GetCapabilitiesResponse.size_constraints:type_name -> codeximage.v1.SizeConstraints
-	10, // 7: codeximage.v1.GetCapabilitiesResponse.high_resolution_presets:type_name -> codeximage.v1.HighResolutionPresets
-	12, // 8: codeximage.v1.GetCapabilitiesResponse.references:type_name -> codeximage.v1.ReferencePolicy
-	11, // 9: codeximage.v1.GetCapabilitiesResponse.presets:type_name -> codeximage.v1.SizePreset
-	15, // 10: codeximage.v1.HealthResponse.codex:type_name -> codeximage.v1.CodexStatus
-	16, // 11: codeximage.v1.HealthResponse.slots:type_name -> codeximage.v1.SlotStatus
-	5,  // 12: codeximage.v1.GetImageResponse.image:type_name -> codeximage.v1.Image
-	1,  // 13: codeximage.v1.ImageService.Generate:input_type -> codeximage.v1.GenerateRequest
-	7,  // 14: codeximage.v1.ImageService.GetCapabilities:input_type -> codeximage.v1.GetCapabilitiesRequest
-	13, // 15: codeximage.v1.ImageService.Health:input_type -> codeximage.v1.HealthRequest
-	17, // 16: codeximage.v1.ImageService.GetImage:input_type -> codeximage.v1.GetImageRequest
-	19, // 17: codeximage.v1.ImageService.GetImageFile:input_type -> codeximage.v1.GetImageFileRequest
-	3,  // 18: codeximage.v1.ImageService.Generate:output_type -> codeximage.v1.GenerateResponse
-	8,  // 19: codeximage.v1.ImageService.GetCapabilities:output_type -> codeximage.v1.GetCapabilitiesResponse
-	14, // 20: codeximage.v1.ImageService.Health:output_type -> codeximage.v1.HealthResponse
-	18, // 21: codeximage.v1.ImageService.GetImage:output_type -> codeximage.v1.GetImageResponse
-	20, // 22: codeximage.v1.ImageService.GetImageFile:output_type -> codeximage.v1.GetImageFileResponse
-	18, // [18:23] is the sub-list for method output_type
-	13, // [13:18] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	3,  // 0: codeximage.v1.GenerateRequest.references:type_name -> codeximage.v1.Reference
+	5,  // 1: codeximage.v1.GenerateResponse.progress:type_name -> codeximage.v1.Progress
+	6,  // 2: codeximage.v1.GenerateResponse.image:type_name -> codeximage.v1.Image
+	9,  // 3: codeximage.v1.GenerateResponse.summary:type_name -> codeximage.v1.GenerateSummary
+	1,  // 4: codeximage.v1.Progress.stage:type_name -> codeximage.v1.Progress.Stage
+	24, // 5: codeximage.v1.Image.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 6: codeximage.v1.Image.alpha_source:type_name -> codeximage.v1.AlphaSource
+	8,  // 7: codeximage.v1.Image.transparency:type_name -> codeximage.v1.TransparencyCheck
+	7,  // 8: codeximage.v1.Image.usage:type_name -> codeximage.v1.TokenUsage
+	12, // 9: codeximage.v1.GetCapabilitiesResponse.size_constraints:type_name -> codeximage.v1.SizeConstraints
+	13, // 10: codeximage.v1.GetCapabilitiesResponse.high_resolution_presets:type_name -> codeximage.v1.HighResolutionPresets
+	15, // 11: codeximage.v1.GetCapabilitiesResponse.references:type_name -> codeximage.v1.ReferencePolicy
+	14, // 12: codeximage.v1.GetCapabilitiesResponse.presets:type_name -> codeximage.v1.SizePreset
+	18, // 13: codeximage.v1.HealthResponse.codex:type_name -> codeximage.v1.CodexStatus
+	19, // 14: codeximage.v1.HealthResponse.slots:type_name -> codeximage.v1.SlotStatus
+	6,  // 15: codeximage.v1.GetImageResponse.image:type_name -> codeximage.v1.Image
+	2,  // 16: codeximage.v1.ImageService.Generate:input_type -> codeximage.v1.GenerateRequest
+	10, // 17: codeximage.v1.ImageService.GetCapabilities:input_type -> codeximage.v1.GetCapabilitiesRequest
+	16, // 18: codeximage.v1.ImageService.Health:input_type -> codeximage.v1.HealthRequest
+	20, // 19: codeximage.v1.ImageService.GetImage:input_type -> codeximage.v1.GetImageRequest
+	22, // 20: codeximage.v1.ImageService.GetImageFile:input_type -> codeximage.v1.GetImageFileRequest
+	4,  // 21: codeximage.v1.ImageService.Generate:output_type -> codeximage.v1.GenerateResponse
+	11, // 22: codeximage.v1.ImageService.GetCapabilities:output_type -> codeximage.v1.GetCapabilitiesResponse
+	17, // 23: codeximage.v1.ImageService.Health:output_type -> codeximage.v1.HealthResponse
+	21, // 24: codeximage.v1.ImageService.GetImage:output_type -> codeximage.v1.GetImageResponse
+	23, // 25: codeximage.v1.ImageService.GetImageFile:output_type -> codeximage.v1.GetImageFileResponse
+	21, // [21:26] is the sub-list for method output_type
+	16, // [16:21] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_codeximage_v1_image_service_proto_init() }
@@ -1983,6 +2301,7 @@ func file_codeximage_v1_image_service_proto_init() {
 	if File_codeximage_v1_image_service_proto != nil {
 		return
 	}
+	file_codeximage_v1_image_service_proto_msgTypes[0].OneofWrappers = []any{}
 	file_codeximage_v1_image_service_proto_msgTypes[2].OneofWrappers = []any{
 		(*GenerateResponse_Progress)(nil),
 		(*GenerateResponse_Image)(nil),
@@ -1993,8 +2312,8 @@ func file_codeximage_v1_image_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_codeximage_v1_image_service_proto_rawDesc), len(file_codeximage_v1_image_service_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   20,
+			NumEnums:      2,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..request import GenerationSpec
+from ..transparency import hex_color
 
 
 def build(spec: GenerationSpec, index: int, reference_paths: list[Path]) -> str:
@@ -22,6 +23,17 @@ def build(spec: GenerationSpec, index: int, reference_paths: list[Path]) -> str:
         lines.append(f"Target size: {spec.size.width}x{spec.size.height} pixels.")
     if spec.quality != "auto":
         lines.append(f"Quality: {spec.quality}.")
+    if spec.transparent:
+        # Both at once: the tool's own alpha, and a flat key colour to key out
+        # locally when that alpha does not come back (see transparency.py).
+        key = hex_color(spec.key_color)
+        lines.append(
+            "The image needs a transparent background: call the tool with transparent_background: true. "
+            f"Also tell the image tool to draw the subject alone, isolated on a perfectly flat, uniform {key} "
+            f"background (pure {key}, no gradient, shadow, floor or scenery, not touching the edges), and "
+            f"not to use {key} or similar shades anywhere in the subject.")
+    elif spec.background == "opaque":
+        lines.append("The image needs an opaque background (transparent_background: false).")
     if reference_paths:
         listed = ", ".join(f'"{p}"' for p in reference_paths)
         lines.append(

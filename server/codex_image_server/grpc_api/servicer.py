@@ -8,7 +8,7 @@ from codeximage.v1 import image_service_pb2 as pb
 from codeximage.v1 import image_service_pb2_grpc as pb_grpc
 from google.protobuf import timestamp_pb2
 
-from .. import sizes
+from .. import sizes, transparency
 from ..engine import Engine
 from ..errors import Kind, ServiceError
 from ..generation import BACKEND, MODEL, Generation, ImageEvent, ProgressEvent, SummaryEvent
@@ -31,6 +31,11 @@ _STAGES = {
 }
 
 
+_ALPHA_SOURCES = {transparency.IMAGE_MODEL: pb.ALPHA_SOURCE_IMAGE_MODEL,
+                  transparency.KEYED_MATTE: pb.ALPHA_SOURCE_KEYED_MATTE}
+_USAGE_FIELDS = set(pb.TokenUsage.DESCRIPTOR.fields_by_name)
+
+
 def image_message(img: StoredImage) -> pb.Image:
     created = timestamp_pb2.Timestamp()
     created.FromMilliseconds(img.created_unix_ms)
@@ -40,7 +45,10 @@ def image_message(img: StoredImage) -> pb.Image:
         revised_prompt=img.revised_prompt, file_path=f"/v1/images/{img.id}/file", thread_id=img.thread_id,
         resolved_size=img.resolved_size, duration_ms=img.duration_ms, create_time=created, prompt=img.prompt,
         requested_size=img.requested_size, aspect=img.aspect, quality=img.quality,
-        output_format=img.output_format)
+        output_format=img.output_format, background=img.background,
+        alpha_source=_ALPHA_SOURCES.get(img.alpha_source, pb.ALPHA_SOURCE_UNSPECIFIED),
+        transparency=pb.TransparencyCheck(**img.transparency) if img.transparency else None,
+        usage=pb.TokenUsage(**{k: v for k, v in img.usage.items() if k in _USAGE_FIELDS}) if img.usage else None)
 
 
 def _event_message(event) -> pb.GenerateResponse:
@@ -54,13 +62,16 @@ def _event_message(event) -> pb.GenerateResponse:
     return pb.GenerateResponse(summary=pb.GenerateSummary(
         request_id=event.request_id, status=event.status, model=event.model, backend=event.backend,
         requested_size=event.requested_size, resolved_size=event.resolved_size, quality=event.quality,
-        output_format=event.output_format, image_ids=list(event.image_ids), duration_ms=event.duration_ms))
+        output_format=event.output_format, image_ids=list(event.image_ids), duration_ms=event.duration_ms,
+        background=event.background))
 
 
 def _params(request: pb.GenerateRequest) -> GenerateParams:
     return GenerateParams(
         prompt=request.prompt, count=request.count, size=request.size, aspect=request.aspect,
         quality=request.quality, output_format=request.output_format, request_id=request.request_id,
+        background=request.background,
+        output_compression=request.output_compression if request.HasField("output_compression") else None,
         references=tuple(ReferenceInput(r.image, r.mime_type, r.label) for r in request.references))
 
 
@@ -111,7 +122,7 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
         # Fires on cancel, deadline and normal completion alike: cancel() is idempotent.
         context.add_callback(lambda: generation.cancel("call ended"))
         fields = dict(request_id=spec.request_id, count=spec.count, size=spec.size.text,
-                      quality=spec.quality, output_format=spec.output_format,
+                      quality=spec.quality, output_format=spec.output_format, background=spec.background,
                       references=len(spec.references), prompt_chars=len(spec.prompt))
         log("generate.start", **fields)
         outcome, images = "error", 0
@@ -139,7 +150,7 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
         """Fixed for the server's life: built once (resolving presets is not free)."""
         return pb.GetCapabilitiesResponse(
             model=MODEL, backend=BACKEND, max_images=MAX_COUNT, output_formats=list(OUTPUT_FORMATS),
-            qualities=list(QUALITIES), size_options=list(sizes.SIZE_OPTIONS),
+            qualities=list(QUALITIES), backgrounds=list(transparency.BACKGROUNDS), size_options=list(sizes.SIZE_OPTIONS),
             ratio_options=list(sizes.RATIO_OPTIONS), aspect_names=list(sizes.NAMED_ASPECTS),
             size_constraints=pb.SizeConstraints(
                 custom_size=True, max_edge=sizes.MAX_EDGE, max_pixels=sizes.MAX_PIXELS,

@@ -22,7 +22,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file codeximage/v1/image_service.proto.
  */
 export const file_codeximage_v1_image_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFjb2RleGltYWdlL3YxL2ltYWdlX3NlcnZpY2UucHJvdG8SDWNvZGV4aW1hZ2UudjEiuAEKD0dlbmVyYXRlUmVxdWVzdBIOCgZwcm9tcHQYASABKAkSDQoFY291bnQYAiABKAUSDAoEc2l6ZRgDIAEoCRIOCgZhc3BlY3QYBCABKAkSDwoHcXVhbGl0eRgFIAEoCRIVCg1vdXRwdXRfZm9ybWF0GAYgASgJEiwKCnJlZmVyZW5jZXMYByADKAsyGC5jb2RleGltYWdlLnYxLlJlZmVyZW5jZRISCgpyZXF1ZXN0X2lkGAggASgJIkIKCVJlZmVyZW5jZRITCgVpbWFnZRgBIAEoDEIE4kEBAhIRCgltaW1lX3R5cGUYAiABKAkSDQoFbGFiZWwYAyABKAkiogEKEEdlbmVyYXRlUmVzcG9uc2USKwoIcHJvZ3Jlc3MYASABKAsyFy5jb2RleGltYWdlLnYxLlByb2dyZXNzSAASJQoFaW1hZ2UYAiABKAsyFC5jb2RleGltYWdlLnYxLkltYWdlSAASMQoHc3VtbWFyeRgDIAEoCzIeLmNvZGV4aW1hZ2UudjEuR2VuZXJhdGVTdW1tYXJ5SABCBwoFZXZlbnQioQIKCFByb2dyZXNzEiwKBXN0YWdlGAEgASgOMh0uY29kZXhpbWFnZS52MS5Qcm9ncmVzcy5TdGFnZRIXCg9jYW5kaWRhdGVfaW5kZXgYAiABKAUSDQoFcGhhc2UYAyABKAkSDgoGZGV0YWlsGAQgASgJEhYKDnF1ZXVlX3Bvc2l0aW9uGAUgASgFEhIKCmVsYXBzZWRfbXMYBiABKAMiggEKBVN0YWdlEhUKEVNUQUdFX1VOU1BFQ0lGSUVEEAASEAoMU1RBR0VfUVVFVUVEEAESGwoXU1RBR0VfQ0FORElEQVRFX1NUQVJURUQQAhIVChFTVEFHRV9DT0RFWF9QSEFTRRADEhwKGFNUQUdFX0NBTkRJREFURV9GSU5JU0hFRBAEIpsDCgVJbWFnZRIQCgJpZBgBIAEoCUIE4kEBAxISCgpyZXF1ZXN0X2lkGAIgASgJEg0KBWluZGV4GAMgASgFEg0KBWxhYmVsGAQgASgJEhEKCW1pbWVfdHlwZRgFIAEoCRINCgV3aWR0aBgGIAEoBRIOCgZoZWlnaHQYByABKAUSEQoJYnl0ZV9zaXplGAggASgDEg4KBnNoYTI1NhgJIAEoCRIWCg5yZXZpc2VkX3Byb21wdBgKIAEoCRIRCglmaWxlX3BhdGgYCyABKAkSEQoJdGhyZWFkX2lkGAwgASgJEhUKDXJlc29sdmVkX3NpemUYDSABKAkSEwoLZHVyYXRpb25fbXMYDiABKAMSLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnByb21wdBgQIAEoCRIWCg5yZXF1ZXN0ZWRfc2l6ZRgRIAEoCRIOCgZhc3BlY3QYEiABKAkSDwoHcXVhbGl0eRgTIAEoCRIVCg1vdXRwdXRfZm9ybWF0GBQgASgJItQBCg9HZW5lcmF0ZVN1bW1hcnkSEgoKcmVxdWVzdF9pZBgBIAEoCRIOCgZzdGF0dXMYAiABKAkSDQoFbW9kZWwYAyABKAkSDwoHYmFja2VuZBgEIAEoCRIWCg5yZXF1ZXN0ZWRfc2l6ZRgFIAEoCRIVCg1yZXNvbHZlZF9zaXplGAYgASgJEg8KB3F1YWxpdHkYByABKAkSFQoNb3V0cHV0X2Zvcm1hdBgIIAEoCRIRCglpbWFnZV9pZHMYCSADKAkSEwoLZHVyYXRpb25fbXMYCiABKAMiGAoWR2V0Q2FwYWJpbGl0aWVzUmVxdWVzdCLSAwoXR2V0Q2FwYWJpbGl0aWVzUmVzcG9uc2USDQoFbW9kZWwYASABKAkSDwoHYmFja2VuZBgCIAEoCRISCgptYXhfaW1hZ2VzGAMgASgFEhYKDm91dHB1dF9mb3JtYXRzGAQgAygJEhEKCXF1YWxpdGllcxgFIAMoCRIUCgxzaXplX29wdGlvbnMYBiADKAkSFQoNcmF0aW9fb3B0aW9ucxgHIAMoCRI4ChBzaXplX2NvbnN0cmFpbnRzGAggASgLMh4uY29kZXhpbWFnZS52MS5TaXplQ29uc3RyYWludHMSRQoXaGlnaF9yZXNvbHV0aW9uX3ByZXNldHMYCSABKAsyJC5jb2RleGltYWdlLnYxLkhpZ2hSZXNvbHV0aW9uUHJlc2V0cxIyCgpyZWZlcmVuY2VzGAogASgLMh4uY29kZXhpbWFnZS52MS5SZWZlcmVuY2VQb2xpY3kSFQoNYXV0aF9yZXF1aXJlZBgLIAEoCBIdChVnZW5lcmF0aW9uX3RpbWVvdXRfbXMYDCABKAMSKgoHcHJlc2V0cxgNIAMoCzIZLmNvZGV4aW1hZ2UudjEuU2l6ZVByZXNldBIUCgxhc3BlY3RfbmFtZXMYDiADKAkiiAEKD1NpemVDb25zdHJhaW50cxITCgtjdXN0b21fc2l6ZRgBIAEoCBIQCghtYXhfZWRnZRgCIAEoBRISCgptYXhfcGl4ZWxzGAMgASgDEhIKCm1pbl9waXhlbHMYBCABKAMSEwoLbXVsdGlwbGVfb2YYBSABKAUSEQoJbWF4X3JhdGlvGAYgASgJIkwKFUhpZ2hSZXNvbHV0aW9uUHJlc2V0cxIRCglsYW5kc2NhcGUYASABKAkSEAoIcG9ydHJhaXQYAiABKAkSDgoGc3F1YXJlGAMgASgJIkAKClNpemVQcmVzZXQSDAoEbmFtZRgBIAEoCRIQCghtYXhfZWRnZRgCIAEoBRISCgptYXhfcGl4ZWxzGAMgASgDIloKD1JlZmVyZW5jZVBvbGljeRIMCgRtb2RlGAEgASgJEhIKCm1heF9pbWFnZXMYAiABKAUSEQoJbWF4X2J5dGVzGAMgASgDEhIKCm1pbWVfdHlwZXMYBCADKAkiDwoNSGVhbHRoUmVxdWVzdCLrAQoOSGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEg0KBXJlYWR5GAIgASgIEg8KB2JhY2tlbmQYAyABKAkSDQoFbW9kZWwYBCABKAkSFQoNYXV0aF9yZXF1aXJlZBgFIAEoCBIdChVnZW5lcmF0aW9uX3RpbWVvdXRfbXMYBiABKAMSKQoFY29kZXgYByABKAsyGi5jb2RleGltYWdlLnYxLkNvZGV4U3RhdHVzEigKBXNsb3RzGAggASgLMhkuY29kZXhpbWFnZS52MS5TbG90U3RhdHVzEg8KB3Byb2JsZW0YCSABKAkiZwoLQ29kZXhTdGF0dXMSDQoFZm91bmQYASABKAgSDAoEcGF0aBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEhEKCWxvZ2dlZF9pbhgEIAEoCBIXCg9jdXN0b21fcHJvdmlkZXIYBSABKAgiXgoKU2xvdFN0YXR1cxIOCgZpbl91c2UYASABKAUSDAoEZnJlZRgCIAEoBRINCgVsaW1pdBgDIAEoBRIOCgZxdWV1ZWQYBCABKAUSEwoLcXVldWVfbGltaXQYBSABKAUiKQoPR2V0SW1hZ2VSZXF1ZXN0EhYKCGltYWdlX2lkGAEgASgJQgTiQQECIjcKEEdldEltYWdlUmVzcG9uc2USIwoFaW1hZ2UYASABKAsyFC5jb2RleGltYWdlLnYxLkltYWdlIi0KE0dldEltYWdlRmlsZVJlcXVlc3QSFgoIaW1hZ2VfaWQYASABKAlCBOJBAQIiXgoUR2V0SW1hZ2VGaWxlUmVzcG9uc2USFAoMY29udGVudF90eXBlGAEgASgJEhIKCnRvdGFsX3NpemUYAiABKAMSDgoGc2hhMjU2GAMgASgJEgwKBGRhdGEYBCABKAwyvQQKDEltYWdlU2VydmljZRJtCghHZW5lcmF0ZRIeLmNvZGV4aW1hZ2UudjEuR2VuZXJhdGVSZXF1ZXN0Gh8uY29kZXhpbWFnZS52MS5HZW5lcmF0ZVJlc3BvbnNlIh6C0+STAhg6ASoiEy92MS9pbWFnZXMvZ2VuZXJhdGUwARJ6Cg9HZXRDYXBhYmlsaXRpZXMSJS5jb2RleGltYWdlLnYxLkdldENhcGFiaWxpdGllc1JlcXVlc3QaJi5jb2RleGltYWdlLnYxLkdldENhcGFiaWxpdGllc1Jlc3BvbnNlIhiC0+STAhISEC92MS9jYXBhYmlsaXRpZXMSVwoGSGVhbHRoEhwuY29kZXhpbWFnZS52MS5IZWFsdGhSZXF1ZXN0Gh0uY29kZXhpbWFnZS52MS5IZWFsdGhSZXNwb25zZSIQgtPkkwIKEggvaGVhbHRoehJqCghHZXRJbWFnZRIeLmNvZGV4aW1hZ2UudjEuR2V0SW1hZ2VSZXF1ZXN0Gh8uY29kZXhpbWFnZS52MS5HZXRJbWFnZVJlc3BvbnNlIh2C0+STAhcSFS92MS9pbWFnZXMve2ltYWdlX2lkfRJ9CgxHZXRJbWFnZUZpbGUSIi5jb2RleGltYWdlLnYxLkdldEltYWdlRmlsZVJlcXVlc3QaIy5jb2RleGltYWdlLnYxLkdldEltYWdlRmlsZVJlc3BvbnNlIiKC0+STAhwSGi92MS9pbWFnZXMve2ltYWdlX2lkfS9maWxlMAFCbAoRZGV2LmNvZGV4aW1hZ2UudjFQAVpVZ2l0aHViLmNvbS9jb2RleC1pbWFnZS1zZXJ2ZXIvY29kZXgtaW1hZ2Utc2VydmVyL2NsaWVudHMvZ28vY29kZXhpbWFnZXYxO2NvZGV4aW1hZ2V2MWIGcHJvdG8z", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
+  fileDesc("CiFjb2RleGltYWdlL3YxL2ltYWdlX3NlcnZpY2UucHJvdG8SDWNvZGV4aW1hZ2UudjEihAIKD0dlbmVyYXRlUmVxdWVzdBIOCgZwcm9tcHQYASABKAkSDQoFY291bnQYAiABKAUSDAoEc2l6ZRgDIAEoCRIOCgZhc3BlY3QYBCABKAkSDwoHcXVhbGl0eRgFIAEoCRIVCg1vdXRwdXRfZm9ybWF0GAYgASgJEiwKCnJlZmVyZW5jZXMYByADKAsyGC5jb2RleGltYWdlLnYxLlJlZmVyZW5jZRISCgpyZXF1ZXN0X2lkGAggASgJEhIKCmJhY2tncm91bmQYHiABKAkSHwoSb3V0cHV0X2NvbXByZXNzaW9uGB8gASgFSACIAQFCFQoTX291dHB1dF9jb21wcmVzc2lvbiJCCglSZWZlcmVuY2USEwoFaW1hZ2UYASABKAxCBOJBAQISEQoJbWltZV90eXBlGAIgASgJEg0KBWxhYmVsGAMgASgJIqIBChBHZW5lcmF0ZVJlc3BvbnNlEisKCHByb2dyZXNzGAEgASgLMhcuY29kZXhpbWFnZS52MS5Qcm9ncmVzc0gAEiUKBWltYWdlGAIgASgLMhQuY29kZXhpbWFnZS52MS5JbWFnZUgAEjEKB3N1bW1hcnkYAyABKAsyHi5jb2RleGltYWdlLnYxLkdlbmVyYXRlU3VtbWFyeUgAQgcKBWV2ZW50IqECCghQcm9ncmVzcxIsCgVzdGFnZRgBIAEoDjIdLmNvZGV4aW1hZ2UudjEuUHJvZ3Jlc3MuU3RhZ2USFwoPY2FuZGlkYXRlX2luZGV4GAIgASgFEg0KBXBoYXNlGAMgASgJEg4KBmRldGFpbBgEIAEoCRIWCg5xdWV1ZV9wb3NpdGlvbhgFIAEoBRISCgplbGFwc2VkX21zGAYgASgDIoIBCgVTdGFnZRIVChFTVEFHRV9VTlNQRUNJRklFRBAAEhAKDFNUQUdFX1FVRVVFRBABEhsKF1NUQUdFX0NBTkRJREFURV9TVEFSVEVEEAISFQoRU1RBR0VfQ09ERVhfUEhBU0UQAxIcChhTVEFHRV9DQU5ESURBVEVfRklOSVNIRUQQBCLDBAoFSW1hZ2USEAoCaWQYASABKAlCBOJBAQMSEgoKcmVxdWVzdF9pZBgCIAEoCRINCgVpbmRleBgDIAEoBRINCgVsYWJlbBgEIAEoCRIRCgltaW1lX3R5cGUYBSABKAkSDQoFd2lkdGgYBiABKAUSDgoGaGVpZ2h0GAcgASgFEhEKCWJ5dGVfc2l6ZRgIIAEoAxIOCgZzaGEyNTYYCSABKAkSFgoOcmV2aXNlZF9wcm9tcHQYCiABKAkSEQoJZmlsZV9wYXRoGAsgASgJEhEKCXRocmVhZF9pZBgMIAEoCRIVCg1yZXNvbHZlZF9zaXplGA0gASgJEhMKC2R1cmF0aW9uX21zGA4gASgDEi8KC2NyZWF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZwcm9tcHQYECABKAkSFgoOcmVxdWVzdGVkX3NpemUYESABKAkSDgoGYXNwZWN0GBIgASgJEg8KB3F1YWxpdHkYEyABKAkSFQoNb3V0cHV0X2Zvcm1hdBgUIAEoCRISCgpiYWNrZ3JvdW5kGDIgASgJEjAKDGFscGhhX3NvdXJjZRgzIAEoDjIaLmNvZGV4aW1hZ2UudjEuQWxwaGFTb3VyY2USNgoMdHJhbnNwYXJlbmN5GDQgASgLMiAuY29kZXhpbWFnZS52MS5UcmFuc3BhcmVuY3lDaGVjaxIoCgV1c2FnZRg1IAEoCzIZLmNvZGV4aW1hZ2UudjEuVG9rZW5Vc2FnZSJWCgpUb2tlblVzYWdlEhQKDGlucHV0X3Rva2VucxgBIAEoAxIbChNjYWNoZWRfaW5wdXRfdG9rZW5zGAIgASgDEhUKDW91dHB1dF90b2tlbnMYAyABKAMikwEKEVRyYW5zcGFyZW5jeUNoZWNrEhEKCWFscGhhX21pbhgBIAEoBRIRCglhbHBoYV9tYXgYAiABKAUSGQoRdHJhbnNwYXJlbnRfc2hhcmUYAyABKAESFAoMb3BhcXVlX3NoYXJlGAQgASgBEhQKDGVkZ2VfcmVzaWR1ZRgFIAEoARIRCglrZXlfY29sb3IYBiABKAki6AEKD0dlbmVyYXRlU3VtbWFyeRISCgpyZXF1ZXN0X2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRINCgVtb2RlbBgDIAEoCRIPCgdiYWNrZW5kGAQgASgJEhYKDnJlcXVlc3RlZF9zaXplGAUgASgJEhUKDXJlc29sdmVkX3NpemUYBiABKAkSDwoHcXVhbGl0eRgHIAEoCRIVCg1vdXRwdXRfZm9ybWF0GAggASgJEhEKCWltYWdlX2lkcxgJIAMoCRITCgtkdXJhdGlvbl9tcxgKIAEoAxISCgpiYWNrZ3JvdW5kGB4gASgJIhgKFkdldENhcGFiaWxpdGllc1JlcXVlc3Qi5wMKF0dldENhcGFiaWxpdGllc1Jlc3BvbnNlEg0KBW1vZGVsGAEgASgJEg8KB2JhY2tlbmQYAiABKAkSEgoKbWF4X2ltYWdlcxgDIAEoBRIWCg5vdXRwdXRfZm9ybWF0cxgEIAMoCRIRCglxdWFsaXRpZXMYBSADKAkSFAoMc2l6ZV9vcHRpb25zGAYgAygJEhUKDXJhdGlvX29wdGlvbnMYByADKAkSOAoQc2l6ZV9jb25zdHJhaW50cxgIIAEoCzIeLmNvZGV4aW1hZ2UudjEuU2l6ZUNvbnN0cmFpbnRzEkUKF2hpZ2hfcmVzb2x1dGlvbl9wcmVzZXRzGAkgASgLMiQuY29kZXhpbWFnZS52MS5IaWdoUmVzb2x1dGlvblByZXNldHMSMgoKcmVmZXJlbmNlcxgKIAEoCzIeLmNvZGV4aW1hZ2UudjEuUmVmZXJlbmNlUG9saWN5EhUKDWF1dGhfcmVxdWlyZWQYCyABKAgSHQoVZ2VuZXJhdGlvbl90aW1lb3V0X21zGAwgASgDEioKB3ByZXNldHMYDSADKAsyGS5jb2RleGltYWdlLnYxLlNpemVQcmVzZXQSFAoMYXNwZWN0X25hbWVzGA4gAygJEhMKC2JhY2tncm91bmRzGBkgAygJIogBCg9TaXplQ29uc3RyYWludHMSEwoLY3VzdG9tX3NpemUYASABKAgSEAoIbWF4X2VkZ2UYAiABKAUSEgoKbWF4X3BpeGVscxgDIAEoAxISCgptaW5fcGl4ZWxzGAQgASgDEhMKC211bHRpcGxlX29mGAUgASgFEhEKCW1heF9yYXRpbxgGIAEoCSJMChVIaWdoUmVzb2x1dGlvblByZXNldHMSEQoJbGFuZHNjYXBlGAEgASgJEhAKCHBvcnRyYWl0GAIgASgJEg4KBnNxdWFyZRgDIAEoCSJACgpTaXplUHJlc2V0EgwKBG5hbWUYASABKAkSEAoIbWF4X2VkZ2UYAiABKAUSEgoKbWF4X3BpeGVscxgDIAEoAyJaCg9SZWZlcmVuY2VQb2xpY3kSDAoEbW9kZRgBIAEoCRISCgptYXhfaW1hZ2VzGAIgASgFEhEKCW1heF9ieXRlcxgDIAEoAxISCgptaW1lX3R5cGVzGAQgAygJIg8KDUhlYWx0aFJlcXVlc3Qi6wEKDkhlYWx0aFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoCRINCgVyZWFkeRgCIAEoCBIPCgdiYWNrZW5kGAMgASgJEg0KBW1vZGVsGAQgASgJEhUKDWF1dGhfcmVxdWlyZWQYBSABKAgSHQoVZ2VuZXJhdGlvbl90aW1lb3V0X21zGAYgASgDEikKBWNvZGV4GAcgASgLMhouY29kZXhpbWFnZS52MS5Db2RleFN0YXR1cxIoCgVzbG90cxgIIAEoCzIZLmNvZGV4aW1hZ2UudjEuU2xvdFN0YXR1cxIPCgdwcm9ibGVtGAkgASgJImcKC0NvZGV4U3RhdHVzEg0KBWZvdW5kGAEgASgIEgwKBHBhdGgYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIRCglsb2dnZWRfaW4YBCABKAgSFwoPY3VzdG9tX3Byb3ZpZGVyGAUgASgIIl4KClNsb3RTdGF0dXMSDgoGaW5fdXNlGAEgASgFEgwKBGZyZWUYAiABKAUSDQoFbGltaXQYAyABKAUSDgoGcXVldWVkGAQgASgFEhMKC3F1ZXVlX2xpbWl0GAUgASgFIikKD0dldEltYWdlUmVxdWVzdBIWCghpbWFnZV9pZBgBIAEoCUIE4kEBAiI3ChBHZXRJbWFnZVJlc3BvbnNlEiMKBWltYWdlGAEgASgLMhQuY29kZXhpbWFnZS52MS5JbWFnZSItChNHZXRJbWFnZUZpbGVSZXF1ZXN0EhYKCGltYWdlX2lkGAEgASgJQgTiQQECIl4KFEdldEltYWdlRmlsZVJlc3BvbnNlEhQKDGNvbnRlbnRfdHlwZRgBIAEoCRISCgp0b3RhbF9zaXplGAIgASgDEg4KBnNoYTI1NhgDIAEoCRIMCgRkYXRhGAQgASgMKmcKC0FscGhhU291cmNlEhwKGEFMUEhBX1NPVVJDRV9VTlNQRUNJRklFRBAAEhwKGEFMUEhBX1NPVVJDRV9JTUFHRV9NT0RFTBABEhwKGEFMUEhBX1NPVVJDRV9LRVlFRF9NQVRURRACMr0ECgxJbWFnZVNlcnZpY2USbQoIR2VuZXJhdGUSHi5jb2RleGltYWdlLnYxLkdlbmVyYXRlUmVxdWVzdBofLmNvZGV4aW1hZ2UudjEuR2VuZXJhdGVSZXNwb25zZSIegtPkkwIYOgEqIhMvdjEvaW1hZ2VzL2dlbmVyYXRlMAESegoPR2V0Q2FwYWJpbGl0aWVzEiUuY29kZXhpbWFnZS52MS5HZXRDYXBhYmlsaXRpZXNSZXF1ZXN0GiYuY29kZXhpbWFnZS52MS5HZXRDYXBhYmlsaXRpZXNSZXNwb25zZSIYgtPkkwISEhAvdjEvY2FwYWJpbGl0aWVzElcKBkhlYWx0aBIcLmNvZGV4aW1hZ2UudjEuSGVhbHRoUmVxdWVzdBodLmNvZGV4aW1hZ2UudjEuSGVhbHRoUmVzcG9uc2UiEILT5JMCChIIL2hlYWx0aHoSagoIR2V0SW1hZ2USHi5jb2RleGltYWdlLnYxLkdldEltYWdlUmVxdWVzdBofLmNvZGV4aW1hZ2UudjEuR2V0SW1hZ2VSZXNwb25zZSIdgtPkkwIXEhUvdjEvaW1hZ2VzL3tpbWFnZV9pZH0SfQoMR2V0SW1hZ2VGaWxlEiIuY29kZXhpbWFnZS52MS5HZXRJbWFnZUZpbGVSZXF1ZXN0GiMuY29kZXhpbWFnZS52MS5HZXRJbWFnZUZpbGVSZXNwb25zZSIigtPkkwIcEhovdjEvaW1hZ2VzL3tpbWFnZV9pZH0vZmlsZTABQmwKEWRldi5jb2RleGltYWdlLnYxUAFaVWdpdGh1Yi5jb20vY29kZXgtaW1hZ2Utc2VydmVyL2NvZGV4LWltYWdlLXNlcnZlci9jbGllbnRzL2dvL2NvZGV4aW1hZ2V2MTtjb2RleGltYWdldjFiBnByb3RvMw", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message codeximage.v1.GenerateRequest
@@ -84,6 +84,25 @@ export type GenerateRequest = Message<"codeximage.v1.GenerateRequest"> & {
    * @generated from field: string request_id = 8;
    */
   requestId: string;
+
+  /**
+   * "auto" (or empty), "opaque" or "transparent". Transparent asks the image
+   * tool for an alpha channel, checks what came back, and falls back to
+   * keying out a flat key colour when the alpha is not real; a result that
+   * fails the check is refused (FAILED_PRECONDITION, TRANSPARENCY_FAILED).
+   * Needs output_format png or webp.
+   *
+   * @generated from field: string background = 30;
+   */
+  background: string;
+
+  /**
+   * For jpeg and webp: encoder quality 0-100 (OpenAI's output_compression).
+   * Unset means the server's default (95).
+   *
+   * @generated from field: optional int32 output_compression = 31;
+   */
+  outputCompression?: number | undefined;
 };
 
 /**
@@ -385,6 +404,35 @@ export type Image = Message<"codeximage.v1.Image"> & {
    * @generated from field: string output_format = 20;
    */
   outputFormat: string;
+
+  /**
+   * "auto", "opaque" or "transparent", as asked.
+   *
+   * @generated from field: string background = 50;
+   */
+  background: string;
+
+  /**
+   * For a transparent background: how the alpha channel was made.
+   *
+   * @generated from field: codeximage.v1.AlphaSource alpha_source = 51;
+   */
+  alphaSource: AlphaSource;
+
+  /**
+   * For a transparent background: the figures the alpha passed.
+   *
+   * @generated from field: codeximage.v1.TransparencyCheck transparency = 52;
+   */
+  transparency?: TransparencyCheck | undefined;
+
+  /**
+   * Tokens codex's own turn used (its `turn.completed` usage), when reported.
+   * These are the agent model's tokens, not the image model's.
+   *
+   * @generated from field: codeximage.v1.TokenUsage usage = 53;
+   */
+  usage?: TokenUsage | undefined;
 };
 
 /**
@@ -393,6 +441,88 @@ export type Image = Message<"codeximage.v1.Image"> & {
  */
 export const ImageSchema: GenMessage<Image> = /*@__PURE__*/
   messageDesc(file_codeximage_v1_image_service, 4);
+
+/**
+ * @generated from message codeximage.v1.TokenUsage
+ */
+export type TokenUsage = Message<"codeximage.v1.TokenUsage"> & {
+  /**
+   * @generated from field: int64 input_tokens = 1;
+   */
+  inputTokens: bigint;
+
+  /**
+   * @generated from field: int64 cached_input_tokens = 2;
+   */
+  cachedInputTokens: bigint;
+
+  /**
+   * @generated from field: int64 output_tokens = 3;
+   */
+  outputTokens: bigint;
+};
+
+/**
+ * Describes the message codeximage.v1.TokenUsage.
+ * Use `create(TokenUsageSchema)` to create a new message.
+ */
+export const TokenUsageSchema: GenMessage<TokenUsage> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 5);
+
+/**
+ * The verification a transparent image passed before it was handed over.
+ *
+ * @generated from message codeximage.v1.TransparencyCheck
+ */
+export type TransparencyCheck = Message<"codeximage.v1.TransparencyCheck"> & {
+  /**
+   * Lowest and highest alpha in the image, 0-255.
+   *
+   * @generated from field: int32 alpha_min = 1;
+   */
+  alphaMin: number;
+
+  /**
+   * @generated from field: int32 alpha_max = 2;
+   */
+  alphaMax: number;
+
+  /**
+   * Share of pixels with alpha <= 8 (fully see-through), 0-1.
+   *
+   * @generated from field: double transparent_share = 3;
+   */
+  transparentShare: number;
+
+  /**
+   * Share of pixels with alpha >= 247, 0-1.
+   *
+   * @generated from field: double opaque_share = 4;
+   */
+  opaqueShare: number;
+
+  /**
+   * Share of the subject's edge pixels that still look like the key colour
+   * (a halo of the old background), 0-1.
+   *
+   * @generated from field: double edge_residue = 5;
+   */
+  edgeResidue: number;
+
+  /**
+   * The key colour asked for behind the subject, "#rrggbb".
+   *
+   * @generated from field: string key_color = 6;
+   */
+  keyColor: string;
+};
+
+/**
+ * Describes the message codeximage.v1.TransparencyCheck.
+ * Use `create(TransparencyCheckSchema)` to create a new message.
+ */
+export const TransparencyCheckSchema: GenMessage<TransparencyCheck> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 6);
 
 /**
  * @generated from message codeximage.v1.GenerateSummary
@@ -449,6 +579,13 @@ export type GenerateSummary = Message<"codeximage.v1.GenerateSummary"> & {
    * @generated from field: int64 duration_ms = 10;
    */
   durationMs: bigint;
+
+  /**
+   * "auto", "opaque" or "transparent".
+   *
+   * @generated from field: string background = 30;
+   */
+  background: string;
 };
 
 /**
@@ -456,7 +593,7 @@ export type GenerateSummary = Message<"codeximage.v1.GenerateSummary"> & {
  * Use `create(GenerateSummarySchema)` to create a new message.
  */
 export const GenerateSummarySchema: GenMessage<GenerateSummary> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 5);
+  messageDesc(file_codeximage_v1_image_service, 7);
 
 /**
  * @generated from message codeximage.v1.GetCapabilitiesRequest
@@ -469,7 +606,7 @@ export type GetCapabilitiesRequest = Message<"codeximage.v1.GetCapabilitiesReque
  * Use `create(GetCapabilitiesRequestSchema)` to create a new message.
  */
 export const GetCapabilitiesRequestSchema: GenMessage<GetCapabilitiesRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 6);
+  messageDesc(file_codeximage_v1_image_service, 8);
 
 /**
  * @generated from message codeximage.v1.GetCapabilitiesResponse
@@ -544,6 +681,13 @@ export type GetCapabilitiesResponse = Message<"codeximage.v1.GetCapabilitiesResp
    * @generated from field: repeated string aspect_names = 14;
    */
   aspectNames: string[];
+
+  /**
+   * Accepted values of GenerateRequest.background.
+   *
+   * @generated from field: repeated string backgrounds = 25;
+   */
+  backgrounds: string[];
 };
 
 /**
@@ -551,7 +695,7 @@ export type GetCapabilitiesResponse = Message<"codeximage.v1.GetCapabilitiesResp
  * Use `create(GetCapabilitiesResponseSchema)` to create a new message.
  */
 export const GetCapabilitiesResponseSchema: GenMessage<GetCapabilitiesResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 7);
+  messageDesc(file_codeximage_v1_image_service, 9);
 
 /**
  * @generated from message codeximage.v1.SizeConstraints
@@ -593,7 +737,7 @@ export type SizeConstraints = Message<"codeximage.v1.SizeConstraints"> & {
  * Use `create(SizeConstraintsSchema)` to create a new message.
  */
 export const SizeConstraintsSchema: GenMessage<SizeConstraints> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 8);
+  messageDesc(file_codeximage_v1_image_service, 10);
 
 /**
  * @generated from message codeximage.v1.HighResolutionPresets
@@ -620,7 +764,7 @@ export type HighResolutionPresets = Message<"codeximage.v1.HighResolutionPresets
  * Use `create(HighResolutionPresetsSchema)` to create a new message.
  */
 export const HighResolutionPresetsSchema: GenMessage<HighResolutionPresets> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 9);
+  messageDesc(file_codeximage_v1_image_service, 11);
 
 /**
  * @generated from message codeximage.v1.SizePreset
@@ -649,7 +793,7 @@ export type SizePreset = Message<"codeximage.v1.SizePreset"> & {
  * Use `create(SizePresetSchema)` to create a new message.
  */
 export const SizePresetSchema: GenMessage<SizePreset> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 10);
+  messageDesc(file_codeximage_v1_image_service, 12);
 
 /**
  * @generated from message codeximage.v1.ReferencePolicy
@@ -683,7 +827,7 @@ export type ReferencePolicy = Message<"codeximage.v1.ReferencePolicy"> & {
  * Use `create(ReferencePolicySchema)` to create a new message.
  */
 export const ReferencePolicySchema: GenMessage<ReferencePolicy> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 11);
+  messageDesc(file_codeximage_v1_image_service, 13);
 
 /**
  * @generated from message codeximage.v1.HealthRequest
@@ -696,7 +840,7 @@ export type HealthRequest = Message<"codeximage.v1.HealthRequest"> & {
  * Use `create(HealthRequestSchema)` to create a new message.
  */
 export const HealthRequestSchema: GenMessage<HealthRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 12);
+  messageDesc(file_codeximage_v1_image_service, 14);
 
 /**
  * @generated from message codeximage.v1.HealthResponse
@@ -757,7 +901,7 @@ export type HealthResponse = Message<"codeximage.v1.HealthResponse"> & {
  * Use `create(HealthResponseSchema)` to create a new message.
  */
 export const HealthResponseSchema: GenMessage<HealthResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 13);
+  messageDesc(file_codeximage_v1_image_service, 15);
 
 /**
  * @generated from message codeximage.v1.CodexStatus
@@ -796,7 +940,7 @@ export type CodexStatus = Message<"codeximage.v1.CodexStatus"> & {
  * Use `create(CodexStatusSchema)` to create a new message.
  */
 export const CodexStatusSchema: GenMessage<CodexStatus> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 14);
+  messageDesc(file_codeximage_v1_image_service, 16);
 
 /**
  * @generated from message codeximage.v1.SlotStatus
@@ -833,7 +977,7 @@ export type SlotStatus = Message<"codeximage.v1.SlotStatus"> & {
  * Use `create(SlotStatusSchema)` to create a new message.
  */
 export const SlotStatusSchema: GenMessage<SlotStatus> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 15);
+  messageDesc(file_codeximage_v1_image_service, 17);
 
 /**
  * @generated from message codeximage.v1.GetImageRequest
@@ -850,7 +994,7 @@ export type GetImageRequest = Message<"codeximage.v1.GetImageRequest"> & {
  * Use `create(GetImageRequestSchema)` to create a new message.
  */
 export const GetImageRequestSchema: GenMessage<GetImageRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 16);
+  messageDesc(file_codeximage_v1_image_service, 18);
 
 /**
  * @generated from message codeximage.v1.GetImageResponse
@@ -867,7 +1011,7 @@ export type GetImageResponse = Message<"codeximage.v1.GetImageResponse"> & {
  * Use `create(GetImageResponseSchema)` to create a new message.
  */
 export const GetImageResponseSchema: GenMessage<GetImageResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 17);
+  messageDesc(file_codeximage_v1_image_service, 19);
 
 /**
  * @generated from message codeximage.v1.GetImageFileRequest
@@ -884,7 +1028,7 @@ export type GetImageFileRequest = Message<"codeximage.v1.GetImageFileRequest"> &
  * Use `create(GetImageFileRequestSchema)` to create a new message.
  */
 export const GetImageFileRequestSchema: GenMessage<GetImageFileRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 18);
+  messageDesc(file_codeximage_v1_image_service, 20);
 
 /**
  * @generated from message codeximage.v1.GetImageFileResponse
@@ -924,7 +1068,39 @@ export type GetImageFileResponse = Message<"codeximage.v1.GetImageFileResponse">
  * Use `create(GetImageFileResponseSchema)` to create a new message.
  */
 export const GetImageFileResponseSchema: GenMessage<GetImageFileResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 19);
+  messageDesc(file_codeximage_v1_image_service, 21);
+
+/**
+ * Where a transparent image's alpha channel came from.
+ *
+ * @generated from enum codeximage.v1.AlphaSource
+ */
+export enum AlphaSource {
+  /**
+   * @generated from enum value: ALPHA_SOURCE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The image tool returned a real alpha channel (transparent_background).
+   *
+   * @generated from enum value: ALPHA_SOURCE_IMAGE_MODEL = 1;
+   */
+  IMAGE_MODEL = 1,
+
+  /**
+   * The server keyed a flat key-colour background out locally.
+   *
+   * @generated from enum value: ALPHA_SOURCE_KEYED_MATTE = 2;
+   */
+  KEYED_MATTE = 2,
+}
+
+/**
+ * Describes the enum codeximage.v1.AlphaSource.
+ */
+export const AlphaSourceSchema: GenEnum<AlphaSource> = /*@__PURE__*/
+  enumDesc(file_codeximage_v1_image_service, 0);
 
 /**
  * @generated from service codeximage.v1.ImageService
