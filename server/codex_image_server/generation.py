@@ -3,16 +3,17 @@ out as one stream, and any way it ends (done, failed, cancelled, timed out)
 leaves no codex process, no working directory and no held slot behind."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-import queue
 import shutil
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, Union
+from typing import AsyncIterator, Union
 
 from . import finishing, imaging
+from .blocking import Blocking
 from .engine import Engine
 from .engine import prompt as prompts
 from .engine.candidate import CandidateRun
@@ -59,6 +60,24 @@ class SummaryEvent:
 Event = Union[ProgressEvent, ImageEvent, SummaryEvent]
 
 
+async def _shielded(awaitable):
+    """Await to the end even if the awaiting task is cancelled meanwhile;
+    the cancellation is raised afterwards."""
+    task = asyncio.ensure_future(awaitable)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError()
+    return result
+
+
 @dataclasses.dataclass(frozen=True)
 class _Done:
     index: int
@@ -66,26 +85,39 @@ class _Done:
 
 
 class Generation:
+    """Lives on the event loop. Each candidate's codex run is watched by a
+    thread of its own (bounded by the slots); its events reach the loop
+    through `call_soon_threadsafe`, so nothing here blocks the loop."""
+
     def __init__(self, spec: GenerationSpec, engine: Engine, store: OutputStore, slots: Slots,
-                 work_root: Path, timeout_s: float):
+                 work_root: Path, timeout_s: float, blocking: Blocking):
         self.spec = spec
         self._engine = engine
         self._store = store
         self._slots = slots
         self._work_root = work_root
         self._timeout_s = timeout_s
+        self._blocking = blocking
         self._started = time.monotonic()
-        self._cancelled = threading.Event()
+        # Read by candidate threads, set on the loop (an Event's flag is a plain bool).
+        self._cancelled = asyncio.Event()
         self._cancel_reason = ""
         self._lock = threading.Lock()
         self._runs: list[CandidateRun] = []
-        self._events: queue.Queue = queue.Queue()
+        self._loop = asyncio.get_running_loop()
+        self._events: asyncio.Queue = asyncio.Queue()
+        self._done = 0  # candidates that reported _Done
 
     def _elapsed_ms(self) -> int:
         return int((time.monotonic() - self._started) * 1000)
 
+    def _emit(self, event) -> None:
+        """From a candidate thread: hand one event to the loop."""
+        self._loop.call_soon_threadsafe(self._events.put_nowait, event)
+
     def cancel(self, reason: str) -> None:
-        """Idempotent and non-blocking: SIGTERM goes to every process group now."""
+        """Idempotent and non-blocking (on the loop): SIGTERM goes to every
+        process group now, the escalation to SIGKILL runs off the loop."""
         with self._lock:
             if not self._cancelled.is_set():
                 self._cancel_reason = reason
@@ -93,74 +125,79 @@ class Generation:
             runs = list(self._runs)
         for run in runs:
             run.cancel()
-        self._slots.wake()
 
     @property
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
 
-    def events(self) -> Iterator[Event]:
+    async def events(self) -> AsyncIterator[Event]:
         spec = self.spec
-        codex = self._engine.require_ready().path
+        codex = (await self._blocking.run(self._engine.require_ready)).path
         ticket = self._slots.enter(spec.count)
         workdir: Path | None = None
-        threads: list[threading.Thread] = []
+        started = 0
         try:
             if not ticket.granted:
                 yield ProgressEvent("queued", self._elapsed_ms(), queue_position=ticket.position)
-                ticket.wait(self._cancelled)
-            workdir = self._prepare_workdir()
-            refs = self._write_references(workdir)
+                await ticket.wait(self._cancelled)
+            workdir = await self._blocking.run(self._prepare_workdir)
+            refs = await self._blocking.run(self._write_references, workdir)
             permits = threading.Semaphore(ticket.n)
             for i in range(spec.count):
-                t = threading.Thread(target=self._candidate, args=(i, codex, workdir, refs, permits),
-                                     name=f"{spec.request_id}-c{i}", daemon=True)
-                t.start()
-                threads.append(t)
-            images = yield from self._collect(spec.count)
+                threading.Thread(target=self._candidate, args=(i, codex, workdir, refs, permits),
+                                 name=f"{spec.request_id}-c{i}", daemon=True).start()
+                started += 1
+            images = []
+            async for event in self._collect(spec.count):
+                if isinstance(event, ImageEvent):
+                    images.append(event.image)
+                yield event
             yield SummaryEvent(spec.request_id, spec.size.requested, spec.size.text, spec.quality,
                                spec.output_format, tuple(img.id for img in images), self._elapsed_ms(),
                                spec.background)
         finally:
-            # Reached on success, on error and when the caller closes the
-            # stream early: stop whatever still runs and wait until it is gone.
+            # Reached on success, on error and when the caller goes away (the
+            # task is cancelled): stop whatever still runs and wait until it is gone.
             self.cancel(self._cancel_reason or "request ended")
-            for t in threads:
-                t.join()
+            await self._until_candidates_done(started)
             ticket.release()
             if workdir is not None:
-                shutil.rmtree(workdir, ignore_errors=True)
+                await _shielded(self._blocking.run(shutil.rmtree, workdir, ignore_errors=True))
 
-    def _collect(self, count: int):
-        images: list[StoredImage] = []
+    async def _until_candidates_done(self, started: int) -> None:
+        """Every candidate thread reports _Done once its process group is gone.
+        Cancelling this wait again (a second cancel of the task) does not cut
+        it short: slots must not be given back while codex still runs."""
+        while self._done < started:
+            event = await _shielded(self._events.get())
+            if isinstance(event, _Done):
+                self._done += 1
+
+    async def _collect(self, count: int) -> AsyncIterator[Event]:
         first_error: ServiceError | None = None
-        remaining = count
         deadline = self._started + self._timeout_s
-        while remaining:
+        while self._done < count:
             left = deadline - time.monotonic()
             if left <= 0 and first_error is None:
                 first_error = ServiceError(Kind.DEADLINE_EXCEEDED, "CODEX_TIMEOUT",
                                            f"generation took longer than {self._timeout_s:g}s and was stopped")
                 self.cancel("timeout")
             try:
-                event = self._events.get(timeout=max(0.05, min(left, 0.5)))
-            except queue.Empty:
+                event = await asyncio.wait_for(self._events.get(), timeout=max(0.05, left))
+            except asyncio.TimeoutError:
                 continue
             if isinstance(event, _Done):
-                remaining -= 1
+                self._done += 1
                 if event.error is not None and first_error is None and not self.cancelled:
                     first_error = event.error
                     # A failed sibling fails the request: stop the others now.
                     self.cancel(f"candidate {event.index} failed")
                 continue
-            if isinstance(event, ImageEvent):
-                images.append(event.image)
             yield event
         if first_error is not None:
             raise first_error
         if self.cancelled:
             raise ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", f"request cancelled ({self._cancel_reason})")
-        return images
 
     def _prepare_workdir(self) -> Path:
         self._work_root.mkdir(parents=True, exist_ok=True)
@@ -197,7 +234,7 @@ class Generation:
             log("candidate.crashed", level="error", request_id=self.spec.request_id, index=index,
                 error_type=type(exc).__name__)
             error = ServiceError(Kind.INTERNAL, "INTERNAL", "internal error while running a candidate")
-        self._events.put(_Done(index, error))
+        self._emit(_Done(index, error))
 
     def _run_candidate(self, index: int, codex: str, workdir: Path, refs: list[Path]) -> None:
         if self.cancelled:
@@ -211,10 +248,10 @@ class Generation:
             late = self.cancelled
         if late:
             run.cancel()
-        self._events.put(ProgressEvent("candidate_started", self._elapsed_ms(), index))
+        self._emit(ProgressEvent("candidate_started", self._elapsed_ms(), index))
 
         def on_phase(phase: str, detail: str) -> None:
-            self._events.put(ProgressEvent("codex_phase", self._elapsed_ms(), index, phase, detail))
+            self._emit(ProgressEvent("codex_phase", self._elapsed_ms(), index, phase, detail))
 
         try:
             result = run.run(on_phase)
@@ -233,6 +270,6 @@ class Generation:
             created_unix_ms=int(time.time() * 1000), background=spec.background,
             alpha_source=made.alpha_source if made else "",
             transparency=dataclasses.asdict(made.figures) if made else None, usage=result.usage)
-        self._events.put(ProgressEvent("candidate_finished", self._elapsed_ms(), index,
+        self._emit(ProgressEvent("candidate_finished", self._elapsed_ms(), index,
                                        detail=f"{info.width}x{info.height} {info.mime_type}"))
-        self._events.put(ImageEvent(stored))
+        self._emit(ImageEvent(stored))

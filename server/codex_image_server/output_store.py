@@ -116,3 +116,9 @@ class OutputStore:
 
     def path(self, record: StoredImage) -> Path:
         return self.dir / record.file_name
+
+    def file_path(self, image_id: str, mime_type: str) -> Path:
+        """Where the bytes of a record the caller already has (as an Image) lie."""
+        if not is_valid_id(image_id) or mime_type not in EXTENSION_BY_MIME:
+            raise not_found(f"file of image {image_id[:80]!r}")
+        return self.dir / f"{image_id}.{EXTENSION_BY_MIME[mime_type]}"

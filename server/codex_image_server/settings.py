@@ -48,6 +48,9 @@ class Settings:
     # 4 references of 20 MB, base64 in JSON, plus room for the rest.
     http_max_body_bytes: int = 4 * 20 * 1024 * 1024 * 4 // 3 + 1024 * 1024
     readiness_ttl_ms: int = 10_000
+    finish_early: bool = True
+    download_idle_timeout_ms: int = 30_000
+    blocking_threads: int = 4
     ready_file: str = ""
     log_level: str = "info"
 
@@ -55,12 +58,6 @@ class Settings:
     def auth_required(self) -> bool:
         return bool(self.api_keys)
 
-    @property
-    def worker_threads(self) -> int:
-        # A streaming Generate holds a worker thread for its whole life; every
-        # queued request holds one too. Keep headroom so Health, capabilities
-        # and file downloads never starve behind generations.
-        return self.max_concurrent + self.queue_limit + 8
 
 
 # name, type, help. The env variable is PREFIX + NAME.upper().
@@ -86,6 +83,9 @@ FIELDS: list[tuple[str, type, str]] = [
     ("max_reference_pixels", int, "pixels per reference image (decompression-bomb guard)"),
     ("http_max_body_bytes", int, "largest HTTP request body the shim accepts (413 beyond)"),
     ("readiness_ttl_ms", int, "how long a codex readiness probe is trusted"),
+    ("finish_early", bool, "stop codex as soon as its image is final, skipping the model's closing turn"),
+    ("download_idle_timeout_ms", int, "drop a download (HTTP or GetImageFile) whose reader takes nothing this long"),
+    ("blocking_threads", int, "threads for blocking work (Pillow, disk) off the event loop"),
     ("ready_file", str, "write {grpc_port, http_port, pid} here as JSON once serving"),
     ("log_level", str, "debug, info, warning or error"),
 ]
@@ -171,6 +171,10 @@ def check(settings: Settings) -> None:
     """Refuse settings that would be unsafe or cannot work, with a how-to-fix line."""
     if settings.max_concurrent < 1:
         raise SystemExit("max_concurrent must be at least 1")
+    if settings.blocking_threads < 1:
+        raise SystemExit("blocking_threads must be at least 1")
+    if settings.download_idle_timeout_ms < 1:
+        raise SystemExit("download_idle_timeout_ms must be at least 1")
     if settings.queue_limit < 0:
         raise SystemExit("queue_limit must not be negative")
     if not 1 <= settings.max_references <= 5:

@@ -2,11 +2,12 @@
 first-come-first-served queue of requests waiting for them.
 
 A request takes all the slots it needs at once (its candidates must run side
-by side); one that cannot even queue is refused at once.
+by side); one that cannot even queue is refused at once. Used from the event
+loop only: a queued request waits on a future, holding no thread.
 """
 from __future__ import annotations
 
-import threading
+import asyncio
 from collections import deque
 
 from .errors import Kind, ServiceError
@@ -17,61 +18,48 @@ class Slots:
         self.limit = limit
         self.queue_limit = queue_limit
         self._in_use = 0
-        self._waiting: deque[object] = deque()
-        self._cond = threading.Condition()
+        self._waiting: deque[Ticket] = deque()
 
     def snapshot(self) -> tuple[int, int, int]:
         """(in use, free, queued)."""
-        with self._cond:
-            return self._in_use, self.limit - self._in_use, len(self._waiting)
+        return self._in_use, self.limit - self._in_use, len(self._waiting)
 
     def enter(self, n: int) -> "Ticket":
         """Take min(n, limit) slots now if free, else join the queue (or be
         refused at once when it is full). Wait on the ticket for the slots."""
         n = min(n, self.limit)
         ticket = Ticket(self, n)
-        with self._cond:
-            if not self._waiting and self._in_use + n <= self.limit:
-                self._in_use += n
-                ticket.granted = True
-                return ticket
-            if len(self._waiting) >= self.queue_limit:
-                raise ServiceError(Kind.RESOURCE_EXHAUSTED, "QUEUE_FULL",
-                                   f"{self._in_use} of {self.limit} generation slots busy and "
-                                   f"{len(self._waiting)} requests already waiting; try again shortly",
-                                   retry_after_s=5)
-            ticket.position = len(self._waiting)
-            self._waiting.append(ticket)
+        if not self._waiting and self._in_use + n <= self.limit:
+            self._in_use += n
+            ticket.granted = True
             return ticket
+        if len(self._waiting) >= self.queue_limit:
+            raise ServiceError(Kind.RESOURCE_EXHAUSTED, "QUEUE_FULL",
+                               f"{self._in_use} of {self.limit} generation slots busy and "
+                               f"{len(self._waiting)} requests already waiting; try again shortly",
+                               retry_after_s=5)
+        ticket.position = len(self._waiting)
+        ticket.ready = asyncio.get_running_loop().create_future()
+        self._waiting.append(ticket)
+        return ticket
 
-    def _wait(self, ticket: "Ticket", cancelled: threading.Event) -> None:
-        with self._cond:
-            try:
-                while not (self._waiting[0] is ticket and self._in_use + ticket.n <= self.limit):
-                    if cancelled.is_set():
-                        raise ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", "cancelled while queued")
-                    self._cond.wait(timeout=0.5)
-                self._in_use += ticket.n
-                ticket.granted = True
-            finally:
-                self._waiting.remove(ticket)
-                self._cond.notify_all()
+    def _grant(self) -> None:
+        """Hand free slots to the head of the queue, in order."""
+        while self._waiting and self._in_use + self._waiting[0].n <= self.limit:
+            ticket = self._waiting.popleft()
+            self._in_use += ticket.n
+            ticket.granted = True
+            if not ticket.ready.done():
+                ticket.ready.set_result(None)
 
     def _leave(self, ticket: "Ticket") -> None:
-        with self._cond:
-            if ticket in self._waiting:
-                self._waiting.remove(ticket)
-                self._cond.notify_all()
+        if ticket in self._waiting:
+            self._waiting.remove(ticket)
+            self._grant()  # a large request leaving may let smaller ones in
 
     def release(self, n: int) -> None:
-        with self._cond:
-            self._in_use -= n
-            self._cond.notify_all()
-
-    def wake(self) -> None:
-        """Let waiters re-check their cancel flag now."""
-        with self._cond:
-            self._cond.notify_all()
+        self._in_use -= n
+        self._grant()
 
 
 class Ticket:
@@ -82,10 +70,19 @@ class Ticket:
         self.n = n
         self.granted = False
         self.position = 0
+        self.ready: asyncio.Future | None = None
 
-    def wait(self, cancelled: threading.Event) -> None:
+    async def wait(self, cancelled: asyncio.Event) -> None:
+        """Until the slots are ours; CANCELLED if `cancelled` is set first."""
+        if self.granted:
+            return
+        stop = asyncio.ensure_future(cancelled.wait())
+        try:
+            await asyncio.wait((self.ready, stop), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
         if not self.granted:
-            self.slots._wait(self, cancelled)
+            raise ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", "cancelled while queued")
 
     def release(self) -> None:
         """Give the slots back, or leave the queue if they never came."""

@@ -1,5 +1,7 @@
 """The /v1 HTTP shim: a grpc-gateway-style HTTP front for ImageService.
 
-It talks to the service only over gRPC, so the gRPC server stays the one
-implementation; routes come from the proto's google.api.http annotations.
+It calls the servicer in-process (grpc_api/inprocess.py), on the gRPC
+server's own event loop, so the servicer stays the one implementation of
+auth, validation and errors; routes come from the proto's google.api.http
+annotations.
 """

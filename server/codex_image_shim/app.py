@@ -1,5 +1,7 @@
 """The HTTP side: aiohttp handlers that turn each request into one
-ImageService call over gRPC (grpc.aio) and turn the answer back.
+ImageService call, made in-process on the same event loop as the gRPC
+server (grpc-gateway's Register...HandlerServer: the servicer's own methods,
+its auth and error mapping, no loopback hop), and turn the answer back.
 
 Routing comes from `routes.build()` (the proto's HTTP annotations); every RPC
 has the grpc-gateway default treatment (path variables and query into the
@@ -8,19 +10,24 @@ and three RPCs get the plugin contract on top: Generate (adapter), Health
 (open `/healthz`) and GetImageFile (raw bytes streamed to the socket).
 
 Disconnect means cancel: the aiohttp server runs with handler_cancellation,
-so a closed client socket cancels the handler task, and every handler
-cancels its gRPC call on the way out.
+so a closed client socket cancels the handler task, and with it the call
+(and so the codex processes).
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+from pathlib import Path
+from typing import Callable
 
 import grpc
-from aiohttp import web
+from aiohttp import hdrs, web
 from codeximage.v1 import image_service_pb2 as pb
-from codeximage.v1 import image_service_pb2_grpc as pb_grpc
+from codex_image_server import frozen
+from codex_image_server.grpc_api.inprocess import InProcessChannel
+from codex_image_server.idle import IdleTimer
 from google.protobuf import json_format, message_factory
 
 from . import adapter, errors, jsonmap, openapi, routes
@@ -39,7 +46,7 @@ PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Headers": "Content-Type, Accept, Authorization, X-API-Key",
     "Access-Control-Max-Age": "600",
 }
-UNARY_TIMEOUT_S = 60.0
+SENDFILE_STEP = 1024 * 1024  # the idle timer is touched after each step
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 
 
@@ -50,6 +57,12 @@ def _dumps(body) -> bytes:
 def json_response(body, status: int = 200, headers: dict | None = None) -> web.Response:
     return web.Response(body=_dumps(body), status=status, reason=errors.REASONS.get(status),
                         content_type=JSON, headers=headers)
+
+
+def message_response(message) -> web.Response:
+    """A response message as JSON; a frozen one (capabilities) is encoded once."""
+    return web.Response(body=frozen.encoded(message, "json", lambda m: _dumps(jsonmap.to_dict(m))),
+                        content_type=JSON)
 
 
 def error_response(status, http_status: int, headers: dict | None = None) -> web.Response:
@@ -71,26 +84,44 @@ def wants_stream(request: web.Request) -> bool:
     return any(NDJSON in part for part in request.headers.getall("Accept", []))
 
 
+class ImageFile(web.FileResponse):
+    """aiohttp's FileResponse (sendfile, Content-Length, Range, HEAD) with our
+    ETag (the sha256), sent in steps so a reader that stops reading is
+    dropped after the idle timeout instead of holding the connection forever."""
+
+    def __init__(self, path: Path, etag: str, idle_s: float, headers: dict):
+        super().__init__(path, headers=headers)
+        self._our_etag = etag
+        self._idle_s = idle_s
+
+    async def _sendfile(self, request, fobj, offset, count):
+        self._headers[hdrs.ETAG] = self._our_etag
+        writer = await super(web.FileResponse, self).prepare(request)
+        transport = request.transport
+        if transport is None:
+            raise ConnectionResetError("Connection lost")
+        loop = asyncio.get_running_loop()
+        # Aborting the transport ends the connection; handler_cancellation
+        # then cancels this handler.
+        with IdleTimer(self._idle_s, on_idle=transport.abort) as idle:
+            while count > 0:
+                step = min(count, SENDFILE_STEP)
+                await loop.sendfile(transport, fobj, offset, step)
+                offset, count = offset + step, count - step
+                idle.touch()
+        await super(web.FileResponse, self).write_eof()
+        return writer
+
+
 class Shim:
-    def __init__(self, grpc_target: str, settings):
+    def __init__(self, channel: InProcessChannel, settings, file_path: Callable[[str, str], Path]):
         self.settings = settings
-        self.grpc_target = grpc_target
+        self.channel = channel
+        self.file_path = file_path  # (image id, mime type) -> where its bytes lie
         self.routes = routes.build()
         self.openapi = openapi.document(self.routes)
-        self.channel = None
-        self.stub = None
+        self._openapi_body = _dumps(self.openapi)
         self._special = {"Generate": self._generate, "Health": self._health, "GetImageFile": self._image_file}
-
-    async def open(self) -> None:
-        # Large enough for a request carrying every reference the server allows.
-        limit = max(self.settings.http_max_body_bytes, 128 * 1024 * 1024)
-        self.channel = grpc.aio.insecure_channel(self.grpc_target, options=[
-            ("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)])
-        self.stub = pb_grpc.ImageServiceStub(self.channel)
-
-    async def close(self) -> None:
-        if self.channel is not None:
-            await self.channel.close(grace=None)
 
     def application(self) -> web.Application:
         app = web.Application()
@@ -131,7 +162,7 @@ class Shim:
             return error_response(error.status, 500)
 
     def metadata(self, request: web.Request) -> tuple:
-        """The caller's key, forwarded for the gRPC server to check."""
+        """The caller's key, as gRPC metadata: the servicer checks it."""
         md = []
         if "X-API-Key" in request.headers:
             md.append(("x-api-key", request.headers["X-API-Key"]))
@@ -169,33 +200,29 @@ class Shim:
             parsed = adapter.parse_body(await self.read_body(request))
             body = parsed if route.body == "*" else {route.body: parsed}
         message = self._request_message(route, request, params, body)
-        rpc = getattr(self.stub, route.rpc)
         if route.server_streaming:
-            return await self._ndjson(request, rpc(message, metadata=self.metadata(request)))
-        response = await rpc(message, metadata=self.metadata(request), timeout=UNARY_TIMEOUT_S)
-        return json_response(jsonmap.to_dict(response))
+            return await self._ndjson(request, self.channel.stream(route.rpc, message, self.metadata(request)))
+        return message_response(await self.channel.unary(route.rpc, message, self.metadata(request)))
 
     async def _ndjson(self, request, call) -> web.StreamResponse:
         """grpc-gateway's rendering of a server stream: `{"result": ...}` per
         line as each message arrives; a failure after the first line becomes
         a final `{"error": <google.rpc.Status>}` line."""
-        try:
-            first = await call.read()  # a failure before any message is a plain HTTP error
+        async with contextlib.aclosing(call):
+            # A failure before any message is a plain HTTP error.
+            message = await anext(call, None)
             response = web.StreamResponse(headers={"Content-Type": NDJSON, "Cache-Control": "no-store",
                                                    "X-Content-Type-Options": "nosniff"})
             await response.prepare(request)
-            message = first
             try:
-                while message is not grpc.aio.EOF:
+                while message is not None:
                     await response.write(_dumps({"result": jsonmap.to_dict(message)}) + b"\n")
-                    message = await call.read()
+                    message = await anext(call, None)
             except grpc.RpcError as exc:
                 await response.write(_dumps({"error": jsonmap.status_to_dict(errors.status_of_rpc_error(exc))})
                                      + b"\n")
             await response.write_eof()
             return response
-        finally:
-            call.cancel()
 
     # -- the plugin contract ------------------------------------------------
 
@@ -203,11 +230,10 @@ class Shim:
         raw = await self.read_body(request)
         # A body may hold 100 MB of base64: decode it off the event loop.
         message = await asyncio.to_thread(lambda: adapter.generate_request(adapter.parse_body(raw)))
-        timeout = self.settings.generation_timeout_ms / 1000 + 60  # a backstop; the server has its own
-        call = self.stub.Generate(message, metadata=self.metadata(request), timeout=timeout)
+        call = self.channel.stream("Generate", message, self.metadata(request))
         if wants_stream(request):
             return await self._ndjson(request, call)
-        try:
+        async with contextlib.aclosing(call):
             images, summary = [], None
             async for event in call:
                 kind = event.WhichOneof("event")
@@ -218,15 +244,13 @@ class Shim:
             if summary is None:
                 raise errors.ShimError(grpc.StatusCode.INTERNAL, "INTERNAL", "generation ended without a summary")
             return json_response(adapter.aggregate(summary, images, origin(request)))
-        finally:
-            call.cancel()
 
     async def _health(self, request, route, params):
         # /healthz stays open: the shim runs in-process with the server and
         # may use a configured key for this one call.
         keys = self.settings.api_keys
         metadata = (("x-api-key", keys[0]),) if keys else ()
-        response = await self.stub.Health(pb.HealthRequest(), metadata=metadata, timeout=UNARY_TIMEOUT_S)
+        response = await self.channel.unary("Health", pb.HealthRequest(), metadata)
         status, body = adapter.health(jsonmap.to_dict(response))
         return json_response(body, status)
 
@@ -244,48 +268,27 @@ class Shim:
         return bool(wanted) and (wanted.strip() == "*" or f'"{sha256}"' in [t.strip() for t in wanted.split(",")])
 
     async def _image_file(self, request, route, params):
+        """GetImage through the servicer (its auth, its errors), then the
+        bytes from disk to socket with sendfile."""
         message = self._request_message(route, request, params)
-        md = self.metadata(request)
+        image = (await self.channel.unary("GetImage", pb.GetImageRequest(image_id=message.image_id),
+                                          self.metadata(request))).image
+        headers = self._file_headers(image.id, image.mime_type, image.sha256)
+        if self._not_modified(request, image.sha256):
+            return web.Response(status=304, headers={"ETag": headers["ETag"]})
         if request.method == "HEAD":  # metadata only: no bytes are read
-            image = (await self.stub.GetImage(pb.GetImageRequest(image_id=message.image_id), metadata=md,
-                                              timeout=UNARY_TIMEOUT_S)).image
-            response = web.StreamResponse(headers=self._file_headers(image.id, image.mime_type, image.sha256))
+            response = web.StreamResponse(headers=headers)
             response.content_length = image.byte_size
             await response.prepare(request)
             await response.write_eof()
             return response
-        call = self.stub.GetImageFile(message, metadata=md)
-        try:
-            first = await call.read()
-            if first is grpc.aio.EOF:
-                raise errors.ShimError(grpc.StatusCode.INTERNAL, "INTERNAL", "the image stream was empty")
-            headers = self._file_headers(message.image_id, first.content_type, first.sha256)
-            if self._not_modified(request, first.sha256):
-                return web.Response(status=304, headers={"ETag": headers["ETag"]})
-            response = web.StreamResponse(headers=headers)
-            response.content_length = first.total_size
-            await response.prepare(request)
-            chunk = first
-            try:
-                while chunk is not grpc.aio.EOF:
-                    await response.write(chunk.data)  # waits for the socket to drain: no whole-file buffer
-                    chunk = await call.read()
-            except grpc.RpcError as exc:
-                # Headers are gone already: cut the connection so the short body shows.
-                log.warning("image stream failed mid-way: %s", exc.code())
-                if request.transport is not None:
-                    request.transport.abort()
-                return response
-            await response.write_eof()
-            return response
-        finally:
-            call.cancel()
+        return ImageFile(self.file_path(image.id, image.mime_type), headers["ETag"],
+                         self.settings.download_idle_timeout_ms / 1000, headers)
 
     async def _openapi(self, request):
         if request.method not in ("GET", "HEAD"):
             raise errors.method_not_allowed(request.method, request.path, ("GET", "HEAD"))
         if self.settings.api_keys:
-            # /v1/* needs the key; the gRPC server is the one that checks it.
-            await self.stub.GetCapabilities(pb.GetCapabilitiesRequest(), metadata=self.metadata(request),
-                                            timeout=UNARY_TIMEOUT_S)
-        return json_response(self.openapi)
+            # /v1/* needs the key; the servicer is the one that checks it.
+            await self.channel.unary("GetCapabilities", pb.GetCapabilitiesRequest(), self.metadata(request))
+        return web.Response(body=self._openapi_body, content_type=JSON)

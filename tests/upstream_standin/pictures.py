@@ -5,6 +5,7 @@ import base64
 import hashlib
 import io
 import itertools
+import os
 import re
 
 from PIL import Image, ImageDraw
@@ -21,13 +22,20 @@ def parse_size(size, default: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def make_png(width: int, height: int) -> bytes:
+def make_png(width: int, height: int, noise: bool = False) -> bytes:
     """A PNG of exactly width x height, different on every call.
 
     Each image gets its own colour and serial stripe so that the sha256 of
     every image handed out is distinct (tests tell candidates apart by it).
-    Flat colour keeps large sizes fast to encode.
+    Flat colour keeps large sizes fast to encode; `noise` gives random pixels
+    stored uncompressed instead, so the file is as large as its pixels
+    (about 3 bytes each: large-download tests and benchmarks).
     """
+    if noise:
+        out = io.BytesIO()
+        Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(
+            out, format="PNG", compress_level=0)
+        return out.getvalue()
     serial = next(_counter)
     seed = hashlib.sha256(f"standin-{serial}".encode()).digest()
     img = Image.new("RGB", (width, height), tuple(seed[:3]))

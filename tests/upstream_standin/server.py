@@ -188,7 +188,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.flush()
-            if sw.slow and not self._wait(sw.slow, record):
+            delay = sw.slow + sw.turn_slow + (sw.closing_slow if after_tool else 0.0)
+            if delay and not self._wait(delay, record):
                 return
             for index, (event, data) in enumerate(events):
                 if index and sw.slow_within and not self._wait(sw.slow_within, record):
@@ -232,7 +233,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send_json(status, payload)
             return
         width, height = pictures.parse_size(body.get("size"), sw.default_size)
-        png = pictures.make_png(width, height)
+        png = pictures.make_png(width, height, sw.noise)
         digest = hashlib.sha256(png).hexdigest()
         self.standin.records.update(record, answer="image", returned=[
             {"sha256": digest, "byte_size": len(png), "dimensions": (width, height), "bytes": png}])

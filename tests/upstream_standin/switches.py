@@ -23,6 +23,13 @@ class Switches:
     slow_within: float = 0.0
     # Seconds to wait before answering an Images API request.
     images_slow: float = 0.0
+    # Seconds to hold the closing turn (the /responses that follows the tool
+    # output) before its first event: the model's closing reply is pending.
+    closing_slow: float = 0.0
+    # Seconds each model turn takes (before the first event of every
+    # /responses stream): the "each model turn takes 1 s" upstream of the
+    # finish-early benchmark.
+    turn_slow: float = 0.0
     # Make the first /responses stream of a turn end with `response.failed`.
     fail_response: bool = False
     # HTTP status for /responses (0 = normal). 429 answers with a quota body.
@@ -33,6 +40,8 @@ class Switches:
     no_tool: bool = False
     # Size used when the request has none or says "auto".
     default_size: str = "1024x1024"
+    # Random, uncompressed pixels: the PNG is about 3 bytes per pixel.
+    noise: bool = False
 
     def merged(self, **changes) -> "Switches":
         known = {f.name for f in dataclasses.fields(self)}

@@ -12,6 +12,7 @@ from .. import imaging
 from ..errors import Kind, ServiceError
 from . import events, failures
 from .image_locator import codex_home, locate, read_rollout, rollout_path
+from .image_watch import RolloutWatch
 from .process_group import ProcessGroup
 
 # Called with (phase, detail) as codex reports its own progress.
@@ -36,8 +37,11 @@ class CandidateRun:
     """Spawned by the Engine; `run` blocks until the image is found or it fails."""
 
     def __init__(self, group: ProcessGroup, env: dict[str, str], grace_s: float, max_pixels: int,
-                 run_id: str):
+                 run_id: str, finish_early: bool = True):
         self.group = group
+        self._finish_early = finish_early
+        # Set when the image was final and codex was stopped before its closing turn.
+        self.finished_early = threading.Event()
         self.run_id = run_id
         self._env = env
         self._grace = grace_s
@@ -59,9 +63,15 @@ class CandidateRun:
     def cancel(self) -> None:
         self.group.stop_async(self._grace)
 
+    def _image_final(self, saved_path: str) -> None:
+        # The image is whole: the closing turn would only cost time and tokens.
+        self.finished_early.set()
+        self.group.stop_async(self._grace)
+
     def run(self, on_phase: PhaseCallback) -> CandidateResult:
         started = time.monotonic()
         log = events.TurnLog()
+        watch: RolloutWatch | None = None
         try:
             # Read stdout to its end: closing it early kills codex before the
             # image is written.
@@ -70,6 +80,8 @@ class CandidateRun:
                 if event is None:
                     continue
                 shown = events.absorb(log, event)
+                if self._finish_early and watch is None and log.thread_id:
+                    watch = RolloutWatch(codex_home(self._env), log.thread_id, self._image_final).start()
                 if shown and not self.group.stop_requested:
                     on_phase(*shown)
             try:
@@ -77,9 +89,13 @@ class CandidateRun:
             except subprocess.TimeoutExpired:
                 pass  # a leader that closed its output but hangs: finish() stops it
         finally:
+            if watch is not None:
+                watch.stop()
             self.group.finish(self._grace)
             self._stderr_reader.join(timeout=1.0)
-        if self.group.stop_requested:
+        if self.finished_early.is_set():
+            on_phase("image.final", "image complete; codex stopped before its closing turn")
+        elif self.group.stop_requested:
             raise ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", "candidate cancelled")
         return self._result(log, started)
 

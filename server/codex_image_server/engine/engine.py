@@ -69,7 +69,8 @@ class Engine:
                 raise ServiceError(Kind.FAILED_PRECONDITION, "CODEX_SPAWN_FAILED",
                                    f"could not start codex ({codex}): {exc.strerror or exc}. "
                                    "Run `make codex` or set CODEX_IMAGE_SERVER_CODEX_BIN.") from None
-            run = CandidateRun(group, env, self.grace_s, sizes.OUTPUT_PIXEL_LIMIT, run_id)
+            run = CandidateRun(group, env, self.grace_s, sizes.OUTPUT_PIXEL_LIMIT, run_id,
+                              finish_early=self.settings.finish_early)
             self._live[group.pid] = run
             return run
 

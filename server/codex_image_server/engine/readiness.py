@@ -86,6 +86,10 @@ class ReadinessCache:
         self._value: Readiness | None = None
         self._at = 0.0
 
+    def cached(self) -> Readiness | None:
+        """The last probe's answer, without probing (None before the first)."""
+        return self._value
+
     def get(self, fresh: bool = False) -> Readiness:
         with self._lock:
             if fresh or self._value is None or time.monotonic() - self._at > self._ttl:

@@ -1,16 +1,14 @@
-"""API-key check for ImageService. grpc.health and reflection stay open so a
-mesh can probe and a person can `grpcurl list` without a key."""
+"""API-key check for ImageService: one check, applied by the servicer's
+call wrapper, so the external gRPC path and the shim's in-process path are
+checked the same way (both hand it the call's metadata). grpc.health and
+reflection stay open so a mesh can probe and a person can `grpcurl list`
+without a key."""
 from __future__ import annotations
 
 import hashlib
 import hmac
 
-import grpc
-
 from ..errors import Kind, ServiceError
-from .status import to_grpc_status
-
-PROTECTED_PREFIX = "/codeximage.v1.ImageService/"
 
 
 def presented_key(metadata) -> str:
@@ -32,31 +30,9 @@ def key_matches(presented: str, keys: tuple[str, ...]) -> bool:
     return ok and bool(presented)
 
 
-class ApiKeyInterceptor(grpc.ServerInterceptor):
-    def __init__(self, keys: tuple[str, ...]):
-        self._keys = keys
-
-    def intercept_service(self, continuation, handler_call_details):
-        handler = continuation(handler_call_details)
-        if handler is None or not handler_call_details.method.startswith(PROTECTED_PREFIX):
-            return handler
-        if key_matches(presented_key(handler_call_details.invocation_metadata), self._keys):
-            return handler
-        return _deny(handler)
-
-
-def _deny(handler):
-    status = to_grpc_status(ServiceError(
-        Kind.UNAUTHENTICATED, "UNAUTHORIZED",
-        "missing or wrong API key: send `authorization: Bearer <key>` or `x-api-key: <key>`"))
-
-    def abort(request, context):
-        context.abort_with_status(status)
-
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(
-            abort, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)
-    return grpc.unary_unary_rpc_method_handler(
-        abort, request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer)
+def check(metadata, keys: tuple[str, ...]) -> None:
+    """Raise UNAUTHENTICATED unless no key is configured or one is presented."""
+    if keys and not key_matches(presented_key(metadata), keys):
+        raise ServiceError(
+            Kind.UNAUTHENTICATED, "UNAUTHORIZED",
+            "missing or wrong API key: send `authorization: Bearer <key>` or `x-api-key: <key>`")

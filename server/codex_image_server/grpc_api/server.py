@@ -1,35 +1,40 @@
-"""Assembles the gRPC server: ImageService, grpc.health.v1, reflection, auth."""
+"""Assembles the gRPC server on grpc.aio: ImageService, grpc.health.v1,
+reflection. One event loop serves every call; nothing here holds a thread
+while it waits on a peer."""
 from __future__ import annotations
 
-import threading
-from concurrent import futures
+import asyncio
 
 import grpc
 from codeximage.v1 import image_service_pb2 as pb
-from codeximage.v1 import image_service_pb2_grpc as pb_grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from google.protobuf import message_factory
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha._async import ReflectionServicer
 
+from .. import frozen
+from ..blocking import Blocking
 from ..engine import Engine
 from ..logs import log
 from ..output_store import OutputStore
 from ..settings import Settings
 from ..slots import Slots
-from .auth import ApiKeyInterceptor
 from .servicer import ImageServicer
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ImageService"].full_name
+SERVICE = pb.DESCRIPTOR.services_by_name["ImageService"]
+SERVICE_NAME = SERVICE.full_name
 _MESSAGE_SLACK = 4 * 1024 * 1024
 
 
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 
 
-def _serve_reflection(server: grpc.Server, services: tuple[str, ...]) -> None:
+def _serve_reflection(server: grpc.aio.Server, services: tuple[str, ...]) -> None:
     """Server reflection under both names. grpcio-reflection serves only
     v1alpha; grpcurl and buf curl ask for v1 first. The two protocols are the
     same messages under another package, so one servicer answers both."""
-    servicer = reflection.ReflectionServicer(services + (reflection.SERVICE_NAME,))
+    servicer = ReflectionServicer(services + (reflection.SERVICE_NAME,))
     reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(REFLECTION_V1, {
         "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
@@ -38,48 +43,68 @@ def _serve_reflection(server: grpc.Server, services: tuple[str, ...]) -> None:
             response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString)}),))
 
 
+def _image_service_handlers(servicer: ImageServicer) -> grpc.GenericRpcHandler:
+    """Every RPC of the proto's ImageService, bound to the servicer's method of
+    the same name; responses go through `frozen.wire`, so a fixed answer is
+    serialised once."""
+    handlers = {}
+    for method in SERVICE.methods:
+        request_type = message_factory.GetMessageClass(method.input_type)
+        make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
+        handlers[method.name] = make(getattr(servicer, method.name),
+                                     request_deserializer=request_type.FromString,
+                                     response_serializer=frozen.wire)
+    return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
+
+
 class GrpcServer:
-    def __init__(self, settings: Settings, engine: Engine, store: OutputStore):
+    def __init__(self, settings: Settings, engine: Engine, store: OutputStore, blocking: Blocking):
         self.settings = settings
         self.engine = engine
+        self.blocking = blocking
         self.slots = Slots(settings.max_concurrent, settings.queue_limit)
         # References travel inside the request: allow the configured maximum.
         max_request = settings.max_references * settings.max_reference_bytes + _MESSAGE_SLACK
-        self.server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=settings.worker_threads, thread_name_prefix="rpc"),
-            interceptors=[ApiKeyInterceptor(settings.api_keys)] if settings.api_keys else [],
-            options=[("grpc.max_receive_message_length", max_request),
-                     ("grpc.so_reuseport", 0)])
-        pb_grpc.add_ImageServiceServicer_to_server(ImageServicer(settings, engine, store, self.slots), self.server)
-        self.health = health.HealthServicer()
+        self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", max_request),
+                                               ("grpc.so_reuseport", 0)])
+        self.servicer = ImageServicer(settings, engine, store, self.slots, blocking)
+        self.server.add_generic_rpc_handlers((_image_service_handlers(self.servicer),))
+        self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         _serve_reflection(self.server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
         self.port = self.server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
         if not self.port:
             raise SystemExit(f"could not bind gRPC on {settings.grpc_host}:{settings.grpc_port}")
-        self._stop = threading.Event()
-        self._watcher = threading.Thread(target=self._watch_readiness, name="readiness", daemon=True)
+        self._watcher: asyncio.Task | None = None
 
-    def _set_health(self) -> None:
-        ready = self.engine.readiness.get()
+    async def _set_health(self) -> None:
+        # A probe spawns codex: it runs on the default executor, never on the
+        # loop nor in the blocking pool that generations use.
+        ready = await asyncio.get_running_loop().run_in_executor(None, self.engine.readiness.get)
         serving = health_pb2.HealthCheckResponse.SERVING
-        self.health.set("", serving)  # the process is up
+        await self.health.set("", serving)  # the process is up
         # Ready only when codex can generate: a mesh routes on this one.
-        self.health.set(SERVICE_NAME, serving if ready.ready else health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.health.set(SERVICE_NAME, serving if ready.ready else health_pb2.HealthCheckResponse.NOT_SERVING)
 
-    def _watch_readiness(self) -> None:
-        while not self._stop.wait(self.settings.readiness_ttl_ms / 1000):
-            self._set_health()
+    async def _watch_readiness(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.readiness_ttl_ms / 1000)
+            try:
+                await self._set_health()
+            except Exception as exc:  # noqa: BLE001 - the watcher must outlive one bad probe
+                log("readiness.watch_failed", level="warning", error_type=type(exc).__name__)
 
-    def start(self) -> None:
-        self._set_health()
-        self.server.start()
-        self._watcher.start()
+    async def start(self) -> None:
+        await self._set_health()
+        await self.server.start()
+        self._watcher = asyncio.create_task(self._watch_readiness())
 
-    def stop(self, grace_s: float) -> None:
+    async def stop(self, grace_s: float) -> None:
         """Refuse new calls, cancel running ones (their codex groups die), wait."""
-        self._stop.set()
-        self.health.enter_graceful_shutdown()
-        self.server.stop(grace_s).wait()
-        self.engine.shutdown()
+        if self._watcher is not None:
+            self._watcher.cancel()
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_s)
+        # Whatever a cancelled call left (its cleanup still running) is stopped here.
+        await asyncio.get_running_loop().run_in_executor(None, self.engine.shutdown)
         log("server.stopped")

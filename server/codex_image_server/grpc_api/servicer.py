@@ -1,16 +1,20 @@
 """ImageService over gRPC: a thin adapter from protos to the domain and back."""
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect
 import time
 
 from codeximage.v1 import image_service_pb2 as pb
 from codeximage.v1 import image_service_pb2_grpc as pb_grpc
 from google.protobuf import timestamp_pb2
 
-from .. import sizes, transparency
+from .. import frozen, sizes, transparency
+from ..blocking import Blocking
 from ..engine import Engine
 from ..errors import Kind, ServiceError
+from ..idle import IdleTimer
 from ..generation import BACKEND, MODEL, Generation, ImageEvent, ProgressEvent, SummaryEvent
 from ..logs import log
 from ..output_store import OutputStore, StoredImage
@@ -18,9 +22,11 @@ from ..request import OUTPUT_FORMATS, QUALITIES, GenerateParams, MAX_COUNT, Refe
 from ..settings import Settings
 from ..slots import Slots
 from ..validation import validate
+from . import auth
 from .status import internal_error, to_grpc_status
 
 CHUNK_BYTES = 64 * 1024
+READ_BYTES = 16 * CHUNK_BYTES  # one trip to the blocking pool per 1 MiB read
 REFERENCE_MIME_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 
 _STAGES = {
@@ -75,62 +81,96 @@ def _params(request: pb.GenerateRequest) -> GenerateParams:
         references=tuple(ReferenceInput(r.image, r.mime_type, r.label) for r in request.references))
 
 
-def _abort(context, exc: Exception, method_name: str) -> None:
+async def _abort(context, exc: Exception, method_name: str) -> None:
     """ServiceError -> its status; anything else -> INTERNAL without a trace."""
-    if isinstance(exc, ServiceError):
-        context.abort_with_status(to_grpc_status(exc))
-    log("rpc.crashed", level="error", method=method_name, error_type=type(exc).__name__)
-    context.abort_with_status(to_grpc_status(internal_error()))
+    if not isinstance(exc, ServiceError):
+        log("rpc.crashed", level="error", method=method_name, error_type=type(exc).__name__)
+        exc = internal_error()
+    status = to_grpc_status(exc)
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+_DONE = object()
+
+
+def _next(iterator):
+    return next(iterator, _DONE)
 
 
 def _errors_to_status(method):
+    """A unary RPC: the API-key check, then the method, every failure mapped to
+    a rich status. A plain (sync) method runs in the blocking pool."""
     @functools.wraps(method)
-    def wrapper(self, request, context):
+    async def wrapper(self, request, context):
         try:
-            return method(self, request, context)
+            auth.check(context.invocation_metadata(), self._settings.api_keys)
+            if inspect.iscoroutinefunction(method):
+                return await method(self, request, context)
+            return await self._blocking.run(method, self, request, context)
         except Exception as exc:  # noqa: BLE001 - mapped, never leaked
-            _abort(context, exc, method.__name__)
+            await _abort(context, exc, method.__name__)
     return wrapper
 
 
 def _stream_errors_to_status(method):
+    """A server-streaming RPC, like `_errors_to_status`. An async generator is
+    iterated on the loop; a plain generator is advanced in the blocking pool."""
     @functools.wraps(method)
-    def wrapper(self, request, context):
+    async def wrapper(self, request, context):
         try:
-            yield from method(self, request, context)
+            auth.check(context.invocation_metadata(), self._settings.api_keys)
+            if inspect.isasyncgenfunction(method):
+                async with contextlib.aclosing(method(self, request, context)) as responses:
+                    async for response in responses:
+                        yield response
+            else:
+                responses = method(self, request, context)
+                try:
+                    while (response := await self._blocking.run(_next, responses)) is not _DONE:
+                        yield response
+                finally:
+                    responses.close()
         except Exception as exc:  # noqa: BLE001 - mapped, never leaked
-            if isinstance(exc, ServiceError) and exc.kind is Kind.CANCELLED and not context.is_active():
+            if isinstance(exc, ServiceError) and exc.kind is Kind.CANCELLED and context.cancelled():
                 return  # the caller is gone; there is nobody to tell
-            _abort(context, exc, method.__name__)
+            await _abort(context, exc, method.__name__)
     return wrapper
 
 
 class ImageServicer(pb_grpc.ImageServiceServicer):
-    def __init__(self, settings: Settings, engine: Engine, store: OutputStore, slots: Slots):
+    """Async methods run on the event loop and must not block it; blocking
+    work goes through `self._blocking` (a bounded pool)."""
+
+    def __init__(self, settings: Settings, engine: Engine, store: OutputStore, slots: Slots,
+                 blocking: Blocking):
         self._settings = settings
         self._engine = engine
         self._store = store
         self._slots = slots
-        self._capabilities = self._build_capabilities(settings)
+        self._blocking = blocking
+        self._capabilities = frozen.freeze(self._build_capabilities(settings))
 
     @_stream_errors_to_status
-    def Generate(self, request, context):
+    async def Generate(self, request, context):
         started = time.monotonic()
-        spec = validate(_params(request), self._settings)
+        # References are decoded by Pillow: off the loop.
+        spec = await self._blocking.run(validate, _params(request), self._settings)
         generation = Generation(spec, self._engine, self._store, self._slots,
-                                self._settings.state_dir / "work", self._settings.generation_timeout_ms / 1000)
+                                self._settings.state_dir / "work", self._settings.generation_timeout_ms / 1000,
+                                self._blocking)
         # Fires on cancel, deadline and normal completion alike: cancel() is idempotent.
-        context.add_callback(lambda: generation.cancel("call ended"))
+        context.add_done_callback(lambda _: generation.cancel("call ended"))
         fields = dict(request_id=spec.request_id, count=spec.count, size=spec.size.text,
                       quality=spec.quality, output_format=spec.output_format, background=spec.background,
                       references=len(spec.references), prompt_chars=len(spec.prompt))
         log("generate.start", **fields)
         outcome, images = "error", 0
         try:
-            for event in generation.events():
-                if isinstance(event, ImageEvent):
-                    images += 1
-                yield _event_message(event)
+            async with contextlib.aclosing(generation.events()) as events:
+                async for event in events:
+                    if isinstance(event, ImageEvent):
+                        images += 1
+                    yield _event_message(event)
             outcome = "completed"
         except ServiceError as exc:
             outcome = exc.reason.lower()
@@ -142,7 +182,7 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
                 duration_ms=int((time.monotonic() - started) * 1000), **fields)
 
     @_errors_to_status
-    def GetCapabilities(self, request, context):
+    async def GetCapabilities(self, request, context):
         return self._capabilities
 
     @staticmethod
@@ -150,7 +190,8 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
         """Fixed for the server's life: built once (resolving presets is not free)."""
         return pb.GetCapabilitiesResponse(
             model=MODEL, backend=BACKEND, max_images=MAX_COUNT, output_formats=list(OUTPUT_FORMATS),
-            qualities=list(QUALITIES), backgrounds=list(transparency.BACKGROUNDS), size_options=list(sizes.SIZE_OPTIONS),
+            qualities=list(QUALITIES), backgrounds=list(transparency.BACKGROUNDS),
+            size_options=list(sizes.SIZE_OPTIONS),
             ratio_options=list(sizes.RATIO_OPTIONS), aspect_names=list(sizes.NAMED_ASPECTS),
             size_constraints=pb.SizeConstraints(
                 custom_size=True, max_edge=sizes.MAX_EDGE, max_pixels=sizes.MAX_PIXELS,
@@ -166,8 +207,10 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
                      for p in sizes.PRESETS.values()])
 
     @_errors_to_status
-    def Health(self, request, context):
-        ready = self._engine.readiness.get()
+    async def Health(self, request, context):
+        # The last probe's answer: a probe spawns codex, and Health must be
+        # answered from the loop at once (a watcher keeps it fresh).
+        ready = self._engine.readiness.cached() or await self._blocking.run(self._engine.readiness.get)
         in_use, free, queued = self._slots.snapshot()
         return pb.HealthResponse(
             status="ok" if ready.ready else "unavailable", ready=ready.ready, backend=BACKEND, model=MODEL,
@@ -180,15 +223,32 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
             problem=ready.problem)
 
     @_errors_to_status
-    def GetImage(self, request, context):
-        return pb.GetImageResponse(image=image_message(self._store.get(request.image_id)))
+    async def GetImage(self, request, context):
+        record = await self._blocking.run(self._store.get, request.image_id)
+        return pb.GetImageResponse(image=image_message(record))
 
     @_stream_errors_to_status
-    def GetImageFile(self, request, context):
-        record = self._store.get(request.image_id)
-        with open(self._store.path(record), "rb") as f:
-            chunk = f.read(CHUNK_BYTES)
-            yield pb.GetImageFileResponse(content_type=record.mime_type, total_size=record.byte_size,
-                                          sha256=record.sha256, data=chunk)
-            while chunk := f.read(CHUNK_BYTES):
-                yield pb.GetImageFileResponse(data=chunk)
+    async def GetImageFile(self, request, context):
+        """Chunks of CHUNK_BYTES, each sent only when the peer has taken the
+        last (grpc.aio's flow control); a peer that takes nothing for the
+        idle timeout is dropped."""
+        record = await self._blocking.run(self._store.get, request.image_id)
+        f = await self._blocking.run(open, self._store.path(record), "rb")
+        try:
+            first = True
+            with IdleTimer(self._settings.download_idle_timeout_ms / 1000) as idle:
+                while block := await self._blocking.run(f.read, READ_BYTES):
+                    for at in range(0, len(block), CHUNK_BYTES):
+                        chunk = block[at:at + CHUNK_BYTES]
+                        if first:
+                            first = False
+                            yield pb.GetImageFileResponse(content_type=record.mime_type,
+                                                          total_size=record.byte_size,
+                                                          sha256=record.sha256, data=chunk)
+                        else:
+                            yield pb.GetImageFileResponse(data=chunk)
+                        idle.touch()
+            if first:  # an empty file still says what it is
+                yield pb.GetImageFileResponse(content_type=record.mime_type, total_size=0, sha256=record.sha256)
+        finally:
+            f.close()

@@ -1,0 +1,105 @@
+"""Calling ImageService in the same process, the way grpc-gateway's
+Register...HandlerServer does: the same servicer methods, with the same
+auth and error mapping, and no loopback hop.
+
+`InProcessContext` is the one adapter: it gives the servicer what it uses
+of grpc.aio.ServicerContext (invocation metadata, peer, abort with a rich
+status, done callbacks, cancellation). An abort surfaces to the caller as
+`InProcessRpcError`, a grpc.RpcError with the same code, details and
+trailing metadata (grpc-status-details-bin) a remote caller would get.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import AsyncIterator
+
+import grpc
+
+
+class InProcessRpcError(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode, details: str, trailing_metadata):
+        super().__init__(details)
+        self._code, self._details = code, details
+        self._trailing = tuple(trailing_metadata or ())
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+    def trailing_metadata(self):
+        return self._trailing
+
+
+class InProcessContext:
+    def __init__(self, metadata, peer: str):
+        self._metadata = tuple(metadata or ())
+        self._peer = peer
+        self._callbacks: list = []
+        self._done = False
+        self._cancelled = False
+
+    def invocation_metadata(self):
+        return self._metadata
+
+    def peer(self) -> str:
+        return self._peer
+
+    def time_remaining(self):
+        return None
+
+    async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata=()):
+        raise InProcessRpcError(code, details, trailing_metadata)
+
+    def add_done_callback(self, callback) -> None:
+        self._callbacks.append(callback)
+
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def done(self) -> bool:
+        return self._done
+
+    def finish(self, cancelled: bool) -> None:
+        if self._done:
+            return
+        self._done, self._cancelled = True, cancelled
+        for callback in self._callbacks:
+            callback(self)
+
+
+class InProcessChannel:
+    """Unary and server-streaming calls straight into the servicer."""
+
+    def __init__(self, servicer, peer: str = "inprocess:http-shim"):
+        self._servicer = servicer
+        self._peer = peer
+
+    async def unary(self, method: str, request, metadata=()):
+        context = InProcessContext(metadata, self._peer)
+        ok = False
+        try:
+            response = await getattr(self._servicer, method)(request, context)
+            ok = True
+            return response
+        except InProcessRpcError:
+            ok = True  # ended with a status, like a finished remote call
+            raise
+        finally:
+            context.finish(cancelled=not ok)
+
+    async def stream(self, method: str, request, metadata=()) -> AsyncIterator:
+        """Use with contextlib.aclosing: leaving early cancels the call."""
+        context = InProcessContext(metadata, self._peer)
+        ended = False
+        try:
+            async with contextlib.aclosing(getattr(self._servicer, method)(request, context)) as responses:
+                async for response in responses:
+                    yield response
+            ended = True
+        except InProcessRpcError:
+            ended = True
+            raise
+        finally:
+            context.finish(cancelled=not ended)
