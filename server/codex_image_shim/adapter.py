@@ -37,7 +37,7 @@ def parse_body(raw: bytes):
     return data
 
 
-def _decode_image(value, where: str) -> tuple[bytes, str]:
+def decode_image(value, where: str) -> tuple[bytes, str]:
     """A data URL or bare base64 -> (bytes, declared mime type)."""
     if not isinstance(value, str):
         raise errors.invalid_json(f"{where} must be a string (a data URL or base64)")
@@ -68,7 +68,7 @@ def _reference(item, where: str) -> pb.Reference:
         raise errors.invalid_json(f"{where} must be an object with an `image` data URL")
     if "image" not in item:
         raise errors.invalid_reference(f"{where}.image is missing")
-    image, mime = _decode_image(item["image"], f"{where}.image")
+    image, mime = decode_image(item["image"], f"{where}.image")
     reference = pb.Reference()
     rest = {k: v for k, v in item.items() if k != "image"}
     try:

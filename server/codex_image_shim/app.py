@@ -31,6 +31,7 @@ from codex_image_server.idle import IdleTimer
 from google.protobuf import json_format, message_factory
 
 from . import adapter, errors, jsonmap, openapi, routes
+from .openai_compat.surface import OpenAISurface
 
 log = logging.getLogger("codex_image_shim")
 
@@ -122,6 +123,7 @@ class Shim:
         self.openapi = openapi.document(self.routes)
         self._openapi_body = _dumps(self.openapi)
         self._special = {"Generate": self._generate, "Health": self._health, "GetImageFile": self._image_file}
+        self.openai = OpenAISurface(self)
 
     def application(self) -> web.Application:
         app = web.Application()
@@ -142,6 +144,8 @@ class Shim:
                 return web.Response(status=204, headers=PREFLIGHT_HEADERS)
             if request.path == OPENAPI_PATH:
                 return await self._openapi(request)
+            if self.openai.owns(request.path):
+                return await self.openai.handle(request)  # its own error shape
             route, found = routes.resolve(self.routes, request.method, request.path)
             if route is None:
                 if found:
