@@ -102,11 +102,6 @@ def test_output_compression_sets_the_encoder_quality(stub, server):
     assert sizes[10] * 3 < sizes[95]
 
 
-def test_codex_token_usage_is_reported(stub):
-    (img,), _ = generate(stub, prompt="x")
-    assert (img.usage.input_tokens, img.usage.output_tokens) == (1200, 40)
-
-
 def test_capabilities_list_the_backgrounds(stub):
     caps = stub.GetCapabilities(pb.GetCapabilitiesRequest(), timeout=10)
     assert list(caps.backgrounds) == ["auto", "opaque", "transparent"]
