@@ -40,7 +40,7 @@ JSON = "application/json"
 OPENAPI_PATH = "/v1/openapi.json"
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
-    "Access-Control-Expose-Headers": "Content-Length, Content-Type, ETag, Retry-After",
+    "Access-Control-Expose-Headers": "Content-Length, Content-Type, ETag, Retry-After, X-Codex-Image-Ignored",
 }
 PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Methods": "GET, HEAD, POST, OPTIONS",
