@@ -13,3 +13,8 @@ test-openai: setup openai-js-deps
 	$(PY) -m pytest tests/openai_sdk tests/transparency -q $(PYTEST_ARGS)
 
 TEST_DEPS += openai-js-deps
+
+# What the transparency step costs on a codex-sized image (ratio to PNG I/O).
+.PHONY: bench-matte
+bench-matte: setup
+	$(PY) bench/matte_bench.py $(BENCH_ARGS)

@@ -31,6 +31,7 @@ MIN_BORDER_KEY_SHARE = 0.5
 KEY_DISTANCE = 0.30       # RGB distance (0..1 units) still counted as "the key colour"
 KEY_HUE_RESIDUE = 0.25    # key-hue excess that makes an edge pixel "residue"
 OFF_LINE = 0.08          # colour distance from the K -> F line beyond which F_est is not this pixel's
+BLOCK = 4                # grid of the local foreground estimate, in pixels
 SNAP = 0.04               # alphas this close to 0 or 1 are noise in the flat key
 
 
@@ -77,8 +78,18 @@ def _box_sum(a: np.ndarray, r: int) -> np.ndarray:
 
 
 def _near(mask: np.ndarray, r: int) -> np.ndarray:
-    """Pixels within r (Chebyshev) of any True pixel."""
-    return _box_sum(mask.astype(np.float32), r) > 0.5
+    """Pixels within r (Chebyshev) of any True pixel: a separable dilation."""
+    out = mask.copy()
+    for axis in (0, 1):
+        src = out.copy()
+        for s in range(1, r + 1):
+            if axis == 0:
+                out[s:] |= src[:-s]
+                out[:-s] |= src[s:]
+            else:
+                out[:, s:] |= src[:, :-s]
+                out[:, :-s] |= src[:, s:]
+    return out
 
 
 def _border(a: np.ndarray) -> np.ndarray:
@@ -103,73 +114,101 @@ def _hex(key) -> str:
     return "#%02x%02x%02x" % tuple(int(v) for v in key)
 
 
-def _foreground_estimate(rgb: np.ndarray, sure: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Local mean colour of surely-opaque pixels, near ones first; and where one exists."""
-    est = np.zeros_like(rgb)
-    found = np.zeros(rgb.shape[:2], bool)
-    weight = sure.astype(np.float32)
-    weighted = rgb * weight[..., None]
-    for r in (3, 8, 24):
+def _foreground_estimate(rgb: np.ndarray, sure: np.ndarray, ys: np.ndarray, xs: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """At pixels (ys, xs): the local mean colour of surely-opaque pixels, near
+    ones first; and whether there is one.
+
+    Worked out on BLOCK x BLOCK blocks (a local mean needs no finer grid),
+    which makes it about BLOCK^2 times cheaper on a 1.5 MP image."""
+    h, w = sure.shape
+    ph, pw = -h % BLOCK, -w % BLOCK
+    weight = np.pad(sure.astype(np.float32), ((0, ph), (0, pw)))
+    weighted = np.pad(rgb, ((0, ph), (0, pw), (0, 0))) * weight[..., None]
+    bh, bw = weight.shape[0] // BLOCK, weight.shape[1] // BLOCK
+    weight = weight.reshape(bh, BLOCK, bw, BLOCK).sum((1, 3))
+    weighted = weighted.reshape(bh, BLOCK, bw, BLOCK, 3).sum((1, 3))
+    est = np.zeros((bh, bw, 3), np.float32)
+    found = np.zeros((bh, bw), bool)
+    for r in (1, 2, 6):  # blocks: about 6, 10 and 26 pixels around
         n = _box_sum(weight, r)
         fill = (n > 0.5) & ~found
         if fill.any():
             est[fill] = _box_sum(weighted, r)[fill] / n[fill][..., None]
             found |= fill
-    return est, found
+    by, bx = ys // BLOCK, xs // BLOCK
+    return est[by, bx], found[by, bx]
+
+
+def _lower_bound(c: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """The least alpha for which F = (C - (1-a)K)/a stays in [0,1] in every channel."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dark = np.where(k > 1e-3, 1 - c / np.maximum(k, 1e-3), 0)
+        bright = np.where(k < 1 - 1e-3, (c - k) / np.maximum(1 - k, 1e-3), 0)
+    return np.clip(np.maximum(dark, bright).max(axis=-1), 0, 1)
 
 
 def key_out(rgb8: np.ndarray, key) -> np.ndarray:
-    """An opaque subject on the key colour -> RGBA with a soft, spill-free alpha."""
+    """An opaque subject on the key colour -> RGBA with a soft, spill-free alpha.
+
+    Only the pixels that can be partly transparent (the edge band and any
+    semi-transparent parts) get the expensive treatment."""
     rgb = rgb8.astype(np.float32) / 255
     k = _estimate_key(rgb, key)
-    # Lower bound: F = (C - (1-a)K)/a must stay in [0,1] for every channel.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lo_dark = np.where(k > 1e-3, 1 - rgb / np.maximum(k, 1e-3), 0)
-        lo_bright = np.where(k < 1 - 1e-3, (rgb - k) / np.maximum(1 - k, 1e-3), 0)
-    a_lo = np.clip(np.maximum(lo_dark, lo_bright).max(axis=-1), 0, 1)
-    # Upper bound: the difference keyer (assumes F has no excess of the key hue).
-    k_excess = float(_key_excess(k[None, None], key)[0, 0])
+    k_excess = float(_key_excess(k, key))
     if k_excess < 0.2:
         raise CannotKey(f"the background {_hex(k * 255)} is too dull to key")
-    a_hi = np.clip(1 - _key_excess(rgb, key) / k_excess, 0, 1)
-    a_hi = np.maximum(a_hi, a_lo)
-    # Surely opaque: opaque by the upper bound and not at an edge.
-    sure = ~_near(a_hi < 0.99, 2)
-    f_est, found = _foreground_estimate(rgb, sure)
+    # Upper bound, and the whole answer away from edges: the difference keyer.
+    alpha = np.clip(1 - _key_excess(rgb, key) / k_excess, 0, 1)
+    sure = ~_near(alpha < 0.99, 2)  # surely opaque: opaque and not at an edge
+    alpha[sure] = 1
+    ys, xs = np.nonzero((alpha > 0) & ~sure)
+    c, a_hi = rgb[ys, xs], alpha[ys, xs]
+    a_lo = np.minimum(_lower_bound(c, k), a_hi)  # the keyer's bound wins over noise in the key
+    f_est, found = _foreground_estimate(rgb, sure, ys, xs)
     d = f_est - k
     dd = (d * d).sum(-1)
-    proj = ((rgb - k) * d).sum(-1) / np.maximum(dd, 1e-6)
+    proj = ((c - k) * d).sum(-1) / np.maximum(dd, 1e-6)
     # Trust the projection only where C really lies on the line K -> F_est;
     # elsewhere the estimate is some other part of the subject.
-    off_line = np.linalg.norm(rgb - (k + proj[..., None] * d), axis=-1)
+    off_line = np.linalg.norm(c - (k + proj[:, None] * d), axis=-1)
     usable = found & (dd > 0.05) & (off_line < OFF_LINE)
-    alpha = np.clip(np.where(usable, proj, a_hi), a_lo, a_hi)
-    alpha = np.where(alpha < SNAP, 0, np.where(alpha > 1 - SNAP, 1, alpha)).astype(np.float32)
-    # Un-mix the key from partly transparent pixels, then suppress its spill.
-    a3 = np.maximum(alpha, 1e-3)[..., None]
-    fg = np.where(alpha[..., None] < 1, np.clip((rgb - (1 - alpha[..., None]) * k) / a3, 0, 1), rgb)
-    out = np.concatenate([fg, alpha[..., None]], axis=-1)
-    out = _despill(out, key, _near(alpha < 1, 2))
+    alpha[ys, xs] = np.clip(np.where(usable, proj, a_hi), a_lo, a_hi)
+    alpha[alpha < SNAP] = 0
+    alpha[alpha > 1 - SNAP] = 1
+    out = np.empty(rgb.shape[:2] + (4,), np.float32)
+    out[..., :3], out[..., 3] = rgb, alpha
+    colour = out[..., :3]  # a view: writes land in `out`
+    # Un-mix the key from partly transparent pixels ...
+    ys, xs = np.nonzero((alpha > 0) & (alpha < 1))
+    a = alpha[ys, xs][:, None]
+    colour[ys, xs] = np.clip((rgb[ys, xs] - (1 - a) * k) / a, 0, 1)
+    # ... then take out the key's spill near the edge, and keep no key colour
+    # hidden under full transparency.
+    ys, xs = np.nonzero(_near(alpha < 1, 2) & (alpha > 0))
+    colour[ys, xs] = _despilled(colour[ys, xs], key)
+    colour[alpha == 0] = 0
     return _to8(out)
 
 
-def _despill(rgba: np.ndarray, key, where: np.ndarray) -> np.ndarray:
-    """Take the key hue's excess out of the key channels, only where it can be spill."""
+def _despilled(c: np.ndarray, key) -> np.ndarray:
+    """Colours (N,3) with the key hue's excess taken out of the key channels."""
     high, _ = _key_channels(key)
-    excess = np.clip(_key_excess(rgba[..., :3], key), 0, None) * where
-    out = rgba.copy()
-    for c in high:
-        out[..., c] = out[..., c] - excess
-    return out
+    excess = np.clip(_key_excess(c, key), 0, None)
+    c = c.copy()
+    for ch in high:
+        c[:, ch] -= excess
+    return c
 
 
 def despill(rgba8: np.ndarray, key) -> np.ndarray:
     """For the image model's own alpha: clean key spill from partly transparent
     pixels. Opaque key-coloured edge pixels are left alone: they are a halo
     the measurement must see."""
-    rgba = rgba8.astype(np.float32) / 255
-    alpha = rgba[..., 3]
-    return _to8(_despill(rgba, key, (alpha > 0) & (alpha < 1)))
+    out = rgba8.copy()
+    ys, xs = np.nonzero((rgba8[..., 3] > 0) & (rgba8[..., 3] < 255))
+    out[ys, xs, :3] = _to8(_despilled(rgba8[ys, xs, :3].astype(np.float32) / 255, key))
+    return out
 
 
 def over_key(rgba8: np.ndarray, key) -> np.ndarray:
