@@ -32,6 +32,7 @@ KEY_DISTANCE = 0.30       # RGB distance (0..1 units) still counted as "the key 
 KEY_HUE_RESIDUE = 0.25    # key-hue excess that makes an edge pixel "residue"
 OFF_LINE = 0.08          # colour distance from the K -> F line beyond which F_est is not this pixel's
 BLOCK = 4                # grid of the local foreground estimate, in pixels
+MAX_NOISE_FLOOR = 0.2    # a key noisier than this is not flat: its specks stay visible
 SNAP = 0.04               # alphas this close to 0 or 1 are noise in the flat key
 
 
@@ -140,6 +141,14 @@ def _foreground_estimate(rgb: np.ndarray, sure: np.ndarray, ys: np.ndarray, xs: 
     return est[by, bx], found[by, bx]
 
 
+def _noise_floor(a_border: np.ndarray) -> float:
+    """Alpha below which a pixel is the key's own noise: what the border's
+    key-coloured pixels reach (a painted key is never perfectly flat)."""
+    keyish = a_border[a_border < 0.5]
+    level = float(np.percentile(keyish, 99.5)) + 0.01 if keyish.size else 0.0
+    return min(MAX_NOISE_FLOOR, max(SNAP, level))
+
+
 def _lower_bound(c: np.ndarray, k: np.ndarray) -> np.ndarray:
     """The least alpha for which F = (C - (1-a)K)/a stays in [0,1] in every channel."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -160,6 +169,8 @@ def key_out(rgb8: np.ndarray, key) -> np.ndarray:
         raise CannotKey(f"the background {_hex(k * 255)} is too dull to key")
     # Upper bound, and the whole answer away from edges: the difference keyer.
     alpha = np.clip(1 - _key_excess(rgb, key) / k_excess, 0, 1)
+    b = BORDER_PX
+    a_border = np.concatenate([alpha[:b].ravel(), alpha[-b:].ravel(), alpha[:, :b].ravel(), alpha[:, -b:].ravel()])
     sure = ~_near(alpha < 0.99, 2)  # surely opaque: opaque and not at an edge
     alpha[sure] = 1
     ys, xs = np.nonzero((alpha > 0) & ~sure)
@@ -174,7 +185,7 @@ def key_out(rgb8: np.ndarray, key) -> np.ndarray:
     off_line = np.linalg.norm(c - (k + proj[:, None] * d), axis=-1)
     usable = found & (dd > 0.05) & (off_line < OFF_LINE)
     alpha[ys, xs] = np.clip(np.where(usable, proj, a_hi), a_lo, a_hi)
-    alpha[alpha < SNAP] = 0
+    alpha[alpha < _noise_floor(a_border)] = 0
     alpha[alpha > 1 - SNAP] = 1
     out = np.empty(rgb.shape[:2] + (4,), np.float32)
     out[..., :3], out[..., 3] = rgb, alpha

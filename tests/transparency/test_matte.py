@@ -129,3 +129,18 @@ def test_too_little_transparency_is_refused():
 def test_key_colour_avoids_the_subject():
     assert transparency.key_color("a red fox sitting") == transparency.GREEN
     assert transparency.key_color("a green frog on a leaf") == transparency.MAGENTA
+
+
+def test_noise_in_the_painted_key_leaves_no_specks():
+    """A model never paints a perfectly flat key: +-6 levels of noise must not
+    leave visible specks in the background, nor move the alpha much."""
+    fg, alpha = pictures.truth()
+    composite = pictures.on_key(fg, alpha, transparency.GREEN).astype(int)
+    noise = np.random.default_rng(7).integers(-6, 7, composite.shape)
+    noisy = np.clip(composite + noise, 0, 255).astype(np.uint8)
+    made = transparency.make_transparent(pictures.png(noisy), transparency.GREEN)
+    got = pictures.rgba_of(made.png)[..., 3]
+    background = alpha == 0
+    assert (got[background] == 0).mean() > 0.999
+    err = np.abs(got / 255 - alpha)
+    assert err.mean() <= 2 * MEAN_TOL
