@@ -192,3 +192,20 @@ def test_timed_out_sdk_call_leaves_no_codex(client, server):
     assert len(runs) == 2, "both codex runs had started"
     pids = [p for r in runs for p in (r["pid"], r["child_pid"])]
     assert procs.wait_until(lambda: not any(procs.running(p) for p in pids), timeout=15), pids
+
+
+def test_edit_stream_gives_image_edit_completed(client):
+    stream = client.images.edit(image=("a.png", png(32, 32), "image/png"), prompt="x [[fake size=256x256]]",
+                                stream=True)
+    events = list(stream)
+    assert [e.type for e in events] == ["image_edit.completed"] and decode(events[0].b64_json).size == (256, 256)
+
+
+def test_an_error_after_the_stream_started_is_raised_by_the_sdk(client):
+    # The event stream is open (codex has started) when candidate 2 fails: the
+    # failure comes as an SSE error event, which the SDK raises as APIError.
+    with pytest.raises(openai.APIError) as err:
+        for _ in client.images.generate(prompt="x [[fake size=64x64 fail_candidate=2 delay=2]]", n=2,
+                                        stream=True):
+            pass
+    assert err.value.body["code"] == "codex_exec_failed" and err.value.body["type"] == "server_error"
