@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import AsyncIterator, Union
 
-from . import finishing, imaging
+from . import finishing, imaging, references
 from .blocking import Blocking
 from .engine import Engine
 from .engine import prompt as prompts
@@ -51,6 +51,11 @@ class SummaryEvent:
     output_format: str
     image_ids: tuple[str, ...]
     duration_ms: int
+    target_size: str = ""
+    aspect_ratio: str = ""
+    aspect_source: str = ""
+    fit: str = ""
+    references: tuple[references.ReferenceUse, ...] = ()
     background: str = "auto"
     status: str = "completed"
     model: str = MODEL
@@ -141,7 +146,7 @@ class Generation:
                 yield ProgressEvent("queued", self._elapsed_ms(), queue_position=ticket.position)
                 await ticket.wait(self._cancelled)
             workdir = await self._blocking.run(self._prepare_workdir)
-            refs = await self._blocking.run(self._write_references, workdir)
+            refs = await self._blocking.run(references.write, spec.references, workdir / "references")
             permits = threading.Semaphore(ticket.n)
             for i in range(spec.count):
                 threading.Thread(target=self._candidate, args=(i, codex, workdir, refs, permits),
@@ -152,9 +157,13 @@ class Generation:
                 if isinstance(event, ImageEvent):
                     images.append(event.image)
                 yield event
-            yield SummaryEvent(spec.request_id, spec.size.requested, spec.size.text, spec.quality,
+            delivered = {f"{img.width}x{img.height}" for img in images}
+            yield SummaryEvent(spec.request_id, spec.size.requested,
+                               delivered.pop() if len(delivered) == 1 else "mixed", spec.quality,
                                spec.output_format, tuple(img.id for img in images), self._elapsed_ms(),
-                               spec.background)
+                               target_size=spec.size.text, aspect_ratio=spec.size.ratio_text,
+                               aspect_source=spec.size.ratio_source, fit=spec.fit, references=refs.uses,
+                               background=spec.background)
         finally:
             # Reached on success, on error and when the caller goes away (the
             # task is cancelled): stop whatever still runs and wait until it is gone.
@@ -203,18 +212,7 @@ class Generation:
         self._work_root.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f"{self.spec.request_id}-", dir=self._work_root))
 
-    def _write_references(self, workdir: Path) -> list[Path]:
-        """Byte for byte: the upstream must receive the originals."""
-        paths = []
-        if self.spec.references:
-            (workdir / "references").mkdir()
-        for ref in self.spec.references:
-            path = workdir / "references" / f"reference-{ref.index + 1}.{imaging.EXTENSION_BY_MIME[ref.mime_type]}"
-            path.write_bytes(ref.image)
-            paths.append(path.resolve())
-        return paths
-
-    def _candidate(self, index: int, codex: str, workdir: Path, refs: list[Path],
+    def _candidate(self, index: int, codex: str, workdir: Path, refs: references.ReferencePlan,
                    permits: threading.Semaphore) -> None:
         error: ServiceError | None = None
         try:
@@ -236,13 +234,13 @@ class Generation:
             error = ServiceError(Kind.INTERNAL, "INTERNAL", "internal error while running a candidate")
         self._emit(_Done(index, error))
 
-    def _run_candidate(self, index: int, codex: str, workdir: Path, refs: list[Path]) -> None:
+    def _run_candidate(self, index: int, codex: str, workdir: Path, refs: references.ReferencePlan) -> None:
         if self.cancelled:
             return
         spec = self.spec
         cand_dir = workdir / f"candidate-{index + 1}"
         cand_dir.mkdir()
-        run = self._engine.start(codex, cand_dir, refs, prompts.build(spec, index, refs))
+        run = self._engine.start(codex, cand_dir, list(refs.paths), prompts.build(spec, index, refs))
         with self._lock:
             self._runs.append(run)
             late = self.cancelled
@@ -257,19 +255,28 @@ class Generation:
             result = run.run(on_phase)
         finally:
             self._engine.release(run)
-        finished = finishing.finish(spec, result.data, result.info)
-        data, info, made = finished.data, finished.info, finished.transparent
+        # The model draws at its own size (codex asks for "auto"): deliver the
+        # asked-for one, unless the caller wants the model's own image; a
+        # transparent background is made real first (transparency.py).
+        native = result.info
+        finished = finishing.finish(spec, result.data, native)
+        delivered, made = finished.delivered, finished.transparent
+        data, info = delivered.data, delivered.info
         if self.cancelled:
             return  # nothing is stored for a request that was given up
         stored = self._store.save(
             data, request_id=spec.request_id, index=index, label=f"Candidate {index + 1}",
             mime_type=info.mime_type, width=info.width, height=info.height,
             revised_prompt=result.revised_prompt, thread_id=result.thread_id, prompt=spec.prompt,
-            requested_size=spec.size.requested, resolved_size=spec.size.text, aspect=spec.aspect,
+            requested_size=spec.size.requested, resolved_size=f"{info.width}x{info.height}", aspect=spec.aspect,
             quality=spec.quality, output_format=spec.output_format, duration_ms=result.duration_ms,
-            created_unix_ms=int(time.time() * 1000), background=spec.background,
-            alpha_source=made.alpha_source if made else "",
+            created_unix_ms=int(time.time() * 1000), target_size=spec.size.text,
+            aspect_ratio=spec.size.ratio_text, aspect_source=spec.size.ratio_source, fit=spec.fit,
+            native_width=native.width, native_height=native.height, resized=delivered.resized,
+            enlarged=delivered.enlarged, references=tuple(dataclasses.asdict(u) for u in refs.uses),
+            background=spec.background, alpha_source=made.alpha_source if made else "",
             transparency=dataclasses.asdict(made.figures) if made else None, usage=result.usage)
         self._emit(ProgressEvent("candidate_finished", self._elapsed_ms(), index,
-                                       detail=f"{info.width}x{info.height} {info.mime_type}"))
+                                 detail=f"{info.width}x{info.height} {info.mime_type}"
+                                 + (f" (resized from {native.width}x{native.height})" if delivered.resized else "")))
         self._emit(ImageEvent(stored))

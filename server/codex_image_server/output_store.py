@@ -46,7 +46,17 @@ class StoredImage:
     output_format: str
     duration_ms: int
     created_unix_ms: int
-    # Later additions have defaults, so older records still load.
+    # Added with exact delivered sizes (issue 8); defaults keep older records readable.
+    target_size: str = ""
+    aspect_ratio: str = ""
+    aspect_source: str = ""
+    fit: str = ""
+    native_width: int = 0
+    native_height: int = 0
+    resized: bool = False
+    enlarged: bool = False
+    references: tuple = ()  # ReferenceUse records as dicts
+    # Added with transparent backgrounds (issue 11); defaults likewise.
     background: str = "auto"
     alpha_source: str = ""               # transparency.IMAGE_MODEL | KEYED_MATTE
     transparency: dict | None = None     # matte.Figures as a dict

@@ -16,6 +16,9 @@ class ReferenceInput:
     image: bytes
     mime_type: str = ""
     label: str = ""
+    source: str = ""
+    width: int = 0  # as the caller declares it; 0 = not given
+    height: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +33,8 @@ class GenerateParams:
     request_id: str = ""
     background: str = ""
     output_compression: int | None = None
+    canvas_size: tuple[int, int] | None = None  # as given; None when not sent
+    fit: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,9 +43,10 @@ class Reference:
     index: int
     image: bytes
     mime_type: str
-    width: int
+    width: int  # decoded from the bytes
     height: int
     label: str
+    source: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +68,7 @@ class GenerationSpec:
     @property
     def transparent(self) -> bool:
         return self.background == "transparent"
+    fit: str = "exact"  # "exact" or "native"; only matters when size.width is set
 
     @property
     def mime_type(self) -> str:

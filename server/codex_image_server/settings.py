@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 PREFIX = "CODEX_IMAGE_SERVER_"
+MAX_REFERENCES = 16  # the Photoshop plugin's own limit
 
 
 def _default_data_dir() -> Path:
@@ -42,10 +43,13 @@ class Settings:
     generation_timeout_ms: int = 600_000
     api_keys: tuple[str, ...] = ()
     allow_unauthenticated_remote: bool = False
-    max_references: int = 4
+    max_references: int = 16
     max_reference_bytes: int = 20 * 1024 * 1024
     max_reference_pixels: int = 64_000_000
-    # 4 references of 20 MB, base64 in JSON, plus room for the rest.
+    # 80 MB of images, base64 in JSON, plus room for the rest: e.g. 16
+    # references of 5 MB or 4 of 20 MB. It, not the count, bounds the memory
+    # one HTTP request can take (the shim holds the body, its decoded images
+    # and the gRPC message at once).
     http_max_body_bytes: int = 4 * 20 * 1024 * 1024 * 4 // 3 + 1024 * 1024
     readiness_ttl_ms: int = 10_000
     finish_early: bool = True
@@ -78,7 +82,7 @@ FIELDS: list[tuple[str, type, str]] = [
     ("generation_timeout_ms", int, "longest a generation may run"),
     ("api_keys", list, "API keys (flag repeatable; variable comma separated); when set, ImageService calls need one"),
     ("allow_unauthenticated_remote", bool, "allow binding a non-loopback address without an API key"),
-    ("max_references", int, "reference images per request"),
+    ("max_references", int, "reference images per request, 1-16 (past 5 they share a contact sheet)"),
     ("max_reference_bytes", int, "bytes per reference image"),
     ("max_reference_pixels", int, "pixels per reference image (decompression-bomb guard)"),
     ("http_max_body_bytes", int, "largest HTTP request body the shim accepts (413 beyond)"),
@@ -177,9 +181,9 @@ def check(settings: Settings) -> None:
         raise SystemExit("download_idle_timeout_ms must be at least 1")
     if settings.queue_limit < 0:
         raise SystemExit("queue_limit must not be negative")
-    if not 1 <= settings.max_references <= 5:
-        # codex's imagegen tool takes at most 5 referenced_image_paths.
-        raise SystemExit("max_references must be between 1 and 5")
+    if not 1 <= settings.max_references <= MAX_REFERENCES:
+        # The plugin's limit; codex's tool takes 5 paths, the rest share a contact sheet.
+        raise SystemExit(f"max_references must be between 1 and {MAX_REFERENCES}")
     exposed = [h for h in (settings.grpc_host, settings.http_host if settings.http_enabled else "127.0.0.1")
                if not is_loopback(h)]
     if exposed and not settings.api_keys and not settings.allow_unauthenticated_remote:

@@ -90,7 +90,18 @@ def make_transparent(data: bytes, key: tuple[int, int, int]) -> Transparent:
     return _png(out, source, figures)
 
 
+def remeasured(made: Transparent, data: bytes, key: tuple[int, int, int]) -> Transparent:
+    """The figures of the image as finally delivered (e.g. after a resize),
+    which must still pass."""
+    with Image.open(io.BytesIO(data)) as img:
+        figures = matte.measure(np.asarray(img.convert("RGBA")), key)
+    problem = matte.verdict(figures)
+    if problem:
+        raise failed(f"the transparent result failed verification after resizing: {problem}", figures)
+    return dataclasses.replace(made, figures=figures)
+
+
 def _png(rgba: np.ndarray, source: str, figures: matte.Figures) -> Transparent:
     buf = io.BytesIO()
-    Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
+    Image.fromarray(rgba, "RGBA").save(buf, format="PNG", compress_level=1)  # as imaging._encode
     return Transparent(buf.getvalue(), source, figures)

@@ -22,6 +22,28 @@ def _choice(value: str, allowed: tuple[str, ...], default: str, field: str, reas
     return v, []
 
 
+def _declared_size(ref, info: imaging.ImageInfo, i: int) -> list[FieldViolation]:
+    """A declared width/height must describe the bytes' shape. The bytes win
+    (they are what the model sees), but a disagreeing ratio is refused rather
+    than silently used: the caller computed its expected size from its own
+    numbers, and would get an image of another shape. A smaller copy of the
+    same ratio (a downscaled layer) is fine."""
+    field = f"references[{i}]"
+    if not ref.width and not ref.height:
+        return []
+    bad = [FieldViolation(f"{field}.{name}", f"{value} is not a positive pixel count", "INVALID_REFERENCE")
+           for name, value in (("width", ref.width), ("height", ref.height)) if value <= 0]
+    if bad:
+        return bad
+    dw, dh, bw, bh = ref.width, ref.height, info.width, info.height
+    if abs(dw * bh - dh * bw) > max(dw, dh, bw, bh):  # more than a pixel of rounding apart
+        return [FieldViolation(
+            f"{field}.width", f"declared {dw}x{dh} ({sizes.ratio_words(dw, dh)}) but the image decodes as "
+            f"{bw}x{bh} ({sizes.ratio_words(bw, bh)}); send the size of the bytes you send, or omit "
+            "width and height", "REFERENCE_SIZE_MISMATCH")]
+    return []
+
+
 def _references(params: GenerateParams, settings: Settings) -> tuple[list[Reference], list[FieldViolation]]:
     refs, bad = [], []
     if len(params.references) > settings.max_references:
@@ -44,8 +66,32 @@ def _references(params: GenerateParams, settings: Settings) -> tuple[list[Refere
         except imaging.BadImage as exc:
             bad.append(FieldViolation(field, str(exc), "INVALID_REFERENCE"))
             continue
-        refs.append(Reference(i, ref.image, info.mime_type, info.width, info.height, ref.label.strip()[:200]))
+        declared_bad = _declared_size(ref, info, i)
+        if declared_bad:
+            bad += declared_bad
+            continue
+        refs.append(Reference(i, ref.image, info.mime_type, info.width, info.height, ref.label.strip()[:200],
+                              ref.source.strip()[:100]))
     return refs, bad
+
+
+def _canvas(params: GenerateParams) -> tuple[tuple[int, int] | None, list[FieldViolation]]:
+    if params.canvas_size is None:
+        return None, []
+    bad = [FieldViolation(f"canvas_size.{name}", f"{value} is not a positive pixel count", "INVALID_CANVAS_SIZE")
+           for name, value in zip(("width", "height"), params.canvas_size) if value <= 0]
+    return (None if bad else params.canvas_size), bad
+
+
+def _reference_size(params: GenerateParams, refs: list[Reference]) -> tuple[int, int] | None:
+    """The first reference's size for the ratio: as declared (the caller
+    computed its own expected size from it), else as decoded."""
+    if not refs or refs[0].index != 0:
+        return None
+    first = params.references[0]
+    if first.width > 0 and first.height > 0:
+        return first.width, first.height
+    return refs[0].width, refs[0].height
 
 
 def validate(params: GenerateParams, settings: Settings) -> GenerationSpec:
@@ -56,8 +102,11 @@ def validate(params: GenerateParams, settings: Settings) -> GenerationSpec:
     count = params.count or 1
     if not 1 <= count <= MAX_COUNT:
         bad.append(FieldViolation("count", f"{params.count} is outside 1..{MAX_COUNT}", "INVALID_COUNT"))
-    size, size_bad = sizes.resolve(params.size, params.aspect)
-    bad += size_bad
+    refs, r_bad = _references(params, settings)
+    canvas, c_bad = _canvas(params)
+    size, size_bad = sizes.resolve(params.size, params.aspect, canvas=canvas,
+                                   reference=_reference_size(params, refs))
+    bad += size_bad + c_bad
     quality, q_bad = _choice(params.quality, QUALITIES, "auto", "quality", "INVALID_QUALITY")
     bad += q_bad
     output_format, f_bad = _choice(params.output_format, OUTPUT_FORMATS, "png", "output_format",
@@ -78,13 +127,13 @@ def validate(params: GenerateParams, settings: Settings) -> GenerationSpec:
     if compression is not None and not 0 <= compression <= 100:
         bad.append(FieldViolation("output_compression", f"{compression} is outside 0..100",
                                   "INVALID_OUTPUT_COMPRESSION"))
-    refs, r_bad = _references(params, settings)
-    bad += r_bad
+    fit, fit_bad = _choice(params.fit, sizes.FITS, "exact", "fit", "INVALID_FIT")
+    bad += fit_bad + r_bad
     if bad:
         raise invalid(bad)
     return GenerationSpec(
         request_id=params.request_id or "req_" + secrets.token_hex(8),
         prompt=prompt, count=count, size=size, aspect=params.aspect.strip().lower(),
-        quality=quality, output_format=output_format, references=tuple(refs), background=background,
+        quality=quality, output_format=output_format, references=tuple(refs), fit=fit, background=background,
         output_compression=compression,
         key_color=transparency.key_color(prompt) if background == "transparent" else None)

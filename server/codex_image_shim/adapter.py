@@ -5,7 +5,8 @@ Requests: `n` is `count`, `ratio` is `aspect`, `jpg` is `jpeg`,
 `reference_images_base64` / `reference_image_base64` family is accepted.
 Everything else goes through protobuf's JSON mapping of GenerateRequest,
 so the proto stays the one list of fields; unknown fields (`model`,
-`return`, `references[].source/width/height`, ...) are ignored.
+`return`, ...) are ignored. Pixel sizes (`canvas_size`, `references[].width`
+/`height`) that are not whole numbers are refused naming the field.
 
 Responses: the Generate stream is folded into the seed server's aggregated
 document, each image with an absolute `url` on the caller's origin.
@@ -61,6 +62,31 @@ def decode_image(value, where: str) -> tuple[bytes, str]:
     return data, mime
 
 
+_INT32_MAX = 2**31 - 1
+
+
+def _check_pixels(obj: dict, where: str, reason: str) -> None:
+    for key in ("width", "height"):
+        value = obj.get(key)
+        if value is None:
+            continue
+        whole = not isinstance(value, bool) and (
+            isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
+        if not whole or abs(value) > _INT32_MAX:
+            raise errors.bad_field(f"{where}.{key}", f"{value!r} is not a whole number of pixels", reason)
+
+
+def _canvas_size(data: dict) -> None:
+    if data.get("canvas_size") is None:
+        data.pop("canvas_size", None)
+        return
+    canvas = data["canvas_size"]
+    if not isinstance(canvas, dict):
+        raise errors.bad_field("canvas_size", f"{canvas!r} is not an object {{\"width\": W, \"height\": H}}",
+                               "INVALID_CANVAS_SIZE")
+    _check_pixels(canvas, "canvas_size", "INVALID_CANVAS_SIZE")
+
+
 def _reference(item, where: str) -> pb.Reference:
     if isinstance(item, str):
         item = {"image": item}
@@ -68,6 +94,7 @@ def _reference(item, where: str) -> pb.Reference:
         raise errors.invalid_json(f"{where} must be an object with an `image` data URL")
     if "image" not in item:
         raise errors.invalid_reference(f"{where}.image is missing")
+    _check_pixels(item, where, "INVALID_REFERENCE")
     image, mime = decode_image(item["image"], f"{where}.image")
     reference = pb.Reference()
     rest = {k: v for k, v in item.items() if k != "image"}
@@ -101,6 +128,7 @@ def generate_request(data: dict) -> pb.GenerateRequest:
     for key in ("count",):
         if isinstance(data.get(key), bool):
             raise errors.invalid_json(f"`{key}` must be an integer")
+    _canvas_size(data)
     references = _list(data.pop("references", None), "references")
     extra = _list(data.pop("reference_images_base64", None), "reference_images_base64")
     single = data.pop("reference_image_base64", None)
@@ -120,13 +148,9 @@ def generate_request(data: dict) -> pb.GenerateRequest:
 
 def image_entry(image: dict, origin: str) -> dict:
     """One `data[]` item: the Image's own JSON plus the absolute file `url`.
-
-    The plugin places the layer by `data[i].resolved_size`, so it is the
-    image's real size: codex 0.169.0 always asks the image model for "auto",
-    and the model may not honour the size the prompt asked for."""
+    Its `resolved_size` is the image's real size, as everywhere."""
     entry = dict(image)
     entry["url"] = origin + image["file_path"]
-    entry["resolved_size"] = f"{image['width']}x{image['height']}"
     if not entry.get("revised_prompt"):
         entry.pop("revised_prompt", None)
     return entry

@@ -56,6 +56,17 @@ def _error_info(reason: str, metadata: dict[str, str] | None = None) -> any_pb2.
     return packed
 
 
+def bad_field(field: str, description: str, reason: str) -> ShimError:
+    """A field the shim cannot even put into the request, named like the
+    service names its own (ErrorInfo + BadRequest)."""
+    error = ShimError(grpc.StatusCode.INVALID_ARGUMENT, reason, f"invalid request: {field}: {description}")
+    packed = any_pb2.Any()
+    packed.Pack(error_details_pb2.BadRequest(field_violations=[
+        error_details_pb2.BadRequest.FieldViolation(field=field, description=description, reason=reason)]))
+    error.status.details.append(packed)
+    return error
+
+
 def invalid_json(message: str) -> ShimError:
     return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_JSON", message)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import socket
 import time
 
@@ -28,18 +29,58 @@ def test_plugin_flow_end_to_end(http_server, fresh):
     assert reply.status == 200, reply.body[:500]
     result = reply.json()
     assert result["status"] == "completed" and result["resolved_size"] == "2048x1152"
-    returned = {img["sha256"] for img in fresh.images_returned()}
+    # The upstream drew its "auto" size; the plugin gets exactly the size it asked for.
+    returned = {img["dimensions"] for img in fresh.images_returned()}
     assert len(result["data"]) == 2
     for item in result["data"]:
         got = request(http_server.http_base, "GET", item["url"])
         assert got.status == 200 and got.header("Content-Type") == "image/png"
-        digest = hashlib.sha256(got.body).hexdigest()
-        assert digest == item["sha256"] and digest in returned, "bytes differ from what the upstream sent"
-        assert item["resolved_size"] == "%dx%d" % dimensions(got.body)
+        assert hashlib.sha256(got.body).hexdigest() == item["sha256"]
+        assert item["resolved_size"] == "%dx%d" % dimensions(got.body) == "2048x1152"
+        assert (item["native_width"], item["native_height"]) in returned
+        assert item["resized"] and item["enlarged"]
     # The reference reached the image API byte for byte, in both candidates' edits.
     received = fresh.references_received()
     assert len(received) == 2
     assert all(r["sha256"] == hashlib.sha256(ref).hexdigest() for r in received)
+
+
+def _layer(i: int) -> tuple[bytes, int, int]:
+    # Photo-like, a different shape for each; the first is 3:2.
+    width, height = (900, 600) if i == 0 else (400 + 40 * (i % 5), 400 + 30 * (i % 4))
+    return _encoded(_noisy(width, height, seed=100 + i), "PNG"), width, height
+
+
+def test_sixteen_references_from_the_plugin(http_server, fresh):
+    """The plugin's most a request can carry: the first four reach the image
+    API byte-identical, the other twelve on one contact sheet, and the image
+    has the plugin's size for the reference ratio (3:2 at 2k)."""
+    layers = [_layer(i) for i in range(16)]
+    body = {"prompt": "combine these layers into one poster", "count": 1, "size": "2k", "aspect": "参考图比例",
+            "quality": "auto", "output_format": "png", "model": "gpt-image-2", "return": "file",
+            "canvas_size": {"width": 2480, "height": 3508},
+            "references": [{"image": "data:image/png;base64," + base64.b64encode(data).decode(),
+                            "label": f"图层 {i + 1}", "source": "layer", "width": w, "height": h}
+                           for i, (data, w, h) in enumerate(layers)]}
+    reply = request(http_server.http_base, "POST", "/v1/images/generate", body, timeout=120)
+    assert reply.status == 200, reply.body[:500]
+    result = reply.json()
+    assert result["resolved_size"] == "2016x1344"
+    [item] = result["data"]
+    got = request(http_server.http_base, "GET", item["url"])
+    assert dimensions(got.body) == (2016, 1344)
+    assert [u["usage"] for u in item["references"]] == ["original"] * 4 + ["contact_sheet"] * 12
+    [edit] = fresh.records.all("images.edits")
+    arrived = edit["references"]
+    assert len(arrived) == 5
+    assert [r["sha256"] for r in arrived[:4]] == [hashlib.sha256(d).hexdigest() for d, _, _ in layers[:4]]
+    sheet = arrived[4]
+    assert sheet["mime"] == "image/jpeg" and max(sheet["dimensions"]) <= 3072
+    assert min(sheet["dimensions"]) >= 1500, "the sheet keeps the tiles at a useful resolution"
+    # The model is told the shape in words, and what the fifth image is.
+    told = json.dumps(fresh.records.all("responses")[0]["body"], ensure_ascii=False)
+    assert "landscape" in told and "aspect ratio 3:2" in told
+    assert "contact sheet of references #5 to #16" in told
 
 
 def test_aborted_http_request_kills_codex(http_server, fresh, mock_home):

@@ -54,4 +54,4 @@ def test_capabilities_match_the_plugin_contract(stub):
            (True, 3840, 8294400, 655360, 16, "3:1")
     hr = caps.high_resolution_presets
     assert (hr.landscape, hr.portrait, hr.square) == ("3840x2160", "2160x3840", "2880x2880")
-    assert caps.references.max_images == 4 and not caps.auth_required and caps.generation_timeout_ms > 0
+    assert caps.references.max_images == 16 and not caps.auth_required and caps.generation_timeout_ms > 0

@@ -60,10 +60,13 @@ def test_bad_requests(open_server, body, code):
 
 
 def test_too_many_references(open_server):
-    refs = [{"image": data_url(png(4, 4))} for _ in range(6)]
+    """The plugin's limit is 16: a 17th is refused, naming the field."""
+    refs = [{"image": data_url(png(4, 4))} for _ in range(17)]
     reply = request(open_server.http_base, "POST", GENERATE, {"prompt": "x", "references": refs})
     assert reply.status == 400
-    assert reply.json()["error"]["code"] in ("too_many_references", "invalid_reference")
+    body = reply.json()
+    assert body["error"]["code"] == "too_many_references"
+    assert "17 references given, at most 16" in body["error"]["message"]
 
 
 def test_unknown_route_and_image(open_server):
@@ -100,6 +103,16 @@ def test_unauthorized(keyed_server, headers):
                                ("GET", f"/v1/images/img_{'0' * 32}", None), ("GET", "/v1/openapi.json", None)]:
         check_error(request(keyed_server.http_base, method, path, body, headers=headers), 401, "unauthorized")
     assert keyed_server.fake_runs() == []
+
+
+def test_unauthorized_says_how_to_fix_it(keyed_server):
+    """The Photoshop host never sends a key: its user must learn what to do."""
+    keyless = request(keyed_server.http_base, "POST", GENERATE, {"prompt": "x"}).json()["error"]["message"]
+    assert "requires an API key" in keyless
+    for hint in ("X-API-Key: <key>", "Authorization: Bearer <key>", "CODEX_IMAGE_SERVER_API_KEY", "--api-key"):
+        assert hint in keyless
+    wrong = request(keyed_server.http_base, "POST", GENERATE, {"prompt": "x"}, headers={"X-API-Key": "nope"})
+    assert "not one this server accepts" in wrong.json()["error"]["message"]
 
 
 def test_body_too_large(tmp_path):

@@ -47,8 +47,13 @@ def test_generate_with_references_then_fetch_every_url(keyed_server):
     assert [item["label"] for item in result["data"]] == ["Candidate 1", "Candidate 2"]
     for item in result["data"]:
         assert item["url"] == f"{keyed_server.http_base}/v1/images/{item['id']}/file"
-        # The real size of each image (the fake draws 256x256 whatever was asked).
-        assert item["resolved_size"] == f"{item['width']}x{item['height']}" == "256x256"
+        # The size asked for, made from the fake's 256x256: its real size, and the
+        # native size is kept.
+        assert item["resolved_size"] == f"{item['width']}x{item['height']}" == "1024x1024"
+        assert (item["native_width"], item["native_height"]) == (256, 256)
+        assert item["resized"] and item["enlarged"]
+        assert [(u["index"], u["usage"], u["label"], u["source"]) for u in item["references"]] == \
+            [(0, "original", "layer 1", "layer"), (1, "original", "style", "document")]
         got = request(keyed_server.http_base, "GET", item["url"], headers=PLUGIN_HEADERS)
         assert got.status == 200
         assert got.header("Content-Type") == item["mime_type"] == "image/png"
@@ -63,6 +68,8 @@ def test_generate_with_references_then_fetch_every_url(keyed_server):
         assert head.header("ETag") == got.header("ETag")
         meta = request(keyed_server.http_base, "GET", f"/v1/images/{item['id']}", headers=PLUGIN_HEADERS)
         assert meta.status == 200 and meta.json()["image"]["sha256"] == item["sha256"]
+        # resolved_size means the same in the generate answer and in GET /v1/images/{id}.
+        assert meta.json()["image"]["resolved_size"] == item["resolved_size"]
 
 
 def test_bearer_key_jpg_alias_and_base64_family(keyed_server):

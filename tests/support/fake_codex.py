@@ -20,6 +20,8 @@ Behaviour is chosen per run by directives anywhere in the prompt,
   layout=generated|rollout-saved|rollout-result|legacy-call|legacy-ig
   size=WxH         image size (default 256x256)
   noise=1          random pixels: a large, incompressible file
+  pattern=1        a deterministic gradient and checkerboard (the same bytes for
+                   the same size and candidate): detail for resampling checks
   child=1          start a grandchild in the same process group (like the npm
                    wrapper's native child) that lives as long as the turn
   ignore_term=1    ignore SIGTERM (the grandchild too)
@@ -30,13 +32,15 @@ Behaviour is chosen per run by directives anywhere in the prompt,
                    transparent_background: true, like a tool that honours it),
                    an opaque subject on the prompt's key colour, or an opaque
                    picture with no key colour at all
-Every run writes `<pid>.json` ({pid, pgid, sid, child_pid}) into
+Every run writes `<pid>.json` ({pid, pgid, sid, child_pid, images: the
+--image paths with the sha256 of each file}) into
 $FAKE_CODEX_PIDDIR when set, so tests can look each process up by pid
 (`cwd` names the request: the engine runs each candidate in <request_id>-*/).
 Stdlib only: it must run with any python3, like a foreign binary.
 """
 import base64
 import datetime as dt
+import hashlib
 import json
 import os
 import re
@@ -52,9 +56,22 @@ import zlib
 VERSION = "codex-cli 0.169.0"
 
 
-def png_bytes(width, height, seed, noise=False, alpha=None, key=(0, 255, 0)):
+def pattern_rows(width, height, seed):
+    """Red ramps across, green down, blue a 16-px checkerboard shifted by seed."""
+    reds = bytes(x * 255 // max(1, width - 1) for x in range(width))
+    blues = [bytes(255 if ((x + seed) // 16 + parity) % 2 else 0 for x in range(width)) for parity in (0, 1)]
+    for y in range(height):
+        row = bytearray(3 * width)
+        row[0::3] = reds
+        row[1::3] = bytes((y * 255 // max(1, height - 1),)) * width
+        row[2::3] = blues[(y // 16) % 2]
+        yield b"\x00" + bytes(row)
+
+
+def png_bytes(width, height, seed, noise=False, pattern=False, alpha=None, key=(0, 255, 0)):
     """A real, decodable RGB PNG, coloured by `seed` so candidates differ;
-    with `noise`, random pixels, so the file is as large as a photo's.
+    with `noise`, random pixels, so the file is as large as a photo's; with
+    `pattern`, a deterministic picture with edges and gradients.
     `alpha` draws a subject (a box in the middle) on a transparent background
     ("real", RGBA) or on the key colour ("key", RGB)."""
     r, g, b = (seed * 67) % 256, (seed * 131) % 256, (seed * 29) % 256
@@ -73,6 +90,8 @@ def png_bytes(width, height, seed, noise=False, alpha=None, key=(0, 255, 0)):
             else:
                 rows.append(b"\x00" + back * width)
         raw = b"".join(rows)
+    elif pattern:
+        raw = b"".join(pattern_rows(width, height, seed))
     elif noise:
         raw = b"".join(b"\x00" + os.urandom(3 * width) for _ in range(height))
     else:
@@ -158,13 +177,22 @@ def emit(event):
     sys.stdout.flush()
 
 
-def record_pids(child_pid):
+def _sha256_of(path):
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def record_pids(child_pid, images=()):
     piddir = os.environ.get("FAKE_CODEX_PIDDIR")
     if not piddir:
         return
     os.makedirs(piddir, exist_ok=True)
     info = {"pid": os.getpid(), "pgid": os.getpgid(0), "sid": os.getsid(0), "child_pid": child_pid,
-            "cwd": os.getcwd(), "started": time.time()}
+            "cwd": os.getcwd(), "started": time.time(),
+            "images": [{"path": p, "sha256": _sha256_of(p)} for p in images]}
     tmp = os.path.join(piddir, f".{os.getpid()}.tmp")
     with open(tmp, "w") as f:
         json.dump(info, f)
@@ -231,7 +259,7 @@ def run_exec(argv):
                 + "time.sleep(3600)\n")
         child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL)
         child_pid = child.pid
-    record_pids(child_pid)
+    record_pids(child_pid, opts["images"])
 
     thread_id = str(uuid.uuid4())
     if opts["json"]:
@@ -287,7 +315,7 @@ def run_exec(argv):
         key = re.search(r"uniform #([0-9a-fA-F]{6}) background", prompt)
         key = tuple(bytes.fromhex(key.group(1))) if key else (0, 255, 0)
         png = png_bytes(width, height, candidate, noise=setting(d, "noise", "0") == "1" or alpha == "opaque",
-                        alpha=alpha if wants_alpha else None, key=key)
+                        pattern=setting(d, "pattern", "0") == "1", alpha=alpha if wants_alpha else None, key=key)
         revised = "A rendered scene for candidate %d" % candidate
         home = codex_home()
         if layout in ("generated", "legacy-ig"):

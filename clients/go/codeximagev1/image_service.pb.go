@@ -139,7 +139,7 @@ func (x Progress_Stage) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Progress_Stage.Descriptor instead.
 func (Progress_Stage) EnumDescriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{3, 0}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{5, 0}
 }
 
 type GenerateRequest struct {
@@ -148,9 +148,15 @@ type GenerateRequest struct {
 	Prompt string `protobuf:"bytes,1,opt,name=prompt,proto3" json:"prompt,omitempty"`
 	// Number of candidates, 1 to 4. 0 means 1.
 	Count int32 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
-	// "auto" (or empty), "WxH" (e.g. "1536x1024"), or a preset "1K", "2K", "4K".
+	// "auto" (or empty), "WxH" (e.g. "1536x1024"), or a preset "1K", "2K", "4K"
+	// (any case).
 	Size string `protobuf:"bytes,3,opt,name=size,proto3" json:"size,omitempty"`
-	// Used with a preset: "W:H" (e.g. "16:9"), "landscape", "portrait", "square".
+	// The image's ratio, used with a preset (and told to the model): "W:H"
+	// (e.g. "16:9"), "landscape", "portrait", "square"; or where the ratio comes
+	// from: "reference" (also "参考图比例", "原图比例", "自动": the first
+	// reference's width/height, 16:9 without references), "canvas" ("画布比例":
+	// `canvas_size`, else the first reference, else 16:9), "custom" ("自定义":
+	// the explicit `size`'s own ratio; needs a WxH size).
 	Aspect string `protobuf:"bytes,4,opt,name=aspect,proto3" json:"aspect,omitempty"`
 	// "auto" (or empty), "high", "medium", "low".
 	Quality string `protobuf:"bytes,5,opt,name=quality,proto3" json:"quality,omitempty"`
@@ -170,8 +176,15 @@ type GenerateRequest struct {
 	// For jpeg and webp: encoder quality 0-100 (OpenAI's output_compression).
 	// Unset means the server's default (95).
 	OutputCompression *int32 `protobuf:"varint,31,opt,name=output_compression,json=outputCompression,proto3,oneof" json:"output_compression,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The caller's open document (e.g. the Photoshop canvas), for aspect
+	// "canvas". When set, both sides must be positive.
+	CanvasSize *CanvasSize `protobuf:"bytes,9,opt,name=canvas_size,json=canvasSize,proto3" json:"canvas_size,omitempty"`
+	// When a size was asked for (WxH or a preset) and the model made another:
+	// "exact" (or empty) delivers exactly that size (centre crop to the aspect,
+	// then Lanczos); "native" delivers the model's own image untouched.
+	Fit           string `protobuf:"bytes,10,opt,name=fit,proto3" json:"fit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GenerateRequest) Reset() {
@@ -274,6 +287,73 @@ func (x *GenerateRequest) GetOutputCompression() int32 {
 	return 0
 }
 
+func (x *GenerateRequest) GetCanvasSize() *CanvasSize {
+	if x != nil {
+		return x.CanvasSize
+	}
+	return nil
+}
+
+func (x *GenerateRequest) GetFit() string {
+	if x != nil {
+		return x.Fit
+	}
+	return ""
+}
+
+// A pixel size of the caller's canvas.
+type CanvasSize struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Width         int32                  `protobuf:"varint,1,opt,name=width,proto3" json:"width,omitempty"`
+	Height        int32                  `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CanvasSize) Reset() {
+	*x = CanvasSize{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CanvasSize) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CanvasSize) ProtoMessage() {}
+
+func (x *CanvasSize) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CanvasSize.ProtoReflect.Descriptor instead.
+func (*CanvasSize) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CanvasSize) GetWidth() int32 {
+	if x != nil {
+		return x.Width
+	}
+	return 0
+}
+
+func (x *CanvasSize) GetHeight() int32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
 type Reference struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The encoded image (PNG, JPEG, WebP or GIF), passed to codex byte for byte.
@@ -281,14 +361,21 @@ type Reference struct {
 	// Declared type, e.g. "image/png". The server trusts the bytes over this.
 	MimeType string `protobuf:"bytes,2,opt,name=mime_type,json=mimeType,proto3" json:"mime_type,omitempty"`
 	// Free text shown to the model, e.g. "layer 3" or "style".
-	Label         string `protobuf:"bytes,3,opt,name=label,proto3" json:"label,omitempty"`
+	Label string `protobuf:"bytes,3,opt,name=label,proto3" json:"label,omitempty"`
+	// Where the caller took it from, e.g. "layer" or "document"; echoed back.
+	Source string `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
+	// Its pixel size as the caller knows it (optional, both or neither). Used
+	// for aspect "reference"; a ratio that disagrees with the bytes' own is
+	// refused (the bytes are what the model sees).
+	Width         int32 `protobuf:"varint,5,opt,name=width,proto3" json:"width,omitempty"`
+	Height        int32 `protobuf:"varint,6,opt,name=height,proto3" json:"height,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Reference) Reset() {
 	*x = Reference{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[1]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -300,7 +387,7 @@ func (x *Reference) String() string {
 func (*Reference) ProtoMessage() {}
 
 func (x *Reference) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[1]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -313,7 +400,7 @@ func (x *Reference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reference.ProtoReflect.Descriptor instead.
 func (*Reference) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{1}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Reference) GetImage() []byte {
@@ -337,6 +424,137 @@ func (x *Reference) GetLabel() string {
 	return ""
 }
 
+func (x *Reference) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Reference) GetWidth() int32 {
+	if x != nil {
+		return x.Width
+	}
+	return 0
+}
+
+func (x *Reference) GetHeight() int32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+// How one reference reached the image model.
+type ReferenceUse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 0-based position in the request's `references`.
+	Index  int32  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Label  string `protobuf:"bytes,2,opt,name=label,proto3" json:"label,omitempty"`
+	Source string `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	// "original": passed byte-identical as its own referenced image path;
+	// "contact_sheet": codex's image tool takes at most 5 paths, so references
+	// past the fourth are tiled, each at up to `tile_edge` pixels, into one
+	// contact sheet passed as the fifth path.
+	Usage string `protobuf:"bytes,4,opt,name=usage,proto3" json:"usage,omitempty"`
+	// 1-based position among the paths handed to the image tool.
+	PathPosition int32 `protobuf:"varint,5,opt,name=path_position,json=pathPosition,proto3" json:"path_position,omitempty"`
+	// For "contact_sheet": 1-based tile number on the sheet (tiles are
+	// labelled "#<index+1>" on it).
+	Tile int32 `protobuf:"varint,6,opt,name=tile,proto3" json:"tile,omitempty"`
+	// Decoded pixel size of the bytes sent.
+	Width         int32 `protobuf:"varint,7,opt,name=width,proto3" json:"width,omitempty"`
+	Height        int32 `protobuf:"varint,8,opt,name=height,proto3" json:"height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReferenceUse) Reset() {
+	*x = ReferenceUse{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReferenceUse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReferenceUse) ProtoMessage() {}
+
+func (x *ReferenceUse) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReferenceUse.ProtoReflect.Descriptor instead.
+func (*ReferenceUse) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ReferenceUse) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ReferenceUse) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+func (x *ReferenceUse) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ReferenceUse) GetUsage() string {
+	if x != nil {
+		return x.Usage
+	}
+	return ""
+}
+
+func (x *ReferenceUse) GetPathPosition() int32 {
+	if x != nil {
+		return x.PathPosition
+	}
+	return 0
+}
+
+func (x *ReferenceUse) GetTile() int32 {
+	if x != nil {
+		return x.Tile
+	}
+	return 0
+}
+
+func (x *ReferenceUse) GetWidth() int32 {
+	if x != nil {
+		return x.Width
+	}
+	return 0
+}
+
+func (x *ReferenceUse) GetHeight() int32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
 type GenerateResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Event:
@@ -351,7 +569,7 @@ type GenerateResponse struct {
 
 func (x *GenerateResponse) Reset() {
 	*x = GenerateResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[2]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -363,7 +581,7 @@ func (x *GenerateResponse) String() string {
 func (*GenerateResponse) ProtoMessage() {}
 
 func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[2]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -376,7 +594,7 @@ func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse.ProtoReflect.Descriptor instead.
 func (*GenerateResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{2}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GenerateResponse) GetEvent() isGenerateResponse_Event {
@@ -455,7 +673,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[3]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -467,7 +685,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[3]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -480,7 +698,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{3}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Progress) GetStage() Progress_Stage {
@@ -536,7 +754,7 @@ type Image struct {
 	// e.g. "Candidate 1".
 	Label    string `protobuf:"bytes,4,opt,name=label,proto3" json:"label,omitempty"`
 	MimeType string `protobuf:"bytes,5,opt,name=mime_type,json=mimeType,proto3" json:"mime_type,omitempty"`
-	// Real dimensions of the stored image.
+	// Real dimensions of the stored image (the delivered one).
 	Width    int32 `protobuf:"varint,6,opt,name=width,proto3" json:"width,omitempty"`
 	Height   int32 `protobuf:"varint,7,opt,name=height,proto3" json:"height,omitempty"`
 	ByteSize int64 `protobuf:"varint,8,opt,name=byte_size,json=byteSize,proto3" json:"byte_size,omitempty"`
@@ -548,7 +766,8 @@ type Image struct {
 	FilePath string `protobuf:"bytes,11,opt,name=file_path,json=filePath,proto3" json:"file_path,omitempty"`
 	// The codex thread (session) that made it.
 	ThreadId string `protobuf:"bytes,12,opt,name=thread_id,json=threadId,proto3" json:"thread_id,omitempty"`
-	// The size asked for ("auto" or "WxH"), after presets were resolved.
+	// The stored image's real size, "WxH" (the same as width x height). The
+	// size asked for, after presets and aspects were resolved, is `target_size`.
 	ResolvedSize string `protobuf:"bytes,13,opt,name=resolved_size,json=resolvedSize,proto3" json:"resolved_size,omitempty"`
 	// Wall time of this candidate's codex run.
 	DurationMs int64                  `protobuf:"varint,14,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
@@ -559,6 +778,26 @@ type Image struct {
 	Aspect        string `protobuf:"bytes,18,opt,name=aspect,proto3" json:"aspect,omitempty"`
 	Quality       string `protobuf:"bytes,19,opt,name=quality,proto3" json:"quality,omitempty"`
 	OutputFormat  string `protobuf:"bytes,20,opt,name=output_format,json=outputFormat,proto3" json:"output_format,omitempty"`
+	// The size asked for after presets and aspects were resolved: "WxH", or
+	// "auto" when none was asked.
+	TargetSize string `protobuf:"bytes,21,opt,name=target_size,json=targetSize,proto3" json:"target_size,omitempty"`
+	// The ratio aimed at ("16:9", "620:877"), empty when none, and where it
+	// came from: "ratio", "reference", "canvas", "size", "fallback", "default".
+	AspectRatio  string `protobuf:"bytes,22,opt,name=aspect_ratio,json=aspectRatio,proto3" json:"aspect_ratio,omitempty"`
+	AspectSource string `protobuf:"bytes,23,opt,name=aspect_source,json=aspectSource,proto3" json:"aspect_source,omitempty"`
+	// "exact" or "native" (see GenerateRequest.fit).
+	Fit string `protobuf:"bytes,24,opt,name=fit,proto3" json:"fit,omitempty"`
+	// The size the image model made. Equal to width x height unless resized.
+	NativeWidth  int32 `protobuf:"varint,25,opt,name=native_width,json=nativeWidth,proto3" json:"native_width,omitempty"`
+	NativeHeight int32 `protobuf:"varint,26,opt,name=native_height,json=nativeHeight,proto3" json:"native_height,omitempty"`
+	// The model's image was cropped to the aspect and resampled (Lanczos) to
+	// target_size.
+	Resized bool `protobuf:"varint,27,opt,name=resized,proto3" json:"resized,omitempty"`
+	// ... and resampling made it larger than what the model drew (more pixels
+	// than the model's crop): detail is interpolated, not generated.
+	Enlarged bool `protobuf:"varint,28,opt,name=enlarged,proto3" json:"enlarged,omitempty"`
+	// How each reference of the request reached the image model.
+	References []*ReferenceUse `protobuf:"bytes,29,rep,name=references,proto3" json:"references,omitempty"`
 	// "auto", "opaque" or "transparent", as asked.
 	Background string `protobuf:"bytes,50,opt,name=background,proto3" json:"background,omitempty"`
 	// For a transparent background: how the alpha channel was made.
@@ -574,7 +813,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[4]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -586,7 +825,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[4]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -599,7 +838,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{4}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Image) GetId() string {
@@ -742,6 +981,69 @@ func (x *Image) GetOutputFormat() string {
 	return ""
 }
 
+func (x *Image) GetTargetSize() string {
+	if x != nil {
+		return x.TargetSize
+	}
+	return ""
+}
+
+func (x *Image) GetAspectRatio() string {
+	if x != nil {
+		return x.AspectRatio
+	}
+	return ""
+}
+
+func (x *Image) GetAspectSource() string {
+	if x != nil {
+		return x.AspectSource
+	}
+	return ""
+}
+
+func (x *Image) GetFit() string {
+	if x != nil {
+		return x.Fit
+	}
+	return ""
+}
+
+func (x *Image) GetNativeWidth() int32 {
+	if x != nil {
+		return x.NativeWidth
+	}
+	return 0
+}
+
+func (x *Image) GetNativeHeight() int32 {
+	if x != nil {
+		return x.NativeHeight
+	}
+	return 0
+}
+
+func (x *Image) GetResized() bool {
+	if x != nil {
+		return x.Resized
+	}
+	return false
+}
+
+func (x *Image) GetEnlarged() bool {
+	if x != nil {
+		return x.Enlarged
+	}
+	return false
+}
+
+func (x *Image) GetReferences() []*ReferenceUse {
+	if x != nil {
+		return x.References
+	}
+	return nil
+}
+
 func (x *Image) GetBackground() string {
 	if x != nil {
 		return x.Background
@@ -781,7 +1083,7 @@ type TokenUsage struct {
 
 func (x *TokenUsage) Reset() {
 	*x = TokenUsage{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[5]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -793,7 +1095,7 @@ func (x *TokenUsage) String() string {
 func (*TokenUsage) ProtoMessage() {}
 
 func (x *TokenUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[5]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -806,7 +1108,7 @@ func (x *TokenUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenUsage.ProtoReflect.Descriptor instead.
 func (*TokenUsage) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{5}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TokenUsage) GetInputTokens() int64 {
@@ -851,7 +1153,7 @@ type TransparencyCheck struct {
 
 func (x *TransparencyCheck) Reset() {
 	*x = TransparencyCheck{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[6]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -863,7 +1165,7 @@ func (x *TransparencyCheck) String() string {
 func (*TransparencyCheck) ProtoMessage() {}
 
 func (x *TransparencyCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[6]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -876,7 +1178,7 @@ func (x *TransparencyCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyCheck.ProtoReflect.Descriptor instead.
 func (*TransparencyCheck) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{6}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TransparencyCheck) GetAlphaMin() int32 {
@@ -935,14 +1237,20 @@ type GenerateSummary struct {
 	ImageIds      []string `protobuf:"bytes,9,rep,name=image_ids,json=imageIds,proto3" json:"image_ids,omitempty"`
 	DurationMs    int64    `protobuf:"varint,10,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
 	// "auto", "opaque" or "transparent".
-	Background    string `protobuf:"bytes,30,opt,name=background,proto3" json:"background,omitempty"`
+	Background string `protobuf:"bytes,30,opt,name=background,proto3" json:"background,omitempty"`
+	// See Image: target_size, aspect_ratio, aspect_source, fit, references.
+	TargetSize    string          `protobuf:"bytes,11,opt,name=target_size,json=targetSize,proto3" json:"target_size,omitempty"`
+	AspectRatio   string          `protobuf:"bytes,12,opt,name=aspect_ratio,json=aspectRatio,proto3" json:"aspect_ratio,omitempty"`
+	AspectSource  string          `protobuf:"bytes,13,opt,name=aspect_source,json=aspectSource,proto3" json:"aspect_source,omitempty"`
+	Fit           string          `protobuf:"bytes,14,opt,name=fit,proto3" json:"fit,omitempty"`
+	References    []*ReferenceUse `protobuf:"bytes,15,rep,name=references,proto3" json:"references,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GenerateSummary) Reset() {
 	*x = GenerateSummary{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[7]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -954,7 +1262,7 @@ func (x *GenerateSummary) String() string {
 func (*GenerateSummary) ProtoMessage() {}
 
 func (x *GenerateSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[7]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -967,7 +1275,7 @@ func (x *GenerateSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateSummary.ProtoReflect.Descriptor instead.
 func (*GenerateSummary) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{7}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GenerateSummary) GetRequestId() string {
@@ -1047,6 +1355,41 @@ func (x *GenerateSummary) GetBackground() string {
 	return ""
 }
 
+func (x *GenerateSummary) GetTargetSize() string {
+	if x != nil {
+		return x.TargetSize
+	}
+	return ""
+}
+
+func (x *GenerateSummary) GetAspectRatio() string {
+	if x != nil {
+		return x.AspectRatio
+	}
+	return ""
+}
+
+func (x *GenerateSummary) GetAspectSource() string {
+	if x != nil {
+		return x.AspectSource
+	}
+	return ""
+}
+
+func (x *GenerateSummary) GetFit() string {
+	if x != nil {
+		return x.Fit
+	}
+	return ""
+}
+
+func (x *GenerateSummary) GetReferences() []*ReferenceUse {
+	if x != nil {
+		return x.References
+	}
+	return nil
+}
+
 type GetCapabilitiesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1055,7 +1398,7 @@ type GetCapabilitiesRequest struct {
 
 func (x *GetCapabilitiesRequest) Reset() {
 	*x = GetCapabilitiesRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[8]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +1410,7 @@ func (x *GetCapabilitiesRequest) String() string {
 func (*GetCapabilitiesRequest) ProtoMessage() {}
 
 func (x *GetCapabilitiesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[8]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +1423,7 @@ func (x *GetCapabilitiesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCapabilitiesRequest.ProtoReflect.Descriptor instead.
 func (*GetCapabilitiesRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{8}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{10}
 }
 
 type GetCapabilitiesResponse struct {
@@ -1100,14 +1443,20 @@ type GetCapabilitiesResponse struct {
 	Presets               []*SizePreset          `protobuf:"bytes,13,rep,name=presets,proto3" json:"presets,omitempty"`
 	AspectNames           []string               `protobuf:"bytes,14,rep,name=aspect_names,json=aspectNames,proto3" json:"aspect_names,omitempty"`
 	// Accepted values of GenerateRequest.background.
-	Backgrounds   []string `protobuf:"bytes,25,rep,name=backgrounds,proto3" json:"backgrounds,omitempty"`
+	Backgrounds []string `protobuf:"bytes,25,rep,name=backgrounds,proto3" json:"backgrounds,omitempty"`
+	// Every aspect the server understands, as the plugin offers them: the
+	// ratio options, the named ratios and the ratio sources with their
+	// spellings.
+	AspectOptions []*AspectOption `protobuf:"bytes,15,rep,name=aspect_options,json=aspectOptions,proto3" json:"aspect_options,omitempty"`
+	// Values of GenerateRequest.fit: "exact", "native".
+	Fits          []string `protobuf:"bytes,16,rep,name=fits,proto3" json:"fits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetCapabilitiesResponse) Reset() {
 	*x = GetCapabilitiesResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[9]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1468,7 @@ func (x *GetCapabilitiesResponse) String() string {
 func (*GetCapabilitiesResponse) ProtoMessage() {}
 
 func (x *GetCapabilitiesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[9]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1481,7 @@ func (x *GetCapabilitiesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCapabilitiesResponse.ProtoReflect.Descriptor instead.
 func (*GetCapabilitiesResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{9}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetCapabilitiesResponse) GetModel() string {
@@ -1240,6 +1589,92 @@ func (x *GetCapabilitiesResponse) GetBackgrounds() []string {
 	return nil
 }
 
+func (x *GetCapabilitiesResponse) GetAspectOptions() []*AspectOption {
+	if x != nil {
+		return x.AspectOptions
+	}
+	return nil
+}
+
+func (x *GetCapabilitiesResponse) GetFits() []string {
+	if x != nil {
+		return x.Fits
+	}
+	return nil
+}
+
+type AspectOption struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The canonical value, e.g. "16:9", "landscape", "reference".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// "ratio", "reference", "canvas" or "custom".
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Other spellings accepted, e.g. "参考图比例".
+	Aliases []string `protobuf:"bytes,3,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	// What it means, in one line.
+	Description   string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AspectOption) Reset() {
+	*x = AspectOption{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AspectOption) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AspectOption) ProtoMessage() {}
+
+func (x *AspectOption) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AspectOption.ProtoReflect.Descriptor instead.
+func (*AspectOption) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *AspectOption) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AspectOption) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *AspectOption) GetAliases() []string {
+	if x != nil {
+		return x.Aliases
+	}
+	return nil
+}
+
+func (x *AspectOption) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
 type SizeConstraints struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	CustomSize    bool                   `protobuf:"varint,1,opt,name=custom_size,json=customSize,proto3" json:"custom_size,omitempty"`
@@ -1254,7 +1689,7 @@ type SizeConstraints struct {
 
 func (x *SizeConstraints) Reset() {
 	*x = SizeConstraints{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[10]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1266,7 +1701,7 @@ func (x *SizeConstraints) String() string {
 func (*SizeConstraints) ProtoMessage() {}
 
 func (x *SizeConstraints) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[10]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1279,7 +1714,7 @@ func (x *SizeConstraints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SizeConstraints.ProtoReflect.Descriptor instead.
 func (*SizeConstraints) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{10}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SizeConstraints) GetCustomSize() bool {
@@ -1335,7 +1770,7 @@ type HighResolutionPresets struct {
 
 func (x *HighResolutionPresets) Reset() {
 	*x = HighResolutionPresets{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[11]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1347,7 +1782,7 @@ func (x *HighResolutionPresets) String() string {
 func (*HighResolutionPresets) ProtoMessage() {}
 
 func (x *HighResolutionPresets) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[11]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1360,7 +1795,7 @@ func (x *HighResolutionPresets) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HighResolutionPresets.ProtoReflect.Descriptor instead.
 func (*HighResolutionPresets) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{11}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *HighResolutionPresets) GetLandscape() string {
@@ -1396,7 +1831,7 @@ type SizePreset struct {
 
 func (x *SizePreset) Reset() {
 	*x = SizePreset{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[12]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1408,7 +1843,7 @@ func (x *SizePreset) String() string {
 func (*SizePreset) ProtoMessage() {}
 
 func (x *SizePreset) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[12]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1421,7 +1856,7 @@ func (x *SizePreset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SizePreset.ProtoReflect.Descriptor instead.
 func (*SizePreset) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{12}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SizePreset) GetName() string {
@@ -1448,17 +1883,23 @@ func (x *SizePreset) GetMaxPixels() int64 {
 type ReferencePolicy struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "original_image": references reach the image model byte-identical.
-	Mode          string   `protobuf:"bytes,1,opt,name=mode,proto3" json:"mode,omitempty"`
-	MaxImages     int32    `protobuf:"varint,2,opt,name=max_images,json=maxImages,proto3" json:"max_images,omitempty"`
-	MaxBytes      int64    `protobuf:"varint,3,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
-	MimeTypes     []string `protobuf:"bytes,4,rep,name=mime_types,json=mimeTypes,proto3" json:"mime_types,omitempty"`
+	Mode      string   `protobuf:"bytes,1,opt,name=mode,proto3" json:"mode,omitempty"`
+	MaxImages int32    `protobuf:"varint,2,opt,name=max_images,json=maxImages,proto3" json:"max_images,omitempty"`
+	MaxBytes  int64    `protobuf:"varint,3,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	MimeTypes []string `protobuf:"bytes,4,rep,name=mime_types,json=mimeTypes,proto3" json:"mime_types,omitempty"`
+	// References passed byte-identical as their own path (codex's image tool
+	// takes at most 5 paths); with more references than 5, the first
+	// `max_originals` are originals and the rest share one contact sheet.
+	MaxOriginals int32 `protobuf:"varint,5,opt,name=max_originals,json=maxOriginals,proto3" json:"max_originals,omitempty"`
+	// "contact_sheet".
+	OverflowMode  string `protobuf:"bytes,6,opt,name=overflow_mode,json=overflowMode,proto3" json:"overflow_mode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReferencePolicy) Reset() {
 	*x = ReferencePolicy{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[13]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1470,7 +1911,7 @@ func (x *ReferencePolicy) String() string {
 func (*ReferencePolicy) ProtoMessage() {}
 
 func (x *ReferencePolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[13]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1483,7 +1924,7 @@ func (x *ReferencePolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReferencePolicy.ProtoReflect.Descriptor instead.
 func (*ReferencePolicy) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{13}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReferencePolicy) GetMode() string {
@@ -1514,6 +1955,20 @@ func (x *ReferencePolicy) GetMimeTypes() []string {
 	return nil
 }
 
+func (x *ReferencePolicy) GetMaxOriginals() int32 {
+	if x != nil {
+		return x.MaxOriginals
+	}
+	return 0
+}
+
+func (x *ReferencePolicy) GetOverflowMode() string {
+	if x != nil {
+		return x.OverflowMode
+	}
+	return ""
+}
+
 type HealthRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1522,7 +1977,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[14]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1534,7 +1989,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[14]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1547,7 +2002,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{14}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{17}
 }
 
 type HealthResponse struct {
@@ -1569,7 +2024,7 @@ type HealthResponse struct {
 
 func (x *HealthResponse) Reset() {
 	*x = HealthResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[15]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1581,7 +2036,7 @@ func (x *HealthResponse) String() string {
 func (*HealthResponse) ProtoMessage() {}
 
 func (x *HealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[15]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1594,7 +2049,7 @@ func (x *HealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthResponse.ProtoReflect.Descriptor instead.
 func (*HealthResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{15}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HealthResponse) GetStatus() string {
@@ -1674,7 +2129,7 @@ type CodexStatus struct {
 
 func (x *CodexStatus) Reset() {
 	*x = CodexStatus{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[16]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1686,7 +2141,7 @@ func (x *CodexStatus) String() string {
 func (*CodexStatus) ProtoMessage() {}
 
 func (x *CodexStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[16]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1699,7 +2154,7 @@ func (x *CodexStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CodexStatus.ProtoReflect.Descriptor instead.
 func (*CodexStatus) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{16}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CodexStatus) GetFound() bool {
@@ -1750,7 +2205,7 @@ type SlotStatus struct {
 
 func (x *SlotStatus) Reset() {
 	*x = SlotStatus{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[17]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1762,7 +2217,7 @@ func (x *SlotStatus) String() string {
 func (*SlotStatus) ProtoMessage() {}
 
 func (x *SlotStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[17]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1775,7 +2230,7 @@ func (x *SlotStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotStatus.ProtoReflect.Descriptor instead.
 func (*SlotStatus) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{17}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SlotStatus) GetInUse() int32 {
@@ -1822,7 +2277,7 @@ type GetImageRequest struct {
 
 func (x *GetImageRequest) Reset() {
 	*x = GetImageRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[18]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1834,7 +2289,7 @@ func (x *GetImageRequest) String() string {
 func (*GetImageRequest) ProtoMessage() {}
 
 func (x *GetImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[18]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1847,7 +2302,7 @@ func (x *GetImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageRequest.ProtoReflect.Descriptor instead.
 func (*GetImageRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{18}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetImageRequest) GetImageId() string {
@@ -1866,7 +2321,7 @@ type GetImageResponse struct {
 
 func (x *GetImageResponse) Reset() {
 	*x = GetImageResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[19]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1878,7 +2333,7 @@ func (x *GetImageResponse) String() string {
 func (*GetImageResponse) ProtoMessage() {}
 
 func (x *GetImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[19]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1891,7 +2346,7 @@ func (x *GetImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageResponse.ProtoReflect.Descriptor instead.
 func (*GetImageResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{19}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetImageResponse) GetImage() *Image {
@@ -1910,7 +2365,7 @@ type GetImageFileRequest struct {
 
 func (x *GetImageFileRequest) Reset() {
 	*x = GetImageFileRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[20]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1922,7 +2377,7 @@ func (x *GetImageFileRequest) String() string {
 func (*GetImageFileRequest) ProtoMessage() {}
 
 func (x *GetImageFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[20]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1935,7 +2390,7 @@ func (x *GetImageFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageFileRequest.ProtoReflect.Descriptor instead.
 func (*GetImageFileRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{20}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetImageFileRequest) GetImageId() string {
@@ -1961,7 +2416,7 @@ type GetImageFileResponse struct {
 
 func (x *GetImageFileResponse) Reset() {
 	*x = GetImageFileResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[21]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1973,7 +2428,7 @@ func (x *GetImageFileResponse) String() string {
 func (*GetImageFileResponse) ProtoMessage() {}
 
 func (x *GetImageFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[21]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1986,7 +2441,7 @@ func (x *GetImageFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageFileResponse.ProtoReflect.Descriptor instead.
 func (*GetImageFileResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{21}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetImageFileResponse) GetContentType() string {
@@ -2021,7 +2476,7 @@ var File_codeximage_v1_image_service_proto protoreflect.FileDescriptor
 
 const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\n" +
-	"!codeximage/v1/image_service.proto\x12\rcodeximage.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xee\x02\n" +
+	"!codeximage/v1/image_service.proto\x12\rcodeximage.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x03\n" +
 	"\x0fGenerateRequest\x12\x16\n" +
 	"\x06prompt\x18\x01 \x01(\tR\x06prompt\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\x12\x12\n" +
@@ -2037,12 +2492,32 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\n" +
 	"background\x18\x1e \x01(\tR\n" +
 	"background\x122\n" +
-	"\x12output_compression\x18\x1f \x01(\x05H\x00R\x11outputCompression\x88\x01\x01B\x15\n" +
-	"\x13_output_compression\"Z\n" +
+	"\x12output_compression\x18\x1f \x01(\x05H\x00R\x11outputCompression\x88\x01\x01\x12:\n" +
+	"\vcanvas_size\x18\t \x01(\v2\x19.codeximage.v1.CanvasSizeR\n" +
+	"canvasSize\x12\x10\n" +
+	"\x03fit\x18\n" +
+	" \x01(\tR\x03fitB\x15\n" +
+	"\x13_output_compression\":\n" +
+	"\n" +
+	"CanvasSize\x12\x14\n" +
+	"\x05width\x18\x01 \x01(\x05R\x05width\x12\x16\n" +
+	"\x06height\x18\x02 \x01(\x05R\x06height\"\xa0\x01\n" +
 	"\tReference\x12\x1a\n" +
 	"\x05image\x18\x01 \x01(\fB\x04\xe2A\x01\x02R\x05image\x12\x1b\n" +
 	"\tmime_type\x18\x02 \x01(\tR\bmimeType\x12\x14\n" +
-	"\x05label\x18\x03 \x01(\tR\x05label\"\xbc\x01\n" +
+	"\x05label\x18\x03 \x01(\tR\x05label\x12\x16\n" +
+	"\x06source\x18\x04 \x01(\tR\x06source\x12\x14\n" +
+	"\x05width\x18\x05 \x01(\x05R\x05width\x12\x16\n" +
+	"\x06height\x18\x06 \x01(\x05R\x06height\"\xcf\x01\n" +
+	"\fReferenceUse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x14\n" +
+	"\x05label\x18\x02 \x01(\tR\x05label\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\x12\x14\n" +
+	"\x05usage\x18\x04 \x01(\tR\x05usage\x12#\n" +
+	"\rpath_position\x18\x05 \x01(\x05R\fpathPosition\x12\x12\n" +
+	"\x04tile\x18\x06 \x01(\x05R\x04tile\x12\x14\n" +
+	"\x05width\x18\a \x01(\x05R\x05width\x12\x16\n" +
+	"\x06height\x18\b \x01(\x05R\x06height\"\xbc\x01\n" +
 	"\x10GenerateResponse\x125\n" +
 	"\bprogress\x18\x01 \x01(\v2\x17.codeximage.v1.ProgressH\x00R\bprogress\x12,\n" +
 	"\x05image\x18\x02 \x01(\v2\x14.codeximage.v1.ImageH\x00R\x05image\x12:\n" +
@@ -2061,7 +2536,7 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\fSTAGE_QUEUED\x10\x01\x12\x1b\n" +
 	"\x17STAGE_CANDIDATE_STARTED\x10\x02\x12\x15\n" +
 	"\x11STAGE_CODEX_PHASE\x10\x03\x12\x1c\n" +
-	"\x18STAGE_CANDIDATE_FINISHED\x10\x04\"\xb8\x06\n" +
+	"\x18STAGE_CANDIDATE_FINISHED\x10\x04\"\xee\b\n" +
 	"\x05Image\x12\x14\n" +
 	"\x02id\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\x02id\x12\x1d\n" +
 	"\n" +
@@ -2086,7 +2561,19 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\x0erequested_size\x18\x11 \x01(\tR\rrequestedSize\x12\x16\n" +
 	"\x06aspect\x18\x12 \x01(\tR\x06aspect\x12\x18\n" +
 	"\aquality\x18\x13 \x01(\tR\aquality\x12#\n" +
-	"\routput_format\x18\x14 \x01(\tR\foutputFormat\x12\x1e\n" +
+	"\routput_format\x18\x14 \x01(\tR\foutputFormat\x12\x1f\n" +
+	"\vtarget_size\x18\x15 \x01(\tR\n" +
+	"targetSize\x12!\n" +
+	"\faspect_ratio\x18\x16 \x01(\tR\vaspectRatio\x12#\n" +
+	"\raspect_source\x18\x17 \x01(\tR\faspectSource\x12\x10\n" +
+	"\x03fit\x18\x18 \x01(\tR\x03fit\x12!\n" +
+	"\fnative_width\x18\x19 \x01(\x05R\vnativeWidth\x12#\n" +
+	"\rnative_height\x18\x1a \x01(\x05R\fnativeHeight\x12\x18\n" +
+	"\aresized\x18\x1b \x01(\bR\aresized\x12\x1a\n" +
+	"\benlarged\x18\x1c \x01(\bR\benlarged\x12;\n" +
+	"\n" +
+	"references\x18\x1d \x03(\v2\x1b.codeximage.v1.ReferenceUseR\n" +
+	"references\x12\x1e\n" +
 	"\n" +
 	"background\x182 \x01(\tR\n" +
 	"background\x12=\n" +
@@ -2104,7 +2591,7 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\x11transparent_share\x18\x03 \x01(\x01R\x10transparentShare\x12!\n" +
 	"\fopaque_share\x18\x04 \x01(\x01R\vopaqueShare\x12!\n" +
 	"\fedge_residue\x18\x05 \x01(\x01R\vedgeResidue\x12\x1b\n" +
-	"\tkey_color\x18\x06 \x01(\tR\bkeyColor\"\xe1\x02\n" +
+	"\tkey_color\x18\x06 \x01(\tR\bkeyColor\"\x99\x04\n" +
 	"\x0fGenerateSummary\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
@@ -2121,8 +2608,16 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"durationMs\x12\x1e\n" +
 	"\n" +
 	"background\x18\x1e \x01(\tR\n" +
-	"background\"\x18\n" +
-	"\x16GetCapabilitiesRequest\"\xb1\x05\n" +
+	"background\x12\x1f\n" +
+	"\vtarget_size\x18\v \x01(\tR\n" +
+	"targetSize\x12!\n" +
+	"\faspect_ratio\x18\f \x01(\tR\vaspectRatio\x12#\n" +
+	"\raspect_source\x18\r \x01(\tR\faspectSource\x12\x10\n" +
+	"\x03fit\x18\x0e \x01(\tR\x03fit\x12;\n" +
+	"\n" +
+	"references\x18\x0f \x03(\v2\x1b.codeximage.v1.ReferenceUseR\n" +
+	"references\"\x18\n" +
+	"\x16GetCapabilitiesRequest\"\x89\x06\n" +
 	"\x17GetCapabilitiesResponse\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
 	"\abackend\x18\x02 \x01(\tR\abackend\x12\x1d\n" +
@@ -2142,7 +2637,14 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\x15generation_timeout_ms\x18\f \x01(\x03R\x13generationTimeoutMs\x123\n" +
 	"\apresets\x18\r \x03(\v2\x19.codeximage.v1.SizePresetR\apresets\x12!\n" +
 	"\faspect_names\x18\x0e \x03(\tR\vaspectNames\x12 \n" +
-	"\vbackgrounds\x18\x19 \x03(\tR\vbackgrounds\"\xc9\x01\n" +
+	"\vbackgrounds\x18\x19 \x03(\tR\vbackgrounds\x12B\n" +
+	"\x0easpect_options\x18\x0f \x03(\v2\x1b.codeximage.v1.AspectOptionR\raspectOptions\x12\x12\n" +
+	"\x04fits\x18\x10 \x03(\tR\x04fits\"r\n" +
+	"\fAspectOption\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
+	"\aaliases\x18\x03 \x03(\tR\aaliases\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\"\xc9\x01\n" +
 	"\x0fSizeConstraints\x12\x1f\n" +
 	"\vcustom_size\x18\x01 \x01(\bR\n" +
 	"customSize\x12\x19\n" +
@@ -2163,14 +2665,16 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\bmax_edge\x18\x02 \x01(\x05R\amaxEdge\x12\x1d\n" +
 	"\n" +
-	"max_pixels\x18\x03 \x01(\x03R\tmaxPixels\"\x80\x01\n" +
+	"max_pixels\x18\x03 \x01(\x03R\tmaxPixels\"\xca\x01\n" +
 	"\x0fReferencePolicy\x12\x12\n" +
 	"\x04mode\x18\x01 \x01(\tR\x04mode\x12\x1d\n" +
 	"\n" +
 	"max_images\x18\x02 \x01(\x05R\tmaxImages\x12\x1b\n" +
 	"\tmax_bytes\x18\x03 \x01(\x03R\bmaxBytes\x12\x1d\n" +
 	"\n" +
-	"mime_types\x18\x04 \x03(\tR\tmimeTypes\"\x0f\n" +
+	"mime_types\x18\x04 \x03(\tR\tmimeTypes\x12#\n" +
+	"\rmax_originals\x18\x05 \x01(\x05R\fmaxOriginals\x12#\n" +
+	"\roverflow_mode\x18\x06 \x01(\tR\foverflowMode\"\x0f\n" +
 	"\rHealthRequest\"\xc4\x02\n" +
 	"\x0eHealthResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x14\n" +
@@ -2234,66 +2738,73 @@ func file_codeximage_v1_image_service_proto_rawDescGZIP() []byte {
 }
 
 var file_codeximage_v1_image_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_codeximage_v1_image_service_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_codeximage_v1_image_service_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_codeximage_v1_image_service_proto_goTypes = []any{
 	(AlphaSource)(0),                // 0: codeximage.v1.AlphaSource
 	(Progress_Stage)(0),             // 1: codeximage.v1.Progress.Stage
 	(*GenerateRequest)(nil),         // 2: codeximage.v1.GenerateRequest
-	(*Reference)(nil),               // 3: codeximage.v1.Reference
-	(*GenerateResponse)(nil),        // 4: codeximage.v1.GenerateResponse
-	(*Progress)(nil),                // 5: codeximage.v1.Progress
-	(*Image)(nil),                   // 6: codeximage.v1.Image
-	(*TokenUsage)(nil),              // 7: codeximage.v1.TokenUsage
-	(*TransparencyCheck)(nil),       // 8: codeximage.v1.TransparencyCheck
-	(*GenerateSummary)(nil),         // 9: codeximage.v1.GenerateSummary
-	(*GetCapabilitiesRequest)(nil),  // 10: codeximage.v1.GetCapabilitiesRequest
-	(*GetCapabilitiesResponse)(nil), // 11: codeximage.v1.GetCapabilitiesResponse
-	(*SizeConstraints)(nil),         // 12: codeximage.v1.SizeConstraints
-	(*HighResolutionPresets)(nil),   // 13: codeximage.v1.HighResolutionPresets
-	(*SizePreset)(nil),              // 14: codeximage.v1.SizePreset
-	(*ReferencePolicy)(nil),         // 15: codeximage.v1.ReferencePolicy
-	(*HealthRequest)(nil),           // 16: codeximage.v1.HealthRequest
-	(*HealthResponse)(nil),          // 17: codeximage.v1.HealthResponse
-	(*CodexStatus)(nil),             // 18: codeximage.v1.CodexStatus
-	(*SlotStatus)(nil),              // 19: codeximage.v1.SlotStatus
-	(*GetImageRequest)(nil),         // 20: codeximage.v1.GetImageRequest
-	(*GetImageResponse)(nil),        // 21: codeximage.v1.GetImageResponse
-	(*GetImageFileRequest)(nil),     // 22: codeximage.v1.GetImageFileRequest
-	(*GetImageFileResponse)(nil),    // 23: codeximage.v1.GetImageFileResponse
-	(*timestamppb.Timestamp)(nil),   // 24: google.protobuf.Timestamp
+	(*CanvasSize)(nil),              // 3: codeximage.v1.CanvasSize
+	(*Reference)(nil),               // 4: codeximage.v1.Reference
+	(*ReferenceUse)(nil),            // 5: codeximage.v1.ReferenceUse
+	(*GenerateResponse)(nil),        // 6: codeximage.v1.GenerateResponse
+	(*Progress)(nil),                // 7: codeximage.v1.Progress
+	(*Image)(nil),                   // 8: codeximage.v1.Image
+	(*TokenUsage)(nil),              // 9: codeximage.v1.TokenUsage
+	(*TransparencyCheck)(nil),       // 10: codeximage.v1.TransparencyCheck
+	(*GenerateSummary)(nil),         // 11: codeximage.v1.GenerateSummary
+	(*GetCapabilitiesRequest)(nil),  // 12: codeximage.v1.GetCapabilitiesRequest
+	(*GetCapabilitiesResponse)(nil), // 13: codeximage.v1.GetCapabilitiesResponse
+	(*AspectOption)(nil),            // 14: codeximage.v1.AspectOption
+	(*SizeConstraints)(nil),         // 15: codeximage.v1.SizeConstraints
+	(*HighResolutionPresets)(nil),   // 16: codeximage.v1.HighResolutionPresets
+	(*SizePreset)(nil),              // 17: codeximage.v1.SizePreset
+	(*ReferencePolicy)(nil),         // 18: codeximage.v1.ReferencePolicy
+	(*HealthRequest)(nil),           // 19: codeximage.v1.HealthRequest
+	(*HealthResponse)(nil),          // 20: codeximage.v1.HealthResponse
+	(*CodexStatus)(nil),             // 21: codeximage.v1.CodexStatus
+	(*SlotStatus)(nil),              // 22: codeximage.v1.SlotStatus
+	(*GetImageRequest)(nil),         // 23: codeximage.v1.GetImageRequest
+	(*GetImageResponse)(nil),        // 24: codeximage.v1.GetImageResponse
+	(*GetImageFileRequest)(nil),     // 25: codeximage.v1.GetImageFileRequest
+	(*GetImageFileResponse)(nil),    // 26: codeximage.v1.GetImageFileResponse
+	(*timestamppb.Timestamp)(nil),   // 27: google.protobuf.Timestamp
 }
 var file_codeximage_v1_image_service_proto_depIdxs = []int32{
-	3,  // 0: codeximage.v1.GenerateRequest.references:type_name -> codeximage.v1.Reference
-	5,  // 1: codeximage.v1.GenerateResponse.progress:type_name -> codeximage.v1.Progress
-	6,  // 2: codeximage.v1.GenerateResponse.image:type_name -> codeximage.v1.Image
-	9,  // 3: codeximage.v1.GenerateResponse.summary:type_name -> codeximage.v1.GenerateSummary
-	1,  // 4: codeximage.v1.Progress.stage:type_name -> codeximage.v1.Progress.Stage
-	24, // 5: codeximage.v1.Image.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 6: codeximage.v1.Image.alpha_source:type_name -> codeximage.v1.AlphaSource
-	8,  // 7: codeximage.v1.Image.transparency:type_name -> codeximage.v1.TransparencyCheck
-	7,  // 8: codeximage.v1.Image.usage:type_name -> codeximage.v1.TokenUsage
-	12, // 9: codeximage.v1.GetCapabilitiesResponse.size_constraints:type_name -> codeximage.v1.SizeConstraints
-	13, // 10: codeximage.v1.GetCapabilitiesResponse.high_resolution_presets:type_name -> codeximage.v1.HighResolutionPresets
-	15, // 11: codeximage.v1.GetCapabilitiesResponse.references:type_name -> codeximage.v1.ReferencePolicy
-	14, // 12: codeximage.v1.GetCapabilitiesResponse.presets:type_name -> codeximage.v1.SizePreset
-	18, // 13: codeximage.v1.HealthResponse.codex:type_name -> codeximage.v1.CodexStatus
-	19, // 14: codeximage.v1.HealthResponse.slots:type_name -> codeximage.v1.SlotStatus
-	6,  // 15: codeximage.v1.GetImageResponse.image:type_name -> codeximage.v1.Image
-	2,  // 16: codeximage.v1.ImageService.Generate:input_type -> codeximage.v1.GenerateRequest
-	10, // 17: codeximage.v1.ImageService.GetCapabilities:input_type -> codeximage.v1.GetCapabilitiesRequest
-	16, // 18: codeximage.v1.ImageService.Health:input_type -> codeximage.v1.HealthRequest
-	20, // 19: codeximage.v1.ImageService.GetImage:input_type -> codeximage.v1.GetImageRequest
-	22, // 20: codeximage.v1.ImageService.GetImageFile:input_type -> codeximage.v1.GetImageFileRequest
-	4,  // 21: codeximage.v1.ImageService.Generate:output_type -> codeximage.v1.GenerateResponse
-	11, // 22: codeximage.v1.ImageService.GetCapabilities:output_type -> codeximage.v1.GetCapabilitiesResponse
-	17, // 23: codeximage.v1.ImageService.Health:output_type -> codeximage.v1.HealthResponse
-	21, // 24: codeximage.v1.ImageService.GetImage:output_type -> codeximage.v1.GetImageResponse
-	23, // 25: codeximage.v1.ImageService.GetImageFile:output_type -> codeximage.v1.GetImageFileResponse
-	21, // [21:26] is the sub-list for method output_type
-	16, // [16:21] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	4,  // 0: codeximage.v1.GenerateRequest.references:type_name -> codeximage.v1.Reference
+	3,  // 1: codeximage.v1.GenerateRequest.canvas_size:type_name -> codeximage.v1.CanvasSize
+	7,  // 2: codeximage.v1.GenerateResponse.progress:type_name -> codeximage.v1.Progress
+	8,  // 3: codeximage.v1.GenerateResponse.image:type_name -> codeximage.v1.Image
+	11, // 4: codeximage.v1.GenerateResponse.summary:type_name -> codeximage.v1.GenerateSummary
+	1,  // 5: codeximage.v1.Progress.stage:type_name -> codeximage.v1.Progress.Stage
+	27, // 6: codeximage.v1.Image.create_time:type_name -> google.protobuf.Timestamp
+	5,  // 7: codeximage.v1.Image.references:type_name -> codeximage.v1.ReferenceUse
+	0,  // 8: codeximage.v1.Image.alpha_source:type_name -> codeximage.v1.AlphaSource
+	10, // 9: codeximage.v1.Image.transparency:type_name -> codeximage.v1.TransparencyCheck
+	9,  // 10: codeximage.v1.Image.usage:type_name -> codeximage.v1.TokenUsage
+	5,  // 11: codeximage.v1.GenerateSummary.references:type_name -> codeximage.v1.ReferenceUse
+	15, // 12: codeximage.v1.GetCapabilitiesResponse.size_constraints:type_name -> codeximage.v1.SizeConstraints
+	16, // 13: codeximage.v1.GetCapabilitiesResponse.high_resolution_presets:type_name -> codeximage.v1.HighResolutionPresets
+	18, // 14: codeximage.v1.GetCapabilitiesResponse.references:type_name -> codeximage.v1.ReferencePolicy
+	17, // 15: codeximage.v1.GetCapabilitiesResponse.presets:type_name -> codeximage.v1.SizePreset
+	14, // 16: codeximage.v1.GetCapabilitiesResponse.aspect_options:type_name -> codeximage.v1.AspectOption
+	21, // 17: codeximage.v1.HealthResponse.codex:type_name -> codeximage.v1.CodexStatus
+	22, // 18: codeximage.v1.HealthResponse.slots:type_name -> codeximage.v1.SlotStatus
+	8,  // 19: codeximage.v1.GetImageResponse.image:type_name -> codeximage.v1.Image
+	2,  // 20: codeximage.v1.ImageService.Generate:input_type -> codeximage.v1.GenerateRequest
+	12, // 21: codeximage.v1.ImageService.GetCapabilities:input_type -> codeximage.v1.GetCapabilitiesRequest
+	19, // 22: codeximage.v1.ImageService.Health:input_type -> codeximage.v1.HealthRequest
+	23, // 23: codeximage.v1.ImageService.GetImage:input_type -> codeximage.v1.GetImageRequest
+	25, // 24: codeximage.v1.ImageService.GetImageFile:input_type -> codeximage.v1.GetImageFileRequest
+	6,  // 25: codeximage.v1.ImageService.Generate:output_type -> codeximage.v1.GenerateResponse
+	13, // 26: codeximage.v1.ImageService.GetCapabilities:output_type -> codeximage.v1.GetCapabilitiesResponse
+	20, // 27: codeximage.v1.ImageService.Health:output_type -> codeximage.v1.HealthResponse
+	24, // 28: codeximage.v1.ImageService.GetImage:output_type -> codeximage.v1.GetImageResponse
+	26, // 29: codeximage.v1.ImageService.GetImageFile:output_type -> codeximage.v1.GetImageFileResponse
+	25, // [25:30] is the sub-list for method output_type
+	20, // [20:25] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_codeximage_v1_image_service_proto_init() }
@@ -2302,7 +2813,7 @@ func file_codeximage_v1_image_service_proto_init() {
 		return
 	}
 	file_codeximage_v1_image_service_proto_msgTypes[0].OneofWrappers = []any{}
-	file_codeximage_v1_image_service_proto_msgTypes[2].OneofWrappers = []any{
+	file_codeximage_v1_image_service_proto_msgTypes[4].OneofWrappers = []any{
 		(*GenerateResponse_Progress)(nil),
 		(*GenerateResponse_Image)(nil),
 		(*GenerateResponse_Summary)(nil),
@@ -2313,7 +2824,7 @@ func file_codeximage_v1_image_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_codeximage_v1_image_service_proto_rawDesc), len(file_codeximage_v1_image_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   22,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

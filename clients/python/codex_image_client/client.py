@@ -116,11 +116,17 @@ class Client:
 
     def generate(self, prompt: str, *, count: int = 1, size: str = "", aspect: str = "", quality: str = "",
                  output_format: str = "", references: Iterable[pb.Reference | bytes | str | os.PathLike] = (),
-                 request_id: str = "", timeout: float | None = None) -> Generation:
-        """Starts a Generate call. References may be pb.Reference, bytes or paths."""
+                 request_id: str = "", canvas_size: tuple[int, int] | None = None, fit: str = "",
+                 timeout: float | None = None) -> Generation:
+        """Starts a Generate call. References may be pb.Reference, bytes or paths.
+        `canvas_size` (width, height) is for aspect "canvas"; `fit="native"`
+        keeps the model's own size instead of the asked-for one."""
         refs = [r if isinstance(r, pb.Reference) else reference(r) for r in references]
         request = pb.GenerateRequest(prompt=prompt, count=count, size=size, aspect=aspect, quality=quality,
-                                     output_format=output_format, references=refs, request_id=request_id)
+                                     output_format=output_format, references=refs, request_id=request_id,
+                                     fit=fit)
+        if canvas_size is not None:
+            request.canvas_size.width, request.canvas_size.height = canvas_size
         return Generation(self._stub.Generate(request, timeout=timeout, metadata=self._metadata))
 
     def download(self, image_id: str, dest: str | os.PathLike, *, timeout: float | None = None) -> Path:

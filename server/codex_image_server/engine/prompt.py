@@ -1,14 +1,60 @@
 """What each candidate's codex is told. The caller's prompt goes last, after
-our instructions, and reaches codex as one argument after `--`."""
+our instructions, and reaches codex as one argument after `--`.
+
+Codex 0.169.0 always asks the image model for size "auto", so a pixel size
+cannot reach the image API; only words can steer the shape. The prompt names
+the orientation and ratio, and asks the model to say them in the image tool's
+own prompt, where the image model reads them.
+"""
 from __future__ import annotations
 
-from pathlib import Path
-
+from ..references import ReferencePlan
 from ..request import GenerationSpec
 from ..transparency import hex_color
+from ..sizes import orientation
 
 
-def build(spec: GenerationSpec, index: int, reference_paths: list[Path]) -> str:
+_PLAIN = {"landscape": "wider than tall", "portrait": "taller than wide", "square": "as wide as tall"}
+
+
+def _shape_lines(spec: GenerationSpec) -> list[str]:
+    size = spec.size
+    if not size.ratio:
+        return []
+    w, h = size.ratio
+    shape = orientation(w, h)
+    approx = f", about {w / h:.2f}:1" if max(w, h) > 32 else ""
+    line = f"Image shape: {shape} ({_PLAIN[shape]}), aspect ratio {w}:{h} (width:height{approx})."
+    if size.width:
+        line += f" Final size {size.width}x{size.height} pixels."
+    return [line, f"Begin the image tool's prompt with \"A {shape} image, aspect ratio {w}:{h}.\" and "
+                  "compose for that frame."]
+
+
+def _reference_lines(plan: ReferencePlan) -> list[str]:
+    if not plan.paths:
+        return []
+    listed = ", ".join(f'"{p}"' for p in plan.paths)
+    lines = ["Reference images are attached. Pass exactly these absolute paths, in this order, as "
+             f"referenced_image_paths (never num_last_images_to_include): [{listed}]."]
+    for use in plan.uses:
+        if use.usage == "original":
+            label = f": {use.label}" if use.label else ""
+            lines.append(f"- image {use.path_position} is reference #{use.index + 1}{label}")
+    sheet = plan.sheet_uses
+    if sheet:
+        lines.append(
+            f"- image {sheet[0].path_position} is a contact sheet of references "
+            f"#{sheet[0].index + 1} to #{sheet[-1].index + 1} (the tool takes only {len(plan.paths)} images): "
+            "each tile is a separate reference, captioned with its number and label; use them as such, "
+            "and do not reproduce the sheet's grid or captions.")
+        for use in sheet:
+            if use.label:
+                lines.append(f"  - tile #{use.index + 1}: {use.label}")
+    return lines
+
+
+def build(spec: GenerationSpec, index: int, refs: ReferencePlan) -> str:
     n = spec.count
     lines = [
         "Create exactly one image by calling the image_gen.imagegen tool once, then reply "
@@ -19,8 +65,7 @@ def build(spec: GenerationSpec, index: int, reference_paths: list[Path]) -> str:
                      "the other candidates (composition, viewpoint, palette) while following the brief.")
     else:
         lines.append(f"You are candidate {index + 1} of {n}.")
-    if spec.size.width:
-        lines.append(f"Target size: {spec.size.width}x{spec.size.height} pixels.")
+    lines += _shape_lines(spec)
     if spec.quality != "auto":
         lines.append(f"Quality: {spec.quality}.")
     if spec.transparent:
@@ -34,14 +79,7 @@ def build(spec: GenerationSpec, index: int, reference_paths: list[Path]) -> str:
             f"not to use {key} or similar shades anywhere in the subject.")
     elif spec.background == "opaque":
         lines.append("The image needs an opaque background (transparent_background: false).")
-    if reference_paths:
-        listed = ", ".join(f'"{p}"' for p in reference_paths)
-        lines.append(
-            "Reference images are attached. Pass exactly these absolute paths, in this order, as "
-            f"referenced_image_paths (never num_last_images_to_include): [{listed}].")
-        for ref, path in zip(spec.references, reference_paths):
-            if ref.label:
-                lines.append(f"- {path.name}: {ref.label}")
+    lines += _reference_lines(refs)
     lines.append("Brief:")
     lines.append(spec.prompt or "Create a new image based on the reference images.")
     return "\n".join(lines)

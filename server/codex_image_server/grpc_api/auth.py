@@ -9,6 +9,7 @@ import hashlib
 import hmac
 
 from ..errors import Kind, ServiceError
+from ..settings import env_name
 
 
 def presented_key(metadata) -> str:
@@ -30,9 +31,18 @@ def key_matches(presented: str, keys: tuple[str, ...]) -> bool:
     return ok and bool(presented)
 
 
+def denial_message(presented: bool) -> str:
+    """What a caller must do about a 401: which header, and where the key lives."""
+    what = "the API key sent is not one this server accepts" if presented else "this server requires an API key"
+    return (f"{what}: send it as `X-API-Key: <key>` or `Authorization: Bearer <key>`. The server's keys are "
+            f"set with {env_name('api_keys')} or --api-key; a server on 127.0.0.1 needs none, so for a "
+            "client that cannot send a key (the Photoshop host never does), start the server without one.")
+
+
 def check(metadata, keys: tuple[str, ...]) -> None:
     """Raise UNAUTHENTICATED unless no key is configured or one is presented."""
-    if keys and not key_matches(presented_key(metadata), keys):
-        raise ServiceError(
-            Kind.UNAUTHENTICATED, "UNAUTHORIZED",
-            "missing or wrong API key: send `authorization: Bearer <key>` or `x-api-key: <key>`")
+    if not keys:
+        return
+    presented = presented_key(metadata)
+    if not key_matches(presented, keys):
+        raise ServiceError(Kind.UNAUTHENTICATED, "UNAUTHORIZED", denial_message(bool(presented)))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import inspect
 import time
@@ -10,7 +11,7 @@ from codeximage.v1 import image_service_pb2 as pb
 from codeximage.v1 import image_service_pb2_grpc as pb_grpc
 from google.protobuf import timestamp_pb2
 
-from .. import frozen, sizes, transparency
+from .. import frozen, references, sizes, transparency
 from ..blocking import Blocking
 from ..engine import Engine
 from ..errors import Kind, ServiceError
@@ -42,16 +43,27 @@ _ALPHA_SOURCES = {transparency.IMAGE_MODEL: pb.ALPHA_SOURCE_IMAGE_MODEL,
 _USAGE_FIELDS = set(pb.TokenUsage.DESCRIPTOR.fields_by_name)
 
 
+def _reference_use(use) -> pb.ReferenceUse:
+    fields = use if isinstance(use, dict) else dataclasses.asdict(use)
+    return pb.ReferenceUse(**fields)
+
+
 def image_message(img: StoredImage) -> pb.Image:
     created = timestamp_pb2.Timestamp()
     created.FromMilliseconds(img.created_unix_ms)
+    # resolved_size is the stored image's real size everywhere (records
+    # written before issue 8 kept the asked-for size there).
     return pb.Image(
         id=img.id, request_id=img.request_id, index=img.index, label=img.label, mime_type=img.mime_type,
         width=img.width, height=img.height, byte_size=img.byte_size, sha256=img.sha256,
         revised_prompt=img.revised_prompt, file_path=f"/v1/images/{img.id}/file", thread_id=img.thread_id,
-        resolved_size=img.resolved_size, duration_ms=img.duration_ms, create_time=created, prompt=img.prompt,
-        requested_size=img.requested_size, aspect=img.aspect, quality=img.quality,
-        output_format=img.output_format, background=img.background,
+        resolved_size=f"{img.width}x{img.height}", duration_ms=img.duration_ms, create_time=created,
+        prompt=img.prompt, requested_size=img.requested_size, aspect=img.aspect, quality=img.quality,
+        output_format=img.output_format, target_size=img.target_size or img.resolved_size,
+        aspect_ratio=img.aspect_ratio, aspect_source=img.aspect_source, fit=img.fit,
+        native_width=img.native_width or img.width, native_height=img.native_height or img.height,
+        resized=img.resized, enlarged=img.enlarged, references=[_reference_use(u) for u in img.references],
+        background=img.background,
         alpha_source=_ALPHA_SOURCES.get(img.alpha_source, pb.ALPHA_SOURCE_UNSPECIFIED),
         transparency=pb.TransparencyCheck(**img.transparency) if img.transparency else None,
         usage=pb.TokenUsage(**{k: v for k, v in img.usage.items() if k in _USAGE_FIELDS}) if img.usage else None)
@@ -69,16 +81,20 @@ def _event_message(event) -> pb.GenerateResponse:
         request_id=event.request_id, status=event.status, model=event.model, backend=event.backend,
         requested_size=event.requested_size, resolved_size=event.resolved_size, quality=event.quality,
         output_format=event.output_format, image_ids=list(event.image_ids), duration_ms=event.duration_ms,
-        background=event.background))
+        target_size=event.target_size, aspect_ratio=event.aspect_ratio, aspect_source=event.aspect_source,
+        fit=event.fit, references=[_reference_use(u) for u in event.references], background=event.background))
 
 
 def _params(request: pb.GenerateRequest) -> GenerateParams:
+    canvas = request.canvas_size
     return GenerateParams(
         prompt=request.prompt, count=request.count, size=request.size, aspect=request.aspect,
         quality=request.quality, output_format=request.output_format, request_id=request.request_id,
-        background=request.background,
-        output_compression=request.output_compression if request.HasField("output_compression") else None,
-        references=tuple(ReferenceInput(r.image, r.mime_type, r.label) for r in request.references))
+        references=tuple(ReferenceInput(r.image, r.mime_type, r.label, r.source, r.width, r.height)
+                         for r in request.references),
+        canvas_size=(canvas.width, canvas.height) if request.HasField("canvas_size") else None,
+        fit=request.fit, background=request.background,
+        output_compression=request.output_compression if request.HasField("output_compression") else None)
 
 
 async def _abort(context, exc: Exception, method_name: str) -> None:
@@ -193,6 +209,9 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
             qualities=list(QUALITIES), backgrounds=list(transparency.BACKGROUNDS),
             size_options=list(sizes.SIZE_OPTIONS),
             ratio_options=list(sizes.RATIO_OPTIONS), aspect_names=list(sizes.NAMED_ASPECTS),
+            aspect_options=[pb.AspectOption(name=o.name, kind=o.kind, aliases=list(o.aliases),
+                                            description=o.description) for o in sizes.aspect_options()],
+            fits=list(sizes.FITS),
             size_constraints=pb.SizeConstraints(
                 custom_size=True, max_edge=sizes.MAX_EDGE, max_pixels=sizes.MAX_PIXELS,
                 min_pixels=sizes.MIN_PIXELS, multiple_of=sizes.MULTIPLE, max_ratio=f"{sizes.MAX_RATIO}:1"),
@@ -201,7 +220,9 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
                 for name, ratio in sizes.NAMED_ASPECTS.items()}),
             references=pb.ReferencePolicy(mode="original_image", max_images=s.max_references,
                                           max_bytes=s.max_reference_bytes,
-                                          mime_types=list(REFERENCE_MIME_TYPES)),
+                                          mime_types=list(REFERENCE_MIME_TYPES),
+                                          max_originals=references.ORIGINALS_WITH_SHEET,
+                                          overflow_mode="contact_sheet"),
             auth_required=s.auth_required, generation_timeout_ms=s.generation_timeout_ms,
             presets=[pb.SizePreset(name=p.name, max_edge=p.max_edge, max_pixels=p.max_pixels)
                      for p in sizes.PRESETS.values()])

@@ -22,7 +22,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file codeximage/v1/image_service.proto.
  */
 export const file_codeximage_v1_image_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFjb2RleGltYWdlL3YxL2ltYWdlX3NlcnZpY2UucHJvdG8SDWNvZGV4aW1hZ2UudjEihAIKD0dlbmVyYXRlUmVxdWVzdBIOCgZwcm9tcHQYASABKAkSDQoFY291bnQYAiABKAUSDAoEc2l6ZRgDIAEoCRIOCgZhc3BlY3QYBCABKAkSDwoHcXVhbGl0eRgFIAEoCRIVCg1vdXRwdXRfZm9ybWF0GAYgASgJEiwKCnJlZmVyZW5jZXMYByADKAsyGC5jb2RleGltYWdlLnYxLlJlZmVyZW5jZRISCgpyZXF1ZXN0X2lkGAggASgJEhIKCmJhY2tncm91bmQYHiABKAkSHwoSb3V0cHV0X2NvbXByZXNzaW9uGB8gASgFSACIAQFCFQoTX291dHB1dF9jb21wcmVzc2lvbiJCCglSZWZlcmVuY2USEwoFaW1hZ2UYASABKAxCBOJBAQISEQoJbWltZV90eXBlGAIgASgJEg0KBWxhYmVsGAMgASgJIqIBChBHZW5lcmF0ZVJlc3BvbnNlEisKCHByb2dyZXNzGAEgASgLMhcuY29kZXhpbWFnZS52MS5Qcm9ncmVzc0gAEiUKBWltYWdlGAIgASgLMhQuY29kZXhpbWFnZS52MS5JbWFnZUgAEjEKB3N1bW1hcnkYAyABKAsyHi5jb2RleGltYWdlLnYxLkdlbmVyYXRlU3VtbWFyeUgAQgcKBWV2ZW50IqECCghQcm9ncmVzcxIsCgVzdGFnZRgBIAEoDjIdLmNvZGV4aW1hZ2UudjEuUHJvZ3Jlc3MuU3RhZ2USFwoPY2FuZGlkYXRlX2luZGV4GAIgASgFEg0KBXBoYXNlGAMgASgJEg4KBmRldGFpbBgEIAEoCRIWCg5xdWV1ZV9wb3NpdGlvbhgFIAEoBRISCgplbGFwc2VkX21zGAYgASgDIoIBCgVTdGFnZRIVChFTVEFHRV9VTlNQRUNJRklFRBAAEhAKDFNUQUdFX1FVRVVFRBABEhsKF1NUQUdFX0NBTkRJREFURV9TVEFSVEVEEAISFQoRU1RBR0VfQ09ERVhfUEhBU0UQAxIcChhTVEFHRV9DQU5ESURBVEVfRklOSVNIRUQQBCLDBAoFSW1hZ2USEAoCaWQYASABKAlCBOJBAQMSEgoKcmVxdWVzdF9pZBgCIAEoCRINCgVpbmRleBgDIAEoBRINCgVsYWJlbBgEIAEoCRIRCgltaW1lX3R5cGUYBSABKAkSDQoFd2lkdGgYBiABKAUSDgoGaGVpZ2h0GAcgASgFEhEKCWJ5dGVfc2l6ZRgIIAEoAxIOCgZzaGEyNTYYCSABKAkSFgoOcmV2aXNlZF9wcm9tcHQYCiABKAkSEQoJZmlsZV9wYXRoGAsgASgJEhEKCXRocmVhZF9pZBgMIAEoCRIVCg1yZXNvbHZlZF9zaXplGA0gASgJEhMKC2R1cmF0aW9uX21zGA4gASgDEi8KC2NyZWF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZwcm9tcHQYECABKAkSFgoOcmVxdWVzdGVkX3NpemUYESABKAkSDgoGYXNwZWN0GBIgASgJEg8KB3F1YWxpdHkYEyABKAkSFQoNb3V0cHV0X2Zvcm1hdBgUIAEoCRISCgpiYWNrZ3JvdW5kGDIgASgJEjAKDGFscGhhX3NvdXJjZRgzIAEoDjIaLmNvZGV4aW1hZ2UudjEuQWxwaGFTb3VyY2USNgoMdHJhbnNwYXJlbmN5GDQgASgLMiAuY29kZXhpbWFnZS52MS5UcmFuc3BhcmVuY3lDaGVjaxIoCgV1c2FnZRg1IAEoCzIZLmNvZGV4aW1hZ2UudjEuVG9rZW5Vc2FnZSJWCgpUb2tlblVzYWdlEhQKDGlucHV0X3Rva2VucxgBIAEoAxIbChNjYWNoZWRfaW5wdXRfdG9rZW5zGAIgASgDEhUKDW91dHB1dF90b2tlbnMYAyABKAMikwEKEVRyYW5zcGFyZW5jeUNoZWNrEhEKCWFscGhhX21pbhgBIAEoBRIRCglhbHBoYV9tYXgYAiABKAUSGQoRdHJhbnNwYXJlbnRfc2hhcmUYAyABKAESFAoMb3BhcXVlX3NoYXJlGAQgASgBEhQKDGVkZ2VfcmVzaWR1ZRgFIAEoARIRCglrZXlfY29sb3IYBiABKAki6AEKD0dlbmVyYXRlU3VtbWFyeRISCgpyZXF1ZXN0X2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRINCgVtb2RlbBgDIAEoCRIPCgdiYWNrZW5kGAQgASgJEhYKDnJlcXVlc3RlZF9zaXplGAUgASgJEhUKDXJlc29sdmVkX3NpemUYBiABKAkSDwoHcXVhbGl0eRgHIAEoCRIVCg1vdXRwdXRfZm9ybWF0GAggASgJEhEKCWltYWdlX2lkcxgJIAMoCRITCgtkdXJhdGlvbl9tcxgKIAEoAxISCgpiYWNrZ3JvdW5kGB4gASgJIhgKFkdldENhcGFiaWxpdGllc1JlcXVlc3Qi5wMKF0dldENhcGFiaWxpdGllc1Jlc3BvbnNlEg0KBW1vZGVsGAEgASgJEg8KB2JhY2tlbmQYAiABKAkSEgoKbWF4X2ltYWdlcxgDIAEoBRIWCg5vdXRwdXRfZm9ybWF0cxgEIAMoCRIRCglxdWFsaXRpZXMYBSADKAkSFAoMc2l6ZV9vcHRpb25zGAYgAygJEhUKDXJhdGlvX29wdGlvbnMYByADKAkSOAoQc2l6ZV9jb25zdHJhaW50cxgIIAEoCzIeLmNvZGV4aW1hZ2UudjEuU2l6ZUNvbnN0cmFpbnRzEkUKF2hpZ2hfcmVzb2x1dGlvbl9wcmVzZXRzGAkgASgLMiQuY29kZXhpbWFnZS52MS5IaWdoUmVzb2x1dGlvblByZXNldHMSMgoKcmVmZXJlbmNlcxgKIAEoCzIeLmNvZGV4aW1hZ2UudjEuUmVmZXJlbmNlUG9saWN5EhUKDWF1dGhfcmVxdWlyZWQYCyABKAgSHQoVZ2VuZXJhdGlvbl90aW1lb3V0X21zGAwgASgDEioKB3ByZXNldHMYDSADKAsyGS5jb2RleGltYWdlLnYxLlNpemVQcmVzZXQSFAoMYXNwZWN0X25hbWVzGA4gAygJEhMKC2JhY2tncm91bmRzGBkgAygJIogBCg9TaXplQ29uc3RyYWludHMSEwoLY3VzdG9tX3NpemUYASABKAgSEAoIbWF4X2VkZ2UYAiABKAUSEgoKbWF4X3BpeGVscxgDIAEoAxISCgptaW5fcGl4ZWxzGAQgASgDEhMKC211bHRpcGxlX29mGAUgASgFEhEKCW1heF9yYXRpbxgGIAEoCSJMChVIaWdoUmVzb2x1dGlvblByZXNldHMSEQoJbGFuZHNjYXBlGAEgASgJEhAKCHBvcnRyYWl0GAIgASgJEg4KBnNxdWFyZRgDIAEoCSJACgpTaXplUHJlc2V0EgwKBG5hbWUYASABKAkSEAoIbWF4X2VkZ2UYAiABKAUSEgoKbWF4X3BpeGVscxgDIAEoAyJaCg9SZWZlcmVuY2VQb2xpY3kSDAoEbW9kZRgBIAEoCRISCgptYXhfaW1hZ2VzGAIgASgFEhEKCW1heF9ieXRlcxgDIAEoAxISCgptaW1lX3R5cGVzGAQgAygJIg8KDUhlYWx0aFJlcXVlc3Qi6wEKDkhlYWx0aFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoCRINCgVyZWFkeRgCIAEoCBIPCgdiYWNrZW5kGAMgASgJEg0KBW1vZGVsGAQgASgJEhUKDWF1dGhfcmVxdWlyZWQYBSABKAgSHQoVZ2VuZXJhdGlvbl90aW1lb3V0X21zGAYgASgDEikKBWNvZGV4GAcgASgLMhouY29kZXhpbWFnZS52MS5Db2RleFN0YXR1cxIoCgVzbG90cxgIIAEoCzIZLmNvZGV4aW1hZ2UudjEuU2xvdFN0YXR1cxIPCgdwcm9ibGVtGAkgASgJImcKC0NvZGV4U3RhdHVzEg0KBWZvdW5kGAEgASgIEgwKBHBhdGgYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIRCglsb2dnZWRfaW4YBCABKAgSFwoPY3VzdG9tX3Byb3ZpZGVyGAUgASgIIl4KClNsb3RTdGF0dXMSDgoGaW5fdXNlGAEgASgFEgwKBGZyZWUYAiABKAUSDQoFbGltaXQYAyABKAUSDgoGcXVldWVkGAQgASgFEhMKC3F1ZXVlX2xpbWl0GAUgASgFIikKD0dldEltYWdlUmVxdWVzdBIWCghpbWFnZV9pZBgBIAEoCUIE4kEBAiI3ChBHZXRJbWFnZVJlc3BvbnNlEiMKBWltYWdlGAEgASgLMhQuY29kZXhpbWFnZS52MS5JbWFnZSItChNHZXRJbWFnZUZpbGVSZXF1ZXN0EhYKCGltYWdlX2lkGAEgASgJQgTiQQECIl4KFEdldEltYWdlRmlsZVJlc3BvbnNlEhQKDGNvbnRlbnRfdHlwZRgBIAEoCRISCgp0b3RhbF9zaXplGAIgASgDEg4KBnNoYTI1NhgDIAEoCRIMCgRkYXRhGAQgASgMKmcKC0FscGhhU291cmNlEhwKGEFMUEhBX1NPVVJDRV9VTlNQRUNJRklFRBAAEhwKGEFMUEhBX1NPVVJDRV9JTUFHRV9NT0RFTBABEhwKGEFMUEhBX1NPVVJDRV9LRVlFRF9NQVRURRACMr0ECgxJbWFnZVNlcnZpY2USbQoIR2VuZXJhdGUSHi5jb2RleGltYWdlLnYxLkdlbmVyYXRlUmVxdWVzdBofLmNvZGV4aW1hZ2UudjEuR2VuZXJhdGVSZXNwb25zZSIegtPkkwIYOgEqIhMvdjEvaW1hZ2VzL2dlbmVyYXRlMAESegoPR2V0Q2FwYWJpbGl0aWVzEiUuY29kZXhpbWFnZS52MS5HZXRDYXBhYmlsaXRpZXNSZXF1ZXN0GiYuY29kZXhpbWFnZS52MS5HZXRDYXBhYmlsaXRpZXNSZXNwb25zZSIYgtPkkwISEhAvdjEvY2FwYWJpbGl0aWVzElcKBkhlYWx0aBIcLmNvZGV4aW1hZ2UudjEuSGVhbHRoUmVxdWVzdBodLmNvZGV4aW1hZ2UudjEuSGVhbHRoUmVzcG9uc2UiEILT5JMCChIIL2hlYWx0aHoSagoIR2V0SW1hZ2USHi5jb2RleGltYWdlLnYxLkdldEltYWdlUmVxdWVzdBofLmNvZGV4aW1hZ2UudjEuR2V0SW1hZ2VSZXNwb25zZSIdgtPkkwIXEhUvdjEvaW1hZ2VzL3tpbWFnZV9pZH0SfQoMR2V0SW1hZ2VGaWxlEiIuY29kZXhpbWFnZS52MS5HZXRJbWFnZUZpbGVSZXF1ZXN0GiMuY29kZXhpbWFnZS52MS5HZXRJbWFnZUZpbGVSZXNwb25zZSIigtPkkwIcEhovdjEvaW1hZ2VzL3tpbWFnZV9pZH0vZmlsZTABQmwKEWRldi5jb2RleGltYWdlLnYxUAFaVWdpdGh1Yi5jb20vY29kZXgtaW1hZ2Utc2VydmVyL2NvZGV4LWltYWdlLXNlcnZlci9jbGllbnRzL2dvL2NvZGV4aW1hZ2V2MTtjb2RleGltYWdldjFiBnByb3RvMw", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
+  fileDesc("CiFjb2RleGltYWdlL3YxL2ltYWdlX3NlcnZpY2UucHJvdG8SDWNvZGV4aW1hZ2UudjEiwQIKD0dlbmVyYXRlUmVxdWVzdBIOCgZwcm9tcHQYASABKAkSDQoFY291bnQYAiABKAUSDAoEc2l6ZRgDIAEoCRIOCgZhc3BlY3QYBCABKAkSDwoHcXVhbGl0eRgFIAEoCRIVCg1vdXRwdXRfZm9ybWF0GAYgASgJEiwKCnJlZmVyZW5jZXMYByADKAsyGC5jb2RleGltYWdlLnYxLlJlZmVyZW5jZRISCgpyZXF1ZXN0X2lkGAggASgJEhIKCmJhY2tncm91bmQYHiABKAkSHwoSb3V0cHV0X2NvbXByZXNzaW9uGB8gASgFSACIAQESLgoLY2FudmFzX3NpemUYCSABKAsyGS5jb2RleGltYWdlLnYxLkNhbnZhc1NpemUSCwoDZml0GAogASgJQhUKE19vdXRwdXRfY29tcHJlc3Npb24iKwoKQ2FudmFzU2l6ZRINCgV3aWR0aBgBIAEoBRIOCgZoZWlnaHQYAiABKAUicQoJUmVmZXJlbmNlEhMKBWltYWdlGAEgASgMQgTiQQECEhEKCW1pbWVfdHlwZRgCIAEoCRINCgVsYWJlbBgDIAEoCRIOCgZzb3VyY2UYBCABKAkSDQoFd2lkdGgYBSABKAUSDgoGaGVpZ2h0GAYgASgFIo8BCgxSZWZlcmVuY2VVc2USDQoFaW5kZXgYASABKAUSDQoFbGFiZWwYAiABKAkSDgoGc291cmNlGAMgASgJEg0KBXVzYWdlGAQgASgJEhUKDXBhdGhfcG9zaXRpb24YBSABKAUSDAoEdGlsZRgGIAEoBRINCgV3aWR0aBgHIAEoBRIOCgZoZWlnaHQYCCABKAUiogEKEEdlbmVyYXRlUmVzcG9uc2USKwoIcHJvZ3Jlc3MYASABKAsyFy5jb2RleGltYWdlLnYxLlByb2dyZXNzSAASJQoFaW1hZ2UYAiABKAsyFC5jb2RleGltYWdlLnYxLkltYWdlSAASMQoHc3VtbWFyeRgDIAEoCzIeLmNvZGV4aW1hZ2UudjEuR2VuZXJhdGVTdW1tYXJ5SABCBwoFZXZlbnQioQIKCFByb2dyZXNzEiwKBXN0YWdlGAEgASgOMh0uY29kZXhpbWFnZS52MS5Qcm9ncmVzcy5TdGFnZRIXCg9jYW5kaWRhdGVfaW5kZXgYAiABKAUSDQoFcGhhc2UYAyABKAkSDgoGZGV0YWlsGAQgASgJEhYKDnF1ZXVlX3Bvc2l0aW9uGAUgASgFEhIKCmVsYXBzZWRfbXMYBiABKAMiggEKBVN0YWdlEhUKEVNUQUdFX1VOU1BFQ0lGSUVEEAASEAoMU1RBR0VfUVVFVUVEEAESGwoXU1RBR0VfQ0FORElEQVRFX1NUQVJURUQQAhIVChFTVEFHRV9DT0RFWF9QSEFTRRADEhwKGFNUQUdFX0NBTkRJREFURV9GSU5JU0hFRBAEIpMGCgVJbWFnZRIQCgJpZBgBIAEoCUIE4kEBAxISCgpyZXF1ZXN0X2lkGAIgASgJEg0KBWluZGV4GAMgASgFEg0KBWxhYmVsGAQgASgJEhEKCW1pbWVfdHlwZRgFIAEoCRINCgV3aWR0aBgGIAEoBRIOCgZoZWlnaHQYByABKAUSEQoJYnl0ZV9zaXplGAggASgDEg4KBnNoYTI1NhgJIAEoCRIWCg5yZXZpc2VkX3Byb21wdBgKIAEoCRIRCglmaWxlX3BhdGgYCyABKAkSEQoJdGhyZWFkX2lkGAwgASgJEhUKDXJlc29sdmVkX3NpemUYDSABKAkSEwoLZHVyYXRpb25fbXMYDiABKAMSLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnByb21wdBgQIAEoCRIWCg5yZXF1ZXN0ZWRfc2l6ZRgRIAEoCRIOCgZhc3BlY3QYEiABKAkSDwoHcXVhbGl0eRgTIAEoCRIVCg1vdXRwdXRfZm9ybWF0GBQgASgJEhMKC3RhcmdldF9zaXplGBUgASgJEhQKDGFzcGVjdF9yYXRpbxgWIAEoCRIVCg1hc3BlY3Rfc291cmNlGBcgASgJEgsKA2ZpdBgYIAEoCRIUCgxuYXRpdmVfd2lkdGgYGSABKAUSFQoNbmF0aXZlX2hlaWdodBgaIAEoBRIPCgdyZXNpemVkGBsgASgIEhAKCGVubGFyZ2VkGBwgASgIEi8KCnJlZmVyZW5jZXMYHSADKAsyGy5jb2RleGltYWdlLnYxLlJlZmVyZW5jZVVzZRISCgpiYWNrZ3JvdW5kGDIgASgJEjAKDGFscGhhX3NvdXJjZRgzIAEoDjIaLmNvZGV4aW1hZ2UudjEuQWxwaGFTb3VyY2USNgoMdHJhbnNwYXJlbmN5GDQgASgLMiAuY29kZXhpbWFnZS52MS5UcmFuc3BhcmVuY3lDaGVjaxIoCgV1c2FnZRg1IAEoCzIZLmNvZGV4aW1hZ2UudjEuVG9rZW5Vc2FnZSJWCgpUb2tlblVzYWdlEhQKDGlucHV0X3Rva2VucxgBIAEoAxIbChNjYWNoZWRfaW5wdXRfdG9rZW5zGAIgASgDEhUKDW91dHB1dF90b2tlbnMYAyABKAMikwEKEVRyYW5zcGFyZW5jeUNoZWNrEhEKCWFscGhhX21pbhgBIAEoBRIRCglhbHBoYV9tYXgYAiABKAUSGQoRdHJhbnNwYXJlbnRfc2hhcmUYAyABKAESFAoMb3BhcXVlX3NoYXJlGAQgASgBEhQKDGVkZ2VfcmVzaWR1ZRgFIAEoARIRCglrZXlfY29sb3IYBiABKAki6AIKD0dlbmVyYXRlU3VtbWFyeRISCgpyZXF1ZXN0X2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRINCgVtb2RlbBgDIAEoCRIPCgdiYWNrZW5kGAQgASgJEhYKDnJlcXVlc3RlZF9zaXplGAUgASgJEhUKDXJlc29sdmVkX3NpemUYBiABKAkSDwoHcXVhbGl0eRgHIAEoCRIVCg1vdXRwdXRfZm9ybWF0GAggASgJEhEKCWltYWdlX2lkcxgJIAMoCRITCgtkdXJhdGlvbl9tcxgKIAEoAxISCgpiYWNrZ3JvdW5kGB4gASgJEhMKC3RhcmdldF9zaXplGAsgASgJEhQKDGFzcGVjdF9yYXRpbxgMIAEoCRIVCg1hc3BlY3Rfc291cmNlGA0gASgJEgsKA2ZpdBgOIAEoCRIvCgpyZWZlcmVuY2VzGA8gAygLMhsuY29kZXhpbWFnZS52MS5SZWZlcmVuY2VVc2UiGAoWR2V0Q2FwYWJpbGl0aWVzUmVxdWVzdCKqBAoXR2V0Q2FwYWJpbGl0aWVzUmVzcG9uc2USDQoFbW9kZWwYASABKAkSDwoHYmFja2VuZBgCIAEoCRISCgptYXhfaW1hZ2VzGAMgASgFEhYKDm91dHB1dF9mb3JtYXRzGAQgAygJEhEKCXF1YWxpdGllcxgFIAMoCRIUCgxzaXplX29wdGlvbnMYBiADKAkSFQoNcmF0aW9fb3B0aW9ucxgHIAMoCRI4ChBzaXplX2NvbnN0cmFpbnRzGAggASgLMh4uY29kZXhpbWFnZS52MS5TaXplQ29uc3RyYWludHMSRQoXaGlnaF9yZXNvbHV0aW9uX3ByZXNldHMYCSABKAsyJC5jb2RleGltYWdlLnYxLkhpZ2hSZXNvbHV0aW9uUHJlc2V0cxIyCgpyZWZlcmVuY2VzGAogASgLMh4uY29kZXhpbWFnZS52MS5SZWZlcmVuY2VQb2xpY3kSFQoNYXV0aF9yZXF1aXJlZBgLIAEoCBIdChVnZW5lcmF0aW9uX3RpbWVvdXRfbXMYDCABKAMSKgoHcHJlc2V0cxgNIAMoCzIZLmNvZGV4aW1hZ2UudjEuU2l6ZVByZXNldBIUCgxhc3BlY3RfbmFtZXMYDiADKAkSEwoLYmFja2dyb3VuZHMYGSADKAkSMwoOYXNwZWN0X29wdGlvbnMYDyADKAsyGy5jb2RleGltYWdlLnYxLkFzcGVjdE9wdGlvbhIMCgRmaXRzGBAgAygJIlAKDEFzcGVjdE9wdGlvbhIMCgRuYW1lGAEgASgJEgwKBGtpbmQYAiABKAkSDwoHYWxpYXNlcxgDIAMoCRITCgtkZXNjcmlwdGlvbhgEIAEoCSKIAQoPU2l6ZUNvbnN0cmFpbnRzEhMKC2N1c3RvbV9zaXplGAEgASgIEhAKCG1heF9lZGdlGAIgASgFEhIKCm1heF9waXhlbHMYAyABKAMSEgoKbWluX3BpeGVscxgEIAEoAxITCgttdWx0aXBsZV9vZhgFIAEoBRIRCgltYXhfcmF0aW8YBiABKAkiTAoVSGlnaFJlc29sdXRpb25QcmVzZXRzEhEKCWxhbmRzY2FwZRgBIAEoCRIQCghwb3J0cmFpdBgCIAEoCRIOCgZzcXVhcmUYAyABKAkiQAoKU2l6ZVByZXNldBIMCgRuYW1lGAEgASgJEhAKCG1heF9lZGdlGAIgASgFEhIKCm1heF9waXhlbHMYAyABKAMiiAEKD1JlZmVyZW5jZVBvbGljeRIMCgRtb2RlGAEgASgJEhIKCm1heF9pbWFnZXMYAiABKAUSEQoJbWF4X2J5dGVzGAMgASgDEhIKCm1pbWVfdHlwZXMYBCADKAkSFQoNbWF4X29yaWdpbmFscxgFIAEoBRIVCg1vdmVyZmxvd19tb2RlGAYgASgJIg8KDUhlYWx0aFJlcXVlc3Qi6wEKDkhlYWx0aFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoCRINCgVyZWFkeRgCIAEoCBIPCgdiYWNrZW5kGAMgASgJEg0KBW1vZGVsGAQgASgJEhUKDWF1dGhfcmVxdWlyZWQYBSABKAgSHQoVZ2VuZXJhdGlvbl90aW1lb3V0X21zGAYgASgDEikKBWNvZGV4GAcgASgLMhouY29kZXhpbWFnZS52MS5Db2RleFN0YXR1cxIoCgVzbG90cxgIIAEoCzIZLmNvZGV4aW1hZ2UudjEuU2xvdFN0YXR1cxIPCgdwcm9ibGVtGAkgASgJImcKC0NvZGV4U3RhdHVzEg0KBWZvdW5kGAEgASgIEgwKBHBhdGgYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIRCglsb2dnZWRfaW4YBCABKAgSFwoPY3VzdG9tX3Byb3ZpZGVyGAUgASgIIl4KClNsb3RTdGF0dXMSDgoGaW5fdXNlGAEgASgFEgwKBGZyZWUYAiABKAUSDQoFbGltaXQYAyABKAUSDgoGcXVldWVkGAQgASgFEhMKC3F1ZXVlX2xpbWl0GAUgASgFIikKD0dldEltYWdlUmVxdWVzdBIWCghpbWFnZV9pZBgBIAEoCUIE4kEBAiI3ChBHZXRJbWFnZVJlc3BvbnNlEiMKBWltYWdlGAEgASgLMhQuY29kZXhpbWFnZS52MS5JbWFnZSItChNHZXRJbWFnZUZpbGVSZXF1ZXN0EhYKCGltYWdlX2lkGAEgASgJQgTiQQECIl4KFEdldEltYWdlRmlsZVJlc3BvbnNlEhQKDGNvbnRlbnRfdHlwZRgBIAEoCRISCgp0b3RhbF9zaXplGAIgASgDEg4KBnNoYTI1NhgDIAEoCRIMCgRkYXRhGAQgASgMKmcKC0FscGhhU291cmNlEhwKGEFMUEhBX1NPVVJDRV9VTlNQRUNJRklFRBAAEhwKGEFMUEhBX1NPVVJDRV9JTUFHRV9NT0RFTBABEhwKGEFMUEhBX1NPVVJDRV9LRVlFRF9NQVRURRACMr0ECgxJbWFnZVNlcnZpY2USbQoIR2VuZXJhdGUSHi5jb2RleGltYWdlLnYxLkdlbmVyYXRlUmVxdWVzdBofLmNvZGV4aW1hZ2UudjEuR2VuZXJhdGVSZXNwb25zZSIegtPkkwIYOgEqIhMvdjEvaW1hZ2VzL2dlbmVyYXRlMAESegoPR2V0Q2FwYWJpbGl0aWVzEiUuY29kZXhpbWFnZS52MS5HZXRDYXBhYmlsaXRpZXNSZXF1ZXN0GiYuY29kZXhpbWFnZS52MS5HZXRDYXBhYmlsaXRpZXNSZXNwb25zZSIYgtPkkwISEhAvdjEvY2FwYWJpbGl0aWVzElcKBkhlYWx0aBIcLmNvZGV4aW1hZ2UudjEuSGVhbHRoUmVxdWVzdBodLmNvZGV4aW1hZ2UudjEuSGVhbHRoUmVzcG9uc2UiEILT5JMCChIIL2hlYWx0aHoSagoIR2V0SW1hZ2USHi5jb2RleGltYWdlLnYxLkdldEltYWdlUmVxdWVzdBofLmNvZGV4aW1hZ2UudjEuR2V0SW1hZ2VSZXNwb25zZSIdgtPkkwIXEhUvdjEvaW1hZ2VzL3tpbWFnZV9pZH0SfQoMR2V0SW1hZ2VGaWxlEiIuY29kZXhpbWFnZS52MS5HZXRJbWFnZUZpbGVSZXF1ZXN0GiMuY29kZXhpbWFnZS52MS5HZXRJbWFnZUZpbGVSZXNwb25zZSIigtPkkwIcEhovdjEvaW1hZ2VzL3tpbWFnZV9pZH0vZmlsZTABQmwKEWRldi5jb2RleGltYWdlLnYxUAFaVWdpdGh1Yi5jb20vY29kZXgtaW1hZ2Utc2VydmVyL2NvZGV4LWltYWdlLXNlcnZlci9jbGllbnRzL2dvL2NvZGV4aW1hZ2V2MTtjb2RleGltYWdldjFiBnByb3RvMw", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message codeximage.v1.GenerateRequest
@@ -43,14 +43,20 @@ export type GenerateRequest = Message<"codeximage.v1.GenerateRequest"> & {
   count: number;
 
   /**
-   * "auto" (or empty), "WxH" (e.g. "1536x1024"), or a preset "1K", "2K", "4K".
+   * "auto" (or empty), "WxH" (e.g. "1536x1024"), or a preset "1K", "2K", "4K"
+   * (any case).
    *
    * @generated from field: string size = 3;
    */
   size: string;
 
   /**
-   * Used with a preset: "W:H" (e.g. "16:9"), "landscape", "portrait", "square".
+   * The image's ratio, used with a preset (and told to the model): "W:H"
+   * (e.g. "16:9"), "landscape", "portrait", "square"; or where the ratio comes
+   * from: "reference" (also "参考图比例", "原图比例", "自动": the first
+   * reference's width/height, 16:9 without references), "canvas" ("画布比例":
+   * `canvas_size`, else the first reference, else 16:9), "custom" ("自定义":
+   * the explicit `size`'s own ratio; needs a WxH size).
    *
    * @generated from field: string aspect = 4;
    */
@@ -103,6 +109,23 @@ export type GenerateRequest = Message<"codeximage.v1.GenerateRequest"> & {
    * @generated from field: optional int32 output_compression = 31;
    */
   outputCompression?: number | undefined;
+
+  /**
+   * The caller's open document (e.g. the Photoshop canvas), for aspect
+   * "canvas". When set, both sides must be positive.
+   *
+   * @generated from field: codeximage.v1.CanvasSize canvas_size = 9;
+   */
+  canvasSize?: CanvasSize | undefined;
+
+  /**
+   * When a size was asked for (WxH or a preset) and the model made another:
+   * "exact" (or empty) delivers exactly that size (centre crop to the aspect,
+   * then Lanczos); "native" delivers the model's own image untouched.
+   *
+   * @generated from field: string fit = 10;
+   */
+  fit: string;
 };
 
 /**
@@ -111,6 +134,30 @@ export type GenerateRequest = Message<"codeximage.v1.GenerateRequest"> & {
  */
 export const GenerateRequestSchema: GenMessage<GenerateRequest> = /*@__PURE__*/
   messageDesc(file_codeximage_v1_image_service, 0);
+
+/**
+ * A pixel size of the caller's canvas.
+ *
+ * @generated from message codeximage.v1.CanvasSize
+ */
+export type CanvasSize = Message<"codeximage.v1.CanvasSize"> & {
+  /**
+   * @generated from field: int32 width = 1;
+   */
+  width: number;
+
+  /**
+   * @generated from field: int32 height = 2;
+   */
+  height: number;
+};
+
+/**
+ * Describes the message codeximage.v1.CanvasSize.
+ * Use `create(CanvasSizeSchema)` to create a new message.
+ */
+export const CanvasSizeSchema: GenMessage<CanvasSize> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 1);
 
 /**
  * @generated from message codeximage.v1.Reference
@@ -136,6 +183,27 @@ export type Reference = Message<"codeximage.v1.Reference"> & {
    * @generated from field: string label = 3;
    */
   label: string;
+
+  /**
+   * Where the caller took it from, e.g. "layer" or "document"; echoed back.
+   *
+   * @generated from field: string source = 4;
+   */
+  source: string;
+
+  /**
+   * Its pixel size as the caller knows it (optional, both or neither). Used
+   * for aspect "reference"; a ratio that disagrees with the bytes' own is
+   * refused (the bytes are what the model sees).
+   *
+   * @generated from field: int32 width = 5;
+   */
+  width: number;
+
+  /**
+   * @generated from field: int32 height = 6;
+   */
+  height: number;
 };
 
 /**
@@ -143,7 +211,75 @@ export type Reference = Message<"codeximage.v1.Reference"> & {
  * Use `create(ReferenceSchema)` to create a new message.
  */
 export const ReferenceSchema: GenMessage<Reference> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 1);
+  messageDesc(file_codeximage_v1_image_service, 2);
+
+/**
+ * How one reference reached the image model.
+ *
+ * @generated from message codeximage.v1.ReferenceUse
+ */
+export type ReferenceUse = Message<"codeximage.v1.ReferenceUse"> & {
+  /**
+   * 0-based position in the request's `references`.
+   *
+   * @generated from field: int32 index = 1;
+   */
+  index: number;
+
+  /**
+   * @generated from field: string label = 2;
+   */
+  label: string;
+
+  /**
+   * @generated from field: string source = 3;
+   */
+  source: string;
+
+  /**
+   * "original": passed byte-identical as its own referenced image path;
+   * "contact_sheet": codex's image tool takes at most 5 paths, so references
+   * past the fourth are tiled, each at up to `tile_edge` pixels, into one
+   * contact sheet passed as the fifth path.
+   *
+   * @generated from field: string usage = 4;
+   */
+  usage: string;
+
+  /**
+   * 1-based position among the paths handed to the image tool.
+   *
+   * @generated from field: int32 path_position = 5;
+   */
+  pathPosition: number;
+
+  /**
+   * For "contact_sheet": 1-based tile number on the sheet (tiles are
+   * labelled "#<index+1>" on it).
+   *
+   * @generated from field: int32 tile = 6;
+   */
+  tile: number;
+
+  /**
+   * Decoded pixel size of the bytes sent.
+   *
+   * @generated from field: int32 width = 7;
+   */
+  width: number;
+
+  /**
+   * @generated from field: int32 height = 8;
+   */
+  height: number;
+};
+
+/**
+ * Describes the message codeximage.v1.ReferenceUse.
+ * Use `create(ReferenceUseSchema)` to create a new message.
+ */
+export const ReferenceUseSchema: GenMessage<ReferenceUse> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 3);
 
 /**
  * @generated from message codeximage.v1.GenerateResponse
@@ -178,7 +314,7 @@ export type GenerateResponse = Message<"codeximage.v1.GenerateResponse"> & {
  * Use `create(GenerateResponseSchema)` to create a new message.
  */
 export const GenerateResponseSchema: GenMessage<GenerateResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 2);
+  messageDesc(file_codeximage_v1_image_service, 4);
 
 /**
  * @generated from message codeximage.v1.Progress
@@ -231,7 +367,7 @@ export type Progress = Message<"codeximage.v1.Progress"> & {
  * Use `create(ProgressSchema)` to create a new message.
  */
 export const ProgressSchema: GenMessage<Progress> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 3);
+  messageDesc(file_codeximage_v1_image_service, 5);
 
 /**
  * @generated from enum codeximage.v1.Progress.Stage
@@ -275,7 +411,7 @@ export enum Progress_Stage {
  * Describes the enum codeximage.v1.Progress.Stage.
  */
 export const Progress_StageSchema: GenEnum<Progress_Stage> = /*@__PURE__*/
-  enumDesc(file_codeximage_v1_image_service, 3, 0);
+  enumDesc(file_codeximage_v1_image_service, 5, 0);
 
 /**
  * A finished candidate, and the metadata record kept with every stored image.
@@ -315,7 +451,7 @@ export type Image = Message<"codeximage.v1.Image"> & {
   mimeType: string;
 
   /**
-   * Real dimensions of the stored image.
+   * Real dimensions of the stored image (the delivered one).
    *
    * @generated from field: int32 width = 6;
    */
@@ -360,7 +496,8 @@ export type Image = Message<"codeximage.v1.Image"> & {
   threadId: string;
 
   /**
-   * The size asked for ("auto" or "WxH"), after presets were resolved.
+   * The stored image's real size, "WxH" (the same as width x height). The
+   * size asked for, after presets and aspects were resolved, is `target_size`.
    *
    * @generated from field: string resolved_size = 13;
    */
@@ -406,6 +543,69 @@ export type Image = Message<"codeximage.v1.Image"> & {
   outputFormat: string;
 
   /**
+   * The size asked for after presets and aspects were resolved: "WxH", or
+   * "auto" when none was asked.
+   *
+   * @generated from field: string target_size = 21;
+   */
+  targetSize: string;
+
+  /**
+   * The ratio aimed at ("16:9", "620:877"), empty when none, and where it
+   * came from: "ratio", "reference", "canvas", "size", "fallback", "default".
+   *
+   * @generated from field: string aspect_ratio = 22;
+   */
+  aspectRatio: string;
+
+  /**
+   * @generated from field: string aspect_source = 23;
+   */
+  aspectSource: string;
+
+  /**
+   * "exact" or "native" (see GenerateRequest.fit).
+   *
+   * @generated from field: string fit = 24;
+   */
+  fit: string;
+
+  /**
+   * The size the image model made. Equal to width x height unless resized.
+   *
+   * @generated from field: int32 native_width = 25;
+   */
+  nativeWidth: number;
+
+  /**
+   * @generated from field: int32 native_height = 26;
+   */
+  nativeHeight: number;
+
+  /**
+   * The model's image was cropped to the aspect and resampled (Lanczos) to
+   * target_size.
+   *
+   * @generated from field: bool resized = 27;
+   */
+  resized: boolean;
+
+  /**
+   * ... and resampling made it larger than what the model drew (more pixels
+   * than the model's crop): detail is interpolated, not generated.
+   *
+   * @generated from field: bool enlarged = 28;
+   */
+  enlarged: boolean;
+
+  /**
+   * How each reference of the request reached the image model.
+   *
+   * @generated from field: repeated codeximage.v1.ReferenceUse references = 29;
+   */
+  references: ReferenceUse[];
+
+  /**
    * "auto", "opaque" or "transparent", as asked.
    *
    * @generated from field: string background = 50;
@@ -440,7 +640,7 @@ export type Image = Message<"codeximage.v1.Image"> & {
  * Use `create(ImageSchema)` to create a new message.
  */
 export const ImageSchema: GenMessage<Image> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 4);
+  messageDesc(file_codeximage_v1_image_service, 6);
 
 /**
  * @generated from message codeximage.v1.TokenUsage
@@ -467,7 +667,7 @@ export type TokenUsage = Message<"codeximage.v1.TokenUsage"> & {
  * Use `create(TokenUsageSchema)` to create a new message.
  */
 export const TokenUsageSchema: GenMessage<TokenUsage> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 5);
+  messageDesc(file_codeximage_v1_image_service, 7);
 
 /**
  * The verification a transparent image passed before it was handed over.
@@ -522,7 +722,7 @@ export type TransparencyCheck = Message<"codeximage.v1.TransparencyCheck"> & {
  * Use `create(TransparencyCheckSchema)` to create a new message.
  */
 export const TransparencyCheckSchema: GenMessage<TransparencyCheck> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 6);
+  messageDesc(file_codeximage_v1_image_service, 8);
 
 /**
  * @generated from message codeximage.v1.GenerateSummary
@@ -586,6 +786,33 @@ export type GenerateSummary = Message<"codeximage.v1.GenerateSummary"> & {
    * @generated from field: string background = 30;
    */
   background: string;
+
+  /**
+   * See Image: target_size, aspect_ratio, aspect_source, fit, references.
+   *
+   * @generated from field: string target_size = 11;
+   */
+  targetSize: string;
+
+  /**
+   * @generated from field: string aspect_ratio = 12;
+   */
+  aspectRatio: string;
+
+  /**
+   * @generated from field: string aspect_source = 13;
+   */
+  aspectSource: string;
+
+  /**
+   * @generated from field: string fit = 14;
+   */
+  fit: string;
+
+  /**
+   * @generated from field: repeated codeximage.v1.ReferenceUse references = 15;
+   */
+  references: ReferenceUse[];
 };
 
 /**
@@ -593,7 +820,7 @@ export type GenerateSummary = Message<"codeximage.v1.GenerateSummary"> & {
  * Use `create(GenerateSummarySchema)` to create a new message.
  */
 export const GenerateSummarySchema: GenMessage<GenerateSummary> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 7);
+  messageDesc(file_codeximage_v1_image_service, 9);
 
 /**
  * @generated from message codeximage.v1.GetCapabilitiesRequest
@@ -606,7 +833,7 @@ export type GetCapabilitiesRequest = Message<"codeximage.v1.GetCapabilitiesReque
  * Use `create(GetCapabilitiesRequestSchema)` to create a new message.
  */
 export const GetCapabilitiesRequestSchema: GenMessage<GetCapabilitiesRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 8);
+  messageDesc(file_codeximage_v1_image_service, 10);
 
 /**
  * @generated from message codeximage.v1.GetCapabilitiesResponse
@@ -688,6 +915,22 @@ export type GetCapabilitiesResponse = Message<"codeximage.v1.GetCapabilitiesResp
    * @generated from field: repeated string backgrounds = 25;
    */
   backgrounds: string[];
+
+  /**
+   * Every aspect the server understands, as the plugin offers them: the
+   * ratio options, the named ratios and the ratio sources with their
+   * spellings.
+   *
+   * @generated from field: repeated codeximage.v1.AspectOption aspect_options = 15;
+   */
+  aspectOptions: AspectOption[];
+
+  /**
+   * Values of GenerateRequest.fit: "exact", "native".
+   *
+   * @generated from field: repeated string fits = 16;
+   */
+  fits: string[];
 };
 
 /**
@@ -695,7 +938,47 @@ export type GetCapabilitiesResponse = Message<"codeximage.v1.GetCapabilitiesResp
  * Use `create(GetCapabilitiesResponseSchema)` to create a new message.
  */
 export const GetCapabilitiesResponseSchema: GenMessage<GetCapabilitiesResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 9);
+  messageDesc(file_codeximage_v1_image_service, 11);
+
+/**
+ * @generated from message codeximage.v1.AspectOption
+ */
+export type AspectOption = Message<"codeximage.v1.AspectOption"> & {
+  /**
+   * The canonical value, e.g. "16:9", "landscape", "reference".
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * "ratio", "reference", "canvas" or "custom".
+   *
+   * @generated from field: string kind = 2;
+   */
+  kind: string;
+
+  /**
+   * Other spellings accepted, e.g. "参考图比例".
+   *
+   * @generated from field: repeated string aliases = 3;
+   */
+  aliases: string[];
+
+  /**
+   * What it means, in one line.
+   *
+   * @generated from field: string description = 4;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message codeximage.v1.AspectOption.
+ * Use `create(AspectOptionSchema)` to create a new message.
+ */
+export const AspectOptionSchema: GenMessage<AspectOption> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 12);
 
 /**
  * @generated from message codeximage.v1.SizeConstraints
@@ -737,7 +1020,7 @@ export type SizeConstraints = Message<"codeximage.v1.SizeConstraints"> & {
  * Use `create(SizeConstraintsSchema)` to create a new message.
  */
 export const SizeConstraintsSchema: GenMessage<SizeConstraints> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 10);
+  messageDesc(file_codeximage_v1_image_service, 13);
 
 /**
  * @generated from message codeximage.v1.HighResolutionPresets
@@ -764,7 +1047,7 @@ export type HighResolutionPresets = Message<"codeximage.v1.HighResolutionPresets
  * Use `create(HighResolutionPresetsSchema)` to create a new message.
  */
 export const HighResolutionPresetsSchema: GenMessage<HighResolutionPresets> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 11);
+  messageDesc(file_codeximage_v1_image_service, 14);
 
 /**
  * @generated from message codeximage.v1.SizePreset
@@ -793,7 +1076,7 @@ export type SizePreset = Message<"codeximage.v1.SizePreset"> & {
  * Use `create(SizePresetSchema)` to create a new message.
  */
 export const SizePresetSchema: GenMessage<SizePreset> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 12);
+  messageDesc(file_codeximage_v1_image_service, 15);
 
 /**
  * @generated from message codeximage.v1.ReferencePolicy
@@ -820,6 +1103,22 @@ export type ReferencePolicy = Message<"codeximage.v1.ReferencePolicy"> & {
    * @generated from field: repeated string mime_types = 4;
    */
   mimeTypes: string[];
+
+  /**
+   * References passed byte-identical as their own path (codex's image tool
+   * takes at most 5 paths); with more references than 5, the first
+   * `max_originals` are originals and the rest share one contact sheet.
+   *
+   * @generated from field: int32 max_originals = 5;
+   */
+  maxOriginals: number;
+
+  /**
+   * "contact_sheet".
+   *
+   * @generated from field: string overflow_mode = 6;
+   */
+  overflowMode: string;
 };
 
 /**
@@ -827,7 +1126,7 @@ export type ReferencePolicy = Message<"codeximage.v1.ReferencePolicy"> & {
  * Use `create(ReferencePolicySchema)` to create a new message.
  */
 export const ReferencePolicySchema: GenMessage<ReferencePolicy> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 13);
+  messageDesc(file_codeximage_v1_image_service, 16);
 
 /**
  * @generated from message codeximage.v1.HealthRequest
@@ -840,7 +1139,7 @@ export type HealthRequest = Message<"codeximage.v1.HealthRequest"> & {
  * Use `create(HealthRequestSchema)` to create a new message.
  */
 export const HealthRequestSchema: GenMessage<HealthRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 14);
+  messageDesc(file_codeximage_v1_image_service, 17);
 
 /**
  * @generated from message codeximage.v1.HealthResponse
@@ -901,7 +1200,7 @@ export type HealthResponse = Message<"codeximage.v1.HealthResponse"> & {
  * Use `create(HealthResponseSchema)` to create a new message.
  */
 export const HealthResponseSchema: GenMessage<HealthResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 15);
+  messageDesc(file_codeximage_v1_image_service, 18);
 
 /**
  * @generated from message codeximage.v1.CodexStatus
@@ -940,7 +1239,7 @@ export type CodexStatus = Message<"codeximage.v1.CodexStatus"> & {
  * Use `create(CodexStatusSchema)` to create a new message.
  */
 export const CodexStatusSchema: GenMessage<CodexStatus> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 16);
+  messageDesc(file_codeximage_v1_image_service, 19);
 
 /**
  * @generated from message codeximage.v1.SlotStatus
@@ -977,7 +1276,7 @@ export type SlotStatus = Message<"codeximage.v1.SlotStatus"> & {
  * Use `create(SlotStatusSchema)` to create a new message.
  */
 export const SlotStatusSchema: GenMessage<SlotStatus> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 17);
+  messageDesc(file_codeximage_v1_image_service, 20);
 
 /**
  * @generated from message codeximage.v1.GetImageRequest
@@ -994,7 +1293,7 @@ export type GetImageRequest = Message<"codeximage.v1.GetImageRequest"> & {
  * Use `create(GetImageRequestSchema)` to create a new message.
  */
 export const GetImageRequestSchema: GenMessage<GetImageRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 18);
+  messageDesc(file_codeximage_v1_image_service, 21);
 
 /**
  * @generated from message codeximage.v1.GetImageResponse
@@ -1011,7 +1310,7 @@ export type GetImageResponse = Message<"codeximage.v1.GetImageResponse"> & {
  * Use `create(GetImageResponseSchema)` to create a new message.
  */
 export const GetImageResponseSchema: GenMessage<GetImageResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 19);
+  messageDesc(file_codeximage_v1_image_service, 22);
 
 /**
  * @generated from message codeximage.v1.GetImageFileRequest
@@ -1028,7 +1327,7 @@ export type GetImageFileRequest = Message<"codeximage.v1.GetImageFileRequest"> &
  * Use `create(GetImageFileRequestSchema)` to create a new message.
  */
 export const GetImageFileRequestSchema: GenMessage<GetImageFileRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 20);
+  messageDesc(file_codeximage_v1_image_service, 23);
 
 /**
  * @generated from message codeximage.v1.GetImageFileResponse
@@ -1068,7 +1367,7 @@ export type GetImageFileResponse = Message<"codeximage.v1.GetImageFileResponse">
  * Use `create(GetImageFileResponseSchema)` to create a new message.
  */
 export const GetImageFileResponseSchema: GenMessage<GetImageFileResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 21);
+  messageDesc(file_codeximage_v1_image_service, 24);
 
 /**
  * Where a transparent image's alpha channel came from.
