@@ -59,8 +59,10 @@ test: setup $(TEST_DEPS)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Speed and memory targets live here, not in timed tests (shared, noisy machines).
-bench: setup
+bench: setup bench-tools
 	$(PY) bench/service_bench.py $(BENCH_ARGS)
+	$(PY) bench/core_bench.py
+	$(PY) bench/finish_early_bench.py
 	$(PY) bench/shim_bench.py
 	$(PY) bench/real_codex_service.py
 

@@ -81,10 +81,11 @@ def one_run(codex: str, env: dict, workdir: str, results: list, index: int) -> N
                     "group_peak_mib": round(peak / 1024, 1)})
 
 
-def batch(codex: str, count: int, home: Path | None = None) -> dict:
+def batch(codex: str, count: int, home: Path | None = None, **switches) -> dict:
     """One batch of `count` parallel runs. Without `home`, a fresh CODEX_HOME
-    (includes codex's first-run set-up of that home); with it, a warm one."""
-    with UpstreamStandin() as standin, tempfile.TemporaryDirectory(prefix="bench-codex-") as tmp:
+    (includes codex's first-run set-up of that home); with it, a warm one.
+    `switches` are the stand-in's (e.g. turn_slow=1)."""
+    with UpstreamStandin(**switches) as standin, tempfile.TemporaryDirectory(prefix="bench-codex-") as tmp:
         home = Path(home or Path(tmp) / "home")
         env = dict(os.environ, **write_codex_home(home, standin.base_url))
         results: list = []

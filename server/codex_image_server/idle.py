@@ -1,23 +1,31 @@
 """Dropping a reader that stopped reading: a download whose peer takes
-nothing for `timeout_s` has its task cancelled, which closes the stream (a
-gRPC GetImageFile) or the connection (the shim's file route)."""
+nothing for `timeout_s` is ended, which closes the stream (a gRPC
+GetImageFile) or the connection (the shim's file route)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import struct
 from typing import Callable
+
+from .logs import log
 
 
 class IdleTimer:
-    """Calls `on_idle` (by default: cancels the task that created it) unless
-    `touch()` is called at least every `timeout_s`. Use as a context manager
-    around the sending."""
+    """Calls `on_idle` (by default: cancels the task that created it) when one
+    wait on the peer (each `with timer.waiting():`) lasts `timeout_s`. Use as
+    a context manager around the whole sending; time spent outside
+    `waiting()` (e.g. waiting for codex) never counts."""
 
-    def __init__(self, timeout_s: float, on_idle: Callable[[], object] | None = None):
+    def __init__(self, timeout_s: float, what: str, on_idle: Callable[[], object] | None = None):
         self.timeout_s = timeout_s
         self.fired = False
+        self._what = what
         self._loop = asyncio.get_running_loop()
         self._on_idle = on_idle or asyncio.current_task().cancel
         self._last = self._loop.time()
+        self._armed = False
         self._handle: asyncio.TimerHandle | None = None
 
     def __enter__(self) -> "IdleTimer":
@@ -29,14 +37,34 @@ class IdleTimer:
             self._handle.cancel()
             self._handle = None
 
-    def touch(self) -> None:
+    @contextlib.contextmanager
+    def waiting(self):
+        """Around one wait on the peer (a write, a sendfile step)."""
         self._last = self._loop.time()
+        self._armed = True
+        try:
+            yield
+        finally:
+            self._armed = False
 
     def _check(self) -> None:
-        due = self._last + self.timeout_s
+        due = (self._last if self._armed else self._loop.time()) + self.timeout_s
         if self._loop.time() < due:
             self._handle = self._loop.call_at(due, self._check)
             return
         self._handle = None
         self.fired = True
+        log("download.idle_dropped", level="warning", via=self._what, idle_ms=int(self.timeout_s * 1000))
         self._on_idle()
+
+
+def reset(transport: asyncio.Transport) -> None:
+    """Close a connection at once with RST: the kernel keeps no send buffer
+    for a peer that will never read it."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    transport.abort()

@@ -27,10 +27,10 @@ from aiohttp import hdrs, web
 from codeximage.v1 import image_service_pb2 as pb
 from codex_image_server import frozen
 from codex_image_server.grpc_api.inprocess import InProcessChannel
-from codex_image_server.idle import IdleTimer
+from codex_image_server.idle import IdleTimer, reset
 from google.protobuf import json_format, message_factory
 
-from . import adapter, errors, jsonmap, openapi, routes
+from . import adapter, console, errors, jsonmap, openapi, routes
 from .openai_compat.surface import OpenAISurface
 
 log = logging.getLogger("codex_image_shim")
@@ -102,14 +102,20 @@ class ImageFile(web.FileResponse):
         if transport is None:
             raise ConnectionResetError("Connection lost")
         loop = asyncio.get_running_loop()
-        # Aborting the transport ends the connection; handler_cancellation
-        # then cancels this handler.
-        with IdleTimer(self._idle_s, on_idle=transport.abort) as idle:
-            while count > 0:
-                step = min(count, SENDFILE_STEP)
-                await loop.sendfile(transport, fobj, offset, step)
-                offset, count = offset + step, count - step
-                idle.touch()
+        # On idle the timer cancels this task: loop.sendfile cleans up its
+        # hold on the socket first, then the connection is reset.
+        idle = IdleTimer(self._idle_s, "http")
+        try:
+            with idle:
+                while count > 0:
+                    step = min(count, SENDFILE_STEP)
+                    with idle.waiting():
+                        await loop.sendfile(transport, fobj, offset, step)
+                    offset, count = offset + step, count - step
+        except asyncio.CancelledError:
+            if idle.fired:
+                reset(transport)
+            raise
         await super(web.FileResponse, self).write_eof()
         return writer
 
@@ -128,6 +134,7 @@ class Shim:
     def application(self) -> web.Application:
         app = web.Application()
         app.on_response_prepare.append(self._add_cors)
+        console.mount(app)  # `/` and `/console/*`: static, ahead of the /v1 catch-all
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
 

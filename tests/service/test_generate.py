@@ -43,7 +43,10 @@ def test_progress_comes_before_the_image(stub):
     phases = [r.progress.phase for r in responses if r.WhichOneof("event") == "progress"]
     assert stages[0] == pb.Progress.STAGE_CANDIDATE_STARTED
     assert pb.Progress.STAGE_CODEX_PHASE in stages and pb.Progress.STAGE_CANDIDATE_FINISHED in stages
-    assert {"thread.started", "turn.started", "turn.completed"} <= set(phases)
+    assert {"thread.started", "turn.started"} <= set(phases)
+    # Codex is stopped as soon as its image is final (finish early), so its
+    # closing turn may never be reported.
+    assert "image.final" in phases or "turn.completed" in phases
     first_image = kinds(responses).index("image")
     assert all(k == "progress" for k in kinds(responses)[:first_image])
 

@@ -6,13 +6,14 @@ import subprocess
 import threading
 import time
 from collections import deque
+from pathlib import Path
 from typing import Callable
 
 from .. import imaging
 from ..errors import Kind, ServiceError
 from . import events, failures
-from .image_locator import codex_home, locate, read_rollout, rollout_path
-from .image_watch import RolloutWatch
+from .image_locator import Found, codex_home, locate, read_rollout, rollout_path
+from .image_watch import FinalImage, RolloutWatch
 from .process_group import ProcessGroup
 
 # Called with (phase, detail) as codex reports its own progress.
@@ -42,6 +43,7 @@ class CandidateRun:
         self._finish_early = finish_early
         # Set when the image was final and codex was stopped before its closing turn.
         self.finished_early = threading.Event()
+        self._final: FinalImage | None = None
         self.run_id = run_id
         self._env = env
         self._grace = grace_s
@@ -63,8 +65,9 @@ class CandidateRun:
     def cancel(self) -> None:
         self.group.stop_async(self._grace)
 
-    def _image_final(self, saved_path: str) -> None:
+    def _image_final(self, final: FinalImage) -> None:
         # The image is whole: the closing turn would only cost time and tokens.
+        self._final = final
         self.finished_early.set()
         self.group.stop_async(self._grace)
 
@@ -99,12 +102,24 @@ class CandidateRun:
             raise ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", "candidate cancelled")
         return self._result(log, started)
 
+    def _take_final(self) -> Found | None:
+        """The image the rollout watcher saw completed: no need to parse the
+        whole rollout (tens of MB of base64) again."""
+        if self._final is None:
+            return None
+        try:
+            return Found(Path(self._final.saved_path).read_bytes(), "rollout.final", self._final.revised_prompt)
+        except OSError:
+            return None
+
     def _result(self, log: events.TurnLog, started: float) -> CandidateResult:
         exit_code = self.group.proc.returncode
         thread_id = log.thread_id or self._session_id
         home = codex_home(self._env)
-        facts = read_rollout(rollout_path(home, thread_id) if thread_id else None)
-        found = locate(home, thread_id, facts)
+        found = self._take_final()
+        if found is None:
+            facts = read_rollout(rollout_path(home, thread_id) if thread_id else None)
+            found = locate(home, thread_id, facts)
         if found is None:
             stderr = list(self._stderr_tail)
             texts = [log.turn_failed] + log.errors + facts.failures + stderr + [log.last_message]

@@ -7,9 +7,13 @@ in place, in pieces (a 25 MB file is seen at 0, 4 MB, 6 MB, ...), so the
 file alone is never proof; the rollout's `image_gen.generation` item with
 status "completed" is appended only after the file is whole, and is itself
 written in pieces, so only a complete line (ending in a newline) counts.
+
+That line carries the whole image as base64 (33 MB for a 25 MB image): it is
+never parsed as a whole, only the few fields needed are read out of it.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -18,30 +22,44 @@ from typing import Callable
 from .image_locator import rollout_path
 
 POLL_S = 0.02
-_MARKER = b'"image_gen.generation"'
+_MARKER = b'"kind":"image_gen.generation"'
+_COMPLETED = b'"status":"completed"'
+_FIELD_WINDOW = 256 * 1024  # a path or a revised prompt is far shorter
 
 
-def _final_path(line: bytes) -> str | None:
-    """The savedPath of a completed image item in this rollout line, if any."""
-    if _MARKER not in line or b'"completed"' not in line:
-        return None
+@dataclasses.dataclass(frozen=True)
+class FinalImage:
+    saved_path: str
+    revised_prompt: str
+
+
+def _string_field(line: bytes, name: str) -> str:
+    """The JSON string value of `"name":` in `line`, without parsing the line."""
+    key = b'"' + name.encode() + b'":'
+    at = line.find(key)
+    if at < 0:
+        return ""
+    start = at + len(key)
     try:
-        record = json.loads(line)
+        value, _ = json.JSONDecoder().raw_decode(line[start:start + _FIELD_WINDOW].decode("utf-8", "replace"))
     except ValueError:
+        return ""
+    return value if isinstance(value, str) else ""
+
+
+def final_image(line: bytes) -> FinalImage | None:
+    """The completed image item in this (complete) rollout line, if any."""
+    if _MARKER not in line or _COMPLETED not in line:
         return None
-    payload = record.get("payload") if isinstance(record, dict) else None
-    item = payload.get("item") if isinstance(payload, dict) else None
-    if isinstance(item, dict) and item.get("kind") == "image_gen.generation" \
-            and item.get("status") == "completed" and item.get("savedPath"):
-        return str(item["savedPath"])
-    return None
+    saved = _string_field(line, "savedPath")
+    return FinalImage(saved, _string_field(line, "revisedPrompt")) if saved else None
 
 
 class RolloutWatch:
-    """Tails one thread's rollout on its own thread; calls `on_final(saved_path)`
+    """Tails one thread's rollout on its own thread; calls `on_final(FinalImage)`
     once, when the completed image item's line is whole."""
 
-    def __init__(self, home: Path, thread_id: str, on_final: Callable[[str], None]):
+    def __init__(self, home: Path, thread_id: str, on_final: Callable[[FinalImage], None]):
         self._home = home
         self._thread_id = thread_id
         self._on_final = on_final
@@ -59,7 +77,8 @@ class RolloutWatch:
 
     def _run(self) -> None:
         path: Path | None = None
-        offset, partial = 0, b""
+        offset = 0
+        pending = bytearray()  # the line being written: appended to, never copied whole
         while not self._stop.wait(POLL_S):
             if path is None:
                 path = rollout_path(self._home, self._thread_id)
@@ -72,10 +91,14 @@ class RolloutWatch:
             except OSError:
                 continue
             offset += len(data)
-            lines = (partial + data).split(b"\n")
-            partial = lines.pop()  # not yet ended by a newline: still being written
-            for line in lines:
-                saved = _final_path(line)
-                if saved and Path(saved).is_file():
-                    self._on_final(saved)
+            search_from = len(pending)
+            pending += data
+            while (end := pending.find(b"\n", search_from)) >= 0:
+                found = None
+                if pending.find(_MARKER, 0, end) >= 0:
+                    found = final_image(bytes(pending[:end]))
+                del pending[:end + 1]
+                search_from = 0
+                if found and Path(found.saved_path).is_file():
+                    self._on_final(found)
                     return

@@ -3,17 +3,20 @@ Register...HandlerServer does: the same servicer methods, with the same
 auth and error mapping, and no loopback hop.
 
 `InProcessContext` is the one adapter: it gives the servicer what it uses
-of grpc.aio.ServicerContext (invocation metadata, peer, abort with a rich
-status, done callbacks, cancellation). An abort surfaces to the caller as
-`InProcessRpcError`, a grpc.RpcError with the same code, details and
-trailing metadata (grpc-status-details-bin) a remote caller would get.
+of grpc.aio.ServicerContext (invocation metadata, peer, write with flow
+control, abort with a rich status, done callbacks, cancellation). An abort
+surfaces to the caller as `InProcessRpcError`, a grpc.RpcError with the same
+code, details and trailing metadata (grpc-status-details-bin) a remote
+caller would get.
 """
 from __future__ import annotations
 
-import contextlib
+import asyncio
 from typing import AsyncIterator
 
 import grpc
+
+_END = object()
 
 
 class InProcessRpcError(grpc.RpcError):
@@ -39,6 +42,9 @@ class InProcessContext:
         self._callbacks: list = []
         self._done = False
         self._cancelled = False
+        # One message in flight: write() waits until the caller took the last
+        # one, as gRPC flow control makes a remote writer wait.
+        self.responses: asyncio.Queue = asyncio.Queue(maxsize=1)
 
     def invocation_metadata(self):
         return self._metadata
@@ -48,6 +54,9 @@ class InProcessContext:
 
     def time_remaining(self):
         return None
+
+    async def write(self, message) -> None:
+        await self.responses.put(message)
 
     async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata=()):
         raise InProcessRpcError(code, details, trailing_metadata)
@@ -90,16 +99,37 @@ class InProcessChannel:
             context.finish(cancelled=not ok)
 
     async def stream(self, method: str, request, metadata=()) -> AsyncIterator:
-        """Use with contextlib.aclosing: leaving early cancels the call."""
+        """The handler runs as its own task writing into the context; use with
+        contextlib.aclosing: leaving early cancels the call."""
         context = InProcessContext(metadata, self._peer)
+
+        async def run():
+            await getattr(self._servicer, method)(request, context)
+            await context.responses.put(_END)  # an abort raises instead
+
+        handler = asyncio.create_task(run())
         ended = False
         try:
-            async with contextlib.aclosing(getattr(self._servicer, method)(request, context)) as responses:
-                async for response in responses:
-                    yield response
+            while True:
+                getter = asyncio.ensure_future(context.responses.get())
+                await asyncio.wait((getter, handler), return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    handler.result()  # the handler ended without _END: it raised (an abort)
+                message = getter.result()
+                if message is _END:
+                    break
+                yield message
+            await handler  # raises InProcessRpcError if it aborted after its last message
             ended = True
         except InProcessRpcError:
             ended = True
             raise
         finally:
+            if not handler.done():
+                handler.cancel()
+                try:
+                    await handler
+                except (asyncio.CancelledError, Exception):  # noqa: BLE001 - the caller left; only cleanup matters
+                    pass
             context.finish(cancelled=not ended)

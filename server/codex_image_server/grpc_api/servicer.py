@@ -1,12 +1,14 @@
 """ImageService over gRPC: a thin adapter from protos to the domain and back."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import functools
 import inspect
 import time
 
+import grpc
 from codeximage.v1 import image_service_pb2 as pb
 from codeximage.v1 import image_service_pb2_grpc as pb_grpc
 from google.protobuf import timestamp_pb2
@@ -129,28 +131,45 @@ def _errors_to_status(method):
 
 
 def _stream_errors_to_status(method):
-    """A server-streaming RPC, like `_errors_to_status`. An async generator is
-    iterated on the loop; a plain generator is advanced in the blocking pool."""
+    """A server-streaming RPC, like `_errors_to_status`. The method is an async
+    generator (iterated on the loop) or a plain one (advanced in the blocking
+    pool); each response is written with `context.write`, which waits for the
+    peer (flow control). A peer that takes nothing for the download idle
+    timeout is dropped with CANCELLED, so no call waits on it forever."""
     @functools.wraps(method)
     async def wrapper(self, request, context):
+        idle = None
         try:
             auth.check(context.invocation_metadata(), self._settings.api_keys)
-            if inspect.isasyncgenfunction(method):
-                async with contextlib.aclosing(method(self, request, context)) as responses:
+            with IdleTimer(self._settings.download_idle_timeout_ms / 1000, method.__name__) as idle:
+                async with contextlib.aclosing(_responses(self, method, request, context)) as responses:
                     async for response in responses:
-                        yield response
-            else:
-                responses = method(self, request, context)
-                try:
-                    while (response := await self._blocking.run(_next, responses)) is not _DONE:
-                        yield response
-                finally:
-                    responses.close()
+                        with idle.waiting():
+                            await context.write(response)
+        except asyncio.CancelledError:
+            if idle is None or not idle.fired:
+                raise
+            await context.abort(grpc.StatusCode.CANCELLED, "the reader took nothing for "
+                                f"{self._settings.download_idle_timeout_ms} ms; dropped")
         except Exception as exc:  # noqa: BLE001 - mapped, never leaked
             if isinstance(exc, ServiceError) and exc.kind is Kind.CANCELLED and context.cancelled():
                 return  # the caller is gone; there is nobody to tell
             await _abort(context, exc, method.__name__)
     return wrapper
+
+
+async def _responses(self, method, request, context):
+    if inspect.isasyncgenfunction(method):
+        async with contextlib.aclosing(method(self, request, context)) as responses:
+            async for response in responses:
+                yield response
+        return
+    responses = method(self, request, context)
+    try:
+        while (response := await self._blocking.run(_next, responses)) is not _DONE:
+            yield response
+    finally:
+        responses.close()
 
 
 class ImageServicer(pb_grpc.ImageServiceServicer):
@@ -250,25 +269,20 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
 
     @_stream_errors_to_status
     async def GetImageFile(self, request, context):
-        """Chunks of CHUNK_BYTES, each sent only when the peer has taken the
-        last (grpc.aio's flow control); a peer that takes nothing for the
-        idle timeout is dropped."""
+        """Chunks of CHUNK_BYTES, read 1 MiB at a time off the loop."""
         record = await self._blocking.run(self._store.get, request.image_id)
         f = await self._blocking.run(open, self._store.path(record), "rb")
         try:
             first = True
-            with IdleTimer(self._settings.download_idle_timeout_ms / 1000) as idle:
-                while block := await self._blocking.run(f.read, READ_BYTES):
-                    for at in range(0, len(block), CHUNK_BYTES):
-                        chunk = block[at:at + CHUNK_BYTES]
-                        if first:
-                            first = False
-                            yield pb.GetImageFileResponse(content_type=record.mime_type,
-                                                          total_size=record.byte_size,
-                                                          sha256=record.sha256, data=chunk)
-                        else:
-                            yield pb.GetImageFileResponse(data=chunk)
-                        idle.touch()
+            while block := await self._blocking.run(f.read, READ_BYTES):
+                for at in range(0, len(block), CHUNK_BYTES):
+                    chunk = block[at:at + CHUNK_BYTES]
+                    if first:
+                        first = False
+                        yield pb.GetImageFileResponse(content_type=record.mime_type, total_size=record.byte_size,
+                                                      sha256=record.sha256, data=chunk)
+                    else:
+                        yield pb.GetImageFileResponse(data=chunk)
             if first:  # an empty file still says what it is
                 yield pb.GetImageFileResponse(content_type=record.mime_type, total_size=0, sha256=record.sha256)
         finally:

@@ -1,0 +1,83 @@
+"""Baselines for bench/core_bench.py: the least a server can do, on the same
+stack as ours (one asyncio loop, aiohttp / grpc.aio), in its own process.
+
+    python bench/bare_servers.py http  BODY_FILE CONTENT_TYPE   # GET any path -> those bytes
+    python bench/bare_servers.py file  PATH                     # GET any path -> FileResponse(PATH)
+    python bench/bare_servers.py grpc  BODY_FILE                # ImageService.GetCapabilities -> that message
+
+Prints `port=<n>` once listening; runs until SIGTERM.
+"""
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+
+async def _until_stopped() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def http(handler) -> None:
+    from aiohttp import web
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+    await site.start()
+    print(f"port={site._server.sockets[0].getsockname()[1]}", flush=True)
+    await _until_stopped()
+    await runner.cleanup()
+
+
+async def grpc_constant(body: bytes) -> None:
+    import grpc
+    from codeximage.v1 import image_service_pb2 as pb
+    constant = pb.GetCapabilitiesResponse.FromString(body)
+
+    async def get_capabilities(request, context):
+        return constant
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("codeximage.v1.ImageService", {
+        "GetCapabilities": grpc.unary_unary_rpc_method_handler(
+            get_capabilities, request_deserializer=pb.GetCapabilitiesRequest.FromString,
+            response_serializer=pb.GetCapabilitiesResponse.SerializeToString)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    print(f"port={port}", flush=True)
+    await _until_stopped()
+    await server.stop(0)
+
+
+def main(argv: list[str]) -> int:
+    kind = argv[0]
+    if kind == "http":
+        from aiohttp import web
+        body, content_type = Path(argv[1]).read_bytes(), argv[2]
+
+        async def handler(request):
+            return web.Response(body=body, content_type=content_type)
+        asyncio.run(http(handler))
+    elif kind == "file":
+        from aiohttp import web
+        path = Path(argv[1])
+
+        async def handler(request):
+            return web.FileResponse(path)
+        asyncio.run(http(handler))
+    elif kind == "grpc":
+        asyncio.run(grpc_constant(Path(argv[1]).read_bytes()))
+    else:
+        raise SystemExit(f"unknown kind {kind!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

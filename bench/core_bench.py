@@ -1,0 +1,284 @@
+"""Issue 9's figures for the one-loop core, each against a baseline measured
+in the same run (medians over --runs, interleaved so load drift hits both).
+
+    .venv/bin/python bench/core_bench.py [--runs 3] [--seconds 5] [--only fixed grpc download stalled refs]
+
+fixed     GET /v1/capabilities and /healthz through the shim vs. a bare aiohttp
+          handler returning the same bytes: wrk -t2 -c16 (goal >= 8,000 req/s
+          and >= 0.8x the bare handler)
+grpc      GetCapabilities vs. a bare grpc.aio server returning the same
+          constant, ghz -c16 (goal >= 0.8x)
+download  a 30 MB image: shim vs. aiohttp serving the same file statically
+          (curl, goal >= 0.8x); GetImageFile with a Python client (goal >= 500 MB/s)
+stalled   200 clients stalled mid-download on a 25 MB image while 4 candidates
+          generate: grpc.health Check p99 (goal <= 50 ms), a new Generate
+          completes, the stalled connections are closed after the idle
+          timeout, server fds and RSS back to baseline
+refs      server RSS with 4 requests of 4 x 20 MB references in flight, above
+          the idle baseline, divided by the payload (goal <= 2)
+wrk, ghz: `make bench-tools` (apt-get / go install into .tools/bin).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import grpc  # noqa: E402
+from codeximage.v1 import image_service_pb2 as pb  # noqa: E402
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
+
+from tests.support import procs  # noqa: E402
+from tests.support.server_proc import start_server  # noqa: E402
+from tests.support.stalled import established, stalled_download  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from shim_bench import make_image  # noqa: E402
+
+MB = 1024 * 1024
+BARE = ROOT / "bench" / "bare_servers.py"
+GHZ = shutil.which("ghz") or str(ROOT / ".tools" / "bin" / "ghz")
+PY = sys.executable
+RESULTS: dict = {}
+
+
+def report(name: str, value: float, goal: str, ok: bool, command: str, **extra) -> None:
+    RESULTS[name] = {"value": round(value, 3), "goal": goal, "met": ok, "command": command, **extra}
+    print(f"{'MET ' if ok else 'MISS'} {name:44s} {value:12.3f}  goal {goal}   [{command}]", flush=True)
+
+
+@contextlib.contextmanager
+def bare(kind: str, *args: str):
+    proc = subprocess.Popen([PY, str(BARE), kind, *args], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        yield int(line.strip().split("=")[1])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+
+
+def wrk(port: int, path: str, seconds: int) -> tuple[float, float]:
+    """(requests/s, median latency ms)."""
+    out = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}{path}"],
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    m = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", out)
+    median = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+    return rps, median
+
+
+def ghz(port: int, seconds: int) -> float:
+    out = subprocess.run([GHZ, "--insecure", "--proto", str(ROOT / "protos/codeximage/v1/image_service.proto"),
+                          "-i", str(ROOT / "protos"), "--call", "codeximage.v1.ImageService.GetCapabilities",
+                          "-c", "16", "-z", f"{seconds}s", "--format", "json", f"127.0.0.1:{port}"],
+                         capture_output=True, text=True, check=True).stdout
+    return float(json.loads(out)["rps"])
+
+
+def bench_fixed(srv, runs: int, seconds: int, tmp: Path) -> None:
+    for path in ("/v1/capabilities", "/healthz"):
+        body = subprocess.run(["curl", "-s", f"{srv.http_base}{path}"], capture_output=True, check=True).stdout
+        body_file = tmp / "body.json"
+        body_file.write_bytes(body)
+        ours, base = [], []
+        with bare("http", str(body_file), "application/json") as port:
+            for _ in range(runs):
+                ours.append(wrk(srv.http_port, path, seconds))
+                base.append(wrk(port, path, seconds))
+        rps, base_rps = statistics.median(r for r, _ in ours), statistics.median(r for r, _ in base)
+        cmd = f"wrk -t2 -c16 -d{seconds}s --latency http://127.0.0.1:PORT{path}, {runs} runs"
+        report(f"shim {path} req/s", rps, ">= 8000", rps >= 8000, cmd,
+               median_latency_ms=statistics.median(m for _, m in ours))
+        report(f"shim {path} / bare aiohttp", rps / base_rps, ">= 0.8", rps / base_rps >= 0.8, cmd,
+               bare_rps=base_rps, bare_median_latency_ms=statistics.median(m for _, m in base))
+
+
+def bench_grpc(srv, runs: int, seconds: int, tmp: Path) -> None:
+    caps = srv.stub().GetCapabilities(pb.GetCapabilitiesRequest(), timeout=10)
+    body_file = tmp / "caps.bin"
+    body_file.write_bytes(caps.SerializeToString())
+    ours, base = [], []
+    with bare("grpc", str(body_file)) as port:
+        for _ in range(runs):
+            ours.append(ghz(srv.grpc_port, seconds))
+            base.append(ghz(port, seconds))
+    rps, base_rps = statistics.median(ours), statistics.median(base)
+    cmd = f"ghz --insecure --call codeximage.v1.ImageService.GetCapabilities -c 16 -z {seconds}s, {runs} runs"
+    report("grpc GetCapabilities / bare grpc.aio", rps / base_rps, ">= 0.8", rps / base_rps >= 0.8, cmd,
+           rps=rps, bare_rps=base_rps)
+
+
+def curl_speed(url: str) -> float:
+    """Bytes/s, as curl measures it, body to /dev/null."""
+    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download} %{http_code}", url],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out[1] == "200", out
+    return float(out[0])
+
+
+def grpc_speed(stub, image_id: str, size: int) -> float:
+    started = time.perf_counter()
+    n = sum(len(m.data) for m in stub.GetImageFile(pb.GetImageFileRequest(image_id=image_id), timeout=60))
+    assert n == size
+    return n / (time.perf_counter() - started)
+
+
+def bench_download(srv, runs: int, record, path: Path) -> None:
+    shim, static, via_grpc = [], [], []
+    stub = srv.stub()
+    with bare("file", str(path)) as port:
+        for _ in range(max(runs, 5)):
+            shim.append(curl_speed(f"{srv.http_base}/v1/images/{record.id}/file"))
+            static.append(curl_speed(f"http://127.0.0.1:{port}/file"))
+            via_grpc.append(grpc_speed(stub, record.id, record.byte_size))
+    ratio = statistics.median(shim) / statistics.median(static)
+    mb = record.byte_size / MB
+    report(f"shim file {mb:.0f} MB / aiohttp static", ratio, ">= 0.8", ratio >= 0.8,
+           "curl -s -o /dev/null -w %{speed_download} (shim vs bare FileResponse)",
+           shim_mb_s=statistics.median(shim) / MB, static_mb_s=statistics.median(static) / MB)
+    speed = statistics.median(via_grpc) / MB
+    report(f"GetImageFile {mb:.0f} MB, MB/s", speed, ">= 500", speed >= 500,
+           "python grpc client, sum of chunks, one channel")
+
+
+def _fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def bench_stalled(tmp: Path, idle_s: float = 8.0, clients: int = 200) -> None:
+    output = tmp / "stalled-output"
+    output.mkdir()
+    record, _ = make_image(output, 25)
+    with start_server(tmp / "stalled", http=True, output_dir=output,
+                      args=["--download-idle-timeout-ms", str(int(idle_s * 1000)), "--max-concurrent", "8"]) as srv:
+        channel = srv.channel()
+        stub, health = srv.stub(channel), health_pb2_grpc.HealthStub(channel)
+        for _ in range(50):  # warm
+            health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+        list(stub.Generate(pb.GenerateRequest(prompt="warm"), timeout=60))
+        base_fds, base_rss = _fds(srv.pid), _rss_mib(srv.pid)
+        socks = [stalled_download(srv.http_port, f"/v1/images/{record.id}/file") for _ in range(clients)]
+        stalled_at = time.monotonic()
+        generating = threading.Thread(target=lambda: list(stub.Generate(
+            pb.GenerateRequest(prompt="four [[fake delay=4]]", count=4), timeout=120)))
+        generating.start()
+        latencies = []
+        while generating.is_alive() and len(latencies) < 2000:
+            started = time.perf_counter()
+            health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+            latencies.append(time.perf_counter() - started)
+            time.sleep(0.002)
+        new_ok = any(r.WhichOneof("event") == "summary" for r in stub.Generate(
+            pb.GenerateRequest(prompt="new one"), timeout=60))
+        generating.join()
+        peak_rss = _rss_mib(srv.pid)
+        closed = procs.wait_until(lambda: not any(established(s) for s in socks), timeout=idle_s + 30)
+        closed_after = time.monotonic() - stalled_at
+        fds_back = procs.wait_until(lambda: _fds(srv.pid) <= base_fds + 2, timeout=15)
+        end_fds, end_rss = _fds(srv.pid), _rss_mib(srv.pid)
+        for s in socks:
+            s.close()
+        channel.close()
+    lat = sorted(latencies)
+    p99 = lat[min(len(lat) - 1, int(0.99 * (len(lat) - 1)))] * 1000
+    cmd = f"{clients} raw sockets GET the 25 MB file and never read; 4 candidates (fake, 4 s) generate"
+    report("stalled: grpc.health Check p99 ms", p99, "<= 50", p99 <= 50, cmd,
+           p50_ms=statistics.median(lat) * 1000, checks=len(lat))
+    report("stalled: a new Generate completes", float(new_ok), "== 1", new_ok, cmd)
+    report("stalled: all closed after idle timeout, s", closed_after, f">= {idle_s} and all closed",
+           closed and closed_after >= idle_s, cmd, idle_timeout_s=idle_s)
+    report("stalled: server fds end - baseline", end_fds - base_fds, "<= 2 (back to baseline)", fds_back, cmd,
+           baseline_fds=base_fds)
+    report("stalled: server RSS end - baseline, MiB", end_rss - base_rss, "<= 20 (back to baseline)",
+           end_rss - base_rss <= 20, cmd, baseline_mib=base_rss, peak_mib=peak_rss)
+
+
+def bench_refs(tmp: Path, requests: int = 4, refs: int = 4, ref_mb: int = 20) -> None:
+    from PIL import Image
+    import io
+    side = int((ref_mb * MB / 3) ** 0.5) - 8
+    images = []
+    for _ in range(refs):
+        out = io.BytesIO()
+        Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(out, format="PNG", compress_level=0)
+        images.append(out.getvalue())
+    payload = requests * sum(len(i) for i in images)
+    with start_server(tmp / "refs", args=["--max-concurrent", "16", "--max-reference-pixels", "100000000"]) as srv:
+        stub = srv.stub()
+        list(stub.Generate(pb.GenerateRequest(prompt="warm"), timeout=60))
+        base = _rss_mib(srv.pid)
+        peak, done = base, threading.Event()
+
+        def sample():
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, _rss_mib(srv.pid))
+                done.wait(0.01)
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        request = pb.GenerateRequest(prompt="refs [[fake delay=3]]",
+                                     references=[pb.Reference(image=i) for i in images])
+        calls = [threading.Thread(target=lambda: list(stub.Generate(request, timeout=120))) for _ in range(requests)]
+        for c in calls:
+            c.start()
+        for c in calls:
+            c.join()
+        done.set()
+        sampler.join()
+    ratio = (peak - base) * MB / payload
+    report("refs: (peak RSS - idle) / payload", ratio, "<= 2", ratio <= 2,
+           f"{requests} concurrent Generate over gRPC, each {refs} x {ref_mb} MB PNG references, RSS sampled every 10 ms",
+           payload_mib=payload / MB, idle_mib=base, peak_mib=peak)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--only", nargs="*", default=["fixed", "grpc", "download", "stalled", "refs"])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-core-") as tmp:
+        tmp = Path(tmp)
+        output = tmp / "output"
+        output.mkdir()
+        record, path = make_image(output, 30)
+        if {"fixed", "grpc", "download"} & set(args.only):
+            with start_server(tmp / "main", http=True, output_dir=output) as srv:
+                if "fixed" in args.only:
+                    bench_fixed(srv, args.runs, args.seconds, tmp)
+                if "grpc" in args.only:
+                    bench_grpc(srv, args.runs, args.seconds, tmp)
+                if "download" in args.only:
+                    bench_download(srv, args.runs, record, path)
+        if "stalled" in args.only:
+            bench_stalled(tmp)
+        if "refs" in args.only:
+            bench_refs(tmp)
+    print(json.dumps(RESULTS, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
