@@ -80,7 +80,10 @@ class OpenAISurface:
 
     def _generate(self, request: web.Request, message: pb.GenerateRequest):
         """The Generate stream, in-process; close it (aclosing) to cancel."""
-        return self._shim.channel.stream("Generate", message, self._shim.metadata(request))
+        # The history records which surface asked: this one is "openai".
+        metadata = tuple((k, "openai") if k == "x-codex-image-surface" else (k, v)
+                         for k, v in self._shim.metadata(request))
+        return self._shim.channel.stream("Generate", message, metadata)
 
     async def _check_key(self, request: web.Request) -> None:
         await self._shim.channel.unary("GetCapabilities", pb.GetCapabilitiesRequest(), self._shim.metadata(request))

@@ -22,7 +22,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file codeximage/v1/image_service.proto.
  */
 export const file_codeximage_v1_image_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFjb2RleGltYWdlL3YxL2ltYWdlX3NlcnZpY2UucHJvdG8SDWNvZGV4aW1hZ2UudjEiwQIKD0dlbmVyYXRlUmVxdWVzdBIOCgZwcm9tcHQYASABKAkSDQoFY291bnQYAiABKAUSDAoEc2l6ZRgDIAEoCRIOCgZhc3BlY3QYBCABKAkSDwoHcXVhbGl0eRgFIAEoCRIVCg1vdXRwdXRfZm9ybWF0GAYgASgJEiwKCnJlZmVyZW5jZXMYByADKAsyGC5jb2RleGltYWdlLnYxLlJlZmVyZW5jZRISCgpyZXF1ZXN0X2lkGAggASgJEhIKCmJhY2tncm91bmQYHiABKAkSHwoSb3V0cHV0X2NvbXByZXNzaW9uGB8gASgFSACIAQESLgoLY2FudmFzX3NpemUYCSABKAsyGS5jb2RleGltYWdlLnYxLkNhbnZhc1NpemUSCwoDZml0GAogASgJQhUKE19vdXRwdXRfY29tcHJlc3Npb24iKwoKQ2FudmFzU2l6ZRINCgV3aWR0aBgBIAEoBRIOCgZoZWlnaHQYAiABKAUicQoJUmVmZXJlbmNlEhMKBWltYWdlGAEgASgMQgTiQQECEhEKCW1pbWVfdHlwZRgCIAEoCRINCgVsYWJlbBgDIAEoCRIOCgZzb3VyY2UYBCABKAkSDQoFd2lkdGgYBSABKAUSDgoGaGVpZ2h0GAYgASgFIo8BCgxSZWZlcmVuY2VVc2USDQoFaW5kZXgYASABKAUSDQoFbGFiZWwYAiABKAkSDgoGc291cmNlGAMgASgJEg0KBXVzYWdlGAQgASgJEhUKDXBhdGhfcG9zaXRpb24YBSABKAUSDAoEdGlsZRgGIAEoBRINCgV3aWR0aBgHIAEoBRIOCgZoZWlnaHQYCCABKAUiogEKEEdlbmVyYXRlUmVzcG9uc2USKwoIcHJvZ3Jlc3MYASABKAsyFy5jb2RleGltYWdlLnYxLlByb2dyZXNzSAASJQoFaW1hZ2UYAiABKAsyFC5jb2RleGltYWdlLnYxLkltYWdlSAASMQoHc3VtbWFyeRgDIAEoCzIeLmNvZGV4aW1hZ2UudjEuR2VuZXJhdGVTdW1tYXJ5SABCBwoFZXZlbnQioQIKCFByb2dyZXNzEiwKBXN0YWdlGAEgASgOMh0uY29kZXhpbWFnZS52MS5Qcm9ncmVzcy5TdGFnZRIXCg9jYW5kaWRhdGVfaW5kZXgYAiABKAUSDQoFcGhhc2UYAyABKAkSDgoGZGV0YWlsGAQgASgJEhYKDnF1ZXVlX3Bvc2l0aW9uGAUgASgFEhIKCmVsYXBzZWRfbXMYBiABKAMiggEKBVN0YWdlEhUKEVNUQUdFX1VOU1BFQ0lGSUVEEAASEAoMU1RBR0VfUVVFVUVEEAESGwoXU1RBR0VfQ0FORElEQVRFX1NUQVJURUQQAhIVChFTVEFHRV9DT0RFWF9QSEFTRRADEhwKGFNUQUdFX0NBTkRJREFURV9GSU5JU0hFRBAEIpMGCgVJbWFnZRIQCgJpZBgBIAEoCUIE4kEBAxISCgpyZXF1ZXN0X2lkGAIgASgJEg0KBWluZGV4GAMgASgFEg0KBWxhYmVsGAQgASgJEhEKCW1pbWVfdHlwZRgFIAEoCRINCgV3aWR0aBgGIAEoBRIOCgZoZWlnaHQYByABKAUSEQoJYnl0ZV9zaXplGAggASgDEg4KBnNoYTI1NhgJIAEoCRIWCg5yZXZpc2VkX3Byb21wdBgKIAEoCRIRCglmaWxlX3BhdGgYCyABKAkSEQoJdGhyZWFkX2lkGAwgASgJEhUKDXJlc29sdmVkX3NpemUYDSABKAkSEwoLZHVyYXRpb25fbXMYDiABKAMSLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnByb21wdBgQIAEoCRIWCg5yZXF1ZXN0ZWRfc2l6ZRgRIAEoCRIOCgZhc3BlY3QYEiABKAkSDwoHcXVhbGl0eRgTIAEoCRIVCg1vdXRwdXRfZm9ybWF0GBQgASgJEhMKC3RhcmdldF9zaXplGBUgASgJEhQKDGFzcGVjdF9yYXRpbxgWIAEoCRIVCg1hc3BlY3Rfc291cmNlGBcgASgJEgsKA2ZpdBgYIAEoCRIUCgxuYXRpdmVfd2lkdGgYGSABKAUSFQoNbmF0aXZlX2hlaWdodBgaIAEoBRIPCgdyZXNpemVkGBsgASgIEhAKCGVubGFyZ2VkGBwgASgIEi8KCnJlZmVyZW5jZXMYHSADKAsyGy5jb2RleGltYWdlLnYxLlJlZmVyZW5jZVVzZRISCgpiYWNrZ3JvdW5kGDIgASgJEjAKDGFscGhhX3NvdXJjZRgzIAEoDjIaLmNvZGV4aW1hZ2UudjEuQWxwaGFTb3VyY2USNgoMdHJhbnNwYXJlbmN5GDQgASgLMiAuY29kZXhpbWFnZS52MS5UcmFuc3BhcmVuY3lDaGVjaxIoCgV1c2FnZRg1IAEoCzIZLmNvZGV4aW1hZ2UudjEuVG9rZW5Vc2FnZSJWCgpUb2tlblVzYWdlEhQKDGlucHV0X3Rva2VucxgBIAEoAxIbChNjYWNoZWRfaW5wdXRfdG9rZW5zGAIgASgDEhUKDW91dHB1dF90b2tlbnMYAyABKAMikwEKEVRyYW5zcGFyZW5jeUNoZWNrEhEKCWFscGhhX21pbhgBIAEoBRIRCglhbHBoYV9tYXgYAiABKAUSGQoRdHJhbnNwYXJlbnRfc2hhcmUYAyABKAESFAoMb3BhcXVlX3NoYXJlGAQgASgBEhQKDGVkZ2VfcmVzaWR1ZRgFIAEoARIRCglrZXlfY29sb3IYBiABKAki6AIKD0dlbmVyYXRlU3VtbWFyeRISCgpyZXF1ZXN0X2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRINCgVtb2RlbBgDIAEoCRIPCgdiYWNrZW5kGAQgASgJEhYKDnJlcXVlc3RlZF9zaXplGAUgASgJEhUKDXJlc29sdmVkX3NpemUYBiABKAkSDwoHcXVhbGl0eRgHIAEoCRIVCg1vdXRwdXRfZm9ybWF0GAggASgJEhEKCWltYWdlX2lkcxgJIAMoCRITCgtkdXJhdGlvbl9tcxgKIAEoAxISCgpiYWNrZ3JvdW5kGB4gASgJEhMKC3RhcmdldF9zaXplGAsgASgJEhQKDGFzcGVjdF9yYXRpbxgMIAEoCRIVCg1hc3BlY3Rfc291cmNlGA0gASgJEgsKA2ZpdBgOIAEoCRIvCgpyZWZlcmVuY2VzGA8gAygLMhsuY29kZXhpbWFnZS52MS5SZWZlcmVuY2VVc2UiGAoWR2V0Q2FwYWJpbGl0aWVzUmVxdWVzdCKqBAoXR2V0Q2FwYWJpbGl0aWVzUmVzcG9uc2USDQoFbW9kZWwYASABKAkSDwoHYmFja2VuZBgCIAEoCRISCgptYXhfaW1hZ2VzGAMgASgFEhYKDm91dHB1dF9mb3JtYXRzGAQgAygJEhEKCXF1YWxpdGllcxgFIAMoCRIUCgxzaXplX29wdGlvbnMYBiADKAkSFQoNcmF0aW9fb3B0aW9ucxgHIAMoCRI4ChBzaXplX2NvbnN0cmFpbnRzGAggASgLMh4uY29kZXhpbWFnZS52MS5TaXplQ29uc3RyYWludHMSRQoXaGlnaF9yZXNvbHV0aW9uX3ByZXNldHMYCSABKAsyJC5jb2RleGltYWdlLnYxLkhpZ2hSZXNvbHV0aW9uUHJlc2V0cxIyCgpyZWZlcmVuY2VzGAogASgLMh4uY29kZXhpbWFnZS52MS5SZWZlcmVuY2VQb2xpY3kSFQoNYXV0aF9yZXF1aXJlZBgLIAEoCBIdChVnZW5lcmF0aW9uX3RpbWVvdXRfbXMYDCABKAMSKgoHcHJlc2V0cxgNIAMoCzIZLmNvZGV4aW1hZ2UudjEuU2l6ZVByZXNldBIUCgxhc3BlY3RfbmFtZXMYDiADKAkSEwoLYmFja2dyb3VuZHMYGSADKAkSMwoOYXNwZWN0X29wdGlvbnMYDyADKAsyGy5jb2RleGltYWdlLnYxLkFzcGVjdE9wdGlvbhIMCgRmaXRzGBAgAygJIlAKDEFzcGVjdE9wdGlvbhIMCgRuYW1lGAEgASgJEgwKBGtpbmQYAiABKAkSDwoHYWxpYXNlcxgDIAMoCRITCgtkZXNjcmlwdGlvbhgEIAEoCSKIAQoPU2l6ZUNvbnN0cmFpbnRzEhMKC2N1c3RvbV9zaXplGAEgASgIEhAKCG1heF9lZGdlGAIgASgFEhIKCm1heF9waXhlbHMYAyABKAMSEgoKbWluX3BpeGVscxgEIAEoAxITCgttdWx0aXBsZV9vZhgFIAEoBRIRCgltYXhfcmF0aW8YBiABKAkiTAoVSGlnaFJlc29sdXRpb25QcmVzZXRzEhEKCWxhbmRzY2FwZRgBIAEoCRIQCghwb3J0cmFpdBgCIAEoCRIOCgZzcXVhcmUYAyABKAkiQAoKU2l6ZVByZXNldBIMCgRuYW1lGAEgASgJEhAKCG1heF9lZGdlGAIgASgFEhIKCm1heF9waXhlbHMYAyABKAMiiAEKD1JlZmVyZW5jZVBvbGljeRIMCgRtb2RlGAEgASgJEhIKCm1heF9pbWFnZXMYAiABKAUSEQoJbWF4X2J5dGVzGAMgASgDEhIKCm1pbWVfdHlwZXMYBCADKAkSFQoNbWF4X29yaWdpbmFscxgFIAEoBRIVCg1vdmVyZmxvd19tb2RlGAYgASgJIg8KDUhlYWx0aFJlcXVlc3Qi6wEKDkhlYWx0aFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoCRINCgVyZWFkeRgCIAEoCBIPCgdiYWNrZW5kGAMgASgJEg0KBW1vZGVsGAQgASgJEhUKDWF1dGhfcmVxdWlyZWQYBSABKAgSHQoVZ2VuZXJhdGlvbl90aW1lb3V0X21zGAYgASgDEikKBWNvZGV4GAcgASgLMhouY29kZXhpbWFnZS52MS5Db2RleFN0YXR1cxIoCgVzbG90cxgIIAEoCzIZLmNvZGV4aW1hZ2UudjEuU2xvdFN0YXR1cxIPCgdwcm9ibGVtGAkgASgJImcKC0NvZGV4U3RhdHVzEg0KBWZvdW5kGAEgASgIEgwKBHBhdGgYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIRCglsb2dnZWRfaW4YBCABKAgSFwoPY3VzdG9tX3Byb3ZpZGVyGAUgASgIIl4KClNsb3RTdGF0dXMSDgoGaW5fdXNlGAEgASgFEgwKBGZyZWUYAiABKAUSDQoFbGltaXQYAyABKAUSDgoGcXVldWVkGAQgASgFEhMKC3F1ZXVlX2xpbWl0GAUgASgFIikKD0dldEltYWdlUmVxdWVzdBIWCghpbWFnZV9pZBgBIAEoCUIE4kEBAiI3ChBHZXRJbWFnZVJlc3BvbnNlEiMKBWltYWdlGAEgASgLMhQuY29kZXhpbWFnZS52MS5JbWFnZSItChNHZXRJbWFnZUZpbGVSZXF1ZXN0EhYKCGltYWdlX2lkGAEgASgJQgTiQQECIl4KFEdldEltYWdlRmlsZVJlc3BvbnNlEhQKDGNvbnRlbnRfdHlwZRgBIAEoCRISCgp0b3RhbF9zaXplGAIgASgDEg4KBnNoYTI1NhgDIAEoCRIMCgRkYXRhGAQgASgMKmcKC0FscGhhU291cmNlEhwKGEFMUEhBX1NPVVJDRV9VTlNQRUNJRklFRBAAEhwKGEFMUEhBX1NPVVJDRV9JTUFHRV9NT0RFTBABEhwKGEFMUEhBX1NPVVJDRV9LRVlFRF9NQVRURRACMr0ECgxJbWFnZVNlcnZpY2USbQoIR2VuZXJhdGUSHi5jb2RleGltYWdlLnYxLkdlbmVyYXRlUmVxdWVzdBofLmNvZGV4aW1hZ2UudjEuR2VuZXJhdGVSZXNwb25zZSIegtPkkwIYOgEqIhMvdjEvaW1hZ2VzL2dlbmVyYXRlMAESegoPR2V0Q2FwYWJpbGl0aWVzEiUuY29kZXhpbWFnZS52MS5HZXRDYXBhYmlsaXRpZXNSZXF1ZXN0GiYuY29kZXhpbWFnZS52MS5HZXRDYXBhYmlsaXRpZXNSZXNwb25zZSIYgtPkkwISEhAvdjEvY2FwYWJpbGl0aWVzElcKBkhlYWx0aBIcLmNvZGV4aW1hZ2UudjEuSGVhbHRoUmVxdWVzdBodLmNvZGV4aW1hZ2UudjEuSGVhbHRoUmVzcG9uc2UiEILT5JMCChIIL2hlYWx0aHoSagoIR2V0SW1hZ2USHi5jb2RleGltYWdlLnYxLkdldEltYWdlUmVxdWVzdBofLmNvZGV4aW1hZ2UudjEuR2V0SW1hZ2VSZXNwb25zZSIdgtPkkwIXEhUvdjEvaW1hZ2VzL3tpbWFnZV9pZH0SfQoMR2V0SW1hZ2VGaWxlEiIuY29kZXhpbWFnZS52MS5HZXRJbWFnZUZpbGVSZXF1ZXN0GiMuY29kZXhpbWFnZS52MS5HZXRJbWFnZUZpbGVSZXNwb25zZSIigtPkkwIcEhovdjEvaW1hZ2VzL3tpbWFnZV9pZH0vZmlsZTABQmwKEWRldi5jb2RleGltYWdlLnYxUAFaVWdpdGh1Yi5jb20vY29kZXgtaW1hZ2Utc2VydmVyL2NvZGV4LWltYWdlLXNlcnZlci9jbGllbnRzL2dvL2NvZGV4aW1hZ2V2MTtjb2RleGltYWdldjFiBnByb3RvMw", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
+  fileDesc("CiFjb2RleGltYWdlL3YxL2ltYWdlX3NlcnZpY2UucHJvdG8SDWNvZGV4aW1hZ2UudjEiwQIKD0dlbmVyYXRlUmVxdWVzdBIOCgZwcm9tcHQYASABKAkSDQoFY291bnQYAiABKAUSDAoEc2l6ZRgDIAEoCRIOCgZhc3BlY3QYBCABKAkSDwoHcXVhbGl0eRgFIAEoCRIVCg1vdXRwdXRfZm9ybWF0GAYgASgJEiwKCnJlZmVyZW5jZXMYByADKAsyGC5jb2RleGltYWdlLnYxLlJlZmVyZW5jZRISCgpyZXF1ZXN0X2lkGAggASgJEhIKCmJhY2tncm91bmQYHiABKAkSHwoSb3V0cHV0X2NvbXByZXNzaW9uGB8gASgFSACIAQESLgoLY2FudmFzX3NpemUYCSABKAsyGS5jb2RleGltYWdlLnYxLkNhbnZhc1NpemUSCwoDZml0GAogASgJQhUKE19vdXRwdXRfY29tcHJlc3Npb24iKwoKQ2FudmFzU2l6ZRINCgV3aWR0aBgBIAEoBRIOCgZoZWlnaHQYAiABKAUicQoJUmVmZXJlbmNlEhMKBWltYWdlGAEgASgMQgTiQQECEhEKCW1pbWVfdHlwZRgCIAEoCRINCgVsYWJlbBgDIAEoCRIOCgZzb3VyY2UYBCABKAkSDQoFd2lkdGgYBSABKAUSDgoGaGVpZ2h0GAYgASgFIo8BCgxSZWZlcmVuY2VVc2USDQoFaW5kZXgYASABKAUSDQoFbGFiZWwYAiABKAkSDgoGc291cmNlGAMgASgJEg0KBXVzYWdlGAQgASgJEhUKDXBhdGhfcG9zaXRpb24YBSABKAUSDAoEdGlsZRgGIAEoBRINCgV3aWR0aBgHIAEoBRIOCgZoZWlnaHQYCCABKAUiogEKEEdlbmVyYXRlUmVzcG9uc2USKwoIcHJvZ3Jlc3MYASABKAsyFy5jb2RleGltYWdlLnYxLlByb2dyZXNzSAASJQoFaW1hZ2UYAiABKAsyFC5jb2RleGltYWdlLnYxLkltYWdlSAASMQoHc3VtbWFyeRgDIAEoCzIeLmNvZGV4aW1hZ2UudjEuR2VuZXJhdGVTdW1tYXJ5SABCBwoFZXZlbnQioQIKCFByb2dyZXNzEiwKBXN0YWdlGAEgASgOMh0uY29kZXhpbWFnZS52MS5Qcm9ncmVzcy5TdGFnZRIXCg9jYW5kaWRhdGVfaW5kZXgYAiABKAUSDQoFcGhhc2UYAyABKAkSDgoGZGV0YWlsGAQgASgJEhYKDnF1ZXVlX3Bvc2l0aW9uGAUgASgFEhIKCmVsYXBzZWRfbXMYBiABKAMiggEKBVN0YWdlEhUKEVNUQUdFX1VOU1BFQ0lGSUVEEAASEAoMU1RBR0VfUVVFVUVEEAESGwoXU1RBR0VfQ0FORElEQVRFX1NUQVJURUQQAhIVChFTVEFHRV9DT0RFWF9QSEFTRRADEhwKGFNUQUdFX0NBTkRJREFURV9GSU5JU0hFRBAEIrYGCgVJbWFnZRIQCgJpZBgBIAEoCUIE4kEBAxISCgpyZXF1ZXN0X2lkGAIgASgJEg0KBWluZGV4GAMgASgFEg0KBWxhYmVsGAQgASgJEhEKCW1pbWVfdHlwZRgFIAEoCRINCgV3aWR0aBgGIAEoBRIOCgZoZWlnaHQYByABKAUSEQoJYnl0ZV9zaXplGAggASgDEg4KBnNoYTI1NhgJIAEoCRIWCg5yZXZpc2VkX3Byb21wdBgKIAEoCRIRCglmaWxlX3BhdGgYCyABKAkSEQoJdGhyZWFkX2lkGAwgASgJEhUKDXJlc29sdmVkX3NpemUYDSABKAkSEwoLZHVyYXRpb25fbXMYDiABKAMSLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnByb21wdBgQIAEoCRIWCg5yZXF1ZXN0ZWRfc2l6ZRgRIAEoCRIOCgZhc3BlY3QYEiABKAkSDwoHcXVhbGl0eRgTIAEoCRIVCg1vdXRwdXRfZm9ybWF0GBQgASgJEhMKC3RhcmdldF9zaXplGBUgASgJEhQKDGFzcGVjdF9yYXRpbxgWIAEoCRIVCg1hc3BlY3Rfc291cmNlGBcgASgJEgsKA2ZpdBgYIAEoCRIUCgxuYXRpdmVfd2lkdGgYGSABKAUSFQoNbmF0aXZlX2hlaWdodBgaIAEoBRIPCgdyZXNpemVkGBsgASgIEhAKCGVubGFyZ2VkGBwgASgIEi8KCnJlZmVyZW5jZXMYHSADKAsyGy5jb2RleGltYWdlLnYxLlJlZmVyZW5jZVVzZRIQCghrZXlfbmFtZRgoIAEoCRIPCgdhY2NvdW50GCkgASgJEhIKCmJhY2tncm91bmQYMiABKAkSMAoMYWxwaGFfc291cmNlGDMgASgOMhouY29kZXhpbWFnZS52MS5BbHBoYVNvdXJjZRI2Cgx0cmFuc3BhcmVuY3kYNCABKAsyIC5jb2RleGltYWdlLnYxLlRyYW5zcGFyZW5jeUNoZWNrEigKBXVzYWdlGDUgASgLMhkuY29kZXhpbWFnZS52MS5Ub2tlblVzYWdlIlYKClRva2VuVXNhZ2USFAoMaW5wdXRfdG9rZW5zGAEgASgDEhsKE2NhY2hlZF9pbnB1dF90b2tlbnMYAiABKAMSFQoNb3V0cHV0X3Rva2VucxgDIAEoAyKTAQoRVHJhbnNwYXJlbmN5Q2hlY2sSEQoJYWxwaGFfbWluGAEgASgFEhEKCWFscGhhX21heBgCIAEoBRIZChF0cmFuc3BhcmVudF9zaGFyZRgDIAEoARIUCgxvcGFxdWVfc2hhcmUYBCABKAESFAoMZWRnZV9yZXNpZHVlGAUgASgBEhEKCWtleV9jb2xvchgGIAEoCSLoAgoPR2VuZXJhdGVTdW1tYXJ5EhIKCnJlcXVlc3RfaWQYASABKAkSDgoGc3RhdHVzGAIgASgJEg0KBW1vZGVsGAMgASgJEg8KB2JhY2tlbmQYBCABKAkSFgoOcmVxdWVzdGVkX3NpemUYBSABKAkSFQoNcmVzb2x2ZWRfc2l6ZRgGIAEoCRIPCgdxdWFsaXR5GAcgASgJEhUKDW91dHB1dF9mb3JtYXQYCCABKAkSEQoJaW1hZ2VfaWRzGAkgAygJEhMKC2R1cmF0aW9uX21zGAogASgDEhIKCmJhY2tncm91bmQYHiABKAkSEwoLdGFyZ2V0X3NpemUYCyABKAkSFAoMYXNwZWN0X3JhdGlvGAwgASgJEhUKDWFzcGVjdF9zb3VyY2UYDSABKAkSCwoDZml0GA4gASgJEi8KCnJlZmVyZW5jZXMYDyADKAsyGy5jb2RleGltYWdlLnYxLlJlZmVyZW5jZVVzZSIYChZHZXRDYXBhYmlsaXRpZXNSZXF1ZXN0IqoEChdHZXRDYXBhYmlsaXRpZXNSZXNwb25zZRINCgVtb2RlbBgBIAEoCRIPCgdiYWNrZW5kGAIgASgJEhIKCm1heF9pbWFnZXMYAyABKAUSFgoOb3V0cHV0X2Zvcm1hdHMYBCADKAkSEQoJcXVhbGl0aWVzGAUgAygJEhQKDHNpemVfb3B0aW9ucxgGIAMoCRIVCg1yYXRpb19vcHRpb25zGAcgAygJEjgKEHNpemVfY29uc3RyYWludHMYCCABKAsyHi5jb2RleGltYWdlLnYxLlNpemVDb25zdHJhaW50cxJFChdoaWdoX3Jlc29sdXRpb25fcHJlc2V0cxgJIAEoCzIkLmNvZGV4aW1hZ2UudjEuSGlnaFJlc29sdXRpb25QcmVzZXRzEjIKCnJlZmVyZW5jZXMYCiABKAsyHi5jb2RleGltYWdlLnYxLlJlZmVyZW5jZVBvbGljeRIVCg1hdXRoX3JlcXVpcmVkGAsgASgIEh0KFWdlbmVyYXRpb25fdGltZW91dF9tcxgMIAEoAxIqCgdwcmVzZXRzGA0gAygLMhkuY29kZXhpbWFnZS52MS5TaXplUHJlc2V0EhQKDGFzcGVjdF9uYW1lcxgOIAMoCRITCgtiYWNrZ3JvdW5kcxgZIAMoCRIzCg5hc3BlY3Rfb3B0aW9ucxgPIAMoCzIbLmNvZGV4aW1hZ2UudjEuQXNwZWN0T3B0aW9uEgwKBGZpdHMYECADKAkiUAoMQXNwZWN0T3B0aW9uEgwKBG5hbWUYASABKAkSDAoEa2luZBgCIAEoCRIPCgdhbGlhc2VzGAMgAygJEhMKC2Rlc2NyaXB0aW9uGAQgASgJIogBCg9TaXplQ29uc3RyYWludHMSEwoLY3VzdG9tX3NpemUYASABKAgSEAoIbWF4X2VkZ2UYAiABKAUSEgoKbWF4X3BpeGVscxgDIAEoAxISCgptaW5fcGl4ZWxzGAQgASgDEhMKC211bHRpcGxlX29mGAUgASgFEhEKCW1heF9yYXRpbxgGIAEoCSJMChVIaWdoUmVzb2x1dGlvblByZXNldHMSEQoJbGFuZHNjYXBlGAEgASgJEhAKCHBvcnRyYWl0GAIgASgJEg4KBnNxdWFyZRgDIAEoCSJACgpTaXplUHJlc2V0EgwKBG5hbWUYASABKAkSEAoIbWF4X2VkZ2UYAiABKAUSEgoKbWF4X3BpeGVscxgDIAEoAyKIAQoPUmVmZXJlbmNlUG9saWN5EgwKBG1vZGUYASABKAkSEgoKbWF4X2ltYWdlcxgCIAEoBRIRCgltYXhfYnl0ZXMYAyABKAMSEgoKbWltZV90eXBlcxgEIAMoCRIVCg1tYXhfb3JpZ2luYWxzGAUgASgFEhUKDW92ZXJmbG93X21vZGUYBiABKAkiDwoNSGVhbHRoUmVxdWVzdCKbAgoOSGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEg0KBXJlYWR5GAIgASgIEg8KB2JhY2tlbmQYAyABKAkSDQoFbW9kZWwYBCABKAkSFQoNYXV0aF9yZXF1aXJlZBgFIAEoCBIdChVnZW5lcmF0aW9uX3RpbWVvdXRfbXMYBiABKAMSKQoFY29kZXgYByABKAsyGi5jb2RleGltYWdlLnYxLkNvZGV4U3RhdHVzEigKBXNsb3RzGAggASgLMhkuY29kZXhpbWFnZS52MS5TbG90U3RhdHVzEg8KB3Byb2JsZW0YCSABKAkSLgoIYWNjb3VudHMYCiADKAsyHC5jb2RleGltYWdlLnYxLkFjY291bnRTdGF0dXMitgEKDUFjY291bnRTdGF0dXMSDAoEbmFtZRgBIAEoCRISCgpjb2RleF9ob21lGAIgASgJEg0KBWZvdW5kGAMgASgIEhEKCWxvZ2dlZF9pbhgEIAEoCBIOCgZpbl91c2UYBSABKAUSDQoFbGltaXQYBiABKAUSMwoPZXhoYXVzdGVkX3VudGlsGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVyZWFkeRgIIAEoCCJnCgtDb2RleFN0YXR1cxINCgVmb3VuZBgBIAEoCBIMCgRwYXRoGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSEQoJbG9nZ2VkX2luGAQgASgIEhcKD2N1c3RvbV9wcm92aWRlchgFIAEoCCJeCgpTbG90U3RhdHVzEg4KBmluX3VzZRgBIAEoBRIMCgRmcmVlGAIgASgFEg0KBWxpbWl0GAMgASgFEg4KBnF1ZXVlZBgEIAEoBRITCgtxdWV1ZV9saW1pdBgFIAEoBSIpCg9HZXRJbWFnZVJlcXVlc3QSFgoIaW1hZ2VfaWQYASABKAlCBOJBAQIiNwoQR2V0SW1hZ2VSZXNwb25zZRIjCgVpbWFnZRgBIAEoCzIULmNvZGV4aW1hZ2UudjEuSW1hZ2UiLQoTR2V0SW1hZ2VGaWxlUmVxdWVzdBIWCghpbWFnZV9pZBgBIAEoCUIE4kEBAiJeChRHZXRJbWFnZUZpbGVSZXNwb25zZRIUCgxjb250ZW50X3R5cGUYASABKAkSEgoKdG90YWxfc2l6ZRgCIAEoAxIOCgZzaGEyNTYYAyABKAkSDAoEZGF0YRgEIAEoDCLXAQoRTGlzdEltYWdlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnJlcXVlc3RfaWQYBSABKAkSEAoIa2V5X25hbWUYBiABKAkSFwoPcHJvbXB0X2NvbnRhaW5zGAcgASgJIlMKEkxpc3RJbWFnZXNSZXNwb25zZRIkCgZpbWFnZXMYASADKAsyFC5jb2RleGltYWdlLnYxLkltYWdlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIsChJEZWxldGVJbWFnZVJlcXVlc3QSFgoIaW1hZ2VfaWQYASABKAlCBOJBAQIiFQoTRGVsZXRlSW1hZ2VSZXNwb25zZSLpAQoTTGlzdFJlcXVlc3RzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVxdWVzdF9pZBgFIAEoCRIQCghrZXlfbmFtZRgGIAEoCRIOCgZzdGF0dXMYByABKAkSFwoPcHJvbXB0X2NvbnRhaW5zGAggASgJIl8KFExpc3RSZXF1ZXN0c1Jlc3BvbnNlEi4KCHJlcXVlc3RzGAEgAygLMhwuY29kZXhpbWFnZS52MS5SZXF1ZXN0UmVjb3JkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLkAwoNUmVxdWVzdFJlY29yZBISCgpyZXF1ZXN0X2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRIUCgxlcnJvcl9yZWFzb24YAyABKAkSFQoNZXJyb3JfbWVzc2FnZRgEIAEoCRIQCghrZXlfbmFtZRgFIAEoCRIPCgdzdXJmYWNlGAYgASgJEg4KBnByb21wdBgHIAEoCRINCgVjb3VudBgIIAEoBRIWCg5yZXF1ZXN0ZWRfc2l6ZRgJIAEoCRIVCg1yZXNvbHZlZF9zaXplGAogASgJEg4KBmFzcGVjdBgLIAEoCRIPCgdxdWFsaXR5GAwgASgJEhUKDW91dHB1dF9mb3JtYXQYDSABKAkSFwoPcmVmZXJlbmNlX2NvdW50GA4gASgFEi8KC2NyZWF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcXVldWVfd2FpdF9tcxgRIAEoAxIQCghjb2RleF9tcxgSIAEoAxITCgtkdXJhdGlvbl9tcxgTIAEoAxIQCghhY2NvdW50cxgUIAMoCRIRCglpbWFnZV9pZHMYFSADKAkiLQoRR2V0UmVxdWVzdFJlcXVlc3QSGAoKcmVxdWVzdF9pZBgBIAEoCUIE4kEBAiKVAQoSR2V0UmVxdWVzdFJlc3BvbnNlEi0KB3JlcXVlc3QYASABKAsyHC5jb2RleGltYWdlLnYxLlJlcXVlc3RSZWNvcmQSJAoGaW1hZ2VzGAIgAygLMhQuY29kZXhpbWFnZS52MS5JbWFnZRIqCglrZXlfdXNhZ2UYAyABKAsyFy5jb2RleGltYWdlLnYxLktleVVzYWdlIogBCghLZXlVc2FnZRIQCghrZXlfbmFtZRgBIAEoCRIUCgxpbWFnZXNfdG9kYXkYAiABKAMSFgoOaW1hZ2VzX3Blcl9kYXkYAyABKAMSGwoTY29uY3VycmVudF9yZXF1ZXN0cxgEIAEoBRIfChdtYXhfY29uY3VycmVudF9yZXF1ZXN0cxgFIAEoBSpnCgtBbHBoYVNvdXJjZRIcChhBTFBIQV9TT1VSQ0VfVU5TUEVDSUZJRUQQABIcChhBTFBIQV9TT1VSQ0VfSU1BR0VfTU9ERUwQARIcChhBTFBIQV9TT1VSQ0VfS0VZRURfTUFUVEUQAjL+BwoMSW1hZ2VTZXJ2aWNlEm0KCEdlbmVyYXRlEh4uY29kZXhpbWFnZS52MS5HZW5lcmF0ZVJlcXVlc3QaHy5jb2RleGltYWdlLnYxLkdlbmVyYXRlUmVzcG9uc2UiHoLT5JMCGDoBKiITL3YxL2ltYWdlcy9nZW5lcmF0ZTABEnoKD0dldENhcGFiaWxpdGllcxIlLmNvZGV4aW1hZ2UudjEuR2V0Q2FwYWJpbGl0aWVzUmVxdWVzdBomLmNvZGV4aW1hZ2UudjEuR2V0Q2FwYWJpbGl0aWVzUmVzcG9uc2UiGILT5JMCEhIQL3YxL2NhcGFiaWxpdGllcxJXCgZIZWFsdGgSHC5jb2RleGltYWdlLnYxLkhlYWx0aFJlcXVlc3QaHS5jb2RleGltYWdlLnYxLkhlYWx0aFJlc3BvbnNlIhCC0+STAgoSCC9oZWFsdGh6EmoKCEdldEltYWdlEh4uY29kZXhpbWFnZS52MS5HZXRJbWFnZVJlcXVlc3QaHy5jb2RleGltYWdlLnYxLkdldEltYWdlUmVzcG9uc2UiHYLT5JMCFxIVL3YxL2ltYWdlcy97aW1hZ2VfaWR9En0KDEdldEltYWdlRmlsZRIiLmNvZGV4aW1hZ2UudjEuR2V0SW1hZ2VGaWxlUmVxdWVzdBojLmNvZGV4aW1hZ2UudjEuR2V0SW1hZ2VGaWxlUmVzcG9uc2UiIoLT5JMCHBIaL3YxL2ltYWdlcy97aW1hZ2VfaWR9L2ZpbGUwARJlCgpMaXN0SW1hZ2VzEiAuY29kZXhpbWFnZS52MS5MaXN0SW1hZ2VzUmVxdWVzdBohLmNvZGV4aW1hZ2UudjEuTGlzdEltYWdlc1Jlc3BvbnNlIhKC0+STAgwSCi92MS9pbWFnZXMScwoLRGVsZXRlSW1hZ2USIS5jb2RleGltYWdlLnYxLkRlbGV0ZUltYWdlUmVxdWVzdBoiLmNvZGV4aW1hZ2UudjEuRGVsZXRlSW1hZ2VSZXNwb25zZSIdgtPkkwIXKhUvdjEvaW1hZ2VzL3tpbWFnZV9pZH0SbQoMTGlzdFJlcXVlc3RzEiIuY29kZXhpbWFnZS52MS5MaXN0UmVxdWVzdHNSZXF1ZXN0GiMuY29kZXhpbWFnZS52MS5MaXN0UmVxdWVzdHNSZXNwb25zZSIUgtPkkwIOEgwvdjEvcmVxdWVzdHMSdAoKR2V0UmVxdWVzdBIgLmNvZGV4aW1hZ2UudjEuR2V0UmVxdWVzdFJlcXVlc3QaIS5jb2RleGltYWdlLnYxLkdldFJlcXVlc3RSZXNwb25zZSIhgtPkkwIbEhkvdjEvcmVxdWVzdHMve3JlcXVlc3RfaWR9QmwKEWRldi5jb2RleGltYWdlLnYxUAFaVWdpdGh1Yi5jb20vY29kZXgtaW1hZ2Utc2VydmVyL2NvZGV4LWltYWdlLXNlcnZlci9jbGllbnRzL2dvL2NvZGV4aW1hZ2V2MTtjb2RleGltYWdldjFiBnByb3RvMw", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message codeximage.v1.GenerateRequest
@@ -604,6 +604,21 @@ export type Image = Message<"codeximage.v1.Image"> & {
    * @generated from field: repeated codeximage.v1.ReferenceUse references = 29;
    */
   references: ReferenceUse[];
+
+  /**
+   * Name of the API key that asked for it ("" without keys, "default" for
+   * CODEX_IMAGE_SERVER_API_KEY).
+   *
+   * @generated from field: string key_name = 40;
+   */
+  keyName: string;
+
+  /**
+   * The Codex account (CODEX_HOME) whose codex run made it.
+   *
+   * @generated from field: string account = 41;
+   */
+  account: string;
 
   /**
    * "auto", "opaque" or "transparent", as asked.
@@ -1193,6 +1208,13 @@ export type HealthResponse = Message<"codeximage.v1.HealthResponse"> & {
    * @generated from field: string problem = 9;
    */
   problem: string;
+
+  /**
+   * Each Codex account (CODEX_HOME) the server uses, in configured order.
+   *
+   * @generated from field: repeated codeximage.v1.AccountStatus accounts = 10;
+   */
+  accounts: AccountStatus[];
 };
 
 /**
@@ -1201,6 +1223,68 @@ export type HealthResponse = Message<"codeximage.v1.HealthResponse"> & {
  */
 export const HealthResponseSchema: GenMessage<HealthResponse> = /*@__PURE__*/
   messageDesc(file_codeximage_v1_image_service, 18);
+
+/**
+ * @generated from message codeximage.v1.AccountStatus
+ */
+export type AccountStatus = Message<"codeximage.v1.AccountStatus"> & {
+  /**
+   * The account's name ("default" for the CODEX_HOME the server inherited).
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string codex_home = 2;
+   */
+  codexHome: string;
+
+  /**
+   * Its codex binary was found and answered --version.
+   *
+   * @generated from field: bool found = 3;
+   */
+  found: boolean;
+
+  /**
+   * @generated from field: bool logged_in = 4;
+   */
+  loggedIn: boolean;
+
+  /**
+   * Codex runs of this account now, and how many it may run at once.
+   *
+   * @generated from field: int32 in_use = 5;
+   */
+  inUse: number;
+
+  /**
+   * @generated from field: int32 limit = 6;
+   */
+  limit: number;
+
+  /**
+   * Set while the account answered "usage limit": it is skipped until then.
+   *
+   * @generated from field: google.protobuf.Timestamp exhausted_until = 7;
+   */
+  exhaustedUntil?: Timestamp | undefined;
+
+  /**
+   * Ready to take a run now.
+   *
+   * @generated from field: bool ready = 8;
+   */
+  ready: boolean;
+};
+
+/**
+ * Describes the message codeximage.v1.AccountStatus.
+ * Use `create(AccountStatusSchema)` to create a new message.
+ */
+export const AccountStatusSchema: GenMessage<AccountStatus> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 19);
 
 /**
  * @generated from message codeximage.v1.CodexStatus
@@ -1239,7 +1323,7 @@ export type CodexStatus = Message<"codeximage.v1.CodexStatus"> & {
  * Use `create(CodexStatusSchema)` to create a new message.
  */
 export const CodexStatusSchema: GenMessage<CodexStatus> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 19);
+  messageDesc(file_codeximage_v1_image_service, 20);
 
 /**
  * @generated from message codeximage.v1.SlotStatus
@@ -1276,7 +1360,7 @@ export type SlotStatus = Message<"codeximage.v1.SlotStatus"> & {
  * Use `create(SlotStatusSchema)` to create a new message.
  */
 export const SlotStatusSchema: GenMessage<SlotStatus> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 20);
+  messageDesc(file_codeximage_v1_image_service, 21);
 
 /**
  * @generated from message codeximage.v1.GetImageRequest
@@ -1293,7 +1377,7 @@ export type GetImageRequest = Message<"codeximage.v1.GetImageRequest"> & {
  * Use `create(GetImageRequestSchema)` to create a new message.
  */
 export const GetImageRequestSchema: GenMessage<GetImageRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 21);
+  messageDesc(file_codeximage_v1_image_service, 22);
 
 /**
  * @generated from message codeximage.v1.GetImageResponse
@@ -1310,7 +1394,7 @@ export type GetImageResponse = Message<"codeximage.v1.GetImageResponse"> & {
  * Use `create(GetImageResponseSchema)` to create a new message.
  */
 export const GetImageResponseSchema: GenMessage<GetImageResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 22);
+  messageDesc(file_codeximage_v1_image_service, 23);
 
 /**
  * @generated from message codeximage.v1.GetImageFileRequest
@@ -1327,7 +1411,7 @@ export type GetImageFileRequest = Message<"codeximage.v1.GetImageFileRequest"> &
  * Use `create(GetImageFileRequestSchema)` to create a new message.
  */
 export const GetImageFileRequestSchema: GenMessage<GetImageFileRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 23);
+  messageDesc(file_codeximage_v1_image_service, 24);
 
 /**
  * @generated from message codeximage.v1.GetImageFileResponse
@@ -1367,7 +1451,442 @@ export type GetImageFileResponse = Message<"codeximage.v1.GetImageFileResponse">
  * Use `create(GetImageFileResponseSchema)` to create a new message.
  */
 export const GetImageFileResponseSchema: GenMessage<GetImageFileResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 24);
+  messageDesc(file_codeximage_v1_image_service, 25);
+
+/**
+ * @generated from message codeximage.v1.ListImagesRequest
+ */
+export type ListImagesRequest = Message<"codeximage.v1.ListImagesRequest"> & {
+  /**
+   * At most this many images (default 50, at most 1000).
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` of the previous page; empty for the first.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * Only images made at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 3;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * Only images made before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 4;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * Only images of this request id.
+   *
+   * @generated from field: string request_id = 5;
+   */
+  requestId: string;
+
+  /**
+   * Only images asked for with this API key name.
+   *
+   * @generated from field: string key_name = 6;
+   */
+  keyName: string;
+
+  /**
+   * Only images whose prompt contains this text (case-insensitive).
+   *
+   * @generated from field: string prompt_contains = 7;
+   */
+  promptContains: string;
+};
+
+/**
+ * Describes the message codeximage.v1.ListImagesRequest.
+ * Use `create(ListImagesRequestSchema)` to create a new message.
+ */
+export const ListImagesRequestSchema: GenMessage<ListImagesRequest> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 26);
+
+/**
+ * @generated from message codeximage.v1.ListImagesResponse
+ */
+export type ListImagesResponse = Message<"codeximage.v1.ListImagesResponse"> & {
+  /**
+   * @generated from field: repeated codeximage.v1.Image images = 1;
+   */
+  images: Image[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message codeximage.v1.ListImagesResponse.
+ * Use `create(ListImagesResponseSchema)` to create a new message.
+ */
+export const ListImagesResponseSchema: GenMessage<ListImagesResponse> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 27);
+
+/**
+ * @generated from message codeximage.v1.DeleteImageRequest
+ */
+export type DeleteImageRequest = Message<"codeximage.v1.DeleteImageRequest"> & {
+  /**
+   * @generated from field: string image_id = 1;
+   */
+  imageId: string;
+};
+
+/**
+ * Describes the message codeximage.v1.DeleteImageRequest.
+ * Use `create(DeleteImageRequestSchema)` to create a new message.
+ */
+export const DeleteImageRequestSchema: GenMessage<DeleteImageRequest> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 28);
+
+/**
+ * @generated from message codeximage.v1.DeleteImageResponse
+ */
+export type DeleteImageResponse = Message<"codeximage.v1.DeleteImageResponse"> & {
+};
+
+/**
+ * Describes the message codeximage.v1.DeleteImageResponse.
+ * Use `create(DeleteImageResponseSchema)` to create a new message.
+ */
+export const DeleteImageResponseSchema: GenMessage<DeleteImageResponse> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 29);
+
+/**
+ * @generated from message codeximage.v1.ListRequestsRequest
+ */
+export type ListRequestsRequest = Message<"codeximage.v1.ListRequestsRequest"> & {
+  /**
+   * At most this many requests (default 50, at most 1000).
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` of the previous page; empty for the first.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * Only requests that arrived at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 3;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * Only requests that arrived before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 4;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string request_id = 5;
+   */
+  requestId: string;
+
+  /**
+   * @generated from field: string key_name = 6;
+   */
+  keyName: string;
+
+  /**
+   * Only requests with this status: "running", "completed", "failed",
+   * "cancelled" or "refused".
+   *
+   * @generated from field: string status = 7;
+   */
+  status: string;
+
+  /**
+   * Only requests whose prompt contains this text (case-insensitive).
+   *
+   * @generated from field: string prompt_contains = 8;
+   */
+  promptContains: string;
+};
+
+/**
+ * Describes the message codeximage.v1.ListRequestsRequest.
+ * Use `create(ListRequestsRequestSchema)` to create a new message.
+ */
+export const ListRequestsRequestSchema: GenMessage<ListRequestsRequest> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 30);
+
+/**
+ * @generated from message codeximage.v1.ListRequestsResponse
+ */
+export type ListRequestsResponse = Message<"codeximage.v1.ListRequestsResponse"> & {
+  /**
+   * @generated from field: repeated codeximage.v1.RequestRecord requests = 1;
+   */
+  requests: RequestRecord[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message codeximage.v1.ListRequestsResponse.
+ * Use `create(ListRequestsResponseSchema)` to create a new message.
+ */
+export const ListRequestsResponseSchema: GenMessage<ListRequestsResponse> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 31);
+
+/**
+ * One Generate request as the history keeps it.
+ *
+ * @generated from message codeximage.v1.RequestRecord
+ */
+export type RequestRecord = Message<"codeximage.v1.RequestRecord"> & {
+  /**
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * "running", "completed", "failed", "cancelled" or "refused" (never ran:
+   * bad input, a full queue, a key over its limit).
+   *
+   * @generated from field: string status = 2;
+   */
+  status: string;
+
+  /**
+   * ErrorInfo reason of the failure (e.g. "QUOTA_EXHAUSTED"); "" when completed.
+   *
+   * @generated from field: string error_reason = 3;
+   */
+  errorReason: string;
+
+  /**
+   * @generated from field: string error_message = 4;
+   */
+  errorMessage: string;
+
+  /**
+   * Name of the API key that asked.
+   *
+   * @generated from field: string key_name = 5;
+   */
+  keyName: string;
+
+  /**
+   * "grpc", "http" (the /v1 plugin routes) or "openai" (the OpenAI Images API).
+   *
+   * @generated from field: string surface = 6;
+   */
+  surface: string;
+
+  /**
+   * The parameters as validated.
+   *
+   * @generated from field: string prompt = 7;
+   */
+  prompt: string;
+
+  /**
+   * @generated from field: int32 count = 8;
+   */
+  count: number;
+
+  /**
+   * @generated from field: string requested_size = 9;
+   */
+  requestedSize: string;
+
+  /**
+   * @generated from field: string resolved_size = 10;
+   */
+  resolvedSize: string;
+
+  /**
+   * @generated from field: string aspect = 11;
+   */
+  aspect: string;
+
+  /**
+   * @generated from field: string quality = 12;
+   */
+  quality: string;
+
+  /**
+   * @generated from field: string output_format = 13;
+   */
+  outputFormat: string;
+
+  /**
+   * @generated from field: int32 reference_count = 14;
+   */
+  referenceCount: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 15;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When it ended; unset while running.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 16;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * Time spent waiting for a generation slot.
+   *
+   * @generated from field: int64 queue_wait_ms = 17;
+   */
+  queueWaitMs: bigint;
+
+  /**
+   * Longest codex run among its candidates.
+   *
+   * @generated from field: int64 codex_ms = 18;
+   */
+  codexMs: bigint;
+
+  /**
+   * From arrival to the end.
+   *
+   * @generated from field: int64 duration_ms = 19;
+   */
+  durationMs: bigint;
+
+  /**
+   * The Codex accounts its candidates ran on.
+   *
+   * @generated from field: repeated string accounts = 20;
+   */
+  accounts: string[];
+
+  /**
+   * @generated from field: repeated string image_ids = 21;
+   */
+  imageIds: string[];
+};
+
+/**
+ * Describes the message codeximage.v1.RequestRecord.
+ * Use `create(RequestRecordSchema)` to create a new message.
+ */
+export const RequestRecordSchema: GenMessage<RequestRecord> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 32);
+
+/**
+ * @generated from message codeximage.v1.GetRequestRequest
+ */
+export type GetRequestRequest = Message<"codeximage.v1.GetRequestRequest"> & {
+  /**
+   * The newest request with this id.
+   *
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message codeximage.v1.GetRequestRequest.
+ * Use `create(GetRequestRequestSchema)` to create a new message.
+ */
+export const GetRequestRequestSchema: GenMessage<GetRequestRequest> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 33);
+
+/**
+ * @generated from message codeximage.v1.GetRequestResponse
+ */
+export type GetRequestResponse = Message<"codeximage.v1.GetRequestResponse"> & {
+  /**
+   * @generated from field: codeximage.v1.RequestRecord request = 1;
+   */
+  request?: RequestRecord | undefined;
+
+  /**
+   * Its images that are still stored.
+   *
+   * @generated from field: repeated codeximage.v1.Image images = 2;
+   */
+  images: Image[];
+
+  /**
+   * Usage of the request's API key (unset without a named key).
+   *
+   * @generated from field: codeximage.v1.KeyUsage key_usage = 3;
+   */
+  keyUsage?: KeyUsage | undefined;
+};
+
+/**
+ * Describes the message codeximage.v1.GetRequestResponse.
+ * Use `create(GetRequestResponseSchema)` to create a new message.
+ */
+export const GetRequestResponseSchema: GenMessage<GetRequestResponse> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 34);
+
+/**
+ * An API key's use against its limits; a limit of 0 means none.
+ *
+ * @generated from message codeximage.v1.KeyUsage
+ */
+export type KeyUsage = Message<"codeximage.v1.KeyUsage"> & {
+  /**
+   * @generated from field: string key_name = 1;
+   */
+  keyName: string;
+
+  /**
+   * Images counted against the key today (UTC), finished and running.
+   *
+   * @generated from field: int64 images_today = 2;
+   */
+  imagesToday: bigint;
+
+  /**
+   * @generated from field: int64 images_per_day = 3;
+   */
+  imagesPerDay: bigint;
+
+  /**
+   * @generated from field: int32 concurrent_requests = 4;
+   */
+  concurrentRequests: number;
+
+  /**
+   * @generated from field: int32 max_concurrent_requests = 5;
+   */
+  maxConcurrentRequests: number;
+};
+
+/**
+ * Describes the message codeximage.v1.KeyUsage.
+ * Use `create(KeyUsageSchema)` to create a new message.
+ */
+export const KeyUsageSchema: GenMessage<KeyUsage> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 35);
 
 /**
  * Where a transparent image's alpha channel came from.
@@ -1458,6 +1977,49 @@ export const ImageService: GenService<{
     methodKind: "server_streaming";
     input: typeof GetImageFileRequestSchema;
     output: typeof GetImageFileResponseSchema;
+  },
+  /**
+   * Stored images, newest first, a page at a time (AIP-158). Paging is
+   * stable while new images land: a token resumes after the last image seen.
+   *
+   * @generated from rpc codeximage.v1.ImageService.ListImages
+   */
+  listImages: {
+    methodKind: "unary";
+    input: typeof ListImagesRequestSchema;
+    output: typeof ListImagesResponseSchema;
+  },
+  /**
+   * Deletes a stored image: its bytes, its record and its file route.
+   *
+   * @generated from rpc codeximage.v1.ImageService.DeleteImage
+   */
+  deleteImage: {
+    methodKind: "unary";
+    input: typeof DeleteImageRequestSchema;
+    output: typeof DeleteImageResponseSchema;
+  },
+  /**
+   * Generate requests, newest first, whatever their outcome (completed,
+   * failed, cancelled, refused), a page at a time.
+   *
+   * @generated from rpc codeximage.v1.ImageService.ListRequests
+   */
+  listRequests: {
+    methodKind: "unary";
+    input: typeof ListRequestsRequestSchema;
+    output: typeof ListRequestsResponseSchema;
+  },
+  /**
+   * One Generate request in detail: parameters, outcome, durations, the
+   * account that served it, its images, and its key's usage.
+   *
+   * @generated from rpc codeximage.v1.ImageService.GetRequest
+   */
+  getRequest: {
+    methodKind: "unary";
+    input: typeof GetRequestRequestSchema;
+    output: typeof GetRequestResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_codeximage_v1_image_service, 0);
