@@ -125,6 +125,9 @@ def _keys_command(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["service"]:  # install|uninstall|status|run as a login service
+        from .autostart.commands import main as service_main  # noqa: PLC0415 - only for that command
+        return service_main(argv[1:])
     if argv[:1] == ["keys"]:
         return _keys_command(argv[1:])
     settings = settings_mod.load(argv)

@@ -11,6 +11,8 @@ import ipaddress
 import os
 from pathlib import Path
 
+from .version import __version__
+
 PREFIX = "CODEX_IMAGE_SERVER_"
 MAX_REFERENCES = 16  # the Photoshop plugin's own limit
 
@@ -150,7 +152,10 @@ def _from_env(field: str, kind: type, raw: str):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codex-image-server",
-        description="Serve local Codex image generation over gRPC and the /v1 HTTP contract.")
+        description="Serve local Codex image generation over gRPC and the /v1 HTTP contract.",
+        epilog="`codex-image-server service install|uninstall|status` keeps it running at login "
+               "(systemd user unit on Linux, launchd agent on macOS).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     for field, kind, help_text in FIELDS:
         flag = _FLAGS.get(field, "--" + field.replace("_", "-"))
         full_help = f"{help_text} [{env_name(field)}]"

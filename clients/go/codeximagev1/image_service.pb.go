@@ -2038,7 +2038,9 @@ type HealthResponse struct {
 	// Why the server is not ready and how to fix it; empty when ready.
 	Problem string `protobuf:"bytes,9,opt,name=problem,proto3" json:"problem,omitempty"`
 	// Each Codex account (CODEX_HOME) the server uses, in configured order.
-	Accounts      []*AccountStatus `protobuf:"bytes,10,rep,name=accounts,proto3" json:"accounts,omitempty"`
+	Accounts []*AccountStatus `protobuf:"bytes,10,rep,name=accounts,proto3" json:"accounts,omitempty"`
+	// This server's release (the project's VERSION), e.g. "0.2.0".
+	ServerVersion string `protobuf:"bytes,20,opt,name=server_version,json=serverVersion,proto3" json:"server_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2141,6 +2143,13 @@ func (x *HealthResponse) GetAccounts() []*AccountStatus {
 		return x.Accounts
 	}
 	return nil
+}
+
+func (x *HealthResponse) GetServerVersion() string {
+	if x != nil {
+		return x.ServerVersion
+	}
+	return ""
 }
 
 type AccountStatus struct {
@@ -3603,7 +3612,7 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"mime_types\x18\x04 \x03(\tR\tmimeTypes\x12#\n" +
 	"\rmax_originals\x18\x05 \x01(\x05R\fmaxOriginals\x12#\n" +
 	"\roverflow_mode\x18\x06 \x01(\tR\foverflowMode\"\x0f\n" +
-	"\rHealthRequest\"\xfe\x02\n" +
+	"\rHealthRequest\"\xa5\x03\n" +
 	"\x0eHealthResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x14\n" +
 	"\x05ready\x18\x02 \x01(\bR\x05ready\x12\x18\n" +
@@ -3615,7 +3624,8 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\x05slots\x18\b \x01(\v2\x19.codeximage.v1.SlotStatusR\x05slots\x12\x18\n" +
 	"\aproblem\x18\t \x01(\tR\aproblem\x128\n" +
 	"\baccounts\x18\n" +
-	" \x03(\v2\x1c.codeximage.v1.AccountStatusR\baccounts\"\xfd\x01\n" +
+	" \x03(\v2\x1c.codeximage.v1.AccountStatusR\baccounts\x12%\n" +
+	"\x0eserver_version\x18\x14 \x01(\tR\rserverVersion\"\xfd\x01\n" +
 	"\rAccountStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +

@@ -16,6 +16,7 @@ import signal
 import time
 from pathlib import Path
 
+from .os_procs import PROCS
 from .process_group import group_members, process_start_time, process_state
 
 # No KEY/TOKEN/SECRET in the name: codex may strip such variables from what
@@ -72,21 +73,12 @@ def process_group_leader(pid: int) -> bool:
 
 
 def _run_id_of(pid: int) -> str | None:
-    prefix = f"{RUN_ID_ENV}=".encode()
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            for entry in f.read().split(b"\0"):
-                if entry.startswith(prefix):
-                    return entry[len(prefix):].decode()
-    except OSError:
-        pass
-    return None
+    return PROCS.environ_value(pid, RUN_ID_ENV)
 
 
 def _tagged_processes(run_ids: set[str]) -> list[int]:
     me = os.getpid()
-    return [int(n) for n in os.listdir("/proc")
-            if n.isdigit() and int(n) != me and _run_id_of(int(n)) in run_ids]
+    return [pid for pid in PROCS.pids() if pid != me and _run_id_of(pid) in run_ids]
 
 
 def _kill(pid: int, group: bool) -> None:

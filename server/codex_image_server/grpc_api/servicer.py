@@ -19,6 +19,7 @@ from ..logs import log
 from ..request import OUTPUT_FORMATS, QUALITIES, MAX_COUNT
 from ..service import Caller, Service
 from ..settings import Settings
+from ..version import __version__
 from . import auth, convert
 from .status import internal_error, to_grpc_status
 
@@ -176,7 +177,7 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
                                  logged_in=ready.logged_in, custom_provider=ready.custom_provider),
             slots=pb.SlotStatus(in_use=in_use, free=free, limit=self._slots.limit, queued=queued,
                                 queue_limit=self._slots.queue_limit),
-            problem=ready.problem,
+            problem=ready.problem, server_version=__version__,
             accounts=[convert.account_message(a) for a in await self._blocking.run(self._engine.accounts.states)])
 
     @_errors_to_status
