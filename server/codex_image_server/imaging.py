@@ -5,8 +5,11 @@ limit checked from the header, before any pixel is decoded.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
+import struct
+import threading
 
 from PIL import Image, UnidentifiedImageError
 
@@ -28,23 +31,78 @@ class ImageInfo:
     height: int
 
 
-def inspect(data: bytes, max_pixels: int) -> ImageInfo:
-    """Identify and fully decode `data`, refusing more than `max_pixels`."""
+def identify(data: bytes, max_pixels: int) -> ImageInfo:
+    """Format and size from the header alone: no pixel is decoded, so this
+    costs the same for a 64-megapixel bomb as for a thumbnail."""
     try:
         with Image.open(io.BytesIO(data)) as img:
             fmt = img.format
             width, height = img.size
-            if fmt not in MIME_BY_FORMAT:
-                raise BadImage(f"format {fmt or 'unknown'} is not PNG, JPEG, WebP or GIF")
-            if width * height > max_pixels:
-                raise BadImage(f"{width}x{height} exceeds the limit of {max_pixels} pixels "
-                               "(possible decompression bomb)")
-            img.load()  # a truncated or corrupt body fails here, not upstream
-    except BadImage:
-        raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise BadImage(f"does not decode as an image ({type(exc).__name__})") from None
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        raise BadImage("is not a PNG, JPEG, WebP or GIF image") from None
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error):
+        raise BadImage("has a broken image header") from None
+    if fmt not in MIME_BY_FORMAT:
+        raise BadImage(f"format {fmt or 'unknown'} is not PNG, JPEG, WebP or GIF")
+    if width * height > max_pixels:
+        raise BadImage(f"{width}x{height} exceeds the limit of {max_pixels} pixels "
+                       "(possible decompression bomb)")
     return ImageInfo(MIME_BY_FORMAT[fmt], width, height)
+
+
+def check_decodes(data: bytes) -> None:
+    """Decode every pixel once, so a truncated or corrupt body fails here,
+    not upstream. Costs about width x height x 4 bytes: see `DECODE_BUDGET`."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error,
+            Image.DecompressionBombError):
+        raise BadImage("is truncated or corrupt: it does not decode") from None
+
+
+def decode_cost(info: ImageInfo) -> int:
+    return info.width * info.height * 4
+
+
+def inspect(data: bytes, max_pixels: int) -> ImageInfo:
+    """Identify and fully decode `data`, refusing more than `max_pixels`."""
+    info = identify(data, max_pixels)
+    check_decodes(data)
+    return info
+
+
+class MemoryBudget:
+    """Bytes that decodes may hold at once, shared by every request. One
+    decode larger than the whole budget may run alone, so none waits forever."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._used = 0
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, n: int, cancelled: threading.Event | None = None):
+        with self._cond:
+            while self._used and self._used + n > self.limit:
+                if cancelled is not None and cancelled.is_set():
+                    raise BudgetCancelled()
+                self._cond.wait(timeout=0.2)
+            self._used += n
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._used -= n
+                self._cond.notify_all()
+
+
+class BudgetCancelled(Exception):
+    """The caller gave up while waiting for decode memory."""
+
+
+# Four 64-megapixel references decoding at once once cost 800+ MiB.
+DECODE_BUDGET = MemoryBudget(512 * 1024 * 1024)
 
 
 @dataclasses.dataclass(frozen=True)

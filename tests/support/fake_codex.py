@@ -26,7 +26,11 @@ FAKE_CODEX_<KEY> variables:
                    the same size and candidate): detail for resampling checks
   child=1          start a grandchild in the same process group (like the npm
                    wrapper's native child) that lives as long as the turn
-  ignore_term=1    ignore SIGTERM (the grandchild too)
+  ignore_term=1    ignore SIGTERM (the grandchild and the shell too)
+  shell=S          start `/bin/sh -c 'sleep S'` in a session of its own, like
+                   the real codex's `bash -lc` tool shells, and never wait for
+                   it: it outlives a codex that exits, escapes a group kill,
+                   and is reparented to the server (a zombie unless reaped)
   fail_candidate=N only candidate N (1-based, read from "candidate N of M")
                    fails, at once; the others behave normally
   alpha=real|key|opaque  what a transparent-background request gets back:
@@ -34,8 +38,10 @@ FAKE_CODEX_<KEY> variables:
                    transparent_background: true, like a tool that honours it),
                    an opaque subject on the prompt's key colour, or an opaque
                    picture with no key colour at all
-Every run writes `<pid>.json` ({pid, pgid, sid, child_pid, images: the
---image paths with the sha256 of each file}) into
+The prompt is the argument after `--`, or stdin when that argument is `-`
+(measured on 0.169.0: a regular file as stdin is read as the prompt).
+Every run writes `<pid>.json` ({pid, pgid, sid, child_pid, shell_pid,
+prompt_chars, images: the --image paths with the sha256 of each file}) into
 $FAKE_CODEX_PIDDIR when set, so tests can look each process up by pid
 (`cwd` names the request: the engine runs each candidate in <request_id>-*/).
 Stdlib only: it must run with any python3, like a foreign binary.
@@ -198,12 +204,13 @@ def _sha256_of(path):
         return None
 
 
-def record_pids(child_pid, images=()):
+def record_pids(child_pid, images=(), shell_pid=None, prompt=""):
     piddir = os.environ.get("FAKE_CODEX_PIDDIR")
     if not piddir:
         return
     os.makedirs(piddir, exist_ok=True)
     info = {"pid": os.getpid(), "pgid": os.getpgid(0), "sid": os.getsid(0), "child_pid": child_pid,
+            "shell_pid": shell_pid, "prompt_chars": len(prompt),
             "cwd": os.getcwd(), "started": time.time(),
             "images": [{"path": p, "sha256": _sha256_of(p)} for p in images]}
     tmp = os.path.join(piddir, f".{os.getpid()}.tmp")
@@ -244,9 +251,10 @@ def run_exec(argv):
     opts = parse_exec_args(argv)
     if not opts["skip_git"] and not os.path.isdir(os.path.join(os.getcwd(), ".git")):
         die("Not inside a trusted directory and --skip-git-repo-check was not specified.", 1)
-    # The real CLI reads a piped stdin to EOF before it starts.
-    if stat.S_ISFIFO(os.fstat(0).st_mode):
-        sys.stdin.read()
+    if opts["prompt"] == "-":
+        opts["prompt"] = sys.stdin.buffer.read().decode("utf-8")
+    elif stat.S_ISFIFO(os.fstat(0).st_mode):
+        sys.stdin.read()  # the real CLI reads a piped stdin to EOF before it starts
     prompt = opts["prompt"] or ""
     d = directives(prompt)
     mode = setting(d, "mode", "ok")
@@ -272,7 +280,13 @@ def run_exec(argv):
                 + "time.sleep(3600)\n")
         child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL)
         child_pid = child.pid
-    record_pids(child_pid, opts["images"])
+    shell_pid = None
+    if setting(d, "shell", ""):
+        trap = "trap '' TERM; " if ignore_term else ""
+        shell = subprocess.Popen(["/bin/sh", "-c", f"{trap}exec sleep {float(setting(d, 'shell', '1'))}"],
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        shell_pid = shell.pid
+    record_pids(child_pid, opts["images"], shell_pid, prompt)
 
     thread_id = str(uuid.uuid4())
     if opts["json"]:
