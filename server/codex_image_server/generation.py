@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import AsyncIterator, Union
 
-from . import imaging, references, workdirs
+from . import finishing, imaging, references, workdirs
 from .blocking import Blocking
 from .engine import Engine
 from .engine import prompt as prompts
@@ -55,6 +55,7 @@ class SummaryEvent:
     aspect_source: str = ""
     fit: str = ""
     references: tuple[references.ReferenceUse, ...] = ()
+    background: str = "auto"
     status: str = "completed"
     model: str = MODEL
     backend: str = BACKEND
@@ -182,7 +183,8 @@ class Generation:
                                delivered.pop() if len(delivered) == 1 else "mixed", spec.quality,
                                spec.output_format, tuple(img.id for img in images), self._elapsed_ms(),
                                target_size=spec.size.text, aspect_ratio=spec.size.ratio_text,
-                               aspect_source=spec.size.ratio_source, fit=spec.fit, references=refs.uses)
+                               aspect_source=spec.size.ratio_source, fit=spec.fit, references=refs.uses,
+                               background=spec.background)
         except ServiceError as exc:
             if exc.kind is Kind.CANCELLED and self._cancel_error is not None:
                 raise self._cancel_error from None  # e.g. UNAVAILABLE SHUTTING_DOWN
@@ -314,10 +316,11 @@ class Generation:
             finally:
                 self._engine.accounts.release(account)
         # The model draws at its own size (codex asks for "auto"): deliver the
-        # asked-for one, unless the caller wants the model's own image.
+        # asked-for one, unless the caller wants the model's own image; a
+        # transparent background is made real first (transparency.py).
         native = result.info
-        target = (spec.size.width, spec.size.height) if spec.size.width and spec.fit == "exact" else None
-        delivered = imaging.deliver(result.data, native, spec.output_format, target)
+        finished = finishing.finish(spec, result.data, native)
+        delivered, made = finished.delivered, finished.transparent
         data, info = delivered.data, delivered.info
         if self.cancelled:
             return  # nothing is stored for a request that was given up
@@ -331,7 +334,9 @@ class Generation:
             aspect_ratio=spec.size.ratio_text, aspect_source=spec.size.ratio_source, fit=spec.fit,
             native_width=native.width, native_height=native.height, resized=delivered.resized,
             enlarged=delivered.enlarged, references=tuple(dataclasses.asdict(u) for u in refs.uses),
-            key_name=self._origin.key_name, account=run.account, request_seq=self._origin.request_seq)
+            key_name=self._origin.key_name, account=run.account, request_seq=self._origin.request_seq,
+            background=spec.background, alpha_source=made.alpha_source if made else "",
+            transparency=dataclasses.asdict(made.figures) if made else None, usage=result.usage)
         self._emit(ProgressEvent("candidate_finished", self._elapsed_ms(), index,
                                  detail=f"{info.width}x{info.height} {info.mime_type}"
                                  + (f" (resized from {native.width}x{native.height})" if delivered.resized else "")))

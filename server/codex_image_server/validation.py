@@ -6,7 +6,7 @@ import dataclasses
 import re
 import secrets
 
-from . import imaging, sizes
+from . import imaging, sizes, transparency
 from .errors import FieldViolation, invalid
 from .request import MAX_COUNT, OUTPUT_FORMATS, QUALITIES, GenerateParams, GenerationSpec, Reference
 from .settings import Settings
@@ -170,6 +170,18 @@ def validate(params: GenerateParams, settings: Settings) -> GenerationSpec:
     if params.request_id and not _REQUEST_ID.match(params.request_id):
         bad.append(FieldViolation("request_id", "must be 1-64 letters, digits, '.', '_' or '-'",
                                   "INVALID_REQUEST_ID"))
+    background, b_bad = _choice(params.background, transparency.BACKGROUNDS, "auto", "background",
+                                "INVALID_BACKGROUND")
+    bad += b_bad
+    if background == "transparent" and not f_bad and output_format not in transparency.ALPHA_FORMATS:
+        # Both fields are named: either one is the fix.
+        why = f"a transparent background needs {' or '.join(transparency.ALPHA_FORMATS)}; {output_format} has no alpha"
+        bad += [FieldViolation("background", why, "TRANSPARENT_NEEDS_ALPHA_FORMAT"),
+                FieldViolation("output_format", why, "TRANSPARENT_NEEDS_ALPHA_FORMAT")]
+    compression = params.output_compression
+    if compression is not None and not 0 <= compression <= 100:
+        bad.append(FieldViolation("output_compression", f"{compression} is outside 0..100",
+                                  "INVALID_OUTPUT_COMPRESSION"))
     fit, fit_bad = _choice(params.fit, sizes.FITS, "exact", "fit", "INVALID_FIT")
     bad += fit_bad + r_bad
     if bad:
@@ -177,4 +189,6 @@ def validate(params: GenerateParams, settings: Settings) -> GenerationSpec:
     return GenerationSpec(
         request_id=usable_request_id(params),
         prompt=prompt, count=count, size=size, aspect=params.aspect.strip().lower(),
-        quality=quality, output_format=output_format, references=tuple(refs), fit=fit)
+        quality=quality, output_format=output_format, references=tuple(refs), fit=fit, background=background,
+        output_compression=compression,
+        key_color=transparency.key_color(prompt) if background == "transparent" else None)

@@ -70,7 +70,7 @@ def check_tree(data) -> None:
             stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
 
 
-def _decode_image(value, where: str) -> tuple[bytes, str]:
+def decode_image(value, where: str) -> tuple[bytes, str]:
     """A data URL or bare base64 -> (bytes, declared mime type)."""
     if not isinstance(value, str):
         raise errors.invalid_json(f"{where} must be a string (a data URL or base64)")
@@ -127,7 +127,7 @@ def _reference(item, where: str) -> pb.Reference:
     if "image" not in item:
         raise errors.invalid_reference(f"{where}.image is missing")
     _check_pixels(item, where, "INVALID_REFERENCE")
-    image, mime = _decode_image(item["image"], f"{where}.image")
+    image, mime = decode_image(item["image"], f"{where}.image")
     reference = pb.Reference()
     rest = {k: v for k, v in item.items() if k != "image"}
     try:

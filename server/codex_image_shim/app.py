@@ -34,6 +34,7 @@ from codex_image_server.idle import IdleTimer, reset
 from google.protobuf import json_format, message_factory
 
 from . import access_log, adapter, console, errors, jsonmap, openapi, routes
+from .openai_compat.surface import OpenAISurface
 
 log = logging.getLogger("codex_image_shim")
 
@@ -43,7 +44,8 @@ OPENAPI_PATH = "/v1/openapi.json"
 METRICS_PATH = "/metrics"
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
-    "Access-Control-Expose-Headers": "Content-Length, Content-Type, ETag, Retry-After, X-Request-Id",
+    "Access-Control-Expose-Headers": "Content-Length, Content-Type, ETag, Retry-After, X-Request-Id, "
+                                     "X-Codex-Image-Ignored",
 }
 PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Methods": "GET, HEAD, POST, DELETE, OPTIONS",
@@ -147,6 +149,7 @@ class Shim:
         self.openapi = openapi.document(self.routes)
         self._openapi_body = _dumps(self.openapi)
         self._special = {"Generate": self._generate, "Health": self._health, "GetImageFile": self._image_file}
+        self.openai = OpenAISurface(self)
 
     def application(self) -> web.Application:
         app = web.Application()
@@ -169,6 +172,8 @@ class Shim:
                 return web.Response(status=204, headers=PREFLIGHT_HEADERS)
             if request.path == OPENAPI_PATH:
                 return await self._openapi(request)
+            if self.openai.owns(request.path):
+                return await self.openai.handle(request)  # its own error shape
             if request.path == METRICS_PATH and self.metrics_registry is not None:
                 return await self._metrics(request)
             route, found = routes.resolve(self.routes, request.method, request.path)

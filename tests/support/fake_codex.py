@@ -34,6 +34,11 @@ FAKE_CODEX_<KEY> variables:
   fail_candidate=N only candidate N (1-based, read from "candidate N of M")
                    fails as soon as all M candidates of its request have
                    started; the others behave normally
+  alpha=real|key|opaque  what a transparent-background request gets back:
+                   real alpha (the default when the prompt asks for
+                   transparent_background: true, like a tool that honours it),
+                   an opaque subject on the prompt's key colour, or an opaque
+                   picture with no key colour at all
 The prompt is the argument after `--`, or stdin when that argument is `-`
 (measured on 0.169.0: a regular file as stdin is read as the prompt).
 Every run writes `<pid>.json` ({pid, pgid, sid, child_pid, shell_pid,
@@ -72,12 +77,29 @@ def pattern_rows(width, height, seed):
         yield b"\x00" + bytes(row)
 
 
-def png_bytes(width, height, seed, noise=False, pattern=False):
+def png_bytes(width, height, seed, noise=False, pattern=False, alpha=None, key=(0, 255, 0)):
     """A real, decodable RGB PNG, coloured by `seed` so candidates differ;
     with `noise`, random pixels, so the file is as large as a photo's; with
-    `pattern`, a deterministic picture with edges and gradients."""
+    `pattern`, a deterministic picture with edges and gradients.
+    `alpha` draws a subject (a box in the middle) on a transparent background
+    ("real", RGBA) or on the key colour ("key", RGB)."""
     r, g, b = (seed * 67) % 256, (seed * 131) % 256, (seed * 29) % 256
-    if pattern:
+    channels = 3
+    if alpha in ("real", "key"):
+        subject = (200, 60 + seed * 20 % 120, 40)  # reddish: never the green or magenta key
+        if alpha == "real":
+            channels, back, front = 4, bytes((0, 0, 0, 0)), bytes(subject + (255,))
+        else:
+            back, front = bytes(key), bytes(subject)
+        x0, x1 = width // 4, width - width // 4
+        rows = []
+        for y in range(height):
+            if height // 4 <= y < height - height // 4:
+                rows.append(b"\x00" + back * x0 + front * (x1 - x0) + back * (width - x1))
+            else:
+                rows.append(b"\x00" + back * width)
+        raw = b"".join(rows)
+    elif pattern:
         raw = b"".join(pattern_rows(width, height, seed))
     elif noise:
         raw = b"".join(b"\x00" + os.urandom(3 * width) for _ in range(height))
@@ -88,7 +110,7 @@ def png_bytes(width, height, seed, noise=False, pattern=False):
         body = kind + data
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
 
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 6 if channels == 4 else 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
             + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
 
@@ -342,8 +364,12 @@ def run_exec(argv):
     elif mode == "noimage":
         reply = "I can't help with creating that image."
     else:
-        png = png_bytes(width, height, candidate, noise=setting(d, "noise", "0") == "1",
-                        pattern=setting(d, "pattern", "0") == "1")
+        wants_alpha = "transparent_background: true" in prompt
+        alpha = setting(d, "alpha", "real" if wants_alpha else "")
+        key = re.search(r"uniform #([0-9a-fA-F]{6}) background", prompt)
+        key = tuple(bytes.fromhex(key.group(1))) if key else (0, 255, 0)
+        png = png_bytes(width, height, candidate, noise=setting(d, "noise", "0") == "1" or alpha == "opaque",
+                        pattern=setting(d, "pattern", "0") == "1", alpha=alpha if wants_alpha else None, key=key)
         revised = "A rendered scene for candidate %d" % candidate
         home = codex_home()
         if layout in ("generated", "legacy-ig"):

@@ -12,7 +12,7 @@ from google.protobuf.message import DecodeError
 from codeximage.v1 import image_service_pb2 as pb
 from codeximage.v1 import image_service_pb2_grpc as pb_grpc
 
-from .. import frozen, references, sizes
+from .. import frozen, references, sizes, transparency
 from ..blocking import Blocking
 from ..errors import Kind, ServiceError
 from ..idle import IdleTimer
@@ -169,7 +169,8 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
         """Fixed for the server's life: built once (resolving presets is not free)."""
         return pb.GetCapabilitiesResponse(
             model=MODEL, backend=BACKEND, max_images=MAX_COUNT, output_formats=list(OUTPUT_FORMATS),
-            qualities=list(QUALITIES), size_options=list(sizes.SIZE_OPTIONS),
+            qualities=list(QUALITIES), backgrounds=list(transparency.BACKGROUNDS),
+            size_options=list(sizes.SIZE_OPTIONS),
             ratio_options=list(sizes.RATIO_OPTIONS), aspect_names=list(sizes.NAMED_ASPECTS),
             aspect_options=[pb.AspectOption(name=o.name, kind=o.kind, aliases=list(o.aliases),
                                             description=o.description) for o in sizes.aspect_options()],
