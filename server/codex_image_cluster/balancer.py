@@ -56,7 +56,10 @@ class Balancer:
             raise RuntimeError(f"haproxy refused its configuration:\n{checked.stderr}")
         # -db: stay in the foreground, so stopping it is stopping this pid.
         self.proc = procs.spawn([haproxy, "-db", "-f", str(self.config_path)], self.log_path)
-        procs.wait_until(lambda: procs.port_open(self.port), "haproxy", self.proc, self.log_path, timeout=20)
+        # The stats socket is bound under a temporary name and renamed after the
+        # listeners: wait for both, so server_states() can be asked at once.
+        procs.wait_until(lambda: procs.port_open(self.port) and self.stats_socket.exists(), "haproxy", self.proc,
+                         self.log_path, timeout=20)
         return self
 
     def server_states(self) -> dict[str, str]:

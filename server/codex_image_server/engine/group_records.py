@@ -16,12 +16,9 @@ import signal
 import time
 from pathlib import Path
 
-from .os_procs import PROCS
-from .process_group import group_members, process_start_time, process_state
+from .process_group import RUN_ID_ENV, group_members, process_start_time, process_state, tagged_processes
 
-# No KEY/TOKEN/SECRET in the name: codex may strip such variables from what
-# it passes on, and the id is not a secret anyway.
-RUN_ID_ENV = "CODEX_IMAGE_SERVER_RUN_ID"
+__all__ = ["RUN_ID_ENV", "GroupRecords"]
 
 
 class GroupRecords:
@@ -55,7 +52,7 @@ class GroupRecords:
                 stale[record["run_id"]] = path
         killed: list[int] = []
         if stale:
-            tagged = _tagged_processes(set(stale))
+            tagged = tagged_processes(set(stale))
             for pid in tagged:
                 _kill(pid, group=process_group_leader(pid))
             _wait_gone(tagged, timeout)
@@ -70,15 +67,6 @@ def process_group_leader(pid: int) -> bool:
         return os.getpgid(pid) == pid
     except ProcessLookupError:
         return False
-
-
-def _run_id_of(pid: int) -> str | None:
-    return PROCS.environ_value(pid, RUN_ID_ENV)
-
-
-def _tagged_processes(run_ids: set[str]) -> list[int]:
-    me = os.getpid()
-    return [pid for pid in PROCS.pids() if pid != me and _run_id_of(pid) in run_ids]
 
 
 def _kill(pid: int, group: bool) -> None:

@@ -95,6 +95,13 @@ MIGRATIONS = [
     CREATE INDEX requests_by_key ON requests (key_name, created_unix_ms);
     CREATE INDEX requests_running ON requests (replica) WHERE status = 'running';
     """,
+    # Transparent backgrounds (issue 11): the figures and usage as JSON text, '' for none, as in SQLite.
+    """
+    ALTER TABLE images ADD COLUMN background TEXT NOT NULL DEFAULT 'auto';
+    ALTER TABLE images ADD COLUMN alpha_source TEXT NOT NULL DEFAULT '';
+    ALTER TABLE images ADD COLUMN transparency TEXT NOT NULL DEFAULT '';
+    ALTER TABLE images ADD COLUMN usage TEXT NOT NULL DEFAULT '';
+    """,
 ]
 _MIGRATION_LOCK = 0x636F646578  # any constant shared by every replica
 

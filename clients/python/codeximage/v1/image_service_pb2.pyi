@@ -12,8 +12,17 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class AlphaSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ALPHA_SOURCE_UNSPECIFIED: _ClassVar[AlphaSource]
+    ALPHA_SOURCE_IMAGE_MODEL: _ClassVar[AlphaSource]
+    ALPHA_SOURCE_KEYED_MATTE: _ClassVar[AlphaSource]
+ALPHA_SOURCE_UNSPECIFIED: AlphaSource
+ALPHA_SOURCE_IMAGE_MODEL: AlphaSource
+ALPHA_SOURCE_KEYED_MATTE: AlphaSource
+
 class GenerateRequest(_message.Message):
-    __slots__ = ("prompt", "count", "size", "aspect", "quality", "output_format", "references", "request_id", "canvas_size", "fit")
+    __slots__ = ("prompt", "count", "size", "aspect", "quality", "output_format", "references", "request_id", "background", "output_compression", "canvas_size", "fit")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +31,8 @@ class GenerateRequest(_message.Message):
     OUTPUT_FORMAT_FIELD_NUMBER: _ClassVar[int]
     REFERENCES_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BACKGROUND_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_COMPRESSION_FIELD_NUMBER: _ClassVar[int]
     CANVAS_SIZE_FIELD_NUMBER: _ClassVar[int]
     FIT_FIELD_NUMBER: _ClassVar[int]
     prompt: str
@@ -32,9 +43,11 @@ class GenerateRequest(_message.Message):
     output_format: str
     references: _containers.RepeatedCompositeFieldContainer[Reference]
     request_id: str
+    background: str
+    output_compression: int
     canvas_size: CanvasSize
     fit: str
-    def __init__(self, prompt: _Optional[str] = ..., count: _Optional[int] = ..., size: _Optional[str] = ..., aspect: _Optional[str] = ..., quality: _Optional[str] = ..., output_format: _Optional[str] = ..., references: _Optional[_Iterable[_Union[Reference, _Mapping]]] = ..., request_id: _Optional[str] = ..., canvas_size: _Optional[_Union[CanvasSize, _Mapping]] = ..., fit: _Optional[str] = ...) -> None: ...
+    def __init__(self, prompt: _Optional[str] = ..., count: _Optional[int] = ..., size: _Optional[str] = ..., aspect: _Optional[str] = ..., quality: _Optional[str] = ..., output_format: _Optional[str] = ..., references: _Optional[_Iterable[_Union[Reference, _Mapping]]] = ..., request_id: _Optional[str] = ..., background: _Optional[str] = ..., output_compression: _Optional[int] = ..., canvas_size: _Optional[_Union[CanvasSize, _Mapping]] = ..., fit: _Optional[str] = ...) -> None: ...
 
 class CanvasSize(_message.Message):
     __slots__ = ("width", "height")
@@ -119,7 +132,7 @@ class Progress(_message.Message):
     def __init__(self, stage: _Optional[_Union[Progress.Stage, str]] = ..., candidate_index: _Optional[int] = ..., phase: _Optional[str] = ..., detail: _Optional[str] = ..., queue_position: _Optional[int] = ..., elapsed_ms: _Optional[int] = ...) -> None: ...
 
 class Image(_message.Message):
-    __slots__ = ("id", "request_id", "index", "label", "mime_type", "width", "height", "byte_size", "sha256", "revised_prompt", "file_path", "thread_id", "resolved_size", "duration_ms", "create_time", "prompt", "requested_size", "aspect", "quality", "output_format", "target_size", "aspect_ratio", "aspect_source", "fit", "native_width", "native_height", "resized", "enlarged", "references", "key_name", "account")
+    __slots__ = ("id", "request_id", "index", "label", "mime_type", "width", "height", "byte_size", "sha256", "revised_prompt", "file_path", "thread_id", "resolved_size", "duration_ms", "create_time", "prompt", "requested_size", "aspect", "quality", "output_format", "target_size", "aspect_ratio", "aspect_source", "fit", "native_width", "native_height", "resized", "enlarged", "references", "key_name", "account", "background", "alpha_source", "transparency", "usage")
     ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -151,6 +164,10 @@ class Image(_message.Message):
     REFERENCES_FIELD_NUMBER: _ClassVar[int]
     KEY_NAME_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    BACKGROUND_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TRANSPARENCY_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
     id: str
     request_id: str
     index: int
@@ -182,10 +199,40 @@ class Image(_message.Message):
     references: _containers.RepeatedCompositeFieldContainer[ReferenceUse]
     key_name: str
     account: str
-    def __init__(self, id: _Optional[str] = ..., request_id: _Optional[str] = ..., index: _Optional[int] = ..., label: _Optional[str] = ..., mime_type: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., byte_size: _Optional[int] = ..., sha256: _Optional[str] = ..., revised_prompt: _Optional[str] = ..., file_path: _Optional[str] = ..., thread_id: _Optional[str] = ..., resolved_size: _Optional[str] = ..., duration_ms: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., prompt: _Optional[str] = ..., requested_size: _Optional[str] = ..., aspect: _Optional[str] = ..., quality: _Optional[str] = ..., output_format: _Optional[str] = ..., target_size: _Optional[str] = ..., aspect_ratio: _Optional[str] = ..., aspect_source: _Optional[str] = ..., fit: _Optional[str] = ..., native_width: _Optional[int] = ..., native_height: _Optional[int] = ..., resized: _Optional[bool] = ..., enlarged: _Optional[bool] = ..., references: _Optional[_Iterable[_Union[ReferenceUse, _Mapping]]] = ..., key_name: _Optional[str] = ..., account: _Optional[str] = ...) -> None: ...
+    background: str
+    alpha_source: AlphaSource
+    transparency: TransparencyCheck
+    usage: TokenUsage
+    def __init__(self, id: _Optional[str] = ..., request_id: _Optional[str] = ..., index: _Optional[int] = ..., label: _Optional[str] = ..., mime_type: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., byte_size: _Optional[int] = ..., sha256: _Optional[str] = ..., revised_prompt: _Optional[str] = ..., file_path: _Optional[str] = ..., thread_id: _Optional[str] = ..., resolved_size: _Optional[str] = ..., duration_ms: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., prompt: _Optional[str] = ..., requested_size: _Optional[str] = ..., aspect: _Optional[str] = ..., quality: _Optional[str] = ..., output_format: _Optional[str] = ..., target_size: _Optional[str] = ..., aspect_ratio: _Optional[str] = ..., aspect_source: _Optional[str] = ..., fit: _Optional[str] = ..., native_width: _Optional[int] = ..., native_height: _Optional[int] = ..., resized: _Optional[bool] = ..., enlarged: _Optional[bool] = ..., references: _Optional[_Iterable[_Union[ReferenceUse, _Mapping]]] = ..., key_name: _Optional[str] = ..., account: _Optional[str] = ..., background: _Optional[str] = ..., alpha_source: _Optional[_Union[AlphaSource, str]] = ..., transparency: _Optional[_Union[TransparencyCheck, _Mapping]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ...) -> None: ...
+
+class TokenUsage(_message.Message):
+    __slots__ = ("input_tokens", "cached_input_tokens", "output_tokens")
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    input_tokens: int
+    cached_input_tokens: int
+    output_tokens: int
+    def __init__(self, input_tokens: _Optional[int] = ..., cached_input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ...) -> None: ...
+
+class TransparencyCheck(_message.Message):
+    __slots__ = ("alpha_min", "alpha_max", "transparent_share", "opaque_share", "edge_residue", "key_color")
+    ALPHA_MIN_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_MAX_FIELD_NUMBER: _ClassVar[int]
+    TRANSPARENT_SHARE_FIELD_NUMBER: _ClassVar[int]
+    OPAQUE_SHARE_FIELD_NUMBER: _ClassVar[int]
+    EDGE_RESIDUE_FIELD_NUMBER: _ClassVar[int]
+    KEY_COLOR_FIELD_NUMBER: _ClassVar[int]
+    alpha_min: int
+    alpha_max: int
+    transparent_share: float
+    opaque_share: float
+    edge_residue: float
+    key_color: str
+    def __init__(self, alpha_min: _Optional[int] = ..., alpha_max: _Optional[int] = ..., transparent_share: _Optional[float] = ..., opaque_share: _Optional[float] = ..., edge_residue: _Optional[float] = ..., key_color: _Optional[str] = ...) -> None: ...
 
 class GenerateSummary(_message.Message):
-    __slots__ = ("request_id", "status", "model", "backend", "requested_size", "resolved_size", "quality", "output_format", "image_ids", "duration_ms", "target_size", "aspect_ratio", "aspect_source", "fit", "references")
+    __slots__ = ("request_id", "status", "model", "backend", "requested_size", "resolved_size", "quality", "output_format", "image_ids", "duration_ms", "background", "target_size", "aspect_ratio", "aspect_source", "fit", "references")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -196,6 +243,7 @@ class GenerateSummary(_message.Message):
     OUTPUT_FORMAT_FIELD_NUMBER: _ClassVar[int]
     IMAGE_IDS_FIELD_NUMBER: _ClassVar[int]
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    BACKGROUND_FIELD_NUMBER: _ClassVar[int]
     TARGET_SIZE_FIELD_NUMBER: _ClassVar[int]
     ASPECT_RATIO_FIELD_NUMBER: _ClassVar[int]
     ASPECT_SOURCE_FIELD_NUMBER: _ClassVar[int]
@@ -211,19 +259,20 @@ class GenerateSummary(_message.Message):
     output_format: str
     image_ids: _containers.RepeatedScalarFieldContainer[str]
     duration_ms: int
+    background: str
     target_size: str
     aspect_ratio: str
     aspect_source: str
     fit: str
     references: _containers.RepeatedCompositeFieldContainer[ReferenceUse]
-    def __init__(self, request_id: _Optional[str] = ..., status: _Optional[str] = ..., model: _Optional[str] = ..., backend: _Optional[str] = ..., requested_size: _Optional[str] = ..., resolved_size: _Optional[str] = ..., quality: _Optional[str] = ..., output_format: _Optional[str] = ..., image_ids: _Optional[_Iterable[str]] = ..., duration_ms: _Optional[int] = ..., target_size: _Optional[str] = ..., aspect_ratio: _Optional[str] = ..., aspect_source: _Optional[str] = ..., fit: _Optional[str] = ..., references: _Optional[_Iterable[_Union[ReferenceUse, _Mapping]]] = ...) -> None: ...
+    def __init__(self, request_id: _Optional[str] = ..., status: _Optional[str] = ..., model: _Optional[str] = ..., backend: _Optional[str] = ..., requested_size: _Optional[str] = ..., resolved_size: _Optional[str] = ..., quality: _Optional[str] = ..., output_format: _Optional[str] = ..., image_ids: _Optional[_Iterable[str]] = ..., duration_ms: _Optional[int] = ..., background: _Optional[str] = ..., target_size: _Optional[str] = ..., aspect_ratio: _Optional[str] = ..., aspect_source: _Optional[str] = ..., fit: _Optional[str] = ..., references: _Optional[_Iterable[_Union[ReferenceUse, _Mapping]]] = ...) -> None: ...
 
 class GetCapabilitiesRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class GetCapabilitiesResponse(_message.Message):
-    __slots__ = ("model", "backend", "max_images", "output_formats", "qualities", "size_options", "ratio_options", "size_constraints", "high_resolution_presets", "references", "auth_required", "generation_timeout_ms", "presets", "aspect_names", "aspect_options", "fits")
+    __slots__ = ("model", "backend", "max_images", "output_formats", "qualities", "size_options", "ratio_options", "size_constraints", "high_resolution_presets", "references", "auth_required", "generation_timeout_ms", "presets", "aspect_names", "backgrounds", "aspect_options", "fits")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     MAX_IMAGES_FIELD_NUMBER: _ClassVar[int]
@@ -238,6 +287,7 @@ class GetCapabilitiesResponse(_message.Message):
     GENERATION_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     PRESETS_FIELD_NUMBER: _ClassVar[int]
     ASPECT_NAMES_FIELD_NUMBER: _ClassVar[int]
+    BACKGROUNDS_FIELD_NUMBER: _ClassVar[int]
     ASPECT_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     FITS_FIELD_NUMBER: _ClassVar[int]
     model: str
@@ -254,9 +304,10 @@ class GetCapabilitiesResponse(_message.Message):
     generation_timeout_ms: int
     presets: _containers.RepeatedCompositeFieldContainer[SizePreset]
     aspect_names: _containers.RepeatedScalarFieldContainer[str]
+    backgrounds: _containers.RepeatedScalarFieldContainer[str]
     aspect_options: _containers.RepeatedCompositeFieldContainer[AspectOption]
     fits: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, model: _Optional[str] = ..., backend: _Optional[str] = ..., max_images: _Optional[int] = ..., output_formats: _Optional[_Iterable[str]] = ..., qualities: _Optional[_Iterable[str]] = ..., size_options: _Optional[_Iterable[str]] = ..., ratio_options: _Optional[_Iterable[str]] = ..., size_constraints: _Optional[_Union[SizeConstraints, _Mapping]] = ..., high_resolution_presets: _Optional[_Union[HighResolutionPresets, _Mapping]] = ..., references: _Optional[_Union[ReferencePolicy, _Mapping]] = ..., auth_required: _Optional[bool] = ..., generation_timeout_ms: _Optional[int] = ..., presets: _Optional[_Iterable[_Union[SizePreset, _Mapping]]] = ..., aspect_names: _Optional[_Iterable[str]] = ..., aspect_options: _Optional[_Iterable[_Union[AspectOption, _Mapping]]] = ..., fits: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, model: _Optional[str] = ..., backend: _Optional[str] = ..., max_images: _Optional[int] = ..., output_formats: _Optional[_Iterable[str]] = ..., qualities: _Optional[_Iterable[str]] = ..., size_options: _Optional[_Iterable[str]] = ..., ratio_options: _Optional[_Iterable[str]] = ..., size_constraints: _Optional[_Union[SizeConstraints, _Mapping]] = ..., high_resolution_presets: _Optional[_Union[HighResolutionPresets, _Mapping]] = ..., references: _Optional[_Union[ReferencePolicy, _Mapping]] = ..., auth_required: _Optional[bool] = ..., generation_timeout_ms: _Optional[int] = ..., presets: _Optional[_Iterable[_Union[SizePreset, _Mapping]]] = ..., aspect_names: _Optional[_Iterable[str]] = ..., backgrounds: _Optional[_Iterable[str]] = ..., aspect_options: _Optional[_Iterable[_Union[AspectOption, _Mapping]]] = ..., fits: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AspectOption(_message.Message):
     __slots__ = ("name", "kind", "aliases", "description")
