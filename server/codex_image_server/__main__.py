@@ -58,6 +58,9 @@ async def serve(settings) -> int:
     if removed:
         log("startup.removed_leftover_workdirs", level="warning", count=len(removed))
     store = open_store(settings)
+    ledger = store.metadata.account_ledger()
+    if ledger is not None and engine.accounts.share(ledger):
+        log("accounts.shared", detail="runs and exhaustion of named accounts are shared through the database")
     keyring = Keyring(settings.api_keys, settings.keys_path)
     blocking = Blocking(settings.blocking_threads)
     service = Service(settings, engine, store, Slots(settings.max_concurrent, settings.queue_limit), keyring,

@@ -1,24 +1,10 @@
 """Helpers for the history tests: real servers, a real SQLite file."""
 from __future__ import annotations
 
-import grpc
 import pytest
-from codeximage.v1 import image_service_pb2 as pb
 
 from tests.support import databases
-
-
-def generate(stub, prompt: str, *, count: int = 1, request_id: str = "", metadata=None, timeout: float = 60):
-    """Run one Generate to its end: (images, error or None)."""
-    images = []
-    try:
-        for r in stub.Generate(pb.GenerateRequest(prompt=prompt, count=count, request_id=request_id),
-                               metadata=metadata, timeout=timeout):
-            if r.WhichOneof("event") == "image":
-                images.append(r.image)
-    except grpc.RpcError as exc:
-        return images, exc
-    return images, None
+from tests.support.generating import generate  # noqa: F401 - the modules here import it from here
 
 
 def all_pages(call, request, metadata=None, field: str = "images") -> list:

@@ -10,7 +10,8 @@ def open_store(settings) -> OutputStore:
     metadata = blobs = None
     if settings.database_url:
         from .postgres import PostgresMetadata, replica_name  # noqa: PLC0415 - psycopg only when used
-        metadata = PostgresMetadata(settings.database_url, replica=replica_name(settings.state_dir))
+        metadata = PostgresMetadata(settings.database_url, replica=replica_name(settings.state_dir),
+                                    lease_s=settings.lease_ms / 1000)
     if settings.object_store:
         from .s3 import S3Blobs  # noqa: PLC0415 - boto3 only when used
         blobs = S3Blobs(settings.object_store, settings.state_dir / "object-cache",

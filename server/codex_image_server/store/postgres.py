@@ -20,8 +20,10 @@ import psycopg_pool
 
 from ..errors import Kind, ServiceError
 from .paging import Cursor
-from .records import Query, RequestRecord
-from .sqlite import _IMAGE_COLUMNS, _IMAGE_FIELDS, _LISTS, _REQUEST_FIELDS, _filters, _image, _like, _request
+from .pg_shared import PostgresAccounts, ReplicaLease
+from .records import Admission, KeyLoad, Query, RequestRecord
+from .sqlite import (IMAGES_OF_KEY_SINCE, _IMAGE_COLUMNS, _IMAGE_FIELDS, _LISTS, _REQUEST_FIELDS, _filters, _image,
+                     _like, _request)
 from .sqlite import _image_values as _sqlite_values
 
 # Append only: a replica applies the ones past the database's version.
@@ -102,8 +104,21 @@ MIGRATIONS = [
     ALTER TABLE images ADD COLUMN transparency TEXT NOT NULL DEFAULT '';
     ALTER TABLE images ADD COLUMN usage TEXT NOT NULL DEFAULT '';
     """,
+    # Global limits (pg_shared.py): replicas' leases, runs on accounts, used-up accounts; a key's running requests.
+    """
+    CREATE TABLE replicas (name TEXT PRIMARY KEY, alive_until TIMESTAMPTZ NOT NULL);
+    CREATE TABLE account_runs (id BIGSERIAL PRIMARY KEY, account TEXT NOT NULL, replica TEXT NOT NULL);
+    CREATE INDEX account_runs_by_account ON account_runs (account);
+    CREATE INDEX account_runs_by_replica ON account_runs (replica);
+    CREATE TABLE accounts (name TEXT PRIMARY KEY, exhausted_until_unix_ms BIGINT NOT NULL DEFAULT 0);
+    CREATE INDEX requests_running_by_key ON requests (key_name) WHERE status = 'running';
+    """,
 ]
 _MIGRATION_LOCK = 0x636F646578  # any constant shared by every replica
+_KEY_LOCK = 0x6B6579  # advisory lock class of one key's admissions (two int4 keys)
+# A key's running requests count while their replica's lease lives.
+_RUNNING_OF_KEY = ("SELECT count(*) FROM requests r JOIN replicas p ON p.name = r.replica "
+                   "WHERE r.key_name = %s AND r.status = 'running' AND p.alive_until > clock_timestamp()")
 
 
 _FLAGS = [_IMAGE_FIELDS.index(name) for name in ("resized", "enlarged")]
@@ -135,7 +150,7 @@ def replica_name(state_dir) -> str:
 
 
 class PostgresMetadata:
-    def __init__(self, url: str, *, replica: str, pool_size: int = 4, wait_s: float = 5.0):
+    def __init__(self, url: str, *, replica: str, pool_size: int = 4, wait_s: float = 5.0, lease_s: float = 15.0):
         self.replica = replica
         self._pool = psycopg_pool.ConnectionPool(
             url, min_size=1, max_size=pool_size, timeout=wait_s, open=False,
@@ -148,9 +163,12 @@ class PostgresMetadata:
             raise SystemExit(f"cannot reach PostgreSQL at {_redacted(url)}: is it running, and the URL right?") \
                 from None
         self._migrate()
+        self.lease = ReplicaLease(self, lease_s)
+        self._accounts = PostgresAccounts(self, self.lease)
 
     @contextlib.contextmanager
-    def _conn(self):
+    def connection(self):
+        """A pooled connection (autocommit); UNAVAILABLE while PostgreSQL is away."""
         try:
             with self._pool.connection() as conn:
                 yield conn
@@ -158,15 +176,15 @@ class PostgresMetadata:
             raise unavailable(exc) from None
 
     def _run(self, sql: str, args=()) -> list:
-        with self._conn() as conn:
+        with self.connection() as conn:
             return conn.execute(_pg(sql), args).fetchall()
 
-    def _write(self, sql: str, args=()) -> int:
-        with self._conn() as conn:
+    def write(self, sql: str, args=()) -> int:
+        with self.connection() as conn:
             return conn.execute(_pg(sql), args).rowcount
 
     def _migrate(self) -> None:
-        with self._conn() as conn, conn.transaction():
+        with self.connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
@@ -175,7 +193,11 @@ class PostgresMetadata:
                 conn.execute(sql)
                 conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
 
+    def account_ledger(self) -> PostgresAccounts:
+        return self._accounts
+
     def close(self) -> None:
+        self.lease.close()
         self._pool.close()
 
     # -- images ---------------------------------------------------------------
@@ -185,10 +207,10 @@ class PostgresMetadata:
         return f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING"
 
     def add_image(self, image) -> None:
-        self._write(self._insert_image_sql(), _image_values(image))
+        self.write(self._insert_image_sql(), _image_values(image))
 
     def add_images(self, images: list) -> None:
-        with self._conn() as conn, conn.transaction(), conn.cursor() as cur:
+        with self.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.executemany(_pg(self._insert_image_sql()), [_image_values(i) for i in images])
 
     def get_image(self, image_id: str):
@@ -231,23 +253,31 @@ class PostgresMetadata:
 
     # -- requests -------------------------------------------------------------
 
-    def begin_request(self, record: RequestRecord) -> int:
+    def begin_request(self, record: RequestRecord, admission: Admission | None = None) -> int:
         values = dataclasses.asdict(record)
         values.pop("seq")
         for name in _LISTS:
             values[name] = " ".join(values[name])
         values["replica"] = self.replica
         columns = list(values)
-        rows = self._run(f"INSERT INTO requests ({', '.join(columns)}) VALUES "
-                         f"({', '.join('?' for _ in columns)}) RETURNING seq", list(values.values()))
-        return int(rows[0][0])
+        sql = _pg(f"INSERT INTO requests ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
+                  "RETURNING seq")
+        with self.connection() as conn, conn.transaction():
+            if admission is not None:
+                # Admissions of one key, on any replica, one at a time: the
+                # count and the insert are one step (a refusal rolls back).
+                conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_KEY_LOCK, record.key_name))
+                admission.check(self._key_load(conn, record.key_name, admission.since_unix_ms))
+            return int(conn.execute(sql, list(values.values())).fetchone()[0])
 
     def finish_request(self, seq: int, **fields) -> None:
+        """The outcome frees the key's slot: if PostgreSQL is away it is
+        written once it answers again (in order), not lost."""
         for name in _LISTS:
             if name in fields:
                 fields[name] = " ".join(fields[name])
-        assignments = ", ".join(f"{name} = ?" for name in fields)
-        self._write(f"UPDATE requests SET {assignments} WHERE seq = ?", [*fields.values(), seq])
+        assignments = ", ".join(f"{name} = %s" for name in fields)
+        self.lease.write_or_later(f"UPDATE requests SET {assignments} WHERE seq = %s", (*fields.values(), seq))
 
     def get_request(self, request_id: str):
         rows = self._run(f"SELECT {', '.join(_REQUEST_FIELDS)} FROM requests WHERE request_id = ? "
@@ -267,15 +297,22 @@ class PostgresMetadata:
                + " ORDER BY created_unix_ms DESC, seq DESC LIMIT ?")
         return [_request(r) for r in self._run(sql, args + [limit])]
 
-    def images_counted_since(self, key_name: str, since_unix_ms: int) -> int:
-        """Across every replica: the rows are shared."""
-        row = self._run("SELECT COALESCE(SUM(CASE WHEN status = 'running' THEN count ELSE image_count END), 0) "
-                        "FROM requests WHERE key_name = ? AND created_unix_ms >= ?", (key_name, since_unix_ms))
-        return int(row[0][0])
+    def key_load(self, key_name: str, since_unix_ms: int) -> KeyLoad:
+        with self.connection() as conn:
+            return self._key_load(conn, key_name, since_unix_ms)
+
+    @staticmethod
+    def _key_load(conn, key_name: str, since_unix_ms: int) -> KeyLoad:
+        """Across every replica: the rows are shared. A killed replica's
+        running requests stop counting as running when its lease lapses; the
+        images they asked for count until it restarts and ends them."""
+        (running,) = conn.execute(_RUNNING_OF_KEY, (key_name,)).fetchone()
+        (images,) = conn.execute(_pg(IMAGES_OF_KEY_SINCE), (key_name, since_unix_ms)).fetchone()
+        return KeyLoad(int(running), int(images))
 
     def end_interrupted(self, now_unix_ms: int) -> int:
         """Requests this replica left "running" when it died; others' are theirs."""
-        return self._write("UPDATE requests SET status = 'failed', error_reason = 'SERVER_STOPPED', "
+        return self.write("UPDATE requests SET status = 'failed', error_reason = 'SERVER_STOPPED', "
                            "error_message = 'the server stopped while the request ran', ended_unix_ms = ? "
                            "WHERE status = 'running' AND replica = ?", (now_unix_ms, self.replica))
 
