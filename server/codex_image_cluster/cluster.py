@@ -34,8 +34,8 @@ class Cluster:
             Replica(f"r{i + 1}", self.directory / f"r{i + 1}", codex_bin=codex_bin,
                     codex_home=codex_home or self.directory / f"r{i + 1}" / "codex-home", env=env, args=args)
             for i in range(replicas)]
-        self.balancer = Balancer(self.directory / "haproxy", [(r.name, r.grpc_port, r.http_port) for r in self.replicas],
-                                 port=port, host=host, check_ms=check_ms)
+        # Its backends are filled in once the replicas have their ports.
+        self.balancer = Balancer(self.directory / "haproxy", [], port=port, host=host, check_ms=check_ms)
 
     def store_env(self) -> dict:
         """What every replica is told about the shared stores."""
@@ -59,6 +59,7 @@ class Cluster:
             for replica in self.replicas:
                 replica.extra_env = {**self.store_env(), **replica.extra_env}
                 replica.start()
+            self.balancer.replicas = [(r.name, r.grpc_port, r.http_port) for r in self.replicas]
             self.balancer.start()
         except BaseException:
             self.stop()

@@ -1,5 +1,7 @@
-"""One codex-image-server process as a replica: fixed ports (so HAProxy finds
-it again after a restart), its own state and codex home (its own accounts)."""
+"""One codex-image-server process as a replica: its ports picked by the
+kernel at its first start (no race with other processes for a port chosen
+in advance) and kept for restarts (so HAProxy finds it again), its own state
+and codex home (its own accounts)."""
 from __future__ import annotations
 
 import json
@@ -17,8 +19,8 @@ class Replica:
                  env: dict | None = None, args: list[str] | None = None):
         self.name = name
         self.directory = Path(directory)
-        self.grpc_port = procs.free_port()
-        self.http_port = procs.free_port()
+        self.grpc_port = 0  # known once it has started
+        self.http_port = 0
         self.codex_bin = codex_bin
         self.codex_home = Path(codex_home) if codex_home else None
         self.extra_env = dict(env or {})
@@ -64,6 +66,8 @@ class Replica:
                                 env=self.environment(), cwd=str(procs.REPO))
         procs.wait_until(self.ready_file.exists, f"replica {self.name}", self.proc, self.log_path, timeout)
         info = json.loads(self.ready_file.read_text())
+        if not self.grpc_port:
+            self.grpc_port, self.http_port = info["grpc_port"], info["http_port"]
         assert (info["grpc_port"], info["http_port"]) == (self.grpc_port, self.http_port), info
         return self
 
