@@ -128,6 +128,7 @@ class Shim:
         self.openapi = openapi.document(self.routes)
         self._openapi_body = _dumps(self.openapi)
         self._special = {"Generate": self._generate, "Health": self._health, "GetImageFile": self._image_file}
+        self._health_json: dict[bytes, tuple[int, bytes]] = {}
 
     def application(self) -> web.Application:
         app = web.Application()
@@ -181,6 +182,8 @@ class Shim:
         data = dict(body or {})
         data.update({k: v for k, v in request.query.items() if k != "stream"})
         data.update(params)
+        if not data:
+            return message  # nothing to parse (GET /v1/capabilities, /healthz)
         try:
             return jsonmap.parse(data, message)
         except json_format.ParseError as exc:
@@ -257,8 +260,16 @@ class Shim:
         keys = self.settings.api_keys
         metadata = (("x-api-key", keys[0]),) if keys else ()
         response = await self.channel.unary("Health", pb.HealthRequest(), metadata)
-        status, body = adapter.health(jsonmap.to_dict(response))
-        return json_response(body, status)
+        # The answer changes only when readiness or slot use does: its JSON is
+        # kept by the message's wire bytes (cheap) instead of re-rendered.
+        wire = response.SerializeToString(deterministic=True)
+        rendered = self._health_json.get(wire)
+        if rendered is None:
+            status, body = adapter.health(jsonmap.to_dict(response))
+            if len(self._health_json) >= 64:
+                self._health_json.clear()
+            rendered = self._health_json[wire] = (status, _dumps(body))
+        return web.Response(body=rendered[1], status=rendered[0], content_type=JSON)
 
     @staticmethod
     def _file_headers(image_id: str, content_type: str, sha256: str) -> dict:

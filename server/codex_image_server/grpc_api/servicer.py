@@ -108,11 +108,13 @@ def _next(iterator):
 def _errors_to_status(method):
     """A unary RPC: the API-key check, then the method, every failure mapped to
     a rich status. A plain (sync) method runs in the blocking pool."""
+    is_async = inspect.iscoroutinefunction(method)
+
     @functools.wraps(method)
     async def wrapper(self, request, context):
         try:
             auth.check(context.invocation_metadata(), self._settings.api_keys)
-            if inspect.iscoroutinefunction(method):
+            if is_async:
                 return await method(self, request, context)
             return await self._blocking.run(method, self, request, context)
         except Exception as exc:  # noqa: BLE001 - mapped, never leaked
