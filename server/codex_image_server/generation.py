@@ -146,6 +146,9 @@ class Generation:
                 await ticket.wait(self._cancelled)
             workdir = await self._blocking.run(self._prepare_workdir)
             refs = await self._blocking.run(references.write, spec.references, workdir / "references")
+            # The originals are on disk now: their bytes need not stay in memory.
+            self.spec = spec = dataclasses.replace(
+                spec, references=tuple(dataclasses.replace(r, image=b"") for r in spec.references))
             permits = threading.Semaphore(ticket.n)
             for i in range(spec.count):
                 threading.Thread(target=self._candidate, args=(i, codex, workdir, refs, permits),

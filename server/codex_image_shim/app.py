@@ -129,6 +129,10 @@ class Shim:
         self._openapi_body = _dumps(self.openapi)
         self._special = {"Generate": self._generate, "Health": self._health, "GetImageFile": self._image_file}
         self._health_json: dict[bytes, tuple[int, bytes]] = {}
+        # Literal paths (no variables) resolved once: the hot GETs skip the regexes.
+        self._literal = {(m, r.template): r for r in self.routes if not r.variables
+                         for m in ((r.http_method, "HEAD") if r.http_method == "GET" else (r.http_method,))}
+        self._message_classes = {r.rpc: message_factory.GetMessageClass(r.method.input_type) for r in self.routes}
 
     def application(self) -> web.Application:
         app = web.Application()
@@ -149,7 +153,10 @@ class Shim:
                 return web.Response(status=204, headers=PREFLIGHT_HEADERS)
             if request.path == OPENAPI_PATH:
                 return await self._openapi(request)
-            route, found = routes.resolve(self.routes, request.method, request.path)
+            route = self._literal.get((request.method, request.path))
+            found = {}
+            if route is None:
+                route, found = routes.resolve(self.routes, request.method, request.path)
             if route is None:
                 if found:
                     raise errors.method_not_allowed(request.method, request.path, found)
@@ -178,12 +185,12 @@ class Shim:
         return tuple(md)
 
     def _request_message(self, route, request: web.Request, params: dict, body: dict | None = None):
-        message = message_factory.GetMessageClass(route.method.input_type)()
+        message = self._message_classes[route.rpc]()
+        if not body and not params and not request.query_string:
+            return message  # nothing to parse (GET /v1/capabilities, /healthz)
         data = dict(body or {})
         data.update({k: v for k, v in request.query.items() if k != "stream"})
         data.update(params)
-        if not data:
-            return message  # nothing to parse (GET /v1/capabilities, /healthz)
         try:
             return jsonmap.parse(data, message)
         except json_format.ParseError as exc:

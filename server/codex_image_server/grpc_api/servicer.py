@@ -180,8 +180,12 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
     @_stream_errors_to_status
     async def Generate(self, request, context):
         started = time.monotonic()
+        params = _params(request)
+        # The reference bytes now live in `params` alone: one copy less in memory per request.
+        request.ClearField("references")
         # References are decoded by Pillow: off the loop.
-        spec = await self._blocking.run(validate, _params(request), self._settings)
+        spec = await self._blocking.run(validate, params, self._settings)
+        del params
         generation = Generation(spec, self._engine, self._store, self._slots,
                                 self._settings.state_dir / "work", self._settings.generation_timeout_ms / 1000,
                                 self._blocking)
@@ -191,6 +195,7 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
                       quality=spec.quality, output_format=spec.output_format,
                       references=len(spec.references), prompt_chars=len(spec.prompt))
         log("generate.start", **fields)
+        del spec  # the generation holds it, and lets go of the reference bytes once they are on disk
         outcome, images = "error", 0
         try:
             async with contextlib.aclosing(generation.events()) as events:
