@@ -30,7 +30,7 @@ from codex_image_server.grpc_api.inprocess import InProcessChannel
 from codex_image_server.idle import IdleTimer, reset
 from google.protobuf import json_format, message_factory
 
-from . import adapter, errors, jsonmap, openapi, routes
+from . import adapter, console, errors, jsonmap, openapi, routes
 
 log = logging.getLogger("codex_image_shim")
 
@@ -137,6 +137,7 @@ class Shim:
     def application(self) -> web.Application:
         app = web.Application()
         app.on_response_prepare.append(self._add_cors)
+        console.mount(app)  # `/` and `/console/*`: static, ahead of the /v1 catch-all
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
 

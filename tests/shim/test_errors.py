@@ -71,7 +71,7 @@ def test_too_many_references(open_server):
 
 def test_unknown_route_and_image(open_server):
     check_error(request(open_server.http_base, "GET", "/v1/nothing"), 404, "not_found")
-    check_error(request(open_server.http_base, "GET", "/"), 404, "not_found")
+    check_error(request(open_server.http_base, "GET", "/nothing"), 404, "not_found")  # `/` is the console
     missing = "img_" + "0" * 32
     check_error(request(open_server.http_base, "GET", f"/v1/images/{missing}/file"), 404, "not_found")
     check_error(request(open_server.http_base, "GET", f"/v1/images/{missing}"), 404, "not_found")

@@ -1,0 +1,102 @@
+import { ApiError, getJson, onUnauthorized } from "./api.js";
+import { byId } from "./dom.js";
+import { GenerateView } from "./generate.js";
+import { HistoryView } from "./history.js";
+import { getKey, setKey } from "./key.js";
+import { describe } from "./messages.js";
+import { StatusView } from "./status.js";
+const TABS = ["generate", "history", "status"];
+let authRequired = false;
+const status = new StatusView();
+const history = new HistoryView(() => authRequired);
+const generate = new GenerateView(() => authRequired, (image) => history.remember(image));
+const keyPanel = byId("key-panel");
+const keyInput = byId("api-key");
+const keyMessage = byId("key-message");
+let configured = false;
+let keyWasGiven = false;
+function askForKey(message) {
+    document.body.dataset.locked = "true";
+    keyPanel.hidden = false;
+    keyMessage.textContent = message;
+    keyMessage.className = message ? "message error" : "message";
+    keyInput.value = "";
+    keyInput.focus();
+}
+function currentTab() {
+    const name = location.hash.slice(1);
+    return TABS.includes(name) ? name : "generate";
+}
+function show(tab) {
+    for (const name of TABS) {
+        byId(name).hidden = name !== tab;
+        byId(`tab-${name}`).setAttribute("aria-current", name === tab ? "page" : "false");
+    }
+    if (tab === "status")
+        status.start();
+    else
+        status.stop();
+    if (tab === "history" && configured)
+        void history.load();
+}
+async function configure() {
+    try {
+        generate.configure(await getJson("/v1/capabilities"));
+        configured = true;
+        keyPanel.hidden = true;
+        delete document.body.dataset.locked;
+        byId("generate-message").textContent = "";
+        show(currentTab());
+        document.body.dataset.ready = "true";
+        performance.mark("console-ready");
+    }
+    catch (err) {
+        if (!(err instanceof ApiError && err.httpStatus === 401)) {
+            byId("generate-message").textContent = describe(err);
+            byId("generate-message").className = "message error";
+        }
+    }
+}
+onUnauthorized((error) => {
+    setKey("");
+    askForKey(keyWasGiven ? `The server rejected this key (${error.code}). Enter the right API key.`
+        : "This server requires an API key.");
+});
+byId("key-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const key = keyInput.value.trim();
+    if (!key) {
+        askForKey("Enter the API key.");
+        return;
+    }
+    setKey(key);
+    keyWasGiven = true;
+    keyMessage.textContent = "Checking…";
+    keyMessage.className = "message";
+    void configure();
+});
+byId("forget-key").addEventListener("click", () => {
+    setKey("");
+    keyWasGiven = false;
+    askForKey("Key forgotten for this tab.");
+});
+window.addEventListener("hashchange", () => show(currentTab()));
+async function boot() {
+    show(currentTab());
+    try {
+        authRequired = await status.authRequired();
+    }
+    catch (err) {
+        byId("generate-message").textContent = describe(new ApiError(0, "network", String(err)));
+        byId("generate-message").className = "message error";
+        return;
+    }
+    byId("forget-key").hidden = !authRequired;
+    if (authRequired && !getKey()) {
+        askForKey("");
+        return;
+    }
+    keyWasGiven = Boolean(getKey());
+    await configure();
+}
+void boot();
