@@ -65,6 +65,7 @@ bench: setup bench-tools
 	$(PY) bench/finish_early_bench.py
 	$(PY) bench/shim_bench.py
 	$(PY) bench/real_codex_service.py
+	$(PY) bench/history_bench.py
 
 clean:
 	rm -rf $(VENV) gen .state/stamps .pytest_cache

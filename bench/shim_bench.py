@@ -33,14 +33,14 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere: tests.* lives at
 
 from codeximage.v1 import image_service_pb2 as pb  # noqa: E402
 
-from codex_image_server.output_store import OutputStore  # noqa: E402
+from codex_image_server.store import INDEX_FILE, OutputStore  # noqa: E402
 from tests.support.server_proc import start_server  # noqa: E402
 
 MB = 1024 * 1024
 READ = 64 * 1024
 
 
-def make_image(output_dir: Path, size_mb: int):
+def make_image(output_dir: Path, state_dir: Path, size_mb: int):
     """A real PNG of noise (incompressible), ~size_mb, saved as the server would."""
     from PIL import Image
     side = int((size_mb * MB / 3) ** 0.5)
@@ -49,10 +49,12 @@ def make_image(output_dir: Path, size_mb: int):
     img.save(tmp, compress_level=1)
     data = tmp.read_bytes()
     tmp.unlink()
-    record = OutputStore(output_dir).save(
+    store = OutputStore(output_dir, state_dir / INDEX_FILE)
+    record = store.save(
         data, request_id="bench", index=0, label="Candidate 1", mime_type="image/png", width=side, height=side,
         revised_prompt="", thread_id="", prompt="bench", requested_size="auto", resolved_size="auto", aspect="",
         quality="auto", output_format="png", duration_ms=0, created_unix_ms=int(time.time() * 1000))
+    store.close()
     return record, output_dir / record.file_name
 
 
@@ -182,9 +184,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="shim-bench-") as tmp:
         tmp = Path(tmp)
-        record, path = make_image(tmp / "output", args.mb)
+        record, path = make_image(tmp / "output", tmp / "state", args.mb)
         assert hashlib.sha256(path.read_bytes()).hexdigest() == record.sha256
-        with start_server(tmp, http=True, output_dir=tmp / "output") as srv:
+        with start_server(tmp, http=True, output_dir=tmp / "output", state_dir=tmp / "state") as srv:
             result = {"download": bench_download(srv, record, path, args.runs),
                       "capabilities": bench_capabilities(srv, args.runs, args.latency_n, args.threads,
                                                          args.seconds, args.max_requests),

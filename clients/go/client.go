@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 
 	v1 "github.com/codex-image-server/codex-image-server/clients/go/codeximagev1"
 )
@@ -91,6 +92,50 @@ func (c *Client) Capabilities(ctx context.Context) (*v1.GetCapabilitiesResponse,
 func (c *Client) GetImage(ctx context.Context, id string) (*v1.Image, error) {
 	res, err := c.rpc.GetImage(c.ctx(ctx), &v1.GetImageRequest{ImageId: id})
 	return res.GetImage(), asError(err)
+}
+
+// ListImages is one page of stored images, newest first; filters and paging
+// are the request's fields (pass NextPageToken on as PageToken).
+func (c *Client) ListImages(ctx context.Context, req *v1.ListImagesRequest) (*v1.ListImagesResponse, error) {
+	res, err := c.rpc.ListImages(c.ctx(ctx), req)
+	return res, asError(err)
+}
+
+// AllImages follows the pages of ListImages and returns every matching image.
+func (c *Client) AllImages(ctx context.Context, req *v1.ListImagesRequest) ([]*v1.Image, error) {
+	page := proto.Clone(req).(*v1.ListImagesRequest)
+	var all []*v1.Image
+	for {
+		res, err := c.ListImages(ctx, page)
+		if err != nil {
+			return all, err
+		}
+		all = append(all, res.GetImages()...)
+		if res.GetNextPageToken() == "" {
+			return all, nil
+		}
+		page.PageToken = res.GetNextPageToken()
+	}
+}
+
+// DeleteImage deletes a stored image (bytes and record).
+func (c *Client) DeleteImage(ctx context.Context, id string) error {
+	_, err := c.rpc.DeleteImage(c.ctx(ctx), &v1.DeleteImageRequest{ImageId: id})
+	return asError(err)
+}
+
+// ListRequests is one page of the request history, newest first (failed,
+// cancelled and refused requests too).
+func (c *Client) ListRequests(ctx context.Context, req *v1.ListRequestsRequest) (*v1.ListRequestsResponse, error) {
+	res, err := c.rpc.ListRequests(c.ctx(ctx), req)
+	return res, asError(err)
+}
+
+// GetRequest is one request's parameters, outcome, durations, accounts,
+// images and its key's usage.
+func (c *Client) GetRequest(ctx context.Context, requestID string) (*v1.GetRequestResponse, error) {
+	res, err := c.rpc.GetRequest(c.ctx(ctx), &v1.GetRequestRequest{RequestId: requestID})
+	return res, asError(err)
 }
 
 // Result is what a finished Generate returned.

@@ -136,3 +136,41 @@ func TestContextCancel(t *testing.T) {
 	}
 	t.Log("CANCELLED request_id=go-cancel-1")
 }
+
+func TestHistoryListGetDelete(t *testing.T) {
+	c := dial(t, os.Getenv("CODEX_IMAGE_API_KEY"))
+	ctx := timeout(t, 60*time.Second)
+	res, err := c.Generate(ctx, &v1.GenerateRequest{Prompt: "go history gopher", Count: 3, RequestId: "go-hist"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := c.ListImages(ctx, &v1.ListImagesRequest{PageSize: 2, PromptContains: "GOPHER"})
+	if err != nil || len(page.GetImages()) != 2 || page.GetNextPageToken() == "" {
+		t.Fatalf("first page: %v %v", page, err)
+	}
+	all, err := c.AllImages(ctx, &v1.ListImagesRequest{PageSize: 1, RequestId: "go-hist"})
+	if err != nil || len(all) != 3 {
+		t.Fatalf("all pages: %d images, %v", len(all), err)
+	}
+	detail, err := c.GetRequest(ctx, "go-hist")
+	if err != nil || detail.GetRequest().GetStatus() != "completed" || len(detail.GetImages()) != 3 ||
+		detail.GetRequest().GetKeyName() != "default" {
+		t.Fatalf("GetRequest: %v %v", detail, err)
+	}
+	reqs, err := c.ListRequests(ctx, &v1.ListRequestsRequest{RequestId: "go-hist", Status: "completed"})
+	if err != nil || len(reqs.GetRequests()) != 1 {
+		t.Fatalf("ListRequests: %v %v", reqs, err)
+	}
+	gone := res.Images[0].GetId()
+	if err := c.DeleteImage(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	var e *codeximage.Error
+	if err := c.DeleteImage(ctx, gone); !errors.As(err, &e) || e.Code != codes.NotFound {
+		t.Fatalf("second delete: want NotFound, got %v", err)
+	}
+	left, err := c.AllImages(ctx, &v1.ListImagesRequest{RequestId: "go-hist"})
+	if err != nil || len(left) != 2 {
+		t.Fatalf("after delete: %d images, %v", len(left), err)
+	}
+}

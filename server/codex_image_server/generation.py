@@ -83,6 +83,13 @@ async def _shielded(awaitable):
 
 
 @dataclasses.dataclass(frozen=True)
+class Origin:
+    """Who asked, recorded with each image: the key's name and the history row."""
+    key_name: str = ""
+    request_seq: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
 class _Done:
     index: int
     error: ServiceError | None
@@ -94,8 +101,9 @@ class Generation:
     through `call_soon_threadsafe`, so nothing here blocks the loop."""
 
     def __init__(self, spec: GenerationSpec, engine: Engine, store: OutputStore, slots: Slots,
-                 work_root: Path, timeout_s: float, blocking: Blocking):
+                 work_root: Path, timeout_s: float, blocking: Blocking, origin: Origin = Origin()):
         self.spec = spec
+        self._origin = origin
         self._engine = engine
         self._store = store
         self._slots = slots
@@ -111,6 +119,11 @@ class Generation:
         self._loop = asyncio.get_running_loop()
         self._events: asyncio.Queue = asyncio.Queue()
         self._done = 0  # candidates that reported _Done
+        # What the history and metrics report once it ends.
+        self.admitted = False
+        self.queue_wait_ms = 0
+        self.codex_ms: list[int] = []
+        self.accounts: list[str] = []
 
     def _elapsed_ms(self) -> int:
         return int((time.monotonic() - self._started) * 1000)
@@ -144,6 +157,7 @@ class Generation:
             if not ticket.granted:
                 yield ProgressEvent("queued", self._elapsed_ms(), queue_position=ticket.position)
                 await ticket.wait(self._cancelled)
+            self.admitted, self.queue_wait_ms = True, self._elapsed_ms()
             workdir = await self._blocking.run(self._prepare_workdir)
             refs = await self._blocking.run(references.write, spec.references, workdir / "references")
             # The originals are on disk now: their bytes need not stay in memory.
@@ -213,6 +227,28 @@ class Generation:
         self._work_root.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f"{self.spec.request_id}-", dir=self._work_root))
 
+    def _run_on(self, account, index: int, codex: str, cand_dir: Path, refs: references.ReferencePlan):
+        run = self._engine.start(codex, cand_dir, list(refs.paths), prompts.build(self.spec, index, refs), account)
+        with self._lock:
+            self._runs.append(run)
+            late = self.cancelled
+        if late:
+            run.cancel()
+        self._emit(ProgressEvent("candidate_started", self._elapsed_ms(), index, detail=f"account {account.name}"))
+
+        def on_phase(phase: str, detail: str) -> None:
+            self._emit(ProgressEvent("codex_phase", self._elapsed_ms(), index, phase, detail))
+
+        try:
+            result = run.run(on_phase)
+        finally:
+            self._engine.release(run)
+        with self._lock:
+            self.codex_ms.append(result.duration_ms)
+            if run.account not in self.accounts:
+                self.accounts.append(run.account)
+        return result, run
+
     def _candidate(self, index: int, codex: str, workdir: Path, refs: references.ReferencePlan,
                    permits: threading.Semaphore) -> None:
         error: ServiceError | None = None
@@ -241,21 +277,22 @@ class Generation:
         spec = self.spec
         cand_dir = workdir / f"candidate-{index + 1}"
         cand_dir.mkdir()
-        run = self._engine.start(codex, cand_dir, list(refs.paths), prompts.build(spec, index, refs))
-        with self._lock:
-            self._runs.append(run)
-            late = self.cancelled
-        if late:
-            run.cancel()
-        self._emit(ProgressEvent("candidate_started", self._elapsed_ms(), index))
-
-        def on_phase(phase: str, detail: str) -> None:
-            self._emit(ProgressEvent("codex_phase", self._elapsed_ms(), index, phase, detail))
-
-        try:
-            result = run.run(on_phase)
-        finally:
-            self._engine.release(run)
+        tried: set[str] = set()
+        while True:
+            account = self._engine.accounts.acquire(self._cancelled, frozenset(tried))
+            try:
+                result, run = self._run_on(account, index, codex, cand_dir, refs)
+                break
+            except ServiceError as exc:
+                if exc.reason != "QUOTA_EXHAUSTED" or self._engine.accounts.single:
+                    raise
+                # Nothing was produced: skip this account until its reset and
+                # try the candidate on another one.
+                self._engine.accounts.mark_exhausted(account, exc)
+                tried.add(account.name)
+                log("candidate.account_exhausted", request_id=spec.request_id, index=index, account=account.name)
+            finally:
+                self._engine.accounts.release(account)
         # The model draws at its own size (codex asks for "auto"): deliver the
         # asked-for one, unless the caller wants the model's own image.
         native = result.info
@@ -273,7 +310,8 @@ class Generation:
             created_unix_ms=int(time.time() * 1000), target_size=spec.size.text,
             aspect_ratio=spec.size.ratio_text, aspect_source=spec.size.ratio_source, fit=spec.fit,
             native_width=native.width, native_height=native.height, resized=delivered.resized,
-            enlarged=delivered.enlarged, references=tuple(dataclasses.asdict(u) for u in refs.uses))
+            enlarged=delivered.enlarged, references=tuple(dataclasses.asdict(u) for u in refs.uses),
+            key_name=self._origin.key_name, account=run.account, request_seq=self._origin.request_seq)
         self._emit(ProgressEvent("candidate_finished", self._elapsed_ms(), index,
                                  detail=f"{info.width}x{info.height} {info.mime_type}"
                                  + (f" (resized from {native.width}x{native.height})" if delivered.resized else "")))

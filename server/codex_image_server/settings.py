@@ -35,6 +35,7 @@ class Settings:
     codex_bin: str = ""
     codex_profile: str = ""
     codex_config: tuple[str, ...] = ()
+    accounts: tuple[str, ...] = ()
     output_dir: Path = dataclasses.field(default_factory=lambda: _default_data_dir() / "images")
     state_dir: Path = dataclasses.field(default_factory=_default_state_dir)
     max_concurrent: int = 4
@@ -42,6 +43,12 @@ class Settings:
     kill_grace_ms: int = 3000
     generation_timeout_ms: int = 600_000
     api_keys: tuple[str, ...] = ()
+    keys_file: Path | None = None
+    retention_max_age_s: int = 0
+    retention_max_bytes: int = 0
+    retention_interval_ms: int = 300_000
+    remove_codex_copies: bool = True
+    metrics_auth: str = "remote"
     allow_unauthenticated_remote: bool = False
     max_references: int = 16
     max_reference_bytes: int = 20 * 1024 * 1024
@@ -59,8 +66,13 @@ class Settings:
     log_level: str = "info"
 
     @property
+    def keys_path(self) -> Path:
+        return self.keys_file or self.state_dir / "keys.json"
+
+    @property
     def auth_required(self) -> bool:
-        return bool(self.api_keys)
+        """A key is needed: one given as a setting, or named keys in the keys file."""
+        return bool(self.api_keys) or _has_named_keys(self.keys_path)
 
 
 
@@ -74,6 +86,8 @@ FIELDS: list[tuple[str, type, str]] = [
     ("codex_bin", str, "codex binary (default: the project's pinned npm install, else `codex` on PATH)"),
     ("codex_profile", str, "codex config profile passed as --profile"),
     ("codex_config", list, "extra codex -c key=value overrides (variable: one per line)"),
+    ("accounts", list, "Codex accounts as NAME=PATH or NAME:N=PATH (a CODEX_HOME each, N runs at once; "
+                       "default: the inherited CODEX_HOME); variable: one per line"),
     ("output_dir", Path, "where finished images and their metadata are kept"),
     ("state_dir", Path, "working directories and the record of running codex process groups"),
     ("max_concurrent", int, "codex processes allowed to run at once"),
@@ -81,6 +95,12 @@ FIELDS: list[tuple[str, type, str]] = [
     ("kill_grace_ms", int, "SIGTERM to SIGKILL grace when cancelling codex"),
     ("generation_timeout_ms", int, "longest a generation may run"),
     ("api_keys", list, "API keys (flag repeatable; variable comma separated); when set, ImageService calls need one"),
+    ("retention_max_age_s", int, "delete stored images older than this many seconds (0: keep)"),
+    ("retention_max_bytes", int, "delete the oldest stored images while the store holds more bytes (0: no cap)"),
+    ("retention_interval_ms", int, "how often the retention sweeper runs"),
+    ("remove_codex_copies", bool, "after each run, remove codex's own copy of the image and the thread's rollout"),
+    ("keys_file", Path, "named API keys with limits (JSON; default <state_dir>/keys.json); re-read on SIGHUP"),
+    ("metrics_auth", str, "who may read /metrics without a key: remote (loopback only), never, always"),
     ("allow_unauthenticated_remote", bool, "allow binding a non-loopback address without an API key"),
     ("max_references", int, "reference images per request, 1-16 (past 5 they share a contact sheet)"),
     ("max_reference_bytes", int, "bytes per reference image"),
@@ -98,7 +118,7 @@ FIELDS: list[tuple[str, type, str]] = [
 _ENV_NAMES = {"api_keys": PREFIX + "API_KEY", "http_host": PREFIX + "HOST", "http_port": PREFIX + "PORT"}
 
 
-_FLAGS = {"api_keys": "--api-key"}
+_FLAGS = {"api_keys": "--api-key", "accounts": "--account"}
 
 
 def env_name(field: str) -> str:
@@ -171,6 +191,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _has_named_keys(path: Path) -> bool:
+    from .keys import KeyFileError, read_file  # noqa: PLC0415 - keys imports the store, settings stays light
+    try:
+        return bool(read_file(path))
+    except KeyFileError as exc:
+        raise SystemExit(str(exc)) from None
+
+
 def check(settings: Settings) -> None:
     """Refuse settings that would be unsafe or cannot work, with a how-to-fix line."""
     if settings.max_concurrent < 1:
@@ -186,7 +214,16 @@ def check(settings: Settings) -> None:
         raise SystemExit(f"max_references must be between 1 and {MAX_REFERENCES}")
     exposed = [h for h in (settings.grpc_host, settings.http_host if settings.http_enabled else "127.0.0.1")
                if not is_loopback(h)]
-    if exposed and not settings.api_keys and not settings.allow_unauthenticated_remote:
+    if settings.retention_max_age_s < 0 or settings.retention_max_bytes < 0 or settings.retention_interval_ms < 100:
+        raise SystemExit("retention limits must not be negative, and the interval at least 100 ms")
+    from .engine.accounts import parse as parse_accounts  # noqa: PLC0415
+    try:
+        parse_accounts(settings.accounts, settings.max_concurrent)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    if settings.metrics_auth not in ("remote", "never", "always"):
+        raise SystemExit("metrics_auth must be remote, never or always")
+    if exposed and not settings.auth_required and not settings.allow_unauthenticated_remote:
         raise SystemExit(
             f"refusing to bind {', '.join(exposed)} without an API key: anyone who can reach it "
             f"could spend your Codex quota. Set {env_name('api_keys')}, bind 127.0.0.1, or pass "

@@ -13,6 +13,13 @@ from .settings import Settings
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
+def usable_request_id(params: GenerateParams) -> str:
+    """The caller's request id when it is well-formed, else a new one."""
+    if params.request_id and _REQUEST_ID.match(params.request_id):
+        return params.request_id
+    return "req_" + secrets.token_hex(8)
+
+
 def _choice(value: str, allowed: tuple[str, ...], default: str, field: str, reason: str,
             aliases: dict[str, str] | None = None) -> tuple[str, list[FieldViolation]]:
     v = value.strip().lower() or default
@@ -120,6 +127,6 @@ def validate(params: GenerateParams, settings: Settings) -> GenerationSpec:
     if bad:
         raise invalid(bad)
     return GenerationSpec(
-        request_id=params.request_id or "req_" + secrets.token_hex(8),
+        request_id=usable_request_id(params),
         prompt=prompt, count=count, size=size, aspect=params.aspect.strip().lower(),
         quality=quality, output_format=output_format, references=tuple(refs), fit=fit)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 from pathlib import Path
@@ -37,12 +38,13 @@ log = logging.getLogger("codex_image_shim")
 NDJSON = "application/x-ndjson"
 JSON = "application/json"
 OPENAPI_PATH = "/v1/openapi.json"
+METRICS_PATH = "/metrics"
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Expose-Headers": "Content-Length, Content-Type, ETag, Retry-After",
 }
 PREFLIGHT_HEADERS = {
-    "Access-Control-Allow-Methods": "GET, HEAD, POST, OPTIONS",
+    "Access-Control-Allow-Methods": "GET, HEAD, POST, DELETE, OPTIONS",
     "Access-Control-Allow-Headers": "Content-Type, Accept, Authorization, X-API-Key",
     "Access-Control-Max-Age": "600",
 }
@@ -119,9 +121,21 @@ class ImageFile(web.FileResponse):
         return writer
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
 class Shim:
-    def __init__(self, channel: InProcessChannel, settings, file_path: Callable[[str, str], Path]):
+    def __init__(self, channel: InProcessChannel, settings, file_path: Callable[[str, str], Path], *,
+                 internal_key: str = "", metrics_registry=None):
         self.settings = settings
+        self.internal_key = internal_key
+        self.metrics_registry = metrics_registry
         self.channel = channel
         self.file_path = file_path  # (image id, mime type) -> where its bytes lie
         self.routes = routes.build()
@@ -154,6 +168,8 @@ class Shim:
                 return web.Response(status=204, headers=PREFLIGHT_HEADERS)
             if request.path == OPENAPI_PATH:
                 return await self._openapi(request)
+            if request.path == METRICS_PATH and self.metrics_registry is not None:
+                return await self._metrics(request)
             route = self._literal.get((request.method, request.path))
             found = {}
             if route is None:
@@ -177,8 +193,9 @@ class Shim:
             return error_response(error.status, 500)
 
     def metadata(self, request: web.Request) -> tuple:
-        """The caller's key, as gRPC metadata: the servicer checks it."""
-        md = []
+        """The caller's key, as gRPC metadata: the servicer checks it; and the
+        surface, so the service counts HTTP calls as such."""
+        md = [("x-codex-image-surface", "http")]
         if "X-API-Key" in request.headers:
             md.append(("x-api-key", request.headers["X-API-Key"]))
         if "Authorization" in request.headers:
@@ -264,9 +281,8 @@ class Shim:
 
     async def _health(self, request, route, params):
         # /healthz stays open: the shim runs in-process with the server and
-        # may use a configured key for this one call.
-        keys = self.settings.api_keys
-        metadata = (("x-api-key", keys[0]),) if keys else ()
+        # uses the server's own internal key for this one call.
+        metadata = (("x-api-key", self.internal_key),) if self.internal_key else ()
         response = await self.channel.unary("Health", pb.HealthRequest(), metadata)
         # The answer changes only when readiness or slot use does: its JSON is
         # kept by the message's wire bytes (cheap) instead of re-rendered.
@@ -313,7 +329,22 @@ class Shim:
     async def _openapi(self, request):
         if request.method not in ("GET", "HEAD"):
             raise errors.method_not_allowed(request.method, request.path, ("GET", "HEAD"))
-        if self.settings.api_keys:
-            # /v1/* needs the key; the servicer is the one that checks it.
-            await self.channel.unary("GetCapabilities", pb.GetCapabilitiesRequest(), self.metadata(request))
+        await self._check_key(request)
         return web.Response(body=self._openapi_body, content_type=JSON)
+
+    async def _check_key(self, request) -> None:
+        """/v1/* needs the key when keys are set; the servicer is the one that
+        checks it (a cheap in-process call carrying the caller's key)."""
+        await self.channel.unary("GetCapabilities", pb.GetCapabilitiesRequest(), self.metadata(request))
+
+    async def _metrics(self, request):
+        """Prometheus text. Open from loopback (metrics_auth=remote), to all
+        (never) or to nobody without a key (always)."""
+        if request.method not in ("GET", "HEAD"):
+            raise errors.method_not_allowed(request.method, request.path, ("GET", "HEAD"))
+        mode = getattr(self.settings, "metrics_auth", "remote")
+        if mode == "always" or (mode == "remote" and not _is_loopback(request.remote or "")):
+            await self._check_key(request)
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: PLC0415
+        body = await asyncio.to_thread(generate_latest, self.metrics_registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})

@@ -28,11 +28,12 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def start(servicer, settings, file_path) -> ShimHandle:
+async def start(servicer, settings, file_path, *, internal_key: str = "", metrics_registry=None) -> ShimHandle:
     """`file_path(image_id, mime_type)` says where a stored image's bytes lie."""
     sock = _listen(settings.http_host, settings.http_port)  # a taken port fails the caller at once
     try:
-        shim = Shim(InProcessChannel(servicer), settings, file_path)
+        shim = Shim(InProcessChannel(servicer), settings, file_path, internal_key=internal_key,
+                    metrics_registry=metrics_registry)
         # handler_cancellation: a client that goes away cancels its handler,
         # and with it the call (and so the codex processes).
         runner = web.AppRunner(shim.application(), handler_cancellation=True, access_log=None,

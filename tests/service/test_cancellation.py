@@ -30,7 +30,8 @@ def wait_started(server, request_id, count):
 
 
 def stored_for(server, request_id):
-    return [p for p in server.output_dir.glob("*.json") if f'"{request_id}"' in p.read_text()]
+    """Images of the request in the store's index."""
+    return list(server.stub().ListImages(pb.ListImagesRequest(request_id=request_id), timeout=10).images)
 
 
 @pytest.mark.parametrize("ignore_term", [False, True], ids=["obeys-sigterm", "ignores-sigterm"])

@@ -14,7 +14,9 @@ Exit 0 on success, 1 on a failed turn; an Images API failure (403, 429 quota)
 exits 0 with the text only on stderr and in the rollout, like the real one.
 
 Behaviour is chosen per run by directives anywhere in the prompt,
-`[[fake key=value ...]]`, falling back to FAKE_CODEX_<KEY> variables:
+`[[fake key=value ...]]`, falling back to $CODEX_HOME/fake_codex.json
+({"key": "value"}: one account of a pool can behave differently), then to
+FAKE_CODEX_<KEY> variables:
   delay=S          seconds the turn takes (default 0.05)
   mode=ok|noimage|quota|forbidden|fail|crash
   layout=generated|rollout-saved|rollout-result|legacy-call|legacy-ig
@@ -146,8 +148,19 @@ def directives(prompt):
     return found
 
 
+def _home_settings():
+    path = os.path.join(os.environ.get("CODEX_HOME") or os.path.expanduser("~/.codex"), "fake_codex.json")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
 def setting(d, key, default):
-    return d.get(key, os.environ.get("FAKE_CODEX_" + key.upper(), default))
+    if key in d:
+        return d[key]
+    return str(_home_settings().get(key, os.environ.get("FAKE_CODEX_" + key.upper(), default)))
 
 
 def emit(event):

@@ -722,7 +722,12 @@ type Image struct {
 	// than the model's crop): detail is interpolated, not generated.
 	Enlarged bool `protobuf:"varint,28,opt,name=enlarged,proto3" json:"enlarged,omitempty"`
 	// How each reference of the request reached the image model.
-	References    []*ReferenceUse `protobuf:"bytes,29,rep,name=references,proto3" json:"references,omitempty"`
+	References []*ReferenceUse `protobuf:"bytes,29,rep,name=references,proto3" json:"references,omitempty"`
+	// Name of the API key that asked for it ("" without keys, "default" for
+	// CODEX_IMAGE_SERVER_API_KEY).
+	KeyName string `protobuf:"bytes,40,opt,name=key_name,json=keyName,proto3" json:"key_name,omitempty"`
+	// The Codex account (CODEX_HOME) whose codex run made it.
+	Account       string `protobuf:"bytes,41,opt,name=account,proto3" json:"account,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -958,6 +963,20 @@ func (x *Image) GetReferences() []*ReferenceUse {
 		return x.References
 	}
 	return nil
+}
+
+func (x *Image) GetKeyName() string {
+	if x != nil {
+		return x.KeyName
+	}
+	return ""
+}
+
+func (x *Image) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
 }
 
 type GenerateSummary struct {
@@ -1736,7 +1755,9 @@ type HealthResponse struct {
 	Codex               *CodexStatus `protobuf:"bytes,7,opt,name=codex,proto3" json:"codex,omitempty"`
 	Slots               *SlotStatus  `protobuf:"bytes,8,opt,name=slots,proto3" json:"slots,omitempty"`
 	// Why the server is not ready and how to fix it; empty when ready.
-	Problem       string `protobuf:"bytes,9,opt,name=problem,proto3" json:"problem,omitempty"`
+	Problem string `protobuf:"bytes,9,opt,name=problem,proto3" json:"problem,omitempty"`
+	// Each Codex account (CODEX_HOME) the server uses, in configured order.
+	Accounts      []*AccountStatus `protobuf:"bytes,10,rep,name=accounts,proto3" json:"accounts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1834,6 +1855,118 @@ func (x *HealthResponse) GetProblem() string {
 	return ""
 }
 
+func (x *HealthResponse) GetAccounts() []*AccountStatus {
+	if x != nil {
+		return x.Accounts
+	}
+	return nil
+}
+
+type AccountStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account's name ("default" for the CODEX_HOME the server inherited).
+	Name      string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	CodexHome string `protobuf:"bytes,2,opt,name=codex_home,json=codexHome,proto3" json:"codex_home,omitempty"`
+	// Its codex binary was found and answered --version.
+	Found    bool `protobuf:"varint,3,opt,name=found,proto3" json:"found,omitempty"`
+	LoggedIn bool `protobuf:"varint,4,opt,name=logged_in,json=loggedIn,proto3" json:"logged_in,omitempty"`
+	// Codex runs of this account now, and how many it may run at once.
+	InUse int32 `protobuf:"varint,5,opt,name=in_use,json=inUse,proto3" json:"in_use,omitempty"`
+	Limit int32 `protobuf:"varint,6,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Set while the account answered "usage limit": it is skipped until then.
+	ExhaustedUntil *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=exhausted_until,json=exhaustedUntil,proto3" json:"exhausted_until,omitempty"`
+	// Ready to take a run now.
+	Ready         bool `protobuf:"varint,8,opt,name=ready,proto3" json:"ready,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccountStatus) Reset() {
+	*x = AccountStatus{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccountStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccountStatus) ProtoMessage() {}
+
+func (x *AccountStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccountStatus.ProtoReflect.Descriptor instead.
+func (*AccountStatus) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *AccountStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AccountStatus) GetCodexHome() string {
+	if x != nil {
+		return x.CodexHome
+	}
+	return ""
+}
+
+func (x *AccountStatus) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *AccountStatus) GetLoggedIn() bool {
+	if x != nil {
+		return x.LoggedIn
+	}
+	return false
+}
+
+func (x *AccountStatus) GetInUse() int32 {
+	if x != nil {
+		return x.InUse
+	}
+	return 0
+}
+
+func (x *AccountStatus) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *AccountStatus) GetExhaustedUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExhaustedUntil
+	}
+	return nil
+}
+
+func (x *AccountStatus) GetReady() bool {
+	if x != nil {
+		return x.Ready
+	}
+	return false
+}
+
 type CodexStatus struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Found    bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
@@ -1848,7 +1981,7 @@ type CodexStatus struct {
 
 func (x *CodexStatus) Reset() {
 	*x = CodexStatus{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[17]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1860,7 +1993,7 @@ func (x *CodexStatus) String() string {
 func (*CodexStatus) ProtoMessage() {}
 
 func (x *CodexStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[17]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1873,7 +2006,7 @@ func (x *CodexStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CodexStatus.ProtoReflect.Descriptor instead.
 func (*CodexStatus) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{17}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CodexStatus) GetFound() bool {
@@ -1924,7 +2057,7 @@ type SlotStatus struct {
 
 func (x *SlotStatus) Reset() {
 	*x = SlotStatus{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[18]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1936,7 +2069,7 @@ func (x *SlotStatus) String() string {
 func (*SlotStatus) ProtoMessage() {}
 
 func (x *SlotStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[18]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1949,7 +2082,7 @@ func (x *SlotStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotStatus.ProtoReflect.Descriptor instead.
 func (*SlotStatus) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{18}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SlotStatus) GetInUse() int32 {
@@ -1996,7 +2129,7 @@ type GetImageRequest struct {
 
 func (x *GetImageRequest) Reset() {
 	*x = GetImageRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[19]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2008,7 +2141,7 @@ func (x *GetImageRequest) String() string {
 func (*GetImageRequest) ProtoMessage() {}
 
 func (x *GetImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[19]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2021,7 +2154,7 @@ func (x *GetImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageRequest.ProtoReflect.Descriptor instead.
 func (*GetImageRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{19}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetImageRequest) GetImageId() string {
@@ -2040,7 +2173,7 @@ type GetImageResponse struct {
 
 func (x *GetImageResponse) Reset() {
 	*x = GetImageResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[20]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2052,7 +2185,7 @@ func (x *GetImageResponse) String() string {
 func (*GetImageResponse) ProtoMessage() {}
 
 func (x *GetImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[20]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2065,7 +2198,7 @@ func (x *GetImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageResponse.ProtoReflect.Descriptor instead.
 func (*GetImageResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{20}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetImageResponse) GetImage() *Image {
@@ -2084,7 +2217,7 @@ type GetImageFileRequest struct {
 
 func (x *GetImageFileRequest) Reset() {
 	*x = GetImageFileRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[21]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2096,7 +2229,7 @@ func (x *GetImageFileRequest) String() string {
 func (*GetImageFileRequest) ProtoMessage() {}
 
 func (x *GetImageFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[21]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2109,7 +2242,7 @@ func (x *GetImageFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageFileRequest.ProtoReflect.Descriptor instead.
 func (*GetImageFileRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{21}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetImageFileRequest) GetImageId() string {
@@ -2135,7 +2268,7 @@ type GetImageFileResponse struct {
 
 func (x *GetImageFileResponse) Reset() {
 	*x = GetImageFileResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[22]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2147,7 +2280,7 @@ func (x *GetImageFileResponse) String() string {
 func (*GetImageFileResponse) ProtoMessage() {}
 
 func (x *GetImageFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[22]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2160,7 +2293,7 @@ func (x *GetImageFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageFileResponse.ProtoReflect.Descriptor instead.
 func (*GetImageFileResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{22}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetImageFileResponse) GetContentType() string {
@@ -2189,6 +2322,799 @@ func (x *GetImageFileResponse) GetData() []byte {
 		return x.Data
 	}
 	return nil
+}
+
+type ListImagesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many images (default 50, at most 1000).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// `next_page_token` of the previous page; empty for the first.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only images made at or after this time.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Only images made before this time.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Only images of this request id.
+	RequestId string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Only images asked for with this API key name.
+	KeyName string `protobuf:"bytes,6,opt,name=key_name,json=keyName,proto3" json:"key_name,omitempty"`
+	// Only images whose prompt contains this text (case-insensitive).
+	PromptContains string `protobuf:"bytes,7,opt,name=prompt_contains,json=promptContains,proto3" json:"prompt_contains,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ListImagesRequest) Reset() {
+	*x = ListImagesRequest{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListImagesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListImagesRequest) ProtoMessage() {}
+
+func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
+func (*ListImagesRequest) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ListImagesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListImagesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListImagesRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ListImagesRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *ListImagesRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ListImagesRequest) GetKeyName() string {
+	if x != nil {
+		return x.KeyName
+	}
+	return ""
+}
+
+func (x *ListImagesRequest) GetPromptContains() string {
+	if x != nil {
+		return x.PromptContains
+	}
+	return ""
+}
+
+type ListImagesResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Images []*Image               `protobuf:"bytes,1,rep,name=images,proto3" json:"images,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListImagesResponse) Reset() {
+	*x = ListImagesResponse{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListImagesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListImagesResponse) ProtoMessage() {}
+
+func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
+func (*ListImagesResponse) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ListImagesResponse) GetImages() []*Image {
+	if x != nil {
+		return x.Images
+	}
+	return nil
+}
+
+func (x *ListImagesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type DeleteImageRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ImageId       string                 `protobuf:"bytes,1,opt,name=image_id,json=imageId,proto3" json:"image_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteImageRequest) Reset() {
+	*x = DeleteImageRequest{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteImageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteImageRequest) ProtoMessage() {}
+
+func (x *DeleteImageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteImageRequest.ProtoReflect.Descriptor instead.
+func (*DeleteImageRequest) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *DeleteImageRequest) GetImageId() string {
+	if x != nil {
+		return x.ImageId
+	}
+	return ""
+}
+
+type DeleteImageResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteImageResponse) Reset() {
+	*x = DeleteImageResponse{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteImageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteImageResponse) ProtoMessage() {}
+
+func (x *DeleteImageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteImageResponse.ProtoReflect.Descriptor instead.
+func (*DeleteImageResponse) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{27}
+}
+
+type ListRequestsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many requests (default 50, at most 1000).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// `next_page_token` of the previous page; empty for the first.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only requests that arrived at or after this time.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Only requests that arrived before this time.
+	EndTime   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	RequestId string                 `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	KeyName   string                 `protobuf:"bytes,6,opt,name=key_name,json=keyName,proto3" json:"key_name,omitempty"`
+	// Only requests with this status: "running", "completed", "failed",
+	// "cancelled" or "refused".
+	Status string `protobuf:"bytes,7,opt,name=status,proto3" json:"status,omitempty"`
+	// Only requests whose prompt contains this text (case-insensitive).
+	PromptContains string `protobuf:"bytes,8,opt,name=prompt_contains,json=promptContains,proto3" json:"prompt_contains,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ListRequestsRequest) Reset() {
+	*x = ListRequestsRequest{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRequestsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRequestsRequest) ProtoMessage() {}
+
+func (x *ListRequestsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRequestsRequest.ProtoReflect.Descriptor instead.
+func (*ListRequestsRequest) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListRequestsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListRequestsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListRequestsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ListRequestsRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *ListRequestsRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ListRequestsRequest) GetKeyName() string {
+	if x != nil {
+		return x.KeyName
+	}
+	return ""
+}
+
+func (x *ListRequestsRequest) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *ListRequestsRequest) GetPromptContains() string {
+	if x != nil {
+		return x.PromptContains
+	}
+	return ""
+}
+
+type ListRequestsResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Requests []*RequestRecord       `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRequestsResponse) Reset() {
+	*x = ListRequestsResponse{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRequestsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRequestsResponse) ProtoMessage() {}
+
+func (x *ListRequestsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRequestsResponse.ProtoReflect.Descriptor instead.
+func (*ListRequestsResponse) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ListRequestsResponse) GetRequests() []*RequestRecord {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+func (x *ListRequestsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// One Generate request as the history keeps it.
+type RequestRecord struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// "running", "completed", "failed", "cancelled" or "refused" (never ran:
+	// bad input, a full queue, a key over its limit).
+	Status string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	// ErrorInfo reason of the failure (e.g. "QUOTA_EXHAUSTED"); "" when completed.
+	ErrorReason  string `protobuf:"bytes,3,opt,name=error_reason,json=errorReason,proto3" json:"error_reason,omitempty"`
+	ErrorMessage string `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// Name of the API key that asked.
+	KeyName string `protobuf:"bytes,5,opt,name=key_name,json=keyName,proto3" json:"key_name,omitempty"`
+	// "grpc" or "http".
+	Surface string `protobuf:"bytes,6,opt,name=surface,proto3" json:"surface,omitempty"`
+	// The parameters as validated.
+	Prompt         string                 `protobuf:"bytes,7,opt,name=prompt,proto3" json:"prompt,omitempty"`
+	Count          int32                  `protobuf:"varint,8,opt,name=count,proto3" json:"count,omitempty"`
+	RequestedSize  string                 `protobuf:"bytes,9,opt,name=requested_size,json=requestedSize,proto3" json:"requested_size,omitempty"`
+	ResolvedSize   string                 `protobuf:"bytes,10,opt,name=resolved_size,json=resolvedSize,proto3" json:"resolved_size,omitempty"`
+	Aspect         string                 `protobuf:"bytes,11,opt,name=aspect,proto3" json:"aspect,omitempty"`
+	Quality        string                 `protobuf:"bytes,12,opt,name=quality,proto3" json:"quality,omitempty"`
+	OutputFormat   string                 `protobuf:"bytes,13,opt,name=output_format,json=outputFormat,proto3" json:"output_format,omitempty"`
+	ReferenceCount int32                  `protobuf:"varint,14,opt,name=reference_count,json=referenceCount,proto3" json:"reference_count,omitempty"`
+	CreateTime     *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When it ended; unset while running.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Time spent waiting for a generation slot.
+	QueueWaitMs int64 `protobuf:"varint,17,opt,name=queue_wait_ms,json=queueWaitMs,proto3" json:"queue_wait_ms,omitempty"`
+	// Longest codex run among its candidates.
+	CodexMs int64 `protobuf:"varint,18,opt,name=codex_ms,json=codexMs,proto3" json:"codex_ms,omitempty"`
+	// From arrival to the end.
+	DurationMs int64 `protobuf:"varint,19,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	// The Codex accounts its candidates ran on.
+	Accounts      []string `protobuf:"bytes,20,rep,name=accounts,proto3" json:"accounts,omitempty"`
+	ImageIds      []string `protobuf:"bytes,21,rep,name=image_ids,json=imageIds,proto3" json:"image_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestRecord) Reset() {
+	*x = RequestRecord{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestRecord) ProtoMessage() {}
+
+func (x *RequestRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestRecord.ProtoReflect.Descriptor instead.
+func (*RequestRecord) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *RequestRecord) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *RequestRecord) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *RequestRecord) GetErrorReason() string {
+	if x != nil {
+		return x.ErrorReason
+	}
+	return ""
+}
+
+func (x *RequestRecord) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
+func (x *RequestRecord) GetKeyName() string {
+	if x != nil {
+		return x.KeyName
+	}
+	return ""
+}
+
+func (x *RequestRecord) GetSurface() string {
+	if x != nil {
+		return x.Surface
+	}
+	return ""
+}
+
+func (x *RequestRecord) GetPrompt() string {
+	if x != nil {
+		return x.Prompt
+	}
+	return ""
+}
+
+func (x *RequestRecord) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *RequestRecord) GetRequestedSize() string {
+	if x != nil {
+		return x.RequestedSize
+	}
+	return ""
+}
+
+func (x *RequestRecord) GetResolvedSize() string {
+	if x != nil {
+		return x.ResolvedSize
+	}
+	return ""
+}
+
+func (x *RequestRecord) GetAspect() string {
+	if x != nil {
+		return x.Aspect
+	}
+	return ""
+}
+
+func (x *RequestRecord) GetQuality() string {
+	if x != nil {
+		return x.Quality
+	}
+	return ""
+}
+
+func (x *RequestRecord) GetOutputFormat() string {
+	if x != nil {
+		return x.OutputFormat
+	}
+	return ""
+}
+
+func (x *RequestRecord) GetReferenceCount() int32 {
+	if x != nil {
+		return x.ReferenceCount
+	}
+	return 0
+}
+
+func (x *RequestRecord) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *RequestRecord) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *RequestRecord) GetQueueWaitMs() int64 {
+	if x != nil {
+		return x.QueueWaitMs
+	}
+	return 0
+}
+
+func (x *RequestRecord) GetCodexMs() int64 {
+	if x != nil {
+		return x.CodexMs
+	}
+	return 0
+}
+
+func (x *RequestRecord) GetDurationMs() int64 {
+	if x != nil {
+		return x.DurationMs
+	}
+	return 0
+}
+
+func (x *RequestRecord) GetAccounts() []string {
+	if x != nil {
+		return x.Accounts
+	}
+	return nil
+}
+
+func (x *RequestRecord) GetImageIds() []string {
+	if x != nil {
+		return x.ImageIds
+	}
+	return nil
+}
+
+type GetRequestRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The newest request with this id.
+	RequestId     string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRequestRequest) Reset() {
+	*x = GetRequestRequest{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRequestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRequestRequest) ProtoMessage() {}
+
+func (x *GetRequestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRequestRequest.ProtoReflect.Descriptor instead.
+func (*GetRequestRequest) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *GetRequestRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+type GetRequestResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Request *RequestRecord         `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	// Its images that are still stored.
+	Images []*Image `protobuf:"bytes,2,rep,name=images,proto3" json:"images,omitempty"`
+	// Usage of the request's API key (unset without a named key).
+	KeyUsage      *KeyUsage `protobuf:"bytes,3,opt,name=key_usage,json=keyUsage,proto3" json:"key_usage,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRequestResponse) Reset() {
+	*x = GetRequestResponse{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRequestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRequestResponse) ProtoMessage() {}
+
+func (x *GetRequestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRequestResponse.ProtoReflect.Descriptor instead.
+func (*GetRequestResponse) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GetRequestResponse) GetRequest() *RequestRecord {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *GetRequestResponse) GetImages() []*Image {
+	if x != nil {
+		return x.Images
+	}
+	return nil
+}
+
+func (x *GetRequestResponse) GetKeyUsage() *KeyUsage {
+	if x != nil {
+		return x.KeyUsage
+	}
+	return nil
+}
+
+// An API key's use against its limits; a limit of 0 means none.
+type KeyUsage struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	KeyName string                 `protobuf:"bytes,1,opt,name=key_name,json=keyName,proto3" json:"key_name,omitempty"`
+	// Images counted against the key today (UTC), finished and running.
+	ImagesToday           int64 `protobuf:"varint,2,opt,name=images_today,json=imagesToday,proto3" json:"images_today,omitempty"`
+	ImagesPerDay          int64 `protobuf:"varint,3,opt,name=images_per_day,json=imagesPerDay,proto3" json:"images_per_day,omitempty"`
+	ConcurrentRequests    int32 `protobuf:"varint,4,opt,name=concurrent_requests,json=concurrentRequests,proto3" json:"concurrent_requests,omitempty"`
+	MaxConcurrentRequests int32 `protobuf:"varint,5,opt,name=max_concurrent_requests,json=maxConcurrentRequests,proto3" json:"max_concurrent_requests,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *KeyUsage) Reset() {
+	*x = KeyUsage{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyUsage) ProtoMessage() {}
+
+func (x *KeyUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyUsage.ProtoReflect.Descriptor instead.
+func (*KeyUsage) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *KeyUsage) GetKeyName() string {
+	if x != nil {
+		return x.KeyName
+	}
+	return ""
+}
+
+func (x *KeyUsage) GetImagesToday() int64 {
+	if x != nil {
+		return x.ImagesToday
+	}
+	return 0
+}
+
+func (x *KeyUsage) GetImagesPerDay() int64 {
+	if x != nil {
+		return x.ImagesPerDay
+	}
+	return 0
+}
+
+func (x *KeyUsage) GetConcurrentRequests() int32 {
+	if x != nil {
+		return x.ConcurrentRequests
+	}
+	return 0
+}
+
+func (x *KeyUsage) GetMaxConcurrentRequests() int32 {
+	if x != nil {
+		return x.MaxConcurrentRequests
+	}
+	return 0
 }
 
 var File_codeximage_v1_image_service_proto protoreflect.FileDescriptor
@@ -2250,7 +3176,7 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\fSTAGE_QUEUED\x10\x01\x12\x1b\n" +
 	"\x17STAGE_CANDIDATE_STARTED\x10\x02\x12\x15\n" +
 	"\x11STAGE_CODEX_PHASE\x10\x03\x12\x1c\n" +
-	"\x18STAGE_CANDIDATE_FINISHED\x10\x04\"\x98\a\n" +
+	"\x18STAGE_CANDIDATE_FINISHED\x10\x04\"\xcd\a\n" +
 	"\x05Image\x12\x14\n" +
 	"\x02id\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\x02id\x12\x1d\n" +
 	"\n" +
@@ -2287,7 +3213,9 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\benlarged\x18\x1c \x01(\bR\benlarged\x12;\n" +
 	"\n" +
 	"references\x18\x1d \x03(\v2\x1b.codeximage.v1.ReferenceUseR\n" +
-	"references\"\xf9\x03\n" +
+	"references\x12\x19\n" +
+	"\bkey_name\x18( \x01(\tR\akeyName\x12\x18\n" +
+	"\aaccount\x18) \x01(\tR\aaccount\"\xf9\x03\n" +
 	"\x0fGenerateSummary\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
@@ -2367,7 +3295,7 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"mime_types\x18\x04 \x03(\tR\tmimeTypes\x12#\n" +
 	"\rmax_originals\x18\x05 \x01(\x05R\fmaxOriginals\x12#\n" +
 	"\roverflow_mode\x18\x06 \x01(\tR\foverflowMode\"\x0f\n" +
-	"\rHealthRequest\"\xc4\x02\n" +
+	"\rHealthRequest\"\xfe\x02\n" +
 	"\x0eHealthResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x14\n" +
 	"\x05ready\x18\x02 \x01(\bR\x05ready\x12\x18\n" +
@@ -2377,7 +3305,19 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\x15generation_timeout_ms\x18\x06 \x01(\x03R\x13generationTimeoutMs\x120\n" +
 	"\x05codex\x18\a \x01(\v2\x1a.codeximage.v1.CodexStatusR\x05codex\x12/\n" +
 	"\x05slots\x18\b \x01(\v2\x19.codeximage.v1.SlotStatusR\x05slots\x12\x18\n" +
-	"\aproblem\x18\t \x01(\tR\aproblem\"\x97\x01\n" +
+	"\aproblem\x18\t \x01(\tR\aproblem\x128\n" +
+	"\baccounts\x18\n" +
+	" \x03(\v2\x1c.codeximage.v1.AccountStatusR\baccounts\"\xfd\x01\n" +
+	"\rAccountStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"codex_home\x18\x02 \x01(\tR\tcodexHome\x12\x14\n" +
+	"\x05found\x18\x03 \x01(\bR\x05found\x12\x1b\n" +
+	"\tlogged_in\x18\x04 \x01(\bR\bloggedIn\x12\x15\n" +
+	"\x06in_use\x18\x05 \x01(\x05R\x05inUse\x12\x14\n" +
+	"\x05limit\x18\x06 \x01(\x05R\x05limit\x12C\n" +
+	"\x0fexhausted_until\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x0eexhaustedUntil\x12\x14\n" +
+	"\x05ready\x18\b \x01(\bR\x05ready\"\x97\x01\n" +
 	"\vCodexStatus\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x18\n" +
@@ -2403,14 +3343,92 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\n" +
 	"total_size\x18\x02 \x01(\x03R\ttotalSize\x12\x16\n" +
 	"\x06sha256\x18\x03 \x01(\tR\x06sha256\x12\x12\n" +
-	"\x04data\x18\x04 \x01(\fR\x04data2\xbd\x04\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\"\xa4\x02\n" +
+	"\x11ListImagesRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x129\n" +
+	"\n" +
+	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x05 \x01(\tR\trequestId\x12\x19\n" +
+	"\bkey_name\x18\x06 \x01(\tR\akeyName\x12'\n" +
+	"\x0fprompt_contains\x18\a \x01(\tR\x0epromptContains\"j\n" +
+	"\x12ListImagesResponse\x12,\n" +
+	"\x06images\x18\x01 \x03(\v2\x14.codeximage.v1.ImageR\x06images\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"5\n" +
+	"\x12DeleteImageRequest\x12\x1f\n" +
+	"\bimage_id\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\aimageId\"\x15\n" +
+	"\x13DeleteImageResponse\"\xbe\x02\n" +
+	"\x13ListRequestsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x129\n" +
+	"\n" +
+	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x05 \x01(\tR\trequestId\x12\x19\n" +
+	"\bkey_name\x18\x06 \x01(\tR\akeyName\x12\x16\n" +
+	"\x06status\x18\a \x01(\tR\x06status\x12'\n" +
+	"\x0fprompt_contains\x18\b \x01(\tR\x0epromptContains\"x\n" +
+	"\x14ListRequestsResponse\x128\n" +
+	"\brequests\x18\x01 \x03(\v2\x1c.codeximage.v1.RequestRecordR\brequests\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xca\x05\n" +
+	"\rRequestRecord\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12!\n" +
+	"\ferror_reason\x18\x03 \x01(\tR\verrorReason\x12#\n" +
+	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\x12\x19\n" +
+	"\bkey_name\x18\x05 \x01(\tR\akeyName\x12\x18\n" +
+	"\asurface\x18\x06 \x01(\tR\asurface\x12\x16\n" +
+	"\x06prompt\x18\a \x01(\tR\x06prompt\x12\x14\n" +
+	"\x05count\x18\b \x01(\x05R\x05count\x12%\n" +
+	"\x0erequested_size\x18\t \x01(\tR\rrequestedSize\x12#\n" +
+	"\rresolved_size\x18\n" +
+	" \x01(\tR\fresolvedSize\x12\x16\n" +
+	"\x06aspect\x18\v \x01(\tR\x06aspect\x12\x18\n" +
+	"\aquality\x18\f \x01(\tR\aquality\x12#\n" +
+	"\routput_format\x18\r \x01(\tR\foutputFormat\x12'\n" +
+	"\x0freference_count\x18\x0e \x01(\x05R\x0ereferenceCount\x12;\n" +
+	"\vcreate_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x125\n" +
+	"\bend_time\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\"\n" +
+	"\rqueue_wait_ms\x18\x11 \x01(\x03R\vqueueWaitMs\x12\x19\n" +
+	"\bcodex_ms\x18\x12 \x01(\x03R\acodexMs\x12\x1f\n" +
+	"\vduration_ms\x18\x13 \x01(\x03R\n" +
+	"durationMs\x12\x1a\n" +
+	"\baccounts\x18\x14 \x03(\tR\baccounts\x12\x1b\n" +
+	"\timage_ids\x18\x15 \x03(\tR\bimageIds\"8\n" +
+	"\x11GetRequestRequest\x12#\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\trequestId\"\xb0\x01\n" +
+	"\x12GetRequestResponse\x126\n" +
+	"\arequest\x18\x01 \x01(\v2\x1c.codeximage.v1.RequestRecordR\arequest\x12,\n" +
+	"\x06images\x18\x02 \x03(\v2\x14.codeximage.v1.ImageR\x06images\x124\n" +
+	"\tkey_usage\x18\x03 \x01(\v2\x17.codeximage.v1.KeyUsageR\bkeyUsage\"\xd7\x01\n" +
+	"\bKeyUsage\x12\x19\n" +
+	"\bkey_name\x18\x01 \x01(\tR\akeyName\x12!\n" +
+	"\fimages_today\x18\x02 \x01(\x03R\vimagesToday\x12$\n" +
+	"\x0eimages_per_day\x18\x03 \x01(\x03R\fimagesPerDay\x12/\n" +
+	"\x13concurrent_requests\x18\x04 \x01(\x05R\x12concurrentRequests\x126\n" +
+	"\x17max_concurrent_requests\x18\x05 \x01(\x05R\x15maxConcurrentRequests2\xfe\a\n" +
 	"\fImageService\x12m\n" +
 	"\bGenerate\x12\x1e.codeximage.v1.GenerateRequest\x1a\x1f.codeximage.v1.GenerateResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/images/generate0\x01\x12z\n" +
 	"\x0fGetCapabilities\x12%.codeximage.v1.GetCapabilitiesRequest\x1a&.codeximage.v1.GetCapabilitiesResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/capabilities\x12W\n" +
 	"\x06Health\x12\x1c.codeximage.v1.HealthRequest\x1a\x1d.codeximage.v1.HealthResponse\"\x10\x82\xd3\xe4\x93\x02\n" +
 	"\x12\b/healthz\x12j\n" +
 	"\bGetImage\x12\x1e.codeximage.v1.GetImageRequest\x1a\x1f.codeximage.v1.GetImageResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/images/{image_id}\x12}\n" +
-	"\fGetImageFile\x12\".codeximage.v1.GetImageFileRequest\x1a#.codeximage.v1.GetImageFileResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/images/{image_id}/file0\x01Bl\n" +
+	"\fGetImageFile\x12\".codeximage.v1.GetImageFileRequest\x1a#.codeximage.v1.GetImageFileResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/images/{image_id}/file0\x01\x12e\n" +
+	"\n" +
+	"ListImages\x12 .codeximage.v1.ListImagesRequest\x1a!.codeximage.v1.ListImagesResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"/v1/images\x12s\n" +
+	"\vDeleteImage\x12!.codeximage.v1.DeleteImageRequest\x1a\".codeximage.v1.DeleteImageResponse\"\x1d\x82\xd3\xe4\x93\x02\x17*\x15/v1/images/{image_id}\x12m\n" +
+	"\fListRequests\x12\".codeximage.v1.ListRequestsRequest\x1a#.codeximage.v1.ListRequestsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/requests\x12t\n" +
+	"\n" +
+	"GetRequest\x12 .codeximage.v1.GetRequestRequest\x1a!.codeximage.v1.GetRequestResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/requests/{request_id}Bl\n" +
 	"\x11dev.codeximage.v1P\x01ZUgithub.com/codex-image-server/codex-image-server/clients/go/codeximagev1;codeximagev1b\x06proto3"
 
 var (
@@ -2426,7 +3444,7 @@ func file_codeximage_v1_image_service_proto_rawDescGZIP() []byte {
 }
 
 var file_codeximage_v1_image_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_codeximage_v1_image_service_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_codeximage_v1_image_service_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_codeximage_v1_image_service_proto_goTypes = []any{
 	(Progress_Stage)(0),             // 0: codeximage.v1.Progress.Stage
 	(*GenerateRequest)(nil),         // 1: codeximage.v1.GenerateRequest
@@ -2446,13 +3464,24 @@ var file_codeximage_v1_image_service_proto_goTypes = []any{
 	(*ReferencePolicy)(nil),         // 15: codeximage.v1.ReferencePolicy
 	(*HealthRequest)(nil),           // 16: codeximage.v1.HealthRequest
 	(*HealthResponse)(nil),          // 17: codeximage.v1.HealthResponse
-	(*CodexStatus)(nil),             // 18: codeximage.v1.CodexStatus
-	(*SlotStatus)(nil),              // 19: codeximage.v1.SlotStatus
-	(*GetImageRequest)(nil),         // 20: codeximage.v1.GetImageRequest
-	(*GetImageResponse)(nil),        // 21: codeximage.v1.GetImageResponse
-	(*GetImageFileRequest)(nil),     // 22: codeximage.v1.GetImageFileRequest
-	(*GetImageFileResponse)(nil),    // 23: codeximage.v1.GetImageFileResponse
-	(*timestamppb.Timestamp)(nil),   // 24: google.protobuf.Timestamp
+	(*AccountStatus)(nil),           // 18: codeximage.v1.AccountStatus
+	(*CodexStatus)(nil),             // 19: codeximage.v1.CodexStatus
+	(*SlotStatus)(nil),              // 20: codeximage.v1.SlotStatus
+	(*GetImageRequest)(nil),         // 21: codeximage.v1.GetImageRequest
+	(*GetImageResponse)(nil),        // 22: codeximage.v1.GetImageResponse
+	(*GetImageFileRequest)(nil),     // 23: codeximage.v1.GetImageFileRequest
+	(*GetImageFileResponse)(nil),    // 24: codeximage.v1.GetImageFileResponse
+	(*ListImagesRequest)(nil),       // 25: codeximage.v1.ListImagesRequest
+	(*ListImagesResponse)(nil),      // 26: codeximage.v1.ListImagesResponse
+	(*DeleteImageRequest)(nil),      // 27: codeximage.v1.DeleteImageRequest
+	(*DeleteImageResponse)(nil),     // 28: codeximage.v1.DeleteImageResponse
+	(*ListRequestsRequest)(nil),     // 29: codeximage.v1.ListRequestsRequest
+	(*ListRequestsResponse)(nil),    // 30: codeximage.v1.ListRequestsResponse
+	(*RequestRecord)(nil),           // 31: codeximage.v1.RequestRecord
+	(*GetRequestRequest)(nil),       // 32: codeximage.v1.GetRequestRequest
+	(*GetRequestResponse)(nil),      // 33: codeximage.v1.GetRequestResponse
+	(*KeyUsage)(nil),                // 34: codeximage.v1.KeyUsage
+	(*timestamppb.Timestamp)(nil),   // 35: google.protobuf.Timestamp
 }
 var file_codeximage_v1_image_service_proto_depIdxs = []int32{
 	3,  // 0: codeximage.v1.GenerateRequest.references:type_name -> codeximage.v1.Reference
@@ -2461,7 +3490,7 @@ var file_codeximage_v1_image_service_proto_depIdxs = []int32{
 	7,  // 3: codeximage.v1.GenerateResponse.image:type_name -> codeximage.v1.Image
 	8,  // 4: codeximage.v1.GenerateResponse.summary:type_name -> codeximage.v1.GenerateSummary
 	0,  // 5: codeximage.v1.Progress.stage:type_name -> codeximage.v1.Progress.Stage
-	24, // 6: codeximage.v1.Image.create_time:type_name -> google.protobuf.Timestamp
+	35, // 6: codeximage.v1.Image.create_time:type_name -> google.protobuf.Timestamp
 	4,  // 7: codeximage.v1.Image.references:type_name -> codeximage.v1.ReferenceUse
 	4,  // 8: codeximage.v1.GenerateSummary.references:type_name -> codeximage.v1.ReferenceUse
 	12, // 9: codeximage.v1.GetCapabilitiesResponse.size_constraints:type_name -> codeximage.v1.SizeConstraints
@@ -2469,24 +3498,45 @@ var file_codeximage_v1_image_service_proto_depIdxs = []int32{
 	15, // 11: codeximage.v1.GetCapabilitiesResponse.references:type_name -> codeximage.v1.ReferencePolicy
 	14, // 12: codeximage.v1.GetCapabilitiesResponse.presets:type_name -> codeximage.v1.SizePreset
 	11, // 13: codeximage.v1.GetCapabilitiesResponse.aspect_options:type_name -> codeximage.v1.AspectOption
-	18, // 14: codeximage.v1.HealthResponse.codex:type_name -> codeximage.v1.CodexStatus
-	19, // 15: codeximage.v1.HealthResponse.slots:type_name -> codeximage.v1.SlotStatus
-	7,  // 16: codeximage.v1.GetImageResponse.image:type_name -> codeximage.v1.Image
-	1,  // 17: codeximage.v1.ImageService.Generate:input_type -> codeximage.v1.GenerateRequest
-	9,  // 18: codeximage.v1.ImageService.GetCapabilities:input_type -> codeximage.v1.GetCapabilitiesRequest
-	16, // 19: codeximage.v1.ImageService.Health:input_type -> codeximage.v1.HealthRequest
-	20, // 20: codeximage.v1.ImageService.GetImage:input_type -> codeximage.v1.GetImageRequest
-	22, // 21: codeximage.v1.ImageService.GetImageFile:input_type -> codeximage.v1.GetImageFileRequest
-	5,  // 22: codeximage.v1.ImageService.Generate:output_type -> codeximage.v1.GenerateResponse
-	10, // 23: codeximage.v1.ImageService.GetCapabilities:output_type -> codeximage.v1.GetCapabilitiesResponse
-	17, // 24: codeximage.v1.ImageService.Health:output_type -> codeximage.v1.HealthResponse
-	21, // 25: codeximage.v1.ImageService.GetImage:output_type -> codeximage.v1.GetImageResponse
-	23, // 26: codeximage.v1.ImageService.GetImageFile:output_type -> codeximage.v1.GetImageFileResponse
-	22, // [22:27] is the sub-list for method output_type
-	17, // [17:22] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	19, // 14: codeximage.v1.HealthResponse.codex:type_name -> codeximage.v1.CodexStatus
+	20, // 15: codeximage.v1.HealthResponse.slots:type_name -> codeximage.v1.SlotStatus
+	18, // 16: codeximage.v1.HealthResponse.accounts:type_name -> codeximage.v1.AccountStatus
+	35, // 17: codeximage.v1.AccountStatus.exhausted_until:type_name -> google.protobuf.Timestamp
+	7,  // 18: codeximage.v1.GetImageResponse.image:type_name -> codeximage.v1.Image
+	35, // 19: codeximage.v1.ListImagesRequest.start_time:type_name -> google.protobuf.Timestamp
+	35, // 20: codeximage.v1.ListImagesRequest.end_time:type_name -> google.protobuf.Timestamp
+	7,  // 21: codeximage.v1.ListImagesResponse.images:type_name -> codeximage.v1.Image
+	35, // 22: codeximage.v1.ListRequestsRequest.start_time:type_name -> google.protobuf.Timestamp
+	35, // 23: codeximage.v1.ListRequestsRequest.end_time:type_name -> google.protobuf.Timestamp
+	31, // 24: codeximage.v1.ListRequestsResponse.requests:type_name -> codeximage.v1.RequestRecord
+	35, // 25: codeximage.v1.RequestRecord.create_time:type_name -> google.protobuf.Timestamp
+	35, // 26: codeximage.v1.RequestRecord.end_time:type_name -> google.protobuf.Timestamp
+	31, // 27: codeximage.v1.GetRequestResponse.request:type_name -> codeximage.v1.RequestRecord
+	7,  // 28: codeximage.v1.GetRequestResponse.images:type_name -> codeximage.v1.Image
+	34, // 29: codeximage.v1.GetRequestResponse.key_usage:type_name -> codeximage.v1.KeyUsage
+	1,  // 30: codeximage.v1.ImageService.Generate:input_type -> codeximage.v1.GenerateRequest
+	9,  // 31: codeximage.v1.ImageService.GetCapabilities:input_type -> codeximage.v1.GetCapabilitiesRequest
+	16, // 32: codeximage.v1.ImageService.Health:input_type -> codeximage.v1.HealthRequest
+	21, // 33: codeximage.v1.ImageService.GetImage:input_type -> codeximage.v1.GetImageRequest
+	23, // 34: codeximage.v1.ImageService.GetImageFile:input_type -> codeximage.v1.GetImageFileRequest
+	25, // 35: codeximage.v1.ImageService.ListImages:input_type -> codeximage.v1.ListImagesRequest
+	27, // 36: codeximage.v1.ImageService.DeleteImage:input_type -> codeximage.v1.DeleteImageRequest
+	29, // 37: codeximage.v1.ImageService.ListRequests:input_type -> codeximage.v1.ListRequestsRequest
+	32, // 38: codeximage.v1.ImageService.GetRequest:input_type -> codeximage.v1.GetRequestRequest
+	5,  // 39: codeximage.v1.ImageService.Generate:output_type -> codeximage.v1.GenerateResponse
+	10, // 40: codeximage.v1.ImageService.GetCapabilities:output_type -> codeximage.v1.GetCapabilitiesResponse
+	17, // 41: codeximage.v1.ImageService.Health:output_type -> codeximage.v1.HealthResponse
+	22, // 42: codeximage.v1.ImageService.GetImage:output_type -> codeximage.v1.GetImageResponse
+	24, // 43: codeximage.v1.ImageService.GetImageFile:output_type -> codeximage.v1.GetImageFileResponse
+	26, // 44: codeximage.v1.ImageService.ListImages:output_type -> codeximage.v1.ListImagesResponse
+	28, // 45: codeximage.v1.ImageService.DeleteImage:output_type -> codeximage.v1.DeleteImageResponse
+	30, // 46: codeximage.v1.ImageService.ListRequests:output_type -> codeximage.v1.ListRequestsResponse
+	33, // 47: codeximage.v1.ImageService.GetRequest:output_type -> codeximage.v1.GetRequestResponse
+	39, // [39:48] is the sub-list for method output_type
+	30, // [30:39] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_codeximage_v1_image_service_proto_init() }
@@ -2505,7 +3555,7 @@ func file_codeximage_v1_image_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_codeximage_v1_image_service_proto_rawDesc), len(file_codeximage_v1_image_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

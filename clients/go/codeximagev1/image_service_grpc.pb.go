@@ -32,6 +32,10 @@ const (
 	ImageService_Health_FullMethodName          = "/codeximage.v1.ImageService/Health"
 	ImageService_GetImage_FullMethodName        = "/codeximage.v1.ImageService/GetImage"
 	ImageService_GetImageFile_FullMethodName    = "/codeximage.v1.ImageService/GetImageFile"
+	ImageService_ListImages_FullMethodName      = "/codeximage.v1.ImageService/ListImages"
+	ImageService_DeleteImage_FullMethodName     = "/codeximage.v1.ImageService/DeleteImage"
+	ImageService_ListRequests_FullMethodName    = "/codeximage.v1.ImageService/ListRequests"
+	ImageService_GetRequest_FullMethodName      = "/codeximage.v1.ImageService/GetRequest"
 )
 
 // ImageServiceClient is the client API for ImageService service.
@@ -52,6 +56,17 @@ type ImageServiceClient interface {
 	// One stored image's bytes, in chunks of at most 64 KiB. The first chunk
 	// carries the content type and total size.
 	GetImageFile(ctx context.Context, in *GetImageFileRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GetImageFileResponse], error)
+	// Stored images, newest first, a page at a time (AIP-158). Paging is
+	// stable while new images land: a token resumes after the last image seen.
+	ListImages(ctx context.Context, in *ListImagesRequest, opts ...grpc.CallOption) (*ListImagesResponse, error)
+	// Deletes a stored image: its bytes, its record and its file route.
+	DeleteImage(ctx context.Context, in *DeleteImageRequest, opts ...grpc.CallOption) (*DeleteImageResponse, error)
+	// Generate requests, newest first, whatever their outcome (completed,
+	// failed, cancelled, refused), a page at a time.
+	ListRequests(ctx context.Context, in *ListRequestsRequest, opts ...grpc.CallOption) (*ListRequestsResponse, error)
+	// One Generate request in detail: parameters, outcome, durations, the
+	// account that served it, its images, and its key's usage.
+	GetRequest(ctx context.Context, in *GetRequestRequest, opts ...grpc.CallOption) (*GetRequestResponse, error)
 }
 
 type imageServiceClient struct {
@@ -130,6 +145,46 @@ func (c *imageServiceClient) GetImageFile(ctx context.Context, in *GetImageFileR
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ImageService_GetImageFileClient = grpc.ServerStreamingClient[GetImageFileResponse]
 
+func (c *imageServiceClient) ListImages(ctx context.Context, in *ListImagesRequest, opts ...grpc.CallOption) (*ListImagesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListImagesResponse)
+	err := c.cc.Invoke(ctx, ImageService_ListImages_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *imageServiceClient) DeleteImage(ctx context.Context, in *DeleteImageRequest, opts ...grpc.CallOption) (*DeleteImageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteImageResponse)
+	err := c.cc.Invoke(ctx, ImageService_DeleteImage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *imageServiceClient) ListRequests(ctx context.Context, in *ListRequestsRequest, opts ...grpc.CallOption) (*ListRequestsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRequestsResponse)
+	err := c.cc.Invoke(ctx, ImageService_ListRequests_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *imageServiceClient) GetRequest(ctx context.Context, in *GetRequestRequest, opts ...grpc.CallOption) (*GetRequestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetRequestResponse)
+	err := c.cc.Invoke(ctx, ImageService_GetRequest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ImageServiceServer is the server API for ImageService service.
 // All implementations must embed UnimplementedImageServiceServer
 // for forward compatibility.
@@ -148,6 +203,17 @@ type ImageServiceServer interface {
 	// One stored image's bytes, in chunks of at most 64 KiB. The first chunk
 	// carries the content type and total size.
 	GetImageFile(*GetImageFileRequest, grpc.ServerStreamingServer[GetImageFileResponse]) error
+	// Stored images, newest first, a page at a time (AIP-158). Paging is
+	// stable while new images land: a token resumes after the last image seen.
+	ListImages(context.Context, *ListImagesRequest) (*ListImagesResponse, error)
+	// Deletes a stored image: its bytes, its record and its file route.
+	DeleteImage(context.Context, *DeleteImageRequest) (*DeleteImageResponse, error)
+	// Generate requests, newest first, whatever their outcome (completed,
+	// failed, cancelled, refused), a page at a time.
+	ListRequests(context.Context, *ListRequestsRequest) (*ListRequestsResponse, error)
+	// One Generate request in detail: parameters, outcome, durations, the
+	// account that served it, its images, and its key's usage.
+	GetRequest(context.Context, *GetRequestRequest) (*GetRequestResponse, error)
 	mustEmbedUnimplementedImageServiceServer()
 }
 
@@ -172,6 +238,18 @@ func (UnimplementedImageServiceServer) GetImage(context.Context, *GetImageReques
 }
 func (UnimplementedImageServiceServer) GetImageFile(*GetImageFileRequest, grpc.ServerStreamingServer[GetImageFileResponse]) error {
 	return status.Error(codes.Unimplemented, "method GetImageFile not implemented")
+}
+func (UnimplementedImageServiceServer) ListImages(context.Context, *ListImagesRequest) (*ListImagesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListImages not implemented")
+}
+func (UnimplementedImageServiceServer) DeleteImage(context.Context, *DeleteImageRequest) (*DeleteImageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteImage not implemented")
+}
+func (UnimplementedImageServiceServer) ListRequests(context.Context, *ListRequestsRequest) (*ListRequestsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRequests not implemented")
+}
+func (UnimplementedImageServiceServer) GetRequest(context.Context, *GetRequestRequest) (*GetRequestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRequest not implemented")
 }
 func (UnimplementedImageServiceServer) mustEmbedUnimplementedImageServiceServer() {}
 func (UnimplementedImageServiceServer) testEmbeddedByValue()                      {}
@@ -270,6 +348,78 @@ func _ImageService_GetImageFile_Handler(srv interface{}, stream grpc.ServerStrea
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ImageService_GetImageFileServer = grpc.ServerStreamingServer[GetImageFileResponse]
 
+func _ImageService_ListImages_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListImagesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ImageServiceServer).ListImages(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ImageService_ListImages_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ImageServiceServer).ListImages(ctx, req.(*ListImagesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ImageService_DeleteImage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteImageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ImageServiceServer).DeleteImage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ImageService_DeleteImage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ImageServiceServer).DeleteImage(ctx, req.(*DeleteImageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ImageService_ListRequests_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRequestsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ImageServiceServer).ListRequests(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ImageService_ListRequests_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ImageServiceServer).ListRequests(ctx, req.(*ListRequestsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ImageService_GetRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRequestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ImageServiceServer).GetRequest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ImageService_GetRequest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ImageServiceServer).GetRequest(ctx, req.(*GetRequestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ImageService_ServiceDesc is the grpc.ServiceDesc for ImageService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -288,6 +438,22 @@ var ImageService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetImage",
 			Handler:    _ImageService_GetImage_Handler,
+		},
+		{
+			MethodName: "ListImages",
+			Handler:    _ImageService_ListImages_Handler,
+		},
+		{
+			MethodName: "DeleteImage",
+			Handler:    _ImageService_DeleteImage_Handler,
+		},
+		{
+			MethodName: "ListRequests",
+			Handler:    _ImageService_ListRequests_Handler,
+		},
+		{
+			MethodName: "GetRequest",
+			Handler:    _ImageService_GetRequest_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

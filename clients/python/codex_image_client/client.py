@@ -5,10 +5,13 @@
         ...
     result = client.generate("a red fox").wait(on_event=print)
     client.download(result.images[0].id, "fox.png")        # sha256 checked
+    for image in client.iter_images(prompt_contains="fox"):  # every page, newest first
+        client.delete_image(image.id)
 """
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import mimetypes
 import os
@@ -18,6 +21,7 @@ from typing import Callable, Iterable, Iterator
 import grpc
 from codeximage.v1 import image_service_pb2 as pb
 from codeximage.v1 import image_service_pb2_grpc
+from google.protobuf import timestamp_pb2
 
 from . import events
 from .errors import ClientError, from_rpc_error
@@ -69,6 +73,29 @@ class Generation:
         self._call.cancel()
 
 
+def _timestamp(when: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    if when is None:
+        return None
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc))
+    return ts
+
+
+def _filters(start_time, end_time, **rest) -> dict:
+    """History filters as request fields; times may be datetimes (naive = UTC)."""
+    return {**{k: v for k, v in rest.items() if v}, **{k: _timestamp(v) for k, v in
+                                                     (("start_time", start_time), ("end_time", end_time)) if v}}
+
+
+def _every_page(list_page, field: str, filters: dict):
+    token = ""
+    while True:
+        page = list_page(page_token=token, **filters)
+        yield from getattr(page, field)
+        if not (token := page.next_page_token):
+            return
+
+
 def reference(image: bytes | str | os.PathLike, *, mime_type: str = "", label: str = "") -> pb.Reference:
     """A Reference from bytes or a file path (mime type guessed from the name)."""
     if isinstance(image, (bytes, bytearray)):
@@ -113,6 +140,40 @@ class Client:
 
     def get_image(self, image_id: str, *, timeout: float | None = None) -> pb.Image:
         return self._unary(self._stub.GetImage, pb.GetImageRequest(image_id=image_id), timeout).image
+
+    def list_images(self, *, page_size: int = 0, page_token: str = "", start_time: dt.datetime | None = None,
+                    end_time: dt.datetime | None = None, request_id: str = "", key_name: str = "",
+                    prompt_contains: str = "", timeout: float | None = None) -> pb.ListImagesResponse:
+        """One page of stored images, newest first; pass `next_page_token` on for the next."""
+        request = pb.ListImagesRequest(page_size=page_size, page_token=page_token, **_filters(
+            start_time, end_time, request_id=request_id, key_name=key_name, prompt_contains=prompt_contains))
+        return self._unary(self._stub.ListImages, request, timeout)
+
+    def iter_images(self, **filters) -> Iterator[pb.Image]:
+        """Every stored image matching the filters of `list_images`, page by page."""
+        return _every_page(self.list_images, "images", filters)
+
+    def delete_image(self, image_id: str, *, timeout: float | None = None) -> None:
+        """Deletes the image's bytes and record; NOT_FOUND when it is not (or no longer) stored."""
+        self._unary(self._stub.DeleteImage, pb.DeleteImageRequest(image_id=image_id), timeout)
+
+    def list_requests(self, *, page_size: int = 0, page_token: str = "", start_time: dt.datetime | None = None,
+                      end_time: dt.datetime | None = None, request_id: str = "", key_name: str = "",
+                      status: str = "", prompt_contains: str = "",
+                      timeout: float | None = None) -> pb.ListRequestsResponse:
+        """One page of the request history, newest first (failed, cancelled and refused too)."""
+        request = pb.ListRequestsRequest(page_size=page_size, page_token=page_token, **_filters(
+            start_time, end_time, request_id=request_id, key_name=key_name, status=status,
+            prompt_contains=prompt_contains))
+        return self._unary(self._stub.ListRequests, request, timeout)
+
+    def iter_requests(self, **filters) -> Iterator[pb.RequestRecord]:
+        """Every request matching the filters of `list_requests`, page by page."""
+        return _every_page(self.list_requests, "requests", filters)
+
+    def get_request(self, request_id: str, *, timeout: float | None = None) -> pb.GetRequestResponse:
+        """A request's parameters, outcome, durations, accounts, images and its key's usage."""
+        return self._unary(self._stub.GetRequest, pb.GetRequestRequest(request_id=request_id), timeout)
 
     def generate(self, prompt: str, *, count: int = 1, size: str = "", aspect: str = "", quality: str = "",
                  output_format: str = "", references: Iterable[pb.Reference | bytes | str | os.PathLike] = (),

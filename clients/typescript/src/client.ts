@@ -9,6 +9,14 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import {
   GenerateRequestSchema,
   ImageService,
+  ListImagesRequestSchema,
+  ListRequestsRequestSchema,
+  type GetRequestResponse,
+  type ListImagesRequest,
+  type ListImagesResponse,
+  type ListRequestsRequest,
+  type ListRequestsResponse,
+  type RequestRecord,
   type GenerateRequest,
   type GenerateResponse,
   type GenerateSummary,
@@ -47,6 +55,9 @@ export interface FileInfo {
 }
 
 export type GenerateInit = Partial<Omit<GenerateRequest, "$typeName" | "$unknown">>;
+/** Filters and paging of ListImages (times as protobuf Timestamps, e.g. timestampFromDate). */
+export type ListImagesInit = Partial<Omit<ListImagesRequest, "$typeName" | "$unknown">>;
+export type ListRequestsInit = Partial<Omit<ListRequestsRequest, "$typeName" | "$unknown">>;
 
 export class ImageClient {
   private readonly rpc: Client<typeof ImageService>;
@@ -82,6 +93,36 @@ export class ImageClient {
   async getImage(imageId: string, o?: CallOptions): Promise<Image | undefined> {
     const res = await this.rpc.getImage({ imageId }, this.opts(o)).catch(rethrow);
     return res.image;
+  }
+
+  /** One page of stored images, newest first; pass `nextPageToken` on as `pageToken`. */
+  async listImages(request: ListImagesInit = {}, o?: CallOptions): Promise<ListImagesResponse> {
+    return this.rpc.listImages(create(ListImagesRequestSchema, request), this.opts(o)).catch(rethrow);
+  }
+
+  /** Every stored image matching the filters, page by page. */
+  iterImages(request: ListImagesInit = {}, o?: CallOptions): AsyncGenerator<Image> {
+    return everyPage((pageToken) => this.listImages({ ...request, pageToken }, o).then((p) => [p.images, p.nextPageToken]));
+  }
+
+  /** Deletes a stored image (bytes and record); NotFound when it is not stored. */
+  async deleteImage(imageId: string, o?: CallOptions): Promise<void> {
+    await this.rpc.deleteImage({ imageId }, this.opts(o)).catch(rethrow);
+  }
+
+  /** One page of the request history, newest first (failed, cancelled and refused too). */
+  async listRequests(request: ListRequestsInit = {}, o?: CallOptions): Promise<ListRequestsResponse> {
+    return this.rpc.listRequests(create(ListRequestsRequestSchema, request), this.opts(o)).catch(rethrow);
+  }
+
+  /** Every request matching the filters, page by page. */
+  iterRequests(request: ListRequestsInit = {}, o?: CallOptions): AsyncGenerator<RequestRecord> {
+    return everyPage((pageToken) => this.listRequests({ ...request, pageToken }, o).then((p) => [p.requests, p.nextPageToken]));
+  }
+
+  /** A request's parameters, outcome, durations, accounts, images and its key's usage. */
+  async getRequest(requestId: string, o?: CallOptions): Promise<GetRequestResponse> {
+    return this.rpc.getRequest({ requestId }, this.opts(o)).catch(rethrow);
   }
 
   /** Streams typed events; throws ImageClientError (code Canceled after an abort). */
@@ -143,6 +184,15 @@ export class ImageClient {
     }
     return info;
   }
+}
+
+async function* everyPage<T>(page: (token: string) => Promise<[T[], string]>): AsyncGenerator<T> {
+  let token = "";
+  do {
+    const [items, next] = await page(token);
+    yield* items;
+    token = next;
+  } while (token);
 }
 
 function rethrow(err: unknown): never {

@@ -75,3 +75,30 @@ test("AbortSignal cancels the generation", async () => {
     (err: unknown) => err instanceof ImageClientError && err.code === Code.Canceled);
   console.log("CANCELLED request_id=ts-cancel-1");
 });
+
+test("history: list with filters page by page, get a request, delete an image", async () => {
+  const made = await client.generateAll({ prompt: "ts history heron", count: 3, requestId: "ts-hist" },
+    { timeoutMs: 60_000 });
+  const page = await client.listImages({ pageSize: 2, promptContains: "HERON" });
+  assert.equal(page.images.length, 2);
+  assert.ok(page.nextPageToken);
+  const all = [];
+  for await (const image of client.iterImages({ pageSize: 1, requestId: "ts-hist" })) all.push(image.id);
+  assert.deepEqual(all.sort(), made.images.map((i) => i.id).sort());
+  const detail = await client.getRequest("ts-hist");
+  assert.equal(detail.request?.status, "completed");
+  assert.equal(detail.request?.keyName, "default");
+  assert.equal(detail.images.length, 3);
+  const statuses = [];
+  for await (const r of client.iterRequests({ requestId: "ts-hist", status: "completed" })) statuses.push(r.status);
+  assert.deepEqual(statuses, ["completed"]);
+  await client.deleteImage(made.images[0].id);
+  await assert.rejects(client.deleteImage(made.images[0].id), (err: unknown) => {
+    assert.ok(err instanceof ImageClientError);
+    assert.equal(err.code, Code.NotFound);
+    return true;
+  });
+  const left = (await client.listImages({ requestId: "ts-hist" })).images.map((i) => i.id);
+  assert.equal(left.length, 2);
+  assert.ok(!left.includes(made.images[0].id));
+});

@@ -12,6 +12,7 @@ from typing import Callable
 from .. import imaging
 from ..errors import Kind, ServiceError
 from . import events, failures
+from .cleanup import remove_thread_files
 from .image_locator import Found, codex_home, locate, read_rollout, rollout_path
 from .image_watch import FinalImage, RolloutWatch
 from .process_group import ProcessGroup
@@ -37,8 +38,11 @@ class CandidateRun:
     """Spawned by the Engine; `run` blocks until the image is found or it fails."""
 
     def __init__(self, group: ProcessGroup, env: dict[str, str], grace_s: float, max_pixels: int,
-                 run_id: str, finish_early: bool = True):
+                 run_id: str, finish_early: bool = True, account: str = "default",
+                 remove_codex_copies: bool = False):
         self.group = group
+        self.account = account
+        self._remove_codex_copies = remove_codex_copies
         self._finish_early = finish_early
         # Set when the image was final and codex was stopped before its closing turn.
         self.finished_early = threading.Event()
@@ -95,11 +99,16 @@ class CandidateRun:
                 watch.stop()
             self.group.finish(self._grace)
             self._stderr_reader.join(timeout=1.0)
-        if self.finished_early.is_set():
-            on_phase("image.final", "image complete; codex stopped before its closing turn")
-        elif self.group.stop_requested:
-            raise ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", "candidate cancelled")
-        return self._result(log, started)
+        try:
+            if self.finished_early.is_set():
+                on_phase("image.final", "image complete; codex stopped before its closing turn")
+            elif self.group.stop_requested:
+                raise ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", "candidate cancelled")
+            return self._result(log, started)
+        finally:
+            # The image is in memory (or the run failed): codex's copies go.
+            if self._remove_codex_copies:
+                remove_thread_files(codex_home(self._env), log.thread_id or self._session_id)
 
     def _take_final(self) -> Found | None:
         """The image the rollout watcher saw completed: no need to parse the

@@ -8,6 +8,7 @@ from pathlib import Path
 from .. import sizes
 from ..errors import Kind, ServiceError
 from ..settings import Settings
+from .accounts import Account, AccountPool
 from .candidate import CandidateRun
 from .group_records import RUN_ID_ENV, GroupRecords
 from .process_group import ProcessGroup, become_subreaper
@@ -20,8 +21,11 @@ class Engine:
         # Lets us reap the grandchildren of a codex group after its leader dies.
         self.subreaper = become_subreaper()
         self.records = GroupRecords(settings.state_dir)
-        self.readiness = ReadinessCache(settings.codex_bin, settings.codex_config,
-                                        settings.codex_profile, settings.readiness_ttl_ms / 1000)
+        self.accounts = AccountPool.from_settings(
+            settings.accounts, settings.max_concurrent,
+            lambda home: ReadinessCache(settings.codex_bin, settings.codex_config, settings.codex_profile,
+                                        settings.readiness_ttl_ms / 1000, home))
+        self.readiness = _PoolReadiness(self.accounts)
         self._lock = threading.Lock()
         self._live: dict[int, CandidateRun] = {}
         self._closed = False
@@ -55,12 +59,13 @@ class Engine:
         argv += [f"--image={p.resolve()}" for p in images]
         return argv + ["--", prompt]
 
-    def start(self, codex: str, workdir: Path, images: list[Path], prompt: str) -> CandidateRun:
+    def start(self, codex: str, workdir: Path, images: list[Path], prompt: str,
+              account: Account | None = None) -> CandidateRun:
         with self._lock:
             if self._closed:
                 raise ServiceError(Kind.UNAVAILABLE, "SHUTTING_DOWN", "the server is shutting down")
             run_id = self.records.add()
-            env = dict(os.environ)
+            env = account.env() if account else dict(os.environ)
             env[RUN_ID_ENV] = run_id
             try:
                 group = ProcessGroup(self.argv(codex, workdir, images, prompt), str(workdir), env)
@@ -70,7 +75,9 @@ class Engine:
                                    f"could not start codex ({codex}): {exc.strerror or exc}. "
                                    "Run `make codex` or set CODEX_IMAGE_SERVER_CODEX_BIN.") from None
             run = CandidateRun(group, env, self.grace_s, sizes.OUTPUT_PIXEL_LIMIT, run_id,
-                              finish_early=self.settings.finish_early)
+                               finish_early=self.settings.finish_early,
+                               account=account.name if account else "default",
+                               remove_codex_copies=self.settings.remove_codex_copies)
             self._live[group.pid] = run
             return run
 
@@ -96,3 +103,16 @@ class Engine:
             # Not finish(): the candidate's own thread still reads the pipes.
             run.group.wait_stopped(self.grace_s)
             self.release(run)
+
+
+class _PoolReadiness:
+    """`engine.readiness.get()` as before: ready when some account can generate."""
+
+    def __init__(self, pool: AccountPool):
+        self._pool = pool
+
+    def get(self, fresh: bool = False) -> Readiness:
+        return self._pool.readiness(fresh)
+
+    def cached(self) -> Readiness | None:
+        return self._pool.cached_readiness()

@@ -79,8 +79,10 @@ def probe(configured_bin: str, overrides: tuple[str, ...], profile: str, env: di
 
 
 class ReadinessCache:
-    def __init__(self, configured_bin: str, overrides: tuple[str, ...], profile: str, ttl_s: float):
+    def __init__(self, configured_bin: str, overrides: tuple[str, ...], profile: str, ttl_s: float,
+                 home: Path | None = None):
         self._args = (configured_bin, overrides, profile)
+        self._home = home
         self._ttl = ttl_s
         self._lock = threading.Lock()
         self._value: Readiness | None = None
@@ -93,6 +95,9 @@ class ReadinessCache:
     def get(self, fresh: bool = False) -> Readiness:
         with self._lock:
             if fresh or self._value is None or time.monotonic() - self._at > self._ttl:
-                self._value = probe(*self._args, dict(os.environ))
+                env = dict(os.environ)
+                if self._home is not None:
+                    env["CODEX_HOME"] = str(self._home)
+                self._value = probe(*self._args, env)
                 self._at = time.monotonic()
             return self._value

@@ -5,10 +5,8 @@ reflection stay open so a mesh can probe and a person can `grpcurl list`
 without a key."""
 from __future__ import annotations
 
-import hashlib
-import hmac
-
 from ..errors import Kind, ServiceError
+from ..keys import ApiKey, Keyring
 from ..settings import env_name
 
 
@@ -21,28 +19,20 @@ def presented_key(metadata) -> str:
     return ""
 
 
-def key_matches(presented: str, keys: tuple[str, ...]) -> bool:
-    # Digests make every comparison the same length; every key is compared,
-    # without stopping early, so timing says nothing about which one matched.
-    wanted = hashlib.sha256(presented.encode()).digest()
-    ok = False
-    for key in keys:
-        ok |= hmac.compare_digest(wanted, hashlib.sha256(key.encode()).digest())
-    return ok and bool(presented)
-
-
 def denial_message(presented: bool) -> str:
     """What a caller must do about a 401: which header, and where the key lives."""
     what = "the API key sent is not one this server accepts" if presented else "this server requires an API key"
     return (f"{what}: send it as `X-API-Key: <key>` or `Authorization: Bearer <key>`. The server's keys are "
-            f"set with {env_name('api_keys')} or --api-key; a server on 127.0.0.1 needs none, so for a "
-            "client that cannot send a key (the Photoshop host never does), start the server without one.")
+            f"set with {env_name('api_keys')} or --api-key, or named in the keys file "
+            f"({env_name('keys_file')}); a server on 127.0.0.1 needs none, so for a client that cannot send a "
+            "key (the Photoshop host never does), start the server without one.")
 
 
-def check(metadata, keys: tuple[str, ...]) -> None:
-    """Raise UNAUTHENTICATED unless no key is configured or one is presented."""
-    if not keys:
-        return
+def check(metadata, keyring: Keyring) -> ApiKey:
+    """The caller's key entry (named keys, the "default" env key, or ANONYMOUS
+    when no key is configured); UNAUTHENTICATED when none matches."""
     presented = presented_key(metadata)
-    if not key_matches(presented, keys):
+    key = keyring.identify(presented)
+    if key is None:
         raise ServiceError(Kind.UNAUTHENTICATED, "UNAUTHORIZED", denial_message(bool(presented)))
+    return key

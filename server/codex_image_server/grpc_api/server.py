@@ -15,11 +15,9 @@ from grpc_reflection.v1alpha._async import ReflectionServicer
 
 from .. import frozen
 from ..blocking import Blocking
-from ..engine import Engine
 from ..logs import log
-from ..output_store import OutputStore
+from ..service import Service
 from ..settings import Settings
-from ..slots import Slots
 from .servicer import ImageServicer
 
 SERVICE = pb.DESCRIPTOR.services_by_name["ImageService"]
@@ -58,16 +56,16 @@ def _image_service_handlers(servicer: ImageServicer) -> grpc.GenericRpcHandler:
 
 
 class GrpcServer:
-    def __init__(self, settings: Settings, engine: Engine, store: OutputStore, blocking: Blocking):
+    def __init__(self, settings: Settings, service: Service, blocking: Blocking):
         self.settings = settings
-        self.engine = engine
+        self.engine = service.engine
         self.blocking = blocking
-        self.slots = Slots(settings.max_concurrent, settings.queue_limit)
+        self.slots = service.slots
         # References travel inside the request: allow the configured maximum.
         max_request = settings.max_references * settings.max_reference_bytes + _MESSAGE_SLACK
         self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", max_request),
                                                ("grpc.so_reuseport", 0)])
-        self.servicer = ImageServicer(settings, engine, store, self.slots, blocking)
+        self.servicer = ImageServicer(settings, service, blocking)
         self.server.add_generic_rpc_handlers((_image_service_handlers(self.servicer),))
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

@@ -3,90 +3,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import inspect
-import time
 
 import grpc
 from codeximage.v1 import image_service_pb2 as pb
 from codeximage.v1 import image_service_pb2_grpc as pb_grpc
-from google.protobuf import timestamp_pb2
 
 from .. import frozen, references, sizes
 from ..blocking import Blocking
-from ..engine import Engine
 from ..errors import Kind, ServiceError
 from ..idle import IdleTimer
-from ..generation import BACKEND, MODEL, Generation, ImageEvent, ProgressEvent, SummaryEvent
+from ..generation import BACKEND, MODEL
 from ..logs import log
-from ..output_store import OutputStore, StoredImage
-from ..request import OUTPUT_FORMATS, QUALITIES, GenerateParams, MAX_COUNT, ReferenceInput
+from ..request import OUTPUT_FORMATS, QUALITIES, MAX_COUNT
+from ..service import Caller, Service
 from ..settings import Settings
-from ..slots import Slots
-from ..validation import validate
-from . import auth
+from . import auth, convert
 from .status import internal_error, to_grpc_status
 
 CHUNK_BYTES = 64 * 1024
 READ_BYTES = 16 * CHUNK_BYTES  # one trip to the blocking pool per 1 MiB read
 REFERENCE_MIME_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 
-_STAGES = {
-    "queued": pb.Progress.STAGE_QUEUED,
-    "candidate_started": pb.Progress.STAGE_CANDIDATE_STARTED,
-    "codex_phase": pb.Progress.STAGE_CODEX_PHASE,
-    "candidate_finished": pb.Progress.STAGE_CANDIDATE_FINISHED,
-}
-
-
-def _reference_use(use) -> pb.ReferenceUse:
-    fields = use if isinstance(use, dict) else dataclasses.asdict(use)
-    return pb.ReferenceUse(**fields)
-
-
-def image_message(img: StoredImage) -> pb.Image:
-    created = timestamp_pb2.Timestamp()
-    created.FromMilliseconds(img.created_unix_ms)
-    # resolved_size is the stored image's real size everywhere (records
-    # written before issue 8 kept the asked-for size there).
-    return pb.Image(
-        id=img.id, request_id=img.request_id, index=img.index, label=img.label, mime_type=img.mime_type,
-        width=img.width, height=img.height, byte_size=img.byte_size, sha256=img.sha256,
-        revised_prompt=img.revised_prompt, file_path=f"/v1/images/{img.id}/file", thread_id=img.thread_id,
-        resolved_size=f"{img.width}x{img.height}", duration_ms=img.duration_ms, create_time=created,
-        prompt=img.prompt, requested_size=img.requested_size, aspect=img.aspect, quality=img.quality,
-        output_format=img.output_format, target_size=img.target_size or img.resolved_size,
-        aspect_ratio=img.aspect_ratio, aspect_source=img.aspect_source, fit=img.fit,
-        native_width=img.native_width or img.width, native_height=img.native_height or img.height,
-        resized=img.resized, enlarged=img.enlarged, references=[_reference_use(u) for u in img.references])
-
-
-def _event_message(event) -> pb.GenerateResponse:
-    if isinstance(event, ProgressEvent):
-        return pb.GenerateResponse(progress=pb.Progress(
-            stage=_STAGES[event.stage], candidate_index=event.candidate_index or 0, phase=event.phase,
-            detail=event.detail, queue_position=event.queue_position, elapsed_ms=event.elapsed_ms))
-    if isinstance(event, ImageEvent):
-        return pb.GenerateResponse(image=image_message(event.image))
-    assert isinstance(event, SummaryEvent)
-    return pb.GenerateResponse(summary=pb.GenerateSummary(
-        request_id=event.request_id, status=event.status, model=event.model, backend=event.backend,
-        requested_size=event.requested_size, resolved_size=event.resolved_size, quality=event.quality,
-        output_format=event.output_format, image_ids=list(event.image_ids), duration_ms=event.duration_ms,
-        target_size=event.target_size, aspect_ratio=event.aspect_ratio, aspect_source=event.aspect_source,
-        fit=event.fit, references=[_reference_use(u) for u in event.references]))
-
-
-def _params(request: pb.GenerateRequest) -> GenerateParams:
-    canvas = request.canvas_size
-    return GenerateParams(
-        prompt=request.prompt, count=request.count, size=request.size, aspect=request.aspect,
-        quality=request.quality, output_format=request.output_format, request_id=request.request_id,
-        references=tuple(ReferenceInput(r.image, r.mime_type, r.label, r.source, r.width, r.height)
-                         for r in request.references),
-        canvas_size=(canvas.width, canvas.height) if request.HasField("canvas_size") else None,
-        fit=request.fit)
+SURFACE_HEADER = "x-codex-image-surface"
 
 
 async def _abort(context, exc: Exception, method_name: str) -> None:
@@ -113,7 +53,7 @@ def _errors_to_status(method):
     @functools.wraps(method)
     async def wrapper(self, request, context):
         try:
-            auth.check(context.invocation_metadata(), self._settings.api_keys)
+            auth.check(context.invocation_metadata(), self._service.keyring)
             if is_async:
                 return await method(self, request, context)
             return await self._blocking.run(method, self, request, context)
@@ -132,7 +72,7 @@ def _stream_errors_to_status(method):
     async def wrapper(self, request, context):
         idle = None
         try:
-            auth.check(context.invocation_metadata(), self._settings.api_keys)
+            auth.check(context.invocation_metadata(), self._service.keyring)
             with IdleTimer(self._settings.download_idle_timeout_ms / 1000, method.__name__) as idle:
                 async with contextlib.aclosing(_responses(self, method, request, context)) as responses:
                     async for response in responses:
@@ -168,57 +108,42 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
     """Async methods run on the event loop and must not block it; blocking
     work goes through `self._blocking` (a bounded pool)."""
 
-    def __init__(self, settings: Settings, engine: Engine, store: OutputStore, slots: Slots,
-                 blocking: Blocking):
+    def __init__(self, settings: Settings, service: Service, blocking: Blocking):
         self._settings = settings
-        self._engine = engine
-        self._store = store
-        self._slots = slots
+        self._service = service
+        self._engine = service.engine
+        self._slots = service.slots
         self._blocking = blocking
-        self._capabilities = frozen.freeze(self._build_capabilities(settings))
+        self._capabilities = frozen.freeze(self._build_capabilities(settings, service.keyring.required))
+
+    def _caller(self, context) -> Caller:
+        """Who calls: the wrapper's auth check has admitted the call; this names its key."""
+        metadata = context.invocation_metadata()
+        surface = next((v for k, v in metadata or () if k == SURFACE_HEADER), "grpc")
+        return Caller(auth.check(metadata, self._service.keyring), surface if surface in ("grpc", "http") else "grpc")
 
     @_stream_errors_to_status
     async def Generate(self, request, context):
-        started = time.monotonic()
-        params = _params(request)
+        params = convert.params(request)
         # The reference bytes now live in `params` alone: one copy less in memory per request.
         request.ClearField("references")
-        # References are decoded by Pillow: off the loop.
-        spec = await self._blocking.run(validate, params, self._settings)
+        call = await self._service.generate(params, self._caller(context))
         del params
-        generation = Generation(spec, self._engine, self._store, self._slots,
-                                self._settings.state_dir / "work", self._settings.generation_timeout_ms / 1000,
-                                self._blocking)
         # Fires on cancel, deadline and normal completion alike: cancel() is idempotent.
-        context.add_done_callback(lambda _: generation.cancel("call ended"))
-        fields = dict(request_id=spec.request_id, count=spec.count, size=spec.size.text,
-                      quality=spec.quality, output_format=spec.output_format,
-                      references=len(spec.references), prompt_chars=len(spec.prompt))
-        log("generate.start", **fields)
-        del spec  # the generation holds it, and lets go of the reference bytes once they are on disk
-        outcome, images = "error", 0
-        try:
-            async with contextlib.aclosing(generation.events()) as events:
-                async for event in events:
-                    if isinstance(event, ImageEvent):
-                        images += 1
-                    yield _event_message(event)
-            outcome = "completed"
-        except ServiceError as exc:
-            outcome = exc.reason.lower()
-            raise
-        finally:
-            if generation.cancelled and outcome == "error":
-                outcome = "cancelled"
-            log("generate.end", outcome=outcome, images=images,
-                duration_ms=int((time.monotonic() - started) * 1000), **fields)
+        context.add_done_callback(lambda _: call.cancel("call ended"))
+        async with contextlib.aclosing(call.events()) as events:
+            async for event in events:
+                yield convert.event_message(event)
 
     @_errors_to_status
     async def GetCapabilities(self, request, context):
-        return self._capabilities
+        if self._capabilities.auth_required == self._service.keyring.required:
+            return self._capabilities
+        # The keys file was reloaded: say whether a key is needed now.
+        return self._build_capabilities(self._settings, self._service.keyring.required)
 
     @staticmethod
-    def _build_capabilities(s: Settings) -> pb.GetCapabilitiesResponse:
+    def _build_capabilities(s: Settings, auth_required: bool) -> pb.GetCapabilitiesResponse:
         """Fixed for the server's life: built once (resolving presets is not free)."""
         return pb.GetCapabilitiesResponse(
             model=MODEL, backend=BACKEND, max_images=MAX_COUNT, output_formats=list(OUTPUT_FORMATS),
@@ -238,7 +163,7 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
                                           mime_types=list(REFERENCE_MIME_TYPES),
                                           max_originals=references.ORIGINALS_WITH_SHEET,
                                           overflow_mode="contact_sheet"),
-            auth_required=s.auth_required, generation_timeout_ms=s.generation_timeout_ms,
+            auth_required=auth_required, generation_timeout_ms=s.generation_timeout_ms,
             presets=[pb.SizePreset(name=p.name, max_edge=p.max_edge, max_pixels=p.max_pixels)
                      for p in sizes.PRESETS.values()])
 
@@ -250,24 +175,48 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
         in_use, free, queued = self._slots.snapshot()
         return pb.HealthResponse(
             status="ok" if ready.ready else "unavailable", ready=ready.ready, backend=BACKEND, model=MODEL,
-            auth_required=self._settings.auth_required,
+            auth_required=self._service.keyring.required,
             generation_timeout_ms=self._settings.generation_timeout_ms,
             codex=pb.CodexStatus(found=ready.found, path=ready.path, version=ready.version,
                                  logged_in=ready.logged_in, custom_provider=ready.custom_provider),
             slots=pb.SlotStatus(in_use=in_use, free=free, limit=self._slots.limit, queued=queued,
                                 queue_limit=self._slots.queue_limit),
-            problem=ready.problem)
+            problem=ready.problem,
+            accounts=[convert.account_message(a) for a in await self._blocking.run(self._engine.accounts.states)])
 
     @_errors_to_status
     async def GetImage(self, request, context):
-        record = await self._blocking.run(self._store.get, request.image_id)
-        return pb.GetImageResponse(image=image_message(record))
+        record = await self._blocking.run(self._service.get_image, request.image_id)
+        return pb.GetImageResponse(image=convert.image_message(record))
+
+    # Plain methods: the wrapper runs them in the blocking pool (SQLite).
+
+    @_errors_to_status
+    def ListImages(self, request, context):
+        page = self._service.list_images(convert.query(request))
+        return pb.ListImagesResponse(images=[convert.image_message(i) for i in page.items],
+                                     next_page_token=page.next_page_token)
+
+    @_errors_to_status
+    def DeleteImage(self, request, context):
+        self._service.delete_image(request.image_id, self._caller(context))
+        return pb.DeleteImageResponse()
+
+    @_errors_to_status
+    def ListRequests(self, request, context):
+        page = self._service.list_requests(convert.query(request))
+        return pb.ListRequestsResponse(requests=[convert.request_message(r) for r in page.items],
+                                       next_page_token=page.next_page_token)
+
+    @_errors_to_status
+    def GetRequest(self, request, context):
+        return convert.request_detail(self._service.get_request(request.request_id))
 
     @_stream_errors_to_status
     async def GetImageFile(self, request, context):
         """Chunks of CHUNK_BYTES, read 1 MiB at a time off the loop."""
-        record = await self._blocking.run(self._store.get, request.image_id)
-        f = await self._blocking.run(open, self._store.path(record), "rb")
+        record = await self._blocking.run(self._service.get_image, request.image_id)
+        f = await self._blocking.run(open, self._service.image_path(record), "rb")
         try:
             first = True
             while block := await self._blocking.run(f.read, READ_BYTES):

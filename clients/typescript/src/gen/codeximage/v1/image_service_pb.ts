@@ -22,7 +22,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file codeximage/v1/image_service.proto.
  */
 export const file_codeximage_v1_image_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFjb2RleGltYWdlL3YxL2ltYWdlX3NlcnZpY2UucHJvdG8SDWNvZGV4aW1hZ2UudjEi9QEKD0dlbmVyYXRlUmVxdWVzdBIOCgZwcm9tcHQYASABKAkSDQoFY291bnQYAiABKAUSDAoEc2l6ZRgDIAEoCRIOCgZhc3BlY3QYBCABKAkSDwoHcXVhbGl0eRgFIAEoCRIVCg1vdXRwdXRfZm9ybWF0GAYgASgJEiwKCnJlZmVyZW5jZXMYByADKAsyGC5jb2RleGltYWdlLnYxLlJlZmVyZW5jZRISCgpyZXF1ZXN0X2lkGAggASgJEi4KC2NhbnZhc19zaXplGAkgASgLMhkuY29kZXhpbWFnZS52MS5DYW52YXNTaXplEgsKA2ZpdBgKIAEoCSIrCgpDYW52YXNTaXplEg0KBXdpZHRoGAEgASgFEg4KBmhlaWdodBgCIAEoBSJxCglSZWZlcmVuY2USEwoFaW1hZ2UYASABKAxCBOJBAQISEQoJbWltZV90eXBlGAIgASgJEg0KBWxhYmVsGAMgASgJEg4KBnNvdXJjZRgEIAEoCRINCgV3aWR0aBgFIAEoBRIOCgZoZWlnaHQYBiABKAUijwEKDFJlZmVyZW5jZVVzZRINCgVpbmRleBgBIAEoBRINCgVsYWJlbBgCIAEoCRIOCgZzb3VyY2UYAyABKAkSDQoFdXNhZ2UYBCABKAkSFQoNcGF0aF9wb3NpdGlvbhgFIAEoBRIMCgR0aWxlGAYgASgFEg0KBXdpZHRoGAcgASgFEg4KBmhlaWdodBgIIAEoBSKiAQoQR2VuZXJhdGVSZXNwb25zZRIrCghwcm9ncmVzcxgBIAEoCzIXLmNvZGV4aW1hZ2UudjEuUHJvZ3Jlc3NIABIlCgVpbWFnZRgCIAEoCzIULmNvZGV4aW1hZ2UudjEuSW1hZ2VIABIxCgdzdW1tYXJ5GAMgASgLMh4uY29kZXhpbWFnZS52MS5HZW5lcmF0ZVN1bW1hcnlIAEIHCgVldmVudCKhAgoIUHJvZ3Jlc3MSLAoFc3RhZ2UYASABKA4yHS5jb2RleGltYWdlLnYxLlByb2dyZXNzLlN0YWdlEhcKD2NhbmRpZGF0ZV9pbmRleBgCIAEoBRINCgVwaGFzZRgDIAEoCRIOCgZkZXRhaWwYBCABKAkSFgoOcXVldWVfcG9zaXRpb24YBSABKAUSEgoKZWxhcHNlZF9tcxgGIAEoAyKCAQoFU3RhZ2USFQoRU1RBR0VfVU5TUEVDSUZJRUQQABIQCgxTVEFHRV9RVUVVRUQQARIbChdTVEFHRV9DQU5ESURBVEVfU1RBUlRFRBACEhUKEVNUQUdFX0NPREVYX1BIQVNFEAMSHAoYU1RBR0VfQ0FORElEQVRFX0ZJTklTSEVEEAQi6wQKBUltYWdlEhAKAmlkGAEgASgJQgTiQQEDEhIKCnJlcXVlc3RfaWQYAiABKAkSDQoFaW5kZXgYAyABKAUSDQoFbGFiZWwYBCABKAkSEQoJbWltZV90eXBlGAUgASgJEg0KBXdpZHRoGAYgASgFEg4KBmhlaWdodBgHIAEoBRIRCglieXRlX3NpemUYCCABKAMSDgoGc2hhMjU2GAkgASgJEhYKDnJldmlzZWRfcHJvbXB0GAogASgJEhEKCWZpbGVfcGF0aBgLIAEoCRIRCgl0aHJlYWRfaWQYDCABKAkSFQoNcmVzb2x2ZWRfc2l6ZRgNIAEoCRITCgtkdXJhdGlvbl9tcxgOIAEoAxIvCgtjcmVhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcHJvbXB0GBAgASgJEhYKDnJlcXVlc3RlZF9zaXplGBEgASgJEg4KBmFzcGVjdBgSIAEoCRIPCgdxdWFsaXR5GBMgASgJEhUKDW91dHB1dF9mb3JtYXQYFCABKAkSEwoLdGFyZ2V0X3NpemUYFSABKAkSFAoMYXNwZWN0X3JhdGlvGBYgASgJEhUKDWFzcGVjdF9zb3VyY2UYFyABKAkSCwoDZml0GBggASgJEhQKDG5hdGl2ZV93aWR0aBgZIAEoBRIVCg1uYXRpdmVfaGVpZ2h0GBogASgFEg8KB3Jlc2l6ZWQYGyABKAgSEAoIZW5sYXJnZWQYHCABKAgSLwoKcmVmZXJlbmNlcxgdIAMoCzIbLmNvZGV4aW1hZ2UudjEuUmVmZXJlbmNlVXNlItQCCg9HZW5lcmF0ZVN1bW1hcnkSEgoKcmVxdWVzdF9pZBgBIAEoCRIOCgZzdGF0dXMYAiABKAkSDQoFbW9kZWwYAyABKAkSDwoHYmFja2VuZBgEIAEoCRIWCg5yZXF1ZXN0ZWRfc2l6ZRgFIAEoCRIVCg1yZXNvbHZlZF9zaXplGAYgASgJEg8KB3F1YWxpdHkYByABKAkSFQoNb3V0cHV0X2Zvcm1hdBgIIAEoCRIRCglpbWFnZV9pZHMYCSADKAkSEwoLZHVyYXRpb25fbXMYCiABKAMSEwoLdGFyZ2V0X3NpemUYCyABKAkSFAoMYXNwZWN0X3JhdGlvGAwgASgJEhUKDWFzcGVjdF9zb3VyY2UYDSABKAkSCwoDZml0GA4gASgJEi8KCnJlZmVyZW5jZXMYDyADKAsyGy5jb2RleGltYWdlLnYxLlJlZmVyZW5jZVVzZSIYChZHZXRDYXBhYmlsaXRpZXNSZXF1ZXN0IpUEChdHZXRDYXBhYmlsaXRpZXNSZXNwb25zZRINCgVtb2RlbBgBIAEoCRIPCgdiYWNrZW5kGAIgASgJEhIKCm1heF9pbWFnZXMYAyABKAUSFgoOb3V0cHV0X2Zvcm1hdHMYBCADKAkSEQoJcXVhbGl0aWVzGAUgAygJEhQKDHNpemVfb3B0aW9ucxgGIAMoCRIVCg1yYXRpb19vcHRpb25zGAcgAygJEjgKEHNpemVfY29uc3RyYWludHMYCCABKAsyHi5jb2RleGltYWdlLnYxLlNpemVDb25zdHJhaW50cxJFChdoaWdoX3Jlc29sdXRpb25fcHJlc2V0cxgJIAEoCzIkLmNvZGV4aW1hZ2UudjEuSGlnaFJlc29sdXRpb25QcmVzZXRzEjIKCnJlZmVyZW5jZXMYCiABKAsyHi5jb2RleGltYWdlLnYxLlJlZmVyZW5jZVBvbGljeRIVCg1hdXRoX3JlcXVpcmVkGAsgASgIEh0KFWdlbmVyYXRpb25fdGltZW91dF9tcxgMIAEoAxIqCgdwcmVzZXRzGA0gAygLMhkuY29kZXhpbWFnZS52MS5TaXplUHJlc2V0EhQKDGFzcGVjdF9uYW1lcxgOIAMoCRIzCg5hc3BlY3Rfb3B0aW9ucxgPIAMoCzIbLmNvZGV4aW1hZ2UudjEuQXNwZWN0T3B0aW9uEgwKBGZpdHMYECADKAkiUAoMQXNwZWN0T3B0aW9uEgwKBG5hbWUYASABKAkSDAoEa2luZBgCIAEoCRIPCgdhbGlhc2VzGAMgAygJEhMKC2Rlc2NyaXB0aW9uGAQgASgJIogBCg9TaXplQ29uc3RyYWludHMSEwoLY3VzdG9tX3NpemUYASABKAgSEAoIbWF4X2VkZ2UYAiABKAUSEgoKbWF4X3BpeGVscxgDIAEoAxISCgptaW5fcGl4ZWxzGAQgASgDEhMKC211bHRpcGxlX29mGAUgASgFEhEKCW1heF9yYXRpbxgGIAEoCSJMChVIaWdoUmVzb2x1dGlvblByZXNldHMSEQoJbGFuZHNjYXBlGAEgASgJEhAKCHBvcnRyYWl0GAIgASgJEg4KBnNxdWFyZRgDIAEoCSJACgpTaXplUHJlc2V0EgwKBG5hbWUYASABKAkSEAoIbWF4X2VkZ2UYAiABKAUSEgoKbWF4X3BpeGVscxgDIAEoAyKIAQoPUmVmZXJlbmNlUG9saWN5EgwKBG1vZGUYASABKAkSEgoKbWF4X2ltYWdlcxgCIAEoBRIRCgltYXhfYnl0ZXMYAyABKAMSEgoKbWltZV90eXBlcxgEIAMoCRIVCg1tYXhfb3JpZ2luYWxzGAUgASgFEhUKDW92ZXJmbG93X21vZGUYBiABKAkiDwoNSGVhbHRoUmVxdWVzdCLrAQoOSGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEg0KBXJlYWR5GAIgASgIEg8KB2JhY2tlbmQYAyABKAkSDQoFbW9kZWwYBCABKAkSFQoNYXV0aF9yZXF1aXJlZBgFIAEoCBIdChVnZW5lcmF0aW9uX3RpbWVvdXRfbXMYBiABKAMSKQoFY29kZXgYByABKAsyGi5jb2RleGltYWdlLnYxLkNvZGV4U3RhdHVzEigKBXNsb3RzGAggASgLMhkuY29kZXhpbWFnZS52MS5TbG90U3RhdHVzEg8KB3Byb2JsZW0YCSABKAkiZwoLQ29kZXhTdGF0dXMSDQoFZm91bmQYASABKAgSDAoEcGF0aBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEhEKCWxvZ2dlZF9pbhgEIAEoCBIXCg9jdXN0b21fcHJvdmlkZXIYBSABKAgiXgoKU2xvdFN0YXR1cxIOCgZpbl91c2UYASABKAUSDAoEZnJlZRgCIAEoBRINCgVsaW1pdBgDIAEoBRIOCgZxdWV1ZWQYBCABKAUSEwoLcXVldWVfbGltaXQYBSABKAUiKQoPR2V0SW1hZ2VSZXF1ZXN0EhYKCGltYWdlX2lkGAEgASgJQgTiQQECIjcKEEdldEltYWdlUmVzcG9uc2USIwoFaW1hZ2UYASABKAsyFC5jb2RleGltYWdlLnYxLkltYWdlIi0KE0dldEltYWdlRmlsZVJlcXVlc3QSFgoIaW1hZ2VfaWQYASABKAlCBOJBAQIiXgoUR2V0SW1hZ2VGaWxlUmVzcG9uc2USFAoMY29udGVudF90eXBlGAEgASgJEhIKCnRvdGFsX3NpemUYAiABKAMSDgoGc2hhMjU2GAMgASgJEgwKBGRhdGEYBCABKAwyvQQKDEltYWdlU2VydmljZRJtCghHZW5lcmF0ZRIeLmNvZGV4aW1hZ2UudjEuR2VuZXJhdGVSZXF1ZXN0Gh8uY29kZXhpbWFnZS52MS5HZW5lcmF0ZVJlc3BvbnNlIh6C0+STAhg6ASoiEy92MS9pbWFnZXMvZ2VuZXJhdGUwARJ6Cg9HZXRDYXBhYmlsaXRpZXMSJS5jb2RleGltYWdlLnYxLkdldENhcGFiaWxpdGllc1JlcXVlc3QaJi5jb2RleGltYWdlLnYxLkdldENhcGFiaWxpdGllc1Jlc3BvbnNlIhiC0+STAhISEC92MS9jYXBhYmlsaXRpZXMSVwoGSGVhbHRoEhwuY29kZXhpbWFnZS52MS5IZWFsdGhSZXF1ZXN0Gh0uY29kZXhpbWFnZS52MS5IZWFsdGhSZXNwb25zZSIQgtPkkwIKEggvaGVhbHRoehJqCghHZXRJbWFnZRIeLmNvZGV4aW1hZ2UudjEuR2V0SW1hZ2VSZXF1ZXN0Gh8uY29kZXhpbWFnZS52MS5HZXRJbWFnZVJlc3BvbnNlIh2C0+STAhcSFS92MS9pbWFnZXMve2ltYWdlX2lkfRJ9CgxHZXRJbWFnZUZpbGUSIi5jb2RleGltYWdlLnYxLkdldEltYWdlRmlsZVJlcXVlc3QaIy5jb2RleGltYWdlLnYxLkdldEltYWdlRmlsZVJlc3BvbnNlIiKC0+STAhwSGi92MS9pbWFnZXMve2ltYWdlX2lkfS9maWxlMAFCbAoRZGV2LmNvZGV4aW1hZ2UudjFQAVpVZ2l0aHViLmNvbS9jb2RleC1pbWFnZS1zZXJ2ZXIvY29kZXgtaW1hZ2Utc2VydmVyL2NsaWVudHMvZ28vY29kZXhpbWFnZXYxO2NvZGV4aW1hZ2V2MWIGcHJvdG8z", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
+  fileDesc("CiFjb2RleGltYWdlL3YxL2ltYWdlX3NlcnZpY2UucHJvdG8SDWNvZGV4aW1hZ2UudjEi9QEKD0dlbmVyYXRlUmVxdWVzdBIOCgZwcm9tcHQYASABKAkSDQoFY291bnQYAiABKAUSDAoEc2l6ZRgDIAEoCRIOCgZhc3BlY3QYBCABKAkSDwoHcXVhbGl0eRgFIAEoCRIVCg1vdXRwdXRfZm9ybWF0GAYgASgJEiwKCnJlZmVyZW5jZXMYByADKAsyGC5jb2RleGltYWdlLnYxLlJlZmVyZW5jZRISCgpyZXF1ZXN0X2lkGAggASgJEi4KC2NhbnZhc19zaXplGAkgASgLMhkuY29kZXhpbWFnZS52MS5DYW52YXNTaXplEgsKA2ZpdBgKIAEoCSIrCgpDYW52YXNTaXplEg0KBXdpZHRoGAEgASgFEg4KBmhlaWdodBgCIAEoBSJxCglSZWZlcmVuY2USEwoFaW1hZ2UYASABKAxCBOJBAQISEQoJbWltZV90eXBlGAIgASgJEg0KBWxhYmVsGAMgASgJEg4KBnNvdXJjZRgEIAEoCRINCgV3aWR0aBgFIAEoBRIOCgZoZWlnaHQYBiABKAUijwEKDFJlZmVyZW5jZVVzZRINCgVpbmRleBgBIAEoBRINCgVsYWJlbBgCIAEoCRIOCgZzb3VyY2UYAyABKAkSDQoFdXNhZ2UYBCABKAkSFQoNcGF0aF9wb3NpdGlvbhgFIAEoBRIMCgR0aWxlGAYgASgFEg0KBXdpZHRoGAcgASgFEg4KBmhlaWdodBgIIAEoBSKiAQoQR2VuZXJhdGVSZXNwb25zZRIrCghwcm9ncmVzcxgBIAEoCzIXLmNvZGV4aW1hZ2UudjEuUHJvZ3Jlc3NIABIlCgVpbWFnZRgCIAEoCzIULmNvZGV4aW1hZ2UudjEuSW1hZ2VIABIxCgdzdW1tYXJ5GAMgASgLMh4uY29kZXhpbWFnZS52MS5HZW5lcmF0ZVN1bW1hcnlIAEIHCgVldmVudCKhAgoIUHJvZ3Jlc3MSLAoFc3RhZ2UYASABKA4yHS5jb2RleGltYWdlLnYxLlByb2dyZXNzLlN0YWdlEhcKD2NhbmRpZGF0ZV9pbmRleBgCIAEoBRINCgVwaGFzZRgDIAEoCRIOCgZkZXRhaWwYBCABKAkSFgoOcXVldWVfcG9zaXRpb24YBSABKAUSEgoKZWxhcHNlZF9tcxgGIAEoAyKCAQoFU3RhZ2USFQoRU1RBR0VfVU5TUEVDSUZJRUQQABIQCgxTVEFHRV9RVUVVRUQQARIbChdTVEFHRV9DQU5ESURBVEVfU1RBUlRFRBACEhUKEVNUQUdFX0NPREVYX1BIQVNFEAMSHAoYU1RBR0VfQ0FORElEQVRFX0ZJTklTSEVEEAQijgUKBUltYWdlEhAKAmlkGAEgASgJQgTiQQEDEhIKCnJlcXVlc3RfaWQYAiABKAkSDQoFaW5kZXgYAyABKAUSDQoFbGFiZWwYBCABKAkSEQoJbWltZV90eXBlGAUgASgJEg0KBXdpZHRoGAYgASgFEg4KBmhlaWdodBgHIAEoBRIRCglieXRlX3NpemUYCCABKAMSDgoGc2hhMjU2GAkgASgJEhYKDnJldmlzZWRfcHJvbXB0GAogASgJEhEKCWZpbGVfcGF0aBgLIAEoCRIRCgl0aHJlYWRfaWQYDCABKAkSFQoNcmVzb2x2ZWRfc2l6ZRgNIAEoCRITCgtkdXJhdGlvbl9tcxgOIAEoAxIvCgtjcmVhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcHJvbXB0GBAgASgJEhYKDnJlcXVlc3RlZF9zaXplGBEgASgJEg4KBmFzcGVjdBgSIAEoCRIPCgdxdWFsaXR5GBMgASgJEhUKDW91dHB1dF9mb3JtYXQYFCABKAkSEwoLdGFyZ2V0X3NpemUYFSABKAkSFAoMYXNwZWN0X3JhdGlvGBYgASgJEhUKDWFzcGVjdF9zb3VyY2UYFyABKAkSCwoDZml0GBggASgJEhQKDG5hdGl2ZV93aWR0aBgZIAEoBRIVCg1uYXRpdmVfaGVpZ2h0GBogASgFEg8KB3Jlc2l6ZWQYGyABKAgSEAoIZW5sYXJnZWQYHCABKAgSLwoKcmVmZXJlbmNlcxgdIAMoCzIbLmNvZGV4aW1hZ2UudjEuUmVmZXJlbmNlVXNlEhAKCGtleV9uYW1lGCggASgJEg8KB2FjY291bnQYKSABKAki1AIKD0dlbmVyYXRlU3VtbWFyeRISCgpyZXF1ZXN0X2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRINCgVtb2RlbBgDIAEoCRIPCgdiYWNrZW5kGAQgASgJEhYKDnJlcXVlc3RlZF9zaXplGAUgASgJEhUKDXJlc29sdmVkX3NpemUYBiABKAkSDwoHcXVhbGl0eRgHIAEoCRIVCg1vdXRwdXRfZm9ybWF0GAggASgJEhEKCWltYWdlX2lkcxgJIAMoCRITCgtkdXJhdGlvbl9tcxgKIAEoAxITCgt0YXJnZXRfc2l6ZRgLIAEoCRIUCgxhc3BlY3RfcmF0aW8YDCABKAkSFQoNYXNwZWN0X3NvdXJjZRgNIAEoCRILCgNmaXQYDiABKAkSLwoKcmVmZXJlbmNlcxgPIAMoCzIbLmNvZGV4aW1hZ2UudjEuUmVmZXJlbmNlVXNlIhgKFkdldENhcGFiaWxpdGllc1JlcXVlc3QilQQKF0dldENhcGFiaWxpdGllc1Jlc3BvbnNlEg0KBW1vZGVsGAEgASgJEg8KB2JhY2tlbmQYAiABKAkSEgoKbWF4X2ltYWdlcxgDIAEoBRIWCg5vdXRwdXRfZm9ybWF0cxgEIAMoCRIRCglxdWFsaXRpZXMYBSADKAkSFAoMc2l6ZV9vcHRpb25zGAYgAygJEhUKDXJhdGlvX29wdGlvbnMYByADKAkSOAoQc2l6ZV9jb25zdHJhaW50cxgIIAEoCzIeLmNvZGV4aW1hZ2UudjEuU2l6ZUNvbnN0cmFpbnRzEkUKF2hpZ2hfcmVzb2x1dGlvbl9wcmVzZXRzGAkgASgLMiQuY29kZXhpbWFnZS52MS5IaWdoUmVzb2x1dGlvblByZXNldHMSMgoKcmVmZXJlbmNlcxgKIAEoCzIeLmNvZGV4aW1hZ2UudjEuUmVmZXJlbmNlUG9saWN5EhUKDWF1dGhfcmVxdWlyZWQYCyABKAgSHQoVZ2VuZXJhdGlvbl90aW1lb3V0X21zGAwgASgDEioKB3ByZXNldHMYDSADKAsyGS5jb2RleGltYWdlLnYxLlNpemVQcmVzZXQSFAoMYXNwZWN0X25hbWVzGA4gAygJEjMKDmFzcGVjdF9vcHRpb25zGA8gAygLMhsuY29kZXhpbWFnZS52MS5Bc3BlY3RPcHRpb24SDAoEZml0cxgQIAMoCSJQCgxBc3BlY3RPcHRpb24SDAoEbmFtZRgBIAEoCRIMCgRraW5kGAIgASgJEg8KB2FsaWFzZXMYAyADKAkSEwoLZGVzY3JpcHRpb24YBCABKAkiiAEKD1NpemVDb25zdHJhaW50cxITCgtjdXN0b21fc2l6ZRgBIAEoCBIQCghtYXhfZWRnZRgCIAEoBRISCgptYXhfcGl4ZWxzGAMgASgDEhIKCm1pbl9waXhlbHMYBCABKAMSEwoLbXVsdGlwbGVfb2YYBSABKAUSEQoJbWF4X3JhdGlvGAYgASgJIkwKFUhpZ2hSZXNvbHV0aW9uUHJlc2V0cxIRCglsYW5kc2NhcGUYASABKAkSEAoIcG9ydHJhaXQYAiABKAkSDgoGc3F1YXJlGAMgASgJIkAKClNpemVQcmVzZXQSDAoEbmFtZRgBIAEoCRIQCghtYXhfZWRnZRgCIAEoBRISCgptYXhfcGl4ZWxzGAMgASgDIogBCg9SZWZlcmVuY2VQb2xpY3kSDAoEbW9kZRgBIAEoCRISCgptYXhfaW1hZ2VzGAIgASgFEhEKCW1heF9ieXRlcxgDIAEoAxISCgptaW1lX3R5cGVzGAQgAygJEhUKDW1heF9vcmlnaW5hbHMYBSABKAUSFQoNb3ZlcmZsb3dfbW9kZRgGIAEoCSIPCg1IZWFsdGhSZXF1ZXN0IpsCCg5IZWFsdGhSZXNwb25zZRIOCgZzdGF0dXMYASABKAkSDQoFcmVhZHkYAiABKAgSDwoHYmFja2VuZBgDIAEoCRINCgVtb2RlbBgEIAEoCRIVCg1hdXRoX3JlcXVpcmVkGAUgASgIEh0KFWdlbmVyYXRpb25fdGltZW91dF9tcxgGIAEoAxIpCgVjb2RleBgHIAEoCzIaLmNvZGV4aW1hZ2UudjEuQ29kZXhTdGF0dXMSKAoFc2xvdHMYCCABKAsyGS5jb2RleGltYWdlLnYxLlNsb3RTdGF0dXMSDwoHcHJvYmxlbRgJIAEoCRIuCghhY2NvdW50cxgKIAMoCzIcLmNvZGV4aW1hZ2UudjEuQWNjb3VudFN0YXR1cyK2AQoNQWNjb3VudFN0YXR1cxIMCgRuYW1lGAEgASgJEhIKCmNvZGV4X2hvbWUYAiABKAkSDQoFZm91bmQYAyABKAgSEQoJbG9nZ2VkX2luGAQgASgIEg4KBmluX3VzZRgFIAEoBRINCgVsaW1pdBgGIAEoBRIzCg9leGhhdXN0ZWRfdW50aWwYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXJlYWR5GAggASgIImcKC0NvZGV4U3RhdHVzEg0KBWZvdW5kGAEgASgIEgwKBHBhdGgYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIRCglsb2dnZWRfaW4YBCABKAgSFwoPY3VzdG9tX3Byb3ZpZGVyGAUgASgIIl4KClNsb3RTdGF0dXMSDgoGaW5fdXNlGAEgASgFEgwKBGZyZWUYAiABKAUSDQoFbGltaXQYAyABKAUSDgoGcXVldWVkGAQgASgFEhMKC3F1ZXVlX2xpbWl0GAUgASgFIikKD0dldEltYWdlUmVxdWVzdBIWCghpbWFnZV9pZBgBIAEoCUIE4kEBAiI3ChBHZXRJbWFnZVJlc3BvbnNlEiMKBWltYWdlGAEgASgLMhQuY29kZXhpbWFnZS52MS5JbWFnZSItChNHZXRJbWFnZUZpbGVSZXF1ZXN0EhYKCGltYWdlX2lkGAEgASgJQgTiQQECIl4KFEdldEltYWdlRmlsZVJlc3BvbnNlEhQKDGNvbnRlbnRfdHlwZRgBIAEoCRISCgp0b3RhbF9zaXplGAIgASgDEg4KBnNoYTI1NhgDIAEoCRIMCgRkYXRhGAQgASgMItcBChFMaXN0SW1hZ2VzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVxdWVzdF9pZBgFIAEoCRIQCghrZXlfbmFtZRgGIAEoCRIXCg9wcm9tcHRfY29udGFpbnMYByABKAkiUwoSTGlzdEltYWdlc1Jlc3BvbnNlEiQKBmltYWdlcxgBIAMoCzIULmNvZGV4aW1hZ2UudjEuSW1hZ2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiwKEkRlbGV0ZUltYWdlUmVxdWVzdBIWCghpbWFnZV9pZBgBIAEoCUIE4kEBAiIVChNEZWxldGVJbWFnZVJlc3BvbnNlIukBChNMaXN0UmVxdWVzdHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpyZXF1ZXN0X2lkGAUgASgJEhAKCGtleV9uYW1lGAYgASgJEg4KBnN0YXR1cxgHIAEoCRIXCg9wcm9tcHRfY29udGFpbnMYCCABKAkiXwoUTGlzdFJlcXVlc3RzUmVzcG9uc2USLgoIcmVxdWVzdHMYASADKAsyHC5jb2RleGltYWdlLnYxLlJlcXVlc3RSZWNvcmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIuQDCg1SZXF1ZXN0UmVjb3JkEhIKCnJlcXVlc3RfaWQYASABKAkSDgoGc3RhdHVzGAIgASgJEhQKDGVycm9yX3JlYXNvbhgDIAEoCRIVCg1lcnJvcl9tZXNzYWdlGAQgASgJEhAKCGtleV9uYW1lGAUgASgJEg8KB3N1cmZhY2UYBiABKAkSDgoGcHJvbXB0GAcgASgJEg0KBWNvdW50GAggASgFEhYKDnJlcXVlc3RlZF9zaXplGAkgASgJEhUKDXJlc29sdmVkX3NpemUYCiABKAkSDgoGYXNwZWN0GAsgASgJEg8KB3F1YWxpdHkYDCABKAkSFQoNb3V0cHV0X2Zvcm1hdBgNIAEoCRIXCg9yZWZlcmVuY2VfY291bnQYDiABKAUSLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1xdWV1ZV93YWl0X21zGBEgASgDEhAKCGNvZGV4X21zGBIgASgDEhMKC2R1cmF0aW9uX21zGBMgASgDEhAKCGFjY291bnRzGBQgAygJEhEKCWltYWdlX2lkcxgVIAMoCSItChFHZXRSZXF1ZXN0UmVxdWVzdBIYCgpyZXF1ZXN0X2lkGAEgASgJQgTiQQECIpUBChJHZXRSZXF1ZXN0UmVzcG9uc2USLQoHcmVxdWVzdBgBIAEoCzIcLmNvZGV4aW1hZ2UudjEuUmVxdWVzdFJlY29yZBIkCgZpbWFnZXMYAiADKAsyFC5jb2RleGltYWdlLnYxLkltYWdlEioKCWtleV91c2FnZRgDIAEoCzIXLmNvZGV4aW1hZ2UudjEuS2V5VXNhZ2UiiAEKCEtleVVzYWdlEhAKCGtleV9uYW1lGAEgASgJEhQKDGltYWdlc190b2RheRgCIAEoAxIWCg5pbWFnZXNfcGVyX2RheRgDIAEoAxIbChNjb25jdXJyZW50X3JlcXVlc3RzGAQgASgFEh8KF21heF9jb25jdXJyZW50X3JlcXVlc3RzGAUgASgFMv4HCgxJbWFnZVNlcnZpY2USbQoIR2VuZXJhdGUSHi5jb2RleGltYWdlLnYxLkdlbmVyYXRlUmVxdWVzdBofLmNvZGV4aW1hZ2UudjEuR2VuZXJhdGVSZXNwb25zZSIegtPkkwIYOgEqIhMvdjEvaW1hZ2VzL2dlbmVyYXRlMAESegoPR2V0Q2FwYWJpbGl0aWVzEiUuY29kZXhpbWFnZS52MS5HZXRDYXBhYmlsaXRpZXNSZXF1ZXN0GiYuY29kZXhpbWFnZS52MS5HZXRDYXBhYmlsaXRpZXNSZXNwb25zZSIYgtPkkwISEhAvdjEvY2FwYWJpbGl0aWVzElcKBkhlYWx0aBIcLmNvZGV4aW1hZ2UudjEuSGVhbHRoUmVxdWVzdBodLmNvZGV4aW1hZ2UudjEuSGVhbHRoUmVzcG9uc2UiEILT5JMCChIIL2hlYWx0aHoSagoIR2V0SW1hZ2USHi5jb2RleGltYWdlLnYxLkdldEltYWdlUmVxdWVzdBofLmNvZGV4aW1hZ2UudjEuR2V0SW1hZ2VSZXNwb25zZSIdgtPkkwIXEhUvdjEvaW1hZ2VzL3tpbWFnZV9pZH0SfQoMR2V0SW1hZ2VGaWxlEiIuY29kZXhpbWFnZS52MS5HZXRJbWFnZUZpbGVSZXF1ZXN0GiMuY29kZXhpbWFnZS52MS5HZXRJbWFnZUZpbGVSZXNwb25zZSIigtPkkwIcEhovdjEvaW1hZ2VzL3tpbWFnZV9pZH0vZmlsZTABEmUKCkxpc3RJbWFnZXMSIC5jb2RleGltYWdlLnYxLkxpc3RJbWFnZXNSZXF1ZXN0GiEuY29kZXhpbWFnZS52MS5MaXN0SW1hZ2VzUmVzcG9uc2UiEoLT5JMCDBIKL3YxL2ltYWdlcxJzCgtEZWxldGVJbWFnZRIhLmNvZGV4aW1hZ2UudjEuRGVsZXRlSW1hZ2VSZXF1ZXN0GiIuY29kZXhpbWFnZS52MS5EZWxldGVJbWFnZVJlc3BvbnNlIh2C0+STAhcqFS92MS9pbWFnZXMve2ltYWdlX2lkfRJtCgxMaXN0UmVxdWVzdHMSIi5jb2RleGltYWdlLnYxLkxpc3RSZXF1ZXN0c1JlcXVlc3QaIy5jb2RleGltYWdlLnYxLkxpc3RSZXF1ZXN0c1Jlc3BvbnNlIhSC0+STAg4SDC92MS9yZXF1ZXN0cxJ0CgpHZXRSZXF1ZXN0EiAuY29kZXhpbWFnZS52MS5HZXRSZXF1ZXN0UmVxdWVzdBohLmNvZGV4aW1hZ2UudjEuR2V0UmVxdWVzdFJlc3BvbnNlIiGC0+STAhsSGS92MS9yZXF1ZXN0cy97cmVxdWVzdF9pZH1CbAoRZGV2LmNvZGV4aW1hZ2UudjFQAVpVZ2l0aHViLmNvbS9jb2RleC1pbWFnZS1zZXJ2ZXIvY29kZXgtaW1hZ2Utc2VydmVyL2NsaWVudHMvZ28vY29kZXhpbWFnZXYxO2NvZGV4aW1hZ2V2MWIGcHJvdG8z", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message codeximage.v1.GenerateRequest
@@ -585,6 +585,21 @@ export type Image = Message<"codeximage.v1.Image"> & {
    * @generated from field: repeated codeximage.v1.ReferenceUse references = 29;
    */
   references: ReferenceUse[];
+
+  /**
+   * Name of the API key that asked for it ("" without keys, "default" for
+   * CODEX_IMAGE_SERVER_API_KEY).
+   *
+   * @generated from field: string key_name = 40;
+   */
+  keyName: string;
+
+  /**
+   * The Codex account (CODEX_HOME) whose codex run made it.
+   *
+   * @generated from field: string account = 41;
+   */
+  account: string;
 };
 
 /**
@@ -1049,6 +1064,13 @@ export type HealthResponse = Message<"codeximage.v1.HealthResponse"> & {
    * @generated from field: string problem = 9;
    */
   problem: string;
+
+  /**
+   * Each Codex account (CODEX_HOME) the server uses, in configured order.
+   *
+   * @generated from field: repeated codeximage.v1.AccountStatus accounts = 10;
+   */
+  accounts: AccountStatus[];
 };
 
 /**
@@ -1057,6 +1079,68 @@ export type HealthResponse = Message<"codeximage.v1.HealthResponse"> & {
  */
 export const HealthResponseSchema: GenMessage<HealthResponse> = /*@__PURE__*/
   messageDesc(file_codeximage_v1_image_service, 16);
+
+/**
+ * @generated from message codeximage.v1.AccountStatus
+ */
+export type AccountStatus = Message<"codeximage.v1.AccountStatus"> & {
+  /**
+   * The account's name ("default" for the CODEX_HOME the server inherited).
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string codex_home = 2;
+   */
+  codexHome: string;
+
+  /**
+   * Its codex binary was found and answered --version.
+   *
+   * @generated from field: bool found = 3;
+   */
+  found: boolean;
+
+  /**
+   * @generated from field: bool logged_in = 4;
+   */
+  loggedIn: boolean;
+
+  /**
+   * Codex runs of this account now, and how many it may run at once.
+   *
+   * @generated from field: int32 in_use = 5;
+   */
+  inUse: number;
+
+  /**
+   * @generated from field: int32 limit = 6;
+   */
+  limit: number;
+
+  /**
+   * Set while the account answered "usage limit": it is skipped until then.
+   *
+   * @generated from field: google.protobuf.Timestamp exhausted_until = 7;
+   */
+  exhaustedUntil?: Timestamp | undefined;
+
+  /**
+   * Ready to take a run now.
+   *
+   * @generated from field: bool ready = 8;
+   */
+  ready: boolean;
+};
+
+/**
+ * Describes the message codeximage.v1.AccountStatus.
+ * Use `create(AccountStatusSchema)` to create a new message.
+ */
+export const AccountStatusSchema: GenMessage<AccountStatus> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 17);
 
 /**
  * @generated from message codeximage.v1.CodexStatus
@@ -1095,7 +1179,7 @@ export type CodexStatus = Message<"codeximage.v1.CodexStatus"> & {
  * Use `create(CodexStatusSchema)` to create a new message.
  */
 export const CodexStatusSchema: GenMessage<CodexStatus> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 17);
+  messageDesc(file_codeximage_v1_image_service, 18);
 
 /**
  * @generated from message codeximage.v1.SlotStatus
@@ -1132,7 +1216,7 @@ export type SlotStatus = Message<"codeximage.v1.SlotStatus"> & {
  * Use `create(SlotStatusSchema)` to create a new message.
  */
 export const SlotStatusSchema: GenMessage<SlotStatus> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 18);
+  messageDesc(file_codeximage_v1_image_service, 19);
 
 /**
  * @generated from message codeximage.v1.GetImageRequest
@@ -1149,7 +1233,7 @@ export type GetImageRequest = Message<"codeximage.v1.GetImageRequest"> & {
  * Use `create(GetImageRequestSchema)` to create a new message.
  */
 export const GetImageRequestSchema: GenMessage<GetImageRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 19);
+  messageDesc(file_codeximage_v1_image_service, 20);
 
 /**
  * @generated from message codeximage.v1.GetImageResponse
@@ -1166,7 +1250,7 @@ export type GetImageResponse = Message<"codeximage.v1.GetImageResponse"> & {
  * Use `create(GetImageResponseSchema)` to create a new message.
  */
 export const GetImageResponseSchema: GenMessage<GetImageResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 20);
+  messageDesc(file_codeximage_v1_image_service, 21);
 
 /**
  * @generated from message codeximage.v1.GetImageFileRequest
@@ -1183,7 +1267,7 @@ export type GetImageFileRequest = Message<"codeximage.v1.GetImageFileRequest"> &
  * Use `create(GetImageFileRequestSchema)` to create a new message.
  */
 export const GetImageFileRequestSchema: GenMessage<GetImageFileRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 21);
+  messageDesc(file_codeximage_v1_image_service, 22);
 
 /**
  * @generated from message codeximage.v1.GetImageFileResponse
@@ -1223,7 +1307,442 @@ export type GetImageFileResponse = Message<"codeximage.v1.GetImageFileResponse">
  * Use `create(GetImageFileResponseSchema)` to create a new message.
  */
 export const GetImageFileResponseSchema: GenMessage<GetImageFileResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 22);
+  messageDesc(file_codeximage_v1_image_service, 23);
+
+/**
+ * @generated from message codeximage.v1.ListImagesRequest
+ */
+export type ListImagesRequest = Message<"codeximage.v1.ListImagesRequest"> & {
+  /**
+   * At most this many images (default 50, at most 1000).
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` of the previous page; empty for the first.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * Only images made at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 3;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * Only images made before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 4;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * Only images of this request id.
+   *
+   * @generated from field: string request_id = 5;
+   */
+  requestId: string;
+
+  /**
+   * Only images asked for with this API key name.
+   *
+   * @generated from field: string key_name = 6;
+   */
+  keyName: string;
+
+  /**
+   * Only images whose prompt contains this text (case-insensitive).
+   *
+   * @generated from field: string prompt_contains = 7;
+   */
+  promptContains: string;
+};
+
+/**
+ * Describes the message codeximage.v1.ListImagesRequest.
+ * Use `create(ListImagesRequestSchema)` to create a new message.
+ */
+export const ListImagesRequestSchema: GenMessage<ListImagesRequest> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 24);
+
+/**
+ * @generated from message codeximage.v1.ListImagesResponse
+ */
+export type ListImagesResponse = Message<"codeximage.v1.ListImagesResponse"> & {
+  /**
+   * @generated from field: repeated codeximage.v1.Image images = 1;
+   */
+  images: Image[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message codeximage.v1.ListImagesResponse.
+ * Use `create(ListImagesResponseSchema)` to create a new message.
+ */
+export const ListImagesResponseSchema: GenMessage<ListImagesResponse> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 25);
+
+/**
+ * @generated from message codeximage.v1.DeleteImageRequest
+ */
+export type DeleteImageRequest = Message<"codeximage.v1.DeleteImageRequest"> & {
+  /**
+   * @generated from field: string image_id = 1;
+   */
+  imageId: string;
+};
+
+/**
+ * Describes the message codeximage.v1.DeleteImageRequest.
+ * Use `create(DeleteImageRequestSchema)` to create a new message.
+ */
+export const DeleteImageRequestSchema: GenMessage<DeleteImageRequest> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 26);
+
+/**
+ * @generated from message codeximage.v1.DeleteImageResponse
+ */
+export type DeleteImageResponse = Message<"codeximage.v1.DeleteImageResponse"> & {
+};
+
+/**
+ * Describes the message codeximage.v1.DeleteImageResponse.
+ * Use `create(DeleteImageResponseSchema)` to create a new message.
+ */
+export const DeleteImageResponseSchema: GenMessage<DeleteImageResponse> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 27);
+
+/**
+ * @generated from message codeximage.v1.ListRequestsRequest
+ */
+export type ListRequestsRequest = Message<"codeximage.v1.ListRequestsRequest"> & {
+  /**
+   * At most this many requests (default 50, at most 1000).
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` of the previous page; empty for the first.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * Only requests that arrived at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 3;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * Only requests that arrived before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 4;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string request_id = 5;
+   */
+  requestId: string;
+
+  /**
+   * @generated from field: string key_name = 6;
+   */
+  keyName: string;
+
+  /**
+   * Only requests with this status: "running", "completed", "failed",
+   * "cancelled" or "refused".
+   *
+   * @generated from field: string status = 7;
+   */
+  status: string;
+
+  /**
+   * Only requests whose prompt contains this text (case-insensitive).
+   *
+   * @generated from field: string prompt_contains = 8;
+   */
+  promptContains: string;
+};
+
+/**
+ * Describes the message codeximage.v1.ListRequestsRequest.
+ * Use `create(ListRequestsRequestSchema)` to create a new message.
+ */
+export const ListRequestsRequestSchema: GenMessage<ListRequestsRequest> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 28);
+
+/**
+ * @generated from message codeximage.v1.ListRequestsResponse
+ */
+export type ListRequestsResponse = Message<"codeximage.v1.ListRequestsResponse"> & {
+  /**
+   * @generated from field: repeated codeximage.v1.RequestRecord requests = 1;
+   */
+  requests: RequestRecord[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message codeximage.v1.ListRequestsResponse.
+ * Use `create(ListRequestsResponseSchema)` to create a new message.
+ */
+export const ListRequestsResponseSchema: GenMessage<ListRequestsResponse> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 29);
+
+/**
+ * One Generate request as the history keeps it.
+ *
+ * @generated from message codeximage.v1.RequestRecord
+ */
+export type RequestRecord = Message<"codeximage.v1.RequestRecord"> & {
+  /**
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * "running", "completed", "failed", "cancelled" or "refused" (never ran:
+   * bad input, a full queue, a key over its limit).
+   *
+   * @generated from field: string status = 2;
+   */
+  status: string;
+
+  /**
+   * ErrorInfo reason of the failure (e.g. "QUOTA_EXHAUSTED"); "" when completed.
+   *
+   * @generated from field: string error_reason = 3;
+   */
+  errorReason: string;
+
+  /**
+   * @generated from field: string error_message = 4;
+   */
+  errorMessage: string;
+
+  /**
+   * Name of the API key that asked.
+   *
+   * @generated from field: string key_name = 5;
+   */
+  keyName: string;
+
+  /**
+   * "grpc" or "http".
+   *
+   * @generated from field: string surface = 6;
+   */
+  surface: string;
+
+  /**
+   * The parameters as validated.
+   *
+   * @generated from field: string prompt = 7;
+   */
+  prompt: string;
+
+  /**
+   * @generated from field: int32 count = 8;
+   */
+  count: number;
+
+  /**
+   * @generated from field: string requested_size = 9;
+   */
+  requestedSize: string;
+
+  /**
+   * @generated from field: string resolved_size = 10;
+   */
+  resolvedSize: string;
+
+  /**
+   * @generated from field: string aspect = 11;
+   */
+  aspect: string;
+
+  /**
+   * @generated from field: string quality = 12;
+   */
+  quality: string;
+
+  /**
+   * @generated from field: string output_format = 13;
+   */
+  outputFormat: string;
+
+  /**
+   * @generated from field: int32 reference_count = 14;
+   */
+  referenceCount: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 15;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When it ended; unset while running.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 16;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * Time spent waiting for a generation slot.
+   *
+   * @generated from field: int64 queue_wait_ms = 17;
+   */
+  queueWaitMs: bigint;
+
+  /**
+   * Longest codex run among its candidates.
+   *
+   * @generated from field: int64 codex_ms = 18;
+   */
+  codexMs: bigint;
+
+  /**
+   * From arrival to the end.
+   *
+   * @generated from field: int64 duration_ms = 19;
+   */
+  durationMs: bigint;
+
+  /**
+   * The Codex accounts its candidates ran on.
+   *
+   * @generated from field: repeated string accounts = 20;
+   */
+  accounts: string[];
+
+  /**
+   * @generated from field: repeated string image_ids = 21;
+   */
+  imageIds: string[];
+};
+
+/**
+ * Describes the message codeximage.v1.RequestRecord.
+ * Use `create(RequestRecordSchema)` to create a new message.
+ */
+export const RequestRecordSchema: GenMessage<RequestRecord> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 30);
+
+/**
+ * @generated from message codeximage.v1.GetRequestRequest
+ */
+export type GetRequestRequest = Message<"codeximage.v1.GetRequestRequest"> & {
+  /**
+   * The newest request with this id.
+   *
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message codeximage.v1.GetRequestRequest.
+ * Use `create(GetRequestRequestSchema)` to create a new message.
+ */
+export const GetRequestRequestSchema: GenMessage<GetRequestRequest> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 31);
+
+/**
+ * @generated from message codeximage.v1.GetRequestResponse
+ */
+export type GetRequestResponse = Message<"codeximage.v1.GetRequestResponse"> & {
+  /**
+   * @generated from field: codeximage.v1.RequestRecord request = 1;
+   */
+  request?: RequestRecord | undefined;
+
+  /**
+   * Its images that are still stored.
+   *
+   * @generated from field: repeated codeximage.v1.Image images = 2;
+   */
+  images: Image[];
+
+  /**
+   * Usage of the request's API key (unset without a named key).
+   *
+   * @generated from field: codeximage.v1.KeyUsage key_usage = 3;
+   */
+  keyUsage?: KeyUsage | undefined;
+};
+
+/**
+ * Describes the message codeximage.v1.GetRequestResponse.
+ * Use `create(GetRequestResponseSchema)` to create a new message.
+ */
+export const GetRequestResponseSchema: GenMessage<GetRequestResponse> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 32);
+
+/**
+ * An API key's use against its limits; a limit of 0 means none.
+ *
+ * @generated from message codeximage.v1.KeyUsage
+ */
+export type KeyUsage = Message<"codeximage.v1.KeyUsage"> & {
+  /**
+   * @generated from field: string key_name = 1;
+   */
+  keyName: string;
+
+  /**
+   * Images counted against the key today (UTC), finished and running.
+   *
+   * @generated from field: int64 images_today = 2;
+   */
+  imagesToday: bigint;
+
+  /**
+   * @generated from field: int64 images_per_day = 3;
+   */
+  imagesPerDay: bigint;
+
+  /**
+   * @generated from field: int32 concurrent_requests = 4;
+   */
+  concurrentRequests: number;
+
+  /**
+   * @generated from field: int32 max_concurrent_requests = 5;
+   */
+  maxConcurrentRequests: number;
+};
+
+/**
+ * Describes the message codeximage.v1.KeyUsage.
+ * Use `create(KeyUsageSchema)` to create a new message.
+ */
+export const KeyUsageSchema: GenMessage<KeyUsage> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 33);
 
 /**
  * @generated from service codeximage.v1.ImageService
@@ -1282,6 +1801,49 @@ export const ImageService: GenService<{
     methodKind: "server_streaming";
     input: typeof GetImageFileRequestSchema;
     output: typeof GetImageFileResponseSchema;
+  },
+  /**
+   * Stored images, newest first, a page at a time (AIP-158). Paging is
+   * stable while new images land: a token resumes after the last image seen.
+   *
+   * @generated from rpc codeximage.v1.ImageService.ListImages
+   */
+  listImages: {
+    methodKind: "unary";
+    input: typeof ListImagesRequestSchema;
+    output: typeof ListImagesResponseSchema;
+  },
+  /**
+   * Deletes a stored image: its bytes, its record and its file route.
+   *
+   * @generated from rpc codeximage.v1.ImageService.DeleteImage
+   */
+  deleteImage: {
+    methodKind: "unary";
+    input: typeof DeleteImageRequestSchema;
+    output: typeof DeleteImageResponseSchema;
+  },
+  /**
+   * Generate requests, newest first, whatever their outcome (completed,
+   * failed, cancelled, refused), a page at a time.
+   *
+   * @generated from rpc codeximage.v1.ImageService.ListRequests
+   */
+  listRequests: {
+    methodKind: "unary";
+    input: typeof ListRequestsRequestSchema;
+    output: typeof ListRequestsResponseSchema;
+  },
+  /**
+   * One Generate request in detail: parameters, outcome, durations, the
+   * account that served it, its images, and its key's usage.
+   *
+   * @generated from rpc codeximage.v1.ImageService.GetRequest
+   */
+  getRequest: {
+    methodKind: "unary";
+    input: typeof GetRequestRequestSchema;
+    output: typeof GetRequestResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_codeximage_v1_image_service, 0);

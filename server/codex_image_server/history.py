@@ -1,0 +1,68 @@
+"""The request history: every Generate request gets a record when it
+arrives (or is refused) and its outcome when it ends. Listing and paging
+go through the same store as the images."""
+from __future__ import annotations
+
+import time
+
+from .errors import FieldViolation, ServiceError, invalid, not_found
+from .request import GenerateParams, GenerationSpec
+from .store import Page, Query, RequestRecord, StoredImage
+from .store import paging
+from .store.metadata import MetadataStore
+from .store.records import STATUSES
+
+_PROMPT_KEPT = 4000  # a refused request's prompt may be anything: keep a bounded part
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class History:
+    def __init__(self, metadata: MetadataStore):
+        self._meta = metadata
+        interrupted = metadata.end_interrupted(now_ms())
+        self.interrupted_at_start = interrupted
+
+    def begin(self, spec: GenerationSpec, key_name: str, surface: str, arrived_ms: int) -> int:
+        """The running request's row; returns its sequence number."""
+        return self._meta.begin_request(RequestRecord(
+            seq=0, request_id=spec.request_id, status="running", created_unix_ms=arrived_ms, key_name=key_name,
+            surface=surface, prompt=spec.prompt, count=spec.count, requested_size=spec.size.requested,
+            resolved_size=spec.size.text, aspect=spec.aspect, quality=spec.quality,
+            output_format=spec.output_format, reference_count=len(spec.references)))
+
+    def refused(self, request_id: str, params: GenerateParams, key_name: str, surface: str, arrived_ms: int,
+                error: ServiceError) -> None:
+        """A request that never ran (bad input, full queue, a key over its limit)."""
+        self._meta.begin_request(RequestRecord(
+            seq=0, request_id=request_id, status="refused", created_unix_ms=arrived_ms, key_name=key_name,
+            surface=surface, prompt=params.prompt[:_PROMPT_KEPT], count=params.count,
+            requested_size=params.size[:64], aspect=params.aspect[:64], quality=params.quality[:64],
+            output_format=params.output_format[:64], reference_count=len(params.references),
+            ended_unix_ms=now_ms(), error_reason=error.reason, error_message=error.message[:1000],
+            duration_ms=max(0, now_ms() - arrived_ms)))
+
+    def finish(self, seq: int, status: str, error: ServiceError | None, *, duration_ms: int, queue_wait_ms: int,
+               codex_ms: int, accounts: tuple[str, ...], image_ids: tuple[str, ...]) -> None:
+        self._meta.finish_request(
+            seq, status=status, error_reason=error.reason if error else "",
+            error_message=error.message[:1000] if error else "", ended_unix_ms=now_ms(), duration_ms=duration_ms,
+            queue_wait_ms=queue_wait_ms, codex_ms=codex_ms, accounts=accounts, image_ids=image_ids,
+            image_count=len(image_ids))
+
+    def get(self, request_id: str) -> tuple[RequestRecord, list[StoredImage]]:
+        record = self._meta.get_request(request_id) if request_id else None
+        if record is None:
+            raise not_found(f"request {request_id[:80]!r}")
+        return record, self._meta.images_of_request(record.seq)
+
+    def list(self, query: Query) -> Page:
+        if query.status and query.status not in STATUSES:
+            raise invalid([FieldViolation("status", f"must be one of {', '.join(STATUSES)}", "INVALID_STATUS")])
+        return paging.page("requests", query, self._meta.list_requests,
+                           lambda r: paging.Cursor(r.created_unix_ms, str(r.seq)))
+
+    def images_since(self, key_name: str, since_ms: int) -> int:
+        return self._meta.images_counted_since(key_name, since_ms)

@@ -1,0 +1,92 @@
+"""Retention: stored images older than the maximum age, and the oldest ones
+while the store holds more than the maximum bytes, are deleted by a
+background sweeper. The history keeps the request records."""
+from __future__ import annotations
+
+import threading
+import time
+
+from .errors import ServiceError
+from .logs import log
+from .metrics import Metrics
+from .store import OutputStore
+
+_BATCH = 200
+
+
+class Retention:
+    def __init__(self, store: OutputStore, metrics: Metrics, max_age_s: int, max_bytes: int):
+        self._store = store
+        self._metrics = metrics
+        self.max_age_s = max_age_s
+        self.max_bytes = max_bytes
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.max_age_s or self.max_bytes)
+
+    def _delete(self, image_id: str, rule: str) -> int:
+        try:
+            record = self._store.delete(image_id)
+        except ServiceError:
+            return 0  # deleted meanwhile (DeleteImage)
+        self._metrics.retention_deleted.labels(rule).inc()
+        self._metrics.retention_bytes.labels(rule).inc(record.byte_size)
+        return record.byte_size
+
+    def sweep(self, now_ms: int | None = None) -> dict[str, int]:
+        """One pass; images strictly older than the maximum age go, then the
+        oldest until the total is at most the maximum bytes."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        deleted = {"age": 0, "size": 0}
+        if self.max_age_s:
+            cutoff = now_ms - self.max_age_s * 1000
+            while True:
+                old = [i for i in self._store.metadata.oldest_images(_BATCH) if i.created_unix_ms < cutoff]
+                for image in old:
+                    self._delete(image.id, "age")
+                deleted["age"] += len(old)
+                if len(old) < _BATCH:
+                    break
+        if self.max_bytes:
+            _, total = self._store.totals()
+            while total > self.max_bytes:
+                oldest = self._store.metadata.oldest_images(_BATCH)
+                if not oldest:
+                    break
+                for image in oldest:
+                    if total <= self.max_bytes:
+                        break
+                    total -= self._delete(image.id, "size") or image.byte_size
+                    deleted["size"] += 1
+        if deleted["age"] or deleted["size"]:
+            log("retention.swept", by_age=deleted["age"], by_size=deleted["size"])
+        return deleted
+
+
+class Sweeper:
+    """Runs `Retention.sweep` at start and then every interval, until stopped."""
+
+    def __init__(self, retention: Retention, interval_s: float):
+        self._retention = retention
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="retention", daemon=True)
+
+    def start(self) -> None:
+        if self._retention.enabled:
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                self._retention.sweep()
+            except Exception as exc:  # noqa: BLE001 - a failed pass must not end the sweeper
+                log("retention.failed", level="error", error_type=type(exc).__name__)
+            if self._stop.wait(self._interval):
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)

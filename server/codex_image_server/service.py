@@ -1,0 +1,230 @@
+"""The service every surface calls: Generate with its history record, the
+key's limits, logs and metrics around it; and the history and store
+operations. Surfaces (gRPC servicer, HTTP shim, later others) only convert
+their wire format to these calls and back."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from typing import AsyncIterator
+
+from prometheus_client.core import GaugeMetricFamily
+
+from .blocking import Blocking
+from .engine import Engine
+from .errors import Kind, ServiceError
+from .generation import Event, Generation, ImageEvent, Origin
+from .history import History, now_ms
+from .keys import ANONYMOUS, ApiKey, Keyring
+from .logs import log
+from .metrics import Metrics, gauge
+from .quotas import KeyLimits, KeyUsage
+from .request import GenerateParams
+from .settings import Settings
+from .slots import Slots
+from .store import OutputStore, Page, Query, RequestRecord, StoredImage
+from .validation import usable_request_id, validate
+
+
+@dataclasses.dataclass(frozen=True)
+class Caller:
+    """Who is calling, as the surface's one auth check found it."""
+    key: ApiKey = ANONYMOUS
+    surface: str = "grpc"
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestDetail:
+    record: RequestRecord
+    images: list[StoredImage]
+    key_usage: KeyUsage | None
+
+
+class Service:
+    def __init__(self, settings: Settings, engine: Engine, store: OutputStore, slots: Slots, keyring: Keyring,
+                 metrics: Metrics, blocking: Blocking):
+        self.settings = settings
+        self.blocking = blocking
+        self.engine = engine
+        self.store = store
+        self.slots = slots
+        self.keyring = keyring
+        self.metrics = metrics
+        self.history = History(store.metadata)
+        self.limits = KeyLimits(self.history)
+        metrics.add_live(self._live_gauges)
+
+    async def generate(self, params: GenerateParams, caller: Caller) -> "GenerateCall":
+        """Validated, admitted against the key's limits and recorded (off the
+        loop: Pillow decodes references, SQLite records); refusals raise."""
+        call = GenerateCall(self, caller)
+        admitted = asyncio.ensure_future(self.blocking.run(call.admit, params))
+        try:
+            await asyncio.shield(admitted)
+        except asyncio.CancelledError:
+            # The caller left while its request was being admitted: once that
+            # is done, record it cancelled and give the key's slot back.
+            admitted.add_done_callback(
+                lambda f: call.abandon() if not f.cancelled() and f.exception() is None else None)
+            raise
+        call.prepare()
+        return call
+
+    def get_image(self, image_id: str) -> StoredImage:
+        return self.store.get(image_id)
+
+    def image_path(self, record: StoredImage):
+        return self.store.path(record)
+
+    def delete_image(self, image_id: str, caller: Caller) -> StoredImage:
+        record = self.store.delete(image_id)
+        log("image.deleted", image_id=record.id, bytes=record.byte_size, key_name=caller.key.name)
+        return record
+
+    def list_images(self, query: Query) -> Page:
+        return self.store.list(query)
+
+    def list_requests(self, query: Query) -> Page:
+        return self.history.list(query)
+
+    def get_request(self, request_id: str) -> RequestDetail:
+        record, images = self.history.get(request_id)
+        key = self.keyring.by_name(record.key_name) if record.key_name else None
+        return RequestDetail(record, images, self.limits.usage(key) if key else None)
+
+    def _live_gauges(self):
+        in_use, free, queued = self.slots.snapshot()
+        count, size = self.store.totals()
+        return [gauge("codex_image_slots_in_use", "Generation slots in use", in_use),
+                gauge("codex_image_slots_limit", "Generation slots in all", self.slots.limit),
+                gauge("codex_image_queue_depth", "Requests waiting for slots", queued),
+                gauge("codex_image_images_stored", "Images in the store", count),
+                gauge("codex_image_bytes_stored", "Bytes of images in the store", size),
+                *self._account_gauges()]
+
+    def _account_gauges(self):
+        in_use = GaugeMetricFamily("codex_image_account_in_use", "Codex runs on each account", labels=["account"])
+        ready = GaugeMetricFamily("codex_image_account_ready", "1 when the account can take a run",
+                                  labels=["account"])
+        until = GaugeMetricFamily("codex_image_account_exhausted_until_seconds",
+                                  "Unix time the account's usage limit resets (0: not exhausted)",
+                                  labels=["account"])
+        for a in self.engine.accounts.states():
+            in_use.add_metric([a.name], a.in_use)
+            ready.add_metric([a.name], 1 if a.ready else 0)
+            until.add_metric([a.name], a.exhausted_until)
+        return [in_use, ready, until]
+
+
+class GenerateCall:
+    """One Generate request from arrival to its recorded outcome. Refusals
+    (bad input, a key over its limit) raise from `admit` and are recorded too."""
+
+    def __init__(self, service: Service, caller: Caller):
+        self._svc = service
+        self._caller = caller
+        self._arrived_ms = now_ms()
+        self._started = time.monotonic()
+        self.spec = None
+        self.generation: Generation | None = None
+        self._seq = 0
+
+    def admit(self, params: GenerateParams) -> None:
+        """Blocking: validation, the key's limits, the history row."""
+        service, caller = self._svc, self._caller
+        try:
+            spec = validate(params, service.settings)
+            self._seq = service.limits.admit(caller.key, spec.count, lambda: service.history.begin(
+                spec, caller.key.name, caller.surface, self._arrived_ms))
+        except ServiceError as exc:
+            service.history.refused(usable_request_id(params), params, caller.key.name, caller.surface,
+                                    self._arrived_ms, exc)
+            self._count("refused", exc.reason)
+            log("generate.refused", request_id=usable_request_id(params), reason=exc.reason,
+                key_name=caller.key.name, surface=caller.surface)
+            raise
+        self.spec = spec
+
+    def abandon(self) -> None:
+        """Admitted but never run: the caller went away first."""
+        try:
+            self._svc.history.finish(self._seq, "cancelled", ServiceError(
+                Kind.CANCELLED, "REQUEST_CANCELED", "the caller went away before the request started"),
+                duration_ms=int((time.monotonic() - self._started) * 1000), queue_wait_ms=0, codex_ms=0,
+                accounts=(), image_ids=())
+        finally:
+            self._svc.limits.release(self._caller.key)
+        self._count("cancelled", "REQUEST_CANCELED")
+
+    def prepare(self) -> None:
+        """On the loop: the Generation lives there."""
+        settings = self._svc.settings
+        self.generation = Generation(self.spec, self._svc.engine, self._svc.store, self._svc.slots,
+                                     settings.state_dir / "work", settings.generation_timeout_ms / 1000,
+                                     self._svc.blocking, Origin(self._caller.key.name, self._seq))
+
+    def _count(self, outcome: str, reason: str) -> None:
+        self._svc.metrics.requests.labels(self._caller.surface, outcome, reason).inc()
+
+    def cancel(self, reason: str) -> None:
+        self.generation.cancel(reason)
+
+    async def events(self) -> AsyncIterator[Event]:
+        spec, generation = self.spec, self.generation
+        fields = dict(request_id=spec.request_id, count=spec.count, size=spec.size.text,
+                      quality=spec.quality, output_format=spec.output_format,
+                      references=len(spec.references), prompt_chars=len(spec.prompt),
+                      key_name=self._caller.key.name, surface=self._caller.surface)
+        log("generate.start", **fields)
+        images: list[str] = []
+        error: ServiceError | None = None
+        try:
+            async with contextlib.aclosing(generation.events()) as events:
+                async for event in events:
+                    if isinstance(event, ImageEvent):
+                        images.append(event.image.id)
+                    yield event
+        except ServiceError as exc:
+            error = exc
+            raise
+        except (GeneratorExit, asyncio.CancelledError):
+            error = ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", "the caller went away")
+            raise
+        except Exception:
+            error = ServiceError(Kind.INTERNAL, "INTERNAL", "internal error")
+            raise
+        finally:
+            self._finish(error, tuple(images), fields)
+
+    def _finish(self, error: ServiceError | None, images: tuple[str, ...], fields: dict) -> None:
+        generation, metrics = self.generation, self._svc.metrics
+        if error is None:
+            status = "completed"
+        elif error.kind is Kind.CANCELLED:
+            status = "cancelled"
+        elif not generation.admitted:
+            status = "refused"
+        else:
+            status = "failed"
+        duration_ms = int((time.monotonic() - self._started) * 1000)
+        codex_ms = max(generation.codex_ms, default=0)
+        # One UPDATE by primary key (WAL, no fsync): cheap enough for the loop,
+        # and done before the caller sees the end, so GetRequest agrees at once.
+        try:
+            self._svc.history.finish(self._seq, status, error, duration_ms=duration_ms,
+                                     queue_wait_ms=generation.queue_wait_ms, codex_ms=codex_ms,
+                                     accounts=tuple(generation.accounts), image_ids=images)
+        finally:
+            self._svc.limits.release(self._caller.key)
+        reason = error.reason if error else ""
+        self._count(status, reason)
+        metrics.images.inc(len(images))
+        metrics.total.observe(duration_ms / 1000)
+        if generation.admitted:
+            metrics.queue_wait.observe(generation.queue_wait_ms / 1000)
+        for ms in generation.codex_ms:
+            metrics.codex_run.observe(ms / 1000)
+        log("generate.end", outcome=status if error is None or status == "cancelled" else reason.lower(),
+            status=status, images=len(images), duration_ms=duration_ms, **fields)

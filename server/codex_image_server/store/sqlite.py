@@ -1,0 +1,327 @@
+"""The index of images and requests in one SQLite file (WAL).
+
+One connection behind a lock: every statement here is an indexed lookup or
+a bounded page, so holding the lock is short. SQL stays close to what
+PostgreSQL also takes (row values, ON CONFLICT, no SQLite-only functions)
+so the replica store can share it.
+
+Text in the prompt: a page is the newest rows that match, so a common word
+is found fastest by walking the time index and testing each prompt (LIKE),
+and a rare one by a trigram index (FTS5; pg_trgm is PostgreSQL's twin),
+whose few hits are then sorted. A bounded probe of the trigram index picks
+between the two per query.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+from .paging import Cursor
+from .records import Query, RequestRecord, StoredImage
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+  id TEXT PRIMARY KEY,
+  request_seq INTEGER NOT NULL DEFAULT 0,
+  request_id TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  label TEXT NOT NULL,
+  mime_type TEXT NOT NULL,
+  width INTEGER NOT NULL,
+  height INTEGER NOT NULL,
+  byte_size INTEGER NOT NULL,
+  sha256 TEXT NOT NULL,
+  revised_prompt TEXT NOT NULL,
+  thread_id TEXT NOT NULL,
+  prompt TEXT NOT NULL,
+  requested_size TEXT NOT NULL,
+  resolved_size TEXT NOT NULL,
+  aspect TEXT NOT NULL,
+  quality TEXT NOT NULL,
+  output_format TEXT NOT NULL,
+  duration_ms INTEGER NOT NULL,
+  created_unix_ms INTEGER NOT NULL,
+  target_size TEXT NOT NULL DEFAULT '',
+  aspect_ratio TEXT NOT NULL DEFAULT '',
+  aspect_source TEXT NOT NULL DEFAULT '',
+  fit TEXT NOT NULL DEFAULT '',
+  native_width INTEGER NOT NULL DEFAULT 0,
+  native_height INTEGER NOT NULL DEFAULT 0,
+  resized INTEGER NOT NULL DEFAULT 0,
+  enlarged INTEGER NOT NULL DEFAULT 0,
+  reference_uses TEXT NOT NULL DEFAULT '[]',
+  key_name TEXT NOT NULL DEFAULT '',
+  account TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS images_by_time ON images (created_unix_ms, id);
+CREATE INDEX IF NOT EXISTS images_by_request ON images (request_id);
+CREATE INDEX IF NOT EXISTS images_by_request_seq ON images (request_seq);
+CREATE TABLE IF NOT EXISTS requests (
+  seq INTEGER PRIMARY KEY,
+  request_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  created_unix_ms INTEGER NOT NULL,
+  key_name TEXT NOT NULL DEFAULT '',
+  surface TEXT NOT NULL DEFAULT '',
+  prompt TEXT NOT NULL DEFAULT '',
+  count INTEGER NOT NULL DEFAULT 0,
+  requested_size TEXT NOT NULL DEFAULT '',
+  resolved_size TEXT NOT NULL DEFAULT '',
+  aspect TEXT NOT NULL DEFAULT '',
+  quality TEXT NOT NULL DEFAULT '',
+  output_format TEXT NOT NULL DEFAULT '',
+  reference_count INTEGER NOT NULL DEFAULT 0,
+  ended_unix_ms INTEGER NOT NULL DEFAULT 0,
+  error_reason TEXT NOT NULL DEFAULT '',
+  error_message TEXT NOT NULL DEFAULT '',
+  queue_wait_ms INTEGER NOT NULL DEFAULT 0,
+  codex_ms INTEGER NOT NULL DEFAULT 0,
+  duration_ms INTEGER NOT NULL DEFAULT 0,
+  accounts TEXT NOT NULL DEFAULT '',
+  image_ids TEXT NOT NULL DEFAULT '',
+  image_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS requests_by_time ON requests (created_unix_ms, seq);
+CREATE INDEX IF NOT EXISTS requests_by_id ON requests (request_id, seq);
+CREATE INDEX IF NOT EXISTS requests_by_key ON requests (key_name, created_unix_ms);
+"""
+
+# Trigram indexes of the prompts, kept in step by triggers (external content:
+# the text is stored once, in the table itself).
+_TEXT_SCHEMA = """
+CREATE VIRTUAL TABLE IF NOT EXISTS images_text USING fts5(
+  prompt, content='images', content_rowid='rowid', tokenize='trigram');
+CREATE TRIGGER IF NOT EXISTS images_text_insert AFTER INSERT ON images BEGIN
+  INSERT INTO images_text(rowid, prompt) VALUES (new.rowid, new.prompt); END;
+CREATE TRIGGER IF NOT EXISTS images_text_delete AFTER DELETE ON images BEGIN
+  INSERT INTO images_text(images_text, rowid, prompt) VALUES ('delete', old.rowid, old.prompt); END;
+CREATE VIRTUAL TABLE IF NOT EXISTS requests_text USING fts5(
+  prompt, content='requests', content_rowid='seq', tokenize='trigram');
+CREATE TRIGGER IF NOT EXISTS requests_text_insert AFTER INSERT ON requests BEGIN
+  INSERT INTO requests_text(rowid, prompt) VALUES (new.seq, new.prompt); END;
+CREATE TRIGGER IF NOT EXISTS requests_text_update AFTER UPDATE OF prompt ON requests BEGIN
+  INSERT INTO requests_text(requests_text, rowid, prompt) VALUES ('delete', old.seq, old.prompt);
+  INSERT INTO requests_text(rowid, prompt) VALUES (new.seq, new.prompt); END;
+"""
+# Below this many hits the trigram index answers; above, the time-ordered scan.
+_FEW_HITS = 1000
+_TRIGRAM = 3  # the trigram index needs at least this many characters
+
+_IMAGE_FIELDS = [f.name for f in dataclasses.fields(StoredImage)]
+_RENAMED = {"index": "idx", "references": "reference_uses"}  # names SQL keeps for itself
+_IMAGE_COLUMNS = [_RENAMED.get(n, n) for n in _IMAGE_FIELDS]
+_REFERENCES = _IMAGE_FIELDS.index("references")
+_REQUEST_FIELDS = [f.name for f in dataclasses.fields(RequestRecord)]
+_LISTS = ("accounts", "image_ids")  # tuples kept as space-separated text
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _phrase(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _filters(query: Query, time_column: str, prompt_sql: tuple[str, list] | None = None) -> tuple[list[str], list]:
+    where, args = [], []
+    if query.start_unix_ms:
+        where.append(f"{time_column} >= ?")
+        args.append(query.start_unix_ms)
+    if query.end_unix_ms:
+        where.append(f"{time_column} < ?")
+        args.append(query.end_unix_ms)
+    for column in ("request_id", "key_name"):
+        if getattr(query, column):
+            where.append(f"{column} = ?")
+            args.append(getattr(query, column))
+    if query.prompt_contains:
+        sql, extra = prompt_sql or _like_condition(query.prompt_contains)
+        where.append(sql)
+        args += extra
+    return where, args
+
+
+def _like_condition(text: str) -> tuple[str, list]:
+    # LIKE is case-insensitive for ASCII in SQLite (ILIKE in PostgreSQL).
+    return "prompt LIKE ? ESCAPE '\\'", [_like(text)]
+
+
+def _image(row) -> StoredImage:
+    values = list(row)
+    values[_REFERENCES] = tuple(json.loads(values[_REFERENCES] or "[]"))
+    for name in ("resized", "enlarged"):
+        values[_IMAGE_FIELDS.index(name)] = bool(values[_IMAGE_FIELDS.index(name)])
+    return StoredImage(*values)
+
+
+def _image_values(image: StoredImage) -> list:
+    values = [getattr(image, name) for name in _IMAGE_FIELDS]
+    values[_REFERENCES] = json.dumps(list(image.references), separators=(",", ":"))
+    return values
+
+
+def _request(row) -> RequestRecord:
+    values = dict(zip(_REQUEST_FIELDS, row))
+    for name in _LISTS:
+        values[name] = tuple(values[name].split()) if values[name] else ()
+    return RequestRecord(**values)
+
+
+class SqliteMetadata:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable against a process crash in WAL mode; the image
+        # bytes themselves are fsynced by the blob store.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._text_index = self._make_text_index()
+
+    def _make_text_index(self) -> bool:
+        try:
+            fresh = not self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'images_text'").fetchall()
+            self._db.executescript(_TEXT_SCHEMA)
+        except sqlite3.OperationalError:
+            return False  # an SQLite without FTS5 trigrams: LIKE scans only
+        if fresh:  # an index file from before the text index
+            self._db.execute("INSERT INTO images_text(images_text) VALUES ('rebuild')")
+            self._db.execute("INSERT INTO requests_text(requests_text) VALUES ('rebuild')")
+        return True
+
+    def _prompt_condition(self, table: str, key: str, text: str) -> tuple[str, list] | None:
+        """The trigram index when the text is rare enough, else None (LIKE scan)."""
+        if not text or not self._text_index or len(text) < _TRIGRAM:
+            return None
+        hits = self._run(f"SELECT count(*) FROM (SELECT rowid FROM {table}_text "
+                         f"WHERE {table}_text MATCH ? LIMIT {_FEW_HITS})", (_phrase(text),))[0][0]
+        if hits >= _FEW_HITS:
+            return None
+        return f"{key} IN (SELECT rowid FROM {table}_text WHERE {table}_text MATCH ?)", [_phrase(text)]
+
+    def _run(self, sql: str, args=()) -> list:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def _write(self, sql: str, args=()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(sql, args)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- images ---------------------------------------------------------------
+
+    def add_image(self, image: StoredImage) -> None:
+        marks = ", ".join("?" for _ in _IMAGE_COLUMNS)
+        self._write(f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) VALUES ({marks}) "
+                    "ON CONFLICT (id) DO NOTHING", _image_values(image))
+
+    def add_images(self, images: list[StoredImage]) -> None:
+        """Many at once, in one transaction (migration, benchmarks)."""
+        marks = ", ".join("?" for _ in _IMAGE_COLUMNS)
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) VALUES ({marks}) "
+                                     "ON CONFLICT (id) DO NOTHING", [_image_values(i) for i in images])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def get_image(self, image_id: str) -> StoredImage | None:
+        rows = self._run(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images WHERE id = ?", (image_id,))
+        return _image(rows[0]) if rows else None
+
+    def delete_image(self, image_id: str) -> StoredImage | None:
+        with self._lock:
+            rows = self._db.execute(f"DELETE FROM images WHERE id = ? RETURNING {', '.join(_IMAGE_COLUMNS)}",
+                                    (image_id,)).fetchall()
+        return _image(rows[0]) if rows else None
+
+    def list_images(self, query: Query, after: Cursor | None, limit: int) -> list[StoredImage]:
+        where, args = _filters(query, "created_unix_ms",
+                               self._prompt_condition("images", "rowid", query.prompt_contains))
+        if after is not None:
+            where.append("(created_unix_ms, id) < (?, ?)")
+            args += [after.created_unix_ms, after.id]
+        sql = (f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images"
+               + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY created_unix_ms DESC, id DESC LIMIT ?")
+        return [_image(r) for r in self._run(sql, args + [limit])]
+
+    def images_of_request(self, seq: int) -> list[StoredImage]:
+        rows = self._run(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images WHERE request_seq = ? ORDER BY idx",
+                         (seq,))
+        return [_image(r) for r in rows]
+
+    def oldest_images(self, limit: int) -> list[StoredImage]:
+        rows = self._run(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images "
+                         "ORDER BY created_unix_ms, id LIMIT ?", (limit,))
+        return [_image(r) for r in rows]
+
+    def totals(self) -> tuple[int, int]:
+        count, size = self._run("SELECT COUNT(*), COALESCE(SUM(byte_size), 0) FROM images")[0]
+        return int(count), int(size)
+
+    # -- requests -------------------------------------------------------------
+
+    def begin_request(self, record: RequestRecord) -> int:
+        values = dataclasses.asdict(record)
+        values.pop("seq")
+        for name in _LISTS:
+            values[name] = " ".join(values[name])
+        columns = list(values)
+        cursor = self._write(f"INSERT INTO requests ({', '.join(columns)}) VALUES "
+                             f"({', '.join('?' for _ in columns)})", list(values.values()))
+        return int(cursor.lastrowid)
+
+    def finish_request(self, seq: int, **fields) -> None:
+        for name in _LISTS:
+            if name in fields:
+                fields[name] = " ".join(fields[name])
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        self._write(f"UPDATE requests SET {assignments} WHERE seq = ?", [*fields.values(), seq])
+
+    def get_request(self, request_id: str) -> RequestRecord | None:
+        rows = self._run(f"SELECT {', '.join(_REQUEST_FIELDS)} FROM requests WHERE request_id = ? "
+                         "ORDER BY seq DESC LIMIT 1", (request_id,))
+        return _request(rows[0]) if rows else None
+
+    def list_requests(self, query: Query, after: Cursor | None, limit: int) -> list[RequestRecord]:
+        where, args = _filters(query, "created_unix_ms",
+                               self._prompt_condition("requests", "seq", query.prompt_contains))
+        if query.status:
+            where.append("status = ?")
+            args.append(query.status)
+        if after is not None:
+            where.append("(created_unix_ms, seq) < (?, ?)")
+            args += [after.created_unix_ms, int(after.id)]
+        sql = (f"SELECT {', '.join(_REQUEST_FIELDS)} FROM requests"
+               + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY created_unix_ms DESC, seq DESC LIMIT ?")
+        return [_request(r) for r in self._run(sql, args + [limit])]
+
+    def images_counted_since(self, key_name: str, since_unix_ms: int) -> int:
+        """Images a key used since then: those made, and those asked for by
+        requests still running (so concurrent requests cannot overshoot)."""
+        row = self._run("SELECT COALESCE(SUM(CASE WHEN status = 'running' THEN count ELSE image_count END), 0) "
+                        "FROM requests WHERE key_name = ? AND created_unix_ms >= ?", (key_name, since_unix_ms))
+        return int(row[0][0])
+
+    def end_interrupted(self, now_unix_ms: int) -> int:
+        """Requests a dead server left "running" failed with it."""
+        cursor = self._write("UPDATE requests SET status = 'failed', error_reason = 'SERVER_STOPPED', "
+                             "error_message = 'the server stopped while the request ran', ended_unix_ms = ? "
+                             "WHERE status = 'running'", (now_unix_ms,))
+        return cursor.rowcount

@@ -1,0 +1,29 @@
+"""Helpers for the history tests: real servers, a real SQLite file."""
+from __future__ import annotations
+
+import grpc
+from codeximage.v1 import image_service_pb2 as pb
+
+
+def generate(stub, prompt: str, *, count: int = 1, request_id: str = "", metadata=None, timeout: float = 60):
+    """Run one Generate to its end: (images, error or None)."""
+    images = []
+    try:
+        for r in stub.Generate(pb.GenerateRequest(prompt=prompt, count=count, request_id=request_id),
+                               metadata=metadata, timeout=timeout):
+            if r.WhichOneof("event") == "image":
+                images.append(r.image)
+    except grpc.RpcError as exc:
+        return images, exc
+    return images, None
+
+
+def all_pages(call, request, metadata=None, field: str = "images") -> list:
+    """Every item of a list, page by page, following next_page_token."""
+    items = []
+    while True:
+        page = call(request, metadata=metadata, timeout=30)
+        items.extend(getattr(page, field))
+        if not page.next_page_token:
+            return items
+        request.page_token = page.next_page_token

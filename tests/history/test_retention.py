@@ -1,0 +1,106 @@
+"""Retention by age and by size at their edges (a real SQLite file and real
+files), the sweeper in a running server, and codex's own copies removed
+after each run (checked on disk)."""
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+from codeximage.v1 import image_service_pb2 as pb
+
+from codex_image_server.metrics import Metrics
+from codex_image_server.retention import Retention
+from codex_image_server.store import INDEX_FILE, OutputStore
+from tests.support.server_proc import start_server
+
+from .conftest import generate
+
+NOW = 1_800_000_000_000
+
+
+def save(store: OutputStore, created_ms: int, size: int = 100):
+    return store.save(b"x" * size, request_id="r", index=0, label="Candidate 1", mime_type="image/png", width=1,
+                      height=1, revised_prompt="", thread_id="", prompt="p", requested_size="auto",
+                      resolved_size="auto", aspect="", quality="auto", output_format="png", duration_ms=1,
+                      created_unix_ms=created_ms)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = OutputStore(tmp_path / "out", tmp_path / "state" / INDEX_FILE)
+    yield s
+    s.close()
+
+
+def kept(store: OutputStore) -> set[str]:
+    return {p.stem for p in store.dir.iterdir()} & {i.id for i in store.metadata.oldest_images(1000)}
+
+
+def test_age_edge_exactly_the_maximum_age_stays(store):
+    at_edge = save(store, NOW - 10_000)
+    past_edge = save(store, NOW - 10_001)
+    fresh = save(store, NOW)
+    assert Retention(store, Metrics(), max_age_s=10, max_bytes=0).sweep(NOW) == {"age": 1, "size": 0}
+    assert kept(store) == {at_edge.id, fresh.id}
+    assert not store.path(past_edge).exists()
+
+
+def test_size_edge_exactly_the_maximum_bytes_stays(store):
+    oldest, middle, newest = save(store, NOW - 3), save(store, NOW - 2), save(store, NOW - 1)
+    metrics = Metrics()
+    assert Retention(store, metrics, max_age_s=0, max_bytes=300).sweep(NOW) == {"age": 0, "size": 0}
+    assert Retention(store, metrics, max_age_s=0, max_bytes=299).sweep(NOW) == {"age": 0, "size": 1}
+    assert kept(store) == {middle.id, newest.id} and store.totals() == (2, 200)
+    assert not store.path(oldest).exists()
+    assert Retention(store, metrics, max_age_s=0, max_bytes=0).sweep(NOW) == {"age": 0, "size": 0}
+    assert metrics.retention_deleted.labels("size")._value.get() == 1
+    assert metrics.retention_bytes.labels("size")._value.get() == 100
+
+
+def test_many_old_images_go_in_one_pass(store):
+    for i in range(450):
+        save(store, NOW - 100_000 - i, size=1)
+    keep = save(store, NOW)
+    assert Retention(store, Metrics(), max_age_s=50, max_bytes=0).sweep(NOW)["age"] == 450
+    assert kept(store) == {keep.id}
+
+
+def test_the_sweeper_deletes_old_images_in_a_running_server(tmp_path):
+    with start_server(tmp_path, args=["--retention-max-age-s", "1", "--retention-interval-ms", "200"]) as srv:
+        stub = srv.stub()
+        (image,), err = generate(stub, "short-lived", request_id="short-lived")
+        assert err is None
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                stub.GetImage(pb.GetImageRequest(image_id=image.id))
+            except grpc.RpcError as exc:
+                assert exc.code() == grpc.StatusCode.NOT_FOUND
+                break
+            assert time.monotonic() < deadline, "the sweeper never deleted the old image"
+            time.sleep(0.1)
+        assert not (srv.output_dir / f"{image.id}.png").exists()
+        assert stub.GetRequest(pb.GetRequestRequest(request_id="short-lived")).request.status == "completed"
+    assert any(r["event"] == "retention.swept" for r in srv.log_records())
+
+
+def codex_copies(home, thread_id: str) -> list:
+    return list((home / "generated_images").glob(f"{thread_id}/*")) + \
+        list(home.glob(f"sessions/*/*/*/rollout-*-{thread_id}.jsonl"))
+
+
+@pytest.mark.parametrize("remove", [True, False])
+def test_codex_copies_are_removed_after_each_run(tmp_path, remove):
+    args = [] if remove else ["--no-remove-codex-copies"]
+    with start_server(tmp_path, args=args) as srv:
+        images, err = generate(srv.stub(), "copies", count=2)
+        assert err is None
+        _, failed = generate(srv.stub(), "x [[fake mode=forbidden]]")
+        assert failed is not None
+    for image in images:
+        assert image.thread_id
+        left = codex_copies(srv.codex_home, image.thread_id)
+        assert (left == []) if remove else len(left) == 2
+    rollouts = list(srv.codex_home.glob("sessions/*/*/*/rollout-*.jsonl"))
+    assert (rollouts == []) if remove else len(rollouts) == 3  # the failed run's rollout too
