@@ -11,35 +11,38 @@ CODEX_PREFIX := .tools/codex
 CODEX_BIN := $(CODEX_PREFIX)/node_modules/.bin/codex
 
 PROTOS := $(shell find protos -name '*.proto')
-GEN_PY := gen/python
+# The Python stubs are checked in inside the client package (like Go and TS):
+# `make proto` rewrites them, `make check-generated` guards them.
+PY_CLIENT := clients/python
+GEN_PY := $(PY_CLIENT)
 
-.PHONY: all setup venv gen codex run test bench clean
+.PHONY: all setup venv gen-python codex run test bench clean
 .DEFAULT_GOAL := all
 all: setup
 
-setup: venv gen codex
+setup: venv codex
 
+# Two editable installs, the client package first: the server depends on it
+# (for the stubs), and pip must find it installed rather than look it up.
 venv: $(STAMPS)/venv
-$(STAMPS)/venv: pyproject.toml
+$(STAMPS)/venv: pyproject.toml $(PY_CLIENT)/pyproject.toml VERSION
 	@mkdir -p $(STAMPS)
 	$(PYTHON) -m venv $(VENV)
-	@# The generated package must exist before the editable install maps it.
-	mkdir -p $(GEN_PY)/codeximage/v1
-	touch $(GEN_PY)/codeximage/__init__.py $(GEN_PY)/codeximage/v1/__init__.py
+	@# Metadata left at the top by the layout before the client package was
+	@# split out would shadow the installed version (`python -m` runs from here).
+	rm -rf codex_image_server.egg-info
 	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e ./$(PY_CLIENT)
 	$(PIP) install --quiet -e '.[dev]'
 	touch $@
 
-gen: $(STAMPS)/gen-python
-$(STAMPS)/gen-python: $(PROTOS) $(STAMPS)/venv
-	mkdir -p $(GEN_PY)/codeximage/v1
-	touch $(GEN_PY)/codeximage/__init__.py $(GEN_PY)/codeximage/v1/__init__.py
-	@# google/api and google/rpc come from googleapis-common-protos at run
-	@# time, so only our own package is generated for Python.
+# Python stubs into the client package (checked in). google/api and
+# google/rpc come from googleapis-common-protos at run time, so only our own
+# package is generated. OUT= lets check-generated write elsewhere.
+gen-python: $(STAMPS)/venv
 	$(PY) -m grpc_tools.protoc -I protos \
-		--python_out=$(GEN_PY) --pyi_out=$(GEN_PY) --grpc_python_out=$(GEN_PY) \
-		protos/codeximage/v1/image_service.proto
-	touch $@
+		--python_out=$(or $(OUT),$(GEN_PY)) --pyi_out=$(or $(OUT),$(GEN_PY)) \
+		--grpc_python_out=$(or $(OUT),$(GEN_PY)) protos/codeximage/v1/image_service.proto
 
 codex: $(STAMPS)/codex
 $(STAMPS)/codex:
@@ -68,4 +71,4 @@ bench: setup bench-tools
 	$(PY) bench/history_bench.py
 
 clean:
-	rm -rf $(VENV) gen .state/stamps .pytest_cache
+	rm -rf $(VENV) .state/stamps .pytest_cache dist

@@ -5,7 +5,8 @@
 # `make lint`             buf lint (STANDARD) + buf breaking (WIRE_JSON) vs the baseline
 # `make check-generated`  fail when checked-in Go/TS stubs differ from the protos
 # `make grpcurl`          install grpcurl into .tools/bin
-# `make proto-baseline`   refresh the breaking-change baseline (when tagging a release)
+# `make proto-baseline`   record the released API as protos/baseline/v$(VERSION).binpb
+#                         (when tagging a release; `make lint` checks against the newest)
 
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
@@ -16,7 +17,9 @@ TOOLS_BIN := .tools/bin
 TS_DIR := clients/typescript
 BUF_PREFIX := .tools/buf
 BUF := $(BUF_PREFIX)/node_modules/.bin/buf
-BUF_BASELINE := protos/baseline/v1.binpb
+# The last released API: one baseline per release, named by its version.
+BUF_BASELINE = $(lastword $(shell ls protos/baseline/v*.binpb | sort -V))
+VERSION := $(shell cat VERSION)
 GO_GEN := clients/go/codeximagev1
 TS_GEN := $(TS_DIR)/src/gen
 GO_INSTALL = GOBIN=$(abspath $(TOOLS_BIN)) GOFLAGS=-mod=mod go install
@@ -58,15 +61,15 @@ $(STAMPS)/ts-deps: $(TS_DIR)/package.json $(TS_DIR)/package-lock.json
 	cd $(TS_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# A venv made before clients/python/codex_image_client existed has no mapping
-# for it in its editable install (nor the codex-image script): redo the install.
+# The client package (stubs, library, codex-image CLI) is its own editable
+# install; a venv made before it was split out gets it here.
 client-install: $(STAMPS)/venv
-	@$(PY) -c 'import codex_image_client' 2>/dev/null && [ -x $(VENV)/bin/codex-image ] \
-		|| $(PIP) install --quiet --no-deps -e .
+	@$(PY) -c 'import codeximage.v1.image_service_pb2, codex_image_client' 2>/dev/null \
+		&& [ -x $(VENV)/bin/codex-image ] || $(PIP) install --quiet --no-deps -e ./$(PY_CLIENT)
 
-# Python stubs are built (gen/, ignored); Go and TS stubs are checked in so
-# `go get` and a plain `npm ci` work without protoc.
-proto: gen buf go-plugins ts-deps
+# Every language's stubs are checked in, so `pip install`, `go get` and a
+# plain `npm ci` work without protoc.
+proto: gen-python buf go-plugins ts-deps
 	$(BUF) generate
 	$(BUF) generate --template $(TS_DIR)/buf.gen.yaml
 
@@ -75,15 +78,17 @@ lint: buf
 	$(BUF) breaking --against $(BUF_BASELINE)
 
 proto-baseline: buf
-	$(BUF) build --exclude-source-info -o $(BUF_BASELINE)
+	$(BUF) build --exclude-source-info -o protos/baseline/v$(VERSION).binpb
 
 # Regenerates into a temporary tree and compares with what is checked in.
-check-generated: buf go-plugins ts-deps
+check-generated: buf go-plugins ts-deps $(STAMPS)/venv
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	$(BUF) generate -o "$$tmp" && \
 	$(BUF) generate --template $(TS_DIR)/buf.gen.yaml -o "$$tmp" && \
-	diff -r "$$tmp/$(GO_GEN)" $(GO_GEN) && diff -r "$$tmp/$(TS_GEN)" $(TS_GEN) \
+	mkdir -p "$$tmp/py" && $(MAKE) --no-print-directory -s gen-python OUT="$$tmp/py" && \
+	diff -r "$$tmp/$(GO_GEN)" $(GO_GEN) && diff -r "$$tmp/$(TS_GEN)" $(TS_GEN) && \
+	diff -r -x __init__.py -x __pycache__ "$$tmp/py/codeximage" $(GEN_PY)/codeximage -x py.typed \
 		|| { echo "generated code is stale: run 'make proto' and commit the result" >&2; exit 1; }
-	@echo "generated Go and TypeScript stubs match the protos"
+	@echo "generated Python, Go and TypeScript stubs match the protos"
 
 TEST_DEPS += client-install ts-deps buf go-plugins grpcurl

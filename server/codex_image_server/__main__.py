@@ -2,13 +2,17 @@
 event loop in one process."""
 from __future__ import annotations
 
-import asyncio
-import json
 import os
-import signal
-import sys
 
-from . import keys as keys_mod, logs, settings as settings_mod
+# gRPC's C core writes its own plain-text lines to stderr; only our JSON goes there.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+import asyncio  # noqa: E402 - after the gRPC setting, which must precede grpc's import
+import json  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+
+from . import keys as keys_mod, logs, settings as settings_mod, workdirs  # noqa: E402
 from .blocking import Blocking
 from .engine import Engine
 from .grpc_api.server import GrpcServer
@@ -50,6 +54,9 @@ async def serve(settings) -> int:
     killed = engine.sweep_leftovers()
     if killed:
         log("startup.killed_leftover_codex", level="warning", pids=killed)
+    removed = workdirs.sweep(settings.work_dir)
+    if removed:
+        log("startup.removed_leftover_workdirs", level="warning", count=len(removed))
     store = OutputStore(settings.output_dir, settings.state_dir / INDEX_FILE)
     keyring = Keyring(settings.api_keys, settings.keys_path)
     blocking = Blocking(settings.blocking_threads)
@@ -125,6 +132,9 @@ def _keys_command(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["service"]:  # install|uninstall|status|run as a login service
+        from .autostart.commands import main as service_main  # noqa: PLC0415 - only for that command
+        return service_main(argv[1:])
     if argv[:1] == ["keys"]:
         return _keys_command(argv[1:])
     settings = settings_mod.load(argv)

@@ -58,3 +58,8 @@ def invalid(violations: list[FieldViolation]) -> ServiceError:
 
 def not_found(what: str) -> ServiceError:
     return ServiceError(Kind.NOT_FOUND, "NOT_FOUND", f"{what} not found")
+
+
+def shutting_down() -> ServiceError:
+    return ServiceError(Kind.UNAVAILABLE, "SHUTTING_DOWN",
+                        "the server is shutting down; retry on another instance or after it restarts")

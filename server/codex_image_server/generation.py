@@ -6,18 +6,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import shutil
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import AsyncIterator, Union
 
-from . import imaging, references
+from . import finishing, imaging, references, workdirs
 from .blocking import Blocking
 from .engine import Engine
 from .engine import prompt as prompts
 from .engine.candidate import CandidateRun
-from .errors import Kind, ServiceError
+from .errors import FieldViolation, Kind, ServiceError, invalid
 from .logs import log
 from .output_store import OutputStore, StoredImage
 from .request import GenerationSpec
@@ -56,6 +55,7 @@ class SummaryEvent:
     aspect_source: str = ""
     fit: str = ""
     references: tuple[references.ReferenceUse, ...] = ()
+    background: str = "auto"
     status: str = "completed"
     model: str = MODEL
     backend: str = BACKEND
@@ -114,6 +114,7 @@ class Generation:
         # Read by candidate threads, set on the loop (an Event's flag is a plain bool).
         self._cancelled = asyncio.Event()
         self._cancel_reason = ""
+        self._cancel_error: ServiceError | None = None
         self._lock = threading.Lock()
         self._runs: list[CandidateRun] = []
         self._loop = asyncio.get_running_loop()
@@ -132,12 +133,14 @@ class Generation:
         """From a candidate thread: hand one event to the loop."""
         self._loop.call_soon_threadsafe(self._events.put_nowait, event)
 
-    def cancel(self, reason: str) -> None:
+    def cancel(self, reason: str, error: ServiceError | None = None) -> None:
         """Idempotent and non-blocking (on the loop): SIGTERM goes to every
-        process group now, the escalation to SIGKILL runs off the loop."""
+        process group now, the escalation to SIGKILL runs off the loop.
+        `error`, when given, is what the caller is told instead of CANCELLED."""
         with self._lock:
             if not self._cancelled.is_set():
                 self._cancel_reason = reason
+                self._cancel_error = error
                 self._cancelled.set()
             runs = list(self._runs)
         for run in runs:
@@ -158,8 +161,13 @@ class Generation:
                 yield ProgressEvent("queued", self._elapsed_ms(), queue_position=ticket.position)
                 await ticket.wait(self._cancelled)
             self.admitted, self.queue_wait_ms = True, self._elapsed_ms()
-            workdir = await self._blocking.run(self._prepare_workdir)
-            refs = await self._blocking.run(references.write, spec.references, workdir / "references")
+            await self._blocking.run(self._check_references_decode)
+            # Named before it exists and written to the end even if the caller
+            # goes away meanwhile, so the rmtree in `finally` never races a
+            # thread still creating it (that left directories behind).
+            workdir = workdirs.new_path(self._work_root, spec.request_id)
+            await _shielded(self._blocking.run(workdirs.create, workdir))
+            refs = await _shielded(self._blocking.run(references.write, spec.references, workdir / "references"))
             # The originals are on disk now: their bytes need not stay in memory.
             self.spec = spec = dataclasses.replace(
                 spec, references=tuple(dataclasses.replace(r, image=b"") for r in spec.references))
@@ -178,7 +186,12 @@ class Generation:
                                delivered.pop() if len(delivered) == 1 else "mixed", spec.quality,
                                spec.output_format, tuple(img.id for img in images), self._elapsed_ms(),
                                target_size=spec.size.text, aspect_ratio=spec.size.ratio_text,
-                               aspect_source=spec.size.ratio_source, fit=spec.fit, references=refs.uses)
+                               aspect_source=spec.size.ratio_source, fit=spec.fit, references=refs.uses,
+                               background=spec.background)
+        except ServiceError as exc:
+            if exc.kind is Kind.CANCELLED and self._cancel_error is not None:
+                raise self._cancel_error from None  # e.g. UNAVAILABLE SHUTTING_DOWN
+            raise
         finally:
             # Reached on success, on error and when the caller goes away (the
             # task is cancelled): stop whatever still runs and wait until it is gone.
@@ -223,9 +236,21 @@ class Generation:
         if self.cancelled:
             raise ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", f"request cancelled ({self._cancel_reason})")
 
-    def _prepare_workdir(self) -> Path:
-        self._work_root.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f"{self.spec.request_id}-", dir=self._work_root))
+    def _check_references_decode(self) -> None:
+        """The one full decode of each reference: only once the request holds
+        its slots, and within the memory budget every request shares."""
+        bad = []
+        for ref in self.spec.references:
+            info = imaging.ImageInfo(ref.mime_type, ref.width, ref.height)
+            try:
+                with imaging.DECODE_BUDGET.hold(imaging.decode_cost(info), self._cancelled):
+                    imaging.check_decodes(ref.image)
+            except imaging.BudgetCancelled:
+                raise ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", "cancelled") from None
+            except imaging.BadImage as exc:
+                bad.append(FieldViolation(f"references[{ref.index}].image", str(exc), "INVALID_REFERENCE"))
+        if bad:
+            raise invalid(bad)
 
     def _run_on(self, account, index: int, codex: str, cand_dir: Path, refs: references.ReferencePlan):
         run = self._engine.start(codex, cand_dir, list(refs.paths), prompts.build(self.spec, index, refs), account)
@@ -294,10 +319,11 @@ class Generation:
             finally:
                 self._engine.accounts.release(account)
         # The model draws at its own size (codex asks for "auto"): deliver the
-        # asked-for one, unless the caller wants the model's own image.
+        # asked-for one, unless the caller wants the model's own image; a
+        # transparent background is made real first (transparency.py).
         native = result.info
-        target = (spec.size.width, spec.size.height) if spec.size.width and spec.fit == "exact" else None
-        delivered = imaging.deliver(result.data, native, spec.output_format, target)
+        finished = finishing.finish(spec, result.data, native)
+        delivered, made = finished.delivered, finished.transparent
         data, info = delivered.data, delivered.info
         if self.cancelled:
             return  # nothing is stored for a request that was given up
@@ -311,7 +337,9 @@ class Generation:
             aspect_ratio=spec.size.ratio_text, aspect_source=spec.size.ratio_source, fit=spec.fit,
             native_width=native.width, native_height=native.height, resized=delivered.resized,
             enlarged=delivered.enlarged, references=tuple(dataclasses.asdict(u) for u in refs.uses),
-            key_name=self._origin.key_name, account=run.account, request_seq=self._origin.request_seq)
+            key_name=self._origin.key_name, account=run.account, request_seq=self._origin.request_seq,
+            background=spec.background, alpha_source=made.alpha_source if made else "",
+            transparency=dataclasses.asdict(made.figures) if made else None, usage=result.usage)
         self._emit(ProgressEvent("candidate_finished", self._elapsed_ms(), index,
                                  detail=f"{info.width}x{info.height} {info.mime_type}"
                                  + (f" (resized from {native.width}x{native.height})" if delivered.resized else "")))

@@ -5,8 +5,11 @@ limit checked from the header, before any pixel is decoded.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
+import struct
+import threading
 
 from PIL import Image, UnidentifiedImageError
 
@@ -28,23 +31,79 @@ class ImageInfo:
     height: int
 
 
-def inspect(data: bytes, max_pixels: int) -> ImageInfo:
-    """Identify and fully decode `data`, refusing more than `max_pixels`."""
+def identify(data: bytes, max_pixels: int) -> ImageInfo:
+    """Format and size from the header alone: no pixel is decoded, so this
+    costs the same for a 64-megapixel bomb as for a thumbnail."""
     try:
         with Image.open(io.BytesIO(data)) as img:
             fmt = img.format
             width, height = img.size
-            if fmt not in MIME_BY_FORMAT:
-                raise BadImage(f"format {fmt or 'unknown'} is not PNG, JPEG, WebP or GIF")
-            if width * height > max_pixels:
-                raise BadImage(f"{width}x{height} exceeds the limit of {max_pixels} pixels "
-                               "(possible decompression bomb)")
-            img.load()  # a truncated or corrupt body fails here, not upstream
-    except BadImage:
-        raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise BadImage(f"does not decode as an image ({type(exc).__name__})") from None
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        raise BadImage("is not a PNG, JPEG, WebP or GIF image") from None
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error):
+        raise BadImage("has a broken image header") from None
+    if fmt not in MIME_BY_FORMAT:
+        raise BadImage(f"format {fmt or 'unknown'} is not PNG, JPEG, WebP or GIF")
+    if width * height > max_pixels:
+        raise BadImage(f"{width}x{height} exceeds the limit of {max_pixels} pixels "
+                       "(possible decompression bomb)")
     return ImageInfo(MIME_BY_FORMAT[fmt], width, height)
+
+
+def check_decodes(data: bytes) -> None:
+    """Decode every pixel once, so a truncated or corrupt body fails here,
+    not upstream. Costs about width x height x 4 bytes: see `DECODE_BUDGET`."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error,
+            Image.DecompressionBombError):
+        raise BadImage("is truncated or corrupt: it does not decode") from None
+
+
+def decode_cost(info) -> int:
+    """Bytes a full RGBA decode of anything with `width` and `height` holds."""
+    return info.width * info.height * 4
+
+
+def inspect(data: bytes, max_pixels: int) -> ImageInfo:
+    """Identify and fully decode `data`, refusing more than `max_pixels`."""
+    info = identify(data, max_pixels)
+    check_decodes(data)
+    return info
+
+
+class MemoryBudget:
+    """Bytes that decodes may hold at once, shared by every request. One
+    decode larger than the whole budget may run alone, so none waits forever."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._used = 0
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, n: int, cancelled: threading.Event | None = None):
+        with self._cond:
+            while self._used and self._used + n > self.limit:
+                if cancelled is not None and cancelled.is_set():
+                    raise BudgetCancelled()
+                self._cond.wait(timeout=0.2)
+            self._used += n
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._used -= n
+                self._cond.notify_all()
+
+
+class BudgetCancelled(Exception):
+    """The caller gave up while waiting for decode memory."""
+
+
+# Four 64-megapixel references decoding at once once cost 800+ MiB.
+DECODE_BUDGET = MemoryBudget(512 * 1024 * 1024)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,24 +133,48 @@ def _resample_mode(img: Image.Image) -> Image.Image:
     return img.convert("RGBA" if has_alpha else "RGB")
 
 
-def _encode(img: Image.Image, output_format: str) -> bytes:
+DEFAULT_QUALITY = 95
+
+
+def has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
+
+
+def alpha_of(data: bytes) -> bool:
+    """Whether the encoded image has an alpha channel (from its header)."""
+    with Image.open(io.BytesIO(data)) as img:
+        return has_alpha(img)
+
+
+def _encode(img: Image.Image, output_format: str, quality: int | None, opaque: bool) -> bytes:
     target = PIL_FORMAT_BY_OUTPUT[output_format]
-    if target == "JPEG" and img.mode not in ("RGB", "L"):
+    if (opaque or target == "JPEG") and has_alpha(img):
+        # No alpha wanted (or possible): flatten onto white, not onto black.
+        rgba = img.convert("RGBA")
+        img = Image.new("RGB", rgba.size, (255, 255, 255))
+        img.paste(rgba, mask=rgba.getchannel("A"))
+    elif target == "JPEG" and img.mode not in ("RGB", "L"):
         img = img.convert("RGB")
     out = io.BytesIO()
     # PNG at zlib level 1: a 4K image encodes ~6x faster than at the default
     # level 6 for ~25% more bytes (bench/resize_bench.py), and the bytes go
     # to a local caller.
-    img.save(out, format=target, quality=95) if target != "PNG" else img.save(out, format=target, compress_level=1)
+    if target == "PNG":
+        img.save(out, format=target, compress_level=1)
+    else:
+        img.save(out, format=target, quality=DEFAULT_QUALITY if quality is None else quality)
     return out.getvalue()
 
 
-def deliver(data: bytes, info: ImageInfo, output_format: str, target: tuple[int, int] | None) -> Delivered:
+def deliver(data: bytes, info: ImageInfo, output_format: str, target: tuple[int, int] | None,
+            quality: int | None = None, opaque: bool = False) -> Delivered:
     """Codex's image as the caller asked for it: in `output_format` and, when
     `target` is given and differs, exactly that size (centre crop to its
-    aspect, then Lanczos). Bytes already right are passed through untouched."""
+    aspect, then Lanczos); `quality` for jpeg/webp; `opaque` flattens any
+    alpha onto white. Bytes already right are passed through untouched."""
     wants_size = target is not None and target != (info.width, info.height)
-    if not wants_size and info.mime_type == MIME_BY_FORMAT[PIL_FORMAT_BY_OUTPUT[output_format]]:
+    recode = (quality is not None and output_format != "png") or (opaque and alpha_of(data))
+    if not wants_size and not recode and info.mime_type == MIME_BY_FORMAT[PIL_FORMAT_BY_OUTPUT[output_format]]:
         return Delivered(data, info, False, False)
     with Image.open(io.BytesIO(data)) as img:
         img.load()
@@ -100,7 +183,7 @@ def deliver(data: bytes, info: ImageInfo, output_format: str, target: tuple[int,
             box = centre_crop_box(img.width, img.height, *target)
             enlarged = target[0] > box[2] - box[0] or target[1] > box[3] - box[1]
             img = _resample_mode(img).crop(box).resize(target, Image.Resampling.LANCZOS)
-        encoded = _encode(img, output_format)
+        encoded = _encode(img, output_format, quality, opaque)
     out_info = ImageInfo(MIME_BY_FORMAT[PIL_FORMAT_BY_OUTPUT[output_format]], *(target if wants_size else
                                                                               (info.width, info.height)))
     return Delivered(encoded, out_info, wants_size, enlarged)

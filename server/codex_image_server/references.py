@@ -18,6 +18,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from . import imaging
 from .imaging import EXTENSION_BY_MIME
 from .request import Reference
 
@@ -108,7 +109,9 @@ def contact_sheet(tiled: list[tuple[Reference, ReferenceUse]]) -> bytes:
         col, row = k % cols, k // cols
         x = _GAP + col * (tile + _GAP)
         y = _GAP + row * (tile + _CAPTION + _GAP)
-        with Image.open(io.BytesIO(ref.image)) as img:
+        # Tiles decode under the same budget as validation's decodes: sixteen
+        # large references must not decode all at once outside it.
+        with imaging.DECODE_BUDGET.hold(imaging.decode_cost(ref)), Image.open(io.BytesIO(ref.image)) as img:
             img.draft("RGB", (tile, tile))  # JPEG: decode at a reduced scale, much cheaper
             img = ImageOps.exif_transpose(img)
             if img.mode in ("RGBA", "LA", "P"):

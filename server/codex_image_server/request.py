@@ -31,6 +31,8 @@ class GenerateParams:
     output_format: str = ""
     references: tuple[ReferenceInput, ...] = ()
     request_id: str = ""
+    background: str = ""
+    output_compression: int | None = None
     canvas_size: tuple[int, int] | None = None  # as given; None when not sent
     fit: str = ""
 
@@ -57,6 +59,15 @@ class GenerationSpec:
     quality: str
     output_format: str
     references: tuple[Reference, ...]
+    background: str = "auto"
+    # jpeg/webp encoder quality; None: the default.
+    output_compression: int | None = None
+    # For a transparent background: the flat colour the subject is drawn on.
+    key_color: tuple[int, int, int] | None = None
+
+    @property
+    def transparent(self) -> bool:
+        return self.background == "transparent"
     fit: str = "exact"  # "exact" or "native"; only matters when size.width is set
 
     @property

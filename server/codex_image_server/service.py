@@ -14,7 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from .blocking import Blocking
 from .engine import Engine
-from .errors import Kind, ServiceError
+from .errors import Kind, ServiceError, shutting_down
 from .generation import Event, Generation, ImageEvent, Origin
 from .history import History, now_ms
 from .keys import ANONYMOUS, ApiKey, Keyring
@@ -55,10 +55,22 @@ class Service:
         self.history = History(store.metadata)
         self.limits = KeyLimits(self.history)
         metrics.add_live(self._live_gauges)
+        self._live: set[GenerateCall] = set()  # touched on the loop only
+        self._shutting_down = False
+
+    def shut_down(self) -> None:
+        """Refuse new generations and end running ones with UNAVAILABLE
+        SHUTTING_DOWN (a retry elsewhere may succeed), before gRPC's own stop
+        cuts them off with a bare CANCELLED."""
+        self._shutting_down = True
+        for call in list(self._live):
+            call.generation.cancel("server shutting down", error=shutting_down())
 
     async def generate(self, params: GenerateParams, caller: Caller) -> "GenerateCall":
         """Validated, admitted against the key's limits and recorded (off the
         loop: Pillow decodes references, SQLite records); refusals raise."""
+        if self._shutting_down:
+            raise shutting_down()
         call = GenerateCall(self, caller)
         admitted = asyncio.ensure_future(self.blocking.run(call.admit, params))
         try:
@@ -70,6 +82,7 @@ class Service:
                 lambda f: call.abandon() if not f.cancelled() and f.exception() is None else None)
             raise
         call.prepare()
+        self._live.add(call)
         return call
 
     def get_image(self, image_id: str) -> StoredImage:
@@ -162,7 +175,7 @@ class GenerateCall:
         """On the loop: the Generation lives there."""
         settings = self._svc.settings
         self.generation = Generation(self.spec, self._svc.engine, self._svc.store, self._svc.slots,
-                                     settings.state_dir / "work", settings.generation_timeout_ms / 1000,
+                                     settings.work_dir, settings.generation_timeout_ms / 1000,
                                      self._svc.blocking, Origin(self._caller.key.name, self._seq))
 
     def _count(self, outcome: str, reason: str) -> None:
@@ -196,6 +209,7 @@ class GenerateCall:
             error = ServiceError(Kind.INTERNAL, "INTERNAL", "internal error")
             raise
         finally:
+            self._svc._live.discard(self)
             self._finish(error, tuple(images), fields)
 
     def _finish(self, error: ServiceError | None, images: tuple[str, ...], fields: dict) -> None:

@@ -11,6 +11,8 @@ import ipaddress
 import os
 from pathlib import Path
 
+from .version import __version__
+
 PREFIX = "CODEX_IMAGE_SERVER_"
 MAX_REFERENCES = 16  # the Photoshop plugin's own limit
 
@@ -53,6 +55,7 @@ class Settings:
     max_references: int = 16
     max_reference_bytes: int = 20 * 1024 * 1024
     max_reference_pixels: int = 64_000_000
+    max_prompt_chars: int = 32_000
     # 80 MB of images, base64 in JSON, plus room for the rest: e.g. 16
     # references of 5 MB or 4 of 20 MB. It, not the count, bounds the memory
     # one HTTP request can take (the shim holds the body, its decoded images
@@ -73,6 +76,17 @@ class Settings:
     def auth_required(self) -> bool:
         """A key is needed: one given as a setting, or named keys in the keys file."""
         return bool(self.api_keys) or _has_named_keys(self.keys_path)
+
+    @property
+    def max_request_bytes(self) -> int:
+        """Largest gRPC request the server takes: every reference at its
+        largest, plus room for the prompt (4 bytes a character at most) and the rest."""
+        return self.max_references * self.max_reference_bytes + 4 * self.max_prompt_chars + 4 * 1024 * 1024
+
+    @property
+    def work_dir(self) -> Path:
+        """Requests' working directories (see workdirs.py)."""
+        return self.state_dir / "work"
 
 
 
@@ -105,6 +119,7 @@ FIELDS: list[tuple[str, type, str]] = [
     ("max_references", int, "reference images per request, 1-16 (past 5 they share a contact sheet)"),
     ("max_reference_bytes", int, "bytes per reference image"),
     ("max_reference_pixels", int, "pixels per reference image (decompression-bomb guard)"),
+    ("max_prompt_chars", int, "longest prompt, in characters (INVALID_ARGUMENT beyond)"),
     ("http_max_body_bytes", int, "largest HTTP request body the shim accepts (413 beyond)"),
     ("readiness_ttl_ms", int, "how long a codex readiness probe is trusted"),
     ("finish_early", bool, "stop codex as soon as its image is final, skipping the model's closing turn"),
@@ -150,7 +165,10 @@ def _from_env(field: str, kind: type, raw: str):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codex-image-server",
-        description="Serve local Codex image generation over gRPC and the /v1 HTTP contract.")
+        description="Serve local Codex image generation over gRPC and the /v1 HTTP contract.",
+        epilog="`codex-image-server service install|uninstall|status` keeps it running at login "
+               "(systemd user unit on Linux, launchd agent on macOS).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     for field, kind, help_text in FIELDS:
         flag = _FLAGS.get(field, "--" + field.replace("_", "-"))
         full_help = f"{help_text} [{env_name(field)}]"
@@ -203,6 +221,8 @@ def check(settings: Settings) -> None:
     """Refuse settings that would be unsafe or cannot work, with a how-to-fix line."""
     if settings.max_concurrent < 1:
         raise SystemExit("max_concurrent must be at least 1")
+    if settings.max_prompt_chars < 1:
+        raise SystemExit("max_prompt_chars must be at least 1")
     if settings.blocking_threads < 1:
         raise SystemExit("blocking_threads must be at least 1")
     if settings.download_idle_timeout_ms < 1:

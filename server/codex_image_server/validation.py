@@ -2,15 +2,42 @@
 fixes all its fields in one round trip."""
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 
-from . import imaging, sizes
+from . import imaging, sizes, transparency
 from .errors import FieldViolation, invalid
 from .request import MAX_COUNT, OUTPUT_FORMATS, QUALITIES, GenerateParams, GenerationSpec, Reference
 from .settings import Settings
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# Choices and sizes are short words; anything longer is refused before it is
+# parsed, so no message ever repeats a long value.
+_SHORT_TEXT = 64
+_LABEL_CHARS = 200
+_TEXT_REASONS = {"prompt": "INVALID_PROMPT", "size": "INVALID_SIZE", "aspect": "INVALID_ASPECT",
+                 "quality": "INVALID_QUALITY", "output_format": "INVALID_OUTPUT_FORMAT",
+                 "request_id": "INVALID_REQUEST_ID", "fit": "INVALID_FIT"}
+
+
+def shown(value: str, limit: int = 32) -> str:
+    """A value as an error message may echo it: quoted and cut short."""
+    return repr(value[:limit]) + ("..." if len(value) > limit else "")
+
+
+def text_violation(value: str, field: str, max_chars: int, reason: str,
+                   too_long_reason: str | None = None) -> FieldViolation | None:
+    """NUL, lone surrogates (not Unicode, so not storable) and excess length."""
+    if "\x00" in value:
+        return FieldViolation(field, "contains a NUL character", reason)
+    if _LONE_SURROGATE.search(value):
+        return FieldViolation(field, "contains a lone UTF-16 surrogate, which is not valid Unicode", reason)
+    if len(value) > max_chars:
+        return FieldViolation(field, f"is {len(value)} characters long; at most {max_chars} allowed",
+                              too_long_reason or reason)
+    return None
 
 
 def usable_request_id(params: GenerateParams) -> str:
@@ -25,7 +52,7 @@ def _choice(value: str, allowed: tuple[str, ...], default: str, field: str, reas
     v = value.strip().lower() or default
     v = (aliases or {}).get(v, v)
     if v not in allowed:
-        return default, [FieldViolation(field, f"{value!r} is not one of {', '.join(allowed)}", reason)]
+        return default, [FieldViolation(field, f"{shown(value)} is not one of {', '.join(allowed)}", reason)]
     return v, []
 
 
@@ -60,6 +87,11 @@ def _references(params: GenerateParams, settings: Settings) -> tuple[list[Refere
         return refs, bad
     for i, ref in enumerate(params.references):
         field = f"references[{i}].image"
+        for name, value, limit in (("label", ref.label, _LABEL_CHARS), ("mime_type", ref.mime_type, _SHORT_TEXT),
+                                   ("source", ref.source, _LABEL_CHARS)):
+            problem = text_violation(value, f"references[{i}].{name}", limit, "INVALID_REFERENCE")
+            if problem:
+                bad.append(problem)
         if not ref.image:
             bad.append(FieldViolation(field, "is empty", "INVALID_REFERENCE"))
             continue
@@ -69,7 +101,8 @@ def _references(params: GenerateParams, settings: Settings) -> tuple[list[Refere
                 "REFERENCE_TOO_LARGE"))
             continue
         try:
-            info = imaging.inspect(ref.image, settings.max_reference_pixels)
+            # The header only: decoding waits for a slot and for decode memory (generation.py).
+            info = imaging.identify(ref.image, settings.max_reference_pixels)
         except imaging.BadImage as exc:
             bad.append(FieldViolation(field, str(exc), "INVALID_REFERENCE"))
             continue
@@ -80,6 +113,18 @@ def _references(params: GenerateParams, settings: Settings) -> tuple[list[Refere
         refs.append(Reference(i, ref.image, info.mime_type, info.width, info.height, ref.label.strip()[:200],
                               ref.source.strip()[:100]))
     return refs, bad
+
+
+def _text_fields(params: GenerateParams, settings: Settings) -> tuple[list[FieldViolation], set[str]]:
+    """Checked before anything else reads them; returns the violations and the bad fields' names."""
+    bad = []
+    for field, reason in _TEXT_REASONS.items():
+        limit = settings.max_prompt_chars if field == "prompt" else _SHORT_TEXT
+        problem = text_violation(getattr(params, field), field, limit, reason,
+                                 "PROMPT_TOO_LONG" if field == "prompt" else None)
+        if problem:
+            bad.append(problem)
+    return bad, {v.field for v in bad}
 
 
 def _canvas(params: GenerateParams) -> tuple[tuple[int, int] | None, list[FieldViolation]]:
@@ -102,9 +147,12 @@ def _reference_size(params: GenerateParams, refs: list[Reference]) -> tuple[int,
 
 
 def validate(params: GenerateParams, settings: Settings) -> GenerationSpec:
-    bad: list[FieldViolation] = []
+    bad, broken = _text_fields(params, settings)
+    if broken:
+        # Blank out what cannot be read safely; the other fields still get checked.
+        params = dataclasses.replace(params, **{f: "" for f in broken})
     prompt = params.prompt.strip()
-    if not prompt and not params.references:
+    if not prompt and not params.references and "prompt" not in broken:
         bad.append(FieldViolation("prompt", "is required unless references are given", "MISSING_PROMPT"))
     count = params.count or 1
     if not 1 <= count <= MAX_COUNT:
@@ -122,6 +170,18 @@ def validate(params: GenerateParams, settings: Settings) -> GenerationSpec:
     if params.request_id and not _REQUEST_ID.match(params.request_id):
         bad.append(FieldViolation("request_id", "must be 1-64 letters, digits, '.', '_' or '-'",
                                   "INVALID_REQUEST_ID"))
+    background, b_bad = _choice(params.background, transparency.BACKGROUNDS, "auto", "background",
+                                "INVALID_BACKGROUND")
+    bad += b_bad
+    if background == "transparent" and not f_bad and output_format not in transparency.ALPHA_FORMATS:
+        # Both fields are named: either one is the fix.
+        why = f"a transparent background needs {' or '.join(transparency.ALPHA_FORMATS)}; {output_format} has no alpha"
+        bad += [FieldViolation("background", why, "TRANSPARENT_NEEDS_ALPHA_FORMAT"),
+                FieldViolation("output_format", why, "TRANSPARENT_NEEDS_ALPHA_FORMAT")]
+    compression = params.output_compression
+    if compression is not None and not 0 <= compression <= 100:
+        bad.append(FieldViolation("output_compression", f"{compression} is outside 0..100",
+                                  "INVALID_OUTPUT_COMPRESSION"))
     fit, fit_bad = _choice(params.fit, sizes.FITS, "exact", "fit", "INVALID_FIT")
     bad += fit_bad + r_bad
     if bad:
@@ -129,4 +189,6 @@ def validate(params: GenerateParams, settings: Settings) -> GenerationSpec:
     return GenerationSpec(
         request_id=usable_request_id(params),
         prompt=prompt, count=count, size=size, aspect=params.aspect.strip().lower(),
-        quality=quality, output_format=output_format, references=tuple(refs), fit=fit)
+        quality=quality, output_format=output_format, references=tuple(refs), fit=fit, background=background,
+        output_compression=compression,
+        key_color=transparency.key_color(prompt) if background == "transparent" else None)

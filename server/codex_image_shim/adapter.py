@@ -26,19 +26,51 @@ from . import errors, jsonmap
 _DATA_URL = re.compile(r"^data:([^;,]*)((?:;[^;,]*)*),(.*)$", re.S)
 
 
+# Our messages nest four levels at most; anything deeper is not a request.
+MAX_JSON_DEPTH = 32
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def parse_body(raw: bytes):
     if not raw.strip():
         raise errors.invalid_json("the request body is empty; send a JSON object")
     try:
         data = json.loads(raw)
+    except RecursionError:
+        raise errors.invalid_json(f"the request body nests deeper than {MAX_JSON_DEPTH} levels") from None
     except (UnicodeDecodeError, ValueError) as exc:
-        raise errors.invalid_json(f"the request body is not valid JSON: {exc}") from None
+        # The position only: the parser's message may quote the body.
+        where = f" at byte {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise errors.invalid_json(f"the request body is not valid JSON{where}") from None
     if not isinstance(data, dict):
         raise errors.invalid_json("the request body must be a JSON object")
+    check_tree(data)
     return data
 
 
-def _decode_image(value, where: str) -> tuple[bytes, str]:
+def check_tree(data) -> None:
+    """Bounded depth, and no lone surrogate anywhere (JSON can carry one as
+    an escape; it is not Unicode, so no protobuf string can hold it). Walked
+    without recursion, naming the field the way FieldViolation does."""
+    stack = [(data, "", 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise errors.invalid_json(f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(value, str):
+            if _LONE_SURROGATE.search(value):
+                raise errors.invalid_text(path or "body", "contains a lone UTF-16 surrogate, which is not "
+                                          "valid Unicode")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if _LONE_SURROGATE.search(key):
+                    raise errors.invalid_text(path or "body", "has a field name that is not valid Unicode")
+                stack.append((item, f"{path}.{key}" if path else key, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
+
+
+def decode_image(value, where: str) -> tuple[bytes, str]:
     """A data URL or bare base64 -> (bytes, declared mime type)."""
     if not isinstance(value, str):
         raise errors.invalid_json(f"{where} must be a string (a data URL or base64)")
@@ -95,13 +127,13 @@ def _reference(item, where: str) -> pb.Reference:
     if "image" not in item:
         raise errors.invalid_reference(f"{where}.image is missing")
     _check_pixels(item, where, "INVALID_REFERENCE")
-    image, mime = _decode_image(item["image"], f"{where}.image")
+    image, mime = decode_image(item["image"], f"{where}.image")
     reference = pb.Reference()
     rest = {k: v for k, v in item.items() if k != "image"}
     try:
         jsonmap.parse(rest, reference)
     except json_format.ParseError as exc:
-        raise errors.invalid_json(f"{where}: {exc}") from None
+        raise errors.wrong_type(where, exc) from None
     reference.image = image
     if not reference.mime_type:
         reference.mime_type = mime
@@ -136,7 +168,7 @@ def generate_request(data: dict) -> pb.GenerateRequest:
     try:
         jsonmap.parse(data, request)
     except json_format.ParseError as exc:
-        raise errors.invalid_json(f"wrong type in the request: {exc}") from None
+        raise errors.wrong_type("wrong type in the request", exc) from None
     for i, item in enumerate(references):
         request.references.append(_reference(item, f"references[{i}]"))
     for i, item in enumerate(extra):

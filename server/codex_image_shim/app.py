@@ -24,14 +24,17 @@ from pathlib import Path
 from typing import Callable
 
 import grpc
-from aiohttp import hdrs, web
+from aiohttp import hdrs, http_exceptions, web, web_protocol
 from codeximage.v1 import image_service_pb2 as pb
 from codex_image_server import frozen
+from codex_image_server.grpc_api import auth
 from codex_image_server.grpc_api.inprocess import InProcessChannel
+from codex_image_server.errors import ServiceError
 from codex_image_server.idle import IdleTimer, reset
 from google.protobuf import json_format, message_factory
 
-from . import adapter, console, errors, jsonmap, openapi, routes
+from . import access_log, adapter, console, errors, jsonmap, openapi, routes
+from .openai_compat.surface import OpenAISurface
 
 log = logging.getLogger("codex_image_shim")
 
@@ -41,7 +44,8 @@ OPENAPI_PATH = "/v1/openapi.json"
 METRICS_PATH = "/metrics"
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
-    "Access-Control-Expose-Headers": "Content-Length, Content-Type, ETag, Retry-After",
+    "Access-Control-Expose-Headers": "Content-Length, Content-Type, ETag, Retry-After, X-Request-Id, "
+                                     "X-Codex-Image-Ignored",
 }
 PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Methods": "GET, HEAD, POST, DELETE, OPTIONS",
@@ -49,6 +53,7 @@ PREFLIGHT_HEADERS = {
     "Access-Control-Max-Age": "600",
 }
 SENDFILE_STEP = 1024 * 1024  # the idle timer is touched after each step
+ACCEPTED_ENCODINGS = ("", "identity", "gzip", "x-gzip", "deflate")
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 
 
@@ -72,6 +77,8 @@ def error_response(status, http_status: int, headers: dict | None = None) -> web
     retry = errors.retry_after_s(status)
     if retry is not None:
         headers["Retry-After"] = str(retry)
+    if http_status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="codex-image-server"'  # RFC 9110: 401 names its scheme
     return json_response(errors.error_body(status, http_status), http_status, headers)
 
 
@@ -147,10 +154,12 @@ class Shim:
         self._literal = {(m, r.template): r for r in self.routes if not r.variables
                          for m in ((r.http_method, "HEAD") if r.http_method == "GET" else (r.http_method,))}
         self._message_classes = {r.rpc: message_factory.GetMessageClass(r.method.input_type) for r in self.routes}
+        self.openai = OpenAISurface(self)
 
     def application(self) -> web.Application:
         app = web.Application()
         app.on_response_prepare.append(self._add_cors)
+        app.on_response_prepare.append(access_log.add_request_id)
         console.mount(app)  # `/` and `/console/*`: static, ahead of the /v1 catch-all
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
@@ -168,6 +177,8 @@ class Shim:
                 return web.Response(status=204, headers=PREFLIGHT_HEADERS)
             if request.path == OPENAPI_PATH:
                 return await self._openapi(request)
+            if self.openai.owns(request.path):
+                return await self.openai.handle(request)  # its own error shape
             if request.path == METRICS_PATH and self.metrics_registry is not None:
                 return await self._metrics(request)
             route = self._literal.get((request.method, request.path))
@@ -178,6 +189,8 @@ class Shim:
                 if found:
                     raise errors.method_not_allowed(request.method, request.path, found)
                 raise errors.not_found_route(request.path)
+            if route.rpc != "Health":
+                self.check_key(request)
             handler = self._special.get(route.rpc, self._generic)
             return await handler(request, route, found)
         except errors.ShimError as exc:
@@ -188,19 +201,29 @@ class Shim:
         except (asyncio.CancelledError, ConnectionError):
             raise
         except Exception as exc:  # noqa: BLE001 - never a stack trace to the caller
-            log.error("shim handler crashed: %s: %s", type(exc).__name__, exc)
+            # The type only: an exception's text may quote the caller's bytes.
+            log.error("shim handler crashed: %s", type(exc).__name__)
             error = errors.ShimError(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error in the HTTP shim")
             return error_response(error.status, 500)
 
     def metadata(self, request: web.Request) -> tuple:
         """The caller's key, as gRPC metadata: the servicer checks it; and the
-        surface, so the service counts HTTP calls as such."""
+        surface, so the service counts HTTP calls as such. A key value gRPC
+        metadata cannot carry (not printable ASCII) is no key at all."""
         md = [("x-codex-image-surface", "http")]
-        if "X-API-Key" in request.headers:
-            md.append(("x-api-key", request.headers["X-API-Key"]))
-        if "Authorization" in request.headers:
-            md.append(("authorization", request.headers["Authorization"]))
+        for header, key in (("X-API-Key", "x-api-key"), ("Authorization", "authorization")):
+            value = request.headers.get(header)
+            if value is not None and value.isascii() and value.isprintable():
+                md.append((key, value))
         return tuple(md)
+
+    def check_key(self, request: web.Request) -> None:
+        """The servicer's own check, made before any byte of the body is read:
+        a stranger's request is never parsed."""
+        try:
+            auth.check(self.metadata(request), self.channel.keyring)
+        except ServiceError as exc:
+            raise errors.unauthenticated(exc.message) from None
 
     def _request_message(self, route, request: web.Request, params: dict, body: dict | None = None):
         message = self._message_classes[route.rpc]()
@@ -212,19 +235,36 @@ class Shim:
         try:
             return jsonmap.parse(data, message)
         except json_format.ParseError as exc:
-            raise errors.invalid_json(f"bad request field: {exc}") from None
+            raise errors.wrong_type("bad request field", exc) from None
 
     async def read_body(self, request: web.Request) -> bytes:
+        """The body, inflated when it came gzip or deflate (aiohttp inflates
+        as it reads, in bounded chunks): the limit counts inflated bytes."""
         limit = self.settings.http_max_body_bytes
+        encoding = request.headers.get("Content-Encoding", "").strip().lower()
+        if encoding not in ACCEPTED_ENCODINGS:
+            raise errors.unsupported_encoding(encoding)
         if request.content_length is not None and request.content_length > limit:
             raise errors.body_too_large(limit)
         chunks, total = [], 0
-        async for chunk in request.content.iter_any():
-            total += len(chunk)
-            if total > limit:
-                raise errors.body_too_large(limit)
-            chunks.append(chunk)
+        try:
+            async for chunk in request.content.iter_any():
+                total += len(chunk)
+                if total > limit:
+                    raise errors.body_too_large(limit)
+                chunks.append(chunk)
+        except (http_exceptions.HttpProcessingError, web_protocol.RequestPayloadError):
+            if encoding in ("", "identity"):
+                raise errors.invalid_json("the request body could not be read (bad chunked encoding?)") from None
+            raise errors.bad_encoding(encoding) from None
         return b"".join(chunks)
+
+    def check_message_size(self, message) -> None:
+        """The gRPC port refuses a request this large (RESOURCE_EXHAUSTED, a
+        retryable 429 there); over HTTP it is what it is, too large: 413."""
+        limit = self.settings.max_request_bytes
+        if message.ByteSize() > limit:
+            raise errors.body_too_large(limit, "the request, once decoded,")
 
     # -- the grpc-gateway default -------------------------------------------
 
@@ -234,6 +274,7 @@ class Shim:
             parsed = adapter.parse_body(await self.read_body(request))
             body = parsed if route.body == "*" else {route.body: parsed}
         message = self._request_message(route, request, params, body)
+        self.check_message_size(message)
         if route.server_streaming:
             return await self._ndjson(request, self.channel.stream(route.rpc, message, self.metadata(request)))
         return message_response(await self.channel.unary(route.rpc, message, self.metadata(request)))
@@ -264,6 +305,7 @@ class Shim:
         raw = await self.read_body(request)
         # A body may hold 100 MB of base64: decode it off the event loop.
         message = await asyncio.to_thread(lambda: adapter.generate_request(adapter.parse_body(raw)))
+        self.check_message_size(message)
         call = self.channel.stream("Generate", message, self.metadata(request))
         if wants_stream(request):
             return await self._ndjson(request, call)

@@ -7,6 +7,7 @@ import socket
 from aiohttp import web
 from codex_image_server.grpc_api.inprocess import InProcessChannel
 
+from .access_log import JsonAccessLogger
 from .app import Shim
 
 SHUTDOWN_S = 2.0
@@ -36,8 +37,8 @@ async def start(servicer, settings, file_path, *, internal_key: str = "", metric
                     metrics_registry=metrics_registry)
         # handler_cancellation: a client that goes away cancels its handler,
         # and with it the call (and so the codex processes).
-        runner = web.AppRunner(shim.application(), handler_cancellation=True, access_log=None,
-                               shutdown_timeout=SHUTDOWN_S)
+        runner = web.AppRunner(shim.application(), handler_cancellation=True,
+                               access_log_class=JsonAccessLogger, shutdown_timeout=SHUTDOWN_S)
         await runner.setup()
         await web.SockSite(runner, sock, shutdown_timeout=SHUTDOWN_S).start()
     except BaseException:

@@ -71,13 +71,38 @@ def invalid_json(message: str) -> ShimError:
     return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_JSON", message)
 
 
+def wrong_type(prefix: str, exc: Exception) -> ShimError:
+    """protobuf's ParseError says which field and type; it may also quote the
+    value, so only the start of its message is kept."""
+    text = str(exc)
+    return invalid_json(f"{prefix}: {text[:160]}{'...' if len(text) > 160 else ''}")
+
+
+def invalid_text(field: str, message: str) -> ShimError:
+    return bad_field(field, message, "INVALID_TEXT")
+
+
+def unsupported_encoding(encoding: str) -> ShimError:
+    return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "UNSUPPORTED_CONTENT_ENCODING",
+                     f"Content-Encoding {encoding[:32]!r} is not supported; send the body plain, "
+                     "gzip or deflate", http_status=415)
+
+
+def bad_encoding(encoding: str) -> ShimError:
+    return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CONTENT_ENCODING",
+                     f"the body does not inflate as {encoding[:32]}")
+
+
+def unauthenticated(message: str) -> ShimError:
+    return ShimError(grpc.StatusCode.UNAUTHENTICATED, "UNAUTHORIZED", message)
+
 def invalid_reference(message: str) -> ShimError:
     return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REFERENCE", message)
 
 
-def body_too_large(limit: int) -> ShimError:
+def body_too_large(limit: int, what: str = "request body") -> ShimError:
     return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "BODY_TOO_LARGE",
-                     f"request body is larger than {limit} bytes", http_status=413)
+                     f"{what} is larger than {limit} bytes", http_status=413)
 
 
 def not_found_route(path: str) -> ShimError:

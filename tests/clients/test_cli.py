@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.server_proc import REPO
+
 from .conftest import API_KEY
 
 CLI = Path(sys.executable).with_name("codex-image")
@@ -48,16 +50,55 @@ def test_missing_api_key_is_a_readable_error(server):
     assert "UNAUTHENTICATED (UNAUTHORIZED)" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_capabilities_and_health_print_json(server):
+def test_capabilities_and_health_print_json_with_numbers_as_numbers(server):
     caps = run_cli(server, "capabilities")
     assert caps.returncode == 0, caps.stderr
-    assert json.loads(caps.stdout)["max_images"] == 4
+    doc = json.loads(caps.stdout)
+    assert doc["max_images"] == 4
+    # int64 fields: protobuf's JSON mapping would give the string "600000".
+    assert doc["generation_timeout_ms"] == 600000 and doc["size_constraints"]["max_pixels"] == 8294400
     health = run_cli(server, "health")
     assert health.returncode == 0, health.stderr
-    assert json.loads(health.stdout)["ready"] is True
+    body = json.loads(health.stdout)
+    assert body["ready"] is True and body["generation_timeout_ms"] == 600000
+    assert body["server_version"] == (REPO / "VERSION").read_text().strip()
 
 
-def test_unreachable_server_fails_cleanly():
+def test_version():
+    proc = subprocess.run([str(CLI), "--version"], capture_output=True, text=True, timeout=30)
+    assert proc.stdout.strip() == f"codex-image {(REPO / 'VERSION').read_text().strip()}"
+
+
+def test_unreachable_server_says_how_to_start_one():
     proc = subprocess.run([str(CLI), "--server", "127.0.0.1:1", "--timeout", "3", "health"],
                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert proc.returncode == 1 and "UNAVAILABLE" in proc.stderr and "Traceback" not in proc.stderr
+    assert "no codex-image-server answers at 127.0.0.1:1" in proc.stderr
+    assert "codex-image-server service install" in proc.stderr
+
+
+def test_json_writes_one_object_per_event(server, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli(server, "generate", "a red fox", "-n", "2", "-o", str(out), "--request-id", "cli-json", "--json")
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]  # every line is one JSON object
+    assert all(len(e) == 1 for e in events)
+    kinds = [next(iter(e)) for e in events]
+    assert kinds.count("image") == 2 and kinds.count("summary") == 1 and kinds.count("saved") == 2
+    assert kinds.index("summary") < kinds.index("saved") and "progress" in kinds[:kinds.index("image")]
+    started = [e["progress"] for e in events if "progress" in e and e["progress"]["stage"] == "CANDIDATE_STARTED"]
+    assert sorted(p["candidate_index"] for p in started) == [0, 1]
+    assert all(isinstance(e["progress"]["elapsed_ms"], int) for e in events if "progress" in e)
+    images = {e["image"]["id"]: e["image"] for e in events if "image" in e}
+    for saved in (e["saved"] for e in events if "saved" in e):
+        data = Path(saved["path"]).read_bytes()
+        assert Path(saved["path"]).parent == out and len(data) == images[saved["image_id"]]["byte_size"]
+    assert proc.stderr == ""  # no progress display mixed in
+
+
+def test_json_reports_a_refusal_as_an_error_object(server, tmp_path):
+    proc = run_cli(server, "generate", "x", "-n", "9", "-o", str(tmp_path), "--json")
+    assert proc.returncode == 1
+    (event,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert event["error"]["code"] == "INVALID_ARGUMENT" and event["error"]["reason"] == "INVALID_COUNT"
+    assert event["error"]["violations"][0]["field"] == "count"

@@ -21,3 +21,15 @@ def test_generated_code_is_reproducible():
 
 def test_buf_lint_and_breaking():
     make("lint")
+
+
+def test_breaking_baseline_is_a_released_version():
+    """`make lint` checks against the newest protos/baseline/v<version>.binpb:
+    the API as last released, never one from the future."""
+    def key(v):
+        return tuple(int(x) for x in v.split("."))
+    versions = [p.name[1:-len(".binpb")] for p in (REPO / "protos" / "baseline").glob("v*.binpb")]
+    assert versions, "no breaking-change baseline"
+    newest = max(versions, key=key)
+    assert key(newest) <= key((REPO / "VERSION").read_text().strip())
+    assert f"--against protos/baseline/v{newest}.binpb" in make("-n", "lint").stdout

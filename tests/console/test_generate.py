@@ -134,3 +134,46 @@ def test_count_and_aspect_errors_land_on_their_fields(open_server, console_for):
     console.wait(lambda: console.text("#error-count"))
     assert "1..4" in console.text("#error-count")
     assert console.text("#error-size") == ""
+
+
+def test_a_failure_after_progress_is_explained_and_marks_the_candidates(open_server, console_for):
+    console = console_for(open_server).open().wait_ready()
+    fill(console, "doomed [[fake mode=fail]]", count=2)
+    console.find("#generate-button").click()
+    console.wait(lambda: "codex_exec_failed" in console.text("#generate-message"),
+                 message="no message for the failed run")
+    assert console.text("#generate-message").startswith("Codex failed while generating.")
+    assert [s.text for s in console.find_all("#results .slot .stage")] == ["Failed", "Failed"]
+    assert not console.find("#generate-button").get_attribute("disabled")
+    console.screenshot("codex-failed")
+
+
+def test_transparent_background_gives_an_image_with_real_alpha(open_server, console_for):
+    console = console_for(open_server).open().wait_ready()
+    fill(console, "a glass bottle")
+    background = Select(console.find("#background"))
+    assert "transparent" in [o.get_attribute("value") for o in background.options]
+    background.select_by_value("transparent")
+    Select(console.find("#output_format")).select_by_value("png")
+    console.find("#generate-button").click()
+    console.wait(lambda: len(loaded_images(console)) == 1, message="the transparent image never appeared")
+    # The corner of the delivered image is see-through, the centre is not:
+    # read back from the image the console shows.
+    alphas = console.js("""const img = document.querySelector('#results .slot img[data-loaded]');
+        const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+        const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+        return [g.getImageData(0, 0, 1, 1).data[3],
+                g.getImageData(img.naturalWidth >> 1, img.naturalHeight >> 1, 1, 1).data[3]];""")
+    assert alphas[0] == 0 and alphas[1] == 255, alphas
+    console.screenshot("transparent")
+
+
+def test_jpeg_with_a_transparent_background_is_refused_on_the_background_field(open_server, console_for):
+    console = console_for(open_server).open().wait_ready()
+    fill(console, "a glass bottle")
+    Select(console.find("#background")).select_by_value("transparent")
+    Select(console.find("#output_format")).select_by_value("jpeg")
+    console.find("#generate-button").click()
+    console.wait(lambda: console.text("#error-background"), message="no error under the background field")
+    assert "jpeg" in console.text("#error-background").lower() or "alpha" in console.text("#error-background").lower()
+    assert console.find_all("#results .slot") == []

@@ -48,6 +48,7 @@ def test_status_shows_readiness_codex_and_slots(open_server, console_for):
     assert console.text('#status-body dd[data-key="logged_in"]') == "yes"
     assert console.text('#status-body dd[data-key="limit"]') == "4"
     assert console.text('#status-body dd[data-key="queue_limit"]') == "16"
+    console.find("#capabilities summary").click()  # folded: it is long
     assert console.text('#status-body dd[data-key="max_images"]') == "4"
     console.screenshot("status")
 

@@ -26,11 +26,23 @@ FAKE_CODEX_<KEY> variables:
                    the same size and candidate): detail for resampling checks
   child=1          start a grandchild in the same process group (like the npm
                    wrapper's native child) that lives as long as the turn
-  ignore_term=1    ignore SIGTERM (the grandchild too)
+  ignore_term=1    ignore SIGTERM (the grandchild and the shell too)
+  shell=S          start `/bin/sh -c 'sleep S'` in a session of its own, like
+                   the real codex's `bash -lc` tool shells, and never wait for
+                   it: it outlives a codex that exits, escapes a group kill,
+                   and is reparented to the server (a zombie unless reaped)
   fail_candidate=N only candidate N (1-based, read from "candidate N of M")
-                   fails, at once; the others behave normally
-Every run writes `<pid>.json` ({pid, pgid, sid, child_pid, images: the
---image paths with the sha256 of each file}) into
+                   fails as soon as all M candidates of its request have
+                   started; the others behave normally
+  alpha=real|key|opaque  what a transparent-background request gets back:
+                   real alpha (the default when the prompt asks for
+                   transparent_background: true, like a tool that honours it),
+                   an opaque subject on the prompt's key colour, or an opaque
+                   picture with no key colour at all
+The prompt is the argument after `--`, or stdin when that argument is `-`
+(measured on 0.169.0: a regular file as stdin is read as the prompt).
+Every run writes `<pid>.json` ({pid, pgid, sid, child_pid, shell_pid,
+prompt_chars, images: the --image paths with the sha256 of each file}) into
 $FAKE_CODEX_PIDDIR when set, so tests can look each process up by pid
 (`cwd` names the request: the engine runs each candidate in <request_id>-*/).
 Stdlib only: it must run with any python3, like a foreign binary.
@@ -65,12 +77,29 @@ def pattern_rows(width, height, seed):
         yield b"\x00" + bytes(row)
 
 
-def png_bytes(width, height, seed, noise=False, pattern=False):
+def png_bytes(width, height, seed, noise=False, pattern=False, alpha=None, key=(0, 255, 0)):
     """A real, decodable RGB PNG, coloured by `seed` so candidates differ;
     with `noise`, random pixels, so the file is as large as a photo's; with
-    `pattern`, a deterministic picture with edges and gradients."""
+    `pattern`, a deterministic picture with edges and gradients.
+    `alpha` draws a subject (a box in the middle) on a transparent background
+    ("real", RGBA) or on the key colour ("key", RGB)."""
     r, g, b = (seed * 67) % 256, (seed * 131) % 256, (seed * 29) % 256
-    if pattern:
+    channels = 3
+    if alpha in ("real", "key"):
+        subject = (200, 60 + seed * 20 % 120, 40)  # reddish: never the green or magenta key
+        if alpha == "real":
+            channels, back, front = 4, bytes((0, 0, 0, 0)), bytes(subject + (255,))
+        else:
+            back, front = bytes(key), bytes(subject)
+        x0, x1 = width // 4, width - width // 4
+        rows = []
+        for y in range(height):
+            if height // 4 <= y < height - height // 4:
+                rows.append(b"\x00" + back * x0 + front * (x1 - x0) + back * (width - x1))
+            else:
+                rows.append(b"\x00" + back * width)
+        raw = b"".join(rows)
+    elif pattern:
         raw = b"".join(pattern_rows(width, height, seed))
     elif noise:
         raw = b"".join(b"\x00" + os.urandom(3 * width) for _ in range(height))
@@ -81,7 +110,7 @@ def png_bytes(width, height, seed, noise=False, pattern=False):
         body = kind + data
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
 
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 6 if channels == 4 else 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
             + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
 
@@ -176,18 +205,43 @@ def _sha256_of(path):
         return None
 
 
-def record_pids(child_pid, images=()):
+def record_pids(child_pid, images=(), shell_pid=None, prompt=""):
     piddir = os.environ.get("FAKE_CODEX_PIDDIR")
     if not piddir:
         return
     os.makedirs(piddir, exist_ok=True)
     info = {"pid": os.getpid(), "pgid": os.getpgid(0), "sid": os.getsid(0), "child_pid": child_pid,
+            "shell_pid": shell_pid, "prompt_chars": len(prompt),
             "cwd": os.getcwd(), "started": time.time(),
             "images": [{"path": p, "sha256": _sha256_of(p)} for p in images]}
     tmp = os.path.join(piddir, f".{os.getpid()}.tmp")
     with open(tmp, "w") as f:
         json.dump(info, f)
     os.rename(tmp, os.path.join(piddir, f"{os.getpid()}.json"))
+
+
+def wait_for_siblings(count, timeout=20.0):
+    """The failing candidate fails only once every candidate of its request
+    has started (each writes its record first), so a test of "a failed
+    sibling stops the others" does not depend on how busy the machine is."""
+    piddir = os.environ.get("FAKE_CODEX_PIDDIR")
+    if not piddir:
+        return
+    request_dir = os.path.dirname(os.getcwd())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        started = 0
+        for name in os.listdir(piddir):
+            if name.endswith(".json"):
+                try:
+                    with open(os.path.join(piddir, name)) as f:
+                        cwd = json.load(f).get("cwd", "")
+                except (OSError, ValueError):
+                    continue
+                started += os.path.dirname(cwd) == request_dir
+        if started >= count:
+            return
+        time.sleep(0.02)
 
 
 def codex_home():
@@ -222,9 +276,10 @@ def run_exec(argv):
     opts = parse_exec_args(argv)
     if not opts["skip_git"] and not os.path.isdir(os.path.join(os.getcwd(), ".git")):
         die("Not inside a trusted directory and --skip-git-repo-check was not specified.", 1)
-    # The real CLI reads a piped stdin to EOF before it starts.
-    if stat.S_ISFIFO(os.fstat(0).st_mode):
-        sys.stdin.read()
+    if opts["prompt"] == "-":
+        opts["prompt"] = sys.stdin.buffer.read().decode("utf-8")
+    elif stat.S_ISFIFO(os.fstat(0).st_mode):
+        sys.stdin.read()  # the real CLI reads a piped stdin to EOF before it starts
     prompt = opts["prompt"] or ""
     d = directives(prompt)
     mode = setting(d, "mode", "ok")
@@ -250,7 +305,15 @@ def run_exec(argv):
                 + "time.sleep(3600)\n")
         child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL)
         child_pid = child.pid
-    record_pids(child_pid, opts["images"])
+    shell_pid = None
+    if setting(d, "shell", ""):
+        trap = "trap '' TERM; " if ignore_term else ""
+        shell = subprocess.Popen(["/bin/sh", "-c", f"{trap}exec sleep {float(setting(d, 'shell', '1'))}"],
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        shell_pid = shell.pid
+    record_pids(child_pid, opts["images"], shell_pid, prompt)
+    if fail_candidate and int(fail_candidate) == candidate and m:
+        wait_for_siblings(int(m.group(2)))
 
     thread_id = str(uuid.uuid4())
     if opts["json"]:
@@ -301,8 +364,12 @@ def run_exec(argv):
     elif mode == "noimage":
         reply = "I can't help with creating that image."
     else:
-        png = png_bytes(width, height, candidate, noise=setting(d, "noise", "0") == "1",
-                        pattern=setting(d, "pattern", "0") == "1")
+        wants_alpha = "transparent_background: true" in prompt
+        alpha = setting(d, "alpha", "real" if wants_alpha else "")
+        key = re.search(r"uniform #([0-9a-fA-F]{6}) background", prompt)
+        key = tuple(bytes.fromhex(key.group(1))) if key else (0, 255, 0)
+        png = png_bytes(width, height, candidate, noise=setting(d, "noise", "0") == "1" or alpha == "opaque",
+                        pattern=setting(d, "pattern", "0") == "1", alpha=alpha if wants_alpha else None, key=key)
         revised = "A rendered scene for candidate %d" % candidate
         home = codex_home()
         if layout in ("generated", "legacy-ig"):

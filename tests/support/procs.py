@@ -49,7 +49,33 @@ def wait_until(condition, timeout: float, interval: float = 0.01) -> bool:
 
 
 def run_pids(run: dict) -> list[int]:
-    return [p for p in (run.get("pid"), run.get("child_pid")) if p]
+    """The fake codex, its grandchild and the shell it put in a session of its own."""
+    return [p for p in (run.get("pid"), run.get("child_pid"), run.get("shell_pid")) if p]
+
+
+def session_of(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[3]) if fields else None
+
+
+def zombie_children(ppid: int) -> list[int]:
+    """Zombies whose parent is `ppid`: children it never reaped."""
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            fields = _stat(int(name))
+            if fields and fields[0] == "Z" and int(fields[1]) == ppid:
+                out.append(int(name))
+    return out
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return {}
+    return dict(entry.decode("utf-8", "replace").split("=", 1) for entry in raw.split(b"\0") if b"=" in entry)
 
 
 def run_gone(run: dict) -> bool:

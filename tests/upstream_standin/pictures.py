@@ -48,6 +48,20 @@ def make_png(width: int, height: int, noise: bool = False) -> bytes:
     return out.getvalue()
 
 
+def make_subject(width: int, height: int, background: tuple) -> bytes:
+    """A subject (a reddish disc) on `background`: RGBA (0, 0, 0, 0) for a
+    transparent answer, or an opaque key colour; different on every call."""
+    serial = next(_counter)
+    seed = hashlib.sha256(f"subject-{serial}".encode()).digest()
+    mode = "RGBA" if len(background) == 4 else "RGB"
+    img = Image.new(mode, (width, height), background)
+    colour = (200, 40 + seed[0] % 80, 30 + seed[1] % 40) + ((255,) if mode == "RGBA" else ())
+    ImageDraw.Draw(img).ellipse([width // 4, height // 4, width * 3 // 4, height * 3 // 4], fill=colour)
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    return out.getvalue()
+
+
 def decode_data_url(url: str) -> tuple[str, bytes]:
     """`data:<mime>;base64,<b64>` to (mime, bytes)."""
     head, _, payload = url.partition(",")

@@ -36,6 +36,9 @@ def _user_texts(body: dict) -> list[str]:
     return texts
 
 
+_KEY_RE = re.compile(r"#([0-9a-fA-F]{6})")
+
+
 def _prompt_for_tool(texts: list[str]) -> str:
     """The user's own words: the last user text that is not codex's framing."""
     for text in reversed(texts):
@@ -170,7 +173,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             answer, events = "no_tool", sse.completed_stream(
                 [sse.message("I can't make that image, so I did not call the tool.")])
         else:
-            call = sse.imagegen_call(_prompt_for_tool(texts), attached[:_MAX_REFERENCES])
+            # Like a model following the instructions: the service asks for
+            # `transparent_background: true` in words.
+            transparent = any("transparent_background: true" in t for t in texts)
+            call = sse.imagegen_call(_prompt_for_tool(texts), attached[:_MAX_REFERENCES], transparent)
             answer, events = "tool_call", sse.completed_stream(
                 [sse.message("Generating the image now."), call])
             self.standin.records.update(record, call_id=call["call_id"],
@@ -233,7 +239,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send_json(status, payload)
             return
         width, height = pictures.parse_size(body.get("size"), sw.default_size)
-        png = pictures.make_png(width, height, sw.noise)
+        if body.get("background") == "transparent":
+            key = _KEY_RE.search(str(body.get("prompt", "")))
+            key_rgb = tuple(bytes.fromhex(key.group(1))) if key else (0, 255, 0)
+            png = pictures.make_subject(width, height, key_rgb if sw.alpha_lost else (0, 0, 0, 0))
+        else:
+            png = pictures.make_png(width, height, sw.noise)
         digest = hashlib.sha256(png).hexdigest()
         self.standin.records.update(record, answer="image", returned=[
             {"sha256": digest, "byte_size": len(png), "dimensions": (width, height), "bytes": png}])

@@ -28,10 +28,12 @@ def message(text: str) -> dict:
     }
 
 
-def imagegen_call(prompt: str, referenced_paths: list[str]) -> dict:
+def imagegen_call(prompt: str, referenced_paths: list[str], transparent: bool = False) -> dict:
     args = {"prompt": prompt}
     if referenced_paths:
         args["referenced_image_paths"] = referenced_paths
+    if transparent:
+        args["transparent_background"] = True
     return {
         "type": "function_call",
         "id": "fc_" + uuid.uuid4().hex[:16],

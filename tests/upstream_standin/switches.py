@@ -42,6 +42,9 @@ class Switches:
     default_size: str = "1024x1024"
     # Random, uncompressed pixels: the PNG is about 3 bytes per pixel.
     noise: bool = False
+    # Answer `background: "transparent"` with an opaque picture anyway (the
+    # reported unreliability): the subject on the key colour the prompt names.
+    alpha_lost: bool = False
 
     def merged(self, **changes) -> "Switches":
         known = {f.name for f in dataclasses.fields(self)}

@@ -13,7 +13,9 @@ import type { Capabilities, GenerateEvent, ImageRecord } from "./types.js";
 
 const CUSTOM = "custom";
 // Form fields that have their own error slot (#error-<field>).
-const FIELDS = ["prompt", "count", "size", "aspect", "quality", "output_format", "background", "references"];
+const FIELDS = ["prompt", "count", "size", "aspect", "quality", "output_format", "fit", "background", "references"];
+// Choices only some servers offer: capabilities list -> request field.
+const OPTIONAL = [["fits", "fit"], ["backgrounds", "background"]] as const;
 
 interface Slot {
   root: HTMLElement;
@@ -42,7 +44,6 @@ export class GenerateView {
   private readonly aspect = byId<HTMLSelectElement>("aspect");
   private readonly quality = byId<HTMLSelectElement>("quality");
   private readonly format = byId<HTMLSelectElement>("output_format");
-  private readonly background = byId<HTMLSelectElement>("background");
   private readonly submit = byId<HTMLButtonElement>("generate-button");
   private readonly cancel = byId<HTMLButtonElement>("cancel-button");
   private readonly message = byId("generate-message");
@@ -73,12 +74,18 @@ export class GenerateView {
     const sizes = [...caps.size_options];
     if (caps.size_constraints?.custom_size) sizes.push(CUSTOM);
     options(this.size, sizes, (v) => v === CUSTOM ? "Custom W×H…" : this.presets.has(v) ? `${v} preset` : v);
-    options(this.aspect, ["", ...caps.ratio_options, ...(caps.aspect_names ?? [])], (v) => v || "(none)");
+    // Newer servers describe every aspect (ratios, names, "reference"...); older ones list names.
+    const aspects = caps.aspect_options?.map((a) => a.name) ?? [...caps.ratio_options, ...(caps.aspect_names ?? [])];
+    const described = new Map((caps.aspect_options ?? []).map((a) => [a.name, a.description]));
+    options(this.aspect, ["", ...aspects], (v) => v ? (described.has(v) && !v.includes(":") ? `${v} (${described.get(v)})` : v)
+      : "(none)");
     options(this.quality, caps.qualities);
     options(this.format, caps.output_formats);
-    const backgrounds = caps.backgrounds ?? [];
-    options(this.background, backgrounds);
-    byId("background-field").hidden = backgrounds.length === 0;
+    for (const [list, field] of OPTIONAL) {
+      const values = caps[list] ?? [];
+      options(byId<HTMLSelectElement>(field), values);
+      byId(`${field}-field`).hidden = values.length === 0;
+    }
     this.count.max = String(caps.max_images);
     const c = caps.size_constraints;
     if (c) {
@@ -113,7 +120,9 @@ export class GenerateView {
       request_id: requestId,
     };
     if (!this.aspect.disabled && this.aspect.value) body.aspect = this.aspect.value;
-    if (!byId("background-field").hidden) body.background = this.background.value;
+    for (const [, field] of OPTIONAL) {
+      if (!byId(`${field}-field`).hidden) body[field] = byId<HTMLSelectElement>(field).value;
+    }
     const refs = this.references.payload();
     if (refs.length) body.references = refs;
     return body;

@@ -2,7 +2,7 @@
 // done with it (download, copy as curl / grpcurl, delete). The same card
 // shows a fresh candidate on the Generate tab and a past image in History.
 
-import { call, imageUrl } from "./api.js";
+import { call, getJson, imageUrl } from "./api.js";
 import { copyText, curlCommand, grpcurlCommand } from "./commands.js";
 import { append, formatBytes, formatMs, h } from "./dom.js";
 import { describe } from "./messages.js";
@@ -28,6 +28,40 @@ function parameters(image: ImageRecord): [string, string][] {
   if (image.account) rows.push(["Account", image.account]);
   if (image.key_name) rows.push(["Key", image.key_name]);
   return rows;
+}
+
+interface RequestRecord {
+  status: string;
+  count: number;
+  reference_count: number;
+  queue_wait_ms: number;
+  codex_ms: number;
+  duration_ms: number;
+  accounts: string[];
+  surface: string;
+  error_reason: string;
+}
+
+/** The request's own record from the history (GetRequest), once, when the
+ * parameters are first opened; a server without history has none. */
+async function requestRows(image: ImageRecord, table: HTMLElement): Promise<void> {
+  let record: RequestRecord;
+  try {
+    record = (await getJson<{ request: RequestRecord }>(`/v1/requests/${encodeURIComponent(image.request_id)}`)).request;
+  } catch {
+    return;
+  }
+  const rows: [string, string][] = [
+    ["Outcome", record.error_reason ? `${record.status} (${record.error_reason})` : record.status],
+    ["Images asked", String(record.count)],
+    ["References", String(record.reference_count)],
+    ["Queued", formatMs(Number(record.queue_wait_ms))],
+    ["Codex", formatMs(Number(record.codex_ms))],
+    ["Request took", formatMs(Number(record.duration_ms))],
+    ["Via", record.surface],
+  ];
+  if (record.accounts?.length) rows.push(["Accounts", record.accounts.join(", ")]);
+  for (const [name, value] of rows) append(table, h("dt", {}, name), h("dd", { "data-key": name }, value));
 }
 
 /** Loads the picture with the key (an <img src> could not send it). */
@@ -89,12 +123,19 @@ export function imageCard(image: ImageRecord, options: CardOptions): HTMLElement
 
   const table = h("dl", { class: "params" });
   for (const [name, value] of parameters(image)) append(table, h("dt", {}, name), h("dd", {}, value));
+  const details = h("details", {}, h("summary", {}, "Parameters"), table);
+  details.addEventListener("toggle", () => {
+    if (details.open && !details.dataset.loaded) {
+      details.dataset.loaded = "true";
+      void requestRows(image, table);
+    }
+  });
   append(card,
     h("div", { class: "picture" }, picture(image)),
     h("h3", {}, image.label),
     h("p", { class: "prompt", title: image.prompt }, image.prompt || "(references only)"),
     image.revised_prompt ? h("p", { class: "revised" }, `Model's prompt: ${image.revised_prompt}`) : null,
-    h("details", {}, h("summary", {}, "Parameters"), table),
+    details,
     h("div", { class: "actions" },
       h("button", { type: "button", onclick: download }, "Download"),
       h("button", { type: "button", onclick: () => copy("curl") }, "Copy as curl"),

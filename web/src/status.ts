@@ -67,23 +67,27 @@ export class StatusView {
       append(this.box, h("p", { class: "message error" }, describe(err)));
       return;
     }
+    let capabilities: Node;
+    try {
+      capabilities = table(await getJson<{ [key: string]: Json }>("/v1/capabilities"));
+    } catch (err) {
+      capabilities = h("p", { class: "message error" }, describe(err));
+    }
+    // Built first, swapped in at once: a refresh never empties the tab or folds what was open.
+    const capsOpen = (document.getElementById("capabilities") as HTMLDetailsElement | null)?.open ?? false;
     const ok = health.status === "ok";
     this.badge.textContent = ok ? "ready" : "not ready";
     this.badge.className = ok ? "badge good" : "badge bad";
-    clear(this.box);
-    if (!ok && health.problem) append(this.box, h("p", { class: "message error", role: "alert" }, String(health.problem)));
     const { codex, slots, accounts, ...rest } = health;
-    append(this.box,
+    this.box.replaceChildren(...[
+      !ok && health.problem ? h("p", { class: "message error", role: "alert" }, String(health.problem)) : null,
       h("section", { class: "panel" }, h("h2", {}, "Server"), table(rest)),
       codex ? h("section", { class: "panel" }, h("h2", {}, "Codex"), value(codex)) : null,
       slots ? h("section", { class: "panel" }, h("h2", {}, "Slots and queue"), value(slots)) : null,
-      accounts ? h("section", { class: "panel" }, h("h2", {}, "Accounts"), value(accounts)) : null);
-    try {
-      const caps = await getJson<{ [key: string]: Json }>("/v1/capabilities");
-      append(this.box, h("section", { class: "panel wide" }, h("h2", {}, "Capabilities"), table(caps)));
-    } catch (err) {
-      append(this.box, h("p", { class: "message error" }, `Capabilities: ${describe(err)}`));
-    }
+      accounts ? h("section", { class: "panel" }, h("h2", {}, "Accounts"), value(accounts)) : null,
+      h("section", { class: "panel wide" }, h("details", { id: "capabilities", open: capsOpen },
+        h("summary", {}, h("h2", {}, "Capabilities")), capabilities)),
+    ].filter((n): n is HTMLElement => n !== null));
   }
 
   /** Header badge from /healthz; returns whether keys are required. */

@@ -57,7 +57,10 @@ export interface Capabilities {
   presets?: { name: string; max_edge: number; max_pixels: number }[];
   size_constraints?: { custom_size: boolean; multiple_of: number; max_edge: number; max_ratio: string };
   references?: { max_images: number; max_bytes: number; mime_types: string[] };
+  aspect_options?: { name: string; kind: string; description: string }[];
+  // Offered by newer servers only; the form shows a field for each that is there.
   backgrounds?: string[];
+  fits?: string[];
   auth_required: boolean;
 }
 

@@ -31,6 +31,58 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Where a transparent image's alpha channel came from.
+type AlphaSource int32
+
+const (
+	AlphaSource_ALPHA_SOURCE_UNSPECIFIED AlphaSource = 0
+	// The image tool returned a real alpha channel (transparent_background).
+	AlphaSource_ALPHA_SOURCE_IMAGE_MODEL AlphaSource = 1
+	// The server keyed a flat key-colour background out locally.
+	AlphaSource_ALPHA_SOURCE_KEYED_MATTE AlphaSource = 2
+)
+
+// Enum value maps for AlphaSource.
+var (
+	AlphaSource_name = map[int32]string{
+		0: "ALPHA_SOURCE_UNSPECIFIED",
+		1: "ALPHA_SOURCE_IMAGE_MODEL",
+		2: "ALPHA_SOURCE_KEYED_MATTE",
+	}
+	AlphaSource_value = map[string]int32{
+		"ALPHA_SOURCE_UNSPECIFIED": 0,
+		"ALPHA_SOURCE_IMAGE_MODEL": 1,
+		"ALPHA_SOURCE_KEYED_MATTE": 2,
+	}
+)
+
+func (x AlphaSource) Enum() *AlphaSource {
+	p := new(AlphaSource)
+	*p = x
+	return p
+}
+
+func (x AlphaSource) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AlphaSource) Descriptor() protoreflect.EnumDescriptor {
+	return file_codeximage_v1_image_service_proto_enumTypes[0].Descriptor()
+}
+
+func (AlphaSource) Type() protoreflect.EnumType {
+	return &file_codeximage_v1_image_service_proto_enumTypes[0]
+}
+
+func (x AlphaSource) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AlphaSource.Descriptor instead.
+func (AlphaSource) EnumDescriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{0}
+}
+
 type Progress_Stage int32
 
 const (
@@ -74,11 +126,11 @@ func (x Progress_Stage) String() string {
 }
 
 func (Progress_Stage) Descriptor() protoreflect.EnumDescriptor {
-	return file_codeximage_v1_image_service_proto_enumTypes[0].Descriptor()
+	return file_codeximage_v1_image_service_proto_enumTypes[1].Descriptor()
 }
 
 func (Progress_Stage) Type() protoreflect.EnumType {
-	return &file_codeximage_v1_image_service_proto_enumTypes[0]
+	return &file_codeximage_v1_image_service_proto_enumTypes[1]
 }
 
 func (x Progress_Stage) Number() protoreflect.EnumNumber {
@@ -115,6 +167,15 @@ type GenerateRequest struct {
 	// Caller's id for this request, echoed in the summary and logs. The server
 	// makes one up when empty. Letters, digits, '-', '_' and '.', at most 64.
 	RequestId string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// "auto" (or empty), "opaque" or "transparent". Transparent asks the image
+	// tool for an alpha channel, checks what came back, and falls back to
+	// keying out a flat key colour when the alpha is not real; a result that
+	// fails the check is refused (FAILED_PRECONDITION, TRANSPARENCY_FAILED).
+	// Needs output_format png or webp.
+	Background string `protobuf:"bytes,30,opt,name=background,proto3" json:"background,omitempty"`
+	// For jpeg and webp: encoder quality 0-100 (OpenAI's output_compression).
+	// Unset means the server's default (95).
+	OutputCompression *int32 `protobuf:"varint,31,opt,name=output_compression,json=outputCompression,proto3,oneof" json:"output_compression,omitempty"`
 	// The caller's open document (e.g. the Photoshop canvas), for aspect
 	// "canvas". When set, both sides must be positive.
 	CanvasSize *CanvasSize `protobuf:"bytes,9,opt,name=canvas_size,json=canvasSize,proto3" json:"canvas_size,omitempty"`
@@ -210,6 +271,20 @@ func (x *GenerateRequest) GetRequestId() string {
 		return x.RequestId
 	}
 	return ""
+}
+
+func (x *GenerateRequest) GetBackground() string {
+	if x != nil {
+		return x.Background
+	}
+	return ""
+}
+
+func (x *GenerateRequest) GetOutputCompression() int32 {
+	if x != nil && x.OutputCompression != nil {
+		return *x.OutputCompression
+	}
+	return 0
 }
 
 func (x *GenerateRequest) GetCanvasSize() *CanvasSize {
@@ -727,7 +802,16 @@ type Image struct {
 	// CODEX_IMAGE_SERVER_API_KEY).
 	KeyName string `protobuf:"bytes,40,opt,name=key_name,json=keyName,proto3" json:"key_name,omitempty"`
 	// The Codex account (CODEX_HOME) whose codex run made it.
-	Account       string `protobuf:"bytes,41,opt,name=account,proto3" json:"account,omitempty"`
+	Account string `protobuf:"bytes,41,opt,name=account,proto3" json:"account,omitempty"`
+	// "auto", "opaque" or "transparent", as asked.
+	Background string `protobuf:"bytes,50,opt,name=background,proto3" json:"background,omitempty"`
+	// For a transparent background: how the alpha channel was made.
+	AlphaSource AlphaSource `protobuf:"varint,51,opt,name=alpha_source,json=alphaSource,proto3,enum=codeximage.v1.AlphaSource" json:"alpha_source,omitempty"`
+	// For a transparent background: the figures the alpha passed.
+	Transparency *TransparencyCheck `protobuf:"bytes,52,opt,name=transparency,proto3" json:"transparency,omitempty"`
+	// Tokens codex's own turn used (its `turn.completed` usage), when reported.
+	// These are the agent model's tokens, not the image model's.
+	Usage         *TokenUsage `protobuf:"bytes,53,opt,name=usage,proto3" json:"usage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -979,6 +1063,185 @@ func (x *Image) GetAccount() string {
 	return ""
 }
 
+func (x *Image) GetBackground() string {
+	if x != nil {
+		return x.Background
+	}
+	return ""
+}
+
+func (x *Image) GetAlphaSource() AlphaSource {
+	if x != nil {
+		return x.AlphaSource
+	}
+	return AlphaSource_ALPHA_SOURCE_UNSPECIFIED
+}
+
+func (x *Image) GetTransparency() *TransparencyCheck {
+	if x != nil {
+		return x.Transparency
+	}
+	return nil
+}
+
+func (x *Image) GetUsage() *TokenUsage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+type TokenUsage struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	InputTokens       int64                  `protobuf:"varint,1,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
+	CachedInputTokens int64                  `protobuf:"varint,2,opt,name=cached_input_tokens,json=cachedInputTokens,proto3" json:"cached_input_tokens,omitempty"`
+	OutputTokens      int64                  `protobuf:"varint,3,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *TokenUsage) Reset() {
+	*x = TokenUsage{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenUsage) ProtoMessage() {}
+
+func (x *TokenUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenUsage.ProtoReflect.Descriptor instead.
+func (*TokenUsage) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *TokenUsage) GetInputTokens() int64 {
+	if x != nil {
+		return x.InputTokens
+	}
+	return 0
+}
+
+func (x *TokenUsage) GetCachedInputTokens() int64 {
+	if x != nil {
+		return x.CachedInputTokens
+	}
+	return 0
+}
+
+func (x *TokenUsage) GetOutputTokens() int64 {
+	if x != nil {
+		return x.OutputTokens
+	}
+	return 0
+}
+
+// The verification a transparent image passed before it was handed over.
+type TransparencyCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Lowest and highest alpha in the image, 0-255.
+	AlphaMin int32 `protobuf:"varint,1,opt,name=alpha_min,json=alphaMin,proto3" json:"alpha_min,omitempty"`
+	AlphaMax int32 `protobuf:"varint,2,opt,name=alpha_max,json=alphaMax,proto3" json:"alpha_max,omitempty"`
+	// Share of pixels with alpha <= 8 (fully see-through), 0-1.
+	TransparentShare float64 `protobuf:"fixed64,3,opt,name=transparent_share,json=transparentShare,proto3" json:"transparent_share,omitempty"`
+	// Share of pixels with alpha >= 247, 0-1.
+	OpaqueShare float64 `protobuf:"fixed64,4,opt,name=opaque_share,json=opaqueShare,proto3" json:"opaque_share,omitempty"`
+	// Share of the subject's edge pixels that still look like the key colour
+	// (a halo of the old background), 0-1.
+	EdgeResidue float64 `protobuf:"fixed64,5,opt,name=edge_residue,json=edgeResidue,proto3" json:"edge_residue,omitempty"`
+	// The key colour asked for behind the subject, "#rrggbb".
+	KeyColor      string `protobuf:"bytes,6,opt,name=key_color,json=keyColor,proto3" json:"key_color,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransparencyCheck) Reset() {
+	*x = TransparencyCheck{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransparencyCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransparencyCheck) ProtoMessage() {}
+
+func (x *TransparencyCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransparencyCheck.ProtoReflect.Descriptor instead.
+func (*TransparencyCheck) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *TransparencyCheck) GetAlphaMin() int32 {
+	if x != nil {
+		return x.AlphaMin
+	}
+	return 0
+}
+
+func (x *TransparencyCheck) GetAlphaMax() int32 {
+	if x != nil {
+		return x.AlphaMax
+	}
+	return 0
+}
+
+func (x *TransparencyCheck) GetTransparentShare() float64 {
+	if x != nil {
+		return x.TransparentShare
+	}
+	return 0
+}
+
+func (x *TransparencyCheck) GetOpaqueShare() float64 {
+	if x != nil {
+		return x.OpaqueShare
+	}
+	return 0
+}
+
+func (x *TransparencyCheck) GetEdgeResidue() float64 {
+	if x != nil {
+		return x.EdgeResidue
+	}
+	return 0
+}
+
+func (x *TransparencyCheck) GetKeyColor() string {
+	if x != nil {
+		return x.KeyColor
+	}
+	return ""
+}
+
 type GenerateSummary struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
@@ -992,6 +1255,8 @@ type GenerateSummary struct {
 	OutputFormat  string   `protobuf:"bytes,8,opt,name=output_format,json=outputFormat,proto3" json:"output_format,omitempty"`
 	ImageIds      []string `protobuf:"bytes,9,rep,name=image_ids,json=imageIds,proto3" json:"image_ids,omitempty"`
 	DurationMs    int64    `protobuf:"varint,10,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	// "auto", "opaque" or "transparent".
+	Background string `protobuf:"bytes,30,opt,name=background,proto3" json:"background,omitempty"`
 	// See Image: target_size, aspect_ratio, aspect_source, fit, references.
 	TargetSize    string          `protobuf:"bytes,11,opt,name=target_size,json=targetSize,proto3" json:"target_size,omitempty"`
 	AspectRatio   string          `protobuf:"bytes,12,opt,name=aspect_ratio,json=aspectRatio,proto3" json:"aspect_ratio,omitempty"`
@@ -1004,7 +1269,7 @@ type GenerateSummary struct {
 
 func (x *GenerateSummary) Reset() {
 	*x = GenerateSummary{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[7]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1281,7 @@ func (x *GenerateSummary) String() string {
 func (*GenerateSummary) ProtoMessage() {}
 
 func (x *GenerateSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[7]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1294,7 @@ func (x *GenerateSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateSummary.ProtoReflect.Descriptor instead.
 func (*GenerateSummary) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{7}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GenerateSummary) GetRequestId() string {
@@ -1102,6 +1367,13 @@ func (x *GenerateSummary) GetDurationMs() int64 {
 	return 0
 }
 
+func (x *GenerateSummary) GetBackground() string {
+	if x != nil {
+		return x.Background
+	}
+	return ""
+}
+
 func (x *GenerateSummary) GetTargetSize() string {
 	if x != nil {
 		return x.TargetSize
@@ -1145,7 +1417,7 @@ type GetCapabilitiesRequest struct {
 
 func (x *GetCapabilitiesRequest) Reset() {
 	*x = GetCapabilitiesRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[8]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1429,7 @@ func (x *GetCapabilitiesRequest) String() string {
 func (*GetCapabilitiesRequest) ProtoMessage() {}
 
 func (x *GetCapabilitiesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[8]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1442,7 @@ func (x *GetCapabilitiesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCapabilitiesRequest.ProtoReflect.Descriptor instead.
 func (*GetCapabilitiesRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{8}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{10}
 }
 
 type GetCapabilitiesResponse struct {
@@ -1189,6 +1461,8 @@ type GetCapabilitiesResponse struct {
 	GenerationTimeoutMs   int64                  `protobuf:"varint,12,opt,name=generation_timeout_ms,json=generationTimeoutMs,proto3" json:"generation_timeout_ms,omitempty"`
 	Presets               []*SizePreset          `protobuf:"bytes,13,rep,name=presets,proto3" json:"presets,omitempty"`
 	AspectNames           []string               `protobuf:"bytes,14,rep,name=aspect_names,json=aspectNames,proto3" json:"aspect_names,omitempty"`
+	// Accepted values of GenerateRequest.background.
+	Backgrounds []string `protobuf:"bytes,25,rep,name=backgrounds,proto3" json:"backgrounds,omitempty"`
 	// Every aspect the server understands, as the plugin offers them: the
 	// ratio options, the named ratios and the ratio sources with their
 	// spellings.
@@ -1201,7 +1475,7 @@ type GetCapabilitiesResponse struct {
 
 func (x *GetCapabilitiesResponse) Reset() {
 	*x = GetCapabilitiesResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[9]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1213,7 +1487,7 @@ func (x *GetCapabilitiesResponse) String() string {
 func (*GetCapabilitiesResponse) ProtoMessage() {}
 
 func (x *GetCapabilitiesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[9]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1226,7 +1500,7 @@ func (x *GetCapabilitiesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCapabilitiesResponse.ProtoReflect.Descriptor instead.
 func (*GetCapabilitiesResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{9}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetCapabilitiesResponse) GetModel() string {
@@ -1327,6 +1601,13 @@ func (x *GetCapabilitiesResponse) GetAspectNames() []string {
 	return nil
 }
 
+func (x *GetCapabilitiesResponse) GetBackgrounds() []string {
+	if x != nil {
+		return x.Backgrounds
+	}
+	return nil
+}
+
 func (x *GetCapabilitiesResponse) GetAspectOptions() []*AspectOption {
 	if x != nil {
 		return x.AspectOptions
@@ -1357,7 +1638,7 @@ type AspectOption struct {
 
 func (x *AspectOption) Reset() {
 	*x = AspectOption{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[10]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1369,7 +1650,7 @@ func (x *AspectOption) String() string {
 func (*AspectOption) ProtoMessage() {}
 
 func (x *AspectOption) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[10]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1382,7 +1663,7 @@ func (x *AspectOption) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AspectOption.ProtoReflect.Descriptor instead.
 func (*AspectOption) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{10}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AspectOption) GetName() string {
@@ -1427,7 +1708,7 @@ type SizeConstraints struct {
 
 func (x *SizeConstraints) Reset() {
 	*x = SizeConstraints{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[11]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1439,7 +1720,7 @@ func (x *SizeConstraints) String() string {
 func (*SizeConstraints) ProtoMessage() {}
 
 func (x *SizeConstraints) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[11]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1452,7 +1733,7 @@ func (x *SizeConstraints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SizeConstraints.ProtoReflect.Descriptor instead.
 func (*SizeConstraints) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{11}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SizeConstraints) GetCustomSize() bool {
@@ -1508,7 +1789,7 @@ type HighResolutionPresets struct {
 
 func (x *HighResolutionPresets) Reset() {
 	*x = HighResolutionPresets{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[12]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1520,7 +1801,7 @@ func (x *HighResolutionPresets) String() string {
 func (*HighResolutionPresets) ProtoMessage() {}
 
 func (x *HighResolutionPresets) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[12]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1533,7 +1814,7 @@ func (x *HighResolutionPresets) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HighResolutionPresets.ProtoReflect.Descriptor instead.
 func (*HighResolutionPresets) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{12}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *HighResolutionPresets) GetLandscape() string {
@@ -1569,7 +1850,7 @@ type SizePreset struct {
 
 func (x *SizePreset) Reset() {
 	*x = SizePreset{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[13]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1581,7 +1862,7 @@ func (x *SizePreset) String() string {
 func (*SizePreset) ProtoMessage() {}
 
 func (x *SizePreset) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[13]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1594,7 +1875,7 @@ func (x *SizePreset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SizePreset.ProtoReflect.Descriptor instead.
 func (*SizePreset) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{13}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SizePreset) GetName() string {
@@ -1637,7 +1918,7 @@ type ReferencePolicy struct {
 
 func (x *ReferencePolicy) Reset() {
 	*x = ReferencePolicy{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[14]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1649,7 +1930,7 @@ func (x *ReferencePolicy) String() string {
 func (*ReferencePolicy) ProtoMessage() {}
 
 func (x *ReferencePolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[14]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1662,7 +1943,7 @@ func (x *ReferencePolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReferencePolicy.ProtoReflect.Descriptor instead.
 func (*ReferencePolicy) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{14}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReferencePolicy) GetMode() string {
@@ -1715,7 +1996,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[15]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1727,7 +2008,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[15]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1740,7 +2021,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{15}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{17}
 }
 
 type HealthResponse struct {
@@ -1757,14 +2038,16 @@ type HealthResponse struct {
 	// Why the server is not ready and how to fix it; empty when ready.
 	Problem string `protobuf:"bytes,9,opt,name=problem,proto3" json:"problem,omitempty"`
 	// Each Codex account (CODEX_HOME) the server uses, in configured order.
-	Accounts      []*AccountStatus `protobuf:"bytes,10,rep,name=accounts,proto3" json:"accounts,omitempty"`
+	Accounts []*AccountStatus `protobuf:"bytes,10,rep,name=accounts,proto3" json:"accounts,omitempty"`
+	// This server's release (the project's VERSION), e.g. "0.2.0".
+	ServerVersion string `protobuf:"bytes,20,opt,name=server_version,json=serverVersion,proto3" json:"server_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HealthResponse) Reset() {
 	*x = HealthResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[16]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1776,7 +2059,7 @@ func (x *HealthResponse) String() string {
 func (*HealthResponse) ProtoMessage() {}
 
 func (x *HealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[16]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1789,7 +2072,7 @@ func (x *HealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthResponse.ProtoReflect.Descriptor instead.
 func (*HealthResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{16}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HealthResponse) GetStatus() string {
@@ -1862,6 +2145,13 @@ func (x *HealthResponse) GetAccounts() []*AccountStatus {
 	return nil
 }
 
+func (x *HealthResponse) GetServerVersion() string {
+	if x != nil {
+		return x.ServerVersion
+	}
+	return ""
+}
+
 type AccountStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The account's name ("default" for the CODEX_HOME the server inherited).
@@ -1883,7 +2173,7 @@ type AccountStatus struct {
 
 func (x *AccountStatus) Reset() {
 	*x = AccountStatus{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[17]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1895,7 +2185,7 @@ func (x *AccountStatus) String() string {
 func (*AccountStatus) ProtoMessage() {}
 
 func (x *AccountStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[17]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1908,7 +2198,7 @@ func (x *AccountStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountStatus.ProtoReflect.Descriptor instead.
 func (*AccountStatus) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{17}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AccountStatus) GetName() string {
@@ -1981,7 +2271,7 @@ type CodexStatus struct {
 
 func (x *CodexStatus) Reset() {
 	*x = CodexStatus{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[18]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1993,7 +2283,7 @@ func (x *CodexStatus) String() string {
 func (*CodexStatus) ProtoMessage() {}
 
 func (x *CodexStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[18]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2006,7 +2296,7 @@ func (x *CodexStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CodexStatus.ProtoReflect.Descriptor instead.
 func (*CodexStatus) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{18}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CodexStatus) GetFound() bool {
@@ -2057,7 +2347,7 @@ type SlotStatus struct {
 
 func (x *SlotStatus) Reset() {
 	*x = SlotStatus{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[19]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2069,7 +2359,7 @@ func (x *SlotStatus) String() string {
 func (*SlotStatus) ProtoMessage() {}
 
 func (x *SlotStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[19]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2082,7 +2372,7 @@ func (x *SlotStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotStatus.ProtoReflect.Descriptor instead.
 func (*SlotStatus) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{19}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SlotStatus) GetInUse() int32 {
@@ -2129,7 +2419,7 @@ type GetImageRequest struct {
 
 func (x *GetImageRequest) Reset() {
 	*x = GetImageRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[20]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2141,7 +2431,7 @@ func (x *GetImageRequest) String() string {
 func (*GetImageRequest) ProtoMessage() {}
 
 func (x *GetImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[20]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2154,7 +2444,7 @@ func (x *GetImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageRequest.ProtoReflect.Descriptor instead.
 func (*GetImageRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{20}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetImageRequest) GetImageId() string {
@@ -2173,7 +2463,7 @@ type GetImageResponse struct {
 
 func (x *GetImageResponse) Reset() {
 	*x = GetImageResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[21]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2185,7 +2475,7 @@ func (x *GetImageResponse) String() string {
 func (*GetImageResponse) ProtoMessage() {}
 
 func (x *GetImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[21]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2198,7 +2488,7 @@ func (x *GetImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageResponse.ProtoReflect.Descriptor instead.
 func (*GetImageResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{21}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetImageResponse) GetImage() *Image {
@@ -2217,7 +2507,7 @@ type GetImageFileRequest struct {
 
 func (x *GetImageFileRequest) Reset() {
 	*x = GetImageFileRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[22]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2229,7 +2519,7 @@ func (x *GetImageFileRequest) String() string {
 func (*GetImageFileRequest) ProtoMessage() {}
 
 func (x *GetImageFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[22]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2242,7 +2532,7 @@ func (x *GetImageFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageFileRequest.ProtoReflect.Descriptor instead.
 func (*GetImageFileRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{22}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetImageFileRequest) GetImageId() string {
@@ -2268,7 +2558,7 @@ type GetImageFileResponse struct {
 
 func (x *GetImageFileResponse) Reset() {
 	*x = GetImageFileResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[23]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2280,7 +2570,7 @@ func (x *GetImageFileResponse) String() string {
 func (*GetImageFileResponse) ProtoMessage() {}
 
 func (x *GetImageFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[23]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2293,7 +2583,7 @@ func (x *GetImageFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageFileResponse.ProtoReflect.Descriptor instead.
 func (*GetImageFileResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{23}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetImageFileResponse) GetContentType() string {
@@ -2346,7 +2636,7 @@ type ListImagesRequest struct {
 
 func (x *ListImagesRequest) Reset() {
 	*x = ListImagesRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[24]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2358,7 +2648,7 @@ func (x *ListImagesRequest) String() string {
 func (*ListImagesRequest) ProtoMessage() {}
 
 func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[24]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2371,7 +2661,7 @@ func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
 func (*ListImagesRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{24}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListImagesRequest) GetPageSize() int32 {
@@ -2434,7 +2724,7 @@ type ListImagesResponse struct {
 
 func (x *ListImagesResponse) Reset() {
 	*x = ListImagesResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[25]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2446,7 +2736,7 @@ func (x *ListImagesResponse) String() string {
 func (*ListImagesResponse) ProtoMessage() {}
 
 func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[25]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2459,7 +2749,7 @@ func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
 func (*ListImagesResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{25}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListImagesResponse) GetImages() []*Image {
@@ -2485,7 +2775,7 @@ type DeleteImageRequest struct {
 
 func (x *DeleteImageRequest) Reset() {
 	*x = DeleteImageRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[26]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2497,7 +2787,7 @@ func (x *DeleteImageRequest) String() string {
 func (*DeleteImageRequest) ProtoMessage() {}
 
 func (x *DeleteImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[26]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2510,7 +2800,7 @@ func (x *DeleteImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteImageRequest.ProtoReflect.Descriptor instead.
 func (*DeleteImageRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{26}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeleteImageRequest) GetImageId() string {
@@ -2528,7 +2818,7 @@ type DeleteImageResponse struct {
 
 func (x *DeleteImageResponse) Reset() {
 	*x = DeleteImageResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[27]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2540,7 +2830,7 @@ func (x *DeleteImageResponse) String() string {
 func (*DeleteImageResponse) ProtoMessage() {}
 
 func (x *DeleteImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[27]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2553,7 +2843,7 @@ func (x *DeleteImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteImageResponse.ProtoReflect.Descriptor instead.
 func (*DeleteImageResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{27}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{29}
 }
 
 type ListRequestsRequest struct {
@@ -2579,7 +2869,7 @@ type ListRequestsRequest struct {
 
 func (x *ListRequestsRequest) Reset() {
 	*x = ListRequestsRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[28]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2591,7 +2881,7 @@ func (x *ListRequestsRequest) String() string {
 func (*ListRequestsRequest) ProtoMessage() {}
 
 func (x *ListRequestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[28]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2604,7 +2894,7 @@ func (x *ListRequestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequestsRequest.ProtoReflect.Descriptor instead.
 func (*ListRequestsRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{28}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListRequestsRequest) GetPageSize() int32 {
@@ -2674,7 +2964,7 @@ type ListRequestsResponse struct {
 
 func (x *ListRequestsResponse) Reset() {
 	*x = ListRequestsResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[29]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2686,7 +2976,7 @@ func (x *ListRequestsResponse) String() string {
 func (*ListRequestsResponse) ProtoMessage() {}
 
 func (x *ListRequestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[29]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2699,7 +2989,7 @@ func (x *ListRequestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequestsResponse.ProtoReflect.Descriptor instead.
 func (*ListRequestsResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{29}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListRequestsResponse) GetRequests() []*RequestRecord {
@@ -2728,7 +3018,7 @@ type RequestRecord struct {
 	ErrorMessage string `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
 	// Name of the API key that asked.
 	KeyName string `protobuf:"bytes,5,opt,name=key_name,json=keyName,proto3" json:"key_name,omitempty"`
-	// "grpc" or "http".
+	// "grpc", "http" (the /v1 plugin routes) or "openai" (the OpenAI Images API).
 	Surface string `protobuf:"bytes,6,opt,name=surface,proto3" json:"surface,omitempty"`
 	// The parameters as validated.
 	Prompt         string                 `protobuf:"bytes,7,opt,name=prompt,proto3" json:"prompt,omitempty"`
@@ -2757,7 +3047,7 @@ type RequestRecord struct {
 
 func (x *RequestRecord) Reset() {
 	*x = RequestRecord{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[30]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2769,7 +3059,7 @@ func (x *RequestRecord) String() string {
 func (*RequestRecord) ProtoMessage() {}
 
 func (x *RequestRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[30]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2782,7 +3072,7 @@ func (x *RequestRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestRecord.ProtoReflect.Descriptor instead.
 func (*RequestRecord) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{30}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RequestRecord) GetRequestId() string {
@@ -2942,7 +3232,7 @@ type GetRequestRequest struct {
 
 func (x *GetRequestRequest) Reset() {
 	*x = GetRequestRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[31]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2954,7 +3244,7 @@ func (x *GetRequestRequest) String() string {
 func (*GetRequestRequest) ProtoMessage() {}
 
 func (x *GetRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[31]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2967,7 +3257,7 @@ func (x *GetRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequestRequest.ProtoReflect.Descriptor instead.
 func (*GetRequestRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{31}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetRequestRequest) GetRequestId() string {
@@ -2990,7 +3280,7 @@ type GetRequestResponse struct {
 
 func (x *GetRequestResponse) Reset() {
 	*x = GetRequestResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[32]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3002,7 +3292,7 @@ func (x *GetRequestResponse) String() string {
 func (*GetRequestResponse) ProtoMessage() {}
 
 func (x *GetRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[32]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3015,7 +3305,7 @@ func (x *GetRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequestResponse.ProtoReflect.Descriptor instead.
 func (*GetRequestResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{32}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetRequestResponse) GetRequest() *RequestRecord {
@@ -3054,7 +3344,7 @@ type KeyUsage struct {
 
 func (x *KeyUsage) Reset() {
 	*x = KeyUsage{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[33]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3066,7 +3356,7 @@ func (x *KeyUsage) String() string {
 func (*KeyUsage) ProtoMessage() {}
 
 func (x *KeyUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[33]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3079,7 +3369,7 @@ func (x *KeyUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyUsage.ProtoReflect.Descriptor instead.
 func (*KeyUsage) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{33}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *KeyUsage) GetKeyName() string {
@@ -3121,7 +3411,7 @@ var File_codeximage_v1_image_service_proto protoreflect.FileDescriptor
 
 const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\n" +
-	"!codeximage/v1/image_service.proto\x12\rcodeximage.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x02\n" +
+	"!codeximage/v1/image_service.proto\x12\rcodeximage.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x03\n" +
 	"\x0fGenerateRequest\x12\x16\n" +
 	"\x06prompt\x18\x01 \x01(\tR\x06prompt\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\x12\x12\n" +
@@ -3133,11 +3423,16 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"references\x18\a \x03(\v2\x18.codeximage.v1.ReferenceR\n" +
 	"references\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\b \x01(\tR\trequestId\x12:\n" +
+	"request_id\x18\b \x01(\tR\trequestId\x12\x1e\n" +
+	"\n" +
+	"background\x18\x1e \x01(\tR\n" +
+	"background\x122\n" +
+	"\x12output_compression\x18\x1f \x01(\x05H\x00R\x11outputCompression\x88\x01\x01\x12:\n" +
 	"\vcanvas_size\x18\t \x01(\v2\x19.codeximage.v1.CanvasSizeR\n" +
 	"canvasSize\x12\x10\n" +
 	"\x03fit\x18\n" +
-	" \x01(\tR\x03fit\":\n" +
+	" \x01(\tR\x03fitB\x15\n" +
+	"\x13_output_compression\":\n" +
 	"\n" +
 	"CanvasSize\x12\x14\n" +
 	"\x05width\x18\x01 \x01(\x05R\x05width\x12\x16\n" +
@@ -3176,7 +3471,7 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\fSTAGE_QUEUED\x10\x01\x12\x1b\n" +
 	"\x17STAGE_CANDIDATE_STARTED\x10\x02\x12\x15\n" +
 	"\x11STAGE_CODEX_PHASE\x10\x03\x12\x1c\n" +
-	"\x18STAGE_CANDIDATE_FINISHED\x10\x04\"\xcd\a\n" +
+	"\x18STAGE_CANDIDATE_FINISHED\x10\x04\"\xa3\t\n" +
 	"\x05Image\x12\x14\n" +
 	"\x02id\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\x02id\x12\x1d\n" +
 	"\n" +
@@ -3215,7 +3510,25 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"references\x18\x1d \x03(\v2\x1b.codeximage.v1.ReferenceUseR\n" +
 	"references\x12\x19\n" +
 	"\bkey_name\x18( \x01(\tR\akeyName\x12\x18\n" +
-	"\aaccount\x18) \x01(\tR\aaccount\"\xf9\x03\n" +
+	"\aaccount\x18) \x01(\tR\aaccount\x12\x1e\n" +
+	"\n" +
+	"background\x182 \x01(\tR\n" +
+	"background\x12=\n" +
+	"\falpha_source\x183 \x01(\x0e2\x1a.codeximage.v1.AlphaSourceR\valphaSource\x12D\n" +
+	"\ftransparency\x184 \x01(\v2 .codeximage.v1.TransparencyCheckR\ftransparency\x12/\n" +
+	"\x05usage\x185 \x01(\v2\x19.codeximage.v1.TokenUsageR\x05usage\"\x84\x01\n" +
+	"\n" +
+	"TokenUsage\x12!\n" +
+	"\finput_tokens\x18\x01 \x01(\x03R\vinputTokens\x12.\n" +
+	"\x13cached_input_tokens\x18\x02 \x01(\x03R\x11cachedInputTokens\x12#\n" +
+	"\routput_tokens\x18\x03 \x01(\x03R\foutputTokens\"\xdd\x01\n" +
+	"\x11TransparencyCheck\x12\x1b\n" +
+	"\talpha_min\x18\x01 \x01(\x05R\balphaMin\x12\x1b\n" +
+	"\talpha_max\x18\x02 \x01(\x05R\balphaMax\x12+\n" +
+	"\x11transparent_share\x18\x03 \x01(\x01R\x10transparentShare\x12!\n" +
+	"\fopaque_share\x18\x04 \x01(\x01R\vopaqueShare\x12!\n" +
+	"\fedge_residue\x18\x05 \x01(\x01R\vedgeResidue\x12\x1b\n" +
+	"\tkey_color\x18\x06 \x01(\tR\bkeyColor\"\x99\x04\n" +
 	"\x0fGenerateSummary\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
@@ -3229,7 +3542,10 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\timage_ids\x18\t \x03(\tR\bimageIds\x12\x1f\n" +
 	"\vduration_ms\x18\n" +
 	" \x01(\x03R\n" +
-	"durationMs\x12\x1f\n" +
+	"durationMs\x12\x1e\n" +
+	"\n" +
+	"background\x18\x1e \x01(\tR\n" +
+	"background\x12\x1f\n" +
 	"\vtarget_size\x18\v \x01(\tR\n" +
 	"targetSize\x12!\n" +
 	"\faspect_ratio\x18\f \x01(\tR\vaspectRatio\x12#\n" +
@@ -3238,7 +3554,7 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\n" +
 	"references\x18\x0f \x03(\v2\x1b.codeximage.v1.ReferenceUseR\n" +
 	"references\"\x18\n" +
-	"\x16GetCapabilitiesRequest\"\xe7\x05\n" +
+	"\x16GetCapabilitiesRequest\"\x89\x06\n" +
 	"\x17GetCapabilitiesResponse\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
 	"\abackend\x18\x02 \x01(\tR\abackend\x12\x1d\n" +
@@ -3257,7 +3573,8 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\rauth_required\x18\v \x01(\bR\fauthRequired\x122\n" +
 	"\x15generation_timeout_ms\x18\f \x01(\x03R\x13generationTimeoutMs\x123\n" +
 	"\apresets\x18\r \x03(\v2\x19.codeximage.v1.SizePresetR\apresets\x12!\n" +
-	"\faspect_names\x18\x0e \x03(\tR\vaspectNames\x12B\n" +
+	"\faspect_names\x18\x0e \x03(\tR\vaspectNames\x12 \n" +
+	"\vbackgrounds\x18\x19 \x03(\tR\vbackgrounds\x12B\n" +
 	"\x0easpect_options\x18\x0f \x03(\v2\x1b.codeximage.v1.AspectOptionR\raspectOptions\x12\x12\n" +
 	"\x04fits\x18\x10 \x03(\tR\x04fits\"r\n" +
 	"\fAspectOption\x12\x12\n" +
@@ -3295,7 +3612,7 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"mime_types\x18\x04 \x03(\tR\tmimeTypes\x12#\n" +
 	"\rmax_originals\x18\x05 \x01(\x05R\fmaxOriginals\x12#\n" +
 	"\roverflow_mode\x18\x06 \x01(\tR\foverflowMode\"\x0f\n" +
-	"\rHealthRequest\"\xfe\x02\n" +
+	"\rHealthRequest\"\xa5\x03\n" +
 	"\x0eHealthResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x14\n" +
 	"\x05ready\x18\x02 \x01(\bR\x05ready\x12\x18\n" +
@@ -3307,7 +3624,8 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\x05slots\x18\b \x01(\v2\x19.codeximage.v1.SlotStatusR\x05slots\x12\x18\n" +
 	"\aproblem\x18\t \x01(\tR\aproblem\x128\n" +
 	"\baccounts\x18\n" +
-	" \x03(\v2\x1c.codeximage.v1.AccountStatusR\baccounts\"\xfd\x01\n" +
+	" \x03(\v2\x1c.codeximage.v1.AccountStatusR\baccounts\x12%\n" +
+	"\x0eserver_version\x18\x14 \x01(\tR\rserverVersion\"\xfd\x01\n" +
 	"\rAccountStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
@@ -3414,7 +3732,11 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\fimages_today\x18\x02 \x01(\x03R\vimagesToday\x12$\n" +
 	"\x0eimages_per_day\x18\x03 \x01(\x03R\fimagesPerDay\x12/\n" +
 	"\x13concurrent_requests\x18\x04 \x01(\x05R\x12concurrentRequests\x126\n" +
-	"\x17max_concurrent_requests\x18\x05 \x01(\x05R\x15maxConcurrentRequests2\xfe\a\n" +
+	"\x17max_concurrent_requests\x18\x05 \x01(\x05R\x15maxConcurrentRequests*g\n" +
+	"\vAlphaSource\x12\x1c\n" +
+	"\x18ALPHA_SOURCE_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18ALPHA_SOURCE_IMAGE_MODEL\x10\x01\x12\x1c\n" +
+	"\x18ALPHA_SOURCE_KEYED_MATTE\x10\x022\xfe\a\n" +
 	"\fImageService\x12m\n" +
 	"\bGenerate\x12\x1e.codeximage.v1.GenerateRequest\x1a\x1f.codeximage.v1.GenerateResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/images/generate0\x01\x12z\n" +
 	"\x0fGetCapabilities\x12%.codeximage.v1.GetCapabilitiesRequest\x1a&.codeximage.v1.GetCapabilitiesResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/capabilities\x12W\n" +
@@ -3443,100 +3765,106 @@ func file_codeximage_v1_image_service_proto_rawDescGZIP() []byte {
 	return file_codeximage_v1_image_service_proto_rawDescData
 }
 
-var file_codeximage_v1_image_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_codeximage_v1_image_service_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_codeximage_v1_image_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_codeximage_v1_image_service_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_codeximage_v1_image_service_proto_goTypes = []any{
-	(Progress_Stage)(0),             // 0: codeximage.v1.Progress.Stage
-	(*GenerateRequest)(nil),         // 1: codeximage.v1.GenerateRequest
-	(*CanvasSize)(nil),              // 2: codeximage.v1.CanvasSize
-	(*Reference)(nil),               // 3: codeximage.v1.Reference
-	(*ReferenceUse)(nil),            // 4: codeximage.v1.ReferenceUse
-	(*GenerateResponse)(nil),        // 5: codeximage.v1.GenerateResponse
-	(*Progress)(nil),                // 6: codeximage.v1.Progress
-	(*Image)(nil),                   // 7: codeximage.v1.Image
-	(*GenerateSummary)(nil),         // 8: codeximage.v1.GenerateSummary
-	(*GetCapabilitiesRequest)(nil),  // 9: codeximage.v1.GetCapabilitiesRequest
-	(*GetCapabilitiesResponse)(nil), // 10: codeximage.v1.GetCapabilitiesResponse
-	(*AspectOption)(nil),            // 11: codeximage.v1.AspectOption
-	(*SizeConstraints)(nil),         // 12: codeximage.v1.SizeConstraints
-	(*HighResolutionPresets)(nil),   // 13: codeximage.v1.HighResolutionPresets
-	(*SizePreset)(nil),              // 14: codeximage.v1.SizePreset
-	(*ReferencePolicy)(nil),         // 15: codeximage.v1.ReferencePolicy
-	(*HealthRequest)(nil),           // 16: codeximage.v1.HealthRequest
-	(*HealthResponse)(nil),          // 17: codeximage.v1.HealthResponse
-	(*AccountStatus)(nil),           // 18: codeximage.v1.AccountStatus
-	(*CodexStatus)(nil),             // 19: codeximage.v1.CodexStatus
-	(*SlotStatus)(nil),              // 20: codeximage.v1.SlotStatus
-	(*GetImageRequest)(nil),         // 21: codeximage.v1.GetImageRequest
-	(*GetImageResponse)(nil),        // 22: codeximage.v1.GetImageResponse
-	(*GetImageFileRequest)(nil),     // 23: codeximage.v1.GetImageFileRequest
-	(*GetImageFileResponse)(nil),    // 24: codeximage.v1.GetImageFileResponse
-	(*ListImagesRequest)(nil),       // 25: codeximage.v1.ListImagesRequest
-	(*ListImagesResponse)(nil),      // 26: codeximage.v1.ListImagesResponse
-	(*DeleteImageRequest)(nil),      // 27: codeximage.v1.DeleteImageRequest
-	(*DeleteImageResponse)(nil),     // 28: codeximage.v1.DeleteImageResponse
-	(*ListRequestsRequest)(nil),     // 29: codeximage.v1.ListRequestsRequest
-	(*ListRequestsResponse)(nil),    // 30: codeximage.v1.ListRequestsResponse
-	(*RequestRecord)(nil),           // 31: codeximage.v1.RequestRecord
-	(*GetRequestRequest)(nil),       // 32: codeximage.v1.GetRequestRequest
-	(*GetRequestResponse)(nil),      // 33: codeximage.v1.GetRequestResponse
-	(*KeyUsage)(nil),                // 34: codeximage.v1.KeyUsage
-	(*timestamppb.Timestamp)(nil),   // 35: google.protobuf.Timestamp
+	(AlphaSource)(0),                // 0: codeximage.v1.AlphaSource
+	(Progress_Stage)(0),             // 1: codeximage.v1.Progress.Stage
+	(*GenerateRequest)(nil),         // 2: codeximage.v1.GenerateRequest
+	(*CanvasSize)(nil),              // 3: codeximage.v1.CanvasSize
+	(*Reference)(nil),               // 4: codeximage.v1.Reference
+	(*ReferenceUse)(nil),            // 5: codeximage.v1.ReferenceUse
+	(*GenerateResponse)(nil),        // 6: codeximage.v1.GenerateResponse
+	(*Progress)(nil),                // 7: codeximage.v1.Progress
+	(*Image)(nil),                   // 8: codeximage.v1.Image
+	(*TokenUsage)(nil),              // 9: codeximage.v1.TokenUsage
+	(*TransparencyCheck)(nil),       // 10: codeximage.v1.TransparencyCheck
+	(*GenerateSummary)(nil),         // 11: codeximage.v1.GenerateSummary
+	(*GetCapabilitiesRequest)(nil),  // 12: codeximage.v1.GetCapabilitiesRequest
+	(*GetCapabilitiesResponse)(nil), // 13: codeximage.v1.GetCapabilitiesResponse
+	(*AspectOption)(nil),            // 14: codeximage.v1.AspectOption
+	(*SizeConstraints)(nil),         // 15: codeximage.v1.SizeConstraints
+	(*HighResolutionPresets)(nil),   // 16: codeximage.v1.HighResolutionPresets
+	(*SizePreset)(nil),              // 17: codeximage.v1.SizePreset
+	(*ReferencePolicy)(nil),         // 18: codeximage.v1.ReferencePolicy
+	(*HealthRequest)(nil),           // 19: codeximage.v1.HealthRequest
+	(*HealthResponse)(nil),          // 20: codeximage.v1.HealthResponse
+	(*AccountStatus)(nil),           // 21: codeximage.v1.AccountStatus
+	(*CodexStatus)(nil),             // 22: codeximage.v1.CodexStatus
+	(*SlotStatus)(nil),              // 23: codeximage.v1.SlotStatus
+	(*GetImageRequest)(nil),         // 24: codeximage.v1.GetImageRequest
+	(*GetImageResponse)(nil),        // 25: codeximage.v1.GetImageResponse
+	(*GetImageFileRequest)(nil),     // 26: codeximage.v1.GetImageFileRequest
+	(*GetImageFileResponse)(nil),    // 27: codeximage.v1.GetImageFileResponse
+	(*ListImagesRequest)(nil),       // 28: codeximage.v1.ListImagesRequest
+	(*ListImagesResponse)(nil),      // 29: codeximage.v1.ListImagesResponse
+	(*DeleteImageRequest)(nil),      // 30: codeximage.v1.DeleteImageRequest
+	(*DeleteImageResponse)(nil),     // 31: codeximage.v1.DeleteImageResponse
+	(*ListRequestsRequest)(nil),     // 32: codeximage.v1.ListRequestsRequest
+	(*ListRequestsResponse)(nil),    // 33: codeximage.v1.ListRequestsResponse
+	(*RequestRecord)(nil),           // 34: codeximage.v1.RequestRecord
+	(*GetRequestRequest)(nil),       // 35: codeximage.v1.GetRequestRequest
+	(*GetRequestResponse)(nil),      // 36: codeximage.v1.GetRequestResponse
+	(*KeyUsage)(nil),                // 37: codeximage.v1.KeyUsage
+	(*timestamppb.Timestamp)(nil),   // 38: google.protobuf.Timestamp
 }
 var file_codeximage_v1_image_service_proto_depIdxs = []int32{
-	3,  // 0: codeximage.v1.GenerateRequest.references:type_name -> codeximage.v1.Reference
-	2,  // 1: codeximage.v1.GenerateRequest.canvas_size:type_name -> codeximage.v1.CanvasSize
-	6,  // 2: codeximage.v1.GenerateResponse.progress:type_name -> codeximage.v1.Progress
-	7,  // 3: codeximage.v1.GenerateResponse.image:type_name -> codeximage.v1.Image
-	8,  // 4: codeximage.v1.GenerateResponse.summary:type_name -> codeximage.v1.GenerateSummary
-	0,  // 5: codeximage.v1.Progress.stage:type_name -> codeximage.v1.Progress.Stage
-	35, // 6: codeximage.v1.Image.create_time:type_name -> google.protobuf.Timestamp
-	4,  // 7: codeximage.v1.Image.references:type_name -> codeximage.v1.ReferenceUse
-	4,  // 8: codeximage.v1.GenerateSummary.references:type_name -> codeximage.v1.ReferenceUse
-	12, // 9: codeximage.v1.GetCapabilitiesResponse.size_constraints:type_name -> codeximage.v1.SizeConstraints
-	13, // 10: codeximage.v1.GetCapabilitiesResponse.high_resolution_presets:type_name -> codeximage.v1.HighResolutionPresets
-	15, // 11: codeximage.v1.GetCapabilitiesResponse.references:type_name -> codeximage.v1.ReferencePolicy
-	14, // 12: codeximage.v1.GetCapabilitiesResponse.presets:type_name -> codeximage.v1.SizePreset
-	11, // 13: codeximage.v1.GetCapabilitiesResponse.aspect_options:type_name -> codeximage.v1.AspectOption
-	19, // 14: codeximage.v1.HealthResponse.codex:type_name -> codeximage.v1.CodexStatus
-	20, // 15: codeximage.v1.HealthResponse.slots:type_name -> codeximage.v1.SlotStatus
-	18, // 16: codeximage.v1.HealthResponse.accounts:type_name -> codeximage.v1.AccountStatus
-	35, // 17: codeximage.v1.AccountStatus.exhausted_until:type_name -> google.protobuf.Timestamp
-	7,  // 18: codeximage.v1.GetImageResponse.image:type_name -> codeximage.v1.Image
-	35, // 19: codeximage.v1.ListImagesRequest.start_time:type_name -> google.protobuf.Timestamp
-	35, // 20: codeximage.v1.ListImagesRequest.end_time:type_name -> google.protobuf.Timestamp
-	7,  // 21: codeximage.v1.ListImagesResponse.images:type_name -> codeximage.v1.Image
-	35, // 22: codeximage.v1.ListRequestsRequest.start_time:type_name -> google.protobuf.Timestamp
-	35, // 23: codeximage.v1.ListRequestsRequest.end_time:type_name -> google.protobuf.Timestamp
-	31, // 24: codeximage.v1.ListRequestsResponse.requests:type_name -> codeximage.v1.RequestRecord
-	35, // 25: codeximage.v1.RequestRecord.create_time:type_name -> google.protobuf.Timestamp
-	35, // 26: codeximage.v1.RequestRecord.end_time:type_name -> google.protobuf.Timestamp
-	31, // 27: codeximage.v1.GetRequestResponse.request:type_name -> codeximage.v1.RequestRecord
-	7,  // 28: codeximage.v1.GetRequestResponse.images:type_name -> codeximage.v1.Image
-	34, // 29: codeximage.v1.GetRequestResponse.key_usage:type_name -> codeximage.v1.KeyUsage
-	1,  // 30: codeximage.v1.ImageService.Generate:input_type -> codeximage.v1.GenerateRequest
-	9,  // 31: codeximage.v1.ImageService.GetCapabilities:input_type -> codeximage.v1.GetCapabilitiesRequest
-	16, // 32: codeximage.v1.ImageService.Health:input_type -> codeximage.v1.HealthRequest
-	21, // 33: codeximage.v1.ImageService.GetImage:input_type -> codeximage.v1.GetImageRequest
-	23, // 34: codeximage.v1.ImageService.GetImageFile:input_type -> codeximage.v1.GetImageFileRequest
-	25, // 35: codeximage.v1.ImageService.ListImages:input_type -> codeximage.v1.ListImagesRequest
-	27, // 36: codeximage.v1.ImageService.DeleteImage:input_type -> codeximage.v1.DeleteImageRequest
-	29, // 37: codeximage.v1.ImageService.ListRequests:input_type -> codeximage.v1.ListRequestsRequest
-	32, // 38: codeximage.v1.ImageService.GetRequest:input_type -> codeximage.v1.GetRequestRequest
-	5,  // 39: codeximage.v1.ImageService.Generate:output_type -> codeximage.v1.GenerateResponse
-	10, // 40: codeximage.v1.ImageService.GetCapabilities:output_type -> codeximage.v1.GetCapabilitiesResponse
-	17, // 41: codeximage.v1.ImageService.Health:output_type -> codeximage.v1.HealthResponse
-	22, // 42: codeximage.v1.ImageService.GetImage:output_type -> codeximage.v1.GetImageResponse
-	24, // 43: codeximage.v1.ImageService.GetImageFile:output_type -> codeximage.v1.GetImageFileResponse
-	26, // 44: codeximage.v1.ImageService.ListImages:output_type -> codeximage.v1.ListImagesResponse
-	28, // 45: codeximage.v1.ImageService.DeleteImage:output_type -> codeximage.v1.DeleteImageResponse
-	30, // 46: codeximage.v1.ImageService.ListRequests:output_type -> codeximage.v1.ListRequestsResponse
-	33, // 47: codeximage.v1.ImageService.GetRequest:output_type -> codeximage.v1.GetRequestResponse
-	39, // [39:48] is the sub-list for method output_type
-	30, // [30:39] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	4,  // 0: codeximage.v1.GenerateRequest.references:type_name -> codeximage.v1.Reference
+	3,  // 1: codeximage.v1.GenerateRequest.canvas_size:type_name -> codeximage.v1.CanvasSize
+	7,  // 2: codeximage.v1.GenerateResponse.progress:type_name -> codeximage.v1.Progress
+	8,  // 3: codeximage.v1.GenerateResponse.image:type_name -> codeximage.v1.Image
+	11, // 4: codeximage.v1.GenerateResponse.summary:type_name -> codeximage.v1.GenerateSummary
+	1,  // 5: codeximage.v1.Progress.stage:type_name -> codeximage.v1.Progress.Stage
+	38, // 6: codeximage.v1.Image.create_time:type_name -> google.protobuf.Timestamp
+	5,  // 7: codeximage.v1.Image.references:type_name -> codeximage.v1.ReferenceUse
+	0,  // 8: codeximage.v1.Image.alpha_source:type_name -> codeximage.v1.AlphaSource
+	10, // 9: codeximage.v1.Image.transparency:type_name -> codeximage.v1.TransparencyCheck
+	9,  // 10: codeximage.v1.Image.usage:type_name -> codeximage.v1.TokenUsage
+	5,  // 11: codeximage.v1.GenerateSummary.references:type_name -> codeximage.v1.ReferenceUse
+	15, // 12: codeximage.v1.GetCapabilitiesResponse.size_constraints:type_name -> codeximage.v1.SizeConstraints
+	16, // 13: codeximage.v1.GetCapabilitiesResponse.high_resolution_presets:type_name -> codeximage.v1.HighResolutionPresets
+	18, // 14: codeximage.v1.GetCapabilitiesResponse.references:type_name -> codeximage.v1.ReferencePolicy
+	17, // 15: codeximage.v1.GetCapabilitiesResponse.presets:type_name -> codeximage.v1.SizePreset
+	14, // 16: codeximage.v1.GetCapabilitiesResponse.aspect_options:type_name -> codeximage.v1.AspectOption
+	22, // 17: codeximage.v1.HealthResponse.codex:type_name -> codeximage.v1.CodexStatus
+	23, // 18: codeximage.v1.HealthResponse.slots:type_name -> codeximage.v1.SlotStatus
+	21, // 19: codeximage.v1.HealthResponse.accounts:type_name -> codeximage.v1.AccountStatus
+	38, // 20: codeximage.v1.AccountStatus.exhausted_until:type_name -> google.protobuf.Timestamp
+	8,  // 21: codeximage.v1.GetImageResponse.image:type_name -> codeximage.v1.Image
+	38, // 22: codeximage.v1.ListImagesRequest.start_time:type_name -> google.protobuf.Timestamp
+	38, // 23: codeximage.v1.ListImagesRequest.end_time:type_name -> google.protobuf.Timestamp
+	8,  // 24: codeximage.v1.ListImagesResponse.images:type_name -> codeximage.v1.Image
+	38, // 25: codeximage.v1.ListRequestsRequest.start_time:type_name -> google.protobuf.Timestamp
+	38, // 26: codeximage.v1.ListRequestsRequest.end_time:type_name -> google.protobuf.Timestamp
+	34, // 27: codeximage.v1.ListRequestsResponse.requests:type_name -> codeximage.v1.RequestRecord
+	38, // 28: codeximage.v1.RequestRecord.create_time:type_name -> google.protobuf.Timestamp
+	38, // 29: codeximage.v1.RequestRecord.end_time:type_name -> google.protobuf.Timestamp
+	34, // 30: codeximage.v1.GetRequestResponse.request:type_name -> codeximage.v1.RequestRecord
+	8,  // 31: codeximage.v1.GetRequestResponse.images:type_name -> codeximage.v1.Image
+	37, // 32: codeximage.v1.GetRequestResponse.key_usage:type_name -> codeximage.v1.KeyUsage
+	2,  // 33: codeximage.v1.ImageService.Generate:input_type -> codeximage.v1.GenerateRequest
+	12, // 34: codeximage.v1.ImageService.GetCapabilities:input_type -> codeximage.v1.GetCapabilitiesRequest
+	19, // 35: codeximage.v1.ImageService.Health:input_type -> codeximage.v1.HealthRequest
+	24, // 36: codeximage.v1.ImageService.GetImage:input_type -> codeximage.v1.GetImageRequest
+	26, // 37: codeximage.v1.ImageService.GetImageFile:input_type -> codeximage.v1.GetImageFileRequest
+	28, // 38: codeximage.v1.ImageService.ListImages:input_type -> codeximage.v1.ListImagesRequest
+	30, // 39: codeximage.v1.ImageService.DeleteImage:input_type -> codeximage.v1.DeleteImageRequest
+	32, // 40: codeximage.v1.ImageService.ListRequests:input_type -> codeximage.v1.ListRequestsRequest
+	35, // 41: codeximage.v1.ImageService.GetRequest:input_type -> codeximage.v1.GetRequestRequest
+	6,  // 42: codeximage.v1.ImageService.Generate:output_type -> codeximage.v1.GenerateResponse
+	13, // 43: codeximage.v1.ImageService.GetCapabilities:output_type -> codeximage.v1.GetCapabilitiesResponse
+	20, // 44: codeximage.v1.ImageService.Health:output_type -> codeximage.v1.HealthResponse
+	25, // 45: codeximage.v1.ImageService.GetImage:output_type -> codeximage.v1.GetImageResponse
+	27, // 46: codeximage.v1.ImageService.GetImageFile:output_type -> codeximage.v1.GetImageFileResponse
+	29, // 47: codeximage.v1.ImageService.ListImages:output_type -> codeximage.v1.ListImagesResponse
+	31, // 48: codeximage.v1.ImageService.DeleteImage:output_type -> codeximage.v1.DeleteImageResponse
+	33, // 49: codeximage.v1.ImageService.ListRequests:output_type -> codeximage.v1.ListRequestsResponse
+	36, // 50: codeximage.v1.ImageService.GetRequest:output_type -> codeximage.v1.GetRequestResponse
+	42, // [42:51] is the sub-list for method output_type
+	33, // [33:42] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_codeximage_v1_image_service_proto_init() }
@@ -3544,6 +3872,7 @@ func file_codeximage_v1_image_service_proto_init() {
 	if File_codeximage_v1_image_service_proto != nil {
 		return
 	}
+	file_codeximage_v1_image_service_proto_msgTypes[0].OneofWrappers = []any{}
 	file_codeximage_v1_image_service_proto_msgTypes[4].OneofWrappers = []any{
 		(*GenerateResponse_Progress)(nil),
 		(*GenerateResponse_Image)(nil),
@@ -3554,8 +3883,8 @@ func file_codeximage_v1_image_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_codeximage_v1_image_service_proto_rawDesc), len(file_codeximage_v1_image_service_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   34,
+			NumEnums:      2,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

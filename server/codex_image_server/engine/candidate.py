@@ -32,6 +32,7 @@ class CandidateResult:
     duration_ms: int
     source: str
     info: imaging.ImageInfo
+    usage: dict | None = None
 
 
 class CandidateRun:
@@ -145,4 +146,4 @@ class CandidateRun:
             raise ServiceError(Kind.INTERNAL, "CODEX_INVALID_IMAGE",
                                f"codex produced a file that is not a usable image: {exc}") from None
         return CandidateResult(found.data, thread_id, found.revised_prompt,
-                               int((time.monotonic() - started) * 1000), found.source, info)
+                               int((time.monotonic() - started) * 1000), found.source, info, log.usage)

@@ -18,6 +18,8 @@ class TurnLog:
     warnings: list[str] = dataclasses.field(default_factory=list)
     turn_failed: str = ""
     turn_completed: bool = False
+    # turn.completed's token counts (input_tokens, cached_input_tokens, output_tokens).
+    usage: dict | None = None
 
 
 def parse_line(line: str) -> dict | None:
@@ -38,6 +40,9 @@ def absorb(log: TurnLog, event: dict) -> tuple[str, str] | None:
         return kind, ""
     if kind == "turn.completed":
         log.turn_completed = True
+        usage = event.get("usage")
+        if isinstance(usage, dict):
+            log.usage = {k: int(v) for k, v in usage.items() if isinstance(v, int) and not isinstance(v, bool)}
         return kind, ""
     if kind == "turn.failed":
         log.turn_failed = _message(event.get("error")) or "turn failed"

@@ -16,11 +16,9 @@ import signal
 import time
 from pathlib import Path
 
-from .process_group import group_members, process_start_time, process_state
+from .process_group import RUN_ID_ENV, group_members, process_start_time, process_state, tagged_processes
 
-# No KEY/TOKEN/SECRET in the name: codex may strip such variables from what
-# it passes on, and the id is not a secret anyway.
-RUN_ID_ENV = "CODEX_IMAGE_SERVER_RUN_ID"
+__all__ = ["RUN_ID_ENV", "GroupRecords"]
 
 
 class GroupRecords:
@@ -54,7 +52,7 @@ class GroupRecords:
                 stale[record["run_id"]] = path
         killed: list[int] = []
         if stale:
-            tagged = _tagged_processes(set(stale))
+            tagged = tagged_processes(set(stale))
             for pid in tagged:
                 _kill(pid, group=process_group_leader(pid))
             _wait_gone(tagged, timeout)
@@ -69,24 +67,6 @@ def process_group_leader(pid: int) -> bool:
         return os.getpgid(pid) == pid
     except ProcessLookupError:
         return False
-
-
-def _run_id_of(pid: int) -> str | None:
-    prefix = f"{RUN_ID_ENV}=".encode()
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            for entry in f.read().split(b"\0"):
-                if entry.startswith(prefix):
-                    return entry[len(prefix):].decode()
-    except OSError:
-        pass
-    return None
-
-
-def _tagged_processes(run_ids: set[str]) -> list[int]:
-    me = os.getpid()
-    return [int(n) for n in os.listdir("/proc")
-            if n.isdigit() and int(n) != me and _run_id_of(int(n)) in run_ids]
 
 
 def _kill(pid: int, group: bool) -> None:

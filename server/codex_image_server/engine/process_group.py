@@ -1,76 +1,100 @@
 """The one place codex processes are started, signalled and reaped.
 
 Each codex run is the leader of its own session and process group, so one
-killpg reaches the npm wrapper, the native binary and anything they spawn.
-The server is a child subreaper (see `become_subreaper`), so the group's
+killpg reaches the npm wrapper, the native binary and anything they spawn in
+the group. Codex starts its shells in sessions of their own, out of reach of
+the group: those are found by the run id every process of the run carries in
+its environment (RUN_ID_ENV) and signalled one by one. The server is a child subreaper (see `become_subreaper`), so the group's
 grandchildren are reparented to us when their parent dies and we can reap
-them too: "gone" means no entry in /proc, not a zombie.
+them too: "gone" means no such process, not even a zombie. What the
+operating system is asked, and the Linux-only parts (subreaper,
+waitid(P_PGID), /proc), live behind one seam: os_procs.PROCS. Without a
+subreaper (macOS, or the portable path on Linux) orphans go to init, and a
+zombie that is not ours counts as gone.
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
 import threading
 import time
 
-_PR_SET_CHILD_SUBREAPER = 36
+from . import reaper
+from .os_procs import PROCS
+
 _POLL_S = 0.005
+_GROUP_SCAN_S = 0.05  # a scan of every process (portable path only): not every few ms
+_STRAY_POLL_S = 0.05  # a scan of every environ: not every few ms
+# No KEY/TOKEN/SECRET in the name: codex strips such variables from what it
+# passes to its shells, and the id is not a secret anyway.
+RUN_ID_ENV = "CODEX_IMAGE_SERVER_RUN_ID"
+_PRIVATE_ENV_PREFIX = "CODEX_IMAGE_SERVER_"
+
+
+_subreaper = False  # set once by the engine at start-up
 
 
 def become_subreaper() -> bool:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read().decode("utf-8", "replace")
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    # comm may contain spaces and parentheses: split after the last ')'.
-    return data[data.rindex(")") + 2:].split()
+    """Reparent the orphans of our children to us (Linux), so we reap them."""
+    global _subreaper
+    _subreaper = PROCS.become_subreaper()
+    return _subreaper
 
 
 def group_members(pgid: int) -> list[tuple[int, int, str]]:
     """(pid, ppid, state) of every process in group `pgid`, zombies included."""
     out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        fields = _stat_fields(int(name))
-        # fields[0]=state, [1]=ppid, [2]=pgrp
-        if fields and int(fields[2]) == pgid:
-            out.append((int(name), int(fields[1]), fields[0]))
+    for pid in PROCS.pids():
+        st = PROCS.stat(pid)
+        if st and st.pgid == pgid:
+            out.append((pid, st.ppid, st.state))
     return out
 
 
 def process_state(pid: int) -> str | None:
     """One-letter state ("R", "S", "Z", ...) or None when there is no such process."""
-    fields = _stat_fields(pid)
-    return fields[0] if fields else None
+    st = PROCS.stat(pid)
+    return st.state if st else None
 
 
 def process_start_time(pid: int) -> int | None:
-    """Clock ticks since boot at which `pid` started: tells a pid from its reuse."""
-    fields = _stat_fields(pid)
-    return int(fields[19]) if fields else None
+    """An opaque number that tells a pid from its reuse (see os_procs)."""
+    st = PROCS.stat(pid)
+    return st.start_time if st else None
+
+
+def public_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The server's environment (or `base`) without its own settings (API
+    keys among them): what every codex process gets to see."""
+    return {k: v for k, v in (os.environ if base is None else base).items()
+            if not k.startswith(_PRIVATE_ENV_PREFIX)}
+
+
+def run_id_of(pid: int) -> str | None:
+    return PROCS.environ_value(pid, RUN_ID_ENV)
+
+
+def tagged_processes(run_ids: set[str]) -> list[int]:
+    """Live processes carrying one of `run_ids` in their environment."""
+    me = os.getpid()
+    return [pid for pid in PROCS.pids() if pid != me and run_id_of(pid) in run_ids]
 
 
 class ProcessGroup:
-    """One codex run: a child process leading its own group."""
+    """One codex run: a child process leading its own group, and whatever
+    else carries its run id."""
 
-    def __init__(self, argv: list[str], cwd: str, env: dict[str, str]):
-        self.proc = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+    def __init__(self, argv: list[str], cwd: str, env: dict[str, str], stdin=subprocess.DEVNULL):
+        self.proc = reaper.popen(
+            argv, cwd=cwd, env=env, stdin=stdin,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True, close_fds=True)
         self.pid = self.pgid = self.proc.pid
+        self.run_id = env.get(RUN_ID_ENV, "")
+        self._strays: set[int] = set()
+        self._strays_checked = 0.0
+        self._group_checked = 0.0
         self._stop_lock = threading.Lock()
         self._stopper: threading.Thread | None = None
         self.stop_requested = False
@@ -80,33 +104,57 @@ class ProcessGroup:
             os.killpg(self.pgid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+        for pid in self._find_strays():
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def _find_strays(self) -> set[int]:
+        """Processes of this run outside its group (a shell codex put in a
+        session of its own), remembered until they are gone."""
+        if self.run_id:
+            self._strays.update(p for p in tagged_processes({self.run_id}) if p != self.pid)
+            self._strays_checked = time.monotonic()
+        return self._strays
+
+    def _strays_gone(self) -> bool:
+        if time.monotonic() - self._strays_checked >= _STRAY_POLL_S:
+            self._find_strays()
+        reaper.reap_inherited()  # the ones reparented to us and dead
+        self._strays = {pid for pid in self._strays
+                        if process_state(pid) not in (None,) + (() if _subreaper else ("Z",))}
+        return not self._strays
 
     def _reap_ours(self) -> bool:
         """Reap what we can; True when nothing of the group is left, not even a zombie.
 
-        Cheap enough to poll every few milliseconds: no /proc scan. The leader
-        is reaped through Popen (keeping its exit status); the rest of the
-        group, reparented to us as subreaper, through waitid(P_PGID)."""
+        Cheap enough to poll every few milliseconds: no process scan on Linux.
+        The leader is reaped through Popen (keeping its exit status); the rest
+        of the group, reparented to us as subreaper, through PROCS.reap_group."""
         if self.proc.poll() is None:
             return False
-        while True:
-            try:
-                if os.waitid(os.P_PGID, self.pgid, os.WEXITED | os.WNOHANG) is None:
-                    break
-            except ChildProcessError:
-                break
+        PROCS.reap_group(self.pgid)
         try:
             os.killpg(self.pgid, 0)  # succeeds while any member, zombie or not, exists
         except ProcessLookupError:
             return True
         except PermissionError:
             pass
-        return False
+        if _subreaper:
+            return False
+        # No subreaper: members orphaned to init are its to reap; once every
+        # one left is a zombie, nothing of the group runs.
+        now = time.monotonic()
+        if now - self._group_checked < _GROUP_SCAN_S:
+            return False
+        self._group_checked = now
+        return all(state == "Z" for _, _, state in group_members(self.pgid))
 
     def wait_gone(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while True:
-            if self._reap_ours():
+            if self._reap_ours() and self._strays_gone():
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -114,14 +162,19 @@ class ProcessGroup:
 
     def terminate(self, grace: float) -> None:
         """SIGTERM the whole group, SIGKILL after `grace`, reap everything."""
-        if self._reap_ours():
+        self._strays_checked = 0.0  # look for strays now, whatever the last scan
+        if self._reap_ours() and self._strays_gone():
             return
         self.signal(signal.SIGTERM)
         if self.wait_gone(grace):
             return
-        self.signal(signal.SIGKILL)
-        if not self.wait_gone(10.0):
-            raise RuntimeError(f"process group {self.pgid} survived SIGKILL")
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            # Again each round: a stray may have forked before it died.
+            self.signal(signal.SIGKILL)
+            if self.wait_gone(0.2):
+                return
+        raise RuntimeError(f"process group {self.pgid} survived SIGKILL")
 
     def stop_async(self, grace: float) -> None:
         """Begin stopping now without blocking the caller (e.g. a gRPC callback):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..references import ReferencePlan
 from ..request import GenerationSpec
+from ..transparency import hex_color
 from ..sizes import orientation
 
 
@@ -67,6 +68,17 @@ def build(spec: GenerationSpec, index: int, refs: ReferencePlan) -> str:
     lines += _shape_lines(spec)
     if spec.quality != "auto":
         lines.append(f"Quality: {spec.quality}.")
+    if spec.transparent:
+        # Both at once: the tool's own alpha, and a flat key colour to key out
+        # locally when that alpha does not come back (see transparency.py).
+        key = hex_color(spec.key_color)
+        lines.append(
+            "The image needs a transparent background: call the tool with transparent_background: true. "
+            f"Also tell the image tool to draw the subject alone, isolated on a perfectly flat, uniform {key} "
+            f"background (pure {key}, no gradient, shadow, floor or scenery, not touching the edges), and "
+            f"not to use {key} or similar shades anywhere in the subject.")
+    elif spec.background == "opaque":
+        lines.append("The image needs an opaque background (transparent_background: false).")
     lines += _reference_lines(refs)
     lines.append("Brief:")
     lines.append(spec.prompt or "Create a new image based on the reference images.")

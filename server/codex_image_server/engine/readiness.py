@@ -4,15 +4,15 @@ start each, so results are cached for a short while."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
 import threading
 import time
 import tomllib
 from pathlib import Path
 
-from . import binary
+from . import binary, reaper
 from .image_locator import codex_home
+from .process_group import public_environment
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,11 +33,11 @@ def _run(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
     """(exit code, stdout, stderr): codex prints warnings on stderr, e.g. about
     PATH aliases when CODEX_HOME is under /tmp."""
     try:
-        done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, timeout=30, start_new_session=True)
+        done = reaper.run(argv, timeout=30, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return -1, "", str(exc)
-    return done.returncode, done.stdout.strip(), done.stderr.strip()
+    return (done.returncode, done.stdout.decode("utf-8", "replace").strip(),
+            done.stderr.decode("utf-8", "replace").strip())
 
 
 def _custom_provider(home: Path, overrides: tuple[str, ...], profile: str) -> bool:
@@ -95,7 +95,7 @@ class ReadinessCache:
     def get(self, fresh: bool = False) -> Readiness:
         with self._lock:
             if fresh or self._value is None or time.monotonic() - self._at > self._ttl:
-                env = dict(os.environ)
+                env = public_environment()
                 if self._home is not None:
                     env["CODEX_HOME"] = str(self._home)
                 self._value = probe(*self._args, env)

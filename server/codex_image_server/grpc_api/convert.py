@@ -7,6 +7,7 @@ import dataclasses
 from codeximage.v1 import image_service_pb2 as pb
 from google.protobuf import timestamp_pb2
 
+from .. import transparency
 from ..engine.accounts import AccountState
 from ..generation import ImageEvent, ProgressEvent, SummaryEvent
 from ..request import GenerateParams, ReferenceInput
@@ -19,6 +20,11 @@ _STAGES = {
     "codex_phase": pb.Progress.STAGE_CODEX_PHASE,
     "candidate_finished": pb.Progress.STAGE_CANDIDATE_FINISHED,
 }
+
+
+_ALPHA_SOURCES = {transparency.IMAGE_MODEL: pb.ALPHA_SOURCE_IMAGE_MODEL,
+                  transparency.KEYED_MATTE: pb.ALPHA_SOURCE_KEYED_MATTE}
+_USAGE_FIELDS = set(pb.TokenUsage.DESCRIPTOR.fields_by_name)
 
 
 def timestamp(unix_ms: int) -> timestamp_pb2.Timestamp | None:
@@ -47,7 +53,11 @@ def image_message(img: StoredImage) -> pb.Image:
         target_size=img.target_size or img.resolved_size, aspect_ratio=img.aspect_ratio,
         aspect_source=img.aspect_source, fit=img.fit, native_width=img.native_width or img.width,
         native_height=img.native_height or img.height, resized=img.resized, enlarged=img.enlarged,
-        references=[_reference_use(u) for u in img.references], key_name=img.key_name, account=img.account)
+        references=[_reference_use(u) for u in img.references], key_name=img.key_name, account=img.account,
+        background=img.background,
+        alpha_source=_ALPHA_SOURCES.get(img.alpha_source, pb.ALPHA_SOURCE_UNSPECIFIED),
+        transparency=pb.TransparencyCheck(**img.transparency) if img.transparency else None,
+        usage=pb.TokenUsage(**{k: v for k, v in img.usage.items() if k in _USAGE_FIELDS}) if img.usage else None)
 
 
 def account_message(a: AccountState) -> pb.AccountStatus:
@@ -90,7 +100,7 @@ def event_message(event) -> pb.GenerateResponse:
         requested_size=event.requested_size, resolved_size=event.resolved_size, quality=event.quality,
         output_format=event.output_format, image_ids=list(event.image_ids), duration_ms=event.duration_ms,
         target_size=event.target_size, aspect_ratio=event.aspect_ratio, aspect_source=event.aspect_source,
-        fit=event.fit, references=[_reference_use(u) for u in event.references]))
+        fit=event.fit, references=[_reference_use(u) for u in event.references], background=event.background))
 
 
 def params(request: pb.GenerateRequest) -> GenerateParams:
@@ -101,7 +111,8 @@ def params(request: pb.GenerateRequest) -> GenerateParams:
         references=tuple(ReferenceInput(r.image, r.mime_type, r.label, r.source, r.width, r.height)
                          for r in request.references),
         canvas_size=(canvas.width, canvas.height) if request.HasField("canvas_size") else None,
-        fit=request.fit)
+        fit=request.fit, background=request.background,
+        output_compression=request.output_compression if request.HasField("output_compression") else None)
 
 
 def _ms(request, field: str) -> int:

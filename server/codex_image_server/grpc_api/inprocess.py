@@ -85,6 +85,11 @@ class InProcessChannel:
         self._servicer = servicer
         self._peer = peer
 
+    @property
+    def keyring(self):
+        """The servicer's keys, for a check made before a request is even parsed."""
+        return self._servicer.keyring
+
     async def unary(self, method: str, request, metadata=()):
         context = InProcessContext(metadata, self._peer)
         ok = False

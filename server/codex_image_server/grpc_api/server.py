@@ -7,7 +7,6 @@ import asyncio
 
 import grpc
 from codeximage.v1 import image_service_pb2 as pb
-from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
@@ -22,7 +21,6 @@ from .servicer import ImageServicer
 
 SERVICE = pb.DESCRIPTOR.services_by_name["ImageService"]
 SERVICE_NAME = SERVICE.full_name
-_MESSAGE_SLACK = 4 * 1024 * 1024
 
 
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
@@ -47,10 +45,10 @@ def _image_service_handlers(servicer: ImageServicer) -> grpc.GenericRpcHandler:
     serialised once."""
     handlers = {}
     for method in SERVICE.methods:
-        request_type = message_factory.GetMessageClass(method.input_type)
         make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
-        handlers[method.name] = make(getattr(servicer, method.name),
-                                     request_deserializer=request_type.FromString,
+        # No deserializer: the servicer gets the raw bytes and parses them
+        # only after the API-key check (see servicer.parsed).
+        handlers[method.name] = make(getattr(servicer, method.name), request_deserializer=None,
                                      response_serializer=frozen.wire)
     return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
 
@@ -62,17 +60,21 @@ class GrpcServer:
         self.blocking = blocking
         self.slots = service.slots
         # References travel inside the request: allow the configured maximum.
-        max_request = settings.max_references * settings.max_reference_bytes + _MESSAGE_SLACK
-        self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", max_request),
+        self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", settings.max_request_bytes),
                                                ("grpc.so_reuseport", 0)])
         self.servicer = ImageServicer(settings, service, blocking)
         self.server.add_generic_rpc_handlers((_image_service_handlers(self.servicer),))
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         _serve_reflection(self.server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
-        self.port = self.server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+        try:
+            self.port = self.server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+        except RuntimeError:  # grpcio raises where it once returned 0
+            self.port = 0
         if not self.port:
-            raise SystemExit(f"could not bind gRPC on {settings.grpc_host}:{settings.grpc_port}")
+            raise SystemExit(f"could not bind gRPC on {settings.grpc_host}:{settings.grpc_port}: the port "
+                             "is in use or the address is not this machine's. Set CODEX_IMAGE_SERVER_GRPC_PORT "
+                             "to a free port (0 picks one).")
         self._watcher: asyncio.Task | None = None
 
     async def _set_health(self) -> None:
@@ -102,6 +104,7 @@ class GrpcServer:
         if self._watcher is not None:
             self._watcher.cancel()
         await self.health.enter_graceful_shutdown()
+        self.servicer.shut_down()
         await self.server.stop(grace_s)
         # Whatever a cancelled call left (its cleanup still running) is stopped here.
         await asyncio.get_running_loop().run_in_executor(None, self.engine.shutdown)

@@ -7,10 +7,12 @@ import functools
 import inspect
 
 import grpc
+from google.protobuf import message_factory
+from google.protobuf.message import DecodeError
 from codeximage.v1 import image_service_pb2 as pb
 from codeximage.v1 import image_service_pb2_grpc as pb_grpc
 
-from .. import frozen, references, sizes
+from .. import frozen, references, sizes, transparency
 from ..blocking import Blocking
 from ..errors import Kind, ServiceError
 from ..idle import IdleTimer
@@ -19,6 +21,7 @@ from ..logs import log
 from ..request import OUTPUT_FORMATS, QUALITIES, MAX_COUNT
 from ..service import Caller, Service
 from ..settings import Settings
+from ..version import __version__
 from . import auth, convert
 from .status import internal_error, to_grpc_status
 
@@ -39,6 +42,22 @@ async def _abort(context, exc: Exception, method_name: str) -> None:
 
 
 _DONE = object()
+_REQUEST_TYPES = {m.name: message_factory.GetMessageClass(m.input_type)
+                  for m in pb.DESCRIPTOR.services_by_name["ImageService"].methods}
+
+
+def parsed(request, method_name: str):
+    """Over gRPC the request arrives as bytes, parsed here only after the
+    API-key check: a stranger's bytes are never read, and bytes that are not
+    the message get INVALID_ARGUMENT rather than grpcio's INTERNAL. The
+    in-process shim hands over a message."""
+    if not isinstance(request, bytes):
+        return request
+    try:
+        return _REQUEST_TYPES[method_name].FromString(request)
+    except (DecodeError, ValueError, RuntimeError):
+        raise ServiceError(Kind.INVALID_ARGUMENT, "INVALID_REQUEST_BYTES",
+                           "the request bytes do not decode as this method's protobuf message") from None
 
 
 def _next(iterator):
@@ -48,12 +67,13 @@ def _next(iterator):
 def _errors_to_status(method):
     """A unary RPC: the API-key check, then the method, every failure mapped to
     a rich status. A plain (sync) method runs in the blocking pool."""
-    is_async = inspect.iscoroutinefunction(method)
+    is_async, name = inspect.iscoroutinefunction(method), method.__name__
 
     @functools.wraps(method)
     async def wrapper(self, request, context):
         try:
             auth.check(context.invocation_metadata(), self._service.keyring)
+            request = parsed(request, name)
             if is_async:
                 return await method(self, request, context)
             return await self._blocking.run(method, self, request, context)
@@ -73,6 +93,7 @@ def _stream_errors_to_status(method):
         idle = None
         try:
             auth.check(context.invocation_metadata(), self._service.keyring)
+            request = parsed(request, method.__name__)
             with IdleTimer(self._settings.download_idle_timeout_ms / 1000, method.__name__) as idle:
                 async with contextlib.aclosing(_responses(self, method, request, context)) as responses:
                     async for response in responses:
@@ -116,6 +137,13 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
         self._blocking = blocking
         self._capabilities = frozen.freeze(self._build_capabilities(settings, service.keyring.required))
 
+    def shut_down(self) -> None:
+        self._service.shut_down()
+
+    @property
+    def keyring(self):
+        return self._service.keyring
+
     def _caller(self, context) -> Caller:
         """Who calls: the wrapper's auth check has admitted the call; this names its key."""
         metadata = context.invocation_metadata()
@@ -147,7 +175,8 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
         """Fixed for the server's life: built once (resolving presets is not free)."""
         return pb.GetCapabilitiesResponse(
             model=MODEL, backend=BACKEND, max_images=MAX_COUNT, output_formats=list(OUTPUT_FORMATS),
-            qualities=list(QUALITIES), size_options=list(sizes.SIZE_OPTIONS),
+            qualities=list(QUALITIES), backgrounds=list(transparency.BACKGROUNDS),
+            size_options=list(sizes.SIZE_OPTIONS),
             ratio_options=list(sizes.RATIO_OPTIONS), aspect_names=list(sizes.NAMED_ASPECTS),
             aspect_options=[pb.AspectOption(name=o.name, kind=o.kind, aliases=list(o.aliases),
                                             description=o.description) for o in sizes.aspect_options()],
@@ -181,7 +210,7 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
                                  logged_in=ready.logged_in, custom_provider=ready.custom_provider),
             slots=pb.SlotStatus(in_use=in_use, free=free, limit=self._slots.limit, queued=queued,
                                 queue_limit=self._slots.queue_limit),
-            problem=ready.problem,
+            problem=ready.problem, server_version=__version__,
             accounts=[convert.account_message(a) for a in await self._blocking.run(self._engine.accounts.states)])
 
     @_errors_to_status

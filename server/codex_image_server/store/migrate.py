@@ -21,6 +21,9 @@ def json_records(directory: Path, is_valid_id) -> list[tuple[Path, StoredImage]]
             raw = json.loads(path.read_text())
             fields = {k: v for k, v in raw.items() if k in _FIELDS}
             fields["references"] = tuple(fields.get("references") or ())
+            for name in ("transparency", "usage"):  # dicts, or JSON text as the index keeps them
+                if isinstance(fields.get(name), str):
+                    fields[name] = json.loads(fields[name]) if fields[name] else None
             record = StoredImage(**fields)
         except (OSError, ValueError, TypeError):
             log("store.migrate_skipped", level="warning", file=path.name)

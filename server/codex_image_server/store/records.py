@@ -47,6 +47,11 @@ class StoredImage:
     account: str = ""
     # The history row of the request that made it (0: unknown, e.g. migrated).
     request_seq: int = 0
+    # Added with transparent backgrounds (issue 11); defaults likewise.
+    background: str = "auto"
+    alpha_source: str = ""               # transparency.IMAGE_MODEL | KEYED_MATTE
+    transparency: dict | None = None     # matte.Figures as a dict
+    usage: dict | None = None            # codex's turn.completed usage
 
     @property
     def file_name(self) -> str:

@@ -54,7 +54,11 @@ CREATE TABLE IF NOT EXISTS images (
   enlarged INTEGER NOT NULL DEFAULT 0,
   reference_uses TEXT NOT NULL DEFAULT '[]',
   key_name TEXT NOT NULL DEFAULT '',
-  account TEXT NOT NULL DEFAULT ''
+  account TEXT NOT NULL DEFAULT '',
+  background TEXT NOT NULL DEFAULT 'auto',
+  alpha_source TEXT NOT NULL DEFAULT '',
+  transparency TEXT NOT NULL DEFAULT '',
+  usage TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS images_by_time ON images (created_unix_ms, id);
 CREATE INDEX IF NOT EXISTS images_by_request ON images (request_id);
@@ -114,6 +118,7 @@ _IMAGE_FIELDS = [f.name for f in dataclasses.fields(StoredImage)]
 _RENAMED = {"index": "idx", "references": "reference_uses"}  # names SQL keeps for itself
 _IMAGE_COLUMNS = [_RENAMED.get(n, n) for n in _IMAGE_FIELDS]
 _REFERENCES = _IMAGE_FIELDS.index("references")
+_JSON_OR_NONE = ("transparency", "usage")  # dicts kept as JSON text, '' for None
 _REQUEST_FIELDS = [f.name for f in dataclasses.fields(RequestRecord)]
 _LISTS = ("accounts", "image_ids")  # tuples kept as space-separated text
 
@@ -156,12 +161,18 @@ def _image(row) -> StoredImage:
     values[_REFERENCES] = tuple(json.loads(values[_REFERENCES] or "[]"))
     for name in ("resized", "enlarged"):
         values[_IMAGE_FIELDS.index(name)] = bool(values[_IMAGE_FIELDS.index(name)])
+    for name in _JSON_OR_NONE:
+        i = _IMAGE_FIELDS.index(name)
+        values[i] = json.loads(values[i]) if values[i] else None
     return StoredImage(*values)
 
 
 def _image_values(image: StoredImage) -> list:
     values = [getattr(image, name) for name in _IMAGE_FIELDS]
     values[_REFERENCES] = json.dumps(list(image.references), separators=(",", ":"))
+    for name in _JSON_OR_NONE:
+        i = _IMAGE_FIELDS.index(name)
+        values[i] = json.dumps(values[i], separators=(",", ":")) if values[i] else ""
     return values
 
 

@@ -5,7 +5,8 @@ import { describe } from "./messages.js";
 import { advance, describeProgress } from "./progress.js";
 import { References } from "./references.js";
 const CUSTOM = "custom";
-const FIELDS = ["prompt", "count", "size", "aspect", "quality", "output_format", "background", "references"];
+const FIELDS = ["prompt", "count", "size", "aspect", "quality", "output_format", "fit", "background", "references"];
+const OPTIONAL = [["fits", "fit"], ["backgrounds", "background"]];
 function options(select, values, label = (v) => v) {
     clear(select);
     for (const value of values)
@@ -26,7 +27,6 @@ export class GenerateView {
     aspect = byId("aspect");
     quality = byId("quality");
     format = byId("output_format");
-    background = byId("background");
     submit = byId("generate-button");
     cancel = byId("cancel-button");
     message = byId("generate-message");
@@ -59,12 +59,17 @@ export class GenerateView {
         if (caps.size_constraints?.custom_size)
             sizes.push(CUSTOM);
         options(this.size, sizes, (v) => v === CUSTOM ? "Custom W×H…" : this.presets.has(v) ? `${v} preset` : v);
-        options(this.aspect, ["", ...caps.ratio_options, ...(caps.aspect_names ?? [])], (v) => v || "(none)");
+        const aspects = caps.aspect_options?.map((a) => a.name) ?? [...caps.ratio_options, ...(caps.aspect_names ?? [])];
+        const described = new Map((caps.aspect_options ?? []).map((a) => [a.name, a.description]));
+        options(this.aspect, ["", ...aspects], (v) => v ? (described.has(v) && !v.includes(":") ? `${v} (${described.get(v)})` : v)
+            : "(none)");
         options(this.quality, caps.qualities);
         options(this.format, caps.output_formats);
-        const backgrounds = caps.backgrounds ?? [];
-        options(this.background, backgrounds);
-        byId("background-field").hidden = backgrounds.length === 0;
+        for (const [list, field] of OPTIONAL) {
+            const values = caps[list] ?? [];
+            options(byId(field), values);
+            byId(`${field}-field`).hidden = values.length === 0;
+        }
         this.count.max = String(caps.max_images);
         const c = caps.size_constraints;
         if (c) {
@@ -98,8 +103,10 @@ export class GenerateView {
         };
         if (!this.aspect.disabled && this.aspect.value)
             body.aspect = this.aspect.value;
-        if (!byId("background-field").hidden)
-            body.background = this.background.value;
+        for (const [, field] of OPTIONAL) {
+            if (!byId(`${field}-field`).hidden)
+                body[field] = byId(field).value;
+        }
         const refs = this.references.payload();
         if (refs.length)
             body.references = refs;

@@ -1,4 +1,4 @@
-import { call, imageUrl } from "./api.js";
+import { call, getJson, imageUrl } from "./api.js";
 import { copyText, curlCommand, grpcurlCommand } from "./commands.js";
 import { append, formatBytes, formatMs, h } from "./dom.js";
 import { describe } from "./messages.js";
@@ -19,6 +19,28 @@ function parameters(image) {
     if (image.key_name)
         rows.push(["Key", image.key_name]);
     return rows;
+}
+async function requestRows(image, table) {
+    let record;
+    try {
+        record = (await getJson(`/v1/requests/${encodeURIComponent(image.request_id)}`)).request;
+    }
+    catch {
+        return;
+    }
+    const rows = [
+        ["Outcome", record.error_reason ? `${record.status} (${record.error_reason})` : record.status],
+        ["Images asked", String(record.count)],
+        ["References", String(record.reference_count)],
+        ["Queued", formatMs(Number(record.queue_wait_ms))],
+        ["Codex", formatMs(Number(record.codex_ms))],
+        ["Request took", formatMs(Number(record.duration_ms))],
+        ["Via", record.surface],
+    ];
+    if (record.accounts?.length)
+        rows.push(["Accounts", record.accounts.join(", ")]);
+    for (const [name, value] of rows)
+        append(table, h("dt", {}, name), h("dd", { "data-key": name }, value));
 }
 function picture(image) {
     const img = h("img", { alt: `${image.label}: ${image.prompt}`, width: image.width, height: image.height,
@@ -78,6 +100,13 @@ export function imageCard(image, options) {
     const table = h("dl", { class: "params" });
     for (const [name, value] of parameters(image))
         append(table, h("dt", {}, name), h("dd", {}, value));
-    append(card, h("div", { class: "picture" }, picture(image)), h("h3", {}, image.label), h("p", { class: "prompt", title: image.prompt }, image.prompt || "(references only)"), image.revised_prompt ? h("p", { class: "revised" }, `Model's prompt: ${image.revised_prompt}`) : null, h("details", {}, h("summary", {}, "Parameters"), table), h("div", { class: "actions" }, h("button", { type: "button", onclick: download }, "Download"), h("button", { type: "button", onclick: () => copy("curl") }, "Copy as curl"), h("button", { type: "button", onclick: () => copy("grpcurl") }, "Copy as grpcurl"), h("button", { type: "button", class: "danger", onclick: remove }, "Delete")), note);
+    const details = h("details", {}, h("summary", {}, "Parameters"), table);
+    details.addEventListener("toggle", () => {
+        if (details.open && !details.dataset.loaded) {
+            details.dataset.loaded = "true";
+            void requestRows(image, table);
+        }
+    });
+    append(card, h("div", { class: "picture" }, picture(image)), h("h3", {}, image.label), h("p", { class: "prompt", title: image.prompt }, image.prompt || "(references only)"), image.revised_prompt ? h("p", { class: "revised" }, `Model's prompt: ${image.revised_prompt}`) : null, details, h("div", { class: "actions" }, h("button", { type: "button", onclick: download }, "Download"), h("button", { type: "button", onclick: () => copy("curl") }, "Copy as curl"), h("button", { type: "button", onclick: () => copy("grpcurl") }, "Copy as grpcurl"), h("button", { type: "button", class: "danger", onclick: remove }, "Delete")), note);
     return card;
 }

@@ -58,21 +58,26 @@ export class StatusView {
             append(this.box, h("p", { class: "message error" }, describe(err)));
             return;
         }
+        let capabilities;
+        try {
+            capabilities = table(await getJson("/v1/capabilities"));
+        }
+        catch (err) {
+            capabilities = h("p", { class: "message error" }, describe(err));
+        }
+        const capsOpen = document.getElementById("capabilities")?.open ?? false;
         const ok = health.status === "ok";
         this.badge.textContent = ok ? "ready" : "not ready";
         this.badge.className = ok ? "badge good" : "badge bad";
-        clear(this.box);
-        if (!ok && health.problem)
-            append(this.box, h("p", { class: "message error", role: "alert" }, String(health.problem)));
         const { codex, slots, accounts, ...rest } = health;
-        append(this.box, h("section", { class: "panel" }, h("h2", {}, "Server"), table(rest)), codex ? h("section", { class: "panel" }, h("h2", {}, "Codex"), value(codex)) : null, slots ? h("section", { class: "panel" }, h("h2", {}, "Slots and queue"), value(slots)) : null, accounts ? h("section", { class: "panel" }, h("h2", {}, "Accounts"), value(accounts)) : null);
-        try {
-            const caps = await getJson("/v1/capabilities");
-            append(this.box, h("section", { class: "panel wide" }, h("h2", {}, "Capabilities"), table(caps)));
-        }
-        catch (err) {
-            append(this.box, h("p", { class: "message error" }, `Capabilities: ${describe(err)}`));
-        }
+        this.box.replaceChildren(...[
+            !ok && health.problem ? h("p", { class: "message error", role: "alert" }, String(health.problem)) : null,
+            h("section", { class: "panel" }, h("h2", {}, "Server"), table(rest)),
+            codex ? h("section", { class: "panel" }, h("h2", {}, "Codex"), value(codex)) : null,
+            slots ? h("section", { class: "panel" }, h("h2", {}, "Slots and queue"), value(slots)) : null,
+            accounts ? h("section", { class: "panel" }, h("h2", {}, "Accounts"), value(accounts)) : null,
+            h("section", { class: "panel wide" }, h("details", { id: "capabilities", open: capsOpen }, h("summary", {}, h("h2", {}, "Capabilities")), capabilities)),
+        ].filter((n) => n !== null));
     }
     async authRequired() {
         const health = await (await fetch("/healthz")).json();

@@ -22,7 +22,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file codeximage/v1/image_service.proto.
  */
 export const file_codeximage_v1_image_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFjb2RleGltYWdlL3YxL2ltYWdlX3NlcnZpY2UucHJvdG8SDWNvZGV4aW1hZ2UudjEi9QEKD0dlbmVyYXRlUmVxdWVzdBIOCgZwcm9tcHQYASABKAkSDQoFY291bnQYAiABKAUSDAoEc2l6ZRgDIAEoCRIOCgZhc3BlY3QYBCABKAkSDwoHcXVhbGl0eRgFIAEoCRIVCg1vdXRwdXRfZm9ybWF0GAYgASgJEiwKCnJlZmVyZW5jZXMYByADKAsyGC5jb2RleGltYWdlLnYxLlJlZmVyZW5jZRISCgpyZXF1ZXN0X2lkGAggASgJEi4KC2NhbnZhc19zaXplGAkgASgLMhkuY29kZXhpbWFnZS52MS5DYW52YXNTaXplEgsKA2ZpdBgKIAEoCSIrCgpDYW52YXNTaXplEg0KBXdpZHRoGAEgASgFEg4KBmhlaWdodBgCIAEoBSJxCglSZWZlcmVuY2USEwoFaW1hZ2UYASABKAxCBOJBAQISEQoJbWltZV90eXBlGAIgASgJEg0KBWxhYmVsGAMgASgJEg4KBnNvdXJjZRgEIAEoCRINCgV3aWR0aBgFIAEoBRIOCgZoZWlnaHQYBiABKAUijwEKDFJlZmVyZW5jZVVzZRINCgVpbmRleBgBIAEoBRINCgVsYWJlbBgCIAEoCRIOCgZzb3VyY2UYAyABKAkSDQoFdXNhZ2UYBCABKAkSFQoNcGF0aF9wb3NpdGlvbhgFIAEoBRIMCgR0aWxlGAYgASgFEg0KBXdpZHRoGAcgASgFEg4KBmhlaWdodBgIIAEoBSKiAQoQR2VuZXJhdGVSZXNwb25zZRIrCghwcm9ncmVzcxgBIAEoCzIXLmNvZGV4aW1hZ2UudjEuUHJvZ3Jlc3NIABIlCgVpbWFnZRgCIAEoCzIULmNvZGV4aW1hZ2UudjEuSW1hZ2VIABIxCgdzdW1tYXJ5GAMgASgLMh4uY29kZXhpbWFnZS52MS5HZW5lcmF0ZVN1bW1hcnlIAEIHCgVldmVudCKhAgoIUHJvZ3Jlc3MSLAoFc3RhZ2UYASABKA4yHS5jb2RleGltYWdlLnYxLlByb2dyZXNzLlN0YWdlEhcKD2NhbmRpZGF0ZV9pbmRleBgCIAEoBRINCgVwaGFzZRgDIAEoCRIOCgZkZXRhaWwYBCABKAkSFgoOcXVldWVfcG9zaXRpb24YBSABKAUSEgoKZWxhcHNlZF9tcxgGIAEoAyKCAQoFU3RhZ2USFQoRU1RBR0VfVU5TUEVDSUZJRUQQABIQCgxTVEFHRV9RVUVVRUQQARIbChdTVEFHRV9DQU5ESURBVEVfU1RBUlRFRBACEhUKEVNUQUdFX0NPREVYX1BIQVNFEAMSHAoYU1RBR0VfQ0FORElEQVRFX0ZJTklTSEVEEAQijgUKBUltYWdlEhAKAmlkGAEgASgJQgTiQQEDEhIKCnJlcXVlc3RfaWQYAiABKAkSDQoFaW5kZXgYAyABKAUSDQoFbGFiZWwYBCABKAkSEQoJbWltZV90eXBlGAUgASgJEg0KBXdpZHRoGAYgASgFEg4KBmhlaWdodBgHIAEoBRIRCglieXRlX3NpemUYCCABKAMSDgoGc2hhMjU2GAkgASgJEhYKDnJldmlzZWRfcHJvbXB0GAogASgJEhEKCWZpbGVfcGF0aBgLIAEoCRIRCgl0aHJlYWRfaWQYDCABKAkSFQoNcmVzb2x2ZWRfc2l6ZRgNIAEoCRITCgtkdXJhdGlvbl9tcxgOIAEoAxIvCgtjcmVhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcHJvbXB0GBAgASgJEhYKDnJlcXVlc3RlZF9zaXplGBEgASgJEg4KBmFzcGVjdBgSIAEoCRIPCgdxdWFsaXR5GBMgASgJEhUKDW91dHB1dF9mb3JtYXQYFCABKAkSEwoLdGFyZ2V0X3NpemUYFSABKAkSFAoMYXNwZWN0X3JhdGlvGBYgASgJEhUKDWFzcGVjdF9zb3VyY2UYFyABKAkSCwoDZml0GBggASgJEhQKDG5hdGl2ZV93aWR0aBgZIAEoBRIVCg1uYXRpdmVfaGVpZ2h0GBogASgFEg8KB3Jlc2l6ZWQYGyABKAgSEAoIZW5sYXJnZWQYHCABKAgSLwoKcmVmZXJlbmNlcxgdIAMoCzIbLmNvZGV4aW1hZ2UudjEuUmVmZXJlbmNlVXNlEhAKCGtleV9uYW1lGCggASgJEg8KB2FjY291bnQYKSABKAki1AIKD0dlbmVyYXRlU3VtbWFyeRISCgpyZXF1ZXN0X2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRINCgVtb2RlbBgDIAEoCRIPCgdiYWNrZW5kGAQgASgJEhYKDnJlcXVlc3RlZF9zaXplGAUgASgJEhUKDXJlc29sdmVkX3NpemUYBiABKAkSDwoHcXVhbGl0eRgHIAEoCRIVCg1vdXRwdXRfZm9ybWF0GAggASgJEhEKCWltYWdlX2lkcxgJIAMoCRITCgtkdXJhdGlvbl9tcxgKIAEoAxITCgt0YXJnZXRfc2l6ZRgLIAEoCRIUCgxhc3BlY3RfcmF0aW8YDCABKAkSFQoNYXNwZWN0X3NvdXJjZRgNIAEoCRILCgNmaXQYDiABKAkSLwoKcmVmZXJlbmNlcxgPIAMoCzIbLmNvZGV4aW1hZ2UudjEuUmVmZXJlbmNlVXNlIhgKFkdldENhcGFiaWxpdGllc1JlcXVlc3QilQQKF0dldENhcGFiaWxpdGllc1Jlc3BvbnNlEg0KBW1vZGVsGAEgASgJEg8KB2JhY2tlbmQYAiABKAkSEgoKbWF4X2ltYWdlcxgDIAEoBRIWCg5vdXRwdXRfZm9ybWF0cxgEIAMoCRIRCglxdWFsaXRpZXMYBSADKAkSFAoMc2l6ZV9vcHRpb25zGAYgAygJEhUKDXJhdGlvX29wdGlvbnMYByADKAkSOAoQc2l6ZV9jb25zdHJhaW50cxgIIAEoCzIeLmNvZGV4aW1hZ2UudjEuU2l6ZUNvbnN0cmFpbnRzEkUKF2hpZ2hfcmVzb2x1dGlvbl9wcmVzZXRzGAkgASgLMiQuY29kZXhpbWFnZS52MS5IaWdoUmVzb2x1dGlvblByZXNldHMSMgoKcmVmZXJlbmNlcxgKIAEoCzIeLmNvZGV4aW1hZ2UudjEuUmVmZXJlbmNlUG9saWN5EhUKDWF1dGhfcmVxdWlyZWQYCyABKAgSHQoVZ2VuZXJhdGlvbl90aW1lb3V0X21zGAwgASgDEioKB3ByZXNldHMYDSADKAsyGS5jb2RleGltYWdlLnYxLlNpemVQcmVzZXQSFAoMYXNwZWN0X25hbWVzGA4gAygJEjMKDmFzcGVjdF9vcHRpb25zGA8gAygLMhsuY29kZXhpbWFnZS52MS5Bc3BlY3RPcHRpb24SDAoEZml0cxgQIAMoCSJQCgxBc3BlY3RPcHRpb24SDAoEbmFtZRgBIAEoCRIMCgRraW5kGAIgASgJEg8KB2FsaWFzZXMYAyADKAkSEwoLZGVzY3JpcHRpb24YBCABKAkiiAEKD1NpemVDb25zdHJhaW50cxITCgtjdXN0b21fc2l6ZRgBIAEoCBIQCghtYXhfZWRnZRgCIAEoBRISCgptYXhfcGl4ZWxzGAMgASgDEhIKCm1pbl9waXhlbHMYBCABKAMSEwoLbXVsdGlwbGVfb2YYBSABKAUSEQoJbWF4X3JhdGlvGAYgASgJIkwKFUhpZ2hSZXNvbHV0aW9uUHJlc2V0cxIRCglsYW5kc2NhcGUYASABKAkSEAoIcG9ydHJhaXQYAiABKAkSDgoGc3F1YXJlGAMgASgJIkAKClNpemVQcmVzZXQSDAoEbmFtZRgBIAEoCRIQCghtYXhfZWRnZRgCIAEoBRISCgptYXhfcGl4ZWxzGAMgASgDIogBCg9SZWZlcmVuY2VQb2xpY3kSDAoEbW9kZRgBIAEoCRISCgptYXhfaW1hZ2VzGAIgASgFEhEKCW1heF9ieXRlcxgDIAEoAxISCgptaW1lX3R5cGVzGAQgAygJEhUKDW1heF9vcmlnaW5hbHMYBSABKAUSFQoNb3ZlcmZsb3dfbW9kZRgGIAEoCSIPCg1IZWFsdGhSZXF1ZXN0IpsCCg5IZWFsdGhSZXNwb25zZRIOCgZzdGF0dXMYASABKAkSDQoFcmVhZHkYAiABKAgSDwoHYmFja2VuZBgDIAEoCRINCgVtb2RlbBgEIAEoCRIVCg1hdXRoX3JlcXVpcmVkGAUgASgIEh0KFWdlbmVyYXRpb25fdGltZW91dF9tcxgGIAEoAxIpCgVjb2RleBgHIAEoCzIaLmNvZGV4aW1hZ2UudjEuQ29kZXhTdGF0dXMSKAoFc2xvdHMYCCABKAsyGS5jb2RleGltYWdlLnYxLlNsb3RTdGF0dXMSDwoHcHJvYmxlbRgJIAEoCRIuCghhY2NvdW50cxgKIAMoCzIcLmNvZGV4aW1hZ2UudjEuQWNjb3VudFN0YXR1cyK2AQoNQWNjb3VudFN0YXR1cxIMCgRuYW1lGAEgASgJEhIKCmNvZGV4X2hvbWUYAiABKAkSDQoFZm91bmQYAyABKAgSEQoJbG9nZ2VkX2luGAQgASgIEg4KBmluX3VzZRgFIAEoBRINCgVsaW1pdBgGIAEoBRIzCg9leGhhdXN0ZWRfdW50aWwYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXJlYWR5GAggASgIImcKC0NvZGV4U3RhdHVzEg0KBWZvdW5kGAEgASgIEgwKBHBhdGgYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIRCglsb2dnZWRfaW4YBCABKAgSFwoPY3VzdG9tX3Byb3ZpZGVyGAUgASgIIl4KClNsb3RTdGF0dXMSDgoGaW5fdXNlGAEgASgFEgwKBGZyZWUYAiABKAUSDQoFbGltaXQYAyABKAUSDgoGcXVldWVkGAQgASgFEhMKC3F1ZXVlX2xpbWl0GAUgASgFIikKD0dldEltYWdlUmVxdWVzdBIWCghpbWFnZV9pZBgBIAEoCUIE4kEBAiI3ChBHZXRJbWFnZVJlc3BvbnNlEiMKBWltYWdlGAEgASgLMhQuY29kZXhpbWFnZS52MS5JbWFnZSItChNHZXRJbWFnZUZpbGVSZXF1ZXN0EhYKCGltYWdlX2lkGAEgASgJQgTiQQECIl4KFEdldEltYWdlRmlsZVJlc3BvbnNlEhQKDGNvbnRlbnRfdHlwZRgBIAEoCRISCgp0b3RhbF9zaXplGAIgASgDEg4KBnNoYTI1NhgDIAEoCRIMCgRkYXRhGAQgASgMItcBChFMaXN0SW1hZ2VzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVxdWVzdF9pZBgFIAEoCRIQCghrZXlfbmFtZRgGIAEoCRIXCg9wcm9tcHRfY29udGFpbnMYByABKAkiUwoSTGlzdEltYWdlc1Jlc3BvbnNlEiQKBmltYWdlcxgBIAMoCzIULmNvZGV4aW1hZ2UudjEuSW1hZ2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiwKEkRlbGV0ZUltYWdlUmVxdWVzdBIWCghpbWFnZV9pZBgBIAEoCUIE4kEBAiIVChNEZWxldGVJbWFnZVJlc3BvbnNlIukBChNMaXN0UmVxdWVzdHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpyZXF1ZXN0X2lkGAUgASgJEhAKCGtleV9uYW1lGAYgASgJEg4KBnN0YXR1cxgHIAEoCRIXCg9wcm9tcHRfY29udGFpbnMYCCABKAkiXwoUTGlzdFJlcXVlc3RzUmVzcG9uc2USLgoIcmVxdWVzdHMYASADKAsyHC5jb2RleGltYWdlLnYxLlJlcXVlc3RSZWNvcmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIuQDCg1SZXF1ZXN0UmVjb3JkEhIKCnJlcXVlc3RfaWQYASABKAkSDgoGc3RhdHVzGAIgASgJEhQKDGVycm9yX3JlYXNvbhgDIAEoCRIVCg1lcnJvcl9tZXNzYWdlGAQgASgJEhAKCGtleV9uYW1lGAUgASgJEg8KB3N1cmZhY2UYBiABKAkSDgoGcHJvbXB0GAcgASgJEg0KBWNvdW50GAggASgFEhYKDnJlcXVlc3RlZF9zaXplGAkgASgJEhUKDXJlc29sdmVkX3NpemUYCiABKAkSDgoGYXNwZWN0GAsgASgJEg8KB3F1YWxpdHkYDCABKAkSFQoNb3V0cHV0X2Zvcm1hdBgNIAEoCRIXCg9yZWZlcmVuY2VfY291bnQYDiABKAUSLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1xdWV1ZV93YWl0X21zGBEgASgDEhAKCGNvZGV4X21zGBIgASgDEhMKC2R1cmF0aW9uX21zGBMgASgDEhAKCGFjY291bnRzGBQgAygJEhEKCWltYWdlX2lkcxgVIAMoCSItChFHZXRSZXF1ZXN0UmVxdWVzdBIYCgpyZXF1ZXN0X2lkGAEgASgJQgTiQQECIpUBChJHZXRSZXF1ZXN0UmVzcG9uc2USLQoHcmVxdWVzdBgBIAEoCzIcLmNvZGV4aW1hZ2UudjEuUmVxdWVzdFJlY29yZBIkCgZpbWFnZXMYAiADKAsyFC5jb2RleGltYWdlLnYxLkltYWdlEioKCWtleV91c2FnZRgDIAEoCzIXLmNvZGV4aW1hZ2UudjEuS2V5VXNhZ2UiiAEKCEtleVVzYWdlEhAKCGtleV9uYW1lGAEgASgJEhQKDGltYWdlc190b2RheRgCIAEoAxIWCg5pbWFnZXNfcGVyX2RheRgDIAEoAxIbChNjb25jdXJyZW50X3JlcXVlc3RzGAQgASgFEh8KF21heF9jb25jdXJyZW50X3JlcXVlc3RzGAUgASgFMv4HCgxJbWFnZVNlcnZpY2USbQoIR2VuZXJhdGUSHi5jb2RleGltYWdlLnYxLkdlbmVyYXRlUmVxdWVzdBofLmNvZGV4aW1hZ2UudjEuR2VuZXJhdGVSZXNwb25zZSIegtPkkwIYOgEqIhMvdjEvaW1hZ2VzL2dlbmVyYXRlMAESegoPR2V0Q2FwYWJpbGl0aWVzEiUuY29kZXhpbWFnZS52MS5HZXRDYXBhYmlsaXRpZXNSZXF1ZXN0GiYuY29kZXhpbWFnZS52MS5HZXRDYXBhYmlsaXRpZXNSZXNwb25zZSIYgtPkkwISEhAvdjEvY2FwYWJpbGl0aWVzElcKBkhlYWx0aBIcLmNvZGV4aW1hZ2UudjEuSGVhbHRoUmVxdWVzdBodLmNvZGV4aW1hZ2UudjEuSGVhbHRoUmVzcG9uc2UiEILT5JMCChIIL2hlYWx0aHoSagoIR2V0SW1hZ2USHi5jb2RleGltYWdlLnYxLkdldEltYWdlUmVxdWVzdBofLmNvZGV4aW1hZ2UudjEuR2V0SW1hZ2VSZXNwb25zZSIdgtPkkwIXEhUvdjEvaW1hZ2VzL3tpbWFnZV9pZH0SfQoMR2V0SW1hZ2VGaWxlEiIuY29kZXhpbWFnZS52MS5HZXRJbWFnZUZpbGVSZXF1ZXN0GiMuY29kZXhpbWFnZS52MS5HZXRJbWFnZUZpbGVSZXNwb25zZSIigtPkkwIcEhovdjEvaW1hZ2VzL3tpbWFnZV9pZH0vZmlsZTABEmUKCkxpc3RJbWFnZXMSIC5jb2RleGltYWdlLnYxLkxpc3RJbWFnZXNSZXF1ZXN0GiEuY29kZXhpbWFnZS52MS5MaXN0SW1hZ2VzUmVzcG9uc2UiEoLT5JMCDBIKL3YxL2ltYWdlcxJzCgtEZWxldGVJbWFnZRIhLmNvZGV4aW1hZ2UudjEuRGVsZXRlSW1hZ2VSZXF1ZXN0GiIuY29kZXhpbWFnZS52MS5EZWxldGVJbWFnZVJlc3BvbnNlIh2C0+STAhcqFS92MS9pbWFnZXMve2ltYWdlX2lkfRJtCgxMaXN0UmVxdWVzdHMSIi5jb2RleGltYWdlLnYxLkxpc3RSZXF1ZXN0c1JlcXVlc3QaIy5jb2RleGltYWdlLnYxLkxpc3RSZXF1ZXN0c1Jlc3BvbnNlIhSC0+STAg4SDC92MS9yZXF1ZXN0cxJ0CgpHZXRSZXF1ZXN0EiAuY29kZXhpbWFnZS52MS5HZXRSZXF1ZXN0UmVxdWVzdBohLmNvZGV4aW1hZ2UudjEuR2V0UmVxdWVzdFJlc3BvbnNlIiGC0+STAhsSGS92MS9yZXF1ZXN0cy97cmVxdWVzdF9pZH1CbAoRZGV2LmNvZGV4aW1hZ2UudjFQAVpVZ2l0aHViLmNvbS9jb2RleC1pbWFnZS1zZXJ2ZXIvY29kZXgtaW1hZ2Utc2VydmVyL2NsaWVudHMvZ28vY29kZXhpbWFnZXYxO2NvZGV4aW1hZ2V2MWIGcHJvdG8z", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
+  fileDesc("CiFjb2RleGltYWdlL3YxL2ltYWdlX3NlcnZpY2UucHJvdG8SDWNvZGV4aW1hZ2UudjEiwQIKD0dlbmVyYXRlUmVxdWVzdBIOCgZwcm9tcHQYASABKAkSDQoFY291bnQYAiABKAUSDAoEc2l6ZRgDIAEoCRIOCgZhc3BlY3QYBCABKAkSDwoHcXVhbGl0eRgFIAEoCRIVCg1vdXRwdXRfZm9ybWF0GAYgASgJEiwKCnJlZmVyZW5jZXMYByADKAsyGC5jb2RleGltYWdlLnYxLlJlZmVyZW5jZRISCgpyZXF1ZXN0X2lkGAggASgJEhIKCmJhY2tncm91bmQYHiABKAkSHwoSb3V0cHV0X2NvbXByZXNzaW9uGB8gASgFSACIAQESLgoLY2FudmFzX3NpemUYCSABKAsyGS5jb2RleGltYWdlLnYxLkNhbnZhc1NpemUSCwoDZml0GAogASgJQhUKE19vdXRwdXRfY29tcHJlc3Npb24iKwoKQ2FudmFzU2l6ZRINCgV3aWR0aBgBIAEoBRIOCgZoZWlnaHQYAiABKAUicQoJUmVmZXJlbmNlEhMKBWltYWdlGAEgASgMQgTiQQECEhEKCW1pbWVfdHlwZRgCIAEoCRINCgVsYWJlbBgDIAEoCRIOCgZzb3VyY2UYBCABKAkSDQoFd2lkdGgYBSABKAUSDgoGaGVpZ2h0GAYgASgFIo8BCgxSZWZlcmVuY2VVc2USDQoFaW5kZXgYASABKAUSDQoFbGFiZWwYAiABKAkSDgoGc291cmNlGAMgASgJEg0KBXVzYWdlGAQgASgJEhUKDXBhdGhfcG9zaXRpb24YBSABKAUSDAoEdGlsZRgGIAEoBRINCgV3aWR0aBgHIAEoBRIOCgZoZWlnaHQYCCABKAUiogEKEEdlbmVyYXRlUmVzcG9uc2USKwoIcHJvZ3Jlc3MYASABKAsyFy5jb2RleGltYWdlLnYxLlByb2dyZXNzSAASJQoFaW1hZ2UYAiABKAsyFC5jb2RleGltYWdlLnYxLkltYWdlSAASMQoHc3VtbWFyeRgDIAEoCzIeLmNvZGV4aW1hZ2UudjEuR2VuZXJhdGVTdW1tYXJ5SABCBwoFZXZlbnQioQIKCFByb2dyZXNzEiwKBXN0YWdlGAEgASgOMh0uY29kZXhpbWFnZS52MS5Qcm9ncmVzcy5TdGFnZRIXCg9jYW5kaWRhdGVfaW5kZXgYAiABKAUSDQoFcGhhc2UYAyABKAkSDgoGZGV0YWlsGAQgASgJEhYKDnF1ZXVlX3Bvc2l0aW9uGAUgASgFEhIKCmVsYXBzZWRfbXMYBiABKAMiggEKBVN0YWdlEhUKEVNUQUdFX1VOU1BFQ0lGSUVEEAASEAoMU1RBR0VfUVVFVUVEEAESGwoXU1RBR0VfQ0FORElEQVRFX1NUQVJURUQQAhIVChFTVEFHRV9DT0RFWF9QSEFTRRADEhwKGFNUQUdFX0NBTkRJREFURV9GSU5JU0hFRBAEIrYGCgVJbWFnZRIQCgJpZBgBIAEoCUIE4kEBAxISCgpyZXF1ZXN0X2lkGAIgASgJEg0KBWluZGV4GAMgASgFEg0KBWxhYmVsGAQgASgJEhEKCW1pbWVfdHlwZRgFIAEoCRINCgV3aWR0aBgGIAEoBRIOCgZoZWlnaHQYByABKAUSEQoJYnl0ZV9zaXplGAggASgDEg4KBnNoYTI1NhgJIAEoCRIWCg5yZXZpc2VkX3Byb21wdBgKIAEoCRIRCglmaWxlX3BhdGgYCyABKAkSEQoJdGhyZWFkX2lkGAwgASgJEhUKDXJlc29sdmVkX3NpemUYDSABKAkSEwoLZHVyYXRpb25fbXMYDiABKAMSLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnByb21wdBgQIAEoCRIWCg5yZXF1ZXN0ZWRfc2l6ZRgRIAEoCRIOCgZhc3BlY3QYEiABKAkSDwoHcXVhbGl0eRgTIAEoCRIVCg1vdXRwdXRfZm9ybWF0GBQgASgJEhMKC3RhcmdldF9zaXplGBUgASgJEhQKDGFzcGVjdF9yYXRpbxgWIAEoCRIVCg1hc3BlY3Rfc291cmNlGBcgASgJEgsKA2ZpdBgYIAEoCRIUCgxuYXRpdmVfd2lkdGgYGSABKAUSFQoNbmF0aXZlX2hlaWdodBgaIAEoBRIPCgdyZXNpemVkGBsgASgIEhAKCGVubGFyZ2VkGBwgASgIEi8KCnJlZmVyZW5jZXMYHSADKAsyGy5jb2RleGltYWdlLnYxLlJlZmVyZW5jZVVzZRIQCghrZXlfbmFtZRgoIAEoCRIPCgdhY2NvdW50GCkgASgJEhIKCmJhY2tncm91bmQYMiABKAkSMAoMYWxwaGFfc291cmNlGDMgASgOMhouY29kZXhpbWFnZS52MS5BbHBoYVNvdXJjZRI2Cgx0cmFuc3BhcmVuY3kYNCABKAsyIC5jb2RleGltYWdlLnYxLlRyYW5zcGFyZW5jeUNoZWNrEigKBXVzYWdlGDUgASgLMhkuY29kZXhpbWFnZS52MS5Ub2tlblVzYWdlIlYKClRva2VuVXNhZ2USFAoMaW5wdXRfdG9rZW5zGAEgASgDEhsKE2NhY2hlZF9pbnB1dF90b2tlbnMYAiABKAMSFQoNb3V0cHV0X3Rva2VucxgDIAEoAyKTAQoRVHJhbnNwYXJlbmN5Q2hlY2sSEQoJYWxwaGFfbWluGAEgASgFEhEKCWFscGhhX21heBgCIAEoBRIZChF0cmFuc3BhcmVudF9zaGFyZRgDIAEoARIUCgxvcGFxdWVfc2hhcmUYBCABKAESFAoMZWRnZV9yZXNpZHVlGAUgASgBEhEKCWtleV9jb2xvchgGIAEoCSLoAgoPR2VuZXJhdGVTdW1tYXJ5EhIKCnJlcXVlc3RfaWQYASABKAkSDgoGc3RhdHVzGAIgASgJEg0KBW1vZGVsGAMgASgJEg8KB2JhY2tlbmQYBCABKAkSFgoOcmVxdWVzdGVkX3NpemUYBSABKAkSFQoNcmVzb2x2ZWRfc2l6ZRgGIAEoCRIPCgdxdWFsaXR5GAcgASgJEhUKDW91dHB1dF9mb3JtYXQYCCABKAkSEQoJaW1hZ2VfaWRzGAkgAygJEhMKC2R1cmF0aW9uX21zGAogASgDEhIKCmJhY2tncm91bmQYHiABKAkSEwoLdGFyZ2V0X3NpemUYCyABKAkSFAoMYXNwZWN0X3JhdGlvGAwgASgJEhUKDWFzcGVjdF9zb3VyY2UYDSABKAkSCwoDZml0GA4gASgJEi8KCnJlZmVyZW5jZXMYDyADKAsyGy5jb2RleGltYWdlLnYxLlJlZmVyZW5jZVVzZSIYChZHZXRDYXBhYmlsaXRpZXNSZXF1ZXN0IqoEChdHZXRDYXBhYmlsaXRpZXNSZXNwb25zZRINCgVtb2RlbBgBIAEoCRIPCgdiYWNrZW5kGAIgASgJEhIKCm1heF9pbWFnZXMYAyABKAUSFgoOb3V0cHV0X2Zvcm1hdHMYBCADKAkSEQoJcXVhbGl0aWVzGAUgAygJEhQKDHNpemVfb3B0aW9ucxgGIAMoCRIVCg1yYXRpb19vcHRpb25zGAcgAygJEjgKEHNpemVfY29uc3RyYWludHMYCCABKAsyHi5jb2RleGltYWdlLnYxLlNpemVDb25zdHJhaW50cxJFChdoaWdoX3Jlc29sdXRpb25fcHJlc2V0cxgJIAEoCzIkLmNvZGV4aW1hZ2UudjEuSGlnaFJlc29sdXRpb25QcmVzZXRzEjIKCnJlZmVyZW5jZXMYCiABKAsyHi5jb2RleGltYWdlLnYxLlJlZmVyZW5jZVBvbGljeRIVCg1hdXRoX3JlcXVpcmVkGAsgASgIEh0KFWdlbmVyYXRpb25fdGltZW91dF9tcxgMIAEoAxIqCgdwcmVzZXRzGA0gAygLMhkuY29kZXhpbWFnZS52MS5TaXplUHJlc2V0EhQKDGFzcGVjdF9uYW1lcxgOIAMoCRITCgtiYWNrZ3JvdW5kcxgZIAMoCRIzCg5hc3BlY3Rfb3B0aW9ucxgPIAMoCzIbLmNvZGV4aW1hZ2UudjEuQXNwZWN0T3B0aW9uEgwKBGZpdHMYECADKAkiUAoMQXNwZWN0T3B0aW9uEgwKBG5hbWUYASABKAkSDAoEa2luZBgCIAEoCRIPCgdhbGlhc2VzGAMgAygJEhMKC2Rlc2NyaXB0aW9uGAQgASgJIogBCg9TaXplQ29uc3RyYWludHMSEwoLY3VzdG9tX3NpemUYASABKAgSEAoIbWF4X2VkZ2UYAiABKAUSEgoKbWF4X3BpeGVscxgDIAEoAxISCgptaW5fcGl4ZWxzGAQgASgDEhMKC211bHRpcGxlX29mGAUgASgFEhEKCW1heF9yYXRpbxgGIAEoCSJMChVIaWdoUmVzb2x1dGlvblByZXNldHMSEQoJbGFuZHNjYXBlGAEgASgJEhAKCHBvcnRyYWl0GAIgASgJEg4KBnNxdWFyZRgDIAEoCSJACgpTaXplUHJlc2V0EgwKBG5hbWUYASABKAkSEAoIbWF4X2VkZ2UYAiABKAUSEgoKbWF4X3BpeGVscxgDIAEoAyKIAQoPUmVmZXJlbmNlUG9saWN5EgwKBG1vZGUYASABKAkSEgoKbWF4X2ltYWdlcxgCIAEoBRIRCgltYXhfYnl0ZXMYAyABKAMSEgoKbWltZV90eXBlcxgEIAMoCRIVCg1tYXhfb3JpZ2luYWxzGAUgASgFEhUKDW92ZXJmbG93X21vZGUYBiABKAkiDwoNSGVhbHRoUmVxdWVzdCKzAgoOSGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEg0KBXJlYWR5GAIgASgIEg8KB2JhY2tlbmQYAyABKAkSDQoFbW9kZWwYBCABKAkSFQoNYXV0aF9yZXF1aXJlZBgFIAEoCBIdChVnZW5lcmF0aW9uX3RpbWVvdXRfbXMYBiABKAMSKQoFY29kZXgYByABKAsyGi5jb2RleGltYWdlLnYxLkNvZGV4U3RhdHVzEigKBXNsb3RzGAggASgLMhkuY29kZXhpbWFnZS52MS5TbG90U3RhdHVzEg8KB3Byb2JsZW0YCSABKAkSLgoIYWNjb3VudHMYCiADKAsyHC5jb2RleGltYWdlLnYxLkFjY291bnRTdGF0dXMSFgoOc2VydmVyX3ZlcnNpb24YFCABKAkitgEKDUFjY291bnRTdGF0dXMSDAoEbmFtZRgBIAEoCRISCgpjb2RleF9ob21lGAIgASgJEg0KBWZvdW5kGAMgASgIEhEKCWxvZ2dlZF9pbhgEIAEoCBIOCgZpbl91c2UYBSABKAUSDQoFbGltaXQYBiABKAUSMwoPZXhoYXVzdGVkX3VudGlsGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVyZWFkeRgIIAEoCCJnCgtDb2RleFN0YXR1cxINCgVmb3VuZBgBIAEoCBIMCgRwYXRoGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSEQoJbG9nZ2VkX2luGAQgASgIEhcKD2N1c3RvbV9wcm92aWRlchgFIAEoCCJeCgpTbG90U3RhdHVzEg4KBmluX3VzZRgBIAEoBRIMCgRmcmVlGAIgASgFEg0KBWxpbWl0GAMgASgFEg4KBnF1ZXVlZBgEIAEoBRITCgtxdWV1ZV9saW1pdBgFIAEoBSIpCg9HZXRJbWFnZVJlcXVlc3QSFgoIaW1hZ2VfaWQYASABKAlCBOJBAQIiNwoQR2V0SW1hZ2VSZXNwb25zZRIjCgVpbWFnZRgBIAEoCzIULmNvZGV4aW1hZ2UudjEuSW1hZ2UiLQoTR2V0SW1hZ2VGaWxlUmVxdWVzdBIWCghpbWFnZV9pZBgBIAEoCUIE4kEBAiJeChRHZXRJbWFnZUZpbGVSZXNwb25zZRIUCgxjb250ZW50X3R5cGUYASABKAkSEgoKdG90YWxfc2l6ZRgCIAEoAxIOCgZzaGEyNTYYAyABKAkSDAoEZGF0YRgEIAEoDCLXAQoRTGlzdEltYWdlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnJlcXVlc3RfaWQYBSABKAkSEAoIa2V5X25hbWUYBiABKAkSFwoPcHJvbXB0X2NvbnRhaW5zGAcgASgJIlMKEkxpc3RJbWFnZXNSZXNwb25zZRIkCgZpbWFnZXMYASADKAsyFC5jb2RleGltYWdlLnYxLkltYWdlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIsChJEZWxldGVJbWFnZVJlcXVlc3QSFgoIaW1hZ2VfaWQYASABKAlCBOJBAQIiFQoTRGVsZXRlSW1hZ2VSZXNwb25zZSLpAQoTTGlzdFJlcXVlc3RzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVxdWVzdF9pZBgFIAEoCRIQCghrZXlfbmFtZRgGIAEoCRIOCgZzdGF0dXMYByABKAkSFwoPcHJvbXB0X2NvbnRhaW5zGAggASgJIl8KFExpc3RSZXF1ZXN0c1Jlc3BvbnNlEi4KCHJlcXVlc3RzGAEgAygLMhwuY29kZXhpbWFnZS52MS5SZXF1ZXN0UmVjb3JkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLkAwoNUmVxdWVzdFJlY29yZBISCgpyZXF1ZXN0X2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRIUCgxlcnJvcl9yZWFzb24YAyABKAkSFQoNZXJyb3JfbWVzc2FnZRgEIAEoCRIQCghrZXlfbmFtZRgFIAEoCRIPCgdzdXJmYWNlGAYgASgJEg4KBnByb21wdBgHIAEoCRINCgVjb3VudBgIIAEoBRIWCg5yZXF1ZXN0ZWRfc2l6ZRgJIAEoCRIVCg1yZXNvbHZlZF9zaXplGAogASgJEg4KBmFzcGVjdBgLIAEoCRIPCgdxdWFsaXR5GAwgASgJEhUKDW91dHB1dF9mb3JtYXQYDSABKAkSFwoPcmVmZXJlbmNlX2NvdW50GA4gASgFEi8KC2NyZWF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcXVldWVfd2FpdF9tcxgRIAEoAxIQCghjb2RleF9tcxgSIAEoAxITCgtkdXJhdGlvbl9tcxgTIAEoAxIQCghhY2NvdW50cxgUIAMoCRIRCglpbWFnZV9pZHMYFSADKAkiLQoRR2V0UmVxdWVzdFJlcXVlc3QSGAoKcmVxdWVzdF9pZBgBIAEoCUIE4kEBAiKVAQoSR2V0UmVxdWVzdFJlc3BvbnNlEi0KB3JlcXVlc3QYASABKAsyHC5jb2RleGltYWdlLnYxLlJlcXVlc3RSZWNvcmQSJAoGaW1hZ2VzGAIgAygLMhQuY29kZXhpbWFnZS52MS5JbWFnZRIqCglrZXlfdXNhZ2UYAyABKAsyFy5jb2RleGltYWdlLnYxLktleVVzYWdlIogBCghLZXlVc2FnZRIQCghrZXlfbmFtZRgBIAEoCRIUCgxpbWFnZXNfdG9kYXkYAiABKAMSFgoOaW1hZ2VzX3Blcl9kYXkYAyABKAMSGwoTY29uY3VycmVudF9yZXF1ZXN0cxgEIAEoBRIfChdtYXhfY29uY3VycmVudF9yZXF1ZXN0cxgFIAEoBSpnCgtBbHBoYVNvdXJjZRIcChhBTFBIQV9TT1VSQ0VfVU5TUEVDSUZJRUQQABIcChhBTFBIQV9TT1VSQ0VfSU1BR0VfTU9ERUwQARIcChhBTFBIQV9TT1VSQ0VfS0VZRURfTUFUVEUQAjL+BwoMSW1hZ2VTZXJ2aWNlEm0KCEdlbmVyYXRlEh4uY29kZXhpbWFnZS52MS5HZW5lcmF0ZVJlcXVlc3QaHy5jb2RleGltYWdlLnYxLkdlbmVyYXRlUmVzcG9uc2UiHoLT5JMCGDoBKiITL3YxL2ltYWdlcy9nZW5lcmF0ZTABEnoKD0dldENhcGFiaWxpdGllcxIlLmNvZGV4aW1hZ2UudjEuR2V0Q2FwYWJpbGl0aWVzUmVxdWVzdBomLmNvZGV4aW1hZ2UudjEuR2V0Q2FwYWJpbGl0aWVzUmVzcG9uc2UiGILT5JMCEhIQL3YxL2NhcGFiaWxpdGllcxJXCgZIZWFsdGgSHC5jb2RleGltYWdlLnYxLkhlYWx0aFJlcXVlc3QaHS5jb2RleGltYWdlLnYxLkhlYWx0aFJlc3BvbnNlIhCC0+STAgoSCC9oZWFsdGh6EmoKCEdldEltYWdlEh4uY29kZXhpbWFnZS52MS5HZXRJbWFnZVJlcXVlc3QaHy5jb2RleGltYWdlLnYxLkdldEltYWdlUmVzcG9uc2UiHYLT5JMCFxIVL3YxL2ltYWdlcy97aW1hZ2VfaWR9En0KDEdldEltYWdlRmlsZRIiLmNvZGV4aW1hZ2UudjEuR2V0SW1hZ2VGaWxlUmVxdWVzdBojLmNvZGV4aW1hZ2UudjEuR2V0SW1hZ2VGaWxlUmVzcG9uc2UiIoLT5JMCHBIaL3YxL2ltYWdlcy97aW1hZ2VfaWR9L2ZpbGUwARJlCgpMaXN0SW1hZ2VzEiAuY29kZXhpbWFnZS52MS5MaXN0SW1hZ2VzUmVxdWVzdBohLmNvZGV4aW1hZ2UudjEuTGlzdEltYWdlc1Jlc3BvbnNlIhKC0+STAgwSCi92MS9pbWFnZXMScwoLRGVsZXRlSW1hZ2USIS5jb2RleGltYWdlLnYxLkRlbGV0ZUltYWdlUmVxdWVzdBoiLmNvZGV4aW1hZ2UudjEuRGVsZXRlSW1hZ2VSZXNwb25zZSIdgtPkkwIXKhUvdjEvaW1hZ2VzL3tpbWFnZV9pZH0SbQoMTGlzdFJlcXVlc3RzEiIuY29kZXhpbWFnZS52MS5MaXN0UmVxdWVzdHNSZXF1ZXN0GiMuY29kZXhpbWFnZS52MS5MaXN0UmVxdWVzdHNSZXNwb25zZSIUgtPkkwIOEgwvdjEvcmVxdWVzdHMSdAoKR2V0UmVxdWVzdBIgLmNvZGV4aW1hZ2UudjEuR2V0UmVxdWVzdFJlcXVlc3QaIS5jb2RleGltYWdlLnYxLkdldFJlcXVlc3RSZXNwb25zZSIhgtPkkwIbEhkvdjEvcmVxdWVzdHMve3JlcXVlc3RfaWR9QmwKEWRldi5jb2RleGltYWdlLnYxUAFaVWdpdGh1Yi5jb20vY29kZXgtaW1hZ2Utc2VydmVyL2NvZGV4LWltYWdlLXNlcnZlci9jbGllbnRzL2dvL2NvZGV4aW1hZ2V2MTtjb2RleGltYWdldjFiBnByb3RvMw", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message codeximage.v1.GenerateRequest
@@ -90,6 +90,25 @@ export type GenerateRequest = Message<"codeximage.v1.GenerateRequest"> & {
    * @generated from field: string request_id = 8;
    */
   requestId: string;
+
+  /**
+   * "auto" (or empty), "opaque" or "transparent". Transparent asks the image
+   * tool for an alpha channel, checks what came back, and falls back to
+   * keying out a flat key colour when the alpha is not real; a result that
+   * fails the check is refused (FAILED_PRECONDITION, TRANSPARENCY_FAILED).
+   * Needs output_format png or webp.
+   *
+   * @generated from field: string background = 30;
+   */
+  background: string;
+
+  /**
+   * For jpeg and webp: encoder quality 0-100 (OpenAI's output_compression).
+   * Unset means the server's default (95).
+   *
+   * @generated from field: optional int32 output_compression = 31;
+   */
+  outputCompression?: number | undefined;
 
   /**
    * The caller's open document (e.g. the Photoshop canvas), for aspect
@@ -600,6 +619,35 @@ export type Image = Message<"codeximage.v1.Image"> & {
    * @generated from field: string account = 41;
    */
   account: string;
+
+  /**
+   * "auto", "opaque" or "transparent", as asked.
+   *
+   * @generated from field: string background = 50;
+   */
+  background: string;
+
+  /**
+   * For a transparent background: how the alpha channel was made.
+   *
+   * @generated from field: codeximage.v1.AlphaSource alpha_source = 51;
+   */
+  alphaSource: AlphaSource;
+
+  /**
+   * For a transparent background: the figures the alpha passed.
+   *
+   * @generated from field: codeximage.v1.TransparencyCheck transparency = 52;
+   */
+  transparency?: TransparencyCheck | undefined;
+
+  /**
+   * Tokens codex's own turn used (its `turn.completed` usage), when reported.
+   * These are the agent model's tokens, not the image model's.
+   *
+   * @generated from field: codeximage.v1.TokenUsage usage = 53;
+   */
+  usage?: TokenUsage | undefined;
 };
 
 /**
@@ -608,6 +656,88 @@ export type Image = Message<"codeximage.v1.Image"> & {
  */
 export const ImageSchema: GenMessage<Image> = /*@__PURE__*/
   messageDesc(file_codeximage_v1_image_service, 6);
+
+/**
+ * @generated from message codeximage.v1.TokenUsage
+ */
+export type TokenUsage = Message<"codeximage.v1.TokenUsage"> & {
+  /**
+   * @generated from field: int64 input_tokens = 1;
+   */
+  inputTokens: bigint;
+
+  /**
+   * @generated from field: int64 cached_input_tokens = 2;
+   */
+  cachedInputTokens: bigint;
+
+  /**
+   * @generated from field: int64 output_tokens = 3;
+   */
+  outputTokens: bigint;
+};
+
+/**
+ * Describes the message codeximage.v1.TokenUsage.
+ * Use `create(TokenUsageSchema)` to create a new message.
+ */
+export const TokenUsageSchema: GenMessage<TokenUsage> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 7);
+
+/**
+ * The verification a transparent image passed before it was handed over.
+ *
+ * @generated from message codeximage.v1.TransparencyCheck
+ */
+export type TransparencyCheck = Message<"codeximage.v1.TransparencyCheck"> & {
+  /**
+   * Lowest and highest alpha in the image, 0-255.
+   *
+   * @generated from field: int32 alpha_min = 1;
+   */
+  alphaMin: number;
+
+  /**
+   * @generated from field: int32 alpha_max = 2;
+   */
+  alphaMax: number;
+
+  /**
+   * Share of pixels with alpha <= 8 (fully see-through), 0-1.
+   *
+   * @generated from field: double transparent_share = 3;
+   */
+  transparentShare: number;
+
+  /**
+   * Share of pixels with alpha >= 247, 0-1.
+   *
+   * @generated from field: double opaque_share = 4;
+   */
+  opaqueShare: number;
+
+  /**
+   * Share of the subject's edge pixels that still look like the key colour
+   * (a halo of the old background), 0-1.
+   *
+   * @generated from field: double edge_residue = 5;
+   */
+  edgeResidue: number;
+
+  /**
+   * The key colour asked for behind the subject, "#rrggbb".
+   *
+   * @generated from field: string key_color = 6;
+   */
+  keyColor: string;
+};
+
+/**
+ * Describes the message codeximage.v1.TransparencyCheck.
+ * Use `create(TransparencyCheckSchema)` to create a new message.
+ */
+export const TransparencyCheckSchema: GenMessage<TransparencyCheck> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 8);
 
 /**
  * @generated from message codeximage.v1.GenerateSummary
@@ -666,6 +796,13 @@ export type GenerateSummary = Message<"codeximage.v1.GenerateSummary"> & {
   durationMs: bigint;
 
   /**
+   * "auto", "opaque" or "transparent".
+   *
+   * @generated from field: string background = 30;
+   */
+  background: string;
+
+  /**
    * See Image: target_size, aspect_ratio, aspect_source, fit, references.
    *
    * @generated from field: string target_size = 11;
@@ -698,7 +835,7 @@ export type GenerateSummary = Message<"codeximage.v1.GenerateSummary"> & {
  * Use `create(GenerateSummarySchema)` to create a new message.
  */
 export const GenerateSummarySchema: GenMessage<GenerateSummary> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 7);
+  messageDesc(file_codeximage_v1_image_service, 9);
 
 /**
  * @generated from message codeximage.v1.GetCapabilitiesRequest
@@ -711,7 +848,7 @@ export type GetCapabilitiesRequest = Message<"codeximage.v1.GetCapabilitiesReque
  * Use `create(GetCapabilitiesRequestSchema)` to create a new message.
  */
 export const GetCapabilitiesRequestSchema: GenMessage<GetCapabilitiesRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 8);
+  messageDesc(file_codeximage_v1_image_service, 10);
 
 /**
  * @generated from message codeximage.v1.GetCapabilitiesResponse
@@ -788,6 +925,13 @@ export type GetCapabilitiesResponse = Message<"codeximage.v1.GetCapabilitiesResp
   aspectNames: string[];
 
   /**
+   * Accepted values of GenerateRequest.background.
+   *
+   * @generated from field: repeated string backgrounds = 25;
+   */
+  backgrounds: string[];
+
+  /**
    * Every aspect the server understands, as the plugin offers them: the
    * ratio options, the named ratios and the ratio sources with their
    * spellings.
@@ -809,7 +953,7 @@ export type GetCapabilitiesResponse = Message<"codeximage.v1.GetCapabilitiesResp
  * Use `create(GetCapabilitiesResponseSchema)` to create a new message.
  */
 export const GetCapabilitiesResponseSchema: GenMessage<GetCapabilitiesResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 9);
+  messageDesc(file_codeximage_v1_image_service, 11);
 
 /**
  * @generated from message codeximage.v1.AspectOption
@@ -849,7 +993,7 @@ export type AspectOption = Message<"codeximage.v1.AspectOption"> & {
  * Use `create(AspectOptionSchema)` to create a new message.
  */
 export const AspectOptionSchema: GenMessage<AspectOption> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 10);
+  messageDesc(file_codeximage_v1_image_service, 12);
 
 /**
  * @generated from message codeximage.v1.SizeConstraints
@@ -891,7 +1035,7 @@ export type SizeConstraints = Message<"codeximage.v1.SizeConstraints"> & {
  * Use `create(SizeConstraintsSchema)` to create a new message.
  */
 export const SizeConstraintsSchema: GenMessage<SizeConstraints> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 11);
+  messageDesc(file_codeximage_v1_image_service, 13);
 
 /**
  * @generated from message codeximage.v1.HighResolutionPresets
@@ -918,7 +1062,7 @@ export type HighResolutionPresets = Message<"codeximage.v1.HighResolutionPresets
  * Use `create(HighResolutionPresetsSchema)` to create a new message.
  */
 export const HighResolutionPresetsSchema: GenMessage<HighResolutionPresets> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 12);
+  messageDesc(file_codeximage_v1_image_service, 14);
 
 /**
  * @generated from message codeximage.v1.SizePreset
@@ -947,7 +1091,7 @@ export type SizePreset = Message<"codeximage.v1.SizePreset"> & {
  * Use `create(SizePresetSchema)` to create a new message.
  */
 export const SizePresetSchema: GenMessage<SizePreset> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 13);
+  messageDesc(file_codeximage_v1_image_service, 15);
 
 /**
  * @generated from message codeximage.v1.ReferencePolicy
@@ -997,7 +1141,7 @@ export type ReferencePolicy = Message<"codeximage.v1.ReferencePolicy"> & {
  * Use `create(ReferencePolicySchema)` to create a new message.
  */
 export const ReferencePolicySchema: GenMessage<ReferencePolicy> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 14);
+  messageDesc(file_codeximage_v1_image_service, 16);
 
 /**
  * @generated from message codeximage.v1.HealthRequest
@@ -1010,7 +1154,7 @@ export type HealthRequest = Message<"codeximage.v1.HealthRequest"> & {
  * Use `create(HealthRequestSchema)` to create a new message.
  */
 export const HealthRequestSchema: GenMessage<HealthRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 15);
+  messageDesc(file_codeximage_v1_image_service, 17);
 
 /**
  * @generated from message codeximage.v1.HealthResponse
@@ -1071,6 +1215,13 @@ export type HealthResponse = Message<"codeximage.v1.HealthResponse"> & {
    * @generated from field: repeated codeximage.v1.AccountStatus accounts = 10;
    */
   accounts: AccountStatus[];
+
+  /**
+   * This server's release (the project's VERSION), e.g. "0.2.0".
+   *
+   * @generated from field: string server_version = 20;
+   */
+  serverVersion: string;
 };
 
 /**
@@ -1078,7 +1229,7 @@ export type HealthResponse = Message<"codeximage.v1.HealthResponse"> & {
  * Use `create(HealthResponseSchema)` to create a new message.
  */
 export const HealthResponseSchema: GenMessage<HealthResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 16);
+  messageDesc(file_codeximage_v1_image_service, 18);
 
 /**
  * @generated from message codeximage.v1.AccountStatus
@@ -1140,7 +1291,7 @@ export type AccountStatus = Message<"codeximage.v1.AccountStatus"> & {
  * Use `create(AccountStatusSchema)` to create a new message.
  */
 export const AccountStatusSchema: GenMessage<AccountStatus> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 17);
+  messageDesc(file_codeximage_v1_image_service, 19);
 
 /**
  * @generated from message codeximage.v1.CodexStatus
@@ -1179,7 +1330,7 @@ export type CodexStatus = Message<"codeximage.v1.CodexStatus"> & {
  * Use `create(CodexStatusSchema)` to create a new message.
  */
 export const CodexStatusSchema: GenMessage<CodexStatus> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 18);
+  messageDesc(file_codeximage_v1_image_service, 20);
 
 /**
  * @generated from message codeximage.v1.SlotStatus
@@ -1216,7 +1367,7 @@ export type SlotStatus = Message<"codeximage.v1.SlotStatus"> & {
  * Use `create(SlotStatusSchema)` to create a new message.
  */
 export const SlotStatusSchema: GenMessage<SlotStatus> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 19);
+  messageDesc(file_codeximage_v1_image_service, 21);
 
 /**
  * @generated from message codeximage.v1.GetImageRequest
@@ -1233,7 +1384,7 @@ export type GetImageRequest = Message<"codeximage.v1.GetImageRequest"> & {
  * Use `create(GetImageRequestSchema)` to create a new message.
  */
 export const GetImageRequestSchema: GenMessage<GetImageRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 20);
+  messageDesc(file_codeximage_v1_image_service, 22);
 
 /**
  * @generated from message codeximage.v1.GetImageResponse
@@ -1250,7 +1401,7 @@ export type GetImageResponse = Message<"codeximage.v1.GetImageResponse"> & {
  * Use `create(GetImageResponseSchema)` to create a new message.
  */
 export const GetImageResponseSchema: GenMessage<GetImageResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 21);
+  messageDesc(file_codeximage_v1_image_service, 23);
 
 /**
  * @generated from message codeximage.v1.GetImageFileRequest
@@ -1267,7 +1418,7 @@ export type GetImageFileRequest = Message<"codeximage.v1.GetImageFileRequest"> &
  * Use `create(GetImageFileRequestSchema)` to create a new message.
  */
 export const GetImageFileRequestSchema: GenMessage<GetImageFileRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 22);
+  messageDesc(file_codeximage_v1_image_service, 24);
 
 /**
  * @generated from message codeximage.v1.GetImageFileResponse
@@ -1307,7 +1458,7 @@ export type GetImageFileResponse = Message<"codeximage.v1.GetImageFileResponse">
  * Use `create(GetImageFileResponseSchema)` to create a new message.
  */
 export const GetImageFileResponseSchema: GenMessage<GetImageFileResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 23);
+  messageDesc(file_codeximage_v1_image_service, 25);
 
 /**
  * @generated from message codeximage.v1.ListImagesRequest
@@ -1368,7 +1519,7 @@ export type ListImagesRequest = Message<"codeximage.v1.ListImagesRequest"> & {
  * Use `create(ListImagesRequestSchema)` to create a new message.
  */
 export const ListImagesRequestSchema: GenMessage<ListImagesRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 24);
+  messageDesc(file_codeximage_v1_image_service, 26);
 
 /**
  * @generated from message codeximage.v1.ListImagesResponse
@@ -1392,7 +1543,7 @@ export type ListImagesResponse = Message<"codeximage.v1.ListImagesResponse"> & {
  * Use `create(ListImagesResponseSchema)` to create a new message.
  */
 export const ListImagesResponseSchema: GenMessage<ListImagesResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 25);
+  messageDesc(file_codeximage_v1_image_service, 27);
 
 /**
  * @generated from message codeximage.v1.DeleteImageRequest
@@ -1409,7 +1560,7 @@ export type DeleteImageRequest = Message<"codeximage.v1.DeleteImageRequest"> & {
  * Use `create(DeleteImageRequestSchema)` to create a new message.
  */
 export const DeleteImageRequestSchema: GenMessage<DeleteImageRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 26);
+  messageDesc(file_codeximage_v1_image_service, 28);
 
 /**
  * @generated from message codeximage.v1.DeleteImageResponse
@@ -1422,7 +1573,7 @@ export type DeleteImageResponse = Message<"codeximage.v1.DeleteImageResponse"> &
  * Use `create(DeleteImageResponseSchema)` to create a new message.
  */
 export const DeleteImageResponseSchema: GenMessage<DeleteImageResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 27);
+  messageDesc(file_codeximage_v1_image_service, 29);
 
 /**
  * @generated from message codeximage.v1.ListRequestsRequest
@@ -1487,7 +1638,7 @@ export type ListRequestsRequest = Message<"codeximage.v1.ListRequestsRequest"> &
  * Use `create(ListRequestsRequestSchema)` to create a new message.
  */
 export const ListRequestsRequestSchema: GenMessage<ListRequestsRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 28);
+  messageDesc(file_codeximage_v1_image_service, 30);
 
 /**
  * @generated from message codeximage.v1.ListRequestsResponse
@@ -1511,7 +1662,7 @@ export type ListRequestsResponse = Message<"codeximage.v1.ListRequestsResponse">
  * Use `create(ListRequestsResponseSchema)` to create a new message.
  */
 export const ListRequestsResponseSchema: GenMessage<ListRequestsResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 29);
+  messageDesc(file_codeximage_v1_image_service, 31);
 
 /**
  * One Generate request as the history keeps it.
@@ -1552,7 +1703,7 @@ export type RequestRecord = Message<"codeximage.v1.RequestRecord"> & {
   keyName: string;
 
   /**
-   * "grpc" or "http".
+   * "grpc", "http" (the /v1 plugin routes) or "openai" (the OpenAI Images API).
    *
    * @generated from field: string surface = 6;
    */
@@ -1651,7 +1802,7 @@ export type RequestRecord = Message<"codeximage.v1.RequestRecord"> & {
  * Use `create(RequestRecordSchema)` to create a new message.
  */
 export const RequestRecordSchema: GenMessage<RequestRecord> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 30);
+  messageDesc(file_codeximage_v1_image_service, 32);
 
 /**
  * @generated from message codeximage.v1.GetRequestRequest
@@ -1670,7 +1821,7 @@ export type GetRequestRequest = Message<"codeximage.v1.GetRequestRequest"> & {
  * Use `create(GetRequestRequestSchema)` to create a new message.
  */
 export const GetRequestRequestSchema: GenMessage<GetRequestRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 31);
+  messageDesc(file_codeximage_v1_image_service, 33);
 
 /**
  * @generated from message codeximage.v1.GetRequestResponse
@@ -1701,7 +1852,7 @@ export type GetRequestResponse = Message<"codeximage.v1.GetRequestResponse"> & {
  * Use `create(GetRequestResponseSchema)` to create a new message.
  */
 export const GetRequestResponseSchema: GenMessage<GetRequestResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 32);
+  messageDesc(file_codeximage_v1_image_service, 34);
 
 /**
  * An API key's use against its limits; a limit of 0 means none.
@@ -1742,7 +1893,39 @@ export type KeyUsage = Message<"codeximage.v1.KeyUsage"> & {
  * Use `create(KeyUsageSchema)` to create a new message.
  */
 export const KeyUsageSchema: GenMessage<KeyUsage> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 33);
+  messageDesc(file_codeximage_v1_image_service, 35);
+
+/**
+ * Where a transparent image's alpha channel came from.
+ *
+ * @generated from enum codeximage.v1.AlphaSource
+ */
+export enum AlphaSource {
+  /**
+   * @generated from enum value: ALPHA_SOURCE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The image tool returned a real alpha channel (transparent_background).
+   *
+   * @generated from enum value: ALPHA_SOURCE_IMAGE_MODEL = 1;
+   */
+  IMAGE_MODEL = 1,
+
+  /**
+   * The server keyed a flat key-colour background out locally.
+   *
+   * @generated from enum value: ALPHA_SOURCE_KEYED_MATTE = 2;
+   */
+  KEYED_MATTE = 2,
+}
+
+/**
+ * Describes the enum codeximage.v1.AlphaSource.
+ */
+export const AlphaSourceSchema: GenEnum<AlphaSource> = /*@__PURE__*/
+  enumDesc(file_codeximage_v1_image_service, 0);
 
 /**
  * @generated from service codeximage.v1.ImageService
