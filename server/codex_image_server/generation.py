@@ -168,6 +168,9 @@ class Generation:
             workdir = workdirs.new_path(self._work_root, spec.request_id)
             await _shielded(self._blocking.run(workdirs.create, workdir))
             refs = await _shielded(self._blocking.run(references.write, spec.references, workdir / "references"))
+            # The originals are on disk now: their bytes need not stay in memory.
+            self.spec = spec = dataclasses.replace(
+                spec, references=tuple(dataclasses.replace(r, image=b"") for r in spec.references))
             permits = threading.Semaphore(ticket.n)
             for i in range(spec.count):
                 threading.Thread(target=self._candidate, args=(i, codex, workdir, refs, permits),

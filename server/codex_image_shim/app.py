@@ -149,6 +149,11 @@ class Shim:
         self.openapi = openapi.document(self.routes)
         self._openapi_body = _dumps(self.openapi)
         self._special = {"Generate": self._generate, "Health": self._health, "GetImageFile": self._image_file}
+        self._health_json: dict[bytes, tuple[int, bytes]] = {}
+        # Literal paths (no variables) resolved once: the hot GETs skip the regexes.
+        self._literal = {(m, r.template): r for r in self.routes if not r.variables
+                         for m in ((r.http_method, "HEAD") if r.http_method == "GET" else (r.http_method,))}
+        self._message_classes = {r.rpc: message_factory.GetMessageClass(r.method.input_type) for r in self.routes}
         self.openai = OpenAISurface(self)
 
     def application(self) -> web.Application:
@@ -176,7 +181,10 @@ class Shim:
                 return await self.openai.handle(request)  # its own error shape
             if request.path == METRICS_PATH and self.metrics_registry is not None:
                 return await self._metrics(request)
-            route, found = routes.resolve(self.routes, request.method, request.path)
+            route = self._literal.get((request.method, request.path))
+            found = {}
+            if route is None:
+                route, found = routes.resolve(self.routes, request.method, request.path)
             if route is None:
                 if found:
                     raise errors.method_not_allowed(request.method, request.path, found)
@@ -218,7 +226,9 @@ class Shim:
             raise errors.unauthenticated(exc.message) from None
 
     def _request_message(self, route, request: web.Request, params: dict, body: dict | None = None):
-        message = message_factory.GetMessageClass(route.method.input_type)()
+        message = self._message_classes[route.rpc]()
+        if not body and not params and not request.query_string:
+            return message  # nothing to parse (GET /v1/capabilities, /healthz)
         data = dict(body or {})
         data.update({k: v for k, v in request.query.items() if k != "stream"})
         data.update(params)
@@ -316,8 +326,16 @@ class Shim:
         # uses the server's own internal key for this one call.
         metadata = (("x-api-key", self.internal_key),) if self.internal_key else ()
         response = await self.channel.unary("Health", pb.HealthRequest(), metadata)
-        status, body = adapter.health(jsonmap.to_dict(response))
-        return json_response(body, status)
+        # The answer changes only when readiness or slot use does: its JSON is
+        # kept by the message's wire bytes (cheap) instead of re-rendered.
+        wire = response.SerializeToString(deterministic=True)
+        rendered = self._health_json.get(wire)
+        if rendered is None:
+            status, body = adapter.health(jsonmap.to_dict(response))
+            if len(self._health_json) >= 64:
+                self._health_json.clear()
+            rendered = self._health_json[wire] = (status, _dumps(body))
+        return web.Response(body=rendered[1], status=rendered[0], content_type=JSON)
 
     @staticmethod
     def _file_headers(image_id: str, content_type: str, sha256: str) -> dict:

@@ -42,9 +42,9 @@ class InProcessContext:
         self._callbacks: list = []
         self._done = False
         self._cancelled = False
-        # One message in flight: write() waits until the caller took the last
-        # one, as gRPC flow control makes a remote writer wait.
-        self.responses: asyncio.Queue = asyncio.Queue(maxsize=1)
+        # Streams only. One message in flight: write() waits until the caller
+        # took the last one, as gRPC flow control makes a remote writer wait.
+        self.responses: asyncio.Queue | None = None
 
     def invocation_metadata(self):
         return self._metadata
@@ -107,6 +107,7 @@ class InProcessChannel:
         """The handler runs as its own task writing into the context; use with
         contextlib.aclosing: leaving early cancels the call."""
         context = InProcessContext(metadata, self._peer)
+        context.responses = asyncio.Queue(maxsize=1)
 
         async def run():
             await getattr(self._servicer, method)(request, context)

@@ -67,12 +67,14 @@ def _next(iterator):
 def _errors_to_status(method):
     """A unary RPC: the API-key check, then the method, every failure mapped to
     a rich status. A plain (sync) method runs in the blocking pool."""
+    is_async, name = inspect.iscoroutinefunction(method), method.__name__
+
     @functools.wraps(method)
     async def wrapper(self, request, context):
         try:
             auth.check(context.invocation_metadata(), self._service.keyring)
-            request = parsed(request, method.__name__)
-            if inspect.iscoroutinefunction(method):
+            request = parsed(request, name)
+            if is_async:
                 return await method(self, request, context)
             return await self._blocking.run(method, self, request, context)
         except Exception as exc:  # noqa: BLE001 - mapped, never leaked
@@ -150,7 +152,11 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
 
     @_stream_errors_to_status
     async def Generate(self, request, context):
-        call = await self._service.generate(convert.params(request), self._caller(context))
+        params = convert.params(request)
+        # The reference bytes now live in `params` alone: one copy less in memory per request.
+        request.ClearField("references")
+        call = await self._service.generate(params, self._caller(context))
+        del params
         # Fires on cancel, deadline and normal completion alike: cancel() is idempotent.
         context.add_done_callback(lambda _: call.cancel("call ended"))
         async with contextlib.aclosing(call.events()) as events:
