@@ -137,6 +137,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--requests", type=int, default=36)
     parser.add_argument("--no-throughput", action="store_true", help="skip the 1/2/3-replica throughput")
+    parser.add_argument("--no-stores", action="store_true",
+                        help="replicas on their own SQLite and files (the balancer alone, for comparison)")
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="cluster-bench-"))
     fake = fake_codex_launcher(directory)
@@ -144,7 +146,7 @@ def main() -> None:
     # shared (anonymous calls: no key to admit, the implicit account each
     # replica's own).
     cluster = Cluster(directory / "c", replicas=3, codex_bin=str(fake), args=["--max-concurrent", "4"],
-                      with_stores=shared_stores_supported())
+                      with_stores=shared_stores_supported() and not args.no_stores)
     for replica in cluster.replicas:
         replica.codex_home.mkdir(parents=True, exist_ok=True)
         (replica.codex_home / "auth.json").write_text('{"fake": true}')
@@ -186,7 +188,7 @@ def main() -> None:
         v = statistics.median(fetch_via)
         print(f"GetImageFile {mb:.1f} MB through HAProxy: {v * 1000:.0f} ms ({mb / v:.0f} MB/s), "
               f"+{(v - d) * 1000 / mb:.1f} ms per MB")
-    if shared_stores_supported():
+    if shared_stores_supported() and not args.no_stores:
         store_costs(directory, fake, args.runs)
 
 
