@@ -41,6 +41,16 @@ func (e *Error) Error() string {
 // GRPCStatus lets status.FromError and status.Code see through the wrapper.
 func (e *Error) GRPCStatus() *status.Status { return e.status }
 
+// ConnectionLost is the Reason of an Unavailable *Error for a call whose
+// stream a proxy ended without any status because the server behind it went
+// away mid-call (HAProxy does that when a replica dies). grpc-go reports it as
+// Internal "server closed the stream without sending trailers"; our servers
+// never end a call that way, so it is the transport, and the call may be
+// retried (another replica will answer).
+const ConnectionLost = "CONNECTION_LOST"
+
+const cutStream = "server closed the stream without sending trailers"
+
 // asError turns a gRPC error into *Error; nil stays nil.
 func asError(err error) error {
 	if err == nil {
@@ -49,6 +59,12 @@ func asError(err error) error {
 	st, ok := status.FromError(err)
 	if !ok {
 		return err // not a gRPC status (e.g. a local I/O error)
+	}
+	if st.Code() == codes.Internal && st.Message() == cutStream && len(st.Details()) == 0 {
+		msg := "the connection to the server was lost mid-call (grpc: Internal \"" + cutStream +
+			"\", no status from any server): it went away"
+		return &Error{Code: codes.Unavailable, Message: msg, Reason: ConnectionLost,
+			status: status.New(codes.Unavailable, msg)}
 	}
 	e := &Error{Code: st.Code(), Message: st.Message(), status: st}
 	for _, d := range st.Details() {

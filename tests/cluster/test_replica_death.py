@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from codeximage.v1 import image_service_pb2_grpc as pbg
 from codex_image_client.errors import CONNECTION_LOST, CUT_STREAM, from_rpc_error
 from codex_image_client.retry import retryable
 from tests.support import procs
+from tests.support.server_proc import REPO
 
 from .conftest import CHECK_MS, replica_runs
 
@@ -112,3 +114,50 @@ def test_the_cli_retries_a_generation_cut_by_its_replicas_death(cluster, tmp_pat
     # The retry ran on another replica.
     runs = [(rep.name, r) for rep in cluster.replicas for r in replica_runs(rep) if "/cut-" in r["cwd"]]
     assert len(runs) == 2 and len({name for name, _ in runs}) == 2, runs
+
+
+def go_example(target: str, prompt: str, out: Path) -> list[str]:
+    go = shutil.which("go")
+    assert go, "the Go toolchain is needed for the Go client"
+    exe = out / "example"
+    subprocess.run([go, "build", "-o", str(exe), "./cmd/example"], cwd=REPO / "clients" / "go", check=True,
+                   capture_output=True, timeout=600)
+    return [str(exe), "-server", target, "-o", str(out), prompt]
+
+
+def ts_example(target: str, prompt: str, out: Path) -> list[str]:
+    ts = REPO / "clients" / "typescript"
+    subprocess.run([str(ts / "node_modules" / ".bin" / "tsc"), "-p", "tsconfig.json"], cwd=ts, check=True,
+                   capture_output=True, timeout=300)
+    return [shutil.which("node"), str(ts / "dist" / "examples" / "generate.js"), prompt, "1", str(out)]
+
+
+@pytest.mark.parametrize("client", ["go", "ts"])
+def test_go_and_typescript_callers_of_a_killed_replica_see_a_retryable_error(cluster, tmp_path, client):
+    """The same cut stream reaches grpc-go as Internal "server closed the
+    stream without sending trailers" and Connect as Internal "protocol error:
+    missing status"; both clients report it as Unavailable CONNECTION_LOST."""
+    example = {"go": go_example, "ts": ts_example}[client]
+    cmd = example(cluster.balancer.target, f"cut-{client} [[fake delay=60]]", tmp_path)
+    env = dict(os.environ, CODEX_IMAGE_ADDR=cluster.balancer.target)
+    env.pop("CODEX_IMAGE_API_KEY", None)
+    caller = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                              text=True)
+    victim = None
+    try:
+        # These callers let the server name the request, so its run is found
+        # as the only one alive (earlier tests' runs are gone).
+        assert procs.wait_until(lambda: any(procs.running(r["pid"]) for rep in cluster.replicas
+                                            for r in replica_runs(rep)), 30)
+        victim = next(rep for rep in cluster.replicas if any(procs.running(r["pid"]) for r in replica_runs(rep)))
+        victim.kill()
+        _, err = caller.communicate(timeout=30)
+    finally:
+        if caller.poll() is None:
+            caller.kill()
+            caller.wait()
+        if victim is not None:
+            victim.start()
+    assert caller.returncode == 1, err
+    expected = "Unavailable (CONNECTION_LOST): the connection to the server was lost mid-call"
+    assert expected in err, err

@@ -20,6 +20,11 @@ export class ImageClientError extends Error {
   readonly violations: FieldViolation[];
 
   constructor(cause: ConnectError) {
+    if (isCutStream(cause)) {
+      cause = new ConnectError(
+        `the connection to the server was lost mid-call (Internal "${cause.rawMessage}", no status from any server): it went away`,
+        Code.Unavailable, undefined, [{ desc: ErrorInfoSchema, value: { reason: CONNECTION_LOST } }], cause);
+    }
     const info = cause.findDetails(ErrorInfoSchema)[0];
     const violations = cause.findDetails(BadRequestSchema).flatMap((bad) =>
       bad.fieldViolations.map((v) => ({ field: v.field, description: v.description, reason: v.reason })));
@@ -32,6 +37,19 @@ export class ImageClientError extends Error {
     this.domain = info?.domain ?? "";
     this.violations = violations;
   }
+}
+
+/**
+ * The reason of an Unavailable error for a call whose stream a proxy ended
+ * without any status because the server behind it went away mid-call
+ * (HAProxy does that when a replica dies); Connect reports it as Internal
+ * "protocol error: missing status". Our servers never end a call that way, so
+ * it is the transport, and the call may be retried (another replica answers).
+ */
+export const CONNECTION_LOST = "CONNECTION_LOST";
+
+function isCutStream(err: ConnectError): boolean {
+  return err.code === Code.Internal && err.rawMessage === "protocol error: missing status" && err.details.length === 0;
 }
 
 /** Wraps whatever a call threw (including an AbortSignal's reason) as an ImageClientError. */
