@@ -147,16 +147,28 @@ class AccountPool:
             account.exhausted_until = max(account.exhausted_until, until)
             self._cond.notify_all()
 
-    def states(self) -> list[AccountState]:
+    def states(self, cached: bool = False) -> list[AccountState] | None:
+        """Each account's state. With `cached`, from the last probes only, so
+        it never blocks (None before every account's first probe)."""
         now = time.time()
         with self._cond:
             raw = [(a, a.in_use, a.exhausted_until if self._exhausted(a, now) else 0.0) for a in self._accounts]
-        return [AccountState(a.name, a.spec.home, a.readiness.get(), in_use, a.spec.limit, until)
-                for a, in_use, until in raw]
+        ready = [a.readiness.cached() if cached else a.readiness.get() for a, _, _ in raw]
+        if any(r is None for r in ready):
+            return None
+        return [AccountState(a.name, a.spec.home, r, in_use, a.spec.limit, until)
+                for (a, in_use, until), r in zip(raw, ready)]
 
     def cached_readiness(self) -> Readiness | None:
         """Like `readiness` from the last probes only (None before every account's first)."""
         results = [a.readiness.cached() for a in self._accounts]
+        if any(r is None for r in results):
+            return None
+        return next((r for r in results if r.ready), results[0])
+
+    def fresh_readiness(self) -> Readiness | None:
+        """Like `readiness` when no account needs a probe, else None."""
+        results = [a.readiness.fresh() for a in self._accounts]
         if any(r is None for r in results):
             return None
         return next((r for r in results if r.ready), results[0])
