@@ -23,9 +23,12 @@ all: setup
 setup: venv codex
 
 # Two editable installs, the client package first: the server depends on it
-# (for the stubs), and pip must find it installed rather than look it up.
+# (for the stubs). CODEX_IMAGE_CLIENT_INSTALLED makes the server name the
+# client by its version range, which the editable client satisfies (setup.py;
+# by default a checkout's server names clients/python by path, and pip would
+# reinstall it non-editable).
 venv: $(STAMPS)/venv
-$(STAMPS)/venv: pyproject.toml $(PY_CLIENT)/pyproject.toml VERSION
+$(STAMPS)/venv: pyproject.toml setup.py $(PY_CLIENT)/pyproject.toml VERSION
 	@mkdir -p $(STAMPS)
 	$(PYTHON) -m venv $(VENV)
 	@# Metadata left at the top by the layout before the client package was
@@ -33,7 +36,7 @@ $(STAMPS)/venv: pyproject.toml $(PY_CLIENT)/pyproject.toml VERSION
 	rm -rf codex_image_server.egg-info
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -e ./$(PY_CLIENT)
-	$(PIP) install --quiet -e '.[dev]'
+	CODEX_IMAGE_CLIENT_INSTALLED=1 $(PIP) install --quiet -e '.[dev]'
 	touch $@
 
 # Python stubs into the client package (checked in). google/api and

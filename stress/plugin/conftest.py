@@ -1,19 +1,2 @@
-"""One server (gRPC and the /v1 shim, fake codex) shared by the plugin tests."""
-from __future__ import annotations
-
-import pytest
-
-from tests.support.server_proc import start_server
-
-
-@pytest.fixture(scope="session")
-def plugin_server(tmp_path_factory):
-    with start_server(tmp_path_factory.mktemp("plugin"), http=True) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="session")
-def plugin_stub(plugin_server):
-    channel = plugin_server.channel()
-    yield plugin_server.stub(channel)
-    channel.close()
+"""The plugin tests' shared server and stub (tests/plugin/conftest.py)."""
+from tests.plugin.conftest import plugin_server, plugin_stub  # noqa: F401  (pytest fixtures)

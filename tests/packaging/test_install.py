@@ -21,7 +21,8 @@ INSTALL_TIMEOUT_S = 600
 
 
 def clean_env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    drop = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "CODEX_IMAGE_CLIENT_INSTALLED")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(extra)
     return env
 
@@ -110,13 +111,36 @@ def test_wheels_in_fresh_venvs_serve_and_call(wheelhouse, client_bin, elsewhere,
         call_server(srv.grpc_target, client_bin / "codex-image", client_bin / "python", tmp_path / "out", elsewhere)
 
 
+def test_published_wheel_names_the_client_by_range(wheelhouse):
+    """Built from the sdist (what gets published), the server names the client
+    by its release range, never by a path on the machine that built it."""
+    import zipfile
+    wheel = wheelhouse / f"codex_image_server-{VERSION}-py3-none-any.whl"
+    metadata = zipfile.ZipFile(wheel).read(f"codex_image_server-{VERSION}.dist-info/METADATA").decode()
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist: codex-image-client")]
+    major, minor = VERSION.split(".")[:2]
+    assert requires == [f"Requires-Dist: codex-image-client<{major}.{int(minor) + 1},>={VERSION}"]
+
+
+def test_pip_install_from_the_checkout(elsewhere, tmp_path):
+    """What a new user types: `pip install .` into a clean venv, no client
+    installed first. Both commands work, and the installed CLI calls the
+    installed server."""
+    bin_dir = fresh_venv(tmp_path / "venv", REPO, find_links=tmp_path, cwd=elsewhere)
+    assert run([bin_dir / "codex-image-server", "--version"], cwd=elsewhere).stdout.strip() \
+        == f"codex-image-server {VERSION}"
+    assert run([bin_dir / "codex-image", "--version"], cwd=elsewhere).stdout.strip() == f"codex-image {VERSION}"
+    with start_server(tmp_path / "srv", command=[str(bin_dir / "codex-image-server")], cwd=elsewhere) as srv:
+        call_server(srv.grpc_target, bin_dir / "codex-image", bin_dir / "python", tmp_path / "out", elsewhere)
+
+
 def test_pipx_install_from_the_checkout(client_bin, elsewhere, tmp_path):
-    """README's pipx command: the server, its client dependency from the same
-    checkout, in a venv pipx makes; called with the separately installed client."""
+    """README's pipx command, `pipx install .`: the server and its client
+    dependency from the same checkout, in a venv pipx makes; called with the
+    separately installed client."""
     pipx_env = clean_env(PIPX_HOME=str(tmp_path / "pipx"), PIPX_BIN_DIR=str(tmp_path / "bin"),
                          PIPX_MAN_DIR=str(tmp_path / "man"))
-    run([sys.executable, "-m", "pipx", "install", "--pip-args=--no-compile", "--preinstall", REPO / "clients" / "python",
-         REPO], cwd=elsewhere, env=pipx_env)
+    run([sys.executable, "-m", "pipx", "install", "--pip-args=--no-compile", REPO], cwd=elsewhere, env=pipx_env)
     server = tmp_path / "bin" / "codex-image-server"
     assert run([server, "--version"], cwd=elsewhere).stdout.strip() == f"codex-image-server {VERSION}"
     with start_server(tmp_path / "srv", command=[str(server)], cwd=elsewhere) as srv:

@@ -13,6 +13,7 @@ import dataclasses
 import io
 import itertools
 
+import pytest
 from PIL import Image
 
 from tests.shim.client import request
@@ -184,3 +185,23 @@ def _check_reference_uses(uses: list[dict], row: Row) -> None:
         assert usages == ["original"] * row.references
     else:
         assert usages == ["original"] * 4 + ["contact_sheet"] * (row.references - 4)
+
+
+def row_id(row: Row) -> str:
+    return f"{row.aspect}-{row.preset}-refs{row.references}-n{row.count}"
+
+
+def matrix_tests(rows: list[Row]):
+    """The two matrix tests over `rows`, for a test module to bind at top
+    level: every row through the shim, and the same request through gRPC."""
+    each_row = pytest.mark.parametrize("row", rows, ids=row_id)
+
+    @each_row
+    def test_plugin_body_through_the_shim(plugin_server, row):
+        check_shim(plugin_server.http_base, row)
+
+    @each_row
+    def test_same_request_through_grpc(plugin_stub, row):
+        check_grpc(plugin_stub, row)
+
+    return test_plugin_body_through_the_shim, test_same_request_through_grpc

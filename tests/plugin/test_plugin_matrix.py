@@ -7,28 +7,14 @@ least once (all pairs). `make stress` runs the full cross product.
 """
 from __future__ import annotations
 
-import pytest
-
-from .matrix import check_grpc, check_shim, covers_all_pairs, full_rows, pairwise_rows
+from .matrix import covers_all_pairs, full_rows, matrix_tests, pairwise_rows
 
 ROWS = pairwise_rows()
 
-
-def _id(row) -> str:
-    return f"{row.aspect}-{row.preset}-refs{row.references}-n{row.count}"
+test_plugin_body_through_the_shim, test_same_request_through_grpc = matrix_tests(ROWS)
 
 
 def test_the_plan_covers_every_pair_and_every_aspect_with_every_preset():
     assert covers_all_pairs(ROWS)
     assert {(r.aspect, r.preset) for r in ROWS} == {(r.aspect, r.preset) for r in full_rows()}
     assert len(ROWS) < len(full_rows()) // 5  # the point of pairs: fast enough for `make test`
-
-
-@pytest.mark.parametrize("row", ROWS, ids=_id)
-def test_plugin_body_through_the_shim(plugin_server, row):
-    check_shim(plugin_server.http_base, row)
-
-
-@pytest.mark.parametrize("row", ROWS, ids=_id)
-def test_same_request_through_grpc(plugin_stub, row):
-    check_grpc(plugin_stub, row)
