@@ -27,6 +27,7 @@ _POLL_S = 0.005
 _GROUP_SCAN_S = 0.05  # a scan of every process (portable path only): not every few ms
 _STRAY_POLL_S = 0.05  # a scan of every environ: not every few ms
 _GROUP_FIRST_S = 0.1  # how long a stop waits for the group before looking for strays
+_GROUP_POLL_S = 0.001  # meanwhile: three system calls a round, and a cancel waits on it
 # No KEY/TOKEN/SECRET in the name: codex strips such variables from what it
 # passes to its shells, and the id is not a secret anyway.
 RUN_ID_ENV = "CODEX_IMAGE_SERVER_RUN_ID"
@@ -210,7 +211,7 @@ class ProcessGroup:
         deadline = time.monotonic() + grace
         group_wait = time.monotonic() + min(grace, _GROUP_FIRST_S)
         while not self._reap_ours() and time.monotonic() < group_wait:
-            time.sleep(_POLL_S)
+            time.sleep(_GROUP_POLL_S)
         self.signal(signal.SIGTERM)
         if self.wait_gone(max(0.0, deadline - time.monotonic())):
             return
