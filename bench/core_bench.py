@@ -131,29 +131,41 @@ def curl_speed(url: str) -> float:
     return float(out[0])
 
 
+def _file_stub(port: int):
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    return channel.unary_stream("/codeximage.v1.ImageService/GetImageFile",
+                                request_serializer=pb.GetImageFileRequest.SerializeToString,
+                                response_deserializer=pb.GetImageFileResponse.FromString)
+
+
 def grpc_speed(stub, image_id: str, size: int) -> float:
     started = time.perf_counter()
-    n = sum(len(m.data) for m in stub.GetImageFile(pb.GetImageFileRequest(image_id=image_id), timeout=60))
+    call = stub.GetImageFile if hasattr(stub, "GetImageFile") else stub
+    n = sum(len(m.data) for m in call(pb.GetImageFileRequest(image_id=image_id), timeout=60))
     assert n == size
     return n / (time.perf_counter() - started)
 
 
 def bench_download(srv, runs: int, record, path: Path) -> None:
-    shim, static, via_grpc = [], [], []
+    shim, static, via_grpc, bare_grpc = [], [], [], []
     stub = srv.stub()
-    with bare("file", str(path)) as port:
+    with bare("file", str(path)) as port, bare("grpcfile", str(path)) as grpc_port:
+        bare_stub = _file_stub(grpc_port)
         for _ in range(max(runs, 5)):
             shim.append(curl_speed(f"{srv.http_base}/v1/images/{record.id}/file"))
             static.append(curl_speed(f"http://127.0.0.1:{port}/file"))
             via_grpc.append(grpc_speed(stub, record.id, record.byte_size))
+            bare_grpc.append(grpc_speed(bare_stub, record.id, record.byte_size))
     ratio = statistics.median(shim) / statistics.median(static)
     mb = record.byte_size / MB
     report(f"shim file {mb:.0f} MB / aiohttp static", ratio, ">= 0.8", ratio >= 0.8,
            "curl -s -o /dev/null -w %{speed_download} (shim vs bare FileResponse)",
            shim_mb_s=statistics.median(shim) / MB, static_mb_s=statistics.median(static) / MB)
-    speed = statistics.median(via_grpc) / MB
+    speed, bare_speed = statistics.median(via_grpc) / MB, statistics.median(bare_grpc) / MB
     report(f"GetImageFile {mb:.0f} MB, MB/s", speed, ">= 500", speed >= 500,
-           "python grpc client, sum of chunks, one channel")
+           "python grpc client, sum of chunks, one channel", bare_grpc_aio_mb_s=bare_speed)
+    report(f"GetImageFile {mb:.0f} MB / bare grpc.aio (1 MiB chunks)", speed / bare_speed, "(baseline)", True,
+           "the same client against bench/bare_servers.py grpcfile, interleaved")
 
 
 def _fds(pid: int) -> int:
@@ -170,8 +182,8 @@ def _rss_mib(pid: int) -> float:
 def bench_stalled(tmp: Path, idle_s: float = 8.0, clients: int = 200) -> None:
     output = tmp / "stalled-output"
     output.mkdir()
-    record, _ = make_image(output, 25)
-    with start_server(tmp / "stalled", http=True, output_dir=output,
+    record, _ = make_image(output, tmp / "stalled-state", 25)
+    with start_server(tmp / "stalled", http=True, output_dir=output, state_dir=tmp / "stalled-state",
                       args=["--download-idle-timeout-ms", str(int(idle_s * 1000)), "--max-concurrent", "8"]) as srv:
         channel = srv.channel()
         stub, health = srv.stub(channel), health_pb2_grpc.HealthStub(channel)
@@ -263,9 +275,9 @@ def main() -> int:
         tmp = Path(tmp)
         output = tmp / "output"
         output.mkdir()
-        record, path = make_image(output, 30)
+        record, path = make_image(output, tmp / "state", 30)
         if {"fixed", "grpc", "download"} & set(args.only):
-            with start_server(tmp / "main", http=True, output_dir=output) as srv:
+            with start_server(tmp / "main", http=True, output_dir=output, state_dir=tmp / "state") as srv:
                 if "fixed" in args.only:
                     bench_fixed(srv, args.runs, args.seconds, tmp)
                 if "grpc" in args.only:

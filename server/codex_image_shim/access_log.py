@@ -10,7 +10,7 @@ import secrets
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from codex_image_server.logs import log_soon
+from codex_image_server import logs
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -41,10 +41,8 @@ class JsonAccessLogger(AbstractAccessLogger):
         path = request.path
         # The id as the response carries it (set as it was prepared): no second lookup.
         rid = response.headers.get(REQUEST_ID_HEADER) or request_id(request)
-        log_soon("http.access", request_id=rid, method=request.method[:16],
-                 path=path[:_PATH_CHARS] + ("..." if len(path) > _PATH_CHARS else ""),
-                 status=response.status, bytes=response.body_length, duration_ms=int(time * 1000),
-                 remote=request.remote)
+        logs.access(rid, request.method[:16], path[:_PATH_CHARS] + ("..." if len(path) > _PATH_CHARS else ""),
+                    response.status, response.body_length, int(time * 1000), request.remote)
 
     @property
     def enabled(self) -> bool:

@@ -177,23 +177,24 @@ class Shim:
     # -- dispatch -----------------------------------------------------------
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        method, path = request.method, request.path
         try:
-            if request.method == "OPTIONS":
-                return web.Response(status=204, headers=PREFLIGHT_HEADERS)
-            if request.path == OPENAPI_PATH:
-                return await self._openapi(request)
-            if self.openai.owns(request.path):
-                return await self.openai.handle(request)  # its own error shape
-            if request.path == METRICS_PATH and self.metrics_registry is not None:
-                return await self._metrics(request)
-            route = self._literal.get((request.method, request.path))
+            route = self._literal.get((method, path))  # the hot GETs: one lookup
             found = {}
             if route is None:
-                route, found = routes.resolve(self.routes, request.method, request.path)
+                if method == "OPTIONS":
+                    return web.Response(status=204, headers=PREFLIGHT_HEADERS)
+                if path == OPENAPI_PATH:
+                    return await self._openapi(request)
+                if self.openai.owns(path):
+                    return await self.openai.handle(request)  # its own error shape
+                if path == METRICS_PATH and self.metrics_registry is not None:
+                    return await self._metrics(request)
+                route, found = routes.resolve(self.routes, method, path)
             if route is None:
                 if found:
-                    raise errors.method_not_allowed(request.method, request.path, found)
-                raise errors.not_found_route(request.path)
+                    raise errors.method_not_allowed(method, path, found)
+                raise errors.not_found_route(path)
             if route.rpc != "Health" and (route.body or found or request.query_string):
                 # Something to parse: the key first. A bare GET has nothing
                 # to parse; the servicer's own check comes before all else.

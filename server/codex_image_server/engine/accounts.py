@@ -147,17 +147,23 @@ class AccountPool:
             account.exhausted_until = max(account.exhausted_until, until)
             self._cond.notify_all()
 
-    def states(self, cached: bool = False) -> list[AccountState] | None:
-        """Each account's state. With `cached`, from the last probes only, so
-        it never blocks (None before every account's first probe)."""
+    def snapshot(self, cached: bool = False) -> tuple | None:
+        """(account, readiness, runs in use, exhausted until) of each account,
+        cheap to compare. With `cached`, from the last probes only, so it never
+        blocks (None before every account's first probe)."""
         now = time.time()
         with self._cond:
             raw = [(a, a.in_use, a.exhausted_until if self._exhausted(a, now) else 0.0) for a in self._accounts]
-        ready = [a.readiness.cached() if cached else a.readiness.get() for a, _, _ in raw]
-        if any(r is None for r in ready):
-            return None
-        return [AccountState(a.name, a.spec.home, r, in_use, a.spec.limit, until)
-                for (a, in_use, until), r in zip(raw, ready)]
+        rows = tuple((a, a.readiness.cached() if cached else a.readiness.get(), in_use, until)
+                     for a, in_use, until in raw)
+        return None if any(r is None for _, r, _, _ in rows) else rows
+
+    @staticmethod
+    def states_of(rows: tuple) -> list[AccountState]:
+        return [AccountState(a.name, a.spec.home, r, in_use, a.spec.limit, until) for a, r, in_use, until in rows]
+
+    def states(self) -> list[AccountState]:
+        return self.states_of(self.snapshot())
 
     def cached_readiness(self) -> Readiness | None:
         """Like `readiness` from the last probes only (None before every account's first)."""

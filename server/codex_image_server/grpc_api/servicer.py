@@ -204,14 +204,14 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
         # The last probe's answer: a probe spawns codex, and Health must be
         # answered from the loop at once (a watcher keeps it fresh).
         ready = self._engine.readiness.cached() or await self._blocking.run(self._engine.readiness.get)
-        accounts = self._engine.accounts.states(cached=True)
-        if accounts is None:
-            accounts = await self._blocking.run(self._engine.accounts.states)
+        pool = self._engine.accounts
+        rows = pool.snapshot(cached=True) or await self._blocking.run(pool.snapshot)
         slots = self._slots.snapshot()
-        facts = (ready, slots, tuple(accounts), self._service.keyring.required)
+        facts = (ready, slots, rows, self._service.keyring.required)
         if self._health is not None and self._health[0] == facts:
             return self._health[1]  # unchanged: the same (frozen) answer, encoded once
         in_use, free, queued = slots
+        accounts = pool.states_of(rows)
         answer = frozen.freeze(pb.HealthResponse(
             status="ok" if ready.ready else "unavailable", ready=ready.ready, backend=BACKEND, model=MODEL,
             auth_required=self._service.keyring.required,
@@ -257,12 +257,18 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
 
     @_stream_errors_to_status
     async def GetImageFile(self, request, context):
-        """Chunks of CHUNK_BYTES, each read off the loop."""
+        """Chunks of CHUNK_BYTES, each read off the loop while the one before
+        it is being sent."""
         record = await self._blocking.run(self._service.get_image, request.image_id)
         f = await self._blocking.run(open, self._service.image_path(record), "rb", buffering=0)
+        reading = None
         try:
             first = True
-            while chunk := await self._blocking.run(f.read, CHUNK_BYTES):
+            reading = asyncio.ensure_future(self._blocking.run(f.read, CHUNK_BYTES))
+            # Shielded: a cancelled call leaves the read to finish, and the
+            # file is closed only after it (see finally).
+            while chunk := await asyncio.shield(reading):
+                reading = asyncio.ensure_future(self._blocking.run(f.read, CHUNK_BYTES))
                 if first:
                     first = False
                     yield pb.GetImageFileResponse(content_type=record.mime_type, total_size=record.byte_size,
@@ -272,4 +278,9 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
             if first:  # an empty file still says what it is
                 yield pb.GetImageFileResponse(content_type=record.mime_type, total_size=0, sha256=record.sha256)
         finally:
-            f.close()
+            if reading is not None and not reading.done():
+                # A read still runs in the pool: the file is closed after it,
+                # never under it (its descriptor could be reused meanwhile).
+                reading.add_done_callback(lambda done: (done.cancelled() or done.exception(), f.close()))
+            else:
+                f.close()
