@@ -71,6 +71,7 @@ bench: setup bench-tools
 	$(PY) bench/finish_early_bench.py
 	$(PY) bench/shim_bench.py
 	$(PY) bench/real_codex_service.py
+	$(MAKE) bench-cluster
 	$(PY) bench/history_bench.py
 
 clean:

@@ -22,7 +22,7 @@ from .metrics import Metrics
 from .retention import Retention, Sweeper
 from .service import Service
 from .slots import Slots
-from .store import INDEX_FILE, OutputStore
+from .store.backends import open_store
 
 
 def _write_ready_file(path: str, info: dict) -> None:
@@ -57,7 +57,10 @@ async def serve(settings) -> int:
     removed = workdirs.sweep(settings.work_dir)
     if removed:
         log("startup.removed_leftover_workdirs", level="warning", count=len(removed))
-    store = OutputStore(settings.output_dir, settings.state_dir / INDEX_FILE)
+    store = open_store(settings)
+    ledger = store.metadata.account_ledger()
+    if ledger is not None and engine.accounts.share(ledger):
+        log("accounts.shared", detail="runs and exhaustion of named accounts are shared through the database")
     keyring = Keyring(settings.api_keys, settings.keys_path)
     blocking = Blocking(settings.blocking_threads)
     service = Service(settings, engine, store, Slots(settings.max_concurrent, settings.queue_limit), keyring,

@@ -313,20 +313,20 @@ class Generation:
         cand_dir.mkdir()
         tried: set[str] = set()
         while True:
-            account = self._engine.accounts.acquire(self._cancelled, frozenset(tried))
+            held = self._engine.accounts.acquire(self._cancelled, frozenset(tried))
             try:
-                result, run = self._run_on(account, index, codex, cand_dir, refs)
+                result, run = self._run_on(held.account, index, codex, cand_dir, refs)
                 break
             except ServiceError as exc:
-                if exc.reason != "QUOTA_EXHAUSTED" or self._engine.accounts.single:
-                    raise
                 # Nothing was produced: skip this account until its reset and
                 # try the candidate on another one.
-                self._engine.accounts.mark_exhausted(account, exc)
-                tried.add(account.name)
-                log("candidate.account_exhausted", request_id=spec.request_id, index=index, account=account.name)
+                if exc.reason != "QUOTA_EXHAUSTED" or not self._engine.accounts.exhausted(held, exc):
+                    raise
+                tried.add(held.account.name)
+                log("candidate.account_exhausted", request_id=spec.request_id, index=index,
+                    account=held.account.name)
             finally:
-                self._engine.accounts.release(account)
+                self._engine.accounts.release(held)
         # The model draws at its own size (codex asks for "auto"): deliver the
         # asked-for one, unless the caller wants the model's own image; a
         # transparent background is made real first (transparency.py).

@@ -8,6 +8,7 @@ import time
 from .errors import FieldViolation, ServiceError, invalid, not_found
 from .request import GenerateParams, GenerationSpec
 from .store import Page, Query, RequestRecord, StoredImage
+from .store.records import Admission, KeyLoad
 from .store import paging
 from .store.metadata import MetadataStore
 from .store.records import STATUSES
@@ -25,13 +26,14 @@ class History:
         interrupted = metadata.end_interrupted(now_ms())
         self.interrupted_at_start = interrupted
 
-    def begin(self, spec: GenerationSpec, key_name: str, surface: str, arrived_ms: int) -> int:
-        """The running request's row; returns its sequence number."""
+    def begin(self, spec: GenerationSpec, key_name: str, surface: str, arrived_ms: int,
+              admission: Admission | None = None) -> int:
+        """The running request's row (if `admission` lets it in); returns its sequence number."""
         return self._meta.begin_request(RequestRecord(
             seq=0, request_id=spec.request_id, status="running", created_unix_ms=arrived_ms, key_name=key_name,
             surface=surface, prompt=spec.prompt, count=spec.count, requested_size=spec.size.requested,
             resolved_size=spec.size.text, aspect=spec.aspect, quality=spec.quality,
-            output_format=spec.output_format, reference_count=len(spec.references)))
+            output_format=spec.output_format, reference_count=len(spec.references)), admission)
 
     def refused(self, request_id: str, params: GenerateParams, key_name: str, surface: str, arrived_ms: int,
                 error: ServiceError) -> None:
@@ -64,5 +66,5 @@ class History:
         return paging.page("requests", query, self._meta.list_requests,
                            lambda r: paging.Cursor(r.created_unix_ms, str(r.seq)))
 
-    def images_since(self, key_name: str, since_ms: int) -> int:
-        return self._meta.images_counted_since(key_name, since_ms)
+    def key_load(self, key_name: str, since_ms: int) -> KeyLoad:
+        return self._meta.key_load(key_name, since_ms)

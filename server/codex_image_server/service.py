@@ -118,7 +118,8 @@ class Service:
                 *self._account_gauges()]
 
     def _account_gauges(self):
-        in_use = GaugeMetricFamily("codex_image_account_in_use", "Codex runs on each account", labels=["account"])
+        in_use = GaugeMetricFamily("codex_image_account_in_use",
+                                   "Codex runs on each account (on every replica sharing it)", labels=["account"])
         ready = GaugeMetricFamily("codex_image_account_ready", "1 when the account can take a run",
                                   labels=["account"])
         until = GaugeMetricFamily("codex_image_account_exhausted_until_seconds",
@@ -156,8 +157,8 @@ class GenerateCall:
         service, caller = self._svc, self._caller
         try:
             spec = validate(params, service.settings)
-            self._seq = service.limits.admit(caller.key, spec.count, lambda: service.history.begin(
-                spec, caller.key.name, caller.surface, self._arrived_ms))
+            self._seq = service.limits.admit(caller.key, spec.count, lambda admission: service.history.begin(
+                spec, caller.key.name, caller.surface, self._arrived_ms, admission))
         except ServiceError as exc:
             service.history.refused(usable_request_id(params), params, caller.key.name, caller.surface,
                                     self._arrived_ms, exc)
@@ -169,13 +170,11 @@ class GenerateCall:
 
     def abandon(self) -> None:
         """Admitted but never run: the caller went away first."""
-        try:
-            self._svc.history.finish(self._seq, "cancelled", ServiceError(
-                Kind.CANCELLED, "REQUEST_CANCELED", "the caller went away before the request started"),
-                duration_ms=int((time.monotonic() - self._started) * 1000), queue_wait_ms=0, codex_ms=0,
-                accounts=(), image_ids=())
-        finally:
-            self._svc.limits.release(self._caller.key)
+        # Its record's outcome frees the key's slot.
+        self._svc.history.finish(self._seq, "cancelled", ServiceError(
+            Kind.CANCELLED, "REQUEST_CANCELED", "the caller went away before the request started"),
+            duration_ms=int((time.monotonic() - self._started) * 1000), queue_wait_ms=0, codex_ms=0,
+            accounts=(), image_ids=())
         self._count("cancelled", "REQUEST_CANCELED")
 
     def prepare(self) -> None:
@@ -231,12 +230,10 @@ class GenerateCall:
         codex_ms = max(generation.codex_ms, default=0)
         # One UPDATE by primary key (WAL, no fsync): cheap enough for the loop,
         # and done before the caller sees the end, so GetRequest agrees at once.
-        try:
-            self._svc.history.finish(self._seq, status, error, duration_ms=duration_ms,
-                                     queue_wait_ms=generation.queue_wait_ms, codex_ms=codex_ms,
-                                     accounts=tuple(generation.accounts), image_ids=images)
-        finally:
-            self._svc.limits.release(self._caller.key)
+        # The outcome frees the key's slot (limits count running records).
+        self._svc.history.finish(self._seq, status, error, duration_ms=duration_ms,
+                                 queue_wait_ms=generation.queue_wait_ms, codex_ms=codex_ms,
+                                 accounts=tuple(generation.accounts), image_ids=images)
         reason = error.reason if error else ""
         self._count(status, reason)
         metrics.images.inc(len(images))

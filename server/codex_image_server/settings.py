@@ -49,6 +49,11 @@ class Settings:
     retention_max_age_s: int = 0
     retention_max_bytes: int = 0
     retention_interval_ms: int = 300_000
+    database_url: str = ""
+    object_store: str = ""
+    s3_endpoint: str = ""
+    s3_region: str = ""
+    lease_ms: int = 15_000
     remove_codex_copies: bool = True
     metrics_auth: str = "remote"
     allow_unauthenticated_remote: bool = False
@@ -112,6 +117,13 @@ FIELDS: list[tuple[str, type, str]] = [
     ("retention_max_age_s", int, "delete stored images older than this many seconds (0: keep)"),
     ("retention_max_bytes", int, "delete the oldest stored images while the store holds more bytes (0: no cap)"),
     ("retention_interval_ms", int, "how often the retention sweeper runs"),
+    ("database_url", str, "postgresql://… index shared by several replicas (default: SQLite in the state directory)"),
+    ("object_store", str, "s3://bucket/prefix for images shared by several replicas (default: files in output_dir)"),
+    ("s3_endpoint", str, "S3 API URL for --object-store (default: AWS); keys from AWS_ACCESS_KEY_ID and "
+                         "AWS_SECRET_ACCESS_KEY"),
+    ("s3_region", str, "S3 region for --object-store (default: AWS_DEFAULT_REGION, else us-east-1)"),
+    ("lease_ms", int, "with --database-url: how long a replica's account runs and running requests count for "
+                      "the others after its last heartbeat (a killed replica's free themselves this long after)"),
     ("remove_codex_copies", bool, "after each run, remove codex's own copy of the image and the thread's rollout"),
     ("keys_file", Path, "named API keys with limits (JSON; default <state_dir>/keys.json); re-read on SIGHUP"),
     ("metrics_auth", str, "who may read /metrics without a key: remote (loopback only), never, always"),
@@ -225,6 +237,8 @@ def check(settings: Settings) -> None:
         raise SystemExit("max_prompt_chars must be at least 1")
     if settings.blocking_threads < 1:
         raise SystemExit("blocking_threads must be at least 1")
+    if settings.lease_ms < 300:
+        raise SystemExit("lease_ms must be at least 300")
     if settings.download_idle_timeout_ms < 1:
         raise SystemExit("download_idle_timeout_ms must be at least 1")
     if settings.queue_limit < 0:

@@ -375,7 +375,9 @@ class Shim:
             await response.prepare(request)
             await response.write_eof()
             return response
-        return ImageFile(self.file_path(image.id, image.mime_type), headers["ETag"],
+        # Off the loop: with an object store the first read downloads the file.
+        path = await asyncio.get_running_loop().run_in_executor(None, self.file_path, image.id, image.mime_type)
+        return ImageFile(path, headers["ETag"],
                          self.settings.download_idle_timeout_ms / 1000, headers)
 
     async def _openapi(self, request):

@@ -1,21 +1,10 @@
 """Helpers for the history tests: real servers, a real SQLite file."""
 from __future__ import annotations
 
-import grpc
-from codeximage.v1 import image_service_pb2 as pb
+import pytest
 
-
-def generate(stub, prompt: str, *, count: int = 1, request_id: str = "", metadata=None, timeout: float = 60):
-    """Run one Generate to its end: (images, error or None)."""
-    images = []
-    try:
-        for r in stub.Generate(pb.GenerateRequest(prompt=prompt, count=count, request_id=request_id),
-                               metadata=metadata, timeout=timeout):
-            if r.WhichOneof("event") == "image":
-                images.append(r.image)
-    except grpc.RpcError as exc:
-        return images, exc
-    return images, None
+from tests.support import databases
+from tests.support.generating import generate  # noqa: F401 - the modules here import it from here
 
 
 def all_pages(call, request, metadata=None, field: str = "images") -> list:
@@ -27,3 +16,26 @@ def all_pages(call, request, metadata=None, field: str = "images") -> list:
         if not page.next_page_token:
             return items
         request.page_token = page.next_page_token
+
+
+# Every history test runs on both index backends: the embedded SQLite and
+# PostgreSQL (what several replicas share). Each module gets its own database,
+# and each test its own for the servers it starts itself.
+@pytest.fixture(scope="module", params=["sqlite", "postgres"], autouse=True)
+def backend(request):
+    if request.param == "sqlite":
+        with databases.servers_use(None):
+            yield "sqlite"
+        return
+    pg = request.getfixturevalue("postgres")
+    with databases.servers_use(databases.new_database(pg)):
+        yield "postgres"
+
+
+@pytest.fixture(autouse=True)
+def _own_database(request, backend):
+    if backend == "sqlite":
+        yield
+        return
+    with databases.servers_use(databases.new_database(request.getfixturevalue("postgres"))):
+        yield

@@ -13,14 +13,17 @@ import pytest
 from codeximage.v1 import image_service_pb2 as pb
 from google.protobuf import timestamp_pb2
 
+from tests.support import databases
 from tests.support.grpc_helpers import error_details
+
+
 from tests.support.server_proc import start_server
 
 from .conftest import all_pages, generate
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, backend):  # one server per backend
     with start_server(tmp_path_factory.mktemp("history"), args=["--kill-grace-ms", "500"]) as srv:
         yield srv
 
@@ -32,7 +35,7 @@ def stub(server):
     channel.close()
 
 
-def test_history_survives_a_restart(tmp_path):
+def test_history_survives_a_restart(tmp_path, backend):
     dirs = dict(state_dir=tmp_path / "state", output_dir=tmp_path / "out")
     with start_server(tmp_path, **dirs) as srv:
         stub = srv.stub()
@@ -43,7 +46,7 @@ def test_history_survives_a_restart(tmp_path):
         _, err = generate(stub, "x", request_id="keep-refused", count=9)
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
         before = stub.GetRequest(pb.GetRequestRequest(request_id="keep-ok"))
-    assert (tmp_path / "state" / "index.sqlite3").is_file()
+    assert (tmp_path / "state" / "index.sqlite3").is_file() == (backend == "sqlite")
     with start_server(tmp_path, **dirs) as srv:
         stub = srv.stub()
         after = stub.GetRequest(pb.GetRequestRequest(request_id="keep-ok"))
@@ -203,7 +206,9 @@ def test_delete_removes_bytes_record_and_file_route(stub, server):
 
 def test_old_json_records_are_migrated_on_first_start(tmp_path):
     out = tmp_path / "out"
-    with start_server(tmp_path, state_dir=tmp_path / "state", output_dir=out) as srv:
+    # Made on SQLite, whose row becomes the old layout's record; then the
+    # first start on the backend under test imports it.
+    with databases.servers_use(None), start_server(tmp_path, state_dir=tmp_path / "state", output_dir=out) as srv:
         (image,), _ = generate(srv.stub(), "made before the index", request_id="legacy")
     # Put it back in the layout of before: a JSON record beside the file, no index.
     db = sqlite3.connect(tmp_path / "state" / "index.sqlite3")

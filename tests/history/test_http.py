@@ -12,7 +12,7 @@ from .conftest import generate
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, backend):  # one server per backend
     with start_server(tmp_path_factory.mktemp("history-http"), http=True) as srv:
         yield srv
 

@@ -37,6 +37,9 @@ from . import procs
 REPO = Path(__file__).resolve().parents[2]
 FAKE_CODEX = REPO / "tests" / "support" / "fake_codex.py"
 START_TIMEOUT_S = 30.0
+# Environment every server started here gets, below a call's own `env`: the
+# store tests set the database URL here to run the same tests on PostgreSQL.
+EXTRA_ENV: dict[str, str] = {}
 
 
 @dataclasses.dataclass
@@ -172,6 +175,7 @@ def launch(tmp_path: Path, *, codex=None, env=None, args=None, http=False, logge
         "CODEX_IMAGE_SERVER_READY_FILE": str(ready_file),
         "PYTHONUNBUFFERED": "1",
     })
+    full_env.update(EXTRA_ENV)
     full_env.update({k: str(v) for k, v in (env or {}).items()})
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([*command, *(args or [])] if command else server_command(list(args or [])),

@@ -41,6 +41,17 @@ class ClientError(Exception):
         return "\n".join([head, *(f"  {v}" for v in self.violations)])
 
 
+# A stream that a proxy ended without any status, because the server behind
+# it went away mid-call: HAProxy 2.6 ends the stream with an END_STREAM DATA
+# frame and no trailers when a replica is SIGKILLed (no setting of it sends a
+# gRPC status instead), which grpc-core reports as UNKNOWN "Stream removed
+# (Data frame with END_STREAM flag received)". Our servers never answer UNKNOWN (every error
+# carries ErrorInfo), so this is the transport, not an answer: the client
+# reports it as UNAVAILABLE (CONNECTION_LOST), which may be retried.
+CUT_STREAM = "Stream removed"
+CONNECTION_LOST = "CONNECTION_LOST"
+
+
 def from_rpc_error(error: grpc.RpcError) -> ClientError:
     """Turn what grpcio raised into a ClientError, reading the status details
     the server attached (grpc-status-details-bin trailer) when there are any."""
@@ -60,5 +71,8 @@ def from_rpc_error(error: grpc.RpcError) -> ClientError:
             violations += [FieldViolation(v.field, v.description, v.reason) for v in bad.field_violations]
         elif detail.Unpack(retry_info):
             retry = retry_info.retry_delay.ToTimedelta().total_seconds()
+    if code == grpc.StatusCode.UNKNOWN and not status and message.startswith(CUT_STREAM):
+        return ClientError(grpc.StatusCode.UNAVAILABLE, "the connection to the server was lost mid-call (grpc: "
+                           f"UNKNOWN {message!r}, no status from any server): it went away", reason=CONNECTION_LOST)
     return ClientError(code, message, reason=reason, domain=domain, metadata=metadata,
                        violations=tuple(violations), retry_delay_s=retry)

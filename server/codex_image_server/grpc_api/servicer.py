@@ -283,7 +283,8 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
         """Chunks of CHUNK_BYTES, each read off the loop while the one before
         it is being sent."""
         record = await self._blocking.run(self._service.get_image, request.image_id)
-        f = await self._blocking.run(open, self._service.image_path(record), "rb", buffering=0)
+        # The path may mean a fetch into the local cache (an object store): off the loop too.
+        f = await self._blocking.run(lambda: open(self._service.image_path(record), "rb", buffering=0))
         reading = None
         try:
             first = True

@@ -1,12 +1,13 @@
 """`MetadataStore`: what the service needs from the index of images and
-requests. `SqliteMetadata` is the embedded default; a PostgreSQL one (for
-several replicas) implements the same protocol."""
+requests, and the state replicas share. `SqliteMetadata` is the embedded
+default (one process); `PostgresMetadata` (several replicas) implements the
+same protocol."""
 from __future__ import annotations
 
 from typing import Protocol
 
 from .paging import Cursor
-from .records import Query, RequestRecord, StoredImage
+from .records import Admission, KeyLoad, Query, RequestRecord, StoredImage
 
 
 class MetadataStore(Protocol):
@@ -18,10 +19,15 @@ class MetadataStore(Protocol):
     def oldest_images(self, limit: int) -> list[StoredImage]: ...
     def totals(self) -> tuple[int, int]: ...
 
-    def begin_request(self, record: RequestRecord) -> int: ...
+    def begin_request(self, record: RequestRecord, admission: Admission | None = None) -> int:
+        """Records the request and returns its row; with `admission`, only if
+        its check passes on the key's load counted at that moment."""
     def finish_request(self, seq: int, **fields) -> None: ...
     def get_request(self, request_id: str) -> RequestRecord | None: ...
     def list_requests(self, query: Query, after: Cursor | None, limit: int) -> list[RequestRecord]: ...
-    def images_counted_since(self, key_name: str, since_unix_ms: int) -> int: ...
+    def key_load(self, key_name: str, since_unix_ms: int) -> KeyLoad: ...
     def end_interrupted(self, now_unix_ms: int) -> int: ...
+    def account_ledger(self):
+        """An `engine.accounts.AccountLedger` shared with other replicas, or
+        None (one process: the engine keeps its own in memory)."""
     def close(self) -> None: ...

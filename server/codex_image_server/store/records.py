@@ -3,6 +3,7 @@ that list them and a page of results. Plain data, no storage in here."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 from ..imaging import EXTENSION_BY_MIME
 
@@ -84,6 +85,22 @@ class RequestRecord:
     accounts: tuple[str, ...] = ()
     image_ids: tuple[str, ...] = ()
     image_count: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyLoad:
+    """What a key has going, as the store counts it for the key's limits."""
+    running: int  # its requests running now (on every replica still alive)
+    images: int   # since the day's start: images made, and asked for by running requests
+
+
+@dataclasses.dataclass(frozen=True)
+class Admission:
+    """A key's limits, checked in the same step that records its request (so
+    two requests, on any replicas, cannot both slip under a limit): `check`
+    raises to refuse, given the key's load counted from `since_unix_ms`."""
+    since_unix_ms: int
+    check: Callable[[KeyLoad], None]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 
 from .paging import Cursor
-from .records import Query, RequestRecord, StoredImage
+from .records import Admission, KeyLoad, Query, RequestRecord, StoredImage
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -91,6 +91,7 @@ CREATE TABLE IF NOT EXISTS requests (
 CREATE INDEX IF NOT EXISTS requests_by_time ON requests (created_unix_ms, seq);
 CREATE INDEX IF NOT EXISTS requests_by_id ON requests (request_id, seq);
 CREATE INDEX IF NOT EXISTS requests_by_key ON requests (key_name, created_unix_ms);
+CREATE INDEX IF NOT EXISTS requests_running_by_key ON requests (key_name) WHERE status = 'running';
 """
 
 # Trigram indexes of the prompts, kept in step by triggers (external content:
@@ -121,6 +122,12 @@ _REFERENCES = _IMAGE_FIELDS.index("references")
 _JSON_OR_NONE = ("transparency", "usage")  # dicts kept as JSON text, '' for None
 _REQUEST_FIELDS = [f.name for f in dataclasses.fields(RequestRecord)]
 _LISTS = ("accounts", "image_ids")  # tuples kept as space-separated text
+
+
+# A key's load (shared with PostgreSQL, which counts running requests of live replicas only).
+RUNNING_OF_KEY = "SELECT count(*) FROM requests WHERE key_name = ? AND status = 'running'"
+IMAGES_OF_KEY_SINCE = ("SELECT COALESCE(SUM(CASE WHEN status = 'running' THEN count ELSE image_count END), 0) "
+                       "FROM requests WHERE key_name = ? AND created_unix_ms >= ?")
 
 
 def _like(text: str) -> str:
@@ -287,14 +294,18 @@ class SqliteMetadata:
 
     # -- requests -------------------------------------------------------------
 
-    def begin_request(self, record: RequestRecord) -> int:
+    def begin_request(self, record: RequestRecord, admission: Admission | None = None) -> int:
         values = dataclasses.asdict(record)
         values.pop("seq")
         for name in _LISTS:
             values[name] = " ".join(values[name])
         columns = list(values)
-        cursor = self._write(f"INSERT INTO requests ({', '.join(columns)}) VALUES "
-                             f"({', '.join('?' for _ in columns)})", list(values.values()))
+        # One connection behind one lock: the check and the insert are one step.
+        with self._lock:
+            if admission is not None:
+                admission.check(self._key_load(record.key_name, admission.since_unix_ms))
+            cursor = self._db.execute(f"INSERT INTO requests ({', '.join(columns)}) VALUES "
+                                      f"({', '.join('?' for _ in columns)})", list(values.values()))
         return int(cursor.lastrowid)
 
     def finish_request(self, seq: int, **fields) -> None:
@@ -323,12 +334,19 @@ class SqliteMetadata:
                + " ORDER BY created_unix_ms DESC, seq DESC LIMIT ?")
         return [_request(r) for r in self._run(sql, args + [limit])]
 
-    def images_counted_since(self, key_name: str, since_unix_ms: int) -> int:
-        """Images a key used since then: those made, and those asked for by
-        requests still running (so concurrent requests cannot overshoot)."""
-        row = self._run("SELECT COALESCE(SUM(CASE WHEN status = 'running' THEN count ELSE image_count END), 0) "
-                        "FROM requests WHERE key_name = ? AND created_unix_ms >= ?", (key_name, since_unix_ms))
-        return int(row[0][0])
+    def key_load(self, key_name: str, since_unix_ms: int) -> KeyLoad:
+        with self._lock:
+            return self._key_load(key_name, since_unix_ms)
+
+    def _key_load(self, key_name: str, since_unix_ms: int) -> KeyLoad:
+        """Under the lock. Images: those made, and those asked for by requests
+        still running (so concurrent requests cannot overshoot)."""
+        running = self._db.execute(RUNNING_OF_KEY, (key_name,)).fetchone()[0]
+        images = self._db.execute(IMAGES_OF_KEY_SINCE, (key_name, since_unix_ms)).fetchone()[0]
+        return KeyLoad(int(running), int(images))
+
+    def account_ledger(self) -> None:
+        return None  # one process: the engine's own
 
     def end_interrupted(self, now_unix_ms: int) -> int:
         """Requests a dead server left "running" failed with it."""

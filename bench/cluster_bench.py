@@ -1,0 +1,194 @@
+"""Issue 15's figures: what several replicas behind HAProxy give and cost.
+
+    .venv/bin/python bench/cluster_bench.py [--runs 3] [--requests 36]
+
+With the fake codex (fixed 1 s per candidate) and 4 slots per replica, the
+replicas sharing PostgreSQL and s3proxy as `make cluster` runs them:
+1. Throughput through the balancer with 1, 2 and 3 replicas: --requests
+   Generate calls (count=1) kept 12 in flight (enough to fill three replicas),
+   images per second; ratio to one replica (target >= 2.7 at three).
+2. The balancer's added latency per request: GetCapabilities through HAProxy
+   vs. straight to a replica, median of 300 calls each.
+3. The balancer's cost per MB fetched: GetImageFile of a ~12 MB image through
+   HAProxy (its one backend the replica that made it) vs. straight to that
+   replica, median of --runs.
+4. The shared stores' cost (PostgreSQL + s3proxy on loopback vs. SQLite and
+   files): per Generate (a ~3 MB image uploaded, checked and recorded), and
+   per MB fetched by a replica that did not make the image (first read:
+   download, sha256 check, then streamed) and again (from its cache).
+Medians over --runs within one run of this script.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import grpc  # noqa: E402
+from codeximage.v1 import image_service_pb2 as pb  # noqa: E402
+from codeximage.v1 import image_service_pb2_grpc as pbg  # noqa: E402
+
+from codex_image_cluster.balancer import Balancer  # noqa: E402
+from codex_image_cluster.cluster import Cluster, shared_stores_supported  # noqa: E402
+from codex_image_cluster.replica import Replica  # noqa: E402
+from tests.support.server_proc import fake_codex_launcher  # noqa: E402
+
+IN_FLIGHT = 12
+OPTIONS = [("grpc.max_receive_message_length", 128 * 1024 * 1024)]
+
+
+def generate(stub, prompt: str) -> pb.Image:
+    image = None
+    for event in stub.Generate(pb.GenerateRequest(prompt=prompt), timeout=120):
+        if event.WhichOneof("event") == "image":
+            image = event.image
+    return image
+
+
+def throughput(target: str, requests: int) -> float:
+    """Images per second with IN_FLIGHT calls at a time; one channel, as a client would."""
+    with grpc.insecure_channel(target, options=OPTIONS) as channel:
+        stub = pbg.ImageServiceStub(channel)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(IN_FLIGHT) as pool:
+            images = list(pool.map(lambda i: generate(stub, f"bench {i} [[fake delay=1]]"), range(requests)))
+        took = time.perf_counter() - started
+    assert all(images), "a generation failed"
+    return requests / took
+
+
+def unary_ms(target: str, calls: int = 300) -> float:
+    with grpc.insecure_channel(target) as channel:
+        stub = pbg.ImageServiceStub(channel)
+        for _ in range(20):
+            stub.GetCapabilities(pb.GetCapabilitiesRequest(), timeout=5)
+        times = []
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            stub.GetCapabilities(pb.GetCapabilitiesRequest(), timeout=5)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000
+
+
+def fetch_s(target: str, image_id: str) -> tuple[float, int]:
+    with grpc.insecure_channel(target, options=OPTIONS) as channel:
+        stub = pbg.ImageServiceStub(channel)
+        t0 = time.perf_counter()
+        size = sum(len(c.data) for c in stub.GetImageFile(pb.GetImageFileRequest(image_id=image_id), timeout=60))
+        return time.perf_counter() - t0, size
+
+
+def timed_generate(target: str, prompt: str) -> tuple[float, pb.Image]:
+    with grpc.insecure_channel(target, options=OPTIONS) as channel:
+        t0 = time.perf_counter()
+        image = generate(pbg.ImageServiceStub(channel), prompt)
+        return time.perf_counter() - t0, image
+
+
+def logged_in(replica) -> None:
+    replica.codex_home.mkdir(parents=True, exist_ok=True)
+    (replica.codex_home / "auth.json").write_text('{"fake": true}')
+
+
+def store_costs(directory: Path, fake: Path, runs: int) -> None:
+    shared = Cluster(directory / "stores", replicas=2, codex_bin=str(fake))
+    plain = Replica("plain", directory / "plain", codex_bin=str(fake), codex_home=directory / "plain" / "home")
+    for replica in [*shared.replicas, plain]:
+        logged_in(replica)
+    with shared:
+        plain.start()
+        try:
+            maker, reader = shared.replicas
+            small = "store [[fake delay=0.05 noise=1 size=1024x1024]]"
+            for target in (maker.grpc_target, plain.grpc_target):  # warm both paths
+                timed_generate(target, small)
+            gen_shared = [timed_generate(maker.grpc_target, small)[0] for _ in range(max(5, runs))]
+            gen_plain = [timed_generate(plain.grpc_target, small)[0] for _ in range(max(5, runs))]
+            s, p = statistics.median(gen_shared), statistics.median(gen_plain)
+            print(f"Generate (~3 MB image) median: {s * 1000:.0f} ms on PostgreSQL+S3 vs {p * 1000:.0f} ms on "
+                  f"SQLite+files (+{(s - p) * 1000:.0f} ms per request)")
+            big = "store big [[fake delay=0.05 noise=1 size=2048x2048]]"
+            cold, warm, local = [], [], []
+            for _ in range(max(3, runs)):
+                _, image = timed_generate(maker.grpc_target, big)
+                cold.append(fetch_s(reader.grpc_target, image.id)[0])
+                warm.append(fetch_s(reader.grpc_target, image.id)[0])
+                _, own = timed_generate(plain.grpc_target, big)
+                t_local, size = fetch_s(plain.grpc_target, own.id)
+                local.append(t_local)
+            mb = size / 1e6
+            c, w, lo = statistics.median(cold), statistics.median(warm), statistics.median(local)
+            print(f"GetImageFile {mb:.1f} MB from another replica: first {c * 1000:.0f} ms "
+                  f"(+{(c - lo) * 1000 / mb:.1f} ms per MB over a local file, {lo * 1000:.0f} ms), "
+                  f"then {w * 1000:.0f} ms from its cache (+{(w - lo) * 1000 / mb:.1f} ms per MB)")
+        finally:
+            plain.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=36)
+    parser.add_argument("--no-throughput", action="store_true", help="skip the 1/2/3-replica throughput")
+    args = parser.parse_args()
+    directory = Path(tempfile.mkdtemp(prefix="cluster-bench-"))
+    fake = fake_codex_launcher(directory)
+    # The cluster as `make cluster` runs it: PostgreSQL and the object store
+    # shared (anonymous calls: no key to admit, the implicit account each
+    # replica's own).
+    cluster = Cluster(directory / "c", replicas=3, codex_bin=str(fake), args=["--max-concurrent", "4"],
+                      with_stores=shared_stores_supported())
+    for replica in cluster.replicas:
+        replica.codex_home.mkdir(parents=True, exist_ok=True)
+        (replica.codex_home / "auth.json").write_text('{"fake": true}')
+    with cluster:
+        rates = {}
+        for n in () if args.no_throughput else (1, 2, 3):
+            lb = Balancer(directory / f"lb{n}", [(r.name, r.grpc_port, r.http_port) for r in cluster.replicas[:n]])
+            lb.start()
+            try:
+                time.sleep(1.0)  # first health checks
+                runs = [throughput(lb.target, args.requests) for _ in range(args.runs)]
+            finally:
+                lb.stop()
+            rates[n] = statistics.median(runs)
+            print(f"{n} replica(s): {rates[n]:.2f} images/s (runs {', '.join(f'{r:.2f}' for r in runs)}), "
+                  f"{rates[n] / rates[1]:.2f}x one replica", flush=True)
+
+        lb = cluster.balancer
+        direct = cluster.replicas[0]
+        via, straight = unary_ms(lb.target), unary_ms(direct.grpc_target)
+        # HAProxy's cost per MB: through a balancer whose one backend is the
+        # replica that made the image (its bytes local), vs. straight to it.
+        lb = Balancer(directory / "lb-fetch", [(direct.name, direct.grpc_port, direct.http_port)]).start()
+        time.sleep(1.0)  # first health checks
+        print(f"GetCapabilities median: {via:.2f} ms through HAProxy vs {straight:.2f} ms direct "
+              f"(+{via - straight:.2f} ms per request)")
+
+        with grpc.insecure_channel(direct.grpc_target, options=OPTIONS) as channel:
+            image = generate(pbg.ImageServiceStub(channel), "big [[fake delay=0.1 noise=1 size=2048x2048]]")
+        fetch_via, fetch_direct = [], []
+        for _ in range(max(3, args.runs)):
+            t_direct, size = fetch_s(direct.grpc_target, image.id)
+            fetch_via.append(fetch_s(lb.target, image.id)[0])
+            fetch_direct.append(t_direct)
+        lb.stop()
+        mb = size / 1e6
+        d = statistics.median(fetch_direct)
+        print(f"GetImageFile {mb:.1f} MB direct: {d * 1000:.0f} ms ({mb / d:.0f} MB/s)")
+        v = statistics.median(fetch_via)
+        print(f"GetImageFile {mb:.1f} MB through HAProxy: {v * 1000:.0f} ms ({mb / v:.0f} MB/s), "
+              f"+{(v - d) * 1000 / mb:.1f} ms per MB")
+    if shared_stores_supported():
+        store_costs(directory, fake, args.runs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""The whole cluster: PostgreSQL, the object store, N replicas, HAProxy.
+
+    with Cluster(tmp_path, replicas=3, codex_bin=fake) as c:
+        stub over c.balancer.target, HTTP at c.balancer.http_base
+
+Starts in dependency order and stops in reverse, whatever failed."""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from .balancer import Balancer
+from .objectstore import ObjectStore
+from .postgres import Postgres
+from .replica import Replica
+
+
+def shared_stores_supported() -> bool:
+    """Whether this server build takes --database-url/--object-store yet."""
+    from codex_image_server import settings  # noqa: PLC0415
+    names = {name for name, *_ in settings.FIELDS}
+    return {"database_url", "object_store"} <= names
+
+
+class Cluster:
+    def __init__(self, directory: Path, *, replicas: int = 3, codex_bin: str = "", codex_home: Path | None = None,
+                 env: dict | None = None, args: list[str] | None = None, port: int = 0,
+                 host: str = "127.0.0.1", check_ms: int = 500, with_stores: bool = True):
+        self.directory = Path(directory)
+        self.with_stores = with_stores
+        self.postgres = Postgres() if with_stores else None
+        self.objects = ObjectStore(self.directory / "s3") if with_stores else None
+        self.replicas = [
+            Replica(f"r{i + 1}", self.directory / f"r{i + 1}", codex_bin=codex_bin,
+                    codex_home=codex_home or self.directory / f"r{i + 1}" / "codex-home", env=env, args=args)
+            for i in range(replicas)]
+        # Its backends are filled in once the replicas have their ports.
+        self.balancer = Balancer(self.directory / "haproxy", [], port=port, host=host, check_ms=check_ms)
+
+    def store_env(self) -> dict:
+        """What every replica is told about the shared stores."""
+        if not self.with_stores or not shared_stores_supported():
+            return {}
+        from .objectstore import ACCESS_KEY, SECRET_KEY  # noqa: PLC0415
+        return {
+            "CODEX_IMAGE_SERVER_DATABASE_URL": self.postgres.url,
+            "CODEX_IMAGE_SERVER_OBJECT_STORE": self.objects.url,
+            "CODEX_IMAGE_SERVER_S3_ENDPOINT": self.objects.endpoint,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def start(self) -> "Cluster":
+        try:
+            if self.with_stores:
+                self.postgres.start()
+                self.objects.start()
+            for replica in self.replicas:
+                replica.extra_env = {**self.store_env(), **replica.extra_env}
+                replica.start()
+            self.balancer.replicas = [(r.name, r.grpc_port, r.http_port) for r in self.replicas]
+            self.balancer.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        steps = [self.balancer.stop, *(r.stop for r in self.replicas)]
+        if self.with_stores:
+            steps += [self.objects.stop, self.postgres.stop]
+        for step in steps:
+            with contextlib.suppress(Exception):
+                step()
+
+    def __enter__(self) -> "Cluster":
+        return self.start()
+
+    def remove(self) -> None:
+        """Stop, and delete what lives outside `directory` (PostgreSQL's data)."""
+        self.stop()
+        if self.postgres:
+            self.postgres.remove()
+
+    def __exit__(self, *exc) -> None:
+        self.remove()

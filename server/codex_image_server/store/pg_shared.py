@@ -1,0 +1,148 @@
+"""What replicas share besides the index, in PostgreSQL: each replica's lease
+and the Codex accounts' ledger.
+
+A replica's lease is one row, `alive_until`, renewed by a thread every third
+of its length (PostgreSQL's clock, so replicas' clocks need not agree). What a
+replica holds (runs on an account, running requests of a key) counts for the
+others only while its lease lives: a SIGKILLed replica stops renewing, and
+its holds free themselves one lease length later. A restarted replica (same
+name: host and state directory) drops what its dead self held at start.
+
+Writes that free something (a run given back, a request's outcome) are never
+lost to a database outage: they are retried by the lease thread until
+PostgreSQL answers, so a budget is not kept used up by a blip."""
+from __future__ import annotations
+
+import threading
+import time
+
+from ..errors import ServiceError
+from ..logs import log
+
+_ACCOUNT_LOCK = 0x61636374  # advisory lock class of one account's runs (two int4 keys; no clash with one int8)
+
+# A run counts while its replica's lease lives.
+_RUNS = ("SELECT a.account, count(*) FROM account_runs a JOIN replicas p ON p.name = a.replica "
+         "WHERE a.account = ANY(%s) AND p.alive_until > clock_timestamp() GROUP BY a.account")
+
+
+class ReplicaLease:
+    def __init__(self, db, ttl_s: float):
+        self._db = db
+        self.ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._later: list[tuple[str, tuple]] = []  # freeing writes PostgreSQL did not take yet
+        self._stop = threading.Event()
+        self.renew()
+        db.write("DELETE FROM account_runs WHERE replica = %s", (db.replica,))  # a dead self's runs
+        self._thread = threading.Thread(target=self._loop, name="replica-lease", daemon=True)
+        self._thread.start()
+
+    def renew(self) -> None:
+        self._db.write("INSERT INTO replicas (name, alive_until) VALUES (%s, clock_timestamp() + "
+                       "make_interval(secs => %s)) ON CONFLICT (name) DO UPDATE SET alive_until = "
+                       "EXCLUDED.alive_until", (self._db.replica, self.ttl_s))
+
+    def write_or_later(self, sql: str, args: tuple) -> None:
+        """Now if PostgreSQL answers, else at the next renewal that it does (in order)."""
+        with self._lock:
+            if not self._later:
+                try:
+                    self._db.write(sql, args)
+                    return
+                except ServiceError:
+                    log("store.write_deferred", level="warning", detail="PostgreSQL is not answering")
+            self._later.append((sql, args))
+
+    def _flush(self) -> None:
+        with self._lock:
+            while self._later:
+                self._db.write(*self._later[0])
+                self._later.pop(0)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.ttl_s / 3):
+            try:
+                self.renew()
+                self._flush()
+            except ServiceError:
+                log("store.lease_not_renewed", level="warning", detail="PostgreSQL is not answering")
+
+    def close(self) -> None:
+        """Stop renewing; end the lease at once so what is left frees now."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        try:
+            self._flush()
+            self._db.write("UPDATE replicas SET alive_until = clock_timestamp() WHERE name = %s",
+                           (self._db.replica,))
+        except ServiceError:
+            pass  # it lapses by itself
+
+
+class PostgresAccounts:
+    """engine.accounts.AccountLedger over PostgreSQL: a run is a row naming its
+    replica, taken under an advisory lock per account (so two replicas cannot
+    both take the last one); exhaustion is a row per account, kept until its
+    reset time. Accounts are known by name: replicas give one account the
+    same NAME (their own CODEX_HOME copies of its login)."""
+    shared = True
+
+    def __init__(self, db, lease: ReplicaLease):
+        self._db = db
+        self._lease = lease
+        self._lock = threading.Lock()
+        self._mine: dict[int, str] = {}       # this replica's runs (for answers while PostgreSQL is away)
+        self._until: dict[str, float] = {}    # exhaustion this replica saw
+
+    def take(self, name: str, limit: int) -> int | None:
+        now_ms = int(time.time() * 1000)
+        with self._db.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_ACCOUNT_LOCK, name))
+            row = conn.execute("SELECT exhausted_until_unix_ms FROM accounts WHERE name = %s", (name,)).fetchone()
+            if row and row[0] > now_ms:
+                return None
+            # Runs of replicas whose lease lapsed are gone for good.
+            conn.execute("DELETE FROM account_runs a USING replicas p WHERE a.account = %s AND "
+                         "p.name = a.replica AND p.alive_until <= clock_timestamp()", (name,))
+            (running,) = conn.execute("SELECT count(*) FROM account_runs WHERE account = %s", (name,)).fetchone()
+            if running >= limit:
+                return None
+            (token,) = conn.execute("INSERT INTO account_runs (account, replica) VALUES (%s, %s) RETURNING id",
+                                    (name, self._db.replica)).fetchone()
+        with self._lock:
+            self._mine[token] = name
+        return token
+
+    def give_back(self, token: int) -> None:
+        with self._lock:
+            self._mine.pop(token, None)
+        self._lease.write_or_later("DELETE FROM account_runs WHERE id = %s", (token,))
+
+    def mark_exhausted(self, name: str, until: float) -> None:
+        with self._lock:
+            self._until[name] = max(self._until.get(name, 0.0), until)
+        self._lease.write_or_later(
+            "INSERT INTO accounts (name, exhausted_until_unix_ms) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE "
+            "SET exhausted_until_unix_ms = GREATEST(accounts.exhausted_until_unix_ms, "
+            "EXCLUDED.exhausted_until_unix_ms)", (name, int(until * 1000)))
+
+    def load(self, names: list[str]) -> dict[str, tuple[int, float]]:
+        """(runs, exhausted until) per account; this replica's own view while
+        PostgreSQL does not answer (Health still answers then)."""
+        now = time.time()
+        with self._lock:
+            runs = {n: sum(1 for m in self._mine.values() if m == n) for n in names}
+            until = {n: self._until.get(n, 0.0) for n in names}
+        try:
+            with self._db.connection() as conn:
+                shared_runs = dict(conn.execute(_RUNS, (names,)).fetchall())
+                rows = conn.execute("SELECT name, exhausted_until_unix_ms FROM accounts WHERE name = ANY(%s)",
+                                    (names,)).fetchall()
+        except ServiceError:
+            pass
+        else:
+            runs = {n: int(shared_runs.get(n, 0)) for n in names}
+            for name, ms in rows:
+                until[name] = max(until[name], ms / 1000)
+        return {n: (runs[n], until[n] if until[n] > now else 0.0) for n in names}

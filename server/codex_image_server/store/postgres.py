@@ -1,0 +1,326 @@
+"""The index of images and requests in PostgreSQL, for several replicas: the
+same `MetadataStore` as `SqliteMetadata`, the same columns and queries (its
+row helpers are shared), with PostgreSQL's placeholders and ILIKE.
+
+A pool of a few connections, each checked before use: when PostgreSQL
+restarts, the next call gets a fresh connection, with no replica restart.
+While it is down, calls fail with UNAVAILABLE (DATABASE_UNAVAILABLE), never
+with a stack trace. Migrations run at start under an advisory lock, so
+replicas starting together apply each one once."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import socket
+import urllib.parse
+
+import psycopg
+import psycopg_pool
+
+from ..errors import Kind, ServiceError
+from .paging import Cursor
+from .pg_shared import PostgresAccounts, ReplicaLease
+from .records import Admission, KeyLoad, Query, RequestRecord
+from .sqlite import (IMAGES_OF_KEY_SINCE, _IMAGE_COLUMNS, _IMAGE_FIELDS, _LISTS, _REQUEST_FIELDS, _filters, _image,
+                     _like, _request)
+from .sqlite import _image_values as _sqlite_values
+
+# Append only: a replica applies the ones past the database's version.
+MIGRATIONS = [
+    """
+    CREATE TABLE images (
+      id TEXT PRIMARY KEY,
+      request_seq BIGINT NOT NULL DEFAULT 0,
+      request_id TEXT NOT NULL,
+      idx INTEGER NOT NULL,
+      label TEXT NOT NULL,
+      mime_type TEXT NOT NULL,
+      width INTEGER NOT NULL,
+      height INTEGER NOT NULL,
+      byte_size BIGINT NOT NULL,
+      sha256 TEXT NOT NULL,
+      revised_prompt TEXT NOT NULL,
+      thread_id TEXT NOT NULL,
+      prompt TEXT NOT NULL,
+      requested_size TEXT NOT NULL,
+      resolved_size TEXT NOT NULL,
+      aspect TEXT NOT NULL,
+      quality TEXT NOT NULL,
+      output_format TEXT NOT NULL,
+      duration_ms BIGINT NOT NULL,
+      created_unix_ms BIGINT NOT NULL,
+      target_size TEXT NOT NULL DEFAULT '',
+      aspect_ratio TEXT NOT NULL DEFAULT '',
+      aspect_source TEXT NOT NULL DEFAULT '',
+      fit TEXT NOT NULL DEFAULT '',
+      native_width INTEGER NOT NULL DEFAULT 0,
+      native_height INTEGER NOT NULL DEFAULT 0,
+      resized BOOLEAN NOT NULL DEFAULT false,
+      enlarged BOOLEAN NOT NULL DEFAULT false,
+      reference_uses TEXT NOT NULL DEFAULT '[]',
+      key_name TEXT NOT NULL DEFAULT '',
+      account TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX images_by_time ON images (created_unix_ms, id);
+    CREATE INDEX images_by_request ON images (request_id);
+    CREATE INDEX images_by_request_seq ON images (request_seq);
+    CREATE TABLE requests (
+      seq BIGSERIAL PRIMARY KEY,
+      request_id TEXT NOT NULL,
+      status TEXT NOT NULL,
+      created_unix_ms BIGINT NOT NULL,
+      key_name TEXT NOT NULL DEFAULT '',
+      surface TEXT NOT NULL DEFAULT '',
+      prompt TEXT NOT NULL DEFAULT '',
+      count INTEGER NOT NULL DEFAULT 0,
+      requested_size TEXT NOT NULL DEFAULT '',
+      resolved_size TEXT NOT NULL DEFAULT '',
+      aspect TEXT NOT NULL DEFAULT '',
+      quality TEXT NOT NULL DEFAULT '',
+      output_format TEXT NOT NULL DEFAULT '',
+      reference_count INTEGER NOT NULL DEFAULT 0,
+      ended_unix_ms BIGINT NOT NULL DEFAULT 0,
+      error_reason TEXT NOT NULL DEFAULT '',
+      error_message TEXT NOT NULL DEFAULT '',
+      queue_wait_ms BIGINT NOT NULL DEFAULT 0,
+      codex_ms BIGINT NOT NULL DEFAULT 0,
+      duration_ms BIGINT NOT NULL DEFAULT 0,
+      accounts TEXT NOT NULL DEFAULT '',
+      image_ids TEXT NOT NULL DEFAULT '',
+      image_count INTEGER NOT NULL DEFAULT 0,
+      -- Which replica runs it: a restarting replica ends only its own.
+      replica TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX requests_by_time ON requests (created_unix_ms, seq);
+    CREATE INDEX requests_by_id ON requests (request_id, seq);
+    CREATE INDEX requests_by_key ON requests (key_name, created_unix_ms);
+    CREATE INDEX requests_running ON requests (replica) WHERE status = 'running';
+    """,
+    # Transparent backgrounds (issue 11): the figures and usage as JSON text, '' for none, as in SQLite.
+    """
+    ALTER TABLE images ADD COLUMN background TEXT NOT NULL DEFAULT 'auto';
+    ALTER TABLE images ADD COLUMN alpha_source TEXT NOT NULL DEFAULT '';
+    ALTER TABLE images ADD COLUMN transparency TEXT NOT NULL DEFAULT '';
+    ALTER TABLE images ADD COLUMN usage TEXT NOT NULL DEFAULT '';
+    """,
+    # Global limits (pg_shared.py): replicas' leases, runs on accounts, used-up accounts; a key's running requests.
+    """
+    CREATE TABLE replicas (name TEXT PRIMARY KEY, alive_until TIMESTAMPTZ NOT NULL);
+    CREATE TABLE account_runs (id BIGSERIAL PRIMARY KEY, account TEXT NOT NULL, replica TEXT NOT NULL);
+    CREATE INDEX account_runs_by_account ON account_runs (account);
+    CREATE INDEX account_runs_by_replica ON account_runs (replica);
+    CREATE TABLE accounts (name TEXT PRIMARY KEY, exhausted_until_unix_ms BIGINT NOT NULL DEFAULT 0);
+    CREATE INDEX requests_running_by_key ON requests (key_name) WHERE status = 'running';
+    """,
+]
+_MIGRATION_LOCK = 0x636F646578  # any constant shared by every replica
+_KEY_LOCK = 0x6B6579  # advisory lock class of one key's admissions (two int4 keys)
+# A key's running requests count while their replica's lease lives.
+_RUNNING_OF_KEY = ("SELECT count(*) FROM requests r JOIN replicas p ON p.name = r.replica "
+                   "WHERE r.key_name = %s AND r.status = 'running' AND p.alive_until > clock_timestamp()")
+
+
+_FLAGS = [_IMAGE_FIELDS.index(name) for name in ("resized", "enlarged")]
+
+
+def _image_values(image) -> list:
+    """As SQLite's, with the flags as booleans (records read back from the
+    old JSON layout may carry 0/1)."""
+    values = _sqlite_values(image)
+    for i in _FLAGS:
+        values[i] = bool(values[i])
+    return values
+
+
+def _pg(sql: str) -> str:
+    """The shared SQL uses SQLite's `?`; psycopg takes `%s`."""
+    return sql.replace("?", "%s")
+
+
+def unavailable(exc: Exception) -> ServiceError:
+    return ServiceError(Kind.UNAVAILABLE, "DATABASE_UNAVAILABLE",
+                        f"the database is not answering ({type(exc).__name__}); retry shortly")
+
+
+def replica_name(state_dir) -> str:
+    """Stable across restarts of the same replica (its host and state
+    directory), so a restarted replica finds what its dead self left."""
+    return f"{socket.gethostname()}:{os.path.realpath(state_dir)}"
+
+
+class PostgresMetadata:
+    def __init__(self, url: str, *, replica: str, pool_size: int = 4, wait_s: float = 5.0, lease_s: float = 15.0):
+        self.replica = replica
+        self._pool = psycopg_pool.ConnectionPool(
+            url, min_size=1, max_size=pool_size, timeout=wait_s, open=False,
+            kwargs={"autocommit": True, "connect_timeout": max(1, int(wait_s))},
+            check=psycopg_pool.ConnectionPool.check_connection, reconnect_timeout=0)
+        try:
+            self._pool.open(wait=True, timeout=30)
+        except psycopg_pool.PoolTimeout:
+            self._pool.close()
+            raise SystemExit(f"cannot reach PostgreSQL at {_redacted(url)}: is it running, and the URL right?") \
+                from None
+        self._migrate()
+        self.lease = ReplicaLease(self, lease_s)
+        self._accounts = PostgresAccounts(self, self.lease)
+
+    @contextlib.contextmanager
+    def connection(self):
+        """A pooled connection (autocommit); UNAVAILABLE while PostgreSQL is away."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+            raise unavailable(exc) from None
+
+    def _run(self, sql: str, args=()) -> list:
+        with self.connection() as conn:
+            return conn.execute(_pg(sql), args).fetchall()
+
+    def write(self, sql: str, args=()) -> int:
+        with self.connection() as conn:
+            return conn.execute(_pg(sql), args).rowcount
+
+    def _migrate(self) -> None:
+        with self.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+            done = row[0] or 0
+            for version, sql in enumerate(MIGRATIONS[done:], start=done + 1):
+                conn.execute(sql)
+                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+
+    def account_ledger(self) -> PostgresAccounts:
+        return self._accounts
+
+    def close(self) -> None:
+        self.lease.close()
+        self._pool.close()
+
+    # -- images ---------------------------------------------------------------
+
+    def _insert_image_sql(self) -> str:
+        marks = ", ".join("?" for _ in _IMAGE_COLUMNS)
+        return f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING"
+
+    def add_image(self, image) -> None:
+        self.write(self._insert_image_sql(), _image_values(image))
+
+    def add_images(self, images: list) -> None:
+        with self.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.executemany(_pg(self._insert_image_sql()), [_image_values(i) for i in images])
+
+    def get_image(self, image_id: str):
+        rows = self._run(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images WHERE id = ?", (image_id,))
+        return _image(rows[0]) if rows else None
+
+    def delete_image(self, image_id: str):
+        rows = self._run(f"DELETE FROM images WHERE id = ? RETURNING {', '.join(_IMAGE_COLUMNS)}", (image_id,))
+        return _image(rows[0]) if rows else None
+
+    @staticmethod
+    def _prompt(query: Query):
+        if not query.prompt_contains:
+            return None
+        return "prompt ILIKE ? ESCAPE '\\'", [_like(query.prompt_contains)]
+
+    def list_images(self, query: Query, after: Cursor | None, limit: int) -> list:
+        where, args = _filters(query, "created_unix_ms", self._prompt(query))
+        if after is not None:
+            where.append("(created_unix_ms, id) < (?, ?)")
+            args += [after.created_unix_ms, after.id]
+        sql = (f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images"
+               + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY created_unix_ms DESC, id DESC LIMIT ?")
+        return [_image(r) for r in self._run(sql, args + [limit])]
+
+    def images_of_request(self, seq: int) -> list:
+        rows = self._run(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images WHERE request_seq = ? ORDER BY idx",
+                         (seq,))
+        return [_image(r) for r in rows]
+
+    def oldest_images(self, limit: int) -> list:
+        rows = self._run(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images ORDER BY created_unix_ms, id LIMIT ?",
+                         (limit,))
+        return [_image(r) for r in rows]
+
+    def totals(self) -> tuple[int, int]:
+        count, size = self._run("SELECT COUNT(*), COALESCE(SUM(byte_size), 0) FROM images")[0]
+        return int(count), int(size)
+
+    # -- requests -------------------------------------------------------------
+
+    def begin_request(self, record: RequestRecord, admission: Admission | None = None) -> int:
+        values = dataclasses.asdict(record)
+        values.pop("seq")
+        for name in _LISTS:
+            values[name] = " ".join(values[name])
+        values["replica"] = self.replica
+        columns = list(values)
+        sql = _pg(f"INSERT INTO requests ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
+                  "RETURNING seq")
+        with self.connection() as conn, conn.transaction():
+            if admission is not None:
+                # Admissions of one key, on any replica, one at a time: the
+                # count and the insert are one step (a refusal rolls back).
+                conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_KEY_LOCK, record.key_name))
+                admission.check(self._key_load(conn, record.key_name, admission.since_unix_ms))
+            return int(conn.execute(sql, list(values.values())).fetchone()[0])
+
+    def finish_request(self, seq: int, **fields) -> None:
+        """The outcome frees the key's slot: if PostgreSQL is away it is
+        written once it answers again (in order), not lost."""
+        for name in _LISTS:
+            if name in fields:
+                fields[name] = " ".join(fields[name])
+        assignments = ", ".join(f"{name} = %s" for name in fields)
+        self.lease.write_or_later(f"UPDATE requests SET {assignments} WHERE seq = %s", (*fields.values(), seq))
+
+    def get_request(self, request_id: str):
+        rows = self._run(f"SELECT {', '.join(_REQUEST_FIELDS)} FROM requests WHERE request_id = ? "
+                         "ORDER BY seq DESC LIMIT 1", (request_id,))
+        return _request(rows[0]) if rows else None
+
+    def list_requests(self, query: Query, after: Cursor | None, limit: int) -> list:
+        where, args = _filters(query, "created_unix_ms", self._prompt(query))
+        if query.status:
+            where.append("status = ?")
+            args.append(query.status)
+        if after is not None:
+            where.append("(created_unix_ms, seq) < (?, ?)")
+            args += [after.created_unix_ms, int(after.id)]
+        sql = (f"SELECT {', '.join(_REQUEST_FIELDS)} FROM requests"
+               + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY created_unix_ms DESC, seq DESC LIMIT ?")
+        return [_request(r) for r in self._run(sql, args + [limit])]
+
+    def key_load(self, key_name: str, since_unix_ms: int) -> KeyLoad:
+        with self.connection() as conn:
+            return self._key_load(conn, key_name, since_unix_ms)
+
+    @staticmethod
+    def _key_load(conn, key_name: str, since_unix_ms: int) -> KeyLoad:
+        """Across every replica: the rows are shared. A killed replica's
+        running requests stop counting as running when its lease lapses; the
+        images they asked for count until it restarts and ends them."""
+        (running,) = conn.execute(_RUNNING_OF_KEY, (key_name,)).fetchone()
+        (images,) = conn.execute(_pg(IMAGES_OF_KEY_SINCE), (key_name, since_unix_ms)).fetchone()
+        return KeyLoad(int(running), int(images))
+
+    def end_interrupted(self, now_unix_ms: int) -> int:
+        """Requests this replica left "running" when it died; others' are theirs."""
+        return self.write("UPDATE requests SET status = 'failed', error_reason = 'SERVER_STOPPED', "
+                           "error_message = 'the server stopped while the request ran', ended_unix_ms = ? "
+                           "WHERE status = 'running' AND replica = ?", (now_unix_ms, self.replica))
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))

@@ -1,0 +1,13 @@
+"""Session-wide fixtures shared by several test directories."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL for the whole run, started on first use."""
+    from codex_image_cluster.postgres import Postgres  # noqa: PLC0415
+    pg = Postgres().start()
+    yield pg
+    pg.remove()
