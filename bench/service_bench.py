@@ -100,6 +100,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--cancel-runs", type=int, default=50)
+    parser.add_argument("--no-finish-early", action="store_true",
+                        help="the server waits for the fake to exit, as direct does: the service's own cost alone "
+                             "(with finish early it may stop the fake before its exit and beat direct)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -107,7 +110,7 @@ def main() -> int:
         direct_home.mkdir()
         workdir.mkdir()
         codex = fake_codex_launcher(tmp)  # the same launcher the server gets
-        with start_server(tmp, http=True) as srv:
+        with start_server(tmp, http=True, args=["--no-finish-early"] if args.no_finish_early else []) as srv:
             stub = srv.stub()
             service_run(stub, 1)  # warm up the channel and the server
             http_run(srv.http_port)
@@ -133,6 +136,7 @@ def main() -> int:
         "cancel_p99_ms": percentile(cancels, 0.99) * 1000,
         "cancel_max_ms": max(cancels) * 1000,
         "runs": args.runs, "cancel_runs": args.cancel_runs, "fake_delay_s": DELAY_S,
+        "finish_early": not args.no_finish_early,
     }
     print(json.dumps(result, indent=2))
     print(f"service overhead gRPC  {result['overhead_ratio']:.3f}  (goal <= 1.01)")
