@@ -21,6 +21,7 @@ Medians over --runs within one run of this script.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -62,6 +63,30 @@ def throughput(target: str, requests: int) -> float:
         took = time.perf_counter() - started
     assert all(images), "a generation failed"
     return requests / took
+
+
+def cpu_s(roots: list[int]) -> float:
+    """CPU time of these processes and everything under them: their own, their
+    reaped children's (each codex run), and their living descendants' (e.g.
+    PostgreSQL's backends)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(name)] = (int(fields[1]), [int(x) for x in fields[11:15]])  # ppid; utime stime cutime cstime
+    total = 0
+    for pid, (_, times) in stats.items():
+        ancestor = pid
+        while ancestor in stats and ancestor not in roots:
+            ancestor = stats[ancestor][0]
+        if ancestor in roots:
+            total += sum(times) if pid in roots else sum(times[:2])
+    return total / tick
 
 
 def unary_ms(target: str, calls: int = 300) -> float:
@@ -137,6 +162,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--requests", type=int, default=36)
     parser.add_argument("--no-throughput", action="store_true", help="skip the 1/2/3-replica throughput")
+    parser.add_argument("--no-stores", action="store_true",
+                        help="replicas on their own SQLite and files (the balancer alone, for comparison)")
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="cluster-bench-"))
     fake = fake_codex_launcher(directory)
@@ -144,7 +171,7 @@ def main() -> None:
     # shared (anonymous calls: no key to admit, the implicit account each
     # replica's own).
     cluster = Cluster(directory / "c", replicas=3, codex_bin=str(fake), args=["--max-concurrent", "4"],
-                      with_stores=shared_stores_supported())
+                      with_stores=shared_stores_supported() and not args.no_stores)
     for replica in cluster.replicas:
         replica.codex_home.mkdir(parents=True, exist_ok=True)
         (replica.codex_home / "auth.json").write_text('{"fake": true}')
@@ -155,12 +182,16 @@ def main() -> None:
             lb.start()
             try:
                 time.sleep(1.0)  # first health checks
+                roots = [os.getpid(), lb.proc.pid, *(r.pid for r in cluster.replicas[:n]), *cluster.store_pids()]
+                cpu_before, load_before = cpu_s(roots), os.getloadavg()[0]
                 runs = [throughput(lb.target, args.requests) for _ in range(args.runs)]
+                cpu_per_image = (cpu_s(roots) - cpu_before) / (args.requests * args.runs)
             finally:
                 lb.stop()
             rates[n] = statistics.median(runs)
             print(f"{n} replica(s): {rates[n]:.2f} images/s (runs {', '.join(f'{r:.2f}' for r in runs)}), "
-                  f"{rates[n] / rates[1]:.2f}x one replica", flush=True)
+                  f"{rates[n] / rates[1]:.2f}x one replica; {cpu_per_image:.2f} CPU-s per image over every "
+                  f"process (load average before: {load_before:.1f})", flush=True)
 
         lb = cluster.balancer
         direct = cluster.replicas[0]
@@ -186,7 +217,7 @@ def main() -> None:
         v = statistics.median(fetch_via)
         print(f"GetImageFile {mb:.1f} MB through HAProxy: {v * 1000:.0f} ms ({mb / v:.0f} MB/s), "
               f"+{(v - d) * 1000 / mb:.1f} ms per MB")
-    if shared_stores_supported():
+    if shared_stores_supported() and not args.no_stores:
         store_costs(directory, fake, args.runs)
 
 

@@ -66,6 +66,12 @@ class Cluster:
             raise
         return self
 
+    def store_pids(self) -> list[int]:
+        """PostgreSQL's and the object store's processes (none without stores)."""
+        if not self.with_stores:
+            return []
+        return [p.pid for p in (self.postgres.proc, self.objects.proc) if p]
+
     def stop(self) -> None:
         steps = [self.balancer.stop, *(r.stop for r in self.replicas)]
         if self.with_stores:
