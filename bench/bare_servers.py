@@ -4,6 +4,8 @@ stack as ours (one asyncio loop, aiohttp / grpc.aio), in its own process.
     python bench/bare_servers.py http  BODY_FILE CONTENT_TYPE   # GET any path -> those bytes
     python bench/bare_servers.py file  PATH                     # GET any path -> FileResponse(PATH)
     python bench/bare_servers.py grpc  BODY_FILE                # ImageService.GetCapabilities -> that message
+    python bench/bare_servers.py grpcfile PATH                  # ImageService.GetImageFile -> PATH in 1 MiB chunks
+    python bench/bare_servers.py grpchold SECONDS               # ImageService.Generate: parse, hold, one empty answer
 
 Prints `port=<n>` once listening; runs until SIGTERM.
 """
@@ -44,11 +46,50 @@ async def grpc_constant(body: bytes) -> None:
     async def get_capabilities(request, context):
         return constant
 
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("codeximage.v1.ImageService", {
-        "GetCapabilities": grpc.unary_unary_rpc_method_handler(
-            get_capabilities, request_deserializer=pb.GetCapabilitiesRequest.FromString,
-            response_serializer=pb.GetCapabilitiesResponse.SerializeToString)}),))
+    await grpc_serve({"GetCapabilities": grpc.unary_unary_rpc_method_handler(
+        get_capabilities, request_deserializer=pb.GetCapabilitiesRequest.FromString,
+        response_serializer=pb.GetCapabilitiesResponse.SerializeToString)})
+
+
+async def grpc_file(path: Path) -> None:
+    """The least a GetImageFile can do: the file in 1 MiB chunks, each read
+    off the loop (as ours is)."""
+    import grpc
+    from codeximage.v1 import image_service_pb2 as pb
+
+    async def get_image_file(request, context):
+        loop = asyncio.get_running_loop()
+        with open(path, "rb", buffering=0) as f:
+            while chunk := await loop.run_in_executor(None, f.read, 1024 * 1024):
+                yield pb.GetImageFileResponse(data=chunk)
+
+    await grpc_serve({"GetImageFile": grpc.unary_stream_rpc_method_handler(
+        get_image_file, request_deserializer=pb.GetImageFileRequest.FromString,
+        response_serializer=pb.GetImageFileResponse.SerializeToString)})
+
+
+async def grpc_hold(seconds: float) -> None:
+    """The least a Generate with references can cost in memory on this
+    stack: the request received, parsed (as ours is, after its key check)
+    and held for `seconds`, like a generation would."""
+    import grpc
+    from codeximage.v1 import image_service_pb2 as pb
+
+    async def generate(request, context):
+        message = pb.GenerateRequest.FromString(request)
+        del request
+        await asyncio.sleep(seconds if message.references else 0)
+        yield pb.GenerateResponse()
+
+    await grpc_serve({"Generate": grpc.unary_stream_rpc_method_handler(
+        generate, request_deserializer=None, response_serializer=pb.GenerateResponse.SerializeToString)},
+        [("grpc.max_receive_message_length", 512 * 1024 * 1024)])
+
+
+async def grpc_serve(handlers: dict, options=()) -> None:
+    import grpc
+    server = grpc.aio.server(options=list(options))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("codeximage.v1.ImageService", handlers),))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     print(f"port={port}", flush=True)
@@ -74,6 +115,10 @@ def main(argv: list[str]) -> int:
         asyncio.run(http(handler))
     elif kind == "grpc":
         asyncio.run(grpc_constant(Path(argv[1]).read_bytes()))
+    elif kind == "grpcfile":
+        asyncio.run(grpc_file(Path(argv[1])))
+    elif kind == "grpchold":
+        asyncio.run(grpc_hold(float(argv[1])))
     else:
         raise SystemExit(f"unknown kind {kind!r}")
     return 0

@@ -131,29 +131,41 @@ def curl_speed(url: str) -> float:
     return float(out[0])
 
 
+def _file_stub(port: int):
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    return channel.unary_stream("/codeximage.v1.ImageService/GetImageFile",
+                                request_serializer=pb.GetImageFileRequest.SerializeToString,
+                                response_deserializer=pb.GetImageFileResponse.FromString)
+
+
 def grpc_speed(stub, image_id: str, size: int) -> float:
     started = time.perf_counter()
-    n = sum(len(m.data) for m in stub.GetImageFile(pb.GetImageFileRequest(image_id=image_id), timeout=60))
+    call = stub.GetImageFile if hasattr(stub, "GetImageFile") else stub
+    n = sum(len(m.data) for m in call(pb.GetImageFileRequest(image_id=image_id), timeout=60))
     assert n == size
     return n / (time.perf_counter() - started)
 
 
 def bench_download(srv, runs: int, record, path: Path) -> None:
-    shim, static, via_grpc = [], [], []
+    shim, static, via_grpc, bare_grpc = [], [], [], []
     stub = srv.stub()
-    with bare("file", str(path)) as port:
+    with bare("file", str(path)) as port, bare("grpcfile", str(path)) as grpc_port:
+        bare_stub = _file_stub(grpc_port)
         for _ in range(max(runs, 5)):
             shim.append(curl_speed(f"{srv.http_base}/v1/images/{record.id}/file"))
             static.append(curl_speed(f"http://127.0.0.1:{port}/file"))
             via_grpc.append(grpc_speed(stub, record.id, record.byte_size))
+            bare_grpc.append(grpc_speed(bare_stub, record.id, record.byte_size))
     ratio = statistics.median(shim) / statistics.median(static)
     mb = record.byte_size / MB
     report(f"shim file {mb:.0f} MB / aiohttp static", ratio, ">= 0.8", ratio >= 0.8,
            "curl -s -o /dev/null -w %{speed_download} (shim vs bare FileResponse)",
            shim_mb_s=statistics.median(shim) / MB, static_mb_s=statistics.median(static) / MB)
-    speed = statistics.median(via_grpc) / MB
+    speed, bare_speed = statistics.median(via_grpc) / MB, statistics.median(bare_grpc) / MB
     report(f"GetImageFile {mb:.0f} MB, MB/s", speed, ">= 500", speed >= 500,
-           "python grpc client, sum of chunks, one channel")
+           "python grpc client, sum of chunks, one channel", bare_grpc_aio_mb_s=bare_speed)
+    report(f"GetImageFile {mb:.0f} MB / bare grpc.aio (1 MiB chunks)", speed / bare_speed, "(baseline)", True,
+           "the same client against bench/bare_servers.py grpcfile, interleaved")
 
 
 def _fds(pid: int) -> int:
@@ -170,8 +182,8 @@ def _rss_mib(pid: int) -> float:
 def bench_stalled(tmp: Path, idle_s: float = 8.0, clients: int = 200) -> None:
     output = tmp / "stalled-output"
     output.mkdir()
-    record, _ = make_image(output, 25)
-    with start_server(tmp / "stalled", http=True, output_dir=output,
+    record, _ = make_image(output, tmp / "stalled-state", 25)
+    with start_server(tmp / "stalled", http=True, output_dir=output, state_dir=tmp / "stalled-state",
                       args=["--download-idle-timeout-ms", str(int(idle_s * 1000)), "--max-concurrent", "8"]) as srv:
         channel = srv.channel()
         stub, health = srv.stub(channel), health_pb2_grpc.HealthStub(channel)
@@ -215,6 +227,29 @@ def bench_stalled(tmp: Path, idle_s: float = 8.0, clients: int = 200) -> None:
            end_rss - base_rss <= 20, cmd, baseline_mib=base_rss, peak_mib=peak_rss)
 
 
+def _peak_above_idle(pid: int, stub_generate, request, requests: int) -> tuple[float, float, float]:
+    """(idle MiB, peak MiB, peak - idle in bytes) while `requests` calls of
+    `request` run side by side, RSS sampled every 10 ms."""
+    base = _rss_mib(pid)
+    peak, done = base, threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _rss_mib(pid))
+            done.wait(0.01)
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    calls = [threading.Thread(target=lambda: list(stub_generate(request, timeout=120))) for _ in range(requests)]
+    for c in calls:
+        c.start()
+    for c in calls:
+        c.join()
+    done.set()
+    sampler.join()
+    return base, peak, (peak - base) * MB
+
+
 def bench_refs(tmp: Path, requests: int = 4, refs: int = 4, ref_mb: int = 20) -> None:
     from PIL import Image
     import io
@@ -225,32 +260,33 @@ def bench_refs(tmp: Path, requests: int = 4, refs: int = 4, ref_mb: int = 20) ->
         Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(out, format="PNG", compress_level=0)
         images.append(out.getvalue())
     payload = requests * sum(len(i) for i in images)
+    refs_pb = [pb.Reference(image=i) for i in images]
     with start_server(tmp / "refs", args=["--max-concurrent", "16", "--max-reference-pixels", "100000000"]) as srv:
         stub = srv.stub()
         list(stub.Generate(pb.GenerateRequest(prompt="warm"), timeout=60))
-        base = _rss_mib(srv.pid)
-        peak, done = base, threading.Event()
-
-        def sample():
-            nonlocal peak
-            while not done.is_set():
-                peak = max(peak, _rss_mib(srv.pid))
-                done.wait(0.01)
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        request = pb.GenerateRequest(prompt="refs [[fake delay=3]]",
-                                     references=[pb.Reference(image=i) for i in images])
-        calls = [threading.Thread(target=lambda: list(stub.Generate(request, timeout=120))) for _ in range(requests)]
-        for c in calls:
-            c.start()
-        for c in calls:
-            c.join()
-        done.set()
-        sampler.join()
-    ratio = (peak - base) * MB / payload
+        base, peak, above = _peak_above_idle(srv.pid, stub.Generate,
+                                             pb.GenerateRequest(prompt="refs [[fake delay=3]]", references=refs_pb),
+                                             requests)
+    # The floor on this stack: a bare grpc.aio server that only receives,
+    # parses and holds the same requests as long.
+    with bare("grpchold", "3") as port:
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", 512 * MB)])
+        generate = channel.unary_stream("/codeximage.v1.ImageService/Generate",
+                                        request_serializer=pb.GenerateRequest.SerializeToString,
+                                        response_deserializer=pb.GenerateResponse.FromString)
+        list(generate(pb.GenerateRequest(prompt="warm"), timeout=60))
+        pid = int(subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True,
+                                 check=True).stdout.split("pid=")[1].split(",")[0])
+        bare_base, bare_peak, bare_above = _peak_above_idle(pid, generate, pb.GenerateRequest(
+            prompt="refs", references=refs_pb), requests)
+        channel.close()
+    ratio, bare_ratio = above / payload, bare_above / payload
     report("refs: (peak RSS - idle) / payload", ratio, "<= 2", ratio <= 2,
            f"{requests} concurrent Generate over gRPC, each {refs} x {ref_mb} MB PNG references, RSS sampled every 10 ms",
-           payload_mib=payload / MB, idle_mib=base, peak_mib=peak)
+           payload_mib=payload / MB, idle_mib=base, peak_mib=peak, bare_grpc_aio_ratio=round(bare_ratio, 3),
+           bare_idle_mib=bare_base, bare_peak_mib=bare_peak)
+    report("refs: ours / bare grpc.aio (receive, parse, hold)", above / bare_above, "(baseline)", True,
+           "bench/bare_servers.py grpchold, the same requests")
 
 
 def main() -> int:
@@ -263,9 +299,9 @@ def main() -> int:
         tmp = Path(tmp)
         output = tmp / "output"
         output.mkdir()
-        record, path = make_image(output, 30)
+        record, path = make_image(output, tmp / "state", 30)
         if {"fixed", "grpc", "download"} & set(args.only):
-            with start_server(tmp / "main", http=True, output_dir=output) as srv:
+            with start_server(tmp / "main", http=True, output_dir=output, state_dir=tmp / "state") as srv:
                 if "fixed" in args.only:
                     bench_fixed(srv, args.runs, args.seconds, tmp)
                 if "grpc" in args.only:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-from concurrent.futures import ThreadPoolExecutor
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, TypeVar
 
 T = TypeVar("T")
@@ -16,11 +17,20 @@ T = TypeVar("T")
 class Blocking:
     def __init__(self, threads: int):
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="blocking")
+        self._later: set[Future] = set()
 
     async def run(self, fn: Callable[..., T], *args, **kwargs) -> T:
         ctx = contextvars.copy_context()
         call = functools.partial(ctx.run, fn, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._pool, call)
 
+    def later(self, fn: Callable[..., object], *args, **kwargs) -> None:
+        """Work nobody waits for (a working directory's removal once its call
+        has ended), done soon in the pool; `close` lets it finish."""
+        future = self._pool.submit(fn, *args, **kwargs)
+        self._later.add(future)
+        future.add_done_callback(self._later.discard)
+
     def close(self) -> None:
+        futures.wait(list(self._later))
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -14,6 +14,13 @@ def freeze(message):
     return message
 
 
+def thaw(message) -> None:
+    """Forget a frozen `message` (an answer that has been replaced)."""
+    entry = _FROZEN.get(id(message))
+    if entry is not None and entry[0] is message:
+        del _FROZEN[id(message)]
+
+
 def encoded(message, form: str, encode: Callable[[object], bytes]) -> bytes:
     """`encode(message)`, made once per form for a frozen message."""
     entry = _FROZEN.get(id(message))

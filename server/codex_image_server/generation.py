@@ -64,6 +64,12 @@ class SummaryEvent:
 Event = Union[ProgressEvent, ImageEvent, SummaryEvent]
 
 
+def _create_workdir(workdir: Path, refs) -> references.ReferencePlan:
+    """The request's working directory with its references: one trip to the pool."""
+    workdirs.create(workdir)
+    return references.write(refs, workdir / "references")
+
+
 async def _shielded(awaitable):
     """Await to the end even if the awaiting task is cancelled meanwhile;
     the cancellation is raised afterwards."""
@@ -152,7 +158,8 @@ class Generation:
 
     async def events(self) -> AsyncIterator[Event]:
         spec = self.spec
-        codex = (await self._blocking.run(self._engine.require_ready)).path
+        ready = self._engine.ready_without_probe() or await self._blocking.run(self._engine.require_ready)
+        codex = ready.path
         ticket = self._slots.enter(spec.count)
         workdir: Path | None = None
         started = 0
@@ -161,13 +168,13 @@ class Generation:
                 yield ProgressEvent("queued", self._elapsed_ms(), queue_position=ticket.position)
                 await ticket.wait(self._cancelled)
             self.admitted, self.queue_wait_ms = True, self._elapsed_ms()
-            await self._blocking.run(self._check_references_decode)
+            if spec.references:
+                await self._blocking.run(self._check_references_decode)
             # Named before it exists and written to the end even if the caller
             # goes away meanwhile, so the rmtree in `finally` never races a
             # thread still creating it (that left directories behind).
             workdir = workdirs.new_path(self._work_root, spec.request_id)
-            await _shielded(self._blocking.run(workdirs.create, workdir))
-            refs = await _shielded(self._blocking.run(references.write, spec.references, workdir / "references"))
+            refs = await _shielded(self._blocking.run(_create_workdir, workdir, spec.references))
             # The originals are on disk now: their bytes need not stay in memory.
             self.spec = spec = dataclasses.replace(
                 spec, references=tuple(dataclasses.replace(r, image=b"") for r in spec.references))
@@ -199,7 +206,9 @@ class Generation:
             await self._until_candidates_done(started)
             ticket.release()
             if workdir is not None:
-                await _shielded(self._blocking.run(shutil.rmtree, workdir, ignore_errors=True))
+                # Nothing runs in it any more: the caller need not wait for the
+                # disk (Blocking.close waits for it at shutdown).
+                self._blocking.later(shutil.rmtree, workdir, ignore_errors=True)
 
     async def _until_candidates_done(self, started: int) -> None:
         """Every candidate thread reports _Done once its process group is gone.

@@ -100,10 +100,12 @@ class Keyring:
             self._keys = self._env + keys
         return len(keys)
 
+    # `_keys` is replaced whole under the lock, never changed in place: the
+    # per-call readers below take it with one (atomic) read, no lock.
+
     @property
     def required(self) -> bool:
-        with self._lock:
-            return bool(self._keys)
+        return bool(self._keys)
 
     def by_name(self, name: str) -> ApiKey | None:
         with self._lock:
@@ -111,8 +113,7 @@ class Keyring:
 
     def identify(self, presented: str) -> ApiKey | None:
         """The key's entry; ANONYMOUS when no keys are configured; None when refused."""
-        with self._lock:
-            keys = self._keys
+        keys = self._keys
         if not keys:
             return ANONYMOUS
         if not presented:

@@ -132,6 +132,13 @@ class Service:
         return [in_use, ready, until]
 
 
+def _log_fields(spec, caller: Caller) -> dict:
+    return dict(request_id=spec.request_id, count=spec.count, size=spec.size.text,
+                quality=spec.quality, output_format=spec.output_format,
+                references=len(spec.references), prompt_chars=len(spec.prompt),
+                key_name=caller.key.name, surface=caller.surface)
+
+
 class GenerateCall:
     """One Generate request from arrival to its recorded outcome. Refusals
     (bad input, a key over its limit) raise from `admit` and are recorded too."""
@@ -176,6 +183,7 @@ class GenerateCall:
         self.generation = Generation(self.spec, self._svc.engine, self._svc.store, self._svc.slots,
                                      settings.work_dir, settings.generation_timeout_ms / 1000,
                                      self._svc.blocking, Origin(self._caller.key.name, self._seq))
+        self.spec = None  # the Generation's now: it drops the reference bytes once they are on disk
 
     def _count(self, outcome: str, reason: str) -> None:
         self._svc.metrics.requests.labels(self._caller.surface, outcome, reason).inc()
@@ -184,11 +192,8 @@ class GenerateCall:
         self.generation.cancel(reason)
 
     async def events(self) -> AsyncIterator[Event]:
-        spec, generation = self.spec, self.generation
-        fields = dict(request_id=spec.request_id, count=spec.count, size=spec.size.text,
-                      quality=spec.quality, output_format=spec.output_format,
-                      references=len(spec.references), prompt_chars=len(spec.prompt),
-                      key_name=self._caller.key.name, surface=self._caller.surface)
+        generation = self.generation
+        fields = _log_fields(generation.spec, self._caller)
         log("generate.start", **fields)
         images: list[str] = []
         error: ServiceError | None = None

@@ -3,17 +3,22 @@ caller may choose (X-Request-Id) or is given, and echoed back. Header values
 and the query string are never logged: either may carry a key."""
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from codex_image_server.logs import log
+from codex_image_server import logs
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _PATH_CHARS = 200
+# Ids only need to be unique, not secret: a random prefix per process and a
+# counter (no random draw per request).
+_ID_PREFIX = "http_" + secrets.token_hex(4)
+_ID_COUNTER = itertools.count()
 
 
 def request_id(request: web.Request) -> str:
@@ -21,22 +26,23 @@ def request_id(request: web.Request) -> str:
     rid = request.get("request_id")
     if rid is None:
         offered = request.headers.get(REQUEST_ID_HEADER, "")
-        rid = offered if _SAFE_ID.match(offered) else "http_" + secrets.token_hex(8)
+        rid = offered if offered and _SAFE_ID.match(offered) else f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
         request["request_id"] = rid
     return rid
 
 
-async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers[REQUEST_ID_HEADER] = request_id(request)
+def add_request_id(request: web.Request, headers) -> None:
+    """Fix the request's id and put it in the response's headers."""
+    headers[REQUEST_ID_HEADER] = request_id(request)
 
 
 class JsonAccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         path = request.path
-        log("http.access", request_id=request_id(request), method=request.method[:16],
-            path=path[:_PATH_CHARS] + ("..." if len(path) > _PATH_CHARS else ""),
-            status=response.status, bytes=response.body_length, duration_ms=int(time * 1000),
-            remote=request.remote)
+        # The id as the response carries it (set as it was prepared): no second lookup.
+        rid = response.headers.get(REQUEST_ID_HEADER) or request_id(request)
+        logs.access(rid, request.method[:16], path[:_PATH_CHARS] + ("..." if len(path) > _PATH_CHARS else ""),
+                    response.status, response.body_length, int(time * 1000), request.remote)
 
     @property
     def enabled(self) -> bool:

@@ -57,8 +57,11 @@ ACCEPTED_ENCODINGS = ("", "identity", "gzip", "x-gzip", "deflate")
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # one, not one per call
+
+
 def _dumps(body) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return _ENCODER.encode(body).encode()
 
 
 def json_response(body, status: int = 200, headers: dict | None = None) -> web.Response:
@@ -158,38 +161,43 @@ class Shim:
 
     def application(self) -> web.Application:
         app = web.Application()
-        app.on_response_prepare.append(self._add_cors)
-        app.on_response_prepare.append(access_log.add_request_id)
+        app.on_response_prepare.append(self._add_headers)
         console.mount(app)  # `/` and `/console/*`: static, ahead of the /v1 catch-all
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
 
     @staticmethod
-    async def _add_cors(request, response) -> None:
+    async def _add_headers(request, response) -> None:
+        """CORS and the request id on every response (one hook: it runs per request)."""
+        headers = response.headers
         for key, value in CORS_HEADERS.items():
-            response.headers.setdefault(key, value)
+            headers.setdefault(key, value)
+        access_log.add_request_id(request, headers)
 
     # -- dispatch -----------------------------------------------------------
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        method, path = request.method, request.path
         try:
-            if request.method == "OPTIONS":
-                return web.Response(status=204, headers=PREFLIGHT_HEADERS)
-            if request.path == OPENAPI_PATH:
-                return await self._openapi(request)
-            if self.openai.owns(request.path):
-                return await self.openai.handle(request)  # its own error shape
-            if request.path == METRICS_PATH and self.metrics_registry is not None:
-                return await self._metrics(request)
-            route = self._literal.get((request.method, request.path))
+            route = self._literal.get((method, path))  # the hot GETs: one lookup
             found = {}
             if route is None:
-                route, found = routes.resolve(self.routes, request.method, request.path)
+                if method == "OPTIONS":
+                    return web.Response(status=204, headers=PREFLIGHT_HEADERS)
+                if path == OPENAPI_PATH:
+                    return await self._openapi(request)
+                if self.openai.owns(path):
+                    return await self.openai.handle(request)  # its own error shape
+                if path == METRICS_PATH and self.metrics_registry is not None:
+                    return await self._metrics(request)
+                route, found = routes.resolve(self.routes, method, path)
             if route is None:
                 if found:
-                    raise errors.method_not_allowed(request.method, request.path, found)
-                raise errors.not_found_route(request.path)
-            if route.rpc != "Health":
+                    raise errors.method_not_allowed(method, path, found)
+                raise errors.not_found_route(path)
+            if route.rpc != "Health" and (route.body or found or request.query_string):
+                # Something to parse: the key first. A bare GET has nothing
+                # to parse; the servicer's own check comes before all else.
                 self.check_key(request)
             handler = self._special.get(route.rpc, self._generic)
             return await handler(request, route, found)
@@ -274,7 +282,8 @@ class Shim:
             parsed = adapter.parse_body(await self.read_body(request))
             body = parsed if route.body == "*" else {route.body: parsed}
         message = self._request_message(route, request, params, body)
-        self.check_message_size(message)
+        if body is not None:  # a path and a query alone are far below the limit (aiohttp caps a line at 8 KiB)
+            self.check_message_size(message)
         if route.server_streaming:
             return await self._ndjson(request, self.channel.stream(route.rpc, message, self.metadata(request)))
         return message_response(await self.channel.unary(route.rpc, message, self.metadata(request)))
@@ -326,9 +335,10 @@ class Shim:
         # uses the server's own internal key for this one call.
         metadata = (("x-api-key", self.internal_key),) if self.internal_key else ()
         response = await self.channel.unary("Health", pb.HealthRequest(), metadata)
-        # The answer changes only when readiness or slot use does: its JSON is
-        # kept by the message's wire bytes (cheap) instead of re-rendered.
-        wire = response.SerializeToString(deterministic=True)
+        # The answer changes only when readiness or slot use does (the
+        # servicer then hands out the same frozen message): its JSON is kept
+        # by the message's wire bytes, encoded once per answer.
+        wire = frozen.wire(response)
         rendered = self._health_json.get(wire)
         if rendered is None:
             status, body = adapter.health(jsonmap.to_dict(response))

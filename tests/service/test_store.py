@@ -11,7 +11,7 @@ from codeximage.v1 import image_service_pb2 as pb
 from tests.support.grpc_helpers import error_details
 from tests.support.server_proc import start_server
 
-CHUNK = 64 * 1024
+CHUNK = 1024 * 1024
 
 
 def make_image(stub, size="1200x800", noise=0):
@@ -26,7 +26,7 @@ def fetch(stub, image_id):
 
 
 def test_fetched_file_equals_the_stored_file(stub, server):
-    img = make_image(stub, "640x480", noise=1)
+    img = make_image(stub, "1280x1024", noise=1)  # ~3.9 MB: several 1 MiB chunks
     chunks, data = fetch(stub, img.id)
     stored = (server.output_dir / f"{img.id}.png").read_bytes()
     assert hashlib.sha256(data).hexdigest() == hashlib.sha256(stored).hexdigest() == img.sha256

@@ -2550,7 +2550,7 @@ type GetImageFileResponse struct {
 	TotalSize int64 `protobuf:"varint,2,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
 	// Set on the first chunk only: hex sha256 of the whole file.
 	Sha256 string `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
-	// At most 64 KiB.
+	// At most 1 MiB; readers should not depend on a chunk's size.
 	Data          []byte `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -53,7 +53,7 @@ type ImageServiceClient interface {
 	Health(ctx context.Context, in *HealthRequest, opts ...grpc.CallOption) (*HealthResponse, error)
 	// One stored image's metadata.
 	GetImage(ctx context.Context, in *GetImageRequest, opts ...grpc.CallOption) (*GetImageResponse, error)
-	// One stored image's bytes, in chunks of at most 64 KiB. The first chunk
+	// One stored image's bytes, in chunks of at most 1 MiB. The first chunk
 	// carries the content type and total size.
 	GetImageFile(ctx context.Context, in *GetImageFileRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GetImageFileResponse], error)
 	// Stored images, newest first, a page at a time (AIP-158). Paging is
@@ -200,7 +200,7 @@ type ImageServiceServer interface {
 	Health(context.Context, *HealthRequest) (*HealthResponse, error)
 	// One stored image's metadata.
 	GetImage(context.Context, *GetImageRequest) (*GetImageResponse, error)
-	// One stored image's bytes, in chunks of at most 64 KiB. The first chunk
+	// One stored image's bytes, in chunks of at most 1 MiB. The first chunk
 	// carries the content type and total size.
 	GetImageFile(*GetImageFileRequest, grpc.ServerStreamingServer[GetImageFileResponse]) error
 	// Stored images, newest first, a page at a time (AIP-158). Paging is

@@ -233,14 +233,35 @@ class AccountPool:
             self._cond.notify_all()
         return not self.single
 
-    def states(self) -> list[AccountState]:
+    def snapshot(self, cached: bool = False) -> tuple | None:
+        """(account, readiness, runs in use, exhausted until) of each account,
+        cheap to compare. With `cached`: from the last probes, and only with a
+        local ledger (a shared one is a database query), so it never blocks;
+        None when it would."""
+        if cached and self.ledger.shared:
+            return None
         loads = self._loads(self._accounts)
-        return [AccountState(a.name, a.spec.home, a.readiness.get(), loads[a.name].in_use, a.spec.limit,
-                             loads[a.name].exhausted_until) for a in self._accounts]
+        rows = tuple((a, a.readiness.cached() if cached else a.readiness.get(), loads[a.name].in_use,
+                      loads[a.name].exhausted_until) for a in self._accounts)
+        return None if any(r is None for _, r, _, _ in rows) else rows
+
+    @staticmethod
+    def states_of(rows: tuple) -> list[AccountState]:
+        return [AccountState(a.name, a.spec.home, r, in_use, a.spec.limit, until) for a, r, in_use, until in rows]
+
+    def states(self) -> list[AccountState]:
+        return self.states_of(self.snapshot())
 
     def cached_readiness(self) -> Readiness | None:
         """Like `readiness` from the last probes only (None before every account's first)."""
         results = [a.readiness.cached() for a in self._accounts]
+        if any(r is None for r in results):
+            return None
+        return next((r for r in results if r.ready), results[0])
+
+    def fresh_readiness(self) -> Readiness | None:
+        """Like `readiness` when no account needs a probe, else None."""
+        results = [a.readiness.fresh() for a in self._accounts]
         if any(r is None for r in results):
             return None
         return next((r for r in results if r.ready), results[0])

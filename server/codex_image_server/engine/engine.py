@@ -62,6 +62,12 @@ class Engine:
             raise ServiceError(Kind.FAILED_PRECONDITION, reason, ready.problem)
         return ready
 
+    def ready_without_probe(self) -> Readiness | None:
+        """`require_ready`'s answer when it needs no probe (ready, within the
+        readiness TTL), else None: cheap enough for the event loop."""
+        ready = self.accounts.fresh_readiness()
+        return ready if ready is not None and ready.ready else None
+
     def argv(self, codex: str, workdir: Path, images: list[Path]) -> list[str]:
         argv = [codex, "exec", "--json", "--skip-git-repo-check", "--sandbox", "read-only",
                 "--cd", str(workdir), "--color", "never"]

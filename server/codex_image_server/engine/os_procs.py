@@ -60,6 +60,26 @@ class LinuxProcs:
         fields = data[data.rindex(")") + 2:].split()
         return ProcStat(state=fields[0], ppid=int(fields[1]), pgid=int(fields[2]), start_time=int(fields[19]))
 
+    def children(self, pid: int) -> list[int] | None:
+        """The children of every thread of `pid`; None when the kernel does
+        not say (no CONFIG_PROC_CHILDREN), so the caller scans instead."""
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            return []
+        out: list[int] = []
+        for tid in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                    out.extend(int(c) for c in f.read().split())
+            except FileNotFoundError:
+                if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                    continue  # the thread ended meanwhile
+                return None
+            except OSError:
+                continue
+        return out
+
     def environ_value(self, pid: int, name: str) -> str | None:
         prefix = f"{name}=".encode()
         try:
@@ -124,6 +144,9 @@ class PortableProcs:
         except PermissionError:
             pgid = -1
         return ProcStat(state=state, ppid=ppid, pgid=pgid, start_time=start)
+
+    def children(self, pid: int) -> list[int] | None:
+        return None  # only asked with a subreaper, which this path never is
 
     def environ_value(self, pid: int, name: str) -> str | None:
         ps = self._psutil

@@ -26,6 +26,8 @@ from .os_procs import PROCS
 _POLL_S = 0.005
 _GROUP_SCAN_S = 0.05  # a scan of every process (portable path only): not every few ms
 _STRAY_POLL_S = 0.05  # a scan of every environ: not every few ms
+_GROUP_FIRST_S = 0.1  # how long a stop waits for the group before looking for strays
+_GROUP_POLL_S = 0.001  # meanwhile: three system calls a round, and a cancel waits on it
 # No KEY/TOKEN/SECRET in the name: codex strips such variables from what it
 # passes to its shells, and the id is not a secret anyway.
 RUN_ID_ENV = "CODEX_IMAGE_SERVER_RUN_ID"
@@ -81,6 +83,36 @@ def tagged_processes(run_ids: set[str]) -> list[int]:
     return [pid for pid in PROCS.pids() if pid != me and run_id_of(pid) in run_ids]
 
 
+def tagged_descendants(run_id: str) -> list[int] | None:
+    """Live processes of run `run_id`, for a subreaper once the run's group is
+    gone: each of them was then reparented to us or descends from one that
+    was, so our children that carry the run id, and everything below them,
+    are all there is to look at. No environ of the rest of the machine is
+    read: the cost follows our own processes, not the machine's. None when
+    the kernel does not list children (the caller scans instead)."""
+    stack = PROCS.children(os.getpid())
+    if stack is None:
+        return None
+    found: list[int] = []
+    seen: set[int] = set()
+    depth0 = set(stack)
+    while stack:
+        pid = stack.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        tagged = run_id_of(pid) == run_id
+        if pid in depth0 and not tagged:
+            continue  # another run's leader, a readiness probe: not this run's
+        if tagged:
+            found.append(pid)
+        below = PROCS.children(pid)
+        if below is None:
+            return None
+        stack.extend(below)
+    return found
+
+
 class ProcessGroup:
     """One codex run: a child process leading its own group, and whatever
     else carries its run id."""
@@ -93,18 +125,21 @@ class ProcessGroup:
         self.pid = self.pgid = self.proc.pid
         self.run_id = env.get(RUN_ID_ENV, "")
         self._strays: set[int] = set()
+        self._group_gone = False  # nothing of the group left, not even a zombie
         self._strays_checked = 0.0
         self._group_checked = 0.0
         self._stop_lock = threading.Lock()
         self._stopper: threading.Thread | None = None
         self.stop_requested = False
 
-    def signal(self, sig: int) -> None:
+    def signal(self, sig: int, scan: bool = True) -> None:
+        """`sig` to the group and to the run's strays; without `scan`, only
+        to the strays already known (no look at other processes)."""
         try:
             os.killpg(self.pgid, sig)
         except (ProcessLookupError, PermissionError):
             pass
-        for pid in self._find_strays():
+        for pid in (self._find_strays() if scan else list(self._strays)):
             try:
                 os.kill(pid, sig)
             except (ProcessLookupError, PermissionError):
@@ -114,7 +149,10 @@ class ProcessGroup:
         """Processes of this run outside its group (a shell codex put in a
         session of its own), remembered until they are gone."""
         if self.run_id:
-            self._strays.update(p for p in tagged_processes({self.run_id}) if p != self.pid)
+            found = tagged_descendants(self.run_id) if _subreaper and self._group_gone else None
+            if found is None:
+                found = tagged_processes({self.run_id})
+            self._strays.update(p for p in found if p != self.pid)
             self._strays_checked = time.monotonic()
         return self._strays
 
@@ -138,6 +176,7 @@ class ProcessGroup:
         try:
             os.killpg(self.pgid, 0)  # succeeds while any member, zombie or not, exists
         except ProcessLookupError:
+            self._group_gone = True
             return True
         except PermissionError:
             pass
@@ -165,8 +204,16 @@ class ProcessGroup:
         self._strays_checked = 0.0  # look for strays now, whatever the last scan
         if self._reap_ours() and self._strays_gone():
             return
+        # The group first, and a short wait for it: once it is gone its strays
+        # are found among our own descendants, a few reads instead of every
+        # process's environ; a group slow to go gets the full look at once.
+        self.signal(signal.SIGTERM, scan=False)
+        deadline = time.monotonic() + grace
+        group_wait = time.monotonic() + min(grace, _GROUP_FIRST_S)
+        while not self._reap_ours() and time.monotonic() < group_wait:
+            time.sleep(_GROUP_POLL_S)
         self.signal(signal.SIGTERM)
-        if self.wait_gone(grace):
+        if self.wait_gone(max(0.0, deadline - time.monotonic())):
             return
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline:
@@ -183,7 +230,9 @@ class ProcessGroup:
             if self._stopper is not None:
                 return
             self.stop_requested = True
-            self.signal(signal.SIGTERM)
+            # The group at once; the look for strays (other processes'
+            # environ) is the stopper thread's, off the caller's thread.
+            self.signal(signal.SIGTERM, scan=False)
             self._stopper = threading.Thread(target=self.terminate, args=(grace,),
                                              name=f"stop-pg-{self.pgid}", daemon=True)
             self._stopper.start()

@@ -92,6 +92,12 @@ class ReadinessCache:
         """The last probe's answer, without probing (None before the first)."""
         return self._value
 
+    def fresh(self) -> Readiness | None:
+        """What `get` would answer without probing (the last answer, within
+        its TTL), else None: safe to ask from the event loop."""
+        value, at = self._value, self._at
+        return value if value is not None and time.monotonic() - at <= self._ttl else None
+
     def get(self, fresh: bool = False) -> Readiness:
         with self._lock:
             if fresh or self._value is None or time.monotonic() - self._at > self._ttl:

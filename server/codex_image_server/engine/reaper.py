@@ -14,6 +14,8 @@ import os
 import subprocess
 import threading
 
+from .os_procs import PROCS
+
 _lock = threading.Lock()
 _own: dict[int, subprocess.Popen] = {}
 
@@ -38,8 +40,11 @@ def run(argv: list[str], timeout: float, **kwargs) -> subprocess.CompletedProces
 
 
 def _zombie_children(me: int) -> list[int]:
+    # Our children as the kernel lists them (a few reads), else every process.
+    kids = PROCS.children(me)
+    names = [str(pid) for pid in kids] if kids is not None else os.listdir("/proc")
     found = []
-    for name in os.listdir("/proc"):
+    for name in names:
         if not name.isdigit():
             continue
         try:

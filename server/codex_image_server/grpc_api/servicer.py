@@ -25,8 +25,10 @@ from ..version import __version__
 from . import auth, convert
 from .status import internal_error, to_grpc_status
 
-CHUNK_BYTES = 64 * 1024
-READ_BYTES = 16 * CHUNK_BYTES  # one trip to the blocking pool per 1 MiB read
+# A Python gRPC stream is bound by its per-message cost, not by bytes: 1 MiB
+# chunks (well under every client's 4 MiB default receive limit) move a large
+# image several times faster than 64 KiB ones did.
+CHUNK_BYTES = 1024 * 1024
 REFERENCE_MIME_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 
 SURFACE_HEADER = "x-codex-image-surface"
@@ -46,11 +48,29 @@ _REQUEST_TYPES = {m.name: message_factory.GetMessageClass(m.input_type)
                   for m in pb.DESCRIPTOR.services_by_name["ImageService"].methods}
 
 
+class Received:
+    """A request's bytes as grpc.aio hands them over (the call's
+    deserializer), in a box. grpc.aio keeps whatever the deserializer returned
+    until the call ends; the bytes are taken out to be parsed and the box
+    stays behind empty, so a request carrying 80 MB of references is not kept
+    a second time for the whole generation."""
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: bytes):
+        self.raw = raw
+
+    def take(self) -> bytes:
+        raw, self.raw = self.raw, b""
+        return raw
+
+
 def parsed(request, method_name: str):
     """Over gRPC the request arrives as bytes, parsed here only after the
     API-key check: a stranger's bytes are never read, and bytes that are not
     the message get INVALID_ARGUMENT rather than grpcio's INTERNAL. The
     in-process shim hands over a message."""
+    if isinstance(request, Received):
+        request = request.take()
     if not isinstance(request, bytes):
         return request
     try:
@@ -93,9 +113,9 @@ def _stream_errors_to_status(method):
         idle = None
         try:
             auth.check(context.invocation_metadata(), self._service.keyring)
-            request = parsed(request, method.__name__)
+            responses = _responses(self, method, parsed(request, method.__name__), context)
             with IdleTimer(self._settings.download_idle_timeout_ms / 1000, method.__name__) as idle:
-                async with contextlib.aclosing(_responses(self, method, request, context)) as responses:
+                async with contextlib.aclosing(responses) as responses:
                     async for response in responses:
                         with idle.waiting():
                             await context.write(response)
@@ -112,12 +132,15 @@ def _stream_errors_to_status(method):
 
 
 async def _responses(self, method, request, context):
+    # The method alone keeps the request, so it can let it go early (Generate
+    # does, once it has taken the reference bytes out).
+    responses = method(self, request, context)
+    del request
     if inspect.isasyncgenfunction(method):
-        async with contextlib.aclosing(method(self, request, context)) as responses:
+        async with contextlib.aclosing(responses) as responses:
             async for response in responses:
                 yield response
         return
-    responses = method(self, request, context)
     try:
         while (response := await self._blocking.run(_next, responses)) is not _DONE:
             yield response
@@ -136,6 +159,7 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
         self._slots = service.slots
         self._blocking = blocking
         self._capabilities = frozen.freeze(self._build_capabilities(settings, service.keyring.required))
+        self._health: tuple[tuple, object] | None = None  # (what it says, the answer)
 
     def shut_down(self) -> None:
         self._service.shut_down()
@@ -153,8 +177,10 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
     @_stream_errors_to_status
     async def Generate(self, request, context):
         params = convert.params(request)
-        # The reference bytes now live in `params` alone: one copy less in memory per request.
+        # The reference bytes now live in `params` alone: the message (and
+        # its copy of them) goes now, not when the call ends.
         request.ClearField("references")
+        del request
         call = await self._service.generate(params, self._caller(context))
         del params
         # Fires on cancel, deadline and normal completion alike: cancel() is idempotent.
@@ -201,8 +227,15 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
         # The last probe's answer: a probe spawns codex, and Health must be
         # answered from the loop at once (a watcher keeps it fresh).
         ready = self._engine.readiness.cached() or await self._blocking.run(self._engine.readiness.get)
-        in_use, free, queued = self._slots.snapshot()
-        return pb.HealthResponse(
+        pool = self._engine.accounts
+        rows = pool.snapshot(cached=True) or await self._blocking.run(pool.snapshot)
+        slots = self._slots.snapshot()
+        facts = (ready, slots, rows, self._service.keyring.required)
+        if self._health is not None and self._health[0] == facts:
+            return self._health[1]  # unchanged: the same (frozen) answer, encoded once
+        in_use, free, queued = slots
+        accounts = pool.states_of(rows)
+        answer = frozen.freeze(pb.HealthResponse(
             status="ok" if ready.ready else "unavailable", ready=ready.ready, backend=BACKEND, model=MODEL,
             auth_required=self._service.keyring.required,
             generation_timeout_ms=self._settings.generation_timeout_ms,
@@ -211,7 +244,11 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
             slots=pb.SlotStatus(in_use=in_use, free=free, limit=self._slots.limit, queued=queued,
                                 queue_limit=self._slots.queue_limit),
             problem=ready.problem, server_version=__version__,
-            accounts=[convert.account_message(a) for a in await self._blocking.run(self._engine.accounts.states)])
+            accounts=[convert.account_message(a) for a in accounts]))
+        if self._health is not None:
+            frozen.thaw(self._health[1])
+        self._health = (facts, answer)
+        return answer
 
     @_errors_to_status
     async def GetImage(self, request, context):
@@ -243,21 +280,31 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
 
     @_stream_errors_to_status
     async def GetImageFile(self, request, context):
-        """Chunks of CHUNK_BYTES, read 1 MiB at a time off the loop."""
+        """Chunks of CHUNK_BYTES, each read off the loop while the one before
+        it is being sent."""
         record = await self._blocking.run(self._service.get_image, request.image_id)
-        f = await self._blocking.run(lambda: open(self._service.image_path(record), "rb"))
+        # The path may mean a fetch into the local cache (an object store): off the loop too.
+        f = await self._blocking.run(lambda: open(self._service.image_path(record), "rb", buffering=0))
+        reading = None
         try:
             first = True
-            while block := await self._blocking.run(f.read, READ_BYTES):
-                for at in range(0, len(block), CHUNK_BYTES):
-                    chunk = block[at:at + CHUNK_BYTES]
-                    if first:
-                        first = False
-                        yield pb.GetImageFileResponse(content_type=record.mime_type, total_size=record.byte_size,
-                                                      sha256=record.sha256, data=chunk)
-                    else:
-                        yield pb.GetImageFileResponse(data=chunk)
+            reading = asyncio.ensure_future(self._blocking.run(f.read, CHUNK_BYTES))
+            # Shielded: a cancelled call leaves the read to finish, and the
+            # file is closed only after it (see finally).
+            while chunk := await asyncio.shield(reading):
+                reading = asyncio.ensure_future(self._blocking.run(f.read, CHUNK_BYTES))
+                if first:
+                    first = False
+                    yield pb.GetImageFileResponse(content_type=record.mime_type, total_size=record.byte_size,
+                                                  sha256=record.sha256, data=chunk)
+                else:
+                    yield pb.GetImageFileResponse(data=chunk)
             if first:  # an empty file still says what it is
                 yield pb.GetImageFileResponse(content_type=record.mime_type, total_size=0, sha256=record.sha256)
         finally:
-            f.close()
+            if reading is not None and not reading.done():
+                # A read still runs in the pool: the file is closed after it,
+                # never under it (its descriptor could be reused meanwhile).
+                reading.add_done_callback(lambda done: (done.cancelled() or done.exception(), f.close()))
+            else:
+                f.close()

@@ -116,7 +116,7 @@ class ImageServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetImageFile(self, request, context):
-        """One stored image's bytes, in chunks of at most 64 KiB. The first chunk
+        """One stored image's bytes, in chunks of at most 1 MiB. The first chunk
         carries the content type and total size.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

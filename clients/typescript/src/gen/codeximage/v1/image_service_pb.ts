@@ -1446,7 +1446,7 @@ export type GetImageFileResponse = Message<"codeximage.v1.GetImageFileResponse">
   sha256: string;
 
   /**
-   * At most 64 KiB.
+   * At most 1 MiB; readers should not depend on a chunk's size.
    *
    * @generated from field: bytes data = 4;
    */
@@ -1975,7 +1975,7 @@ export const ImageService: GenService<{
     output: typeof GetImageResponseSchema;
   },
   /**
-   * One stored image's bytes, in chunks of at most 64 KiB. The first chunk
+   * One stored image's bytes, in chunks of at most 1 MiB. The first chunk
    * carries the content type and total size.
    *
    * @generated from rpc codeximage.v1.ImageService.GetImageFile
