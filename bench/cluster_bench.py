@@ -1,12 +1,16 @@
 """Issue 15's figures: what several replicas behind HAProxy give and cost.
 
-    .venv/bin/python bench/cluster_bench.py [--runs 3] [--requests 36]
+    .venv/bin/python bench/cluster_bench.py [--runs 3] [--requests 60] [--in-flight 20]
 
 With the fake codex (fixed 1 s per candidate) and 4 slots per replica, the
 replicas sharing PostgreSQL and s3proxy as `make cluster` runs them:
 1. Throughput through the balancer with 1, 2 and 3 replicas: --requests
-   Generate calls (count=1) kept 12 in flight (enough to fill three replicas),
-   images per second; ratio to one replica (target >= 2.7 at three).
+   Generate calls (count=1) kept --in-flight at a time, images per second;
+   ratio to one replica (target >= 2.7 at three). The default, 20, is more
+   than three replicas' 12 slots, so every configuration has a queue and no
+   slot waits for the client's next call (at 12, three replicas' slots idle
+   between calls while one replica's never do, which understates scaling),
+   and no more than one replica takes (4 slots + 16 waiting).
 2. The balancer's added latency per request: GetCapabilities through HAProxy
    vs. straight to a replica, median of 300 calls each.
 3. The balancer's cost per MB fetched: GetImageFile of a ~12 MB image through
@@ -41,7 +45,6 @@ from codex_image_cluster.cluster import Cluster, shared_stores_supported  # noqa
 from codex_image_cluster.replica import Replica  # noqa: E402
 from tests.support.server_proc import fake_codex_launcher  # noqa: E402
 
-IN_FLIGHT = 12
 OPTIONS = [("grpc.max_receive_message_length", 128 * 1024 * 1024)]
 
 
@@ -53,12 +56,12 @@ def generate(stub, prompt: str) -> pb.Image:
     return image
 
 
-def throughput(target: str, requests: int) -> float:
-    """Images per second with IN_FLIGHT calls at a time; one channel, as a client would."""
+def throughput(target: str, requests: int, in_flight: int) -> float:
+    """Images per second with `in_flight` calls at a time; one channel, as a client would."""
     with grpc.insecure_channel(target, options=OPTIONS) as channel:
         stub = pbg.ImageServiceStub(channel)
         started = time.perf_counter()
-        with ThreadPoolExecutor(IN_FLIGHT) as pool:
+        with ThreadPoolExecutor(in_flight) as pool:
             images = list(pool.map(lambda i: generate(stub, f"bench {i} [[fake delay=1]]"), range(requests)))
         took = time.perf_counter() - started
     assert all(images), "a generation failed"
@@ -160,7 +163,8 @@ def store_costs(directory: Path, fake: Path, runs: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--requests", type=int, default=36)
+    parser.add_argument("--requests", type=int, default=60)
+    parser.add_argument("--in-flight", type=int, default=20)
     parser.add_argument("--no-throughput", action="store_true", help="skip the 1/2/3-replica throughput")
     parser.add_argument("--no-stores", action="store_true",
                         help="replicas on their own SQLite and files (the balancer alone, for comparison)")
@@ -184,7 +188,7 @@ def main() -> None:
                 time.sleep(1.0)  # first health checks
                 roots = [os.getpid(), lb.proc.pid, *(r.pid for r in cluster.replicas[:n]), *cluster.store_pids()]
                 cpu_before, load_before = cpu_s(roots), os.getloadavg()[0]
-                runs = [throughput(lb.target, args.requests) for _ in range(args.runs)]
+                runs = [throughput(lb.target, args.requests, args.in_flight) for _ in range(args.runs)]
                 cpu_per_image = (cpu_s(roots) - cpu_before) / (args.requests * args.runs)
             finally:
                 lb.stop()
