@@ -11,3 +11,11 @@ def postgres():
     pg = Postgres().start()
     yield pg
     pg.remove()
+
+
+@pytest.fixture(scope="module")
+def stub(server):
+    """A stub on its own channel to the directory's or module's `server`."""
+    channel = server.channel()
+    yield server.stub(channel)
+    channel.close()

@@ -28,13 +28,6 @@ def server(tmp_path_factory, backend):  # one server per backend
         yield srv
 
 
-@pytest.fixture(scope="module")
-def stub(server):
-    channel = server.channel()
-    yield server.stub(channel)
-    channel.close()
-
-
 def test_history_survives_a_restart(tmp_path, backend):
     dirs = dict(state_dir=tmp_path / "state", output_dir=tmp_path / "out")
     with start_server(tmp_path, **dirs) as srv:

@@ -11,10 +11,3 @@ def server(tmp_path_factory):
     """One server for a module: fake codex, default limits, a short kill grace."""
     with start_server(tmp_path_factory.mktemp("srv"), args=["--kill-grace-ms", "500"]) as srv:
         yield srv
-
-
-@pytest.fixture(scope="module")
-def stub(server):
-    channel = server.channel()
-    yield server.stub(channel)
-    channel.close()

@@ -20,13 +20,6 @@ def server(tmp_path_factory):
         yield srv
 
 
-@pytest.fixture(scope="module")
-def stub(server):
-    channel = server.channel()
-    yield server.stub(channel)
-    channel.close()
-
-
 KEY = (("x-api-key", "sk-hygiene-secret"),)
 
 
