@@ -203,18 +203,20 @@ def main() -> None:
         # HAProxy's cost per MB: through a balancer whose one backend is the
         # replica that made the image (its bytes local), vs. straight to it.
         lb = Balancer(directory / "lb-fetch", [(direct.name, direct.grpc_port, direct.http_port)]).start()
-        time.sleep(1.0)  # first health checks
-        print(f"GetCapabilities median: {via:.2f} ms through HAProxy vs {straight:.2f} ms direct "
-              f"(+{via - straight:.2f} ms per request)")
+        try:  # stopped whatever happens (a closed stdout included): it is not part of the cluster
+            time.sleep(1.0)  # first health checks
+            print(f"GetCapabilities median: {via:.2f} ms through HAProxy vs {straight:.2f} ms direct "
+                  f"(+{via - straight:.2f} ms per request)")
 
-        with grpc.insecure_channel(direct.grpc_target, options=OPTIONS) as channel:
-            image = generate(pbg.ImageServiceStub(channel), "big [[fake delay=0.1 noise=1 size=2048x2048]]")
-        fetch_via, fetch_direct = [], []
-        for _ in range(max(3, args.runs)):
-            t_direct, size = fetch_s(direct.grpc_target, image.id)
-            fetch_via.append(fetch_s(lb.target, image.id)[0])
-            fetch_direct.append(t_direct)
-        lb.stop()
+            with grpc.insecure_channel(direct.grpc_target, options=OPTIONS) as channel:
+                image = generate(pbg.ImageServiceStub(channel), "big [[fake delay=0.1 noise=1 size=2048x2048]]")
+            fetch_via, fetch_direct = [], []
+            for _ in range(max(3, args.runs)):
+                t_direct, size = fetch_s(direct.grpc_target, image.id)
+                fetch_via.append(fetch_s(lb.target, image.id)[0])
+                fetch_direct.append(t_direct)
+        finally:
+            lb.stop()
         mb = size / 1e6
         d = statistics.median(fetch_direct)
         print(f"GetImageFile {mb:.1f} MB direct: {d * 1000:.0f} ms ({mb / d:.0f} MB/s)")
