@@ -10,7 +10,6 @@ replicas starting together apply each one once."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import socket
 import urllib.parse
@@ -19,11 +18,10 @@ import psycopg
 import psycopg_pool
 
 from ..errors import Kind, ServiceError
-from .paging import Cursor
 from .pg_shared import PostgresAccounts, ReplicaLease
-from .records import Admission, KeyLoad, Query, RequestRecord
-from .sqlite import (IMAGES_OF_KEY_SINCE, _IMAGE_COLUMNS, _IMAGE_FIELDS, _LISTS, _REQUEST_FIELDS, _filters, _image,
-                     _like, _request)
+from .records import Admission, KeyLoad, RequestRecord
+from .sqlite import (IMAGES_OF_KEY_SINCE, _IMAGE_COLUMNS, _IMAGE_FIELDS, SqlQueries, _image, _like, _list_text,
+                     _request_values)
 from .sqlite import _image_values as _sqlite_values
 
 # Append only: a replica applies the ones past the database's version.
@@ -149,7 +147,7 @@ def replica_name(state_dir) -> str:
     return f"{socket.gethostname()}:{os.path.realpath(state_dir)}"
 
 
-class PostgresMetadata:
+class PostgresMetadata(SqlQueries):
     def __init__(self, url: str, *, replica: str, pool_size: int = 4, wait_s: float = 5.0, lease_s: float = 15.0):
         self.replica = replica
         self._pool = psycopg_pool.ConnectionPool(
@@ -213,51 +211,20 @@ class PostgresMetadata:
         with self.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.executemany(_pg(self._insert_image_sql()), [_image_values(i) for i in images])
 
-    def get_image(self, image_id: str):
-        rows = self._run(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images WHERE id = ?", (image_id,))
-        return _image(rows[0]) if rows else None
-
     def delete_image(self, image_id: str):
         rows = self._run(f"DELETE FROM images WHERE id = ? RETURNING {', '.join(_IMAGE_COLUMNS)}", (image_id,))
         return _image(rows[0]) if rows else None
 
     @staticmethod
-    def _prompt(query: Query):
-        if not query.prompt_contains:
+    def _prompt_filter(table: str, key: str, text: str):
+        if not text:
             return None
-        return "prompt ILIKE ? ESCAPE '\\'", [_like(query.prompt_contains)]
-
-    def list_images(self, query: Query, after: Cursor | None, limit: int) -> list:
-        where, args = _filters(query, "created_unix_ms", self._prompt(query))
-        if after is not None:
-            where.append("(created_unix_ms, id) < (?, ?)")
-            args += [after.created_unix_ms, after.id]
-        sql = (f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images"
-               + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY created_unix_ms DESC, id DESC LIMIT ?")
-        return [_image(r) for r in self._run(sql, args + [limit])]
-
-    def images_of_request(self, seq: int) -> list:
-        rows = self._run(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images WHERE request_seq = ? ORDER BY idx",
-                         (seq,))
-        return [_image(r) for r in rows]
-
-    def oldest_images(self, limit: int) -> list:
-        rows = self._run(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images ORDER BY created_unix_ms, id LIMIT ?",
-                         (limit,))
-        return [_image(r) for r in rows]
-
-    def totals(self) -> tuple[int, int]:
-        count, size = self._run("SELECT COUNT(*), COALESCE(SUM(byte_size), 0) FROM images")[0]
-        return int(count), int(size)
+        return "prompt ILIKE ? ESCAPE '\\'", [_like(text)]
 
     # -- requests -------------------------------------------------------------
 
     def begin_request(self, record: RequestRecord, admission: Admission | None = None) -> int:
-        values = dataclasses.asdict(record)
-        values.pop("seq")
-        for name in _LISTS:
-            values[name] = " ".join(values[name])
+        values = _request_values(record)
         values["replica"] = self.replica
         columns = list(values)
         sql = _pg(f"INSERT INTO requests ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
@@ -273,29 +240,9 @@ class PostgresMetadata:
     def finish_request(self, seq: int, **fields) -> None:
         """The outcome frees the key's slot: if PostgreSQL is away it is
         written once it answers again (in order), not lost."""
-        for name in _LISTS:
-            if name in fields:
-                fields[name] = " ".join(fields[name])
+        fields = _list_text(fields)
         assignments = ", ".join(f"{name} = %s" for name in fields)
         self.lease.write_or_later(f"UPDATE requests SET {assignments} WHERE seq = %s", (*fields.values(), seq))
-
-    def get_request(self, request_id: str):
-        rows = self._run(f"SELECT {', '.join(_REQUEST_FIELDS)} FROM requests WHERE request_id = ? "
-                         "ORDER BY seq DESC LIMIT 1", (request_id,))
-        return _request(rows[0]) if rows else None
-
-    def list_requests(self, query: Query, after: Cursor | None, limit: int) -> list:
-        where, args = _filters(query, "created_unix_ms", self._prompt(query))
-        if query.status:
-            where.append("status = ?")
-            args.append(query.status)
-        if after is not None:
-            where.append("(created_unix_ms, seq) < (?, ?)")
-            args += [after.created_unix_ms, int(after.id)]
-        sql = (f"SELECT {', '.join(_REQUEST_FIELDS)} FROM requests"
-               + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY created_unix_ms DESC, seq DESC LIMIT ?")
-        return [_request(r) for r in self._run(sql, args + [limit])]
 
     def key_load(self, key_name: str, since_unix_ms: int) -> KeyLoad:
         with self.connection() as conn:

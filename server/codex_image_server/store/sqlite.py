@@ -190,7 +190,73 @@ def _request(row) -> RequestRecord:
     return RequestRecord(**values)
 
 
-class SqliteMetadata:
+def _request_values(record: RequestRecord) -> dict:
+    """A new request's columns and values (seq is the database's to give)."""
+    values = _list_text(dataclasses.asdict(record))
+    values.pop("seq")
+    return values
+
+
+def _list_text(fields: dict) -> dict:
+    """Tuples kept as space-separated text."""
+    return {name: " ".join(value) if name in _LISTS else value for name, value in fields.items()}
+
+
+class SqlQueries:
+    """The index's reads, the same SQL on SQLite and PostgreSQL. A store gives
+    `_run(sql, args)` (`?` placeholders) and `_prompt_filter(table, key, text)`
+    (its way to find a prompt's text, or None for no condition)."""
+
+    def get_image(self, image_id: str) -> StoredImage | None:
+        rows = self._run(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images WHERE id = ?", (image_id,))
+        return _image(rows[0]) if rows else None
+
+    def list_images(self, query: Query, after: Cursor | None, limit: int) -> list[StoredImage]:
+        where, args = _filters(query, "created_unix_ms",
+                               self._prompt_filter("images", "rowid", query.prompt_contains))
+        if after is not None:
+            where.append("(created_unix_ms, id) < (?, ?)")
+            args += [after.created_unix_ms, after.id]
+        sql = (f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images"
+               + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY created_unix_ms DESC, id DESC LIMIT ?")
+        return [_image(r) for r in self._run(sql, args + [limit])]
+
+    def images_of_request(self, seq: int) -> list[StoredImage]:
+        rows = self._run(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images WHERE request_seq = ? ORDER BY idx",
+                         (seq,))
+        return [_image(r) for r in rows]
+
+    def oldest_images(self, limit: int) -> list[StoredImage]:
+        rows = self._run(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images "
+                         "ORDER BY created_unix_ms, id LIMIT ?", (limit,))
+        return [_image(r) for r in rows]
+
+    def totals(self) -> tuple[int, int]:
+        count, size = self._run("SELECT COUNT(*), COALESCE(SUM(byte_size), 0) FROM images")[0]
+        return int(count), int(size)
+
+    def get_request(self, request_id: str) -> RequestRecord | None:
+        rows = self._run(f"SELECT {', '.join(_REQUEST_FIELDS)} FROM requests WHERE request_id = ? "
+                         "ORDER BY seq DESC LIMIT 1", (request_id,))
+        return _request(rows[0]) if rows else None
+
+    def list_requests(self, query: Query, after: Cursor | None, limit: int) -> list[RequestRecord]:
+        where, args = _filters(query, "created_unix_ms",
+                               self._prompt_filter("requests", "seq", query.prompt_contains))
+        if query.status:
+            where.append("status = ?")
+            args.append(query.status)
+        if after is not None:
+            where.append("(created_unix_ms, seq) < (?, ?)")
+            args += [after.created_unix_ms, int(after.id)]
+        sql = (f"SELECT {', '.join(_REQUEST_FIELDS)} FROM requests"
+               + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY created_unix_ms DESC, seq DESC LIMIT ?")
+        return [_request(r) for r in self._run(sql, args + [limit])]
+
+
+class SqliteMetadata(SqlQueries):
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -215,7 +281,7 @@ class SqliteMetadata:
             self._db.execute("INSERT INTO requests_text(requests_text) VALUES ('rebuild')")
         return True
 
-    def _prompt_condition(self, table: str, key: str, text: str) -> tuple[str, list] | None:
+    def _prompt_filter(self, table: str, key: str, text: str) -> tuple[str, list] | None:
         """The trigram index when the text is rare enough, else None (LIKE scan)."""
         if not text or not self._text_index or len(text) < _TRIGRAM:
             return None
@@ -257,48 +323,16 @@ class SqliteMetadata:
                 self._db.execute("ROLLBACK")
                 raise
 
-    def get_image(self, image_id: str) -> StoredImage | None:
-        rows = self._run(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images WHERE id = ?", (image_id,))
-        return _image(rows[0]) if rows else None
-
     def delete_image(self, image_id: str) -> StoredImage | None:
         with self._lock:
             rows = self._db.execute(f"DELETE FROM images WHERE id = ? RETURNING {', '.join(_IMAGE_COLUMNS)}",
                                     (image_id,)).fetchall()
         return _image(rows[0]) if rows else None
 
-    def list_images(self, query: Query, after: Cursor | None, limit: int) -> list[StoredImage]:
-        where, args = _filters(query, "created_unix_ms",
-                               self._prompt_condition("images", "rowid", query.prompt_contains))
-        if after is not None:
-            where.append("(created_unix_ms, id) < (?, ?)")
-            args += [after.created_unix_ms, after.id]
-        sql = (f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images"
-               + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY created_unix_ms DESC, id DESC LIMIT ?")
-        return [_image(r) for r in self._run(sql, args + [limit])]
-
-    def images_of_request(self, seq: int) -> list[StoredImage]:
-        rows = self._run(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images WHERE request_seq = ? ORDER BY idx",
-                         (seq,))
-        return [_image(r) for r in rows]
-
-    def oldest_images(self, limit: int) -> list[StoredImage]:
-        rows = self._run(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images "
-                         "ORDER BY created_unix_ms, id LIMIT ?", (limit,))
-        return [_image(r) for r in rows]
-
-    def totals(self) -> tuple[int, int]:
-        count, size = self._run("SELECT COUNT(*), COALESCE(SUM(byte_size), 0) FROM images")[0]
-        return int(count), int(size)
-
     # -- requests -------------------------------------------------------------
 
     def begin_request(self, record: RequestRecord, admission: Admission | None = None) -> int:
-        values = dataclasses.asdict(record)
-        values.pop("seq")
-        for name in _LISTS:
-            values[name] = " ".join(values[name])
+        values = _request_values(record)
         columns = list(values)
         # One connection behind one lock: the check and the insert are one step.
         with self._lock:
@@ -309,30 +343,9 @@ class SqliteMetadata:
         return int(cursor.lastrowid)
 
     def finish_request(self, seq: int, **fields) -> None:
-        for name in _LISTS:
-            if name in fields:
-                fields[name] = " ".join(fields[name])
+        fields = _list_text(fields)
         assignments = ", ".join(f"{name} = ?" for name in fields)
         self._write(f"UPDATE requests SET {assignments} WHERE seq = ?", [*fields.values(), seq])
-
-    def get_request(self, request_id: str) -> RequestRecord | None:
-        rows = self._run(f"SELECT {', '.join(_REQUEST_FIELDS)} FROM requests WHERE request_id = ? "
-                         "ORDER BY seq DESC LIMIT 1", (request_id,))
-        return _request(rows[0]) if rows else None
-
-    def list_requests(self, query: Query, after: Cursor | None, limit: int) -> list[RequestRecord]:
-        where, args = _filters(query, "created_unix_ms",
-                               self._prompt_condition("requests", "seq", query.prompt_contains))
-        if query.status:
-            where.append("status = ?")
-            args.append(query.status)
-        if after is not None:
-            where.append("(created_unix_ms, seq) < (?, ?)")
-            args += [after.created_unix_ms, int(after.id)]
-        sql = (f"SELECT {', '.join(_REQUEST_FIELDS)} FROM requests"
-               + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY created_unix_ms DESC, seq DESC LIMIT ?")
-        return [_request(r) for r in self._run(sql, args + [limit])]
 
     def key_load(self, key_name: str, since_unix_ms: int) -> KeyLoad:
         with self._lock:
