@@ -28,7 +28,8 @@ replicas sharing PostgreSQL and s3proxy as `make cluster` runs them:
    files): per Generate (a ~3 MB image uploaded, checked and recorded), and
    per MB fetched by a replica that did not make the image (first read:
    download, sha256 check, then streamed) and again (from its cache).
-Medians over --runs within one run of this script.
+Medians over --runs within one run of this script; the throughput runs
+interleaved (1, 2, 3, 1, 2, 3, ...).
 """
 from __future__ import annotations
 
@@ -222,26 +223,41 @@ def main() -> None:
         (replica.codex_home / "auth.json").write_text('{"fake": true}')
     with cluster:
         rates = {}
-        for n in () if args.no_throughput else (1, 2, 3):
-            lb = Balancer(directory / f"lb{n}", [(r.name, r.grpc_port, r.http_port) for r in cluster.replicas[:n]])
-            lb.start()
-            try:
-                time.sleep(1.0)  # first health checks
-                roots = {os.getpid(): "load generator", lb.proc.pid: "haproxy",
-                         **{r.pid: "replica" for r in cluster.replicas[:n]},
-                         **{r.pid: "idle replica" for r in cluster.replicas[n:]},
-                         **{pid: "stores" for pid in cluster.store_pids()}}
-                cpu_before, load_before = cpu_s(roots), os.getloadavg()[0]
-                requests = args.requests or n * args.requests_per_replica
-                runs = [throughput(lb.target, requests, args.in_flight) for _ in range(args.runs)]
-                cpu_after, images = cpu_s(roots), requests * args.runs
-                per_class = {k: (cpu_after[k] - cpu_before.get(k, 0)) / images for k in cpu_after}
-            finally:
+        counts = () if args.no_throughput else (1, 2, 3)
+        balancers = {n: Balancer(directory / f"lb{n}", [(r.name, r.grpc_port, r.http_port)
+                                                       for r in cluster.replicas[:n]]) for n in counts}
+        runs = {n: [] for n in counts}
+        spent = {n: {} for n in counts}  # CPU seconds by class
+        loads = {n: [] for n in counts}
+        try:
+            for lb in balancers.values():
+                lb.start()
+            time.sleep(1.0)  # first health checks
+            # Interleaved (1, 2, 3, 1, 2, 3, ...): the machine's other work
+            # then weighs on every replica count alike, not on whichever ran
+            # while it was busiest.
+            for _ in range(args.runs):
+                for n, lb in balancers.items():
+                    roots = {os.getpid(): "load generator", lb.proc.pid: "haproxy",
+                             **{r.pid: "replica" for r in cluster.replicas[:n]},
+                             **{r.pid: "idle replica" for r in cluster.replicas[n:]},
+                             **{pid: "stores" for pid in cluster.store_pids()}}
+                    before = cpu_s(roots)
+                    loads[n].append(os.getloadavg()[0])
+                    runs[n].append(throughput(lb.target, args.requests or n * args.requests_per_replica,
+                                              args.in_flight))
+                    for kind, seconds in cpu_s(roots).items():
+                        spent[n][kind] = spent[n].get(kind, 0) + seconds - before.get(kind, 0)
+        finally:
+            for lb in balancers.values():
                 lb.stop()
-            rates[n] = statistics.median(runs)
-            print(f"{n} replica(s): {rates[n]:.2f} images/s (runs {', '.join(f'{r:.2f}' for r in runs)}), "
+        for n in counts:
+            rates[n] = statistics.median(runs[n])
+            images = (args.requests or n * args.requests_per_replica) * args.runs
+            per_class = {k: v / images for k, v in spent[n].items()}
+            print(f"{n} replica(s): {rates[n]:.2f} images/s (runs {', '.join(f'{r:.2f}' for r in runs[n])}), "
                   f"{rates[n] / rates[1]:.2f}x one replica; {sum(per_class.values()):.3f} CPU-s per image over "
-                  f"every process (load average before: {load_before:.1f}): "
+                  f"every process (load average before each run: {', '.join(f'{x:.1f}' for x in loads[n])}): "
                   + ", ".join(f"{CLASS_NAMES.get(k, k)} {v:.3f}"
                               for k, v in sorted(per_class.items()) if v >= 0.0005), flush=True)
 
