@@ -89,8 +89,8 @@ def error_response(status, http_status: int, headers: dict | None = None) -> web
 
 
 def add_common_headers(request: web.Request, headers) -> None:
-    """CORS and the request id, on every response (a hook on the app; the
-    fixed answers' fast path calls it itself)."""
+    """CORS and the request id, on every response the app makes (fixed.py
+    writes the same two for the fixed answers)."""
     for key, value in CORS_HEADERS.items():
         headers.setdefault(key, value)
     access_log.add_request_id(request, headers)
