@@ -1,16 +1,24 @@
 """Issue 15's figures: what several replicas behind HAProxy give and cost.
 
-    .venv/bin/python bench/cluster_bench.py [--runs 3] [--requests 60] [--in-flight 20]
+    .venv/bin/python bench/cluster_bench.py [--runs 3] [--requests-per-replica 60] [--in-flight 20]
 
 With the fake codex (fixed 1 s per candidate) and 4 slots per replica, the
 replicas sharing PostgreSQL and s3proxy as `make cluster` runs them:
-1. Throughput through the balancer with 1, 2 and 3 replicas: --requests
-   Generate calls (count=1) kept --in-flight at a time, images per second;
-   ratio to one replica (target >= 2.7 at three). The default, 20, is more
+1. Throughput through the balancer with 1, 2 and 3 replicas: N x
+   --requests-per-replica Generate calls (count=1) for N replicas, kept
+   --in-flight at a time, images per second; ratio to one replica (target
+   >= 2.7 at three). Calls in proportion to the slots: every configuration
+   runs the same number of waves (15 by default), so the ramp-up and the
+   drain at the end (slots idle while the last calls finish) weigh the same
+   in each; a fixed 60 calls were 15 waves on one replica but 5 on three,
+   which understated three replicas by ~10%. The in-flight default, 20, is more
    than three replicas' 12 slots, so every configuration has a queue and no
    slot waits for the client's next call (at 12, three replicas' slots idle
    between calls while one replica's never do, which understates scaling),
-   and no more than one replica takes (4 slots + 16 waiting).
+   and no more than one replica takes (4 slots + 16 waiting). With each,
+   the CPU seconds per image of every process class (the replicas, their
+   codex runs, HAProxy, PostgreSQL and s3proxy, this load generator): on a
+   small machine the replicas' slots wait for CPU, not for each other.
 2. The balancer's added latency per request: GetCapabilities through HAProxy
    vs. straight to a replica, median of 300 calls each.
 3. The balancer's cost per MB fetched: GetImageFile of a ~12 MB image through
@@ -25,12 +33,12 @@ Medians over --runs within one run of this script.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +54,8 @@ from codex_image_cluster.replica import Replica  # noqa: E402
 from tests.support.server_proc import fake_codex_launcher  # noqa: E402
 
 OPTIONS = [("grpc.max_receive_message_length", 128 * 1024 * 1024)]
+CLASS_NAMES = {"replica": "replica servers", "replica children": "their codex runs",
+               "stores": "PostgreSQL+s3proxy", "stores children": "PostgreSQL backends"}
 
 
 def generate(stub, prompt: str) -> pb.Image:
@@ -56,22 +66,44 @@ def generate(stub, prompt: str) -> pb.Image:
     return image
 
 
-def throughput(target: str, requests: int, in_flight: int) -> float:
-    """Images per second with `in_flight` calls at a time; one channel, as a client would."""
-    with grpc.insecure_channel(target, options=OPTIONS) as channel:
+async def _generate_async(stub, prompt: str) -> pb.Image:
+    image = None
+    async for event in stub.Generate(pb.GenerateRequest(prompt=prompt), timeout=120):
+        if event.WhichOneof("event") == "image":
+            image = event.image
+    return image
+
+
+async def _throughput(target: str, requests: int, in_flight: int) -> float:
+    async with grpc.aio.insecure_channel(target, options=OPTIONS) as channel:
         stub = pbg.ImageServiceStub(channel)
+        numbers = iter(range(requests))
+        images = []
+
+        async def caller() -> None:
+            for i in numbers:
+                images.append(await _generate_async(stub, f"bench {i} [[fake delay=1]]"))
+
         started = time.perf_counter()
-        with ThreadPoolExecutor(in_flight) as pool:
-            images = list(pool.map(lambda i: generate(stub, f"bench {i} [[fake delay=1]]"), range(requests)))
+        await asyncio.gather(*(caller() for _ in range(in_flight)))
         took = time.perf_counter() - started
-    assert all(images), "a generation failed"
+    assert len(images) == requests and all(images), "a generation failed"
     return requests / took
 
 
-def cpu_s(roots: list[int]) -> float:
-    """CPU time of these processes and everything under them: their own, their
-    reaped children's (each codex run), and their living descendants' (e.g.
-    PostgreSQL's backends)."""
+def throughput(target: str, requests: int, in_flight: int) -> float:
+    """Images per second with `in_flight` calls at a time; one channel, as a
+    client would. One asyncio thread, not a thread per call: the load
+    generator shares the machine's two cores with what it measures (20
+    threads cost ~8.5 ms of CPU per image, this ~4.5 ms)."""
+    return asyncio.run(_throughput(target, requests, in_flight))
+
+
+def cpu_s(roots: dict[int, str]) -> dict[str, float]:
+    """CPU seconds by class: each root process's own time under its class
+    (e.g. "replicas"), its reaped children's and its living descendants'
+    under "<class> children" (a replica's are its codex runs; PostgreSQL's
+    its backends). The load generator (this process) counts only its own."""
     tick = os.sysconf("SC_CLK_TCK")
     stats = {}
     for name in os.listdir("/proc"):
@@ -82,14 +114,21 @@ def cpu_s(roots: list[int]) -> float:
             except OSError:
                 continue
             stats[int(name)] = (int(fields[1]), [int(x) for x in fields[11:15]])  # ppid; utime stime cutime cstime
-    total = 0
+    totals: dict[str, float] = {}
     for pid, (_, times) in stats.items():
         ancestor = pid
         while ancestor in stats and ancestor not in roots:
             ancestor = stats[ancestor][0]
-        if ancestor in roots:
-            total += sum(times) if pid in roots else sum(times[:2])
-    return total / tick
+        if ancestor not in roots:
+            continue
+        kind = roots[ancestor]
+        if pid == ancestor:
+            totals[kind] = totals.get(kind, 0) + sum(times[:2]) / tick
+            if pid != os.getpid():  # ours: the stopped balancers of earlier rounds
+                totals[f"{kind} children"] = totals.get(f"{kind} children", 0) + sum(times[2:]) / tick
+        else:
+            totals[f"{kind} children"] = totals.get(f"{kind} children", 0) + sum(times[:2]) / tick
+    return totals
 
 
 def unary_ms(target: str, calls: int = 300) -> float:
@@ -163,7 +202,9 @@ def store_costs(directory: Path, fake: Path, runs: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--requests", type=int, default=60)
+    parser.add_argument("--requests-per-replica", type=int, default=60)
+    parser.add_argument("--requests", type=int, default=0,
+                        help="the same number of calls for every replica count instead (the old shape: 60)")
     parser.add_argument("--in-flight", type=int, default=20)
     parser.add_argument("--no-throughput", action="store_true", help="skip the 1/2/3-replica throughput")
     parser.add_argument("--no-stores", action="store_true",
@@ -186,16 +227,23 @@ def main() -> None:
             lb.start()
             try:
                 time.sleep(1.0)  # first health checks
-                roots = [os.getpid(), lb.proc.pid, *(r.pid for r in cluster.replicas[:n]), *cluster.store_pids()]
+                roots = {os.getpid(): "load generator", lb.proc.pid: "haproxy",
+                         **{r.pid: "replica" for r in cluster.replicas[:n]},
+                         **{r.pid: "idle replica" for r in cluster.replicas[n:]},
+                         **{pid: "stores" for pid in cluster.store_pids()}}
                 cpu_before, load_before = cpu_s(roots), os.getloadavg()[0]
-                runs = [throughput(lb.target, args.requests, args.in_flight) for _ in range(args.runs)]
-                cpu_per_image = (cpu_s(roots) - cpu_before) / (args.requests * args.runs)
+                requests = args.requests or n * args.requests_per_replica
+                runs = [throughput(lb.target, requests, args.in_flight) for _ in range(args.runs)]
+                cpu_after, images = cpu_s(roots), requests * args.runs
+                per_class = {k: (cpu_after[k] - cpu_before.get(k, 0)) / images for k in cpu_after}
             finally:
                 lb.stop()
             rates[n] = statistics.median(runs)
             print(f"{n} replica(s): {rates[n]:.2f} images/s (runs {', '.join(f'{r:.2f}' for r in runs)}), "
-                  f"{rates[n] / rates[1]:.2f}x one replica; {cpu_per_image:.2f} CPU-s per image over every "
-                  f"process (load average before: {load_before:.1f})", flush=True)
+                  f"{rates[n] / rates[1]:.2f}x one replica; {sum(per_class.values()):.3f} CPU-s per image over "
+                  f"every process (load average before: {load_before:.1f}): "
+                  + ", ".join(f"{CLASS_NAMES.get(k, k)} {v:.3f}"
+                              for k, v in sorted(per_class.items()) if v >= 0.0005), flush=True)
 
         lb = cluster.balancer
         direct = cluster.replicas[0]

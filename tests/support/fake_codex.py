@@ -46,21 +46,25 @@ prompt_chars, images: the --image paths with the sha256 of each file}) into
 $FAKE_CODEX_PIDDIR when set, so tests can look each process up by pid
 (`cwd` names the request: the engine runs each candidate in <request_id>-*/).
 Stdlib only: it must run with any python3, like a foreign binary.
+Cheap to start (the benchmarks run a dozen at once on two cores): modules
+only some modes need (subprocess, signal, hashlib, json's parser, re) are
+imported where used; ids, timestamps, JSON lines and the directives are
+made without uuid, datetime, json and re, whose imports were half of a
+run's CPU; and it ends with os._exit once its output is flushed (the
+interpreter's clean-up, a full garbage collection, was another tenth).
 """
-import base64
-import datetime as dt
-import hashlib
-import json
+import binascii
 import os
-import re
-import signal
 import stat
 import struct
-import subprocess
 import sys
 import time
-import uuid
 import zlib
+
+try:
+    from _json import encode_basestring_ascii as _json_string  # json.dumps's own string escaping
+except ImportError:  # not CPython: the json module's, at its import cost
+    from json.encoder import encode_basestring_ascii as _json_string
 
 VERSION = "codex-cli 0.169.0"
 
@@ -75,6 +79,34 @@ def pattern_rows(width, height, seed):
         row[1::3] = bytes((y * 255 // max(1, height - 1),)) * width
         row[2::3] = blues[(y // 16) % 2]
         yield b"\x00" + bytes(row)
+
+
+def dumps(value):
+    """json.dumps(value) for the plain values the fake writes."""
+    if isinstance(value, str):
+        return _json_string(value)
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_json_string(str(k))}: {dumps(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(dumps(v) for v in value) + "]"
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def uuid4():
+    """A random (version 4) UUID, as uuid4() writes it."""
+    b = bytearray(os.urandom(16))
+    b[6] = b[6] & 0x0F | 0x40
+    b[8] = b[8] & 0x3F | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def b64(data):
+    return binascii.b2a_base64(data, newline=False).decode()
 
 
 def png_bytes(width, height, seed, noise=False, pattern=False, alpha=None, key=(0, 255, 0)):
@@ -168,21 +200,47 @@ def die(message, code=2):
 
 
 def directives(prompt):
+    """key=value pairs of every `[[fake ...]]` block (no `]` inside one)."""
     found = {}
-    for block in re.findall(r"\[\[fake ([^\]]*)\]\]", prompt or ""):
-        for pair in block.split():
-            if "=" in pair:
-                k, v = pair.split("=", 1)
-                found[k.strip()] = v.strip()
+    prompt = prompt or ""
+    at = prompt.find("[[fake ")
+    while at >= 0:
+        end = prompt.find("]", at + 7)
+        if end < 0:
+            break
+        if prompt.startswith("]]", end):
+            for pair in prompt[at + 7:end].split():
+                if "=" in pair:
+                    k, v = pair.split("=", 1)
+                    found[k.strip()] = v.strip()
+        at = prompt.find("[[fake ", at + 1)
     return found
+
+
+def candidate_of(prompt):
+    """(N, M) of the first "candidate N of M" in the prompt, else None."""
+    at = prompt.find("candidate ")
+    while at >= 0:
+        words = prompt[at + 10:at + 64].split(" ", 2)
+        if len(words) == 3 and words[0].isdigit() and words[1] == "of":
+            total = words[2][:len(words[2]) - len(words[2].lstrip("0123456789"))]
+            if total:
+                return int(words[0]), int(total)
+        at = prompt.find("candidate ", at + 1)
+    return None
 
 
 def _home_settings():
     path = os.path.join(os.environ.get("CODEX_HOME") or os.path.expanduser("~/.codex"), "fake_codex.json")
     try:
         with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
+            text = f.read()
+    except OSError:
+        return {}
+    import json
+    try:
+        return json.loads(text)
+    except ValueError:
         return {}
 
 
@@ -193,11 +251,12 @@ def setting(d, key, default):
 
 
 def emit(event):
-    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.write(dumps(event) + "\n")
     sys.stdout.flush()
 
 
 def _sha256_of(path):
+    import hashlib
     try:
         with open(path, "rb") as f:
             return hashlib.sha256(f.read()).hexdigest()
@@ -216,7 +275,7 @@ def record_pids(child_pid, images=(), shell_pid=None, prompt=""):
             "images": [{"path": p, "sha256": _sha256_of(p)} for p in images]}
     tmp = os.path.join(piddir, f".{os.getpid()}.tmp")
     with open(tmp, "w") as f:
-        json.dump(info, f)
+        f.write(dumps(info))
     os.rename(tmp, os.path.join(piddir, f"{os.getpid()}.json"))
 
 
@@ -227,6 +286,7 @@ def wait_for_siblings(count, timeout=20.0):
     piddir = os.environ.get("FAKE_CODEX_PIDDIR")
     if not piddir:
         return
+    import json
     request_dir = os.path.dirname(os.getcwd())
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -249,13 +309,15 @@ def codex_home():
 
 
 def write_rollout(thread_id, items):
-    now = dt.datetime.now()
-    day = os.path.join(codex_home(), "sessions", now.strftime("%Y"), now.strftime("%m"), now.strftime("%d"))
+    seconds = time.time()
+    now = time.localtime(seconds)
+    day = os.path.join(codex_home(), "sessions", time.strftime("%Y", now), time.strftime("%m", now),
+                       time.strftime("%d", now))
     os.makedirs(day, exist_ok=True)
-    path = os.path.join(day, f"rollout-{now.strftime('%Y-%m-%dT%H-%M-%S')}-{thread_id}.jsonl")
-    stamp = now.isoformat()
+    path = os.path.join(day, f"rollout-{time.strftime('%Y-%m-%dT%H-%M-%S', now)}-{thread_id}.jsonl")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", now) + ".%06d" % int(seconds % 1 * 1e6)
     with open(path, "w") as f:
-        f.write(json.dumps({"timestamp": stamp, "type": "session_meta",
+        f.write(dumps({"timestamp": stamp, "type": "session_meta",
                             "payload": {"id": thread_id, "cli_version": "0.169.0"}}) + "\n")
         for item in items:
             if item.get("type") == "Extension":
@@ -264,7 +326,7 @@ def write_rollout(thread_id, items):
                         "payload": {"type": "item_completed", "thread_id": thread_id, "item": item}}
             else:
                 line = {"timestamp": stamp, "type": "response_item", "payload": item}
-            f.write(json.dumps(line) + "\n")
+            f.write(dumps(line) + "\n")
 
 
 def sleep_steps(total, steps):
@@ -287,8 +349,8 @@ def run_exec(argv):
     delay = float(setting(d, "delay", "0.05"))
     width, height = (int(x) for x in setting(d, "size", "256x256").lower().split("x"))
     ignore_term = setting(d, "ignore_term", "0") == "1"
-    m = re.search(r"candidate (\d+) of (\d+)", prompt)
-    candidate = int(m.group(1)) if m else 1
+    m = candidate_of(prompt)
+    candidate = m[0] if m else 1
     fail_candidate = setting(d, "fail_candidate", "")
     if fail_candidate:
         if int(fail_candidate) == candidate:
@@ -297,8 +359,11 @@ def run_exec(argv):
             mode = "ok"
 
     if ignore_term:
+        import signal
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     child_pid = None
+    if setting(d, "child", "0") == "1" or setting(d, "shell", ""):
+        import subprocess
     if setting(d, "child", "0") == "1":
         code = ("import signal,time\n"
                 + ("signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" if ignore_term else "")
@@ -313,9 +378,9 @@ def run_exec(argv):
         shell_pid = shell.pid
     record_pids(child_pid, opts["images"], shell_pid, prompt)
     if fail_candidate and int(fail_candidate) == candidate and m:
-        wait_for_siblings(int(m.group(2)))
+        wait_for_siblings(m[1])
 
-    thread_id = str(uuid.uuid4())
+    thread_id = uuid4()
     if opts["json"]:
         # Measured on 0.169.0: with --json there is no header on stderr.
         sys.stderr.write("Reading additional input from stdin...\n")
@@ -345,7 +410,7 @@ def run_exec(argv):
 
     emit({"type": "item.completed", "item": {"id": "item_1", "type": "agent_message",
                                              "text": "Generating the image now."}})
-    call_id = "call_" + uuid.uuid4().hex[:20]
+    call_id = "call_" + uuid4().replace("-", "")[:20]
     sleep_steps(delay / 2, 5)
     items = []
     reply = "Here is your image."
@@ -366,7 +431,10 @@ def run_exec(argv):
     else:
         wants_alpha = "transparent_background: true" in prompt
         alpha = setting(d, "alpha", "real" if wants_alpha else "")
-        key = re.search(r"uniform #([0-9a-fA-F]{6}) background", prompt)
+        key = None
+        if "uniform #" in prompt:
+            import re
+            key = re.search(r"uniform #([0-9a-fA-F]{6}) background", prompt)
         key = tuple(bytes.fromhex(key.group(1))) if key else (0, 255, 0)
         png = png_bytes(width, height, candidate, noise=setting(d, "noise", "0") == "1" or alpha == "opaque",
                         pattern=setting(d, "pattern", "0") == "1", alpha=alpha if wants_alpha else None, key=key)
@@ -375,14 +443,14 @@ def run_exec(argv):
         if layout in ("generated", "legacy-ig"):
             folder = os.path.join(home, "generated_images", thread_id)
             os.makedirs(folder, exist_ok=True)
-            name = (call_id if layout == "generated" else "ig_" + uuid.uuid4().hex[:12]) + ".png"
+            name = (call_id if layout == "generated" else "ig_" + uuid4().replace("-", "")[:12]) + ".png"
             saved = os.path.join(folder, name)
             with open(saved, "wb") as f:
                 f.write(png)
             if layout == "generated":
                 items.append({"type": "Extension", "kind": "image_gen.generation", "id": call_id,
                               "status": "completed", "savedPath": saved, "revisedPrompt": revised,
-                              "result": base64.b64encode(png).decode(), "failure": None})
+                              "result": b64(png), "failure": None})
         elif layout == "rollout-saved":
             folder = os.path.join(home, "elsewhere")
             os.makedirs(folder, exist_ok=True)
@@ -394,10 +462,10 @@ def run_exec(argv):
         elif layout == "rollout-result":
             items.append({"type": "Extension", "kind": "image_gen.generation", "id": call_id,
                           "status": "completed", "revisedPrompt": revised,
-                          "result": base64.b64encode(png).decode()})
+                          "result": b64(png)})
         elif layout == "legacy-call":
             items.append({"type": "image_generation_call", "id": "ig_1", "status": "completed",
-                          "revised_prompt": revised, "result": base64.b64encode(png).decode()})
+                          "revised_prompt": revised, "result": b64(png)})
     write_rollout(thread_id, items)
     emit({"type": "item.completed", "item": {"id": "item_2", "type": "agent_message", "text": reply}})
     emit({"type": "turn.completed", "usage": {"input_tokens": 1200, "cached_input_tokens": 0,
@@ -410,11 +478,13 @@ def run_exec(argv):
 def finish(child_pid, code):
     if child_pid:
         try:
-            os.kill(child_pid, signal.SIGKILL)
+            os.kill(child_pid, 9)  # SIGKILL
             os.waitpid(child_pid, 0)
         except (ProcessLookupError, ChildProcessError):
             pass
-    sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # nothing left to clean up: skip the interpreter's
 
 
 def main(argv):

@@ -13,6 +13,7 @@ import binascii
 import dataclasses
 import json
 import os
+import time
 from pathlib import Path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
@@ -41,6 +42,23 @@ def codex_home(env: dict[str, str]) -> Path:
 def rollout_path(home: Path, thread_id: str) -> Path | None:
     matches = sorted(home.glob(f"sessions/*/*/*/rollout-*-{thread_id}.jsonl"))
     return matches[-1] if matches else None
+
+
+def todays_rollout_path(home: Path, thread_id: str, now: float) -> Path | None:
+    """`rollout_path`, looking only in the day folders of `now` (local and
+    UTC): a listing or two instead of a walk of every day's folder, cheap
+    enough to poll. A session begun on another day is `rollout_path`'s."""
+    suffix = f"-{thread_id}.jsonl"
+    sessions = os.path.join(home, "sessions")
+    matches = []
+    for day in {time.strftime("%Y/%m/%d", time.localtime(now)), time.strftime("%Y/%m/%d", time.gmtime(now))}:
+        folder = os.path.join(sessions, day)
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        matches += [os.path.join(folder, n) for n in names if n.endswith(suffix) and n.startswith("rollout-")]
+    return Path(max(matches)) if matches else None
 
 
 def _walk(obj):

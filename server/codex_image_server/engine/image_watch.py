@@ -16,12 +16,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
-from .image_locator import rollout_path
+from .image_locator import rollout_path, todays_rollout_path
 
 POLL_S = 0.02
+# Until the rollout is found, each poll lists only today's session folder;
+# the walk of every day's folder (a session begun before midnight) runs this
+# often: at 20 ms it was most of the watch's cost with a dozen runs.
+_FULL_LOOK_S = 0.5
 _MARKER = b'"kind":"image_gen.generation"'
 _COMPLETED = b'"status":"completed"'
 _FIELD_WINDOW = 256 * 1024  # a path or a revised prompt is far shorter
@@ -79,9 +84,14 @@ class RolloutWatch:
         path: Path | None = None
         offset = 0
         pending = bytearray()  # the line being written: appended to, never copied whole
+        full_look = 0.0
         while not self._stop.wait(POLL_S):
             if path is None:
-                path = rollout_path(self._home, self._thread_id)
+                if time.monotonic() >= full_look:
+                    path = rollout_path(self._home, self._thread_id)
+                    full_look = time.monotonic() + _FULL_LOOK_S
+                else:
+                    path = todays_rollout_path(self._home, self._thread_id, time.time())
                 if path is None:
                     continue
             try:
