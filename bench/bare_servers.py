@@ -12,6 +12,7 @@ Prints `port=<n>` once listening; runs until SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import signal
 import sys
 from pathlib import Path
@@ -57,11 +58,18 @@ async def grpc_file(path: Path) -> None:
     import grpc
     from codeximage.v1 import image_service_pb2 as pb
 
+    # The first chunk announces size and sha256 as ours does (the Go client checks them).
+    data = path.read_bytes()
+    announce = {"total_size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    del data
+
     async def get_image_file(request, context):
         loop = asyncio.get_running_loop()
+        first = announce
         with open(path, "rb", buffering=0) as f:
             while chunk := await loop.run_in_executor(None, f.read, 1024 * 1024):
-                yield pb.GetImageFileResponse(data=chunk)
+                yield pb.GetImageFileResponse(data=chunk, **first)
+                first = {}
 
     await grpc_serve({"GetImageFile": grpc.unary_stream_rpc_method_handler(
         get_image_file, request_deserializer=pb.GetImageFileRequest.FromString,

@@ -9,7 +9,8 @@ fixed     GET /v1/capabilities and /healthz through the shim vs. a bare aiohttp
 grpc      GetCapabilities vs. a bare grpc.aio server returning the same
           constant, ghz -c16 (goal >= 0.8x)
 download  a 30 MB image: shim vs. aiohttp serving the same file statically
-          (curl, goal >= 0.8x); GetImageFile with a Python client (goal >= 500 MB/s)
+          (curl, goal >= 0.8x); GetImageFile with a Python client and with the Go
+          client (bench/gofetch), each also against a bare grpc.aio server (goal >= 500 MB/s)
 stalled   200 clients stalled mid-download on a 25 MB image while 4 candidates
           generate: grpc.health Check p99 (goal <= 50 ms), a new Generate
           completes, the stalled connections are closed after the idle
@@ -146,9 +147,24 @@ def grpc_speed(stub, image_id: str, size: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-def bench_download(srv, runs: int, record, path: Path) -> None:
-    shim, static, via_grpc, bare_grpc = [], [], [], []
+def gofetch(tmp: Path) -> Path:
+    """bench/gofetch built with the Go toolchain the Makefile installs."""
+    exe = tmp / "gofetch"
+    subprocess.run(["go", "build", "-o", str(exe), "."], cwd=ROOT / "bench" / "gofetch", check=True)
+    return exe
+
+
+def go_speeds(exe: Path, port: int, image_id: str, runs: int) -> list[float]:
+    """MB/s of each of `runs` downloads by the Go client (size and sha256 checked), one connection."""
+    out = subprocess.run([str(exe), "-server", f"127.0.0.1:{port}", "-runs", str(runs), image_id],
+                         capture_output=True, text=True, check=True).stdout
+    return [float(line) for line in out.split()]
+
+
+def bench_download(srv, runs: int, record, path: Path, tmp: Path) -> None:
+    shim, static, via_grpc, bare_grpc, go_ours, go_bare = [], [], [], [], [], []
     stub = srv.stub()
+    exe = gofetch(tmp)
     with bare("file", str(path)) as port, bare("grpcfile", str(path)) as grpc_port:
         bare_stub = _file_stub(grpc_port)
         for _ in range(max(runs, 5)):
@@ -156,6 +172,8 @@ def bench_download(srv, runs: int, record, path: Path) -> None:
             static.append(curl_speed(f"http://127.0.0.1:{port}/file"))
             via_grpc.append(grpc_speed(stub, record.id, record.byte_size))
             bare_grpc.append(grpc_speed(bare_stub, record.id, record.byte_size))
+            go_ours += go_speeds(exe, srv.grpc_port, record.id, 3)
+            go_bare += go_speeds(exe, grpc_port, record.id, 3)
     ratio = statistics.median(shim) / statistics.median(static)
     mb = record.byte_size / MB
     report(f"shim file {mb:.0f} MB / aiohttp static", ratio, ">= 0.8", ratio >= 0.8,
@@ -166,6 +184,10 @@ def bench_download(srv, runs: int, record, path: Path) -> None:
            "python grpc client, sum of chunks, one channel", bare_grpc_aio_mb_s=bare_speed)
     report(f"GetImageFile {mb:.0f} MB / bare grpc.aio (1 MiB chunks)", speed / bare_speed, "(baseline)", True,
            "the same client against bench/bare_servers.py grpcfile, interleaved")
+    go_speed, go_bare_speed = statistics.median(go_ours), statistics.median(go_bare)
+    report(f"GetImageFile {mb:.0f} MB, MB/s, Go client", go_speed, ">= 500", go_speed >= 500,
+           "bench/gofetch (the Go client's Download: size and sha256 checked), one connection",
+           bare_grpc_aio_mb_s=go_bare_speed, ratio_to_bare=round(go_speed / go_bare_speed, 3))
 
 
 def _fds(pid: int) -> int:
@@ -307,7 +329,7 @@ def main() -> int:
                 if "grpc" in args.only:
                     bench_grpc(srv, args.runs, args.seconds, tmp)
                 if "download" in args.only:
-                    bench_download(srv, args.runs, record, path)
+                    bench_download(srv, args.runs, record, path, tmp)
         if "stalled" in args.only:
             bench_stalled(tmp)
         if "refs" in args.only:

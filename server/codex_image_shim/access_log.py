@@ -23,7 +23,9 @@ _ID_COUNTER = itertools.count()
 
 def request_id(request: web.Request) -> str:
     """The id of this request, fixed on first use."""
-    rid = request.get("request_id")
+    # A request's get() is collections.abc's: a miss raises and catches a
+    # KeyError, costly on every request. Most requests hold nothing at all.
+    rid = request.get("request_id") if len(request) else None
     if rid is None:
         offered = request.headers.get(REQUEST_ID_HEADER, "")
         rid = offered if offered and _SAFE_ID.match(offered) else f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"

@@ -69,10 +69,13 @@ def json_response(body, status: int = 200, headers: dict | None = None) -> web.R
                         content_type=JSON, headers=headers)
 
 
+def message_json(message) -> bytes:
+    """A response message as JSON bytes; a frozen one (capabilities) is encoded once."""
+    return frozen.encoded(message, "json", lambda m: _dumps(jsonmap.to_dict(m)))
+
+
 def message_response(message) -> web.Response:
-    """A response message as JSON; a frozen one (capabilities) is encoded once."""
-    return web.Response(body=frozen.encoded(message, "json", lambda m: _dumps(jsonmap.to_dict(m))),
-                        content_type=JSON)
+    return web.Response(body=message_json(message), content_type=JSON)
 
 
 def error_response(status, http_status: int, headers: dict | None = None) -> web.Response:
@@ -83,6 +86,14 @@ def error_response(status, http_status: int, headers: dict | None = None) -> web
     if http_status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="codex-image-server"'  # RFC 9110: 401 names its scheme
     return json_response(errors.error_body(status, http_status), http_status, headers)
+
+
+def add_common_headers(request: web.Request, headers) -> None:
+    """CORS and the request id, on every response the app makes (fixed.py
+    writes the same two for the fixed answers)."""
+    for key, value in CORS_HEADERS.items():
+        headers.setdefault(key, value)
+    access_log.add_request_id(request, headers)
 
 
 def origin(request: web.Request) -> str:
@@ -168,11 +179,7 @@ class Shim:
 
     @staticmethod
     async def _add_headers(request, response) -> None:
-        """CORS and the request id on every response (one hook: it runs per request)."""
-        headers = response.headers
-        for key, value in CORS_HEADERS.items():
-            headers.setdefault(key, value)
-        access_log.add_request_id(request, headers)
+        add_common_headers(request, response.headers)
 
     # -- dispatch -----------------------------------------------------------
 
@@ -331,6 +338,11 @@ class Shim:
             return json_response(adapter.aggregate(summary, images, origin(request)))
 
     async def _health(self, request, route, params):
+        status, body = await self.health_answer()
+        return web.Response(body=body, status=status, content_type=JSON)
+
+    async def health_answer(self) -> tuple[int, bytes]:
+        """/healthz's (status, JSON bytes), from the servicer's Health as it is now."""
         # /healthz stays open: the shim runs in-process with the server and
         # uses the server's own internal key for this one call.
         metadata = (("x-api-key", self.internal_key),) if self.internal_key else ()
@@ -345,7 +357,13 @@ class Shim:
             if len(self._health_json) >= 64:
                 self._health_json.clear()
             rendered = self._health_json[wire] = (status, _dumps(body))
-        return web.Response(body=rendered[1], status=rendered[0], content_type=JSON)
+        return rendered
+
+    async def capabilities_answer(self, request: web.Request) -> tuple[int, bytes]:
+        """GET /v1/capabilities' (status, JSON bytes): the servicer's answer
+        to this caller's key (it checks it), as `_generic` renders it."""
+        message = await self.channel.unary("GetCapabilities", pb.GetCapabilitiesRequest(), self.metadata(request))
+        return 200, message_json(message)
 
     @staticmethod
     def _file_headers(image_id: str, content_type: str, sha256: str) -> dict:

@@ -9,6 +9,7 @@ from codex_image_server.grpc_api.inprocess import InProcessChannel
 
 from .access_log import JsonAccessLogger
 from .app import Shim
+from .fixed import FixedAnswers
 
 SHUTDOWN_S = 2.0
 
@@ -40,6 +41,8 @@ async def start(servicer, settings, file_path, *, internal_key: str = "", metric
         runner = web.AppRunner(shim.application(), handler_cancellation=True,
                                access_log_class=JsonAccessLogger, shutdown_timeout=SHUTDOWN_S)
         await runner.setup()
+        # The fixed answers first, the app for all else.
+        runner.server.request_handler = FixedAnswers(shim, runner.server.request_handler).handle
         await web.SockSite(runner, sock, shutdown_timeout=SHUTDOWN_S).start()
     except BaseException:
         sock.close()

@@ -145,6 +145,7 @@ class HeldAccount:
 class AccountPool:
     def __init__(self, specs: list[AccountSpec], make_readiness, *, named: bool = True):
         self._accounts = [Account(s, make_readiness(s.home)) for s in specs]
+        self._names = [a.name for a in self._accounts]
         self._named = named
         self.ledger: AccountLedger = LocalLedger()
         self._cond = threading.Condition()
@@ -240,10 +241,16 @@ class AccountPool:
         None when it would."""
         if cached and self.ledger.shared:
             return None
-        loads = self._loads(self._accounts)
-        rows = tuple((a, a.readiness.cached() if cached else a.readiness.get(), loads[a.name].in_use,
-                      loads[a.name].exhausted_until) for a in self._accounts)
-        return None if any(r is None for _, r, _, _ in rows) else rows
+        # Plain loops: Health asks this on every call, from the event loop.
+        loads = self.ledger.load(self._names)
+        rows = []
+        for a in self._accounts:
+            readiness = a.readiness.cached() if cached else a.readiness.get()
+            if readiness is None:
+                return None
+            in_use, exhausted_until = loads[a.name]
+            rows.append((a, readiness, in_use, exhausted_until))
+        return tuple(rows)
 
     @staticmethod
     def states_of(rows: tuple) -> list[AccountState]:
@@ -255,9 +262,13 @@ class AccountPool:
     def cached_readiness(self) -> Readiness | None:
         """Like `readiness` from the last probes only (None before every account's first)."""
         results = [a.readiness.cached() for a in self._accounts]
-        if any(r is None for r in results):
-            return None
-        return next((r for r in results if r.ready), results[0])
+        for result in results:
+            if result is None:
+                return None
+        for result in results:
+            if result.ready:
+                return result
+        return results[0]
 
     def fresh_readiness(self) -> Readiness | None:
         """Like `readiness` when no account needs a probe, else None."""
