@@ -12,7 +12,7 @@ import json  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 
-from . import keys as keys_mod, logs, settings as settings_mod, workdirs  # noqa: E402
+from . import heap, keys as keys_mod, logs, settings as settings_mod, workdirs  # noqa: E402
 from .blocking import Blocking
 from .engine import Engine
 from .grpc_api.server import GrpcServer
@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_mod.load(argv)
     logs.configure(settings.log_level)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    heap.tune()
     return asyncio.run(serve(settings))
 
 
