@@ -12,8 +12,7 @@ from typing import Callable
 from .. import imaging
 from ..errors import Kind, ServiceError
 from . import events, failures
-from .cleanup import remove_thread_files
-from .image_locator import Found, codex_home, locate, read_rollout, rollout_path
+from .image_locator import Found, codex_home, find_rollout, locate, read_rollout
 from .image_watch import FinalImage, RolloutWatch
 from .process_group import ProcessGroup
 
@@ -40,10 +39,11 @@ class CandidateRun:
 
     def __init__(self, group: ProcessGroup, env: dict[str, str], grace_s: float, max_pixels: int,
                  run_id: str, finish_early: bool = True, account: str = "default",
-                 remove_codex_copies: bool = False):
+                 remove_copies: Callable[[Path, str], None] | None = None):
         self.group = group
         self.account = account
-        self._remove_codex_copies = remove_codex_copies
+        # Given codex's home and the thread id once the run is over (the Engine's: after the answer).
+        self._remove_copies = remove_copies
         self._finish_early = finish_early
         # Set when the image was final and codex was stopped before its closing turn.
         self.finished_early = threading.Event()
@@ -108,8 +108,8 @@ class CandidateRun:
             return self._result(log, started)
         finally:
             # The image is in memory (or the run failed): codex's copies go.
-            if self._remove_codex_copies:
-                remove_thread_files(codex_home(self._env), log.thread_id or self._session_id)
+            if self._remove_copies is not None:
+                self._remove_copies(codex_home(self._env), log.thread_id or self._session_id)
 
     def _take_final(self) -> Found | None:
         """The image the rollout watcher saw completed: no need to parse the
@@ -127,7 +127,7 @@ class CandidateRun:
         home = codex_home(self._env)
         found = self._take_final()
         if found is None:
-            facts = read_rollout(rollout_path(home, thread_id) if thread_id else None)
+            facts = read_rollout(find_rollout(home, thread_id) if thread_id else None)
             found = locate(home, thread_id, facts)
         if found is None:
             stderr = list(self._stderr_tail)

@@ -8,6 +8,8 @@ import re
 import shutil
 from pathlib import Path
 
+from .image_locator import find_rollout
+
 _THREAD_ID = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 
 
@@ -20,7 +22,9 @@ def remove_thread_files(home: Path, thread_id: str) -> int:
     if images.is_dir() and not images.is_symlink():
         shutil.rmtree(images, ignore_errors=True)
         removed += 1
-    for rollout in home.glob(f"sessions/*/*/*/rollout-*-{thread_id}.jsonl"):
+    # One rollout per thread: where it is found first, a listing of today's folder.
+    rollout = find_rollout(home, thread_id)
+    if rollout is not None:
         rollout.unlink(missing_ok=True)
         removed += 1
     return removed

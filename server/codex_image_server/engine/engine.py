@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .. import sizes
@@ -10,6 +11,7 @@ from ..errors import Kind, ServiceError, shutting_down
 from ..settings import Settings
 from .accounts import Account, AccountPool
 from .candidate import CandidateRun
+from .cleanup import remove_thread_files
 from .group_records import RUN_ID_ENV, GroupRecords
 from .process_group import ProcessGroup, become_subreaper, public_environment
 from .readiness import Readiness, ReadinessCache
@@ -43,6 +45,9 @@ class Engine:
         self._lock = threading.Lock()
         self._live: dict[int, CandidateRun] = {}
         self._closed = False
+        # Removing codex's copies (unlinking a multi-MB image, a rollout) is
+        # no part of the answer: one thread does it after, shutdown waits for it.
+        self._copies = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codex-copies")
 
     @property
     def grace_s(self) -> float:
@@ -98,9 +103,15 @@ class Engine:
             run = CandidateRun(group, env, self.grace_s, sizes.OUTPUT_PIXEL_LIMIT, run_id,
                                finish_early=self.settings.finish_early,
                                account=account.name if account else "default",
-                               remove_codex_copies=self.settings.remove_codex_copies)
+                               remove_copies=self._remove_copies if self.settings.remove_codex_copies else None)
             self._live[group.pid] = run
             return run
+
+    def _remove_copies(self, home: Path, thread_id: str) -> None:
+        try:
+            self._copies.submit(remove_thread_files, home, thread_id)
+        except RuntimeError:  # shut down: at once, then
+            remove_thread_files(home, thread_id)
 
     def release(self, run: CandidateRun) -> None:
         """Called once the run's process group is gone."""
@@ -125,6 +136,7 @@ class Engine:
             # Not finish(): the candidate's own thread still reads the pipes.
             run.group.wait_stopped(self.grace_s)
             self.release(run)
+        self._copies.shutdown(wait=True)
 
 
 class _PoolReadiness:

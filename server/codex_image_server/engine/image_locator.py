@@ -61,6 +61,13 @@ def todays_rollout_path(home: Path, thread_id: str, now: float) -> Path | None:
     return Path(max(matches)) if matches else None
 
 
+def find_rollout(home: Path, thread_id: str) -> Path | None:
+    """A run's rollout, looked for where it almost always is (today's
+    folder: the run just ended) before the walk of every day's folder, which
+    on a long-used CODEX_HOME reads hundreds of them."""
+    return todays_rollout_path(home, thread_id, time.time()) or rollout_path(home, thread_id)
+
+
 def _walk(obj):
     """Every dict nested anywhere in a rollout line (layouts differ by version)."""
     stack = [obj]
