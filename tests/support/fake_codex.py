@@ -269,7 +269,7 @@ def record_pids(child_pid, images=(), shell_pid=None, prompt=""):
     if not piddir:
         return
     os.makedirs(piddir, exist_ok=True)
-    info = {"pid": os.getpid(), "pgid": os.getpgid(0), "sid": os.getsid(0), "child_pid": child_pid,
+    info = {"pid": os.getpid(), "pgid": os.getpgid(0), "sid": os.getsid(0), "child_pid": child_pid, "piddir": piddir,
             "shell_pid": shell_pid, "prompt_chars": len(prompt),
             "cwd": os.getcwd(), "started": time.time(),
             "images": [{"path": p, "sha256": _sha256_of(p)} for p in images]}

@@ -98,11 +98,15 @@ def all_gone(runs: list[dict]) -> bool:
 
 
 def kill_leftover_runs(runs: list[dict]) -> list[int]:
-    """Test cleanup only: SIGKILL whatever of these runs still runs."""
+    """Test cleanup only: SIGKILL whatever of these runs still runs.
+
+    Only a process that carries the run's FAKE_CODEX_PIDDIR (the fake and all
+    it spawns inherit it): with pids cycling through 32,768 on a busy machine,
+    a recorded pid long gone may now be anybody's, e.g. another suite's node."""
     left = []
     for run in runs:
         for pid in run_pids(run) + group_members(run["pgid"]):
-            if running(pid):
+            if running(pid) and environ_of(pid).get("FAKE_CODEX_PIDDIR") == run.get("piddir"):
                 left.append(pid)
                 try:
                     os.kill(pid, signal.SIGKILL)
