@@ -105,7 +105,9 @@ def kill_leftover_runs(runs: list[dict]) -> list[int]:
     a recorded pid long gone may now be anybody's, e.g. another suite's node."""
     left = []
     for run in runs:
-        for pid in run_pids(run) + group_members(run["pgid"]):
+        # once each: the leader is in both lists, and just after SIGKILL it may
+        # still look alive, not yet a zombie
+        for pid in dict.fromkeys(run_pids(run) + group_members(run["pgid"])):
             if running(pid) and environ_of(pid).get("FAKE_CODEX_PIDDIR") == run.get("piddir"):
                 left.append(pid)
                 try:
