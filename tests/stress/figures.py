@@ -16,6 +16,7 @@ CLIENT_CODES_5XX = ("INTERNAL", "UNKNOWN", "DATA_LOSS", "UNIMPLEMENTED")
 class Figures:
     requests: int = 0
     answers_5xx: int = 0
+    unanswered: int = 0
     tracebacks_in_answers: int = 0
     non_json_log_lines: int = 0
     tracebacks_in_log: int = 0
@@ -32,6 +33,9 @@ class Figures:
     def answer(self, http_status: int | None, body: bytes | str, what: str = "") -> None:
         """One answer seen by a client: 5xx and tracebacks are counted."""
         self.requests += 1
+        if http_status is None:
+            self.unanswered += 1
+            self._example(f"no answer {what}: {body[:200]!r}")
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
         if http_status is not None and http_status >= 500:
             self.answers_5xx += 1
@@ -48,12 +52,11 @@ class Figures:
             self.examples.append(text)
 
     def merge(self, other: "Figures") -> None:
-        for field in ("requests", "answers_5xx", "tracebacks_in_answers", "non_json_log_lines",
-                      "tracebacks_in_log", "leftover_processes", "zombies", "work_dirs", "run_records"):
+        for field in ("requests", *self.LEFTOVERS):
             setattr(self, field, getattr(self, field) + getattr(other, field))
         self.examples += other.examples[:10 - len(self.examples)]
 
-    LEFTOVERS = ("answers_5xx", "tracebacks_in_answers", "non_json_log_lines", "tracebacks_in_log",
+    LEFTOVERS = ("answers_5xx", "unanswered", "tracebacks_in_answers", "non_json_log_lines", "tracebacks_in_log",
                  "leftover_processes", "zombies", "work_dirs", "run_records")
 
     def failures(self, fd_slack: int = 16) -> list[str]:
