@@ -130,6 +130,7 @@ class ProcessGroup:
         self._group_checked = 0.0
         self._stop_lock = threading.Lock()
         self._stopper: threading.Thread | None = None
+        self._finished = False  # finish() saw nothing of it left
         self.stop_requested = False
 
     def signal(self, sig: int, scan: bool = True) -> None:
@@ -227,7 +228,9 @@ class ProcessGroup:
         """Begin stopping now without blocking the caller (e.g. a gRPC callback):
         SIGTERM goes out at once, the escalation runs on its own thread."""
         with self._stop_lock:
-            if self._stopper is not None:
+            # Finished: nothing is left to stop. Every request ends by stopping
+            # its runs; a thread scanning /proc for each would be pure waste.
+            if self._stopper is not None or self._finished:
                 return
             self.stop_requested = True
             # The group at once; the look for strays (other processes'
@@ -251,6 +254,8 @@ class ProcessGroup:
         """For the reader of its output, once that output ended: nothing of the
         group is left, and the pipes are closed."""
         self.wait_stopped(grace)
+        with self._stop_lock:
+            self._finished = True
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
