@@ -6,6 +6,8 @@ stack as ours (one asyncio loop, aiohttp / grpc.aio), in its own process.
     python bench/bare_servers.py grpc  BODY_FILE                # ImageService.GetCapabilities -> that message
     python bench/bare_servers.py grpcfile PATH                  # ImageService.GetImageFile -> PATH in 1 MiB chunks
     python bench/bare_servers.py grpchold SECONDS               # ImageService.Generate: parse, hold, one empty answer
+    python bench/bare_servers.py grpcrun  ARGV_JSON             # ImageService.Generate: run ARGV, then 3 empty messages
+    python bench/bare_servers.py httprun  ARGV_JSON             # POST any path: run ARGV, then a small JSON answer
 
 Prints `port=<n>` once listening; runs until SIGTERM.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import signal
 import sys
 from pathlib import Path
@@ -94,6 +97,46 @@ async def grpc_hold(seconds: float) -> None:
         [("grpc.max_receive_message_length", 512 * 1024 * 1024)])
 
 
+async def _run(argv: list[str]) -> None:
+    """The process a Generate waits for, run the plain asyncio way."""
+    proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    await proc.communicate()
+
+
+async def grpc_run(argv: list[str]) -> None:
+    """The least a Generate can do around a codex run: start it, wait for
+    it, and end with as many messages as ours sends once the image is there
+    (candidate finished, image, summary)."""
+    import grpc
+
+    async def generate(request, context):
+        await _run(argv)
+        for _ in range(3):
+            yield b""
+
+    await grpc_serve({"Generate": grpc.unary_stream_rpc_method_handler(generate)})
+
+
+async def http_run(argv: list[str]) -> None:
+    from aiohttp import web
+
+    async def handler(request):
+        await request.read()
+        await _run(argv)
+        return web.json_response({"images": [], "status": "completed"})
+
+    app = web.Application()
+    app.router.add_route("POST", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    print(f"port={site._server.sockets[0].getsockname()[1]}", flush=True)
+    await _until_stopped()
+    await runner.cleanup()
+
+
 async def grpc_serve(handlers: dict, options=()) -> None:
     import grpc
     server = grpc.aio.server(options=list(options))
@@ -127,6 +170,10 @@ def main(argv: list[str]) -> int:
         asyncio.run(grpc_file(Path(argv[1])))
     elif kind == "grpchold":
         asyncio.run(grpc_hold(float(argv[1])))
+    elif kind == "grpcrun":
+        asyncio.run(grpc_run(json.loads(argv[1])))
+    elif kind == "httprun":
+        asyncio.run(http_run(json.loads(argv[1])))
     else:
         raise SystemExit(f"unknown kind {kind!r}")
     return 0

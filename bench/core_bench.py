@@ -63,8 +63,8 @@ def report(name: str, value: float, goal: str, ok: bool, command: str, **extra) 
 
 
 @contextlib.contextmanager
-def bare(kind: str, *args: str):
-    proc = subprocess.Popen([PY, str(BARE), kind, *args], stdout=subprocess.PIPE, text=True)
+def bare(kind: str, *args: str, env: dict | None = None):
+    proc = subprocess.Popen([PY, str(BARE), kind, *args], stdout=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stdout.readline()
         yield int(line.strip().split("=")[1])
