@@ -29,10 +29,10 @@ async def _until_stopped() -> None:
     await stop.wait()
 
 
-async def http(handler) -> None:
+async def http(handler, method: str = "GET") -> None:
     from aiohttp import web
     app = web.Application()
-    app.router.add_route("GET", "/{tail:.*}", handler)
+    app.router.add_route(method, "/{tail:.*}", handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
@@ -126,15 +126,7 @@ async def http_run(argv: list[str]) -> None:
         await _run(argv)
         return web.json_response({"images": [], "status": "completed"})
 
-    app = web.Application()
-    app.router.add_route("POST", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    print(f"port={site._server.sockets[0].getsockname()[1]}", flush=True)
-    await _until_stopped()
-    await runner.cleanup()
+    await http(handler, "POST")
 
 
 async def grpc_serve(handlers: dict, options=()) -> None:
