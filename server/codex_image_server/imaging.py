@@ -10,6 +10,7 @@ import dataclasses
 import io
 import struct
 import threading
+from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
@@ -24,6 +25,42 @@ class BadImage(Exception):
     """The bytes are not an image we accept; the message says why."""
 
 
+class _ViewFile(io.RawIOBase):
+    """A read-only file over a memoryview: `io.BytesIO` would copy the whole
+    view first (it shares only a `bytes` object's buffer)."""
+
+    def __init__(self, view: memoryview):
+        super().__init__()
+        self._view, self._pos = view, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = max(0, min(len(buffer), len(self._view) - self._pos))
+        buffer[:n] = self._view[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
+def readable(data: bytes | memoryview | Path):
+    """What Pillow can open for `data`, without copying it."""
+    if isinstance(data, Path):
+        return data
+    return io.BufferedReader(_ViewFile(data)) if isinstance(data, memoryview) else io.BytesIO(data)
+
+
 @dataclasses.dataclass(frozen=True)
 class ImageInfo:
     mime_type: str
@@ -31,11 +68,11 @@ class ImageInfo:
     height: int
 
 
-def identify(data: bytes, max_pixels: int) -> ImageInfo:
+def identify(data: bytes | memoryview, max_pixels: int) -> ImageInfo:
     """Format and size from the header alone: no pixel is decoded, so this
     costs the same for a 64-megapixel bomb as for a thumbnail."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(readable(data)) as img:
             fmt = img.format
             width, height = img.size
     except (UnidentifiedImageError, Image.DecompressionBombError):
@@ -50,11 +87,11 @@ def identify(data: bytes, max_pixels: int) -> ImageInfo:
     return ImageInfo(MIME_BY_FORMAT[fmt], width, height)
 
 
-def check_decodes(data: bytes) -> None:
+def check_decodes(data: bytes | memoryview | Path) -> None:
     """Decode every pixel once, so a truncated or corrupt body fails here,
     not upstream. Costs about width x height x 4 bytes: see `DECODE_BUDGET`."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(readable(data)) as img:
             img.load()
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error,
             Image.DecompressionBombError):

@@ -13,7 +13,7 @@ MAX_COUNT = 4
 
 @dataclasses.dataclass(frozen=True)
 class ReferenceInput:
-    image: bytes
+    image: bytes | memoryview  # over gRPC, a view into the request as it came (grpc_api/wire.py)
     mime_type: str = ""
     label: str = ""
     source: str = ""
@@ -41,7 +41,7 @@ class GenerateParams:
 class Reference:
     """A checked reference image: bytes kept exactly as the caller sent them."""
     index: int
-    image: bytes
+    image: bytes | memoryview
     mime_type: str
     width: int  # decoded from the bytes
     height: int

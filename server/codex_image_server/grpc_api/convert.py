@@ -103,13 +103,39 @@ def event_message(event) -> pb.GenerateResponse:
         fit=event.fit, references=[_reference_use(u) for u in event.references], background=event.background))
 
 
-def params(request: pb.GenerateRequest) -> GenerateParams:
+@dataclasses.dataclass(frozen=True)
+class WithImages:
+    """A GenerateRequest parsed without its reference images, and those
+    images as views into the bytes it came in (grpc_api/wire.py)."""
+    message: pb.GenerateRequest
+    images: list
+
+    def ByteSize(self) -> int:  # noqa: N802 - stands in for the message's own
+        """The size of the whole request on the wire, images included."""
+        total = self.message.ByteSize()
+        for reference, image in zip(self.message.references, self.images):
+            if len(image):
+                before = reference.ByteSize()
+                after = before + 1 + _varint_size(len(image)) + len(image)
+                total += after - before + _varint_size(after) - _varint_size(before)
+        return total
+
+
+def _varint_size(n: int) -> int:
+    return max(1, (n.bit_length() + 6) // 7)
+
+
+def params(request: pb.GenerateRequest | WithImages) -> GenerateParams:
+    if isinstance(request, WithImages):
+        request, images = request.message, request.images
+    else:
+        images = [r.image for r in request.references]
     canvas = request.canvas_size
     return GenerateParams(
         prompt=request.prompt, count=request.count, size=request.size, aspect=request.aspect,
         quality=request.quality, output_format=request.output_format, request_id=request.request_id,
-        references=tuple(ReferenceInput(r.image, r.mime_type, r.label, r.source, r.width, r.height)
-                         for r in request.references),
+        references=tuple(ReferenceInput(image, r.mime_type, r.label, r.source, r.width, r.height)
+                         for r, image in zip(request.references, images)),
         canvas_size=(canvas.width, canvas.height) if request.HasField("canvas_size") else None,
         fit=request.fit, background=request.background,
         output_compression=request.output_compression if request.HasField("output_compression") else None)

@@ -16,6 +16,8 @@ from typing import AsyncIterator
 
 import grpc
 
+from .wire import Received
+
 _END = object()
 
 
@@ -108,9 +110,14 @@ class InProcessChannel:
         contextlib.aclosing: leaving early cancels the call."""
         context = InProcessContext(metadata, self._peer)
         context.responses = asyncio.Queue(maxsize=1)
+        # Boxed as a request from the wire is: the servicer takes it out, and
+        # neither this frame nor its wrapper keeps it (and its references) alive
+        # for the whole call.
+        box = Received(request)
+        del request
 
         async def run():
-            await getattr(self._servicer, method)(request, context)
+            await getattr(self._servicer, method)(box, context)
             await context.responses.put(_END)  # an abort raises instead
 
         handler = asyncio.create_task(run())

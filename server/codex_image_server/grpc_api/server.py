@@ -17,7 +17,8 @@ from ..blocking import Blocking
 from ..logs import log
 from ..service import Service
 from ..settings import Settings
-from .servicer import ImageServicer, Received
+from .servicer import ImageServicer
+from .wire import Received
 
 SERVICE = pb.DESCRIPTOR.services_by_name["ImageService"]
 SERVICE_NAME = SERVICE.full_name
@@ -47,7 +48,7 @@ def _image_service_handlers(servicer: ImageServicer) -> grpc.GenericRpcHandler:
     for method in SERVICE.methods:
         make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
         # No parsing here: the servicer gets the raw bytes (boxed, see
-        # servicer.Received) and parses them only after the API-key check.
+        # wire.Received) and parses them only after the API-key check.
         handlers[method.name] = make(getattr(servicer, method.name), request_deserializer=Received,
                                      response_serializer=frozen.wire)
     return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)

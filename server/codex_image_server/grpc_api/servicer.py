@@ -22,7 +22,8 @@ from ..request import OUTPUT_FORMATS, QUALITIES, MAX_COUNT
 from ..service import Caller, Service
 from ..settings import Settings
 from ..version import __version__
-from . import auth, convert
+from . import auth, convert, wire
+from .wire import Received
 from .status import internal_error, to_grpc_status
 
 # A Python gRPC stream is bound by its per-message cost, not by bytes: 1 MiB
@@ -48,22 +49,6 @@ _REQUEST_TYPES = {m.name: message_factory.GetMessageClass(m.input_type)
                   for m in pb.DESCRIPTOR.services_by_name["ImageService"].methods}
 
 
-class Received:
-    """A request's bytes as grpc.aio hands them over (the call's
-    deserializer), in a box. grpc.aio keeps whatever the deserializer returned
-    until the call ends; the bytes are taken out to be parsed and the box
-    stays behind empty, so a request carrying 80 MB of references is not kept
-    a second time for the whole generation."""
-    __slots__ = ("raw",)
-
-    def __init__(self, raw: bytes):
-        self.raw = raw
-
-    def take(self) -> bytes:
-        raw, self.raw = self.raw, b""
-        return raw
-
-
 def parsed(request, method_name: str):
     """Over gRPC the request arrives as bytes, parsed here only after the
     API-key check: a stranger's bytes are never read, and bytes that are not
@@ -74,6 +59,9 @@ def parsed(request, method_name: str):
     if not isinstance(request, bytes):
         return request
     try:
+        if method_name == "Generate" and (split := wire.split_references(request)) is not None:
+            rest, images = split
+            return convert.WithImages(pb.GenerateRequest.FromString(rest), images)
         return _REQUEST_TYPES[method_name].FromString(request)
     except (DecodeError, ValueError, RuntimeError):
         raise ServiceError(Kind.INVALID_ARGUMENT, "INVALID_REQUEST_BYTES",
@@ -178,8 +166,7 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
     async def Generate(self, request, context):
         params = convert.params(request)
         # The reference bytes now live in `params` alone: the message (and
-        # its copy of them) goes now, not when the call ends.
-        request.ClearField("references")
+        # any copy of them) goes now, not when the call ends.
         del request
         call = await self._service.generate(params, self._caller(context))
         del params
