@@ -64,10 +64,10 @@ class SummaryEvent:
 Event = Union[ProgressEvent, ImageEvent, SummaryEvent]
 
 
-def _create_workdir(workdir: Path, refs) -> references.ReferencePlan:
-    """The request's working directory with its references: one trip to the pool."""
+def _create_workdir(workdir: Path, refs) -> tuple[Path, ...]:
+    """The request's working directory with its references on disk: one trip to the pool."""
     workdirs.create(workdir)
-    return references.write(refs, workdir / "references")
+    return references.spill(refs, workdir / "references")
 
 
 async def _shielded(awaitable):
@@ -164,20 +164,24 @@ class Generation:
         workdir: Path | None = None
         started = 0
         try:
+            # Named before it exists and written to the end even if the caller
+            # goes away meanwhile, so the rmtree in `finally` never races a
+            # thread still creating it (that left directories behind).
+            workdir = workdirs.new_path(self._work_root, spec.request_id)
+            files = await _shielded(self._blocking.run(_create_workdir, workdir, spec.references))
+            # The references are on disk now: their bytes (over gRPC, the whole
+            # request as it came) need not stay in memory, queued or not.
+            self.spec = spec = dataclasses.replace(
+                spec, references=tuple(dataclasses.replace(r, image=b"") for r in spec.references))
             if not ticket.granted:
                 yield ProgressEvent("queued", self._elapsed_ms(), queue_position=ticket.position)
                 await ticket.wait(self._cancelled)
             self.admitted, self.queue_wait_ms = True, self._elapsed_ms()
             if spec.references:
-                await self._blocking.run(self._check_references_decode)
-            # Named before it exists and written to the end even if the caller
-            # goes away meanwhile, so the rmtree in `finally` never races a
-            # thread still creating it (that left directories behind).
-            workdir = workdirs.new_path(self._work_root, spec.request_id)
-            refs = await _shielded(self._blocking.run(_create_workdir, workdir, spec.references))
-            # The originals are on disk now: their bytes need not stay in memory.
-            self.spec = spec = dataclasses.replace(
-                spec, references=tuple(dataclasses.replace(r, image=b"") for r in spec.references))
+                await self._blocking.run(self._check_references_decode, files)
+                refs = await self._blocking.run(references.arrange, spec.references, files)
+            else:
+                refs = references.ReferencePlan((), ())
             permits = threading.Semaphore(ticket.n)
             for i in range(spec.count):
                 threading.Thread(target=self._candidate, args=(i, codex, workdir, refs, permits),
@@ -245,15 +249,15 @@ class Generation:
         if self.cancelled:
             raise ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", f"request cancelled ({self._cancel_reason})")
 
-    def _check_references_decode(self) -> None:
-        """The one full decode of each reference: only once the request holds
-        its slots, and within the memory budget every request shares."""
+    def _check_references_decode(self, files: tuple[Path, ...]) -> None:
+        """The one full decode of each reference (from its file): only once the
+        request holds its slots, and within the memory budget every request shares."""
         bad = []
-        for ref in self.spec.references:
+        for ref, path in zip(self.spec.references, files):
             info = imaging.ImageInfo(ref.mime_type, ref.width, ref.height)
             try:
                 with imaging.DECODE_BUDGET.hold(imaging.decode_cost(info), self._cancelled):
-                    imaging.check_decodes(ref.image)
+                    imaging.check_decodes(path)
             except imaging.BudgetCancelled:
                 raise ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", "cancelled") from None
             except imaging.BadImage as exc:

@@ -66,25 +66,45 @@ def plan(refs: tuple[Reference, ...]) -> tuple[ReferenceUse, ...]:
     return tuple(uses)
 
 
-def write(refs: tuple[Reference, ...], directory: Path) -> ReferencePlan:
-    """Originals byte for byte, then the sheet (if any), into `directory`."""
-    uses = plan(refs)
+def file_name(ref: Reference) -> str:
+    return f"reference-{ref.index + 1}.{EXTENSION_BY_MIME[ref.mime_type]}"
+
+
+def spill(refs: tuple[Reference, ...], directory: Path) -> tuple[Path, ...]:
+    """Every reference byte for byte into `directory`, as soon as the request
+    is admitted: from then on it is read from disk (the page cache), and a
+    request waiting for a slot holds no reference bytes in memory."""
     if not refs:
-        return ReferencePlan((), ())
+        return ()
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
-    for ref, use in zip(refs, uses):
-        if use.usage == "original":
-            path = directory / f"reference-{ref.index + 1}.{EXTENSION_BY_MIME[ref.mime_type]}"
-            path.write_bytes(ref.image)
-            paths.append(path.resolve())
-    tiled = [(ref, use) for ref, use in zip(refs, uses) if use.usage == "contact_sheet"]
+    for ref in refs:
+        path = directory / file_name(ref)
+        path.write_bytes(ref.image)
+        paths.append(path.resolve())
+    return tuple(paths)
+
+
+def arrange(refs: tuple[Reference, ...], files: tuple[Path, ...]) -> ReferencePlan:
+    """The tool's paths from the spilled files: the originals as they are,
+    then the sheet (if any) in their directory. A tiled file goes once it is
+    on the sheet, so the directory holds only what codex is given."""
+    uses = plan(refs)
+    paths = [path for path, use in zip(files, uses) if use.usage == "original"]
+    tiled = [(ref, use, path) for ref, use, path in zip(refs, uses, files) if use.usage == "contact_sheet"]
     if tiled:
         first, last = tiled[0][0].index + 1, tiled[-1][0].index + 1
-        path = directory / f"contact-sheet-references-{first}-to-{last}.jpg"
+        path = files[0].parent / f"contact-sheet-references-{first}-to-{last}.jpg"
         path.write_bytes(contact_sheet(tiled))
-        paths.append(path.resolve())
+        paths.append(path)
+        for _, _, spilled in tiled:
+            spilled.unlink()
     return ReferencePlan(tuple(paths), uses)
+
+
+def write(refs: tuple[Reference, ...], directory: Path) -> ReferencePlan:
+    """Originals byte for byte, then the sheet (if any), into `directory`."""
+    return arrange(refs, spill(refs, directory))
 
 
 def _font(size: int):
@@ -94,7 +114,7 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def contact_sheet(tiled: list[tuple[Reference, ReferenceUse]]) -> bytes:
+def contact_sheet(tiled: list[tuple[Reference, ReferenceUse, Path]]) -> bytes:
     """A grid of labelled tiles, as JPEG bytes."""
     n = len(tiled)
     cols = math.ceil(math.sqrt(n))
@@ -105,13 +125,13 @@ def contact_sheet(tiled: list[tuple[Reference, ReferenceUse]]) -> bytes:
                       _BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     font = _font(28)
-    for k, (ref, use) in enumerate(tiled):
+    for k, (ref, use, path) in enumerate(tiled):
         col, row = k % cols, k // cols
         x = _GAP + col * (tile + _GAP)
         y = _GAP + row * (tile + _CAPTION + _GAP)
         # Tiles decode under the same budget as validation's decodes: sixteen
         # large references must not decode all at once outside it.
-        with imaging.DECODE_BUDGET.hold(imaging.decode_cost(ref)), Image.open(io.BytesIO(ref.image)) as img:
+        with imaging.DECODE_BUDGET.hold(imaging.decode_cost(ref)), Image.open(path) as img:
             img.draft("RGB", (tile, tile))  # JPEG: decode at a reduced scale, much cheaper
             img = ImageOps.exif_transpose(img)
             if img.mode in ("RGBA", "LA", "P"):
