@@ -21,6 +21,8 @@ import re
 from codeximage.v1 import image_service_pb2 as pb
 from google.protobuf import json_format
 
+from codex_image_server.grpc_api.convert import WithImages
+
 from . import errors, jsonmap
 
 _DATA_URL = re.compile(r"^data:([^;,]*)((?:;[^;,]*)*),(.*)$", re.S)
@@ -31,8 +33,18 @@ MAX_JSON_DEPTH = 32
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def parse_body(raw: bytes):
-    if not raw.strip():
+def body_text(raw: bytes | bytearray) -> str:
+    """The body as the JSON parser reads it (UTF-8, or UTF-16/32 as JSON
+    allows), so a caller can let the bytes go before the parse makes its
+    strings: a body of 100 MB of base64 is then never in memory three times."""
+    try:
+        return raw.decode(json.detect_encoding(raw), "surrogatepass")
+    except UnicodeDecodeError:
+        raise errors.invalid_json("the request body is not valid JSON") from None
+
+
+def parse_body(raw: bytes | bytearray | str):
+    if not raw or raw.isspace():  # not strip(): that copies the whole body
         raise errors.invalid_json("the request body is empty; send a JSON object")
     try:
         data = json.loads(raw)
@@ -119,7 +131,7 @@ def _canvas_size(data: dict) -> None:
     _check_pixels(canvas, "canvas_size", "INVALID_CANVAS_SIZE")
 
 
-def _reference(item, where: str) -> pb.Reference:
+def _reference(item, where: str) -> tuple[pb.Reference, bytes]:
     if isinstance(item, str):
         item = {"image": item}
     if not isinstance(item, dict):
@@ -134,10 +146,9 @@ def _reference(item, where: str) -> pb.Reference:
         jsonmap.parse(rest, reference)
     except json_format.ParseError as exc:
         raise errors.wrong_type(where, exc) from None
-    reference.image = image
     if not reference.mime_type:
         reference.mime_type = mime
-    return reference
+    return reference, image
 
 
 def _list(value, where: str) -> list:
@@ -148,8 +159,11 @@ def _list(value, where: str) -> list:
     return value
 
 
-def generate_request(data: dict) -> pb.GenerateRequest:
-    """The plugin's JSON -> GenerateRequest. Raises ShimError (400) on bad input."""
+def generate_request(data: dict) -> WithImages:
+    """The plugin's JSON -> GenerateRequest, its reference images beside it
+    (as the gRPC port takes them off the wire: no copy into the message).
+    Each base64 string is dropped from `data` once decoded. Raises ShimError
+    (400) on bad input."""
     data = dict(data)
     if "count" not in data and "n" in data:
         data["count"] = data.pop("n")
@@ -169,13 +183,21 @@ def generate_request(data: dict) -> pb.GenerateRequest:
         jsonmap.parse(data, request)
     except json_format.ParseError as exc:
         raise errors.wrong_type("wrong type in the request", exc) from None
-    for i, item in enumerate(references):
-        request.references.append(_reference(item, f"references[{i}]"))
-    for i, item in enumerate(extra):
-        request.references.append(_reference(item, f"reference_images_base64[{i}]"))
+    images = []
+
+    def add(items: list, name: str) -> None:
+        for i, item in enumerate(items):
+            reference, image = _reference(item, f"{name}[{i}]")
+            items[i] = None  # its base64 goes now, not with the whole body
+            request.references.append(reference)
+            images.append(image)
+    add(references, "references")
+    add(extra, "reference_images_base64")
     if single not in (None, ""):
-        request.references.append(_reference(single, "reference_image_base64"))
-    return request
+        reference, image = _reference(single, "reference_image_base64")
+        request.references.append(reference)
+        images.append(image)
+    return WithImages(request, images)
 
 
 def image_entry(image: dict, origin: str) -> dict:

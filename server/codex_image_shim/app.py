@@ -252,7 +252,7 @@ class Shim:
         except json_format.ParseError as exc:
             raise errors.wrong_type("bad request field", exc) from None
 
-    async def read_body(self, request: web.Request) -> bytes:
+    async def read_body(self, request: web.Request) -> bytes | bytearray:
         """The body, inflated when it came gzip or deflate (aiohttp inflates
         as it reads, in bounded chunks): the limit counts inflated bytes."""
         limit = self.settings.http_max_body_bytes
@@ -261,18 +261,29 @@ class Shim:
             raise errors.unsupported_encoding(encoding)
         if request.content_length is not None and request.content_length > limit:
             raise errors.body_too_large(limit)
+        # With its length known, the body is read into one buffer of that
+        # size: the chunks and their join would hold it twice.
+        sized = request.content_length if encoding in ("", "identity") else None
+        body = bytearray(sized) if sized else None
         chunks, total = [], 0
         try:
             async for chunk in request.content.iter_any():
+                if body is not None and total + len(chunk) <= len(body):
+                    body[total:total + len(chunk)] = chunk
+                else:
+                    chunks.append(chunk)
                 total += len(chunk)
                 if total > limit:
                     raise errors.body_too_large(limit)
-                chunks.append(chunk)
         except (http_exceptions.HttpProcessingError, web_protocol.RequestPayloadError):
             if encoding in ("", "identity"):
                 raise errors.invalid_json("the request body could not be read (bad chunked encoding?)") from None
             raise errors.bad_encoding(encoding) from None
-        return b"".join(chunks)
+        if body is None:
+            return b"".join(chunks)
+        if chunks or total != len(body):  # not what Content-Length said: aiohttp does not let this happen
+            raise errors.invalid_json("the request body does not match its Content-Length")
+        return body
 
     def check_message_size(self, message) -> None:
         """The gRPC port refuses a request this large (RESOURCE_EXHAUSTED, a
@@ -320,9 +331,18 @@ class Shim:
     async def _generate(self, request, route, params):
         raw = await self.read_body(request)
         # A body may hold 100 MB of base64: decode it off the event loop.
-        message = await asyncio.to_thread(lambda: adapter.generate_request(adapter.parse_body(raw)))
+        # Up to 100 MB of base64: parsed and decoded off the event loop, and
+        # each form let go as soon as the next one exists, not kept for the
+        # whole generation.
+        text = await asyncio.to_thread(adapter.body_text, raw)
+        del raw
+        data = await asyncio.to_thread(adapter.parse_body, text)
+        del text
+        message = await asyncio.to_thread(adapter.generate_request, data)
+        del data
         self.check_message_size(message)
         call = self.channel.stream("Generate", message, self.metadata(request))
+        del message  # the call has it, and lets it go once the references are on disk
         if wants_stream(request):
             return await self._ndjson(request, call)
         async with contextlib.aclosing(call):

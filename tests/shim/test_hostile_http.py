@@ -87,6 +87,27 @@ def test_a_body_over_the_grpc_limit_is_a_413(tmp_path):
         assert reply.status == 413, reply.body[:300]
 
 
+def test_references_that_take_the_request_over_the_grpc_limit_are_a_413(tmp_path):
+    """The images count in the decoded size though the shim hands them over
+    beside the message (convert.WithImages), not inside it."""
+    args = ["--max-references", "1", "--max-reference-bytes", "1000", "--http-max-body-bytes", str(12 << 20)]
+    with start_server(tmp_path, http=True, args=args) as srv:
+        image = png(16, 16) + b"\0" * (5 << 20)  # 5 MiB: over 1000 + the 4 MiB of room
+        reply = post(srv, json.dumps({"prompt": "x", "references": [{"image": data_url(image)}]}).encode())
+        assert reply.status == 413, reply.body[:300]
+
+
+def test_a_utf16_body_is_read_as_json_allows(open_server):
+    reply = post(open_server, json.dumps({"prompt": "x", "size": "nope"}).encode("utf-16"))
+    assert reply.status == 400 and bad_fields(reply) == ["size"]  # parsed: the size is what is wrong
+
+
+@pytest.mark.parametrize("body", [b"", b"  \r\n\t "])
+def test_an_empty_body_is_a_400_saying_so(open_server, body):
+    reply = post(open_server, body)
+    assert reply.status == 400 and "empty" in reply.json()["error"]["message"], reply.body[:300]
+
+
 def test_a_compressed_bomb_is_a_413(tmp_path):
     with start_server(tmp_path, http=True, args=["--http-max-body-bytes", "100000"]) as srv:
         bomb = gzip.compress(b'{"prompt": "' + b" " * 5_000_000 + b'"}')
