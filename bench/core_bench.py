@@ -16,7 +16,10 @@ stalled   200 clients stalled mid-download on a 25 MB image while 4 candidates
           completes, the stalled connections are closed after the idle
           timeout, server fds and RSS back to baseline
 refs      server RSS with 4 requests of 4 x 20 MB references in flight, above
-          the idle baseline, divided by the payload (goal <= 2)
+          the idle baseline, divided by the payload (goal <= 2), a fresh
+          server each run, beside a bare grpc.aio server that only receives,
+          parses and holds them; and the same references over HTTP as the
+          plugin sends them (base64 JSON, a figure)
 wrk, ghz: `make bench-tools` (apt-get / go install into .tools/bin).
 """
 from __future__ import annotations
@@ -262,18 +265,42 @@ def _peak_above_idle(pid: int, stub_generate, request, requests: int) -> tuple[f
             done.wait(0.01)
     sampler = threading.Thread(target=sample)
     sampler.start()
-    calls = [threading.Thread(target=lambda: list(stub_generate(request, timeout=120))) for _ in range(requests)]
+    failed = []
+
+    def call():
+        try:
+            list(stub_generate(request, timeout=120))
+        except Exception as exc:  # noqa: BLE001 - reported below: a failed call makes the figure meaningless
+            failed.append(exc)
+    calls = [threading.Thread(target=call) for _ in range(requests)]
     for c in calls:
         c.start()
     for c in calls:
         c.join()
     done.set()
     sampler.join()
+    if failed:
+        raise SystemExit(f"{len(failed)} of {requests} calls failed: {failed[0]!r}")
     return base, peak, (peak - base) * MB
 
 
-def bench_refs(tmp: Path, requests: int = 4, refs: int = 4, ref_mb: int = 20) -> None:
+def _http_peak_above_idle(pid: int, port: int, body: bytes, requests: int) -> tuple[float, float, float]:
+    """_peak_above_idle for POST /v1/images/generate (the plugin's JSON)."""
+    import http.client
+
+    def post():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        conn.request("POST", "/v1/images/generate", body=body, headers={"Content-Type": "application/json"})
+        reply = conn.getresponse()
+        reply.read()
+        conn.close()
+        assert reply.status == 200, reply.status
+    return _peak_above_idle(pid, lambda _request, timeout: [post()], None, requests)
+
+
+def bench_refs(tmp: Path, runs: int, requests: int = 4, refs: int = 4, ref_mb: int = 20) -> None:
     from PIL import Image
+    import base64
     import io
     side = int((ref_mb * MB / 3) ** 0.5) - 8
     images = []
@@ -283,32 +310,46 @@ def bench_refs(tmp: Path, requests: int = 4, refs: int = 4, ref_mb: int = 20) ->
         images.append(out.getvalue())
     payload = requests * sum(len(i) for i in images)
     refs_pb = [pb.Reference(image=i) for i in images]
-    with start_server(tmp / "refs", args=["--max-concurrent", "16", "--max-reference-pixels", "100000000"]) as srv:
-        stub = srv.stub()
-        list(stub.Generate(pb.GenerateRequest(prompt="warm"), timeout=60))
-        base, peak, above = _peak_above_idle(srv.pid, stub.Generate,
-                                             pb.GenerateRequest(prompt="refs [[fake delay=3]]", references=refs_pb),
-                                             requests)
-    # The floor on this stack: a bare grpc.aio server that only receives,
-    # parses and holds the same requests as long.
-    with bare("grpchold", "3") as port:
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", 512 * MB)])
-        generate = channel.unary_stream("/codeximage.v1.ImageService/Generate",
-                                        request_serializer=pb.GenerateRequest.SerializeToString,
-                                        response_deserializer=pb.GenerateResponse.FromString)
-        list(generate(pb.GenerateRequest(prompt="warm"), timeout=60))
-        pid = int(subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True,
-                                 check=True).stdout.split("pid=")[1].split(",")[0])
-        bare_base, bare_peak, bare_above = _peak_above_idle(pid, generate, pb.GenerateRequest(
-            prompt="refs", references=refs_pb), requests)
-        channel.close()
-    ratio, bare_ratio = above / payload, bare_above / payload
+    body = json.dumps({"prompt": "refs [[fake delay=3]]", "references": [
+        {"image": "data:image/png;base64," + base64.b64encode(i).decode()} for i in images]}).encode()
+    ours, bare_ratios, via_http = [], [], []
+    for n in range(runs):  # interleaved, so load drift hits all alike
+        with start_server(tmp / f"refs-{n}",
+                          args=["--max-concurrent", "16", "--max-reference-pixels", "100000000"]) as srv:
+            stub = srv.stub()
+            list(stub.Generate(pb.GenerateRequest(prompt="warm"), timeout=60))
+            base, peak, above = _peak_above_idle(srv.pid, stub.Generate, pb.GenerateRequest(
+                prompt="refs [[fake delay=3]]", references=refs_pb), requests)
+            ours.append(above / payload)
+        with start_server(tmp / f"refs-http-{n}", http=True,
+                          args=["--max-concurrent", "16", "--max-reference-pixels", "100000000"]) as srv:
+            list(srv.stub().Generate(pb.GenerateRequest(prompt="warm"), timeout=60))
+            _, _, above = _http_peak_above_idle(srv.pid, srv.http_port, body, requests)
+            via_http.append(above / payload)
+        # The floor on this stack: a bare grpc.aio server that only receives,
+        # parses and holds the same requests as long.
+        with bare("grpchold", "3") as port:
+            channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", 512 * MB)])
+            generate = channel.unary_stream("/codeximage.v1.ImageService/Generate",
+                                            request_serializer=pb.GenerateRequest.SerializeToString,
+                                            response_deserializer=pb.GenerateResponse.FromString)
+            list(generate(pb.GenerateRequest(prompt="warm"), timeout=60))
+            pid = int(subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True,
+                                     check=True).stdout.split("pid=")[1].split(",")[0])
+            _, _, bare_above = _peak_above_idle(pid, generate, pb.GenerateRequest(
+                prompt="refs", references=refs_pb), requests)
+            bare_ratios.append(bare_above / payload)
+            channel.close()
+    ratio, bare_ratio = statistics.median(ours), statistics.median(bare_ratios)
     report("refs: (peak RSS - idle) / payload", ratio, "<= 2", ratio <= 2,
-           f"{requests} concurrent Generate over gRPC, each {refs} x {ref_mb} MB PNG references, RSS sampled every 10 ms",
-           payload_mib=payload / MB, idle_mib=base, peak_mib=peak, bare_grpc_aio_ratio=round(bare_ratio, 3),
-           bare_idle_mib=bare_base, bare_peak_mib=bare_peak)
-    report("refs: ours / bare grpc.aio (receive, parse, hold)", above / bare_above, "(baseline)", True,
+           f"{requests} concurrent Generate over gRPC, each {refs} x {ref_mb} MB PNG references, RSS sampled every "
+           f"10 ms, median of {runs} servers", payload_mib=payload / MB, runs=[round(r, 3) for r in ours],
+           bare_grpc_aio_ratio=round(bare_ratio, 3), bare_runs=[round(r, 3) for r in bare_ratios])
+    report("refs: ours / bare grpc.aio (receive, parse, hold)", ratio / bare_ratio, "(baseline)", True,
            "bench/bare_servers.py grpchold, the same requests")
+    report("refs over HTTP: (peak RSS - idle) / payload", statistics.median(via_http), "(figure)", True,
+           "the same references as the plugin sends them (POST /v1/images/generate, base64 JSON), "
+           "a server of its own", runs=[round(r, 3) for r in via_http])
 
 
 def main() -> int:
@@ -333,7 +374,7 @@ def main() -> int:
         if "stalled" in args.only:
             bench_stalled(tmp)
         if "refs" in args.only:
-            bench_refs(tmp)
+            bench_refs(tmp, args.runs)
     print(json.dumps(RESULTS, indent=2))
     return 0
 
