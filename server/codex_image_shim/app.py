@@ -26,7 +26,7 @@ from typing import Callable
 import grpc
 from aiohttp import hdrs, http_exceptions, web, web_protocol
 from codeximage.v1 import image_service_pb2 as pb
-from codex_image_server import frozen
+from codex_image_server import frozen, heap
 from codex_image_server.grpc_api import auth
 from codex_image_server.grpc_api.inprocess import InProcessChannel
 from codex_image_server.errors import ServiceError
@@ -280,9 +280,11 @@ class Shim:
                 raise errors.invalid_json("the request body could not be read (bad chunked encoding?)") from None
             raise errors.bad_encoding(encoding) from None
         if body is None:
-            return b"".join(chunks)
-        if chunks or total != len(body):  # not what Content-Length said: aiohttp does not let this happen
+            body = b"".join(chunks)
+        elif chunks or total != len(body):  # not what Content-Length said: aiohttp does not let this happen
             raise errors.invalid_json("the request body does not match its Content-Length")
+        del chunks
+        heap.body_assembled(total)
         return body
 
     def check_message_size(self, message) -> None:

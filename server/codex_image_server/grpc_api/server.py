@@ -49,7 +49,7 @@ def _image_service_handlers(servicer: ImageServicer) -> grpc.GenericRpcHandler:
         make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
         # No parsing here: the servicer gets the raw bytes (boxed, see
         # wire.Received) and parses them only after the API-key check.
-        handlers[method.name] = make(getattr(servicer, method.name), request_deserializer=Received,
+        handlers[method.name] = make(getattr(servicer, method.name), request_deserializer=Received.off_the_wire,
                                      response_serializer=frozen.wire)
     return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
 

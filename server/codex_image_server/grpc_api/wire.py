@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from codeximage.v1 import image_service_pb2 as pb
 
+from .. import heap
+
 _REFERENCES = pb.GenerateRequest.DESCRIPTOR.fields_by_name["references"].number
 _IMAGE = pb.Reference.DESCRIPTOR.fields_by_name["image"].number
 _LEN = 2  # wire type of bytes, strings and messages
@@ -31,8 +33,15 @@ class Received:
     time for the whole generation."""
     __slots__ = ("raw",)
 
-    def __init__(self, raw: bytes):
+    def __init__(self, raw):
         self.raw = raw
+
+    @classmethod
+    def off_the_wire(cls, raw: bytes) -> "Received":
+        """The gRPC server's deserializer: grpc.aio has just joined the
+        message's slices into `raw` and freed them."""
+        heap.body_assembled(len(raw))
+        return cls(raw)
 
     def take(self):
         raw, self.raw = self.raw, b""
