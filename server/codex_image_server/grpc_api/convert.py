@@ -105,8 +105,9 @@ def event_message(event) -> pb.GenerateResponse:
 
 @dataclasses.dataclass(frozen=True)
 class WithImages:
-    """A GenerateRequest parsed without its reference images, and those
-    images as views into the bytes it came in (grpc_api/wire.py)."""
+    """A GenerateRequest without its reference images, and those images
+    beside it: over gRPC views into the bytes it came in (grpc_api/wire.py),
+    from the /v1 shim the bytes it decoded, never copied into the message."""
     message: pb.GenerateRequest
     images: list
 
