@@ -17,6 +17,8 @@ import dataclasses
 
 from codeximage.v1 import image_service_pb2 as pb
 
+from codex_image_server.grpc_api.convert import WithImages
+
 from .. import adapter
 from .errors import OpenAIError
 
@@ -29,10 +31,19 @@ RESPONSE_FORMATS = ("b64_json", "url")
 
 @dataclasses.dataclass(frozen=True)
 class Call:
-    request: pb.GenerateRequest
+    request: pb.GenerateRequest  # without its reference images: those are in `images`
     response_format: str
     stream: bool
     ignored: tuple[str, ...]
+    images: list = dataclasses.field(default_factory=list)
+
+    def generate_request(self) -> WithImages:
+        """What Generate gets: the message and, beside it, the images, which
+        the call then no longer holds (they go once they are on disk, not
+        when the answer is written)."""
+        images = list(self.images)
+        self.images.clear()
+        return WithImages(self.request, images)
 
 
 def _int(data: dict, name: str) -> int | None:
@@ -88,10 +99,10 @@ def to_call(data: dict, images: list[tuple[bytes, str]] = ()) -> Call:
     compression = _int(data, "output_compression")
     if compression is not None:
         request.output_compression = compression
-    for i, (image, mime) in enumerate(images):
-        request.references.append(pb.Reference(image=image, mime_type=mime, label=f"image {i + 1}"))
+    for i, (_, mime) in enumerate(images):
+        request.references.append(pb.Reference(mime_type=mime, label=f"image {i + 1}"))
     ignored = tuple(name for name in IGNORED if data.get(name) not in (None, ""))
-    return Call(request, response_format, _flag(data, "stream"), ignored)
+    return Call(request, response_format, _flag(data, "stream"), ignored, [image for image, _ in images])
 
 
 def json_images(data: dict) -> list[tuple[bytes, str]]:

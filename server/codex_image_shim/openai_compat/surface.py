@@ -78,7 +78,7 @@ class OpenAISurface:
 
     # -- the one seam to the service ------------------------------------------
 
-    def _generate(self, request: web.Request, message: pb.GenerateRequest):
+    def _generate(self, request: web.Request, message: fields.WithImages):
         """The Generate stream, in-process; close it (aclosing) to cancel."""
         # The history records which surface asked: this one is "openai".
         metadata = tuple((k, "openai") if k == "x-codex-image-surface" else (k, v)
@@ -135,7 +135,7 @@ class OpenAISurface:
         if call.stream:
             return await self._stream(request, call, kind, headers)
         images: list[pb.Image] = []
-        async with contextlib.aclosing(self._generate(request, call.request)) as stream:
+        async with contextlib.aclosing(self._generate(request, call.generate_request())) as stream:
             async for event in stream:
                 if event.WhichOneof("event") == "image":
                     images.append(event.image)
@@ -149,7 +149,7 @@ class OpenAISurface:
     async def _stream(self, request, call, kind, headers) -> web.StreamResponse:
         """Server-sent events: one `<kind>.completed` per image as it lands.
         Codex makes no partial images, so no `partial_image` events come."""
-        async with contextlib.aclosing(self._generate(request, call.request)) as stream:
+        async with contextlib.aclosing(self._generate(request, call.generate_request())) as stream:
             first = await anext(stream, None)  # a failure before any event is a plain HTTP error
             response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                                    **headers})
