@@ -22,6 +22,7 @@ from codeximage.v1 import image_service_pb2 as pb
 from google.protobuf import json_format
 
 from codex_image_server.grpc_api.convert import WithImages
+from codex_image_server.grpc_api.wire import Received
 
 from . import errors, jsonmap
 
@@ -33,14 +34,18 @@ MAX_JSON_DEPTH = 32
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def body_text(raw: bytes | bytearray) -> str:
-    """The body as the JSON parser reads it (UTF-8, or UTF-16/32 as JSON
-    allows), so a caller can let the bytes go before the parse makes its
-    strings: a body of 100 MB of base64 is then never in memory three times."""
+def read_json(body: Received) -> dict:
+    """parse_body for a body handed over in its box: the bytes go once they
+    are text (UTF-8, or UTF-16/32 as JSON allows), before the parse makes its
+    strings, so a body of 100 MB of base64 is never in memory three times.
+    Blocking: run it off the event loop."""
+    raw = body.take()
     try:
-        return raw.decode(json.detect_encoding(raw), "surrogatepass")
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
     except UnicodeDecodeError:
         raise errors.invalid_json("the request body is not valid JSON") from None
+    del raw
+    return parse_body(text)
 
 
 def parse_body(raw: bytes | bytearray | str):

@@ -29,6 +29,7 @@ from codeximage.v1 import image_service_pb2 as pb
 from codex_image_server import frozen, heap
 from codex_image_server.grpc_api import auth
 from codex_image_server.grpc_api.inprocess import InProcessChannel
+from codex_image_server.grpc_api.wire import Received
 from codex_image_server.errors import ServiceError
 from codex_image_server.idle import IdleTimer, reset
 from google.protobuf import json_format, message_factory
@@ -268,10 +269,12 @@ class Shim:
         chunks, total = [], 0
         try:
             async for chunk in request.content.iter_any():
-                if body is not None and total + len(chunk) <= len(body):
-                    body[total:total + len(chunk)] = chunk
-                else:
+                if body is None:
                     chunks.append(chunk)
+                elif total + len(chunk) > len(body):  # aiohttp does not let this happen
+                    raise errors.invalid_json("the request body is longer than its Content-Length")
+                else:
+                    body[total:total + len(chunk)] = chunk
                 total += len(chunk)
                 if total > limit:
                     raise errors.body_too_large(limit)
@@ -281,9 +284,9 @@ class Shim:
             raise errors.bad_encoding(encoding) from None
         if body is None:
             body = b"".join(chunks)
-        elif chunks or total != len(body):  # not what Content-Length said: aiohttp does not let this happen
-            raise errors.invalid_json("the request body does not match its Content-Length")
-        del chunks
+            del chunks
+        elif total != len(body):  # nor this: a short body is a payload error above
+            raise errors.invalid_json("the request body is shorter than its Content-Length")
         heap.body_assembled(total)
         return body
 
@@ -331,17 +334,10 @@ class Shim:
     # -- the plugin contract ------------------------------------------------
 
     async def _generate(self, request, route, params):
-        raw = await self.read_body(request)
-        # A body may hold 100 MB of base64: decode it off the event loop.
-        # Up to 100 MB of base64: parsed and decoded off the event loop, and
-        # each form let go as soon as the next one exists, not kept for the
-        # whole generation.
-        text = await asyncio.to_thread(adapter.body_text, raw)
-        del raw
-        data = await asyncio.to_thread(adapter.parse_body, text)
-        del text
-        message = await asyncio.to_thread(adapter.generate_request, data)
-        del data
+        # Up to 100 MB of base64: parsed and decoded off the event loop, each
+        # form let go as soon as the next one exists (see adapter.read_json).
+        body = Received(await self.read_body(request))
+        message = await asyncio.to_thread(lambda: adapter.generate_request(adapter.read_json(body)))
         self.check_message_size(message)
         call = self.channel.stream("Generate", message, self.metadata(request))
         del message  # the call has it, and lets it go once the references are on disk

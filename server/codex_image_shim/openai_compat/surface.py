@@ -16,6 +16,8 @@ import grpc
 from aiohttp import web
 from codeximage.v1 import image_service_pb2 as pb
 
+from codex_image_server.grpc_api.wire import Received
+
 from .. import adapter
 from .. import errors as shim_errors
 from . import answers, errors, fields
@@ -56,7 +58,7 @@ class OpenAISurface:
                 return await self._model(request, request.path[len(MODELS) + 1:])
             self._allow(request, "POST")
             if request.path == GENERATIONS:
-                call = fields.to_call(adapter.parse_body(await self._shim.read_body(request)))
+                call = fields.to_call(await self._json_body(request))
                 return await self._answer(request, call, "image_generation")
             call = await self._edit_call(request)
             return await self._answer(request, call, "image_edit")
@@ -90,11 +92,16 @@ class OpenAISurface:
 
     # -- requests -------------------------------------------------------------
 
+    async def _json_body(self, request: web.Request) -> dict:
+        # An edit's body may hold 80 MB of base64: parsed off the event loop,
+        # the bytes let go before the parse (adapter.read_json).
+        return await asyncio.to_thread(adapter.read_json, Received(await self._shim.read_body(request)))
+
     async def _edit_call(self, request: web.Request) -> fields.Call:
         if request.content_type == "multipart/form-data":
             data, images = await self._multipart(request)
             return fields.to_call(data, images)
-        data = adapter.parse_body(await self._shim.read_body(request))
+        data = await self._json_body(request)
         images = await asyncio.to_thread(fields.json_images, data)
         return fields.to_call(data, images)
 
