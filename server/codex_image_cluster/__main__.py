@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fake_codex:
         codex_bin = _fake_codex(directory)
         env["FAKE_CODEX_DELAY"] = "1"
+        env["CODEX_IMAGE_SERVER_CODEX_ENV_ALLOW"] = "FAKE_CODEX_*"  # codex sees allowlisted variables only
     else:
         # Every replica uses your codex login unless CODEX_HOME says otherwise.
         codex_home = Path(os.environ.get("CODEX_HOME") or Path.home() / ".codex")

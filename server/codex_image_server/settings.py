@@ -72,6 +72,9 @@ class Settings:
     blocking_threads: int = 4
     ready_file: str = ""
     log_level: str = "info"
+    codex_env_allow: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
 
     @property
     def keys_path(self) -> Path:
@@ -139,13 +142,22 @@ FIELDS: list[tuple[str, type, str]] = [
     ("blocking_threads", int, "threads for blocking work (Pillow, disk) off the event loop"),
     ("ready_file", str, "write {grpc_port, http_port, pid} here as JSON once serving"),
     ("log_level", str, "debug, info, warning or error"),
+    ("codex_env_allow", list, "more environment variables codex may see, NAME or PREFIX* (it gets PATH, HOME, "
+                              "locale, proxy and CA variables and its config's provider key only); comma list"),
+    ("allowed_hosts", list, "Host names the HTTP port answers besides IP literals, localhost and *.localhost "
+                            "(e.g. a balancer's public name); comma list"),
+    ("allowed_origins", list, "browser origins (scheme://host[:port]) allowed to call the HTTP port, with CORS; "
+                              "`*` allows every site (not advised); comma list"),
 ]
 
 # The HTTP shim keeps the seed server's names, which plugins' docs already use.
 _ENV_NAMES = {"api_keys": PREFIX + "API_KEY", "http_host": PREFIX + "HOST", "http_port": PREFIX + "PORT"}
 
 
-_FLAGS = {"api_keys": "--api-key", "accounts": "--account"}
+_FLAGS = {"api_keys": "--api-key", "accounts": "--account", "allowed_hosts": "--allowed-host",
+          "allowed_origins": "--allowed-origin"}
+# Lists whose variable is comma separated; their flags may repeat and take commas too.
+_COMMA_LISTS = ("api_keys", "codex_env_allow", "allowed_hosts", "allowed_origins")
 
 
 def env_name(field: str) -> str:
@@ -169,7 +181,7 @@ def _from_env(field: str, kind: type, raw: str):
     if kind is Path:
         return Path(raw).expanduser()
     if kind is list:
-        sep = "," if field == "api_keys" else "\n"
+        sep = "," if field in _COMMA_LISTS else "\n"
         return tuple(part.strip() for part in raw.split(sep) if part.strip())
     return raw
 
@@ -202,6 +214,8 @@ def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
         flag_value = getattr(args, field)
         if flag_value is not None:
             values[field] = tuple(flag_value) if kind is list else flag_value
+            if field in _COMMA_LISTS and field != "api_keys":
+                values[field] = tuple(p.strip() for v in flag_value for p in v.split(",") if p.strip())
         elif environ.get(env_name(field)) not in (None, ""):
             try:
                 values[field] = _from_env(field, kind, environ[env_name(field)])
@@ -253,6 +267,11 @@ def check(settings: Settings) -> None:
     from .engine.accounts import parse as parse_accounts  # noqa: PLC0415
     try:
         parse_accounts(settings.accounts, settings.max_concurrent)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    from .engine.codex_env import check_allow  # noqa: PLC0415
+    try:
+        check_allow(settings.codex_env_allow)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     if settings.metrics_auth not in ("remote", "never", "always"):

@@ -14,7 +14,7 @@ import pytest
 from codex_image_cluster.cluster import Cluster
 from tests.support import procs
 from tests.support.generating import generate
-from tests.support.server_proc import fake_codex_launcher
+from tests.support.server_proc import FAKE_CODEX_ENV, fake_codex_launcher
 
 CHECK_MS = 300  # HAProxy's health-check interval; a dead replica is out after 2 failures
 
@@ -74,6 +74,7 @@ def cluster(tmp_path_factory, request):
         replica.codex_home.mkdir(parents=True, exist_ok=True)
         (replica.codex_home / "auth.json").write_text('{"fake": true}')
         replica.extra_env["FAKE_CODEX_PIDDIR"] = str(replica.directory / "fake-codex-pids")
+        replica.extra_env.update(FAKE_CODEX_ENV)
         replica.extra_env.update(accounts_env(replica, getattr(request.module, "CLUSTER_ACCOUNTS", [])))
     with c:
         assert procs.wait_until(lambda: all(s == "UP" for s in c.balancer.server_states().values()), 10), \

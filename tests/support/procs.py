@@ -115,3 +115,19 @@ def kill_leftover_runs(runs: list[dict]) -> list[int]:
                 except ProcessLookupError:
                     pass
     return left
+
+
+RUN_ID_ENV = "CODEX_IMAGE_SERVER_RUN_ID"
+
+
+def codex_run_pids(state_dir) -> list[int]:
+    """Live processes of the codex runs a server has recorded as running
+    (<state_dir>/codex-runs/<run id>.json), found by the run id each of them
+    carries in its environment: the server's own record, not the fake's."""
+    runs = os.path.join(str(state_dir), "codex-runs")
+    try:
+        ids = {name[:-len(".json")] for name in os.listdir(runs) if name.endswith(".json")}
+    except OSError:
+        return []
+    return [int(name) for name in os.listdir("/proc")
+            if name.isdigit() and running(int(name)) and environ_of(int(name)).get(RUN_ID_ENV) in ids]

@@ -40,6 +40,9 @@ START_TIMEOUT_S = 30.0
 # Environment every server started here gets, below a call's own `env`: the
 # store tests set the database URL here to run the same tests on PostgreSQL.
 EXTRA_ENV: dict[str, str] = {}
+# Codex sees an allowlisted environment: the fake's own switches
+# (FAKE_CODEX_DELAY, FAKE_CODEX_PIDDIR, ...) are let through by name.
+FAKE_CODEX_ENV = {"CODEX_IMAGE_SERVER_CODEX_ENV_ALLOW": "FAKE_CODEX_*"}
 
 
 @dataclasses.dataclass
@@ -179,6 +182,7 @@ def launch(tmp_path: Path, *, codex=None, env=None, args=None, http=False, logge
         "CODEX_IMAGE_SERVER_STATE_DIR": str(state_dir),
         "CODEX_IMAGE_SERVER_READY_FILE": str(ready_file),
         "PYTHONUNBUFFERED": "1",
+        **FAKE_CODEX_ENV,
     })
     full_env.update(EXTRA_ENV)
     full_env.update({k: str(v) for k, v in (env or {}).items()})

@@ -129,11 +129,6 @@ class Account:
         self.name = spec.name
         self.readiness = readiness
 
-    def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env["CODEX_HOME"] = str(self.spec.home)
-        return env
-
 
 @dataclasses.dataclass(frozen=True)
 class HeldAccount:

@@ -13,7 +13,8 @@ from .accounts import Account, AccountPool
 from .candidate import CandidateRun
 from .cleanup import remove_thread_files
 from .group_records import RUN_ID_ENV, GroupRecords
-from .process_group import ProcessGroup, become_subreaper, public_environment
+from . import codex_env
+from .process_group import ProcessGroup, become_subreaper
 from .readiness import Readiness, ReadinessCache
 from .reaper import ReaperThread
 
@@ -40,7 +41,7 @@ class Engine:
         self.accounts = AccountPool.from_settings(
             settings.accounts, settings.max_concurrent,
             lambda home: ReadinessCache(settings.codex_bin, settings.codex_config, settings.codex_profile,
-                                        settings.readiness_ttl_ms / 1000, home))
+                                        settings.readiness_ttl_ms / 1000, home, settings.codex_env_allow))
         self.readiness = _PoolReadiness(self.accounts)
         self._lock = threading.Lock()
         self._live: dict[int, CandidateRun] = {}
@@ -90,7 +91,8 @@ class Engine:
             if self._closed:
                 raise shutting_down()
             run_id = self.records.add()
-            env = public_environment(account.env() if account else None)
+            env = codex_env.environment(account.spec.home if account else None,
+                                        allow=self.settings.codex_env_allow, overrides=self.settings.codex_config)
             env[RUN_ID_ENV] = run_id
             try:
                 with prompt_file(prompt) as stdin:

@@ -31,7 +31,6 @@ _GROUP_POLL_S = 0.001  # meanwhile: three system calls a round, and a cancel wai
 # No KEY/TOKEN/SECRET in the name: codex strips such variables from what it
 # passes to its shells, and the id is not a secret anyway.
 RUN_ID_ENV = "CODEX_IMAGE_SERVER_RUN_ID"
-_PRIVATE_ENV_PREFIX = "CODEX_IMAGE_SERVER_"
 
 
 _subreaper = False  # set once by the engine at start-up
@@ -64,13 +63,6 @@ def process_start_time(pid: int) -> int | None:
     """An opaque number that tells a pid from its reuse (see os_procs)."""
     st = PROCS.stat(pid)
     return st.start_time if st else None
-
-
-def public_environment(base: dict[str, str] | None = None) -> dict[str, str]:
-    """The server's environment (or `base`) without its own settings (API
-    keys among them): what every codex process gets to see."""
-    return {k: v for k, v in (os.environ if base is None else base).items()
-            if not k.startswith(_PRIVATE_ENV_PREFIX)}
 
 
 def run_id_of(pid: int) -> str | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import binary, reaper
 from .image_locator import codex_home
-from .process_group import public_environment
+from . import codex_env
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,8 +80,9 @@ def probe(configured_bin: str, overrides: tuple[str, ...], profile: str, env: di
 
 class ReadinessCache:
     def __init__(self, configured_bin: str, overrides: tuple[str, ...], profile: str, ttl_s: float,
-                 home: Path | None = None):
+                 home: Path | None = None, env_allow: tuple[str, ...] = ()):
         self._args = (configured_bin, overrides, profile)
+        self._env_allow = env_allow
         self._home = home
         self._ttl = ttl_s
         self._lock = threading.Lock()
@@ -101,9 +102,7 @@ class ReadinessCache:
     def get(self, fresh: bool = False) -> Readiness:
         with self._lock:
             if fresh or self._value is None or time.monotonic() - self._at > self._ttl:
-                env = public_environment()
-                if self._home is not None:
-                    env["CODEX_HOME"] = str(self._home)
+                env = codex_env.environment(self._home, allow=self._env_allow, overrides=self._args[1])
                 self._value = probe(*self._args, env)
                 self._at = time.monotonic()
             return self._value
