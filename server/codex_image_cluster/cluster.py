@@ -7,6 +7,7 @@ Starts in dependency order and stops in reverse, whatever failed."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 from pathlib import Path
 
 from .balancer import Balancer
@@ -51,13 +52,24 @@ class Cluster:
             "AWS_DEFAULT_REGION": "us-east-1",
         }
 
+    def host_env(self) -> dict:
+        """The balancer's name, when it has one, is a Host the replicas answer
+        (they answer IP literals and localhost anyway)."""
+        host = self.balancer.host
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if host != "localhost":
+                return {"CODEX_IMAGE_SERVER_ALLOWED_HOSTS": host}
+        return {}
+
     def start(self) -> "Cluster":
         try:
             if self.with_stores:
                 self.postgres.start()
                 self.objects.start()
             for replica in self.replicas:
-                replica.extra_env = {**self.store_env(), **replica.extra_env}
+                replica.extra_env = {**self.store_env(), **self.host_env(), **replica.extra_env}
                 replica.start()
             self.balancer.replicas = [(r.name, r.grpc_port, r.http_port) for r in self.replicas]
             self.balancer.start()

@@ -274,6 +274,14 @@ def check(settings: Settings) -> None:
         check_allow(settings.codex_env_allow)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
+    for host in settings.allowed_hosts:
+        if not host or any(c in host for c in "/:@ *"):
+            raise SystemExit(f"allowed_hosts: {host!r} is not a host name (give the name alone, no scheme or port)")
+    for origin in settings.allowed_origins:
+        scheme, sep, rest = origin.partition("://")
+        if origin not in ("*", "null") and (not sep or not scheme or not rest or any(c in rest for c in "/?#@ *")):
+            raise SystemExit(f"allowed_origins: {origin!r} is not an origin: give scheme://host[:port] "
+                             "with no path, e.g. https://photos.example.com")
     if settings.metrics_auth not in ("remote", "never", "always"):
         raise SystemExit("metrics_auth must be remote, never or always")
     if exposed and not settings.auth_required and not settings.allow_unauthenticated_remote:

@@ -35,7 +35,8 @@ from codex_image_server.idle import IdleTimer, reset
 from google.protobuf import json_format, message_factory
 
 from . import access_log, adapter, console, errors, jsonmap, openapi, routes
-from .openai_compat.surface import OpenAISurface
+from .guard import Guard
+from .openai_compat.surface import EDITS, OpenAISurface
 
 log = logging.getLogger("codex_image_shim")
 
@@ -43,16 +44,6 @@ NDJSON = "application/x-ndjson"
 JSON = "application/json"
 OPENAPI_PATH = "/v1/openapi.json"
 METRICS_PATH = "/metrics"
-CORS_HEADERS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Expose-Headers": "Content-Length, Content-Type, ETag, Retry-After, X-Request-Id, "
-                                     "X-Codex-Image-Ignored",
-}
-PREFLIGHT_HEADERS = {
-    "Access-Control-Allow-Methods": "GET, HEAD, POST, DELETE, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type, Accept, Authorization, X-API-Key",
-    "Access-Control-Max-Age": "600",
-}
 SENDFILE_STEP = 1024 * 1024  # the idle timer is touched after each step
 ACCEPTED_ENCODINGS = ("", "identity", "gzip", "x-gzip", "deflate")
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
@@ -87,14 +78,6 @@ def error_response(status, http_status: int, headers: dict | None = None) -> web
     if http_status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="codex-image-server"'  # RFC 9110: 401 names its scheme
     return json_response(errors.error_body(status, http_status), http_status, headers)
-
-
-def add_common_headers(request: web.Request, headers) -> None:
-    """CORS and the request id, on every response the app makes (fixed.py
-    writes the same two for the fixed answers)."""
-    for key, value in CORS_HEADERS.items():
-        headers.setdefault(key, value)
-    access_log.add_request_id(request, headers)
 
 
 def origin(request: web.Request) -> str:
@@ -170,17 +153,33 @@ class Shim:
                          for m in ((r.http_method, "HEAD") if r.http_method == "GET" else (r.http_method,))}
         self._message_classes = {r.rpc: message_factory.GetMessageClass(r.method.input_type) for r in self.routes}
         self.openai = OpenAISurface(self)
+        # Host, Origin and body type, for every route (fixed.py asks it too).
+        self.guard = Guard(getattr(settings, "allowed_hosts", ()), getattr(settings, "allowed_origins", ()),
+                           multipart_paths=(EDITS,))
 
     def application(self) -> web.Application:
-        app = web.Application()
+        # The guard is a middleware: it covers every route added to the app, now or later.
+        app = web.Application(middlewares=[self._guarded])
         app.on_response_prepare.append(self._add_headers)
         console.mount(app)  # `/` and `/console/*`: static, ahead of the /v1 catch-all
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
 
-    @staticmethod
-    async def _add_headers(request, response) -> None:
-        add_common_headers(request, response.headers)
+    @web.middleware
+    async def _guarded(self, request: web.Request, handler) -> web.StreamResponse:
+        refused = self.guard.refusal(request)
+        if refused is not None:
+            return error_response(refused.status, refused.http_status, refused.headers)
+        return await handler(request)
+
+    def add_common_headers(self, request: web.BaseRequest, headers) -> None:
+        """CORS and the request id, on every response the app makes (fixed.py
+        writes the same for the fixed answers)."""
+        self.guard.add_cors(request, headers)
+        access_log.add_request_id(request, headers)
+
+    async def _add_headers(self, request, response) -> None:
+        self.add_common_headers(request, response.headers)
 
     # -- dispatch -----------------------------------------------------------
 
@@ -190,8 +189,8 @@ class Shim:
             route = self._literal.get((method, path))  # the hot GETs: one lookup
             found = {}
             if route is None:
-                if method == "OPTIONS":
-                    return web.Response(status=204, headers=PREFLIGHT_HEADERS)
+                if method == "OPTIONS":  # the guard has let its origin through
+                    return web.Response(status=204, headers=self.guard.preflight_headers(request))
                 if path == OPENAPI_PATH:
                     return await self._openapi(request)
                 if self.openai.owns(path):

@@ -93,6 +93,26 @@ def bad_encoding(encoding: str) -> ShimError:
                      f"the body does not inflate as {encoding[:32]}")
 
 
+def host_not_allowed(host: str) -> ShimError:
+    shown = repr(host[:80]) if host else "(none)"
+    return ShimError(grpc.StatusCode.PERMISSION_DENIED, "HOST_NOT_ALLOWED",
+                     f"this server does not answer for Host {shown}: use an IP address or localhost, or list "
+                     "the name with --allowed-host (CODEX_IMAGE_SERVER_ALLOWED_HOSTS)", http_status=421)
+
+
+def origin_not_allowed(origin: str) -> ShimError:
+    return ShimError(grpc.StatusCode.PERMISSION_DENIED, "ORIGIN_NOT_ALLOWED",
+                     f"requests from origin {origin[:80]!r} are not allowed: list it with --allowed-origin "
+                     "(CODEX_IMAGE_SERVER_ALLOWED_ORIGINS)")
+
+
+def unsupported_media_type(content_type: str, multipart: bool) -> ShimError:
+    wanted = "application/json or multipart/form-data" if multipart else "application/json"
+    return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "UNSUPPORTED_MEDIA_TYPE",
+                     f"Content-Type {content_type[:60] or '(none)'!r} is not accepted here; send {wanted}",
+                     http_status=415)
+
+
 def unauthenticated(message: str) -> ShimError:
     return ShimError(grpc.StatusCode.UNAUTHENTICATED, "UNAUTHORIZED", message)
 

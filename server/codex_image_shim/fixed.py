@@ -4,13 +4,13 @@ aiohttp's router, middlewares and response signal, which cost more than the
 answer itself.
 
 It only shortcuts the plumbing: the answer comes from the same Shim method
-(the servicer in-process, with its key check), the CORS values and the
-request id from the same places, and the response is written as one
+(the servicer in-process, with its key check), the Host/Origin check, the
+CORS values and the request id from the same places, and the response is written as one
 prebuilt block through aiohttp's own writer (keep-alive, flow control, the
 access log as for any request). Only a plain request takes it: the exact
-path (no query, no escapes), no `Expect`. Anything else, and any call that
-fails (a refused key), goes to the normal app, which answers it the one
-usual way.
+path (no query, no escapes), no `Expect`, a Host and Origin the guard lets
+through. Anything else, and any call that fails (a refused key), goes to the
+normal app, which answers it the one usual way.
 """
 from __future__ import annotations
 
@@ -21,10 +21,9 @@ from aiohttp.helpers import rfc822_formatted_time
 from aiohttp.http import SERVER_SOFTWARE, HttpVersion10, HttpVersion11
 
 from . import access_log
-from .app import CORS_HEADERS, JSON, Shim
+from .app import JSON, Shim
 
 _GET_HEAD = ("GET", "HEAD")
-_CORS = "".join(f"{name}: {value}\r\n" for name, value in CORS_HEADERS.items())
 
 
 class FixedResponse(web.StreamResponse):
@@ -34,9 +33,10 @@ class FixedResponse(web.StreamResponse):
     hook's CORS and request id), formatted here rather than through a header
     dict. tests/shim/test_fixed_answers.py holds the two byte for byte."""
 
-    def __init__(self, status: int, body: bytes):
+    def __init__(self, status: int, body: bytes, cors: str):
         super().__init__(status=status)
         self._fixed_body = body
+        self._cors = cors
         self._block = b""
 
     async def _start(self, request: web.BaseRequest):
@@ -52,7 +52,7 @@ class FixedResponse(web.StreamResponse):
             connection = "Connection: close\r\n"
         self._block = (f"HTTP/{version.major}.{version.minor} {self.status} {self.reason}\r\n"
                        f"Content-Type: {JSON}\r\nContent-Length: {len(self._fixed_body)}\r\n"
-                       f"Date: {rfc822_formatted_time()}\r\nServer: {SERVER_SOFTWARE}\r\n{connection}{_CORS}"
+                       f"Date: {rfc822_formatted_time()}\r\nServer: {SERVER_SOFTWARE}\r\n{connection}{self._cors}"
                        f"{access_log.REQUEST_ID_HEADER}: {access_log.request_id(request)}\r\n\r\n").encode()
         return writer
 
@@ -66,16 +66,19 @@ class FixedResponse(web.StreamResponse):
 class FixedAnswers:
     def __init__(self, shim: Shim, app_handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]):
         self._app_handler = app_handler
+        self._guard = shim.guard
         # The raw request target, compared as is: "/healthz?x" or "/heal%74hz" is not it.
         self._answers = {"/v1/capabilities": shim.capabilities_answer,
                          "/healthz": lambda request: shim.health_answer()}
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         answer = self._answers.get(request.raw_path) if request.method in _GET_HEAD else None
-        if answer is not None and hdrs.EXPECT not in request.headers:
+        # A refused Host or Origin: the app's guard answers it.
+        if answer is not None and hdrs.EXPECT not in request.headers and self._guard.refusal(request) is None:
             try:
                 status, body = await answer(request)
             except Exception:  # noqa: BLE001 - a refusal or failure: the app answers it, its usual way
                 return await self._app_handler(request)
-            return FixedResponse(status, body)
+            cors = "".join(f"{name}: {value}\r\n" for name, value in self._guard.cors_headers(request))
+            return FixedResponse(status, body, cors)
         return await self._app_handler(request)

@@ -24,9 +24,10 @@ KEYS = {"none": "", "right": f"X-API-Key: {KEY}\r\n", "bearer": f"Authorization:
         "wrong": "X-API-Key: not-the-key\r\n"}
 
 
-def _exchange(sock: socket.socket, method: str, target: str, version: str = "1.1", extra: str = "") -> bytes:
+def _exchange(sock: socket.socket, method: str, target: str, version: str = "1.1", extra: str = "",
+              host: str = "Host: 127.0.0.1\r\n") -> bytes:
     """One request on an open connection; the whole response, as bytes."""
-    sock.sendall(f"{method} {target} HTTP/{version}\r\nHost: 127.0.0.1\r\n{extra}\r\n".encode())
+    sock.sendall(f"{method} {target} HTTP/{version}\r\n{host}{extra}\r\n".encode())
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
@@ -48,29 +49,54 @@ def _normalised(response: bytes) -> bytes:
     return re.sub(rb"\r\nX-Request-Id: http_[0-9a-f]+", b"\r\nX-Request-Id: -", response)
 
 
-def _both(port: int, method: str, path: str, version: str = "1.1", extra: str = "") -> tuple[bytes, bytes]:
+def _both(port: int, method: str, path: str, version: str = "1.1", extra: str = "",
+          host: str = "Host: 127.0.0.1\r\n") -> tuple[bytes, bytes]:
     """(fast path, normal route) on one kept-alive connection, like a client would."""
     if version == "1.0":
         extra += "Connection: keep-alive\r\n"
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        fast = _exchange(sock, method, path, version, extra)
-        normal = _exchange(sock, method, path + "?", version, extra)
+        fast = _exchange(sock, method, path, version, extra, host)
+        normal = _exchange(sock, method, path + "?", version, extra, host)
     return fast, normal
 
 
+# No Origin (curl, the plugin), the server's own page (the console), a UXP plugin.
+ORIGINS = {"none": "", "own": "http://127.0.0.1", "plugin": "uxp://com.example.plugin"}
+
+
+@pytest.mark.parametrize("origin", sorted(ORIGINS))
 @pytest.mark.parametrize("version", ["1.1", "1.0"])
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 @pytest.mark.parametrize("path", PATHS)
-def test_the_same_bytes_as_the_normal_route(open_server, path, method, version):
-    fast, normal = _both(open_server.http_port, method, path, version)
+def test_the_same_bytes_as_the_normal_route(open_server, path, method, version, origin):
+    value = ORIGINS[origin] + (f":{open_server.http_port}" if origin == "own" else "")
+    host = f"Host: 127.0.0.1:{open_server.http_port}\r\n"
+    fast, normal = _both(open_server.http_port, method, path, version, f"Origin: {value}\r\n" if value else "", host)
     assert fast.startswith(f"HTTP/{version} 200 OK\r\n".encode()), fast[:200]
     assert _normalised(fast) == _normalised(normal)
-    assert b"\r\nAccess-Control-Allow-Origin: *\r\n" in fast and b"\r\nX-Request-Id: http_" in fast
+    assert b"\r\nVary: Origin\r\n" in fast and b"\r\nX-Request-Id: http_" in fast
+    if value:  # echoed, never `*`
+        assert f"\r\nAccess-Control-Allow-Origin: {value}\r\n".encode() in fast
+    else:
+        assert b"Access-Control-Allow-Origin" not in fast
     if method == "GET":
         body = fast.partition(b"\r\n\r\n")[2]
         assert json.loads(body)["backend"] == "codex-exec"
     else:
         assert fast.endswith(b"\r\n\r\n") and b"Content-Length: 0" not in fast
+
+
+@pytest.mark.parametrize("who", ["Host: evil.example\r\n", "Host: :17341\r\n", "Host: \r\n",
+                                 "Host: 127.0.0.1\r\nOrigin: http://evil.example\r\n",
+                                 "Host: 127.0.0.1\r\nOrigin: null\r\n"])
+@pytest.mark.parametrize("path", PATHS)
+def test_a_refused_host_or_origin_is_refused_the_same_way(open_server, path, who):
+    fast, normal = _both(open_server.http_port, "GET", path, host=who)
+    assert _normalised(fast) == _normalised(normal)
+    assert fast.startswith(b"HTTP/1.1 421" if "Origin" not in who else b"HTTP/1.1 403"), fast[:200]
+    assert b"Access-Control-Allow-Origin" not in fast
+    setting = b"--allowed-host" if "Origin" not in who else b"--allowed-origin"
+    assert setting in fast.partition(b"\r\n\r\n")[2]
 
 
 @pytest.mark.parametrize("key", sorted(KEYS))

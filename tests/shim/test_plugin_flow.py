@@ -115,16 +115,21 @@ def test_healthz_is_open_with_a_key(keyed_server):
 
 
 def test_cors_preflight_and_headers(keyed_server):
+    """A UXP plugin's origin is admitted by default and echoed (never `*`);
+    a web site's is not, unless listed."""
+    plugin = "uxp://com.example.plugin"
     pre = request(keyed_server.http_base, "OPTIONS", "/v1/images/generate",
-                  headers={"Origin": "https://plugin.example", "Access-Control-Request-Method": "POST",
+                  headers={"Origin": plugin, "Access-Control-Request-Method": "POST",
                            "Access-Control-Request-Headers": "content-type, x-api-key"})
     assert pre.status == 204
-    assert pre.header("Access-Control-Allow-Origin") == "*"
+    assert pre.header("Access-Control-Allow-Origin") == plugin and pre.header("Vary") == "Origin"
     assert "POST" in pre.header("Access-Control-Allow-Methods")
     assert "x-api-key" in pre.header("Access-Control-Allow-Headers").lower()
     for path in ("/healthz", "/v1/capabilities", "/nope"):
-        reply = request(keyed_server.http_base, "GET", path, headers={"Origin": "https://plugin.example"})
-        assert reply.header("Access-Control-Allow-Origin") == "*", path
+        reply = request(keyed_server.http_base, "GET", path, headers={"Origin": plugin})
+        assert reply.header("Access-Control-Allow-Origin") == plugin, path
+        site = request(keyed_server.http_base, "GET", path, headers={"Origin": "https://plugin.example"})
+        assert site.status == 403 and site.header("Access-Control-Allow-Origin") is None, path
 
 
 def test_openapi_document_follows_the_annotations(keyed_server):

@@ -17,8 +17,9 @@ def missing_binaries() -> list[str]:
     return [b for b in (CHROMIUM, CHROMEDRIVER) if not (shutil.which(b) or Path(b).exists())]
 
 
-def chromium(workdir: Path, size: tuple[int, int] = LAPTOP):
-    """A fresh headless Chromium with its profile and driver log under `workdir`."""
+def chromium(workdir: Path, size: tuple[int, int] = LAPTOP, extra_flags: tuple[str, ...] = ()):
+    """A fresh headless Chromium with its profile and driver log under `workdir`
+    (`extra_flags`: e.g. a --host-resolver-rules for a hostile page's name)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -30,7 +31,8 @@ def chromium(workdir: Path, size: tuple[int, int] = LAPTOP):
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                  "--no-first-run", "--disable-extensions", "--disable-background-networking",
-                 f"--window-size={size[0]},{size[1]}", f"--user-data-dir={Path(workdir) / 'chromium-profile'}"):
+                 f"--window-size={size[0]},{size[1]}", f"--user-data-dir={Path(workdir) / 'chromium-profile'}",
+                 *extra_flags):
         options.add_argument(flag)
     service = Service(executable_path=CHROMEDRIVER, log_output=str(Path(workdir) / "chromedriver.log"))
     driver = webdriver.Chrome(options=options, service=service)
