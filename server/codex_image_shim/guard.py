@@ -53,6 +53,8 @@ def split_host(value: str) -> tuple[str, int | None] | None:
         host, sep, port_text = value.rpartition(":")
         if not sep:
             host, port_text = value, None
+        if ":" in host:  # an IPv6 literal must be in brackets
+            return None
     if not host:
         return None
     port = None

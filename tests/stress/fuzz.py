@@ -38,6 +38,14 @@ HEADERS = st.lists(st.tuples(st.sampled_from([b"X-API-Key", b"Authorization", b"
                                               b"Content-Encoding", b"X-Request-Id", b"If-None-Match", b"Range"]),
                              HEADER_VALUES), max_size=4)
 
+# Who asks: allowed and refused Hosts (DNS rebinding, empty, port-only, none)
+# and Origins (none, a UXP plugin, hostile, null, junk).
+# Half of them allowed, so the bodies behind still get fuzzed.
+HOSTS = st.one_of(st.just(b"127.0.0.1"), st.sampled_from([b"localhost:1", b"[::1]", b"a.localhost", b"evil.example",
+                                                          b"", b":17341", None]) | HEADER_VALUES)
+ORIGINS = st.one_of(st.none(), st.sampled_from([b"uxp://com.example.plugin", b"http://evil.example", b"null",
+                                                b"http://127.0.0.1", b"https://127.0.0.1:1"]) | HEADER_VALUES)
+
 
 def _http(port: int, raw: bytes) -> tuple[int | None, bytes]:
     # No half-close after the request: aiohttp takes the client's FIN for a
@@ -70,11 +78,13 @@ def fuzz_http(port: int, examples: int, figures: Figures, key: str = "") -> None
     @settings(max_examples=examples, deadline=None, database=None, derandomize=False,
               suppress_health_check=list(HealthCheck))
     @given(method=st.sampled_from(METHODS), path=st.sampled_from(PATHS) | ANY_TEXT.map(lambda t: "/v1/" + t),
-           body=BODIES, headers=HEADERS, keyed=st.booleans())
-    def one(method, path, body, headers, keyed):
+           body=BODIES, headers=HEADERS, keyed=st.booleans(), host=HOSTS, origin=ORIGINS)
+    def one(method, path, body, headers, keyed, host, origin):
         target = path.encode("utf-8", "surrogatepass").replace(b" ", b"%20").replace(b"\r", b"").replace(b"\n", b"")
-        lines = [method.encode() + b" " + target + b" HTTP/1.1", b"Host: 127.0.0.1", b"Connection: close",
+        lines = [method.encode() + b" " + target + b" HTTP/1.1", b"Connection: close",
                  b"Content-Length: " + str(len(body)).encode()]
+        lines += [name + b": " + value.replace(b"\r", b"").replace(b"\n", b"")
+                  for name, value in ((b"Host", host), (b"Origin", origin)) if value is not None]
         if keyed and key:
             lines.append(b"X-API-Key: " + key.encode())
         lines += [name + b": " + value.replace(b"\r", b"").replace(b"\n", b"") for name, value in headers]
