@@ -16,6 +16,7 @@ from .group_records import RUN_ID_ENV, GroupRecords
 from .process_group import ProcessGroup, become_subreaper, public_environment
 from .readiness import Readiness, ReadinessCache
 from .reaper import ReaperThread
+from .tool_surface import codex_arguments
 
 
 def prompt_file(prompt: str):
@@ -80,6 +81,7 @@ class Engine:
             argv += ["-c", override]
         if self.settings.codex_profile:
             argv += ["--profile", self.settings.codex_profile]
+        argv += codex_arguments()  # after the operator's own: the model gets the image tool alone
         # `--image=PATH` with '=': a bare -i would swallow what follows.
         argv += [f"--image={p.resolve()}" for p in images]
         return argv + ["--", "-"]  # the prompt comes on stdin
