@@ -110,12 +110,14 @@ def _reload_keys(keyring: Keyring) -> None:
 
 
 def _keys_command(argv: list[str]) -> int:
-    """`keys add NAME [--max-concurrent N] [--images-per-day N]`: prints the new key once."""
+    """`keys add NAME [--role member|admin] [--max-concurrent N] [--images-per-day N]`: prints the new key once."""
     import argparse  # noqa: PLC0415
     parser = argparse.ArgumentParser(prog="codex-image-server keys")
     sub = parser.add_subparsers(dest="action", required=True)
     add = sub.add_parser("add", help="make a named key and record its hash in the keys file")
     add.add_argument("name")
+    add.add_argument("--role", choices=keys_mod.ROLES, default=keys_mod.MEMBER,
+                     help="member: sees only its own images and requests (default); admin: sees all")
     add.add_argument("--max-concurrent", type=int, default=0, help="requests at once (0: no limit)")
     add.add_argument("--images-per-day", type=int, default=0, help="images per UTC day (0: no limit)")
     add.add_argument("--keys-file", type=str, default=None, help="default: CODEX_IMAGE_SERVER_KEYS_FILE "
@@ -123,12 +125,13 @@ def _keys_command(argv: list[str]) -> int:
     args, rest = parser.parse_known_args(argv)
     settings = settings_mod.load(rest + (["--keys-file", args.keys_file] if args.keys_file else []))
     try:
-        key = keys_mod.add_to_file(settings.keys_path, args.name, args.max_concurrent, args.images_per_day)
+        key = keys_mod.add_to_file(settings.keys_path, args.name, args.max_concurrent, args.images_per_day,
+                                   args.role)
     except keys_mod.KeyFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(key)
-    print(f"key {args.name!r} added to {settings.keys_path}; it is shown only now. "
+    print(f"key {args.name!r} ({args.role}) added to {settings.keys_path}; it is shown only now. "
           "Send SIGHUP to a running server to load it.", file=sys.stderr)
     return 0
 

@@ -54,8 +54,8 @@ class History:
             queue_wait_ms=queue_wait_ms, codex_ms=codex_ms, accounts=accounts, image_ids=image_ids,
             image_count=len(image_ids))
 
-    def get(self, request_id: str) -> tuple[RequestRecord, list[StoredImage]]:
-        record = self._meta.get_request(request_id) if request_id else None
+    def get(self, request_id: str, owner: str | None = None) -> tuple[RequestRecord, list[StoredImage]]:
+        record = self._meta.get_request(request_id, owner) if request_id else None
         if record is None:
             raise not_found(f"request {request_id[:80]!r}")
         return record, self._meta.images_of_request(record.seq)

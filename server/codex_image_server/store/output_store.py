@@ -43,8 +43,8 @@ class OutputStore:
         self.metadata.add_image(record)
         return record
 
-    def get(self, image_id: str) -> StoredImage:
-        record = self.metadata.get_image(image_id) if is_valid_id(image_id) else None
+    def get(self, image_id: str, owner: str | None = None) -> StoredImage:
+        record = self.metadata.get_image(image_id, owner) if is_valid_id(image_id) else None
         if record is None:
             raise not_found(f"image {image_id[:80]!r}")
         if not self.blobs.exists(record.file_name):
@@ -60,9 +60,9 @@ class OutputStore:
             raise not_found(f"file of image {image_id[:80]!r}")
         return self.blobs.path(f"{image_id}.{EXTENSION_BY_MIME[mime_type]}")
 
-    def delete(self, image_id: str) -> StoredImage:
+    def delete(self, image_id: str, owner: str | None = None) -> StoredImage:
         """Record first, so the file route answers 404 at once; then the bytes."""
-        record = self.metadata.delete_image(image_id) if is_valid_id(image_id) else None
+        record = self.metadata.delete_image(image_id, owner) if is_valid_id(image_id) else None
         if record is None:
             raise not_found(f"image {image_id[:80]!r}")
         self.blobs.delete(record.file_name)

@@ -21,7 +21,7 @@ from ..errors import Kind, ServiceError
 from .pg_shared import PostgresAccounts, ReplicaLease
 from .records import Admission, KeyLoad, RequestRecord
 from .sqlite import (IMAGES_OF_KEY_SINCE, _IMAGE_COLUMNS, _IMAGE_FIELDS, SqlQueries, _image, _like, _list_text,
-                     _request_values)
+                     _request_values, owned)
 from .sqlite import _image_values as _sqlite_values
 
 # Append only: a replica applies the ones past the database's version.
@@ -211,8 +211,9 @@ class PostgresMetadata(SqlQueries):
         with self.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.executemany(_pg(self._insert_image_sql()), [_image_values(i) for i in images])
 
-    def delete_image(self, image_id: str):
-        rows = self._run(f"DELETE FROM images WHERE id = ? RETURNING {', '.join(_IMAGE_COLUMNS)}", (image_id,))
+    def delete_image(self, image_id: str, owner: str | None = None):
+        where, args = owned("id = ?", [image_id], owner)
+        rows = self._run(f"DELETE FROM images WHERE {where} RETURNING {', '.join(_IMAGE_COLUMNS)}", args)
         return _image(rows[0]) if rows else None
 
     @staticmethod

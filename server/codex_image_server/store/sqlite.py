@@ -130,6 +130,13 @@ IMAGES_OF_KEY_SINCE = ("SELECT COALESCE(SUM(CASE WHEN status = 'running' THEN co
                        "FROM requests WHERE key_name = ? AND created_unix_ms >= ?")
 
 
+def owned(condition: str, args: list, owner: str | None) -> tuple[str, list]:
+    """`condition`, narrowed to one key's rows when `owner` is set (tenancy.py)."""
+    if owner is None:
+        return condition, args
+    return f"{condition} AND key_name = ?", [*args, owner]
+
+
 def _like(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -207,8 +214,10 @@ class SqlQueries:
     `_run(sql, args)` (`?` placeholders) and `_prompt_filter(table, key, text)`
     (its way to find a prompt's text, or None for no condition)."""
 
-    def get_image(self, image_id: str) -> StoredImage | None:
-        rows = self._run(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images WHERE id = ?", (image_id,))
+    def get_image(self, image_id: str, owner: str | None = None) -> StoredImage | None:
+        """The image; with `owner`, only if that key made it."""
+        where, args = owned("id = ?", [image_id], owner)
+        rows = self._run(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images WHERE {where}", args)
         return _image(rows[0]) if rows else None
 
     def list_images(self, query: Query, after: Cursor | None, limit: int) -> list[StoredImage]:
@@ -236,9 +245,11 @@ class SqlQueries:
         count, size = self._run("SELECT COUNT(*), COALESCE(SUM(byte_size), 0) FROM images")[0]
         return int(count), int(size)
 
-    def get_request(self, request_id: str) -> RequestRecord | None:
-        rows = self._run(f"SELECT {', '.join(_REQUEST_FIELDS)} FROM requests WHERE request_id = ? "
-                         "ORDER BY seq DESC LIMIT 1", (request_id,))
+    def get_request(self, request_id: str, owner: str | None = None) -> RequestRecord | None:
+        """The newest request with this id; with `owner`, the newest of that key's."""
+        where, args = owned("request_id = ?", [request_id], owner)
+        rows = self._run(f"SELECT {', '.join(_REQUEST_FIELDS)} FROM requests WHERE {where} "
+                         "ORDER BY seq DESC LIMIT 1", args)
         return _request(rows[0]) if rows else None
 
     def list_requests(self, query: Query, after: Cursor | None, limit: int) -> list[RequestRecord]:
@@ -323,10 +334,11 @@ class SqliteMetadata(SqlQueries):
                 self._db.execute("ROLLBACK")
                 raise
 
-    def delete_image(self, image_id: str) -> StoredImage | None:
+    def delete_image(self, image_id: str, owner: str | None = None) -> StoredImage | None:
+        where, args = owned("id = ?", [image_id], owner)
         with self._lock:
-            rows = self._db.execute(f"DELETE FROM images WHERE id = ? RETURNING {', '.join(_IMAGE_COLUMNS)}",
-                                    (image_id,)).fetchall()
+            rows = self._db.execute(f"DELETE FROM images WHERE {where} RETURNING {', '.join(_IMAGE_COLUMNS)}",
+                                    args).fetchall()
         return _image(rows[0]) if rows else None
 
     # -- requests -------------------------------------------------------------
