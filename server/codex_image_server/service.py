@@ -100,12 +100,10 @@ class Service:
         return record
 
     def list_images(self, query: Query, caller: Caller) -> Page:
-        scoped = tenancy.scoped(query, caller.key)
-        return self.store.list(scoped) if scoped is not None else Page([])
+        return self.store.list(tenancy.scoped(query, caller.key))
 
     def list_requests(self, query: Query, caller: Caller) -> Page:
-        scoped = tenancy.scoped(query, caller.key)
-        return self.history.list(scoped) if scoped is not None else Page([])
+        return self.history.list(tenancy.scoped(query, caller.key))
 
     def get_request(self, request_id: str, caller: Caller) -> RequestDetail:
         record, images = self.history.get(request_id, tenancy.owner(caller.key))

@@ -23,12 +23,7 @@ def owner(key: ApiKey) -> str | None:
     return EVERYONE if key.is_admin else key.name
 
 
-def scoped(query: Query, key: ApiKey) -> Query | None:
-    """The list query as this caller may run it; None when it can match
-    nothing (a member asking for another key's work)."""
-    mine = owner(key)
-    if mine is EVERYONE:
-        return query
-    if query.key_name and query.key_name != mine:
-        return None
-    return dataclasses.replace(query, key_name=mine)
+def scoped(query: Query, key: ApiKey) -> Query:
+    """The list query as this caller may run it: a member's matches its own
+    rows only (a `key_name` filter naming another key then matches none)."""
+    return dataclasses.replace(query, owner=owner(key))

@@ -31,10 +31,10 @@ def new_id() -> str:
 
 class OutputStore:
     def __init__(self, directory: Path, index_path: Path, *, blobs: BlobStore | None = None,
-                 metadata: MetadataStore | None = None):
+                 metadata: MetadataStore | None = None, query_budget_s: float = 1.0):
         self.dir = directory
         self.blobs = blobs or DirectoryBlobs(directory)
-        self.metadata = metadata or SqliteMetadata(index_path)
+        self.metadata = metadata or SqliteMetadata(index_path, query_budget_s)
         migrate.import_json_records(directory, self.metadata, is_valid_id)
 
     def save(self, data: bytes, **meta) -> StoredImage:
@@ -70,7 +70,7 @@ class OutputStore:
 
     def list(self, query: Query) -> Page:
         return paging.page("images", query, self.metadata.list_images,
-                           lambda r: paging.Cursor(r.created_unix_ms, r.id))
+                           lambda r: paging.Cursor(r.created_unix_ms, r.id), self.metadata.page_secret())
 
     def totals(self) -> tuple[int, int]:
         """(images, bytes) stored."""
