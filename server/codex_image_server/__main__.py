@@ -12,7 +12,7 @@ import json  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 
-from . import heap, keys as keys_mod, logs, settings as settings_mod, workdirs  # noqa: E402
+from . import heap, keys as keys_mod, logs, private_files, settings as settings_mod, workdirs  # noqa: E402
 from .blocking import Blocking
 from .engine import Engine
 from .grpc_api.server import GrpcServer
@@ -23,6 +23,7 @@ from .retention import Retention, Sweeper
 from .service import Service
 from .slots import Slots
 from .store.backends import open_store
+from .store.output_store import INDEX_FILE
 
 
 def _write_ready_file(path: str, info: dict) -> None:
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         return _keys_command(argv[1:])
     settings = settings_mod.load(argv)
     logs.configure(settings.log_level)
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    private_files.keep_private(settings.state_dir, settings.output_dir, INDEX_FILE)
     heap.tune()
     return asyncio.run(serve(settings))
 
