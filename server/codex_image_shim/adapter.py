@@ -224,9 +224,10 @@ def aggregate(summary: dict, images: list[dict], origin: str) -> dict:
 
 
 # What /healthz tells a caller without a key when keys are set: whether to
-# send traffic (and that a key is needed: the console asks for one then), and
+# send traffic, and the fixed facts the plugin contract reads there before it
+# has a key (that one is needed, the backend, the model, the time limit);
 # nothing of paths, versions, accounts or slots.
-PUBLIC_HEALTH_FIELDS = ("status", "ready", "auth_required")
+PUBLIC_HEALTH_FIELDS = ("status", "ready", "auth_required", "backend", "model", "generation_timeout_ms")
 
 
 def health(response: dict, detailed: bool = True) -> tuple[int, dict]:
