@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
      grpcurl -plaintext {b.target} list
      curl {b.http_base}/healthz
      CODEX_IMAGE_ADDR={b.target} codex-image generate "a lighthouse"
-  postgres   {cluster.postgres.url}  (data {cluster.postgres.data})
+  postgres   {cluster.postgres.shown_url}  (data {cluster.postgres.data}; password in each replica's URL)
   s3         {cluster.objects.endpoint}  bucket {cluster.objects.url}""", flush=True)
         for r in cluster.replicas:
             print(f"  {r.name}         gRPC {r.grpc_target}  HTTP {r.http_base}  pid {r.pid}  log {r.log_path}")

@@ -12,7 +12,7 @@ import json  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 
-from . import heap, keys as keys_mod, logs, settings as settings_mod, workdirs  # noqa: E402
+from . import heap, keys as keys_mod, logs, private_files, settings as settings_mod, workdirs  # noqa: E402
 from .blocking import Blocking
 from .engine import Engine
 from .grpc_api.server import GrpcServer
@@ -23,6 +23,7 @@ from .retention import Retention, Sweeper
 from .service import Service
 from .slots import Slots
 from .store.backends import open_store
+from .store.output_store import INDEX_FILE
 
 
 def _write_ready_file(path: str, info: dict) -> None:
@@ -110,12 +111,14 @@ def _reload_keys(keyring: Keyring) -> None:
 
 
 def _keys_command(argv: list[str]) -> int:
-    """`keys add NAME [--max-concurrent N] [--images-per-day N]`: prints the new key once."""
+    """`keys add NAME [--role member|admin] [--max-concurrent N] [--images-per-day N]`: prints the new key once."""
     import argparse  # noqa: PLC0415
     parser = argparse.ArgumentParser(prog="codex-image-server keys")
     sub = parser.add_subparsers(dest="action", required=True)
     add = sub.add_parser("add", help="make a named key and record its hash in the keys file")
     add.add_argument("name")
+    add.add_argument("--role", choices=keys_mod.ROLES, default=keys_mod.MEMBER,
+                     help="member: sees only its own images and requests (default); admin: sees all")
     add.add_argument("--max-concurrent", type=int, default=0, help="requests at once (0: no limit)")
     add.add_argument("--images-per-day", type=int, default=0, help="images per UTC day (0: no limit)")
     add.add_argument("--keys-file", type=str, default=None, help="default: CODEX_IMAGE_SERVER_KEYS_FILE "
@@ -123,12 +126,13 @@ def _keys_command(argv: list[str]) -> int:
     args, rest = parser.parse_known_args(argv)
     settings = settings_mod.load(rest + (["--keys-file", args.keys_file] if args.keys_file else []))
     try:
-        key = keys_mod.add_to_file(settings.keys_path, args.name, args.max_concurrent, args.images_per_day)
+        key = keys_mod.add_to_file(settings.keys_path, args.name, args.max_concurrent, args.images_per_day,
+                                   args.role)
     except keys_mod.KeyFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(key)
-    print(f"key {args.name!r} added to {settings.keys_path}; it is shown only now. "
+    print(f"key {args.name!r} ({args.role}) added to {settings.keys_path}; it is shown only now. "
           "Send SIGHUP to a running server to load it.", file=sys.stderr)
     return 0
 
@@ -142,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         return _keys_command(argv[1:])
     settings = settings_mod.load(argv)
     logs.configure(settings.log_level)
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    private_files.keep_private(settings.state_dir, settings.output_dir, INDEX_FILE)
     heap.tune()
     return asyncio.run(serve(settings))
 

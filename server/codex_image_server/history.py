@@ -13,7 +13,9 @@ from .store import paging
 from .store.metadata import MetadataStore
 from .store.records import STATUSES
 
-_PROMPT_KEPT = 4000  # a refused request's prompt may be anything: keep a bounded part
+# A refused request's prompt may be anything (a flood, a probe, an over-quota
+# retry): its record keeps a short prefix, enough to recognise it.
+REFUSED_PROMPT_KEPT = 100
 
 
 def now_ms() -> int:
@@ -40,7 +42,7 @@ class History:
         """A request that never ran (bad input, full queue, a key over its limit)."""
         self._meta.begin_request(RequestRecord(
             seq=0, request_id=request_id, status="refused", created_unix_ms=arrived_ms, key_name=key_name,
-            surface=surface, prompt=params.prompt[:_PROMPT_KEPT], count=params.count,
+            surface=surface, prompt=params.prompt[:REFUSED_PROMPT_KEPT], count=params.count,
             requested_size=params.size[:64], aspect=params.aspect[:64], quality=params.quality[:64],
             output_format=params.output_format[:64], reference_count=len(params.references),
             ended_unix_ms=now_ms(), error_reason=error.reason, error_message=error.message[:1000],
@@ -54,8 +56,8 @@ class History:
             queue_wait_ms=queue_wait_ms, codex_ms=codex_ms, accounts=accounts, image_ids=image_ids,
             image_count=len(image_ids))
 
-    def get(self, request_id: str) -> tuple[RequestRecord, list[StoredImage]]:
-        record = self._meta.get_request(request_id) if request_id else None
+    def get(self, request_id: str, owner: str | None = None) -> tuple[RequestRecord, list[StoredImage]]:
+        record = self._meta.get_request(request_id, owner) if request_id else None
         if record is None:
             raise not_found(f"request {request_id[:80]!r}")
         return record, self._meta.images_of_request(record.seq)
@@ -64,7 +66,7 @@ class History:
         if query.status and query.status not in STATUSES:
             raise invalid([FieldViolation("status", f"must be one of {', '.join(STATUSES)}", "INVALID_STATUS")])
         return paging.page("requests", query, self._meta.list_requests,
-                           lambda r: paging.Cursor(r.created_unix_ms, str(r.seq)))
+                           lambda r: paging.Cursor(r.created_unix_ms, str(r.seq)), self._meta.page_secret())
 
     def key_load(self, key_name: str, since_ms: int) -> KeyLoad:
         return self._meta.key_load(key_name, since_ms)

@@ -5,7 +5,11 @@ the key) and optional limits; it is re-read on SIGHUP. A key given as
 CODEX_IMAGE_SERVER_API_KEY is the key named "default", without limits.
 With no key at all the server is open and callers have the empty name.
 
-    {"keys": [{"name": "ci", "sha256": "<hex>", "max_concurrent": 2, "images_per_day": 100}]}
+Each key has a role: a "member" (the default) sees only its own images and
+requests; an "admin" sees everyone's. The env key, the server's internal key
+and the open server's anonymous caller are admins (tenancy.py scopes).
+
+    {"keys": [{"name": "ci", "sha256": "<hex>", "role": "member", "max_concurrent": 2, "images_per_day": 100}]}
 """
 from __future__ import annotations
 
@@ -22,6 +26,9 @@ from .store.blobs import write_atomic
 
 DEFAULT_NAME = "default"
 INTERNAL_NAME = "internal"  # the in-process HTTP shim's own key (/healthz)
+MEMBER = "member"
+ADMIN = "admin"
+ROLES = (MEMBER, ADMIN)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,9 +37,14 @@ class ApiKey:
     sha256: str
     max_concurrent: int = 0   # requests at once; 0: no limit
     images_per_day: int = 0   # images per UTC day; 0: no limit
+    role: str = MEMBER
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ADMIN
 
 
-ANONYMOUS = ApiKey("", "")
+ANONYMOUS = ApiKey("", "", role=ADMIN)  # the open server's caller: sees all, as before keys
 
 
 def digest(key: str) -> str:
@@ -57,9 +69,11 @@ def read_file(path: Path) -> list[ApiKey]:
     for i, entry in enumerate(entries):
         try:
             key = ApiKey(str(entry["name"]), str(entry["sha256"]).lower(), int(entry.get("max_concurrent", 0)),
-                         int(entry.get("images_per_day", 0)))
+                         int(entry.get("images_per_day", 0)), str(entry.get("role", MEMBER)))
         except (KeyError, TypeError, ValueError, AttributeError):
             raise KeyFileError(f"{path}: keys[{i}] needs a name and a sha256") from None
+        if key.role not in ROLES:
+            raise KeyFileError(f"{path}: keys[{i}] has role {key.role!r}; it must be one of {', '.join(ROLES)}")
         if len(key.sha256) != 64 or key.name in names or not key.name:
             raise KeyFileError(f"{path}: keys[{i}] has a bad sha256 or a missing or repeated name")
         names.add(key.name)
@@ -67,13 +81,16 @@ def read_file(path: Path) -> list[ApiKey]:
     return keys
 
 
-def add_to_file(path: Path, name: str, max_concurrent: int = 0, images_per_day: int = 0) -> str:
+def add_to_file(path: Path, name: str, max_concurrent: int = 0, images_per_day: int = 0,
+                role: str = MEMBER) -> str:
     """Make a new key, record its hash under `name`, return the key (shown once)."""
+    if role not in ROLES:
+        raise KeyFileError(f"role {role!r} is not one of {', '.join(ROLES)}")
     keys = read_file(path)
     if any(k.name == name for k in keys):
         raise KeyFileError(f"a key named {name!r} already exists in {path}")
     key = "cis_" + secrets.token_urlsafe(32)
-    keys.append(ApiKey(name, digest(key), max_concurrent, images_per_day))
+    keys.append(ApiKey(name, digest(key), max_concurrent, images_per_day, role))
     path.parent.mkdir(parents=True, exist_ok=True)
     body = json.dumps({"keys": [dataclasses.asdict(k) for k in keys]}, indent=2).encode()
     write_atomic(path, body)
@@ -85,10 +102,10 @@ class Keyring:
     """The one check every surface shares: `identify` a presented key."""
 
     def __init__(self, env_keys: tuple[str, ...], keys_file: Path | None):
-        self._env = [ApiKey(DEFAULT_NAME, digest(k)) for k in env_keys]
+        self._env = [ApiKey(DEFAULT_NAME, digest(k), role=ADMIN) for k in env_keys]
         self._file = keys_file
         self.internal_key = "cis_internal_" + secrets.token_urlsafe(24)
-        self._internal = ApiKey(INTERNAL_NAME, digest(self.internal_key))
+        self._internal = ApiKey(INTERNAL_NAME, digest(self.internal_key), role=ADMIN)
         self._lock = threading.Lock()
         self._keys: list[ApiKey] = []
         self.reload()

@@ -1,6 +1,9 @@
 """Retention: stored images older than the maximum age, and the oldest ones
 while the store holds more than the maximum bytes, are deleted by a
-background sweeper. The history keeps the request records."""
+background sweeper. Request records follow the same rules: those older
+than the maximum age, and those older than the oldest image left after the
+byte cap, go too; but never a record of the current UTC day (a key's daily
+limit counts those) nor a running one."""
 from __future__ import annotations
 
 import threading
@@ -12,6 +15,7 @@ from .metrics import Metrics
 from .store import OutputStore
 
 _BATCH = 200
+_DAY_MS = 86_400_000
 
 
 class Retention:
@@ -59,9 +63,23 @@ class Retention:
                         break
                     total -= self._delete(image.id, "size") or image.byte_size
                     deleted["size"] += 1
-        if deleted["age"] or deleted["size"]:
-            log("retention.swept", by_age=deleted["age"], by_size=deleted["size"])
+        deleted["requests"] = self._sweep_requests(now_ms, deleted["size"] > 0)
+        if any(deleted.values()):
+            log("retention.swept", by_age=deleted["age"], by_size=deleted["size"], requests=deleted["requests"])
         return deleted
+
+    def _sweep_requests(self, now_ms: int, shrunk: bool) -> int:
+        cutoff = None
+        if self.max_age_s:
+            cutoff = now_ms - self.max_age_s * 1000
+        if shrunk:
+            oldest = self._store.metadata.oldest_images(1)
+            if oldest:
+                cutoff = max(cutoff or 0, oldest[0].created_unix_ms)
+        if cutoff is None:
+            return 0
+        today = now_ms - now_ms % _DAY_MS  # quotas count from the UTC day's start
+        return self._store.metadata.delete_requests_before(min(cutoff, today))
 
 
 class Sweeper:

@@ -24,6 +24,7 @@ from .quotas import KeyLimits, KeyUsage
 from .request import GenerateParams
 from .settings import Settings
 from .slots import Slots
+from . import tenancy
 from .store import OutputStore, Page, Query, RequestRecord, StoredImage
 from .validation import usable_request_id, validate
 
@@ -85,25 +86,27 @@ class Service:
         self._live.add(call)
         return call
 
-    def get_image(self, image_id: str) -> StoredImage:
-        return self.store.get(image_id)
+    # Reads and deletes are confined to what the caller's key may see (tenancy.py).
+
+    def get_image(self, image_id: str, caller: Caller) -> StoredImage:
+        return self.store.get(image_id, tenancy.owner(caller.key))
 
     def image_path(self, record: StoredImage):
         return self.store.path(record)
 
     def delete_image(self, image_id: str, caller: Caller) -> StoredImage:
-        record = self.store.delete(image_id)
+        record = self.store.delete(image_id, tenancy.owner(caller.key))
         log("image.deleted", image_id=record.id, bytes=record.byte_size, key_name=caller.key.name)
         return record
 
-    def list_images(self, query: Query) -> Page:
-        return self.store.list(query)
+    def list_images(self, query: Query, caller: Caller) -> Page:
+        return self.store.list(tenancy.scoped(query, caller.key))
 
-    def list_requests(self, query: Query) -> Page:
-        return self.history.list(query)
+    def list_requests(self, query: Query, caller: Caller) -> Page:
+        return self.history.list(tenancy.scoped(query, caller.key))
 
-    def get_request(self, request_id: str) -> RequestDetail:
-        record, images = self.history.get(request_id)
+    def get_request(self, request_id: str, caller: Caller) -> RequestDetail:
+        record, images = self.history.get(request_id, tenancy.owner(caller.key))
         key = self.keyring.by_name(record.key_name) if record.key_name else None
         return RequestDetail(record, images, self.limits.usage(key) if key else None)
 

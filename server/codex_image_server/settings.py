@@ -54,6 +54,7 @@ class Settings:
     s3_endpoint: str = ""
     s3_region: str = ""
     lease_ms: int = 15_000
+    query_budget_ms: int = 1_000
     remove_codex_copies: bool = True
     metrics_auth: str = "remote"
     allow_unauthenticated_remote: bool = False
@@ -127,6 +128,8 @@ FIELDS: list[tuple[str, type, str]] = [
     ("s3_region", str, "S3 region for --object-store (default: AWS_DEFAULT_REGION, else us-east-1)"),
     ("lease_ms", int, "with --database-url: how long a replica's account runs and running requests count for "
                       "the others after its last heartbeat (a killed replica's free themselves this long after)"),
+    ("query_budget_ms", int, "longest a history or image list query may run before it is stopped "
+                             "(DEADLINE_EXCEEDED QUERY_TOO_SLOW)"),
     ("remove_codex_copies", bool, "after each run, remove codex's own copy of the image and the thread's rollout"),
     ("keys_file", Path, "named API keys with limits (JSON; default <state_dir>/keys.json); re-read on SIGHUP"),
     ("metrics_auth", str, "who may read /metrics without a key: remote (loopback only), never, always"),
@@ -247,6 +250,8 @@ def check(settings: Settings) -> None:
     """Refuse settings that would be unsafe or cannot work, with a how-to-fix line."""
     if settings.max_concurrent < 1:
         raise SystemExit("max_concurrent must be at least 1")
+    if settings.query_budget_ms < 1:
+        raise SystemExit("query_budget_ms must be at least 1")
     if settings.max_prompt_chars < 1:
         raise SystemExit("max_prompt_chars must be at least 1")
     if settings.blocking_threads < 1:

@@ -223,6 +223,17 @@ def aggregate(summary: dict, images: list[dict], origin: str) -> dict:
     return body
 
 
-def health(response: dict) -> tuple[int, dict]:
-    """`/healthz`: HealthResponse as is; 503 while codex cannot generate."""
-    return (200 if response.get("status") == "ok" else 503), response
+# What /healthz tells a caller without a key when keys are set: whether to
+# send traffic, and the fixed facts the plugin contract reads there before it
+# has a key (that one is needed, the backend, the model, the time limit);
+# nothing of paths, versions, accounts or slots.
+PUBLIC_HEALTH_FIELDS = ("status", "ready", "auth_required", "backend", "model", "generation_timeout_ms")
+
+
+def health(response: dict, detailed: bool = True) -> tuple[int, dict]:
+    """`/healthz`: HealthResponse as is (or its public fields alone); 503
+    while codex cannot generate."""
+    status = 200 if response.get("status") == "ok" else 503
+    if not detailed:
+        response = {name: response[name] for name in PUBLIC_HEALTH_FIELDS if name in response}
+    return status, response

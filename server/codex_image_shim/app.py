@@ -147,7 +147,7 @@ class Shim:
         self.openapi = openapi.document(self.routes)
         self._openapi_body = _dumps(self.openapi)
         self._special = {"Generate": self._generate, "Health": self._health, "GetImageFile": self._image_file}
-        self._health_json: dict[bytes, tuple[int, bytes]] = {}
+        self._health_json: dict[tuple[bytes, bool], tuple[int, bytes]] = {}
         # Literal paths (no variables) resolved once: the hot GETs skip the regexes.
         self._literal = {(m, r.template): r for r in self.routes if not r.variables
                          for m in ((r.http_method, "HEAD") if r.http_method == "GET" else (r.http_method,))}
@@ -355,11 +355,24 @@ class Shim:
             return json_response(adapter.aggregate(summary, images, origin(request)))
 
     async def _health(self, request, route, params):
-        status, body = await self.health_answer()
+        status, body = await self.health_answer(request)
         return web.Response(body=body, status=status, content_type=JSON)
 
-    async def health_answer(self) -> tuple[int, bytes]:
-        """/healthz's (status, JSON bytes), from the servicer's Health as it is now."""
+    def health_details_for(self, request: web.BaseRequest) -> bool:
+        """Whether this /healthz caller sees the details (codex's path and
+        version, CODEX_HOMEs, account names, slots): with a key the server
+        accepts, or on a server without keys; others get status and readiness."""
+        if not self.channel.keyring.required:
+            return True
+        try:
+            auth.check(self.metadata(request), self.channel.keyring)
+        except ServiceError:
+            return False
+        return True
+
+    async def health_answer(self, request: web.BaseRequest) -> tuple[int, bytes]:
+        """/healthz's (status, JSON bytes) for this caller, from the servicer's Health as it is now."""
+        detailed = self.health_details_for(request)
         # /healthz stays open: the shim runs in-process with the server and
         # uses the server's own internal key for this one call.
         metadata = (("x-api-key", self.internal_key),) if self.internal_key else ()
@@ -367,10 +380,10 @@ class Shim:
         # The answer changes only when readiness or slot use does (the
         # servicer then hands out the same frozen message): its JSON is kept
         # by the message's wire bytes, encoded once per answer.
-        wire = frozen.wire(response)
+        wire = (frozen.wire(response), detailed)
         rendered = self._health_json.get(wire)
         if rendered is None:
-            status, body = adapter.health(jsonmap.to_dict(response))
+            status, body = adapter.health(jsonmap.to_dict(response), detailed)
             if len(self._health_json) >= 64:
                 self._health_json.clear()
             rendered = self._health_json[wire] = (status, _dumps(body))

@@ -69,7 +69,7 @@ class FixedAnswers:
         self._guard = shim.guard
         # The raw request target, compared as is: "/healthz?x" or "/heal%74hz" is not it.
         self._answers = {"/v1/capabilities": shim.capabilities_answer,
-                         "/healthz": lambda request: shim.health_answer()}
+                         "/healthz": shim.health_answer}
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         answer = self._answers.get(request.raw_path) if request.method in _GET_HEAD else None

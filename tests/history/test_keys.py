@@ -48,7 +48,7 @@ def test_keys_add_prints_the_key_once_and_stores_only_its_hash(tmp_path):
     assert key and key not in keys_file.read_text()
     (entry,) = json.loads(keys_file.read_text())["keys"]
     assert entry == {"name": "ci", "sha256": hashlib.sha256(key.encode()).hexdigest(),
-                     "max_concurrent": 2, "images_per_day": 5}
+                     "max_concurrent": 2, "images_per_day": 5, "role": "member"}
     assert keys_file.stat().st_mode & 0o077 == 0
     with pytest.raises(subprocess.CalledProcessError):
         add_key(keys_file, "ci")  # names are unique
@@ -136,9 +136,10 @@ def test_keys_file_is_reloaded_on_sighup_and_the_env_key_is_default(tmp_path):
                 time.sleep(0.05)
         (img,), err = generate(stub, "second key", request_id="by-second", metadata=md(second))
         assert err is None and img.key_name == "second"
-        listed = stub.ListImages(pb.ListImagesRequest(key_name="second"), metadata=md(first)).images
+        # The env key is an admin: it sees every key's work.
+        listed = stub.ListImages(pb.ListImagesRequest(key_name="second"), metadata=md("env-key")).images
         assert [i.request_id for i in listed] == ["by-second"]
-        listed = stub.ListRequests(pb.ListRequestsRequest(key_name="default"), metadata=md(first)).requests
+        listed = stub.ListRequests(pb.ListRequestsRequest(key_name="default"), metadata=md("env-key")).requests
         assert [r.request_id for r in listed] == ["by-env"]
         with pytest.raises(grpc.RpcError) as exc:
             stub.ListImages(pb.ListImagesRequest(), metadata=md(first + "x"))

@@ -11,7 +11,7 @@ from codeximage.v1 import image_service_pb2 as pb
 
 from codex_image_server.metrics import Metrics
 from codex_image_server.retention import Retention
-from codex_image_server.store import INDEX_FILE, OutputStore
+from codex_image_server.store import INDEX_FILE, OutputStore, Query, RequestRecord
 from tests.support.server_proc import start_server
 
 from .conftest import generate
@@ -41,7 +41,7 @@ def test_age_edge_exactly_the_maximum_age_stays(store):
     at_edge = save(store, NOW - 10_000)
     past_edge = save(store, NOW - 10_001)
     fresh = save(store, NOW)
-    assert Retention(store, Metrics(), max_age_s=10, max_bytes=0).sweep(NOW) == {"age": 1, "size": 0}
+    assert Retention(store, Metrics(), max_age_s=10, max_bytes=0).sweep(NOW) == {"age": 1, "size": 0, "requests": 0}
     assert kept(store) == {at_edge.id, fresh.id}
     assert not store.path(past_edge).exists()
 
@@ -49,11 +49,11 @@ def test_age_edge_exactly_the_maximum_age_stays(store):
 def test_size_edge_exactly_the_maximum_bytes_stays(store):
     oldest, middle, newest = save(store, NOW - 3), save(store, NOW - 2), save(store, NOW - 1)
     metrics = Metrics()
-    assert Retention(store, metrics, max_age_s=0, max_bytes=300).sweep(NOW) == {"age": 0, "size": 0}
-    assert Retention(store, metrics, max_age_s=0, max_bytes=299).sweep(NOW) == {"age": 0, "size": 1}
+    assert Retention(store, metrics, max_age_s=0, max_bytes=300).sweep(NOW) == {"age": 0, "size": 0, "requests": 0}
+    assert Retention(store, metrics, max_age_s=0, max_bytes=299).sweep(NOW) == {"age": 0, "size": 1, "requests": 0}
     assert kept(store) == {middle.id, newest.id} and store.totals() == (2, 200)
     assert not store.path(oldest).exists()
-    assert Retention(store, metrics, max_age_s=0, max_bytes=0).sweep(NOW) == {"age": 0, "size": 0}
+    assert Retention(store, metrics, max_age_s=0, max_bytes=0).sweep(NOW) == {"age": 0, "size": 0, "requests": 0}
     assert metrics.retention_deleted.labels("size")._value.get() == 1
     assert metrics.retention_bytes.labels("size")._value.get() == 100
 
@@ -64,6 +64,26 @@ def test_many_old_images_go_in_one_pass(store):
     keep = save(store, NOW)
     assert Retention(store, Metrics(), max_age_s=50, max_bytes=0).sweep(NOW)["age"] == 450
     assert kept(store) == {keep.id}
+
+
+def test_request_records_follow_the_image_retention_but_not_today_nor_running(store):
+    day = 86_400_000
+
+    def request(request_id: str, created_ms: int, status: str = "completed") -> None:
+        store.metadata.begin_request(RequestRecord(0, request_id, status, created_ms, prompt=request_id))
+
+    request("two-days-old", NOW - 2 * day)
+    request("still-running", NOW - 2 * day, "running")
+    request("earlier-today", NOW - 60_000)  # past the maximum age, but counted by today's quotas
+    request("fresh", NOW)
+    swept = Retention(store, Metrics(), max_age_s=10, max_bytes=0).sweep(NOW)
+    assert swept["requests"] == 1
+    for request_id, there in (("two-days-old", False), ("still-running", True), ("earlier-today", True),
+                              ("fresh", True)):
+        assert (store.metadata.get_request(request_id) is not None) == there, request_id
+    # Its prompt is gone from the text index too.
+    found = store.metadata.list_requests(Query(prompt_contains="two-days"), None, 10)
+    assert found == []
 
 
 def test_the_sweeper_deletes_old_images_in_a_running_server(tmp_path):

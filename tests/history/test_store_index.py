@@ -40,7 +40,8 @@ def meta(tmp_path, backend, request):
 def every(meta: SqliteMetadata, text: str, page: int = 37) -> list[StoredImage]:
     out, query = [], Query(page_size=page, prompt_contains=text)
     while True:
-        got = paging.page("images", query, meta.list_images, lambda r: paging.Cursor(r.created_unix_ms, r.id))
+        got = paging.page("images", query, meta.list_images, lambda r: paging.Cursor(r.created_unix_ms, r.id),
+                           meta.page_secret())
         out += got.items
         if not got.next_page_token:
             return out

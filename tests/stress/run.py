@@ -18,6 +18,7 @@ from . import figures as fig
 from .fuzz import fuzz_grpc, fuzz_http
 from .hostile import send_hostile_images, stalled_readers
 from .storm import cancel_storm
+from .tenants import tenant_attacks
 
 KEY = "sk-stress-key-0123456789"
 
@@ -109,6 +110,7 @@ def run(scale: Scale, report=print, tmp: Path | None = None) -> fig.Figures:
     side = fig.Figures()
     keyed_phase(tmp, scale, side)
     hard_death_phase(tmp, scale, side)
+    tenant_attacks(tmp / "tenants", side)
     total.merge(side)
     for line in total.lines("stress"):
         report(line)

@@ -37,6 +37,19 @@ def _user_texts(body: dict) -> list[str]:
 
 
 _KEY_RE = re.compile(r"#([0-9a-fA-F]{6})")
+# `[shell:COMMAND]` in the prompt: answer as a model talked into running a
+# command would (call `exec_command`, then repeat what it printed), to show
+# what the service lets reach a caller.
+_SHELL_RE = re.compile(r"\[shell:([^\]]*)\]")
+SHELL_TOOL = "exec_command"
+
+
+def _shell_command(texts: list[str]) -> str | None:
+    for text in texts:
+        found = _SHELL_RE.search(text)
+        if found:
+            return found.group(1).strip()
+    return None
 
 
 def _prompt_for_tool(texts: list[str]) -> str:
@@ -159,7 +172,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send_json(status, payload)
             return
 
-        if after_tool:
+        shell = _shell_command(texts)
+        if after_tool and shell is not None:
+            output = items[-1].get("output")
+            text = output if isinstance(output, str) else json.dumps(output)
+            self.standin.records.update(record, shell_output=text)
+            answer, events = "shell_echo", sse.completed_stream([sse.message(f"The command printed: {text}")])
+        elif shell is not None:
+            call = sse.function_call(SHELL_TOOL, {"cmd": shell})
+            answer, events = "shell_call", sse.completed_stream([call])
+            self.standin.records.update(record, call_id=call["call_id"])
+        elif after_tool:
             # Deliberately vague after a failed tool call: the detail must be
             # taken from codex's own records (stderr / rollout), not from
             # whatever a model chooses to say.

@@ -44,6 +44,17 @@ def imagegen_call(prompt: str, referenced_paths: list[str], transparent: bool = 
     }
 
 
+def function_call(name: str, args: dict) -> dict:
+    """A plain (un-namespaced) tool call, e.g. the shell's `exec_command`."""
+    return {
+        "type": "function_call",
+        "id": "fc_" + uuid.uuid4().hex[:16],
+        "call_id": "call_" + uuid.uuid4().hex[:16],
+        "name": name,
+        "arguments": json.dumps(args),
+    }
+
+
 def completed_stream(items: list[dict]) -> list[tuple[str, dict]]:
     """`response.created`, one `output_item.done` per item, `response.completed`."""
     response_id = "resp_" + uuid.uuid4().hex[:16]

@@ -4,6 +4,7 @@
 
 import { getJson } from "./api.js";
 import { append, byId, clear, h } from "./dom.js";
+import { keyHeaders } from "./key.js";
 import { describe } from "./messages.js";
 
 type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -54,11 +55,12 @@ export class StatusView {
   private readonly badge = byId("status-badge");
   private timer: number | undefined;
 
-  /** Health is open (no key); capabilities need one and are optional here. */
+  /** Health is open (its details need the key); capabilities need one and are optional here. */
   async refresh(): Promise<void> {
     let health: { [key: string]: Json };
     try {
-      const response = await fetch("/healthz");
+      // With the key: a server with keys shows its details to key holders only.
+      const response = await fetch("/healthz", { headers: keyHeaders() });
       health = await response.json();
     } catch (err) {
       this.badge.textContent = "unreachable";

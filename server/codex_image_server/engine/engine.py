@@ -17,6 +17,7 @@ from . import codex_env
 from .process_group import ProcessGroup, become_subreaper
 from .readiness import Readiness, ReadinessCache
 from .reaper import ReaperThread
+from .tool_surface import codex_arguments
 
 
 def prompt_file(prompt: str):
@@ -81,6 +82,7 @@ class Engine:
             argv += ["-c", override]
         if self.settings.codex_profile:
             argv += ["--profile", self.settings.codex_profile]
+        argv += codex_arguments()  # after the operator's own: the model gets the image tool alone
         # `--image=PATH` with '=': a bare -i would swallow what follows.
         argv += [f"--image={p.resolve()}" for p in images]
         return argv + ["--", "-"]  # the prompt comes on stdin

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-_DETAIL_MAX = 300
+from .safe_text import safe
 
 
 @dataclasses.dataclass
@@ -46,23 +46,23 @@ def absorb(log: TurnLog, event: dict) -> tuple[str, str] | None:
         return kind, ""
     if kind == "turn.failed":
         log.turn_failed = _message(event.get("error")) or "turn failed"
-        return kind, log.turn_failed[:_DETAIL_MAX]
+        return kind, safe(log.turn_failed)
     if kind == "error":
         text = _message(event)
         if text:
             log.errors.append(text)
-        return kind, text[:_DETAIL_MAX]
+        return kind, safe(text)
     if kind in ("item.started", "item.completed"):
         item = event.get("item") or {}
         item_type = str(item.get("type", "item"))
         if kind == "item.completed" and item_type == "agent_message":
             log.last_message = str(item.get("text", ""))
-            return item_type, log.last_message[:_DETAIL_MAX]
+            return item_type, safe(log.last_message)
         if item_type == "error":
             text = _message(item)
             if text:
                 log.warnings.append(text)
-            return "warning", text[:_DETAIL_MAX]
+            return "warning", safe(text)
         # Show when a phase starts; its completion adds nothing for a caller.
         if kind == "item.started" or item_type not in ("reasoning", "agent_message"):
             return item_type, ""

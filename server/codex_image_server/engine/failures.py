@@ -12,6 +12,7 @@ import datetime as dt
 import re
 
 from ..errors import Kind, ServiceError
+from .safe_text import ERROR_TEXT_MAX, MODEL_TEXT_MAX, safe
 
 _QUOTA = re.compile(r"\b429\b|usage_limit_reached|usage limit|rate limit|quota", re.IGNORECASE)
 _RESETS_AT = re.compile(r'resets?_at[\\"]*\s*[:=]\s*[\\"]*(\d{9,11})')
@@ -20,12 +21,11 @@ _TOOL_FAILED = re.compile(r"image generation failed: (.*)")
 _HTTP_STATUS = re.compile(r"\bhttp (\d{3})\b")
 _TRANSIENT = re.compile(r"\b5\d\d\b|disconnect|timed? ?out|connection|unavailable|overloaded|high demand",
                         re.IGNORECASE)
-_MESSAGE_MAX = 500
 
 
 def _short(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _MESSAGE_MAX else text[:_MESSAGE_MAX] + "..."
+    """Codex's (or the upstream's) words, as much of them as a caller may see."""
+    return safe(text, ERROR_TEXT_MAX)
 
 
 def quota_error(texts: list[str]) -> ServiceError | None:
@@ -73,6 +73,7 @@ def failed_turn(reason_text: str, exit_code: int | None) -> ServiceError:
 
 
 def no_image(last_message: str) -> ServiceError:
-    said = _short(last_message) or "(no message)"
+    # The model's own words: it may have been talked into quoting what it read.
+    said = safe(last_message, MODEL_TEXT_MAX) or "(no message)"
     return ServiceError(Kind.INTERNAL, "CODEX_NO_IMAGE",
                         f"codex finished without producing an image. Its last message: {said}")

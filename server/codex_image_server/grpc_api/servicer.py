@@ -239,14 +239,14 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
 
     @_errors_to_status
     async def GetImage(self, request, context):
-        record = await self._blocking.run(self._service.get_image, request.image_id)
+        record = await self._blocking.run(self._service.get_image, request.image_id, self._caller(context))
         return pb.GetImageResponse(image=convert.image_message(record))
 
     # Plain methods: the wrapper runs them in the blocking pool (SQLite).
 
     @_errors_to_status
     def ListImages(self, request, context):
-        page = self._service.list_images(convert.query(request))
+        page = self._service.list_images(convert.query(request), self._caller(context))
         return pb.ListImagesResponse(images=[convert.image_message(i) for i in page.items],
                                      next_page_token=page.next_page_token)
 
@@ -257,19 +257,19 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
 
     @_errors_to_status
     def ListRequests(self, request, context):
-        page = self._service.list_requests(convert.query(request))
+        page = self._service.list_requests(convert.query(request), self._caller(context))
         return pb.ListRequestsResponse(requests=[convert.request_message(r) for r in page.items],
                                        next_page_token=page.next_page_token)
 
     @_errors_to_status
     def GetRequest(self, request, context):
-        return convert.request_detail(self._service.get_request(request.request_id))
+        return convert.request_detail(self._service.get_request(request.request_id, self._caller(context)))
 
     @_stream_errors_to_status
     async def GetImageFile(self, request, context):
         """Chunks of CHUNK_BYTES, each read off the loop while the one before
         it is being sent."""
-        record = await self._blocking.run(self._service.get_image, request.image_id)
+        record = await self._blocking.run(self._service.get_image, request.image_id, self._caller(context))
         # The path may mean a fetch into the local cache (an object store): off the loop too.
         f = await self._blocking.run(lambda: open(self._service.image_path(record), "rb", buffering=0))
         reading = None

@@ -11,9 +11,10 @@ def open_store(settings) -> OutputStore:
     if settings.database_url:
         from .postgres import PostgresMetadata, replica_name  # noqa: PLC0415 - psycopg only when used
         metadata = PostgresMetadata(settings.database_url, replica=replica_name(settings.state_dir),
-                                    lease_s=settings.lease_ms / 1000)
+                                    lease_s=settings.lease_ms / 1000, query_budget_s=settings.query_budget_ms / 1000)
     if settings.object_store:
         from .s3 import S3Blobs  # noqa: PLC0415 - boto3 only when used
         blobs = S3Blobs(settings.object_store, settings.state_dir / "object-cache",
                         endpoint=settings.s3_endpoint, region=settings.s3_region)
-    return OutputStore(settings.output_dir, settings.state_dir / INDEX_FILE, blobs=blobs, metadata=metadata)
+    return OutputStore(settings.output_dir, settings.state_dir / INDEX_FILE, blobs=blobs, metadata=metadata,
+                       query_budget_s=settings.query_budget_ms / 1000)

@@ -31,10 +31,10 @@ def new_id() -> str:
 
 class OutputStore:
     def __init__(self, directory: Path, index_path: Path, *, blobs: BlobStore | None = None,
-                 metadata: MetadataStore | None = None):
+                 metadata: MetadataStore | None = None, query_budget_s: float = 1.0):
         self.dir = directory
         self.blobs = blobs or DirectoryBlobs(directory)
-        self.metadata = metadata or SqliteMetadata(index_path)
+        self.metadata = metadata or SqliteMetadata(index_path, query_budget_s)
         migrate.import_json_records(directory, self.metadata, is_valid_id)
 
     def save(self, data: bytes, **meta) -> StoredImage:
@@ -43,8 +43,8 @@ class OutputStore:
         self.metadata.add_image(record)
         return record
 
-    def get(self, image_id: str) -> StoredImage:
-        record = self.metadata.get_image(image_id) if is_valid_id(image_id) else None
+    def get(self, image_id: str, owner: str | None = None) -> StoredImage:
+        record = self.metadata.get_image(image_id, owner) if is_valid_id(image_id) else None
         if record is None:
             raise not_found(f"image {image_id[:80]!r}")
         if not self.blobs.exists(record.file_name):
@@ -60,9 +60,9 @@ class OutputStore:
             raise not_found(f"file of image {image_id[:80]!r}")
         return self.blobs.path(f"{image_id}.{EXTENSION_BY_MIME[mime_type]}")
 
-    def delete(self, image_id: str) -> StoredImage:
+    def delete(self, image_id: str, owner: str | None = None) -> StoredImage:
         """Record first, so the file route answers 404 at once; then the bytes."""
-        record = self.metadata.delete_image(image_id) if is_valid_id(image_id) else None
+        record = self.metadata.delete_image(image_id, owner) if is_valid_id(image_id) else None
         if record is None:
             raise not_found(f"image {image_id[:80]!r}")
         self.blobs.delete(record.file_name)
@@ -70,7 +70,7 @@ class OutputStore:
 
     def list(self, query: Query) -> Page:
         return paging.page("images", query, self.metadata.list_images,
-                           lambda r: paging.Cursor(r.created_unix_ms, r.id))
+                           lambda r: paging.Cursor(r.created_unix_ms, r.id), self.metadata.page_secret())
 
     def totals(self) -> tuple[int, int]:
         """(images, bytes) stored."""

@@ -21,7 +21,7 @@ from ..errors import Kind, ServiceError
 from .pg_shared import PostgresAccounts, ReplicaLease
 from .records import Admission, KeyLoad, RequestRecord
 from .sqlite import (IMAGES_OF_KEY_SINCE, _IMAGE_COLUMNS, _IMAGE_FIELDS, SqlQueries, _image, _like, _list_text,
-                     _request_values)
+                     _request_values, owned, too_slow)
 from .sqlite import _image_values as _sqlite_values
 
 # Append only: a replica applies the ones past the database's version.
@@ -111,6 +111,10 @@ MIGRATIONS = [
     CREATE TABLE accounts (name TEXT PRIMARY KEY, exhausted_until_unix_ms BIGINT NOT NULL DEFAULT 0);
     CREATE INDEX requests_running_by_key ON requests (key_name) WHERE status = 'running';
     """,
+    # Signed page tokens: the store's own secret, shared by its replicas.
+    """
+    CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
 ]
 _MIGRATION_LOCK = 0x636F646578  # any constant shared by every replica
 _KEY_LOCK = 0x6B6579  # advisory lock class of one key's admissions (two int4 keys)
@@ -148,8 +152,10 @@ def replica_name(state_dir) -> str:
 
 
 class PostgresMetadata(SqlQueries):
-    def __init__(self, url: str, *, replica: str, pool_size: int = 4, wait_s: float = 5.0, lease_s: float = 15.0):
+    def __init__(self, url: str, *, replica: str, pool_size: int = 4, wait_s: float = 5.0, lease_s: float = 15.0,
+                 query_budget_s: float = 1.0):
         self.replica = replica
+        self._budget_ms = max(1, int(query_budget_s * 1000))
         self._pool = psycopg_pool.ConnectionPool(
             url, min_size=1, max_size=pool_size, timeout=wait_s, open=False,
             kwargs={"autocommit": True, "connect_timeout": max(1, int(wait_s))},
@@ -176,6 +182,16 @@ class PostgresMetadata(SqlQueries):
     def _run(self, sql: str, args=()) -> list:
         with self.connection() as conn:
             return conn.execute(_pg(sql), args).fetchall()
+
+    def _read(self, sql: str, args=()) -> list:
+        """Within the query time budget (statement_timeout for this read alone)."""
+        with self.connection() as conn:
+            try:
+                with conn.transaction():
+                    conn.execute(f"SET LOCAL statement_timeout = {self._budget_ms}")
+                    return conn.execute(_pg(sql), args).fetchall()
+            except psycopg.errors.QueryCanceled:  # before connection() takes it for an outage
+                raise too_slow(self._budget_ms / 1000) from None
 
     def write(self, sql: str, args=()) -> int:
         with self.connection() as conn:
@@ -211,8 +227,9 @@ class PostgresMetadata(SqlQueries):
         with self.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.executemany(_pg(self._insert_image_sql()), [_image_values(i) for i in images])
 
-    def delete_image(self, image_id: str):
-        rows = self._run(f"DELETE FROM images WHERE id = ? RETURNING {', '.join(_IMAGE_COLUMNS)}", (image_id,))
+    def delete_image(self, image_id: str, owner: str | None = None):
+        where, args = owned("id = ?", [image_id], owner)
+        rows = self._run(f"DELETE FROM images WHERE {where} RETURNING {', '.join(_IMAGE_COLUMNS)}", args)
         return _image(rows[0]) if rows else None
 
     @staticmethod

@@ -114,6 +114,8 @@ class Query:
     key_name: str = ""
     prompt_contains: str = ""
     status: str = ""  # requests only
+    # Set by tenancy.scoped, never by a caller: only this key's rows (None: anyone's).
+    owner: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

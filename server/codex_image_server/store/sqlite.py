@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import secrets
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
+from ..errors import Kind, ServiceError
 from .paging import Cursor
 from .records import Admission, KeyLoad, Query, RequestRecord, StoredImage
 
@@ -92,6 +95,7 @@ CREATE INDEX IF NOT EXISTS requests_by_time ON requests (created_unix_ms, seq);
 CREATE INDEX IF NOT EXISTS requests_by_id ON requests (request_id, seq);
 CREATE INDEX IF NOT EXISTS requests_by_key ON requests (key_name, created_unix_ms);
 CREATE INDEX IF NOT EXISTS requests_running_by_key ON requests (key_name) WHERE status = 'running';
+CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 # Trigram indexes of the prompts, kept in step by triggers (external content:
@@ -110,6 +114,8 @@ CREATE TRIGGER IF NOT EXISTS requests_text_insert AFTER INSERT ON requests BEGIN
 CREATE TRIGGER IF NOT EXISTS requests_text_update AFTER UPDATE OF prompt ON requests BEGIN
   INSERT INTO requests_text(requests_text, rowid, prompt) VALUES ('delete', old.seq, old.prompt);
   INSERT INTO requests_text(rowid, prompt) VALUES (new.seq, new.prompt); END;
+CREATE TRIGGER IF NOT EXISTS requests_text_delete AFTER DELETE ON requests BEGIN
+  INSERT INTO requests_text(requests_text, rowid, prompt) VALUES ('delete', old.seq, old.prompt); END;
 """
 # Below this many hits the trigram index answers; above, the time-ordered scan.
 _FEW_HITS = 1000
@@ -128,6 +134,13 @@ _LISTS = ("accounts", "image_ids")  # tuples kept as space-separated text
 RUNNING_OF_KEY = "SELECT count(*) FROM requests WHERE key_name = ? AND status = 'running'"
 IMAGES_OF_KEY_SINCE = ("SELECT COALESCE(SUM(CASE WHEN status = 'running' THEN count ELSE image_count END), 0) "
                        "FROM requests WHERE key_name = ? AND created_unix_ms >= ?")
+
+
+def owned(condition: str, args: list, owner: str | None) -> tuple[str, list]:
+    """`condition`, narrowed to one key's rows when `owner` is set (tenancy.py)."""
+    if owner is None:
+        return condition, args
+    return f"{condition} AND key_name = ?", [*args, owner]
 
 
 def _like(text: str) -> str:
@@ -151,6 +164,9 @@ def _filters(query: Query, time_column: str, prompt_sql: tuple[str, list] | None
         if getattr(query, column):
             where.append(f"{column} = ?")
             args.append(getattr(query, column))
+    if query.owner is not None:
+        where.append("key_name = ?")
+        args.append(query.owner)
     if query.prompt_contains:
         sql, extra = prompt_sql or _like_condition(query.prompt_contains)
         where.append(sql)
@@ -202,13 +218,32 @@ def _list_text(fields: dict) -> dict:
     return {name: " ".join(value) if name in _LISTS else value for name, value in fields.items()}
 
 
+def too_slow(budget_s: float) -> ServiceError:
+    return ServiceError(Kind.DEADLINE_EXCEEDED, "QUERY_TOO_SLOW",
+                        f"the query ran past its {int(budget_s * 1000)} ms budget and was stopped; narrow it "
+                        "(a time range, a key, a longer prompt_contains)")
+
+
 class SqlQueries:
     """The index's reads, the same SQL on SQLite and PostgreSQL. A store gives
-    `_run(sql, args)` (`?` placeholders) and `_prompt_filter(table, key, text)`
-    (its way to find a prompt's text, or None for no condition)."""
+    `_run(sql, args)` (`?` placeholders), `_read(sql, args)` (the same within
+    the query time budget, for the lists a caller shapes) and
+    `_prompt_filter(table, key, text)` (its way to find a prompt's text, or
+    None for no condition)."""
 
-    def get_image(self, image_id: str) -> StoredImage | None:
-        rows = self._run(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images WHERE id = ?", (image_id,))
+    def page_secret(self) -> bytes:
+        """The key page tokens are signed with: made once per store, kept in
+        it (so every replica sharing the store accepts the others' tokens)."""
+        if getattr(self, "_page_secret", None) is None:
+            self._run("INSERT INTO secrets (name, value) VALUES ('page_token', ?) "
+                      "ON CONFLICT (name) DO NOTHING RETURNING name", (secrets.token_hex(32),))
+            self._page_secret = bytes.fromhex(self._run("SELECT value FROM secrets WHERE name = 'page_token'")[0][0])
+        return self._page_secret
+
+    def get_image(self, image_id: str, owner: str | None = None) -> StoredImage | None:
+        """The image; with `owner`, only if that key made it."""
+        where, args = owned("id = ?", [image_id], owner)
+        rows = self._run(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images WHERE {where}", args)
         return _image(rows[0]) if rows else None
 
     def list_images(self, query: Query, after: Cursor | None, limit: int) -> list[StoredImage]:
@@ -220,7 +255,7 @@ class SqlQueries:
         sql = (f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images"
                + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY created_unix_ms DESC, id DESC LIMIT ?")
-        return [_image(r) for r in self._run(sql, args + [limit])]
+        return [_image(r) for r in self._read(sql, args + [limit])]
 
     def images_of_request(self, seq: int) -> list[StoredImage]:
         rows = self._run(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images WHERE request_seq = ? ORDER BY idx",
@@ -236,9 +271,11 @@ class SqlQueries:
         count, size = self._run("SELECT COUNT(*), COALESCE(SUM(byte_size), 0) FROM images")[0]
         return int(count), int(size)
 
-    def get_request(self, request_id: str) -> RequestRecord | None:
-        rows = self._run(f"SELECT {', '.join(_REQUEST_FIELDS)} FROM requests WHERE request_id = ? "
-                         "ORDER BY seq DESC LIMIT 1", (request_id,))
+    def get_request(self, request_id: str, owner: str | None = None) -> RequestRecord | None:
+        """The newest request with this id; with `owner`, the newest of that key's."""
+        where, args = owned("request_id = ?", [request_id], owner)
+        rows = self._run(f"SELECT {', '.join(_REQUEST_FIELDS)} FROM requests WHERE {where} "
+                         "ORDER BY seq DESC LIMIT 1", args)
         return _request(rows[0]) if rows else None
 
     def list_requests(self, query: Query, after: Cursor | None, limit: int) -> list[RequestRecord]:
@@ -253,15 +290,25 @@ class SqlQueries:
         sql = (f"SELECT {', '.join(_REQUEST_FIELDS)} FROM requests"
                + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY created_unix_ms DESC, seq DESC LIMIT ?")
-        return [_request(r) for r in self._run(sql, args + [limit])]
+        return [_request(r) for r in self._read(sql, args + [limit])]
+
+    def delete_requests_before(self, cutoff_unix_ms: int) -> int:
+        """Retention: ended requests that arrived before the cutoff go."""
+        return len(self._run("DELETE FROM requests WHERE created_unix_ms < ? AND status != 'running' "
+                             "RETURNING seq", (cutoff_unix_ms,)))
 
 
 class SqliteMetadata(SqlQueries):
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, query_budget_s: float = 1.0):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
+        self._budget_s = query_budget_s
+        self._deadline = 0.0  # of the bounded read running now; 0: none
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
+        # Every 1000 VM steps: a read past its deadline is interrupted, so
+        # no caller's query holds the one connection (and its lock) for long.
+        self._db.set_progress_handler(self._over_budget, 1000)
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL is durable against a process crash in WAL mode; the image
         # bytes themselves are fsynced by the blob store.
@@ -285,7 +332,7 @@ class SqliteMetadata(SqlQueries):
         """The trigram index when the text is rare enough, else None (LIKE scan)."""
         if not text or not self._text_index or len(text) < _TRIGRAM:
             return None
-        hits = self._run(f"SELECT count(*) FROM (SELECT rowid FROM {table}_text "
+        hits = self._read(f"SELECT count(*) FROM (SELECT rowid FROM {table}_text "
                          f"WHERE {table}_text MATCH ? LIMIT {_FEW_HITS})", (_phrase(text),))[0][0]
         if hits >= _FEW_HITS:
             return None
@@ -294,6 +341,21 @@ class SqliteMetadata(SqlQueries):
     def _run(self, sql: str, args=()) -> list:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
+
+    def _over_budget(self) -> int:
+        return 1 if self._deadline and time.monotonic() > self._deadline else 0
+
+    def _read(self, sql: str, args=()) -> list:
+        with self._lock:
+            self._deadline = time.monotonic() + self._budget_s
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.OperationalError:
+                if self._over_budget():
+                    raise too_slow(self._budget_s) from None
+                raise
+            finally:
+                self._deadline = 0.0
 
     def _write(self, sql: str, args=()) -> sqlite3.Cursor:
         with self._lock:
@@ -323,10 +385,11 @@ class SqliteMetadata(SqlQueries):
                 self._db.execute("ROLLBACK")
                 raise
 
-    def delete_image(self, image_id: str) -> StoredImage | None:
+    def delete_image(self, image_id: str, owner: str | None = None) -> StoredImage | None:
+        where, args = owned("id = ?", [image_id], owner)
         with self._lock:
-            rows = self._db.execute(f"DELETE FROM images WHERE id = ? RETURNING {', '.join(_IMAGE_COLUMNS)}",
-                                    (image_id,)).fetchall()
+            rows = self._db.execute(f"DELETE FROM images WHERE {where} RETURNING {', '.join(_IMAGE_COLUMNS)}",
+                                    args).fetchall()
         return _image(rows[0]) if rows else None
 
     # -- requests -------------------------------------------------------------

@@ -1,5 +1,6 @@
 import { getJson } from "./api.js";
 import { append, byId, clear, h } from "./dom.js";
+import { keyHeaders } from "./key.js";
 import { describe } from "./messages.js";
 const LABELS = {
     status: "Status", ready: "Ready", problem: "Problem", backend: "Backend", model: "Model",
@@ -48,7 +49,7 @@ export class StatusView {
     async refresh() {
         let health;
         try {
-            const response = await fetch("/healthz");
+            const response = await fetch("/healthz", { headers: keyHeaders() });
             health = await response.json();
         }
         catch (err) {
