@@ -172,14 +172,11 @@ class Shim:
             return error_response(refused.status, refused.http_status, refused.headers)
         return await handler(request)
 
-    def add_common_headers(self, request: web.BaseRequest, headers) -> None:
+    async def _add_headers(self, request, response) -> None:
         """CORS and the request id, on every response the app makes (fixed.py
         writes the same for the fixed answers)."""
-        self.guard.add_cors(request, headers)
-        access_log.add_request_id(request, headers)
-
-    async def _add_headers(self, request, response) -> None:
-        self.add_common_headers(request, response.headers)
+        self.guard.add_cors(request, response.headers)
+        access_log.add_request_id(request, response.headers)
 
     # -- dispatch -----------------------------------------------------------
 

@@ -5,8 +5,8 @@ answer itself.
 
 It only shortcuts the plumbing: the answer comes from the same Shim method
 (the servicer in-process, with its key check), the Host/Origin check, the
-CORS values and the request id from the same places, and the response is written as one
-prebuilt block through aiohttp's own writer (keep-alive, flow control, the
+CORS values and the request id from the same places, and the response is
+written as one prebuilt block through aiohttp's own writer (keep-alive, flow control, the
 access log as for any request). Only a plain request takes it: the exact
 path (no query, no escapes), no `Expect`, a Host and Origin the guard lets
 through. Anything else, and any call that fails (a refused key), goes to the

@@ -95,7 +95,9 @@ class Guard:
         self.null_origin = "null" in listed
         self.origins = frozenset(k for k in (origin_key(o) for o in listed - {"*", "null"}) if k)
         self.multipart_paths = frozenset(multipart_paths)
+        # Verdicts by header value: a client sends the same few again and again.
         self._hosts_seen: dict[str, bool] = {}
+        self._origins_seen: dict[tuple[str, str, str], bool] = {}
         if self.any_origin:
             log.warning("allowed_origins has '*': every web page the user opens may call this server")
         if self.null_origin:
@@ -116,6 +118,15 @@ class Guard:
         return known
 
     def origin_allowed(self, origin: str, scheme: str, host: str) -> bool:
+        known = self._origins_seen.get((origin, scheme, host))
+        if known is None:
+            known = self._origin_verdict(origin, scheme, host)
+            if len(self._origins_seen) >= _CACHE_LIMIT:
+                self._origins_seen.clear()
+            self._origins_seen[(origin, scheme, host)] = known
+        return known
+
+    def _origin_verdict(self, origin: str, scheme: str, host: str) -> bool:
         if origin == "null":
             return self.null_origin
         key = origin_key(origin)

@@ -8,7 +8,9 @@ setting that would allow it, on every surface, and starts no generation
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import subprocess
 
 import pytest
 from codeximage.v1 import image_service_pb2 as pb
@@ -279,3 +281,28 @@ def test_bad_settings_are_refused_at_start(tmp_path, flag, value):
     with pytest.raises(RuntimeError, match=flag.lstrip("-").replace("-", "_")):
         with start_server(tmp_path, http=True, args=[flag, value]):
             pass
+
+
+# -- curl ------------------------------------------------------------------------
+
+def test_curl_keeps_working(server):
+    """The real curl, as the docs show it (it sends no Origin)."""
+    curl = shutil.which("curl")
+    assert curl, "curl is not installed"
+    base = server.http_base
+
+    def run(*args: str) -> tuple[int, dict]:
+        done = subprocess.run([curl, "-s", "-o", "-", "-w", "\n%{http_code}", *args], capture_output=True,
+                              text=True, timeout=60, check=True)
+        body, _, code = done.stdout.rpartition("\n")
+        return int(code), json.loads(body)
+
+    before = requests_in_history(server)
+    assert run(f"{base}/healthz")[0] == 200
+    status, answer = run("-H", "Content-Type: application/json", "-d", '{"prompt":"a red fox"}',
+                         f"{base}/v1/images/generate")
+    assert status == 200 and answer["status"] == "completed", answer
+    # curl's -d alone says application/x-www-form-urlencoded: refused, saying what to send.
+    status, answer = run("-d", '{"prompt":"a red fox"}', f"{base}/v1/images/generate")
+    assert status == 415 and "application/json" in answer["error"]["message"], answer
+    assert requests_in_history(server) == before + 1
