@@ -6,6 +6,11 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMPS := .state/stamps
 CODEX_VERSION := 0.169.0
+# The codex versions the service is proven on: `make test-codex` runs the
+# real-codex e2e suite against each (mk/codex.mk). The server states the same
+# list as its tested range (engine/versions.py; tests/test_codex_versions.py
+# keeps the two equal).
+CODEX_VERSIONS := 0.169.0 0.170.0 0.171.0
 # The pinned codex CLI lives inside the project (ignored by git).
 CODEX_PREFIX := .tools/codex
 CODEX_BIN := $(CODEX_PREFIX)/node_modules/.bin/codex

@@ -18,7 +18,9 @@ Behaviour is chosen per run by directives anywhere in the prompt,
 ({"key": "value"}: one account of a pool can behave differently), then to
 FAKE_CODEX_<KEY> variables:
   delay=S          seconds the turn takes (default 0.05)
-  mode=ok|noimage|quota|forbidden|fail|crash
+  mode=ok|noimage|quota|forbidden|moderation|fail|crash
+                   (moderation: the Images API's safety refusal, as the
+                   real codex words it against the stand-in's `moderation`)
   layout=generated|rollout-saved|rollout-result|legacy-call|legacy-ig
   size=WxH         image size (default 256x256)
   noise=1          random pixels: a large, incompressible file
@@ -418,6 +420,10 @@ def run_exec(argv):
                             '{\\"type\\": \\"usage_limit_reached\\", \\"message\\": \\"The usage limit '
                             'has been reached\\", \\"resets_at\\": 1893456000, \\"resets_in_seconds\\": 3600}}")'),
                   "forbidden": 'image generation failed: http 403 Forbidden: Some("{\\"error\\": \\"forbidden\\"}")',
+                  "moderation": ('image generation failed: http 400 Bad Request: Some("{\\"error\\": {\\"type\\": '
+                                 '\\"image_generation_user_error\\", \\"code\\": \\"moderation_blocked\\", '
+                                 '\\"param\\": null, \\"message\\": \\"Your request was rejected by the safety '
+                                 'system.\\"}}")'),
                   }.get(mode)
     if tool_error:
         # Measured: exit 0, stdout as on success, the error only on stderr and
