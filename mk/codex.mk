@@ -1,11 +1,11 @@
 # The codex version matrix: each version of CODEX_VERSIONS (Makefile) in a
 # folder of its own, .tools/codex-<version>/ (npm, like the pinned `codex`),
 # and the real-codex e2e suite run against each in turn. `make test` keeps
-# running the pinned one (.tools/codex).
+# running the pinned one (.tools/codex), which this target does not need.
 .PHONY: codex-matrix test-codex
-CODEX_MATRIX_STAMPS := $(addprefix $(STAMPS)/codex-,$(CODEX_VERSIONS))
+CODEX_MATRIX_STAMPS := $(addprefix $(STAMPS)/codex-matrix-,$(CODEX_VERSIONS))
 codex-matrix: $(CODEX_MATRIX_STAMPS)
-$(STAMPS)/codex-%:
+$(STAMPS)/codex-matrix-%:
 	@mkdir -p $(STAMPS) .tools/codex-$*
 	[ -f .tools/codex-$*/package.json ] || echo '{"private":true}' > .tools/codex-$*/package.json
 	npm install --prefix .tools/codex-$* --no-audit --no-fund --loglevel=error @openai/codex@$*
@@ -13,7 +13,7 @@ $(STAMPS)/codex-%:
 	touch $@
 
 # Every version runs even when one fails; the summary names the failures.
-test-codex: setup codex-matrix
+test-codex: venv codex-matrix
 	@failed=""; for v in $(CODEX_VERSIONS); do \
 		echo "== codex $$v: tests/e2e (realcodex)"; \
 		CODEX_IMAGE_SERVER_PROJECT_CODEX=$(CURDIR)/.tools/codex-$$v/node_modules/.bin/codex \

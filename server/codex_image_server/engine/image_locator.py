@@ -91,6 +91,10 @@ def read_rollout(path: Path | None) -> RolloutFacts:
         except ValueError:
             continue
         _absorb(facts, record, image_calls)
+    if facts.saved_paths or facts.results or facts.legacy_results:
+        # A known item holds the image; the tool output that echoes it back
+        # to the model is no sign of another shape.
+        facts.unsupported.clear()
     return facts
 
 
