@@ -29,7 +29,17 @@ SHAPES = (LEGACY, EXTENSION, APP_SERVER_V2)
 
 # A status that means the image is there ("generating" only with a result:
 # legacy rollouts left it so with the whole image in `result`).
-_DONE = ("completed", "generating")
+DONE = ("completed", "generating")
+
+# How each shape shows in a raw (compact JSON) line, for a reader that must
+# not parse a line holding megabytes of base64: a marker, and the names of
+# the path and prompt fields (the finish-early watcher).
+LINE_MARKERS = (
+    (b'"image_gen.generation"', "savedPath", "revisedPrompt"),  # extension
+    (b'"imageGeneration"', "savedPath", "revisedPrompt"),  # app_server_v2
+    (b'"image_generation_end"', "saved_path", "revised_prompt"),  # legacy
+    (b'"image_generation_call"', "saved_path", "revised_prompt"),  # legacy
+)
 _IMAGE_URL_PREFIX = "data:image/"
 
 
@@ -51,7 +61,7 @@ class ImageItem:
 
     @property
     def usable(self) -> bool:
-        return self.status in _DONE and bool(self.saved_path or self.result)
+        return self.status in DONE and bool(self.saved_path or self.result)
 
 
 def _text(value) -> str:

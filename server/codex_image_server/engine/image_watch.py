@@ -26,22 +26,15 @@ from pathlib import Path
 from typing import Callable
 
 from .image_locator import rollout_path, todays_rollout_path
+from .image_shapes import DONE, LINE_MARKERS
 
 POLL_S = 0.02
 # Until the rollout is found, each poll lists only today's session folder;
 # the walk of every day's folder (a session begun before midnight) runs this
 # often: at 20 ms it was most of the watch's cost with a dozen runs.
 _FULL_LOOK_S = 0.5
-# Each shape's marker, and the names of its path and prompt fields.
-_SHAPES = (
-    (b'"image_gen.generation"', "savedPath", "revisedPrompt"),
-    (b'"imageGeneration"', "savedPath", "revisedPrompt"),
-    (b'"image_generation_end"', "saved_path", "revised_prompt"),
-    (b'"image_generation_call"', "saved_path", "revised_prompt"),
-)
-_MARKERS = tuple(marker for marker, _, _ in _SHAPES)
+_MARKERS = tuple(marker for marker, _, _ in LINE_MARKERS)
 _FIELD_WINDOW = 256 * 1024  # a path, a status or a revised prompt is far shorter
-_DONE = ("completed", "generating")  # "generating": legacy, with the whole image in `result`
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,10 +65,10 @@ def _has_marker(data, start: int, end: int) -> bool:
 
 def final_image(line: bytes) -> FinalImage | None:
     """The completed image item in this (complete) rollout line, if any."""
-    for marker, path_name, prompt_name in _SHAPES:
+    for marker, path_name, prompt_name in LINE_MARKERS:
         if marker not in line:
             continue
-        if _string_field(line, "status") not in _DONE:
+        if _string_field(line, "status") not in DONE:
             return None
         saved = _string_field(line, path_name)
         if saved:
