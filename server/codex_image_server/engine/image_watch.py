@@ -1,6 +1,6 @@
 """Noticing, while codex still runs, that its image is final.
 
-After the image tool call, codex 0.169.0 asks the model for one more turn (a
+After the image tool call, codex (0.169.0-0.171.0) asks the model for one more turn (a
 closing reply): seconds and tokens for nothing the caller needs. Measured
 (tests/upstream_standin/FINDINGS.md, section 8): codex writes the image file
 in place, in pieces (a 25 MB file is seen at 0, 4 MB, 6 MB, ...), so the
