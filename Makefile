@@ -5,7 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMPS := .state/stamps
-CODEX_VERSION := 0.169.0
+CODEX_VERSION := 0.171.0
+# The codex versions the service is proven on: `make test-codex` runs the
+# real-codex e2e suite against each (mk/codex.mk). The server states the same
+# list as its tested range (engine/versions.py; tests/test_codex_versions.py
+# keeps the two equal).
+CODEX_VERSIONS := 0.169.0 0.170.0 0.171.0
 # The pinned codex CLI lives inside the project (ignored by git).
 CODEX_PREFIX := .tools/codex
 CODEX_BIN := $(CODEX_PREFIX)/node_modules/.bin/codex
@@ -47,8 +52,9 @@ gen-python: $(STAMPS)/venv
 		--python_out=$(or $(OUT),$(GEN_PY)) --pyi_out=$(or $(OUT),$(GEN_PY)) \
 		--grpc_python_out=$(or $(OUT),$(GEN_PY)) protos/codeximage/v1/image_service.proto
 
-codex: $(STAMPS)/codex
-$(STAMPS)/codex:
+# The stamp names the version: bumping the pin reinstalls.
+codex: $(STAMPS)/codex-pinned-$(CODEX_VERSION)
+$(STAMPS)/codex-pinned-$(CODEX_VERSION):
 	@mkdir -p $(STAMPS) $(CODEX_PREFIX)
 	@# The npm package carries the native binary: no download step, works offline.
 	[ -f $(CODEX_PREFIX)/package.json ] || echo '{"private":true}' > $(CODEX_PREFIX)/package.json

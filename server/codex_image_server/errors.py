@@ -63,3 +63,23 @@ def not_found(what: str) -> ServiceError:
 def shutting_down() -> ServiceError:
     return ServiceError(Kind.UNAVAILABLE, "SHUTTING_DOWN",
                         "the server is shutting down; retry on another instance or after it restarts")
+
+
+def codex_unsupported(version: str, tested_range: str, tested: tuple[str, ...], seen: str) -> ServiceError:
+    """Codex made an image in a shape this server does not know. Never "no
+    image": the image exists; the fix is a tested codex (the operator's)."""
+    return ServiceError(Kind.FAILED_PRECONDITION, "CODEX_UNSUPPORTED",
+                        f"codex {version or 'of unknown version'} made an image in a shape this server does "
+                        f"not know ({seen}). The tested codex versions are {tested_range}: install one "
+                        "(`make codex`) or set CODEX_IMAGE_SERVER_CODEX_BIN to one.",
+                        metadata={"codex_version": version, "tested_versions": ", ".join(tested)})
+
+
+def moderation_blocked(said: str) -> ServiceError:
+    """The image model's safety system refused the prompt (OpenAI's
+    `moderation_blocked`): the caller must change the request."""
+    return ServiceError(Kind.INVALID_ARGUMENT, "MODERATION_BLOCKED",
+                        "the image model's safety system rejected this request; change the prompt or the "
+                        f"references. It said: {said}",
+                        violations=(FieldViolation("prompt", "rejected by the image model's safety system",
+                                                   "MODERATION_BLOCKED"),))

@@ -118,7 +118,16 @@ class Service:
                 gauge("codex_image_queue_depth", "Requests waiting for slots", queued),
                 gauge("codex_image_images_stored", "Images in the store", count),
                 gauge("codex_image_bytes_stored", "Bytes of images in the store", size),
-                *self._account_gauges()]
+                *self._codex_info(), *self._account_gauges()]
+
+    def _codex_info(self):
+        """The codex version as an info gauge (1), from the last readiness probe."""
+        ready = self.engine.accounts.cached_readiness()
+        if ready is None or not ready.found:
+            return []
+        return [gauge("codex_image_codex_info", "The codex CLI the server runs (1; version and tested as labels)",
+                      1, {"version": ready.version_number or ready.version[:40],
+                          "tested": "true" if ready.version_tested else "false"})]
 
     def _account_gauges(self):
         in_use = GaugeMetricFamily("codex_image_account_in_use",

@@ -5,6 +5,7 @@ what the kernel says, not what the server believes.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -13,18 +14,32 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_CODEX = REPO / ".tools" / "codex" / "node_modules" / ".bin" / "codex"
 NATIVE_GLOB = "@openai/codex-linux-*/vendor/*/bin/codex"
-PACKAGE_JSON = REPO / ".tools" / "codex" / "node_modules" / "@openai" / "codex" / "package.json"
+
+
+def selected_wrapper() -> Path:
+    """The npm wrapper under test: the pinned one, or the one `make test-codex`
+    names in CODEX_IMAGE_SERVER_PROJECT_CODEX (.tools/codex-<version>/...)."""
+    return Path(os.environ.get("CODEX_IMAGE_SERVER_PROJECT_CODEX") or PROJECT_CODEX)
+
+
+def _package_json(wrapper: Path) -> Path:
+    return wrapper.parent.parent / "@openai" / "codex" / "package.json"
+
+
+def package_version(wrapper: Path) -> str:
+    """The npm package's version ("0.171.0"): what `codex --version` must say."""
+    return json.loads(_package_json(wrapper).read_text())["version"]
 
 
 def codex_or_skip() -> Path:
-    """The pinned codex, or a loud skip when the npm package is not installed.
+    """The codex under test, or a loud skip when its npm package is not installed.
 
     This is the only reason these tests may skip (issue 3).
     """
-    path = Path(os.environ.get("CODEX_IMAGE_SERVER_PROJECT_CODEX") or PROJECT_CODEX)
-    if not path.exists() or not PACKAGE_JSON.exists():
+    path = selected_wrapper()
+    if not path.exists() or not _package_json(path).exists():
         pytest.skip(f"REAL CODEX NOT INSTALLED: {path} is missing, so the end-to-end tests against "
-                    "the real binary did not run. Run `make codex` (npm install @openai/codex@0.169.0).")
+                    "the real binary did not run. Run `make codex` (or `make codex-matrix`).")
     return path
 
 

@@ -63,6 +63,17 @@ def test_images_api_429_quota_is_resource_exhausted_with_reset_time(server, fres
     assert _reason(error) == "QUOTA_EXHAUSTED"
 
 
+def test_images_api_safety_refusal_is_moderation_blocked_naming_the_prompt(server, fresh):
+    error = _fail(server, "[[upstream: moderation]]")
+    # The caller's input was refused: INVALID_ARGUMENT, not a server fault.
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+    assert _reason(error) == "MODERATION_BLOCKED"
+    assert "rejected by the safety system" in error.details(), error.details()
+    bad = error_details_pb2.BadRequest()
+    assert any(d.Unpack(bad) for d in rpc_status.from_call(error).details)
+    assert [v.field for v in bad.field_violations] == ["prompt"]
+
+
 def test_responses_api_429_quota_is_resource_exhausted(server, fresh):
     error = _fail(server, "[[upstream: responses_status=429]]")
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error.details()

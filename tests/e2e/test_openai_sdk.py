@@ -70,3 +70,26 @@ def test_alpha_lost_upstream_is_keyed_locally(client, fresh):
     assert extra["alpha_source"] == "keyed_matte" and extra["transparency"]["transparent_share"] > 0.5
     with Image.open(io.BytesIO(_bytes(result.data[0]))) as img:
         assert img.mode == "RGBA"
+
+
+def test_2026_values_are_accepted_and_the_answer_says_what_codex_sent_upstream(client, fresh):
+    raw = client.images.with_raw_response.generate(
+        model="gpt-image-2.6-flare", prompt="a kite over the sea", quality="xhigh", moderation="low",
+        output_format="webp", output_compression=70)
+    result = raw.parse()
+    (body,) = [r["body"] for r in fresh.records.all("images.generations")]
+    # The answer's model and quality are what codex really asked the image model for.
+    assert (body["model"], body["quality"]) == (result.model_extra["model"], result.quality) == ("gpt-image-2", "auto")
+    assert "moderation" not in body, "codex sends no moderation: the header must say it was ignored"
+    assert raw.headers["x-codex-image-ignored"] == "moderation, model, quality"
+    with Image.open(io.BytesIO(_bytes(result.data[0]))) as img:
+        assert img.format == "WEBP"
+
+
+def test_a_safety_refusal_is_openai_moderation_blocked(client, fresh):
+    with pytest.raises(openai.BadRequestError) as err:
+        client.images.generate(prompt="a red kite [[upstream: moderation]]")
+    assert err.value.status_code == 400 and err.value.code == "moderation_blocked"
+    assert err.value.body["type"] == "image_generation_user_error" and err.value.param == "prompt"
+    assert "safety system" in err.value.message
+    assert [r["answer"] for r in fresh.records.all("images.generations")] == ["http 400 moderation_blocked"]

@@ -39,11 +39,11 @@ def unconfigured_server(tmp_path_factory, real_codex):
         realcodex.kill_groups(realcodex.processes_with_codex_home(home))
 
 
-def test_not_logged_in_is_not_serving(unconfigured_server):
+def test_not_logged_in_is_not_serving(unconfigured_server, real_codex):
     assert _grpc_health(unconfigured_server, SERVICE) == health_pb2.HealthCheckResponse.NOT_SERVING
     health = unconfigured_server.stub().Health(pb.HealthRequest(), timeout=CALL_TIMEOUT_S)
     assert not health.ready
-    assert health.codex.found and "0.169.0" in health.codex.version
+    assert health.codex.found and health.codex.version == f"codex-cli {realcodex.package_version(real_codex)}"
     assert not health.codex.logged_in and not health.codex.custom_provider
     assert "codex login" in health.problem
 
@@ -61,3 +61,12 @@ def test_mock_provider_without_login_is_serving(server):
     assert _grpc_health(server, SERVICE) == health_pb2.HealthCheckResponse.SERVING
     health = server.stub().Health(pb.HealthRequest(), timeout=CALL_TIMEOUT_S)
     assert health.ready and health.codex.custom_provider and not health.codex.logged_in
+
+
+def test_health_names_the_real_codex_version_as_tested(server, real_codex):
+    """Run by `make test-codex` against every listed version: each must be
+    one the server calls tested, with no warning."""
+    health = server.stub().Health(pb.HealthRequest(), timeout=CALL_TIMEOUT_S)
+    assert health.codex_version == realcodex.package_version(real_codex)
+    assert health.codex_version_tested and health.codex_version in health.codex_tested_versions
+    assert health.problem == ""

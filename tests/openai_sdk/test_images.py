@@ -57,7 +57,8 @@ def test_output_formats(client, fmt, pil):
 
 def test_sizes_follow_our_rules(client):
     ok = client.images.generate(prompt="x", size="1536x1024", quality="high")
-    assert ok.data and ok.quality == "high"
+    # What codex's image tool asked the image model for, not what we asked.
+    assert ok.data and ok.quality == "auto"
     with pytest.raises(openai.BadRequestError) as err:
         client.images.generate(prompt="x", size="256x256")
     assert err.value.status_code == 400 and err.value.param == "size"
@@ -106,9 +107,63 @@ def test_moderation_and_user_are_accepted_and_said_to_be_ignored(client):
     assert raw.parse().data
 
 
+@pytest.mark.parametrize("model", ["gpt-image-2", "gpt-image-2.5-sunburst", "gpt-image-2.5-flare",
+                                   "gpt-image-2.6-sunburst", "gpt-image-2.6-flare", "gpt-image-2.6-nova"])
+def test_2026_model_ids_are_accepted_and_the_answer_names_gpt_image_2(client, model):
+    raw = client.images.with_raw_response.generate(model=model, prompt="x [[fake size=256x256]]")
+    result = raw.parse()
+    assert result.data and result.model_extra["model"] == "gpt-image-2"
+    ignored = raw.headers.get("x-codex-image-ignored", "")
+    assert ("model" in ignored.split(", ")) == (model != "gpt-image-2"), ignored
+
+
+@pytest.mark.parametrize("quality", ["xhigh", "max", "high", "low", "auto"])
+def test_2026_qualities_are_accepted_and_the_answer_says_codex_used_auto(client, quality):
+    raw = client.images.with_raw_response.generate(prompt="x [[fake size=256x256]]", quality=quality)
+    assert raw.parse().quality == "auto"
+    ignored = raw.headers.get("x-codex-image-ignored", "")
+    assert ("quality" in ignored.split(", ")) == (quality != "auto"), ignored
+
+
+@pytest.mark.parametrize("moderation", ["low", "auto"])
+def test_moderation_values_are_accepted(client, moderation):
+    raw = client.images.with_raw_response.generate(prompt="x [[fake size=256x256]]", moderation=moderation)
+    assert raw.parse().data and raw.headers["x-codex-image-ignored"] == "moderation"
+
+
+@pytest.mark.parametrize("compression", [0, 100])
+def test_output_compression_bounds_are_accepted(client, compression):
+    result = client.images.generate(prompt="x [[fake size=256x256]]", output_format="jpeg",
+                                    output_compression=compression)
+    assert decode(result.data[0].b64_json).format == "JPEG"
+
+
+@pytest.mark.parametrize("kwargs, param, code", [
+    ({"moderation": "high"}, "moderation", "invalid_value"),
+    ({"output_format": "gif"}, "output_format", "unsupported_output_format"),
+    ({"output_format": "svg"}, "output_format", "unsupported_output_format"),
+    ({"output_compression": -1}, "output_compression", None),
+    ({"model": "gpt-image-2.7-flare"}, "model", "model_not_found"),
+])
+def test_2026_values_codex_cannot_honour_are_bad_requests_naming_the_field(client, kwargs, param, code):
+    with pytest.raises(openai.BadRequestError) as err:
+        client.images.generate(**{"prompt": "x", **kwargs})
+    assert err.value.status_code == 400 and err.value.param == param, err.value.body
+    assert code is None or err.value.code == code
+
+
+def test_a_safety_refusal_is_openai_moderation_blocked(client):
+    with pytest.raises(openai.BadRequestError) as err:
+        client.images.generate(prompt="x [[fake mode=moderation]]")
+    assert err.value.status_code == 400 and err.value.code == "moderation_blocked"
+    assert err.value.body["type"] == "image_generation_user_error"
+    assert "safety system" in err.value.message
+
+
 def test_models(client):
     ids = [m.id for m in client.models.list()]
-    assert "gpt-image-2" in ids
+    assert {"gpt-image-2", "gpt-image-2.5-sunburst", "gpt-image-2.6-flare"} <= set(ids)
+    assert client.models.retrieve("gpt-image-2.6-sunburst").id == "gpt-image-2.6-sunburst"
     assert client.models.retrieve("gpt-image-2").id == "gpt-image-2"
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("dall-e-3")

@@ -69,10 +69,29 @@ def test_four_candidates_run_at_the_same_time(stub, server):
     assert procs.wait_until(lambda: procs.all_gone(runs), timeout=5)
 
 
-@pytest.mark.parametrize("layout", ["generated", "rollout-saved", "rollout-result", "legacy-call", "legacy-ig"])
+@pytest.mark.parametrize("layout", ["generated", "rollout-saved", "rollout-result", "legacy-call", "legacy-ig",
+                                    "legacy-end", "app-server"])
 def test_every_image_layout_is_found(stub, layout):
     (img,) = images(run(stub, prompt=f"x [[fake layout={layout} size=272x160]]"))
     assert (img.width, img.height) == (272, 160)
+
+
+def test_an_image_in_an_unknown_shape_is_codex_unsupported_naming_version_and_range(stub):
+    err, info = failure(stub, "x [[fake layout=unknown]]")
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and info.reason == "CODEX_UNSUPPORTED", err.details()
+    # The fake's rollout says cli_version 0.169.0; the range is the Makefile's list.
+    assert "codex 0.169.0" in err.details() and "0.169.0-0.171.0" in err.details(), err.details()
+    assert "image_gen.generation.v2" in err.details()
+    assert info.metadata["codex_version"] == "0.169.0"
+    assert info.metadata["tested_versions"] == "0.169.0, 0.170.0, 0.171.0"
+
+
+def test_a_safety_refusal_is_invalid_argument_moderation_blocked_naming_the_prompt(stub):
+    err, info = failure(stub, "x [[fake mode=moderation]]")
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and info.reason == "MODERATION_BLOCKED", err.details()
+    assert "safety system" in err.details()
+    _, violations = error_details(err)
+    assert [(field, reason) for field, reason, _ in violations] == [("prompt", "MODERATION_BLOCKED")]
 
 
 @pytest.mark.parametrize("fmt,mime,pil", [("jpeg", "image/jpeg", "JPEG"), ("jpg", "image/jpeg", "JPEG"),

@@ -148,6 +148,17 @@ def test_codex_failures(open_server, mode, status, code):
         assert reply.header("Retry-After") is None or int(reply.header("Retry-After")) >= 1
 
 
+@pytest.mark.parametrize("directive, code, field", [
+    ("mode=moderation", "moderation_blocked", "prompt"),  # the caller must change the prompt
+    ("layout=unknown", "codex_unsupported", None),  # the operator must install a tested codex
+])
+def test_refusals_the_caller_or_operator_must_act_on_are_400s(open_server, directive, code, field):
+    reply = request(open_server.http_base, "POST", GENERATE, {"prompt": f"x [[fake {directive}]]"})
+    body = check_error(reply, 400, code)
+    bad = [d for d in body["status"]["details"] if d["@type"].endswith("google.rpc.BadRequest")]
+    assert [v["field"] for b in bad for v in b["field_violations"]] == ([field] if field else [])
+
+
 def test_timeout_and_queue_full(tmp_path):
     import threading
 

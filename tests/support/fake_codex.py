@@ -18,8 +18,13 @@ Behaviour is chosen per run by directives anywhere in the prompt,
 ({"key": "value"}: one account of a pool can behave differently), then to
 FAKE_CODEX_<KEY> variables:
   delay=S          seconds the turn takes (default 0.05)
-  mode=ok|noimage|quota|forbidden|fail|crash
-  layout=generated|rollout-saved|rollout-result|legacy-call|legacy-ig
+  mode=ok|noimage|quota|forbidden|moderation|fail|crash
+                   (moderation: the Images API's safety refusal, as the
+                   real codex words it against the stand-in's `moderation`)
+  layout=generated|rollout-saved|rollout-result|legacy-call|legacy-ig|legacy-end|app-server|unknown
+                   (legacy-end: an `image_generation_end` event with `saved_path`,
+                   app-server: a v2 `item/completed` `imageGeneration` item,
+                   unknown: an image item in a shape no codex wrote yet)
   size=WxH         image size (default 256x256)
   noise=1          random pixels: a large, incompressible file
   pattern=1        a deterministic gradient and checkerboard (the same bytes for
@@ -34,6 +39,9 @@ FAKE_CODEX_<KEY> variables:
   fail_candidate=N only candidate N (1-based, read from "candidate N of M")
                    fails as soon as all M candidates of its request have
                    started; the others behave normally
+  version=TEXT     what `--version` prints (and the rollout's cli_version), e.g.
+                   "codex-cli 0.172.0" (default "codex-cli 0.169.0"); read from
+                   fake_codex.json or FAKE_CODEX_VERSION, there being no prompt
   alpha=real|key|opaque  what a transparent-background request gets back:
                    real alpha (the default when the prompt asks for
                    transparent_background: true, like a tool that honours it),
@@ -318,12 +326,17 @@ def write_rollout(thread_id, items):
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", now) + ".%06d" % int(seconds % 1 * 1e6)
     with open(path, "w") as f:
         f.write(dumps({"timestamp": stamp, "type": "session_meta",
-                            "payload": {"id": thread_id, "cli_version": "0.169.0"}}) + "\n")
+                            "payload": {"id": thread_id, "cli_version": setting({}, "version", VERSION).split()[-1]}})
+                + "\n")
         for item in items:
             if item.get("type") == "Extension":
                 # Measured: the image item sits inside an event_msg/item_completed line.
                 line = {"timestamp": stamp, "type": "event_msg",
                         "payload": {"type": "item_completed", "thread_id": thread_id, "item": item}}
+            elif item.get("type") == "image_generation_end":
+                line = {"timestamp": stamp, "type": "event_msg", "payload": item}
+            elif item.get("type") == "imageGeneration":
+                line = {"method": "item/completed", "params": {"item": item, "threadId": thread_id}}
             else:
                 line = {"timestamp": stamp, "type": "response_item", "payload": item}
             f.write(dumps(line) + "\n")
@@ -418,6 +431,10 @@ def run_exec(argv):
                             '{\\"type\\": \\"usage_limit_reached\\", \\"message\\": \\"The usage limit '
                             'has been reached\\", \\"resets_at\\": 1893456000, \\"resets_in_seconds\\": 3600}}")'),
                   "forbidden": 'image generation failed: http 403 Forbidden: Some("{\\"error\\": \\"forbidden\\"}")',
+                  "moderation": ('image generation failed: http 400 Bad Request: Some("{\\"error\\": {\\"type\\": '
+                                 '\\"image_generation_user_error\\", \\"code\\": \\"moderation_blocked\\", '
+                                 '\\"param\\": null, \\"message\\": \\"Your request was rejected by the safety '
+                                 'system.\\"}}")'),
                   }.get(mode)
     if tool_error:
         # Measured: exit 0, stdout as on success, the error only on stderr and
@@ -451,14 +468,21 @@ def run_exec(argv):
                 items.append({"type": "Extension", "kind": "image_gen.generation", "id": call_id,
                               "status": "completed", "savedPath": saved, "revisedPrompt": revised,
                               "result": b64(png), "failure": None})
-        elif layout == "rollout-saved":
+        elif layout in ("rollout-saved", "legacy-end", "app-server", "unknown"):
             folder = os.path.join(home, "elsewhere")
             os.makedirs(folder, exist_ok=True)
             saved = os.path.join(folder, call_id + ".png")
             with open(saved, "wb") as f:
                 f.write(png)
-            items.append({"type": "Extension", "kind": "image_gen.generation", "id": call_id,
-                          "status": "completed", "savedPath": saved, "revisedPrompt": revised})
+            items.append({
+                "legacy-end": {"type": "image_generation_end", "call_id": call_id, "status": "generating",
+                               "revised_prompt": revised, "result": "", "saved_path": saved},
+                "app-server": {"type": "imageGeneration", "id": call_id, "status": "completed",
+                               "revisedPrompt": revised, "savedPath": saved},
+                "unknown": {"type": "Extension", "kind": "image_gen.generation.v2", "id": call_id,
+                            "status": "completed", "image": {"path": saved}},
+            }.get(layout) or {"type": "Extension", "kind": "image_gen.generation", "id": call_id,
+                              "status": "completed", "savedPath": saved, "revisedPrompt": revised})
         elif layout == "rollout-result":
             items.append({"type": "Extension", "kind": "image_gen.generation", "id": call_id,
                           "status": "completed", "revisedPrompt": revised,
@@ -489,7 +513,7 @@ def finish(child_pid, code):
 
 def main(argv):
     if argv[:1] in (["--version"], ["-V"]):
-        print(VERSION)
+        print(setting({}, "version", VERSION))
         return 0
     if argv[:2] == ["login", "status"]:
         if os.path.exists(os.path.join(codex_home(), "auth.json")):

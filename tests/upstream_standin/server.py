@@ -253,6 +253,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
         if sw.images_slow and not self._wait(sw.images_slow, record):
             return
+        if sw.moderation:
+            self.standin.records.update(record, answer="http 400 moderation_blocked")
+            self._send_json(400, sse.moderation_body())
+            return
         if sw.images_status:
             status = sw.images_status
             payload = (sse.quota_body(int(time.time()) + 3600) if status == 429 else

@@ -95,3 +95,15 @@ def quota_body(resets_at: int) -> dict:
         "resets_at": resets_at,
         "resets_in_seconds": 3600,
     }}
+
+
+def moderation_body() -> dict:
+    """The Images API's 400 for a prompt its safety system refuses (OpenAI's
+    documented error shape for gpt-image models)."""
+    return {"error": {
+        "type": "image_generation_user_error",
+        "code": "moderation_blocked",
+        "param": None,
+        "message": "Your request was rejected by the safety system. If you believe this is an error, "
+                   "contact us at help.openai.com and include the request ID req_standin.",
+    }}

@@ -45,6 +45,9 @@ class Switches:
     # Answer `background: "transparent"` with an opaque picture anyway (the
     # reported unreliability): the subject on the key colour the prompt names.
     alpha_lost: bool = False
+    # The Images API's safety refusal: 400 with OpenAI's `moderation_blocked`
+    # body (what codex turns into "image generation failed: http 400 ...").
+    moderation: bool = False
 
     def merged(self, **changes) -> "Switches":
         known = {f.name for f in dataclasses.fields(self)}

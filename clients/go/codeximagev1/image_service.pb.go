@@ -2035,14 +2035,26 @@ type HealthResponse struct {
 	GenerationTimeoutMs int64        `protobuf:"varint,6,opt,name=generation_timeout_ms,json=generationTimeoutMs,proto3" json:"generation_timeout_ms,omitempty"`
 	Codex               *CodexStatus `protobuf:"bytes,7,opt,name=codex,proto3" json:"codex,omitempty"`
 	Slots               *SlotStatus  `protobuf:"bytes,8,opt,name=slots,proto3" json:"slots,omitempty"`
-	// Why the server is not ready and how to fix it; empty when ready.
+	// Why the server is not ready and how to fix it; empty when ready. A
+	// ready server may still carry a warning line here (e.g. a codex version
+	// outside the tested range).
 	Problem string `protobuf:"bytes,9,opt,name=problem,proto3" json:"problem,omitempty"`
 	// Each Codex account (CODEX_HOME) the server uses, in configured order.
 	Accounts []*AccountStatus `protobuf:"bytes,10,rep,name=accounts,proto3" json:"accounts,omitempty"`
 	// This server's release (the project's VERSION), e.g. "0.2.0".
 	ServerVersion string `protobuf:"bytes,20,opt,name=server_version,json=serverVersion,proto3" json:"server_version,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The codex CLI's version number, e.g. "0.171.0" (`codex.version` is its
+	// whole `--version` line); empty when codex was not found.
+	CodexVersion string `protobuf:"bytes,21,opt,name=codex_version,json=codexVersion,proto3" json:"codex_version,omitempty"`
+	// Whether `codex_version` is one of `codex_tested_versions`. An untested
+	// codex still serves (it may work); `problem` then carries a warning line,
+	// and a run whose image it records in a shape the server does not know
+	// fails with FAILED_PRECONDITION, reason CODEX_UNSUPPORTED.
+	CodexVersionTested bool `protobuf:"varint,22,opt,name=codex_version_tested,json=codexVersionTested,proto3" json:"codex_version_tested,omitempty"`
+	// The codex versions the server is tested with (`make test-codex`), oldest first.
+	CodexTestedVersions []string `protobuf:"bytes,23,rep,name=codex_tested_versions,json=codexTestedVersions,proto3" json:"codex_tested_versions,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *HealthResponse) Reset() {
@@ -2150,6 +2162,27 @@ func (x *HealthResponse) GetServerVersion() string {
 		return x.ServerVersion
 	}
 	return ""
+}
+
+func (x *HealthResponse) GetCodexVersion() string {
+	if x != nil {
+		return x.CodexVersion
+	}
+	return ""
+}
+
+func (x *HealthResponse) GetCodexVersionTested() bool {
+	if x != nil {
+		return x.CodexVersionTested
+	}
+	return false
+}
+
+func (x *HealthResponse) GetCodexTestedVersions() []string {
+	if x != nil {
+		return x.CodexTestedVersions
+	}
+	return nil
 }
 
 type AccountStatus struct {
@@ -3612,7 +3645,7 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"mime_types\x18\x04 \x03(\tR\tmimeTypes\x12#\n" +
 	"\rmax_originals\x18\x05 \x01(\x05R\fmaxOriginals\x12#\n" +
 	"\roverflow_mode\x18\x06 \x01(\tR\foverflowMode\"\x0f\n" +
-	"\rHealthRequest\"\xa5\x03\n" +
+	"\rHealthRequest\"\xb0\x04\n" +
 	"\x0eHealthResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x14\n" +
 	"\x05ready\x18\x02 \x01(\bR\x05ready\x12\x18\n" +
@@ -3625,7 +3658,10 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\aproblem\x18\t \x01(\tR\aproblem\x128\n" +
 	"\baccounts\x18\n" +
 	" \x03(\v2\x1c.codeximage.v1.AccountStatusR\baccounts\x12%\n" +
-	"\x0eserver_version\x18\x14 \x01(\tR\rserverVersion\"\xfd\x01\n" +
+	"\x0eserver_version\x18\x14 \x01(\tR\rserverVersion\x12#\n" +
+	"\rcodex_version\x18\x15 \x01(\tR\fcodexVersion\x120\n" +
+	"\x14codex_version_tested\x18\x16 \x01(\bR\x12codexVersionTested\x122\n" +
+	"\x15codex_tested_versions\x18\x17 \x03(\tR\x13codexTestedVersions\"\xfd\x01\n" +
 	"\rAccountStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +

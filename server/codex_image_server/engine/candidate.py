@@ -39,8 +39,10 @@ class CandidateRun:
 
     def __init__(self, group: ProcessGroup, env: dict[str, str], grace_s: float, max_pixels: int,
                  run_id: str, finish_early: bool = True, account: str = "default",
-                 remove_copies: Callable[[Path, str], None] | None = None):
+                 remove_copies: Callable[[Path, str], None] | None = None, codex_version: str = ""):
         self.group = group
+        # `codex --version` of the binary run, for an error naming it.
+        self._codex_version = codex_version
         self.account = account
         # Given codex's home and the thread id once the run is over (the Engine's: after the answer).
         self._remove_copies = remove_copies
@@ -116,6 +118,8 @@ class CandidateRun:
         whole rollout (tens of MB of base64) again."""
         if self._final is None:
             return None
+        if self._final.data:
+            return Found(self._final.data, "rollout.final", self._final.revised_prompt)
         try:
             return Found(Path(self._final.saved_path).read_bytes(), "rollout.final", self._final.revised_prompt)
         except OSError:
@@ -129,6 +133,8 @@ class CandidateRun:
         if found is None:
             facts = read_rollout(find_rollout(home, thread_id) if thread_id else None)
             found = locate(home, thread_id, facts)
+        if found is None and facts.unsupported:
+            raise failures.unsupported(facts.cli_version or self._codex_version, facts.unsupported)
         if found is None:
             stderr = list(self._stderr_tail)
             texts = [log.turn_failed] + log.errors + facts.failures + stderr + [log.last_message]

@@ -107,7 +107,8 @@ class Engine:
             run = CandidateRun(group, env, self.grace_s, sizes.OUTPUT_PIXEL_LIMIT, run_id,
                                finish_early=self.settings.finish_early,
                                account=account.name if account else "default",
-                               remove_copies=self._remove_copies if self.settings.remove_codex_copies else None)
+                               remove_copies=self._remove_copies if self.settings.remove_codex_copies else None,
+                               codex_version=_version_of(account))
             self._live[group.pid] = run
             return run
 
@@ -141,6 +142,11 @@ class Engine:
             run.group.wait_stopped(self.grace_s)
             self.release(run)
         self._copies.shutdown(wait=True)
+
+
+def _version_of(account: Account | None) -> str:
+    ready = account.readiness.cached() if account is not None else None
+    return ready.version if ready is not None else ""
 
 
 class _PoolReadiness:

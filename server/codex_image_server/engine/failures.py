@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from ..errors import Kind, ServiceError
+from ..errors import Kind, ServiceError, codex_unsupported, moderation_blocked
+from . import versions
 from .safe_text import ERROR_TEXT_MAX, MODEL_TEXT_MAX, safe
 
 _QUOTA = re.compile(r"\b429\b|usage_limit_reached|usage limit|rate limit|quota", re.IGNORECASE)
@@ -21,6 +22,13 @@ _TOOL_FAILED = re.compile(r"image generation failed: (.*)")
 _HTTP_STATUS = re.compile(r"\bhttp (\d{3})\b")
 _TRANSIENT = re.compile(r"\b5\d\d\b|disconnect|timed? ?out|connection|unavailable|overloaded|high demand",
                         re.IGNORECASE)
+# The Images API's safety refusal, as codex passes it on (measured with the
+# stand-in's `moderation` switch): `image generation failed: http 400 Bad
+# Request: Some("{\"error\": {\"type\": \"image_generation_user_error\",
+# \"code\": \"moderation_blocked\", ... \"message\": \"Your request was
+# rejected by the safety system...\"}}")`.
+_MODERATION = re.compile(r"moderation_blocked|rejected by the safety system", re.IGNORECASE)
+_SAFETY_MESSAGE = re.compile(r'message[\\"]*\s*:\s*[\\"]+([^"\\]+)')
 
 
 def _short(text: str) -> str:
@@ -55,6 +63,9 @@ def tool_failure(texts: list[str]) -> ServiceError | None:
         m = _TOOL_FAILED.search(text or "")
         if not m:
             continue
+        if _MODERATION.search(m.group(1)):
+            said = _SAFETY_MESSAGE.search(m.group(1))
+            return moderation_blocked(_short(said.group(1) if said else m.group(1)))
         status = _HTTP_STATUS.search(m.group(1))
         code = int(status.group(1)) if status else 0
         kind = (Kind.PERMISSION_DENIED if code in (401, 403) else
@@ -77,3 +88,10 @@ def no_image(last_message: str) -> ServiceError:
     said = safe(last_message, MODEL_TEXT_MAX) or "(no message)"
     return ServiceError(Kind.INTERNAL, "CODEX_NO_IMAGE",
                         f"codex finished without producing an image. Its last message: {said}")
+
+
+def unsupported(codex_version: str, signs: list[str]) -> ServiceError:
+    """Codex made an image this server cannot read: a shape it does not know."""
+    seen = _short("; ".join(dict.fromkeys(signs))) or "an image in an unknown shape"
+    return codex_unsupported(versions.number(codex_version) or codex_version, versions.tested_range(),
+                             versions.TESTED, seen)

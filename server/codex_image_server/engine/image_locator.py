@@ -2,9 +2,11 @@
 
 Codex versions disagree on where the image lands, so three strategies are
 tried in order: the file under $CODEX_HOME/generated_images/<thread_id>/
-(0.169.0, and older `ig_*.png` names), then the rollout log's
-`image_gen.generation` item (`savedPath`, else base64 `result`), then the
-older `image_generation_call` item's base64 `result` (0.140-0.144).
+(0.169.0-0.171.0, and older `ig_*.png` names), then the rollout's image items
+in any known shape (image_shapes.py: `savedPath`/`saved_path`, else base64
+`result`), then the legacy `image_generation_call` item's base64 `result`
+(0.140-0.144). A rollout that shows an image in no known shape is recorded
+as such (`RolloutFacts.unsupported`), so the run fails as CODEX_UNSUPPORTED.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ import json
 import os
 import time
 from pathlib import Path
+
+from . import image_shapes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
 
@@ -33,6 +37,10 @@ class RolloutFacts:
     legacy_results: list[str] = dataclasses.field(default_factory=list)
     revised_prompt: str = ""
     failures: list[str] = dataclasses.field(default_factory=list)
+    # Signs of an image in a shape we cannot read (what and where, for the error).
+    unsupported: list[str] = dataclasses.field(default_factory=list)
+    # The codex that wrote the rollout (its session_meta `cli_version`).
+    cli_version: str = ""
 
 
 def codex_home(env: dict[str, str]) -> Path:
@@ -68,18 +76,6 @@ def find_rollout(home: Path, thread_id: str) -> Path | None:
     return todays_rollout_path(home, thread_id, time.time()) or rollout_path(home, thread_id)
 
 
-def _walk(obj):
-    """Every dict nested anywhere in a rollout line (layouts differ by version)."""
-    stack = [obj]
-    while stack:
-        cur = stack.pop()
-        if isinstance(cur, dict):
-            yield cur
-            stack.extend(cur.values())
-        elif isinstance(cur, list):
-            stack.extend(cur)
-
-
 def read_rollout(path: Path | None) -> RolloutFacts:
     facts = RolloutFacts()
     if path is None:
@@ -88,34 +84,50 @@ def read_rollout(path: Path | None) -> RolloutFacts:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return facts
+    image_calls: set[str] = set()
     for line in lines:
         try:
             record = json.loads(line)
         except ValueError:
             continue
-        for item in _walk(record):
-            revised = item.get("revisedPrompt") or item.get("revised_prompt")
-            if item.get("kind") == "image_gen.generation":
-                if item.get("status") == "failed":
-                    detail = item.get("failure") or item.get("error")
-                    if detail:
-                        facts.failures.append(str(detail))
-                    continue
-                if item.get("savedPath"):
-                    facts.saved_paths.append(str(item["savedPath"]))
-                if item.get("result"):
-                    facts.results.append(str(item["result"]))
-            elif item.get("type") == "image_generation_call" and item.get("result"):
-                facts.legacy_results.append(str(item["result"]))
-            elif item.get("type") == "function_call_output" and _is_tool_failure(item.get("output")):
-                # 0.169.0 puts an Images API error only in the tool's output.
-                facts.failures.append(item["output"])
-                continue
-            else:
-                continue
-            if revised:
-                facts.revised_prompt = str(revised)
+        _absorb(facts, record, image_calls)
+    if facts.saved_paths or facts.results or facts.legacy_results:
+        # A known item holds the image; the tool output that echoes it back
+        # to the model is no sign of another shape.
+        facts.unsupported.clear()
     return facts
+
+
+def _absorb(facts: RolloutFacts, record, image_calls: set[str]) -> None:
+    if isinstance(record, dict) and record.get("type") == "session_meta" and not facts.cli_version:
+        payload = record.get("payload")
+        facts.cli_version = str(payload.get("cli_version") or "") if isinstance(payload, dict) else ""
+    for node in image_shapes.walk(record):
+        if call := image_shapes.image_call_id(node):
+            image_calls.add(call)
+        item = image_shapes.item_of(node)
+        if item is None:
+            if node.get("type") == "function_call_output" and _is_tool_failure(node.get("output")):
+                # 0.169.0 puts an Images API error only in the tool's output.
+                facts.failures.append(node["output"])
+            elif sign := image_shapes.unknown_image(node, image_calls):
+                facts.unsupported.append(sign)
+            continue
+        if item.failed:
+            if item.failure:
+                facts.failures.append(item.failure)
+            continue
+        if item.unreachable:
+            facts.unsupported.append(f"a completed {item.shape} item with neither a saved path nor a result")
+            continue
+        if not item.usable:
+            continue
+        if item.saved_path:
+            facts.saved_paths.append(item.saved_path)
+        if item.result:
+            (facts.legacy_results if item.shape == image_shapes.LEGACY else facts.results).append(item.result)
+        if item.revised_prompt:
+            facts.revised_prompt = item.revised_prompt
 
 
 def _is_tool_failure(output) -> bool:

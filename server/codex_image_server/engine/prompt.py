@@ -1,7 +1,7 @@
 """What each candidate's codex is told. The caller's prompt goes last, after
 our instructions, and reaches codex as one argument after `--`.
 
-Codex 0.169.0 always asks the image model for size "auto", so a pixel size
+Codex (0.169.0-0.171.0) always asks the image model for size "auto", so a pixel size
 cannot reach the image API; only words can steer the shape. The prompt names
 the orientation and ratio, and asks the model to say them in the image tool's
 own prompt, where the image model reads them.

@@ -10,7 +10,7 @@ import time
 import tomllib
 from pathlib import Path
 
-from . import binary, reaper
+from . import binary, reaper, versions
 from .image_locator import codex_home
 from . import codex_env
 
@@ -23,10 +23,25 @@ class Readiness:
     logged_in: bool = False
     custom_provider: bool = False
     problem: str = ""
+    # Said beside a ready answer, never a reason not to serve (an untested codex may work).
+    warning: str = ""
 
     @property
     def ready(self) -> bool:
         return self.found and (self.logged_in or self.custom_provider) and not self.problem
+
+    @property
+    def version_number(self) -> str:
+        return versions.number(self.version)
+
+    @property
+    def version_tested(self) -> bool:
+        return versions.tested(self.version)
+
+    @property
+    def said(self) -> str:
+        """`problem`, then the warning: what health's `problem` carries."""
+        return "\n".join(text for text in (self.problem, self.warning) if text)
 
 
 def _run(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
@@ -62,8 +77,9 @@ def probe(configured_bin: str, overrides: tuple[str, ...], profile: str, env: di
     if not path:
         where = f"CODEX_IMAGE_SERVER_CODEX_BIN={configured_bin}" if configured_bin else "the project or PATH"
         return Readiness(False, problem=(
-            f"codex CLI not found in {where}. Run `make codex` (installs the pinned @openai/codex@0.169.0 "
-            "into the project) or set CODEX_IMAGE_SERVER_CODEX_BIN to a codex binary."))
+            f"codex CLI not found in {where}. Run `make codex` (installs the pinned @openai/codex "
+            f"into the project; tested versions: {versions.tested_range()}) or set CODEX_IMAGE_SERVER_CODEX_BIN "
+            "to a codex binary."))
     code, out, err = _run([path, "--version"], env)
     if code != 0:
         return Readiness(True, path, problem=f"`{path} --version` failed: {(err or out)[:200]}")
@@ -75,7 +91,7 @@ def probe(configured_bin: str, overrides: tuple[str, ...], profile: str, env: di
     if not logged_in and not custom:
         problem = (f"codex is not logged in. Run `{path} login` and sign in with ChatGPT "
                    f"(CODEX_HOME={codex_home(env)}); image generation needs a ChatGPT login.")
-    return Readiness(True, path, version, logged_in, custom, problem)
+    return Readiness(True, path, version, logged_in, custom, problem, versions.warning(version))
 
 
 class ReadinessCache:

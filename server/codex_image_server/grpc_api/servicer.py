@@ -14,6 +14,7 @@ from codeximage.v1 import image_service_pb2_grpc as pb_grpc
 
 from .. import frozen, references, sizes, transparency
 from ..blocking import Blocking
+from ..engine import versions
 from ..errors import Kind, ServiceError
 from ..idle import IdleTimer
 from ..generation import BACKEND, MODEL
@@ -230,7 +231,9 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
                                  logged_in=ready.logged_in, custom_provider=ready.custom_provider),
             slots=pb.SlotStatus(in_use=in_use, free=free, limit=self._slots.limit, queued=queued,
                                 queue_limit=self._slots.queue_limit),
-            problem=ready.problem, server_version=__version__,
+            problem=ready.said, server_version=__version__,
+            codex_version=ready.version_number, codex_version_tested=ready.version_tested,
+            codex_tested_versions=versions.TESTED,
             accounts=[convert.account_message(a) for a in accounts]))
         if self._health is not None:
             frozen.thaw(self._health[1])

@@ -28,6 +28,8 @@ const HINTS = {
     codex_timeout: "Codex took longer than the server's time limit.",
     deadline_exceeded: "The server's time limit passed.",
     codex_no_image: "Codex finished without producing an image. Try again or rephrase.",
+    codex_unsupported: "The server's Codex version made an image this server cannot read; see Status.",
+    moderation_blocked: "The image model's safety system refused the prompt. Change it and try again.",
     codex_exec_failed: "Codex failed while generating.",
     codex_spawn_failed: "The server could not start Codex.",
     codex_forbidden: "The image model refused the request.",

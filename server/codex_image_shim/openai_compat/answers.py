@@ -2,7 +2,9 @@
 
 `usage` is codex's own turn usage (turn.completed: the agent model's tokens,
 summed over the candidates), given only when every candidate reported it;
-the image model's own token counts never reach codex's output.
+the image model's own token counts never reach codex's output. `model` and
+`quality` are what codex's image tool asked the image model for (always
+gpt-image-2 at "auto"), not what the caller asked.
 """
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import base64
 import time
 
 from codeximage.v1 import image_service_pb2 as pb
+
+from .fields import SERVED_MODEL, USED_QUALITY
 
 ALPHA_SOURCES = {pb.ALPHA_SOURCE_IMAGE_MODEL: "image_model", pb.ALPHA_SOURCE_KEYED_MATTE: "keyed_matte"}
 
@@ -46,7 +50,7 @@ def _common(images: list[pb.Image], request: pb.GenerateRequest) -> dict:
     first = images[0] if images else None
     return {"background": "transparent" if request.background == "transparent" else "opaque",
             "output_format": (first.output_format if first else "") or "png",
-            "quality": (first.quality if first else "") or "auto",
+            "model": SERVED_MODEL, "quality": USED_QUALITY,
             "size": f"{first.width}x{first.height}" if first else "auto"}
 
 

@@ -13,6 +13,9 @@ from .. import errors as shim_errors
 _PARAMS = {"count": "n", "references": "image", "aspect": "size", "request_id": None}
 _TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
           429: "rate_limit_error"}
+# Reasons OpenAI gives a type of their own: a safety refusal is a 400
+# `image_generation_user_error` with code `moderation_blocked`.
+_REASON_TYPES = {"MODERATION_BLOCKED": "image_generation_user_error"}
 
 
 class OpenAIError(Exception):
@@ -43,10 +46,12 @@ def param_of(field: str | None) -> str | None:
 
 
 def body(status: status_pb2.Status, http_status: int, param: str | None = None) -> dict:
-    kind = _TYPES.get(http_status, "server_error" if http_status >= 500 else "invalid_request_error")
+    reason = shim_errors.reason_of(status)
+    kind = _REASON_TYPES.get(reason) or _TYPES.get(
+        http_status, "server_error" if http_status >= 500 else "invalid_request_error")
     return {"error": {"message": status.message, "type": kind,
                       "param": param or param_of(_first_field(status)),
-                      "code": shim_errors.reason_of(status).lower()}}
+                      "code": reason.lower()}}
 
 
 def of_exception(exc: Exception) -> tuple[dict, int, dict]:

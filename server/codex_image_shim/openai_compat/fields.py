@@ -6,14 +6,21 @@ so its rules and its field errors apply unchanged. This module only renames,
 and refuses what the service cannot honour:
 - `mask`: codex's image tool takes no mask, so a masked edit cannot be honoured.
 - `response_format` other than b64_json / url, non-data-URL image URLs (no fetching).
+- `output_format` gif or svg (OpenAI's 2026 formats): codex's image tool makes
+  one raster image per call, so an animation or a vector image cannot be made.
 Accepted and ignored (named in the X-Codex-Image-Ignored header): `moderation`
-(codex applies its own), `user`, `style`, `partial_images` (codex makes no
-partial images), `input_fidelity` (references always reach the model at full
-resolution).
+(low|auto: codex's tool sends none, so the image model's default applies),
+`user`, `style`, `partial_images` (codex makes no partial images),
+`input_fidelity` (references always reach the model at full resolution),
+`frame_count` / `frame_duration_ms`; and, when they ask for something else
+than codex did, `model` (every model id is made by gpt-image-2) and `quality`
+(codex's tool always asks for "auto"; the words reach the model in the prompt).
+The answer says what codex used: `model` gpt-image-2, `quality` auto.
 """
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from codeximage.v1 import image_service_pb2 as pb
 
@@ -22,11 +29,18 @@ from codex_image_server.grpc_api.convert import WithImages
 from .. import adapter
 from .errors import OpenAIError
 
-MODELS = ("gpt-image-2", "gpt-image-1.5", "gpt-image-1", "gpt-image-1-mini")
-SERVED_MODEL = "gpt-image-2"  # what codex 0.169.0's image tool always uses
-IGNORED = ("moderation", "user", "style", "partial_images", "input_fidelity")
-QUALITY_ALIASES = {"standard": "medium", "hd": "high"}
+# Listed by /v1/models; any `gpt-image-2.5-<name>` / `gpt-image-2.6-<name>` is accepted too.
+MODELS = ("gpt-image-2", "gpt-image-2.5-sunburst", "gpt-image-2.5-flare", "gpt-image-2.6-sunburst",
+          "gpt-image-2.6-flare", "gpt-image-1.5", "gpt-image-1", "gpt-image-1-mini")
+_MODEL_FAMILIES = re.compile(r"gpt-image-2\.[56]-[a-z0-9][a-z0-9-]{0,40}")
+SERVED_MODEL = "gpt-image-2"  # what codex's image tool always asks for (0.169.0-0.171.0)
+USED_QUALITY = "auto"  # ... and at which quality, whatever the caller says
+IGNORED = ("moderation", "user", "style", "partial_images", "input_fidelity", "frame_count", "frame_duration_ms")
+# Words the service knows; xhigh and max reach the model as "high" (its best word).
+QUALITY_ALIASES = {"standard": "medium", "hd": "high", "xhigh": "high", "max": "high"}
 RESPONSE_FORMATS = ("b64_json", "url")
+MODERATIONS = ("low", "auto")
+UNMAKEABLE_FORMATS = ("gif", "svg")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,9 +98,18 @@ def to_call(data: dict, images: list[tuple[bytes, str]] = ()) -> Call:
                           "cannot be honoured. Describe the change in the prompt instead.", "mask",
                           "mask_not_supported")
     model = _text(data, "model").strip() or SERVED_MODEL
-    if model not in MODELS:
+    if not served(model):
         raise OpenAIError(f"model {model!r} is not served here; use one of {', '.join(MODELS)} "
                           f"(all are made by {SERVED_MODEL} through codex)", "model", "model_not_found")
+    moderation = _text(data, "moderation").strip()
+    if moderation and moderation not in MODERATIONS:
+        raise OpenAIError(f"`moderation` must be one of {', '.join(MODERATIONS)}, not {moderation[:32]!r}",
+                          "moderation", "invalid_value")
+    output_format = _text(data, "output_format").strip().lower()
+    if output_format in UNMAKEABLE_FORMATS:
+        raise OpenAIError(f"`output_format` {output_format!r} cannot be made here: codex's image tool makes one "
+                          "raster image per call, so no animation or vector image; use png, jpeg or webp",
+                          "output_format", "unsupported_output_format")
     response_format = _text(data, "response_format").strip() or "b64_json"
     if response_format not in RESPONSE_FORMATS:
         raise OpenAIError(f"`response_format` must be one of {', '.join(RESPONSE_FORMATS)}",
@@ -102,7 +125,15 @@ def to_call(data: dict, images: list[tuple[bytes, str]] = ()) -> Call:
     for i, (_, mime) in enumerate(images):
         request.references.append(pb.Reference(mime_type=mime, label=f"image {i + 1}"))
     ignored = tuple(name for name in IGNORED if data.get(name) not in (None, ""))
+    if model != SERVED_MODEL:
+        ignored += ("model",)
+    if quality not in ("", USED_QUALITY):
+        ignored += ("quality",)
     return Call(request, response_format, _flag(data, "stream"), ignored, [image for image, _ in images])
+
+
+def served(model: str) -> bool:
+    return model in MODELS or bool(_MODEL_FAMILIES.fullmatch(model))
 
 
 def json_images(data: dict) -> list[tuple[bytes, str]]:

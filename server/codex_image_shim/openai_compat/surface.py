@@ -190,7 +190,7 @@ class OpenAISurface:
 
     async def _model(self, request, name: str):
         await self._check_key(request)
-        if name not in fields.MODELS:
+        if not fields.served(name):
             raise errors.OpenAIError(f"model {name!r} is not served here", "model", "model_not_found",
                                      http_status=404, grpc_code=grpc.StatusCode.NOT_FOUND)
         return _json(self._model_entry(name))

@@ -87,6 +87,42 @@ test("errors are the SDK's own classes", async () => {
   await assert.rejects(client.images.generate({ prompt: "x [[fake mode=fail]]" }), OpenAI.InternalServerError);
 });
 
+test("2026 values: model ids, qualities, moderation, compression; the answer says what codex used", async () => {
+  for (const model of ["gpt-image-2.5-sunburst", "gpt-image-2.6-flare"]) {
+    for (const quality of ["xhigh", "max"]) {
+      const { data: res, response } = await client.images.generate({
+        model, quality, moderation: "low", output_format: "jpeg", output_compression: 40,
+        prompt: "x [[fake size=256x256]]",
+      }).withResponse();
+      assert.equal(res.model, "gpt-image-2");
+      assert.equal(res.quality, "auto");
+      assert.equal(response.headers.get("x-codex-image-ignored"), "moderation, model, quality");
+      assert.equal(Buffer.from(res.data[0].b64_json, "base64").subarray(0, 3).toString("hex"), "ffd8ff");
+    }
+  }
+});
+
+test("2026 values codex cannot honour: gif, svg, a bad moderation name the field", async () => {
+  for (const [body, param] of [[{ output_format: "gif" }, "output_format"], [{ output_format: "svg" }, "output_format"],
+                               [{ moderation: "strict" }, "moderation"]]) {
+    await assert.rejects(client.images.generate({ prompt: "x", ...body }), (err) => {
+      assert.ok(err instanceof OpenAI.BadRequestError, String(err));
+      assert.equal(err.param, param);
+      return true;
+    });
+  }
+});
+
+test("a safety refusal is moderation_blocked", async () => {
+  await assert.rejects(client.images.generate({ prompt: "x [[fake mode=moderation]]" }), (err) => {
+    assert.ok(err instanceof OpenAI.BadRequestError, String(err));
+    assert.equal(err.status, 400);
+    assert.equal(err.code, "moderation_blocked");
+    assert.equal(err.type, "image_generation_user_error");
+    return true;
+  });
+});
+
 test("a timed-out call is given up (the runner checks its codex runs are gone by pid)", async () => {
   await assert.rejects(
     client.images.generate({ prompt: "js-timeout [[fake delay=60 child=1]]", n: 2 }, { timeout: 1500 }),

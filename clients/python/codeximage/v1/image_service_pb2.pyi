@@ -378,7 +378,7 @@ class HealthRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HealthResponse(_message.Message):
-    __slots__ = ("status", "ready", "backend", "model", "auth_required", "generation_timeout_ms", "codex", "slots", "problem", "accounts", "server_version")
+    __slots__ = ("status", "ready", "backend", "model", "auth_required", "generation_timeout_ms", "codex", "slots", "problem", "accounts", "server_version", "codex_version", "codex_version_tested", "codex_tested_versions")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
@@ -390,6 +390,9 @@ class HealthResponse(_message.Message):
     PROBLEM_FIELD_NUMBER: _ClassVar[int]
     ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CODEX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CODEX_VERSION_TESTED_FIELD_NUMBER: _ClassVar[int]
+    CODEX_TESTED_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     status: str
     ready: bool
     backend: str
@@ -401,7 +404,10 @@ class HealthResponse(_message.Message):
     problem: str
     accounts: _containers.RepeatedCompositeFieldContainer[AccountStatus]
     server_version: str
-    def __init__(self, status: _Optional[str] = ..., ready: _Optional[bool] = ..., backend: _Optional[str] = ..., model: _Optional[str] = ..., auth_required: _Optional[bool] = ..., generation_timeout_ms: _Optional[int] = ..., codex: _Optional[_Union[CodexStatus, _Mapping]] = ..., slots: _Optional[_Union[SlotStatus, _Mapping]] = ..., problem: _Optional[str] = ..., accounts: _Optional[_Iterable[_Union[AccountStatus, _Mapping]]] = ..., server_version: _Optional[str] = ...) -> None: ...
+    codex_version: str
+    codex_version_tested: bool
+    codex_tested_versions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, status: _Optional[str] = ..., ready: _Optional[bool] = ..., backend: _Optional[str] = ..., model: _Optional[str] = ..., auth_required: _Optional[bool] = ..., generation_timeout_ms: _Optional[int] = ..., codex: _Optional[_Union[CodexStatus, _Mapping]] = ..., slots: _Optional[_Union[SlotStatus, _Mapping]] = ..., problem: _Optional[str] = ..., accounts: _Optional[_Iterable[_Union[AccountStatus, _Mapping]]] = ..., server_version: _Optional[str] = ..., codex_version: _Optional[str] = ..., codex_version_tested: _Optional[bool] = ..., codex_tested_versions: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AccountStatus(_message.Message):
     __slots__ = ("name", "codex_home", "found", "logged_in", "in_use", "limit", "exhausted_until", "ready")
