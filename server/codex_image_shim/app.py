@@ -35,6 +35,8 @@ from codex_image_server.idle import IdleTimer, reset
 from google.protobuf import json_format, message_factory
 
 from . import access_log, adapter, console, errors, jsonmap, openapi, routes
+from .mcp.surface import PATH as MCP_PATH
+from .mcp.surface import McpSurface
 from .openai_compat.surface import OpenAISurface
 
 log = logging.getLogger("codex_image_shim")
@@ -170,11 +172,13 @@ class Shim:
                          for m in ((r.http_method, "HEAD") if r.http_method == "GET" else (r.http_method,))}
         self._message_classes = {r.rpc: message_factory.GetMessageClass(r.method.input_type) for r in self.routes}
         self.openai = OpenAISurface(self)
+        self.mcp = McpSurface(self)
 
     def application(self) -> web.Application:
         app = web.Application()
         app.on_response_prepare.append(self._add_headers)
         console.mount(app)  # `/` and `/console/*`: static, ahead of the /v1 catch-all
+        self.mcp.mount(app, self.dispatch)  # its own route, answered (and its errors mapped) by dispatch
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
 
@@ -196,6 +200,8 @@ class Shim:
                     return await self._openapi(request)
                 if self.openai.owns(path):
                     return await self.openai.handle(request)  # its own error shape
+                if path == MCP_PATH:
+                    return await self.mcp.handle(request)  # checks the key first, as below
                 if path == METRICS_PATH and self.metrics_registry is not None:
                     return await self._metrics(request)
                 route, found = routes.resolve(self.routes, method, path)
