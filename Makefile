@@ -73,6 +73,7 @@ bench: setup bench-tools
 	$(PY) bench/real_codex_service.py
 	$(MAKE) bench-cluster
 	$(PY) bench/history_bench.py
+	$(PY) bench/mcp_bench.py
 
 clean:
 	rm -rf $(VENV) .state/stamps .pytest_cache dist

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 from aiohttp import web
 from codex_image_client.mcp import server as mcp_server
@@ -26,6 +27,9 @@ from . import asgi
 from .backend import InProcessBackend
 
 PATH = "/mcp"
+# The SDK logs each session's id at INFO; a session id admits its holder
+# (with the key), so it stays out of the server's log.
+logging.getLogger("mcp").setLevel(logging.WARNING)
 _METADATA = "codex_image.metadata"  # scope keys: what a tool call needs of its HTTP request
 _ABANDONED = "codex_image.abandoned"
 
@@ -37,8 +41,8 @@ class McpSurface:
         dirs = settings.mcp_reference_dir
         self._policy = PathPolicy.under(dirs, how_to_allow=(
             f"an operator can allow a directory with --mcp-reference-dir ({env_name('mcp_reference_dir')})"))
-        paths = ("a file path inside " + ", ".join(str(r) for r in self._policy.roots) if dirs
-                 else "(not here: this server reads no files for MCP callers) a file path")
+        paths = (", or the path of a file inside " + ", ".join(str(r) for r in self._policy.roots) if dirs
+                 else " (no file paths: this server reads no files for MCP callers)")
         self._inline_max = settings.mcp_inline_max_bytes
         self._server = mcp_server.build(self._backend_for, paths)
         self._manager = StreamableHTTPSessionManager(app=self._server,
@@ -60,9 +64,11 @@ class McpSurface:
                 await stop.wait()
 
         task = asyncio.create_task(keep())
-        await asyncio.wait((asyncio.ensure_future(ready.wait()), task), return_when=asyncio.FIRST_COMPLETED)
+        started = asyncio.ensure_future(ready.wait())
+        await asyncio.wait((started, task), return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
         if task.done():
-            task.result()
+            task.result()  # it failed to start: so does the app
         yield
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):

@@ -1,8 +1,7 @@
 """A reference as a tool names it -> its bytes, for a GenerateRequest.
 
-Three spellings: a data URL (or bare base64 is NOT guessed: a string that
-is not a data URL nor an image id is a path), the id of a stored image, or a
-file path. Paths follow the transport's PathPolicy: over stdio any file the
+Three spellings: a data URL, the id of a stored image, or a file path
+(anything else; bare base64 is not guessed at). Paths follow the transport's PathPolicy: over stdio any file the
 host's user can read; over `/mcp` only files inside a directory the
 operator listed, so a remote caller never reads the server's files. The
 bytes go to the service untouched; its own checks (type, size, count) apply.

@@ -58,7 +58,7 @@ def _references(caps: pb.GetCapabilitiesResponse | None, paths: str, what: str, 
     limit = caps.references.max_images if caps is not None else None
     originals = caps.references.max_originals if caps is not None else 4
     schema = {"type": "array", "items": {"type": "string"}, "description": (
-        f"{what}: each a data URL (data:image/png;base64,...), the id of a stored image (img_...) or {paths}. "
+        f"{what}: each a data URL (data:image/png;base64,...), the id of a stored image (img_...){paths}. "
         f"The first {originals} reach the image model byte-identical; any more share one contact sheet.")}
     if min_items:
         schema["minItems"] = min_items
@@ -97,7 +97,8 @@ def _object(properties: dict, required: list[str]) -> dict:
 
 
 def tools(caps: pb.GetCapabilitiesResponse | None, paths: str) -> list[types.Tool]:
-    """`paths`: how this transport takes file paths, in a few words."""
+    """`paths`: how this transport takes file paths, as the end of a list
+    (", or a file path ..."), or why it takes none."""
     prompt = {"type": "string", "description": "what to draw (or, for an edit, what to change)"}
     making = types.ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
                                    open_world_hint=True)

@@ -16,7 +16,7 @@ from mcp.server.stdio import stdio_server
 from . import server
 from .backend import GrpcBackend, PathPolicy
 
-PATHS = "a file path (read by this process, relative to the directory the host started it in)"
+PATHS = ", or a file path (read by this process, relative to the directory the host started it in)"
 
 
 async def serve(target: str, api_key: str | None, inline_max_bytes: int) -> None:

@@ -113,8 +113,8 @@ HANDLERS = {schemas.GENERATE: _generate_image, schemas.EDIT: _edit_image, schema
 _FIELD_NAMES = {schemas.EDIT: ("references", "images")}
 
 
-def _schema(name: str) -> dict:
-    return next(t.input_schema for t in schemas.tools(None, "") if t.name == name)
+# Argument names and required ones: the same whatever the capabilities.
+_SCHEMAS = {tool.name: tool.input_schema for tool in schemas.tools(None, "")}
 
 
 async def call(name: str, args: dict, backend: Backend, report: Report) -> types.CallToolResult:
@@ -122,7 +122,7 @@ async def call(name: str, args: dict, backend: Backend, report: Report) -> types
     if handler is None:  # a protocol fault, not bad input to a tool
         raise MCPError(INVALID_PARAMS, f"unknown tool {name!r}; the tools are {', '.join(HANDLERS)}")
     try:
-        arguments.check_names(args, _schema(name))
+        arguments.check_names(args, _SCHEMAS[name])
         return await _until_abandoned(handler(args, backend, report), backend.abandoned)
     except arguments.ArgumentError as exc:
         return render.error(name, exc)
