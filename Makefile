@@ -40,7 +40,7 @@ $(STAMPS)/venv: pyproject.toml setup.py $(PY_CLIENT)/pyproject.toml VERSION
 	@# split out would shadow the installed version (`python -m` runs from here).
 	rm -rf codex_image_server.egg-info
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e ./$(PY_CLIENT)
+	$(PIP) install --quiet -e './$(PY_CLIENT)[mcp]'
 	CODEX_IMAGE_CLIENT_INSTALLED=1 $(PIP) install --quiet -e '.[dev]'
 	touch $@
 
@@ -79,6 +79,7 @@ bench: setup bench-tools
 	$(PY) bench/real_codex_service.py
 	$(MAKE) bench-cluster
 	$(PY) bench/history_bench.py
+	$(PY) bench/mcp_bench.py
 
 clean:
 	rm -rf $(VENV) .state/stamps .pytest_cache dist

@@ -50,4 +50,7 @@ setup(install_requires=[
     # The process layer's portable path (macOS; tested on Linux too): engine/os_procs.py.
     "psutil==7.2.2",
     "prometheus-client==0.26.0",
+    # The MCP surface (/mcp) and the stdio bridge's tool definitions: the
+    # official SDK (it brings starlette/anyio; no pin above moves).
+    "mcp==2.3.0",
 ])

@@ -68,6 +68,8 @@ class Settings:
     # and the gRPC message at once).
     http_max_body_bytes: int = 4 * 20 * 1024 * 1024 * 4 // 3 + 1024 * 1024
     readiness_ttl_ms: int = 10_000
+    mcp_reference_dir: tuple[str, ...] = ()
+    mcp_inline_max_bytes: int = 3_750_000
     finish_early: bool = True
     download_idle_timeout_ms: int = 30_000
     blocking_threads: int = 4
@@ -139,6 +141,9 @@ FIELDS: list[tuple[str, type, str]] = [
     ("max_reference_pixels", int, "pixels per reference image (decompression-bomb guard)"),
     ("max_prompt_chars", int, "longest prompt, in characters (INVALID_ARGUMENT beyond)"),
     ("http_max_body_bytes", int, "largest HTTP request body the shim accepts (413 beyond)"),
+    ("mcp_reference_dir", list, "a directory whose files /mcp callers may name as references (repeatable; "
+                                "variable: one per line); none: /mcp reads no files"),
+    ("mcp_inline_max_bytes", int, "MCP tools return larger images as links only (default: 5 MB as base64)"),
     ("readiness_ttl_ms", int, "how long a codex readiness probe is trusted"),
     ("finish_early", bool, "stop codex as soon as its image is final, skipping the model's closing turn"),
     ("download_idle_timeout_ms", int, "drop a download (HTTP or GetImageFile) whose reader takes nothing this long"),

@@ -13,11 +13,10 @@ document, each image with an absolute `url` on the caller's origin.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 
+from codex_image_client import dataurl
 from codeximage.v1 import image_service_pb2 as pb
 from google.protobuf import json_format
 
@@ -26,7 +25,6 @@ from codex_image_server.grpc_api.wire import Received
 
 from . import errors, jsonmap
 
-_DATA_URL = re.compile(r"^data:([^;,]*)((?:;[^;,]*)*),(.*)$", re.S)
 
 
 # Our messages nest four levels at most; anything deeper is not a request.
@@ -91,24 +89,10 @@ def decode_image(value, where: str) -> tuple[bytes, str]:
     """A data URL or bare base64 -> (bytes, declared mime type)."""
     if not isinstance(value, str):
         raise errors.invalid_json(f"{where} must be a string (a data URL or base64)")
-    mime = ""
-    payload = value.strip()
-    if payload.startswith("data:"):
-        found = _DATA_URL.match(payload)
-        if not found or ";base64" not in found.group(2).lower():
-            raise errors.invalid_reference(f"{where} is not a base64 data URL (data:<mime>;base64,...)")
-        mime, payload = found.group(1).strip().lower(), found.group(3)
-    payload = re.sub(r"\s+", "", payload)
-    if "-" in payload or "_" in payload:
-        payload = payload.replace("-", "+").replace("_", "/")  # URL-safe alphabet
-    payload += "=" * (-len(payload) % 4)
     try:
-        data = base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise errors.invalid_reference(f"{where} is not valid base64") from None
-    if not data:
-        raise errors.invalid_reference(f"{where} is empty")
-    return data, mime
+        return dataurl.decode(value, where)
+    except dataurl.NotAnImage as exc:
+        raise errors.invalid_reference(str(exc)) from None
 
 
 _INT32_MAX = 2**31 - 1

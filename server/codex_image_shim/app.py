@@ -36,6 +36,8 @@ from google.protobuf import json_format, message_factory
 
 from . import access_log, adapter, console, errors, jsonmap, openapi, routes
 from .guard import Guard
+from .mcp.surface import PATH as MCP_PATH
+from .mcp.surface import McpSurface
 from .openai_compat.surface import EDITS, OpenAISurface
 
 log = logging.getLogger("codex_image_shim")
@@ -156,12 +158,14 @@ class Shim:
         # Host, Origin and body type, for every route (fixed.py asks it too).
         self.guard = Guard(getattr(settings, "allowed_hosts", ()), getattr(settings, "allowed_origins", ()),
                            multipart_paths=(EDITS,))
+        self.mcp = McpSurface(self)
 
     def application(self) -> web.Application:
         # The guard is a middleware: it covers every route added to the app, now or later.
         app = web.Application(middlewares=[self._guarded])
         app.on_response_prepare.append(self._add_headers)
         console.mount(app)  # `/` and `/console/*`: static, ahead of the /v1 catch-all
+        self.mcp.mount(app, self.dispatch)  # its own route, answered (and its errors mapped) by dispatch
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
 
@@ -192,6 +196,8 @@ class Shim:
                     return await self._openapi(request)
                 if self.openai.owns(path):
                     return await self.openai.handle(request)  # its own error shape
+                if path == MCP_PATH:
+                    return await self.mcp.handle(request)  # checks the key first, as below
                 if path == METRICS_PATH and self.metrics_registry is not None:
                     return await self._metrics(request)
                 route, found = routes.resolve(self.routes, method, path)

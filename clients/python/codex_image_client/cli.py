@@ -8,6 +8,7 @@
     codex-image rm img_0123... img_4567...
     codex-image requests --status failed
     codex-image request REQUEST_ID
+    codex-image mcp                  # MCP over stdio, for an agent host (docs/mcp.md)
 
 Exit status: 0 on success, 1 when the server refused or failed the call
 (the message names the status, the reason and each bad field), 2 for bad
@@ -35,7 +36,7 @@ from .client import DEFAULT_TARGET, Client
 from .errors import ClientError
 from .events import Event, ImageReady, Progress, Summary
 from .progress import ProgressView
-from .retry import RetryPolicy, not_running
+from .retry import RetryPolicy, not_running, not_running_hint
 from .version import __version__
 
 ENV_SERVER = "CODEX_IMAGE_ADDR"
@@ -248,6 +249,23 @@ def cmd_rm(client: Client, args) -> int:
     return failed
 
 
+# -- mcp ---------------------------------------------------------------------------
+
+def add_mcp(parser: argparse.ArgumentParser) -> None:
+    from .mcp.backend import DEFAULT_INLINE_MAX_BYTES  # noqa: PLC0415 - no SDK import: that waits for `mcp`
+    parser.add_argument("--inline-max-bytes", type=int, default=DEFAULT_INLINE_MAX_BYTES,
+                        help="images larger than this are returned as links only (default %(default)s)")
+
+
+def cmd_mcp(client: Client, args) -> int:
+    try:
+        from .mcp import stdio  # noqa: PLC0415
+    except ImportError:
+        print("codex-image: `mcp` needs the MCP SDK: pip install 'codex-image-client[mcp]'", file=sys.stderr)
+        return 2
+    return stdio.run(args.server, args.api_key, args.inline_max_bytes)
+
+
 # name -> (help, add its arguments, run it). New subcommands go here.
 AddArguments = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[Client, argparse.Namespace], int]
@@ -259,6 +277,7 @@ SUBCOMMANDS: dict[str, tuple[str, AddArguments, Run]] = {
     "requests": ("list the request history, newest first (any outcome)", add_requests, cmd_list),
     "request": ("print one request's record, images and key usage as JSON", add_request, cmd_request),
     "rm": ("delete stored images (bytes and record)", add_rm, cmd_rm),
+    "mcp": ("serve MCP on stdin/stdout for an agent host, calling the server over gRPC", add_mcp, cmd_mcp),
 }
 
 
@@ -279,13 +298,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _not_running_hint(server: str, exc: ClientError) -> str:
-    return (f"codex-image: no codex-image-server answers at {server} (UNAVAILABLE: {exc.message}).\n"
-            "  Start one in another terminal with `codex-image-server` (or `make run` in a checkout),\n"
-            "  keep one running with `codex-image-server service install`,\n"
-            f"  or point --server / ${ENV_SERVER} at a running server.")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     unary_timeout = args.timeout if args.timeout is not None else 30.0
@@ -299,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             args.emit("error", {"code": exc.code.name, "reason": exc.reason, "message": exc.message,
                            "violations": [dataclasses.asdict(v) for v in exc.violations]})
         if not_running(exc):
-            print(_not_running_hint(args.server, exc), file=sys.stderr)
+            print("codex-image: " + not_running_hint(args.server, exc, ENV_SERVER), file=sys.stderr)
         else:
             print(f"codex-image: {args.command} failed: {exc}", file=sys.stderr)
         return 1

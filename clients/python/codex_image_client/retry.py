@@ -42,3 +42,12 @@ def not_running(error: ClientError) -> bool:
     """UNAVAILABLE raised by grpcio itself (no ErrorInfo from a server):
     connection refused, no route, name not resolved."""
     return error.code == grpc.StatusCode.UNAVAILABLE and not error.reason
+
+
+def not_running_hint(server: str, error: ClientError, env_server: str = "CODEX_IMAGE_ADDR") -> str:
+    """What to do when nothing answers at `server`: how to start a server,
+    or where to point the client instead."""
+    return (f"no codex-image-server answers at {server} (UNAVAILABLE: {error.message}).\n"
+            "  Start one in another terminal with `codex-image-server` (or `make run` in a checkout),\n"
+            "  keep one running with `codex-image-server service install`,\n"
+            f"  or point --server / ${env_server} at a running server.")

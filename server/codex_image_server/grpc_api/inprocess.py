@@ -142,7 +142,11 @@ class InProcessChannel:
             if not handler.done():
                 handler.cancel()
                 try:
-                    await handler
+                    # Shielded: a caller cancelled again while it waits (anyio
+                    # delivers a cancellation at every await) must not cancel
+                    # the handler twice, which would cut its cleanup short
+                    # (codex waited for, slots given back).
+                    await asyncio.shield(handler)
                 except (asyncio.CancelledError, Exception):  # noqa: BLE001 - the caller left; only cleanup matters
                     pass
             context.finish(cancelled=not ended)

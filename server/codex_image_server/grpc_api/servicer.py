@@ -34,6 +34,7 @@ CHUNK_BYTES = 1024 * 1024
 REFERENCE_MIME_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 
 SURFACE_HEADER = "x-codex-image-surface"
+SURFACES = ("grpc", "http", "openai", "mcp")  # as the history records them
 
 
 async def _abort(context, exc: Exception, method_name: str) -> None:
@@ -161,7 +162,7 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
         """Who calls: the wrapper's auth check has admitted the call; this names its key."""
         metadata = context.invocation_metadata()
         surface = next((v for k, v in metadata or () if k == SURFACE_HEADER), "grpc")
-        return Caller(auth.check(metadata, self._service.keyring), surface if surface in ("grpc", "http") else "grpc")
+        return Caller(auth.check(metadata, self._service.keyring), surface if surface in SURFACES else "grpc")
 
     @_stream_errors_to_status
     async def Generate(self, request, context):

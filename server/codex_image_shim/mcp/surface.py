@@ -1,0 +1,89 @@
+"""`/mcp`: MCP's streamable HTTP transport on the shim's port.
+
+An ordinary route of the shim's app, answered through `Shim.dispatch` (so
+every check the app makes of a request applies, and its errors map the one
+usual way): the caller's key is checked before the body is read, exactly
+as on every route; the body is read with the shim's limit; then the MCP
+SDK's session manager serves it (asgi.py). Each tool call runs against the
+service in-process with that HTTP request's key.
+
+Reference file paths: only inside the directories the operator lists
+(`--mcp-reference-dir`); none listed, none at all, so a remote caller never
+reads the server's files.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import web
+from codex_image_client.mcp import server as mcp_server
+from codex_image_client.mcp.backend import PathPolicy
+from codex_image_server.settings import env_name
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+from . import asgi
+from .backend import InProcessBackend
+
+PATH = "/mcp"
+# The SDK logs each session's id at INFO; a session id admits its holder
+# (with the key), so it stays out of the server's log.
+logging.getLogger("mcp").setLevel(logging.WARNING)
+_METADATA = "codex_image.metadata"  # scope keys: what a tool call needs of its HTTP request
+_ABANDONED = "codex_image.abandoned"
+
+
+class McpSurface:
+    def __init__(self, shim):
+        self._shim = shim
+        settings = shim.settings
+        dirs = settings.mcp_reference_dir
+        self._policy = PathPolicy.under(dirs, how_to_allow=(
+            f"an operator can allow a directory with --mcp-reference-dir ({env_name('mcp_reference_dir')})"))
+        paths = (", or the path of a file inside " + ", ".join(str(r) for r in self._policy.roots) if dirs
+                 else " (no file paths: this server reads no files for MCP callers)")
+        self._inline_max = settings.mcp_inline_max_bytes
+        self._server = mcp_server.build(self._backend_for, paths)
+        self._manager = StreamableHTTPSessionManager(app=self._server,
+                                                     max_request_body_size=settings.http_max_body_bytes)
+
+    def mount(self, app: web.Application, handler) -> None:
+        """`handler`: the shim's dispatch, which sends `/mcp` here."""
+        app.router.add_route("*", PATH, handler)
+        app.cleanup_ctx.append(self._run_sessions)
+
+    async def _run_sessions(self, app):
+        # The manager's task group must be entered and left by one task: it
+        # gets its own, alive as long as the app.
+        ready, stop = asyncio.Event(), asyncio.Event()
+
+        async def keep():
+            async with self._manager.run():
+                ready.set()
+                await stop.wait()
+
+        task = asyncio.create_task(keep())
+        started = asyncio.ensure_future(ready.wait())
+        await asyncio.wait((started, task), return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
+        if task.done():
+            task.result()  # it failed to start: so does the app
+        yield
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    def _backend_for(self, ctx) -> InProcessBackend:
+        scope = getattr(ctx.request, "scope", None) or {}
+        return InProcessBackend(self._shim, scope.get(_METADATA, ()), self._policy, self._inline_max,
+                                scope.get(_ABANDONED))
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self._shim.check_key(request)
+        body = await self._shim.read_body(request) if request.method == "POST" else b""
+        metadata = tuple((k, "mcp") if k == "x-codex-image-surface" else (k, v)
+                         for k, v in self._shim.metadata(request))
+        abandoned = asyncio.Event()
+        return await asgi.serve(self._manager.handle_request, request, body,
+                                {_METADATA: metadata, _ABANDONED: abandoned}, abandoned)
