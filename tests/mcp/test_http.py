@@ -178,3 +178,19 @@ def test_images_over_the_inline_limit_are_links(tmp_path):
     with Image.open(io.BytesIO(data)) as img:
         assert img.size == (1024, 1024)
     assert entry["uri"] in [str(r.uri) for r in listed.resources]
+
+
+@pytest.mark.parametrize("headers,status", [
+    ({"Origin": "http://evil.example"}, 403),   # a page on another site (CSRF)
+    ({"Origin": "null"}, 403),                  # a sandboxed frame or a local file
+    ({"Host": "evil.example"}, 421),            # DNS rebinding: the page's own name, now 127.0.0.1
+])
+def test_pages_are_refused_before_the_key_or_the_session(server, headers, status):
+    # The MCP specification asks streamable HTTP servers to check Origin: /mcp
+    # is a route of the shim's app, so the one Host/Origin guard answers first,
+    # even with the right key.
+    answer = httpx2.post(server.http_base + "/mcp", json=INIT, headers={**ACCEPT, "X-API-Key": KEY, **headers},
+                         timeout=30)
+    assert answer.status_code == status, answer.text[:300]
+    assert "mcp-session-id" not in answer.headers
+    assert "Access-Control-Allow-Origin" not in answer.headers
