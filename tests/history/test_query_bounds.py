@@ -133,10 +133,11 @@ def test_a_query_past_its_time_budget_is_stopped(tmp_path, backend):
     """SQLite's progress handler, PostgreSQL's statement_timeout."""
     meta = _metadata(tmp_path, backend, 0.002)
     try:
-        meta.add_images([_image(i, f"a common word and some more text {i}") for i in range(60_000)])
-        # A common word and a key that made none: the time-ordered scan
-        # tests every prompt and finds nothing.
-        query = Query(page_size=10, prompt_contains="common", key_name="nobody")
+        meta.add_images([_image(i, f"une ÉCOLE {i}") for i in range(60_000)])
+        # The worst case of the prompt filter: the trigram index (Unicode case
+        # folding) says every row may match, so the time-ordered scan runs,
+        # and LIKE (ASCII case folding) matches none: every prompt is tested.
+        query = Query(page_size=10, prompt_contains="école")
         with pytest.raises(ServiceError) as caught:
             paging.page("images", query, meta.list_images, lambda r: paging.Cursor(r.created_unix_ms, r.id),
                         meta.page_secret())
