@@ -146,3 +146,13 @@ def test_a_query_past_its_time_budget_is_stopped(tmp_path, backend):
         assert meta.get_image(_image(5, "").id).id == _image(5, "").id
     finally:
         meta.close()
+
+
+def test_a_refused_request_keeps_a_short_prompt_prefix_only(served):
+    _, stub, keys = served
+    prompt = "a secret plan " * 300  # 4,200 characters
+    _, err = generate(stub, prompt + " [[fake delay=0]]", request_id="refused-long", metadata=md(keys["alice"]),
+                      count=99)
+    assert err is not None and err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    record = stub.GetRequest(pb.GetRequestRequest(request_id="refused-long"), metadata=md(keys["alice"])).request
+    assert record.status == "refused" and record.prompt == prompt[:100]
