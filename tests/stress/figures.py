@@ -24,6 +24,7 @@ class Figures:
     zombies: int = 0
     work_dirs: int = 0
     run_records: int = 0
+    limits_broken: int = 0
     fds_before: int = 0
     fds_after: int = 0
     rss_mib_before: float = 0.0
@@ -57,7 +58,7 @@ class Figures:
         self.examples += other.examples[:10 - len(self.examples)]
 
     LEFTOVERS = ("answers_5xx", "unanswered", "tracebacks_in_answers", "non_json_log_lines", "tracebacks_in_log",
-                 "leftover_processes", "zombies", "work_dirs", "run_records")
+                 "leftover_processes", "zombies", "work_dirs", "run_records", "limits_broken")
 
     def failures(self, fd_slack: int = 16) -> list[str]:
         bad = [f"{name}={getattr(self, name)}" for name in self.LEFTOVERS if getattr(self, name)]
