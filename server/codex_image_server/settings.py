@@ -97,6 +97,13 @@ class Settings:
         return self.max_references * self.max_reference_bytes + 4 * self.max_prompt_chars + 4 * 1024 * 1024
 
     @property
+    def http_max_text_body_bytes(self) -> int:
+        """Largest HTTP body of a request that carries no images (the OpenAI
+        generations route): the longest prompt at 12 bytes a character (a
+        surrogate pair as two JSON escapes), plus 64 KiB for the other fields."""
+        return min(self.http_max_body_bytes, 12 * self.max_prompt_chars + 64 * 1024)
+
+    @property
     def work_dir(self) -> Path:
         """Requests' working directories (see workdirs.py)."""
         return self.state_dir / "work"

@@ -253,9 +253,10 @@ class Shim:
         except json_format.ParseError as exc:
             raise errors.wrong_type("bad request field", exc) from None
 
-    async def read_body(self, request: web.Request) -> bytearray:
-        """The body, within this shim's limit and body timeout (body.read)."""
-        return await body_reader.read(request, self.settings.http_max_body_bytes,
+    async def read_body(self, request: web.Request, limit: int | None = None) -> bytearray:
+        """The body, within the route's limit (by default this shim's) and
+        the body timeout (body.read)."""
+        return await body_reader.read(request, limit or self.settings.http_max_body_bytes,
                                       self.settings.http_body_timeout_ms / 1000)
 
     async def read_parts(self, request: web.Request) -> list:

@@ -127,9 +127,6 @@ class OpenConnections:
         if self._open[client] <= 0:
             del self._open[client]
 
-    def count(self, peer) -> int:
-        return self._open.get(client_of(peer)[0], 0)
-
 
 class GuardedHandler(web_protocol.RequestHandler):
     """aiohttp's request handler with the header clock and the per-client

@@ -86,7 +86,8 @@ def slowloris(srv, figures: Figures, count: int) -> None:
 
 def gzip_bombs(srv, figures: Figures, key: str, limit_bytes: int) -> None:
     """A 256 MiB gzip bomb to an OpenAI route: without a key a 401 having
-    inflated nothing, with one a 413 having inflated at most the limit."""
+    inflated nothing, with one a 413 having inflated at most the route's
+    limit (`limit_bytes`)."""
     bomb = attacks.gzip_bomb(BOMB)
     for headers, want in (({}, 401), ({"X-API-Key": key}, 413)):
         cpu = attacks.cpu_s(srv.pid)

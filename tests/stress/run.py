@@ -94,7 +94,7 @@ def limits_phase(tmp: Path, scale: Scale, out: fig.Figures, report) -> None:
         _run_steps([
             ("keyless announcements", lambda: limits.keyless_announcements(srv, out, scale.announcements)),
             ("slowloris", lambda: limits.slowloris(srv, out, scale.slow_headers)),
-            ("gzip bombs", lambda: limits.gzip_bombs(srv, out, KEY, Settings().http_max_body_bytes)),
+            ("gzip bombs", lambda: limits.gzip_bombs(srv, out, KEY, Settings().http_max_text_body_bytes)),
         ], out, report, "limits_broken")
         fig.settle(srv, out)
     fig.read_log(srv.log_text(), out)

@@ -57,7 +57,8 @@ class OpenAISurface:
                 return await self._model(request, request.path[len(MODELS) + 1:])
             self._allow(request, "POST")
             if request.path == GENERATIONS:
-                call = fields.to_call(await self._json_body(request))
+                # Text only: its limit is the prompt's, not the images'.
+                call = fields.to_call(await self._json_body(request, self._shim.settings.http_max_text_body_bytes))
                 return await self._answer(request, call, "image_generation")
             call = await self._edit_call(request)
             return await self._answer(request, call, "image_edit")
@@ -95,10 +96,10 @@ class OpenAISurface:
 
     # -- requests -------------------------------------------------------------
 
-    async def _json_body(self, request: web.Request) -> dict:
+    async def _json_body(self, request: web.Request, limit: int | None = None) -> dict:
         # An edit's body may hold 80 MB of base64: parsed off the event loop,
         # the bytes let go before the parse (adapter.read_json).
-        return await asyncio.to_thread(adapter.read_json, Received(await self._shim.read_body(request)))
+        return await asyncio.to_thread(adapter.read_json, Received(await self._shim.read_body(request, limit)))
 
     async def _edit_call(self, request: web.Request) -> fields.Call:
         if request.content_type == "multipart/form-data":
