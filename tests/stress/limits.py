@@ -42,14 +42,15 @@ def _healthz(srv, figures: Figures) -> None:
         _broken(figures, f"/healthz did not answer under attack: {type(exc).__name__}")
 
 
-def _closed_in_time(socks, timeout: float, figures: Figures, what: str, srv, trickling=()) -> None:
+def _closed_in_time(socks, timeout: float, figures: Figures, what: str, srv, trickling=()) -> float:
     try:
-        attacks.wait_closed(socks, timeout, trickling=trickling, during=lambda: _healthz(srv, figures))
+        return attacks.wait_closed(socks, timeout, trickling=trickling, during=lambda: _healthz(srv, figures))
     except AssertionError as exc:
         _broken(figures, f"{what}: {exc}")
+        return float("nan")
 
 
-def keyless_announcements(srv, figures: Figures, count: int) -> None:
+def keyless_announcements(srv, figures: Figures, count: int) -> str:
     """`count` connections announce 100 MB each without a key; half trickle,
     half never send again. Each must be a 401 at once, all closed within the
     lingering time, and the server must grow by less than 64 MiB."""
@@ -62,14 +63,16 @@ def keyless_announcements(srv, figures: Figures, count: int) -> None:
                 figures.answer(status, b"", "keyless 100 MB announcement")
                 if status != 401:
                     _broken(figures, f"a keyless 100 MB announcement got {status}, not 401")
-            _closed_in_time(socks, LINGER_S + SLACK_S, figures, "keyless announcements", srv, trickling=socks[::2])
+            took = _closed_in_time(socks, LINGER_S + SLACK_S, figures, "keyless announcements", srv,
+                                   trickling=socks[::2])
     finally:
         attacks.close_all(socks)
     if rss.growth_mib >= GROWTH_MIB:
         _broken(figures, f"{count} keyless 100 MB announcements grew the server by {rss.growth_mib:.0f} MiB")
+    return f"{count} keyless 100 MB announcements: RSS +{rss.growth_mib:.1f} MiB, all closed after {took:.1f} s"
 
 
-def slowloris(srv, figures: Figures, count: int) -> None:
+def slowloris(srv, figures: Figures, count: int) -> str:
     """`count` connections whose headers never end, trickling a byte now and
     then: all closed within the header timeout while /healthz answers."""
     socks = []
@@ -77,18 +80,21 @@ def slowloris(srv, figures: Figures, count: int) -> None:
         with attacks.PeakRss(srv.pid) as rss:
             socks = [attacks.unfinished_headers(srv.http_port) for _ in range(count)]
             figures.requests += count
-            _closed_in_time(socks, HEADER_S + SLACK_S, figures, "unfinished headers", srv, trickling=socks)
+            took = _closed_in_time(socks, HEADER_S + SLACK_S, figures, "unfinished headers", srv, trickling=socks)
     finally:
         attacks.close_all(socks)
     if rss.growth_mib >= GROWTH_MIB:
         _broken(figures, f"{count} unfinished headers grew the server by {rss.growth_mib:.0f} MiB")
+    return (f"{count} unfinished headers (header timeout {HEADER_S:g} s): RSS +{rss.growth_mib:.1f} MiB, "
+            f"all closed after {took:.1f} s")
 
 
-def gzip_bombs(srv, figures: Figures, key: str, limit_bytes: int) -> None:
+def gzip_bombs(srv, figures: Figures, key: str, limit_bytes: int) -> str:
     """A 256 MiB gzip bomb to an OpenAI route: without a key a 401 having
     inflated nothing, with one a 413 having inflated at most the route's
     limit (`limit_bytes`)."""
     bomb = attacks.gzip_bomb(BOMB)
+    seen = []
     for headers, want in (({}, 401), ({"X-API-Key": key}, 413)):
         cpu = attacks.cpu_s(srv.pid)
         with attacks.PeakRss(srv.pid) as rss:
@@ -106,3 +112,6 @@ def gzip_bombs(srv, figures: Figures, key: str, limit_bytes: int) -> None:
             _broken(figures, f"a keyed bomb grew the server by {rss.growth_mib:.0f} MiB")
         if after > CPU_S:
             _broken(figures, f"the server went on inflating a bomb after its {reply.status} ({after:.1f} s CPU)")
+        seen.append(f"{reply.status} (RSS +{rss.growth_mib:.1f} MiB, CPU {answered - cpu:.2f} s, "
+                    f"then {after:.2f} s)")
+    return f"a {len(bomb) // 1024} KiB gzip bomb of {BOMB >> 20} MiB: without a key {seen[0]}, with one {seen[1]}"

@@ -92,9 +92,11 @@ def limits_phase(tmp: Path, scale: Scale, out: fig.Figures, report) -> None:
     """The HTTP port's limits under attack, on a server with a key."""
     with _server(tmp / "limits", limits.SERVER_ARGS, env={"CODEX_IMAGE_SERVER_API_KEY": KEY}) as srv:
         _run_steps([
-            ("keyless announcements", lambda: limits.keyless_announcements(srv, out, scale.announcements)),
-            ("slowloris", lambda: limits.slowloris(srv, out, scale.slow_headers)),
-            ("gzip bombs", lambda: limits.gzip_bombs(srv, out, KEY, Settings().http_max_text_body_bytes)),
+            ("keyless announcements", lambda: report("stress: " + limits.keyless_announcements(
+                srv, out, scale.announcements))),
+            ("slowloris", lambda: report("stress: " + limits.slowloris(srv, out, scale.slow_headers))),
+            ("gzip bombs", lambda: report("stress: " + limits.gzip_bombs(
+                srv, out, KEY, Settings().http_max_text_body_bytes))),
         ], out, report, "limits_broken")
         fig.settle(srv, out)
     fig.read_log(srv.log_text(), out)
