@@ -72,6 +72,14 @@ class Settings:
     mcp_inline_max_bytes: int = 3_750_000
     finish_early: bool = True
     download_idle_timeout_ms: int = 30_000
+    # The HTTP port's own limits (docs/security-limits.md): time to send a
+    # request's headers, longest pause in a body, idle time between requests
+    # on a kept-alive connection, connections one address may hold.
+    http_header_timeout_ms: int = 10_000
+    http_body_timeout_ms: int = 30_000
+    http_keepalive_timeout_ms: int = 75_000
+    http_max_connections_per_address: int = 64
+    http_max_loopback_connections: int = 1024
     blocking_threads: int = 4
     ready_file: str = ""
     log_level: str = "info"
@@ -93,6 +101,13 @@ class Settings:
         """Largest gRPC request the server takes: every reference at its
         largest, plus room for the prompt (4 bytes a character at most) and the rest."""
         return self.max_references * self.max_reference_bytes + 4 * self.max_prompt_chars + 4 * 1024 * 1024
+
+    @property
+    def http_max_text_body_bytes(self) -> int:
+        """Largest HTTP body of a request that carries no images (the OpenAI
+        generations route): the longest prompt at 12 bytes a character (a
+        surrogate pair as two JSON escapes), plus 64 KiB for the other fields."""
+        return min(self.http_max_body_bytes, 12 * self.max_prompt_chars + 64 * 1024)
 
     @property
     def work_dir(self) -> Path:
@@ -147,6 +162,13 @@ FIELDS: list[tuple[str, type, str]] = [
     ("readiness_ttl_ms", int, "how long a codex readiness probe is trusted"),
     ("finish_early", bool, "stop codex as soon as its image is final, skipping the model's closing turn"),
     ("download_idle_timeout_ms", int, "drop a download (HTTP or GetImageFile) whose reader takes nothing this long"),
+    ("http_header_timeout_ms", int, "close an HTTP connection whose request line and headers are not all in "
+                                    "this long (408)"),
+    ("http_body_timeout_ms", int, "cut off an HTTP request body that stops arriving for this long (408)"),
+    ("http_keepalive_timeout_ms", int, "close a kept-alive HTTP connection idle this long between requests"),
+    ("http_max_connections_per_address", int, "HTTP connections one remote address (IPv6: one /64) may hold at "
+                                              "once; extras get 429 and are closed (0: no cap)"),
+    ("http_max_loopback_connections", int, "HTTP connections loopback callers may hold at once (0: no cap)"),
     ("blocking_threads", int, "threads for blocking work (Pillow, disk) off the event loop"),
     ("ready_file", str, "write {grpc_port, http_port, pid} here as JSON once serving"),
     ("log_level", str, "debug, info, warning or error"),
@@ -265,6 +287,11 @@ def check(settings: Settings) -> None:
         raise SystemExit("lease_ms must be at least 300")
     if settings.download_idle_timeout_ms < 1:
         raise SystemExit("download_idle_timeout_ms must be at least 1")
+    for name in ("http_header_timeout_ms", "http_body_timeout_ms", "http_keepalive_timeout_ms"):
+        if getattr(settings, name) < 1:
+            raise SystemExit(f"{name} must be at least 1")
+    if settings.http_max_connections_per_address < 0 or settings.http_max_loopback_connections < 0:
+        raise SystemExit("HTTP connection caps must not be negative (0: no cap)")
     if settings.queue_limit < 0:
         raise SystemExit("queue_limit must not be negative")
     if not 1 <= settings.max_references <= MAX_REFERENCES:
