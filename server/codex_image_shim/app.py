@@ -273,7 +273,8 @@ class Shim:
             response = self.openai.error_response(exc)
         else:
             response = error_response(exc.status, exc.http_status, exc.headers)
-        add_common_headers(request, response.headers)
+        self.guard.add_cors(request, response.headers)
+        access_log.add_request_id(request, response.headers)
         return response
 
     def check_message_size(self, message) -> None:
