@@ -23,6 +23,7 @@ class Readiness:
     logged_in: bool = False
     custom_provider: bool = False
     problem: str = ""
+    fix: str = ""  # the one command that makes it ready, when it is not
 
     @property
     def ready(self) -> bool:
@@ -61,9 +62,10 @@ def probe(configured_bin: str, overrides: tuple[str, ...], profile: str, env: di
     path = binary.resolve(configured_bin)
     if not path:
         where = f"CODEX_IMAGE_SERVER_CODEX_BIN={configured_bin}" if configured_bin else "the project or PATH"
+        fix = binary.install_command()
         return Readiness(False, problem=(
-            f"codex CLI not found in {where}. Run `make codex` (installs the pinned @openai/codex@0.169.0 "
-            "into the project) or set CODEX_IMAGE_SERVER_CODEX_BIN to a codex binary."))
+            f"codex CLI not found in {where}. Run `{fix}` (installs the pinned @openai/codex@"
+            f"{binary.PINNED_VERSION}) or set CODEX_IMAGE_SERVER_CODEX_BIN to a codex binary."), fix=fix)
     code, out, err = _run([path, "--version"], env)
     if code != 0:
         return Readiness(True, path, problem=f"`{path} --version` failed: {(err or out)[:200]}")
@@ -71,11 +73,16 @@ def probe(configured_bin: str, overrides: tuple[str, ...], profile: str, env: di
     code, _, _ = _run([path, "login", "status"], env)
     custom = _custom_provider(codex_home(env), overrides, profile)
     logged_in = code == 0
-    problem = ""
+    problem = fix = ""
     if not logged_in and not custom:
-        problem = (f"codex is not logged in. Run `{path} login` and sign in with ChatGPT "
-                   f"(CODEX_HOME={codex_home(env)}); image generation needs a ChatGPT login.")
-    return Readiness(True, path, version, logged_in, custom, problem)
+        home = codex_home(env)
+        # Another CODEX_HOME than codex's own default is part of the command.
+        fix = binary.login_command(path)
+        if home.resolve() != (Path.home() / ".codex").resolve():
+            fix = f"CODEX_HOME={home} {fix}"
+        problem = (f"codex is not logged in. Run `{fix}` and sign in with ChatGPT "
+                   f"(CODEX_HOME={home}); image generation needs a ChatGPT login.")
+    return Readiness(True, path, version, logged_in, custom, problem, fix)
 
 
 class ReadinessCache:
