@@ -72,12 +72,25 @@ class Balancer:
                 data += chunk
         return data.decode()
 
+    def admin(self, command: str) -> None:
+        """A command that answers nothing when it works, e.g.
+        "set server replicas_grpc/r2 state drain" (no new calls to it)."""
+        answer = self._ask(command).strip()
+        if answer:
+            raise RuntimeError(f"haproxy: {command}: {answer}")
+
     def mark_up(self, server: str) -> None:
         """Put "replicas_grpc/r1" back in rotation as if its checks had passed;
         the next failing checks take it out again (a mark-down on demand)."""
-        answer = self._ask(f"set server {server} health up").strip()
-        if answer:
-            raise RuntimeError(f"haproxy: {answer}")
+        self.admin(f"set server {server} health up")
+
+    def sessions(self, server: str) -> int:
+        """Calls HAProxy has on "replicas_grpc/r1" now."""
+        for line in self._ask("show stat").splitlines():
+            cols = line.split(",")
+            if len(cols) > 4 and f"{cols[0]}/{cols[1]}" == server:
+                return int(cols[4] or 0)
+        raise KeyError(server)
 
     def server_states(self) -> dict[str, str]:
         """{"replicas_http/r1": "UP", ...} from HAProxy's own stats."""

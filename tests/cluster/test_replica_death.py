@@ -7,6 +7,7 @@ import hashlib
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -189,6 +190,36 @@ def test_calls_made_while_a_dead_replica_is_marked_down_all_succeed(cluster):
     failed = [o for o in outcomes if o != "ok"]
     assert not failed and len(outcomes) > MARK_DOWNS, (len(outcomes), failed[:5])
     assert procs.wait_until(lambda: cluster.balancer.server_states()[server] == "UP", OUT_OF_ROTATION_S + 2)
+
+
+def test_a_replica_killed_before_it_answers_is_replaced_unseen(cluster, stub):
+    """Why the cut-stream tests wait for the caller's first answer: a replica
+    that dies before answering anything is an empty response to HAProxy,
+    which sends the request to another replica (`retry-on empty-response`);
+    the caller gets its images and never sees a cut. Here the request is
+    pinned to a stopped replica (the others drained, its checks paused), which
+    is then killed."""
+    victim, others = cluster.replicas[0], cluster.replicas[1:]
+    balancer, server = cluster.balancer, f"replicas_grpc/{victim.name}"
+    balancer.admin(f"disable health {server}")
+    for rep in others:
+        balancer.admin(f"set server replicas_grpc/{rep.name} state drain")
+    os.kill(victim.proc.pid, signal.SIGSTOP)
+    try:
+        call = stub.Generate(pb.GenerateRequest(prompt="replayed [[fake delay=0.2]]", request_id="replayed"),
+                             timeout=60)
+        assert procs.wait_until(lambda: balancer.sessions(server) == 1, 10), balancer.server_states()
+    finally:
+        for rep in others:
+            balancer.admin(f"set server replicas_grpc/{rep.name} state ready")
+        victim.kill()  # a stopped process dies too, its connections closed unanswered
+        balancer.admin(f"enable health {server}")
+    events = list(call)
+    assert events[-1].summary.status == "completed", events[-1]
+    owners = [rep.name for rep in cluster.replicas for r in replica_runs(rep) if "/replayed-" in r["cwd"]]
+    assert len(owners) == 1 and owners[0] != victim.name, owners
+    victim.start()
+    assert procs.wait_until(lambda: balancer.server_states()[server] == "UP", OUT_OF_ROTATION_S + 2)
 
 
 def test_the_cli_retries_a_generation_cut_by_its_replicas_death(cluster, tmp_path):
