@@ -45,11 +45,7 @@ $(STAMPS)/venv: pyproject.toml setup.py $(PY_CLIENT)/pyproject.toml VERSION
 	@# split out would shadow the installed version (`python -m` runs from here).
 	rm -rf codex_image_server.egg-info
 	$(PIP) install --quiet --upgrade pip
-	@# compat: a plain .pth entry for clients/python, which holds only the
-	@# client's two packages. The default (a meta path finder) prints a
-	@# 10-line warning about folders of the same name in the working
-	@# directory; the project root has none.
-	$(PIP) install --quiet -e ./$(PY_CLIENT) --config-settings editable_mode=compat
+	$(PIP) install --quiet -e ./$(PY_CLIENT)
 	CODEX_IMAGE_CLIENT_INSTALLED=1 $(PIP) install --quiet -e '.[dev]'
 	touch $@
 
