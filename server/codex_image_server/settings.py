@@ -1,7 +1,7 @@
 """Every setting of the server, read once from flags and CODEX_IMAGE_SERVER_* variables.
 
-Flags win over variables, variables over defaults. README's settings table
-mirrors `FIELDS` below.
+Flags win over variables, variables over defaults. docs/operating.md's
+settings table mirrors `FIELDS` below (tests/test_docs.py names any row missing).
 """
 from __future__ import annotations
 
