@@ -19,10 +19,9 @@ import urllib.request
 from pathlib import Path
 
 from . import settings as settings_mod
-from .engine import binary
+from .engine import codex_env, versions
 from .engine.accounts import parse as parse_accounts
 from .engine.image_locator import codex_home
-from .engine.process_group import public_environment
 from .engine.readiness import probe
 
 LOW_DISK_BYTES = 1 << 30  # a few hundred images, with room for references
@@ -41,16 +40,17 @@ def _codex(settings) -> list[Check]:
     homes = [(s.name, s.home) for s in specs] or [("default", codex_home(dict(os.environ)))]
     checks = []
     for i, (name, home) in enumerate(homes):
-        env = public_environment()
-        env["CODEX_HOME"] = str(home)
+        # The environment the server would give codex: a login that works only
+        # with a variable codex is not given would be a false "ready".
+        env = codex_env.environment(home, allow=settings.codex_env_allow, overrides=settings.codex_config)
         ready = probe(settings.codex_bin, settings.codex_config, settings.codex_profile, env)
         if i == 0:
             if not ready.found:
                 checks.append(Check("codex", False, ready.problem.split(". ")[0], f"run: {ready.fix}"))
                 return checks
-            pinned = binary.PINNED_VERSION in ready.version
+            tested = versions.tested(ready.version)
             checks.append(Check("codex", True, f"{ready.version or 'unknown version'} at {ready.path}"
-                                + ("" if pinned else f" (tested with {binary.PINNED_VERSION})")))
+                                + ("" if tested else f" (outside the tested range {versions.tested_range()})")))
         label = "login" if len(homes) == 1 else f"login {name}"
         if ready.ready:
             how = "logged in" if ready.logged_in else "a custom model provider is configured"

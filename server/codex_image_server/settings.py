@@ -146,8 +146,7 @@ FIELDS: list[tuple[str, type, str]] = [
     ("s3_region", str, "S3 region for --object-store"),
     ("lease_ms", int, "with --database-url: how long a replica's account runs and running requests count for "
                       "the others after its last heartbeat (a killed replica's free themselves this long after)"),
-    ("query_budget_ms", int, "longest a history or image list query may run before it is stopped "
-                             "(DEADLINE_EXCEEDED QUERY_TOO_SLOW)"),
+    ("query_budget_ms", int, "longest a list query may run (QUERY_TOO_SLOW)"),
     ("remove_codex_copies", bool, "after each run, remove codex's own copy of the image and the thread's rollout"),
     ("keys_file", Path, "named API keys with limits (JSON), re-read on SIGHUP"),
     ("metrics_auth", str, "when /metrics needs an API key: remote (only from other hosts; open on loopback), "
@@ -158,28 +157,22 @@ FIELDS: list[tuple[str, type, str]] = [
     ("max_reference_pixels", int, "pixels per reference image (decompression-bomb guard)"),
     ("max_prompt_chars", int, "longest prompt, in characters (INVALID_ARGUMENT beyond)"),
     ("http_max_body_bytes", int, "largest HTTP request body the shim accepts (413 beyond)"),
-    ("mcp_reference_dir", list, "a directory whose files /mcp callers may name as references (repeatable; "
-                                "variable: one per line); none: /mcp reads no files"),
-    ("mcp_inline_max_bytes", int, "MCP tools return larger images as links only (default: 5 MB as base64)"),
+    ("mcp_reference_dir", list, "directory /mcp may read references from; repeatable"),
+    ("mcp_inline_max_bytes", int, "larger MCP images are returned as links only"),
     ("readiness_ttl_ms", int, "how long a codex readiness probe is trusted"),
     ("finish_early", bool, "stop codex as soon as its image is final, skipping the model's closing turn"),
     ("download_idle_timeout_ms", int, "drop a download (HTTP or GetImageFile) whose reader takes nothing this long"),
-    ("http_header_timeout_ms", int, "close an HTTP connection whose request line and headers are not all in "
-                                    "this long (408)"),
-    ("http_body_timeout_ms", int, "cut off an HTTP request body that stops arriving for this long (408)"),
-    ("http_keepalive_timeout_ms", int, "close a kept-alive HTTP connection idle this long between requests"),
-    ("http_max_connections_per_address", int, "HTTP connections one remote address (IPv6: one /64) may hold at "
-                                              "once; extras get 429 and are closed (0: no cap)"),
-    ("http_max_loopback_connections", int, "HTTP connections loopback callers may hold at once (0: no cap)"),
+    ("http_header_timeout_ms", int, "time to receive a request's headers (408 after)"),
+    ("http_body_timeout_ms", int, "longest pause inside a request body (408 after)"),
+    ("http_keepalive_timeout_ms", int, "idle time before a kept-alive connection closes"),
+    ("http_max_connections_per_address", int, "connections per remote address (0: no cap)"),
+    ("http_max_loopback_connections", int, "connections from loopback (0: no cap)"),
     ("blocking_threads", int, "threads for blocking work (Pillow, disk) off the event loop"),
     ("ready_file", str, "write {grpc_port, http_port, pid} here as JSON once serving"),
     ("log_level", str, "debug, info, warning or error"),
-    ("codex_env_allow", list, "more environment variables codex may see, NAME or PREFIX* (it gets PATH, HOME, "
-                              "locale, proxy and CA variables and its config's provider key only); comma list"),
-    ("allowed_hosts", list, "Host names the HTTP port answers besides IP literals, localhost and *.localhost "
-                            "(e.g. a balancer's public name); comma list"),
-    ("allowed_origins", list, "browser origins (scheme://host[:port]) allowed to call the HTTP port, with CORS; "
-                              "`*` allows every site (not advised); comma list"),
+    ("codex_env_allow", list, "more variables codex may see (NAME or PREFIX*); comma list"),
+    ("allowed_hosts", list, "Host names answered besides IPs and localhost; comma list"),
+    ("allowed_origins", list, "browser origins allowed, with CORS (`*`: every site); comma list"),
     ("banner", bool, "print where it serves and whether codex is ready, for a person, on stderr at start"),
 ]
 
@@ -290,7 +283,7 @@ def _variable_exceptions() -> str:
 
 USAGE = """codex-image-server [options]             serve gRPC and HTTP (the options below)
        codex-image-server service install|uninstall|status [--manager systemd|launchd]
-       codex-image-server keys add NAME [--max-concurrent N] [--images-per-day N]
+       codex-image-server keys add NAME [--role member|admin] [--max-concurrent N] [--images-per-day N]
        codex-image-server doctor [options]      check codex, its login, the ports and the disk"""
 
 _METAVARS = {int: "N", Path: "PATH", list: "VALUE", str: "TEXT"}
