@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from codex_image_server.engine import binary
 
 from tests.support.server_proc import REPO, start_server
 
@@ -115,7 +116,7 @@ def test_wheels_in_fresh_venvs_serve_and_call(wheelhouse, client_bin, elsewhere,
                              "--grpc-port", "0", "--http-port", "0"], cwd=elsewhere, env=clean_env(),
                             capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
     assert doctor.returncode == 1
-    assert "run: npm install -g @openai/codex@0.169.0" in doctor.stdout, doctor.stdout
+    assert f"run: npm install -g @openai/codex@{binary.PINNED_VERSION}" in doctor.stdout, doctor.stdout
     assert "make codex" not in doctor.stdout
 
 
