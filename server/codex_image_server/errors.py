@@ -21,6 +21,7 @@ class Kind(enum.Enum):
     CANCELLED = "cancelled"
     UNAUTHENTICATED = "unauthenticated"
     PERMISSION_DENIED = "permission_denied"
+    ALREADY_EXISTS = "already_exists"
 
 
 @dataclasses.dataclass(frozen=True)
