@@ -122,6 +122,8 @@ class Operations:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        if self._webhooks is not None:
+            self._webhooks.start(self._loop)
         if self._one_process:
             # SQLite has one server: a row left running was left by a dead one.
             await self._blocking.run(self._metadata.release_operations)
@@ -132,6 +134,8 @@ class Operations:
         self._stopping = True
         for task in self._tasks:
             task.cancel()
+        if self._webhooks is not None:
+            self._webhooks.stop()
         for running in list(self._running.values()):
             if running.call is not None:
                 running.call.cancel("server shutting down")

@@ -78,6 +78,9 @@ class Settings:
     codex_env_allow: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
+    webhook_secret: str = ""
+    webhook_allow: tuple[str, ...] = ()
+    webhook_retry_ms: int = 300_000
 
     @property
     def keys_path(self) -> Path:
@@ -156,6 +159,9 @@ FIELDS: list[tuple[str, type, str]] = [
                             "(e.g. a balancer's public name); comma list"),
     ("allowed_origins", list, "browser origins (scheme://host[:port]) allowed to call the HTTP port, with CORS; "
                               "`*` allows every site (not advised); comma list"),
+    ("webhook_secret", str, "whsec_… secret that signs webhooks (Standard Webhooks); without it no webhook is sent"),
+    ("webhook_allow", list, "hosts webhooks may go to besides loopback addresses (checked after DNS); comma list"),
+    ("webhook_retry_ms", int, "how long a failing webhook is retried (with backoff) before it is given up"),
 ]
 
 # The HTTP shim keeps the seed server's names, which plugins' docs already use.
@@ -163,9 +169,9 @@ _ENV_NAMES = {"api_keys": PREFIX + "API_KEY", "http_host": PREFIX + "HOST", "htt
 
 
 _FLAGS = {"api_keys": "--api-key", "accounts": "--account", "allowed_hosts": "--allowed-host",
-          "allowed_origins": "--allowed-origin"}
+          "allowed_origins": "--allowed-origin", "webhook_allow": "--webhook-allow"}
 # Lists whose variable is comma separated; their flags may repeat and take commas too.
-_COMMA_LISTS = ("api_keys", "codex_env_allow", "allowed_hosts", "allowed_origins")
+_COMMA_LISTS = ("api_keys", "codex_env_allow", "allowed_hosts", "allowed_origins", "webhook_allow")
 
 
 def env_name(field: str) -> str:
@@ -292,6 +298,14 @@ def check(settings: Settings) -> None:
         if origin not in ("*", "null") and (not sep or not scheme or not rest or any(c in rest for c in "/?#@ *")):
             raise SystemExit(f"allowed_origins: {origin!r} is not an origin: give scheme://host[:port] "
                              "with no path, e.g. https://photos.example.com")
+    if settings.webhook_secret:
+        from .webhooks import secret_bytes  # noqa: PLC0415
+        try:
+            secret_bytes(settings.webhook_secret)
+        except ValueError as exc:
+            raise SystemExit(f"webhook_secret: {exc}") from None
+    if settings.webhook_retry_ms < 0:
+        raise SystemExit("webhook_retry_ms must not be negative")
     if settings.metrics_auth not in ("remote", "never", "always"):
         raise SystemExit("metrics_auth must be remote, never or always")
     if exposed and not settings.auth_required and not settings.allow_unauthenticated_remote:

@@ -9,7 +9,7 @@ import re
 
 from codeximage.v1 import image_service_pb2 as pb
 from google.longrunning import operations_proto_pb2 as lro
-from google.protobuf import empty_pb2
+from google.protobuf import empty_pb2, json_format
 
 from ..errors import FieldViolation, invalid
 from ..operations import Operations, error_of, new_request_id, parse_filter
@@ -81,6 +81,11 @@ def operation_message(record, queue_position: int = 0) -> lro.Operation:
     elif record.done:
         operation.error.CopyFrom(to_status_proto(error_of(record)))
     return operation
+
+
+def operation_json(record) -> dict:
+    """The operation as the HTTP surface renders it (a webhook's `data`)."""
+    return json_format.MessageToDict(operation_message(record), preserving_proto_field_name=True)
 
 
 def _timeout_s(request) -> float | None:

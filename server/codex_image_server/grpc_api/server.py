@@ -18,7 +18,8 @@ from ..logs import log
 from ..service import Service
 from ..settings import Settings
 from ..operations import Operations
-from .operations import OPERATIONS_SERVICE, GenerateRequestCodec, Servicer
+from ..webhooks import Webhooks
+from .operations import OPERATIONS_SERVICE, GenerateRequestCodec, Servicer, operation_json
 from .wire import Received
 
 SERVICE = pb.DESCRIPTOR.services_by_name["ImageService"]
@@ -66,8 +67,10 @@ class GrpcServer:
                                                ("grpc.so_reuseport", 0)])
         metadata = service.store.metadata
         # One process owns an SQLite store; replicas share PostgreSQL (and its ledger).
+        webhooks = Webhooks(settings.webhook_secret, settings.webhook_allow, settings.webhook_retry_ms / 1000,
+                            metadata, operation_json)
         self.operations = Operations(service, GenerateRequestCodec(), getattr(metadata, "replica", "local"),
-                                     one_process=metadata.account_ledger() is None)
+                                     one_process=metadata.account_ledger() is None, webhooks=webhooks)
         self.servicer = Servicer(settings, service, blocking, self.operations)
         self.server.add_generic_rpc_handlers((_service_handlers(self.servicer),
                                               _service_handlers(self.servicer, OPERATIONS_SERVICE)))
