@@ -190,6 +190,25 @@ class Operations:
                                 f"{params.request_id!r}; resubmit it unchanged or use a new request_id")
         return existing
 
+    def stored_answer(self, request_id: str, caller: Caller) -> bytes | None:
+        """Blocking. For Generate with a request id: the result of this key's
+        operation of that id when it succeeded (answered from the store, no
+        codex run, no quota); None when there is none or it failed or was
+        cancelled (Generate then runs anew). One still queued or running is
+        ALREADY_EXISTS: the caller waits on the operation instead of starting
+        a second generation."""
+        record = self._metadata.get_operation(request_id, caller.key.name)
+        if record is None or record.state in ("failed", "cancelled"):
+            return None
+        if record.state == "succeeded":
+            log("generate.answered_from_store", request_id=request_id, key_name=caller.key.name)
+            return record.result
+        raise ServiceError(Kind.ALREADY_EXISTS, "REQUEST_RUNNING",
+                           f"request_id {request_id!r} is operations/{request_id}, still {record.state}: wait on "
+                           "it (WaitOperation) rather than generating it twice",
+                           violations=(FieldViolation("request_id", f"names a {record.state} operation",
+                                                      "REQUEST_RUNNING"),))
+
     def get(self, request_id: str, caller: Caller) -> tuple[OperationRecord, int]:
         """Blocking. The record and its queue position (0 unless queued)."""
         record = self._metadata.get_operation(request_id, tenancy.owner(caller.key))

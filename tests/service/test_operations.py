@@ -194,3 +194,22 @@ def test_after_sigkill_the_queued_one_runs_and_the_running_one_is_retried_once(t
         ops(second).CancelOperation(lro.CancelOperationRequest(name="operations/ops-run"))
         queued = wait(second, "operations/ops-queued")
         assert queued.done and len(result(queued).images) == 1
+
+
+def test_generate_with_a_finished_operations_id_answers_from_the_store(server):
+    request = pb.GenerateRequest(prompt="stored [[fake delay=0.2]]", request_id="ops-replay")
+    done = wait(server, server.stub().SubmitGeneration(request).name)
+    stream = list(server.stub().Generate(request))
+    assert [m.image.id for m in stream if m.HasField("image")] == [i.id for i in result(done).images]
+    assert stream[-1].summary.request_id == "ops-replay"
+    assert len(server.runs_of("ops-replay")) == 1, "answered from the store: no second codex run"
+
+
+def test_generate_with_a_running_operations_id_is_already_exists(server):
+    request = pb.GenerateRequest(prompt="busy [[fake delay=30]]", request_id="ops-busy")
+    op = server.stub().SubmitGeneration(request)
+    with pytest.raises(grpc.RpcError) as err:
+        list(server.stub().Generate(request))
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS and bad_fields(err.value) == ["request_id"]
+    ops(server).CancelOperation(lro.CancelOperationRequest(name=op.name))
+    assert wait(server, op.name).done

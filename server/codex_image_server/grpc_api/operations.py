@@ -4,6 +4,7 @@ protos and the domain's `operations.Operations`, with the same key check
 and error mapping as every ImageService call (`_errors_to_status`)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 
@@ -15,7 +16,7 @@ from ..errors import FieldViolation, invalid
 from ..operations import Operations, error_of, new_request_id, parse_filter
 from ..store.records import Query
 from . import convert
-from .servicer import ImageServicer, _errors_to_status
+from .servicer import ImageServicer, _errors_to_status, _stream_errors_to_status
 from .status import to_status_proto
 
 OPERATIONS_SERVICE = lro.DESCRIPTOR.services_by_name["Operations"]
@@ -103,6 +104,27 @@ class Servicer(ImageServicer):
     def __init__(self, settings, service, blocking, operations: Operations):
         super().__init__(settings, service, blocking)
         self.operations = operations
+
+    @_stream_errors_to_status
+    async def Generate(self, request, context):
+        """A request id of this key's succeeded operation is answered from the
+        store; otherwise ImageService's Generate."""
+        message = request.message if isinstance(request, convert.WithImages) else request
+        if message.request_id:
+            stored = await self._blocking.run(self.operations.stored_answer, message.request_id,
+                                              self._caller(context))
+            if stored is not None:
+                result = pb.GenerationResult.FromString(stored)
+                for image in result.images:
+                    yield pb.GenerateResponse(image=image)
+                yield pb.GenerateResponse(summary=result.summary)
+                return
+        # The reference bytes live on in Generate's frame alone (it lets them go early).
+        generate = ImageServicer.Generate.__wrapped__(self, request, context)
+        del request, message
+        async with contextlib.aclosing(generate) as responses:
+            async for response in responses:
+                yield response
 
     @_errors_to_status
     def SubmitGeneration(self, request, context):

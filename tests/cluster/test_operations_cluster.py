@@ -1,0 +1,44 @@
+"""Detached generations across replicas (PostgreSQL queue): a replica
+SIGKILLed mid-operation has its operation taken over by another once its
+lease runs out, and any replica answers for any operation."""
+from __future__ import annotations
+
+import grpc
+from codeximage.v1 import image_service_pb2 as pb
+from codeximage.v1 import image_service_pb2_grpc as pbg
+from google.longrunning import operations_pb2_grpc
+from google.longrunning import operations_proto_pb2 as lro
+from google.protobuf import duration_pb2
+
+from tests.support import procs
+
+from .conftest import replica_runs
+
+LEASE_MS = 1500
+CLUSTER_ENV = {"CODEX_IMAGE_SERVER_LEASE_MS": str(LEASE_MS)}
+
+
+def runs_of(replica, request_id):
+    return [r for r in replica_runs(replica) if f"/{request_id}-" in r["cwd"]]
+
+
+def test_a_killed_replicas_operation_is_finished_by_another(cluster):
+    first = cluster.replicas[0]
+    with grpc.insecure_channel(first.grpc_target) as channel:
+        op = pbg.ImageServiceStub(channel).SubmitGeneration(pb.GenerateRequest(
+            prompt="survivor [[fake delay=4 child=1]]", request_id="cluster-op"), timeout=10)
+    assert procs.wait_until(lambda: any(runs_of(r, "cluster-op") for r in cluster.replicas), 15)
+    victim = next(r for r in cluster.replicas if runs_of(r, "cluster-op"))
+    victim.kill()
+    others = [r for r in cluster.replicas if r is not victim]
+    with grpc.insecure_channel(others[0].grpc_target) as channel:
+        done = operations_pb2_grpc.OperationsStub(channel).WaitOperation(lro.WaitOperationRequest(
+            name=op.name, timeout=duration_pb2.Duration(seconds=40)), timeout=60)
+    assert done.done and done.WhichOneof("result") == "response", done
+    meta = pb.GenerationMetadata()
+    done.metadata.Unpack(meta)
+    assert meta.attempts == 2 and meta.state == pb.GenerationMetadata.STATE_SUCCEEDED
+    result = pb.GenerationResult()
+    done.response.Unpack(result)
+    assert len(result.images) == 1
+    assert any(runs_of(r, "cluster-op") for r in others), "another replica ran it"
