@@ -64,3 +64,15 @@ def test_operations_need_the_key(keyed_server):
     assert request(base, "POST", "/v1/images:submit", {"prompt": "k"}).status == 401
     ok = request(base, "GET", "/v1/operations", headers={"X-API-Key": KEY})
     assert ok.status == 200, ok.body
+
+
+def test_metrics_count_queued_and_running_operations(open_server):
+    base = open_server.http_base
+    request(base, "POST", "/v1/images:submit", {"prompt": "m [[fake delay=30]]", "request_id": "http-op-metrics"})
+    assert procs.wait_until(lambda: len(open_server.runs_of("http-op-metrics")) == 1, timeout=15)
+    text = request(base, "GET", "/metrics").body.decode()
+    running = [line for line in text.splitlines() if line.startswith("codex_image_operations_running ")]
+    assert running and float(running[0].split()[1]) >= 1
+    assert any(line.startswith("codex_image_operations_queued ") for line in text.splitlines())
+    request(base, "POST", "/v1/operations/http-op-metrics:cancel", {})
+    request(base, "POST", "/v1/operations/http-op-metrics:wait", {"timeout": "20s"})

@@ -228,6 +228,6 @@ class OperationQueries:
                              args))
 
     def delete_finished_operations_before(self, cutoff_unix_ms: int) -> int:
-        """Retention: finished operations older than the cutoff go with their images."""
-        return len(self._run("DELETE FROM operations WHERE created_unix_ms < ? AND state IN "
+        """Retention: operations that ended before the cutoff go (their images, made earlier, went)."""
+        return len(self._run("DELETE FROM operations WHERE ended_unix_ms < ? AND state IN "
                              "('succeeded', 'failed', 'cancelled') RETURNING request_id", (cutoff_unix_ms,)))
