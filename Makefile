@@ -80,6 +80,7 @@ bench: setup bench-tools
 	$(MAKE) bench-cluster
 	$(PY) bench/history_bench.py
 	$(PY) bench/mcp_bench.py
+	$(PY) bench/operations_bench.py
 
 clean:
 	rm -rf $(VENV) .state/stamps .pytest_cache dist
