@@ -190,6 +190,22 @@ class Operations:
                                 f"{params.request_id!r}; resubmit it unchanged or use a new request_id")
         return existing
 
+    def check_webhook(self, url: str) -> None:
+        """Blocking (DNS): a webhook this server would not send is refused now."""
+        if self._webhooks is not None:
+            self._webhooks.check(url)
+
+    def generate_ended(self, request_id: str, caller: Caller, webhook_url: str, result: bytes | None,
+                       error: ServiceError | None, started_unix_ms: int) -> None:
+        """A Generate with a webhook ended: its outcome is sent as an operation
+        would be (not stored: Generate makes no operation)."""
+        state = "succeeded" if error is None else "cancelled" if error.kind is Kind.CANCELLED else "failed"
+        self._notify(OperationRecord(request_id=request_id, key_name=caller.key.name, surface=caller.surface,
+                                     state=state, request=b"", webhook_url=webhook_url,
+                                     created_unix_ms=started_unix_ms, started_unix_ms=started_unix_ms,
+                                     ended_unix_ms=now_ms(), attempts=1, result=result,
+                                     error=error_json(error) if error else ""))
+
     def stored_answer(self, request_id: str, caller: Caller) -> bytes | None:
         """Blocking. For Generate with a request id: the result of this key's
         operation of that id when it succeeded (answered from the store, no

@@ -141,3 +141,17 @@ def test_a_listed_host_is_allowed(tmp_path):
                                                             webhook_url="http://192.0.2.10:9/hook"))
         assert wait(srv, op.name).done
         assert procs.wait_until(lambda: metadata(wait(srv, op.name)).webhook.status == "failed", timeout=20)
+
+
+def test_generate_sends_its_webhook_too(server, receiver):
+    events = list(server.stub().Generate(pb.GenerateRequest(prompt="g [[fake delay=0.1]]", request_id="hook-gen",
+                                                            webhook_url=receiver.url)))
+    image_ids = [e.image.id for e in events if e.HasField("image")]
+    assert procs.wait_until(lambda: receiver.received, timeout=10)
+    _, headers, body = receiver.received[0]
+    payload = standardwebhooks.Webhook(SECRET).verify(body, {k.lower(): v for k, v in headers.items()})
+    assert payload["type"] == "generation.succeeded"
+    assert [i["id"] for i in payload["data"]["response"]["images"]] == image_ids
+    with pytest.raises(grpc.RpcError) as err:
+        list(server.stub().Generate(pb.GenerateRequest(prompt="g", webhook_url="http://192.0.2.10/x")))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_fields(err.value) == ["webhook_url"]
