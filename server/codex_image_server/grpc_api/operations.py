@@ -4,7 +4,6 @@ protos and the domain's `operations.Operations`, with the same key check
 and error mapping as every ImageService call (`_errors_to_status`)."""
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import re
@@ -13,7 +12,7 @@ from codeximage.v1 import image_service_pb2 as pb
 from google.longrunning import operations_proto_pb2 as lro
 from google.protobuf import empty_pb2, json_format
 
-from ..errors import FieldViolation, Kind, ServiceError, invalid
+from ..errors import FieldViolation, Outcome, invalid
 from ..history import now_ms
 from ..operations import Operations, error_of, new_request_id, parse_filter
 from ..store.records import Query
@@ -127,26 +126,21 @@ class Servicer(ImageServicer):
         # The reference bytes live on in Generate's frame alone (it lets them go early).
         generate = ImageServicer.Generate.__wrapped__(self, request, context)
         del request, message
-        started, result, error = now_ms(), pb.GenerationResult(), None
+        started, result, outcome = now_ms(), pb.GenerationResult(), Outcome()
         try:
-            async with contextlib.aclosing(generate) as responses:
-                async for response in responses:
-                    if webhook_url and response.HasField("image"):
-                        result.images.append(response.image)
-                    elif webhook_url and response.HasField("summary"):
-                        result.summary.CopyFrom(response.summary)
-                        request_id = response.summary.request_id
-                    yield response
-        except ServiceError as exc:
-            error = exc
-            raise
-        except (GeneratorExit, asyncio.CancelledError):
-            error = ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", "the caller went away")
-            raise
+            with outcome:
+                async with contextlib.aclosing(generate) as responses:
+                    async for response in responses:
+                        if webhook_url and response.HasField("image"):
+                            result.images.append(response.image)
+                        elif webhook_url and response.HasField("summary"):
+                            result.summary.CopyFrom(response.summary)
+                            request_id = response.summary.request_id
+                        yield response
         finally:
             if webhook_url:
-                self.operations.generate_ended(request_id, caller, webhook_url,
-                                               None if error else result.SerializeToString(), error, started)
+                self.operations.generate_ended(request_id, caller, webhook_url, None if outcome.error
+                                               else result.SerializeToString(), outcome.error, started)
 
     @_errors_to_status
     def SubmitGeneration(self, request, context):
