@@ -37,6 +37,8 @@ POLL_S = 0.5
 # WaitOperation without a timeout waits this long at most; with one, at most MAX.
 DEFAULT_WAIT_S = 60.0
 MAX_WAIT_S = 3600.0
+# Refusals that mean "not yet": the operation waits in the queue instead of failing.
+_NOT_YET = ("KEY_CONCURRENCY_LIMIT", "QUEUE_FULL")
 _FILTERS = {"done=true": "done", "done=false": "pending",
             **{f"state={s}": s for s in STATES}}
 
@@ -339,7 +341,15 @@ class Operations:
                                    "the API key that submitted this operation is no longer configured")
             params = self._codec.params(record.request)
             running.candidates = [{"index": i, "state": "queued"} for i in range(max(1, params.count))]
-            call = await self._service.generate(params, Caller(key, record.surface))
+            try:
+                call = await self._service.generate(params, Caller(key, record.surface))
+            except ServiceError as exc:
+                if exc.reason not in _NOT_YET or running.cancel_asked:
+                    raise
+                await self._blocking.run(self._metadata.requeue_operation, record.request_id, self._owner,
+                                         now_ms() + 1000 * min(exc.retry_after_s or 1, 5))
+                self._running.pop(record.request_id, None)
+                return
             running.call = call
             if running.cancel_asked or self._stopping:
                 call.cancel("cancelled by CancelOperation")

@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS operations (
   progress TEXT NOT NULL DEFAULT '',
   result BLOB,
   error TEXT NOT NULL DEFAULT '',
-  webhook TEXT NOT NULL DEFAULT ''
+  webhook TEXT NOT NULL DEFAULT '',
+  not_before_unix_ms INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS operations_by_state ON operations (state, created_unix_ms);
 CREATE INDEX IF NOT EXISTS operations_by_time ON operations (created_unix_ms, request_id);
@@ -64,7 +65,8 @@ CREATE TABLE operations (
   progress TEXT NOT NULL DEFAULT '',
   result BYTEA,
   error TEXT NOT NULL DEFAULT '',
-  webhook TEXT NOT NULL DEFAULT ''
+  webhook TEXT NOT NULL DEFAULT '',
+  not_before_unix_ms BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX operations_by_state ON operations (state, created_unix_ms);
 CREATE INDEX operations_by_time ON operations (created_unix_ms, request_id);
@@ -90,6 +92,7 @@ class OperationRecord:
     result: bytes | None = None  # the GenerationResult (protobuf bytes) once succeeded
     error: str = ""         # JSON: {kind, reason, message, retry_after_s} once failed or cancelled
     webhook: str = ""       # JSON: the webhook's delivery
+    not_before_unix_ms: int = 0  # a queued one put back (its key at its limit) waits until then
 
     @property
     def done(self) -> bool:
@@ -169,10 +172,10 @@ class OperationQueries:
         rows = self._run(
             f"UPDATE operations SET state = 'running', owner = ?, lease_until_unix_ms = ?, "
             f"attempts = attempts + 1, started_unix_ms = ?, progress = '' "
-            f"WHERE request_id = (SELECT request_id FROM operations WHERE state = 'queued' "
-            f"OR (state = 'running' AND lease_until_unix_ms < ? AND attempts < ?) "
+            f"WHERE request_id = (SELECT request_id FROM operations WHERE (state = 'queued' "
+            f"AND not_before_unix_ms <= ?) OR (state = 'running' AND lease_until_unix_ms < ? AND attempts < ?) "
             f"ORDER BY created_unix_ms, request_id LIMIT 1 {self._CLAIM_LOCK}) RETURNING {_COLUMNS}",
-            (owner, now_unix_ms + lease_ms, now_unix_ms, now_unix_ms, MAX_ATTEMPTS))
+            (owner, now_unix_ms + lease_ms, now_unix_ms, now_unix_ms, now_unix_ms, MAX_ATTEMPTS))
         return _record(rows[0]) if rows else None
 
     def renew_operations(self, owner: str, request_ids: list[str], until_unix_ms: int) -> list[str]:
@@ -196,6 +199,14 @@ class OperationQueries:
                          f"lease_until_unix_ms = 0 WHERE request_id = ? AND owner = ? AND state = 'running' "
                          f"RETURNING {_COLUMNS}", (state, result, error, now_unix_ms, request_id, owner))
         return _record(rows[0]) if rows else None
+
+    def requeue_operation(self, request_id: str, owner: str, not_before_unix_ms: int) -> bool:
+        """Back in the queue, the attempt not counted: it could not start yet
+        (its key at its concurrency limit, the slots' queue full)."""
+        return bool(self._run("UPDATE operations SET state = 'queued', owner = '', lease_until_unix_ms = 0, "
+                              "attempts = attempts - 1, started_unix_ms = 0, not_before_unix_ms = ? "
+                              "WHERE request_id = ? AND owner = ? AND state = 'running' RETURNING request_id",
+                              (not_before_unix_ms, request_id, owner)))
 
     def cancel_operation(self, request_id: str, now_unix_ms: int, error: str) -> OperationRecord | None:
         """A queued one ends cancelled at once; a running one is marked for
