@@ -369,8 +369,12 @@ class Operations:
             error = exc
             state = "cancelled" if exc.kind is Kind.CANCELLED and running.cancel_asked else "failed"
             if self._stopping and not running.cancel_asked:
-                # Handed back, not ended: the next server to start (or another replica) runs it again.
-                self._running.pop(record.request_id, None)
+                # Handed back to the queue, not ended, the attempt not counted: the next
+                # server to start (or another replica) runs it again.
+                try:
+                    await self._blocking.run(self._metadata.requeue_operation, record.request_id, self._owner, 0)
+                finally:
+                    self._running.pop(record.request_id, None)
                 return
         except Exception as exc:  # noqa: BLE001 - recorded as INTERNAL, never lost
             log("operation.crashed", level="error", request_id=record.request_id, error_type=type(exc).__name__)

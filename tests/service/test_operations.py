@@ -213,3 +213,19 @@ def test_generate_with_a_running_operations_id_is_already_exists(server):
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS and bad_fields(err.value) == ["request_id"]
     ops(server).CancelOperation(lro.CancelOperationRequest(name=op.name))
     assert wait(server, op.name).done
+
+
+def test_a_clean_stop_hands_the_running_one_back_uncounted(tmp_path):
+    state = tmp_path / "state"
+    with start_server(tmp_path, state_dir=state, args=["--kill-grace-ms", "300"]) as first:
+        first.stub().SubmitGeneration(pb.GenerateRequest(prompt="s [[fake delay=60 child=1]]", request_id="ops-stop"))
+        assert procs.wait_until(lambda: len(first.runs_of("ops-stop")) == 1, timeout=15)
+        runs = first.runs_of("ops-stop")
+        assert first.stop() == 0
+        assert procs.all_gone(runs), "a clean stop leaves no codex behind"
+    with start_server(tmp_path, state_dir=state, args=["--kill-grace-ms", "300"]) as second:
+        assert procs.wait_until(lambda: len(second.runs_of("ops-stop")) == 1, timeout=15)
+        running = ops(second).GetOperation(lro.GetOperationRequest(name="operations/ops-stop"))
+        assert metadata(running).attempts == 1, "a clean stop does not count as an attempt"
+        ops(second).CancelOperation(lro.CancelOperationRequest(name="operations/ops-stop"))
+        assert wait(second, "operations/ops-stop").done
