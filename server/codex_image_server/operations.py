@@ -391,8 +391,16 @@ class Operations:
             self._notify(finished)
 
     def _candidate(self, running: Running, index: int, **fields) -> None:
-        if 0 <= index < len(running.candidates):
-            running.candidates[index].update(fields)
+        if not 0 <= index < len(running.candidates):
+            return
+        candidate = running.candidates[index]
+        moved = candidate.get("state") != fields.get("state")
+        candidate.update(fields)
+        if moved:  # a candidate started or finished: stored, so every replica reports it (phases stay local)
+            stored = asyncio.ensure_future(self._blocking.run(
+                self._metadata.set_operation_progress, running.record.request_id, self._owner,
+                json.dumps(running.candidates)))
+            stored.add_done_callback(lambda f: f.cancelled() or f.exception())  # best effort: the end is what counts
 
     def _notify(self, record: OperationRecord) -> None:
         """The webhook of an operation that ended, if it asked for one."""

@@ -29,6 +29,14 @@ def test_a_killed_replicas_operation_is_finished_by_another(cluster):
             prompt="survivor [[fake delay=4 child=1]]", request_id="cluster-op"), timeout=10)
     assert procs.wait_until(lambda: any(runs_of(r, "cluster-op") for r in cluster.replicas), 15)
     victim = next(r for r in cluster.replicas if runs_of(r, "cluster-op"))
+    onlooker = next(r for r in cluster.replicas if r is not victim)
+    with grpc.insecure_channel(onlooker.grpc_target) as channel:  # progress is stored: any replica reports it
+        ops = operations_pb2_grpc.OperationsStub(channel)
+        def seen_running():
+            meta = pb.GenerationMetadata()
+            ops.GetOperation(lro.GetOperationRequest(name=op.name)).metadata.Unpack(meta)
+            return [c.state for c in meta.candidates] == ["running"]
+        assert procs.wait_until(seen_running, 10)
     victim.kill()
     others = [r for r in cluster.replicas if r is not victim]
     with grpc.insecure_channel(others[0].grpc_target) as channel:
