@@ -50,3 +50,25 @@ def test_a_killed_replicas_operation_is_finished_by_another(cluster):
     done.response.Unpack(result)
     assert len(result.images) == 1
     assert any(runs_of(r, "cluster-op") for r in others), "another replica ran it"
+
+
+def alive(replica) -> bool:
+    return replica.proc is not None and replica.proc.poll() is None
+
+
+def test_cancel_through_another_replica_kills_the_runs(cluster):
+    first = next(r for r in cluster.replicas if alive(r))
+    with grpc.insecure_channel(first.grpc_target) as channel:
+        op = pbg.ImageServiceStub(channel).SubmitGeneration(pb.GenerateRequest(
+            prompt="doomed op [[fake delay=60 child=1]]", count=2, request_id="cluster-cancel"), timeout=10)
+    assert procs.wait_until(lambda: sum(len(runs_of(r, "cluster-cancel")) for r in cluster.replicas) == 2, 15)
+    runner = next(r for r in cluster.replicas if runs_of(r, "cluster-cancel"))
+    runs = runs_of(runner, "cluster-cancel")
+    other = next(r for r in cluster.replicas if r is not runner and alive(r))
+    with grpc.insecure_channel(other.grpc_target) as channel:
+        stub = operations_pb2_grpc.OperationsStub(channel)
+        stub.CancelOperation(lro.CancelOperationRequest(name=op.name), timeout=10)
+        done = stub.WaitOperation(lro.WaitOperationRequest(name=op.name, timeout=duration_pb2.Duration(seconds=20)),
+                                  timeout=30)
+    assert done.done and done.error.code == 1  # CANCELLED
+    assert procs.wait_until(lambda: procs.all_gone(runs), 10), "the runner's codex runs outlived the cancel"
