@@ -39,3 +39,16 @@ def test_history_lists_operations_and_cancels_a_running_one(ops_server, console_
     console.wait(lambda: states(console).get("operations/console-slow") == "cancelled",
                  message="Cancel did not end it")
     assert procs.wait_until(lambda: procs.all_gone(runs), timeout=10)
+
+
+def test_run_detached_submits_an_operation_history_then_lists(ops_server, console_for):
+    console = console_for(ops_server)
+    console.open("/").wait_ready()
+    console.find("#prompt").send_keys("a detached fox [[fake delay=0.2]]")
+    console.find("#detached-button").click()
+    console.wait(lambda: "Submitted operations/" in console.text("#generate-message"),
+                 message="no operation was submitted")
+    name = console.text("#generate-message").split("Submitted ", 1)[1].split(":", 1)[0]
+    request(ops_server.http_base, "POST", f"/v1/{name}:wait", {"timeout": "20s"})
+    console.open("/#history").wait_ready()
+    console.wait(lambda: states(console).get(name) == "succeeded", message=f"{name} was not listed as succeeded")
