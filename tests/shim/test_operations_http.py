@@ -76,3 +76,18 @@ def test_metrics_count_queued_and_running_operations(open_server):
     assert any(line.startswith("codex_image_operations_queued ") for line in text.splitlines())
     request(base, "POST", "/v1/operations/http-op-metrics:cancel", {})
     request(base, "POST", "/v1/operations/http-op-metrics:wait", {"timeout": "20s"})
+
+
+def test_submit_with_a_reference_over_http(open_server):
+    import base64  # noqa: PLC0415
+
+    from tests.support.fake_codex import png_bytes  # noqa: PLC0415
+    base = open_server.http_base
+    ref = base64.b64encode(png_bytes(32, 32, 3)).decode()
+    reply = request(base, "POST", "/v1/images:submit", {"prompt": "like this [[fake delay=0.1]]",
+                                                         "request_id": "http-op-ref",
+                                                         "references": [{"image": ref, "label": "style"}]})
+    assert reply.status == 200, reply.body
+    done = request(base, "POST", "/v1/operations/http-op-ref:wait", {"timeout": "30s"}).json()
+    image = done["response"]["images"][0]
+    assert [r["label"] for r in image["references"]] == ["style"] and image["references"][0]["usage"] == "original"
