@@ -229,3 +229,21 @@ def test_a_clean_stop_hands_the_running_one_back_uncounted(tmp_path):
         assert metadata(running).attempts == 1, "a clean stop does not count as an attempt"
         ops(second).CancelOperation(lro.CancelOperationRequest(name="operations/ops-stop"))
         assert wait(second, "operations/ops-stop").done
+
+
+def test_killed_during_its_retry_too_it_fails_retryable(tmp_path):
+    state = tmp_path / "state"
+    for attempt in (1, 2):
+        with start_server(tmp_path, state_dir=state) as srv:
+            if attempt == 1:
+                srv.stub().SubmitGeneration(pb.GenerateRequest(prompt="d [[fake delay=60 child=1]]",
+                                                               request_id="ops-dies"))
+            assert procs.wait_until(lambda: len(srv.runs_of("ops-dies")) == 1, timeout=15)
+            srv.kill_hard()
+            procs.kill_leftover_runs(srv.fake_runs())
+    with start_server(tmp_path, state_dir=state) as third:
+        done = wait(third, "operations/ops-dies")
+        assert done.done and done.error.code == code_pb2.UNAVAILABLE
+        assert metadata(done).attempts == 2 and metadata(done).state == pb.GenerationMetadata.STATE_FAILED
+        assert any(d.Is(error_details_pb2.RetryInfo.DESCRIPTOR) for d in done.error.details)
+        assert not third.runs_of("ops-dies"), "no third run"
