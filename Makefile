@@ -21,11 +21,21 @@ PROTOS := $(shell find protos -name '*.proto')
 PY_CLIENT := clients/python
 GEN_PY := $(PY_CLIENT)
 
-.PHONY: all setup venv gen-python codex run test bench clean
+.PHONY: all setup venv gen-python codex run test bench clean help dist
 .DEFAULT_GOAL := all
+# Every Debian package comes through this one script (sudo -n when not root).
+APT_INSTALL := mk/apt-install.sh
+# pytest's 15 slowest tests at the end of `make test`.
+TEST_DURATIONS ?= 15
+
 all: setup
 
-setup: venv codex
+setup: venv codex ## the venv and the pinned codex CLI (what run and test start with)
+
+# Targets with a `## text` after their prerequisites, in the order they are read.
+help: ## this list
+	@awk -F':.*## ' '/^[a-zA-Z][a-zA-Z0-9_.-]*:.*## / {printf "  make %-18s %s\n", $$1, $$2}' \
+		$(MAKEFILE_LIST)
 
 # Two editable installs, the client package first: the server depends on it
 # (for the stubs). CODEX_IMAGE_CLIENT_INSTALLED makes the server name the
@@ -53,7 +63,7 @@ gen-python: $(STAMPS)/venv
 		--grpc_python_out=$(or $(OUT),$(GEN_PY)) protos/codeximage/v1/image_service.proto
 
 # The stamp names the version: bumping the pin reinstalls.
-codex: $(STAMPS)/codex-pinned-$(CODEX_VERSION)
+codex: $(STAMPS)/codex-pinned-$(CODEX_VERSION) ## install the pinned codex CLI into .tools/codex
 $(STAMPS)/codex-pinned-$(CODEX_VERSION):
 	@mkdir -p $(STAMPS) $(CODEX_PREFIX)
 	@# The npm package carries the native binary: no download step, works offline.
@@ -64,14 +74,14 @@ $(STAMPS)/codex-pinned-$(CODEX_VERSION):
 
 -include mk/*.mk
 
-run: setup $(RUN_DEPS)
+run: setup $(RUN_DEPS) ## set up, then serve on 127.0.0.1 (RUN_ARGS="--flag value" for settings)
 	$(PY) -m codex_image_server $(RUN_ARGS)
 
-test: setup $(TEST_DEPS)
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: setup $(TEST_DEPS) ## set up everything (apt packages too), then the whole suite (PYTEST_ARGS=...)
+	$(PY) -m pytest --durations=$(TEST_DURATIONS) $(PYTEST_ARGS)
 
 # Speed and memory targets live here, not in timed tests (shared, noisy machines).
-bench: setup bench-tools
+bench: setup bench-tools ## every benchmark (docs/benchmarks.md)
 	$(PY) bench/service_bench.py $(BENCH_ARGS)
 	$(PY) bench/core_bench.py
 	$(PY) bench/finish_early_bench.py
@@ -82,5 +92,10 @@ bench: setup bench-tools
 	$(PY) bench/mcp_bench.py
 	$(PY) bench/operations_bench.py
 
-clean:
+# The two Python packages, sdist and wheel each, into dist/ (what gets published).
+dist: $(STAMPS)/venv ## build the server's and the client's sdist and wheel into dist/
+	$(PY) -m build --no-isolation --outdir dist ./$(PY_CLIENT)
+	$(PY) -m build --no-isolation --outdir dist .
+
+clean: ## remove the venv, the stamps and dist/
 	rm -rf $(VENV) .state/stamps .pytest_cache dist

@@ -9,8 +9,7 @@ bench-tools: $(STAMPS)/wrk $(STAMPS)/ghz-$(GHZ_VERSION)
 
 $(STAMPS)/wrk:
 	@mkdir -p $(STAMPS)
-	command -v wrk >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+	command -v wrk >/dev/null || $(APT_INSTALL) wrk
 	touch $@
 
 $(STAMPS)/ghz-$(GHZ_VERSION):

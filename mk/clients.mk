@@ -48,7 +48,7 @@ $(STAMPS)/protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION):
 	$(GO_INSTALL) google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 	touch $@
 
-grpcurl: $(STAMPS)/grpcurl-$(GRPCURL_VERSION)
+grpcurl: $(STAMPS)/grpcurl-$(GRPCURL_VERSION) ## install grpcurl into .tools/bin (needs Go)
 $(STAMPS)/grpcurl-$(GRPCURL_VERSION):
 	@mkdir -p $(STAMPS) $(TOOLS_BIN)
 	$(GO_INSTALL) github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
@@ -69,11 +69,11 @@ client-install: $(STAMPS)/venv
 
 # Every language's stubs are checked in, so `pip install`, `go get` and a
 # plain `npm ci` work without protoc.
-proto: gen-python buf go-plugins ts-deps
+proto: gen-python buf go-plugins ts-deps ## regenerate the Python, Go and TypeScript stubs from protos/
 	$(BUF) generate
 	$(BUF) generate --template $(TS_DIR)/buf.gen.yaml
 
-lint: buf
+lint: buf ## buf lint and buf breaking against the last released API
 	$(BUF) lint
 	$(BUF) breaking --against $(BUF_BASELINE)
 
@@ -81,7 +81,7 @@ proto-baseline: buf
 	$(BUF) build --exclude-source-info -o protos/baseline/v$(VERSION).binpb
 
 # Regenerates into a temporary tree and compares with what is checked in.
-check-generated: buf go-plugins ts-deps $(STAMPS)/venv
+check-generated: buf go-plugins ts-deps $(STAMPS)/venv ## fail when the checked-in stubs differ from the protos
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	$(BUF) generate -o "$$tmp" && \
 	$(BUF) generate --template $(TS_DIR)/buf.gen.yaml -o "$$tmp" && \

@@ -16,7 +16,7 @@ $(STAMPS)/web-deps: $(WEB_DIR)/package.json $(WEB_DIR)/package-lock.json
 	cd $(WEB_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-console: web-deps
+console: web-deps ## rebuild the web console's checked-in assets from web/src
 	cd $(WEB_DIR) && node build.mjs $(abspath $(CONSOLE_ASSETS))
 
 check-console: web-deps
@@ -29,13 +29,12 @@ check-console: web-deps
 chromium: $(STAMPS)/chromium
 $(STAMPS)/chromium:
 	@mkdir -p $(STAMPS)
-	command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
-		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver fonts-dejavu-core; }
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		$(APT_INSTALL) chromium chromium-driver fonts-dejavu-core
 	chromium --version && chromedriver --version
 	touch $@
 
-test-console: setup chromium
+test-console: setup chromium ## tests/console in headless Chromium
 	$(PY) -m pytest tests/console -q $(PYTEST_ARGS)
 
 TEST_DEPS += chromium web-deps

@@ -6,7 +6,7 @@
 STRESS_TIMEOUT_S ?= 1800
 
 .PHONY: stress stress-hostile
-stress: stress-hostile
+stress: stress-hostile ## the long runs: the plugin's full matrix and hostile input (up to 30 min)
 
 stress-hostile: setup
 	timeout $(STRESS_TIMEOUT_S) $(PY) -m tests.stress

@@ -30,3 +30,10 @@ def test_versions_are_told_apart():
     assert not versions.tested("codex-cli 0.172.0") and not versions.tested("")
     assert versions.warning("codex-cli 0.169.0") == "" and versions.warning("") == ""
     assert versions.warning("codex-cli 0.168.2").startswith("warning: codex 0.168.2 is outside the tested range")
+
+
+def test_every_tested_version_has_its_checked_tool_switches():
+    # A version joins the matrix only with its feature names checked: the
+    # switches that take the shell away are looked up per version.
+    from codex_image_server.engine import tool_surface
+    assert tuple(tool_surface.FEATURES_OFF_BY_VERSION) == versions.TESTED

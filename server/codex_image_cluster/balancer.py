@@ -62,16 +62,40 @@ class Balancer:
                          self.log_path, timeout=20)
         return self
 
-    def server_states(self) -> dict[str, str]:
-        """{"replicas_http/r1": "UP", ...} from HAProxy's own stats."""
+    def _ask(self, command: str) -> str:
+        """One command on HAProxy's stats socket, its whole answer."""
         with socket.socket(socket.AF_UNIX) as s:
             s.connect(str(self.stats_socket))
-            s.sendall(b"show stat\n")
+            s.sendall(command.encode() + b"\n")
             data = b""
             while chunk := s.recv(65536):
                 data += chunk
+        return data.decode()
+
+    def admin(self, command: str) -> None:
+        """A command that answers nothing when it works, e.g.
+        "set server replicas_grpc/r2 state drain" (no new calls to it)."""
+        answer = self._ask(command).strip()
+        if answer:
+            raise RuntimeError(f"haproxy: {command}: {answer}")
+
+    def mark_up(self, server: str) -> None:
+        """Put "replicas_grpc/r1" back in rotation as if its checks had passed;
+        the next failing checks take it out again (a mark-down on demand)."""
+        self.admin(f"set server {server} health up")
+
+    def sessions(self, server: str) -> int:
+        """Calls HAProxy has on "replicas_grpc/r1" now."""
+        for line in self._ask("show stat").splitlines():
+            cols = line.split(",")
+            if len(cols) > 4 and f"{cols[0]}/{cols[1]}" == server:
+                return int(cols[4] or 0)
+        raise KeyError(server)
+
+    def server_states(self) -> dict[str, str]:
+        """{"replicas_http/r1": "UP", ...} from HAProxy's own stats."""
         states = {}
-        for line in data.decode().splitlines():
+        for line in self._ask("show stat").splitlines():
             cols = line.split(",")
             if len(cols) > 17 and not line.startswith("#") and cols[1] not in ("FRONTEND", "BACKEND"):
                 states[f"{cols[0]}/{cols[1]}"] = cols[17]

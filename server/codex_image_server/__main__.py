@@ -12,7 +12,7 @@ import json  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 
-from . import heap, keys as keys_mod, logs, private_files, settings as settings_mod, workdirs  # noqa: E402
+from . import banner, heap, keys as keys_mod, logs, private_files, settings as settings_mod, workdirs  # noqa: E402
 from .blocking import Blocking
 from .engine import Engine
 from .grpc_api.server import GrpcServer
@@ -82,6 +82,10 @@ async def serve(settings) -> int:
         codex_version=ready.version or None, ready=ready.ready, problem=ready.problem or None,
         auth_required=keyring.required, max_concurrent=settings.max_concurrent,
         output_dir=str(settings.output_dir), subreaper=engine.subreaper, finish_early=settings.finish_early)
+    if banner.wanted(settings.banner):
+        sys.stderr.write(banner.render(settings.grpc_host, server.port, settings.http_host if shim else None,
+                                       shim.port if shim else None, ready, keyring.required))
+        sys.stderr.flush()
     if settings.ready_file:
         _write_ready_file(settings.ready_file, {"grpc_port": server.port, "http_port": shim.port if shim else 0,
                                                 "pid": os.getpid()})
@@ -144,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         return service_main(argv[1:])
     if argv[:1] == ["keys"]:
         return _keys_command(argv[1:])
+    if argv[:1] == ["doctor"]:  # checks what the server needs, prints fixes
+        from .doctor import main as doctor_main  # noqa: PLC0415 - only for that command
+        return doctor_main(argv[1:])
     settings = settings_mod.load(argv)
     logs.configure(settings.log_level)
     private_files.keep_private(settings.state_dir, settings.output_dir, INDEX_FILE)

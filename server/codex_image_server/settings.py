@@ -1,7 +1,7 @@
 """Every setting of the server, read once from flags and CODEX_IMAGE_SERVER_* variables.
 
-Flags win over variables, variables over defaults. README's settings table
-mirrors `FIELDS` below.
+Flags win over variables, variables over defaults. docs/operating.md's
+settings table mirrors `FIELDS` below (tests/test_docs.py names any row missing).
 """
 from __future__ import annotations
 
@@ -72,6 +72,14 @@ class Settings:
     mcp_inline_max_bytes: int = 3_750_000
     finish_early: bool = True
     download_idle_timeout_ms: int = 30_000
+    # The HTTP port's own limits (docs/security-limits.md): time to send a
+    # request's headers, longest pause in a body, idle time between requests
+    # on a kept-alive connection, connections one address may hold.
+    http_header_timeout_ms: int = 10_000
+    http_body_timeout_ms: int = 30_000
+    http_keepalive_timeout_ms: int = 75_000
+    http_max_connections_per_address: int = 64
+    http_max_loopback_connections: int = 1024
     blocking_threads: int = 4
     ready_file: str = ""
     log_level: str = "info"
@@ -81,6 +89,7 @@ class Settings:
     webhook_secret: str = ""
     webhook_allow: tuple[str, ...] = ()
     webhook_retry_ms: int = 300_000
+    banner: bool | None = None  # None: when stderr is a terminal
 
     @property
     def keys_path(self) -> Path:
@@ -98,6 +107,13 @@ class Settings:
         return self.max_references * self.max_reference_bytes + 4 * self.max_prompt_chars + 4 * 1024 * 1024
 
     @property
+    def http_max_text_body_bytes(self) -> int:
+        """Largest HTTP body of a request that carries no images (the OpenAI
+        generations route): the longest prompt at 12 bytes a character (a
+        surrogate pair as two JSON escapes), plus 64 KiB for the other fields."""
+        return min(self.http_max_body_bytes, 12 * self.max_prompt_chars + 64 * 1024)
+
+    @property
     def work_dir(self) -> Path:
         """Requests' working directories (see workdirs.py)."""
         return self.state_dir / "work"
@@ -111,33 +127,34 @@ FIELDS: list[tuple[str, type, str]] = [
     ("http_host", str, "address the HTTP shim binds"),
     ("http_port", int, "HTTP shim port (0 picks a free one)"),
     ("http_enabled", bool, "start the /v1 HTTP shim beside the gRPC server"),
-    ("codex_bin", str, "codex binary (default: the project's pinned npm install, else `codex` on PATH)"),
+    ("codex_bin", str, "the codex binary to run"),
     ("codex_profile", str, "codex config profile passed as --profile"),
-    ("codex_config", list, "extra codex -c key=value overrides (variable: one per line)"),
-    ("accounts", list, "Codex accounts as NAME=PATH or NAME:N=PATH (a CODEX_HOME each, N runs at once; "
-                       "default: the inherited CODEX_HOME); variable: one per line"),
+    ("codex_config", list, "extra codex -c key=value overrides; repeatable; variable: one per line"),
+    ("accounts", list, "Codex accounts as NAME=PATH or NAME:N=PATH (a CODEX_HOME each, N runs at once); "
+                       "repeatable; variable: one per line"),
     ("output_dir", Path, "where finished images and their metadata are kept"),
     ("state_dir", Path, "working directories and the record of running codex process groups"),
     ("max_concurrent", int, "codex processes allowed to run at once"),
     ("queue_limit", int, "requests allowed to wait for a slot; beyond it RESOURCE_EXHAUSTED"),
     ("kill_grace_ms", int, "SIGTERM to SIGKILL grace when cancelling codex"),
     ("generation_timeout_ms", int, "longest a generation may run"),
-    ("api_keys", list, "API keys (flag repeatable; variable comma separated); when set, ImageService calls need one"),
+    ("api_keys", list, "API keys; when set, every call but health needs one; repeatable; variable: comma separated"),
     ("retention_max_age_s", int, "delete stored images older than this many seconds (0: keep)"),
     ("retention_max_bytes", int, "delete the oldest stored images while the store holds more bytes (0: no cap)"),
     ("retention_interval_ms", int, "how often the retention sweeper runs"),
-    ("database_url", str, "postgresql://… index shared by several replicas (default: SQLite in the state directory)"),
-    ("object_store", str, "s3://bucket/prefix for images shared by several replicas (default: files in output_dir)"),
-    ("s3_endpoint", str, "S3 API URL for --object-store (default: AWS); keys from AWS_ACCESS_KEY_ID and "
+    ("database_url", str, "postgresql://… index shared by several replicas"),
+    ("object_store", str, "s3://bucket/prefix for images shared by several replicas"),
+    ("s3_endpoint", str, "S3 API URL for --object-store; keys from AWS_ACCESS_KEY_ID and "
                          "AWS_SECRET_ACCESS_KEY"),
-    ("s3_region", str, "S3 region for --object-store (default: AWS_DEFAULT_REGION, else us-east-1)"),
+    ("s3_region", str, "S3 region for --object-store"),
     ("lease_ms", int, "with --database-url: how long a replica's account runs and running requests count for "
                       "the others after its last heartbeat (a killed replica's free themselves this long after)"),
     ("query_budget_ms", int, "longest a history or image list query may run before it is stopped "
                              "(DEADLINE_EXCEEDED QUERY_TOO_SLOW)"),
     ("remove_codex_copies", bool, "after each run, remove codex's own copy of the image and the thread's rollout"),
-    ("keys_file", Path, "named API keys with limits (JSON; default <state_dir>/keys.json); re-read on SIGHUP"),
-    ("metrics_auth", str, "who may read /metrics without a key: remote (loopback only), never, always"),
+    ("keys_file", Path, "named API keys with limits (JSON), re-read on SIGHUP"),
+    ("metrics_auth", str, "when /metrics needs an API key: remote (only from other hosts; open on loopback), "
+                          "always (every caller), never"),
     ("allow_unauthenticated_remote", bool, "allow binding a non-loopback address without an API key"),
     ("max_references", int, "reference images per request, 1-16 (past 5 they share a contact sheet)"),
     ("max_reference_bytes", int, "bytes per reference image"),
@@ -150,6 +167,13 @@ FIELDS: list[tuple[str, type, str]] = [
     ("readiness_ttl_ms", int, "how long a codex readiness probe is trusted"),
     ("finish_early", bool, "stop codex as soon as its image is final, skipping the model's closing turn"),
     ("download_idle_timeout_ms", int, "drop a download (HTTP or GetImageFile) whose reader takes nothing this long"),
+    ("http_header_timeout_ms", int, "close an HTTP connection whose request line and headers are not all in "
+                                    "this long (408)"),
+    ("http_body_timeout_ms", int, "cut off an HTTP request body that stops arriving for this long (408)"),
+    ("http_keepalive_timeout_ms", int, "close a kept-alive HTTP connection idle this long between requests"),
+    ("http_max_connections_per_address", int, "HTTP connections one remote address (IPv6: one /64) may hold at "
+                                              "once; extras get 429 and are closed (0: no cap)"),
+    ("http_max_loopback_connections", int, "HTTP connections loopback callers may hold at once (0: no cap)"),
     ("blocking_threads", int, "threads for blocking work (Pillow, disk) off the event loop"),
     ("ready_file", str, "write {grpc_port, http_port, pid} here as JSON once serving"),
     ("log_level", str, "debug, info, warning or error"),
@@ -162,7 +186,40 @@ FIELDS: list[tuple[str, type, str]] = [
     ("webhook_secret", str, "whsec_… secret that signs webhooks (Standard Webhooks); without it no webhook is sent"),
     ("webhook_allow", list, "hosts webhooks may go to besides loopback addresses (checked after DNS); comma list"),
     ("webhook_retry_ms", int, "how long a failing webhook is retried (with backoff) before it is given up"),
+    ("banner", bool, "print where it serves and whether codex is ready, for a person, on stderr at start"),
 ]
+
+# --help groups options by these headings; a field in none goes under "more".
+GROUPS: list[tuple[str, tuple[str, ...]]] = [
+    ("where it listens", ("grpc_host", "grpc_port", "http_host", "http_port", "http_enabled")),
+    ("codex", ("codex_bin", "codex_profile", "codex_config", "accounts", "generation_timeout_ms", "kill_grace_ms",
+               "finish_early", "remove_codex_copies", "readiness_ttl_ms")),
+    ("keys and access", ("api_keys", "keys_file", "metrics_auth", "allow_unauthenticated_remote")),
+    ("browsers and codex's environment", ("allowed_hosts", "allowed_origins", "codex_env_allow")),
+    ("capacity and limits", ("max_concurrent", "queue_limit", "max_references", "max_reference_bytes",
+                             "max_reference_pixels", "max_prompt_chars", "http_max_body_bytes",
+                             "download_idle_timeout_ms", "http_header_timeout_ms", "http_body_timeout_ms",
+                             "http_keepalive_timeout_ms", "http_max_connections_per_address",
+                             "http_max_loopback_connections", "query_budget_ms", "blocking_threads")),
+    ("MCP", ("mcp_reference_dir", "mcp_inline_max_bytes")),
+    ("webhooks", ("webhook_secret", "webhook_allow", "webhook_retry_ms")),
+    ("storage", ("output_dir", "state_dir", "retention_max_age_s", "retention_max_bytes", "retention_interval_ms")),
+    ("several replicas", ("database_url", "object_store", "s3_endpoint", "s3_region", "lease_ms")),
+    ("output", ("log_level", "banner", "ready_file")),
+]
+
+# Defaults that live outside the dataclass (computed at start, or read by
+# another part), in words for --help and the settings reference.
+_DEFAULT_WORDS = {
+    "banner": "on when stderr is a terminal",
+    "codex_bin": "the project's pinned install, else `codex` on PATH",
+    "keys_file": "<state_dir>/keys.json",
+    "accounts": "one account on the inherited CODEX_HOME",
+    "database_url": "SQLite in the state directory",
+    "object_store": "files in output_dir",
+    "s3_endpoint": "AWS",
+    "s3_region": "AWS_DEFAULT_REGION, else us-east-1",
+}
 
 # The HTTP shim keeps the seed server's names, which plugins' docs already use.
 _ENV_NAMES = {"api_keys": PREFIX + "API_KEY", "http_host": PREFIX + "HOST", "http_port": PREFIX + "PORT"}
@@ -176,6 +233,25 @@ _COMMA_LISTS = ("api_keys", "codex_env_allow", "allowed_hosts", "allowed_origins
 
 def env_name(field: str) -> str:
     return _ENV_NAMES.get(field, PREFIX + field.upper())
+
+
+def flag_name(field: str) -> str:
+    return _FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+def shown_default(field: str) -> str:
+    """The default as a person reads it: `17342`, `on`, `~/.local/...`, or words."""
+    if field in _DEFAULT_WORDS:
+        return _DEFAULT_WORDS[field]
+    value = getattr(Settings(), field)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, Path):
+        home = Path.home()
+        return f"~/{value.relative_to(home)}" if value.is_relative_to(home) else str(value)
+    if value in ("", ()):
+        return "none"
+    return str(value)
 
 
 def _parse_bool(text: str) -> bool:
@@ -200,23 +276,62 @@ def _from_env(field: str, kind: type, raw: str):
     return raw
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """`--[no-]flag` on one line for on/off options."""
+
+    def __init__(self, prog):
+        super().__init__(prog, max_help_position=30)
+
+    def _format_action_invocation(self, action):
+        if isinstance(action, argparse.BooleanOptionalAction):
+            return "--[no-]" + action.option_strings[0][2:]
+        return super()._format_action_invocation(action)
+
+
+def _variable_exceptions() -> str:
+    """Flags whose variable is not CODEX_IMAGE_SERVER_ + the flag's own name."""
+    odd = [(flag_name(f), env_name(f)) for f, _, _ in FIELDS
+           if env_name(f) != PREFIX + flag_name(f)[2:].replace("-", "_").upper()]
+    return ", ".join(f"{flag} is {env}" for flag, env in odd)
+
+
+USAGE = """codex-image-server [options]             serve gRPC and HTTP (the options below)
+       codex-image-server service install|uninstall|status [--manager systemd|launchd]
+       codex-image-server keys add NAME [--max-concurrent N] [--images-per-day N]
+       codex-image-server doctor [options]      check codex, its login, the ports and the disk"""
+
+_METAVARS = {int: "N", Path: "PATH", list: "VALUE", str: "TEXT"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="codex-image-server",
-        description="Serve local Codex image generation over gRPC and the /v1 HTTP contract.",
-        epilog="`codex-image-server service install|uninstall|status` keeps it running at login "
-               "(systemd user unit on Linux, launchd agent on macOS).")
+        prog="codex-image-server", usage=USAGE,
+        description="Serve local Codex image generation over gRPC and the /v1 HTTP contract.\n\n"
+                    f"Every option is also a variable: --max-concurrent is {PREFIX}MAX_CONCURRENT "
+                    f"(except: {_variable_exceptions()}). A flag wins over its variable.",
+        epilog="`codex-image-server service --help`, `keys --help` and `doctor --help` explain the subcommands.",
+        formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    grouped = {field: title for title, fields in GROUPS for field in fields}
+    groups = {title: parser.add_argument_group(title) for title, _ in GROUPS}
     for field, kind, help_text in FIELDS:
-        flag = _FLAGS.get(field, "--" + field.replace("_", "-"))
-        full_help = f"{help_text} [{env_name(field)}]"
+        title = grouped.get(field, "more")
+        if title not in groups:
+            groups[title] = parser.add_argument_group(title)
+        target = groups[title]
+        # %% because argparse formats help with %.
+        full_help = f"{help_text} (default: {shown_default(field)})".replace("%", "%%")
         if kind is bool:
-            parser.add_argument(flag, dest=field, action=argparse.BooleanOptionalAction,
+            target.add_argument(flag_name(field), dest=field, action=argparse.BooleanOptionalAction,
                                 default=None, help=full_help)
         elif kind is list:
-            parser.add_argument(flag, dest=field, action="append", default=None, help=full_help)
+            target.add_argument(flag_name(field), dest=field, action="append", default=None, metavar="VALUE",
+                                help=full_help)
         else:
-            parser.add_argument(flag, dest=field, type=kind, default=None, help=full_help)
+            metavar = "MS" if field.endswith("_ms") else "HOST" if field.endswith("_host") else \
+                "PORT" if field.endswith("_port") else _METAVARS.get(kind, "VALUE")
+            target.add_argument(flag_name(field), dest=field, type=kind, default=None, metavar=metavar,
+                                help=full_help)
     return parser
 
 
@@ -271,6 +386,11 @@ def check(settings: Settings) -> None:
         raise SystemExit("lease_ms must be at least 300")
     if settings.download_idle_timeout_ms < 1:
         raise SystemExit("download_idle_timeout_ms must be at least 1")
+    for name in ("http_header_timeout_ms", "http_body_timeout_ms", "http_keepalive_timeout_ms"):
+        if getattr(settings, name) < 1:
+            raise SystemExit(f"{name} must be at least 1")
+    if settings.http_max_connections_per_address < 0 or settings.http_max_loopback_connections < 0:
+        raise SystemExit("HTTP connection caps must not be negative (0: no cap)")
     if settings.queue_limit < 0:
         raise SystemExit("queue_limit must not be negative")
     if not 1 <= settings.max_references <= MAX_REFERENCES:

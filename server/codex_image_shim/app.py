@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Callable
 
 import grpc
-from aiohttp import hdrs, http_exceptions, web, web_protocol
+from aiohttp import hdrs, web
 from codeximage.v1 import image_service_pb2 as pb
-from codex_image_server import frozen, heap
+from codex_image_server import frozen
 from codex_image_server.grpc_api import auth
 from codex_image_server.grpc_api.inprocess import InProcessChannel
 from codex_image_server.grpc_api.wire import Received
@@ -35,6 +35,7 @@ from codex_image_server.idle import IdleTimer, reset
 from google.protobuf import json_format, message_factory
 
 from . import access_log, adapter, console, errors, jsonmap, openapi, routes
+from . import body as body_reader
 from .guard import Guard
 from .mcp.surface import PATH as MCP_PATH
 from .mcp.surface import McpSurface
@@ -47,7 +48,6 @@ JSON = "application/json"
 OPENAPI_PATH = "/v1/openapi.json"
 METRICS_PATH = "/metrics"
 SENDFILE_STEP = 1024 * 1024  # the idle timer is touched after each step
-ACCEPTED_ENCODINGS = ("", "identity", "gzip", "x-gzip", "deflate")
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 
 
@@ -255,42 +255,27 @@ class Shim:
         except json_format.ParseError as exc:
             raise errors.wrong_type("bad request field", exc) from None
 
-    async def read_body(self, request: web.Request) -> bytes | bytearray:
-        """The body, inflated when it came gzip or deflate (aiohttp inflates
-        as it reads, in bounded chunks): the limit counts inflated bytes."""
-        limit = self.settings.http_max_body_bytes
-        encoding = request.headers.get("Content-Encoding", "").strip().lower()
-        if encoding not in ACCEPTED_ENCODINGS:
-            raise errors.unsupported_encoding(encoding)
-        if request.content_length is not None and request.content_length > limit:
-            raise errors.body_too_large(limit)
-        # With its length known, the body is read into one buffer of that
-        # size: the chunks and their join would hold it twice.
-        sized = request.content_length if encoding in ("", "identity") else None
-        body = bytearray(sized) if sized else None
-        chunks, total = [], 0
-        try:
-            async for chunk in request.content.iter_any():
-                if body is None:
-                    chunks.append(chunk)
-                elif total + len(chunk) > len(body):  # aiohttp does not let this happen
-                    raise errors.invalid_json("the request body is longer than its Content-Length")
-                else:
-                    body[total:total + len(chunk)] = chunk
-                total += len(chunk)
-                if total > limit:
-                    raise errors.body_too_large(limit)
-        except (http_exceptions.HttpProcessingError, web_protocol.RequestPayloadError):
-            if encoding in ("", "identity"):
-                raise errors.invalid_json("the request body could not be read (bad chunked encoding?)") from None
-            raise errors.bad_encoding(encoding) from None
-        if body is None:
-            body = b"".join(chunks)
-            del chunks
-        elif total != len(body):  # nor this: a short body is a payload error above
-            raise errors.invalid_json("the request body is shorter than its Content-Length")
-        heap.body_assembled(total)
-        return body
+    async def read_body(self, request: web.Request, limit: int | None = None) -> bytearray:
+        """The body, within the route's limit (by default this shim's) and
+        the body timeout (body.read)."""
+        return await body_reader.read(request, limit or self.settings.http_max_body_bytes,
+                                      self.settings.http_body_timeout_ms / 1000)
+
+    async def read_parts(self, request: web.Request) -> list:
+        """A multipart body's parts, within the same limit and timeout."""
+        return await body_reader.read_parts(request, self.settings.http_max_body_bytes,
+                                            self.settings.http_body_timeout_ms / 1000)
+
+    def refusal(self, request: web.BaseRequest, exc: errors.ShimError) -> web.Response:
+        """An error found before any route ran, in the shape of the surface
+        the request was for, with the headers every answer carries."""
+        if self.openai.owns(request.path):
+            response = self.openai.error_response(exc)
+        else:
+            response = error_response(exc.status, exc.http_status, exc.headers)
+        self.guard.add_cors(request, response.headers)
+        access_log.add_request_id(request, response.headers)
+        return response
 
     def check_message_size(self, message) -> None:
         """The gRPC port refuses a request this large (RESOURCE_EXHAUSTED, a

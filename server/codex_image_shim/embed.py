@@ -9,9 +9,12 @@ from codex_image_server.grpc_api.inprocess import InProcessChannel
 
 from .access_log import JsonAccessLogger
 from .app import Shim
+from .connection_limits import GuardedSite, Limits
 from .fixed import FixedAnswers
+from .front_door import FrontDoor
 
 SHUTDOWN_S = 2.0
+BACKLOG = 1024
 
 
 class ShimHandle:
@@ -25,7 +28,7 @@ class ShimHandle:
 
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.create_server((host, port), family=family, backlog=1024)
+    sock = socket.create_server((host, port), family=family, backlog=BACKLOG)
     sock.setblocking(False)
     return sock
 
@@ -39,11 +42,15 @@ async def start(servicer, settings, file_path, *, internal_key: str = "", metric
         # handler_cancellation: a client that goes away cancels its handler,
         # and with it the call (and so the codex processes).
         runner = web.AppRunner(shim.application(), handler_cancellation=True,
-                               access_log_class=JsonAccessLogger, shutdown_timeout=SHUTDOWN_S)
+                               access_log_class=JsonAccessLogger, shutdown_timeout=SHUTDOWN_S,
+                               keepalive_timeout=settings.http_keepalive_timeout_ms / 1000)
         await runner.setup()
-        # The fixed answers first, the app for all else.
-        runner.server.request_handler = FixedAnswers(shim, runner.server.request_handler).handle
-        await web.SockSite(runner, sock, shutdown_timeout=SHUTDOWN_S).start()
+        # The front door (no body without a key) before everything; then
+        # the fixed answers, the app for all else.
+        fixed = FixedAnswers(shim, runner.server.request_handler)
+        runner.server.request_handler = FrontDoor(shim, fixed.handle).handle
+        # Connections: the header clock and the per-client cap (connection_limits.py).
+        await GuardedSite(runner, sock, Limits.of(settings), shutdown_timeout=SHUTDOWN_S, backlog=BACKLOG).start()
     except BaseException:
         sock.close()
         raise

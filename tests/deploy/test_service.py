@@ -167,3 +167,16 @@ def test_env_file_syntax(tmp_path):
 def test_server_help_mentions_the_service_command():
     out = subprocess.run([str(SERVER), "--help"], capture_output=True, text=True, timeout=30).stdout
     assert "codex-image-server service install" in out
+
+
+def test_manager_goes_before_or_after_the_action(tmp_path):
+    """deploy/README.md writes `service install --manager launchd`."""
+    assert "`--manager systemd|launchd`" in (DEPLOY / "README.md").read_text()
+    after, before = tmp_path / "after", tmp_path / "before"
+    service(after, "install", "--manager", "launchd", "--no-start")
+    service(before, "--manager", "launchd", "install", "--no-start")
+    for home in (after, before):
+        assert (home / "Library" / "LaunchAgents" / "dev.codeximage.server.plist").is_file()
+        assert not (home / ".config" / "systemd").exists()
+    status = service(after, "status", "--manager", "launchd", check=False)
+    assert "manager:  launchd (user)" in status.stdout

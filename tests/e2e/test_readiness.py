@@ -48,6 +48,16 @@ def test_not_logged_in_is_not_serving(unconfigured_server, real_codex):
     assert "codex login" in health.problem
 
 
+def test_the_login_fix_is_the_short_path_readme_gives(unconfigured_server):
+    """The server runs the native binary deep inside the pinned npm package;
+    the command it tells a person to run is the package's short wrapper,
+    relative to the checkout it runs in, as README writes it."""
+    health = unconfigured_server.stub().Health(pb.HealthRequest(), timeout=CALL_TIMEOUT_S)
+    home = unconfigured_server.env["CODEX_HOME"]
+    assert f"Run `CODEX_HOME={home} .tools/codex/node_modules/.bin/codex login`" in health.problem, health.problem
+    assert ".tools/codex/node_modules/.bin/codex login" in (realcodex.REPO / "README.md").read_text()
+
+
 def test_not_logged_in_generate_is_failed_precondition_naming_codex_login(unconfigured_server):
     with pytest.raises(grpc.RpcError) as caught:
         generate(unconfigured_server.stub(), prompt="a cat", count=1)

@@ -133,10 +133,11 @@ def test_a_query_past_its_time_budget_is_stopped(tmp_path, backend):
     """SQLite's progress handler, PostgreSQL's statement_timeout."""
     meta = _metadata(tmp_path, backend, 0.002)
     try:
-        meta.add_images([_image(i, f"a common word and some more text {i}") for i in range(60_000)])
-        # A common word and a key that made none: the time-ordered scan
-        # tests every prompt and finds nothing.
-        query = Query(page_size=10, prompt_contains="common", key_name="nobody")
+        meta.add_images([_image(i, f"une ÉCOLE {i}") for i in range(60_000)])
+        # The worst case of the prompt filter: the trigram index (Unicode case
+        # folding) says every row may match, so the time-ordered scan runs,
+        # and LIKE (ASCII case folding) matches none: every prompt is tested.
+        query = Query(page_size=10, prompt_contains="école")
         with pytest.raises(ServiceError) as caught:
             paging.page("images", query, meta.list_images, lambda r: paging.Cursor(r.created_unix_ms, r.id),
                         meta.page_secret())
@@ -145,3 +146,13 @@ def test_a_query_past_its_time_budget_is_stopped(tmp_path, backend):
         assert meta.get_image(_image(5, "").id).id == _image(5, "").id
     finally:
         meta.close()
+
+
+def test_a_refused_request_keeps_a_short_prompt_prefix_only(served):
+    _, stub, keys = served
+    prompt = "a secret plan " * 300  # 4,200 characters
+    _, err = generate(stub, prompt + " [[fake delay=0]]", request_id="refused-long", metadata=md(keys["alice"]),
+                      count=99)
+    assert err is not None and err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    record = stub.GetRequest(pb.GetRequestRequest(request_id="refused-long"), metadata=md(keys["alice"])).request
+    assert record.status == "refused" and record.prompt == prompt[:100]

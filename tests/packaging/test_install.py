@@ -110,6 +110,14 @@ def test_wheels_in_fresh_venvs_serve_and_call(wheelhouse, client_bin, elsewhere,
     with start_server(tmp_path / "srv", command=[str(server_bin / "codex-image-server")], cwd=elsewhere) as srv:
         call_server(srv.grpc_target, client_bin / "codex-image", client_bin / "python", tmp_path / "out", elsewhere)
 
+    # No Makefile around an installed server: without codex it names npm, not `make codex`.
+    doctor = subprocess.run([str(server_bin / "codex-image-server"), "doctor", "--codex-bin", str(tmp_path / "none"),
+                             "--grpc-port", "0", "--http-port", "0"], cwd=elsewhere, env=clean_env(),
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert doctor.returncode == 1
+    assert "run: npm install -g @openai/codex@0.169.0" in doctor.stdout, doctor.stdout
+    assert "make codex" not in doctor.stdout
+
 
 def test_published_wheel_names_the_client_by_range(wheelhouse):
     """Built from the sdist (what gets published), the server names the client

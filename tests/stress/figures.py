@@ -25,6 +25,7 @@ class Figures:
     work_dirs: int = 0
     run_records: int = 0
     breaches: int = 0  # an attack that got what it should not (tenants.py)
+    limits_broken: int = 0
     fds_before: int = 0
     fds_after: int = 0
     rss_mib_before: float = 0.0
@@ -58,7 +59,8 @@ class Figures:
         self.examples += other.examples[:10 - len(self.examples)]
 
     LEFTOVERS = ("answers_5xx", "unanswered", "tracebacks_in_answers", "non_json_log_lines", "tracebacks_in_log",
-                 "leftover_processes", "zombies", "work_dirs", "run_records", "breaches")
+                 "leftover_processes", "zombies", "work_dirs", "run_records", "breaches",
+                 "limits_broken")
 
     def failures(self, fd_slack: int = 16) -> list[str]:
         bad = [f"{name}={getattr(self, name)}" for name in self.LEFTOVERS if getattr(self, name)]

@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 
 from codeximage.v1 import image_service_pb2 as pb
+from codex_image_server.settings import Settings
 
 from tests.support import procs
 from tests.support.server_proc import start_server
 
 from . import figures as fig
+from . import limits
 from .fuzz import fuzz_grpc, fuzz_http
 from .hostile import send_hostile_images, stalled_readers
 from .storm import cancel_storm
@@ -30,17 +32,32 @@ class Scale:
     hostile_rounds: int
     stalled_readers: int
     hard_death_runs: int
+    announcements: int = 40
+    slow_headers: int = 300
 
 
-FAST = Scale(fuzz_examples=25, storm_operations=32, hostile_rounds=1, stalled_readers=2, hard_death_runs=2)
+FAST = Scale(fuzz_examples=25, storm_operations=32, hostile_rounds=1, stalled_readers=2, hard_death_runs=2,
+             announcements=10, slow_headers=50)
 FULL = Scale(fuzz_examples=400, storm_operations=400, hostile_rounds=3, stalled_readers=8, hard_death_runs=6)
 IDLE_S = 1.0
 
 
-def _server(tmp: Path, **kw):
+def _server(tmp: Path, extra_args=(), **kw):
     args = ["--kill-grace-ms", "200", "--max-concurrent", "8", "--queue-limit", "32",
-            "--download-idle-timeout-ms", str(int(IDLE_S * 1000))]
+            "--download-idle-timeout-ms", str(int(IDLE_S * 1000)), *extra_args]
     return start_server(tmp, http=True, args=args, **kw)
+
+
+def _run_steps(steps, out: fig.Figures, report, failure: str) -> None:
+    """Each (name, step) in turn, timed; one that raises counts in `failure`."""
+    for name, step in steps:
+        started = time.monotonic()
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - a falsified property is a figure, not a crash
+            setattr(out, failure, getattr(out, failure) + 1)
+            out._example(f"{name} failed: {type(exc).__name__}: {str(exc)[:300]}")
+        report(f"stress: phase {name} took {time.monotonic() - started:.1f} s")
 
 
 def load_phase(tmp: Path, scale: Scale, out: fig.Figures, report) -> None:
@@ -55,14 +72,7 @@ def load_phase(tmp: Path, scale: Scale, out: fig.Figures, report) -> None:
             ("stalled readers", lambda: stalled_readers(srv, out, scale.stalled_readers, IDLE_S)),
             ("cancel storm", lambda: cancel_storm(srv, scale.storm_operations, out)),
         ]
-        for name, step in steps:
-            started = time.monotonic()
-            try:
-                step()
-            except Exception as exc:  # noqa: BLE001 - a falsified property is a figure, not a crash
-                out.answers_5xx += 1
-                out._example(f"{name} failed: {type(exc).__name__}: {str(exc)[:300]}")
-            report(f"stress: phase {name} took {time.monotonic() - started:.1f} s")
+        _run_steps(steps, out, report, "answers_5xx")
         fig.settle(srv, out)
     fig.read_log(srv.log_text(), out)
 
@@ -77,6 +87,20 @@ def keyed_phase(tmp: Path, scale: Scale, out: fig.Figures) -> None:
     if KEY in text:
         out.tracebacks_in_log += 1
         out._example("the API key appeared in the log")
+
+
+def limits_phase(tmp: Path, scale: Scale, out: fig.Figures, report) -> None:
+    """The HTTP port's limits under attack, on a server with a key."""
+    with _server(tmp / "limits", limits.SERVER_ARGS, env={"CODEX_IMAGE_SERVER_API_KEY": KEY}) as srv:
+        _run_steps([
+            ("keyless announcements", lambda: report("stress: " + limits.keyless_announcements(
+                srv, out, scale.announcements))),
+            ("slowloris", lambda: report("stress: " + limits.slowloris(srv, out, scale.slow_headers))),
+            ("gzip bombs", lambda: report("stress: " + limits.gzip_bombs(
+                srv, out, KEY, Settings().http_max_text_body_bytes))),
+        ], out, report, "limits_broken")
+        fig.settle(srv, out)
+    fig.read_log(srv.log_text(), out)
 
 
 def hard_death_phase(tmp: Path, scale: Scale, out: fig.Figures) -> None:
@@ -108,6 +132,7 @@ def run(scale: Scale, report=print, tmp: Path | None = None) -> fig.Figures:
     total = fig.Figures()
     load_phase(tmp, scale, total, report)
     side = fig.Figures()
+    limits_phase(tmp, scale, side, report)
     keyed_phase(tmp, scale, side)
     hard_death_phase(tmp, scale, side)
     tenant_attacks(tmp / "tenants", side)

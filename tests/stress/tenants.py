@@ -75,7 +75,7 @@ def tenant_attacks(tmp: Path, out: Figures) -> None:
         stub, a, b = srv.stub(), [("authorization", f"Bearer {alice}")], [("authorization", f"Bearer {bob}")]
         theirs = []
         for i in range(3):
-            images, err = generate(stub, f"alice's picture {i}", metadata=a)
+            images, _ = generate(stub, f"alice's picture {i}", metadata=a)
             theirs += [image.id for image in images]
             generate(stub, f"bob's picture {i}", metadata=b)
         for image_id in theirs:
@@ -115,8 +115,9 @@ def tenant_attacks(tmp: Path, out: Figures) -> None:
                                                   timeout=30), grpc.StatusCode.INVALID_ARGUMENT, "forged page token")
             _http_refused(out, srv, "GET", f"/v1/images?page_size=1&page_token={urllib.parse.quote(token)}",
                           alice, 400, "forged page token over HTTP")
-        _refused(out, lambda: stub.ListImages(pb.ListImagesRequest(page_size=1, page_token=real), metadata=b,
-                                              timeout=30), grpc.StatusCode.INVALID_ARGUMENT, "alice's token used by bob")
+        bobs_try = pb.ListImagesRequest(page_size=1, page_token=real)
+        _refused(out, lambda: stub.ListImages(bobs_try, metadata=b, timeout=30), grpc.StatusCode.INVALID_ARGUMENT,
+                 "alice's token used by bob")
         settle(srv, out)
     read_log(srv.log_text(), out)
     for key in (alice, bob):

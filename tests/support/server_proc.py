@@ -13,6 +13,8 @@
   logged_in  write $CODEX_HOME/auth.json so the fake codex says it is logged in
   command the server command (default: this interpreter's `-m codex_image_server`),
           e.g. an installed `codex-image-server` script; `cwd` its working directory
+  terminal  a file descriptor (a pty's end) for the server's stdout and stderr
+          instead of the log file, to see what a person at a terminal sees
 The server's codex home, output and state directories live under tmp_path;
 FAKE_CODEX_PIDDIR (srv.piddir) collects one JSON per fake codex run so a test
 can look each process up by pid. Stopping sends SIGTERM and waits; if the
@@ -141,9 +143,11 @@ def server_command(args: list[str]) -> list[str]:
 def start_server(tmp_path: Path, *, codex: str | os.PathLike | None = None, env: dict | None = None,
                  args: list[str] | None = None, http: bool = False, logged_in: bool = True,
                  state_dir: Path | None = None, output_dir: Path | None = None,
-                 codex_home: Path | None = None, command: list[str] | None = None, cwd: Path | None = None):
+                 codex_home: Path | None = None, command: list[str] | None = None, cwd: Path | None = None,
+                 terminal: int | None = None):
     srv = launch(tmp_path, codex=codex, env=env, args=args, http=http, logged_in=logged_in,
-                 state_dir=state_dir, output_dir=output_dir, codex_home=codex_home, command=command, cwd=cwd)
+                 state_dir=state_dir, output_dir=output_dir, codex_home=codex_home, command=command, cwd=cwd,
+                 terminal=terminal)
     try:
         yield srv
     finally:
@@ -154,7 +158,7 @@ def start_server(tmp_path: Path, *, codex: str | os.PathLike | None = None, env:
 
 
 def launch(tmp_path: Path, *, codex=None, env=None, args=None, http=False, logged_in=True,
-           state_dir=None, output_dir=None, codex_home=None, command=None, cwd=None) -> ServerProcess:
+           state_dir=None, output_dir=None, codex_home=None, command=None, cwd=None, terminal=None) -> ServerProcess:
     tmp_path = Path(tmp_path)
     run_dir = Path(os.path.realpath(tmp_path)) / f"server-{time.monotonic_ns()}"
     run_dir.mkdir(parents=True)
@@ -187,8 +191,9 @@ def launch(tmp_path: Path, *, codex=None, env=None, args=None, http=False, logge
     full_env.update(EXTRA_ENV)
     full_env.update({k: str(v) for k, v in (env or {}).items()})
     with open(log_path, "wb") as log:
+        out = log if terminal is None else terminal
         proc = subprocess.Popen([*command, *(args or [])] if command else server_command(list(args or [])),
-                                env=full_env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                env=full_env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                 cwd=str(cwd or REPO))
     deadline = time.monotonic() + START_TIMEOUT_S
     while not ready_file.exists():

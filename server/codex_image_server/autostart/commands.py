@@ -42,13 +42,18 @@ def server_command() -> tuple[str, ...]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codex-image-server service", description=__doc__.split("\n\n")[0],
                                      epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--manager", choices=["systemd", "launchd"], default=None,
-                        help="write this kind of unit (default: systemd on Linux, launchd on macOS)")
+    manager_help = "write this kind of unit (default: systemd on Linux, launchd on macOS)"
+    parser.add_argument("--manager", choices=["systemd", "launchd"], default=None, help=manager_help)
+    # Also after the action (`service install --manager launchd`), as people write it;
+    # SUPPRESS keeps a value given before the action.
+    manager = argparse.ArgumentParser(add_help=False)
+    manager.add_argument("--manager", choices=["systemd", "launchd"], default=argparse.SUPPRESS, help=manager_help)
     sub = parser.add_subparsers(dest="action", required=True)
-    install = sub.add_parser("install", help="write, enable and start the service")
+    install = sub.add_parser("install", parents=[manager], help="write, enable and start the service")
     install.add_argument("--no-start", action="store_true", help="only write the files")
-    sub.add_parser("uninstall", help="stop, disable and remove the service")
-    sub.add_parser("status", help="show the service's files and state; exit 3 when the server does not answer")
+    sub.add_parser("uninstall", parents=[manager], help="stop, disable and remove the service")
+    sub.add_parser("status", parents=[manager],
+                   help="show the service's files and state; exit 3 when the server does not answer")
     run = sub.add_parser("run", help="read an environment file, then serve (used by the launchd agent)")
     run.add_argument("--env-file", required=True, type=Path)
     run.add_argument("server_args", nargs=argparse.REMAINDER, help="flags for the server")

@@ -1,5 +1,6 @@
 """Which codex binary to run: CODEX_IMAGE_SERVER_CODEX_BIN, else the pinned
-@openai/codex the Makefile installs into the project, else `codex` on PATH."""
+@openai/codex the Makefile installs into the project, else `codex` on PATH;
+and the one command a person runs to install it or log in with it."""
 from __future__ import annotations
 
 import glob
@@ -10,6 +11,41 @@ from pathlib import Path
 # server/codex_image_server/engine/binary.py -> the repository root
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 PINNED_PREFIX = PROJECT_ROOT / ".tools" / "codex" / "node_modules"
+PINNED_WRAPPER = PINNED_PREFIX / ".bin" / "codex"
+PINNED_VERSION = "0.171.0"  # the Makefile's CODEX_VERSION (a test keeps them equal)
+
+
+def in_checkout() -> bool:
+    """Running from a source checkout (where `make codex` works), not from an
+    installed package (pip, pipx), whose PROJECT_ROOT is a site-packages' parent."""
+    return (PROJECT_ROOT / "Makefile").is_file() and (PROJECT_ROOT / "server" / "codex_image_server").is_dir()
+
+
+def install_command() -> str:
+    if in_checkout():
+        return "make codex"
+    return f"npm install -g @openai/codex@{PINNED_VERSION}"
+
+
+def _shown(path: Path) -> str:
+    """Relative to the working directory when that is the checkout (`make run`)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def login_command(path: str) -> str:
+    """`codex login` spelled with the codex the server runs: the pinned
+    install's short wrapper path (not the native binary deep inside it),
+    plain `codex` when that is what PATH finds, else the configured path."""
+    resolved = Path(path).resolve()
+    if resolved.is_relative_to(PINNED_PREFIX.resolve()):
+        return f"{_shown(PINNED_WRAPPER)} login"
+    on_path = shutil.which("codex")
+    if on_path and Path(on_path).resolve() == resolved:
+        return "codex login"
+    return f"{path} login"
 
 
 def _pinned() -> str | None:
@@ -19,8 +55,7 @@ def _pinned() -> str | None:
     native = sorted(glob.glob(str(PINNED_PREFIX / "@openai" / "codex-linux-*" / "vendor" / "*" / "bin" / "codex")))
     if native and os.access(native[0], os.X_OK):
         return native[0]
-    wrapper = PINNED_PREFIX / ".bin" / "codex"
-    return str(wrapper) if os.access(wrapper, os.X_OK) else None
+    return str(PINNED_WRAPPER) if os.access(PINNED_WRAPPER, os.X_OK) else None
 
 
 def resolve(configured: str) -> str | None:

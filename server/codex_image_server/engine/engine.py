@@ -9,6 +9,7 @@ from pathlib import Path
 from .. import sizes
 from ..errors import Kind, ServiceError, shutting_down
 from ..settings import Settings
+from . import binary
 from .accounts import Account, AccountPool
 from .candidate import CandidateRun
 from .cleanup import remove_thread_files
@@ -103,7 +104,7 @@ class Engine:
                 self.records.remove(run_id)
                 raise ServiceError(Kind.FAILED_PRECONDITION, "CODEX_SPAWN_FAILED",
                                    f"could not start codex ({codex}): {exc.strerror or exc}. "
-                                   "Run `make codex` or set CODEX_IMAGE_SERVER_CODEX_BIN.") from None
+                                   f"Run `{binary.install_command()}` or set CODEX_IMAGE_SERVER_CODEX_BIN.") from None
             run = CandidateRun(group, env, self.grace_s, sizes.OUTPUT_PIXEL_LIMIT, run_id,
                                finish_early=self.settings.finish_early,
                                account=account.name if account else "default",

@@ -25,6 +25,7 @@ class Readiness:
     problem: str = ""
     # Said beside a ready answer, never a reason not to serve (an untested codex may work).
     warning: str = ""
+    fix: str = ""  # the one command that makes it ready, when it is not
 
     @property
     def ready(self) -> bool:
@@ -76,10 +77,11 @@ def probe(configured_bin: str, overrides: tuple[str, ...], profile: str, env: di
     path = binary.resolve(configured_bin)
     if not path:
         where = f"CODEX_IMAGE_SERVER_CODEX_BIN={configured_bin}" if configured_bin else "the project or PATH"
+        fix = binary.install_command()
         return Readiness(False, problem=(
-            f"codex CLI not found in {where}. Run `make codex` (installs the pinned @openai/codex "
-            f"into the project; tested versions: {versions.tested_range()}) or set CODEX_IMAGE_SERVER_CODEX_BIN "
-            "to a codex binary."))
+            f"codex CLI not found in {where}. Run `{fix}` (installs the pinned @openai/codex@"
+            f"{binary.PINNED_VERSION}; tested versions: {versions.tested_range()}) or set "
+            "CODEX_IMAGE_SERVER_CODEX_BIN to a codex binary."), fix=fix)
     code, out, err = _run([path, "--version"], env)
     if code != 0:
         return Readiness(True, path, problem=f"`{path} --version` failed: {(err or out)[:200]}")
@@ -87,11 +89,16 @@ def probe(configured_bin: str, overrides: tuple[str, ...], profile: str, env: di
     code, _, _ = _run([path, "login", "status"], env)
     custom = _custom_provider(codex_home(env), overrides, profile)
     logged_in = code == 0
-    problem = ""
+    problem = fix = ""
     if not logged_in and not custom:
-        problem = (f"codex is not logged in. Run `{path} login` and sign in with ChatGPT "
-                   f"(CODEX_HOME={codex_home(env)}); image generation needs a ChatGPT login.")
-    return Readiness(True, path, version, logged_in, custom, problem, versions.warning(version))
+        home = codex_home(env)
+        # Another CODEX_HOME than codex's own default is part of the command.
+        fix = binary.login_command(path)
+        if home.resolve() != (Path.home() / ".codex").resolve():
+            fix = f"CODEX_HOME={home} {fix}"
+        problem = (f"codex is not logged in. Run `{fix}` and sign in with ChatGPT "
+                   f"(CODEX_HOME={home}); image generation needs a ChatGPT login.")
+    return Readiness(True, path, version, logged_in, custom, problem, warning=versions.warning(version), fix=fix)
 
 
 class ReadinessCache:

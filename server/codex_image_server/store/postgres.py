@@ -112,9 +112,11 @@ MIGRATIONS = [
     CREATE TABLE accounts (name TEXT PRIMARY KEY, exhausted_until_unix_ms BIGINT NOT NULL DEFAULT 0);
     CREATE INDEX requests_running_by_key ON requests (key_name) WHERE status = 'running';
     """,
-    # Signed page tokens: the store's own secret, shared by its replicas.
+    # Signed page tokens: the store's own secret, shared by its replicas; a
+    # member key's images found by key, newest first.
     """
     CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE INDEX images_by_key ON images (key_name, created_unix_ms, id);
     """,
     # Detached generations: the durable queue replicas take work from (operations.py).
     _OPERATIONS,

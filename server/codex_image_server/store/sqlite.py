@@ -97,6 +97,7 @@ CREATE INDEX IF NOT EXISTS requests_by_id ON requests (request_id, seq);
 CREATE INDEX IF NOT EXISTS requests_by_key ON requests (key_name, created_unix_ms);
 CREATE INDEX IF NOT EXISTS requests_running_by_key ON requests (key_name) WHERE status = 'running';
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS images_by_key ON images (key_name, created_unix_ms, id);
 """
 
 # Trigram indexes of the prompts, kept in step by triggers (external content:

@@ -28,7 +28,6 @@ GENERATIONS = "/v1/images/generations"
 EDITS = "/v1/images/edits"
 MODELS = "/v1/models"
 IGNORED_HEADER = "X-Codex-Image-Ignored"
-_CHUNK = 64 * 1024
 
 
 def _json(body, status: int = 200, headers: dict | None = None) -> web.Response:
@@ -58,20 +57,25 @@ class OpenAISurface:
                 return await self._model(request, request.path[len(MODELS) + 1:])
             self._allow(request, "POST")
             if request.path == GENERATIONS:
-                call = fields.to_call(await self._json_body(request))
+                # Text only: its limit is the prompt's, not the images'.
+                call = fields.to_call(await self._json_body(request, self._shim.settings.http_max_text_body_bytes))
                 return await self._answer(request, call, "image_generation")
             call = await self._edit_call(request)
             return await self._answer(request, call, "image_edit")
         except (errors.OpenAIError, shim_errors.ShimError, grpc.RpcError) as exc:
-            body, status, headers = errors.of_exception(exc)
-            return _json(body, status, headers)
+            return self.error_response(exc)
         except (asyncio.CancelledError, ConnectionError):
             raise
         except Exception as exc:  # noqa: BLE001 - never a stack trace to the caller
             log.error("openai surface crashed: %s", type(exc).__name__)
-            body, status, headers = errors.of_exception(
+            return self.error_response(
                 shim_errors.ShimError(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error in the OpenAI surface"))
-            return _json(body, status, headers)
+
+    @staticmethod
+    def error_response(exc: Exception) -> web.Response:
+        """Any error with a status, in OpenAI's shape."""
+        body, status, headers = errors.of_exception(exc)
+        return _json(body, status, headers)
 
     @staticmethod
     def _allow(request: web.Request, method: str) -> None:
@@ -92,10 +96,10 @@ class OpenAISurface:
 
     # -- requests -------------------------------------------------------------
 
-    async def _json_body(self, request: web.Request) -> dict:
+    async def _json_body(self, request: web.Request, limit: int | None = None) -> dict:
         # An edit's body may hold 80 MB of base64: parsed off the event loop,
         # the bytes let go before the parse (adapter.read_json).
-        return await asyncio.to_thread(adapter.read_json, Received(await self._shim.read_body(request)))
+        return await asyncio.to_thread(adapter.read_json, Received(await self._shim.read_body(request, limit)))
 
     async def _edit_call(self, request: web.Request) -> fields.Call:
         if request.content_type == "multipart/form-data":
@@ -107,30 +111,20 @@ class OpenAISurface:
 
     async def _multipart(self, request: web.Request) -> tuple[dict, list[tuple[bytes, str]]]:
         """Text fields and `image` / `image[]` files, within the shim's body limit."""
-        limit = self._shim.settings.http_max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
-            raise shim_errors.body_too_large(limit)
         data: dict = {}
         images: list[tuple[bytes, str]] = []
-        total = 0
         try:
-            reader = await request.multipart()
-            async for part in reader:
-                chunks = []
-                while chunk := await part.read_chunk(_CHUNK):
-                    total += len(chunk)
-                    if total > limit:
-                        raise shim_errors.body_too_large(limit)
-                    chunks.append(chunk)
-                raw = b"".join(chunks)
-                if part.name in ("image", "image[]"):
-                    images.append((raw, part.headers.get("Content-Type", "")))
-                elif part.name == "mask":
-                    data["mask"] = "file"
-                elif part.name:
-                    data[part.name] = raw.decode("utf-8", "replace")
-        except (ValueError, AssertionError) as exc:
-            raise errors.OpenAIError(f"the multipart body is malformed: {exc}", None, "invalid_multipart") from None
+            parts = await self._shim.read_parts(request)
+        except (ValueError, AssertionError, AttributeError) as exc:
+            raise errors.OpenAIError(f"the multipart body is malformed: {type(exc).__name__}", None,
+                                     "invalid_multipart") from None
+        for name, headers, raw in parts:
+            if name in ("image", "image[]"):
+                images.append((raw, headers.get("Content-Type", "")))  # bytes-like, as over gRPC
+            elif name == "mask":
+                data["mask"] = "file"
+            elif name:
+                data[name] = raw.decode("utf-8", "replace")
         if not images:
             raise errors.OpenAIError("an edit needs at least one `image` file", "image", "missing_image")
         return data, images
