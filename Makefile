@@ -90,6 +90,7 @@ bench: setup bench-tools ## every benchmark (docs/benchmarks.md)
 	$(MAKE) bench-cluster
 	$(PY) bench/history_bench.py
 	$(PY) bench/mcp_bench.py
+	$(PY) bench/operations_bench.py
 
 # The two Python packages, sdist and wheel each, into dist/ (what gets published).
 dist: $(STAMPS)/venv ## build the server's and the client's sdist and wheel into dist/

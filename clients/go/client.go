@@ -13,6 +13,7 @@ import (
 	"errors"
 	"io"
 
+	"cloud.google.com/go/longrunning/autogen/longrunningpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -28,6 +29,7 @@ const DefaultTarget = "127.0.0.1:17342"
 type Client struct {
 	conn   *grpc.ClientConn
 	rpc    v1.ImageServiceClient
+	ops    longrunningpb.OperationsClient
 	apiKey string
 }
 
@@ -60,7 +62,8 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{conn: conn, rpc: v1.NewImageServiceClient(conn), apiKey: o.apiKey}, nil
+	return &Client{conn: conn, rpc: v1.NewImageServiceClient(conn), ops: longrunningpb.NewOperationsClient(conn),
+		apiKey: o.apiKey}, nil
 }
 
 // Close releases the connection.

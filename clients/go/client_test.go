@@ -174,3 +174,41 @@ func TestHistoryListGetDelete(t *testing.T) {
 		t.Fatalf("after delete: %d images, %v", len(left), err)
 	}
 }
+
+func TestDetachedSubmitWaitCancel(t *testing.T) {
+	c := dial(t, os.Getenv("CODEX_IMAGE_API_KEY"))
+	ctx := timeout(t, 60*time.Second)
+	op, err := c.Submit(ctx, &v1.GenerateRequest{Prompt: "go kite [[fake delay=0.3]]", Count: 2, RequestId: "go-op-1"})
+	if err != nil || op.GetName() != "operations/go-op-1" {
+		t.Fatalf("submit: %v %v", op, err)
+	}
+	done, err := c.Wait(ctx, "go-op-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := codeximage.OperationResult(done)
+	if err != nil || len(res.GetImages()) != 2 {
+		t.Fatalf("result: %v %v", res, err)
+	}
+	if meta, err := codeximage.OperationMetadata(done); err != nil || meta.GetState() != v1.GenerationMetadata_STATE_SUCCEEDED {
+		t.Fatalf("metadata: %v %v", meta, err)
+	}
+	slow, err := c.Submit(ctx, &v1.GenerateRequest{Prompt: "go slow [[fake delay=60]]", RequestId: "go-op-slow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Cancel(ctx, slow.GetName()); err != nil {
+		t.Fatal(err)
+	}
+	ended, err := c.Wait(ctx, slow.GetName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e *codeximage.Error
+	if _, err := codeximage.OperationResult(ended); !errors.As(err, &e) || e.Code != codes.Canceled {
+		t.Fatalf("cancelled result: %v", err)
+	}
+	if err := c.Cancel(ctx, slow.GetName()); !errors.As(err, &e) || e.Code != codes.FailedPrecondition || e.Reason != "OPERATION_DONE" {
+		t.Fatalf("second cancel: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ the plugin contract's `error.code` (e.g. MISSING_PROMPT -> missing_prompt).
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import enum
 
@@ -21,6 +22,7 @@ class Kind(enum.Enum):
     CANCELLED = "cancelled"
     UNAUTHENTICATED = "unauthenticated"
     PERMISSION_DENIED = "permission_denied"
+    ALREADY_EXISTS = "already_exists"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +48,27 @@ class ServiceError(Exception):
 
     def __repr__(self) -> str:
         return f"ServiceError({self.kind.value}, {self.reason}, {self.message!r})"
+
+
+class Outcome:
+    """`with Outcome() as outcome:` around a stream: afterwards `outcome.error`
+    is what it ended with (None: completed; the caller leaving: CANCELLED;
+    anything unexpected: INTERNAL). The exception itself goes on."""
+
+    def __init__(self):
+        self.error: ServiceError | None = None
+
+    def __enter__(self) -> "Outcome":
+        return self
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if isinstance(exc, ServiceError):
+            self.error = exc
+        elif isinstance(exc, (GeneratorExit, asyncio.CancelledError)):
+            self.error = ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", "the caller went away")
+        elif exc is not None:
+            self.error = ServiceError(Kind.INTERNAL, "INTERNAL", "internal error")
+        return False
 
 
 def invalid(violations: list[FieldViolation]) -> ServiceError:

@@ -3,7 +3,8 @@ while the store holds more than the maximum bytes, are deleted by a
 background sweeper. Request records follow the same rules: those older
 than the maximum age, and those older than the oldest image left after the
 byte cap, go too; but never a record of the current UTC day (a key's daily
-limit counts those) nor a running one."""
+limit counts those) nor a running one. Finished operations are kept as long
+as their images: those that ended before the same cutoff go."""
 from __future__ import annotations
 
 import threading
@@ -78,6 +79,8 @@ class Retention:
                 cutoff = max(cutoff or 0, oldest[0].created_unix_ms)
         if cutoff is None:
             return 0
+        # An operation's images were made before it ended: ended before the cutoff, they are gone.
+        self._store.metadata.delete_finished_operations_before(cutoff)
         today = now_ms - now_ms % _DAY_MS  # quotas count from the UTC day's start
         return self._store.metadata.delete_requests_before(min(cutoff, today))
 

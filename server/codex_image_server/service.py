@@ -14,7 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from .blocking import Blocking
 from .engine import Engine
-from .errors import Kind, ServiceError, shutting_down
+from .errors import Kind, Outcome, ServiceError, shutting_down
 from .generation import Event, Generation, ImageEvent, Origin
 from .history import History, now_ms
 from .keys import ANONYMOUS, ApiKey, Keyring
@@ -208,25 +208,17 @@ class GenerateCall:
         fields = _log_fields(generation.spec, self._caller)
         log("generate.start", **fields)
         images: list[str] = []
-        error: ServiceError | None = None
+        outcome = Outcome()
         try:
-            async with contextlib.aclosing(generation.events()) as events:
-                async for event in events:
-                    if isinstance(event, ImageEvent):
-                        images.append(event.image.id)
-                    yield event
-        except ServiceError as exc:
-            error = exc
-            raise
-        except (GeneratorExit, asyncio.CancelledError):
-            error = ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", "the caller went away")
-            raise
-        except Exception:
-            error = ServiceError(Kind.INTERNAL, "INTERNAL", "internal error")
-            raise
+            with outcome:
+                async with contextlib.aclosing(generation.events()) as events:
+                    async for event in events:
+                        if isinstance(event, ImageEvent):
+                            images.append(event.image.id)
+                        yield event
         finally:
             self._svc._live.discard(self)
-            self._finish(error, tuple(images), fields)
+            self._finish(outcome.error, tuple(images), fields)
 
     def _finish(self, error: ServiceError | None, images: tuple[str, ...], fields: dict) -> None:
         generation, metrics = self.generation, self._svc.metrics

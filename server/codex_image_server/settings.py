@@ -86,6 +86,9 @@ class Settings:
     codex_env_allow: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
+    webhook_secret: str = ""
+    webhook_allow: tuple[str, ...] = ()
+    webhook_retry_ms: int = 300_000
     banner: bool | None = None  # None: when stderr is a terminal
 
     @property
@@ -173,6 +176,9 @@ FIELDS: list[tuple[str, type, str]] = [
     ("codex_env_allow", list, "more variables codex may see (NAME or PREFIX*); comma list"),
     ("allowed_hosts", list, "Host names answered besides IPs and localhost; comma list"),
     ("allowed_origins", list, "browser origins allowed, with CORS (`*`: every site); comma list"),
+    ("webhook_secret", str, "whsec_… secret that signs webhooks; without it no webhook_url is taken"),
+    ("webhook_allow", list, "hosts webhooks may go to besides loopback (checked after DNS); comma list"),
+    ("webhook_retry_ms", int, "how long a failing webhook is retried, with backoff"),
     ("banner", bool, "print where it serves and whether codex is ready, for a person, on stderr at start"),
 ]
 
@@ -189,6 +195,7 @@ GROUPS: list[tuple[str, tuple[str, ...]]] = [
                              "http_keepalive_timeout_ms", "http_max_connections_per_address",
                              "http_max_loopback_connections", "query_budget_ms", "blocking_threads")),
     ("MCP", ("mcp_reference_dir", "mcp_inline_max_bytes")),
+    ("webhooks", ("webhook_secret", "webhook_allow", "webhook_retry_ms")),
     ("storage", ("output_dir", "state_dir", "retention_max_age_s", "retention_max_bytes", "retention_interval_ms")),
     ("several replicas", ("database_url", "object_store", "s3_endpoint", "s3_region", "lease_ms")),
     ("output", ("log_level", "banner", "ready_file")),
@@ -212,9 +219,9 @@ _ENV_NAMES = {"api_keys": PREFIX + "API_KEY", "http_host": PREFIX + "HOST", "htt
 
 
 _FLAGS = {"api_keys": "--api-key", "accounts": "--account", "allowed_hosts": "--allowed-host",
-          "allowed_origins": "--allowed-origin"}
+          "allowed_origins": "--allowed-origin", "webhook_allow": "--webhook-allow"}
 # Lists whose variable is comma separated; their flags may repeat and take commas too.
-_COMMA_LISTS = ("api_keys", "codex_env_allow", "allowed_hosts", "allowed_origins")
+_COMMA_LISTS = ("api_keys", "codex_env_allow", "allowed_hosts", "allowed_origins", "webhook_allow")
 
 
 def env_name(field: str) -> str:
@@ -404,6 +411,14 @@ def check(settings: Settings) -> None:
         if origin not in ("*", "null") and (not sep or not scheme or not rest or any(c in rest for c in "/?#@ *")):
             raise SystemExit(f"allowed_origins: {origin!r} is not an origin: give scheme://host[:port] "
                              "with no path, e.g. https://photos.example.com")
+    if settings.webhook_secret:
+        from .webhooks import secret_bytes  # noqa: PLC0415
+        try:
+            secret_bytes(settings.webhook_secret)
+        except ValueError as exc:
+            raise SystemExit(f"webhook_secret: {exc}") from None
+    if settings.webhook_retry_ms < 0:
+        raise SystemExit("webhook_retry_ms must not be negative")
     if settings.metrics_auth not in ("remote", "never", "always"):
         raise SystemExit("metrics_auth must be remote, never or always")
     if exposed and not settings.auth_required and not settings.allow_unauthenticated_remote:

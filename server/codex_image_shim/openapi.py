@@ -5,6 +5,8 @@ and aliases, the raw file bytes, the error body) the wrapper is described here
 next to the adapter that implements it."""
 from __future__ import annotations
 
+import re
+
 from codeximage.v1 import image_service_pb2 as pb
 from google.api import field_behavior_pb2
 from google.protobuf import descriptor as d
@@ -129,13 +131,19 @@ def _plugin_schemas(s: _Schemas) -> dict:
     }
 
 
+def _path(template: str) -> str:
+    """An OpenAPI path: `{name=operations/*}` becomes `operations/{name}` (the
+    variable then holds the segment alone; the server adds the literal back)."""
+    return re.sub(r"\{([a-z_.]+)=([^}/]+)/\*\}", r"\2/{\1}", template)
+
+
 def document(route_list) -> dict:
     s = _Schemas()
     extra = _plugin_schemas(s)
     paths: dict[str, dict] = {}
     for route in route_list:
         inp, out = route.method.input_type, route.method.output_type
-        op = {"operationId": route.rpc, "tags": ["ImageService"],
+        op = {"operationId": route.rpc, "tags": [route.method.containing_service.name],
               "x-grpc-method": f"/{route.method.containing_service.full_name}/{route.rpc}"}
         params = [{"name": v, "in": "path", "required": True, "schema": {"type": "string"}} for v in route.variables]
         if params:
@@ -152,12 +160,12 @@ def document(route_list) -> dict:
             op["responses"] = {"200": {"description": out.name, "content": _json(s.ref(out))}}
         op["responses"].update(_ERRORS)
         _plugin_operation(route.rpc, op, s)
-        paths.setdefault(route.template, {})[route.http_method.lower()] = op
+        paths.setdefault(_path(route.template), {})[route.http_method.lower()] = op
         if route.rpc == "GetImageFile":
             head = {k: v for k, v in op.items() if k not in ("responses",)}
             head["operationId"] = "HeadImageFile"
             head["responses"] = {"200": {"description": "headers only (from GetImage)"}, **_ERRORS}
-            paths[route.template]["head"] = head
+            paths[_path(route.template)]["head"] = head
     paths["/v1/openapi.json"] = {"get": {"operationId": "OpenApi", "tags": ["shim"],
                                          "responses": {"200": {"description": "this document"}}}}
     return {

@@ -1,7 +1,11 @@
 """The route table, read from the google.api.http annotations of ImageService.
 
-No path is written here: each RPC's rule (verb, path template, body) comes
-from the descriptors generated from protos/codeximage/v1/image_service.proto.
+No ImageService path is written here: each RPC's rule (verb, path template,
+body) comes from the descriptors generated from
+protos/codeximage/v1/image_service.proto. The standard
+google.longrunning.Operations service is served on the paths
+docs/operations.md gives (OPERATION_RULES): its own proto's annotations take
+`operations/**`, names with slashes, which this server's names never have.
 """
 from __future__ import annotations
 
@@ -9,9 +13,18 @@ import dataclasses
 import re
 
 from codeximage.v1 import image_service_pb2 as pb
-from google.api import annotations_pb2
+from google.api import annotations_pb2, http_pb2
+from google.longrunning import operations_proto_pb2 as lro
 
 SERVICE = pb.DESCRIPTOR.services_by_name["ImageService"]
+OPERATIONS = lro.DESCRIPTOR.services_by_name["Operations"]
+OPERATION_RULES = {
+    "GetOperation": http_pb2.HttpRule(get="/v1/{name=operations/*}"),
+    "ListOperations": http_pb2.HttpRule(get="/v1/operations"),
+    "CancelOperation": http_pb2.HttpRule(post="/v1/{name=operations/*}:cancel", body="*"),
+    "DeleteOperation": http_pb2.HttpRule(delete="/v1/{name=operations/*}"),
+    "WaitOperation": http_pb2.HttpRule(post="/v1/{name=operations/*}:wait", body="*"),
+}
 _VERBS = ("get", "put", "post", "delete", "patch")
 _VARIABLE = re.compile(r"\{([a-z_][a-z0-9_.]*)(?:=([^}]*))?\}")
 
@@ -41,8 +54,10 @@ def _compile(template: str) -> tuple[re.Pattern, tuple[str, ...]]:
         parts.append(re.escape(template[pos:var.start()]))
         name, sub = var.group(1), var.group(2)
         names.append(name)
-        # `{x}` and `{x=*}` take one segment; `{x=**}` (or a longer pattern) the rest.
-        segment = "[^/]+" if sub in (None, "*") else ".+"
+        # `*` takes one segment, `**` the rest; other segments are literal
+        # (`{name=operations/*}`).
+        segment = "/".join("[^/]+" if part == "*" else ".+" if part == "**" else re.escape(part)
+                           for part in (sub or "*").split("/"))
         parts.append(f"(?P<{name.replace('.', '__')}>{segment})")
         pos = var.end()
     parts.append(re.escape(template[pos:]))
@@ -54,13 +69,21 @@ def _rules(rule):
     yield from rule.additional_bindings
 
 
-def build(service=SERVICE) -> list[Route]:
-    routes = []
+def _annotated(service):
+    """(method, its HTTP rule) of each annotated RPC."""
     for method in service.methods:
         options = method.GetOptions()
-        if not options.HasExtension(annotations_pb2.http):
-            continue
-        for rule in _rules(options.Extensions[annotations_pb2.http]):
+        if options.HasExtension(annotations_pb2.http):
+            yield method, options.Extensions[annotations_pb2.http]
+
+
+def build(service=SERVICE) -> list[Route]:
+    routes = []
+    annotated = list(_annotated(service))
+    if service is SERVICE:
+        annotated += [(OPERATIONS.methods_by_name[name], rule) for name, rule in OPERATION_RULES.items()]
+    for method, top in annotated:
+        for rule in _rules(top):
             verb = rule.WhichOneof("pattern")
             if verb not in _VERBS:
                 continue  # `custom` verbs are not used by this API

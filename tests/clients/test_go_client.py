@@ -27,6 +27,7 @@ def test_go_client(server):
     print(proc.stdout[-6000:], proc.stderr[-3000:])
     assert proc.returncode == 0, f"go test failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
     assert "--- PASS: TestContextCancel" in proc.stdout
+    assert "--- PASS: TestDetachedSubmitWaitCancel" in proc.stdout
     assert_runs_gone(server)
 
 

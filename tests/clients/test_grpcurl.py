@@ -72,3 +72,17 @@ def test_buf_curl_through_reflection(server):
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert json_stream(proc.stdout)[-1]["summary"]["status"] == "completed"
+
+
+def test_submit_and_wait_as_docs_operations_shows(server):
+    """docs/operations.md's grpcurl lines: SubmitGeneration, then the standard Operations service."""
+    assert "google.longrunning.Operations" in grpcurl(server, "list").stdout.split()
+    op = json.loads(grpcurl(server, "codeximage.v1.ImageService/SubmitGeneration", flags=[
+        *AUTH, "-d", '{"prompt": "a lighthouse at dusk", "request_id": "lighthouse-1"}']).stdout)
+    assert op["name"] == "operations/lighthouse-1"
+    done = json.loads(grpcurl(server, "google.longrunning.Operations/WaitOperation", flags=[
+        *AUTH, "-d", '{"name": "operations/lighthouse-1", "timeout": "120s"}']).stdout)
+    assert done["done"] is True and len(done["response"]["images"]) == 1
+    refused = grpcurl(server, "google.longrunning.Operations/GetOperation", check=False,
+                      flags=["-d", '{"name": "operations/lighthouse-1"}'])
+    assert refused.returncode != 0 and "Unauthenticated" in refused.stderr

@@ -124,3 +124,19 @@ def test_codex_copies_are_removed_after_each_run(tmp_path, remove):
         assert (left == []) if remove else len(left) == 2
     rollouts = list(srv.codex_home.glob("sessions/*/*/*/rollout-*.jsonl"))
     assert (rollouts == []) if remove else len(rollouts) == 3  # the failed run's rollout too
+
+
+def test_finished_operations_go_with_their_images(store):
+    from codex_image_server.store.operations import OperationRecord  # noqa: PLC0415
+    def op(request_id, state, ended_ms):
+        store.metadata.add_operation(OperationRecord(request_id=request_id, key_name="", surface="grpc", state=state,
+                                                     request=b"", webhook_url="", created_unix_ms=ended_ms - 5,
+                                                     ended_unix_ms=ended_ms))
+    old_image, fresh_image = save(store, NOW - 10_001), save(store, NOW)
+    op("old-done", "succeeded", NOW - 10_001)
+    op("old-running", "running", 0)
+    op("fresh-done", "failed", NOW)
+    Retention(store, Metrics(), max_age_s=10, max_bytes=0).sweep(NOW)
+    assert kept(store) == {fresh_image.id}
+    left = {o.request_id for o in store.metadata.list_operations(None, (), None, 10)}
+    assert left == {"old-running", "fresh-done"}, "a running one stays whatever its age"

@@ -3,7 +3,7 @@
 // and a Cancel that aborts the fetch: the socket closes, the shim cancels the
 // gRPC call, and the server kills the codex runs.
 
-import { ApiError, postStream } from "./api.js";
+import { ApiError, call, postStream } from "./api.js";
 import { append, byId, clear, formatMs, h } from "./dom.js";
 import { imageCard } from "./item.js";
 import { describe } from "./messages.js";
@@ -46,6 +46,7 @@ export class GenerateView {
   private readonly format = byId<HTMLSelectElement>("output_format");
   private readonly submit = byId<HTMLButtonElement>("generate-button");
   private readonly cancel = byId<HTMLButtonElement>("cancel-button");
+  private readonly detached = byId<HTMLButtonElement>("detached-button");
   private readonly message = byId("generate-message");
   private readonly results = byId("results");
   private readonly references = new References(byId("reference-list"), byId("reference-status"));
@@ -62,6 +63,7 @@ export class GenerateView {
       if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) this.form.requestSubmit();
     });
     this.cancel.addEventListener("click", () => this.controller?.abort());
+    this.detached.addEventListener("click", () => void this.runDetached());
     document.addEventListener("keydown", (e) => {
       if (e.key === "Escape" && this.controller) this.controller.abort();
     });
@@ -101,6 +103,7 @@ export class GenerateView {
     }
     this.syncSize();
     this.submit.disabled = false;
+    this.detached.disabled = false;
   }
 
   private syncSize(): void {
@@ -186,6 +189,27 @@ export class GenerateView {
     }
     append(this.results, run);
     return slots;
+  }
+
+  /** SubmitGeneration: the server runs it whether or not this tab stays (History lists it). */
+  private async runDetached(): Promise<void> {
+    this.clearErrors();
+    const body = this.body(newRequestId());
+    // The plugin contract takes data URLs; the GenerateRequest's bytes are plain base64.
+    const refs = (body.references ?? []) as { image: string }[];
+    body.references = refs.map((r) => ({ ...r, image: r.image.replace(/^data:[^,]*,/, "") }));
+    this.detached.disabled = true;
+    try {
+      const response = await call("/v1/images:submit", { method: "POST",
+        headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      const op = await response.json() as { name: string };
+      this.message.textContent = `Submitted ${op.name}: it runs on the server; History lists it.`;
+      this.message.className = "message ok";
+    } catch (err) {
+      this.showError(err);
+    } finally {
+      this.detached.disabled = false;
+    }
   }
 
   private async run(): Promise<void> {

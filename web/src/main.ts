@@ -5,6 +5,7 @@ import { ApiError, getJson, onUnauthorized } from "./api.js";
 import { byId } from "./dom.js";
 import { GenerateView } from "./generate.js";
 import { HistoryView } from "./history.js";
+import { OperationsView } from "./operations.js";
 import { getKey, setKey } from "./key.js";
 import { describe } from "./messages.js";
 import { StatusView } from "./status.js";
@@ -16,6 +17,7 @@ type Tab = (typeof TABS)[number];
 let authRequired = false;
 const status = new StatusView();
 const history = new HistoryView(() => authRequired);
+const operations = new OperationsView();
 const generate = new GenerateView(() => authRequired, (image) => history.remember(image));
 const keyPanel = byId("key-panel");
 const keyInput = byId<HTMLInputElement>("api-key");
@@ -45,7 +47,7 @@ function show(tab: Tab): void {
   }
   if (tab === "status") status.start();
   else status.stop();
-  if (tab === "history" && configured) void history.load();
+  if (tab === "history" && configured) void Promise.all([history.load(), operations.load()]);
 }
 
 async function configure(): Promise<void> {

@@ -15,6 +15,7 @@
 package codeximagev1
 
 import (
+	longrunningpb "cloud.google.com/go/longrunning/autogen/longrunningpb"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -83,6 +84,66 @@ func (AlphaSource) EnumDescriptor() ([]byte, []int) {
 	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{0}
 }
 
+type GenerationMetadata_State int32
+
+const (
+	GenerationMetadata_STATE_UNSPECIFIED GenerationMetadata_State = 0
+	// Waiting for a server to take it.
+	GenerationMetadata_STATE_QUEUED GenerationMetadata_State = 1
+	// A server runs it.
+	GenerationMetadata_STATE_RUNNING   GenerationMetadata_State = 2
+	GenerationMetadata_STATE_SUCCEEDED GenerationMetadata_State = 3
+	GenerationMetadata_STATE_FAILED    GenerationMetadata_State = 4
+	GenerationMetadata_STATE_CANCELLED GenerationMetadata_State = 5
+)
+
+// Enum value maps for GenerationMetadata_State.
+var (
+	GenerationMetadata_State_name = map[int32]string{
+		0: "STATE_UNSPECIFIED",
+		1: "STATE_QUEUED",
+		2: "STATE_RUNNING",
+		3: "STATE_SUCCEEDED",
+		4: "STATE_FAILED",
+		5: "STATE_CANCELLED",
+	}
+	GenerationMetadata_State_value = map[string]int32{
+		"STATE_UNSPECIFIED": 0,
+		"STATE_QUEUED":      1,
+		"STATE_RUNNING":     2,
+		"STATE_SUCCEEDED":   3,
+		"STATE_FAILED":      4,
+		"STATE_CANCELLED":   5,
+	}
+)
+
+func (x GenerationMetadata_State) Enum() *GenerationMetadata_State {
+	p := new(GenerationMetadata_State)
+	*p = x
+	return p
+}
+
+func (x GenerationMetadata_State) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (GenerationMetadata_State) Descriptor() protoreflect.EnumDescriptor {
+	return file_codeximage_v1_image_service_proto_enumTypes[1].Descriptor()
+}
+
+func (GenerationMetadata_State) Type() protoreflect.EnumType {
+	return &file_codeximage_v1_image_service_proto_enumTypes[1]
+}
+
+func (x GenerationMetadata_State) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use GenerationMetadata_State.Descriptor instead.
+func (GenerationMetadata_State) EnumDescriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{2, 0}
+}
+
 type Progress_Stage int32
 
 const (
@@ -126,11 +187,11 @@ func (x Progress_Stage) String() string {
 }
 
 func (Progress_Stage) Descriptor() protoreflect.EnumDescriptor {
-	return file_codeximage_v1_image_service_proto_enumTypes[1].Descriptor()
+	return file_codeximage_v1_image_service_proto_enumTypes[2].Descriptor()
 }
 
 func (Progress_Stage) Type() protoreflect.EnumType {
-	return &file_codeximage_v1_image_service_proto_enumTypes[1]
+	return &file_codeximage_v1_image_service_proto_enumTypes[2]
 }
 
 func (x Progress_Stage) Number() protoreflect.EnumNumber {
@@ -139,7 +200,7 @@ func (x Progress_Stage) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Progress_Stage.Descriptor instead.
 func (Progress_Stage) EnumDescriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{5, 0}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{9, 0}
 }
 
 type GenerateRequest struct {
@@ -182,7 +243,12 @@ type GenerateRequest struct {
 	// When a size was asked for (WxH or a preset) and the model made another:
 	// "exact" (or empty) delivers exactly that size (centre crop to the aspect,
 	// then Lanczos); "native" delivers the model's own image untouched.
-	Fit           string `protobuf:"bytes,10,opt,name=fit,proto3" json:"fit,omitempty"`
+	Fit string `protobuf:"bytes,10,opt,name=fit,proto3" json:"fit,omitempty"`
+	// Where the server POSTs the outcome when the generation ends (events
+	// generation.succeeded, generation.failed, generation.cancelled, with the
+	// operation), signed per the Standard Webhooks specification. Loopback
+	// hosts are allowed; any other host only when the operator lists it.
+	WebhookUrl    string `protobuf:"bytes,32,opt,name=webhook_url,json=webhookUrl,proto3" json:"webhook_url,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -301,6 +367,332 @@ func (x *GenerateRequest) GetFit() string {
 	return ""
 }
 
+func (x *GenerateRequest) GetWebhookUrl() string {
+	if x != nil {
+		return x.WebhookUrl
+	}
+	return ""
+}
+
+// The result of a SubmitGeneration operation (its `response`): the images
+// as the history keeps them, and the request's summary.
+type GenerationResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Images        []*Image               `protobuf:"bytes,1,rep,name=images,proto3" json:"images,omitempty"`
+	Summary       *GenerateSummary       `protobuf:"bytes,2,opt,name=summary,proto3" json:"summary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GenerationResult) Reset() {
+	*x = GenerationResult{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GenerationResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GenerationResult) ProtoMessage() {}
+
+func (x *GenerationResult) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GenerationResult.ProtoReflect.Descriptor instead.
+func (*GenerationResult) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GenerationResult) GetImages() []*Image {
+	if x != nil {
+		return x.Images
+	}
+	return nil
+}
+
+func (x *GenerationResult) GetSummary() *GenerateSummary {
+	if x != nil {
+		return x.Summary
+	}
+	return nil
+}
+
+// The metadata of a SubmitGeneration operation.
+type GenerationMetadata struct {
+	state     protoimpl.MessageState   `protogen:"open.v1"`
+	State     GenerationMetadata_State `protobuf:"varint,1,opt,name=state,proto3,enum=codeximage.v1.GenerationMetadata_State" json:"state,omitempty"`
+	RequestId string                   `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Operations queued ahead of this one (while queued).
+	QueuePosition int32 `protobuf:"varint,3,opt,name=queue_position,json=queuePosition,proto3" json:"queue_position,omitempty"`
+	// Runs started so far: 2 means a run was interrupted (its server stopped)
+	// and retried once.
+	Attempts int32 `protobuf:"varint,4,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// One entry per candidate, in index order.
+	Candidates []*CandidateProgress   `protobuf:"bytes,5,rep,name=candidates,proto3" json:"candidates,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	StartTime  *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	EndTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Name of the API key that submitted it.
+	KeyName string `protobuf:"bytes,9,opt,name=key_name,json=keyName,proto3" json:"key_name,omitempty"`
+	// Delivery of the webhook, when one was asked for.
+	Webhook       *WebhookDelivery `protobuf:"bytes,10,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GenerationMetadata) Reset() {
+	*x = GenerationMetadata{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GenerationMetadata) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GenerationMetadata) ProtoMessage() {}
+
+func (x *GenerationMetadata) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GenerationMetadata.ProtoReflect.Descriptor instead.
+func (*GenerationMetadata) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GenerationMetadata) GetState() GenerationMetadata_State {
+	if x != nil {
+		return x.State
+	}
+	return GenerationMetadata_STATE_UNSPECIFIED
+}
+
+func (x *GenerationMetadata) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *GenerationMetadata) GetQueuePosition() int32 {
+	if x != nil {
+		return x.QueuePosition
+	}
+	return 0
+}
+
+func (x *GenerationMetadata) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *GenerationMetadata) GetCandidates() []*CandidateProgress {
+	if x != nil {
+		return x.Candidates
+	}
+	return nil
+}
+
+func (x *GenerationMetadata) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *GenerationMetadata) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *GenerationMetadata) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *GenerationMetadata) GetKeyName() string {
+	if x != nil {
+		return x.KeyName
+	}
+	return ""
+}
+
+func (x *GenerationMetadata) GetWebhook() *WebhookDelivery {
+	if x != nil {
+		return x.Webhook
+	}
+	return nil
+}
+
+// How far one candidate got.
+type CandidateProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Index int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// "queued", "running", "finished".
+	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	// Codex's last reported phase, e.g. "turn.started".
+	Phase string `protobuf:"bytes,3,opt,name=phase,proto3" json:"phase,omitempty"`
+	// The stored image, once finished.
+	ImageId       string `protobuf:"bytes,4,opt,name=image_id,json=imageId,proto3" json:"image_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CandidateProgress) Reset() {
+	*x = CandidateProgress{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CandidateProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CandidateProgress) ProtoMessage() {}
+
+func (x *CandidateProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CandidateProgress.ProtoReflect.Descriptor instead.
+func (*CandidateProgress) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CandidateProgress) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *CandidateProgress) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *CandidateProgress) GetPhase() string {
+	if x != nil {
+		return x.Phase
+	}
+	return ""
+}
+
+func (x *CandidateProgress) GetImageId() string {
+	if x != nil {
+		return x.ImageId
+	}
+	return ""
+}
+
+type WebhookDelivery struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "pending", "delivered" or "failed" (retries ran out).
+	Status   string `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	Attempts int32  `protobuf:"varint,2,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// The last attempt's HTTP status (0: no answer) or error.
+	LastStatusCode int32  `protobuf:"varint,3,opt,name=last_status_code,json=lastStatusCode,proto3" json:"last_status_code,omitempty"`
+	LastError      string `protobuf:"bytes,4,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *WebhookDelivery) Reset() {
+	*x = WebhookDelivery{}
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookDelivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookDelivery) ProtoMessage() {}
+
+func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookDelivery.ProtoReflect.Descriptor instead.
+func (*WebhookDelivery) Descriptor() ([]byte, []int) {
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *WebhookDelivery) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetLastStatusCode() int32 {
+	if x != nil {
+		return x.LastStatusCode
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
 // A pixel size of the caller's canvas.
 type CanvasSize struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -312,7 +704,7 @@ type CanvasSize struct {
 
 func (x *CanvasSize) Reset() {
 	*x = CanvasSize{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[1]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -324,7 +716,7 @@ func (x *CanvasSize) String() string {
 func (*CanvasSize) ProtoMessage() {}
 
 func (x *CanvasSize) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[1]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -337,7 +729,7 @@ func (x *CanvasSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CanvasSize.ProtoReflect.Descriptor instead.
 func (*CanvasSize) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{1}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CanvasSize) GetWidth() int32 {
@@ -375,7 +767,7 @@ type Reference struct {
 
 func (x *Reference) Reset() {
 	*x = Reference{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[2]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -387,7 +779,7 @@ func (x *Reference) String() string {
 func (*Reference) ProtoMessage() {}
 
 func (x *Reference) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[2]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -400,7 +792,7 @@ func (x *Reference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reference.ProtoReflect.Descriptor instead.
 func (*Reference) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{2}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Reference) GetImage() []byte {
@@ -471,7 +863,7 @@ type ReferenceUse struct {
 
 func (x *ReferenceUse) Reset() {
 	*x = ReferenceUse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[3]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -483,7 +875,7 @@ func (x *ReferenceUse) String() string {
 func (*ReferenceUse) ProtoMessage() {}
 
 func (x *ReferenceUse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[3]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -496,7 +888,7 @@ func (x *ReferenceUse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReferenceUse.ProtoReflect.Descriptor instead.
 func (*ReferenceUse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{3}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ReferenceUse) GetIndex() int32 {
@@ -569,7 +961,7 @@ type GenerateResponse struct {
 
 func (x *GenerateResponse) Reset() {
 	*x = GenerateResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[4]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -581,7 +973,7 @@ func (x *GenerateResponse) String() string {
 func (*GenerateResponse) ProtoMessage() {}
 
 func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[4]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -594,7 +986,7 @@ func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse.ProtoReflect.Descriptor instead.
 func (*GenerateResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{4}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GenerateResponse) GetEvent() isGenerateResponse_Event {
@@ -673,7 +1065,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[5]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -685,7 +1077,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[5]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -698,7 +1090,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{5}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Progress) GetStage() Progress_Stage {
@@ -818,7 +1210,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[6]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -830,7 +1222,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[6]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -843,7 +1235,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{6}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Image) GetId() string {
@@ -1102,7 +1494,7 @@ type TokenUsage struct {
 
 func (x *TokenUsage) Reset() {
 	*x = TokenUsage{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[7]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1114,7 +1506,7 @@ func (x *TokenUsage) String() string {
 func (*TokenUsage) ProtoMessage() {}
 
 func (x *TokenUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[7]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1127,7 +1519,7 @@ func (x *TokenUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenUsage.ProtoReflect.Descriptor instead.
 func (*TokenUsage) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{7}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TokenUsage) GetInputTokens() int64 {
@@ -1172,7 +1564,7 @@ type TransparencyCheck struct {
 
 func (x *TransparencyCheck) Reset() {
 	*x = TransparencyCheck{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[8]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1184,7 +1576,7 @@ func (x *TransparencyCheck) String() string {
 func (*TransparencyCheck) ProtoMessage() {}
 
 func (x *TransparencyCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[8]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1197,7 +1589,7 @@ func (x *TransparencyCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransparencyCheck.ProtoReflect.Descriptor instead.
 func (*TransparencyCheck) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{8}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TransparencyCheck) GetAlphaMin() int32 {
@@ -1269,7 +1661,7 @@ type GenerateSummary struct {
 
 func (x *GenerateSummary) Reset() {
 	*x = GenerateSummary{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[9]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1281,7 +1673,7 @@ func (x *GenerateSummary) String() string {
 func (*GenerateSummary) ProtoMessage() {}
 
 func (x *GenerateSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[9]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1294,7 +1686,7 @@ func (x *GenerateSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateSummary.ProtoReflect.Descriptor instead.
 func (*GenerateSummary) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{9}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GenerateSummary) GetRequestId() string {
@@ -1417,7 +1809,7 @@ type GetCapabilitiesRequest struct {
 
 func (x *GetCapabilitiesRequest) Reset() {
 	*x = GetCapabilitiesRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[10]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1429,7 +1821,7 @@ func (x *GetCapabilitiesRequest) String() string {
 func (*GetCapabilitiesRequest) ProtoMessage() {}
 
 func (x *GetCapabilitiesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[10]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1442,7 +1834,7 @@ func (x *GetCapabilitiesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCapabilitiesRequest.ProtoReflect.Descriptor instead.
 func (*GetCapabilitiesRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{10}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{14}
 }
 
 type GetCapabilitiesResponse struct {
@@ -1475,7 +1867,7 @@ type GetCapabilitiesResponse struct {
 
 func (x *GetCapabilitiesResponse) Reset() {
 	*x = GetCapabilitiesResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[11]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1487,7 +1879,7 @@ func (x *GetCapabilitiesResponse) String() string {
 func (*GetCapabilitiesResponse) ProtoMessage() {}
 
 func (x *GetCapabilitiesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[11]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1500,7 +1892,7 @@ func (x *GetCapabilitiesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCapabilitiesResponse.ProtoReflect.Descriptor instead.
 func (*GetCapabilitiesResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{11}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetCapabilitiesResponse) GetModel() string {
@@ -1638,7 +2030,7 @@ type AspectOption struct {
 
 func (x *AspectOption) Reset() {
 	*x = AspectOption{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[12]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1650,7 +2042,7 @@ func (x *AspectOption) String() string {
 func (*AspectOption) ProtoMessage() {}
 
 func (x *AspectOption) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[12]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1663,7 +2055,7 @@ func (x *AspectOption) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AspectOption.ProtoReflect.Descriptor instead.
 func (*AspectOption) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{12}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AspectOption) GetName() string {
@@ -1708,7 +2100,7 @@ type SizeConstraints struct {
 
 func (x *SizeConstraints) Reset() {
 	*x = SizeConstraints{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[13]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1720,7 +2112,7 @@ func (x *SizeConstraints) String() string {
 func (*SizeConstraints) ProtoMessage() {}
 
 func (x *SizeConstraints) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[13]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1733,7 +2125,7 @@ func (x *SizeConstraints) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SizeConstraints.ProtoReflect.Descriptor instead.
 func (*SizeConstraints) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{13}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SizeConstraints) GetCustomSize() bool {
@@ -1789,7 +2181,7 @@ type HighResolutionPresets struct {
 
 func (x *HighResolutionPresets) Reset() {
 	*x = HighResolutionPresets{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[14]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1801,7 +2193,7 @@ func (x *HighResolutionPresets) String() string {
 func (*HighResolutionPresets) ProtoMessage() {}
 
 func (x *HighResolutionPresets) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[14]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1814,7 +2206,7 @@ func (x *HighResolutionPresets) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HighResolutionPresets.ProtoReflect.Descriptor instead.
 func (*HighResolutionPresets) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{14}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HighResolutionPresets) GetLandscape() string {
@@ -1850,7 +2242,7 @@ type SizePreset struct {
 
 func (x *SizePreset) Reset() {
 	*x = SizePreset{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[15]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1862,7 +2254,7 @@ func (x *SizePreset) String() string {
 func (*SizePreset) ProtoMessage() {}
 
 func (x *SizePreset) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[15]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1875,7 +2267,7 @@ func (x *SizePreset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SizePreset.ProtoReflect.Descriptor instead.
 func (*SizePreset) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{15}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SizePreset) GetName() string {
@@ -1918,7 +2310,7 @@ type ReferencePolicy struct {
 
 func (x *ReferencePolicy) Reset() {
 	*x = ReferencePolicy{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[16]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1930,7 +2322,7 @@ func (x *ReferencePolicy) String() string {
 func (*ReferencePolicy) ProtoMessage() {}
 
 func (x *ReferencePolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[16]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1943,7 +2335,7 @@ func (x *ReferencePolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReferencePolicy.ProtoReflect.Descriptor instead.
 func (*ReferencePolicy) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{16}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReferencePolicy) GetMode() string {
@@ -1996,7 +2388,7 @@ type HealthRequest struct {
 
 func (x *HealthRequest) Reset() {
 	*x = HealthRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[17]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2008,7 +2400,7 @@ func (x *HealthRequest) String() string {
 func (*HealthRequest) ProtoMessage() {}
 
 func (x *HealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[17]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2021,7 +2413,7 @@ func (x *HealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
 func (*HealthRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{17}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{21}
 }
 
 type HealthResponse struct {
@@ -2059,7 +2451,7 @@ type HealthResponse struct {
 
 func (x *HealthResponse) Reset() {
 	*x = HealthResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[18]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2071,7 +2463,7 @@ func (x *HealthResponse) String() string {
 func (*HealthResponse) ProtoMessage() {}
 
 func (x *HealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[18]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2084,7 +2476,7 @@ func (x *HealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthResponse.ProtoReflect.Descriptor instead.
 func (*HealthResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{18}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *HealthResponse) GetStatus() string {
@@ -2206,7 +2598,7 @@ type AccountStatus struct {
 
 func (x *AccountStatus) Reset() {
 	*x = AccountStatus{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[19]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2218,7 +2610,7 @@ func (x *AccountStatus) String() string {
 func (*AccountStatus) ProtoMessage() {}
 
 func (x *AccountStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[19]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2231,7 +2623,7 @@ func (x *AccountStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountStatus.ProtoReflect.Descriptor instead.
 func (*AccountStatus) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{19}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AccountStatus) GetName() string {
@@ -2304,7 +2696,7 @@ type CodexStatus struct {
 
 func (x *CodexStatus) Reset() {
 	*x = CodexStatus{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[20]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2316,7 +2708,7 @@ func (x *CodexStatus) String() string {
 func (*CodexStatus) ProtoMessage() {}
 
 func (x *CodexStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[20]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2329,7 +2721,7 @@ func (x *CodexStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CodexStatus.ProtoReflect.Descriptor instead.
 func (*CodexStatus) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{20}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CodexStatus) GetFound() bool {
@@ -2380,7 +2772,7 @@ type SlotStatus struct {
 
 func (x *SlotStatus) Reset() {
 	*x = SlotStatus{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[21]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2392,7 +2784,7 @@ func (x *SlotStatus) String() string {
 func (*SlotStatus) ProtoMessage() {}
 
 func (x *SlotStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[21]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2405,7 +2797,7 @@ func (x *SlotStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotStatus.ProtoReflect.Descriptor instead.
 func (*SlotStatus) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{21}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SlotStatus) GetInUse() int32 {
@@ -2452,7 +2844,7 @@ type GetImageRequest struct {
 
 func (x *GetImageRequest) Reset() {
 	*x = GetImageRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[22]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2464,7 +2856,7 @@ func (x *GetImageRequest) String() string {
 func (*GetImageRequest) ProtoMessage() {}
 
 func (x *GetImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[22]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2477,7 +2869,7 @@ func (x *GetImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageRequest.ProtoReflect.Descriptor instead.
 func (*GetImageRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{22}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetImageRequest) GetImageId() string {
@@ -2496,7 +2888,7 @@ type GetImageResponse struct {
 
 func (x *GetImageResponse) Reset() {
 	*x = GetImageResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[23]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2508,7 +2900,7 @@ func (x *GetImageResponse) String() string {
 func (*GetImageResponse) ProtoMessage() {}
 
 func (x *GetImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[23]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2521,7 +2913,7 @@ func (x *GetImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageResponse.ProtoReflect.Descriptor instead.
 func (*GetImageResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{23}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetImageResponse) GetImage() *Image {
@@ -2540,7 +2932,7 @@ type GetImageFileRequest struct {
 
 func (x *GetImageFileRequest) Reset() {
 	*x = GetImageFileRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[24]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2552,7 +2944,7 @@ func (x *GetImageFileRequest) String() string {
 func (*GetImageFileRequest) ProtoMessage() {}
 
 func (x *GetImageFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[24]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2565,7 +2957,7 @@ func (x *GetImageFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageFileRequest.ProtoReflect.Descriptor instead.
 func (*GetImageFileRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{24}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetImageFileRequest) GetImageId() string {
@@ -2591,7 +2983,7 @@ type GetImageFileResponse struct {
 
 func (x *GetImageFileResponse) Reset() {
 	*x = GetImageFileResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[25]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2603,7 +2995,7 @@ func (x *GetImageFileResponse) String() string {
 func (*GetImageFileResponse) ProtoMessage() {}
 
 func (x *GetImageFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[25]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2616,7 +3008,7 @@ func (x *GetImageFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageFileResponse.ProtoReflect.Descriptor instead.
 func (*GetImageFileResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{25}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetImageFileResponse) GetContentType() string {
@@ -2669,7 +3061,7 @@ type ListImagesRequest struct {
 
 func (x *ListImagesRequest) Reset() {
 	*x = ListImagesRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[26]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2681,7 +3073,7 @@ func (x *ListImagesRequest) String() string {
 func (*ListImagesRequest) ProtoMessage() {}
 
 func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[26]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2694,7 +3086,7 @@ func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
 func (*ListImagesRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{26}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListImagesRequest) GetPageSize() int32 {
@@ -2757,7 +3149,7 @@ type ListImagesResponse struct {
 
 func (x *ListImagesResponse) Reset() {
 	*x = ListImagesResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[27]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2769,7 +3161,7 @@ func (x *ListImagesResponse) String() string {
 func (*ListImagesResponse) ProtoMessage() {}
 
 func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[27]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2782,7 +3174,7 @@ func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
 func (*ListImagesResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{27}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListImagesResponse) GetImages() []*Image {
@@ -2808,7 +3200,7 @@ type DeleteImageRequest struct {
 
 func (x *DeleteImageRequest) Reset() {
 	*x = DeleteImageRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[28]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2820,7 +3212,7 @@ func (x *DeleteImageRequest) String() string {
 func (*DeleteImageRequest) ProtoMessage() {}
 
 func (x *DeleteImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[28]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2833,7 +3225,7 @@ func (x *DeleteImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteImageRequest.ProtoReflect.Descriptor instead.
 func (*DeleteImageRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{28}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DeleteImageRequest) GetImageId() string {
@@ -2851,7 +3243,7 @@ type DeleteImageResponse struct {
 
 func (x *DeleteImageResponse) Reset() {
 	*x = DeleteImageResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[29]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2863,7 +3255,7 @@ func (x *DeleteImageResponse) String() string {
 func (*DeleteImageResponse) ProtoMessage() {}
 
 func (x *DeleteImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[29]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2876,7 +3268,7 @@ func (x *DeleteImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteImageResponse.ProtoReflect.Descriptor instead.
 func (*DeleteImageResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{29}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{33}
 }
 
 type ListRequestsRequest struct {
@@ -2902,7 +3294,7 @@ type ListRequestsRequest struct {
 
 func (x *ListRequestsRequest) Reset() {
 	*x = ListRequestsRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[30]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2914,7 +3306,7 @@ func (x *ListRequestsRequest) String() string {
 func (*ListRequestsRequest) ProtoMessage() {}
 
 func (x *ListRequestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[30]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2927,7 +3319,7 @@ func (x *ListRequestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequestsRequest.ProtoReflect.Descriptor instead.
 func (*ListRequestsRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{30}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListRequestsRequest) GetPageSize() int32 {
@@ -2997,7 +3389,7 @@ type ListRequestsResponse struct {
 
 func (x *ListRequestsResponse) Reset() {
 	*x = ListRequestsResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[31]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3009,7 +3401,7 @@ func (x *ListRequestsResponse) String() string {
 func (*ListRequestsResponse) ProtoMessage() {}
 
 func (x *ListRequestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[31]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3022,7 +3414,7 @@ func (x *ListRequestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequestsResponse.ProtoReflect.Descriptor instead.
 func (*ListRequestsResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{31}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListRequestsResponse) GetRequests() []*RequestRecord {
@@ -3080,7 +3472,7 @@ type RequestRecord struct {
 
 func (x *RequestRecord) Reset() {
 	*x = RequestRecord{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[32]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3092,7 +3484,7 @@ func (x *RequestRecord) String() string {
 func (*RequestRecord) ProtoMessage() {}
 
 func (x *RequestRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[32]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3105,7 +3497,7 @@ func (x *RequestRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestRecord.ProtoReflect.Descriptor instead.
 func (*RequestRecord) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{32}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RequestRecord) GetRequestId() string {
@@ -3265,7 +3657,7 @@ type GetRequestRequest struct {
 
 func (x *GetRequestRequest) Reset() {
 	*x = GetRequestRequest{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[33]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3277,7 +3669,7 @@ func (x *GetRequestRequest) String() string {
 func (*GetRequestRequest) ProtoMessage() {}
 
 func (x *GetRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[33]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3290,7 +3682,7 @@ func (x *GetRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequestRequest.ProtoReflect.Descriptor instead.
 func (*GetRequestRequest) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{33}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetRequestRequest) GetRequestId() string {
@@ -3313,7 +3705,7 @@ type GetRequestResponse struct {
 
 func (x *GetRequestResponse) Reset() {
 	*x = GetRequestResponse{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[34]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3325,7 +3717,7 @@ func (x *GetRequestResponse) String() string {
 func (*GetRequestResponse) ProtoMessage() {}
 
 func (x *GetRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[34]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3338,7 +3730,7 @@ func (x *GetRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequestResponse.ProtoReflect.Descriptor instead.
 func (*GetRequestResponse) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{34}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetRequestResponse) GetRequest() *RequestRecord {
@@ -3377,7 +3769,7 @@ type KeyUsage struct {
 
 func (x *KeyUsage) Reset() {
 	*x = KeyUsage{}
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[35]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3389,7 +3781,7 @@ func (x *KeyUsage) String() string {
 func (*KeyUsage) ProtoMessage() {}
 
 func (x *KeyUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_codeximage_v1_image_service_proto_msgTypes[35]
+	mi := &file_codeximage_v1_image_service_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3402,7 +3794,7 @@ func (x *KeyUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyUsage.ProtoReflect.Descriptor instead.
 func (*KeyUsage) Descriptor() ([]byte, []int) {
-	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{35}
+	return file_codeximage_v1_image_service_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *KeyUsage) GetKeyName() string {
@@ -3444,7 +3836,7 @@ var File_codeximage_v1_image_service_proto protoreflect.FileDescriptor
 
 const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\n" +
-	"!codeximage/v1/image_service.proto\x12\rcodeximage.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x03\n" +
+	"!codeximage/v1/image_service.proto\x12\rcodeximage.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a#google/longrunning/operations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdd\x03\n" +
 	"\x0fGenerateRequest\x12\x16\n" +
 	"\x06prompt\x18\x01 \x01(\tR\x06prompt\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\x12\x12\n" +
@@ -3464,8 +3856,48 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\vcanvas_size\x18\t \x01(\v2\x19.codeximage.v1.CanvasSizeR\n" +
 	"canvasSize\x12\x10\n" +
 	"\x03fit\x18\n" +
-	" \x01(\tR\x03fitB\x15\n" +
-	"\x13_output_compression\":\n" +
+	" \x01(\tR\x03fit\x12\x1f\n" +
+	"\vwebhook_url\x18  \x01(\tR\n" +
+	"webhookUrlB\x15\n" +
+	"\x13_output_compression\"z\n" +
+	"\x10GenerationResult\x12,\n" +
+	"\x06images\x18\x01 \x03(\v2\x14.codeximage.v1.ImageR\x06images\x128\n" +
+	"\asummary\x18\x02 \x01(\v2\x1e.codeximage.v1.GenerateSummaryR\asummary\"\xfc\x04\n" +
+	"\x12GenerationMetadata\x12=\n" +
+	"\x05state\x18\x01 \x01(\x0e2'.codeximage.v1.GenerationMetadata.StateR\x05state\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\x12%\n" +
+	"\x0equeue_position\x18\x03 \x01(\x05R\rqueuePosition\x12\x1a\n" +
+	"\battempts\x18\x04 \x01(\x05R\battempts\x12@\n" +
+	"\n" +
+	"candidates\x18\x05 \x03(\v2 .codeximage.v1.CandidateProgressR\n" +
+	"candidates\x12;\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x129\n" +
+	"\n" +
+	"start_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x19\n" +
+	"\bkey_name\x18\t \x01(\tR\akeyName\x128\n" +
+	"\awebhook\x18\n" +
+	" \x01(\v2\x1e.codeximage.v1.WebhookDeliveryR\awebhook\"\x7f\n" +
+	"\x05State\x12\x15\n" +
+	"\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n" +
+	"\fSTATE_QUEUED\x10\x01\x12\x11\n" +
+	"\rSTATE_RUNNING\x10\x02\x12\x13\n" +
+	"\x0fSTATE_SUCCEEDED\x10\x03\x12\x10\n" +
+	"\fSTATE_FAILED\x10\x04\x12\x13\n" +
+	"\x0fSTATE_CANCELLED\x10\x05\"p\n" +
+	"\x11CandidateProgress\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x14\n" +
+	"\x05phase\x18\x03 \x01(\tR\x05phase\x12\x19\n" +
+	"\bimage_id\x18\x04 \x01(\tR\aimageId\"\x8e\x01\n" +
+	"\x0fWebhookDelivery\x12\x16\n" +
+	"\x06status\x18\x01 \x01(\tR\x06status\x12\x1a\n" +
+	"\battempts\x18\x02 \x01(\x05R\battempts\x12(\n" +
+	"\x10last_status_code\x18\x03 \x01(\x05R\x0elastStatusCode\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x04 \x01(\tR\tlastError\":\n" +
 	"\n" +
 	"CanvasSize\x12\x14\n" +
 	"\x05width\x18\x01 \x01(\x05R\x05width\x12\x16\n" +
@@ -3772,7 +4204,7 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\vAlphaSource\x12\x1c\n" +
 	"\x18ALPHA_SOURCE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18ALPHA_SOURCE_IMAGE_MODEL\x10\x01\x12\x1c\n" +
-	"\x18ALPHA_SOURCE_KEYED_MATTE\x10\x022\xfe\a\n" +
+	"\x18ALPHA_SOURCE_KEYED_MATTE\x10\x022\x99\t\n" +
 	"\fImageService\x12m\n" +
 	"\bGenerate\x12\x1e.codeximage.v1.GenerateRequest\x1a\x1f.codeximage.v1.GenerateResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/images/generate0\x01\x12z\n" +
 	"\x0fGetCapabilities\x12%.codeximage.v1.GetCapabilitiesRequest\x1a&.codeximage.v1.GetCapabilitiesResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/capabilities\x12W\n" +
@@ -3786,7 +4218,9 @@ const file_codeximage_v1_image_service_proto_rawDesc = "" +
 	"\vDeleteImage\x12!.codeximage.v1.DeleteImageRequest\x1a\".codeximage.v1.DeleteImageResponse\"\x1d\x82\xd3\xe4\x93\x02\x17*\x15/v1/images/{image_id}\x12m\n" +
 	"\fListRequests\x12\".codeximage.v1.ListRequestsRequest\x1a#.codeximage.v1.ListRequestsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/requests\x12t\n" +
 	"\n" +
-	"GetRequest\x12 .codeximage.v1.GetRequestRequest\x1a!.codeximage.v1.GetRequestResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/requests/{request_id}Bl\n" +
+	"GetRequest\x12 .codeximage.v1.GetRequestRequest\x1a!.codeximage.v1.GetRequestResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/requests/{request_id}\x12\x98\x01\n" +
+	"\x10SubmitGeneration\x12\x1e.codeximage.v1.GenerateRequest\x1a\x1d.google.longrunning.Operation\"E\xcaA&\n" +
+	"\x10GenerationResult\x12\x12GenerationMetadata\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/images:submitBl\n" +
 	"\x11dev.codeximage.v1P\x01ZUgithub.com/codex-image-server/codex-image-server/clients/go/codeximagev1;codeximagev1b\x06proto3"
 
 var (
@@ -3801,106 +4235,122 @@ func file_codeximage_v1_image_service_proto_rawDescGZIP() []byte {
 	return file_codeximage_v1_image_service_proto_rawDescData
 }
 
-var file_codeximage_v1_image_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_codeximage_v1_image_service_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_codeximage_v1_image_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_codeximage_v1_image_service_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_codeximage_v1_image_service_proto_goTypes = []any{
 	(AlphaSource)(0),                // 0: codeximage.v1.AlphaSource
-	(Progress_Stage)(0),             // 1: codeximage.v1.Progress.Stage
-	(*GenerateRequest)(nil),         // 2: codeximage.v1.GenerateRequest
-	(*CanvasSize)(nil),              // 3: codeximage.v1.CanvasSize
-	(*Reference)(nil),               // 4: codeximage.v1.Reference
-	(*ReferenceUse)(nil),            // 5: codeximage.v1.ReferenceUse
-	(*GenerateResponse)(nil),        // 6: codeximage.v1.GenerateResponse
-	(*Progress)(nil),                // 7: codeximage.v1.Progress
-	(*Image)(nil),                   // 8: codeximage.v1.Image
-	(*TokenUsage)(nil),              // 9: codeximage.v1.TokenUsage
-	(*TransparencyCheck)(nil),       // 10: codeximage.v1.TransparencyCheck
-	(*GenerateSummary)(nil),         // 11: codeximage.v1.GenerateSummary
-	(*GetCapabilitiesRequest)(nil),  // 12: codeximage.v1.GetCapabilitiesRequest
-	(*GetCapabilitiesResponse)(nil), // 13: codeximage.v1.GetCapabilitiesResponse
-	(*AspectOption)(nil),            // 14: codeximage.v1.AspectOption
-	(*SizeConstraints)(nil),         // 15: codeximage.v1.SizeConstraints
-	(*HighResolutionPresets)(nil),   // 16: codeximage.v1.HighResolutionPresets
-	(*SizePreset)(nil),              // 17: codeximage.v1.SizePreset
-	(*ReferencePolicy)(nil),         // 18: codeximage.v1.ReferencePolicy
-	(*HealthRequest)(nil),           // 19: codeximage.v1.HealthRequest
-	(*HealthResponse)(nil),          // 20: codeximage.v1.HealthResponse
-	(*AccountStatus)(nil),           // 21: codeximage.v1.AccountStatus
-	(*CodexStatus)(nil),             // 22: codeximage.v1.CodexStatus
-	(*SlotStatus)(nil),              // 23: codeximage.v1.SlotStatus
-	(*GetImageRequest)(nil),         // 24: codeximage.v1.GetImageRequest
-	(*GetImageResponse)(nil),        // 25: codeximage.v1.GetImageResponse
-	(*GetImageFileRequest)(nil),     // 26: codeximage.v1.GetImageFileRequest
-	(*GetImageFileResponse)(nil),    // 27: codeximage.v1.GetImageFileResponse
-	(*ListImagesRequest)(nil),       // 28: codeximage.v1.ListImagesRequest
-	(*ListImagesResponse)(nil),      // 29: codeximage.v1.ListImagesResponse
-	(*DeleteImageRequest)(nil),      // 30: codeximage.v1.DeleteImageRequest
-	(*DeleteImageResponse)(nil),     // 31: codeximage.v1.DeleteImageResponse
-	(*ListRequestsRequest)(nil),     // 32: codeximage.v1.ListRequestsRequest
-	(*ListRequestsResponse)(nil),    // 33: codeximage.v1.ListRequestsResponse
-	(*RequestRecord)(nil),           // 34: codeximage.v1.RequestRecord
-	(*GetRequestRequest)(nil),       // 35: codeximage.v1.GetRequestRequest
-	(*GetRequestResponse)(nil),      // 36: codeximage.v1.GetRequestResponse
-	(*KeyUsage)(nil),                // 37: codeximage.v1.KeyUsage
-	(*timestamppb.Timestamp)(nil),   // 38: google.protobuf.Timestamp
+	(GenerationMetadata_State)(0),   // 1: codeximage.v1.GenerationMetadata.State
+	(Progress_Stage)(0),             // 2: codeximage.v1.Progress.Stage
+	(*GenerateRequest)(nil),         // 3: codeximage.v1.GenerateRequest
+	(*GenerationResult)(nil),        // 4: codeximage.v1.GenerationResult
+	(*GenerationMetadata)(nil),      // 5: codeximage.v1.GenerationMetadata
+	(*CandidateProgress)(nil),       // 6: codeximage.v1.CandidateProgress
+	(*WebhookDelivery)(nil),         // 7: codeximage.v1.WebhookDelivery
+	(*CanvasSize)(nil),              // 8: codeximage.v1.CanvasSize
+	(*Reference)(nil),               // 9: codeximage.v1.Reference
+	(*ReferenceUse)(nil),            // 10: codeximage.v1.ReferenceUse
+	(*GenerateResponse)(nil),        // 11: codeximage.v1.GenerateResponse
+	(*Progress)(nil),                // 12: codeximage.v1.Progress
+	(*Image)(nil),                   // 13: codeximage.v1.Image
+	(*TokenUsage)(nil),              // 14: codeximage.v1.TokenUsage
+	(*TransparencyCheck)(nil),       // 15: codeximage.v1.TransparencyCheck
+	(*GenerateSummary)(nil),         // 16: codeximage.v1.GenerateSummary
+	(*GetCapabilitiesRequest)(nil),  // 17: codeximage.v1.GetCapabilitiesRequest
+	(*GetCapabilitiesResponse)(nil), // 18: codeximage.v1.GetCapabilitiesResponse
+	(*AspectOption)(nil),            // 19: codeximage.v1.AspectOption
+	(*SizeConstraints)(nil),         // 20: codeximage.v1.SizeConstraints
+	(*HighResolutionPresets)(nil),   // 21: codeximage.v1.HighResolutionPresets
+	(*SizePreset)(nil),              // 22: codeximage.v1.SizePreset
+	(*ReferencePolicy)(nil),         // 23: codeximage.v1.ReferencePolicy
+	(*HealthRequest)(nil),           // 24: codeximage.v1.HealthRequest
+	(*HealthResponse)(nil),          // 25: codeximage.v1.HealthResponse
+	(*AccountStatus)(nil),           // 26: codeximage.v1.AccountStatus
+	(*CodexStatus)(nil),             // 27: codeximage.v1.CodexStatus
+	(*SlotStatus)(nil),              // 28: codeximage.v1.SlotStatus
+	(*GetImageRequest)(nil),         // 29: codeximage.v1.GetImageRequest
+	(*GetImageResponse)(nil),        // 30: codeximage.v1.GetImageResponse
+	(*GetImageFileRequest)(nil),     // 31: codeximage.v1.GetImageFileRequest
+	(*GetImageFileResponse)(nil),    // 32: codeximage.v1.GetImageFileResponse
+	(*ListImagesRequest)(nil),       // 33: codeximage.v1.ListImagesRequest
+	(*ListImagesResponse)(nil),      // 34: codeximage.v1.ListImagesResponse
+	(*DeleteImageRequest)(nil),      // 35: codeximage.v1.DeleteImageRequest
+	(*DeleteImageResponse)(nil),     // 36: codeximage.v1.DeleteImageResponse
+	(*ListRequestsRequest)(nil),     // 37: codeximage.v1.ListRequestsRequest
+	(*ListRequestsResponse)(nil),    // 38: codeximage.v1.ListRequestsResponse
+	(*RequestRecord)(nil),           // 39: codeximage.v1.RequestRecord
+	(*GetRequestRequest)(nil),       // 40: codeximage.v1.GetRequestRequest
+	(*GetRequestResponse)(nil),      // 41: codeximage.v1.GetRequestResponse
+	(*KeyUsage)(nil),                // 42: codeximage.v1.KeyUsage
+	(*timestamppb.Timestamp)(nil),   // 43: google.protobuf.Timestamp
+	(*longrunningpb.Operation)(nil), // 44: google.longrunning.Operation
 }
 var file_codeximage_v1_image_service_proto_depIdxs = []int32{
-	4,  // 0: codeximage.v1.GenerateRequest.references:type_name -> codeximage.v1.Reference
-	3,  // 1: codeximage.v1.GenerateRequest.canvas_size:type_name -> codeximage.v1.CanvasSize
-	7,  // 2: codeximage.v1.GenerateResponse.progress:type_name -> codeximage.v1.Progress
-	8,  // 3: codeximage.v1.GenerateResponse.image:type_name -> codeximage.v1.Image
-	11, // 4: codeximage.v1.GenerateResponse.summary:type_name -> codeximage.v1.GenerateSummary
-	1,  // 5: codeximage.v1.Progress.stage:type_name -> codeximage.v1.Progress.Stage
-	38, // 6: codeximage.v1.Image.create_time:type_name -> google.protobuf.Timestamp
-	5,  // 7: codeximage.v1.Image.references:type_name -> codeximage.v1.ReferenceUse
-	0,  // 8: codeximage.v1.Image.alpha_source:type_name -> codeximage.v1.AlphaSource
-	10, // 9: codeximage.v1.Image.transparency:type_name -> codeximage.v1.TransparencyCheck
-	9,  // 10: codeximage.v1.Image.usage:type_name -> codeximage.v1.TokenUsage
-	5,  // 11: codeximage.v1.GenerateSummary.references:type_name -> codeximage.v1.ReferenceUse
-	15, // 12: codeximage.v1.GetCapabilitiesResponse.size_constraints:type_name -> codeximage.v1.SizeConstraints
-	16, // 13: codeximage.v1.GetCapabilitiesResponse.high_resolution_presets:type_name -> codeximage.v1.HighResolutionPresets
-	18, // 14: codeximage.v1.GetCapabilitiesResponse.references:type_name -> codeximage.v1.ReferencePolicy
-	17, // 15: codeximage.v1.GetCapabilitiesResponse.presets:type_name -> codeximage.v1.SizePreset
-	14, // 16: codeximage.v1.GetCapabilitiesResponse.aspect_options:type_name -> codeximage.v1.AspectOption
-	22, // 17: codeximage.v1.HealthResponse.codex:type_name -> codeximage.v1.CodexStatus
-	23, // 18: codeximage.v1.HealthResponse.slots:type_name -> codeximage.v1.SlotStatus
-	21, // 19: codeximage.v1.HealthResponse.accounts:type_name -> codeximage.v1.AccountStatus
-	38, // 20: codeximage.v1.AccountStatus.exhausted_until:type_name -> google.protobuf.Timestamp
-	8,  // 21: codeximage.v1.GetImageResponse.image:type_name -> codeximage.v1.Image
-	38, // 22: codeximage.v1.ListImagesRequest.start_time:type_name -> google.protobuf.Timestamp
-	38, // 23: codeximage.v1.ListImagesRequest.end_time:type_name -> google.protobuf.Timestamp
-	8,  // 24: codeximage.v1.ListImagesResponse.images:type_name -> codeximage.v1.Image
-	38, // 25: codeximage.v1.ListRequestsRequest.start_time:type_name -> google.protobuf.Timestamp
-	38, // 26: codeximage.v1.ListRequestsRequest.end_time:type_name -> google.protobuf.Timestamp
-	34, // 27: codeximage.v1.ListRequestsResponse.requests:type_name -> codeximage.v1.RequestRecord
-	38, // 28: codeximage.v1.RequestRecord.create_time:type_name -> google.protobuf.Timestamp
-	38, // 29: codeximage.v1.RequestRecord.end_time:type_name -> google.protobuf.Timestamp
-	34, // 30: codeximage.v1.GetRequestResponse.request:type_name -> codeximage.v1.RequestRecord
-	8,  // 31: codeximage.v1.GetRequestResponse.images:type_name -> codeximage.v1.Image
-	37, // 32: codeximage.v1.GetRequestResponse.key_usage:type_name -> codeximage.v1.KeyUsage
-	2,  // 33: codeximage.v1.ImageService.Generate:input_type -> codeximage.v1.GenerateRequest
-	12, // 34: codeximage.v1.ImageService.GetCapabilities:input_type -> codeximage.v1.GetCapabilitiesRequest
-	19, // 35: codeximage.v1.ImageService.Health:input_type -> codeximage.v1.HealthRequest
-	24, // 36: codeximage.v1.ImageService.GetImage:input_type -> codeximage.v1.GetImageRequest
-	26, // 37: codeximage.v1.ImageService.GetImageFile:input_type -> codeximage.v1.GetImageFileRequest
-	28, // 38: codeximage.v1.ImageService.ListImages:input_type -> codeximage.v1.ListImagesRequest
-	30, // 39: codeximage.v1.ImageService.DeleteImage:input_type -> codeximage.v1.DeleteImageRequest
-	32, // 40: codeximage.v1.ImageService.ListRequests:input_type -> codeximage.v1.ListRequestsRequest
-	35, // 41: codeximage.v1.ImageService.GetRequest:input_type -> codeximage.v1.GetRequestRequest
-	6,  // 42: codeximage.v1.ImageService.Generate:output_type -> codeximage.v1.GenerateResponse
-	13, // 43: codeximage.v1.ImageService.GetCapabilities:output_type -> codeximage.v1.GetCapabilitiesResponse
-	20, // 44: codeximage.v1.ImageService.Health:output_type -> codeximage.v1.HealthResponse
-	25, // 45: codeximage.v1.ImageService.GetImage:output_type -> codeximage.v1.GetImageResponse
-	27, // 46: codeximage.v1.ImageService.GetImageFile:output_type -> codeximage.v1.GetImageFileResponse
-	29, // 47: codeximage.v1.ImageService.ListImages:output_type -> codeximage.v1.ListImagesResponse
-	31, // 48: codeximage.v1.ImageService.DeleteImage:output_type -> codeximage.v1.DeleteImageResponse
-	33, // 49: codeximage.v1.ImageService.ListRequests:output_type -> codeximage.v1.ListRequestsResponse
-	36, // 50: codeximage.v1.ImageService.GetRequest:output_type -> codeximage.v1.GetRequestResponse
-	42, // [42:51] is the sub-list for method output_type
-	33, // [33:42] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	9,  // 0: codeximage.v1.GenerateRequest.references:type_name -> codeximage.v1.Reference
+	8,  // 1: codeximage.v1.GenerateRequest.canvas_size:type_name -> codeximage.v1.CanvasSize
+	13, // 2: codeximage.v1.GenerationResult.images:type_name -> codeximage.v1.Image
+	16, // 3: codeximage.v1.GenerationResult.summary:type_name -> codeximage.v1.GenerateSummary
+	1,  // 4: codeximage.v1.GenerationMetadata.state:type_name -> codeximage.v1.GenerationMetadata.State
+	6,  // 5: codeximage.v1.GenerationMetadata.candidates:type_name -> codeximage.v1.CandidateProgress
+	43, // 6: codeximage.v1.GenerationMetadata.create_time:type_name -> google.protobuf.Timestamp
+	43, // 7: codeximage.v1.GenerationMetadata.start_time:type_name -> google.protobuf.Timestamp
+	43, // 8: codeximage.v1.GenerationMetadata.end_time:type_name -> google.protobuf.Timestamp
+	7,  // 9: codeximage.v1.GenerationMetadata.webhook:type_name -> codeximage.v1.WebhookDelivery
+	12, // 10: codeximage.v1.GenerateResponse.progress:type_name -> codeximage.v1.Progress
+	13, // 11: codeximage.v1.GenerateResponse.image:type_name -> codeximage.v1.Image
+	16, // 12: codeximage.v1.GenerateResponse.summary:type_name -> codeximage.v1.GenerateSummary
+	2,  // 13: codeximage.v1.Progress.stage:type_name -> codeximage.v1.Progress.Stage
+	43, // 14: codeximage.v1.Image.create_time:type_name -> google.protobuf.Timestamp
+	10, // 15: codeximage.v1.Image.references:type_name -> codeximage.v1.ReferenceUse
+	0,  // 16: codeximage.v1.Image.alpha_source:type_name -> codeximage.v1.AlphaSource
+	15, // 17: codeximage.v1.Image.transparency:type_name -> codeximage.v1.TransparencyCheck
+	14, // 18: codeximage.v1.Image.usage:type_name -> codeximage.v1.TokenUsage
+	10, // 19: codeximage.v1.GenerateSummary.references:type_name -> codeximage.v1.ReferenceUse
+	20, // 20: codeximage.v1.GetCapabilitiesResponse.size_constraints:type_name -> codeximage.v1.SizeConstraints
+	21, // 21: codeximage.v1.GetCapabilitiesResponse.high_resolution_presets:type_name -> codeximage.v1.HighResolutionPresets
+	23, // 22: codeximage.v1.GetCapabilitiesResponse.references:type_name -> codeximage.v1.ReferencePolicy
+	22, // 23: codeximage.v1.GetCapabilitiesResponse.presets:type_name -> codeximage.v1.SizePreset
+	19, // 24: codeximage.v1.GetCapabilitiesResponse.aspect_options:type_name -> codeximage.v1.AspectOption
+	27, // 25: codeximage.v1.HealthResponse.codex:type_name -> codeximage.v1.CodexStatus
+	28, // 26: codeximage.v1.HealthResponse.slots:type_name -> codeximage.v1.SlotStatus
+	26, // 27: codeximage.v1.HealthResponse.accounts:type_name -> codeximage.v1.AccountStatus
+	43, // 28: codeximage.v1.AccountStatus.exhausted_until:type_name -> google.protobuf.Timestamp
+	13, // 29: codeximage.v1.GetImageResponse.image:type_name -> codeximage.v1.Image
+	43, // 30: codeximage.v1.ListImagesRequest.start_time:type_name -> google.protobuf.Timestamp
+	43, // 31: codeximage.v1.ListImagesRequest.end_time:type_name -> google.protobuf.Timestamp
+	13, // 32: codeximage.v1.ListImagesResponse.images:type_name -> codeximage.v1.Image
+	43, // 33: codeximage.v1.ListRequestsRequest.start_time:type_name -> google.protobuf.Timestamp
+	43, // 34: codeximage.v1.ListRequestsRequest.end_time:type_name -> google.protobuf.Timestamp
+	39, // 35: codeximage.v1.ListRequestsResponse.requests:type_name -> codeximage.v1.RequestRecord
+	43, // 36: codeximage.v1.RequestRecord.create_time:type_name -> google.protobuf.Timestamp
+	43, // 37: codeximage.v1.RequestRecord.end_time:type_name -> google.protobuf.Timestamp
+	39, // 38: codeximage.v1.GetRequestResponse.request:type_name -> codeximage.v1.RequestRecord
+	13, // 39: codeximage.v1.GetRequestResponse.images:type_name -> codeximage.v1.Image
+	42, // 40: codeximage.v1.GetRequestResponse.key_usage:type_name -> codeximage.v1.KeyUsage
+	3,  // 41: codeximage.v1.ImageService.Generate:input_type -> codeximage.v1.GenerateRequest
+	17, // 42: codeximage.v1.ImageService.GetCapabilities:input_type -> codeximage.v1.GetCapabilitiesRequest
+	24, // 43: codeximage.v1.ImageService.Health:input_type -> codeximage.v1.HealthRequest
+	29, // 44: codeximage.v1.ImageService.GetImage:input_type -> codeximage.v1.GetImageRequest
+	31, // 45: codeximage.v1.ImageService.GetImageFile:input_type -> codeximage.v1.GetImageFileRequest
+	33, // 46: codeximage.v1.ImageService.ListImages:input_type -> codeximage.v1.ListImagesRequest
+	35, // 47: codeximage.v1.ImageService.DeleteImage:input_type -> codeximage.v1.DeleteImageRequest
+	37, // 48: codeximage.v1.ImageService.ListRequests:input_type -> codeximage.v1.ListRequestsRequest
+	40, // 49: codeximage.v1.ImageService.GetRequest:input_type -> codeximage.v1.GetRequestRequest
+	3,  // 50: codeximage.v1.ImageService.SubmitGeneration:input_type -> codeximage.v1.GenerateRequest
+	11, // 51: codeximage.v1.ImageService.Generate:output_type -> codeximage.v1.GenerateResponse
+	18, // 52: codeximage.v1.ImageService.GetCapabilities:output_type -> codeximage.v1.GetCapabilitiesResponse
+	25, // 53: codeximage.v1.ImageService.Health:output_type -> codeximage.v1.HealthResponse
+	30, // 54: codeximage.v1.ImageService.GetImage:output_type -> codeximage.v1.GetImageResponse
+	32, // 55: codeximage.v1.ImageService.GetImageFile:output_type -> codeximage.v1.GetImageFileResponse
+	34, // 56: codeximage.v1.ImageService.ListImages:output_type -> codeximage.v1.ListImagesResponse
+	36, // 57: codeximage.v1.ImageService.DeleteImage:output_type -> codeximage.v1.DeleteImageResponse
+	38, // 58: codeximage.v1.ImageService.ListRequests:output_type -> codeximage.v1.ListRequestsResponse
+	41, // 59: codeximage.v1.ImageService.GetRequest:output_type -> codeximage.v1.GetRequestResponse
+	44, // 60: codeximage.v1.ImageService.SubmitGeneration:output_type -> google.longrunning.Operation
+	51, // [51:61] is the sub-list for method output_type
+	41, // [41:51] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_codeximage_v1_image_service_proto_init() }
@@ -3909,7 +4359,7 @@ func file_codeximage_v1_image_service_proto_init() {
 		return
 	}
 	file_codeximage_v1_image_service_proto_msgTypes[0].OneofWrappers = []any{}
-	file_codeximage_v1_image_service_proto_msgTypes[4].OneofWrappers = []any{
+	file_codeximage_v1_image_service_proto_msgTypes[8].OneofWrappers = []any{
 		(*GenerateResponse_Progress)(nil),
 		(*GenerateResponse_Image)(nil),
 		(*GenerateResponse_Summary)(nil),
@@ -3919,8 +4369,8 @@ func file_codeximage_v1_image_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_codeximage_v1_image_service_proto_rawDesc), len(file_codeximage_v1_image_service_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   36,
+			NumEnums:      3,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

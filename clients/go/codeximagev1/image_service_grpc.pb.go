@@ -15,6 +15,7 @@
 package codeximagev1
 
 import (
+	longrunningpb "cloud.google.com/go/longrunning/autogen/longrunningpb"
 	context "context"
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
@@ -27,15 +28,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ImageService_Generate_FullMethodName        = "/codeximage.v1.ImageService/Generate"
-	ImageService_GetCapabilities_FullMethodName = "/codeximage.v1.ImageService/GetCapabilities"
-	ImageService_Health_FullMethodName          = "/codeximage.v1.ImageService/Health"
-	ImageService_GetImage_FullMethodName        = "/codeximage.v1.ImageService/GetImage"
-	ImageService_GetImageFile_FullMethodName    = "/codeximage.v1.ImageService/GetImageFile"
-	ImageService_ListImages_FullMethodName      = "/codeximage.v1.ImageService/ListImages"
-	ImageService_DeleteImage_FullMethodName     = "/codeximage.v1.ImageService/DeleteImage"
-	ImageService_ListRequests_FullMethodName    = "/codeximage.v1.ImageService/ListRequests"
-	ImageService_GetRequest_FullMethodName      = "/codeximage.v1.ImageService/GetRequest"
+	ImageService_Generate_FullMethodName         = "/codeximage.v1.ImageService/Generate"
+	ImageService_GetCapabilities_FullMethodName  = "/codeximage.v1.ImageService/GetCapabilities"
+	ImageService_Health_FullMethodName           = "/codeximage.v1.ImageService/Health"
+	ImageService_GetImage_FullMethodName         = "/codeximage.v1.ImageService/GetImage"
+	ImageService_GetImageFile_FullMethodName     = "/codeximage.v1.ImageService/GetImageFile"
+	ImageService_ListImages_FullMethodName       = "/codeximage.v1.ImageService/ListImages"
+	ImageService_DeleteImage_FullMethodName      = "/codeximage.v1.ImageService/DeleteImage"
+	ImageService_ListRequests_FullMethodName     = "/codeximage.v1.ImageService/ListRequests"
+	ImageService_GetRequest_FullMethodName       = "/codeximage.v1.ImageService/GetRequest"
+	ImageService_SubmitGeneration_FullMethodName = "/codeximage.v1.ImageService/SubmitGeneration"
 )
 
 // ImageServiceClient is the client API for ImageService service.
@@ -46,6 +48,8 @@ type ImageServiceClient interface {
 	// codex works, one `image` per finished candidate, then one `summary`.
 	// Cancelling the call (or its deadline passing) kills every codex process
 	// of the request.
+	// SubmitGeneration takes the same request (AIP-151), detached:
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	Generate(ctx context.Context, in *GenerateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GenerateResponse], error)
 	// What this server can do: the plugin contract's capabilities document.
 	GetCapabilities(ctx context.Context, in *GetCapabilitiesRequest, opts ...grpc.CallOption) (*GetCapabilitiesResponse, error)
@@ -67,6 +71,18 @@ type ImageServiceClient interface {
 	// One Generate request in detail: parameters, outcome, durations, the
 	// account that served it, its images, and its key's usage.
 	GetRequest(ctx context.Context, in *GetRequestRequest, opts ...grpc.CallOption) (*GetRequestResponse, error)
+	// Starts a generation that outlives the call: answers at once with a
+	// long-running operation named "operations/{request_id}", which the
+	// standard google.longrunning.Operations service of this server then
+	// reports, waits on, cancels and deletes. The caller going away does not
+	// stop it. A request_id the same key already submitted returns that
+	// operation and starts nothing (the same id with other parameters is
+	// ALREADY_EXISTS). Queued operations survive a restart.
+	// AIP-151: the request is Generate's, the answer a standard Operation.
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	SubmitGeneration(ctx context.Context, in *GenerateRequest, opts ...grpc.CallOption) (*longrunningpb.Operation, error)
 }
 
 type imageServiceClient struct {
@@ -185,6 +201,16 @@ func (c *imageServiceClient) GetRequest(ctx context.Context, in *GetRequestReque
 	return out, nil
 }
 
+func (c *imageServiceClient) SubmitGeneration(ctx context.Context, in *GenerateRequest, opts ...grpc.CallOption) (*longrunningpb.Operation, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(longrunningpb.Operation)
+	err := c.cc.Invoke(ctx, ImageService_SubmitGeneration_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ImageServiceServer is the server API for ImageService service.
 // All implementations must embed UnimplementedImageServiceServer
 // for forward compatibility.
@@ -193,6 +219,8 @@ type ImageServiceServer interface {
 	// codex works, one `image` per finished candidate, then one `summary`.
 	// Cancelling the call (or its deadline passing) kills every codex process
 	// of the request.
+	// SubmitGeneration takes the same request (AIP-151), detached:
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	Generate(*GenerateRequest, grpc.ServerStreamingServer[GenerateResponse]) error
 	// What this server can do: the plugin contract's capabilities document.
 	GetCapabilities(context.Context, *GetCapabilitiesRequest) (*GetCapabilitiesResponse, error)
@@ -214,6 +242,18 @@ type ImageServiceServer interface {
 	// One Generate request in detail: parameters, outcome, durations, the
 	// account that served it, its images, and its key's usage.
 	GetRequest(context.Context, *GetRequestRequest) (*GetRequestResponse, error)
+	// Starts a generation that outlives the call: answers at once with a
+	// long-running operation named "operations/{request_id}", which the
+	// standard google.longrunning.Operations service of this server then
+	// reports, waits on, cancels and deletes. The caller going away does not
+	// stop it. A request_id the same key already submitted returns that
+	// operation and starts nothing (the same id with other parameters is
+	// ALREADY_EXISTS). Queued operations survive a restart.
+	// AIP-151: the request is Generate's, the answer a standard Operation.
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	SubmitGeneration(context.Context, *GenerateRequest) (*longrunningpb.Operation, error)
 	mustEmbedUnimplementedImageServiceServer()
 }
 
@@ -250,6 +290,9 @@ func (UnimplementedImageServiceServer) ListRequests(context.Context, *ListReques
 }
 func (UnimplementedImageServiceServer) GetRequest(context.Context, *GetRequestRequest) (*GetRequestResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetRequest not implemented")
+}
+func (UnimplementedImageServiceServer) SubmitGeneration(context.Context, *GenerateRequest) (*longrunningpb.Operation, error) {
+	return nil, status.Error(codes.Unimplemented, "method SubmitGeneration not implemented")
 }
 func (UnimplementedImageServiceServer) mustEmbedUnimplementedImageServiceServer() {}
 func (UnimplementedImageServiceServer) testEmbeddedByValue()                      {}
@@ -420,6 +463,24 @@ func _ImageService_GetRequest_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ImageService_SubmitGeneration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GenerateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ImageServiceServer).SubmitGeneration(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ImageService_SubmitGeneration_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ImageServiceServer).SubmitGeneration(ctx, req.(*GenerateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ImageService_ServiceDesc is the grpc.ServiceDesc for ImageService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -454,6 +515,10 @@ var ImageService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetRequest",
 			Handler:    _ImageService_GetRequest_Handler,
+		},
+		{
+			MethodName: "SubmitGeneration",
+			Handler:    _ImageService_SubmitGeneration_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -8,6 +8,9 @@
     codex-image rm img_0123... img_4567...
     codex-image requests --status failed
     codex-image request REQUEST_ID
+    codex-image submit "a red fox" --request-id fox-1 [--wait -o out/]   # detached (docs/operations.md)
+    codex-image ops --running
+    codex-image op fox-1 [--cancel | --delete]
     codex-image mcp                  # MCP over stdio, for an agent host (docs/mcp.md)
 
 Exit status: 0 on success, 1 when the server refused or failed the call
@@ -31,8 +34,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from codeximage.v1 import image_service_pb2 as pb
+
 from . import jsonout
-from .client import DEFAULT_TARGET, Client
+from .client import DEFAULT_TARGET, Client, operation_metadata, operation_result
 from .errors import ClientError
 from .events import Event, ImageReady, Progress, Summary
 from .progress import ProgressView
@@ -46,7 +51,8 @@ _EXT = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
 
 # -- generate --------------------------------------------------------------------
 
-def add_generate(parser: argparse.ArgumentParser) -> None:
+def _add_request_arguments(parser: argparse.ArgumentParser) -> None:
+    """What to draw: generate's and submit's own arguments."""
     parser.add_argument("prompt", help="what to draw")
     parser.add_argument("-n", "--count", type=int, default=1, help="number of candidates, 1-4")
     parser.add_argument("--size", default="", help='"auto", "WxH" or a preset "1K", "2K", "4K"')
@@ -54,6 +60,10 @@ def add_generate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quality", default="", help='"auto", "high", "medium", "low"')
     parser.add_argument("--format", dest="output_format", default="", help='"png", "jpeg", "webp"')
     parser.add_argument("--ref", action="append", default=[], metavar="FILE", help="reference image (repeatable)")
+
+
+def add_generate(parser: argparse.ArgumentParser) -> None:
+    _add_request_arguments(parser)
     parser.add_argument("--request-id", default="", help="your id for this request")
     parser.add_argument("-o", "--out", default=".", help="directory for the images (created if missing)")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
@@ -249,6 +259,82 @@ def cmd_rm(client: Client, args) -> int:
     return failed
 
 
+# -- detached generations ----------------------------------------------------------
+
+def _state(op) -> str:
+    return pb.GenerationMetadata.State.Name(operation_metadata(op).state).removeprefix("STATE_").lower()
+
+
+def add_submit(parser: argparse.ArgumentParser) -> None:
+    _add_request_arguments(parser)
+    parser.add_argument("--request-id", default="",
+                        help="your id (the operation is operations/ID); the same id again starts nothing")
+    parser.add_argument("--webhook", default="", metavar="URL", help="where the server POSTs the outcome")
+    parser.add_argument("--wait", action="store_true", help="wait until it is done and save the images")
+    parser.add_argument("-o", "--out", default=".", help="with --wait: directory for the images")
+
+
+def cmd_submit(client: Client, args) -> int:
+    op = client.submit(args.prompt, count=args.count, size=args.size, aspect=args.aspect, quality=args.quality,
+                       output_format=args.output_format, references=args.ref, request_id=args.request_id,
+                       webhook_url=args.webhook)
+    if not args.wait:
+        print(op.name)  # stdout: the name, for scripts
+        return 0
+    print(f"{op.name}: waiting", file=sys.stderr)
+    result = operation_result(client.wait(op.name))
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for image in result.images:
+        ext = _EXT.get(image.mime_type) or mimetypes.guess_extension(image.mime_type) or ".bin"
+        print(client.download(image.id, out_dir / f"{image.request_id}-{image.index + 1}{ext}"))
+    return 0
+
+
+def add_ops(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--done", action="store_true", help="finished ones only")
+    group.add_argument("--pending", action="store_true", help="queued and running ones only")
+    group.add_argument("--state", default="", help="queued, running, succeeded, failed or cancelled")
+    parser.add_argument("-n", "--limit", type=int, default=50, help="at most this many (0: all)")
+    parser.add_argument("--json", action="store_true", help="one JSON object a line")
+
+
+def cmd_ops(client: Client, args) -> int:
+    filter_ = ("done = true" if args.done else "done = false" if args.pending
+               else f"state = {args.state.upper()}" if args.state else "")
+    for op in itertools.islice(client.iter_operations(filter=filter_, page_size=min(args.limit or 1000, 1000)),
+                               args.limit or None):
+        if args.json:
+            print(jsonout.dumps(jsonout.to_dict(op)))
+            continue
+        meta = operation_metadata(op)
+        when = meta.create_time.ToDatetime(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        print(f"{op.name}\t{when}\t{_state(op)}\tattempts {meta.attempts}\t{meta.key_name or '-'}")
+    return 0
+
+
+def add_op(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="operations/ID or the request id")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--cancel", action="store_true", help="stop it (every codex run of it)")
+    group.add_argument("--delete", action="store_true", help="forget a finished one (its images stay)")
+    group.add_argument("--wait", action="store_true", help="wait until it is done, then print it")
+
+
+def cmd_op(client: Client, args) -> int:
+    if args.cancel:
+        client.cancel(args.name)
+    if args.delete:
+        client.delete_operation(args.name)
+        return 0
+    # A cancelled one is shown once it ended (its codex runs stopped).
+    op = (client.wait(args.name, timeout=None if args.wait else 30) if args.wait or args.cancel
+          else client.get_operation(args.name))
+    print(jsonout.dumps(jsonout.to_dict(op), pretty=True))
+    return 0
+
+
 # -- mcp ---------------------------------------------------------------------------
 
 def add_mcp(parser: argparse.ArgumentParser) -> None:
@@ -277,6 +363,9 @@ SUBCOMMANDS: dict[str, tuple[str, AddArguments, Run]] = {
     "requests": ("list the request history, newest first (any outcome)", add_requests, cmd_list),
     "request": ("print one request's record, images and key usage as JSON", add_request, cmd_request),
     "rm": ("delete stored images (bytes and record)", add_rm, cmd_rm),
+    "submit": ("start a detached generation (a long-running operation); print its name", add_submit, cmd_submit),
+    "ops": ("list detached generations, newest first (name, time, state, attempts, key)", add_ops, cmd_ops),
+    "op": ("print one detached generation as JSON; --wait, --cancel or --delete it", add_op, cmd_op),
     "mcp": ("serve MCP on stdin/stdout for an agent host, calling the server over gRPC", add_mcp, cmd_mcp),
 }
 

@@ -7,6 +7,8 @@
     client.download(result.images[0].id, "fox.png")        # sha256 checked
     for image in client.iter_images(prompt_contains="fox"):  # every page, newest first
         client.delete_image(image.id)
+    op = client.submit("a red fox", request_id="fox-1")     # detached: a long-running operation
+    images = operation_result(client.wait(op.name)).images  # docs/operations.md
 """
 from __future__ import annotations
 
@@ -15,16 +17,19 @@ import datetime as dt
 import hashlib
 import mimetypes
 import os
+import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import grpc
 from codeximage.v1 import image_service_pb2 as pb
 from codeximage.v1 import image_service_pb2_grpc
-from google.protobuf import timestamp_pb2
+from google.longrunning import operations_pb2_grpc
+from google.longrunning import operations_proto_pb2 as lro
+from google.protobuf import duration_pb2, timestamp_pb2
 
 from . import events
-from .errors import ClientError, from_rpc_error
+from .errors import ClientError, from_rpc_error, from_status
 
 DEFAULT_TARGET = "127.0.0.1:17342"
 
@@ -96,6 +101,28 @@ def _every_page(list_page, field: str, filters: dict):
             return
 
 
+def operation_name(name_or_id: str) -> str:
+    """"operations/ID" for an id or a name."""
+    return name_or_id if name_or_id.startswith("operations/") else f"operations/{name_or_id}"
+
+
+def operation_metadata(op: lro.Operation) -> pb.GenerationMetadata:
+    meta = pb.GenerationMetadata()
+    op.metadata.Unpack(meta)
+    return meta
+
+
+def operation_result(op: lro.Operation) -> pb.GenerationResult:
+    """A done operation's images and summary; its error raised as ClientError."""
+    if not op.done:
+        raise ValueError(f"{op.name} is not done yet")
+    if op.HasField("error"):
+        raise from_status(op.error)
+    result = pb.GenerationResult()
+    op.response.Unpack(result)
+    return result
+
+
 def reference(image: bytes | str | os.PathLike, *, mime_type: str = "", label: str = "") -> pb.Reference:
     """A Reference from bytes or a file path (mime type guessed from the name)."""
     if isinstance(image, (bytes, bytearray)):
@@ -113,6 +140,7 @@ class Client:
         self.target = target
         self._channel = channel or grpc.insecure_channel(target)
         self._stub = image_service_pb2_grpc.ImageServiceStub(self._channel)
+        self._operations = operations_pb2_grpc.OperationsStub(self._channel)
         self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
         self._timeout = timeout
 
@@ -174,6 +202,55 @@ class Client:
     def get_request(self, request_id: str, *, timeout: float | None = None) -> pb.GetRequestResponse:
         """A request's parameters, outcome, durations, accounts, images and its key's usage."""
         return self._unary(self._stub.GetRequest, pb.GetRequestRequest(request_id=request_id), timeout)
+
+    # -- detached generations (long-running operations) --------------------------
+
+    def submit(self, prompt: str, *, count: int = 1, size: str = "", aspect: str = "", quality: str = "",
+               output_format: str = "", references: Iterable[pb.Reference | bytes | str | os.PathLike] = (),
+               request_id: str = "", webhook_url: str = "", fit: str = "",
+               timeout: float | None = None) -> lro.Operation:
+        """SubmitGeneration: the server runs it whether or not this client stays.
+        The same `request_id` again returns the same operation."""
+        refs = [r if isinstance(r, pb.Reference) else reference(r) for r in references]
+        request = pb.GenerateRequest(prompt=prompt, count=count, size=size, aspect=aspect, quality=quality,
+                                     output_format=output_format, references=refs, request_id=request_id,
+                                     fit=fit, webhook_url=webhook_url)
+        return self._unary(self._stub.SubmitGeneration, request, timeout)
+
+    def get_operation(self, name: str, *, timeout: float | None = None) -> lro.Operation:
+        return self._unary(self._operations.GetOperation, lro.GetOperationRequest(name=operation_name(name)),
+                           timeout)
+
+    def wait(self, name: str, *, timeout: float | None = None, poll_s: float = 60.0) -> lro.Operation:
+        """The operation once done, or as it is when `timeout` seconds passed
+        (None: until done). Each WaitOperation call waits at most `poll_s`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = poll_s if deadline is None else max(0.0, min(poll_s, deadline - time.monotonic()))
+            request = lro.WaitOperationRequest(name=operation_name(name),
+                                               timeout=duration_pb2.Duration(nanos=int(left % 1 * 1e9),
+                                                                             seconds=int(left)))
+            op = self._unary(self._operations.WaitOperation, request, left + 30)
+            if op.done or (deadline is not None and time.monotonic() >= deadline):
+                return op
+
+    def cancel(self, name: str, *, timeout: float | None = None) -> None:
+        """Stops it (every codex run of it); FAILED_PRECONDITION when it is already done."""
+        self._unary(self._operations.CancelOperation, lro.CancelOperationRequest(name=operation_name(name)),
+                    timeout)
+
+    def delete_operation(self, name: str, *, timeout: float | None = None) -> None:
+        self._unary(self._operations.DeleteOperation, lro.DeleteOperationRequest(name=operation_name(name)),
+                    timeout)
+
+    def list_operations(self, *, page_size: int = 0, page_token: str = "", filter: str = "",  # noqa: A002
+                        timeout: float | None = None) -> lro.ListOperationsResponse:
+        """One page, newest first; `filter`: "done = true|false" or "state = RUNNING" (etc.)."""
+        return self._unary(self._operations.ListOperations, lro.ListOperationsRequest(
+            page_size=page_size, page_token=page_token, filter=filter), timeout)
+
+    def iter_operations(self, **filters) -> Iterator[lro.Operation]:
+        return _every_page(self.list_operations, "operations", filters)
 
     def generate(self, prompt: str, *, count: int = 1, size: str = "", aspect: str = "", quality: str = "",
                  output_format: str = "", references: Iterable[pb.Reference | bytes | str | os.PathLike] = (),

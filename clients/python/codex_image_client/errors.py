@@ -57,11 +57,24 @@ def from_rpc_error(error: grpc.RpcError) -> ClientError:
     the server attached (grpc-status-details-bin trailer) when there are any."""
     code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
     message = (error.details() if hasattr(error, "details") else "") or str(code)
+    status = rpc_status.from_call(error) if hasattr(error, "trailing_metadata") else None
+    if code == grpc.StatusCode.UNKNOWN and not status and message.startswith(CUT_STREAM):
+        return ClientError(grpc.StatusCode.UNAVAILABLE, "the connection to the server was lost mid-call (grpc: "
+                           f"UNKNOWN {message!r}, no status from any server): it went away", reason=CONNECTION_LOST)
+    return _with_details(code, message, status)
+
+
+def from_status(status) -> ClientError:
+    """A google.rpc.Status (e.g. a failed operation's `error`) as a ClientError."""
+    code = next((c for c in grpc.StatusCode if c.value[0] == status.code), grpc.StatusCode.UNKNOWN)
+    return _with_details(code, status.message or str(code), status)
+
+
+def _with_details(code: grpc.StatusCode, message: str, status) -> ClientError:
     reason = domain = ""
     metadata: dict[str, str] = {}
     violations: list[FieldViolation] = []
     retry = None
-    status = rpc_status.from_call(error) if hasattr(error, "trailing_metadata") else None
     for detail in status.details if status else ():
         info, bad, retry_info = (error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest(),
                                  error_details_pb2.RetryInfo())
@@ -71,8 +84,5 @@ def from_rpc_error(error: grpc.RpcError) -> ClientError:
             violations += [FieldViolation(v.field, v.description, v.reason) for v in bad.field_violations]
         elif detail.Unpack(retry_info):
             retry = retry_info.retry_delay.ToTimedelta().total_seconds()
-    if code == grpc.StatusCode.UNKNOWN and not status and message.startswith(CUT_STREAM):
-        return ClientError(grpc.StatusCode.UNAVAILABLE, "the connection to the server was lost mid-call (grpc: "
-                           f"UNKNOWN {message!r}, no status from any server): it went away", reason=CONNECTION_LOST)
     return ClientError(code, message, reason=reason, domain=domain, metadata=metadata,
                        violations=tuple(violations), retry_delay_s=retry)

@@ -6,9 +6,21 @@ import { rename, rm, writeFile } from "node:fs/promises";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { anyUnpack } from "@bufbuild/protobuf/wkt";
+import {
+  ListOperationsRequestSchema,
+  Operations,
+  type ListOperationsRequest,
+  type ListOperationsResponse,
+  type Operation,
+} from "./gen/google/longrunning/operations_pb.js";
 import {
   GenerateRequestSchema,
+  GenerationMetadataSchema,
+  GenerationResultSchema,
   ImageService,
+  type GenerationMetadata,
+  type GenerationResult,
   ListImagesRequestSchema,
   ListRequestsRequestSchema,
   type GetRequestResponse,
@@ -24,7 +36,7 @@ import {
   type HealthResponse,
   type Image,
 } from "./gen/codeximage/v1/image_service_pb.js";
-import { ImageClientError, toClientError } from "./errors.js";
+import { ImageClientError, fromStatus, toClientError } from "./errors.js";
 
 export const DEFAULT_TARGET = "127.0.0.1:17342";
 
@@ -58,9 +70,31 @@ export type GenerateInit = Partial<Omit<GenerateRequest, "$typeName" | "$unknown
 /** Filters and paging of ListImages (times as protobuf Timestamps, e.g. timestampFromDate). */
 export type ListImagesInit = Partial<Omit<ListImagesRequest, "$typeName" | "$unknown">>;
 export type ListRequestsInit = Partial<Omit<ListRequestsRequest, "$typeName" | "$unknown">>;
+/** Paging and filter ("done = true|false", "state = RUNNING", ...) of ListOperations. */
+export type ListOperationsInit = Partial<Omit<ListOperationsRequest, "$typeName" | "$unknown">>;
+
+/** "operations/ID" for an id or a name. */
+export function operationName(nameOrId: string): string {
+  return nameOrId.startsWith("operations/") ? nameOrId : `operations/${nameOrId}`;
+}
+
+/** An operation's state, attempts, progress and times. */
+export function operationMetadata(op: Operation): GenerationMetadata | undefined {
+  return op.metadata ? anyUnpack(op.metadata, GenerationMetadataSchema) : undefined;
+}
+
+/** A done operation's images and summary; a failed or cancelled one throws its ImageClientError. */
+export function operationResult(op: Operation): GenerationResult {
+  if (!op.done) throw new Error(`${op.name} is not done yet`);
+  if (op.result.case === "error") throw fromStatus(op.result.value);
+  const result = op.result.case === "response" ? anyUnpack(op.result.value, GenerationResultSchema) : undefined;
+  if (!result) throw new Error(`${op.name} carries no GenerationResult`);
+  return result;
+}
 
 export class ImageClient {
   private readonly rpc: Client<typeof ImageService>;
+  private readonly ops: Client<typeof Operations>;
   private readonly timeoutMs?: number;
 
   /** `target` is "host:port" or a full "http://host:port" URL. */
@@ -74,7 +108,9 @@ export class ImageClient {
       });
     }
     const baseUrl = target.includes("://") ? target : `http://${target}`;
-    this.rpc = createClient(ImageService, createGrpcTransport({ baseUrl, interceptors }));
+    const transport = createGrpcTransport({ baseUrl, interceptors });
+    this.rpc = createClient(ImageService, transport);
+    this.ops = createClient(Operations, transport);
     this.timeoutMs = options.timeoutMs;
   }
 
@@ -123,6 +159,44 @@ export class ImageClient {
   /** A request's parameters, outcome, durations, accounts, images and its key's usage. */
   async getRequest(requestId: string, o?: CallOptions): Promise<GetRequestResponse> {
     return this.rpc.getRequest({ requestId }, this.opts(o)).catch(rethrow);
+  }
+
+  /** SubmitGeneration: a detached generation, run whether or not this client stays. */
+  async submit(request: GenerateInit, o?: CallOptions): Promise<Operation> {
+    return this.rpc.submitGeneration(create(GenerateRequestSchema, request), this.opts(o)).catch(rethrow);
+  }
+
+  async getOperation(name: string, o?: CallOptions): Promise<Operation> {
+    return this.ops.getOperation({ name: operationName(name) }, this.opts(o)).catch(rethrow);
+  }
+
+  /** The operation once done, or as it is after `waitMs` (undefined: until done). */
+  async wait(name: string, waitMs?: number, o: { signal?: AbortSignal } = {}): Promise<Operation> {
+    const deadline = waitMs === undefined ? undefined : Date.now() + waitMs;
+    for (;;) {
+      const left = deadline === undefined ? 60_000 : Math.max(0, Math.min(60_000, deadline - Date.now()));
+      const timeout = { seconds: BigInt(Math.floor(left / 1000)), nanos: (left % 1000) * 1_000_000 };
+      const op = await this.ops.waitOperation({ name: operationName(name), timeout },
+        { signal: o.signal, timeoutMs: left + 30_000 }).catch(rethrow);
+      if (op.done || (deadline !== undefined && Date.now() >= deadline)) return op;
+    }
+  }
+
+  /** Stops it (every codex run of it); FailedPrecondition when already done. */
+  async cancel(name: string, o?: CallOptions): Promise<void> {
+    await this.ops.cancelOperation({ name: operationName(name) }, this.opts(o)).catch(rethrow);
+  }
+
+  async deleteOperation(name: string, o?: CallOptions): Promise<void> {
+    await this.ops.deleteOperation({ name: operationName(name) }, this.opts(o)).catch(rethrow);
+  }
+
+  async listOperations(request: ListOperationsInit = {}, o?: CallOptions): Promise<ListOperationsResponse> {
+    return this.ops.listOperations(create(ListOperationsRequestSchema, request), this.opts(o)).catch(rethrow);
+  }
+
+  iterOperations(request: ListOperationsInit = {}, o?: CallOptions): AsyncGenerator<Operation> {
+    return everyPage((pageToken) => this.listOperations({ ...request, pageToken }, o).then((p) => [p.operations, p.nextPageToken]));
   }
 
   /** Streams typed events; throws ImageClientError (code Canceled after an abort). */

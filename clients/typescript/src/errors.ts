@@ -3,6 +3,7 @@
 // bad field), decoded with the generated google/rpc schemas.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BadRequestSchema, ErrorInfoSchema } from "./gen/google/rpc/error_details_pb.js";
+import type { Status } from "./gen/google/rpc/status_pb.js";
 
 export interface FieldViolation {
   field: string;
@@ -55,4 +56,12 @@ function isCutStream(err: ConnectError): boolean {
 /** Wraps whatever a call threw (including an AbortSignal's reason) as an ImageClientError. */
 export function toClientError(err: unknown): ImageClientError {
   return err instanceof ImageClientError ? err : new ImageClientError(ConnectError.from(err));
+}
+
+/** A google.rpc.Status (a failed operation's `error`) as an ImageClientError. */
+export function fromStatus(status: Status): ImageClientError {
+  const details = status.details.map((d) => ({ type: d.typeUrl.slice(d.typeUrl.lastIndexOf("/") + 1), value: d.value }));
+  const error = new ConnectError(status.message, status.code as Code);
+  error.details.push(...details); // as received: findDetails decodes them by type
+  return new ImageClientError(error);
 }

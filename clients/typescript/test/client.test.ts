@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Code } from "@connectrpc/connect";
-import { ImageClient, ImageClientError, Progress_Stage } from "../src/index.js";
+import { GenerationMetadata_State, ImageClient, ImageClientError, Progress_Stage, operationMetadata,
+  operationResult } from "../src/index.js";
 
 const addr = process.env.CODEX_IMAGE_ADDR;
 if (!addr) {
@@ -101,4 +102,21 @@ test("history: list with filters page by page, get a request, delete an image", 
   const left = (await client.listImages({ requestId: "ts-hist" })).images.map((i) => i.id);
   assert.equal(left.length, 2);
   assert.ok(!left.includes(made.images[0].id));
+});
+
+test("detached: submit, wait, list; cancel ends it Canceled, a second cancel is FailedPrecondition", async () => {
+  const op = await client.submit({ prompt: "ts kite [[fake delay=0.3]]", count: 2, requestId: "ts-op-1" });
+  assert.equal(op.name, "operations/ts-op-1");
+  const done = await client.wait("ts-op-1", 30_000);
+  assert.equal(operationResult(done).images.length, 2);
+  assert.equal(operationMetadata(done)?.state, GenerationMetadata_State.SUCCEEDED);
+  const names = [];
+  for await (const o of client.iterOperations({ filter: "done = true", pageSize: 1 })) names.push(o.name);
+  assert.ok(names.includes("operations/ts-op-1"));
+  const slow = await client.submit({ prompt: "ts slow [[fake delay=60]]", requestId: "ts-op-slow" });
+  await client.cancel(slow.name);
+  const ended = await client.wait(slow.name, 20_000);
+  assert.throws(() => operationResult(ended), (err: unknown) => err instanceof ImageClientError && err.code === Code.Canceled);
+  await assert.rejects(client.cancel(slow.name), (err: unknown) =>
+    err instanceof ImageClientError && err.code === Code.FailedPrecondition && err.reason === "OPERATION_DONE");
 });

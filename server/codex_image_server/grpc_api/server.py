@@ -17,7 +17,9 @@ from ..blocking import Blocking
 from ..logs import log
 from ..service import Service
 from ..settings import Settings
-from .servicer import ImageServicer
+from ..operations import Operations
+from ..webhooks import Webhooks
+from .operations import OPERATIONS_SERVICE, GenerateRequestCodec, Servicer, operation_json
 from .wire import Received
 
 SERVICE = pb.DESCRIPTOR.services_by_name["ImageService"]
@@ -40,18 +42,18 @@ def _serve_reflection(server: grpc.aio.Server, services: tuple[str, ...]) -> Non
             response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString)}),))
 
 
-def _image_service_handlers(servicer: ImageServicer) -> grpc.GenericRpcHandler:
-    """Every RPC of the proto's ImageService, bound to the servicer's method of
+def _service_handlers(servicer: Servicer, service=SERVICE) -> grpc.GenericRpcHandler:
+    """Every RPC of the proto's service, bound to the servicer's method of
     the same name; responses go through `frozen.wire`, so a fixed answer is
     serialised once."""
     handlers = {}
-    for method in SERVICE.methods:
+    for method in service.methods:
         make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
         # No parsing here: the servicer gets the raw bytes (boxed, see
         # wire.Received) and parses them only after the API-key check.
         handlers[method.name] = make(getattr(servicer, method.name), request_deserializer=Received.off_the_wire,
                                      response_serializer=frozen.wire)
-    return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
 
 class GrpcServer:
@@ -63,11 +65,19 @@ class GrpcServer:
         # References travel inside the request: allow the configured maximum.
         self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", settings.max_request_bytes),
                                                ("grpc.so_reuseport", 0)])
-        self.servicer = ImageServicer(settings, service, blocking)
-        self.server.add_generic_rpc_handlers((_image_service_handlers(self.servicer),))
+        metadata = service.store.metadata
+        # One process owns an SQLite store; replicas share PostgreSQL (and its ledger).
+        webhooks = Webhooks(settings.webhook_secret, settings.webhook_allow, settings.webhook_retry_ms / 1000,
+                            metadata, operation_json)
+        self.operations = Operations(service, GenerateRequestCodec(), getattr(metadata, "replica", "local"),
+                                     one_process=metadata.account_ledger() is None, webhooks=webhooks)
+        self.servicer = Servicer(settings, service, blocking, self.operations)
+        self.server.add_generic_rpc_handlers((_service_handlers(self.servicer),
+                                              _service_handlers(self.servicer, OPERATIONS_SERVICE)))
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        _serve_reflection(self.server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
+        _serve_reflection(self.server, (SERVICE_NAME, OPERATIONS_SERVICE.full_name,
+                                        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
         try:
             self.port = self.server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
         except RuntimeError:  # grpcio raises where it once returned 0
@@ -98,6 +108,7 @@ class GrpcServer:
     async def start(self) -> None:
         await self._set_health()
         await self.server.start()
+        await self.operations.start()
         self._watcher = asyncio.create_task(self._watch_readiness())
 
     async def stop(self, grace_s: float) -> None:
@@ -105,6 +116,7 @@ class GrpcServer:
         if self._watcher is not None:
             self._watcher.cancel()
         await self.health.enter_graceful_shutdown()
+        await self.operations.stop()  # its runs are handed back, not failed
         self.servicer.shut_down()
         await self.server.stop(grace_s)
         # Whatever a cancelled call left (its cleanup still running) is stopped here.

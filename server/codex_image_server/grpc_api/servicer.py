@@ -11,6 +11,7 @@ from google.protobuf import message_factory
 from google.protobuf.message import DecodeError
 from codeximage.v1 import image_service_pb2 as pb
 from codeximage.v1 import image_service_pb2_grpc as pb_grpc
+from google.longrunning import operations_proto_pb2 as lro
 
 from .. import frozen, references, sizes, transparency
 from ..blocking import Blocking
@@ -47,8 +48,11 @@ async def _abort(context, exc: Exception, method_name: str) -> None:
 
 
 _DONE = object()
+# ImageService's and google.longrunning.Operations' (grpc_api/operations.py): no name is in both.
 _REQUEST_TYPES = {m.name: message_factory.GetMessageClass(m.input_type)
-                  for m in pb.DESCRIPTOR.services_by_name["ImageService"].methods}
+                  for service in (pb.DESCRIPTOR.services_by_name["ImageService"],
+                                  lro.DESCRIPTOR.services_by_name["Operations"])
+                  for m in service.methods}
 
 
 def parsed(request, method_name: str):

@@ -18,6 +18,7 @@ import psycopg
 import psycopg_pool
 
 from ..errors import Kind, ServiceError
+from .operations import POSTGRES_MIGRATION as _OPERATIONS, OperationQueries
 from .pg_shared import PostgresAccounts, ReplicaLease
 from .records import Admission, KeyLoad, RequestRecord
 from .sqlite import (IMAGES_OF_KEY_SINCE, _IMAGE_COLUMNS, _IMAGE_FIELDS, SqlQueries, _image, _like, _list_text,
@@ -117,6 +118,8 @@ MIGRATIONS = [
     CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE INDEX images_by_key ON images (key_name, created_unix_ms, id);
     """,
+    # Detached generations: the durable queue replicas take work from (operations.py).
+    _OPERATIONS,
 ]
 _MIGRATION_LOCK = 0x636F646578  # any constant shared by every replica
 _KEY_LOCK = 0x6B6579  # advisory lock class of one key's admissions (two int4 keys)
@@ -153,7 +156,10 @@ def replica_name(state_dir) -> str:
     return f"{socket.gethostname()}:{os.path.realpath(state_dir)}"
 
 
-class PostgresMetadata(SqlQueries):
+class PostgresMetadata(SqlQueries, OperationQueries):
+    # Replicas claiming at once each take another row, none waits on another's.
+    _CLAIM_LOCK = "FOR UPDATE SKIP LOCKED"
+
     def __init__(self, url: str, *, replica: str, pool_size: int = 4, wait_s: float = 5.0, lease_s: float = 15.0,
                  query_budget_s: float = 1.0):
         self.replica = replica

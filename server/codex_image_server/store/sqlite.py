@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from ..errors import Kind, ServiceError
+from .operations import SQLITE_SCHEMA as _OPERATIONS_SCHEMA, OperationQueries
 from .paging import Cursor
 from .records import Admission, KeyLoad, Query, RequestRecord, StoredImage
 
@@ -299,7 +300,7 @@ class SqlQueries:
                              "RETURNING seq", (cutoff_unix_ms,)))
 
 
-class SqliteMetadata(SqlQueries):
+class SqliteMetadata(SqlQueries, OperationQueries):
     def __init__(self, path: Path, query_budget_s: float = 1.0):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -315,6 +316,7 @@ class SqliteMetadata(SqlQueries):
         # bytes themselves are fsynced by the blob store.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._db.executescript(_OPERATIONS_SCHEMA)
         self._text_index = self._make_text_index()
 
     def _make_text_index(self) -> bool:

@@ -1,4 +1,4 @@
-import { ApiError, postStream } from "./api.js";
+import { ApiError, call, postStream } from "./api.js";
 import { append, byId, clear, formatMs, h } from "./dom.js";
 import { imageCard } from "./item.js";
 import { describe } from "./messages.js";
@@ -29,6 +29,7 @@ export class GenerateView {
     format = byId("output_format");
     submit = byId("generate-button");
     cancel = byId("cancel-button");
+    detached = byId("detached-button");
     message = byId("generate-message");
     results = byId("results");
     references = new References(byId("reference-list"), byId("reference-status"));
@@ -47,6 +48,7 @@ export class GenerateView {
                 this.form.requestSubmit();
         });
         this.cancel.addEventListener("click", () => this.controller?.abort());
+        this.detached.addEventListener("click", () => void this.runDetached());
         document.addEventListener("keydown", (e) => {
             if (e.key === "Escape" && this.controller)
                 this.controller.abort();
@@ -85,6 +87,7 @@ export class GenerateView {
         }
         this.syncSize();
         this.submit.disabled = false;
+        this.detached.disabled = false;
     }
     syncSize() {
         const custom = this.size.value === CUSTOM;
@@ -169,6 +172,26 @@ export class GenerateView {
         }
         append(this.results, run);
         return slots;
+    }
+    async runDetached() {
+        this.clearErrors();
+        const body = this.body(newRequestId());
+        const refs = (body.references ?? []);
+        body.references = refs.map((r) => ({ ...r, image: r.image.replace(/^data:[^,]*,/, "") }));
+        this.detached.disabled = true;
+        try {
+            const response = await call("/v1/images:submit", { method: "POST",
+                headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+            const op = await response.json();
+            this.message.textContent = `Submitted ${op.name}: it runs on the server; History lists it.`;
+            this.message.className = "message ok";
+        }
+        catch (err) {
+            this.showError(err);
+        }
+        finally {
+            this.detached.disabled = false;
+        }
     }
     async run() {
         if (this.controller)

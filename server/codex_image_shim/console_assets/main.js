@@ -2,6 +2,7 @@ import { ApiError, getJson, onUnauthorized } from "./api.js";
 import { byId } from "./dom.js";
 import { GenerateView } from "./generate.js";
 import { HistoryView } from "./history.js";
+import { OperationsView } from "./operations.js";
 import { getKey, setKey } from "./key.js";
 import { describe } from "./messages.js";
 import { StatusView } from "./status.js";
@@ -9,6 +10,7 @@ const TABS = ["generate", "history", "status"];
 let authRequired = false;
 const status = new StatusView();
 const history = new HistoryView(() => authRequired);
+const operations = new OperationsView();
 const generate = new GenerateView(() => authRequired, (image) => history.remember(image));
 const keyPanel = byId("key-panel");
 const keyInput = byId("api-key");
@@ -37,7 +39,7 @@ function show(tab) {
     else
         status.stop();
     if (tab === "history" && configured)
-        void history.load();
+        void Promise.all([history.load(), operations.load()]);
 }
 async function configure() {
     try {

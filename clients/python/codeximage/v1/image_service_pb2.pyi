@@ -2,6 +2,7 @@ import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.longrunning import operations_pb2 as _operations_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -22,7 +23,7 @@ ALPHA_SOURCE_IMAGE_MODEL: AlphaSource
 ALPHA_SOURCE_KEYED_MATTE: AlphaSource
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("prompt", "count", "size", "aspect", "quality", "output_format", "references", "request_id", "background", "output_compression", "canvas_size", "fit")
+    __slots__ = ("prompt", "count", "size", "aspect", "quality", "output_format", "references", "request_id", "background", "output_compression", "canvas_size", "fit", "webhook_url")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +36,7 @@ class GenerateRequest(_message.Message):
     OUTPUT_COMPRESSION_FIELD_NUMBER: _ClassVar[int]
     CANVAS_SIZE_FIELD_NUMBER: _ClassVar[int]
     FIT_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     count: int
     size: str
@@ -47,7 +49,78 @@ class GenerateRequest(_message.Message):
     output_compression: int
     canvas_size: CanvasSize
     fit: str
-    def __init__(self, prompt: _Optional[str] = ..., count: _Optional[int] = ..., size: _Optional[str] = ..., aspect: _Optional[str] = ..., quality: _Optional[str] = ..., output_format: _Optional[str] = ..., references: _Optional[_Iterable[_Union[Reference, _Mapping]]] = ..., request_id: _Optional[str] = ..., background: _Optional[str] = ..., output_compression: _Optional[int] = ..., canvas_size: _Optional[_Union[CanvasSize, _Mapping]] = ..., fit: _Optional[str] = ...) -> None: ...
+    webhook_url: str
+    def __init__(self, prompt: _Optional[str] = ..., count: _Optional[int] = ..., size: _Optional[str] = ..., aspect: _Optional[str] = ..., quality: _Optional[str] = ..., output_format: _Optional[str] = ..., references: _Optional[_Iterable[_Union[Reference, _Mapping]]] = ..., request_id: _Optional[str] = ..., background: _Optional[str] = ..., output_compression: _Optional[int] = ..., canvas_size: _Optional[_Union[CanvasSize, _Mapping]] = ..., fit: _Optional[str] = ..., webhook_url: _Optional[str] = ...) -> None: ...
+
+class GenerationResult(_message.Message):
+    __slots__ = ("images", "summary")
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    images: _containers.RepeatedCompositeFieldContainer[Image]
+    summary: GenerateSummary
+    def __init__(self, images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., summary: _Optional[_Union[GenerateSummary, _Mapping]] = ...) -> None: ...
+
+class GenerationMetadata(_message.Message):
+    __slots__ = ("state", "request_id", "queue_position", "attempts", "candidates", "create_time", "start_time", "end_time", "key_name", "webhook")
+    class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STATE_UNSPECIFIED: _ClassVar[GenerationMetadata.State]
+        STATE_QUEUED: _ClassVar[GenerationMetadata.State]
+        STATE_RUNNING: _ClassVar[GenerationMetadata.State]
+        STATE_SUCCEEDED: _ClassVar[GenerationMetadata.State]
+        STATE_FAILED: _ClassVar[GenerationMetadata.State]
+        STATE_CANCELLED: _ClassVar[GenerationMetadata.State]
+    STATE_UNSPECIFIED: GenerationMetadata.State
+    STATE_QUEUED: GenerationMetadata.State
+    STATE_RUNNING: GenerationMetadata.State
+    STATE_SUCCEEDED: GenerationMetadata.State
+    STATE_FAILED: GenerationMetadata.State
+    STATE_CANCELLED: GenerationMetadata.State
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    KEY_NAME_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    state: GenerationMetadata.State
+    request_id: str
+    queue_position: int
+    attempts: int
+    candidates: _containers.RepeatedCompositeFieldContainer[CandidateProgress]
+    create_time: _timestamp_pb2.Timestamp
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    key_name: str
+    webhook: WebhookDelivery
+    def __init__(self, state: _Optional[_Union[GenerationMetadata.State, str]] = ..., request_id: _Optional[str] = ..., queue_position: _Optional[int] = ..., attempts: _Optional[int] = ..., candidates: _Optional[_Iterable[_Union[CandidateProgress, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_name: _Optional[str] = ..., webhook: _Optional[_Union[WebhookDelivery, _Mapping]] = ...) -> None: ...
+
+class CandidateProgress(_message.Message):
+    __slots__ = ("index", "state", "phase", "image_id")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    state: str
+    phase: str
+    image_id: str
+    def __init__(self, index: _Optional[int] = ..., state: _Optional[str] = ..., phase: _Optional[str] = ..., image_id: _Optional[str] = ...) -> None: ...
+
+class WebhookDelivery(_message.Message):
+    __slots__ = ("status", "attempts", "last_status_code", "last_error")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    attempts: int
+    last_status_code: int
+    last_error: str
+    def __init__(self, status: _Optional[str] = ..., attempts: _Optional[int] = ..., last_status_code: _Optional[int] = ..., last_error: _Optional[str] = ...) -> None: ...
 
 class CanvasSize(_message.Message):
     __slots__ = ("width", "height")

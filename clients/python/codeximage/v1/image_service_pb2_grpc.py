@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from codeximage.v1 import image_service_pb2 as codeximage_dot_v1_dot_image__service__pb2
+from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -79,6 +80,11 @@ class ImageServiceStub:
                 request_serializer=codeximage_dot_v1_dot_image__service__pb2.GetRequestRequest.SerializeToString,
                 response_deserializer=codeximage_dot_v1_dot_image__service__pb2.GetRequestResponse.FromString,
                 _registered_method=True)
+        self.SubmitGeneration = channel.unary_unary(
+                '/codeximage.v1.ImageService/SubmitGeneration',
+                request_serializer=codeximage_dot_v1_dot_image__service__pb2.GenerateRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
 
 
 class ImageServiceServicer:
@@ -89,6 +95,8 @@ class ImageServiceServicer:
         codex works, one `image` per finished candidate, then one `summary`.
         Cancelling the call (or its deadline passing) kills every codex process
         of the request.
+        SubmitGeneration takes the same request (AIP-151), detached:
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -154,6 +162,23 @@ class ImageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitGeneration(self, request, context):
+        """Starts a generation that outlives the call: answers at once with a
+        long-running operation named "operations/{request_id}", which the
+        standard google.longrunning.Operations service of this server then
+        reports, waits on, cancels and deletes. The caller going away does not
+        stop it. A request_id the same key already submitted returns that
+        operation and starts nothing (the same id with other parameters is
+        ALREADY_EXISTS). Queued operations survive a restart.
+        AIP-151: the request is Generate's, the answer a standard Operation.
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ImageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -201,6 +226,11 @@ def add_ImageServiceServicer_to_server(servicer, server):
                     servicer.GetRequest,
                     request_deserializer=codeximage_dot_v1_dot_image__service__pb2.GetRequestRequest.FromString,
                     response_serializer=codeximage_dot_v1_dot_image__service__pb2.GetRequestResponse.SerializeToString,
+            ),
+            'SubmitGeneration': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitGeneration,
+                    request_deserializer=codeximage_dot_v1_dot_image__service__pb2.GenerateRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -446,6 +476,33 @@ class ImageService:
             '/codeximage.v1.ImageService/GetRequest',
             codeximage_dot_v1_dot_image__service__pb2.GetRequestRequest.SerializeToString,
             codeximage_dot_v1_dot_image__service__pb2.GetRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitGeneration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/codeximage.v1.ImageService/SubmitGeneration',
+            codeximage_dot_v1_dot_image__service__pb2.GenerateRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
             options,
             channel_credentials,
             insecure,

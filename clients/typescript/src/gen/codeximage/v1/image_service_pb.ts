@@ -14,6 +14,8 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
 import { file_google_api_field_behavior } from "../../google/api/field_behavior_pb.js";
+import type { OperationSchema } from "../../google/longrunning/operations_pb.js";
+import { file_google_longrunning_operations } from "../../google/longrunning/operations_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -22,7 +24,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file codeximage/v1/image_service.proto.
  */
 export const file_codeximage_v1_image_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFjb2RleGltYWdlL3YxL2ltYWdlX3NlcnZpY2UucHJvdG8SDWNvZGV4aW1hZ2UudjEiwQIKD0dlbmVyYXRlUmVxdWVzdBIOCgZwcm9tcHQYASABKAkSDQoFY291bnQYAiABKAUSDAoEc2l6ZRgDIAEoCRIOCgZhc3BlY3QYBCABKAkSDwoHcXVhbGl0eRgFIAEoCRIVCg1vdXRwdXRfZm9ybWF0GAYgASgJEiwKCnJlZmVyZW5jZXMYByADKAsyGC5jb2RleGltYWdlLnYxLlJlZmVyZW5jZRISCgpyZXF1ZXN0X2lkGAggASgJEhIKCmJhY2tncm91bmQYHiABKAkSHwoSb3V0cHV0X2NvbXByZXNzaW9uGB8gASgFSACIAQESLgoLY2FudmFzX3NpemUYCSABKAsyGS5jb2RleGltYWdlLnYxLkNhbnZhc1NpemUSCwoDZml0GAogASgJQhUKE19vdXRwdXRfY29tcHJlc3Npb24iKwoKQ2FudmFzU2l6ZRINCgV3aWR0aBgBIAEoBRIOCgZoZWlnaHQYAiABKAUicQoJUmVmZXJlbmNlEhMKBWltYWdlGAEgASgMQgTiQQECEhEKCW1pbWVfdHlwZRgCIAEoCRINCgVsYWJlbBgDIAEoCRIOCgZzb3VyY2UYBCABKAkSDQoFd2lkdGgYBSABKAUSDgoGaGVpZ2h0GAYgASgFIo8BCgxSZWZlcmVuY2VVc2USDQoFaW5kZXgYASABKAUSDQoFbGFiZWwYAiABKAkSDgoGc291cmNlGAMgASgJEg0KBXVzYWdlGAQgASgJEhUKDXBhdGhfcG9zaXRpb24YBSABKAUSDAoEdGlsZRgGIAEoBRINCgV3aWR0aBgHIAEoBRIOCgZoZWlnaHQYCCABKAUiogEKEEdlbmVyYXRlUmVzcG9uc2USKwoIcHJvZ3Jlc3MYASABKAsyFy5jb2RleGltYWdlLnYxLlByb2dyZXNzSAASJQoFaW1hZ2UYAiABKAsyFC5jb2RleGltYWdlLnYxLkltYWdlSAASMQoHc3VtbWFyeRgDIAEoCzIeLmNvZGV4aW1hZ2UudjEuR2VuZXJhdGVTdW1tYXJ5SABCBwoFZXZlbnQioQIKCFByb2dyZXNzEiwKBXN0YWdlGAEgASgOMh0uY29kZXhpbWFnZS52MS5Qcm9ncmVzcy5TdGFnZRIXCg9jYW5kaWRhdGVfaW5kZXgYAiABKAUSDQoFcGhhc2UYAyABKAkSDgoGZGV0YWlsGAQgASgJEhYKDnF1ZXVlX3Bvc2l0aW9uGAUgASgFEhIKCmVsYXBzZWRfbXMYBiABKAMiggEKBVN0YWdlEhUKEVNUQUdFX1VOU1BFQ0lGSUVEEAASEAoMU1RBR0VfUVVFVUVEEAESGwoXU1RBR0VfQ0FORElEQVRFX1NUQVJURUQQAhIVChFTVEFHRV9DT0RFWF9QSEFTRRADEhwKGFNUQUdFX0NBTkRJREFURV9GSU5JU0hFRBAEIrYGCgVJbWFnZRIQCgJpZBgBIAEoCUIE4kEBAxISCgpyZXF1ZXN0X2lkGAIgASgJEg0KBWluZGV4GAMgASgFEg0KBWxhYmVsGAQgASgJEhEKCW1pbWVfdHlwZRgFIAEoCRINCgV3aWR0aBgGIAEoBRIOCgZoZWlnaHQYByABKAUSEQoJYnl0ZV9zaXplGAggASgDEg4KBnNoYTI1NhgJIAEoCRIWCg5yZXZpc2VkX3Byb21wdBgKIAEoCRIRCglmaWxlX3BhdGgYCyABKAkSEQoJdGhyZWFkX2lkGAwgASgJEhUKDXJlc29sdmVkX3NpemUYDSABKAkSEwoLZHVyYXRpb25fbXMYDiABKAMSLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnByb21wdBgQIAEoCRIWCg5yZXF1ZXN0ZWRfc2l6ZRgRIAEoCRIOCgZhc3BlY3QYEiABKAkSDwoHcXVhbGl0eRgTIAEoCRIVCg1vdXRwdXRfZm9ybWF0GBQgASgJEhMKC3RhcmdldF9zaXplGBUgASgJEhQKDGFzcGVjdF9yYXRpbxgWIAEoCRIVCg1hc3BlY3Rfc291cmNlGBcgASgJEgsKA2ZpdBgYIAEoCRIUCgxuYXRpdmVfd2lkdGgYGSABKAUSFQoNbmF0aXZlX2hlaWdodBgaIAEoBRIPCgdyZXNpemVkGBsgASgIEhAKCGVubGFyZ2VkGBwgASgIEi8KCnJlZmVyZW5jZXMYHSADKAsyGy5jb2RleGltYWdlLnYxLlJlZmVyZW5jZVVzZRIQCghrZXlfbmFtZRgoIAEoCRIPCgdhY2NvdW50GCkgASgJEhIKCmJhY2tncm91bmQYMiABKAkSMAoMYWxwaGFfc291cmNlGDMgASgOMhouY29kZXhpbWFnZS52MS5BbHBoYVNvdXJjZRI2Cgx0cmFuc3BhcmVuY3kYNCABKAsyIC5jb2RleGltYWdlLnYxLlRyYW5zcGFyZW5jeUNoZWNrEigKBXVzYWdlGDUgASgLMhkuY29kZXhpbWFnZS52MS5Ub2tlblVzYWdlIlYKClRva2VuVXNhZ2USFAoMaW5wdXRfdG9rZW5zGAEgASgDEhsKE2NhY2hlZF9pbnB1dF90b2tlbnMYAiABKAMSFQoNb3V0cHV0X3Rva2VucxgDIAEoAyKTAQoRVHJhbnNwYXJlbmN5Q2hlY2sSEQoJYWxwaGFfbWluGAEgASgFEhEKCWFscGhhX21heBgCIAEoBRIZChF0cmFuc3BhcmVudF9zaGFyZRgDIAEoARIUCgxvcGFxdWVfc2hhcmUYBCABKAESFAoMZWRnZV9yZXNpZHVlGAUgASgBEhEKCWtleV9jb2xvchgGIAEoCSLoAgoPR2VuZXJhdGVTdW1tYXJ5EhIKCnJlcXVlc3RfaWQYASABKAkSDgoGc3RhdHVzGAIgASgJEg0KBW1vZGVsGAMgASgJEg8KB2JhY2tlbmQYBCABKAkSFgoOcmVxdWVzdGVkX3NpemUYBSABKAkSFQoNcmVzb2x2ZWRfc2l6ZRgGIAEoCRIPCgdxdWFsaXR5GAcgASgJEhUKDW91dHB1dF9mb3JtYXQYCCABKAkSEQoJaW1hZ2VfaWRzGAkgAygJEhMKC2R1cmF0aW9uX21zGAogASgDEhIKCmJhY2tncm91bmQYHiABKAkSEwoLdGFyZ2V0X3NpemUYCyABKAkSFAoMYXNwZWN0X3JhdGlvGAwgASgJEhUKDWFzcGVjdF9zb3VyY2UYDSABKAkSCwoDZml0GA4gASgJEi8KCnJlZmVyZW5jZXMYDyADKAsyGy5jb2RleGltYWdlLnYxLlJlZmVyZW5jZVVzZSIYChZHZXRDYXBhYmlsaXRpZXNSZXF1ZXN0IqoEChdHZXRDYXBhYmlsaXRpZXNSZXNwb25zZRINCgVtb2RlbBgBIAEoCRIPCgdiYWNrZW5kGAIgASgJEhIKCm1heF9pbWFnZXMYAyABKAUSFgoOb3V0cHV0X2Zvcm1hdHMYBCADKAkSEQoJcXVhbGl0aWVzGAUgAygJEhQKDHNpemVfb3B0aW9ucxgGIAMoCRIVCg1yYXRpb19vcHRpb25zGAcgAygJEjgKEHNpemVfY29uc3RyYWludHMYCCABKAsyHi5jb2RleGltYWdlLnYxLlNpemVDb25zdHJhaW50cxJFChdoaWdoX3Jlc29sdXRpb25fcHJlc2V0cxgJIAEoCzIkLmNvZGV4aW1hZ2UudjEuSGlnaFJlc29sdXRpb25QcmVzZXRzEjIKCnJlZmVyZW5jZXMYCiABKAsyHi5jb2RleGltYWdlLnYxLlJlZmVyZW5jZVBvbGljeRIVCg1hdXRoX3JlcXVpcmVkGAsgASgIEh0KFWdlbmVyYXRpb25fdGltZW91dF9tcxgMIAEoAxIqCgdwcmVzZXRzGA0gAygLMhkuY29kZXhpbWFnZS52MS5TaXplUHJlc2V0EhQKDGFzcGVjdF9uYW1lcxgOIAMoCRITCgtiYWNrZ3JvdW5kcxgZIAMoCRIzCg5hc3BlY3Rfb3B0aW9ucxgPIAMoCzIbLmNvZGV4aW1hZ2UudjEuQXNwZWN0T3B0aW9uEgwKBGZpdHMYECADKAkiUAoMQXNwZWN0T3B0aW9uEgwKBG5hbWUYASABKAkSDAoEa2luZBgCIAEoCRIPCgdhbGlhc2VzGAMgAygJEhMKC2Rlc2NyaXB0aW9uGAQgASgJIogBCg9TaXplQ29uc3RyYWludHMSEwoLY3VzdG9tX3NpemUYASABKAgSEAoIbWF4X2VkZ2UYAiABKAUSEgoKbWF4X3BpeGVscxgDIAEoAxISCgptaW5fcGl4ZWxzGAQgASgDEhMKC211bHRpcGxlX29mGAUgASgFEhEKCW1heF9yYXRpbxgGIAEoCSJMChVIaWdoUmVzb2x1dGlvblByZXNldHMSEQoJbGFuZHNjYXBlGAEgASgJEhAKCHBvcnRyYWl0GAIgASgJEg4KBnNxdWFyZRgDIAEoCSJACgpTaXplUHJlc2V0EgwKBG5hbWUYASABKAkSEAoIbWF4X2VkZ2UYAiABKAUSEgoKbWF4X3BpeGVscxgDIAEoAyKIAQoPUmVmZXJlbmNlUG9saWN5EgwKBG1vZGUYASABKAkSEgoKbWF4X2ltYWdlcxgCIAEoBRIRCgltYXhfYnl0ZXMYAyABKAMSEgoKbWltZV90eXBlcxgEIAMoCRIVCg1tYXhfb3JpZ2luYWxzGAUgASgFEhUKDW92ZXJmbG93X21vZGUYBiABKAkiDwoNSGVhbHRoUmVxdWVzdCKHAwoOSGVhbHRoUmVzcG9uc2USDgoGc3RhdHVzGAEgASgJEg0KBXJlYWR5GAIgASgIEg8KB2JhY2tlbmQYAyABKAkSDQoFbW9kZWwYBCABKAkSFQoNYXV0aF9yZXF1aXJlZBgFIAEoCBIdChVnZW5lcmF0aW9uX3RpbWVvdXRfbXMYBiABKAMSKQoFY29kZXgYByABKAsyGi5jb2RleGltYWdlLnYxLkNvZGV4U3RhdHVzEigKBXNsb3RzGAggASgLMhkuY29kZXhpbWFnZS52MS5TbG90U3RhdHVzEg8KB3Byb2JsZW0YCSABKAkSLgoIYWNjb3VudHMYCiADKAsyHC5jb2RleGltYWdlLnYxLkFjY291bnRTdGF0dXMSFgoOc2VydmVyX3ZlcnNpb24YFCABKAkSFQoNY29kZXhfdmVyc2lvbhgVIAEoCRIcChRjb2RleF92ZXJzaW9uX3Rlc3RlZBgWIAEoCBIdChVjb2RleF90ZXN0ZWRfdmVyc2lvbnMYFyADKAkitgEKDUFjY291bnRTdGF0dXMSDAoEbmFtZRgBIAEoCRISCgpjb2RleF9ob21lGAIgASgJEg0KBWZvdW5kGAMgASgIEhEKCWxvZ2dlZF9pbhgEIAEoCBIOCgZpbl91c2UYBSABKAUSDQoFbGltaXQYBiABKAUSMwoPZXhoYXVzdGVkX3VudGlsGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVyZWFkeRgIIAEoCCJnCgtDb2RleFN0YXR1cxINCgVmb3VuZBgBIAEoCBIMCgRwYXRoGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSEQoJbG9nZ2VkX2luGAQgASgIEhcKD2N1c3RvbV9wcm92aWRlchgFIAEoCCJeCgpTbG90U3RhdHVzEg4KBmluX3VzZRgBIAEoBRIMCgRmcmVlGAIgASgFEg0KBWxpbWl0GAMgASgFEg4KBnF1ZXVlZBgEIAEoBRITCgtxdWV1ZV9saW1pdBgFIAEoBSIpCg9HZXRJbWFnZVJlcXVlc3QSFgoIaW1hZ2VfaWQYASABKAlCBOJBAQIiNwoQR2V0SW1hZ2VSZXNwb25zZRIjCgVpbWFnZRgBIAEoCzIULmNvZGV4aW1hZ2UudjEuSW1hZ2UiLQoTR2V0SW1hZ2VGaWxlUmVxdWVzdBIWCghpbWFnZV9pZBgBIAEoCUIE4kEBAiJeChRHZXRJbWFnZUZpbGVSZXNwb25zZRIUCgxjb250ZW50X3R5cGUYASABKAkSEgoKdG90YWxfc2l6ZRgCIAEoAxIOCgZzaGEyNTYYAyABKAkSDAoEZGF0YRgEIAEoDCLXAQoRTGlzdEltYWdlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnJlcXVlc3RfaWQYBSABKAkSEAoIa2V5X25hbWUYBiABKAkSFwoPcHJvbXB0X2NvbnRhaW5zGAcgASgJIlMKEkxpc3RJbWFnZXNSZXNwb25zZRIkCgZpbWFnZXMYASADKAsyFC5jb2RleGltYWdlLnYxLkltYWdlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIsChJEZWxldGVJbWFnZVJlcXVlc3QSFgoIaW1hZ2VfaWQYASABKAlCBOJBAQIiFQoTRGVsZXRlSW1hZ2VSZXNwb25zZSLpAQoTTGlzdFJlcXVlc3RzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVxdWVzdF9pZBgFIAEoCRIQCghrZXlfbmFtZRgGIAEoCRIOCgZzdGF0dXMYByABKAkSFwoPcHJvbXB0X2NvbnRhaW5zGAggASgJIl8KFExpc3RSZXF1ZXN0c1Jlc3BvbnNlEi4KCHJlcXVlc3RzGAEgAygLMhwuY29kZXhpbWFnZS52MS5SZXF1ZXN0UmVjb3JkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLkAwoNUmVxdWVzdFJlY29yZBISCgpyZXF1ZXN0X2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRIUCgxlcnJvcl9yZWFzb24YAyABKAkSFQoNZXJyb3JfbWVzc2FnZRgEIAEoCRIQCghrZXlfbmFtZRgFIAEoCRIPCgdzdXJmYWNlGAYgASgJEg4KBnByb21wdBgHIAEoCRINCgVjb3VudBgIIAEoBRIWCg5yZXF1ZXN0ZWRfc2l6ZRgJIAEoCRIVCg1yZXNvbHZlZF9zaXplGAogASgJEg4KBmFzcGVjdBgLIAEoCRIPCgdxdWFsaXR5GAwgASgJEhUKDW91dHB1dF9mb3JtYXQYDSABKAkSFwoPcmVmZXJlbmNlX2NvdW50GA4gASgFEi8KC2NyZWF0ZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcXVldWVfd2FpdF9tcxgRIAEoAxIQCghjb2RleF9tcxgSIAEoAxITCgtkdXJhdGlvbl9tcxgTIAEoAxIQCghhY2NvdW50cxgUIAMoCRIRCglpbWFnZV9pZHMYFSADKAkiLQoRR2V0UmVxdWVzdFJlcXVlc3QSGAoKcmVxdWVzdF9pZBgBIAEoCUIE4kEBAiKVAQoSR2V0UmVxdWVzdFJlc3BvbnNlEi0KB3JlcXVlc3QYASABKAsyHC5jb2RleGltYWdlLnYxLlJlcXVlc3RSZWNvcmQSJAoGaW1hZ2VzGAIgAygLMhQuY29kZXhpbWFnZS52MS5JbWFnZRIqCglrZXlfdXNhZ2UYAyABKAsyFy5jb2RleGltYWdlLnYxLktleVVzYWdlIogBCghLZXlVc2FnZRIQCghrZXlfbmFtZRgBIAEoCRIUCgxpbWFnZXNfdG9kYXkYAiABKAMSFgoOaW1hZ2VzX3Blcl9kYXkYAyABKAMSGwoTY29uY3VycmVudF9yZXF1ZXN0cxgEIAEoBRIfChdtYXhfY29uY3VycmVudF9yZXF1ZXN0cxgFIAEoBSpnCgtBbHBoYVNvdXJjZRIcChhBTFBIQV9TT1VSQ0VfVU5TUEVDSUZJRUQQABIcChhBTFBIQV9TT1VSQ0VfSU1BR0VfTU9ERUwQARIcChhBTFBIQV9TT1VSQ0VfS0VZRURfTUFUVEUQAjL+BwoMSW1hZ2VTZXJ2aWNlEm0KCEdlbmVyYXRlEh4uY29kZXhpbWFnZS52MS5HZW5lcmF0ZVJlcXVlc3QaHy5jb2RleGltYWdlLnYxLkdlbmVyYXRlUmVzcG9uc2UiHoLT5JMCGDoBKiITL3YxL2ltYWdlcy9nZW5lcmF0ZTABEnoKD0dldENhcGFiaWxpdGllcxIlLmNvZGV4aW1hZ2UudjEuR2V0Q2FwYWJpbGl0aWVzUmVxdWVzdBomLmNvZGV4aW1hZ2UudjEuR2V0Q2FwYWJpbGl0aWVzUmVzcG9uc2UiGILT5JMCEhIQL3YxL2NhcGFiaWxpdGllcxJXCgZIZWFsdGgSHC5jb2RleGltYWdlLnYxLkhlYWx0aFJlcXVlc3QaHS5jb2RleGltYWdlLnYxLkhlYWx0aFJlc3BvbnNlIhCC0+STAgoSCC9oZWFsdGh6EmoKCEdldEltYWdlEh4uY29kZXhpbWFnZS52MS5HZXRJbWFnZVJlcXVlc3QaHy5jb2RleGltYWdlLnYxLkdldEltYWdlUmVzcG9uc2UiHYLT5JMCFxIVL3YxL2ltYWdlcy97aW1hZ2VfaWR9En0KDEdldEltYWdlRmlsZRIiLmNvZGV4aW1hZ2UudjEuR2V0SW1hZ2VGaWxlUmVxdWVzdBojLmNvZGV4aW1hZ2UudjEuR2V0SW1hZ2VGaWxlUmVzcG9uc2UiIoLT5JMCHBIaL3YxL2ltYWdlcy97aW1hZ2VfaWR9L2ZpbGUwARJlCgpMaXN0SW1hZ2VzEiAuY29kZXhpbWFnZS52MS5MaXN0SW1hZ2VzUmVxdWVzdBohLmNvZGV4aW1hZ2UudjEuTGlzdEltYWdlc1Jlc3BvbnNlIhKC0+STAgwSCi92MS9pbWFnZXMScwoLRGVsZXRlSW1hZ2USIS5jb2RleGltYWdlLnYxLkRlbGV0ZUltYWdlUmVxdWVzdBoiLmNvZGV4aW1hZ2UudjEuRGVsZXRlSW1hZ2VSZXNwb25zZSIdgtPkkwIXKhUvdjEvaW1hZ2VzL3tpbWFnZV9pZH0SbQoMTGlzdFJlcXVlc3RzEiIuY29kZXhpbWFnZS52MS5MaXN0UmVxdWVzdHNSZXF1ZXN0GiMuY29kZXhpbWFnZS52MS5MaXN0UmVxdWVzdHNSZXNwb25zZSIUgtPkkwIOEgwvdjEvcmVxdWVzdHMSdAoKR2V0UmVxdWVzdBIgLmNvZGV4aW1hZ2UudjEuR2V0UmVxdWVzdFJlcXVlc3QaIS5jb2RleGltYWdlLnYxLkdldFJlcXVlc3RSZXNwb25zZSIhgtPkkwIbEhkvdjEvcmVxdWVzdHMve3JlcXVlc3RfaWR9QmwKEWRldi5jb2RleGltYWdlLnYxUAFaVWdpdGh1Yi5jb20vY29kZXgtaW1hZ2Utc2VydmVyL2NvZGV4LWltYWdlLXNlcnZlci9jbGllbnRzL2dvL2NvZGV4aW1hZ2V2MTtjb2RleGltYWdldjFiBnByb3RvMw", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
+  fileDesc("CiFjb2RleGltYWdlL3YxL2ltYWdlX3NlcnZpY2UucHJvdG8SDWNvZGV4aW1hZ2UudjEi1gIKD0dlbmVyYXRlUmVxdWVzdBIOCgZwcm9tcHQYASABKAkSDQoFY291bnQYAiABKAUSDAoEc2l6ZRgDIAEoCRIOCgZhc3BlY3QYBCABKAkSDwoHcXVhbGl0eRgFIAEoCRIVCg1vdXRwdXRfZm9ybWF0GAYgASgJEiwKCnJlZmVyZW5jZXMYByADKAsyGC5jb2RleGltYWdlLnYxLlJlZmVyZW5jZRISCgpyZXF1ZXN0X2lkGAggASgJEhIKCmJhY2tncm91bmQYHiABKAkSHwoSb3V0cHV0X2NvbXByZXNzaW9uGB8gASgFSACIAQESLgoLY2FudmFzX3NpemUYCSABKAsyGS5jb2RleGltYWdlLnYxLkNhbnZhc1NpemUSCwoDZml0GAogASgJEhMKC3dlYmhvb2tfdXJsGCAgASgJQhUKE19vdXRwdXRfY29tcHJlc3Npb24iaQoQR2VuZXJhdGlvblJlc3VsdBIkCgZpbWFnZXMYASADKAsyFC5jb2RleGltYWdlLnYxLkltYWdlEi8KB3N1bW1hcnkYAiABKAsyHi5jb2RleGltYWdlLnYxLkdlbmVyYXRlU3VtbWFyeSKTBAoSR2VuZXJhdGlvbk1ldGFkYXRhEjYKBXN0YXRlGAEgASgOMicuY29kZXhpbWFnZS52MS5HZW5lcmF0aW9uTWV0YWRhdGEuU3RhdGUSEgoKcmVxdWVzdF9pZBgCIAEoCRIWCg5xdWV1ZV9wb3NpdGlvbhgDIAEoBRIQCghhdHRlbXB0cxgEIAEoBRI0CgpjYW5kaWRhdGVzGAUgAygLMiAuY29kZXhpbWFnZS52MS5DYW5kaWRhdGVQcm9ncmVzcxIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGtleV9uYW1lGAkgASgJEi8KB3dlYmhvb2sYCiABKAsyHi5jb2RleGltYWdlLnYxLldlYmhvb2tEZWxpdmVyeSJ/CgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEhAKDFNUQVRFX1FVRVVFRBABEhEKDVNUQVRFX1JVTk5JTkcQAhITCg9TVEFURV9TVUNDRUVERUQQAxIQCgxTVEFURV9GQUlMRUQQBBITCg9TVEFURV9DQU5DRUxMRUQQBSJSChFDYW5kaWRhdGVQcm9ncmVzcxINCgVpbmRleBgBIAEoBRINCgVzdGF0ZRgCIAEoCRINCgVwaGFzZRgDIAEoCRIQCghpbWFnZV9pZBgEIAEoCSJhCg9XZWJob29rRGVsaXZlcnkSDgoGc3RhdHVzGAEgASgJEhAKCGF0dGVtcHRzGAIgASgFEhgKEGxhc3Rfc3RhdHVzX2NvZGUYAyABKAUSEgoKbGFzdF9lcnJvchgEIAEoCSIrCgpDYW52YXNTaXplEg0KBXdpZHRoGAEgASgFEg4KBmhlaWdodBgCIAEoBSJxCglSZWZlcmVuY2USEwoFaW1hZ2UYASABKAxCBOJBAQISEQoJbWltZV90eXBlGAIgASgJEg0KBWxhYmVsGAMgASgJEg4KBnNvdXJjZRgEIAEoCRINCgV3aWR0aBgFIAEoBRIOCgZoZWlnaHQYBiABKAUijwEKDFJlZmVyZW5jZVVzZRINCgVpbmRleBgBIAEoBRINCgVsYWJlbBgCIAEoCRIOCgZzb3VyY2UYAyABKAkSDQoFdXNhZ2UYBCABKAkSFQoNcGF0aF9wb3NpdGlvbhgFIAEoBRIMCgR0aWxlGAYgASgFEg0KBXdpZHRoGAcgASgFEg4KBmhlaWdodBgIIAEoBSKiAQoQR2VuZXJhdGVSZXNwb25zZRIrCghwcm9ncmVzcxgBIAEoCzIXLmNvZGV4aW1hZ2UudjEuUHJvZ3Jlc3NIABIlCgVpbWFnZRgCIAEoCzIULmNvZGV4aW1hZ2UudjEuSW1hZ2VIABIxCgdzdW1tYXJ5GAMgASgLMh4uY29kZXhpbWFnZS52MS5HZW5lcmF0ZVN1bW1hcnlIAEIHCgVldmVudCKhAgoIUHJvZ3Jlc3MSLAoFc3RhZ2UYASABKA4yHS5jb2RleGltYWdlLnYxLlByb2dyZXNzLlN0YWdlEhcKD2NhbmRpZGF0ZV9pbmRleBgCIAEoBRINCgVwaGFzZRgDIAEoCRIOCgZkZXRhaWwYBCABKAkSFgoOcXVldWVfcG9zaXRpb24YBSABKAUSEgoKZWxhcHNlZF9tcxgGIAEoAyKCAQoFU3RhZ2USFQoRU1RBR0VfVU5TUEVDSUZJRUQQABIQCgxTVEFHRV9RVUVVRUQQARIbChdTVEFHRV9DQU5ESURBVEVfU1RBUlRFRBACEhUKEVNUQUdFX0NPREVYX1BIQVNFEAMSHAoYU1RBR0VfQ0FORElEQVRFX0ZJTklTSEVEEAQitgYKBUltYWdlEhAKAmlkGAEgASgJQgTiQQEDEhIKCnJlcXVlc3RfaWQYAiABKAkSDQoFaW5kZXgYAyABKAUSDQoFbGFiZWwYBCABKAkSEQoJbWltZV90eXBlGAUgASgJEg0KBXdpZHRoGAYgASgFEg4KBmhlaWdodBgHIAEoBRIRCglieXRlX3NpemUYCCABKAMSDgoGc2hhMjU2GAkgASgJEhYKDnJldmlzZWRfcHJvbXB0GAogASgJEhEKCWZpbGVfcGF0aBgLIAEoCRIRCgl0aHJlYWRfaWQYDCABKAkSFQoNcmVzb2x2ZWRfc2l6ZRgNIAEoCRITCgtkdXJhdGlvbl9tcxgOIAEoAxIvCgtjcmVhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcHJvbXB0GBAgASgJEhYKDnJlcXVlc3RlZF9zaXplGBEgASgJEg4KBmFzcGVjdBgSIAEoCRIPCgdxdWFsaXR5GBMgASgJEhUKDW91dHB1dF9mb3JtYXQYFCABKAkSEwoLdGFyZ2V0X3NpemUYFSABKAkSFAoMYXNwZWN0X3JhdGlvGBYgASgJEhUKDWFzcGVjdF9zb3VyY2UYFyABKAkSCwoDZml0GBggASgJEhQKDG5hdGl2ZV93aWR0aBgZIAEoBRIVCg1uYXRpdmVfaGVpZ2h0GBogASgFEg8KB3Jlc2l6ZWQYGyABKAgSEAoIZW5sYXJnZWQYHCABKAgSLwoKcmVmZXJlbmNlcxgdIAMoCzIbLmNvZGV4aW1hZ2UudjEuUmVmZXJlbmNlVXNlEhAKCGtleV9uYW1lGCggASgJEg8KB2FjY291bnQYKSABKAkSEgoKYmFja2dyb3VuZBgyIAEoCRIwCgxhbHBoYV9zb3VyY2UYMyABKA4yGi5jb2RleGltYWdlLnYxLkFscGhhU291cmNlEjYKDHRyYW5zcGFyZW5jeRg0IAEoCzIgLmNvZGV4aW1hZ2UudjEuVHJhbnNwYXJlbmN5Q2hlY2sSKAoFdXNhZ2UYNSABKAsyGS5jb2RleGltYWdlLnYxLlRva2VuVXNhZ2UiVgoKVG9rZW5Vc2FnZRIUCgxpbnB1dF90b2tlbnMYASABKAMSGwoTY2FjaGVkX2lucHV0X3Rva2VucxgCIAEoAxIVCg1vdXRwdXRfdG9rZW5zGAMgASgDIpMBChFUcmFuc3BhcmVuY3lDaGVjaxIRCglhbHBoYV9taW4YASABKAUSEQoJYWxwaGFfbWF4GAIgASgFEhkKEXRyYW5zcGFyZW50X3NoYXJlGAMgASgBEhQKDG9wYXF1ZV9zaGFyZRgEIAEoARIUCgxlZGdlX3Jlc2lkdWUYBSABKAESEQoJa2V5X2NvbG9yGAYgASgJIugCCg9HZW5lcmF0ZVN1bW1hcnkSEgoKcmVxdWVzdF9pZBgBIAEoCRIOCgZzdGF0dXMYAiABKAkSDQoFbW9kZWwYAyABKAkSDwoHYmFja2VuZBgEIAEoCRIWCg5yZXF1ZXN0ZWRfc2l6ZRgFIAEoCRIVCg1yZXNvbHZlZF9zaXplGAYgASgJEg8KB3F1YWxpdHkYByABKAkSFQoNb3V0cHV0X2Zvcm1hdBgIIAEoCRIRCglpbWFnZV9pZHMYCSADKAkSEwoLZHVyYXRpb25fbXMYCiABKAMSEgoKYmFja2dyb3VuZBgeIAEoCRITCgt0YXJnZXRfc2l6ZRgLIAEoCRIUCgxhc3BlY3RfcmF0aW8YDCABKAkSFQoNYXNwZWN0X3NvdXJjZRgNIAEoCRILCgNmaXQYDiABKAkSLwoKcmVmZXJlbmNlcxgPIAMoCzIbLmNvZGV4aW1hZ2UudjEuUmVmZXJlbmNlVXNlIhgKFkdldENhcGFiaWxpdGllc1JlcXVlc3QiqgQKF0dldENhcGFiaWxpdGllc1Jlc3BvbnNlEg0KBW1vZGVsGAEgASgJEg8KB2JhY2tlbmQYAiABKAkSEgoKbWF4X2ltYWdlcxgDIAEoBRIWCg5vdXRwdXRfZm9ybWF0cxgEIAMoCRIRCglxdWFsaXRpZXMYBSADKAkSFAoMc2l6ZV9vcHRpb25zGAYgAygJEhUKDXJhdGlvX29wdGlvbnMYByADKAkSOAoQc2l6ZV9jb25zdHJhaW50cxgIIAEoCzIeLmNvZGV4aW1hZ2UudjEuU2l6ZUNvbnN0cmFpbnRzEkUKF2hpZ2hfcmVzb2x1dGlvbl9wcmVzZXRzGAkgASgLMiQuY29kZXhpbWFnZS52MS5IaWdoUmVzb2x1dGlvblByZXNldHMSMgoKcmVmZXJlbmNlcxgKIAEoCzIeLmNvZGV4aW1hZ2UudjEuUmVmZXJlbmNlUG9saWN5EhUKDWF1dGhfcmVxdWlyZWQYCyABKAgSHQoVZ2VuZXJhdGlvbl90aW1lb3V0X21zGAwgASgDEioKB3ByZXNldHMYDSADKAsyGS5jb2RleGltYWdlLnYxLlNpemVQcmVzZXQSFAoMYXNwZWN0X25hbWVzGA4gAygJEhMKC2JhY2tncm91bmRzGBkgAygJEjMKDmFzcGVjdF9vcHRpb25zGA8gAygLMhsuY29kZXhpbWFnZS52MS5Bc3BlY3RPcHRpb24SDAoEZml0cxgQIAMoCSJQCgxBc3BlY3RPcHRpb24SDAoEbmFtZRgBIAEoCRIMCgRraW5kGAIgASgJEg8KB2FsaWFzZXMYAyADKAkSEwoLZGVzY3JpcHRpb24YBCABKAkiiAEKD1NpemVDb25zdHJhaW50cxITCgtjdXN0b21fc2l6ZRgBIAEoCBIQCghtYXhfZWRnZRgCIAEoBRISCgptYXhfcGl4ZWxzGAMgASgDEhIKCm1pbl9waXhlbHMYBCABKAMSEwoLbXVsdGlwbGVfb2YYBSABKAUSEQoJbWF4X3JhdGlvGAYgASgJIkwKFUhpZ2hSZXNvbHV0aW9uUHJlc2V0cxIRCglsYW5kc2NhcGUYASABKAkSEAoIcG9ydHJhaXQYAiABKAkSDgoGc3F1YXJlGAMgASgJIkAKClNpemVQcmVzZXQSDAoEbmFtZRgBIAEoCRIQCghtYXhfZWRnZRgCIAEoBRISCgptYXhfcGl4ZWxzGAMgASgDIogBCg9SZWZlcmVuY2VQb2xpY3kSDAoEbW9kZRgBIAEoCRISCgptYXhfaW1hZ2VzGAIgASgFEhEKCW1heF9ieXRlcxgDIAEoAxISCgptaW1lX3R5cGVzGAQgAygJEhUKDW1heF9vcmlnaW5hbHMYBSABKAUSFQoNb3ZlcmZsb3dfbW9kZRgGIAEoCSIPCg1IZWFsdGhSZXF1ZXN0IocDCg5IZWFsdGhSZXNwb25zZRIOCgZzdGF0dXMYASABKAkSDQoFcmVhZHkYAiABKAgSDwoHYmFja2VuZBgDIAEoCRINCgVtb2RlbBgEIAEoCRIVCg1hdXRoX3JlcXVpcmVkGAUgASgIEh0KFWdlbmVyYXRpb25fdGltZW91dF9tcxgGIAEoAxIpCgVjb2RleBgHIAEoCzIaLmNvZGV4aW1hZ2UudjEuQ29kZXhTdGF0dXMSKAoFc2xvdHMYCCABKAsyGS5jb2RleGltYWdlLnYxLlNsb3RTdGF0dXMSDwoHcHJvYmxlbRgJIAEoCRIuCghhY2NvdW50cxgKIAMoCzIcLmNvZGV4aW1hZ2UudjEuQWNjb3VudFN0YXR1cxIWCg5zZXJ2ZXJfdmVyc2lvbhgUIAEoCRIVCg1jb2RleF92ZXJzaW9uGBUgASgJEhwKFGNvZGV4X3ZlcnNpb25fdGVzdGVkGBYgASgIEh0KFWNvZGV4X3Rlc3RlZF92ZXJzaW9ucxgXIAMoCSK2AQoNQWNjb3VudFN0YXR1cxIMCgRuYW1lGAEgASgJEhIKCmNvZGV4X2hvbWUYAiABKAkSDQoFZm91bmQYAyABKAgSEQoJbG9nZ2VkX2luGAQgASgIEg4KBmluX3VzZRgFIAEoBRINCgVsaW1pdBgGIAEoBRIzCg9leGhhdXN0ZWRfdW50aWwYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXJlYWR5GAggASgIImcKC0NvZGV4U3RhdHVzEg0KBWZvdW5kGAEgASgIEgwKBHBhdGgYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIRCglsb2dnZWRfaW4YBCABKAgSFwoPY3VzdG9tX3Byb3ZpZGVyGAUgASgIIl4KClNsb3RTdGF0dXMSDgoGaW5fdXNlGAEgASgFEgwKBGZyZWUYAiABKAUSDQoFbGltaXQYAyABKAUSDgoGcXVldWVkGAQgASgFEhMKC3F1ZXVlX2xpbWl0GAUgASgFIikKD0dldEltYWdlUmVxdWVzdBIWCghpbWFnZV9pZBgBIAEoCUIE4kEBAiI3ChBHZXRJbWFnZVJlc3BvbnNlEiMKBWltYWdlGAEgASgLMhQuY29kZXhpbWFnZS52MS5JbWFnZSItChNHZXRJbWFnZUZpbGVSZXF1ZXN0EhYKCGltYWdlX2lkGAEgASgJQgTiQQECIl4KFEdldEltYWdlRmlsZVJlc3BvbnNlEhQKDGNvbnRlbnRfdHlwZRgBIAEoCRISCgp0b3RhbF9zaXplGAIgASgDEg4KBnNoYTI1NhgDIAEoCRIMCgRkYXRhGAQgASgMItcBChFMaXN0SW1hZ2VzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmVxdWVzdF9pZBgFIAEoCRIQCghrZXlfbmFtZRgGIAEoCRIXCg9wcm9tcHRfY29udGFpbnMYByABKAkiUwoSTGlzdEltYWdlc1Jlc3BvbnNlEiQKBmltYWdlcxgBIAMoCzIULmNvZGV4aW1hZ2UudjEuSW1hZ2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiwKEkRlbGV0ZUltYWdlUmVxdWVzdBIWCghpbWFnZV9pZBgBIAEoCUIE4kEBAiIVChNEZWxldGVJbWFnZVJlc3BvbnNlIukBChNMaXN0UmVxdWVzdHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpyZXF1ZXN0X2lkGAUgASgJEhAKCGtleV9uYW1lGAYgASgJEg4KBnN0YXR1cxgHIAEoCRIXCg9wcm9tcHRfY29udGFpbnMYCCABKAkiXwoUTGlzdFJlcXVlc3RzUmVzcG9uc2USLgoIcmVxdWVzdHMYASADKAsyHC5jb2RleGltYWdlLnYxLlJlcXVlc3RSZWNvcmQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIuQDCg1SZXF1ZXN0UmVjb3JkEhIKCnJlcXVlc3RfaWQYASABKAkSDgoGc3RhdHVzGAIgASgJEhQKDGVycm9yX3JlYXNvbhgDIAEoCRIVCg1lcnJvcl9tZXNzYWdlGAQgASgJEhAKCGtleV9uYW1lGAUgASgJEg8KB3N1cmZhY2UYBiABKAkSDgoGcHJvbXB0GAcgASgJEg0KBWNvdW50GAggASgFEhYKDnJlcXVlc3RlZF9zaXplGAkgASgJEhUKDXJlc29sdmVkX3NpemUYCiABKAkSDgoGYXNwZWN0GAsgASgJEg8KB3F1YWxpdHkYDCABKAkSFQoNb3V0cHV0X2Zvcm1hdBgNIAEoCRIXCg9yZWZlcmVuY2VfY291bnQYDiABKAUSLwoLY3JlYXRlX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1xdWV1ZV93YWl0X21zGBEgASgDEhAKCGNvZGV4X21zGBIgASgDEhMKC2R1cmF0aW9uX21zGBMgASgDEhAKCGFjY291bnRzGBQgAygJEhEKCWltYWdlX2lkcxgVIAMoCSItChFHZXRSZXF1ZXN0UmVxdWVzdBIYCgpyZXF1ZXN0X2lkGAEgASgJQgTiQQECIpUBChJHZXRSZXF1ZXN0UmVzcG9uc2USLQoHcmVxdWVzdBgBIAEoCzIcLmNvZGV4aW1hZ2UudjEuUmVxdWVzdFJlY29yZBIkCgZpbWFnZXMYAiADKAsyFC5jb2RleGltYWdlLnYxLkltYWdlEioKCWtleV91c2FnZRgDIAEoCzIXLmNvZGV4aW1hZ2UudjEuS2V5VXNhZ2UiiAEKCEtleVVzYWdlEhAKCGtleV9uYW1lGAEgASgJEhQKDGltYWdlc190b2RheRgCIAEoAxIWCg5pbWFnZXNfcGVyX2RheRgDIAEoAxIbChNjb25jdXJyZW50X3JlcXVlc3RzGAQgASgFEh8KF21heF9jb25jdXJyZW50X3JlcXVlc3RzGAUgASgFKmcKC0FscGhhU291cmNlEhwKGEFMUEhBX1NPVVJDRV9VTlNQRUNJRklFRBAAEhwKGEFMUEhBX1NPVVJDRV9JTUFHRV9NT0RFTBABEhwKGEFMUEhBX1NPVVJDRV9LRVlFRF9NQVRURRACMpkJCgxJbWFnZVNlcnZpY2USbQoIR2VuZXJhdGUSHi5jb2RleGltYWdlLnYxLkdlbmVyYXRlUmVxdWVzdBofLmNvZGV4aW1hZ2UudjEuR2VuZXJhdGVSZXNwb25zZSIegtPkkwIYOgEqIhMvdjEvaW1hZ2VzL2dlbmVyYXRlMAESegoPR2V0Q2FwYWJpbGl0aWVzEiUuY29kZXhpbWFnZS52MS5HZXRDYXBhYmlsaXRpZXNSZXF1ZXN0GiYuY29kZXhpbWFnZS52MS5HZXRDYXBhYmlsaXRpZXNSZXNwb25zZSIYgtPkkwISEhAvdjEvY2FwYWJpbGl0aWVzElcKBkhlYWx0aBIcLmNvZGV4aW1hZ2UudjEuSGVhbHRoUmVxdWVzdBodLmNvZGV4aW1hZ2UudjEuSGVhbHRoUmVzcG9uc2UiEILT5JMCChIIL2hlYWx0aHoSagoIR2V0SW1hZ2USHi5jb2RleGltYWdlLnYxLkdldEltYWdlUmVxdWVzdBofLmNvZGV4aW1hZ2UudjEuR2V0SW1hZ2VSZXNwb25zZSIdgtPkkwIXEhUvdjEvaW1hZ2VzL3tpbWFnZV9pZH0SfQoMR2V0SW1hZ2VGaWxlEiIuY29kZXhpbWFnZS52MS5HZXRJbWFnZUZpbGVSZXF1ZXN0GiMuY29kZXhpbWFnZS52MS5HZXRJbWFnZUZpbGVSZXNwb25zZSIigtPkkwIcEhovdjEvaW1hZ2VzL3tpbWFnZV9pZH0vZmlsZTABEmUKCkxpc3RJbWFnZXMSIC5jb2RleGltYWdlLnYxLkxpc3RJbWFnZXNSZXF1ZXN0GiEuY29kZXhpbWFnZS52MS5MaXN0SW1hZ2VzUmVzcG9uc2UiEoLT5JMCDBIKL3YxL2ltYWdlcxJzCgtEZWxldGVJbWFnZRIhLmNvZGV4aW1hZ2UudjEuRGVsZXRlSW1hZ2VSZXF1ZXN0GiIuY29kZXhpbWFnZS52MS5EZWxldGVJbWFnZVJlc3BvbnNlIh2C0+STAhcqFS92MS9pbWFnZXMve2ltYWdlX2lkfRJtCgxMaXN0UmVxdWVzdHMSIi5jb2RleGltYWdlLnYxLkxpc3RSZXF1ZXN0c1JlcXVlc3QaIy5jb2RleGltYWdlLnYxLkxpc3RSZXF1ZXN0c1Jlc3BvbnNlIhSC0+STAg4SDC92MS9yZXF1ZXN0cxJ0CgpHZXRSZXF1ZXN0EiAuY29kZXhpbWFnZS52MS5HZXRSZXF1ZXN0UmVxdWVzdBohLmNvZGV4aW1hZ2UudjEuR2V0UmVxdWVzdFJlc3BvbnNlIiGC0+STAhsSGS92MS9yZXF1ZXN0cy97cmVxdWVzdF9pZH0SmAEKEFN1Ym1pdEdlbmVyYXRpb24SHi5jb2RleGltYWdlLnYxLkdlbmVyYXRlUmVxdWVzdBodLmdvb2dsZS5sb25ncnVubmluZy5PcGVyYXRpb24iRcpBJgoQR2VuZXJhdGlvblJlc3VsdBISR2VuZXJhdGlvbk1ldGFkYXRhgtPkkwIWOgEqIhEvdjEvaW1hZ2VzOnN1Ym1pdEJsChFkZXYuY29kZXhpbWFnZS52MVABWlVnaXRodWIuY29tL2NvZGV4LWltYWdlLXNlcnZlci9jb2RleC1pbWFnZS1zZXJ2ZXIvY2xpZW50cy9nby9jb2RleGltYWdldjE7Y29kZXhpbWFnZXYxYgZwcm90bzM", [file_google_api_annotations, file_google_api_field_behavior, file_google_longrunning_operations, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message codeximage.v1.GenerateRequest
@@ -126,6 +128,16 @@ export type GenerateRequest = Message<"codeximage.v1.GenerateRequest"> & {
    * @generated from field: string fit = 10;
    */
   fit: string;
+
+  /**
+   * Where the server POSTs the outcome when the generation ends (events
+   * generation.succeeded, generation.failed, generation.cancelled, with the
+   * operation), signed per the Standard Webhooks specification. Loopback
+   * hosts are allowed; any other host only when the operator lists it.
+   *
+   * @generated from field: string webhook_url = 32;
+   */
+  webhookUrl: string;
 };
 
 /**
@@ -134,6 +146,227 @@ export type GenerateRequest = Message<"codeximage.v1.GenerateRequest"> & {
  */
 export const GenerateRequestSchema: GenMessage<GenerateRequest> = /*@__PURE__*/
   messageDesc(file_codeximage_v1_image_service, 0);
+
+/**
+ * The result of a SubmitGeneration operation (its `response`): the images
+ * as the history keeps them, and the request's summary.
+ *
+ * @generated from message codeximage.v1.GenerationResult
+ */
+export type GenerationResult = Message<"codeximage.v1.GenerationResult"> & {
+  /**
+   * @generated from field: repeated codeximage.v1.Image images = 1;
+   */
+  images: Image[];
+
+  /**
+   * @generated from field: codeximage.v1.GenerateSummary summary = 2;
+   */
+  summary?: GenerateSummary | undefined;
+};
+
+/**
+ * Describes the message codeximage.v1.GenerationResult.
+ * Use `create(GenerationResultSchema)` to create a new message.
+ */
+export const GenerationResultSchema: GenMessage<GenerationResult> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 1);
+
+/**
+ * The metadata of a SubmitGeneration operation.
+ *
+ * @generated from message codeximage.v1.GenerationMetadata
+ */
+export type GenerationMetadata = Message<"codeximage.v1.GenerationMetadata"> & {
+  /**
+   * @generated from field: codeximage.v1.GenerationMetadata.State state = 1;
+   */
+  state: GenerationMetadata_State;
+
+  /**
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
+
+  /**
+   * Operations queued ahead of this one (while queued).
+   *
+   * @generated from field: int32 queue_position = 3;
+   */
+  queuePosition: number;
+
+  /**
+   * Runs started so far: 2 means a run was interrupted (its server stopped)
+   * and retried once.
+   *
+   * @generated from field: int32 attempts = 4;
+   */
+  attempts: number;
+
+  /**
+   * One entry per candidate, in index order.
+   *
+   * @generated from field: repeated codeximage.v1.CandidateProgress candidates = 5;
+   */
+  candidates: CandidateProgress[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 6;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp start_time = 7;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_time = 8;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * Name of the API key that submitted it.
+   *
+   * @generated from field: string key_name = 9;
+   */
+  keyName: string;
+
+  /**
+   * Delivery of the webhook, when one was asked for.
+   *
+   * @generated from field: codeximage.v1.WebhookDelivery webhook = 10;
+   */
+  webhook?: WebhookDelivery | undefined;
+};
+
+/**
+ * Describes the message codeximage.v1.GenerationMetadata.
+ * Use `create(GenerationMetadataSchema)` to create a new message.
+ */
+export const GenerationMetadataSchema: GenMessage<GenerationMetadata> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 2);
+
+/**
+ * @generated from enum codeximage.v1.GenerationMetadata.State
+ */
+export enum GenerationMetadata_State {
+  /**
+   * @generated from enum value: STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Waiting for a server to take it.
+   *
+   * @generated from enum value: STATE_QUEUED = 1;
+   */
+  QUEUED = 1,
+
+  /**
+   * A server runs it.
+   *
+   * @generated from enum value: STATE_RUNNING = 2;
+   */
+  RUNNING = 2,
+
+  /**
+   * @generated from enum value: STATE_SUCCEEDED = 3;
+   */
+  SUCCEEDED = 3,
+
+  /**
+   * @generated from enum value: STATE_FAILED = 4;
+   */
+  FAILED = 4,
+
+  /**
+   * @generated from enum value: STATE_CANCELLED = 5;
+   */
+  CANCELLED = 5,
+}
+
+/**
+ * Describes the enum codeximage.v1.GenerationMetadata.State.
+ */
+export const GenerationMetadata_StateSchema: GenEnum<GenerationMetadata_State> = /*@__PURE__*/
+  enumDesc(file_codeximage_v1_image_service, 2, 0);
+
+/**
+ * How far one candidate got.
+ *
+ * @generated from message codeximage.v1.CandidateProgress
+ */
+export type CandidateProgress = Message<"codeximage.v1.CandidateProgress"> & {
+  /**
+   * @generated from field: int32 index = 1;
+   */
+  index: number;
+
+  /**
+   * "queued", "running", "finished".
+   *
+   * @generated from field: string state = 2;
+   */
+  state: string;
+
+  /**
+   * Codex's last reported phase, e.g. "turn.started".
+   *
+   * @generated from field: string phase = 3;
+   */
+  phase: string;
+
+  /**
+   * The stored image, once finished.
+   *
+   * @generated from field: string image_id = 4;
+   */
+  imageId: string;
+};
+
+/**
+ * Describes the message codeximage.v1.CandidateProgress.
+ * Use `create(CandidateProgressSchema)` to create a new message.
+ */
+export const CandidateProgressSchema: GenMessage<CandidateProgress> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 3);
+
+/**
+ * @generated from message codeximage.v1.WebhookDelivery
+ */
+export type WebhookDelivery = Message<"codeximage.v1.WebhookDelivery"> & {
+  /**
+   * "pending", "delivered" or "failed" (retries ran out).
+   *
+   * @generated from field: string status = 1;
+   */
+  status: string;
+
+  /**
+   * @generated from field: int32 attempts = 2;
+   */
+  attempts: number;
+
+  /**
+   * The last attempt's HTTP status (0: no answer) or error.
+   *
+   * @generated from field: int32 last_status_code = 3;
+   */
+  lastStatusCode: number;
+
+  /**
+   * @generated from field: string last_error = 4;
+   */
+  lastError: string;
+};
+
+/**
+ * Describes the message codeximage.v1.WebhookDelivery.
+ * Use `create(WebhookDeliverySchema)` to create a new message.
+ */
+export const WebhookDeliverySchema: GenMessage<WebhookDelivery> = /*@__PURE__*/
+  messageDesc(file_codeximage_v1_image_service, 4);
 
 /**
  * A pixel size of the caller's canvas.
@@ -157,7 +390,7 @@ export type CanvasSize = Message<"codeximage.v1.CanvasSize"> & {
  * Use `create(CanvasSizeSchema)` to create a new message.
  */
 export const CanvasSizeSchema: GenMessage<CanvasSize> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 1);
+  messageDesc(file_codeximage_v1_image_service, 5);
 
 /**
  * @generated from message codeximage.v1.Reference
@@ -211,7 +444,7 @@ export type Reference = Message<"codeximage.v1.Reference"> & {
  * Use `create(ReferenceSchema)` to create a new message.
  */
 export const ReferenceSchema: GenMessage<Reference> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 2);
+  messageDesc(file_codeximage_v1_image_service, 6);
 
 /**
  * How one reference reached the image model.
@@ -279,7 +512,7 @@ export type ReferenceUse = Message<"codeximage.v1.ReferenceUse"> & {
  * Use `create(ReferenceUseSchema)` to create a new message.
  */
 export const ReferenceUseSchema: GenMessage<ReferenceUse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 3);
+  messageDesc(file_codeximage_v1_image_service, 7);
 
 /**
  * @generated from message codeximage.v1.GenerateResponse
@@ -314,7 +547,7 @@ export type GenerateResponse = Message<"codeximage.v1.GenerateResponse"> & {
  * Use `create(GenerateResponseSchema)` to create a new message.
  */
 export const GenerateResponseSchema: GenMessage<GenerateResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 4);
+  messageDesc(file_codeximage_v1_image_service, 8);
 
 /**
  * @generated from message codeximage.v1.Progress
@@ -367,7 +600,7 @@ export type Progress = Message<"codeximage.v1.Progress"> & {
  * Use `create(ProgressSchema)` to create a new message.
  */
 export const ProgressSchema: GenMessage<Progress> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 5);
+  messageDesc(file_codeximage_v1_image_service, 9);
 
 /**
  * @generated from enum codeximage.v1.Progress.Stage
@@ -411,7 +644,7 @@ export enum Progress_Stage {
  * Describes the enum codeximage.v1.Progress.Stage.
  */
 export const Progress_StageSchema: GenEnum<Progress_Stage> = /*@__PURE__*/
-  enumDesc(file_codeximage_v1_image_service, 5, 0);
+  enumDesc(file_codeximage_v1_image_service, 9, 0);
 
 /**
  * A finished candidate, and the metadata record kept with every stored image.
@@ -655,7 +888,7 @@ export type Image = Message<"codeximage.v1.Image"> & {
  * Use `create(ImageSchema)` to create a new message.
  */
 export const ImageSchema: GenMessage<Image> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 6);
+  messageDesc(file_codeximage_v1_image_service, 10);
 
 /**
  * @generated from message codeximage.v1.TokenUsage
@@ -682,7 +915,7 @@ export type TokenUsage = Message<"codeximage.v1.TokenUsage"> & {
  * Use `create(TokenUsageSchema)` to create a new message.
  */
 export const TokenUsageSchema: GenMessage<TokenUsage> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 7);
+  messageDesc(file_codeximage_v1_image_service, 11);
 
 /**
  * The verification a transparent image passed before it was handed over.
@@ -737,7 +970,7 @@ export type TransparencyCheck = Message<"codeximage.v1.TransparencyCheck"> & {
  * Use `create(TransparencyCheckSchema)` to create a new message.
  */
 export const TransparencyCheckSchema: GenMessage<TransparencyCheck> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 8);
+  messageDesc(file_codeximage_v1_image_service, 12);
 
 /**
  * @generated from message codeximage.v1.GenerateSummary
@@ -835,7 +1068,7 @@ export type GenerateSummary = Message<"codeximage.v1.GenerateSummary"> & {
  * Use `create(GenerateSummarySchema)` to create a new message.
  */
 export const GenerateSummarySchema: GenMessage<GenerateSummary> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 9);
+  messageDesc(file_codeximage_v1_image_service, 13);
 
 /**
  * @generated from message codeximage.v1.GetCapabilitiesRequest
@@ -848,7 +1081,7 @@ export type GetCapabilitiesRequest = Message<"codeximage.v1.GetCapabilitiesReque
  * Use `create(GetCapabilitiesRequestSchema)` to create a new message.
  */
 export const GetCapabilitiesRequestSchema: GenMessage<GetCapabilitiesRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 10);
+  messageDesc(file_codeximage_v1_image_service, 14);
 
 /**
  * @generated from message codeximage.v1.GetCapabilitiesResponse
@@ -953,7 +1186,7 @@ export type GetCapabilitiesResponse = Message<"codeximage.v1.GetCapabilitiesResp
  * Use `create(GetCapabilitiesResponseSchema)` to create a new message.
  */
 export const GetCapabilitiesResponseSchema: GenMessage<GetCapabilitiesResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 11);
+  messageDesc(file_codeximage_v1_image_service, 15);
 
 /**
  * @generated from message codeximage.v1.AspectOption
@@ -993,7 +1226,7 @@ export type AspectOption = Message<"codeximage.v1.AspectOption"> & {
  * Use `create(AspectOptionSchema)` to create a new message.
  */
 export const AspectOptionSchema: GenMessage<AspectOption> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 12);
+  messageDesc(file_codeximage_v1_image_service, 16);
 
 /**
  * @generated from message codeximage.v1.SizeConstraints
@@ -1035,7 +1268,7 @@ export type SizeConstraints = Message<"codeximage.v1.SizeConstraints"> & {
  * Use `create(SizeConstraintsSchema)` to create a new message.
  */
 export const SizeConstraintsSchema: GenMessage<SizeConstraints> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 13);
+  messageDesc(file_codeximage_v1_image_service, 17);
 
 /**
  * @generated from message codeximage.v1.HighResolutionPresets
@@ -1062,7 +1295,7 @@ export type HighResolutionPresets = Message<"codeximage.v1.HighResolutionPresets
  * Use `create(HighResolutionPresetsSchema)` to create a new message.
  */
 export const HighResolutionPresetsSchema: GenMessage<HighResolutionPresets> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 14);
+  messageDesc(file_codeximage_v1_image_service, 18);
 
 /**
  * @generated from message codeximage.v1.SizePreset
@@ -1091,7 +1324,7 @@ export type SizePreset = Message<"codeximage.v1.SizePreset"> & {
  * Use `create(SizePresetSchema)` to create a new message.
  */
 export const SizePresetSchema: GenMessage<SizePreset> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 15);
+  messageDesc(file_codeximage_v1_image_service, 19);
 
 /**
  * @generated from message codeximage.v1.ReferencePolicy
@@ -1141,7 +1374,7 @@ export type ReferencePolicy = Message<"codeximage.v1.ReferencePolicy"> & {
  * Use `create(ReferencePolicySchema)` to create a new message.
  */
 export const ReferencePolicySchema: GenMessage<ReferencePolicy> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 16);
+  messageDesc(file_codeximage_v1_image_service, 20);
 
 /**
  * @generated from message codeximage.v1.HealthRequest
@@ -1154,7 +1387,7 @@ export type HealthRequest = Message<"codeximage.v1.HealthRequest"> & {
  * Use `create(HealthRequestSchema)` to create a new message.
  */
 export const HealthRequestSchema: GenMessage<HealthRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 17);
+  messageDesc(file_codeximage_v1_image_service, 21);
 
 /**
  * @generated from message codeximage.v1.HealthResponse
@@ -1256,7 +1489,7 @@ export type HealthResponse = Message<"codeximage.v1.HealthResponse"> & {
  * Use `create(HealthResponseSchema)` to create a new message.
  */
 export const HealthResponseSchema: GenMessage<HealthResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 18);
+  messageDesc(file_codeximage_v1_image_service, 22);
 
 /**
  * @generated from message codeximage.v1.AccountStatus
@@ -1318,7 +1551,7 @@ export type AccountStatus = Message<"codeximage.v1.AccountStatus"> & {
  * Use `create(AccountStatusSchema)` to create a new message.
  */
 export const AccountStatusSchema: GenMessage<AccountStatus> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 19);
+  messageDesc(file_codeximage_v1_image_service, 23);
 
 /**
  * @generated from message codeximage.v1.CodexStatus
@@ -1357,7 +1590,7 @@ export type CodexStatus = Message<"codeximage.v1.CodexStatus"> & {
  * Use `create(CodexStatusSchema)` to create a new message.
  */
 export const CodexStatusSchema: GenMessage<CodexStatus> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 20);
+  messageDesc(file_codeximage_v1_image_service, 24);
 
 /**
  * @generated from message codeximage.v1.SlotStatus
@@ -1394,7 +1627,7 @@ export type SlotStatus = Message<"codeximage.v1.SlotStatus"> & {
  * Use `create(SlotStatusSchema)` to create a new message.
  */
 export const SlotStatusSchema: GenMessage<SlotStatus> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 21);
+  messageDesc(file_codeximage_v1_image_service, 25);
 
 /**
  * @generated from message codeximage.v1.GetImageRequest
@@ -1411,7 +1644,7 @@ export type GetImageRequest = Message<"codeximage.v1.GetImageRequest"> & {
  * Use `create(GetImageRequestSchema)` to create a new message.
  */
 export const GetImageRequestSchema: GenMessage<GetImageRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 22);
+  messageDesc(file_codeximage_v1_image_service, 26);
 
 /**
  * @generated from message codeximage.v1.GetImageResponse
@@ -1428,7 +1661,7 @@ export type GetImageResponse = Message<"codeximage.v1.GetImageResponse"> & {
  * Use `create(GetImageResponseSchema)` to create a new message.
  */
 export const GetImageResponseSchema: GenMessage<GetImageResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 23);
+  messageDesc(file_codeximage_v1_image_service, 27);
 
 /**
  * @generated from message codeximage.v1.GetImageFileRequest
@@ -1445,7 +1678,7 @@ export type GetImageFileRequest = Message<"codeximage.v1.GetImageFileRequest"> &
  * Use `create(GetImageFileRequestSchema)` to create a new message.
  */
 export const GetImageFileRequestSchema: GenMessage<GetImageFileRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 24);
+  messageDesc(file_codeximage_v1_image_service, 28);
 
 /**
  * @generated from message codeximage.v1.GetImageFileResponse
@@ -1485,7 +1718,7 @@ export type GetImageFileResponse = Message<"codeximage.v1.GetImageFileResponse">
  * Use `create(GetImageFileResponseSchema)` to create a new message.
  */
 export const GetImageFileResponseSchema: GenMessage<GetImageFileResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 25);
+  messageDesc(file_codeximage_v1_image_service, 29);
 
 /**
  * @generated from message codeximage.v1.ListImagesRequest
@@ -1546,7 +1779,7 @@ export type ListImagesRequest = Message<"codeximage.v1.ListImagesRequest"> & {
  * Use `create(ListImagesRequestSchema)` to create a new message.
  */
 export const ListImagesRequestSchema: GenMessage<ListImagesRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 26);
+  messageDesc(file_codeximage_v1_image_service, 30);
 
 /**
  * @generated from message codeximage.v1.ListImagesResponse
@@ -1570,7 +1803,7 @@ export type ListImagesResponse = Message<"codeximage.v1.ListImagesResponse"> & {
  * Use `create(ListImagesResponseSchema)` to create a new message.
  */
 export const ListImagesResponseSchema: GenMessage<ListImagesResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 27);
+  messageDesc(file_codeximage_v1_image_service, 31);
 
 /**
  * @generated from message codeximage.v1.DeleteImageRequest
@@ -1587,7 +1820,7 @@ export type DeleteImageRequest = Message<"codeximage.v1.DeleteImageRequest"> & {
  * Use `create(DeleteImageRequestSchema)` to create a new message.
  */
 export const DeleteImageRequestSchema: GenMessage<DeleteImageRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 28);
+  messageDesc(file_codeximage_v1_image_service, 32);
 
 /**
  * @generated from message codeximage.v1.DeleteImageResponse
@@ -1600,7 +1833,7 @@ export type DeleteImageResponse = Message<"codeximage.v1.DeleteImageResponse"> &
  * Use `create(DeleteImageResponseSchema)` to create a new message.
  */
 export const DeleteImageResponseSchema: GenMessage<DeleteImageResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 29);
+  messageDesc(file_codeximage_v1_image_service, 33);
 
 /**
  * @generated from message codeximage.v1.ListRequestsRequest
@@ -1665,7 +1898,7 @@ export type ListRequestsRequest = Message<"codeximage.v1.ListRequestsRequest"> &
  * Use `create(ListRequestsRequestSchema)` to create a new message.
  */
 export const ListRequestsRequestSchema: GenMessage<ListRequestsRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 30);
+  messageDesc(file_codeximage_v1_image_service, 34);
 
 /**
  * @generated from message codeximage.v1.ListRequestsResponse
@@ -1689,7 +1922,7 @@ export type ListRequestsResponse = Message<"codeximage.v1.ListRequestsResponse">
  * Use `create(ListRequestsResponseSchema)` to create a new message.
  */
 export const ListRequestsResponseSchema: GenMessage<ListRequestsResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 31);
+  messageDesc(file_codeximage_v1_image_service, 35);
 
 /**
  * One Generate request as the history keeps it.
@@ -1829,7 +2062,7 @@ export type RequestRecord = Message<"codeximage.v1.RequestRecord"> & {
  * Use `create(RequestRecordSchema)` to create a new message.
  */
 export const RequestRecordSchema: GenMessage<RequestRecord> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 32);
+  messageDesc(file_codeximage_v1_image_service, 36);
 
 /**
  * @generated from message codeximage.v1.GetRequestRequest
@@ -1848,7 +2081,7 @@ export type GetRequestRequest = Message<"codeximage.v1.GetRequestRequest"> & {
  * Use `create(GetRequestRequestSchema)` to create a new message.
  */
 export const GetRequestRequestSchema: GenMessage<GetRequestRequest> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 33);
+  messageDesc(file_codeximage_v1_image_service, 37);
 
 /**
  * @generated from message codeximage.v1.GetRequestResponse
@@ -1879,7 +2112,7 @@ export type GetRequestResponse = Message<"codeximage.v1.GetRequestResponse"> & {
  * Use `create(GetRequestResponseSchema)` to create a new message.
  */
 export const GetRequestResponseSchema: GenMessage<GetRequestResponse> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 34);
+  messageDesc(file_codeximage_v1_image_service, 38);
 
 /**
  * An API key's use against its limits; a limit of 0 means none.
@@ -1920,7 +2153,7 @@ export type KeyUsage = Message<"codeximage.v1.KeyUsage"> & {
  * Use `create(KeyUsageSchema)` to create a new message.
  */
 export const KeyUsageSchema: GenMessage<KeyUsage> = /*@__PURE__*/
-  messageDesc(file_codeximage_v1_image_service, 35);
+  messageDesc(file_codeximage_v1_image_service, 39);
 
 /**
  * Where a transparent image's alpha channel came from.
@@ -1963,6 +2196,8 @@ export const ImageService: GenService<{
    * codex works, one `image` per finished candidate, then one `summary`.
    * Cancelling the call (or its deadline passing) kills every codex process
    * of the request.
+   * SubmitGeneration takes the same request (AIP-151), detached:
+   * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
    *
    * @generated from rpc codeximage.v1.ImageService.Generate
    */
@@ -2054,6 +2289,26 @@ export const ImageService: GenService<{
     methodKind: "unary";
     input: typeof GetRequestRequestSchema;
     output: typeof GetRequestResponseSchema;
+  },
+  /**
+   * Starts a generation that outlives the call: answers at once with a
+   * long-running operation named "operations/{request_id}", which the
+   * standard google.longrunning.Operations service of this server then
+   * reports, waits on, cancels and deletes. The caller going away does not
+   * stop it. A request_id the same key already submitted returns that
+   * operation and starts nothing (the same id with other parameters is
+   * ALREADY_EXISTS). Queued operations survive a restart.
+   * AIP-151: the request is Generate's, the answer a standard Operation.
+   * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+   * buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+   * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+   *
+   * @generated from rpc codeximage.v1.ImageService.SubmitGeneration
+   */
+  submitGeneration: {
+    methodKind: "unary";
+    input: typeof GenerateRequestSchema;
+    output: typeof OperationSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_codeximage_v1_image_service, 0);
