@@ -19,11 +19,14 @@ def postmaster_pid(cluster) -> int:
 
 
 class Nemesis:
-    def __init__(self, cluster, rng: random.Random, gap_s: tuple[float, float], hang_s: float):
+    def __init__(self, cluster, rng: random.Random, gap_s: tuple[float, float], hang_s: float, limit: int):
         self._cluster = cluster
         self._rng = rng
         self._gap = gap_s
         self._hang_s = hang_s  # longer than HAProxy's health check needs to mark a replica down
+        # Then it rests: faults faster than the supervisor's backoff recovers
+        # from would keep the cluster down, and the run would prove nothing.
+        self._limit = limit
         self.injected: collections.Counter = collections.Counter()
         self.stopped: set[int] = set()
         self._stop = threading.Event()
@@ -42,7 +45,7 @@ class Nemesis:
         return sum(self.injected.values())
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._rng.uniform(*self._gap)):
+        while self.total < self._limit and not self._stop.wait(self._rng.uniform(*self._gap)):
             kind = self._rng.choice(KINDS)
             try:
                 getattr(self, kind)()

@@ -73,7 +73,8 @@ def run(plan: Plan, report=print) -> tuple[list[str], list[str]]:
         if bad:
             return [], [f"the cluster did not come up: {bad}"]
         workload = Workload(cluster.balancer.target, cluster.balancer.http_base, plan.seed, ledger)
-        nemesis = Nemesis(cluster, random.Random(rng.random()), plan.gap_s, hang_s=4 * CHECK_MS / 1000).start()
+        nemesis = Nemesis(cluster, random.Random(rng.random()), plan.gap_s, hang_s=4 * CHECK_MS / 1000,
+                          limit=plan.faults).start()
         seeds = [rng.random() for _ in range(plan.workers)]
 
         def enough() -> bool:
@@ -177,6 +178,8 @@ def _history(stub, ledger: Ledger, violations: list[str]) -> collections.Counter
         except grpc.RpcError as err:
             if err.code() == grpc.StatusCode.NOT_FOUND:
                 statuses["never reached"] += 1
+                if rid in ledger.given:
+                    violations.append(f"request {rid}: its caller got {ledger.given[rid]}, the history has no record")
                 continue
             violations.append(f"request {rid}: history unreadable ({err.code().name})")
             continue
@@ -184,9 +187,10 @@ def _history(stub, ledger: Ledger, violations: list[str]) -> collections.Counter
         statuses[record.status] += 1
         if record.status not in TERMINAL:
             violations.append(f"request {rid}: left {record.status!r}")
-        mine = {i for i in record.image_ids if i in ledger.acknowledged}
-        if mine and record.status != "completed":
-            violations.append(f"request {rid}: its caller got {sorted(mine)} but it is {record.status!r}")
+        given = set(ledger.given.get(rid, ()))
+        if given and (record.status != "completed" or not given <= set(record.image_ids)):
+            violations.append(f"request {rid}: its caller got {sorted(given)} but it is {record.status!r} "
+                              f"with {list(record.image_ids)}")
     return statuses
 
 

@@ -42,15 +42,19 @@ class Ledger:
     # request id -> key, for the gRPC and /v1 calls (their ids are ours)
     requests: dict = dataclasses.field(default_factory=dict)
     # image id -> (key, sha256) of every image a caller was given
+    # (request id -> those image ids, for the calls whose ids are ours)
     acknowledged: dict = dataclasses.field(default_factory=dict)
+    given: dict = dataclasses.field(default_factory=dict)
     deleted: set = dataclasses.field(default_factory=set)
     exhausted: set = dataclasses.field(default_factory=set)  # keys refused for their daily limit
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
-    def acked(self, key: str, images) -> None:
+    def acked(self, key: str, images, request_id: str = "") -> None:
         with self.lock:
             for image_id, sha in images:
                 self.acknowledged[image_id] = (key, sha)
+            if request_id and images:
+                self.given[request_id] = [image_id for image_id, _ in images]
 
 
 class Workload:
@@ -113,7 +117,7 @@ class Workload:
             self._count(False)
             return
         images = [(e.image.id, e.image.sha256) for e in events if e.WhichOneof("event") == "image"]
-        self.ledger.acked(key, images)
+        self.ledger.acked(key, images, rid)
         self._count(bool(images))
 
     def _post(self, path: str, body: dict, key: str) -> dict | None:
@@ -132,7 +136,7 @@ class Workload:
             self.ledger.requests[rid] = key
         body = self._post("/v1/images/generate", {"prompt": PROMPT, "n": 1, "request_id": rid}, key)
         images = [(d["id"], d["sha256"]) for d in (body or {}).get("data", []) if d.get("id")]
-        self.ledger.acked(key, images)
+        self.ledger.acked(key, images, rid)
         self._count(bool(images))
 
     def _generate_openai(self, key: str) -> None:
