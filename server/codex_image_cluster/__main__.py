@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"starting PostgreSQL, s3proxy, {args.replicas} replicas and HAProxy under {directory} ...", flush=True)
     try:
         cluster.start()
+        cluster.supervise()  # a member that dies is started again; one JSON line each
         b = cluster.balancer
         print(f"""
   balancer   {b.target}  (gRPC, /v1, /healthz, every HTTP surface)
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {r.name}         gRPC {r.grpc_target}  HTTP {r.http_base}  pid {r.pid}  log {r.log_path}")
         if not shared_stores_supported():
             print("\n  note: this build's replicas keep their own index and files (no --database-url yet)")
-        print("\nCtrl-C stops everything.", flush=True)
+        print("\nAny of these that dies is restarted (one JSON line each). Ctrl-C stops everything.", flush=True)
         stop.wait()
     finally:
         print("stopping ...", flush=True)

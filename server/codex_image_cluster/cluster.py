@@ -14,6 +14,7 @@ from .balancer import Balancer
 from .objectstore import ObjectStore
 from .postgres import Postgres
 from .replica import Replica
+from .supervisor import Supervisor
 
 
 def shared_stores_supported() -> bool:
@@ -37,6 +38,7 @@ class Cluster:
             for i in range(replicas)]
         # Its backends are filled in once the replicas have their ports.
         self.balancer = Balancer(self.directory / "haproxy", [], port=port, host=host, check_ms=check_ms)
+        self.supervisor: Supervisor | None = None
 
     def store_env(self) -> dict:
         """What every replica is told about the shared stores."""
@@ -78,6 +80,16 @@ class Cluster:
             raise
         return self
 
+    def members(self) -> list[tuple[str, object]]:
+        """Every process the cluster started, by the name its restarts are logged under."""
+        stores = [("postgres", self.postgres), ("objectstore", self.objects)] if self.with_stores else []
+        return [*stores, *((r.name, r) for r in self.replicas), ("haproxy", self.balancer)]
+
+    def supervise(self, emit=None) -> Supervisor:
+        """Restart any member that dies from now on (see supervisor.py)."""
+        self.supervisor = Supervisor(self.members(), emit=emit).start()
+        return self.supervisor
+
     def store_pids(self) -> list[int]:
         """PostgreSQL's and the object store's processes (none without stores)."""
         if not self.with_stores:
@@ -85,6 +97,9 @@ class Cluster:
         return [p.pid for p in (self.postgres.proc, self.objects.proc) if p]
 
     def stop(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()  # nothing it would restart is stopped under it
+            self.supervisor = None
         steps = [self.balancer.stop, *(r.stop for r in self.replicas)]
         if self.with_stores:
             steps += [self.objects.stop, self.postgres.stop]

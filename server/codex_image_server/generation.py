@@ -126,6 +126,13 @@ class Generation:
         self._loop = asyncio.get_running_loop()
         self._events: asyncio.Queue = asyncio.Queue()
         self._done = 0  # candidates that reported _Done
+        self._done_indices: set[int] = set()
+        # A candidate commits (under the lock) before it touches the disk or
+        # starts codex; once the request has ended none may, and the end waits
+        # for the committed ones only: one still waiting on an account or a
+        # slow readiness probe holds nothing and never starts anything.
+        self._committed: set[int] = set()
+        self._ended = False
         # What the history and metrics report once it ends.
         self.admitted = False
         self.queue_wait_ms = 0
@@ -162,7 +169,6 @@ class Generation:
         codex = ready.path
         ticket = self._slots.enter(spec.count)
         workdir: Path | None = None
-        started = 0
         try:
             # Named before it exists and written to the end even if the caller
             # goes away meanwhile, so the rmtree in `finally` never races a
@@ -186,7 +192,6 @@ class Generation:
             for i in range(spec.count):
                 threading.Thread(target=self._candidate, args=(i, codex, workdir, refs, permits),
                                  name=f"{spec.request_id}-c{i}", daemon=True).start()
-                started += 1
             images = []
             async for event in self._collect(spec.count):
                 if isinstance(event, ImageEvent):
@@ -207,21 +212,26 @@ class Generation:
             # Reached on success, on error and when the caller goes away (the
             # task is cancelled): stop whatever still runs and wait until it is gone.
             self.cancel(self._cancel_reason or "request ended")
-            await self._until_candidates_done(started)
+            with self._lock:
+                self._ended = True
+                committed = set(self._committed)
+            await self._until_candidates_done(committed)
             ticket.release()
             if workdir is not None:
                 # Nothing runs in it any more: the caller need not wait for the
                 # disk (Blocking.close waits for it at shutdown).
                 self._blocking.later(shutil.rmtree, workdir, ignore_errors=True)
 
-    async def _until_candidates_done(self, started: int) -> None:
-        """Every candidate thread reports _Done once its process group is gone.
-        Cancelling this wait again (a second cancel of the task) does not cut
-        it short: slots must not be given back while codex still runs."""
-        while self._done < started:
+    async def _until_candidates_done(self, committed: set[int]) -> None:
+        """Every committed candidate thread reports _Done once its process
+        group is gone. Cancelling this wait again (a second cancel of the
+        task) does not cut it short: slots must not be given back while codex
+        still runs."""
+        while not committed <= self._done_indices:
             event = await _shielded(self._events.get())
             if isinstance(event, _Done):
                 self._done += 1
+                self._done_indices.add(event.index)
 
     async def _collect(self, count: int) -> AsyncIterator[Event]:
         first_error: ServiceError | None = None
@@ -238,6 +248,7 @@ class Generation:
                 continue
             if isinstance(event, _Done):
                 self._done += 1
+                self._done_indices.add(event.index)
                 if event.error is not None and first_error is None and not self.cancelled:
                     first_error = event.error
                     # A failed sibling fails the request: stop the others now.
@@ -265,7 +276,18 @@ class Generation:
         if bad:
             raise invalid(bad)
 
+    def _commit(self, index: int) -> bool:
+        """From a candidate thread, before it touches the disk or starts codex:
+        False once the request was cancelled or has ended (it must do neither)."""
+        with self._lock:
+            if self._ended or self.cancelled:
+                return False
+            self._committed.add(index)
+            return True
+
     def _run_on(self, account, index: int, codex: str, cand_dir: Path, refs: references.ReferencePlan):
+        if self.cancelled:  # e.g. while the account's readiness was probed: start nothing
+            raise ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", "cancelled")
         run = self._engine.start(codex, cand_dir, list(refs.paths), prompts.build(self.spec, index, refs), account)
         with self._lock:
             self._runs.append(run)
@@ -307,18 +329,24 @@ class Generation:
             log("candidate.crashed", level="error", request_id=self.spec.request_id, index=index,
                 error_type=type(exc).__name__)
             error = ServiceError(Kind.INTERNAL, "INTERNAL", "internal error while running a candidate")
-        self._emit(_Done(index, error))
+        try:
+            self._emit(_Done(index, error))
+        except RuntimeError:
+            pass  # the loop is closed: an uncommitted candidate outlived its server's shutdown
 
     def _run_candidate(self, index: int, codex: str, workdir: Path, refs: references.ReferencePlan) -> None:
         if self.cancelled:
             return
         spec = self.spec
         cand_dir = workdir / f"candidate-{index + 1}"
-        cand_dir.mkdir()
         tried: set[str] = set()
         while True:
             held = self._engine.accounts.acquire(self._cancelled, frozenset(tried))
             try:
+                if not tried:
+                    if not self._commit(index):
+                        return  # the account goes back in `finally`
+                    cand_dir.mkdir()
                 result, run = self._run_on(held.account, index, codex, cand_dir, refs)
                 break
             except ServiceError as exc:

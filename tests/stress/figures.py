@@ -26,6 +26,11 @@ class Figures:
     run_records: int = 0
     breaches: int = 0  # an attack that got what it should not (tenants.py)
     limits_broken: int = 0
+    slow_cancels: int = 0  # a dropped caller whose codex outlived the bound (storm.py)
+    unsettled: int = 0  # slots, work dirs or codex left after the storm's bound (storm.py)
+    settle_s: float = 0.0
+    drop_gone_s: list = dataclasses.field(default_factory=list)
+    released_s: list = dataclasses.field(default_factory=list)
     fds_before: int = 0
     fds_after: int = 0
     rss_mib_before: float = 0.0
@@ -56,11 +61,15 @@ class Figures:
     def merge(self, other: "Figures") -> None:
         for field in ("requests", *self.LEFTOVERS):
             setattr(self, field, getattr(self, field) + getattr(other, field))
+        self.drop_gone_s += other.drop_gone_s
+        self.released_s += other.released_s
+        self.settle_s = max(self.settle_s, other.settle_s)
         self.examples += other.examples[:10 - len(self.examples)]
 
     LEFTOVERS = ("answers_5xx", "unanswered", "tracebacks_in_answers", "non_json_log_lines", "tracebacks_in_log",
                  "leftover_processes", "zombies", "work_dirs", "run_records", "breaches",
-                 "limits_broken")
+                 "limits_broken",
+                 "slow_cancels", "unsettled")
 
     def failures(self, fd_slack: int = 16) -> list[str]:
         bad = [f"{name}={getattr(self, name)}" for name in self.LEFTOVERS if getattr(self, name)]
@@ -71,6 +80,12 @@ class Figures:
     def lines(self, title: str) -> list[str]:
         out = [f"{title}: requests {self.requests}"]
         out += [f"{title}: {name.replace('_', ' ')} {getattr(self, name)}" for name in self.LEFTOVERS]
+        for figures, what in ((self.drop_gone_s, "their codex gone"), (self.released_s, "their slots back")):
+            if figures:
+                ms = sorted(figures)
+                out.append(f"{title}: callers gone {len(ms)}, {what} after them: median "
+                           f"{ms[len(ms) // 2] * 1000:.0f} ms, max {ms[-1] * 1000:.0f} ms")
+        out.append(f"{title}: storm settled in {self.settle_s:.2f} s")
         out.append(f"{title}: fds before {self.fds_before} after {self.fds_after}")
         out.append(f"{title}: RSS MiB before {self.rss_mib_before:.0f} after {self.rss_mib_after:.0f}")
         out += [f"{title}: example: {e}" for e in self.examples]

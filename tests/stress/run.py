@@ -19,7 +19,7 @@ from . import figures as fig
 from . import limits
 from .fuzz import fuzz_grpc, fuzz_http
 from .hostile import send_hostile_images, stalled_readers
-from .storm import cancel_storm
+from .storm import cancel_storm, cancelled_behind_a_probe
 from .tenants import tenant_attacks
 
 KEY = "sk-stress-key-0123456789"
@@ -42,7 +42,7 @@ FULL = Scale(fuzz_examples=400, storm_operations=400, hostile_rounds=3, stalled_
 IDLE_S = 1.0
 
 
-def _server(tmp: Path, extra_args=(), **kw):
+def _server(tmp: Path, extra_args: tuple = (), **kw):
     args = ["--kill-grace-ms", "200", "--max-concurrent", "8", "--queue-limit", "32",
             "--download-idle-timeout-ms", str(int(IDLE_S * 1000)), *extra_args]
     return start_server(tmp, http=True, args=args, **kw)
@@ -135,6 +135,7 @@ def run(scale: Scale, report=print, tmp: Path | None = None) -> fig.Figures:
     limits_phase(tmp, scale, side, report)
     keyed_phase(tmp, scale, side)
     hard_death_phase(tmp, scale, side)
+    cancelled_behind_a_probe(_server, tmp / "slow-probe", 3, side)
     tenant_attacks(tmp / "tenants", side)
     total.merge(side)
     for line in total.lines("stress"):

@@ -47,6 +47,7 @@ FAKE_CODEX_<KEY> variables:
                    transparent_background: true, like a tool that honours it),
                    an opaque subject on the prompt's key colour, or an opaque
                    picture with no key colour at all
+FAKE_CODEX_PROBE_DELAY=S in the environment makes `login status` take S seconds.
 The prompt is the argument after `--`, or stdin when that argument is `-`
 (measured on 0.169.0: a regular file as stdin is read as the prompt).
 Every run writes `<pid>.json` ({pid, pgid, sid, child_pid, shell_pid,
@@ -516,6 +517,8 @@ def main(argv):
         print(setting({}, "version", VERSION))
         return 0
     if argv[:2] == ["login", "status"]:
+        # A probe as slow as one on a busy machine (seconds, not milliseconds).
+        time.sleep(float(os.environ.get("FAKE_CODEX_PROBE_DELAY", "0") or 0))
         if os.path.exists(os.path.join(codex_home(), "auth.json")):
             print("Logged in using ChatGPT")
             return 0

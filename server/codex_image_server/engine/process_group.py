@@ -116,7 +116,9 @@ class ProcessGroup:
             start_new_session=True, close_fds=True)
         self.pid = self.pgid = self.proc.pid
         self.run_id = env.get(RUN_ID_ENV, "")
-        self._strays: set[int] = set()
+        # pid -> start time: a stray's pid, once it is reaped, may be the
+        # next process's (another run's codex), which must not be signalled.
+        self._strays: dict[int, int | None] = {}
         self._group_gone = False  # nothing of the group left, not even a zombie
         self._strays_checked = 0.0
         self._group_checked = 0.0
@@ -133,28 +135,36 @@ class ProcessGroup:
         except (ProcessLookupError, PermissionError):
             pass
         for pid in (self._find_strays() if scan else list(self._strays)):
+            if not self._same_stray(pid):
+                continue
             try:
                 os.kill(pid, sig)
             except (ProcessLookupError, PermissionError):
                 pass
 
-    def _find_strays(self) -> set[int]:
+    def _find_strays(self) -> list[int]:
         """Processes of this run outside its group (a shell codex put in a
         session of its own), remembered until they are gone."""
         if self.run_id:
             found = tagged_descendants(self.run_id) if _subreaper and self._group_gone else None
             if found is None:
                 found = tagged_processes({self.run_id})
-            self._strays.update(p for p in found if p != self.pid)
+            for pid in found:
+                if pid != self.pid and pid not in self._strays:
+                    self._strays[pid] = process_start_time(pid)
             self._strays_checked = time.monotonic()
-        return self._strays
+        return list(self._strays)
+
+    def _same_stray(self, pid: int) -> bool:
+        """The process now at `pid` is the stray we found there (not a reuse)."""
+        return process_start_time(pid) == self._strays.get(pid)
 
     def _strays_gone(self) -> bool:
         if time.monotonic() - self._strays_checked >= _STRAY_POLL_S:
             self._find_strays()
         reaper.reap_inherited()  # the ones reparented to us and dead
-        self._strays = {pid for pid in self._strays
-                        if process_state(pid) not in (None,) + (() if _subreaper else ("Z",))}
+        self._strays = {pid: start for pid, start in self._strays.items() if self._same_stray(pid)
+                        and process_state(pid) not in (None,) + (() if _subreaper else ("Z",))}
         return not self._strays
 
     def _reap_ours(self) -> bool:
@@ -163,6 +173,11 @@ class ProcessGroup:
         Cheap enough to poll every few milliseconds: no process scan on Linux.
         The leader is reaped through Popen (keeping its exit status); the rest
         of the group, reparented to us as subreaper, through PROCS.reap_group."""
+        if self._group_gone:
+            # Never wait on this group id again: once its last member is gone
+            # the number is free, and the next codex run may lead a group of
+            # that id, whose exit status a waitid(P_PGID) here would steal.
+            return True
         if self.proc.poll() is None:
             return False
         PROCS.reap_group(self.pgid)
