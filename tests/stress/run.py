@@ -34,10 +34,14 @@ class Scale:
     hard_death_runs: int
     announcements: int = 40
     slow_headers: int = 300
+    # What scheduling may add to "a dropped caller's codex is gone in 50 ms":
+    # `make stress` runs alone and holds the tight bound; the fast slice runs
+    # inside `make test` on a busy machine and only catches the seconds-long kind.
+    cancel_slack_s: float = 0.15
 
 
 FAST = Scale(fuzz_examples=25, storm_operations=32, hostile_rounds=1, stalled_readers=2, hard_death_runs=2,
-             announcements=10, slow_headers=50)
+             announcements=10, slow_headers=50, cancel_slack_s=1.0)
 FULL = Scale(fuzz_examples=400, storm_operations=400, hostile_rounds=3, stalled_readers=8, hard_death_runs=6)
 IDLE_S = 1.0
 
@@ -70,7 +74,7 @@ def load_phase(tmp: Path, scale: Scale, out: fig.Figures, report) -> None:
             ("fuzz grpc", lambda: fuzz_grpc(srv.grpc_target, scale.fuzz_examples, out)),
             ("hostile images", lambda: send_hostile_images(srv, out, scale.hostile_rounds)),
             ("stalled readers", lambda: stalled_readers(srv, out, scale.stalled_readers, IDLE_S)),
-            ("cancel storm", lambda: cancel_storm(srv, scale.storm_operations, out)),
+            ("cancel storm", lambda: cancel_storm(srv, scale.storm_operations, out, slack_s=scale.cancel_slack_s)),
         ]
         _run_steps(steps, out, report, "answers_5xx")
         fig.settle(srv, out)
@@ -135,7 +139,7 @@ def run(scale: Scale, report=print, tmp: Path | None = None) -> fig.Figures:
     limits_phase(tmp, scale, side, report)
     keyed_phase(tmp, scale, side)
     hard_death_phase(tmp, scale, side)
-    cancelled_behind_a_probe(_server, tmp / "slow-probe", 3, side)
+    cancelled_behind_a_probe(_server, tmp / "slow-probe", 3, side, scale.cancel_slack_s)
     tenant_attacks(tmp / "tenants", side)
     total.merge(side)
     for line in total.lines("stress"):

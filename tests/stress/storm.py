@@ -69,7 +69,8 @@ class ProcWatch:
 
     SCAN_S = 0.01
 
-    def __init__(self, work_root):
+    def __init__(self, work_root, slack_s: float = LOAD_SLACK_S):
+        self.slack_s = slack_s  # what scheduling alone may add to the bound on this machine
         self._prefix = str(work_root) + "/"
         self._proc_seen: dict[str, float] = {}  # a process running in the request's directory
         self._dir_seen: dict[str, float] = {}  # the directory itself
@@ -146,7 +147,7 @@ def _gone_within_bound(watch: ProcWatch, tag: str, left_at: float, deaf: bool, w
                        lock: threading.Lock) -> None:
     """The caller has gone (cancel, deadline, dropped socket): its codex must follow."""
     took, released = watch.gone_after(tag, left_at)
-    bound = GONE_BOUND_S + LOAD_SLACK_S + (GRACE_S if deaf else 0.0)
+    bound = GONE_BOUND_S + watch.slack_s + (GRACE_S if deaf else 0.0)
     with lock:
         figures.drop_gone_s.append(took)
         figures.released_s.append(released)
@@ -185,7 +186,7 @@ def _http_op(port: int, rng: random.Random, figures: Figures, lock: threading.Lo
         figures.requests += 1
 
 
-def cancel_storm(srv, operations: int, figures: Figures, seed: int = 10) -> None:
+def cancel_storm(srv, operations: int, figures: Figures, seed: int = 10, slack_s: float = LOAD_SLACK_S) -> None:
     rng = random.Random(seed)
     lock = threading.Lock()
     channel = srv.channel()
@@ -200,7 +201,7 @@ def cancel_storm(srv, operations: int, figures: Figures, seed: int = 10) -> None
         else:
             _grpc_op(stub, r, figures, lock, watch, f"{run}grpc{i}")
 
-    with ProcWatch(srv.state_dir / "work") as watch, ThreadPoolExecutor(max_workers=8) as pool:
+    with ProcWatch(srv.state_dir / "work", slack_s) as watch, ThreadPoolExecutor(max_workers=8) as pool:
         for future in [pool.submit(one, i) for i in range(operations)]:
             future.result()
     settled_after(srv, stub, figures)
@@ -268,13 +269,13 @@ PROBE_DELAY_S = 2.0  # a readiness probe on a busy machine
 PROBE_TTL_MS = 200  # ... asked for again and again: a candidate meets one as it starts
 
 
-def cancelled_behind_a_probe(start_server, tmp, rounds: int, figures: Figures) -> None:
+def cancelled_behind_a_probe(start_server, tmp, rounds: int, figures: Figures, slack_s: float = LOAD_SLACK_S) -> None:
     """A caller that leaves while its candidate waits on a slow readiness
     probe (its slots just granted): the request must end at once, not when
     the probe does, and start no codex after the caller left."""
     with start_server(tmp, env={"FAKE_CODEX_PROBE_DELAY": str(PROBE_DELAY_S)},
                       extra_args=["--readiness-ttl-ms", str(PROBE_TTL_MS)]) as srv, \
-            ProcWatch(srv.state_dir / "work") as watch:
+            ProcWatch(srv.state_dir / "work", slack_s) as watch:
         channel = srv.channel()
         stub = srv.stub(channel)
         lock = threading.Lock()
