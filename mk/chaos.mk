@@ -8,5 +8,5 @@ CHAOS_SEED ?=
 CHAOS_ARGS ?=
 
 .PHONY: chaos
-chaos: setup cluster-deps
+chaos: setup cluster-deps ## a 3-replica cluster under a seeded nemesis, then every invariant checked (CHAOS_SEED=N)
 	timeout $(CHAOS_TIMEOUT_S) $(PY) -m tests.chaos $(if $(CHAOS_SEED),--seed $(CHAOS_SEED)) $(CHAOS_ARGS)

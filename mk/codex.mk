@@ -4,7 +4,7 @@
 # running the pinned one (.tools/codex), which this target does not need.
 .PHONY: codex-matrix test-codex
 CODEX_MATRIX_STAMPS := $(addprefix $(STAMPS)/codex-matrix-,$(CODEX_VERSIONS))
-codex-matrix: $(CODEX_MATRIX_STAMPS)
+codex-matrix: $(CODEX_MATRIX_STAMPS) ## install every tested codex version under .tools/codex-<version>
 $(STAMPS)/codex-matrix-%:
 	@mkdir -p $(STAMPS) .tools/codex-$*
 	[ -f .tools/codex-$*/package.json ] || echo '{"private":true}' > .tools/codex-$*/package.json
@@ -13,7 +13,7 @@ $(STAMPS)/codex-matrix-%:
 	touch $@
 
 # Every version runs even when one fails; the summary names the failures.
-test-codex: venv codex-matrix
+test-codex: venv codex-matrix ## the real-codex e2e suite on every version in CODEX_VERSIONS
 	@failed=""; for v in $(CODEX_VERSIONS); do \
 		echo "== codex $$v: tests/e2e (realcodex)"; \
 		CODEX_IMAGE_SERVER_PROJECT_CODEX=$(CURDIR)/.tools/codex-$$v/node_modules/.bin/codex \
