@@ -54,7 +54,9 @@ def test_the_login_fix_is_the_short_path_readme_gives(unconfigured_server):
     relative to the checkout it runs in, as README writes it."""
     health = unconfigured_server.stub().Health(pb.HealthRequest(), timeout=CALL_TIMEOUT_S)
     home = unconfigured_server.env["CODEX_HOME"]
-    assert f"Run `CODEX_HOME={home} .tools/codex/node_modules/.bin/codex login`" in health.problem, health.problem
+    # The pinned .tools/codex, or the matrix's .tools/codex-<version> under `make test-codex`.
+    wrapper = realcodex.selected_wrapper().relative_to(realcodex.REPO)
+    assert f"Run `CODEX_HOME={home} {wrapper} login`" in health.problem, health.problem
     assert ".tools/codex/node_modules/.bin/codex login" in (realcodex.REPO / "README.md").read_text()
 
 

@@ -42,6 +42,12 @@ def login_command(path: str) -> str:
     resolved = Path(path).resolve()
     if resolved.is_relative_to(PINNED_PREFIX.resolve()):
         return f"{_shown(PINNED_WRAPPER)} login"
+    # Any other npm install of codex (e.g. `make codex-matrix`'s
+    # .tools/codex-<version>): its own wrapper, not the native binary inside.
+    for parent in resolved.parents:
+        wrapper = parent / ".bin" / "codex"
+        if parent.name == "node_modules" and wrapper.exists():
+            return f"{_shown(wrapper)} login"
     on_path = shutil.which("codex")
     if on_path and Path(on_path).resolve() == resolved:
         return "codex login"
