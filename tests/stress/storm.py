@@ -71,6 +71,8 @@ class ProcWatch:
 
     def __init__(self, work_root, slack_s: float = LOAD_SLACK_S):
         self.slack_s = slack_s  # what scheduling alone may add to the bound on this machine
+        # A looser slack loosens the release bound alike (the fast slice in `make test`).
+        self.release_bound_s = RELEASE_BOUND_S + (slack_s - LOAD_SLACK_S)
         self._prefix = str(work_root) + "/"
         self._proc_seen: dict[str, float] = {}  # a process running in the request's directory
         self._dir_seen: dict[str, float] = {}  # the directory itself
@@ -155,10 +157,10 @@ def _gone_within_bound(watch: ProcWatch, tag: str, left_at: float, deaf: bool, w
             figures.slow_cancels += 1
             figures._example(f"caller {tag} ({'deaf codex, ' if deaf else ''}{what}): its codex gone "
                              f"{took * 1000:.0f} ms after it left (bound {bound * 1000:.0f} ms)")
-        if released > RELEASE_BOUND_S:
+        if released > watch.release_bound_s:
             figures.slow_cancels += 1
             figures._example(f"caller {tag} ({what}): its slots and work directory held {released * 1000:.0f} ms "
-                             f"after it left (bound {RELEASE_BOUND_S * 1000:.0f} ms)")
+                             f"after it left (bound {watch.release_bound_s * 1000:.0f} ms)")
 
 
 def _http_op(port: int, rng: random.Random, figures: Figures, lock: threading.Lock,
