@@ -177,10 +177,13 @@ class Shim:
         return await handler(request)
 
     async def _add_headers(self, request, response) -> None:
-        """CORS and the request id, on every response the app makes (fixed.py
-        writes the same for the fixed answers)."""
-        self.guard.add_cors(request, response.headers)
-        access_log.add_request_id(request, response.headers)
+        self.common_headers(request, response.headers)
+
+    def common_headers(self, request: web.BaseRequest, headers) -> None:
+        """CORS and the request id, on every response the app makes and on
+        the front door's refusals (fixed.py writes the same for the fixed answers)."""
+        self.guard.add_cors(request, headers)
+        access_log.add_request_id(request, headers)
 
     # -- dispatch -----------------------------------------------------------
 
@@ -273,8 +276,7 @@ class Shim:
             response = self.openai.error_response(exc)
         else:
             response = error_response(exc.status, exc.http_status, exc.headers)
-        self.guard.add_cors(request, response.headers)
-        access_log.add_request_id(request, response.headers)
+        self.common_headers(request, response.headers)
         return response
 
     def check_message_size(self, message) -> None:
