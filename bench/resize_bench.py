@@ -35,7 +35,7 @@ sys.path[:0] = [str(ROOT)]
 
 from PIL import Image  # noqa: E402
 
-from codex_image_server import imaging, sizes  # noqa: E402
+from codex_image_server.request import imaging, sizes  # noqa: E402
 
 TARGETS = ("passthrough", "1K", "2K", "4K")
 NATIVE = (1536, 1024)  # a size the model answers "auto" with

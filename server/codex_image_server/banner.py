@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import sys
 
-from .engine.readiness import Readiness
-from .version import __version__
+from codex_image_server.engine.readiness import Readiness
+from codex_image_server.version import __version__
 
 _WILDCARDS = ("0.0.0.0", "::", "")
 

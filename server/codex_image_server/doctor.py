@@ -18,11 +18,11 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from . import settings as settings_mod
-from .engine import codex_env, versions
-from .engine.accounts import parse as parse_accounts
-from .engine.image_locator import codex_home
-from .engine.readiness import probe
+from codex_image_server import settings as settings_mod
+from codex_image_server.engine import codex_env, versions
+from codex_image_server.engine.accounts import parse as parse_accounts
+from codex_image_server.engine.image_locator import codex_home
+from codex_image_server.engine.readiness import probe
 
 LOW_DISK_BYTES = 1 << 30  # a few hundred images, with room for references
 

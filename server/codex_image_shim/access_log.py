@@ -10,7 +10,7 @@ import secrets
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from codex_image_server import logs
+from codex_image_server.runtime import logs
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

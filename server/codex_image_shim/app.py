@@ -26,12 +26,12 @@ from typing import Callable
 import grpc
 from aiohttp import hdrs, web
 from codeximage.v1 import image_service_pb2 as pb
-from codex_image_server import frozen
+from codex_image_server.dataplane import frozen
 from codex_image_server.grpc_api import auth
 from codex_image_server.grpc_api.inprocess import InProcessChannel
 from codex_image_server.grpc_api.wire import Received
 from codex_image_server.errors import ServiceError
-from codex_image_server.idle import IdleTimer, reset
+from codex_image_server.runtime.idle import IdleTimer, reset
 from google.protobuf import json_format, message_factory
 
 from . import access_log, adapter, console, errors, jsonmap, openapi, routes

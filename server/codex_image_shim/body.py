@@ -20,7 +20,7 @@ import contextlib
 
 import grpc
 from aiohttp import BodyPartReader, http_exceptions, web, web_protocol
-from codex_image_server import heap
+from codex_image_server.runtime import heap
 
 from . import errors
 

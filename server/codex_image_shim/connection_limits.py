@@ -27,7 +27,7 @@ import json
 
 import grpc
 from aiohttp import web, web_protocol
-from codex_image_server.logs import log
+from codex_image_server.runtime.logs import log
 
 from . import errors
 

@@ -9,8 +9,8 @@ import grpc
 import pytest
 from codeximage.v1 import image_service_pb2 as pb
 
-from codex_image_server.metrics import Metrics
-from codex_image_server.retention import Retention
+from codex_image_server.team.metrics import Metrics
+from codex_image_server.team.retention import Retention
 from codex_image_server.store import INDEX_FILE, OutputStore, Query, RequestRecord
 from tests.support.server_proc import start_server
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from codex_image_server import sizes
+from codex_image_server.request import sizes
 
 from .matrix import CANVAS, PLUGIN_TABLE, PRESETS
 

@@ -6,7 +6,7 @@ import sys
 
 CHURN = """
 import resource, sys
-from codex_image_server import heap
+from codex_image_server.runtime import heap
 applied = heap.tune() if sys.argv[1] == "tuned" else None
 def churn():
     for i in range(100):
@@ -39,7 +39,7 @@ def test_tuned_heap_reuses_chunk_sized_buffers():
 
 HOLES = """
 import sys, time
-from codex_image_server import heap
+from codex_image_server.runtime import heap
 assert heap.tune()
 
 def rss_mib():

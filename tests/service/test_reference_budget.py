@@ -6,8 +6,8 @@ import io
 
 from PIL import Image
 
-from codex_image_server import imaging, references
-from codex_image_server.request import Reference
+from codex_image_server.request import imaging, references
+from codex_image_server.request.params import Reference
 
 
 class RecordingBudget(imaging.MemoryBudget):

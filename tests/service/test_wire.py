@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from codex_image_server import imaging
+from codex_image_server.request import imaging
 from codex_image_server.errors import ServiceError
 from codex_image_server.grpc_api import convert, wire
 from codex_image_server.grpc_api.servicer import parsed

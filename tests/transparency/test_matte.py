@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from codex_image_server import matte, transparency
+from codex_image_server.finishing import matte, transparency
 from codex_image_server.errors import Kind, ServiceError
 from tests.transparency import pictures
 

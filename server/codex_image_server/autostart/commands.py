@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import envfile, units
+from codex_image_server.autostart import envfile, units
 
 EXIT_NOT_RUNNING = 3  # as in LSB `status`: installed or not, nothing answers
 
@@ -177,8 +177,8 @@ class Service:
 def run_with_env_file(env_file: Path, server_args: list[str]) -> int:
     if env_file.exists():
         os.environ.update(envfile.read(env_file))
-    from ..__main__ import main as serve  # noqa: PLC0415 - the server, only when asked to run it
-    return serve([a for a in server_args if a != "--"])
+    from codex_image_server.serve import run  # noqa: PLC0415 - the server, only when asked to run it
+    return run([a for a in server_args if a != "--"])
 
 
 def main(argv: list[str]) -> int:

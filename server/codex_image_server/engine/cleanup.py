@@ -8,7 +8,7 @@ import re
 import shutil
 from pathlib import Path
 
-from .image_locator import find_rollout
+from codex_image_server.engine.image_locator import find_rollout
 
 _THREAD_ID = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 

@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Mapping
 
-from .image_locator import codex_home
+from codex_image_server.engine.image_locator import codex_home
 
 # What codex (and the Node wrapper that may start it) needs to run.
 BASE = ("PATH", "HOME", "CODEX_HOME", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR")

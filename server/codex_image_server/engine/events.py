@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from .safe_text import safe
+from codex_image_server.engine.safe_text import safe
 
 
 @dataclasses.dataclass

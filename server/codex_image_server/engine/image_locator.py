@@ -18,7 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from . import image_shapes
+from codex_image_server.engine import image_shapes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
 

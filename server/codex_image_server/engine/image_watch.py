@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .image_locator import rollout_path, todays_rollout_path
-from .image_shapes import DONE, LINE_MARKERS
+from codex_image_server.engine.image_locator import rollout_path, todays_rollout_path
+from codex_image_server.engine.image_shapes import DONE, LINE_MARKERS
 
 POLL_S = 0.02
 # Until the rollout is found, each poll lists only today's session folder;

@@ -20,8 +20,8 @@ import subprocess
 import threading
 import time
 
-from . import reaper
-from .os_procs import PROCS
+from codex_image_server.engine import reaper
+from codex_image_server.engine.os_procs import PROCS
 
 _POLL_S = 0.005
 _GROUP_SCAN_S = 0.05  # a scan of every process (portable path only): not every few ms

@@ -10,9 +10,9 @@ import time
 import tomllib
 from pathlib import Path
 
-from . import binary, reaper, versions
-from .image_locator import codex_home
-from . import codex_env
+from codex_image_server.engine import binary, reaper, versions
+from codex_image_server.engine.image_locator import codex_home
+from codex_image_server.engine import codex_env
 
 
 @dataclasses.dataclass(frozen=True)

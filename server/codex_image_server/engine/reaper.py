@@ -14,7 +14,7 @@ import os
 import subprocess
 import threading
 
-from .os_procs import PROCS
+from codex_image_server.engine.os_procs import PROCS
 
 _lock = threading.Lock()
 _own: dict[int, subprocess.Popen] = {}

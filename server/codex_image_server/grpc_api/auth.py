@@ -5,9 +5,9 @@ reflection stay open so a mesh can probe and a person can `grpcurl list`
 without a key."""
 from __future__ import annotations
 
-from ..errors import Kind, ServiceError
-from ..keys import ApiKey, Keyring
-from ..settings import env_name
+from codex_image_server.errors import Kind, ServiceError
+from codex_image_server.team.keys import ApiKey, Keyring
+from codex_image_server.settings import env_name
 
 
 def presented_key(metadata) -> str:

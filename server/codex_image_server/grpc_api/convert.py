@@ -7,12 +7,12 @@ import dataclasses
 from codeximage.v1 import image_service_pb2 as pb
 from google.protobuf import timestamp_pb2
 
-from .. import transparency
-from ..engine.accounts import AccountState
-from ..generation import ImageEvent, ProgressEvent, SummaryEvent
-from ..request import GenerateParams, ReferenceInput
-from ..service import RequestDetail
-from ..store import Query, RequestRecord, StoredImage
+from codex_image_server.finishing import transparency
+from codex_image_server.engine.accounts import AccountState
+from codex_image_server.dataplane.generation import ImageEvent, ProgressEvent, SummaryEvent
+from codex_image_server.request.params import GenerateParams, ReferenceInput
+from codex_image_server.dataplane.service import RequestDetail
+from codex_image_server.store import Query, RequestRecord, StoredImage
 
 _STAGES = {
     "queued": pb.Progress.STAGE_QUEUED,

@@ -16,7 +16,7 @@ from typing import AsyncIterator
 
 import grpc
 
-from .wire import Received
+from codex_image_server.grpc_api.wire import Received
 
 _END = object()
 

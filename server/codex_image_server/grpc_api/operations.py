@@ -12,13 +12,13 @@ from codeximage.v1 import image_service_pb2 as pb
 from google.longrunning import operations_proto_pb2 as lro
 from google.protobuf import empty_pb2, json_format
 
-from ..errors import FieldViolation, Outcome, invalid
-from ..history import now_ms
-from ..operations import Operations, error_of, new_request_id, parse_filter
-from ..store.records import Query
-from . import convert
-from .servicer import ImageServicer, _errors_to_status, _stream_errors_to_status
-from .status import to_status_proto
+from codex_image_server.errors import FieldViolation, Outcome, invalid
+from codex_image_server.team.history import now_ms
+from codex_image_server.operations.runner import Operations, error_of, new_request_id, parse_filter
+from codex_image_server.store.records import Query
+from codex_image_server.grpc_api import convert
+from codex_image_server.grpc_api.servicer import ImageServicer, _errors_to_status, _stream_errors_to_status
+from codex_image_server.grpc_api.status import to_status_proto
 
 OPERATIONS_SERVICE = lro.DESCRIPTOR.services_by_name["Operations"]
 NAME_PREFIX = "operations/"

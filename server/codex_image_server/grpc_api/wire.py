@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from codeximage.v1 import image_service_pb2 as pb
 
-from .. import heap
+from codex_image_server.runtime import heap
 
 _REFERENCES = pb.GenerateRequest.DESCRIPTOR.fields_by_name["references"].number
 _IMAGE = pb.Reference.DESCRIPTOR.fields_by_name["image"].number

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from .paging import Cursor
-from .records import Admission, KeyLoad, Query, RequestRecord, StoredImage
+from codex_image_server.store.paging import Cursor
+from codex_image_server.store.records import Admission, KeyLoad, Query, RequestRecord, StoredImage
 
 
 class MetadataStore(Protocol):

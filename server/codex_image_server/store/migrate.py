@@ -6,8 +6,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from ..logs import log
-from .records import StoredImage
+from codex_image_server.runtime.logs import log
+from codex_image_server.store.records import StoredImage
 
 _FIELDS = {f.name for f in dataclasses.fields(StoredImage)}
 

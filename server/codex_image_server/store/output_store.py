@@ -9,13 +9,13 @@ import re
 import secrets
 from pathlib import Path
 
-from ..errors import not_found
-from ..imaging import EXTENSION_BY_MIME
-from . import migrate, paging
-from .blobs import BlobStore, DirectoryBlobs
-from .metadata import MetadataStore
-from .records import Page, Query, StoredImage
-from .sqlite import SqliteMetadata
+from codex_image_server.errors import not_found
+from codex_image_server.request.imaging import EXTENSION_BY_MIME
+from codex_image_server.store import migrate, paging
+from codex_image_server.store.blobs import BlobStore, DirectoryBlobs
+from codex_image_server.store.metadata import MetadataStore
+from codex_image_server.store.records import Page, Query, StoredImage
+from codex_image_server.store.sqlite import SqliteMetadata
 
 _ID = re.compile(r"^img_[0-9a-f]{32}$")
 INDEX_FILE = "index.sqlite3"

@@ -21,8 +21,8 @@ import hashlib
 import hmac
 import json
 
-from ..errors import FieldViolation, invalid
-from .records import Page, Query
+from codex_image_server.errors import FieldViolation, invalid
+from codex_image_server.store.records import Page, Query
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000

@@ -16,8 +16,8 @@ from __future__ import annotations
 import threading
 import time
 
-from ..errors import ServiceError
-from ..logs import log
+from codex_image_server.errors import ServiceError
+from codex_image_server.runtime.logs import log
 
 _ACCOUNT_LOCK = 0x61636374  # advisory lock class of one account's runs (two int4 keys; no clash with one int8)
 

@@ -17,13 +17,13 @@ import urllib.parse
 import psycopg
 import psycopg_pool
 
-from ..errors import Kind, ServiceError
-from .operations import POSTGRES_MIGRATION as _OPERATIONS, OperationQueries
-from .pg_shared import PostgresAccounts, ReplicaLease
-from .records import Admission, KeyLoad, RequestRecord
-from .sqlite import (IMAGES_OF_KEY_SINCE, _IMAGE_COLUMNS, _IMAGE_FIELDS, SqlQueries, _image, _like, _list_text,
+from codex_image_server.errors import Kind, ServiceError
+from codex_image_server.store.operations import POSTGRES_MIGRATION as _OPERATIONS, OperationQueries
+from codex_image_server.store.pg_shared import PostgresAccounts, ReplicaLease
+from codex_image_server.store.records import Admission, KeyLoad, RequestRecord
+from codex_image_server.store.sqlite import (IMAGES_OF_KEY_SINCE, _IMAGE_COLUMNS, _IMAGE_FIELDS, SqlQueries, _image, _like, _list_text,
                      _request_values, owned, too_slow)
-from .sqlite import _image_values as _sqlite_values
+from codex_image_server.store.sqlite import _image_values as _sqlite_values
 
 # Append only: a replica applies the ones past the database's version.
 MIGRATIONS = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-from ..imaging import EXTENSION_BY_MIME
+from codex_image_server.request.imaging import EXTENSION_BY_MIME
 
 # A request's life: running, then one of the others. "refused" never ran
 # (bad input, a full queue, a key over its limit).

@@ -24,8 +24,8 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
-from ..errors import Kind, ServiceError
-from .blobs import write_atomic
+from codex_image_server.errors import Kind, ServiceError
+from codex_image_server.store.blobs import write_atomic
 
 _TMP_PREFIX = ".tmp-"
 _SHA_KEY = "sha256"  # x-amz-meta-sha256

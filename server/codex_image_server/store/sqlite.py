@@ -21,10 +21,10 @@ import threading
 import time
 from pathlib import Path
 
-from ..errors import Kind, ServiceError
-from .operations import SQLITE_SCHEMA as _OPERATIONS_SCHEMA, OperationQueries
-from .paging import Cursor
-from .records import Admission, KeyLoad, Query, RequestRecord, StoredImage
+from codex_image_server.errors import Kind, ServiceError
+from codex_image_server.store.operations import SQLITE_SCHEMA as _OPERATIONS_SCHEMA, OperationQueries
+from codex_image_server.store.paging import Cursor
+from codex_image_server.store.records import Admission, KeyLoad, Query, RequestRecord, StoredImage
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (

@@ -10,10 +10,10 @@ from __future__ import annotations
 import threading
 import time
 
-from .errors import ServiceError
-from .logs import log
-from .metrics import Metrics
-from .store import OutputStore
+from codex_image_server.errors import ServiceError
+from codex_image_server.runtime.logs import log
+from codex_image_server.team.metrics import Metrics
+from codex_image_server.store import OutputStore
 
 _BATCH = 200
 _DAY_MS = 86_400_000

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from . import imaging, transparency
-from .request import GenerationSpec
+from codex_image_server.request import imaging
+from codex_image_server.finishing import transparency
+from codex_image_server.request.params import GenerationSpec
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from . import imaging
-from .imaging import EXTENSION_BY_MIME
-from .request import Reference
+from codex_image_server.request import imaging
+from codex_image_server.request.imaging import EXTENSION_BY_MIME
+from codex_image_server.request.params import Reference
 
 MAX_PATHS = 5  # codex 0.169.0's imagegen tool
 ORIGINALS_WITH_SHEET = MAX_PATHS - 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .sizes import ResolvedSize
+from codex_image_server.request.sizes import ResolvedSize
 
 QUALITIES = ("auto", "high", "medium", "low")
 OUTPUT_FORMATS = ("png", "jpeg", "webp")

@@ -9,7 +9,7 @@ import socket
 import struct
 from typing import Callable
 
-from .logs import log
+from codex_image_server.runtime.logs import log
 
 
 class IdleTimer:

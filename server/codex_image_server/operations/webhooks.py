@@ -26,8 +26,8 @@ import ssl
 import time
 import urllib.parse
 
-from .errors import FieldViolation, invalid
-from .logs import log
+from codex_image_server.errors import FieldViolation, invalid
+from codex_image_server.runtime.logs import log
 
 EVENTS = {"succeeded": "generation.succeeded", "failed": "generation.failed", "cancelled": "generation.cancelled"}
 ATTEMPT_TIMEOUT_S = 10.0

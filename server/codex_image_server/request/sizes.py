@@ -28,7 +28,7 @@ import math
 import re
 from fractions import Fraction
 
-from .errors import FieldViolation
+from codex_image_server.errors import FieldViolation
 
 MAX_EDGE = 3840
 MULTIPLE = 16

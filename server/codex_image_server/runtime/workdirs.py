@@ -13,7 +13,7 @@ import secrets
 import shutil
 from pathlib import Path
 
-from .engine.process_group import process_start_time
+from codex_image_server.engine.process_group import process_start_time
 
 _MARK = ".owner-"
 

@@ -22,7 +22,7 @@ import secrets
 import threading
 from pathlib import Path
 
-from .store.blobs import write_atomic
+from codex_image_server.store.blobs import write_atomic
 
 DEFAULT_NAME = "default"
 INTERNAL_NAME = "internal"  # the in-process HTTP shim's own key (/healthz)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import time
 
-from .errors import FieldViolation, ServiceError, invalid, not_found
-from .request import GenerateParams, GenerationSpec
-from .store import Page, Query, RequestRecord, StoredImage
-from .store.records import Admission, KeyLoad
-from .store import paging
-from .store.metadata import MetadataStore
-from .store.records import STATUSES
+from codex_image_server.errors import FieldViolation, ServiceError, invalid, not_found
+from codex_image_server.request.params import GenerateParams, GenerationSpec
+from codex_image_server.store import Page, Query, RequestRecord, StoredImage
+from codex_image_server.store.records import Admission, KeyLoad
+from codex_image_server.store import paging
+from codex_image_server.store.metadata import MetadataStore
+from codex_image_server.store.records import STATUSES
 
 # A refused request's prompt may be anything (a flood, a probe, an over-quota
 # retry): its record keeps a short prefix, enough to recognise it.

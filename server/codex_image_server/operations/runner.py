@@ -18,18 +18,18 @@ import secrets
 import time
 from typing import Protocol
 
-from .errors import FieldViolation, Kind, ServiceError, invalid, not_found
-from .generation import ImageEvent, ProgressEvent, SummaryEvent
-from .history import now_ms
-from .keys import ANONYMOUS
-from .logs import log
-from .request import GenerateParams
-from .service import Caller, Service
-from .store.operations import DONE, STATES, OperationRecord
-from .store.paging import Cursor, page
-from .store.records import Page, Query
-from . import tenancy
-from .validation import validate
+from codex_image_server.errors import FieldViolation, Kind, ServiceError, invalid, not_found
+from codex_image_server.dataplane.generation import ImageEvent, ProgressEvent, SummaryEvent
+from codex_image_server.team.history import now_ms
+from codex_image_server.team.keys import ANONYMOUS
+from codex_image_server.runtime.logs import log
+from codex_image_server.request.params import GenerateParams
+from codex_image_server.dataplane.service import Caller, Service
+from codex_image_server.store.operations import DONE, STATES, OperationRecord
+from codex_image_server.store.paging import Cursor, page
+from codex_image_server.store.records import Page, Query
+from codex_image_server.team import tenancy
+from codex_image_server.request.validation import validate
 
 # How often a server looks for queued work it was not told of (another
 # replica's submissions, leases run out) and renews its own leases.
@@ -148,7 +148,7 @@ class Operations:
         await self._blocking.run(self._metadata.release_operations, self._owner)
 
     def _gauges(self):
-        from .metrics import gauge  # noqa: PLC0415 - metrics imports prometheus only when read
+        from codex_image_server.team.metrics import gauge  # noqa: PLC0415 - metrics imports prometheus only when read
         counts = self._metadata.operation_counts()
         return [gauge("codex_image_operations_queued", "Detached generations waiting to run",
                       counts.get("queued", 0)),

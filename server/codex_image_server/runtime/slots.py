@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from .errors import Kind, ServiceError
+from codex_image_server.errors import Kind, ServiceError
 
 
 class Slots:
