@@ -7,6 +7,7 @@ import asyncio
 import base64
 import hashlib
 import io
+import time
 
 import httpx2
 import pytest
@@ -49,6 +50,10 @@ def test_a_wrong_or_missing_key_is_refused(server, key):
     with pytest.raises(BaseException) as caught:  # the SDK cannot even initialize
         run(scenario)
     assert any(isinstance(e, MCPError) for e in _leaves(caught.value)), repr(caught.value)
+    # The access line is written after the answer is sent: wait for it, bounded.
+    deadline = time.monotonic() + 10
+    while _refused(server) <= refused_before and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert _refused(server) > refused_before
 
 
