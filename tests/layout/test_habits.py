@@ -90,7 +90,8 @@ def test_comments_cite_no_issue_numbers():
     found = [f"{path.relative_to(REPO)}:{line}: {cited}" for path in _python_files()
              for line, cited in citations(python_comments(path.read_text()))]
     for path in [REPO / "Makefile", *sorted((REPO / "mk").glob("*.mk"))]:
-        found += [f"{path.relative_to(REPO)}:{line}: {cited}" for line, cited in citations(hash_comments(path.read_text()))]
+        found += [f"{path.relative_to(REPO)}:{line}: {cited}"
+                  for line, cited in citations(hash_comments(path.read_text()))]
     assert found == [], "say why instead of citing an issue:\n" + "\n".join(found)
 
 
