@@ -1,4 +1,4 @@
-"""Issue 15's figures: what several replicas behind HAProxy give and cost.
+"""What several replicas behind HAProxy give and cost.
 
     .venv/bin/python bench/cluster_bench.py [--runs 3] [--requests-per-replica 60] [--in-flight 20]
 

@@ -1,4 +1,4 @@
-"""Issue 9's figures for the one-loop core, each against a baseline measured
+"""The one-loop core's figures, each against a baseline measured
 in the same run (medians over --runs, interleaved so load drift hits both).
 
     .venv/bin/python bench/core_bench.py [--runs 3] [--seconds 5] [--only fixed grpc download stalled refs]

@@ -1,5 +1,5 @@
 """Finish early, real codex against the stand-in where every model turn
-takes 1 s (issue 9): a Generate through the service (which stops codex once
+takes 1 s: a Generate through the service (which stops codex once
 its image is final) divided by the same number of direct codex runs (which
 wait for the closing turn). Goal <= 0.6 for count 1 and 4.
 

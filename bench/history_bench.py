@@ -1,4 +1,4 @@
-"""Issue 12's figures: the history index at scale.
+"""The history index at scale.
 
     .venv/bin/python bench/history_bench.py [--images 100000] [--calls 300] [--runs 3]
 

@@ -1,6 +1,6 @@
 """Wall time and peak RSS of the real codex run directly against the stand-in.
 
-The baseline for "through the service vs. direct" (issue 3): N codex
+The baseline for "through the service vs. direct": N codex
 processes started at once, one image each, no gRPC service in between.
 
     .venv/bin/python bench/real_codex_direct.py --count 1 --count 4 [--repeat 3]

@@ -1,4 +1,4 @@
-"""The real codex through the gRPC service vs. run directly (issue 3's figures).
+"""The real codex through the gRPC service vs. run directly.
 
     .venv/bin/python bench/real_codex_service.py [--repeat 3]
 

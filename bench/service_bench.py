@@ -1,4 +1,4 @@
-"""Issue 2's figures: what the gRPC service adds on top of codex itself.
+"""What the gRPC service adds on top of codex itself.
 
     .venv/bin/python bench/service_bench.py [--runs 7] [--cancel-runs 50]
 
@@ -6,7 +6,7 @@ All with the fake codex (tests/support/fake_codex.py), so codex's own cost is
 a known constant and only ours varies:
 1. Service overhead: Generate count=1 with a fake that takes 1 s, median wall
    time through gRPC, and through the HTTP shim (POST /v1/images/generate),
-   / the same fake run directly (goal <= 1.01, issue 9). Beside it, the
+   / the same fake run directly (goal <= 1.01: the service's own cost lost in codex's). Beside it, the
    stack's floor: a bare grpc.aio server (and a bare aiohttp one) that runs
    the same fake and ends with as many messages as ours, no more
    (bench/bare_servers.py grpcrun / httprun), / direct.

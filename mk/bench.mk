@@ -1,4 +1,4 @@
-# Benchmark tools (issue 9): wrk from Debian apt, ghz via go install into
+# Benchmark tools: wrk from Debian apt, ghz via go install into
 # .tools/bin. Version in the stamp name: changing a pin reinstalls the tool.
 GHZ_VERSION := v0.120.0
 WRK := /usr/bin/wrk

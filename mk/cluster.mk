@@ -1,4 +1,4 @@
-# Several replicas on loopback (issue 15): PostgreSQL and HAProxy from Debian,
+# Several replicas on loopback: PostgreSQL and HAProxy from Debian,
 # s3proxy from Maven Central (cached under .tools), three replicas.
 S3PROXY_VERSION := 2.1.0
 S3PROXY_DIR := .tools/s3proxy

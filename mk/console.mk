@@ -1,4 +1,4 @@
-# The web console (issue 13): TypeScript in web/ compiled by tsc into
+# The web console: TypeScript in web/ compiled by tsc into
 # server/codex_image_shim/console_assets/ (checked in, so the server needs no
 # Node at run time), and the headless Chromium its tests drive.
 # `make console`        rebuild the console's assets

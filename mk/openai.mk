@@ -1,4 +1,4 @@
-# The OpenAI-compatible surface (issue 11): the official openai npm SDK its
+# The OpenAI-compatible surface: the official openai npm SDK its
 # tests run (tests/openai_sdk/js, pinned by package-lock.json). The Python SDK
 # is a dev dependency in pyproject.toml.
 OPENAI_JS_DIR := tests/openai_sdk/js

@@ -1,4 +1,4 @@
-# The /v1 HTTP shim (issue 4): its tests and its benchmark.
+# The /v1 HTTP shim: its tests and its benchmark.
 .PHONY: test-shim bench-shim
 test-shim: setup
 	$(PY) -m pytest tests/shim -q $(PYTEST_ARGS)

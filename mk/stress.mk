@@ -1,4 +1,4 @@
-# `make stress` (issue 10): the full hostile-input and process-hygiene run
+# `make stress`: the full hostile-input and process-hygiene run
 # (tests/stress): fuzzing, hostile images, stalled readers, a cancel storm and
 # a hard death against a real server with the fake codex, loopback only.
 # Bounded: it stops by itself (hard limit below) and fails on any leftover.

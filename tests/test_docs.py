@@ -74,10 +74,11 @@ def test_every_setting_is_in_the_settings_reference():
     the failure names each missing setting and a row to paste."""
     rows = [line for line in SETTINGS_DOC.read_text().splitlines() if line.startswith("| `")]
     missing = []
-    for field, _, help_text in settings.FIELDS:
-        env, flag = settings.env_name(field), settings.flag_name(field)
+    for option in settings.OPTIONS:
+        env, flag = option.env, option.flag
         if not any(f"`{env}`" in row and f"`{flag}" in row for row in rows):
-            missing.append(f"{field}: | `{env}` | `{flag}` | {settings.shown_default(field)} | {help_text} |")
+            missing.append(f"{option.name}: | `{env}` | `{flag}` | {settings.shown_default(option.name)} | "
+                           f"{option.help} |")
     assert not missing, "docs/operating.md's settings table lacks:\n" + "\n".join(missing)
 
 

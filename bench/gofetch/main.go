@@ -1,5 +1,5 @@
 // Command gofetch downloads one stored image with the Go client, several
-// times, and prints MB/s per run: issue 9's GetImageFile figure measured with
+// times, and prints MB/s per run: the GetImageFile figure measured with
 // a client that is not itself the bottleneck (the Python client copies every
 // chunk into a message object on one core).
 //

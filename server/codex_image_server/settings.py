@@ -1,7 +1,11 @@
 """Every setting of the server, read once from flags and CODEX_IMAGE_SERVER_* variables.
 
-Flags win over variables, variables over defaults. docs/operating.md's
-settings table mirrors `FIELDS` below (tests/test_docs.py names any row missing).
+Each setting is declared once, as a field of `Settings`: its type, default,
+and (in the field's metadata, see `setting`) its help, --help group and any
+flag or variable name that differs from the field's. The argparse flags, the
+variables read, --help, `OPTIONS` (docs/operating.md's settings table mirrors
+it; tests/test_docs.py names any row missing) all derive from those fields.
+Flags win over variables, variables over defaults.
 """
 from __future__ import annotations
 
@@ -9,12 +13,27 @@ import argparse
 import dataclasses
 import ipaddress
 import os
+import types
+import typing
 from pathlib import Path
+from typing import Any
 
 from codex_image_server.version import __version__
 
 PREFIX = "CODEX_IMAGE_SERVER_"
 MAX_REFERENCES = 16  # the Photoshop plugin's own limit
+
+# --help's groups, in the order the fields below first name them.
+LISTEN = "where it listens"
+CODEX = "codex"
+ACCESS = "keys and access"
+BROWSERS = "browsers and codex's environment"
+LIMITS = "capacity and limits"
+MCP = "MCP"
+WEBHOOKS = "webhooks"
+STORAGE = "storage"
+REPLICAS = "several replicas"
+OUTPUT = "output"
 
 
 def _default_data_dir() -> Path:
@@ -27,69 +46,145 @@ def _default_state_dir() -> Path:
     return Path(base) / "codex-image-server"
 
 
+def setting(default: Any = dataclasses.MISSING, *, help: str, group: str,
+            factory: Any = dataclasses.MISSING, flag: str = "", env: str = "", shown: str = "",
+            commas: bool = False, flag_commas: bool | None = None) -> Any:
+    """A field of `Settings` with what the command line and the docs say of it.
+
+    flag, env: when not --field-name and CODEX_IMAGE_SERVER_FIELD_NAME.
+    shown: the default in words, when it is computed at start or read by another part.
+    commas (lists): the variable is comma separated, not one value a line;
+    its flags may repeat and take commas too, unless flag_commas=False.
+    """
+    metadata = {"help": help, "group": group, "flag": flag, "env": env, "shown": shown,
+                "commas": commas, "flag_commas": commas if flag_commas is None else flag_commas}
+    return dataclasses.field(default=default, default_factory=factory, metadata=metadata)
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    grpc_host: str = "127.0.0.1"
-    grpc_port: int = 17342
-    http_host: str = "127.0.0.1"
-    http_port: int = 17341
-    http_enabled: bool = True
-    codex_bin: str = ""
-    codex_profile: str = ""
-    codex_config: tuple[str, ...] = ()
-    accounts: tuple[str, ...] = ()
-    output_dir: Path = dataclasses.field(default_factory=lambda: _default_data_dir() / "images")
-    state_dir: Path = dataclasses.field(default_factory=_default_state_dir)
-    max_concurrent: int = 4
-    queue_limit: int = 16
-    kill_grace_ms: int = 3000
-    generation_timeout_ms: int = 600_000
-    api_keys: tuple[str, ...] = ()
-    keys_file: Path | None = None
-    retention_max_age_s: int = 0
-    retention_max_bytes: int = 0
-    retention_interval_ms: int = 300_000
-    database_url: str = ""
-    object_store: str = ""
-    s3_endpoint: str = ""
-    s3_region: str = ""
-    lease_ms: int = 15_000
-    query_budget_ms: int = 1_000
-    remove_codex_copies: bool = True
-    metrics_auth: str = "remote"
-    allow_unauthenticated_remote: bool = False
-    max_references: int = 16
-    max_reference_bytes: int = 20 * 1024 * 1024
-    max_reference_pixels: int = 64_000_000
-    max_prompt_chars: int = 32_000
+    grpc_host: str = setting("127.0.0.1", help="address the gRPC server binds", group=LISTEN)
+    grpc_port: int = setting(17342, help="gRPC port (0 picks a free one)", group=LISTEN)
+    # The HTTP shim keeps the seed server's variable names, which plugins' docs already use.
+    http_host: str = setting("127.0.0.1", help="address the HTTP shim binds", group=LISTEN, env=PREFIX + "HOST")
+    http_port: int = setting(17341, help="HTTP shim port (0 picks a free one)", group=LISTEN, env=PREFIX + "PORT")
+    http_enabled: bool = setting(True, help="start the /v1 HTTP shim beside the gRPC server", group=LISTEN)
+
+    codex_bin: str = setting("", help="the codex binary to run", group=CODEX,
+                             shown="the project's pinned install, else `codex` on PATH")
+    codex_profile: str = setting("", help="codex config profile passed as --profile", group=CODEX)
+    codex_config: tuple[str, ...] = setting(
+        (), help="extra codex -c key=value overrides; repeatable; variable: one per line", group=CODEX)
+    accounts: tuple[str, ...] = setting(
+        (), help="Codex accounts as NAME=PATH or NAME:N=PATH (a CODEX_HOME each, N runs at once); "
+                 "repeatable; variable: one per line",
+        group=CODEX, flag="--account", shown="one account on the inherited CODEX_HOME")
+    kill_grace_ms: int = setting(3000, help="SIGTERM to SIGKILL grace when cancelling codex", group=CODEX)
+    generation_timeout_ms: int = setting(600_000, help="longest a generation may run", group=CODEX)
+    remove_codex_copies: bool = setting(
+        True, help="after each run, remove codex's own copy of the image and the thread's rollout", group=CODEX)
+    readiness_ttl_ms: int = setting(10_000, help="how long a codex readiness probe is trusted", group=CODEX)
+    finish_early: bool = setting(
+        True, help="stop codex as soon as its image is final, skipping the model's closing turn", group=CODEX)
+
+    # A flag gives one key whole; only the variable separates keys at commas.
+    api_keys: tuple[str, ...] = setting(
+        (), help="API keys; when set, every call but health needs one; repeatable; variable: comma separated",
+        group=ACCESS, flag="--api-key", env=PREFIX + "API_KEY", commas=True, flag_commas=False)
+    keys_file: Path | None = setting(None, help="named API keys with limits (JSON), re-read on SIGHUP",
+                                     group=ACCESS, shown="<state_dir>/keys.json")
+    metrics_auth: str = setting(
+        "remote", help="when /metrics needs an API key: remote (only from other hosts; open on loopback), "
+                       "always (every caller), never", group=ACCESS)
+    allow_unauthenticated_remote: bool = setting(
+        False, help="allow binding a non-loopback address without an API key", group=ACCESS)
+
+    codex_env_allow: tuple[str, ...] = setting(
+        (), help="more variables codex may see (NAME or PREFIX*); comma list", group=BROWSERS, commas=True)
+    allowed_hosts: tuple[str, ...] = setting(
+        (), help="Host names answered besides IPs and localhost; comma list", group=BROWSERS,
+        flag="--allowed-host", commas=True)
+    allowed_origins: tuple[str, ...] = setting(
+        (), help="browser origins allowed, with CORS (`*`: every site); comma list", group=BROWSERS,
+        flag="--allowed-origin", commas=True)
+
+    max_concurrent: int = setting(4, help="codex processes allowed to run at once", group=LIMITS)
+    queue_limit: int = setting(16, help="requests allowed to wait for a slot; beyond it RESOURCE_EXHAUSTED",
+                               group=LIMITS)
+    query_budget_ms: int = setting(1_000, help="longest a list query may run (QUERY_TOO_SLOW)", group=LIMITS)
+    max_references: int = setting(
+        16, help="reference images per request, 1-16 (past 5 they share a contact sheet)", group=LIMITS)
+    max_reference_bytes: int = setting(20 * 1024 * 1024, help="bytes per reference image", group=LIMITS)
+    max_reference_pixels: int = setting(
+        64_000_000, help="pixels per reference image (decompression-bomb guard)", group=LIMITS)
+    max_prompt_chars: int = setting(
+        32_000, help="longest prompt, in characters (INVALID_ARGUMENT beyond)", group=LIMITS)
     # 80 MB of images, base64 in JSON, plus room for the rest: e.g. 16
     # references of 5 MB or 4 of 20 MB. It, not the count, bounds the memory
     # one HTTP request can take (the shim holds the body, its decoded images
     # and the gRPC message at once).
-    http_max_body_bytes: int = 4 * 20 * 1024 * 1024 * 4 // 3 + 1024 * 1024
-    readiness_ttl_ms: int = 10_000
-    mcp_reference_dir: tuple[str, ...] = ()
-    mcp_inline_max_bytes: int = 3_750_000
-    finish_early: bool = True
-    download_idle_timeout_ms: int = 30_000
+    http_max_body_bytes: int = setting(
+        4 * 20 * 1024 * 1024 * 4 // 3 + 1024 * 1024,
+        help="largest HTTP request body the shim accepts (413 beyond)", group=LIMITS)
+    download_idle_timeout_ms: int = setting(
+        30_000, help="drop a download (HTTP or GetImageFile) whose reader takes nothing this long", group=LIMITS)
     # The HTTP port's own limits (docs/security-limits.md): time to send a
     # request's headers, longest pause in a body, idle time between requests
     # on a kept-alive connection, connections one address may hold.
-    http_header_timeout_ms: int = 10_000
-    http_body_timeout_ms: int = 30_000
-    http_keepalive_timeout_ms: int = 75_000
-    http_max_connections_per_address: int = 64
-    http_max_loopback_connections: int = 1024
-    blocking_threads: int = 4
-    ready_file: str = ""
-    log_level: str = "info"
-    codex_env_allow: tuple[str, ...] = ()
-    allowed_hosts: tuple[str, ...] = ()
-    allowed_origins: tuple[str, ...] = ()
-    webhook_secret: str = ""
-    webhook_allow: tuple[str, ...] = ()
-    webhook_retry_ms: int = 300_000
-    banner: bool | None = None  # None: when stderr is a terminal
+    http_header_timeout_ms: int = setting(10_000, help="time to receive a request's headers (408 after)",
+                                          group=LIMITS)
+    http_body_timeout_ms: int = setting(30_000, help="longest pause inside a request body (408 after)",
+                                        group=LIMITS)
+    http_keepalive_timeout_ms: int = setting(75_000, help="idle time before a kept-alive connection closes",
+                                             group=LIMITS)
+    http_max_connections_per_address: int = setting(
+        64, help="connections per remote address (0: no cap)", group=LIMITS)
+    http_max_loopback_connections: int = setting(1024, help="connections from loopback (0: no cap)", group=LIMITS)
+    blocking_threads: int = setting(4, help="threads for blocking work (Pillow, disk) off the event loop",
+                                    group=LIMITS)
+
+    mcp_reference_dir: tuple[str, ...] = setting(
+        (), help="directory /mcp may read references from; repeatable", group=MCP)
+    mcp_inline_max_bytes: int = setting(3_750_000, help="larger MCP images are returned as links only", group=MCP)
+
+    webhook_secret: str = setting(
+        "", help="whsec_… secret that signs webhooks; without it no webhook_url is taken", group=WEBHOOKS)
+    webhook_allow: tuple[str, ...] = setting(
+        (), help="hosts webhooks may go to besides loopback (checked after DNS); comma list", group=WEBHOOKS,
+        flag="--webhook-allow", commas=True)
+    webhook_retry_ms: int = setting(300_000, help="how long a failing webhook is retried, with backoff",
+                                    group=WEBHOOKS)
+
+    output_dir: Path = setting(factory=lambda: _default_data_dir() / "images",
+                               help="where finished images and their metadata are kept", group=STORAGE)
+    state_dir: Path = setting(factory=_default_state_dir,
+                              help="working directories and the record of running codex process groups",
+                              group=STORAGE)
+    retention_max_age_s: int = setting(
+        0, help="delete stored images older than this many seconds (0: keep)", group=STORAGE)
+    retention_max_bytes: int = setting(
+        0, help="delete the oldest stored images while the store holds more bytes (0: no cap)", group=STORAGE)
+    retention_interval_ms: int = setting(300_000, help="how often the retention sweeper runs", group=STORAGE)
+
+    database_url: str = setting("", help="postgresql://… index shared by several replicas", group=REPLICAS,
+                                shown="SQLite in the state directory")
+    object_store: str = setting("", help="s3://bucket/prefix for images shared by several replicas",
+                                group=REPLICAS, shown="files in output_dir")
+    s3_endpoint: str = setting(
+        "", help="S3 API URL for --object-store; keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        group=REPLICAS, shown="AWS")
+    s3_region: str = setting("", help="S3 region for --object-store", group=REPLICAS,
+                             shown="AWS_DEFAULT_REGION, else us-east-1")
+    lease_ms: int = setting(
+        15_000, help="with --database-url: how long a replica's account runs and running requests count for "
+                     "the others after its last heartbeat (a killed replica's free themselves this long after)",
+        group=REPLICAS)
+
+    ready_file: str = setting("", help="write {grpc_port, http_port, pid} here as JSON once serving", group=OUTPUT)
+    log_level: str = setting("info", help="debug, info, warning or error", group=OUTPUT)
+    banner: bool | None = setting(  # None: when stderr is a terminal
+        None, help="print where it serves and whether codex is ready, for a person, on stderr at start",
+        group=OUTPUT, shown="on when stderr is a terminal")
 
     @property
     def keys_path(self) -> Path:
@@ -119,123 +214,63 @@ class Settings:
         return self.state_dir / "work"
 
 
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One setting as the command line, the environment and the docs show it,
+    derived from its field."""
 
-# name, type, help. The env variable is PREFIX + NAME.upper().
-FIELDS: list[tuple[str, type, str]] = [
-    ("grpc_host", str, "address the gRPC server binds"),
-    ("grpc_port", int, "gRPC port (0 picks a free one)"),
-    ("http_host", str, "address the HTTP shim binds"),
-    ("http_port", int, "HTTP shim port (0 picks a free one)"),
-    ("http_enabled", bool, "start the /v1 HTTP shim beside the gRPC server"),
-    ("codex_bin", str, "the codex binary to run"),
-    ("codex_profile", str, "codex config profile passed as --profile"),
-    ("codex_config", list, "extra codex -c key=value overrides; repeatable; variable: one per line"),
-    ("accounts", list, "Codex accounts as NAME=PATH or NAME:N=PATH (a CODEX_HOME each, N runs at once); "
-                       "repeatable; variable: one per line"),
-    ("output_dir", Path, "where finished images and their metadata are kept"),
-    ("state_dir", Path, "working directories and the record of running codex process groups"),
-    ("max_concurrent", int, "codex processes allowed to run at once"),
-    ("queue_limit", int, "requests allowed to wait for a slot; beyond it RESOURCE_EXHAUSTED"),
-    ("kill_grace_ms", int, "SIGTERM to SIGKILL grace when cancelling codex"),
-    ("generation_timeout_ms", int, "longest a generation may run"),
-    ("api_keys", list, "API keys; when set, every call but health needs one; repeatable; variable: comma separated"),
-    ("retention_max_age_s", int, "delete stored images older than this many seconds (0: keep)"),
-    ("retention_max_bytes", int, "delete the oldest stored images while the store holds more bytes (0: no cap)"),
-    ("retention_interval_ms", int, "how often the retention sweeper runs"),
-    ("database_url", str, "postgresql://… index shared by several replicas"),
-    ("object_store", str, "s3://bucket/prefix for images shared by several replicas"),
-    ("s3_endpoint", str, "S3 API URL for --object-store; keys from AWS_ACCESS_KEY_ID and "
-                         "AWS_SECRET_ACCESS_KEY"),
-    ("s3_region", str, "S3 region for --object-store"),
-    ("lease_ms", int, "with --database-url: how long a replica's account runs and running requests count for "
-                      "the others after its last heartbeat (a killed replica's free themselves this long after)"),
-    ("query_budget_ms", int, "longest a list query may run (QUERY_TOO_SLOW)"),
-    ("remove_codex_copies", bool, "after each run, remove codex's own copy of the image and the thread's rollout"),
-    ("keys_file", Path, "named API keys with limits (JSON), re-read on SIGHUP"),
-    ("metrics_auth", str, "when /metrics needs an API key: remote (only from other hosts; open on loopback), "
-                          "always (every caller), never"),
-    ("allow_unauthenticated_remote", bool, "allow binding a non-loopback address without an API key"),
-    ("max_references", int, "reference images per request, 1-16 (past 5 they share a contact sheet)"),
-    ("max_reference_bytes", int, "bytes per reference image"),
-    ("max_reference_pixels", int, "pixels per reference image (decompression-bomb guard)"),
-    ("max_prompt_chars", int, "longest prompt, in characters (INVALID_ARGUMENT beyond)"),
-    ("http_max_body_bytes", int, "largest HTTP request body the shim accepts (413 beyond)"),
-    ("mcp_reference_dir", list, "directory /mcp may read references from; repeatable"),
-    ("mcp_inline_max_bytes", int, "larger MCP images are returned as links only"),
-    ("readiness_ttl_ms", int, "how long a codex readiness probe is trusted"),
-    ("finish_early", bool, "stop codex as soon as its image is final, skipping the model's closing turn"),
-    ("download_idle_timeout_ms", int, "drop a download (HTTP or GetImageFile) whose reader takes nothing this long"),
-    ("http_header_timeout_ms", int, "time to receive a request's headers (408 after)"),
-    ("http_body_timeout_ms", int, "longest pause inside a request body (408 after)"),
-    ("http_keepalive_timeout_ms", int, "idle time before a kept-alive connection closes"),
-    ("http_max_connections_per_address", int, "connections per remote address (0: no cap)"),
-    ("http_max_loopback_connections", int, "connections from loopback (0: no cap)"),
-    ("blocking_threads", int, "threads for blocking work (Pillow, disk) off the event loop"),
-    ("ready_file", str, "write {grpc_port, http_port, pid} here as JSON once serving"),
-    ("log_level", str, "debug, info, warning or error"),
-    ("codex_env_allow", list, "more variables codex may see (NAME or PREFIX*); comma list"),
-    ("allowed_hosts", list, "Host names answered besides IPs and localhost; comma list"),
-    ("allowed_origins", list, "browser origins allowed, with CORS (`*`: every site); comma list"),
-    ("webhook_secret", str, "whsec_… secret that signs webhooks; without it no webhook_url is taken"),
-    ("webhook_allow", list, "hosts webhooks may go to besides loopback (checked after DNS); comma list"),
-    ("webhook_retry_ms", int, "how long a failing webhook is retried, with backoff"),
-    ("banner", bool, "print where it serves and whether codex is ready, for a person, on stderr at start"),
-]
-
-# --help groups options by these headings; a field in none goes under "more".
-GROUPS: list[tuple[str, tuple[str, ...]]] = [
-    ("where it listens", ("grpc_host", "grpc_port", "http_host", "http_port", "http_enabled")),
-    ("codex", ("codex_bin", "codex_profile", "codex_config", "accounts", "generation_timeout_ms", "kill_grace_ms",
-               "finish_early", "remove_codex_copies", "readiness_ttl_ms")),
-    ("keys and access", ("api_keys", "keys_file", "metrics_auth", "allow_unauthenticated_remote")),
-    ("browsers and codex's environment", ("allowed_hosts", "allowed_origins", "codex_env_allow")),
-    ("capacity and limits", ("max_concurrent", "queue_limit", "max_references", "max_reference_bytes",
-                             "max_reference_pixels", "max_prompt_chars", "http_max_body_bytes",
-                             "download_idle_timeout_ms", "http_header_timeout_ms", "http_body_timeout_ms",
-                             "http_keepalive_timeout_ms", "http_max_connections_per_address",
-                             "http_max_loopback_connections", "query_budget_ms", "blocking_threads")),
-    ("MCP", ("mcp_reference_dir", "mcp_inline_max_bytes")),
-    ("webhooks", ("webhook_secret", "webhook_allow", "webhook_retry_ms")),
-    ("storage", ("output_dir", "state_dir", "retention_max_age_s", "retention_max_bytes", "retention_interval_ms")),
-    ("several replicas", ("database_url", "object_store", "s3_endpoint", "s3_region", "lease_ms")),
-    ("output", ("log_level", "banner", "ready_file")),
-]
-
-# Defaults that live outside the dataclass (computed at start, or read by
-# another part), in words for --help and the settings reference.
-_DEFAULT_WORDS = {
-    "banner": "on when stderr is a terminal",
-    "codex_bin": "the project's pinned install, else `codex` on PATH",
-    "keys_file": "<state_dir>/keys.json",
-    "accounts": "one account on the inherited CODEX_HOME",
-    "database_url": "SQLite in the state directory",
-    "object_store": "files in output_dir",
-    "s3_endpoint": "AWS",
-    "s3_region": "AWS_DEFAULT_REGION, else us-east-1",
-}
-
-# The HTTP shim keeps the seed server's names, which plugins' docs already use.
-_ENV_NAMES = {"api_keys": PREFIX + "API_KEY", "http_host": PREFIX + "HOST", "http_port": PREFIX + "PORT"}
+    name: str
+    kind: type  # str, int, bool, Path, or list for a tuple of strings
+    help: str
+    group: str
+    flag: str
+    env: str
+    shown: str  # the default in words, or "" to show the default itself
+    commas: bool
+    flag_commas: bool
 
 
-_FLAGS = {"api_keys": "--api-key", "accounts": "--account", "allowed_hosts": "--allowed-host",
-          "allowed_origins": "--allowed-origin", "webhook_allow": "--webhook-allow"}
-# Lists whose variable is comma separated; their flags may repeat and take commas too.
-_COMMA_LISTS = ("api_keys", "codex_env_allow", "allowed_hosts", "allowed_origins", "webhook_allow")
+def _kind(annotation: Any) -> type:
+    """str, int, bool or Path from a field's type (X | None as X); list for tuple[str, ...]."""
+    if typing.get_origin(annotation) is tuple:
+        return list
+    if isinstance(annotation, types.UnionType):
+        (annotation,) = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+    return annotation
+
+
+def options_of(cls: type) -> tuple[Option, ...]:
+    """Each field of a dataclass declared with `setting`, as an `Option`."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for field in dataclasses.fields(cls):
+        meta = field.metadata
+        if "help" not in meta:
+            raise TypeError(f"{cls.__name__}.{field.name} is declared without setting(): "
+                            "it needs a help and a group")
+        out.append(Option(
+            name=field.name, kind=_kind(hints[field.name]), help=meta["help"], group=meta["group"],
+            flag=meta["flag"] or "--" + field.name.replace("_", "-"), env=meta["env"] or PREFIX + field.name.upper(),
+            shown=meta["shown"], commas=meta["commas"], flag_commas=meta["flag_commas"]))
+    return tuple(out)
+
+
+OPTIONS: tuple[Option, ...] = options_of(Settings)
+_BY_NAME = {option.name: option for option in OPTIONS}
 
 
 def env_name(field: str) -> str:
-    return _ENV_NAMES.get(field, PREFIX + field.upper())
+    return _BY_NAME[field].env
 
 
 def flag_name(field: str) -> str:
-    return _FLAGS.get(field, "--" + field.replace("_", "-"))
+    return _BY_NAME[field].flag
 
 
 def shown_default(field: str) -> str:
     """The default as a person reads it: `17342`, `on`, `~/.local/...`, or words."""
-    if field in _DEFAULT_WORDS:
-        return _DEFAULT_WORDS[field]
+    if _BY_NAME[field].shown:
+        return _BY_NAME[field].shown
     value = getattr(Settings(), field)
     if isinstance(value, bool):
         return "on" if value else "off"
@@ -256,15 +291,15 @@ def _parse_bool(text: str) -> bool:
     raise ValueError(f"not a boolean: {text!r}")
 
 
-def _from_env(field: str, kind: type, raw: str):
-    if kind is bool:
+def _from_env(option: Option, raw: str) -> Any:
+    if option.kind is bool:
         return _parse_bool(raw)
-    if kind is int:
+    if option.kind is int:
         return int(raw)
-    if kind is Path:
+    if option.kind is Path:
         return Path(raw).expanduser()
-    if kind is list:
-        sep = "," if field in _COMMA_LISTS else "\n"
+    if option.kind is list:
+        sep = "," if option.commas else "\n"
         return tuple(part.strip() for part in raw.split(sep) if part.strip())
     return raw
 
@@ -283,9 +318,8 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 def _variable_exceptions() -> str:
     """Flags whose variable is not CODEX_IMAGE_SERVER_ + the flag's own name."""
-    odd = [(flag_name(f), env_name(f)) for f, _, _ in FIELDS
-           if env_name(f) != PREFIX + flag_name(f)[2:].replace("-", "_").upper()]
-    return ", ".join(f"{flag} is {env}" for flag, env in odd)
+    odd = [o for o in OPTIONS if o.env != PREFIX + o.flag[2:].replace("-", "_").upper()]
+    return ", ".join(f"{o.flag} is {o.env}" for o in odd)
 
 
 USAGE = """codex-image-server [options]             serve gRPC and HTTP (the options below)
@@ -294,6 +328,13 @@ USAGE = """codex-image-server [options]             serve gRPC and HTTP (the opt
        codex-image-server doctor [options]      check codex, its login, the ports and the disk"""
 
 _METAVARS = {int: "N", Path: "PATH", list: "VALUE", str: "TEXT"}
+
+
+def _metavar(option: Option) -> str:
+    for suffix, word in (("_ms", "MS"), ("_host", "HOST"), ("_port", "PORT")):
+        if option.name.endswith(suffix):
+            return word
+    return _METAVARS.get(option.kind, "VALUE")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -305,44 +346,41 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="`codex-image-server service --help`, `keys --help` and `doctor --help` explain the subcommands.",
         formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    grouped = {field: title for title, fields in GROUPS for field in fields}
-    groups = {title: parser.add_argument_group(title) for title, _ in GROUPS}
-    for field, kind, help_text in FIELDS:
-        title = grouped.get(field, "more")
-        if title not in groups:
-            groups[title] = parser.add_argument_group(title)
-        target = groups[title]
+    groups: dict[str, Any] = {}
+    for option in OPTIONS:
+        if option.group not in groups:
+            groups[option.group] = parser.add_argument_group(option.group)
+        target = groups[option.group]
         # %% because argparse formats help with %.
-        full_help = f"{help_text} (default: {shown_default(field)})".replace("%", "%%")
-        if kind is bool:
-            target.add_argument(flag_name(field), dest=field, action=argparse.BooleanOptionalAction,
+        full_help = f"{option.help} (default: {shown_default(option.name)})".replace("%", "%%")
+        if option.kind is bool:
+            target.add_argument(option.flag, dest=option.name, action=argparse.BooleanOptionalAction,
                                 default=None, help=full_help)
-        elif kind is list:
-            target.add_argument(flag_name(field), dest=field, action="append", default=None, metavar="VALUE",
+        elif option.kind is list:
+            target.add_argument(option.flag, dest=option.name, action="append", default=None, metavar="VALUE",
                                 help=full_help)
         else:
-            metavar = "MS" if field.endswith("_ms") else "HOST" if field.endswith("_host") else \
-                "PORT" if field.endswith("_port") else _METAVARS.get(kind, "VALUE")
-            target.add_argument(flag_name(field), dest=field, type=kind, default=None, metavar=metavar,
-                                help=full_help)
+            target.add_argument(option.flag, dest=option.name, type=option.kind, default=None,
+                                metavar=_metavar(option), help=full_help)
     return parser
 
 
-def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> Settings:
+def load(argv: list[str] | None = None, environ: typing.Mapping[str, str] | None = None) -> Settings:
     environ = os.environ if environ is None else environ
     args = build_parser().parse_args(argv)
-    values = {}
-    for field, kind, _ in FIELDS:
-        flag_value = getattr(args, field)
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        flag_value = getattr(args, option.name)
         if flag_value is not None:
-            values[field] = tuple(flag_value) if kind is list else flag_value
-            if field in _COMMA_LISTS and field != "api_keys":
-                values[field] = tuple(p.strip() for v in flag_value for p in v.split(",") if p.strip())
-        elif environ.get(env_name(field)) not in (None, ""):
+            if option.flag_commas:
+                values[option.name] = tuple(p.strip() for v in flag_value for p in v.split(",") if p.strip())
+            else:
+                values[option.name] = tuple(flag_value) if option.kind is list else flag_value
+        elif environ.get(option.env) not in (None, ""):
             try:
-                values[field] = _from_env(field, kind, environ[env_name(field)])
+                values[option.name] = _from_env(option, environ[option.env])
             except ValueError as exc:
-                raise SystemExit(f"{env_name(field)}: {exc}") from None
+                raise SystemExit(f"{option.env}: {exc}") from None
     settings = Settings(**values)
     check(settings)
     return settings

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import ipaddress
 import json
-import logging
 from pathlib import Path
 from typing import Callable
 
@@ -32,6 +31,7 @@ from codex_image_server.grpc_api.inprocess import InProcessChannel
 from codex_image_server.grpc_api.wire import Received
 from codex_image_server.errors import ServiceError
 from codex_image_server.runtime.idle import IdleTimer, reset
+from codex_image_server.runtime.logs import log
 from google.protobuf import json_format, message_factory
 
 from . import access_log, adapter, console, errors, jsonmap, openapi, routes
@@ -40,8 +40,6 @@ from .guard import Guard
 from .mcp.surface import PATH as MCP_PATH
 from .mcp.surface import McpSurface
 from .openai_compat.surface import EDITS, OpenAISurface
-
-log = logging.getLogger("codex_image_shim")
 
 NDJSON = "application/x-ndjson"
 JSON = "application/json"
@@ -223,7 +221,7 @@ class Shim:
             raise
         except Exception as exc:  # noqa: BLE001 - never a stack trace to the caller
             # The type only: an exception's text may quote the caller's bytes.
-            log.error("shim handler crashed: %s", type(exc).__name__)
+            log("http.handler_crashed", level="error", surface="v1", error_type=type(exc).__name__)
             error = errors.ShimError(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error in the HTTP shim")
             return error_response(error.status, 500)
 

@@ -1,4 +1,4 @@
-"""The web console (issue 13): static files at `/` and `/console/*`, on the
+"""The web console: static files at `/` and `/console/*`, on the
 shim's own origin, so the page calls /v1 with no CORS and the same auth.
 
 The assets are built from web/src by `make console` and checked in, so the

@@ -23,13 +23,11 @@ opens. Three rules keep pages out while leaving non-browser clients alone:
 from __future__ import annotations
 
 import ipaddress
-import logging
 
 from aiohttp import hdrs, web
+from codex_image_server.runtime.logs import log
 
 from . import errors
-
-log = logging.getLogger("codex_image_shim")
 
 EXPOSED = ("Content-Length, Content-Type, ETag, Retry-After, X-Request-Id, X-Codex-Image-Ignored")
 PREFLIGHT_HEADERS = {
@@ -99,9 +97,11 @@ class Guard:
         self._hosts_seen: dict[str, bool] = {}
         self._origins_seen: dict[tuple[str, str, str], bool] = {}
         if self.any_origin:
-            log.warning("allowed_origins has '*': every web page the user opens may call this server")
+            log("http.any_origin_allowed", level="warning",
+                message="allowed_origins has '*': every web page the user opens may call this server")
         if self.null_origin:
-            log.warning("allowed_origins has 'null': sandboxed frames and local files may call this server")
+            log("http.null_origin_allowed", level="warning",
+                message="allowed_origins has 'null': sandboxed frames and local files may call this server")
 
     # -- the checks -----------------------------------------------------------
 

@@ -34,7 +34,8 @@ def package_version(wrapper: Path) -> str:
 def codex_or_skip() -> Path:
     """The codex under test, or a loud skip when its npm package is not installed.
 
-    This is the only reason these tests may skip (issue 3).
+    This is the only reason these tests may skip: a missing codex is a setup
+    step (`make codex`), never a silent pass.
     """
     path = selected_wrapper()
     if not path.exists() or not _package_json(path).exists():

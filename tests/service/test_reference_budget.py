@@ -1,5 +1,6 @@
 """The contact sheet decodes its tiles under the decode budget every request
-shares, like validation's decodes (issue 10: no decode outside the budget)."""
+shares, like validation's decodes: no decode outside the budget, so the
+pixels held at once stay bounded however many requests arrive."""
 from __future__ import annotations
 
 import io

@@ -1,6 +1,6 @@
 """References go to disk as soon as a request is admitted, before it waits
 for a slot: a queue of requests with large references holds them in files,
-not in the server's memory (issue 9's memory target)."""
+not in the server's memory, which stays bounded however long the queue."""
 from __future__ import annotations
 
 import io

@@ -42,7 +42,7 @@ def _reference_use(use) -> pb.ReferenceUse:
 
 def image_message(img: StoredImage) -> pb.Image:
     # resolved_size is the stored image's real size everywhere (records
-    # written before issue 8 kept the asked-for size there).
+    # written before exact delivered sizes kept the asked-for size there).
     return pb.Image(
         id=img.id, request_id=img.request_id, index=img.index, label=img.label, mime_type=img.mime_type,
         width=img.width, height=img.height, byte_size=img.byte_size, sha256=img.sha256,

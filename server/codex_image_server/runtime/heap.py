@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
 import threading
+
+from codex_image_server.runtime.logs import log
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -29,7 +30,6 @@ TRIM_THRESHOLD = 8 * 1024 * 1024
 # A request body at least this large was assembled from many small pieces.
 BIG_BODY = 8 * 1024 * 1024
 
-log = logging.getLogger(__name__)
 _malloc_trim = None
 
 
@@ -48,7 +48,7 @@ def tune() -> bool:
     if applied and _malloc_trim is None:
         _malloc_trim = malloc_trim
         threading.Thread(target=_trimmer, name="heap-trim", daemon=True).start()
-    log.debug("heap thresholds %s", "set" if applied else "left as they were")
+    log("heap.thresholds", level="debug", applied=applied)
     return applied
 
 

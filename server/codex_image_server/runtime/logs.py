@@ -1,5 +1,11 @@
-"""Structured logs: one JSON object per line on stderr, for every logger in
-the process (ours, aiohttp, grpc, asyncio, warnings, uncaught exceptions).
+"""Structured logs: one JSON object per line on stderr, for our events and
+for every library's logger in the process (aiohttp, grpc, asyncio, the MCP
+SDK), warnings and uncaught exceptions.
+
+Our code logs through `log(event, **fields)` (and `access` for the HTTP
+access line) only, never a `logging` logger of its own: one idiom, one shape
+of line, one place that refuses secrets. This is the one module of server/
+that imports `logging` (tests/layout/test_habits.py keeps it so).
 
 Callers pass counts, sizes, ids, durations and outcomes only. Never a key,
 a full prompt or image bytes: `log` refuses field names that suggest them.
@@ -18,7 +24,6 @@ import time
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 _FORBIDDEN = ("prompt", "key", "authorization", "image_bytes", "data")
-_OWN_LOGGERS = ("codex_image_server", "codex_image_shim")
 _TEMPLATE_CHARS = 200
 _lock = threading.Lock()
 _threshold = LEVELS["info"]
@@ -36,6 +41,9 @@ def configure(level: str) -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    # The MCP SDK logs each session's id at INFO; a session id admits its
+    # holder (with the key), so it stays out of the server's log.
+    logging.getLogger("mcp").setLevel(logging.WARNING)
     logging.captureWarnings(True)
     sys.excepthook = _uncaught
     threading.excepthook = lambda args: _uncaught(args.exc_type, args.exc_value, args.exc_traceback,
@@ -111,8 +119,7 @@ def _uncaught(exc_type, exc_value, tb, thread: str | None = None) -> None:
 class JsonHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            own = record.name.startswith(_OWN_LOGGERS)
-            text = record.getMessage() if own else str(record.msg)
+            text = str(record.msg)
             fields = {"ts": round(record.created, 3), "level": record.levelname.lower(),
                       "event": "log", "logger": record.name, "message": text[:_TEMPLATE_CHARS]}
             if record.exc_info and record.exc_info[0] is not None:

@@ -96,7 +96,7 @@ MIGRATIONS = [
     CREATE INDEX requests_by_key ON requests (key_name, created_unix_ms);
     CREATE INDEX requests_running ON requests (replica) WHERE status = 'running';
     """,
-    # Transparent backgrounds (issue 11): the figures and usage as JSON text, '' for none, as in SQLite.
+    # Transparent backgrounds: the figures and usage as JSON text, '' for none, as in SQLite.
     """
     ALTER TABLE images ADD COLUMN background TEXT NOT NULL DEFAULT 'auto';
     ALTER TABLE images ADD COLUMN alpha_source TEXT NOT NULL DEFAULT '';

@@ -34,7 +34,7 @@ class StoredImage:
     output_format: str
     duration_ms: int
     created_unix_ms: int
-    # Added with exact delivered sizes (issue 8); defaults keep older records readable.
+    # Added with exact delivered sizes; defaults keep records written before them readable.
     target_size: str = ""
     aspect_ratio: str = ""
     aspect_source: str = ""
@@ -48,7 +48,7 @@ class StoredImage:
     account: str = ""
     # The history row of the request that made it (0: unknown, e.g. migrated).
     request_seq: int = 0
-    # Added with transparent backgrounds (issue 11); defaults likewise.
+    # Added with transparent backgrounds; defaults likewise.
     background: str = "auto"
     alpha_source: str = ""               # transparency.IMAGE_MODEL | KEYED_MATTE
     transparency: dict | None = None     # matte.Figures as a dict

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 
 from aiohttp import web
 from codex_image_client.mcp import server as mcp_server
@@ -27,9 +26,6 @@ from . import asgi
 from .backend import InProcessBackend
 
 PATH = "/mcp"
-# The SDK logs each session's id at INFO; a session id admits its holder
-# (with the key), so it stays out of the server's log.
-logging.getLogger("mcp").setLevel(logging.WARNING)
 _METADATA = "codex_image.metadata"  # scope keys: what a tool call needs of its HTTP request
 _ABANDONED = "codex_image.abandoned"
 

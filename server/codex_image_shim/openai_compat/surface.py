@@ -10,19 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 
 import grpc
 from aiohttp import web
 from codeximage.v1 import image_service_pb2 as pb
 
 from codex_image_server.grpc_api.wire import Received
+from codex_image_server.runtime.logs import log
 
 from .. import adapter
 from .. import errors as shim_errors
 from . import answers, errors, fields
-
-log = logging.getLogger("codex_image_shim.openai")
 
 GENERATIONS = "/v1/images/generations"
 EDITS = "/v1/images/edits"
@@ -67,7 +65,7 @@ class OpenAISurface:
         except (asyncio.CancelledError, ConnectionError):
             raise
         except Exception as exc:  # noqa: BLE001 - never a stack trace to the caller
-            log.error("openai surface crashed: %s", type(exc).__name__)
+            log("http.handler_crashed", level="error", surface="openai", error_type=type(exc).__name__)
             return self.error_response(
                 shim_errors.ShimError(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error in the OpenAI surface"))
 
