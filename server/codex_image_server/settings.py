@@ -49,6 +49,7 @@ class Settings:
     retention_max_age_s: int = 0
     retention_max_bytes: int = 0
     retention_interval_ms: int = 300_000
+    retention_unrecorded_age_s: int = 3600
     database_url: str = ""
     object_store: str = ""
     s3_endpoint: str = ""
@@ -142,6 +143,8 @@ FIELDS: list[tuple[str, type, str]] = [
     ("retention_max_age_s", int, "delete stored images older than this many seconds (0: keep)"),
     ("retention_max_bytes", int, "delete the oldest stored images while the store holds more bytes (0: no cap)"),
     ("retention_interval_ms", int, "how often the retention sweeper runs"),
+    ("retention_unrecorded_age_s", int, "delete stored objects no record names once this many seconds old "
+     "(an upload cut off before its record; 0: keep)"),
     ("database_url", str, "postgresql://… index shared by several replicas"),
     ("object_store", str, "s3://bucket/prefix for images shared by several replicas"),
     ("s3_endpoint", str, "S3 API URL for --object-store; keys from AWS_ACCESS_KEY_ID and "
@@ -196,7 +199,8 @@ GROUPS: list[tuple[str, tuple[str, ...]]] = [
                              "http_max_loopback_connections", "query_budget_ms", "blocking_threads")),
     ("MCP", ("mcp_reference_dir", "mcp_inline_max_bytes")),
     ("webhooks", ("webhook_secret", "webhook_allow", "webhook_retry_ms")),
-    ("storage", ("output_dir", "state_dir", "retention_max_age_s", "retention_max_bytes", "retention_interval_ms")),
+    ("storage", ("output_dir", "state_dir", "retention_max_age_s", "retention_max_bytes", "retention_interval_ms",
+                 "retention_unrecorded_age_s")),
     ("several replicas", ("database_url", "object_store", "s3_endpoint", "s3_region", "lease_ms")),
     ("output", ("log_level", "banner", "ready_file")),
 ]
@@ -391,7 +395,8 @@ def check(settings: Settings) -> None:
         raise SystemExit(f"max_references must be between 1 and {MAX_REFERENCES}")
     exposed = [h for h in (settings.grpc_host, settings.http_host if settings.http_enabled else "127.0.0.1")
                if not is_loopback(h)]
-    if settings.retention_max_age_s < 0 or settings.retention_max_bytes < 0 or settings.retention_interval_ms < 100:
+    if min(settings.retention_max_age_s, settings.retention_max_bytes, settings.retention_unrecorded_age_s) < 0 \
+            or settings.retention_interval_ms < 100:
         raise SystemExit("retention limits must not be negative, and the interval at least 100 ms")
     from .engine.accounts import parse as parse_accounts  # noqa: PLC0415
     try:

@@ -10,7 +10,15 @@ name: host and state directory) drops what its dead self held at start.
 
 Writes that free something (a run given back, a request's outcome) are never
 lost to a database outage: they are retried by the lease thread until
-PostgreSQL answers, so a budget is not kept used up by a blip."""
+PostgreSQL answers, so a budget is not kept used up by a blip.
+
+Every run on an account is also written down for good (`account_run_log`):
+when it was taken and when it ended (given back; or dropped because its
+replica's lease lapsed or its replica restarted), by PostgreSQL's clock, in
+the same statements that take and free it. So how many ran at once on an
+account can be worked out afterwards from the store alone (`make chaos`
+does), and a run given back after its lease lapsed shows how long it
+really lasted. Rows ended more than a day ago go when a replica starts."""
 from __future__ import annotations
 
 import threading
@@ -19,11 +27,26 @@ import time
 from ..errors import ServiceError
 from ..logs import log
 
+# Appended to postgres.MIGRATIONS.
+ACCOUNT_RUN_LOG_MIGRATION = """
+CREATE TABLE account_run_log (id BIGINT PRIMARY KEY, account TEXT NOT NULL, replica TEXT NOT NULL,
+  taken_at TIMESTAMPTZ NOT NULL, ended_at TIMESTAMPTZ, ended_by TEXT NOT NULL DEFAULT '');
+CREATE INDEX account_run_log_by_end ON account_run_log (ended_at);
+"""
+_LOG_KEPT = "1 day"
+
 _ACCOUNT_LOCK = 0x61636374  # advisory lock class of one account's runs (two int4 keys; no clash with one int8)
 
 # A run counts while its replica's lease lives.
 _RUNS = ("SELECT a.account, count(*) FROM account_runs a JOIN replicas p ON p.name = a.replica "
          "WHERE a.account = ANY(%s) AND p.alive_until > clock_timestamp() GROUP BY a.account")
+
+
+def _ended(delete_returning_ids: str, by: str) -> str:
+    """One statement: the runs the DELETE frees, ended in the log now (a
+    lapse or restart does not overwrite an end already written)."""
+    return (f"WITH gone AS ({delete_returning_ids}) UPDATE account_run_log SET ended_at = clock_timestamp(), "
+            f"ended_by = '{by}' WHERE id IN (SELECT id FROM gone) AND ended_at IS NULL")
 
 
 class ReplicaLease:
@@ -34,7 +57,9 @@ class ReplicaLease:
         self._later: list[tuple[str, tuple]] = []  # freeing writes PostgreSQL did not take yet
         self._stop = threading.Event()
         self.renew()
-        db.write("DELETE FROM account_runs WHERE replica = %s", (db.replica,))  # a dead self's runs
+        db.write(_ended("DELETE FROM account_runs WHERE replica = %s RETURNING id", "restarted"),
+                 (db.replica,))  # a dead self's runs
+        db.write(f"DELETE FROM account_run_log WHERE ended_at < clock_timestamp() - interval '{_LOG_KEPT}'")
         self._thread = threading.Thread(target=self._loop, name="replica-lease", daemon=True)
         self._thread.start()
 
@@ -103,13 +128,16 @@ class PostgresAccounts:
             if row and row[0] > now_ms:
                 return None
             # Runs of replicas whose lease lapsed are gone for good.
-            conn.execute("DELETE FROM account_runs a USING replicas p WHERE a.account = %s AND "
-                         "p.name = a.replica AND p.alive_until <= clock_timestamp()", (name,))
+            conn.execute(_ended("DELETE FROM account_runs a USING replicas p WHERE a.account = %s AND "
+                                "p.name = a.replica AND p.alive_until <= clock_timestamp() RETURNING a.id",
+                                "lease lapsed"), (name,))
             (running,) = conn.execute("SELECT count(*) FROM account_runs WHERE account = %s", (name,)).fetchone()
             if running >= limit:
                 return None
             (token,) = conn.execute("INSERT INTO account_runs (account, replica) VALUES (%s, %s) RETURNING id",
                                     (name, self._db.replica)).fetchone()
+            conn.execute("INSERT INTO account_run_log (id, account, replica, taken_at) "
+                         "VALUES (%s, %s, %s, clock_timestamp())", (token, name, self._db.replica))
         with self._lock:
             self._mine[token] = name
         return token
@@ -117,7 +145,10 @@ class PostgresAccounts:
     def give_back(self, token: int) -> None:
         with self._lock:
             self._mine.pop(token, None)
-        self._lease.write_or_later("DELETE FROM account_runs WHERE id = %s", (token,))
+        # The end is written even when a lapse dropped the run already: it ran until now.
+        self._lease.write_or_later(
+            "WITH gone AS (DELETE FROM account_runs WHERE id = %s) UPDATE account_run_log SET "
+            "ended_at = clock_timestamp(), ended_by = 'given back' WHERE id = %s", (token, token))
 
     def mark_exhausted(self, name: str, until: float) -> None:
         with self._lock:

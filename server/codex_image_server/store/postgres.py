@@ -19,7 +19,7 @@ import psycopg_pool
 
 from ..errors import Kind, ServiceError
 from .operations import POSTGRES_MIGRATION as _OPERATIONS, OperationQueries
-from .pg_shared import PostgresAccounts, ReplicaLease
+from .pg_shared import ACCOUNT_RUN_LOG_MIGRATION, PostgresAccounts, ReplicaLease
 from .records import Admission, KeyLoad, RequestRecord
 from .sqlite import (IMAGES_OF_KEY_SINCE, _IMAGE_COLUMNS, _IMAGE_FIELDS, SqlQueries, _image, _like, _list_text,
                      _request_values, owned, too_slow)
@@ -120,6 +120,8 @@ MIGRATIONS = [
     """,
     # Detached generations: the durable queue replicas take work from (operations.py).
     _OPERATIONS,
+    # Runs on accounts over time, kept after they end (pg_shared.py).
+    ACCOUNT_RUN_LOG_MIGRATION,
 ]
 _MIGRATION_LOCK = 0x636F646578  # any constant shared by every replica
 _KEY_LOCK = 0x6B6579  # advisory lock class of one key's admissions (two int4 keys)

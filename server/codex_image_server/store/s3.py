@@ -25,7 +25,7 @@ import botocore.config
 import botocore.exceptions
 
 from ..errors import Kind, ServiceError
-from .blobs import write_atomic
+from .blobs import local_names_before, write_atomic
 
 _TMP_PREFIX = ".tmp-"
 _SHA_KEY = "sha256"  # x-amz-meta-sha256
@@ -136,6 +136,23 @@ class S3Blobs:
                 return False
             raise
         return True
+
+    def names_before(self, cutoff_unix_s: float):
+        """The store's objects, then this replica's cached copies no longer in it."""
+        seen = set()
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
+        try:
+            for page in pages:
+                for item in page.get("Contents", ()):
+                    name = item["Key"][len(self.prefix):]
+                    seen.add(name)
+                    if "/" not in name and item["LastModified"].timestamp() < cutoff_unix_s:
+                        yield name
+        except (*_UNREACHABLE, botocore.exceptions.ClientError) as exc:
+            raise unavailable(exc) from None
+        for name in local_names_before(self.cache, cutoff_unix_s):
+            if name not in seen:
+                yield name
 
     def delete(self, name: str) -> bool:
         existed = self.exists(name)
