@@ -15,7 +15,8 @@ _TMP_PREFIX = ".tmp-"
 
 class BlobStore(Protocol):
     def put(self, name: str, data: bytes) -> None: ...
-    def path(self, name: str) -> Path: ...
+    def path(self, name: str, sha256: str = "") -> Path:
+        """Where the bytes lie; `sha256` (the record's), for a store that checks a copy."""
     def exists(self, name: str) -> bool: ...
     def delete(self, name: str) -> bool: ...
     def names_before(self, cutoff_unix_s: float) -> Iterator[str]:
@@ -70,8 +71,8 @@ class DirectoryBlobs:
         write_atomic(self.dir / name, data)
         fsync_dir(self.dir)
 
-    def path(self, name: str) -> Path:
-        return self.dir / name
+    def path(self, name: str, sha256: str = "") -> Path:
+        return self.dir / name  # the files are the store: no other copy to check against
 
     def exists(self, name: str) -> bool:
         return (self.dir / name).is_file()
