@@ -20,6 +20,7 @@ from .errors import ServiceError
 from .logs import log
 from .metrics import Metrics
 from .store import OutputStore
+from .imaging import EXTENSION_BY_MIME
 from .store.output_store import is_valid_id
 
 _BATCH = 200
@@ -92,10 +93,11 @@ class Retention:
                     blobs.delete(name)
             return len(batch) - len(known)
 
+        extensions = {f".{ext}" for ext in EXTENSION_BY_MIME.values()}
         for name in blobs.names_before(now_ms / 1000 - self.unrecorded_age_s):
-            image_id = PurePath(name).stem
-            if not is_valid_id(image_id):
-                continue  # not a name the store makes: not ours to delete
+            image_id, extension = PurePath(name).stem, PurePath(name).suffix
+            if not is_valid_id(image_id) or extension not in extensions:
+                continue  # not a name the store makes for an image: not ours to delete
             batch[image_id] = name
             if len(batch) >= _BATCH:
                 deleted += flush()

@@ -65,13 +65,17 @@ def test_objects_no_record_names_go_once_older_than_the_unrecorded_age(store):
     old_orphan = store.dir / f"img_{'a' * 32}.png"  # an upload cut off before its record
     young_orphan = store.dir / f"img_{'b' * 32}.png"  # perhaps an upload on its way to its record
     not_ours = store.dir / "notes.txt"
-    for path, age_s in ((old_orphan, 61), (young_orphan, 59), (not_ours, 1000)):
+    unreadable_old_record = store.dir / f"img_{'c' * 32}.json"  # the migration skipped it: kept, with its image
+    beside_it = store.dir / f"img_{'c' * 32}.png"
+    for path, age_s in ((old_orphan, 61), (young_orphan, 59), (not_ours, 1000), (unreadable_old_record, 1000),
+                        (beside_it, 1000)):
         path.write_bytes(b"x")
         os.utime(path, (NOW / 1000 - age_s, NOW / 1000 - age_s))
     os.utime(store.path(recorded), (NOW / 1000 - 1000, NOW / 1000 - 1000))
     assert Retention(store, Metrics(), 0, 0, unrecorded_age_s=60).sweep(NOW) == {**NOTHING, "unrecorded": 1}
     assert not old_orphan.exists()
     assert young_orphan.exists() and not_ours.exists() and store.path(recorded).exists()
+    assert unreadable_old_record.exists() and beside_it.exists()
     assert Retention(store, Metrics(), 0, 0, unrecorded_age_s=0).sweep(NOW + 10**6) == NOTHING  # 0: off
     assert young_orphan.exists()
 
