@@ -148,12 +148,14 @@ def run(plan: Plan, report=print) -> tuple[list[str], list[str]]:
                           f"an image, {nemesis.total} faults")
     ids = ledger.by_surface
     table = [
-        f"seed                     {plan.seed}" + ("  (sha256 checks SKIPPED: must fail)" if plan.skip_sha256_check else ""),
+        f"seed                     {plan.seed}"
+        + ("  (sha256 checks SKIPPED: must fail)" if plan.skip_sha256_check else ""),
         f"took                     {took:.0f} s",
         f"generations              {ledger.generations}: answered with an image {ledger.answered_ok}, "
         f"with an error {ledger.answered_error} (not counted: refused for the key's daily limit "
         f"{ledger.refused_for_limit}; keys at their limit: {sorted(ledger.exhausted)})",
-        f"  by surface             " + ", ".join(f"{k} {v[0]} with an image/{v[1]} calls" for k, v in sorted(ids.items())),
+        f"  by surface             "
+        + ", ".join(f"{k} {v[0]} with an image/{v[1]} calls" for k, v in sorted(ids.items())),
         f"reads, deletes           {ledger.reads}, {ledger.deletes}",
         f"faults                   {nemesis.total}: "
         + ", ".join(f"{k} {v}" for k, v in sorted(nemesis.injected.items())),
@@ -363,6 +365,9 @@ def _account_budgets(cluster, violations: list[str]) -> dict:
     for name, budget in ACCOUNTS.items():
         if most.get(name, 0) > budget:
             violations.append(f"account {name}: {most[name]} runs at once, its budget is {budget}")
+            for run in account_runs.at_the_peak(runs, name):
+                violations.append(f"  {name} on {run.replica.rsplit('/', 2)[-2]}: taken {run.taken_at:%H:%M:%S.%f}, "
+                                  f"ended {run.ended_at and f'{run.ended_at:%H:%M:%S.%f}'} ({run.ended_by})")
     unknown = sorted({r.account for r in runs} - set(ACCOUNTS))
     if unknown:
         violations.append(f"runs on accounts not configured: {unknown}")

@@ -121,6 +121,29 @@ def test_a_killed_replicas_runs_free_the_account_when_its_lease_lapses(cluster, 
     assert {r.ended_by for r in r1_runs} <= {"lease lapsed", "restarted"}, r1_runs
 
 
+def test_a_postgres_outage_longer_than_a_lease_does_not_drop_live_runs(cluster, q_used_up):
+    """PostgreSQL down for twice a lease: nobody could renew, yet r1 is alive
+    and its two runs go on. Once PostgreSQL is back, r2 must wait for them,
+    not drop them as lapsed and start a third run on the account."""
+    r1, r2 = cluster.replicas[:2]
+    channel = grpc.insecure_channel(r1.grpc_target)
+    call = pbg.ImageServiceStub(channel).Generate(pb.GenerateRequest(
+        prompt="outage [[fake delay=8]]", count=2, request_id="outage"))
+    try:
+        assert procs.wait_until(lambda: len(live_runs(cluster, "outage-")) == 2, 15)
+        cluster.postgres.stop()
+        time.sleep(2 * LEASE_MS / 1000)  # the outage itself is the fault: every lease lapses in it
+        cluster.postgres.start()
+        images, error = generate_on(r2, "behind [[fake delay=0.05]]", request_id="behind")
+        assert error is None, error
+        assert len([e for e in call if e.WhichOneof("event") == "image"]) == 2
+    finally:
+        call.cancel()
+        channel.close()
+    runs = [r for r in account_runs.read(cluster.postgres.url) if r.account == "shared"]
+    assert account_runs.most_at_once(runs) == {"shared": 2}, account_runs.at_the_peak(runs, "shared")
+
+
 def test_an_account_used_up_on_one_replica_is_skipped_by_every_replica(cluster, q_used_up):
     r1, r2, r3 = cluster.replicas
     for replica in (r2, r3):

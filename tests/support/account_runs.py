@@ -26,6 +26,18 @@ def read(database_url: str) -> list[Run]:
     return [Run(*row) for row in rows]
 
 
+def at_the_peak(runs: list[Run], account: str) -> list[Run]:
+    """The runs of `account` that overlap at its busiest moment (to show what went wrong)."""
+    mine = [r for r in runs if r.account == account]
+    best: list[Run] = []
+    for run in mine:
+        at = run.taken_at
+        now = [r for r in mine if r.taken_at <= at and (r.ended_at is None or r.ended_at > at)]
+        if len(now) > len(best):
+            best = now
+    return best
+
+
 def most_at_once(runs: list[Run]) -> dict[str, int]:
     """Per account, the most runs whose [taken, ended] overlap. An end and a
     start at the same instant do not overlap (the store frees a run before

@@ -6,7 +6,11 @@ of its length (PostgreSQL's clock, so replicas' clocks need not agree). What a
 replica holds (runs on an account, running requests of a key) counts for the
 others only while its lease lives: a SIGKILLed replica stops renewing, and
 its holds free themselves one lease length later. A restarted replica (same
-name: host and state directory) drops what its dead self held at start.
+name: host and state directory) drops what its dead self held at start. A
+restarted PostgreSQL gives every lease at least one length from its own
+start: while it was down nobody could renew, and the runs of replicas that
+are alive must not be dropped as lapsed (others would then start more runs
+on the account than its budget while those still run).
 
 Writes that free something (a run given back, a request's outcome) are never
 lost to a database outage: they are retried by the lease thread until
@@ -37,9 +41,19 @@ _LOG_KEPT = "1 day"
 
 _ACCOUNT_LOCK = 0x61636374  # advisory lock class of one account's runs (two int4 keys; no clash with one int8)
 
-# A run counts while its replica's lease lives.
-_RUNS = ("SELECT a.account, count(*) FROM account_runs a JOIN replicas p ON p.name = a.replica "
-         "WHERE a.account = ANY(%s) AND p.alive_until > clock_timestamp() GROUP BY a.account")
+
+
+def lease_lives(ttl_s: float, replica: str = "p") -> str:
+    """SQL: the lease of `replica` (a row of `replicas`) lives, counting a
+    restarted PostgreSQL's grace (see the module's docstring)."""
+    return (f"GREATEST({replica}.alive_until, pg_postmaster_start_time() + make_interval(secs => {float(ttl_s)})) "
+            "> clock_timestamp()")
+
+
+def _runs(ttl_s: float) -> str:
+    """A run counts while its replica's lease lives."""
+    return ("SELECT a.account, count(*) FROM account_runs a JOIN replicas p ON p.name = a.replica "
+            f"WHERE a.account = ANY(%s) AND {lease_lives(ttl_s)} GROUP BY a.account")
 
 
 def _ended(delete_returning_ids: str, by: str) -> str:
@@ -129,7 +143,7 @@ class PostgresAccounts:
                 return None
             # Runs of replicas whose lease lapsed are gone for good.
             conn.execute(_ended("DELETE FROM account_runs a USING replicas p WHERE a.account = %s AND "
-                                "p.name = a.replica AND p.alive_until <= clock_timestamp() RETURNING a.id",
+                                f"p.name = a.replica AND NOT {lease_lives(self._lease.ttl_s)} RETURNING a.id",
                                 "lease lapsed"), (name,))
             (running,) = conn.execute("SELECT count(*) FROM account_runs WHERE account = %s", (name,)).fetchone()
             if running >= limit:
@@ -148,7 +162,8 @@ class PostgresAccounts:
         # The end is written even when a lapse dropped the run already: it ran until now.
         self._lease.write_or_later(
             "WITH gone AS (DELETE FROM account_runs WHERE id = %s) UPDATE account_run_log SET "
-            "ended_at = clock_timestamp(), ended_by = 'given back' WHERE id = %s", (token, token))
+            "ended_at = clock_timestamp(), ended_by = concat_ws(', then ', NULLIF(ended_by, ''), 'given back') "
+            "WHERE id = %s", (token, token))
 
     def mark_exhausted(self, name: str, until: float) -> None:
         with self._lock:
@@ -167,7 +182,7 @@ class PostgresAccounts:
             until = {n: self._until.get(n, 0.0) for n in names}
         try:
             with self._db.connection() as conn:
-                shared_runs = dict(conn.execute(_RUNS, (names,)).fetchall())
+                shared_runs = dict(conn.execute(_runs(self._lease.ttl_s), (names,)).fetchall())
                 rows = conn.execute("SELECT name, exhausted_until_unix_ms FROM accounts WHERE name = ANY(%s)",
                                     (names,)).fetchall()
         except ServiceError:

@@ -19,7 +19,7 @@ import psycopg_pool
 
 from ..errors import Kind, ServiceError
 from .operations import POSTGRES_MIGRATION as _OPERATIONS, OperationQueries
-from .pg_shared import ACCOUNT_RUN_LOG_MIGRATION, PostgresAccounts, ReplicaLease
+from .pg_shared import ACCOUNT_RUN_LOG_MIGRATION, PostgresAccounts, ReplicaLease, lease_lives
 from .records import Admission, KeyLoad, RequestRecord
 from .sqlite import (IMAGES_OF_KEY_SINCE, _IMAGE_COLUMNS, _IMAGE_FIELDS, SqlQueries, _image, _like, _list_text,
                      _request_values, owned, too_slow)
@@ -127,7 +127,7 @@ _MIGRATION_LOCK = 0x636F646578  # any constant shared by every replica
 _KEY_LOCK = 0x6B6579  # advisory lock class of one key's admissions (two int4 keys)
 # A key's running requests count while their replica's lease lives.
 _RUNNING_OF_KEY = ("SELECT count(*) FROM requests r JOIN replicas p ON p.name = r.replica "
-                   "WHERE r.key_name = %s AND r.status = 'running' AND p.alive_until > clock_timestamp()")
+                   "WHERE r.key_name = %s AND r.status = 'running' AND {lease_lives}")
 
 
 _FLAGS = [_IMAGE_FIELDS.index(name) for name in ("resized", "enlarged")]
@@ -275,12 +275,12 @@ class PostgresMetadata(SqlQueries, OperationQueries):
         with self.connection() as conn:
             return self._key_load(conn, key_name, since_unix_ms)
 
-    @staticmethod
-    def _key_load(conn, key_name: str, since_unix_ms: int) -> KeyLoad:
+    def _key_load(self, conn, key_name: str, since_unix_ms: int) -> KeyLoad:
         """Across every replica: the rows are shared. A killed replica's
         running requests stop counting as running when its lease lapses; the
         images they asked for count until it restarts and ends them."""
-        (running,) = conn.execute(_RUNNING_OF_KEY, (key_name,)).fetchone()
+        (running,) = conn.execute(_RUNNING_OF_KEY.format(lease_lives=lease_lives(self.lease.ttl_s)),
+                                  (key_name,)).fetchone()
         (images,) = conn.execute(_pg(IMAGES_OF_KEY_SINCE), (key_name, since_unix_ms)).fetchone()
         return KeyLoad(int(running), int(images))
 
