@@ -90,13 +90,19 @@ def test_the_run_log_counts_overlapping_runs():
     assert account_runs.most_at_once([run(0, None), run(1, 2), run(3, 4)]) == {"x": 2}
 
 
+def both_runs_on_r1(cluster, request_id: str, delay_s: float):
+    """r1 holds both of shared's runs: (its channel, the call), once both run."""
+    channel = grpc.insecure_channel(cluster.replicas[0].grpc_target)
+    call = pbg.ImageServiceStub(channel).Generate(pb.GenerateRequest(
+        prompt=f"{request_id} [[fake delay={delay_s}]]", count=2, request_id=request_id))
+    assert procs.wait_until(lambda: len(live_runs(cluster, f"{request_id}-")) == 2, 15)
+    return channel, call
+
+
 def test_a_killed_replicas_runs_free_the_account_when_its_lease_lapses(cluster, q_used_up):
     r1, r2 = cluster.replicas[:2]
-    channel = grpc.insecure_channel(r1.grpc_target)
-    call = pbg.ImageServiceStub(channel).Generate(pb.GenerateRequest(
-        prompt="hog [[fake delay=60]]", count=2, request_id="hog"))
+    channel, call = both_runs_on_r1(cluster, "hog", 60)
     try:
-        assert procs.wait_until(lambda: len(live_runs(cluster, "hog-")) == 2, 15)
         killed_wall = time.time()
         r1.kill()
         with pytest.raises(grpc.RpcError):
@@ -125,12 +131,9 @@ def test_a_postgres_outage_longer_than_a_lease_does_not_drop_live_runs(cluster, 
     """PostgreSQL down for twice a lease: nobody could renew, yet r1 is alive
     and its two runs go on. Once PostgreSQL is back, r2 must wait for them,
     not drop them as lapsed and start a third run on the account."""
-    r1, r2 = cluster.replicas[:2]
-    channel = grpc.insecure_channel(r1.grpc_target)
-    call = pbg.ImageServiceStub(channel).Generate(pb.GenerateRequest(
-        prompt="outage [[fake delay=8]]", count=2, request_id="outage"))
+    r2 = cluster.replicas[1]
+    channel, call = both_runs_on_r1(cluster, "outage", 8)
     try:
-        assert procs.wait_until(lambda: len(live_runs(cluster, "outage-")) == 2, 15)
         cluster.postgres.stop()
         time.sleep(2 * LEASE_MS / 1000)  # the outage itself is the fault: every lease lapses in it
         cluster.postgres.start()
