@@ -7,10 +7,12 @@ replica holds (runs on an account, running requests of a key) counts for the
 others only while its lease lives: a SIGKILLed replica stops renewing, and
 its holds free themselves one lease length later. A restarted replica (same
 name: host and state directory) drops what its dead self held at start. A
-restarted PostgreSQL gives every lease at least one length from its own
-start: while it was down nobody could renew, and the runs of replicas that
-are alive must not be dropped as lapsed (others would then start more runs
-on the account than its budget while those still run).
+restarted PostgreSQL gives every lease a grace from its own start (a lease
+length, a renewal period and the connection pool's wait, which a renewal
+begun during the outage sits out): while it was down nobody could renew,
+and the runs of replicas that are alive must not be dropped as lapsed
+(others would then start more runs on the account than its budget while
+those still run). A replica also renews its lease with every run it takes.
 
 Writes that free something (a run given back, a request's outcome) are never
 lost to a database outage: they are retried by the lease thread until
@@ -42,18 +44,22 @@ _LOG_KEPT = "1 day"
 _ACCOUNT_LOCK = 0x61636374  # advisory lock class of one account's runs (two int4 keys; no clash with one int8)
 
 
-
-def lease_lives(ttl_s: float, replica: str = "p") -> str:
+def lease_lives(grace_s: float, replica: str = "p") -> str:
     """SQL: the lease of `replica` (a row of `replicas`) lives, counting a
-    restarted PostgreSQL's grace (see the module's docstring)."""
-    return (f"GREATEST({replica}.alive_until, pg_postmaster_start_time() + make_interval(secs => {float(ttl_s)})) "
+    restarted PostgreSQL's grace (`ReplicaLease.restart_grace_s`)."""
+    return (f"GREATEST({replica}.alive_until, pg_postmaster_start_time() + make_interval(secs => {float(grace_s)})) "
             "> clock_timestamp()")
 
 
-def _runs(ttl_s: float) -> str:
+_RENEW_NOT_SHORTEN = ("INSERT INTO replicas (name, alive_until) VALUES "
+                      "(%s, clock_timestamp() + make_interval(secs => %s)) ON CONFLICT (name) DO UPDATE "
+                      "SET alive_until = GREATEST(replicas.alive_until, EXCLUDED.alive_until)")
+
+
+def _runs(grace_s: float) -> str:
     """A run counts while its replica's lease lives."""
     return ("SELECT a.account, count(*) FROM account_runs a JOIN replicas p ON p.name = a.replica "
-            f"WHERE a.account = ANY(%s) AND {lease_lives(ttl_s)} GROUP BY a.account")
+            f"WHERE a.account = ANY(%s) AND {lease_lives(grace_s)} GROUP BY a.account")
 
 
 def _ended(delete_returning_ids: str, by: str) -> str:
@@ -64,9 +70,10 @@ def _ended(delete_returning_ids: str, by: str) -> str:
 
 
 class ReplicaLease:
-    def __init__(self, db, ttl_s: float):
+    def __init__(self, db, ttl_s: float, pool_wait_s: float = 5.0):
         self._db = db
         self.ttl_s = ttl_s
+        self.restart_grace_s = ttl_s + ttl_s / 3 + pool_wait_s
         self._lock = threading.Lock()
         self._later: list[tuple[str, tuple]] = []  # freeing writes PostgreSQL did not take yet
         self._stop = threading.Event()
@@ -143,11 +150,16 @@ class PostgresAccounts:
                 return None
             # Runs of replicas whose lease lapsed are gone for good.
             conn.execute(_ended("DELETE FROM account_runs a USING replicas p WHERE a.account = %s AND "
-                                f"p.name = a.replica AND NOT {lease_lives(self._lease.ttl_s)} RETURNING a.id",
+                                f"p.name = a.replica AND NOT {lease_lives(self._lease.restart_grace_s)} "
+                                "RETURNING a.id",
                                 "lease lapsed"), (name,))
             (running,) = conn.execute("SELECT count(*) FROM account_runs WHERE account = %s", (name,)).fetchone()
             if running >= limit:
                 return None
+            # A replica that takes a run is alive: its lease is renewed with
+            # the run, so the run is never born under a lease that lapsed
+            # while its renewal thread waited (after an outage, say).
+            conn.execute(_RENEW_NOT_SHORTEN, (self._db.replica, self._lease.ttl_s))
             (token,) = conn.execute("INSERT INTO account_runs (account, replica) VALUES (%s, %s) RETURNING id",
                                     (name, self._db.replica)).fetchone()
             conn.execute("INSERT INTO account_run_log (id, account, replica, taken_at) "
@@ -182,7 +194,7 @@ class PostgresAccounts:
             until = {n: self._until.get(n, 0.0) for n in names}
         try:
             with self._db.connection() as conn:
-                shared_runs = dict(conn.execute(_runs(self._lease.ttl_s), (names,)).fetchall())
+                shared_runs = dict(conn.execute(_runs(self._lease.restart_grace_s), (names,)).fetchall())
                 rows = conn.execute("SELECT name, exhausted_until_unix_ms FROM accounts WHERE name = ANY(%s)",
                                     (names,)).fetchall()
         except ServiceError:

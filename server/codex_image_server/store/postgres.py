@@ -177,7 +177,7 @@ class PostgresMetadata(SqlQueries, OperationQueries):
             raise SystemExit(f"cannot reach PostgreSQL at {_redacted(url)}: is it running, and the URL right?") \
                 from None
         self._migrate()
-        self.lease = ReplicaLease(self, lease_s)
+        self.lease = ReplicaLease(self, lease_s, wait_s)
         self._accounts = PostgresAccounts(self, self.lease)
 
     @contextlib.contextmanager
@@ -279,8 +279,8 @@ class PostgresMetadata(SqlQueries, OperationQueries):
         """Across every replica: the rows are shared. A killed replica's
         running requests stop counting as running when its lease lapses; the
         images they asked for count until it restarts and ends them."""
-        (running,) = conn.execute(_RUNNING_OF_KEY.format(lease_lives=lease_lives(self.lease.ttl_s)),
-                                  (key_name,)).fetchone()
+        alive = lease_lives(self.lease.restart_grace_s)
+        (running,) = conn.execute(_RUNNING_OF_KEY.format(lease_lives=alive), (key_name,)).fetchone()
         (images,) = conn.execute(_pg(IMAGES_OF_KEY_SINCE), (key_name, since_unix_ms)).fetchone()
         return KeyLoad(int(running), int(images))
 
