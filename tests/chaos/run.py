@@ -165,7 +165,7 @@ def run(plan: Plan, report=print) -> tuple[list[str], list[str]]:
         f"{len(ledger.deleted)})",
         f"  fetched and checked    {checked} through the balancer and each replica (the acknowledged, not deleted)",
         f"lost                     {lost}",
-        f"gRPC and /v1 requests    {len(ledger.requests)}, in the history: "
+        f"gRPC and /v1 requests    {len(ledger.requests)}, in the history (newest row of each id): "
         + ", ".join(f"{k} {v}" for k, v in sorted(history["statuses"].items())),
         f"  completed              {history['statuses'].get('completed', 0)} = answered with its image "
         f"{history['given']} + answer lost on the way {history['completed_unanswered']}",
@@ -239,7 +239,7 @@ def _history(stub, ledger: Ledger, cluster, violations: list[str]) -> dict:
             answer = stub.GetRequest(pb.GetRequestRequest(request_id=rid), metadata=metadata(key), timeout=10)
         except grpc.RpcError as err:
             if err.code() == grpc.StatusCode.NOT_FOUND:
-                statuses["never reached"] += 1
+                statuses["no record"] += 1  # refused before it was recorded (database down), or never reached a replica
                 if rid in ledger.given:
                     violations.append(f"request {rid}: its caller got {ledger.given[rid]}, the history has no record")
                 continue
