@@ -175,7 +175,8 @@ def run(plan: Plan, report=print) -> tuple[list[str], list[str]]:
         + " (images today/daily limit; = the images its completed requests delivered, OpenAI calls included)",
         f"records, each fetched    {records} (through the balancer, sha256 as recorded)",
         f"objects without a record {unrecorded['before']} after the faults; {unrecorded['after']} after the "
-        f"retention sweep (waited {unrecorded['waited']:.0f} s); .tmp objects {unrecorded['tmp']}",
+        f"retention sweep (waited {unrecorded['waited']:.0f} s); .tmp objects {unrecorded['tmp']}; swept by "
+        f"the replicas {unrecorded['during']} during the run, {unrecorded['by_sweep']} after it",
         f"account runs             " + ", ".join(
             f"{name} {budgets['most'].get(name, 0)}/{budget} at most at once ({budgets['runs'].get(name, 0)} runs)"
             for name, budget in ACCOUNTS.items()) + " (from PostgreSQL's account_run_log)",
@@ -347,6 +348,7 @@ def _unrecorded_swept(cluster, violations: list[str]) -> dict:
 
     started = time.monotonic()
     tmp, before = scan()
+    swept_during_run = _swept_so_far(cluster)
     unrecorded = before
     deadline = started + UNRECORDED_AGE_S + 20 * SWEEP_MS / 1000
     while unrecorded and time.monotonic() < deadline:
@@ -354,7 +356,21 @@ def _unrecorded_swept(cluster, violations: list[str]) -> dict:
         tmp, unrecorded = scan()
     violations += [f"a .tmp object is left: {t}" for t in tmp]
     violations += [f"an object without a record is left after the sweep: {u}" for u in unrecorded[:10]]
-    return {"before": len(before), "after": len(unrecorded), "tmp": len(tmp), "waited": time.monotonic() - started}
+    return {"before": len(before), "after": len(unrecorded), "tmp": len(tmp), "waited": time.monotonic() - started,
+            "during": swept_during_run, "by_sweep": _swept_so_far(cluster) - swept_during_run}
+
+
+def _swept_so_far(cluster) -> int:
+    """Objects the replicas' sweepers deleted for want of a record (their `retention.swept` log lines)."""
+    swept = 0
+    for replica in cluster.replicas:
+        for line in replica.log_path.read_text(errors="replace").splitlines():
+            if '"retention.swept"' in line:
+                try:
+                    swept += json.loads(line).get("unrecorded", 0)
+                except ValueError:
+                    continue
+    return swept
 
 
 def _account_budgets(cluster, violations: list[str]) -> dict:
