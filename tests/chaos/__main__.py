@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     for v in violations[:40]:
         print(f"chaos: VIOLATION {v}")
     if violations:
-        print(f"chaos: FAILED; replay with `make chaos CHAOS_SEED={seed}`")
+        extra = " CHAOS_ARGS=--skip-sha256-check" if args.skip_sha256_check else ""
+        print(f"chaos: FAILED; replay with `make chaos CHAOS_SEED={seed}{extra}`")
         return 1
     print(f"chaos: passed (seed {seed})")
     return 0
