@@ -17,10 +17,10 @@ import time
 from pathlib import PurePath
 
 from .errors import ServiceError
+from .imaging import EXTENSION_BY_MIME
 from .logs import log
 from .metrics import Metrics
 from .store import OutputStore
-from .imaging import EXTENSION_BY_MIME
 from .store.output_store import is_valid_id
 
 _BATCH = 200
