@@ -70,8 +70,8 @@ async def serve(settings) -> int:
     service = Service(settings, engine, store, Slots(settings.max_concurrent, settings.queue_limit), keyring,
                       Metrics(), blocking)
     server = GrpcServer(settings, service, blocking)
-    sweeper = Sweeper(Retention(store, service.metrics, settings.retention_max_age_s, settings.retention_max_bytes),
-                      settings.retention_interval_ms / 1000)
+    sweeper = Sweeper(Retention(store, service.metrics, settings.retention_max_age_s, settings.retention_max_bytes,
+                                settings.retention_unrecorded_age_s), settings.retention_interval_ms / 1000)
     await server.start()
     sweeper.start()
     try:

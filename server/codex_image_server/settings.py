@@ -165,6 +165,9 @@ class Settings:
     retention_max_bytes: int = setting(
         0, help="delete the oldest stored images while the store holds more bytes (0: no cap)", group=STORAGE)
     retention_interval_ms: int = setting(300_000, help="how often the retention sweeper runs", group=STORAGE)
+    retention_unrecorded_age_s: int = setting(
+        3600, help="delete stored objects no record names once this many seconds old "
+        "(an upload cut off before its record; 0: keep)", group=STORAGE)
 
     database_url: str = setting("", help="postgresql://… index shared by several replicas", group=REPLICAS,
                                 shown="SQLite in the state directory")
@@ -429,7 +432,8 @@ def check(settings: Settings) -> None:
         raise SystemExit(f"max_references must be between 1 and {MAX_REFERENCES}")
     exposed = [h for h in (settings.grpc_host, settings.http_host if settings.http_enabled else "127.0.0.1")
                if not is_loopback(h)]
-    if settings.retention_max_age_s < 0 or settings.retention_max_bytes < 0 or settings.retention_interval_ms < 100:
+    if min(settings.retention_max_age_s, settings.retention_max_bytes, settings.retention_unrecorded_age_s) < 0 \
+            or settings.retention_interval_ms < 100:
         raise SystemExit("retention limits must not be negative, and the interval at least 100 ms")
     from codex_image_server.engine.accounts import parse as parse_accounts  # noqa: PLC0415
     try:

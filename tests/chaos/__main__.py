@@ -17,20 +17,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faults", type=int, default=25)
     parser.add_argument("--workers", type=int, default=6)
     parser.add_argument("--max-seconds", type=float, default=900)
-    parser.add_argument("--break-object", action="store_true",
-                        help="test only: corrupt one acknowledged image's bytes; the run must then fail")
+    parser.add_argument("--skip-sha256-check", action="store_true",
+                        help="the deliberately broken invariant: replicas skip their sha256 checks (a test-only "
+                             "switch), so damaged copies are served; the run must then fail")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10**6)
     print(f"chaos: seed {seed}", flush=True)
     table, violations = run(Plan(seed=seed, generations=args.generations, faults=args.faults,
-                                 workers=args.workers, max_s=args.max_seconds, break_object=args.break_object),
+                                 workers=args.workers, max_s=args.max_seconds,
+                                 skip_sha256_check=args.skip_sha256_check),
                             report=lambda line: print(f"chaos: {line}", flush=True))
     for line in table:
         print(f"chaos: {line}")
     for v in violations[:40]:
         print(f"chaos: VIOLATION {v}")
     if violations:
-        print(f"chaos: FAILED; replay with `make chaos CHAOS_SEED={seed}`")
+        extra = " CHAOS_ARGS=--skip-sha256-check" if args.skip_sha256_check else ""
+        print(f"chaos: FAILED; replay with `make chaos CHAOS_SEED={seed}{extra}`")
         return 1
     print(f"chaos: passed (seed {seed})")
     return 0

@@ -1,6 +1,9 @@
 """The nemesis: faults at moments drawn from the run's seed, each by pid
 (never by a program name), each healed by the cluster's own supervisor
-except a SIGSTOP, which it ends itself once the health check has noticed."""
+except a SIGSTOP, which it ends itself once the health check has noticed,
+and a damaged cached copy (bit rot: one byte of a replica's local copy of
+an acknowledged image flipped in place), which the replica must notice by
+its sha256 and fetch again."""
 from __future__ import annotations
 
 import collections
@@ -11,7 +14,8 @@ import threading
 import time
 from pathlib import Path
 
-KINDS = ("kill_replica", "kill_postgres", "restart_postgres", "stop_start_objectstore", "stop_replica")
+KINDS = ("kill_replica", "kill_postgres", "restart_postgres", "stop_start_objectstore", "stop_replica",
+         "damage_cached_copy")
 
 
 def postmaster_pid(cluster) -> int:
@@ -19,8 +23,11 @@ def postmaster_pid(cluster) -> int:
 
 
 class Nemesis:
-    def __init__(self, cluster, rng: random.Random, gap_s: tuple[float, float], hang_s: float, limit: int):
+    def __init__(self, cluster, rng: random.Random, gap_s: tuple[float, float], hang_s: float, limit: int,
+                 live_images=list, cache_dir=None):
         self._cluster = cluster
+        self._live_images = live_images  # () -> acknowledged image ids not deleted
+        self._cache_dir = cache_dir      # replica -> where it keeps its copies of objects
         self._rng = rng
         self._gap = gap_s
         self._hang_s = hang_s  # longer than HAProxy's health check needs to mark a replica down
@@ -29,6 +36,7 @@ class Nemesis:
         self._limit = limit
         self.injected: collections.Counter = collections.Counter()
         self.stopped: set[int] = set()
+        self.damaged: list[tuple[str, str]] = []  # (replica, image id) of each damaged copy
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="nemesis", daemon=True)
 
@@ -75,6 +83,26 @@ class Nemesis:
         self.stopped.add(pid)
         self._stop.wait(self._hang_s)
         self.resume(pid)
+
+    def damage_cached_copy(self) -> None:
+        """One byte flipped, size kept, in a replica's copy of a live image."""
+        images = self._live_images()
+        if not images or self._cache_dir is None:
+            raise ValueError("nothing cached to damage yet")
+        image_id = self._rng.choice(images)
+        replicas = list(self._cluster.replicas)
+        self._rng.shuffle(replicas)
+        for replica in replicas:
+            for path in self._cache_dir(replica).glob(f"{image_id}.*"):
+                # In place, never truncated: a read meanwhile sees the whole file, one byte off.
+                with open(path, "r+b") as f:
+                    f.seek(self._rng.randrange(path.stat().st_size))
+                    byte = f.read(1)
+                    f.seek(-1, 1)
+                    f.write(bytes([byte[0] ^ 0xFF]))
+                self.damaged.append((replica.name, image_id))
+                return
+        raise ValueError(f"no replica has {image_id} cached")
 
     def resume(self, pid: int) -> None:
         try:

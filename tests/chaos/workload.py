@@ -47,14 +47,26 @@ class Ledger:
     given: dict = dataclasses.field(default_factory=dict)
     deleted: set = dataclasses.field(default_factory=set)
     exhausted: set = dataclasses.field(default_factory=set)  # keys refused for their daily limit
+    # Images a gRPC caller saw on a stream that then broke (its answer is an
+    # error): acknowledged all the same (it was told their ids), not `given`.
+    told_then_broken: int = 0
+    # surface -> [answered with an image, calls] (the limit's refusals not counted)
+    by_surface: dict = dataclasses.field(default_factory=dict)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
-    def acked(self, key: str, images, request_id: str = "") -> None:
+    def acked(self, key: str, images, request_id: str = "", answered: bool = True) -> None:
         with self.lock:
             for image_id, sha in images:
                 self.acknowledged[image_id] = (key, sha)
-            if request_id and images:
+            if request_id and images and answered:
                 self.given[request_id] = [image_id for image_id, _ in images]
+            if images and not answered:
+                self.told_then_broken += len(images)
+
+    def live(self) -> list[str]:
+        """Acknowledged images not deleted, by id."""
+        with self.lock:
+            return sorted(i for i in self.acknowledged if i not in self.deleted)
 
 
 class Workload:
@@ -91,8 +103,11 @@ class Workload:
         else:
             self._delete(key, rng)
 
-    def _count(self, ok: bool) -> None:
+    def _count(self, ok: bool, surface: str) -> None:
         with self.ledger.lock:
+            counts = self.ledger.by_surface.setdefault(surface, [0, 0])
+            counts[0] += ok
+            counts[1] += 1
             self.ledger.generations += 1
             if ok:
                 self.ledger.answered_ok += 1
@@ -105,20 +120,23 @@ class Workload:
         rid = self._next_id()
         with self.ledger.lock:
             self.ledger.requests[rid] = key
+        images = []
         try:
-            events = list(self.stub.Generate(pb.GenerateRequest(prompt=PROMPT, request_id=rid),
-                                             metadata=metadata(key), timeout=60))
+            for e in self.stub.Generate(pb.GenerateRequest(prompt=PROMPT, request_id=rid), metadata=metadata(key),
+                                        timeout=60):
+                if e.WhichOneof("event") == "image":
+                    images.append((e.image.id, e.image.sha256))
         except grpc.RpcError as err:
             if err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "today (UTC)" in (err.details() or ""):
                 with self.ledger.lock:
                     self.ledger.exhausted.add(key)
                     self.ledger.refused_for_limit += 1
                 return
-            self._count(False)
+            self.ledger.acked(key, images, rid, answered=False)
+            self._count(False, "gRPC")
             return
-        images = [(e.image.id, e.image.sha256) for e in events if e.WhichOneof("event") == "image"]
         self.ledger.acked(key, images, rid)
-        self._count(bool(images))
+        self._count(bool(images), "gRPC")
 
     def _post(self, path: str, body: dict, key: str) -> dict | None:
         request = urllib.request.Request(self._http + path, data=json.dumps(body).encode(), method="POST",
@@ -137,13 +155,13 @@ class Workload:
         body = self._post("/v1/images/generate", {"prompt": PROMPT, "n": 1, "request_id": rid}, key)
         images = [(d["id"], d["sha256"]) for d in (body or {}).get("data", []) if d.get("id")]
         self.ledger.acked(key, images, rid)
-        self._count(bool(images))
+        self._count(bool(images), "/v1")
 
     def _generate_openai(self, key: str) -> None:
         body = self._post("/v1/images/generations", {"prompt": PROMPT, "n": 1, "response_format": "b64_json"},
                           key)
         # The OpenAI answer carries the bytes, not our ids: counted, and checked by usage.
-        self._count(bool(body and body.get("data")))
+        self._count(bool(body and body.get("data")), "OpenAI")
 
     def _read(self, key: str, rng: random.Random) -> None:
         with self.ledger.lock:

@@ -6,7 +6,9 @@ themselves when its lease lapses, and an account one replica found used up
 is skipped by every replica until its reset."""
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +18,7 @@ import pytest
 
 from codeximage.v1 import image_service_pb2 as pb
 from codeximage.v1 import image_service_pb2_grpc as pbg
-from tests.support import procs
+from tests.support import account_runs, procs
 
 from .conftest import account_home, generate_on, live_runs, replica_runs
 
@@ -73,15 +75,34 @@ def test_two_replicas_never_run_more_on_one_account_than_its_budget(cluster, q_u
     # its own budget): four at a time together. Shared: two, in three rounds.
     assert peak.most == 2, peak.most
     assert took >= 3 * RUN_S, f"six {RUN_S}s runs, two at a time, took {took:.2f}s"
+    # The store's own record says the same: six runs, all given back, two at most at once.
+    runs = [r for r in account_runs.read(cluster.postgres.url) if r.account == "shared"]
+    assert len(runs) >= 6 and all(r.ended_by == "given back" for r in runs), runs
+    assert account_runs.most_at_once(runs) == {"shared": 2}
+
+
+def test_the_run_log_counts_overlapping_runs():
+    t = [dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=s) for s in range(5)]
+    run = lambda a, b: account_runs.Run("x", "r1", t[a], t[b] if b is not None else None, "")  # noqa: E731
+    # Back to back is one at a time; a nested run is two; one never ended counts to the end.
+    assert account_runs.most_at_once([run(0, 1), run(1, 2), run(2, 3)]) == {"x": 1}
+    assert account_runs.most_at_once([run(0, 3), run(1, 2), run(2, 4)]) == {"x": 2}
+    assert account_runs.most_at_once([run(0, None), run(1, 2), run(3, 4)]) == {"x": 2}
+
+
+def both_runs_on_r1(cluster, request_id: str, delay_s: float):
+    """r1 holds both of shared's runs: (its channel, the call), once both run."""
+    channel = grpc.insecure_channel(cluster.replicas[0].grpc_target)
+    call = pbg.ImageServiceStub(channel).Generate(pb.GenerateRequest(
+        prompt=f"{request_id} [[fake delay={delay_s}]]", count=2, request_id=request_id))
+    assert procs.wait_until(lambda: len(live_runs(cluster, f"{request_id}-")) == 2, 15)
+    return channel, call
 
 
 def test_a_killed_replicas_runs_free_the_account_when_its_lease_lapses(cluster, q_used_up):
     r1, r2 = cluster.replicas[:2]
-    channel = grpc.insecure_channel(r1.grpc_target)
-    call = pbg.ImageServiceStub(channel).Generate(pb.GenerateRequest(
-        prompt="hog [[fake delay=60]]", count=2, request_id="hog"))
+    channel, call = both_runs_on_r1(cluster, "hog", 60)
     try:
-        assert procs.wait_until(lambda: len(live_runs(cluster, "hog-")) == 2, 15)
         killed_wall = time.time()
         r1.kill()
         with pytest.raises(grpc.RpcError):
@@ -98,6 +119,32 @@ def test_a_killed_replicas_runs_free_the_account_when_its_lease_lapses(cluster, 
         channel.close()
         r1.start()  # sweeps its orphaned codex runs
     assert procs.wait_until(lambda: not live_runs(cluster, "hog-"), 15)
+    # The dead replica's two runs ended in the store's record when r2's
+    # take found its lease lapsed (or when r1 came back, whichever first).
+    r1_runs = [r for r in account_runs.read(cluster.postgres.url)
+               if r.replica.endswith(os.path.realpath(r1.directory / "state")) and r.ended_by != "given back"]
+    assert len(r1_runs) == 2 and all(r.ended_at for r in r1_runs), r1_runs
+    assert {r.ended_by for r in r1_runs} <= {"lease lapsed", "restarted"}, r1_runs
+
+
+def test_a_postgres_outage_longer_than_a_lease_does_not_drop_live_runs(cluster, q_used_up):
+    """PostgreSQL down for twice a lease: nobody could renew, yet r1 is alive
+    and its two runs go on. Once PostgreSQL is back, r2 must wait for them,
+    not drop them as lapsed and start a third run on the account."""
+    r2 = cluster.replicas[1]
+    channel, call = both_runs_on_r1(cluster, "outage", 8)
+    try:
+        cluster.postgres.stop()
+        time.sleep(2 * LEASE_MS / 1000)  # the outage itself is the fault: every lease lapses in it
+        cluster.postgres.start()
+        images, error = generate_on(r2, "behind [[fake delay=0.05]]", request_id="behind")
+        assert error is None, error
+        assert len([e for e in call if e.WhichOneof("event") == "image"]) == 2
+    finally:
+        call.cancel()
+        channel.close()
+    runs = [r for r in account_runs.read(cluster.postgres.url) if r.account == "shared"]
+    assert account_runs.most_at_once(runs) == {"shared": 2}, account_runs.at_the_peak(runs, "shared")
 
 
 def test_an_account_used_up_on_one_replica_is_skipped_by_every_replica(cluster, q_used_up):

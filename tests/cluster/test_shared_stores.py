@@ -69,6 +69,31 @@ def test_an_image_made_through_a_is_listed_and_fetched_through_b_and_c(cluster, 
     assert not list(cluster.objects.blobs.rglob(f"{image.id}*"))
 
 
+def damage(path):
+    """Bit rot that keeps the size: one byte flipped in place."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_cached_copy_is_fetched_again_not_served(cluster, stubs):
+    a, b, _ = stubs
+    images, error = generate(a, "rot [[fake delay=0.1 noise=1 size=512x512]]")
+    assert error is None and len(images) == 1
+    image = images[0]
+    url = f"{cluster.replicas[1].http_base}/v1/images/{image.id}/file"
+    assert hashlib.sha256(file_bytes(b, image.id)).hexdigest() == image.sha256  # B caches it now
+    fetches = [(1, lambda: file_bytes(b, image.id)), (1, lambda: urllib.request.urlopen(url, timeout=30).read()),
+               (0, lambda: file_bytes(a, image.id))]  # gRPC and the file route of B; A, which made it
+    for replica, fetch in fetches:
+        (cached,) = cluster.replicas[replica].directory.rglob(f"object-cache/{image.id}*")
+        damage(cached)
+        assert hashlib.sha256(fetch()).hexdigest() == image.sha256
+    logged = [json.loads(line) for r in cluster.replicas[:2] for line in r.log_path.read_text().splitlines()
+              if line.startswith("{")]
+    assert sum(1 for e in logged if e.get("event") == "store.cached_copy_damaged") >= 3
+
+
 def test_object_store_down_is_unavailable_and_leaves_no_record(cluster, stubs):
     a, b, _ = stubs
     before = len(b.ListImages(pb.ListImagesRequest(page_size=1000), timeout=10).images)

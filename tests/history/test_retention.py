@@ -3,6 +3,7 @@ files), the sweeper in a running server, and codex's own copies removed
 after each run (checked on disk)."""
 from __future__ import annotations
 
+import os
 import time
 
 import grpc
@@ -17,6 +18,7 @@ from tests.support.server_proc import start_server
 from .conftest import generate
 
 NOW = 1_800_000_000_000
+NOTHING = {"age": 0, "size": 0, "requests": 0, "unrecorded": 0}
 
 
 def save(store: OutputStore, created_ms: int, size: int = 100):
@@ -41,7 +43,7 @@ def test_age_edge_exactly_the_maximum_age_stays(store):
     at_edge = save(store, NOW - 10_000)
     past_edge = save(store, NOW - 10_001)
     fresh = save(store, NOW)
-    assert Retention(store, Metrics(), max_age_s=10, max_bytes=0).sweep(NOW) == {"age": 1, "size": 0, "requests": 0}
+    assert Retention(store, Metrics(), max_age_s=10, max_bytes=0).sweep(NOW) == {**NOTHING, "age": 1}
     assert kept(store) == {at_edge.id, fresh.id}
     assert not store.path(past_edge).exists()
 
@@ -49,13 +51,33 @@ def test_age_edge_exactly_the_maximum_age_stays(store):
 def test_size_edge_exactly_the_maximum_bytes_stays(store):
     oldest, middle, newest = save(store, NOW - 3), save(store, NOW - 2), save(store, NOW - 1)
     metrics = Metrics()
-    assert Retention(store, metrics, max_age_s=0, max_bytes=300).sweep(NOW) == {"age": 0, "size": 0, "requests": 0}
-    assert Retention(store, metrics, max_age_s=0, max_bytes=299).sweep(NOW) == {"age": 0, "size": 1, "requests": 0}
+    assert Retention(store, metrics, max_age_s=0, max_bytes=300).sweep(NOW) == NOTHING
+    assert Retention(store, metrics, max_age_s=0, max_bytes=299).sweep(NOW) == {**NOTHING, "size": 1}
     assert kept(store) == {middle.id, newest.id} and store.totals() == (2, 200)
     assert not store.path(oldest).exists()
-    assert Retention(store, metrics, max_age_s=0, max_bytes=0).sweep(NOW) == {"age": 0, "size": 0, "requests": 0}
+    assert Retention(store, metrics, max_age_s=0, max_bytes=0).sweep(NOW) == NOTHING
     assert metrics.retention_deleted.labels("size")._value.get() == 1
     assert metrics.retention_bytes.labels("size")._value.get() == 100
+
+
+def test_objects_no_record_names_go_once_older_than_the_unrecorded_age(store):
+    recorded = save(store, NOW - 100_000)
+    old_orphan = store.dir / f"img_{'a' * 32}.png"  # an upload cut off before its record
+    young_orphan = store.dir / f"img_{'b' * 32}.png"  # perhaps an upload on its way to its record
+    not_ours = store.dir / "notes.txt"
+    unreadable_old_record = store.dir / f"img_{'c' * 32}.json"  # the migration skipped it: kept, with its image
+    beside_it = store.dir / f"img_{'c' * 32}.png"
+    for path, age_s in ((old_orphan, 61), (young_orphan, 59), (not_ours, 1000), (unreadable_old_record, 1000),
+                        (beside_it, 1000)):
+        path.write_bytes(b"x")
+        os.utime(path, (NOW / 1000 - age_s, NOW / 1000 - age_s))
+    os.utime(store.path(recorded), (NOW / 1000 - 1000, NOW / 1000 - 1000))
+    assert Retention(store, Metrics(), 0, 0, unrecorded_age_s=60).sweep(NOW) == {**NOTHING, "unrecorded": 1}
+    assert not old_orphan.exists()
+    assert young_orphan.exists() and not_ours.exists() and store.path(recorded).exists()
+    assert unreadable_old_record.exists() and beside_it.exists()
+    assert Retention(store, Metrics(), 0, 0, unrecorded_age_s=0).sweep(NOW + 10**6) == NOTHING  # 0: off
+    assert young_orphan.exists()
 
 
 def test_many_old_images_go_in_one_pass(store):

@@ -4,6 +4,8 @@ The fake codex's `shell=S` starts a shell in a session of its own, as the
 real codex does for its `bash -lc` tool calls."""
 from __future__ import annotations
 
+import time
+
 import grpc
 import pytest
 from codeximage.v1 import image_service_pb2 as pb
@@ -29,6 +31,21 @@ def test_a_shell_codex_left_behind_is_gone_and_reaped(server, stub):
     run, = server.runs_of("shell-ok")
     assert run["shell_pid"] and procs.wait_until(lambda: not procs.exists(run["shell_pid"]), timeout=5), \
         procs.zombie_children(server.pid)
+
+
+def test_the_run_ends_when_codex_exits_though_its_shell_holds_the_output(server, stub):
+    """Codex fails and exits; its shell (60 s, in a session of its own)
+    inherited codex's stdout. No final image stops the run early here: the
+    run must end with codex, not wait for the shell or the request's deadline."""
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as err:
+        list(stub.Generate(pb.GenerateRequest(prompt="x [[fake delay=0.1 mode=fail shell=60]]",
+                                              request_id="held"), metadata=KEY, timeout=30))
+    took = time.monotonic() - started
+    assert err.value.code() != grpc.StatusCode.DEADLINE_EXCEEDED and took < 5, (err.value.code(), took)
+    run, = server.runs_of("held")
+    assert procs.wait_until(lambda: procs.run_gone(run), timeout=5), [p for p in procs.run_pids(run)
+                                                                       if procs.exists(p)]
 
 
 def test_many_runs_leave_no_zombie(server, stub):

@@ -11,6 +11,7 @@ from typing import Callable
 
 from codex_image_server.request import imaging
 from codex_image_server.errors import Kind, ServiceError
+from codex_image_server.runtime.logs import log as log_event
 from codex_image_server.engine import events, failures
 from codex_image_server.engine.image_locator import Found, codex_home, find_rollout, locate, read_rollout
 from codex_image_server.engine.image_watch import FinalImage, RolloutWatch
@@ -21,6 +22,10 @@ PhaseCallback = Callable[[str, str], None]
 
 _STDERR_TAIL_LINES = 40
 _EXIT_AFTER_EOF_S = 5.0
+# Codex exited: what it wrote is in the pipe already, read in far less than
+# this. An output still open after it is held by a process codex left behind.
+_EOF_AFTER_EXIT_S = 0.5
+_EXIT_POLL_S = 0.05
 
 
 @dataclasses.dataclass
@@ -77,10 +82,26 @@ class CandidateRun:
         self.finished_early.set()
         self.group.stop_async(self._grace)
 
+    def _end_with_the_leader(self, output_ended: threading.Event) -> None:
+        """The run ends when codex exits: a process it left behind holding its
+        output open (a tool shell in a session of its own) is stopped, so the
+        reader sees the end instead of waiting for that process, or the
+        request's deadline."""
+        while self.group.proc.poll() is None:
+            if output_ended.wait(_EXIT_POLL_S):
+                return
+        if output_ended.wait(_EOF_AFTER_EXIT_S):
+            return
+        log_event("candidate.output_held_after_exit", level="warning", run_id=self.run_id, pid=self.group.pid)
+        self.group.stop_leftovers(self._grace)
+
     def run(self, on_phase: PhaseCallback) -> CandidateResult:
         started = time.monotonic()
         log = events.TurnLog()
         watch: RolloutWatch | None = None
+        output_ended = threading.Event()
+        threading.Thread(target=self._end_with_the_leader, args=(output_ended,), daemon=True,
+                         name=f"exit-{self.group.pid}").start()
         try:
             # Read stdout to its end: closing it early kills codex before the
             # image is written.
@@ -98,6 +119,7 @@ class CandidateRun:
             except subprocess.TimeoutExpired:
                 pass  # a leader that closed its output but hangs: finish() stops it
         finally:
+            output_ended.set()
             if watch is not None:
                 watch.stop()
             self.group.finish(self._grace)

@@ -247,6 +247,17 @@ class ProcessGroup:
                                              name=f"stop-pg-{self.pgid}", daemon=True)
             self._stopper.start()
 
+    def stop_leftovers(self, grace: float) -> None:
+        """The leader exited, yet something of the run lives on (a shell in a
+        session of its own still holding codex's output open): stop it the
+        way a stop would, off the caller's thread, without it being a cancel."""
+        with self._stop_lock:
+            if self._stopper is not None or self._finished:
+                return
+            self._stopper = threading.Thread(target=self.terminate, args=(grace,),
+                                             name=f"leftovers-pg-{self.pgid}", daemon=True)
+            self._stopper.start()
+
     def wait_stopped(self, grace: float) -> None:
         """Make sure nothing of the group is left: wait for a stop under way,
         or stop what remains now."""

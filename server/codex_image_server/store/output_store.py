@@ -52,7 +52,7 @@ class OutputStore:
         return record
 
     def path(self, record: StoredImage) -> Path:
-        return self.blobs.path(record.file_name)
+        return self.blobs.path(record.file_name, record.sha256)
 
     def file_path(self, image_id: str, mime_type: str) -> Path:
         """Where the bytes of a record the caller already has (as an Image) lie."""

@@ -19,7 +19,7 @@ import psycopg_pool
 
 from codex_image_server.errors import Kind, ServiceError
 from codex_image_server.store.operations import POSTGRES_MIGRATION as _OPERATIONS, OperationQueries
-from codex_image_server.store.pg_shared import PostgresAccounts, ReplicaLease
+from codex_image_server.store.pg_shared import ACCOUNT_RUN_LOG_MIGRATION, PostgresAccounts, ReplicaLease, lease_lives
 from codex_image_server.store.records import Admission, KeyLoad, RequestRecord
 from codex_image_server.store.sqlite import (IMAGES_OF_KEY_SINCE, _IMAGE_COLUMNS, _IMAGE_FIELDS, SqlQueries, _image, _like, _list_text,
                      _request_values, owned, too_slow)
@@ -120,12 +120,14 @@ MIGRATIONS = [
     """,
     # Detached generations: the durable queue replicas take work from (operations.py).
     _OPERATIONS,
+    # Runs on accounts over time, kept after they end (pg_shared.py).
+    ACCOUNT_RUN_LOG_MIGRATION,
 ]
 _MIGRATION_LOCK = 0x636F646578  # any constant shared by every replica
 _KEY_LOCK = 0x6B6579  # advisory lock class of one key's admissions (two int4 keys)
 # A key's running requests count while their replica's lease lives.
 _RUNNING_OF_KEY = ("SELECT count(*) FROM requests r JOIN replicas p ON p.name = r.replica "
-                   "WHERE r.key_name = %s AND r.status = 'running' AND p.alive_until > clock_timestamp()")
+                   "WHERE r.key_name = %s AND r.status = 'running' AND {lease_lives}")
 
 
 _FLAGS = [_IMAGE_FIELDS.index(name) for name in ("resized", "enlarged")]
@@ -175,7 +177,7 @@ class PostgresMetadata(SqlQueries, OperationQueries):
             raise SystemExit(f"cannot reach PostgreSQL at {_redacted(url)}: is it running, and the URL right?") \
                 from None
         self._migrate()
-        self.lease = ReplicaLease(self, lease_s)
+        self.lease = ReplicaLease(self, lease_s, wait_s)
         self._accounts = PostgresAccounts(self, self.lease)
 
     @contextlib.contextmanager
@@ -273,12 +275,12 @@ class PostgresMetadata(SqlQueries, OperationQueries):
         with self.connection() as conn:
             return self._key_load(conn, key_name, since_unix_ms)
 
-    @staticmethod
-    def _key_load(conn, key_name: str, since_unix_ms: int) -> KeyLoad:
+    def _key_load(self, conn, key_name: str, since_unix_ms: int) -> KeyLoad:
         """Across every replica: the rows are shared. A killed replica's
         running requests stop counting as running when its lease lapses; the
         images they asked for count until it restarts and ends them."""
-        (running,) = conn.execute(_RUNNING_OF_KEY, (key_name,)).fetchone()
+        alive = lease_lives(self.lease.restart_grace_s)
+        (running,) = conn.execute(_RUNNING_OF_KEY.format(lease_lives=alive), (key_name,)).fetchone()
         (images,) = conn.execute(_pg(IMAGES_OF_KEY_SINCE), (key_name, since_unix_ms)).fetchone()
         return KeyLoad(int(running), int(images))
 

@@ -259,6 +259,13 @@ class SqlQueries:
                + " ORDER BY created_unix_ms DESC, id DESC LIMIT ?")
         return [_image(r) for r in self._read(sql, args + [limit])]
 
+    def recorded_ids(self, image_ids: list[str]) -> set[str]:
+        """Those of `image_ids` that have a record (a batch, for the sweep of unrecorded objects)."""
+        if not image_ids:
+            return set()
+        marks = ", ".join("?" for _ in image_ids)
+        return {row[0] for row in self._run(f"SELECT id FROM images WHERE id IN ({marks})", list(image_ids))}
+
     def images_of_request(self, seq: int) -> list[StoredImage]:
         rows = self._run(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images WHERE request_seq = ? ORDER BY idx",
                          (seq,))

@@ -4,31 +4,41 @@ background sweeper. Request records follow the same rules: those older
 than the maximum age, and those older than the oldest image left after the
 byte cap, go too; but never a record of the current UTC day (a key's daily
 limit counts those) nor a running one. Finished operations are kept as long
-as their images: those that ended before the same cutoff go."""
+as their images: those that ended before the same cutoff go.
+
+Objects no record names (an upload whose replica died, or whose database
+went away, before the record was written; a delete whose object store went
+away after the record went) are deleted once older than `unrecorded_age_s`:
+long enough that no upload still on its way to its record is taken."""
 from __future__ import annotations
 
 import threading
 import time
+from pathlib import PurePath
 
 from codex_image_server.errors import ServiceError
+from codex_image_server.request.imaging import EXTENSION_BY_MIME
 from codex_image_server.runtime.logs import log
 from codex_image_server.team.metrics import Metrics
 from codex_image_server.store import OutputStore
+from codex_image_server.store.output_store import is_valid_id
 
 _BATCH = 200
 _DAY_MS = 86_400_000
 
 
 class Retention:
-    def __init__(self, store: OutputStore, metrics: Metrics, max_age_s: int, max_bytes: int):
+    def __init__(self, store: OutputStore, metrics: Metrics, max_age_s: int, max_bytes: int,
+                 unrecorded_age_s: int = 0):
         self._store = store
         self._metrics = metrics
         self.max_age_s = max_age_s
         self.max_bytes = max_bytes
+        self.unrecorded_age_s = unrecorded_age_s
 
     @property
     def enabled(self) -> bool:
-        return bool(self.max_age_s or self.max_bytes)
+        return bool(self.max_age_s or self.max_bytes or self.unrecorded_age_s)
 
     def _delete(self, image_id: str, rule: str) -> int:
         try:
@@ -65,8 +75,35 @@ class Retention:
                     total -= self._delete(image.id, "size") or image.byte_size
                     deleted["size"] += 1
         deleted["requests"] = self._sweep_requests(now_ms, deleted["size"] > 0)
+        deleted["unrecorded"] = self._sweep_unrecorded(now_ms) if self.unrecorded_age_s else 0
         if any(deleted.values()):
-            log("retention.swept", by_age=deleted["age"], by_size=deleted["size"], requests=deleted["requests"])
+            log("retention.swept", by_age=deleted["age"], by_size=deleted["size"], requests=deleted["requests"],
+                unrecorded=deleted["unrecorded"])
+        return deleted
+
+    def _sweep_unrecorded(self, now_ms: int) -> int:
+        """Objects older than `unrecorded_age_s` whose id no record holds."""
+        blobs = self._store.blobs
+        deleted, batch = 0, {}
+
+        def flush() -> int:
+            known = self._store.metadata.recorded_ids(list(batch))
+            for image_id, name in batch.items():
+                if image_id not in known:
+                    blobs.delete(name)
+            return len(batch) - len(known)
+
+        extensions = {f".{ext}" for ext in EXTENSION_BY_MIME.values()}
+        for name in blobs.names_before(now_ms / 1000 - self.unrecorded_age_s):
+            image_id, extension = PurePath(name).stem, PurePath(name).suffix
+            if not is_valid_id(image_id) or extension not in extensions:
+                continue  # not a name the store makes for an image: not ours to delete
+            batch[image_id] = name
+            if len(batch) >= _BATCH:
+                deleted += flush()
+                batch = {}
+        if batch:
+            deleted += flush()
         return deleted
 
     def _sweep_requests(self, now_ms: int, shrunk: bool) -> int:
