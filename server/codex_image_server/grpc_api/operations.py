@@ -108,18 +108,8 @@ class Servicer(ImageServicer):
 
     @_stream_errors_to_status
     async def Generate(self, request, context):
-        """A request id of this key's succeeded operation is answered from the
-        store; otherwise ImageService's Generate."""
+        """ImageService's Generate, its outcome sent to its webhook if it has one."""
         message = request.message if isinstance(request, convert.WithImages) else request
-        if message.request_id:
-            stored = await self._blocking.run(self.operations.stored_answer, message.request_id,
-                                              self._caller(context))
-            if stored is not None:
-                result = pb.GenerationResult.FromString(stored)
-                for image in result.images:
-                    yield pb.GenerateResponse(image=image)
-                yield pb.GenerateResponse(summary=result.summary)
-                return
         webhook_url, request_id, caller = message.webhook_url, message.request_id, self._caller(context)
         if webhook_url:
             await self._blocking.run(self.operations.check_webhook, webhook_url)

@@ -24,7 +24,7 @@ from codex_image_server.team.history import now_ms
 from codex_image_server.team.keys import ANONYMOUS
 from codex_image_server.runtime.logs import log
 from codex_image_server.request.params import GenerateParams
-from codex_image_server.dataplane.service import Caller, Service
+from codex_image_server.dataplane.service import RETRY_LATER, Caller, Service, id_taken
 from codex_image_server.store.operations import DONE, STATES, OperationRecord
 from codex_image_server.store.paging import Cursor, page
 from codex_image_server.store.records import Page, Query
@@ -37,8 +37,6 @@ POLL_S = 0.5
 # WaitOperation without a timeout waits this long at most; with one, at most MAX.
 DEFAULT_WAIT_S = 60.0
 MAX_WAIT_S = 3600.0
-# Refusals that mean "not yet": the operation waits in the queue instead of failing.
-_NOT_YET = ("KEY_CONCURRENCY_LIMIT", "QUEUE_FULL")
 _FILTERS = {"done=true": "done", "done=false": "pending",
             **{f"state={s}": s for s in STATES}}
 
@@ -185,11 +183,11 @@ class Operations:
         if existing is None:  # deleted meanwhile: this id is free again
             return self.submit(request, params, webhook_url, caller)
         if existing.key_name != caller.key.name:
-            raise _taken("request_id", "is the id of another key's operation; choose another")
+            raise id_taken("request_id", "is the id of another key's operation; choose another")
         field = self._codec.differing_field(existing.request, request)
         if field is not None:
-            raise _taken(field, f"differs from the request first submitted with request_id "
-                                f"{params.request_id!r}; resubmit it unchanged or use a new request_id")
+            raise id_taken(field, f"differs from the request first submitted with request_id "
+                                   f"{params.request_id!r}; resubmit it unchanged or use a new request_id")
         return existing
 
     def check_webhook(self, url: str) -> None:
@@ -207,25 +205,6 @@ class Operations:
                                      created_unix_ms=started_unix_ms, started_unix_ms=started_unix_ms,
                                      ended_unix_ms=now_ms(), attempts=1, result=result,
                                      error=error_json(error) if error else ""))
-
-    def stored_answer(self, request_id: str, caller: Caller) -> bytes | None:
-        """Blocking. For Generate with a request id: the result of this key's
-        operation of that id when it succeeded (answered from the store, no
-        codex run, no quota); None when there is none or it failed or was
-        cancelled (Generate then runs anew). One still queued or running is
-        ALREADY_EXISTS: the caller waits on the operation instead of starting
-        a second generation."""
-        record = self._metadata.get_operation(request_id, caller.key.name)
-        if record is None or record.state in ("failed", "cancelled"):
-            return None
-        if record.state == "succeeded":
-            log("generate.answered_from_store", request_id=request_id, key_name=caller.key.name)
-            return record.result
-        raise ServiceError(Kind.ALREADY_EXISTS, "REQUEST_RUNNING",
-                           f"request_id {request_id!r} is operations/{request_id}, still {record.state}: wait on "
-                           "it (WaitOperation) rather than generating it twice",
-                           violations=(FieldViolation("request_id", f"names a {record.state} operation",
-                                                      "REQUEST_RUNNING"),))
 
     def get(self, request_id: str, caller: Caller) -> tuple[OperationRecord, int]:
         """Blocking. The record and its queue position (0 unless queued)."""
@@ -342,9 +321,11 @@ class Operations:
             params = self._codec.params(record.request)
             running.candidates = [{"index": i, "state": "queued"} for i in range(max(1, params.count))]
             try:
-                call = await self._service.generate(params, Caller(key, record.surface))
+                call = await self._service.generate(params, Caller(key, record.surface), for_operation=True)
             except ServiceError as exc:
-                if exc.reason not in _NOT_YET or running.cancel_asked:
+                # Not yet (its key at its limit, a Generate of its id still
+                # running): back to the queue, tried again a little later.
+                if exc.reason not in RETRY_LATER or running.cancel_asked:
                     raise
                 await self._blocking.run(self._metadata.requeue_operation, record.request_id, self._owner,
                                          now_ms() + 1000 * min(exc.retry_after_s or 1, 5))
@@ -406,11 +387,6 @@ class Operations:
         """The webhook of an operation that ended, if it asked for one."""
         if self._webhooks is not None and record.webhook_url:
             self._webhooks.deliver(record)
-
-
-def _taken(field: str, description: str) -> ServiceError:
-    return ServiceError(Kind.ALREADY_EXISTS, "REQUEST_ID_REUSED", f"invalid request: {field}: {description}",
-                        violations=(FieldViolation(field, description, "REQUEST_ID_REUSED"),))
 
 
 def new_request_id() -> str:
