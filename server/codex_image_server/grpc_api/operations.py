@@ -14,6 +14,7 @@ from google.protobuf import empty_pb2, json_format
 
 from codex_image_server.errors import FieldViolation, Outcome, invalid
 from codex_image_server.team.history import now_ms
+from codex_image_server.operations import webhooks
 from codex_image_server.operations.runner import Operations, error_of, new_request_id, parse_filter
 from codex_image_server.store.records import Query
 from codex_image_server.grpc_api import convert
@@ -75,7 +76,8 @@ def operation_message(record, queue_position: int = 0) -> lro.Operation:
     for candidate in json.loads(record.progress) if record.progress else ():
         metadata.candidates.append(pb.CandidateProgress(**candidate))
     if record.webhook:
-        metadata.webhook.CopyFrom(pb.WebhookDelivery(**json.loads(record.webhook)))
+        sent = json.loads(record.webhook)
+        metadata.webhook.CopyFrom(pb.WebhookDelivery(**{k: sent[k] for k in webhooks.SHOWN if k in sent}))
     operation = lro.Operation(name=NAME_PREFIX + record.request_id, done=record.done)
     operation.metadata.Pack(metadata)
     if record.state == "succeeded":

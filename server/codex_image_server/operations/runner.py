@@ -19,6 +19,7 @@ import time
 from typing import Protocol
 
 from codex_image_server.errors import FieldViolation, Kind, ServiceError, invalid, not_found
+from codex_image_server.operations import webhooks
 from codex_image_server.dataplane.generation import ImageEvent, ProgressEvent, SummaryEvent
 from codex_image_server.team.history import now_ms
 from codex_image_server.team.keys import ANONYMOUS
@@ -230,7 +231,8 @@ class Operations:
         if record.done:
             raise ServiceError(Kind.FAILED_PRECONDITION, "OPERATION_DONE",
                                f"operations/{request_id} is already done ({record.state}); nothing to cancel")
-        updated = self._metadata.cancel_operation(request_id, now_ms(), error_json(_cancelled()))
+        updated = self._metadata.cancel_operation(request_id, now_ms(), error_json(_cancelled()),
+                                                  webhooks.due_unix_ms())
         if updated is None:
             raise ServiceError(Kind.FAILED_PRECONDITION, "OPERATION_DONE",
                                f"operations/{request_id} ended meanwhile; nothing to cancel")
@@ -254,11 +256,18 @@ class Operations:
         """Returns once it is done or the timeout passed, whichever is first."""
         deadline = time.monotonic() + min(DEFAULT_WAIT_S if timeout_s is None else timeout_s, MAX_WAIT_S)
         while True:
+            # Listened for before the read: an end written between the read and
+            # the wait still wakes it (else it would sleep a whole poll).
+            changed = self._changed.setdefault(request_id, asyncio.Event())
             record, position = await self._blocking.run(self.get, request_id, caller)
             left = deadline - time.monotonic()
-            if record.done or left <= 0:
+            if record.done:
+                if self._changed.get(request_id) is changed:
+                    del self._changed[request_id]
+                changed.set()  # another waiter on it looks again (it may have read before the end)
                 return record, position
-            changed = self._changed.setdefault(request_id, asyncio.Event())
+            if left <= 0:
+                return record, position
             # Polled too: another replica's run changes the row, not our event.
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(changed.wait(), min(left, POLL_S))
@@ -290,7 +299,7 @@ class Operations:
 
     def _claim(self) -> OperationRecord | None:
         now = now_ms()
-        for dead in self._metadata.fail_orphans(now, error_json(_server_died())):
+        for dead in self._metadata.fail_orphans(now, error_json(_server_died()), webhooks.due_unix_ms()):
             log("operation.failed", request_id=dead.request_id, reason="SERVER_STOPPED", attempts=dead.attempts)
             self._notify(dead)
         record = self._metadata.claim_operation(self._owner, now, self._lease_ms)
@@ -363,7 +372,7 @@ class Operations:
         try:
             finished = await self._blocking.run(
                 self._metadata.finish_operation, record.request_id, self._owner, state, now_ms(),
-                result=result, error=error_json(error) if error else "")
+                result=result, error=error_json(error) if error else "", webhook_due_unix_ms=webhooks.due_unix_ms())
         finally:
             self._running.pop(record.request_id, None)
             self._poke(record.request_id)

@@ -18,7 +18,8 @@ import psycopg
 import psycopg_pool
 
 from codex_image_server.errors import Kind, ServiceError
-from codex_image_server.store.operations import POSTGRES_MIGRATION as _OPERATIONS, OperationQueries
+from codex_image_server.store.operations import (POSTGRES_MIGRATION as _OPERATIONS, WEBHOOK_DUE_COLUMN,
+                                                 WEBHOOK_DUE_INDEX, OperationQueries)
 from codex_image_server.store.pg_shared import PostgresAccounts, ReplicaLease
 from codex_image_server.store.records import Admission, KeyLoad, RequestRecord, SameId
 from codex_image_server.store.sqlite import (IMAGES_OF_KEY_SINCE, _IMAGE_COLUMNS, _IMAGE_FIELDS, _REQUEST_FIELDS,
@@ -121,8 +122,13 @@ MIGRATIONS = [
     """,
     # Detached generations: the durable queue replicas take work from (operations.py).
     _OPERATIONS,
-    # What a caller-chosen request id asked for, so a repeat is answered from the store.
-    "ALTER TABLE requests ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';",
+    # What a caller-chosen request id asked for, so a repeat is answered from the store;
+    # webhooks owed, so one whose server stopped is delivered by another.
+    f"""
+    ALTER TABLE requests ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
+    {WEBHOOK_DUE_COLUMN};
+    {WEBHOOK_DUE_INDEX};
+    """,
 ]
 _MIGRATION_LOCK = 0x636F646578  # any constant shared by every replica
 _KEY_LOCK = 0x6B6579  # advisory lock class of one key's admissions (two int4 keys)

@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 from codex_image_server.errors import Kind, ServiceError
-from codex_image_server.store.operations import SQLITE_SCHEMA as _OPERATIONS_SCHEMA, OperationQueries
+from codex_image_server.store.operations import (SQLITE_SCHEMA as _OPERATIONS_SCHEMA, WEBHOOK_DUE_COLUMN,
+                                                 WEBHOOK_DUE_INDEX, OperationQueries)
 from codex_image_server.store.paging import Cursor
 from codex_image_server.store.records import Admission, KeyLoad, Query, RequestRecord, SameId, StoredImage
 
@@ -321,8 +322,8 @@ class SqliteMetadata(SqlQueries, OperationQueries):
         # bytes themselves are fsynced by the blob store.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        self._add_missing_columns()
         self._db.executescript(_OPERATIONS_SCHEMA)
+        self._add_missing_columns()
         self._text_index = self._make_text_index()
 
     def _add_missing_columns(self) -> None:
@@ -330,6 +331,9 @@ class SqliteMetadata(SqlQueries, OperationQueries):
         have = {row[1] for row in self._db.execute("PRAGMA table_info(requests)")}
         if "fingerprint" not in have:
             self._db.execute("ALTER TABLE requests ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''")
+        if "webhook_due_unix_ms" not in {row[1] for row in self._db.execute("PRAGMA table_info(operations)")}:
+            self._db.execute(WEBHOOK_DUE_COLUMN)
+        self._db.execute(WEBHOOK_DUE_INDEX)
 
     def _make_text_index(self) -> bool:
         try:
