@@ -1,6 +1,6 @@
 """Detached generations: what a long-running operation costs over Generate.
 
-    .venv/bin/python bench/operations_bench.py [--rounds 7] [--pairs 12] [--submits 200]
+    .venv/bin/python bench/operations_bench.py [--rounds 7] [--pairs 20] [--submits 200]
 
 With the fake codex (tests/support/fake_codex.py), one server, SQLite store:
 1. Submit latency: SubmitGeneration answered (the operation queued in the
@@ -81,7 +81,7 @@ def one_round(stub, ops, r: int, pairs: int) -> tuple[float, float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--pairs", type=int, default=12)
+    parser.add_argument("--pairs", type=int, default=20)
     parser.add_argument("--submits", type=int, default=200)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, start_server(Path(tmp), args=["--max-concurrent", "4"]) as srv:
