@@ -111,7 +111,9 @@ class Operations:
         self._lease_ms = service.settings.lease_ms
         self._capacity = service.slots.limit
         self._running: dict[str, Running] = {}
-        self._changed: dict[str, asyncio.Event] = {}
+        # Waiters of an operation: resolved when it changes, with its record when it ended here.
+        self._changed: dict[str, asyncio.Future] = {}
+        self._orphans_checked = 0.0
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task] = []
@@ -154,13 +156,15 @@ class Operations:
                 gauge("codex_image_operations_running", "Detached generations running (every replica)",
                       counts.get("running", 0))]
 
-    def _poke(self, request_id: str | None = None) -> None:
-        """From any thread: new work or a changed operation."""
+    def _poke(self, request_id: str | None = None, ended: OperationRecord | None = None) -> None:
+        """From any thread: new work or a changed operation (`ended`: its record, done)."""
         def wake():
             if self._wake is not None:
                 self._wake.set()
             if request_id and request_id in self._changed:
-                self._changed.pop(request_id).set()
+                changed = self._changed.pop(request_id)
+                if not changed.done():
+                    changed.set_result(ended)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(wake)
 
@@ -238,7 +242,7 @@ class Operations:
                                f"operations/{request_id} ended meanwhile; nothing to cancel")
         log("operation.cancel", request_id=request_id, key_name=caller.key.name, state=updated.state)
         if updated.state == "cancelled":
-            self._poke(request_id)
+            self._poke(request_id, updated)
             self._notify(updated)
         elif self._loop is not None:
             self._loop.call_soon_threadsafe(self._cancel_local, request_id)
@@ -258,19 +262,22 @@ class Operations:
         while True:
             # Listened for before the read: an end written between the read and
             # the wait still wakes it (else it would sleep a whole poll).
-            changed = self._changed.setdefault(request_id, asyncio.Event())
+            changed = self._changed.setdefault(request_id, asyncio.get_running_loop().create_future())
             record, position = await self._blocking.run(self.get, request_id, caller)
             left = deadline - time.monotonic()
             if record.done:
                 if self._changed.get(request_id) is changed:
                     del self._changed[request_id]
-                changed.set()  # another waiter on it looks again (it may have read before the end)
+                if not changed.done():
+                    changed.set_result(None)  # another waiter on it reads again (it may have read before the end)
                 return record, position
             if left <= 0:
                 return record, position
-            # Polled too: another replica's run changes the row, not our event.
+            # Polled too: another replica's run changes the row, not our future.
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(changed.wait(), min(left, POLL_S))
+                ended = await asyncio.wait_for(asyncio.shield(changed), min(left, POLL_S))
+                if ended is not None:
+                    return ended, 0  # it ended here: its final record, no second read (the caller saw it above)
 
     # -- running --------------------------------------------------------------
 
@@ -284,6 +291,9 @@ class Operations:
 
     async def _take_work(self) -> None:
         while not self._stopping:
+            # Cleared before the claim, not after: a submit poked during the
+            # claim (which may have missed its row) wakes the next round at once.
+            self._wake.clear()
             try:
                 while len(self._running) < self._capacity:
                     record = await self._blocking.run(self._claim)
@@ -293,15 +303,16 @@ class Operations:
                     asyncio.create_task(self._run(self._running[record.request_id]))
             except ServiceError as exc:  # the database away: try again on the next round
                 log("operation.claim_failed", level="warning", reason=exc.reason)
-            self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), POLL_S)
 
     def _claim(self) -> OperationRecord | None:
         now = now_ms()
-        for dead in self._metadata.fail_orphans(now, error_json(_server_died()), webhooks.due_unix_ms()):
-            log("operation.failed", request_id=dead.request_id, reason="SERVER_STOPPED", attempts=dead.attempts)
-            self._notify(dead)
+        if time.monotonic() - self._orphans_checked >= POLL_S:  # not on every claim: a lease runs for seconds
+            self._orphans_checked = time.monotonic()
+            for dead in self._metadata.fail_orphans(now, error_json(_server_died()), webhooks.due_unix_ms()):
+                log("operation.failed", request_id=dead.request_id, reason="SERVER_STOPPED", attempts=dead.attempts)
+                self._notify(dead)
         record = self._metadata.claim_operation(self._owner, now, self._lease_ms)
         if record is not None:
             log("operation.start", request_id=record.request_id, attempts=record.attempts)
@@ -369,13 +380,14 @@ class Operations:
         except Exception as exc:  # noqa: BLE001 - recorded as INTERNAL, never lost
             log("operation.crashed", level="error", request_id=record.request_id, error_type=type(exc).__name__)
             error = ServiceError(Kind.INTERNAL, "INTERNAL", "internal error")
+        finished = None
         try:
             finished = await self._blocking.run(
                 self._metadata.finish_operation, record.request_id, self._owner, state, now_ms(),
                 result=result, error=error_json(error) if error else "", webhook_due_unix_ms=webhooks.due_unix_ms())
         finally:
             self._running.pop(record.request_id, None)
-            self._poke(record.request_id)
+            self._poke(record.request_id, finished)
         log("operation.end", request_id=record.request_id, state=state, reason=error.reason if error else "")
         if finished is not None:
             self._notify(finished)
