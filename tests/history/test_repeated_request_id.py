@@ -2,7 +2,8 @@
 with the id of this key's finished request, made on any surface, is answered
 from the store (the same images, the same bytes, no codex run, the key's usage
 unchanged); other parameters are ALREADY_EXISTS naming the field; one still
-running is ALREADY_EXISTS naming request_id; a failed one runs anew. Codex
+running runs again (a retry of a cut stream), a queued or running
+operation's id is ALREADY_EXISTS naming request_id; a failed one runs anew. Codex
 runs are counted by the fake's own records, usage by the key's count."""
 from __future__ import annotations
 
@@ -105,30 +106,32 @@ def test_the_same_id_with_other_parameters_is_already_exists_naming_the_field(ke
     assert len(srv.runs_of("rep-diff")) == 1
 
 
-def test_one_still_running_is_already_exists_and_once_cancelled_runs_anew(keyed):
+def test_a_repeat_while_it_runs_runs_too_and_an_operations_id_is_request_running(keyed):
+    """A Generate's stream is its caller's: a repeat while it runs is a retry
+    of a cut stream, and runs (refusing it would fail the retry). An
+    operation runs whoever waits: its id while queued or running is taken."""
     srv, key = keyed
     req = pb.GenerateRequest(prompt="a slow crane [[fake delay=60]]", request_id="rep-busy")
-    channel = srv.channel()
-    call = srv.stub(channel).Generate(req, metadata=md(key), timeout=90)
+    channels = [srv.channel(), srv.channel()]
+    first = srv.stub(channels[0]).Generate(req, metadata=md(key), timeout=90)
     assert procs.wait_until(lambda: len(srv.runs_of("rep-busy")) == 1, timeout=15)
+    second = srv.stub(channels[1]).Generate(req, metadata=md(key), timeout=90)
+    assert procs.wait_until(lambda: len(srv.runs_of("rep-busy")) == 2, timeout=15)
+    runs = srv.runs_of("rep-busy")
+    first.cancel()
+    second.cancel()
+    assert procs.wait_until(lambda: procs.all_gone(runs), timeout=15)
+    op_request = pb.GenerateRequest(prompt="a slow stork [[fake delay=60]]", request_id="rep-op-busy")
+    op = srv.stub().SubmitGeneration(op_request, metadata=md(key))
     with pytest.raises(grpc.RpcError) as err:
-        stream(srv, key, req)
+        stream(srv, key, op_request)
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
     info, bad = error_details(err.value)
     assert info.reason == "REQUEST_RUNNING" and [v[0] for v in bad] == ["request_id"]
-    runs = srv.runs_of("rep-busy")
-    call.cancel()
-    assert procs.wait_until(lambda: procs.all_gone(runs), timeout=15)
-    # The refusal is a row of its own (as every refused Generate is); the first ended cancelled.
-    assert procs.wait_until(lambda: [r.status for r in rows_of(srv, key, "rep-busy")] == ["refused", "cancelled"],
-                            timeout=10)
-    # Cancelled: the id may be sent again, and it runs (a retry is what a caller sends).
-    channel2 = srv.channel()
-    second = srv.stub(channel2).Generate(req, metadata=md(key), timeout=90)
-    assert procs.wait_until(lambda: len(srv.runs_of("rep-busy")) == 2, timeout=15)
-    second.cancel()
-    channel.close()
-    channel2.close()
+    operations_pb2_grpc.OperationsStub(srv.channel()).CancelOperation(lro.CancelOperationRequest(name=op.name),
+                                                                      metadata=md(key))
+    for channel in channels:
+        channel.close()
 
 
 def test_a_failed_one_runs_anew(keyed):

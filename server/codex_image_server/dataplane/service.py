@@ -193,10 +193,11 @@ class GenerateCall:
     A request id the caller chose, that this key's earlier request with the
     same parameters completed with, is answered from the store: its images
     (same ids, same bytes) and summary, no codex run, no new history row, no
-    quota. One still running (or a queued or running operation of the id) is
-    ALREADY_EXISTS REQUEST_RUNNING; other parameters are ALREADY_EXISTS naming
-    the first that differs. One that failed or was cancelled (or whose images
-    are gone) runs anew: a retry is what a caller sends after a failure."""
+    quota. Other parameters are ALREADY_EXISTS naming the first that differs.
+    A queued or running operation of the id is ALREADY_EXISTS REQUEST_RUNNING
+    (it runs whoever waits). A Generate still running, one that failed or
+    was cancelled, or one whose images are gone: it runs anew (a retry is
+    what a caller sends after a cut stream or a failure)."""
 
     def __init__(self, service: Service, caller: Caller, for_operation: bool = False):
         self._svc = service
@@ -251,7 +252,12 @@ class GenerateCall:
                 raise id_taken(field, f"differs from the request first made with request_id "
                                       f"{spec.request_id!r}; repeat it unchanged or use a new request_id")
             if earlier.status == "running":
-                raise _request_running(spec.request_id, "the id of a request still running")
+                if self._for_operation:  # the operation waits its turn (it goes back to its queue)
+                    raise _request_running(spec.request_id, "the id of a request still running")
+                # A Generate's stream is its caller's: a repeat while it runs is
+                # a retry whose first stream was cut (its server may not know
+                # yet, or died): refusing it would fail the retry.
+                return
             raise _Answered(earlier)
 
         while True:
