@@ -14,6 +14,7 @@ from google.rpc import code_pb2
 
 from tests.support.server_proc import start_server
 
+from .conftest import all_pages
 from .test_keys import add_key, md
 
 
@@ -44,6 +45,12 @@ def test_at_its_concurrency_limit_an_operation_waits_its_turn(keyed):
     assert all(d.done and d.WhichOneof("result") == "response" for d in done), done
     # Refused (not failed) while the first ran: it went back to the queue and ran once after.
     assert len(srv.runs_of("alice-op-1")) == len(srv.runs_of("alice-op-2")) == 1
+    assert any(r["event"] == "generate.refused" and r.get("request_id") == "alice-op-2"
+               and r.get("reason") == "KEY_CONCURRENCY_LIMIT" for r in srv.log_records()), "it was put back"
+    # Waiting for the key's slot is not an outcome: the history has the one run, no refusal per retry.
+    rows = all_pages(srv.stub().ListRequests, pb.ListRequestsRequest(request_id="alice-op-2"), md(keys["alice"]),
+                     "requests")
+    assert [r.status for r in rows] == ["completed"]
 
 
 def test_past_its_daily_images_an_operation_fails_with_the_keys_refusal(keyed):

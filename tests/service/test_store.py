@@ -14,9 +14,10 @@ from tests.support.server_proc import start_server
 CHUNK = 1024 * 1024
 
 
-def make_image(stub, size="1200x800", noise=0):
+def make_image(stub, size="1200x800", noise=0, request_id="stored"):
+    # A request id names one request: another request on the same server takes another id.
     responses = list(stub.Generate(pb.GenerateRequest(prompt=f"x [[fake size={size} noise={noise}]]", quality="high",
-                                                      request_id="stored"), timeout=60))
+                                                      request_id=request_id), timeout=60))
     return next(r.image for r in responses if r.WhichOneof("event") == "image")
 
 
@@ -26,7 +27,7 @@ def fetch(stub, image_id):
 
 
 def test_fetched_file_equals_the_stored_file(stub, server):
-    img = make_image(stub, "1280x1024", noise=1)  # ~3.9 MB: several 1 MiB chunks
+    img = make_image(stub, "1280x1024", noise=1, request_id="stored-chunks")  # ~3.9 MB: several 1 MiB chunks
     chunks, data = fetch(stub, img.id)
     stored = (server.output_dir / f"{img.id}.png").read_bytes()
     assert hashlib.sha256(data).hexdigest() == hashlib.sha256(stored).hexdigest() == img.sha256

@@ -102,8 +102,49 @@ def test_cancelled_event_and_retries_recorded(server):
         assert json.loads(receiver.received[-1][2])["type"] == "generation.cancelled"
         assert procs.wait_until(lambda: metadata(wait(server, op.name)).webhook.status == "delivered", timeout=5)
         assert metadata(wait(server, op.name)).webhook.attempts == 3
+        # Each attempt is in the log, in order, with what the receiver answered.
+        attempts = [(r["attempt"], r["status_code"], r["outcome"]) for r in server.log_records()
+                    if r["event"] == "webhook.attempt" and r.get("request_id") == "hook-cancel"]
+        assert attempts == [(1, 500, "pending"), (2, 503, "pending"), (3, 200, "delivered")]
     finally:
         receiver.close()
+
+
+def test_a_delivery_pending_when_the_server_dies_is_resumed_after_restart(tmp_path):
+    receiver = Receiver(answers=[500] * 1000)
+    state = tmp_path / "state"
+    env = {"CODEX_IMAGE_SERVER_WEBHOOK_SECRET": SECRET}
+    try:
+        with start_server(tmp_path, state_dir=state, env=env) as first:
+            op = first.stub().SubmitGeneration(pb.GenerateRequest(
+                prompt="k [[fake delay=0.1]]", request_id="hook-restart", webhook_url=receiver.url))
+            assert wait(first, op.name).done
+            assert procs.wait_until(lambda: metadata(wait(first, op.name)).webhook.attempts >= 1, timeout=10)
+            first.kill_hard()
+        before = len(receiver.received)
+        assert metadata_of_stored(state, "hook-restart")["status"] == "pending"
+        receiver.answers = []  # the receiver is back: 200 from now on
+        with start_server(tmp_path, state_dir=state, env=env) as second:
+            assert procs.wait_until(lambda: metadata(wait(second, op.name)).webhook.status == "delivered",
+                                    timeout=40)
+            delivery = metadata(wait(second, op.name)).webhook
+            assert delivery.attempts == before + 1 and delivery.last_status_code == 200
+            assert any(r["event"] == "webhook.resumed" for r in second.log_records())
+        ids = {h["webhook-id"] for _, h, _ in receiver.received}
+        assert len(ids) == 1, "the resumed delivery is the same message"
+        payload = standardwebhooks.Webhook(SECRET).verify(
+            receiver.received[-1][2], {k.lower(): v for k, v in receiver.received[-1][1].items()})
+        assert payload["type"] == "generation.succeeded" and payload["data"]["name"] == "operations/hook-restart"
+    finally:
+        receiver.close()
+
+
+def metadata_of_stored(state, request_id: str) -> dict:
+    """The delivery as the store kept it when the server died (read from its SQLite file)."""
+    import sqlite3
+    with sqlite3.connect(state / "index.sqlite3") as db:
+        (webhook,) = db.execute("SELECT webhook FROM operations WHERE request_id = ?", (request_id,)).fetchone()
+    return json.loads(webhook)
 
 
 def test_redirects_are_not_followed(server):

@@ -227,6 +227,9 @@ type GenerateRequest struct {
 	References []*Reference `protobuf:"bytes,7,rep,name=references,proto3" json:"references,omitempty"`
 	// Caller's id for this request, echoed in the summary and logs. The server
 	// makes one up when empty. Letters, digits, '-', '_' and '.', at most 64.
+	// A repeat of an id this key used for a request that completed, with the
+	// same parameters, is answered from the store (no new generation); with
+	// other parameters, or while an operation of the id runs, ALREADY_EXISTS.
 	RequestId string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// "auto" (or empty), "opaque" or "transparent". Transparent asks the image
 	// tool for an alpha channel, checks what came back, and falls back to

@@ -14,19 +14,25 @@ from prometheus_client.core import GaugeMetricFamily
 
 from codex_image_server.runtime.blocking import Blocking
 from codex_image_server.engine.engine import Engine
-from codex_image_server.errors import Kind, Outcome, ServiceError, shutting_down
-from codex_image_server.dataplane.generation import Event, Generation, ImageEvent, Origin
+from codex_image_server.errors import FieldViolation, Kind, Outcome, ServiceError, shutting_down
+from codex_image_server.dataplane.generation import Event, Generation, ImageEvent, Origin, SummaryEvent
 from codex_image_server.team.history import History, now_ms
 from codex_image_server.team.keys import ANONYMOUS, ApiKey, Keyring
 from codex_image_server.runtime.logs import log
 from codex_image_server.team.metrics import Metrics, gauge
 from codex_image_server.team.quotas import KeyLimits, KeyUsage
+from codex_image_server.request import fingerprint
 from codex_image_server.request.params import GenerateParams
+from codex_image_server.request.references import ReferenceUse
 from codex_image_server.settings import Settings
 from codex_image_server.runtime.slots import Slots
 from codex_image_server.team import tenancy
 from codex_image_server.store import OutputStore, Page, Query, RequestRecord, StoredImage
 from codex_image_server.request.validation import usable_request_id, validate
+
+# Refusals that mean "not yet" for a generation an operation runs: the
+# operation goes back to its queue, and the refusal is not a request's outcome.
+RETRY_LATER = ("KEY_CONCURRENCY_LIMIT", "QUEUE_FULL", "REQUEST_RUNNING")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,12 +73,18 @@ class Service:
         for call in list(self._live):
             call.generation.cancel("server shutting down", error=shutting_down())
 
-    async def generate(self, params: GenerateParams, caller: Caller) -> "GenerateCall":
+    async def generate(self, params: GenerateParams, caller: Caller, *,
+                       for_operation: bool = False) -> "GenerateCall":
         """Validated, admitted against the key's limits and recorded (off the
-        loop: Pillow decodes references, SQLite records); refusals raise."""
+        loop: Pillow decodes references, SQLite records); refusals raise.
+        A caller's request id this key used for a finished request is answered
+        from the store (`GenerateCall.answered`). `for_operation`: the
+        operations runner runs the operation of this id (its own operation does
+        not make the id busy; a RETRY_LATER refusal puts it back in its queue
+        instead of being recorded)."""
         if self._shutting_down:
             raise shutting_down()
-        call = GenerateCall(self, caller)
+        call = GenerateCall(self, caller, for_operation)
         admitted = asyncio.ensure_future(self.blocking.run(call.admit, params))
         try:
             await asyncio.shield(admitted)
@@ -83,7 +95,8 @@ class Service:
                 lambda f: call.abandon() if not f.cancelled() and f.exception() is None else None)
             raise
         call.prepare()
-        self._live.add(call)
+        if call.generation is not None:
+            self._live.add(call)
         return call
 
     # Reads and deletes are confined to what the caller's key may see (tenancy.py).
@@ -151,17 +164,50 @@ def _log_fields(spec, caller: Caller) -> dict:
                 key_name=caller.key.name, surface=caller.surface)
 
 
+class _Answered(Exception):
+    """Raised inside the store's recording step: this key's earlier request
+    of the id completed, so nothing is recorded and it is answered instead."""
+
+    def __init__(self, earlier: RequestRecord):
+        super().__init__(earlier.request_id)
+        self.earlier = earlier
+
+
+def _request_running(request_id: str, what: str) -> ServiceError:
+    return ServiceError(Kind.ALREADY_EXISTS, "REQUEST_RUNNING",
+                        f"request_id {request_id!r} is {what}: wait for it (or WaitOperation on "
+                        f"operations/{request_id}) rather than generating it twice",
+                        violations=(FieldViolation("request_id", f"is {what}", "REQUEST_RUNNING"),))
+
+
+def id_taken(field: str, description: str) -> ServiceError:
+    """A request id used for another request (AIP-155): ALREADY_EXISTS naming the field."""
+    return ServiceError(Kind.ALREADY_EXISTS, "REQUEST_ID_REUSED", f"invalid request: {field}: {description}",
+                        violations=(FieldViolation(field, description, "REQUEST_ID_REUSED"),))
+
+
 class GenerateCall:
     """One Generate request from arrival to its recorded outcome. Refusals
-    (bad input, a key over its limit) raise from `admit` and are recorded too."""
+    (bad input, a key over its limit) raise from `admit` and are recorded too.
 
-    def __init__(self, service: Service, caller: Caller):
+    A request id the caller chose, that this key's earlier request with the
+    same parameters completed with, is answered from the store: its images
+    (same ids, same bytes) and summary, no codex run, no new history row, no
+    quota. Other parameters are ALREADY_EXISTS naming the first that differs.
+    A queued or running operation of the id is ALREADY_EXISTS REQUEST_RUNNING
+    (it runs whoever waits). A Generate still running, one that failed or
+    was cancelled, or one whose images are gone: it runs anew (a retry is
+    what a caller sends after a cut stream or a failure)."""
+
+    def __init__(self, service: Service, caller: Caller, for_operation: bool = False):
         self._svc = service
         self._caller = caller
+        self._for_operation = for_operation
         self._arrived_ms = now_ms()
         self._started = time.monotonic()
         self.spec = None
         self.generation: Generation | None = None
+        self.answered: tuple[RequestRecord, list[StoredImage]] | None = None
         self._seq = 0
 
     def admit(self, params: GenerateParams) -> None:
@@ -169,19 +215,67 @@ class GenerateCall:
         service, caller = self._svc, self._caller
         try:
             spec = validate(params, service.settings)
-            self._seq = service.limits.admit(caller.key, spec.count, lambda admission: service.history.begin(
-                spec, caller.key.name, caller.surface, self._arrived_ms, admission))
+            if params.request_id:
+                self.answered = self._begin_repeatable(spec)
+            else:
+                self._seq = service.limits.admit(caller.key, spec.count, lambda admission: service.history.begin(
+                    spec, caller.key.name, caller.surface, self._arrived_ms, admission))
         except ServiceError as exc:
-            service.history.refused(usable_request_id(params), params, caller.key.name, caller.surface,
-                                    self._arrived_ms, exc)
-            self._count("refused", exc.reason)
+            if not (self._for_operation and exc.reason in RETRY_LATER):
+                service.history.refused(usable_request_id(params), params, caller.key.name, caller.surface,
+                                        self._arrived_ms, exc)
+                self._count("refused", exc.reason)
             log("generate.refused", request_id=usable_request_id(params), reason=exc.reason,
                 key_name=caller.key.name, surface=caller.surface)
             raise
         self.spec = spec
+        if self.answered is not None:
+            self._count("completed", "ANSWERED_FROM_STORE")
+            log("generate.answered_from_store", request_id=spec.request_id, images=len(self.answered[1]),
+                key_name=caller.key.name, surface=caller.surface)
+
+    def _begin_repeatable(self, spec) -> tuple[RequestRecord, list[StoredImage]] | None:
+        """Blocking. Records the request of a caller-chosen id (None), or finds
+        the earlier one it repeats (its record and images)."""
+        service, key, history = self._svc, self._caller.key, self._svc.history
+        if not self._for_operation:
+            operation = service.store.metadata.get_operation(spec.request_id, key.name)
+            if operation is not None and not operation.done:
+                raise _request_running(spec.request_id, f"operations/{spec.request_id}, still {operation.state}")
+        asked, expired = fingerprint.of(spec), set()
+
+        def same_id(earlier: RequestRecord | None) -> None:
+            if earlier is None or earlier.status in ("failed", "cancelled") or earlier.seq in expired:
+                return
+            field = fingerprint.differing_field(earlier.fingerprint, asked)
+            if field is not None:
+                raise id_taken(field, f"differs from the request first made with request_id "
+                                      f"{spec.request_id!r}; repeat it unchanged or use a new request_id")
+            if earlier.status == "running":
+                if self._for_operation:  # the operation waits its turn (it goes back to its queue)
+                    raise _request_running(spec.request_id, "the id of a request still running")
+                # A Generate's stream is its caller's: a repeat while it runs is
+                # a retry whose first stream was cut (its server may not know
+                # yet, or died): refusing it would fail the retry.
+                return
+            raise _Answered(earlier)
+
+        while True:
+            try:
+                self._seq = service.limits.admit(key, spec.count, lambda admission: history.begin(
+                    spec, key.name, self._caller.surface, self._arrived_ms, admission,
+                    fingerprint=asked, same_id=same_id))
+                return None
+            except _Answered as answered:
+                images = history.images(answered.earlier)
+                if images is not None:
+                    return answered.earlier, images
+                expired.add(answered.earlier.seq)  # its images were deleted: the id is free again
 
     def abandon(self) -> None:
         """Admitted but never run: the caller went away first."""
+        if self.answered is not None:
+            return  # nothing was recorded
         # Its record's outcome frees the key's slot.
         self._svc.history.finish(self._seq, "cancelled", ServiceError(
             Kind.CANCELLED, "REQUEST_CANCELED", "the caller went away before the request started"),
@@ -191,6 +285,8 @@ class GenerateCall:
 
     def prepare(self) -> None:
         """On the loop: the Generation lives there."""
+        if self.answered is not None:
+            return
         settings = self._svc.settings
         self.generation = Generation(self.spec, self._svc.engine, self._svc.store, self._svc.slots,
                                      settings.work_dir, settings.generation_timeout_ms / 1000,
@@ -201,9 +297,14 @@ class GenerateCall:
         self._svc.metrics.requests.labels(self._caller.surface, outcome, reason).inc()
 
     def cancel(self, reason: str) -> None:
-        self.generation.cancel(reason)
+        if self.generation is not None:
+            self.generation.cancel(reason)
 
     async def events(self) -> AsyncIterator[Event]:
+        if self.answered is not None:
+            for event in _stored_events(*self.answered):
+                yield event
+            return
         generation = self.generation
         fields = _log_fields(generation.spec, self._caller)
         log("generate.start", **fields)
@@ -248,3 +349,17 @@ class GenerateCall:
             metrics.codex_run.observe(ms / 1000)
         log("generate.end", outcome=status if error is None or status == "cancelled" else reason.lower(),
             status=status, images=len(images), duration_ms=duration_ms, **fields)
+
+
+def _stored_events(record: RequestRecord, images: list[StoredImage]) -> list[Event]:
+    """A completed request told again from the store: its images, then its summary."""
+    first = images[0] if images else None
+    delivered = {f"{image.width}x{image.height}" for image in images}
+    summary = SummaryEvent(
+        record.request_id, record.requested_size, delivered.pop() if len(delivered) == 1 else "mixed",
+        record.quality, record.output_format, tuple(image.id for image in images), record.duration_ms,
+        target_size=first.target_size if first else record.resolved_size,
+        aspect_ratio=first.aspect_ratio if first else "", aspect_source=first.aspect_source if first else "",
+        fit=first.fit if first else "", background=first.background if first else "auto",
+        references=tuple(ReferenceUse(**use) for use in (first.references if first else ())))
+    return [*(ImageEvent(image) for image in images), summary]

@@ -14,6 +14,7 @@ from google.protobuf import empty_pb2, json_format
 
 from codex_image_server.errors import FieldViolation, Outcome, invalid
 from codex_image_server.team.history import now_ms
+from codex_image_server.operations import webhooks
 from codex_image_server.operations.runner import Operations, error_of, new_request_id, parse_filter
 from codex_image_server.store.records import Query
 from codex_image_server.grpc_api import convert
@@ -75,7 +76,8 @@ def operation_message(record, queue_position: int = 0) -> lro.Operation:
     for candidate in json.loads(record.progress) if record.progress else ():
         metadata.candidates.append(pb.CandidateProgress(**candidate))
     if record.webhook:
-        metadata.webhook.CopyFrom(pb.WebhookDelivery(**json.loads(record.webhook)))
+        sent = json.loads(record.webhook)
+        metadata.webhook.CopyFrom(pb.WebhookDelivery(**{k: sent[k] for k in webhooks.SHOWN if k in sent}))
     operation = lro.Operation(name=NAME_PREFIX + record.request_id, done=record.done)
     operation.metadata.Pack(metadata)
     if record.state == "succeeded":
@@ -108,18 +110,8 @@ class Servicer(ImageServicer):
 
     @_stream_errors_to_status
     async def Generate(self, request, context):
-        """A request id of this key's succeeded operation is answered from the
-        store; otherwise ImageService's Generate."""
+        """ImageService's Generate, its outcome sent to its webhook if it has one."""
         message = request.message if isinstance(request, convert.WithImages) else request
-        if message.request_id:
-            stored = await self._blocking.run(self.operations.stored_answer, message.request_id,
-                                              self._caller(context))
-            if stored is not None:
-                result = pb.GenerationResult.FromString(stored)
-                for image in result.images:
-                    yield pb.GenerateResponse(image=image)
-                yield pb.GenerateResponse(summary=result.summary)
-                return
         webhook_url, request_id, caller = message.webhook_url, message.request_id, self._caller(context)
         if webhook_url:
             await self._blocking.run(self.operations.check_webhook, webhook_url)

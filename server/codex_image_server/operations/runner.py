@@ -19,12 +19,13 @@ import time
 from typing import Protocol
 
 from codex_image_server.errors import FieldViolation, Kind, ServiceError, invalid, not_found
+from codex_image_server.operations import webhooks
 from codex_image_server.dataplane.generation import ImageEvent, ProgressEvent, SummaryEvent
 from codex_image_server.team.history import now_ms
 from codex_image_server.team.keys import ANONYMOUS
 from codex_image_server.runtime.logs import log
 from codex_image_server.request.params import GenerateParams
-from codex_image_server.dataplane.service import Caller, Service
+from codex_image_server.dataplane.service import RETRY_LATER, Caller, Service, id_taken
 from codex_image_server.store.operations import DONE, STATES, OperationRecord
 from codex_image_server.store.paging import Cursor, page
 from codex_image_server.store.records import Page, Query
@@ -37,8 +38,6 @@ POLL_S = 0.5
 # WaitOperation without a timeout waits this long at most; with one, at most MAX.
 DEFAULT_WAIT_S = 60.0
 MAX_WAIT_S = 3600.0
-# Refusals that mean "not yet": the operation waits in the queue instead of failing.
-_NOT_YET = ("KEY_CONCURRENCY_LIMIT", "QUEUE_FULL")
 _FILTERS = {"done=true": "done", "done=false": "pending",
             **{f"state={s}": s for s in STATES}}
 
@@ -112,7 +111,9 @@ class Operations:
         self._lease_ms = service.settings.lease_ms
         self._capacity = service.slots.limit
         self._running: dict[str, Running] = {}
-        self._changed: dict[str, asyncio.Event] = {}
+        # Waiters of an operation: resolved when it changes, with its record when it ended here.
+        self._changed: dict[str, asyncio.Future] = {}
+        self._orphans_checked = 0.0
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task] = []
@@ -155,13 +156,15 @@ class Operations:
                 gauge("codex_image_operations_running", "Detached generations running (every replica)",
                       counts.get("running", 0))]
 
-    def _poke(self, request_id: str | None = None) -> None:
-        """From any thread: new work or a changed operation."""
+    def _poke(self, request_id: str | None = None, ended: OperationRecord | None = None) -> None:
+        """From any thread: new work or a changed operation (`ended`: its record, done)."""
         def wake():
             if self._wake is not None:
                 self._wake.set()
             if request_id and request_id in self._changed:
-                self._changed.pop(request_id).set()
+                changed = self._changed.pop(request_id)
+                if not changed.done():
+                    changed.set_result(ended)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(wake)
 
@@ -185,11 +188,11 @@ class Operations:
         if existing is None:  # deleted meanwhile: this id is free again
             return self.submit(request, params, webhook_url, caller)
         if existing.key_name != caller.key.name:
-            raise _taken("request_id", "is the id of another key's operation; choose another")
+            raise id_taken("request_id", "is the id of another key's operation; choose another")
         field = self._codec.differing_field(existing.request, request)
         if field is not None:
-            raise _taken(field, f"differs from the request first submitted with request_id "
-                                f"{params.request_id!r}; resubmit it unchanged or use a new request_id")
+            raise id_taken(field, f"differs from the request first submitted with request_id "
+                                   f"{params.request_id!r}; resubmit it unchanged or use a new request_id")
         return existing
 
     def check_webhook(self, url: str) -> None:
@@ -207,25 +210,6 @@ class Operations:
                                      created_unix_ms=started_unix_ms, started_unix_ms=started_unix_ms,
                                      ended_unix_ms=now_ms(), attempts=1, result=result,
                                      error=error_json(error) if error else ""))
-
-    def stored_answer(self, request_id: str, caller: Caller) -> bytes | None:
-        """Blocking. For Generate with a request id: the result of this key's
-        operation of that id when it succeeded (answered from the store, no
-        codex run, no quota); None when there is none or it failed or was
-        cancelled (Generate then runs anew). One still queued or running is
-        ALREADY_EXISTS: the caller waits on the operation instead of starting
-        a second generation."""
-        record = self._metadata.get_operation(request_id, caller.key.name)
-        if record is None or record.state in ("failed", "cancelled"):
-            return None
-        if record.state == "succeeded":
-            log("generate.answered_from_store", request_id=request_id, key_name=caller.key.name)
-            return record.result
-        raise ServiceError(Kind.ALREADY_EXISTS, "REQUEST_RUNNING",
-                           f"request_id {request_id!r} is operations/{request_id}, still {record.state}: wait on "
-                           "it (WaitOperation) rather than generating it twice",
-                           violations=(FieldViolation("request_id", f"names a {record.state} operation",
-                                                      "REQUEST_RUNNING"),))
 
     def get(self, request_id: str, caller: Caller) -> tuple[OperationRecord, int]:
         """Blocking. The record and its queue position (0 unless queued)."""
@@ -251,13 +235,14 @@ class Operations:
         if record.done:
             raise ServiceError(Kind.FAILED_PRECONDITION, "OPERATION_DONE",
                                f"operations/{request_id} is already done ({record.state}); nothing to cancel")
-        updated = self._metadata.cancel_operation(request_id, now_ms(), error_json(_cancelled()))
+        updated = self._metadata.cancel_operation(request_id, now_ms(), error_json(_cancelled()),
+                                                  webhooks.due_unix_ms())
         if updated is None:
             raise ServiceError(Kind.FAILED_PRECONDITION, "OPERATION_DONE",
                                f"operations/{request_id} ended meanwhile; nothing to cancel")
         log("operation.cancel", request_id=request_id, key_name=caller.key.name, state=updated.state)
         if updated.state == "cancelled":
-            self._poke(request_id)
+            self._poke(request_id, updated)
             self._notify(updated)
         elif self._loop is not None:
             self._loop.call_soon_threadsafe(self._cancel_local, request_id)
@@ -275,14 +260,24 @@ class Operations:
         """Returns once it is done or the timeout passed, whichever is first."""
         deadline = time.monotonic() + min(DEFAULT_WAIT_S if timeout_s is None else timeout_s, MAX_WAIT_S)
         while True:
+            # Listened for before the read: an end written between the read and
+            # the wait still wakes it (else it would sleep a whole poll).
+            changed = self._changed.setdefault(request_id, asyncio.get_running_loop().create_future())
             record, position = await self._blocking.run(self.get, request_id, caller)
             left = deadline - time.monotonic()
-            if record.done or left <= 0:
+            if record.done:
+                if self._changed.get(request_id) is changed:
+                    del self._changed[request_id]
+                if not changed.done():
+                    changed.set_result(None)  # another waiter on it reads again (it may have read before the end)
                 return record, position
-            changed = self._changed.setdefault(request_id, asyncio.Event())
-            # Polled too: another replica's run changes the row, not our event.
+            if left <= 0:
+                return record, position
+            # Polled too: another replica's run changes the row, not our future.
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(changed.wait(), min(left, POLL_S))
+                ended = await asyncio.wait_for(asyncio.shield(changed), min(left, POLL_S))
+                if ended is not None:
+                    return ended, 0  # it ended here: its final record, no second read (the caller saw it above)
 
     # -- running --------------------------------------------------------------
 
@@ -296,6 +291,9 @@ class Operations:
 
     async def _take_work(self) -> None:
         while not self._stopping:
+            # Cleared before the claim, not after: a submit poked during the
+            # claim (which may have missed its row) wakes the next round at once.
+            self._wake.clear()
             try:
                 while len(self._running) < self._capacity:
                     record = await self._blocking.run(self._claim)
@@ -305,15 +303,16 @@ class Operations:
                     asyncio.create_task(self._run(self._running[record.request_id]))
             except ServiceError as exc:  # the database away: try again on the next round
                 log("operation.claim_failed", level="warning", reason=exc.reason)
-            self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), POLL_S)
 
     def _claim(self) -> OperationRecord | None:
         now = now_ms()
-        for dead in self._metadata.fail_orphans(now, error_json(_server_died())):
-            log("operation.failed", request_id=dead.request_id, reason="SERVER_STOPPED", attempts=dead.attempts)
-            self._notify(dead)
+        if time.monotonic() - self._orphans_checked >= POLL_S:  # not on every claim: a lease runs for seconds
+            self._orphans_checked = time.monotonic()
+            for dead in self._metadata.fail_orphans(now, error_json(_server_died()), webhooks.due_unix_ms()):
+                log("operation.failed", request_id=dead.request_id, reason="SERVER_STOPPED", attempts=dead.attempts)
+                self._notify(dead)
         record = self._metadata.claim_operation(self._owner, now, self._lease_ms)
         if record is not None:
             log("operation.start", request_id=record.request_id, attempts=record.attempts)
@@ -342,9 +341,11 @@ class Operations:
             params = self._codec.params(record.request)
             running.candidates = [{"index": i, "state": "queued"} for i in range(max(1, params.count))]
             try:
-                call = await self._service.generate(params, Caller(key, record.surface))
+                call = await self._service.generate(params, Caller(key, record.surface), for_operation=True)
             except ServiceError as exc:
-                if exc.reason not in _NOT_YET or running.cancel_asked:
+                # Not yet (its key at its limit, a Generate of its id still
+                # running): back to the queue, tried again a little later.
+                if exc.reason not in RETRY_LATER or running.cancel_asked:
                     raise
                 await self._blocking.run(self._metadata.requeue_operation, record.request_id, self._owner,
                                          now_ms() + 1000 * min(exc.retry_after_s or 1, 5))
@@ -379,13 +380,14 @@ class Operations:
         except Exception as exc:  # noqa: BLE001 - recorded as INTERNAL, never lost
             log("operation.crashed", level="error", request_id=record.request_id, error_type=type(exc).__name__)
             error = ServiceError(Kind.INTERNAL, "INTERNAL", "internal error")
+        finished = None
         try:
             finished = await self._blocking.run(
                 self._metadata.finish_operation, record.request_id, self._owner, state, now_ms(),
-                result=result, error=error_json(error) if error else "")
+                result=result, error=error_json(error) if error else "", webhook_due_unix_ms=webhooks.due_unix_ms())
         finally:
             self._running.pop(record.request_id, None)
-            self._poke(record.request_id)
+            self._poke(record.request_id, finished)
         log("operation.end", request_id=record.request_id, state=state, reason=error.reason if error else "")
         if finished is not None:
             self._notify(finished)
@@ -406,11 +408,6 @@ class Operations:
         """The webhook of an operation that ended, if it asked for one."""
         if self._webhooks is not None and record.webhook_url:
             self._webhooks.deliver(record)
-
-
-def _taken(field: str, description: str) -> ServiceError:
-    return ServiceError(Kind.ALREADY_EXISTS, "REQUEST_ID_REUSED", f"invalid request: {field}: {description}",
-                        violations=(FieldViolation(field, description, "REQUEST_ID_REUSED"),))
 
 
 def new_request_id() -> str:

@@ -9,7 +9,17 @@ host only when listed (--webhook-allow). The check is made on the addresses
 the name resolves to, at submit and again at each attempt, and the request
 goes to the address that was checked (no second lookup to rebind).
 Redirects are not followed. Failed attempts are retried with backoff for a
-bounded time; each attempt is recorded with the operation.
+bounded time; each attempt is recorded with the operation (its metadata's
+`webhook`: status, attempts, the last answer) and in the log
+(`webhook.attempt`).
+
+A webhook owed is in the store, not only in the server sending it: the
+operation's end marks it due, and each attempt moves the time by which its
+sender writes again. A server that stopped or died mid-retries leaves it
+due; any server (this one after a restart, or another replica) takes it
+over once that time passed and goes on with the same message id, attempts
+and deadline. (A Generate's webhook has no operation row: its retries live
+in its server alone.)
 """
 from __future__ import annotations
 
@@ -34,6 +44,21 @@ ATTEMPT_TIMEOUT_S = 10.0
 FIRST_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 60.0
 SECRET_PREFIX = "whsec_"
+# A sender writes again within its next wait plus one attempt, plus this slack;
+# later, it is taken for gone. How often a server looks for such webhooks.
+HOLD_SLACK_S = 2.0
+RESUME_EVERY_S = 2.0
+# What the operation's metadata shows of a delivery (the rest is the sender's state).
+SHOWN = ("status", "attempts", "last_status_code", "last_error")
+
+
+def due_unix_ms(wait_s: float = 0.0) -> int:
+    """When a sender that waits `wait_s` before its next attempt must have written again."""
+    return int((time.time() + wait_s + ATTEMPT_TIMEOUT_S + HOLD_SLACK_S) * 1000)
+
+
+def _backoff_s(attempts: int) -> float:
+    return min(FIRST_BACKOFF_S * 2 ** max(0, attempts - 1), MAX_BACKOFF_S)
 
 
 def secret_bytes(secret: str) -> bytes:
@@ -87,10 +112,26 @@ class Webhooks:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        if self._key is not None:
+            self._spawn_task(self._resume())
 
     def stop(self) -> None:
+        """Retries stop here; what is owed stays due in the store (see above)."""
         for task in list(self._tasks):
             task.cancel()
+
+    async def _resume(self) -> None:
+        """Webhooks whose sender stopped writing (stopped, died): taken over."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                while (record := await loop.run_in_executor(
+                        None, self._metadata.claim_webhook, int(time.time() * 1000), due_unix_ms())) is not None:
+                    log("webhook.resumed", request_id=record.request_id)
+                    self._spawn(record)
+            except Exception as exc:  # noqa: BLE001 - the database away: look again later
+                log("webhook.resume_failed", level="warning", error_type=type(exc).__name__)
+            await asyncio.sleep(RESUME_EVERY_S)
 
     def _destination(self, url: str) -> tuple[urllib.parse.SplitResult, str]:
         """Blocking (DNS). The parsed URL and the address to send to; refused with a field violation."""
@@ -130,7 +171,10 @@ class Webhooks:
         self._loop.call_soon_threadsafe(self._spawn, record)
 
     def _spawn(self, record) -> None:
-        task = asyncio.ensure_future(self._send(record))
+        self._spawn_task(self._send(record))
+
+    def _spawn_task(self, coroutine) -> None:
+        task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -138,22 +182,28 @@ class Webhooks:
         body = json.dumps({"type": EVENTS.get(record.state, "generation.failed"),
                            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                            "data": self._render(record)}, separators=(",", ":")).encode()
-        msg_id = "msg_" + secrets.token_hex(12)  # the same for every retry of this message
+        # Taken over from a server that stopped: the same message (id), attempts and deadline.
+        sent = json.loads(record.webhook) if record.webhook else {}
+        msg_id = sent.get("msg_id") or "msg_" + secrets.token_hex(12)  # the same for every retry
+        attempts = int(sent.get("attempts", 0))
+        deadline_ms = int(sent.get("deadline_unix_ms") or
+                          (record.ended_unix_ms or time.time() * 1000) + self._retry_s * 1000)
         loop = asyncio.get_running_loop()
-        deadline, backoff, attempts = time.monotonic() + self._retry_s, FIRST_BACKOFF_S, 0
         while True:
             attempts += 1
             code, error = await loop.run_in_executor(None, self._attempt, record.webhook_url, msg_id, body)
-            delivered = 200 <= code < 300
-            status = "delivered" if delivered else ("pending" if time.monotonic() + backoff < deadline else "failed")
+            backoff = _backoff_s(attempts)
+            status = ("delivered" if 200 <= code < 300 else
+                      "pending" if (time.time() + backoff) * 1000 < deadline_ms else "failed")
             await loop.run_in_executor(None, self._metadata.set_operation_webhook, record.request_id, json.dumps(
-                {"status": status, "attempts": attempts, "last_status_code": code, "last_error": error}))
+                {"status": status, "attempts": attempts, "last_status_code": code, "last_error": error,
+                 "msg_id": msg_id, "deadline_unix_ms": deadline_ms}),
+                due_unix_ms(backoff) if status == "pending" else 0)
             log("webhook.attempt", request_id=record.request_id, attempt=attempts, status_code=code,
                 outcome=status, error=error)
             if status != "pending":
                 return
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     def _attempt(self, url: str, msg_id: str, body: bytes) -> tuple[int, str]:
         """One POST (blocking): (HTTP status, "") or (0, why it failed)."""

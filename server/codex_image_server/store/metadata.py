@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from codex_image_server.store.paging import Cursor
-from codex_image_server.store.records import Admission, KeyLoad, Query, RequestRecord, StoredImage
+from codex_image_server.store.records import Admission, KeyLoad, Query, RequestRecord, SameId, StoredImage
 
 
 class MetadataStore(Protocol):
@@ -21,9 +21,11 @@ class MetadataStore(Protocol):
     def recorded_ids(self, image_ids: list[str]) -> set[str]: ...
     def totals(self) -> tuple[int, int]: ...
 
-    def begin_request(self, record: RequestRecord, admission: Admission | None = None) -> int:
+    def begin_request(self, record: RequestRecord, admission: Admission | None = None,
+                      same_id: SameId | None = None) -> int:
         """Records the request and returns its row; with `admission`, only if
-        its check passes on the key's load counted at that moment."""
+        its check passes on the key's load counted at that moment; with
+        `same_id`, only if it passes on the key's earlier request of this id."""
     def finish_request(self, seq: int, **fields) -> None: ...
     def get_request(self, request_id: str, owner: str | None = None) -> RequestRecord | None: ...
     def list_requests(self, query: Query, after: Cursor | None, limit: int) -> list[RequestRecord]: ...

@@ -45,6 +45,11 @@ CREATE TABLE IF NOT EXISTS operations (
 CREATE INDEX IF NOT EXISTS operations_by_state ON operations (state, created_unix_ms);
 CREATE INDEX IF NOT EXISTS operations_by_time ON operations (created_unix_ms, request_id);
 """
+# Added later (SQLite adds it to an older file, PostgreSQL in a migration):
+# a webhook still owed, and by when its deliverer writes again (else another takes it over).
+WEBHOOK_DUE_COLUMN = "ALTER TABLE operations ADD COLUMN webhook_due_unix_ms BIGINT NOT NULL DEFAULT 0"
+WEBHOOK_DUE_INDEX = ("CREATE INDEX IF NOT EXISTS operations_webhooks_due ON operations (webhook_due_unix_ms) "
+                     "WHERE webhook_due_unix_ms > 0")
 
 # The same table in PostgreSQL (a migration of postgres.py).
 POSTGRES_MIGRATION = """
@@ -93,6 +98,7 @@ class OperationRecord:
     error: str = ""         # JSON: {kind, reason, message, retry_after_s} once failed or cancelled
     webhook: str = ""       # JSON: the webhook's delivery
     not_before_unix_ms: int = 0  # a queued one put back (its key at its limit) waits until then
+    webhook_due_unix_ms: int = 0  # its webhook is owed; past this time any server may deliver it
 
     @property
     def done(self) -> bool:
@@ -104,6 +110,8 @@ class OperationRecord:
 
 FIELDS = [f.name for f in dataclasses.fields(OperationRecord)]
 _COLUMNS = ", ".join(FIELDS)
+# Set where an operation ends: a webhook is owed when it has one.
+_OWED = "webhook_due_unix_ms = CASE WHEN webhook_url = '' THEN 0 ELSE ? END"
 
 
 def _record(row) -> OperationRecord:
@@ -160,11 +168,12 @@ class OperationQueries:
         rows = self._run("SELECT state, count(*) FROM operations WHERE state IN ('queued', 'running') GROUP BY state")
         return {state: int(n) for state, n in rows}
 
-    def fail_orphans(self, now_unix_ms: int, error: str) -> list[OperationRecord]:
+    def fail_orphans(self, now_unix_ms: int, error: str, webhook_due_unix_ms: int) -> list[OperationRecord]:
         """Operations whose server died during their last allowed run: failed."""
-        rows = self._run(f"UPDATE operations SET state = 'failed', error = ?, ended_unix_ms = ?, owner = '' "
-                         f"WHERE state = 'running' AND lease_until_unix_ms < ? AND attempts >= ? "
-                         f"RETURNING {_COLUMNS}", (error, now_unix_ms, now_unix_ms, MAX_ATTEMPTS))
+        rows = self._run(f"UPDATE operations SET state = 'failed', error = ?, ended_unix_ms = ?, owner = '', "
+                         f"{_OWED} WHERE state = 'running' AND lease_until_unix_ms < ? AND attempts >= ? "
+                         f"RETURNING {_COLUMNS}", (error, now_unix_ms, webhook_due_unix_ms, now_unix_ms,
+                                                   MAX_ATTEMPTS))
         return [_record(r) for r in rows]
 
     def claim_operation(self, owner: str, now_unix_ms: int, lease_ms: int) -> OperationRecord | None:
@@ -193,11 +202,13 @@ class OperationQueries:
                   "RETURNING request_id", (progress, request_id, owner))
 
     def finish_operation(self, request_id: str, owner: str, state: str, now_unix_ms: int, *,
-                         result: bytes | None = None, error: str = "") -> OperationRecord | None:
+                         result: bytes | None = None, error: str = "",
+                         webhook_due_unix_ms: int = 0) -> OperationRecord | None:
         """Only while this owner still holds it (a server that lost its lease must not overwrite)."""
         rows = self._run(f"UPDATE operations SET state = ?, result = ?, error = ?, ended_unix_ms = ?, "
-                         f"lease_until_unix_ms = 0 WHERE request_id = ? AND owner = ? AND state = 'running' "
-                         f"RETURNING {_COLUMNS}", (state, result, error, now_unix_ms, request_id, owner))
+                         f"lease_until_unix_ms = 0, {_OWED} WHERE request_id = ? AND owner = ? "
+                         f"AND state = 'running' RETURNING {_COLUMNS}",
+                         (state, result, error, now_unix_ms, webhook_due_unix_ms, request_id, owner))
         return _record(rows[0]) if rows else None
 
     def requeue_operation(self, request_id: str, owner: str, not_before_unix_ms: int) -> bool:
@@ -208,12 +219,13 @@ class OperationQueries:
                               "WHERE request_id = ? AND owner = ? AND state = 'running' RETURNING request_id",
                               (not_before_unix_ms, request_id, owner)))
 
-    def cancel_operation(self, request_id: str, now_unix_ms: int, error: str) -> OperationRecord | None:
+    def cancel_operation(self, request_id: str, now_unix_ms: int, error: str,
+                         webhook_due_unix_ms: int = 0) -> OperationRecord | None:
         """A queued one ends cancelled at once; a running one is marked for
         its owner to stop (it records the end). None when already done."""
-        rows = self._run(f"UPDATE operations SET state = 'cancelled', error = ?, ended_unix_ms = ? "
+        rows = self._run(f"UPDATE operations SET state = 'cancelled', error = ?, ended_unix_ms = ?, {_OWED} "
                          f"WHERE request_id = ? AND state = 'queued' RETURNING {_COLUMNS}",
-                         (error, now_unix_ms, request_id))
+                         (error, now_unix_ms, webhook_due_unix_ms, request_id))
         if rows:
             return _record(rows[0])
         rows = self._run(f"UPDATE operations SET cancel_requested = 1 WHERE request_id = ? AND state = 'running' "
@@ -225,9 +237,19 @@ class OperationQueries:
         return bool(self._run("DELETE FROM operations WHERE request_id = ? AND state IN "
                               "('succeeded', 'failed', 'cancelled') RETURNING request_id", (request_id,)))
 
-    def set_operation_webhook(self, request_id: str, webhook: str) -> None:
-        self._run("UPDATE operations SET webhook = ? WHERE request_id = ? RETURNING request_id",
-                  (webhook, request_id))
+    def set_operation_webhook(self, request_id: str, webhook: str, due_unix_ms: int) -> None:
+        """An attempt's outcome; `due_unix_ms` 0 once nothing more is owed."""
+        self._run("UPDATE operations SET webhook = ?, webhook_due_unix_ms = ? WHERE request_id = ? "
+                  "RETURNING request_id", (webhook, due_unix_ms, request_id))
+
+    def claim_webhook(self, now_unix_ms: int, due_unix_ms: int) -> OperationRecord | None:
+        """A webhook owed whose deliverer did not write again in time (its
+        server stopped or died): now this caller's to deliver until `due_unix_ms`."""
+        rows = self._run(
+            f"UPDATE operations SET webhook_due_unix_ms = ? WHERE request_id = (SELECT request_id FROM operations "
+            f"WHERE webhook_due_unix_ms > 0 AND webhook_due_unix_ms < ? ORDER BY webhook_due_unix_ms LIMIT 1 "
+            f"{self._CLAIM_LOCK}) RETURNING {_COLUMNS}", (due_unix_ms, now_unix_ms))
+        return _record(rows[0]) if rows else None
 
     def release_operations(self, owner: str | None = None) -> int:
         """Leases ended now: of one owner (its shutdown), or of all (SQLite's

@@ -18,11 +18,13 @@ import psycopg
 import psycopg_pool
 
 from codex_image_server.errors import Kind, ServiceError
-from codex_image_server.store.operations import POSTGRES_MIGRATION as _OPERATIONS, OperationQueries
+from codex_image_server.store.operations import (POSTGRES_MIGRATION as _OPERATIONS, WEBHOOK_DUE_COLUMN,
+                                                 WEBHOOK_DUE_INDEX, OperationQueries)
 from codex_image_server.store.pg_shared import ACCOUNT_RUN_LOG_MIGRATION, PostgresAccounts, ReplicaLease, lease_lives
-from codex_image_server.store.records import Admission, KeyLoad, RequestRecord
-from codex_image_server.store.sqlite import (IMAGES_OF_KEY_SINCE, _IMAGE_COLUMNS, _IMAGE_FIELDS, SqlQueries, _image, _like, _list_text,
-                     _request_values, owned, too_slow)
+from codex_image_server.store.records import Admission, KeyLoad, RequestRecord, SameId
+from codex_image_server.store.sqlite import (IMAGES_OF_KEY_SINCE, _IMAGE_COLUMNS, _IMAGE_FIELDS, _REQUEST_FIELDS,
+                                             SqlQueries, _image, _like, _list_text, _request, _request_values,
+                                             owned, too_slow)
 from codex_image_server.store.sqlite import _image_values as _sqlite_values
 
 # Append only: a replica applies the ones past the database's version.
@@ -120,11 +122,30 @@ MIGRATIONS = [
     """,
     # Detached generations: the durable queue replicas take work from (operations.py).
     _OPERATIONS,
+    # What a caller-chosen request id asked for, so a repeat is answered from the store;
+    # webhooks owed, so one whose server stopped is delivered by another.
+    f"""
+    ALTER TABLE requests ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
+    {WEBHOOK_DUE_COLUMN};
+    {WEBHOOK_DUE_INDEX};
+    """,
     # Runs on accounts over time, kept after they end (pg_shared.py).
     ACCOUNT_RUN_LOG_MIGRATION,
 ]
 _MIGRATION_LOCK = 0x636F646578  # any constant shared by every replica
 _KEY_LOCK = 0x6B6579  # advisory lock class of one key's admissions (two int4 keys)
+# The key's newest request of an id that did not end refused; running on a
+# replica whose lease lapsed (it died) reads as failed, as its restart records it.
+_SAME_ID = ("SELECT {fields} FROM requests r LEFT JOIN replicas p ON p.name = r.replica "
+            "WHERE r.request_id = %s AND r.key_name = %s AND r.status != 'refused' ORDER BY r.seq DESC LIMIT 1")
+
+
+def _same_id_fields(lease_alive: str) -> str:
+    return ", ".join(
+        f"CASE WHEN r.status = 'running' AND (p.alive_until IS NULL OR NOT {lease_alive}) "
+        "THEN 'failed' ELSE r.status END" if f == "status" else f"r.{f}" for f in _REQUEST_FIELDS)
+
+
 # A key's running requests count while their replica's lease lives.
 _RUNNING_OF_KEY = ("SELECT count(*) FROM requests r JOIN replicas p ON p.name = r.replica "
                    "WHERE r.key_name = %s AND r.status = 'running' AND {lease_lives}")
@@ -250,17 +271,23 @@ class PostgresMetadata(SqlQueries, OperationQueries):
 
     # -- requests -------------------------------------------------------------
 
-    def begin_request(self, record: RequestRecord, admission: Admission | None = None) -> int:
+    def begin_request(self, record: RequestRecord, admission: Admission | None = None,
+                      same_id: SameId | None = None) -> int:
         values = _request_values(record)
         values["replica"] = self.replica
         columns = list(values)
         sql = _pg(f"INSERT INTO requests ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
                   "RETURNING seq")
         with self.connection() as conn, conn.transaction():
-            if admission is not None:
+            if admission is not None or same_id is not None:
                 # Admissions of one key, on any replica, one at a time: the
-                # count and the insert are one step (a refusal rolls back).
+                # checks and the insert are one step (a refusal rolls back).
                 conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_KEY_LOCK, record.key_name))
+            if same_id is not None:
+                row = conn.execute(_SAME_ID.format(fields=_same_id_fields(lease_lives(self.lease.restart_grace_s))),
+                                   (record.request_id, record.key_name)).fetchone()
+                same_id(_request(row) if row else None)
+            if admission is not None:
                 admission.check(self._key_load(conn, record.key_name, admission.since_unix_ms))
             return int(conn.execute(sql, list(values.values())).fetchone()[0])
 

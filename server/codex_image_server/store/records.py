@@ -85,6 +85,9 @@ class RequestRecord:
     accounts: tuple[str, ...] = ()
     image_ids: tuple[str, ...] = ()
     image_count: int = 0
+    # JSON {field: digest} of what a caller-chosen request id asked for
+    # (request/fingerprint.py); "" when the server made the id.
+    fingerprint: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +104,12 @@ class Admission:
     raises to refuse, given the key's load counted from `since_unix_ms`."""
     since_unix_ms: int
     check: Callable[[KeyLoad], None]
+
+
+# Called with the newest earlier request of the same key and request id
+# (refused ones skipped; a running one whose replica died reads as failed),
+# or None, in the step that records the new one: raising stops the recording.
+SameId = Callable[["RequestRecord | None"], None]
 
 
 @dataclasses.dataclass(frozen=True)

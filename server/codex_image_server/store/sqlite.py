@@ -22,9 +22,10 @@ import time
 from pathlib import Path
 
 from codex_image_server.errors import Kind, ServiceError
-from codex_image_server.store.operations import SQLITE_SCHEMA as _OPERATIONS_SCHEMA, OperationQueries
+from codex_image_server.store.operations import (SQLITE_SCHEMA as _OPERATIONS_SCHEMA, WEBHOOK_DUE_COLUMN,
+                                                 WEBHOOK_DUE_INDEX, OperationQueries)
 from codex_image_server.store.paging import Cursor
-from codex_image_server.store.records import Admission, KeyLoad, Query, RequestRecord, StoredImage
+from codex_image_server.store.records import Admission, KeyLoad, Query, RequestRecord, SameId, StoredImage
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -90,7 +91,8 @@ CREATE TABLE IF NOT EXISTS requests (
   duration_ms INTEGER NOT NULL DEFAULT 0,
   accounts TEXT NOT NULL DEFAULT '',
   image_ids TEXT NOT NULL DEFAULT '',
-  image_count INTEGER NOT NULL DEFAULT 0
+  image_count INTEGER NOT NULL DEFAULT 0,
+  fingerprint TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS requests_by_time ON requests (created_unix_ms, seq);
 CREATE INDEX IF NOT EXISTS requests_by_id ON requests (request_id, seq);
@@ -131,6 +133,10 @@ _JSON_OR_NONE = ("transparency", "usage")  # dicts kept as JSON text, '' for Non
 _REQUEST_FIELDS = [f.name for f in dataclasses.fields(RequestRecord)]
 _LISTS = ("accounts", "image_ids")  # tuples kept as space-separated text
 
+
+# The key's newest request of an id that did not end refused (request ids are the caller's).
+SAME_ID = ("SELECT {fields} FROM requests WHERE request_id = ? AND key_name = ? AND status != 'refused' "
+           "ORDER BY seq DESC LIMIT 1")
 
 # A key's load (shared with PostgreSQL, which counts running requests of live replicas only).
 RUNNING_OF_KEY = "SELECT count(*) FROM requests WHERE key_name = ? AND status = 'running'"
@@ -324,7 +330,17 @@ class SqliteMetadata(SqlQueries, OperationQueries):
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._db.executescript(_OPERATIONS_SCHEMA)
+        self._add_missing_columns()
         self._text_index = self._make_text_index()
+
+    def _add_missing_columns(self) -> None:
+        """An index file from before a column was added gets it (empty)."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(requests)")}
+        if "fingerprint" not in have:
+            self._db.execute("ALTER TABLE requests ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''")
+        if "webhook_due_unix_ms" not in {row[1] for row in self._db.execute("PRAGMA table_info(operations)")}:
+            self._db.execute(WEBHOOK_DUE_COLUMN)
+        self._db.execute(WEBHOOK_DUE_INDEX)
 
     def _make_text_index(self) -> bool:
         try:
@@ -404,11 +420,16 @@ class SqliteMetadata(SqlQueries, OperationQueries):
 
     # -- requests -------------------------------------------------------------
 
-    def begin_request(self, record: RequestRecord, admission: Admission | None = None) -> int:
+    def begin_request(self, record: RequestRecord, admission: Admission | None = None,
+                      same_id: SameId | None = None) -> int:
         values = _request_values(record)
         columns = list(values)
-        # One connection behind one lock: the check and the insert are one step.
+        # One connection behind one lock: the checks and the insert are one step.
         with self._lock:
+            if same_id is not None:
+                rows = self._db.execute(SAME_ID.format(fields=", ".join(_REQUEST_FIELDS)),
+                                        (record.request_id, record.key_name)).fetchall()
+                same_id(_request(rows[0]) if rows else None)
             if admission is not None:
                 admission.check(self._key_load(record.key_name, admission.since_unix_ms))
             cursor = self._db.execute(f"INSERT INTO requests ({', '.join(columns)}) VALUES "

@@ -8,7 +8,7 @@ import time
 from codex_image_server.errors import FieldViolation, ServiceError, invalid, not_found
 from codex_image_server.request.params import GenerateParams, GenerationSpec
 from codex_image_server.store import Page, Query, RequestRecord, StoredImage
-from codex_image_server.store.records import Admission, KeyLoad
+from codex_image_server.store.records import Admission, KeyLoad, SameId
 from codex_image_server.store import paging
 from codex_image_server.store.metadata import MetadataStore
 from codex_image_server.store.records import STATUSES
@@ -29,13 +29,21 @@ class History:
         self.interrupted_at_start = interrupted
 
     def begin(self, spec: GenerationSpec, key_name: str, surface: str, arrived_ms: int,
-              admission: Admission | None = None) -> int:
-        """The running request's row (if `admission` lets it in); returns its sequence number."""
+              admission: Admission | None = None, *, fingerprint: str = "", same_id: SameId | None = None) -> int:
+        """The running request's row (if `admission` and `same_id` let it in); returns its sequence number."""
         return self._meta.begin_request(RequestRecord(
             seq=0, request_id=spec.request_id, status="running", created_unix_ms=arrived_ms, key_name=key_name,
             surface=surface, prompt=spec.prompt, count=spec.count, requested_size=spec.size.requested,
             resolved_size=spec.size.text, aspect=spec.aspect, quality=spec.quality,
-            output_format=spec.output_format, reference_count=len(spec.references)), admission)
+            output_format=spec.output_format, reference_count=len(spec.references),
+            fingerprint=fingerprint), admission, same_id)
+
+    def images(self, record: RequestRecord) -> list[StoredImage] | None:
+        """The images a finished request made, in its order; None when any is gone."""
+        by_id = {image.id: image for image in self._meta.images_of_request(record.seq)}
+        if any(image_id not in by_id for image_id in record.image_ids):
+            return None
+        return [by_id[image_id] for image_id in record.image_ids]
 
     def refused(self, request_id: str, params: GenerateParams, key_name: str, surface: str, arrived_ms: int,
                 error: ServiceError) -> None:

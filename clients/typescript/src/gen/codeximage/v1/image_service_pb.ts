@@ -88,6 +88,9 @@ export type GenerateRequest = Message<"codeximage.v1.GenerateRequest"> & {
   /**
    * Caller's id for this request, echoed in the summary and logs. The server
    * makes one up when empty. Letters, digits, '-', '_' and '.', at most 64.
+   * A repeat of an id this key used for a request that completed, with the
+   * same parameters, is answered from the store (no new generation); with
+   * other parameters, or while an operation of the id runs, ALREADY_EXISTS.
    *
    * @generated from field: string request_id = 8;
    */
