@@ -5,12 +5,13 @@
 Two servers side by side, each started from its own source tree: the
 baseline (a git ref, `layout` by default: the shim through the fake
 ServicerContext, extracted with `git archive` into a temporary directory and
-put first on PYTHONPATH) and this tree. Same settings, same fake codex. Per
-round, each server in turn (the order alternating):
-1. `GET /v1/capabilities` on one keep-alive connection: --caps requests,
-   the median latency;
+put first on PYTHONPATH) and this tree. Same settings, same fake codex, one
+keep-alive connection to each. Per round, request by request to one server
+then the other (which goes first alternates by round), so a shared
+machine's load falls on both alike:
+1. `GET /v1/capabilities`: --caps requests each, the median latency;
 2. a fake-codex Generate through `POST /v1/images/generate` (one image,
-   non-streaming): --generates requests, the median latency.
+   non-streaming): --generates requests each, the median latency.
 Printed: the median over --rounds rounds of each figure, and the ratio
 baseline / this tree (1.0: as fast; the target is >= 0.95, no slower).
 """
@@ -35,6 +36,7 @@ from tests.support.server_proc import start_server  # noqa: E402
 
 def extract(ref: str, into: Path) -> Path:
     """`ref`'s server/ (our packages) into `into`; returns the directory for PYTHONPATH."""
+    into.mkdir(parents=True)
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "server"], check=True, capture_output=True)
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
     return into / "server"
@@ -69,30 +71,29 @@ class Client:
         self.conn.close()
 
 
-def median_latency(call, n: int) -> float:
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        call()
-        out.append(time.perf_counter() - t0)
-    return statistics.median(out)
-
-
 GENERATE = json.dumps({"prompt": "a bench picture", "count": 1, "size": "1024x1024"}).encode()
 
 
-def measure(port: int, caps: int, generates: int) -> dict[str, float]:
-    client = Client(port)
-    try:
-        caps_s = median_latency(lambda: client.call("GET", "/v1/capabilities"), caps)
+def capabilities(client: Client) -> None:
+    client.call("GET", "/v1/capabilities")
 
-        def generate():
-            answer = json.loads(client.call("POST", "/v1/images/generate", GENERATE))
-            assert len(answer["data"]) == 1, answer
-        gen_s = median_latency(generate, generates)
-    finally:
-        client.close()
-    return {"capabilities_ms": caps_s * 1000, "generate_ms": gen_s * 1000}
+
+def generate(client: Client) -> None:
+    answer = json.loads(client.call("POST", "/v1/images/generate", GENERATE))
+    assert len(answer["data"]) == 1, answer
+
+
+def interleaved(clients: dict[str, Client], call, n: int, order: tuple[str, ...]) -> dict[str, float]:
+    """`call` n times on each server, one server after the other request by
+    request, so both see the same moments of a shared machine's load: the
+    median latency of each."""
+    took: dict[str, list[float]] = {name: [] for name in order}
+    for _ in range(n):
+        for name in order:
+            t0 = time.perf_counter()
+            call(clients[name])
+            took[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(values) * 1000 for name, values in took.items()}
 
 
 def main() -> int:
@@ -109,17 +110,24 @@ def main() -> int:
         origins = {name: imports_from(path) for name, path in trees.items()}
         assert origins["base"].startswith(str(base_path)), origins
         assert origins["this"].startswith(str(ROOT)), origins
-        figures: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
+        figures: dict[str, dict[str, list[float]]] = {name: {"capabilities_ms": [], "generate_ms": []}
+                                                      for name in trees}
         with start_server(tmp_path / "base-run", http=True, env={"PYTHONPATH": trees["base"]}) as base, \
                 start_server(tmp_path / "this-run", http=True) as this:
-            servers = {"base": base, "this": this}
-            for name, srv in servers.items():
-                measure(srv.http_port, 200, 2)  # warm: imports, first answers, the fake's first run
-            for round_no in range(args.rounds):
-                order = ("base", "this") if round_no % 2 == 0 else ("this", "base")
-                for name in order:
-                    for key, value in measure(servers[name].http_port, args.caps, args.generates).items():
-                        figures[name].setdefault(key, []).append(value)
+            clients = {"base": Client(base.http_port), "this": Client(this.http_port)}
+            try:
+                # Warm: imports, first answers, the fake's first run.
+                interleaved(clients, capabilities, 200, ("base", "this"))
+                interleaved(clients, generate, 2, ("base", "this"))
+                for round_no in range(args.rounds):
+                    order = ("base", "this") if round_no % 2 == 0 else ("this", "base")
+                    for key, call, n in (("capabilities_ms", capabilities, args.caps),
+                                         ("generate_ms", generate, args.generates)):
+                        for name, ms in interleaved(clients, call, n, order).items():
+                            figures[name][key].append(ms)
+            finally:
+                for client in clients.values():
+                    client.close()
     report = {"base": args.base, "rounds": args.rounds, "caps_per_round": args.caps,
               "generates_per_round": args.generates}
     for key in ("capabilities_ms", "generate_ms"):
