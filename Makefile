@@ -86,6 +86,7 @@ bench: setup bench-tools ## every benchmark (docs/benchmarks.md)
 	$(PY) bench/core_bench.py
 	$(PY) bench/finish_early_bench.py
 	$(PY) bench/shim_bench.py
+	$(PY) bench/dataplane_bench.py
 	$(PY) bench/real_codex_service.py
 	$(MAKE) bench-cluster
 	$(PY) bench/history_bench.py

@@ -1,7 +1,7 @@
 """codex-image-server: image generation by the Codex CLI, behind gRPC and HTTP.
 
 Read ARCHITECTURE.md for the one-screen map. Packages, from the edges down:
-- grpc_api: the gRPC edge (servicer, status mapping, auth, server)
+- grpc_api: the gRPC edge (servicer, status mapping, server)
 - dataplane: Service, what every surface calls
 - operations: detached generations (long-running operations, webhooks)
 - request: the request domain (params, validation, sizes, references, imaging)

@@ -14,9 +14,13 @@ import signal  # noqa: E402
 import sys  # noqa: E402
 
 from codex_image_server import banner, settings as settings_mod  # noqa: E402
+from codex_image_server.dataplane.handlers import Handlers  # noqa: E402
+from codex_image_server.dataplane.operation_messages import GenerateRequestCodec, operation_json  # noqa: E402
 from codex_image_server.dataplane.service import Service  # noqa: E402
 from codex_image_server.engine.engine import Engine  # noqa: E402
 from codex_image_server.grpc_api.server import GrpcServer  # noqa: E402
+from codex_image_server.operations.runner import Operations  # noqa: E402
+from codex_image_server.operations.webhooks import Webhooks  # noqa: E402
 from codex_image_server.runtime import heap, logs, private_files, workdirs  # noqa: E402
 from codex_image_server.runtime.blocking import Blocking  # noqa: E402
 from codex_image_server.runtime.logs import log  # noqa: E402
@@ -36,17 +40,24 @@ def _write_ready_file(path: str, info: dict) -> None:
     os.replace(tmp, path)
 
 
-async def _start_http_shim(settings, server: GrpcServer, service: Service):
-    """The /v1 shim, calling the servicer in-process on this loop."""
+def _operations(settings, service: Service) -> Operations:
+    metadata = service.store.metadata
+    webhooks = Webhooks(settings.webhook_secret, settings.webhook_allow, settings.webhook_retry_ms / 1000,
+                        metadata, operation_json)
+    # One process owns an SQLite store; replicas share PostgreSQL (and its ledger).
+    return Operations(service, GenerateRequestCodec(), getattr(metadata, "replica", "local"),
+                      one_process=metadata.account_ledger() is None, webhooks=webhooks)
+
+
+async def _start_http_shim(settings, handlers: Handlers):
+    """The /v1 shim on this loop, calling the same handlers as the gRPC servicer."""
     try:
         from codex_image_shim import embed  # noqa: PLC0415 - optional part
     except ImportError:
         log("http.unavailable", level="warning", detail="codex_image_shim is not installed")
         return None
     try:
-        return await embed.start(server.servicer, settings, service.store.file_path,
-                                 internal_key=service.keyring.internal_key,
-                                 metrics_registry=service.metrics.registry)
+        return await embed.start(handlers, settings, metrics_registry=handlers.service.metrics.registry)
     except OSError as exc:
         raise SystemExit(f"could not start the HTTP shim on {settings.http_host}:{settings.http_port}: "
                          f"{exc.strerror or exc}. Set CODEX_IMAGE_SERVER_PORT to a free port, "
@@ -69,13 +80,14 @@ async def serve(settings) -> int:
     blocking = Blocking(settings.blocking_threads)
     service = Service(settings, engine, store, Slots(settings.max_concurrent, settings.queue_limit), keyring,
                       Metrics(), blocking)
-    server = GrpcServer(settings, service, blocking)
+    handlers = Handlers(settings, service, _operations(settings, service))
+    server = GrpcServer(settings, handlers, blocking)
     sweeper = Sweeper(Retention(store, service.metrics, settings.retention_max_age_s, settings.retention_max_bytes,
                                 settings.retention_unrecorded_age_s), settings.retention_interval_ms / 1000)
     await server.start()
     sweeper.start()
     try:
-        shim = await _start_http_shim(settings, server, service) if settings.http_enabled else None
+        shim = await _start_http_shim(settings, handlers) if settings.http_enabled else None
     except SystemExit:
         await server.stop(grace_s=0)
         raise

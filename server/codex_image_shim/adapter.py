@@ -20,8 +20,7 @@ from codex_image_client import dataurl
 from codeximage.v1 import image_service_pb2 as pb
 from google.protobuf import json_format
 
-from codex_image_server.grpc_api.convert import WithImages
-from codex_image_server.grpc_api.wire import Received
+from codex_image_server.dataplane.convert import WithImages
 
 from . import errors, jsonmap
 
@@ -32,17 +31,16 @@ MAX_JSON_DEPTH = 32
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def read_json(body: Received) -> dict:
-    """parse_body for a body handed over in its box: the bytes go once they
-    are text (UTF-8, or UTF-16/32 as JSON allows), before the parse makes its
-    strings, so a body of 100 MB of base64 is never in memory three times.
-    Blocking: run it off the event loop."""
-    raw = body.take()
+def read_json(body: bytearray) -> dict:
+    """parse_body for a body read into a bytearray: emptied once it is text
+    (UTF-8, or UTF-16/32 as JSON allows), before the parse makes its strings,
+    so a body of 100 MB of base64 is never in memory three times, whoever
+    else still holds the bytearray. Blocking: run it off the event loop."""
     try:
-        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+        text = body.decode(json.detect_encoding(body), "surrogatepass")
     except UnicodeDecodeError:
         raise errors.invalid_json("the request body is not valid JSON") from None
-    del raw
+    body.clear()
     return parse_body(text)
 
 

@@ -1,7 +1,8 @@
-"""The HTTP side: aiohttp handlers that turn each request into one
-ImageService call, made in-process on the same event loop as the gRPC
-server (grpc-gateway's Register...HandlerServer: the servicer's own methods,
-its auth and error mapping, no loopback hop), and turn the answer back.
+"""The HTTP side: aiohttp handlers that turn each request into one call of
+the dataplane's handlers (dataplane/handlers.py), the very ones the gRPC
+servicer calls, on the same event loop: the key checked once into a Caller,
+the JSON turned into the request message, the answer turned back, a
+ServiceError mapped the one HTTP way (errors.py).
 
 Routing comes from `routes.build()` (the proto's HTTP annotations); every RPC
 has the grpc-gateway default treatment (path variables and query into the
@@ -10,8 +11,9 @@ and three RPCs get the plugin contract on top: Generate (adapter), Health
 (open `/healthz`) and GetImageFile (raw bytes streamed to the socket).
 
 Disconnect means cancel: the aiohttp server runs with handler_cancellation,
-so a closed client socket cancels the handler task, and with it the call
-(and so the codex processes).
+so a closed client socket cancels the handler task, which iterates the
+Generate stream itself: the generation is cancelled at once (and so the
+codex processes).
 """
 from __future__ import annotations
 
@@ -20,18 +22,17 @@ import contextlib
 import ipaddress
 import json
 from pathlib import Path
-from typing import Callable
 
 import grpc
 from aiohttp import hdrs, web
-from codeximage.v1 import image_service_pb2 as pb
 from codex_image_server.dataplane import frozen
-from codex_image_server.grpc_api import auth
-from codex_image_server.grpc_api.inprocess import InProcessChannel
-from codex_image_server.grpc_api.wire import Received
+from codex_image_server.dataplane.handlers import Handlers
+from codex_image_server.dataplane.service import Caller
 from codex_image_server.errors import ServiceError
 from codex_image_server.runtime.idle import IdleTimer, reset
 from codex_image_server.runtime.logs import log
+from codex_image_server.team import auth
+from codex_image_server.team.keys import ApiKey
 from google.protobuf import json_format, message_factory
 
 from . import access_log, adapter, console, errors, jsonmap, openapi, routes
@@ -47,6 +48,8 @@ OPENAPI_PATH = "/v1/openapi.json"
 METRICS_PATH = "/metrics"
 SENDFILE_STEP = 1024 * 1024  # the idle timer is touched after each step
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+_KEY = "codex_image.key"  # the request's ApiKey, once checked
+_KEY_HEADERS = (("X-API-Key", "x-api-key"), ("Authorization", "authorization"))
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # one, not one per call
@@ -136,13 +139,12 @@ def _is_loopback(host: str) -> bool:
 
 
 class Shim:
-    def __init__(self, channel: InProcessChannel, settings, file_path: Callable[[str, str], Path], *,
-                 internal_key: str = "", metrics_registry=None):
+    def __init__(self, handlers: Handlers, settings, *, metrics_registry=None):
         self.settings = settings
-        self.internal_key = internal_key
         self.metrics_registry = metrics_registry
-        self.channel = channel
-        self.file_path = file_path  # (image id, mime type) -> where its bytes lie
+        self.handlers = handlers
+        self.keyring = handlers.keyring
+        self.file_path = handlers.service.store.file_path  # (image id, mime type) -> where its bytes lie
         self.routes = routes.build()
         self.openapi = openapi.document(self.routes)
         self._openapi_body = _dumps(self.openapi)
@@ -206,16 +208,14 @@ class Shim:
                 if found:
                     raise errors.method_not_allowed(method, path, found)
                 raise errors.not_found_route(path)
-            if route.rpc != "Health" and (route.body or found or request.query_string):
-                # Something to parse: the key first. A bare GET has nothing
-                # to parse; the servicer's own check comes before all else.
-                self.check_key(request)
+            # The key first, before anything is parsed (Health is open).
+            caller = None if route.rpc == "Health" else self.caller(request)
             handler = self._special.get(route.rpc, self._generic)
-            return await handler(request, route, found)
+            return await handler(request, route, found, caller)
         except errors.ShimError as exc:
             return error_response(exc.status, exc.http_status, exc.headers)
-        except grpc.RpcError as exc:
-            status = errors.status_of_rpc_error(exc)
+        except ServiceError as exc:
+            status = errors.status_of(exc)
             return error_response(status, errors.http_status_of(status))
         except (asyncio.CancelledError, ConnectionError):
             raise
@@ -225,24 +225,30 @@ class Shim:
             error = errors.ShimError(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error in the HTTP shim")
             return error_response(error.status, 500)
 
-    def metadata(self, request: web.Request) -> tuple:
-        """The caller's key, as gRPC metadata: the servicer checks it; and the
-        surface, so the service counts HTTP calls as such. A key value gRPC
-        metadata cannot carry (not printable ASCII) is no key at all."""
-        md = [("x-codex-image-surface", "http")]
-        for header, key in (("X-API-Key", "x-api-key"), ("Authorization", "authorization")):
-            value = request.headers.get(header)
-            if value is not None and value.isascii() and value.isprintable():
-                md.append((key, value))
-        return tuple(md)
+    def key(self, request: web.BaseRequest) -> ApiKey:
+        """The one key check (team/auth.py, as over gRPC), made once per
+        request: the front door makes it before a body is read, and the
+        route reuses its answer. A key value gRPC metadata could not carry
+        (not printable ASCII) is no key at all, as over gRPC. Raises the
+        UNAUTHENTICATED ServiceError."""
+        key = request.get(_KEY)
+        if key is None:
+            pairs = [(name, value) for header, name in _KEY_HEADERS
+                     if (value := request.headers.get(header)) is not None and value.isascii() and value.isprintable()]
+            key = request[_KEY] = auth.check(pairs, self.keyring)
+        return key
 
-    def check_key(self, request: web.Request) -> None:
-        """The servicer's own check, made before any byte of the body is read:
-        a stranger's request is never parsed."""
+    def caller(self, request: web.BaseRequest, surface: str = "http") -> Caller:
+        """Who calls, for the handlers; `surface` as the history records it."""
+        return Caller(self.key(request), surface)
+
+    def check_key(self, request: web.BaseRequest) -> None:
+        """The key check, its refusal as this shim's error: made before any
+        byte of the body is read, so a stranger's request is never parsed."""
         try:
-            auth.check(self.metadata(request), self.channel.keyring)
+            self.key(request)
         except ServiceError as exc:
-            raise errors.unauthenticated(exc.message) from None
+            raise errors.of_service_error(exc) from None
 
     def _request_message(self, route, request: web.Request, params: dict, body: dict | None = None):
         message = self._message_classes[route.rpc]()
@@ -286,7 +292,7 @@ class Shim:
 
     # -- the grpc-gateway default -------------------------------------------
 
-    async def _generic(self, request, route, params):
+    async def _generic(self, request, route, params, caller):
         body = None
         if route.body:
             parsed = adapter.parse_body(await self.read_body(request))
@@ -295,8 +301,8 @@ class Shim:
         if body is not None:  # a path and a query alone are far below the limit (aiohttp caps a line at 8 KiB)
             self.check_message_size(message)
         if route.server_streaming:
-            return await self._ndjson(request, self.channel.stream(route.rpc, message, self.metadata(request)))
-        return message_response(await self.channel.unary(route.rpc, message, self.metadata(request)))
+            return await self._ndjson(request, self.handlers.streams[route.rpc](caller, message))
+        return message_response(await self.handlers.unary[route.rpc](caller, message))
 
     async def _ndjson(self, request, call) -> web.StreamResponse:
         """grpc-gateway's rendering of a server stream: `{"result": ...}` per
@@ -312,21 +318,20 @@ class Shim:
                 while message is not None:
                     await response.write(_dumps({"result": jsonmap.to_dict(message)}) + b"\n")
                     message = await anext(call, None)
-            except grpc.RpcError as exc:
-                await response.write(_dumps({"error": jsonmap.status_to_dict(errors.status_of_rpc_error(exc))})
-                                     + b"\n")
+            except Exception as exc:  # noqa: BLE001 - the stream's last line says it, never a trace
+                await response.write(_dumps({"error": jsonmap.status_to_dict(errors.status_of(exc))}) + b"\n")
             await response.write_eof()
             return response
 
     # -- the plugin contract ------------------------------------------------
 
-    async def _generate(self, request, route, params):
+    async def _generate(self, request, route, params, caller):
         # Up to 100 MB of base64: parsed and decoded off the event loop, each
         # form let go as soon as the next one exists (see adapter.read_json).
-        body = Received(await self.read_body(request))
+        body = await self.read_body(request)
         message = await asyncio.to_thread(lambda: adapter.generate_request(adapter.read_json(body)))
         self.check_message_size(message)
-        call = self.channel.stream("Generate", message, self.metadata(request))
+        call = self.handlers.generate(caller, message)
         del message  # the call has it, and lets it go once the references are on disk
         if wants_stream(request):
             return await self._ndjson(request, call)
@@ -342,7 +347,7 @@ class Shim:
                 raise errors.ShimError(grpc.StatusCode.INTERNAL, "INTERNAL", "generation ended without a summary")
             return json_response(adapter.aggregate(summary, images, origin(request)))
 
-    async def _health(self, request, route, params):
+    async def _health(self, request, route, params, caller):
         status, body = await self.health_answer(request)
         return web.Response(body=body, status=status, content_type=JSON)
 
@@ -350,23 +355,20 @@ class Shim:
         """Whether this /healthz caller sees the details (codex's path and
         version, CODEX_HOMEs, account names, slots): with a key the server
         accepts, or on a server without keys; others get status and readiness."""
-        if not self.channel.keyring.required:
+        if not self.keyring.required:
             return True
         try:
-            auth.check(self.metadata(request), self.channel.keyring)
+            self.key(request)
         except ServiceError:
             return False
         return True
 
     async def health_answer(self, request: web.BaseRequest) -> tuple[int, bytes]:
-        """/healthz's (status, JSON bytes) for this caller, from the servicer's Health as it is now."""
+        """/healthz's (status, JSON bytes) for this caller, from the Health handler as it is now."""
         detailed = self.health_details_for(request)
-        # /healthz stays open: the shim runs in-process with the server and
-        # uses the server's own internal key for this one call.
-        metadata = (("x-api-key", self.internal_key),) if self.internal_key else ()
-        response = await self.channel.unary("Health", pb.HealthRequest(), metadata)
+        response = await self.handlers.health()  # /healthz is open: no key
         # The answer changes only when readiness or slot use does (the
-        # servicer then hands out the same frozen message): its JSON is kept
+        # handler then hands out the same frozen message): its JSON is kept
         # by the message's wire bytes, encoded once per answer.
         wire = (frozen.wire(response), detailed)
         rendered = self._health_json.get(wire)
@@ -378,9 +380,9 @@ class Shim:
         return rendered
 
     async def capabilities_answer(self, request: web.Request) -> tuple[int, bytes]:
-        """GET /v1/capabilities' (status, JSON bytes): the servicer's answer
-        to this caller's key (it checks it), as `_generic` renders it."""
-        message = await self.channel.unary("GetCapabilities", pb.GetCapabilitiesRequest(), self.metadata(request))
+        """GET /v1/capabilities' (status, JSON bytes): the handler's answer
+        to this caller (its key checked), as `_generic` renders it."""
+        message = await self.handlers.get_capabilities(self.caller(request))
         return 200, message_json(message)
 
     @staticmethod
@@ -396,12 +398,11 @@ class Shim:
         wanted = request.headers.get("If-None-Match", "")
         return bool(wanted) and (wanted.strip() == "*" or f'"{sha256}"' in [t.strip() for t in wanted.split(",")])
 
-    async def _image_file(self, request, route, params):
-        """GetImage through the servicer (its auth, its errors), then the
-        bytes from disk to socket with sendfile."""
+    async def _image_file(self, request, route, params, caller):
+        """The image's record through the handlers (what this caller may
+        see), then the bytes from disk to socket with sendfile."""
         message = self._request_message(route, request, params)
-        image = (await self.channel.unary("GetImage", pb.GetImageRequest(image_id=message.image_id),
-                                          self.metadata(request))).image
+        image = await self.handlers.stored_image(caller, message.image_id)
         headers = self._file_headers(image.id, image.mime_type, image.sha256)
         if self._not_modified(request, image.sha256):
             return web.Response(status=304, headers={"ETag": headers["ETag"]})
@@ -419,13 +420,8 @@ class Shim:
     async def _openapi(self, request):
         if request.method not in ("GET", "HEAD"):
             raise errors.method_not_allowed(request.method, request.path, ("GET", "HEAD"))
-        await self._check_key(request)
+        self.check_key(request)
         return web.Response(body=self._openapi_body, content_type=JSON)
-
-    async def _check_key(self, request) -> None:
-        """/v1/* needs the key when keys are set; the servicer is the one that
-        checks it (a cheap in-process call carrying the caller's key)."""
-        await self.channel.unary("GetCapabilities", pb.GetCapabilitiesRequest(), self.metadata(request))
 
     async def _metrics(self, request):
         """Prometheus text. Open from loopback (metrics_auth=remote), to all
@@ -434,7 +430,7 @@ class Shim:
             raise errors.method_not_allowed(request.method, request.path, ("GET", "HEAD"))
         mode = getattr(self.settings, "metrics_auth", "remote")
         if mode == "always" or (mode == "remote" and not _is_loopback(request.remote or "")):
-            await self._check_key(request)
+            self.check_key(request)
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: PLC0415
         body = await asyncio.to_thread(generate_latest, self.metrics_registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})

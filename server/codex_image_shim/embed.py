@@ -1,11 +1,11 @@
 """The hook `python -m codex_image_server` calls: serve the shim on the
-server's own event loop, calling the servicer in-process."""
+server's own event loop, calling the dataplane's handlers (the ones the gRPC
+servicer calls)."""
 from __future__ import annotations
 
 import socket
 
 from aiohttp import web
-from codex_image_server.grpc_api.inprocess import InProcessChannel
 
 from .access_log import JsonAccessLogger
 from .app import Shim
@@ -33,12 +33,11 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def start(servicer, settings, file_path, *, internal_key: str = "", metrics_registry=None) -> ShimHandle:
-    """`file_path(image_id, mime_type)` says where a stored image's bytes lie."""
+async def start(handlers, settings, *, metrics_registry=None) -> ShimHandle:
+    """`handlers`: the dataplane's (dataplane/handlers.py)."""
     sock = _listen(settings.http_host, settings.http_port)  # a taken port fails the caller at once
     try:
-        shim = Shim(InProcessChannel(servicer), settings, file_path, internal_key=internal_key,
-                    metrics_registry=metrics_registry)
+        shim = Shim(handlers, settings, metrics_registry=metrics_registry)
         # handler_cancellation: a client that goes away cancels its handler,
         # and with it the call (and so the codex processes).
         runner = web.AppRunner(shim.application(), handler_cancellation=True,

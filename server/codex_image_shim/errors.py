@@ -1,20 +1,22 @@
-"""The one place gRPC statuses become HTTP statuses and error bodies.
+"""The one place the service's errors become HTTP statuses and error bodies.
 
-Body: the plugin contract's `{"error": {code, message, type}}` with the
-google.rpc.Status (code, message, details) beside it as `status`.
-`error.code` is the ErrorInfo reason lower-cased (MISSING_PROMPT ->
-missing_prompt); errors the shim finds itself carry a Status built the same way.
+A ServiceError is first the API's google.rpc.Status (dataplane/rpc_status.py,
+the very one a gRPC caller receives), then an HTTP status by grpc-gateway's
+table. Body: the plugin contract's `{"error": {code, message, type}}` with
+that Status (code, message, details) beside it as `status`. `error.code` is
+the ErrorInfo reason lower-cased (MISSING_PROMPT -> missing_prompt); errors
+the shim finds itself carry a Status built the same way.
 """
 from __future__ import annotations
 
 import grpc
+from codex_image_server.dataplane.rpc_status import DOMAIN, to_status_proto
+from codex_image_server.errors import Kind, ServiceError
+from codex_image_server.runtime.logs import log
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from . import jsonmap
-
-DOMAIN = "codex-image-server"
-_DETAILS_KEY = "grpc-status-details-bin"
 
 # The grpc-gateway table (runtime.HTTPStatusFromCode).
 HTTP_STATUS = {
@@ -48,6 +50,14 @@ class ShimError(Exception):
         self.status = status_pb2.Status(code=code.value[0], message=message, details=[_error_info(reason)])
         self.http_status = http_status or HTTP_STATUS[code]
         self.headers = dict(headers or {})
+
+    @classmethod
+    def from_status(cls, status: status_pb2.Status) -> "ShimError":
+        """The service's own status, as it maps to HTTP."""
+        error = cls.__new__(cls)
+        Exception.__init__(error, status.message)
+        error.status, error.http_status, error.headers = status, http_status_of(status), {}
+        return error
 
 
 def _error_info(reason: str, metadata: dict[str, str] | None = None) -> any_pb2.Any:
@@ -113,9 +123,6 @@ def unsupported_media_type(content_type: str, multipart: bool) -> ShimError:
                      http_status=415)
 
 
-def unauthenticated(message: str) -> ShimError:
-    return ShimError(grpc.StatusCode.UNAUTHENTICATED, "UNAUTHORIZED", message)
-
 def invalid_reference(message: str) -> ShimError:
     return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REFERENCE", message)
 
@@ -140,19 +147,18 @@ def unavailable(message: str) -> ShimError:
     return ShimError(grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE", message)
 
 
-def status_of_rpc_error(error: grpc.RpcError) -> status_pb2.Status:
-    """The rich google.rpc.Status a failed call carried (or one built from its code)."""
-    for key, value in error.trailing_metadata() or ():
-        if key == _DETAILS_KEY:
-            try:
-                status = status_pb2.Status.FromString(value)
-            except Exception:  # noqa: BLE001 - a garbled trailer falls back to the code
-                break
-            if status.code == error.code().value[0]:
-                return status
-    code = error.code() or grpc.StatusCode.UNKNOWN
-    reason = "REQUEST_CANCELED" if code is grpc.StatusCode.CANCELLED else code.name
-    return status_pb2.Status(code=code.value[0], message=error.details() or code.name, details=[_error_info(reason)])
+def status_of(error: Exception) -> status_pb2.Status:
+    """The google.rpc.Status a gRPC caller gets for the same error; anything
+    else than a ServiceError (a crash mid-stream) is INTERNAL, without its text."""
+    if not isinstance(error, ServiceError):
+        log("shim.crashed", level="error", error_type=type(error).__name__)
+        error = ServiceError(Kind.INTERNAL, "INTERNAL", "internal error in the HTTP shim")
+    return to_status_proto(error)
+
+
+def of_service_error(error: ServiceError) -> ShimError:
+    """A ServiceError met before a route runs (the key check), as a ShimError."""
+    return ShimError.from_status(to_status_proto(error))
 
 
 def http_status_of(status: status_pb2.Status) -> int:

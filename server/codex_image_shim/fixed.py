@@ -4,7 +4,7 @@ aiohttp's router, middlewares and response signal, which cost more than the
 answer itself.
 
 It only shortcuts the plumbing: the answer comes from the same Shim method
-(the servicer in-process, with its key check), the Host/Origin check, the
+(the dataplane's handler, after the key check), the Host/Origin check, the
 CORS values and the request id from the same places, and the response is
 written as one prebuilt block through aiohttp's own writer (keep-alive, flow control, the
 access log as for any request). Only a plain request takes it: the exact

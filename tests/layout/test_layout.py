@@ -57,3 +57,11 @@ def test_architecture_names_every_package():
     text = (ROOT / "ARCHITECTURE.md").read_text()
     for package in _packages(SERVER_PACKAGE):
         assert f"{package.name}/" in text, f"ARCHITECTURE.md does not name {package.name}/"
+
+
+def test_the_http_surfaces_call_the_dataplane_not_the_grpc_edge():
+    """Every surface is an adapter over dataplane/handlers.py: none reaches
+    into another surface's internals (the gRPC edge's auth, wire, servicer)."""
+    reaching = sorted((name, target) for name, targets in graph().items() if name.startswith("codex_image_shim")
+                      for target in targets if target.startswith("codex_image_server.grpc_api"))
+    assert reaching == []

@@ -14,7 +14,8 @@ from PIL import Image
 
 from codex_image_server.request import imaging
 from codex_image_server.errors import ServiceError
-from codex_image_server.grpc_api import convert, wire
+from codex_image_server.dataplane import convert
+from codex_image_server.grpc_api import wire
 from codex_image_server.grpc_api.servicer import parsed
 from tests.support.grpc_helpers import error_details
 

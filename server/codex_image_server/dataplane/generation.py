@@ -217,20 +217,25 @@ class Generation:
             with self._lock:
                 self._ended = True
                 committed = set(self._committed)
-            await self._until_candidates_done(committed)
-            ticket.release()
-            if workdir is not None:
-                # Nothing runs in it any more: the caller need not wait for the
-                # disk (Blocking.close waits for it at shutdown).
-                self._blocking.later(shutil.rmtree, workdir, ignore_errors=True)
+            # A task of its own, awaited to its end: cancelling the caller
+            # again (a second cancel, or an anyio cancel scope, which cancels
+            # at every await, as the MCP route's does) cannot cut it short and
+            # keep the slots.
+            await _shielded(self._end(committed, ticket, workdir))
+
+    async def _end(self, committed: set[int], ticket, workdir: Path | None) -> None:
+        await self._until_candidates_done(committed)
+        ticket.release()
+        if workdir is not None:
+            # Nothing runs in it any more: the caller need not wait for the
+            # disk (Blocking.close waits for it at shutdown).
+            self._blocking.later(shutil.rmtree, workdir, ignore_errors=True)
 
     async def _until_candidates_done(self, committed: set[int]) -> None:
         """Every committed candidate thread reports _Done once its process
-        group is gone. Cancelling this wait again (a second cancel of the
-        task) does not cut it short: slots must not be given back while codex
-        still runs."""
+        group is gone: slots must not be given back while codex still runs."""
         while not committed <= self._done_indices:
-            event = await _shielded(self._events.get())
+            event = await self._events.get()
             if isinstance(event, _Done):
                 self._done += 1
                 self._done_indices.add(event.index)

@@ -13,14 +13,13 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_g
 from grpc_reflection.v1alpha._async import ReflectionServicer
 
 from codex_image_server.dataplane import frozen
+from codex_image_server.dataplane.handlers import Handlers
+from codex_image_server.dataplane.operation_messages import OPERATIONS_SERVICE
+from codex_image_server.grpc_api.servicer import ImageServicer
+from codex_image_server.grpc_api.wire import Received
 from codex_image_server.runtime.blocking import Blocking
 from codex_image_server.runtime.logs import log
-from codex_image_server.dataplane.service import Service
 from codex_image_server.settings import Settings
-from codex_image_server.operations.runner import Operations
-from codex_image_server.operations.webhooks import Webhooks
-from codex_image_server.grpc_api.operations import OPERATIONS_SERVICE, GenerateRequestCodec, Servicer, operation_json
-from codex_image_server.grpc_api.wire import Received
 
 SERVICE = pb.DESCRIPTOR.services_by_name["ImageService"]
 SERVICE_NAME = SERVICE.full_name
@@ -42,8 +41,8 @@ def _serve_reflection(server: grpc.aio.Server, services: tuple[str, ...]) -> Non
             response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString)}),))
 
 
-def _service_handlers(servicer: Servicer, service=SERVICE) -> grpc.GenericRpcHandler:
-    """Every RPC of the proto's service, bound to the servicer's method of
+def _service_handlers(servicer: ImageServicer, service=SERVICE) -> grpc.GenericRpcHandler:
+    """Every RPC of the proto's service, bound to the servicer's handler of
     the same name; responses go through `frozen.wire`, so a fixed answer is
     serialised once."""
     handlers = {}
@@ -51,27 +50,23 @@ def _service_handlers(servicer: Servicer, service=SERVICE) -> grpc.GenericRpcHan
         make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
         # No parsing here: the servicer gets the raw bytes (boxed, see
         # wire.Received) and parses them only after the API-key check.
-        handlers[method.name] = make(getattr(servicer, method.name), request_deserializer=Received.off_the_wire,
+        handlers[method.name] = make(servicer.rpc(method.name), request_deserializer=Received.off_the_wire,
                                      response_serializer=frozen.wire)
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
 
 class GrpcServer:
-    def __init__(self, settings: Settings, service: Service, blocking: Blocking):
+    def __init__(self, settings: Settings, handlers: Handlers, blocking: Blocking):
         self.settings = settings
+        service = handlers.service
         self.engine = service.engine
         self.blocking = blocking
         self.slots = service.slots
         # References travel inside the request: allow the configured maximum.
         self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", settings.max_request_bytes),
                                                ("grpc.so_reuseport", 0)])
-        metadata = service.store.metadata
-        # One process owns an SQLite store; replicas share PostgreSQL (and its ledger).
-        webhooks = Webhooks(settings.webhook_secret, settings.webhook_allow, settings.webhook_retry_ms / 1000,
-                            metadata, operation_json)
-        self.operations = Operations(service, GenerateRequestCodec(), getattr(metadata, "replica", "local"),
-                                     one_process=metadata.account_ledger() is None, webhooks=webhooks)
-        self.servicer = Servicer(settings, service, blocking, self.operations)
+        self.operations = handlers.operations
+        self.servicer = ImageServicer(settings, handlers, blocking)
         self.server.add_generic_rpc_handlers((_service_handlers(self.servicer),
                                               _service_handlers(self.servicer, OPERATIONS_SERVICE)))
         self.health = HealthServicer()

@@ -1,6 +1,7 @@
 """The features of a team sharing one server.
 
 - keys: named API keys and their roles
+- auth: the one key check every surface makes of a call
 - quotas: per-key limits (requests at once, images per day)
 - tenancy: whose work a caller may see
 - history: every request with its outcome, listed and paged

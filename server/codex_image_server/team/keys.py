@@ -25,7 +25,6 @@ from pathlib import Path
 from codex_image_server.store.blobs import write_atomic
 
 DEFAULT_NAME = "default"
-INTERNAL_NAME = "internal"  # the in-process HTTP shim's own key (/healthz)
 MEMBER = "member"
 ADMIN = "admin"
 ROLES = (MEMBER, ADMIN)
@@ -104,8 +103,6 @@ class Keyring:
     def __init__(self, env_keys: tuple[str, ...], keys_file: Path | None):
         self._env = [ApiKey(DEFAULT_NAME, digest(k), role=ADMIN) for k in env_keys]
         self._file = keys_file
-        self.internal_key = "cis_internal_" + secrets.token_urlsafe(24)
-        self._internal = ApiKey(INTERNAL_NAME, digest(self.internal_key), role=ADMIN)
         self._lock = threading.Lock()
         self._keys: list[ApiKey] = []
         self.reload()
@@ -138,7 +135,7 @@ class Keyring:
         wanted = digest(presented).encode()
         # Every entry is compared, without stopping early.
         found = None
-        for key in [*keys, self._internal]:
+        for key in keys:
             if hmac.compare_digest(wanted, key.sha256.encode()):
                 found = key
         return found

@@ -1,5 +1,5 @@
 """The MCP surface: streamable HTTP at `/mcp` on the shim's port, serving
 the tools of codex_image_client.mcp (shared with the stdio bridge) over the
-same in-process service as every other surface. `asgi` bridges the SDK's
-ASGI transport to aiohttp, `backend` makes the service's calls in-process,
+same dataplane handlers as every other surface. `asgi` bridges the SDK's
+ASGI transport to aiohttp, `backend` calls the handlers for the tools,
 `surface` is the route."""

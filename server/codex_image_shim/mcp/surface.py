@@ -4,8 +4,8 @@ An ordinary route of the shim's app, answered through `Shim.dispatch` (so
 every check the app makes of a request applies, and its errors map the one
 usual way): the caller's key is checked before the body is read, exactly
 as on every route; the body is read with the shim's limit; then the MCP
-SDK's session manager serves it (asgi.py). Each tool call runs against the
-service in-process with that HTTP request's key.
+SDK's session manager serves it (asgi.py). Each tool call calls the
+dataplane's handlers with that HTTP request's caller (surface "mcp").
 
 Reference file paths: only inside the directories the operator lists
 (`--mcp-reference-dir`); none listed, none at all, so a remote caller never
@@ -23,10 +23,10 @@ from codex_image_server.settings import env_name
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from . import asgi
-from .backend import InProcessBackend
+from .backend import HandlersBackend
 
 PATH = "/mcp"
-_METADATA = "codex_image.metadata"  # scope keys: what a tool call needs of its HTTP request
+_CALLER = "codex_image.caller"  # scope keys: what a tool call needs of its HTTP request
 _ABANDONED = "codex_image.abandoned"
 
 
@@ -70,16 +70,15 @@ class McpSurface:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    def _backend_for(self, ctx) -> InProcessBackend:
+    def _backend_for(self, ctx) -> HandlersBackend:
         scope = getattr(ctx.request, "scope", None) or {}
-        return InProcessBackend(self._shim, scope.get(_METADATA, ()), self._policy, self._inline_max,
-                                scope.get(_ABANDONED))
+        return HandlersBackend(self._shim, scope.get(_CALLER), self._policy, self._inline_max,
+                               scope.get(_ABANDONED))
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self._shim.check_key(request)
+        caller = self._shim.caller(request, "mcp")
         body = await self._shim.read_body(request) if request.method == "POST" else b""
-        metadata = tuple((k, "mcp") if k == "x-codex-image-surface" else (k, v)
-                         for k, v in self._shim.metadata(request))
         abandoned = asyncio.Event()
         return await asgi.serve(self._manager.handle_request, request, body,
-                                {_METADATA: metadata, _ABANDONED: abandoned}, abandoned)
+                                {_CALLER: caller, _ABANDONED: abandoned}, abandoned)

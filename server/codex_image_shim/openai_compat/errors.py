@@ -1,6 +1,6 @@
 """OpenAI's error shape, `{"error": {message, type, param, code}}`, from the
 service's google.rpc.Status, with the status code from the shim's one
-gRPC -> HTTP table, so the SDKs raise their own BadRequestError,
+HTTP mapping (codex_image_shim/errors.py), so the SDKs raise their own BadRequestError,
 AuthenticationError, NotFoundError, RateLimitError, ..."""
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def of_exception(exc: Exception) -> tuple[dict, int, dict]:
     if isinstance(exc, shim_errors.ShimError):
         status, http_status, headers = exc.status, exc.http_status, dict(exc.headers)
     else:
-        status = shim_errors.status_of_rpc_error(exc)
+        status = shim_errors.status_of(exc)
         http_status, headers = shim_errors.http_status_of(status), {}
     retry = shim_errors.retry_after_s(status)
     if retry is not None:

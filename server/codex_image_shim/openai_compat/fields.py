@@ -24,7 +24,7 @@ import re
 
 from codeximage.v1 import image_service_pb2 as pb
 
-from codex_image_server.grpc_api.convert import WithImages
+from codex_image_server.dataplane.convert import WithImages
 
 from .. import adapter
 from .errors import OpenAIError

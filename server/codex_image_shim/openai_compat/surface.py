@@ -1,9 +1,11 @@
 """Routes of the OpenAI surface, mounted by the shim before its own table
 (`POST /v1/images/generations` would otherwise be a 405 of GetImage).
 
-The service is reached only through `_generate` (the shim's in-process
-channel, the servicer's own auth, validation and errors). A client that goes
-away cancels the handler, which closes the stream and so kills codex.
+The service is reached only through `_generate` (the dataplane's Generate
+handler, the one every surface calls: its validation and errors), with the
+caller the shim's one key check found. A client that goes away cancels the
+handler, which iterates the stream itself: the generation is cancelled at
+once, and codex killed.
 """
 from __future__ import annotations
 
@@ -14,8 +16,7 @@ import json
 import grpc
 from aiohttp import web
 from codeximage.v1 import image_service_pb2 as pb
-
-from codex_image_server.grpc_api.wire import Received
+from codex_image_server.errors import ServiceError
 from codex_image_server.runtime.logs import log
 
 from .. import adapter
@@ -39,7 +40,7 @@ def _sse(event: dict) -> bytes:
 
 class OpenAISurface:
     def __init__(self, shim):
-        self._shim = shim  # its channel, body limit, key metadata and file locations
+        self._shim = shim  # its handlers, body limit, key check and file locations
 
     @staticmethod
     def owns(path: str) -> bool:
@@ -60,7 +61,7 @@ class OpenAISurface:
                 return await self._answer(request, call, "image_generation")
             call = await self._edit_call(request)
             return await self._answer(request, call, "image_edit")
-        except (errors.OpenAIError, shim_errors.ShimError, grpc.RpcError) as exc:
+        except (errors.OpenAIError, shim_errors.ShimError, ServiceError) as exc:
             return self.error_response(exc)
         except (asyncio.CancelledError, ConnectionError):
             raise
@@ -83,21 +84,16 @@ class OpenAISurface:
     # -- the one seam to the service ------------------------------------------
 
     def _generate(self, request: web.Request, message: fields.WithImages):
-        """The Generate stream, in-process; close it (aclosing) to cancel."""
+        """The Generate stream; close it (aclosing) to cancel."""
         # The history records which surface asked: this one is "openai".
-        metadata = tuple((k, "openai") if k == "x-codex-image-surface" else (k, v)
-                         for k, v in self._shim.metadata(request))
-        return self._shim.channel.stream("Generate", message, metadata)
-
-    async def _check_key(self, request: web.Request) -> None:
-        await self._shim.channel.unary("GetCapabilities", pb.GetCapabilitiesRequest(), self._shim.metadata(request))
+        return self._shim.handlers.generate(self._shim.caller(request, "openai"), message)
 
     # -- requests -------------------------------------------------------------
 
     async def _json_body(self, request: web.Request, limit: int | None = None) -> dict:
         # An edit's body may hold 80 MB of base64: parsed off the event loop,
         # the bytes let go before the parse (adapter.read_json).
-        return await asyncio.to_thread(adapter.read_json, Received(await self._shim.read_body(request, limit)))
+        return await asyncio.to_thread(adapter.read_json, await self._shim.read_body(request, limit))
 
     async def _edit_call(self, request: web.Request) -> fields.Call:
         if request.content_type == "multipart/form-data":
@@ -160,7 +156,7 @@ class OpenAISurface:
                         data = await self._read(event.image)
                         await response.write(_sse(answers.completed_event(kind, event.image, data, call.request)))
                     event = await anext(stream, None)
-            except grpc.RpcError as exc:
+            except Exception as exc:  # noqa: BLE001 - the stream's last event says it, never a trace
                 body, _, _ = errors.of_exception(exc)
                 await response.write(_sse({"type": "error", **body}))
             await response.write_eof()
@@ -177,11 +173,11 @@ class OpenAISurface:
         return {"id": name, "object": "model", "created": 0, "owned_by": "codex-image-server"}
 
     async def _models(self, request):
-        await self._check_key(request)
+        self._shim.check_key(request)
         return _json({"object": "list", "data": [self._model_entry(m) for m in fields.MODELS]})
 
     async def _model(self, request, name: str):
-        await self._check_key(request)
+        self._shim.check_key(request)
         if not fields.served(name):
             raise errors.OpenAIError(f"model {name!r} is not served here", "model", "model_not_found",
                                      http_status=404, grpc_code=grpc.StatusCode.NOT_FOUND)

@@ -1,5 +1,6 @@
-"""Protos in, domain values out, and back: the gRPC edge's only knowledge
-of both sides' shapes."""
+"""Protos in, domain values out, and back: the API's messages (the gRPC
+wire's, and over HTTP their JSON mapping) as the domain's values; the one
+place that knows both sides' shapes."""
 from __future__ import annotations
 
 import dataclasses

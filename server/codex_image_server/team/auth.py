@@ -1,8 +1,8 @@
-"""API-key check for ImageService: one check, applied by the servicer's
-call wrapper, so the external gRPC path and the shim's in-process path are
-checked the same way (both hand it the call's metadata). grpc.health and
-reflection stay open so a mesh can probe and a person can `grpcurl list`
-without a key."""
+"""The API-key check every surface makes once per call: the gRPC servicer
+hands it the call's metadata, the HTTP shim the request's key headers as the
+same (lower-case name, value) pairs, so both are checked alike and answer
+the same UNAUTHENTICATED. grpc.health and reflection stay open so a mesh can
+probe and a person can `grpcurl list` without a key."""
 from __future__ import annotations
 
 from codex_image_server.errors import Kind, ServiceError
