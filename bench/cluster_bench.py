@@ -46,12 +46,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import grpc  # noqa: E402
-from codeximage.v1 import image_service_pb2 as pb  # noqa: E402
-from codeximage.v1 import image_service_pb2_grpc as pbg  # noqa: E402
-
 from codex_image_cluster.balancer import Balancer  # noqa: E402
 from codex_image_cluster.cluster import Cluster, shared_stores_supported  # noqa: E402
 from codex_image_cluster.replica import Replica  # noqa: E402
+from codeximage.v1 import (
+    image_service_pb2 as pb,  # noqa: E402
+    image_service_pb2_grpc as pbg,  # noqa: E402
+)
+
 from tests.support.server_proc import fake_codex_launcher  # noqa: E402
 
 OPTIONS = [("grpc.max_receive_message_length", 128 * 1024 * 1024)]

@@ -299,9 +299,10 @@ def _http_peak_above_idle(pid: int, port: int, body: bytes, requests: int) -> tu
 
 
 def bench_refs(tmp: Path, runs: int, requests: int = 4, refs: int = 4, ref_mb: int = 20) -> None:
-    from PIL import Image
     import base64
     import io
+
+    from PIL import Image
     side = int((ref_mb * MB / 3) ** 0.5) - 8
     images = []
     for _ in range(refs):

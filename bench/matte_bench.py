@@ -18,6 +18,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from codex_image_server.finishing import transparency  # noqa: E402
+
 from tests.transparency import pictures  # noqa: E402
 
 

@@ -23,8 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from codeximage.v1 import image_service_pb2 as pb  # noqa: E402
-from google.longrunning import operations_pb2_grpc  # noqa: E402
-from google.longrunning import operations_proto_pb2 as lro  # noqa: E402
+from google.longrunning import (
+    operations_pb2_grpc,  # noqa: E402
+    operations_proto_pb2 as lro,  # noqa: E402
+)
 from google.protobuf import duration_pb2  # noqa: E402
 
 from tests.support.server_proc import start_server  # noqa: E402

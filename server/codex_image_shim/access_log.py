@@ -9,7 +9,6 @@ import secrets
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
-
 from codex_image_server.runtime import logs
 
 REQUEST_ID_HEADER = "X-Request-Id"

@@ -25,20 +25,18 @@ from typing import Callable
 
 import grpc
 from aiohttp import hdrs, web
-from codeximage.v1 import image_service_pb2 as pb
 from codex_image_server.dataplane import frozen
+from codex_image_server.errors import ServiceError
 from codex_image_server.grpc_api import auth
 from codex_image_server.grpc_api.inprocess import InProcessChannel
 from codex_image_server.grpc_api.wire import Received
-from codex_image_server.errors import ServiceError
 from codex_image_server.runtime.idle import IdleTimer, reset
+from codeximage.v1 import image_service_pb2 as pb
 from google.protobuf import json_format, message_factory
 
-from . import access_log, adapter, console, errors, jsonmap, openapi, routes
-from . import body as body_reader
+from . import access_log, adapter, body as body_reader, console, errors, jsonmap, openapi, routes
 from .guard import Guard
-from .mcp.surface import PATH as MCP_PATH
-from .mcp.surface import McpSurface
+from .mcp.surface import PATH as MCP_PATH, McpSurface
 from .openai_compat.surface import EDITS, OpenAISurface
 
 log = logging.getLogger("codex_image_shim")

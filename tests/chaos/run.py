@@ -16,10 +16,9 @@ import time
 from pathlib import Path
 
 import grpc
-from codeximage.v1 import image_service_pb2 as pb
-from codeximage.v1 import image_service_pb2_grpc as pbg
-
 from codex_image_cluster.cluster import Cluster
+from codeximage.v1 import image_service_pb2 as pb, image_service_pb2_grpc as pbg
+
 from tests.support import procs
 from tests.support.server_proc import FAKE_CODEX_ENV, fake_codex_launcher
 

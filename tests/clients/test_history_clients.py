@@ -6,7 +6,6 @@ import datetime as dt
 import json
 
 import pytest
-
 from codex_image_client import Client, ClientError
 
 from .conftest import API_KEY

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from codex_image_cluster.cluster import Cluster
+
 from tests.support import procs
 from tests.support.generating import generate
 from tests.support.server_proc import FAKE_CODEX_ENV, fake_codex_launcher

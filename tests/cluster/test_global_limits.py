@@ -9,9 +9,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+from codeximage.v1 import image_service_pb2 as pb, image_service_pb2_grpc as pbg
 
-from codeximage.v1 import image_service_pb2 as pb
-from codeximage.v1 import image_service_pb2_grpc as pbg
 from tests.support import procs
 
 from .conftest import generate_on, key_secret, live_runs

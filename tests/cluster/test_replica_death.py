@@ -16,12 +16,11 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from codeximage.v1 import image_service_pb2 as pb
-from codeximage.v1 import image_service_pb2_grpc as pbg
 from codex_image_client.errors import CONNECTION_LOST, CUT_STREAM, from_rpc_error
 from codex_image_client.retry import retryable
+from codeximage.v1 import image_service_pb2 as pb, image_service_pb2_grpc as pbg
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from tests.support import procs
 from tests.support.server_proc import REPO
 

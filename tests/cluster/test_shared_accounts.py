@@ -13,9 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
+from codeximage.v1 import image_service_pb2 as pb, image_service_pb2_grpc as pbg
 
-from codeximage.v1 import image_service_pb2 as pb
-from codeximage.v1 import image_service_pb2_grpc as pbg
 from tests.support import procs
 
 from .conftest import account_home, generate_on, live_runs, replica_runs

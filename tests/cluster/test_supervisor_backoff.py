@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 from codex_image_cluster import supervisor as sup
+
 from tests.support import procs
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
-from tests.support.browser import PHONE
 from tests.shim.conftest import KEY
+from tests.support.browser import PHONE
 
 
 def test_wrong_key_is_refused_with_a_clear_message_then_the_right_one_works(keyed_server, console_for):

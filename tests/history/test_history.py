@@ -15,8 +15,6 @@ from google.protobuf import timestamp_pb2
 
 from tests.support import databases
 from tests.support.grpc_helpers import error_details
-
-
 from tests.support.server_proc import start_server
 
 from .conftest import all_pages, generate

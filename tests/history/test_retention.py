@@ -7,11 +7,11 @@ import time
 
 import grpc
 import pytest
-from codeximage.v1 import image_service_pb2 as pb
-
+from codex_image_server.store import INDEX_FILE, OutputStore, Query, RequestRecord
 from codex_image_server.team.metrics import Metrics
 from codex_image_server.team.retention import Retention
-from codex_image_server.store import INDEX_FILE, OutputStore, Query, RequestRecord
+from codeximage.v1 import image_service_pb2 as pb
+
 from tests.support.server_proc import start_server
 
 from .conftest import generate

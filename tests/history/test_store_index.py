@@ -7,9 +7,9 @@ import dataclasses
 import sqlite3
 
 import pytest
+from codex_image_server.store import Query, SqliteMetadata, StoredImage, new_id, paging
 
 from tests.support import databases
-from codex_image_server.store import Query, SqliteMetadata, StoredImage, new_id, paging
 
 BASE = dict(request_id="r", index=0, label="Candidate 1", mime_type="image/png", width=1, height=1, byte_size=10,
             sha256="0" * 64, revised_prompt="", thread_id="", requested_size="auto", resolved_size="auto",

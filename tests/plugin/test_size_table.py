@@ -3,7 +3,6 @@ module that owns size rules, with the plugin's own spellings."""
 from __future__ import annotations
 
 import pytest
-
 from codex_image_server.request import sizes
 
 from .matrix import CANVAS, PLUGIN_TABLE, PRESETS

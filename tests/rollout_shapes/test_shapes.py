@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-
 from codex_image_server.engine import failures, image_locator
 from codex_image_server.engine.image_watch import FinalImage, RolloutWatch
 from codex_image_server.errors import Kind
+
 from tests.upstream_standin.pictures import make_png
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

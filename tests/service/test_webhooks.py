@@ -94,6 +94,7 @@ def test_cancelled_event_and_retries_recorded(server):
                                                                webhook_url=receiver.url))
         assert procs.wait_until(lambda: len(server.runs_of("hook-cancel")) == 1, timeout=15)
         from google.longrunning import operations_proto_pb2 as lro
+
         from tests.service.test_operations import ops
         ops(server).CancelOperation(lro.CancelOperationRequest(name=op.name))
         assert procs.wait_until(lambda: len(receiver.received) == 3, timeout=20)
@@ -126,6 +127,7 @@ def test_a_host_not_allowed_is_refused_at_submit(server, url):
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert bad_fields(err.value) == ["webhook_url"]
     from google.longrunning import operations_proto_pb2 as lro
+
     from tests.service.test_operations import ops
     with pytest.raises(grpc.RpcError) as missing:
         ops(server).GetOperation(lro.GetOperationRequest(name="operations/hook-refused"))

@@ -7,15 +7,14 @@ import io
 
 import grpc
 import pytest
-from codeximage.v1 import image_service_pb2 as pb
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from PIL import Image
-
-from codex_image_server.request import imaging
 from codex_image_server.errors import ServiceError
 from codex_image_server.grpc_api import convert, wire
 from codex_image_server.grpc_api.servicer import parsed
+from codex_image_server.request import imaging
+from codeximage.v1 import image_service_pb2 as pb
+from hypothesis import given, settings, strategies as st
+from PIL import Image
+
 from tests.support.grpc_helpers import error_details
 
 texts = st.text(max_size=20)

@@ -11,9 +11,9 @@ import json
 import time
 
 import pytest
-
 from codex_image_server.settings import Settings
 from codex_image_shim.connection_limits import client_of
+
 from tests.shim.client import request
 from tests.support import attacks
 from tests.support.server_proc import start_server

@@ -22,10 +22,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import grpc
-from codeximage.v1 import image_service_pb2 as pb
-from codeximage.v1 import image_service_pb2_grpc
-from google.longrunning import operations_pb2_grpc
-from google.longrunning import operations_proto_pb2 as lro
+from codeximage.v1 import image_service_pb2 as pb, image_service_pb2_grpc
+from google.longrunning import operations_pb2_grpc, operations_proto_pb2 as lro
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from . import events

@@ -11,18 +11,18 @@ import time
 from pathlib import Path
 from typing import AsyncIterator, Union
 
-from codex_image_server.finishing import finish as finishing
-from codex_image_server.request import imaging, references
-from codex_image_server.runtime import workdirs
-from codex_image_server.runtime.blocking import Blocking
-from codex_image_server.engine.engine import Engine
 from codex_image_server.engine import prompt as prompts
 from codex_image_server.engine.candidate import CandidateRun
+from codex_image_server.engine.engine import Engine
 from codex_image_server.errors import FieldViolation, Kind, ServiceError, invalid
-from codex_image_server.runtime.logs import log
-from codex_image_server.store import OutputStore, StoredImage
+from codex_image_server.finishing import finish as finishing
+from codex_image_server.request import imaging, references
 from codex_image_server.request.params import GenerationSpec
+from codex_image_server.runtime import workdirs
+from codex_image_server.runtime.blocking import Blocking
+from codex_image_server.runtime.logs import log
 from codex_image_server.runtime.slots import Slots
+from codex_image_server.store import OutputStore, StoredImage
 
 MODEL = "gpt-image-2"
 BACKEND = "codex-exec"

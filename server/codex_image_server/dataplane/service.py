@@ -12,21 +12,21 @@ from typing import AsyncIterator
 
 from prometheus_client.core import GaugeMetricFamily
 
-from codex_image_server.runtime.blocking import Blocking
+from codex_image_server.dataplane.generation import Event, Generation, ImageEvent, Origin
 from codex_image_server.engine.engine import Engine
 from codex_image_server.errors import Kind, Outcome, ServiceError, shutting_down
-from codex_image_server.dataplane.generation import Event, Generation, ImageEvent, Origin
+from codex_image_server.request.params import GenerateParams
+from codex_image_server.request.validation import usable_request_id, validate
+from codex_image_server.runtime.blocking import Blocking
+from codex_image_server.runtime.logs import log
+from codex_image_server.runtime.slots import Slots
+from codex_image_server.settings import Settings
+from codex_image_server.store import OutputStore, Page, Query, RequestRecord, StoredImage
+from codex_image_server.team import tenancy
 from codex_image_server.team.history import History, now_ms
 from codex_image_server.team.keys import ANONYMOUS, ApiKey, Keyring
-from codex_image_server.runtime.logs import log
 from codex_image_server.team.metrics import Metrics, gauge
 from codex_image_server.team.quotas import KeyLimits, KeyUsage
-from codex_image_server.request.params import GenerateParams
-from codex_image_server.settings import Settings
-from codex_image_server.runtime.slots import Slots
-from codex_image_server.team import tenancy
-from codex_image_server.store import OutputStore, Page, Query, RequestRecord, StoredImage
-from codex_image_server.request.validation import usable_request_id, validate
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from codex_image_server.errors import Kind, ServiceError
 from codex_image_server.engine.image_locator import codex_home
 from codex_image_server.engine.readiness import Readiness, ReadinessCache
+from codex_image_server.errors import Kind, ServiceError
 
 DEFAULT_NAME = "default"
 _EXHAUSTED_WITHOUT_RESET_S = 15 * 60  # codex did not say when: try again later

@@ -9,12 +9,18 @@ from collections import deque
 from pathlib import Path
 from typing import Callable
 
-from codex_image_server.request import imaging
-from codex_image_server.errors import Kind, ServiceError
 from codex_image_server.engine import events, failures
-from codex_image_server.engine.image_locator import Found, codex_home, find_rollout, locate, read_rollout
+from codex_image_server.engine.image_locator import (
+    Found,
+    codex_home,
+    find_rollout,
+    locate,
+    read_rollout,
+)
 from codex_image_server.engine.image_watch import FinalImage, RolloutWatch
 from codex_image_server.engine.process_group import ProcessGroup
+from codex_image_server.errors import Kind, ServiceError
+from codex_image_server.request import imaging
 
 # Called with (phase, detail) as codex reports its own progress.
 PhaseCallback = Callable[[str, str], None]

@@ -8,11 +8,10 @@ own prompt, where the image model reads them.
 """
 from __future__ import annotations
 
-from codex_image_server.request.references import ReferencePlan
-from codex_image_server.request.params import GenerationSpec
 from codex_image_server.finishing.transparency import hex_color
+from codex_image_server.request.params import GenerationSpec
+from codex_image_server.request.references import ReferencePlan
 from codex_image_server.request.sizes import orientation
-
 
 _PLAIN = {"landscape": "wider than tall", "portrait": "taller than wide", "square": "as wide as tall"}
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from codex_image_server.request import imaging
 from codex_image_server.finishing import transparency
+from codex_image_server.request import imaging
 from codex_image_server.request.params import GenerationSpec
 
 

@@ -20,8 +20,8 @@ import re
 import numpy as np
 from PIL import Image
 
-from codex_image_server.finishing import matte
 from codex_image_server.errors import Kind, ServiceError
+from codex_image_server.finishing import matte
 
 BACKGROUNDS = ("auto", "opaque", "transparent")
 ALPHA_FORMATS = ("png", "webp")

@@ -6,8 +6,8 @@ without a key."""
 from __future__ import annotations
 
 from codex_image_server.errors import Kind, ServiceError
-from codex_image_server.team.keys import ApiKey, Keyring
 from codex_image_server.settings import env_name
+from codex_image_server.team.keys import ApiKey, Keyring
 
 
 def presented_key(metadata) -> str:

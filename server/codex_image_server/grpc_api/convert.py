@@ -7,11 +7,11 @@ import dataclasses
 from codeximage.v1 import image_service_pb2 as pb
 from google.protobuf import timestamp_pb2
 
-from codex_image_server.finishing import transparency
-from codex_image_server.engine.accounts import AccountState
 from codex_image_server.dataplane.generation import ImageEvent, ProgressEvent, SummaryEvent
-from codex_image_server.request.params import GenerateParams, ReferenceInput
 from codex_image_server.dataplane.service import RequestDetail
+from codex_image_server.engine.accounts import AccountState
+from codex_image_server.finishing import transparency
+from codex_image_server.request.params import GenerateParams, ReferenceInput
 from codex_image_server.store import Query, RequestRecord, StoredImage
 
 _STAGES = {

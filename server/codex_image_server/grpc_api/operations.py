@@ -13,12 +13,16 @@ from google.longrunning import operations_proto_pb2 as lro
 from google.protobuf import empty_pb2, json_format
 
 from codex_image_server.errors import FieldViolation, Outcome, invalid
-from codex_image_server.team.history import now_ms
+from codex_image_server.grpc_api import convert
+from codex_image_server.grpc_api.servicer import (
+    ImageServicer,
+    _errors_to_status,
+    _stream_errors_to_status,
+)
+from codex_image_server.grpc_api.status import to_status_proto
 from codex_image_server.operations.runner import Operations, error_of, new_request_id, parse_filter
 from codex_image_server.store.records import Query
-from codex_image_server.grpc_api import convert
-from codex_image_server.grpc_api.servicer import ImageServicer, _errors_to_status, _stream_errors_to_status
-from codex_image_server.grpc_api.status import to_status_proto
+from codex_image_server.team.history import now_ms
 
 OPERATIONS_SERVICE = lro.DESCRIPTOR.services_by_name["Operations"]
 NAME_PREFIX = "operations/"

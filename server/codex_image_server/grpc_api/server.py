@@ -13,14 +13,19 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_g
 from grpc_reflection.v1alpha._async import ReflectionServicer
 
 from codex_image_server.dataplane import frozen
-from codex_image_server.runtime.blocking import Blocking
-from codex_image_server.runtime.logs import log
 from codex_image_server.dataplane.service import Service
-from codex_image_server.settings import Settings
+from codex_image_server.grpc_api.operations import (
+    OPERATIONS_SERVICE,
+    GenerateRequestCodec,
+    Servicer,
+    operation_json,
+)
+from codex_image_server.grpc_api.wire import Received
 from codex_image_server.operations.runner import Operations
 from codex_image_server.operations.webhooks import Webhooks
-from codex_image_server.grpc_api.operations import OPERATIONS_SERVICE, GenerateRequestCodec, Servicer, operation_json
-from codex_image_server.grpc_api.wire import Received
+from codex_image_server.runtime.blocking import Blocking
+from codex_image_server.runtime.logs import log
+from codex_image_server.settings import Settings
 
 SERVICE = pb.DESCRIPTOR.services_by_name["ImageService"]
 SERVICE_NAME = SERVICE.full_name

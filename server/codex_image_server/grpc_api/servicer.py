@@ -7,28 +7,27 @@ import functools
 import inspect
 
 import grpc
+from codeximage.v1 import image_service_pb2 as pb, image_service_pb2_grpc as pb_grpc
+from google.longrunning import operations_proto_pb2 as lro
 from google.protobuf import message_factory
 from google.protobuf.message import DecodeError
-from codeximage.v1 import image_service_pb2 as pb
-from codeximage.v1 import image_service_pb2_grpc as pb_grpc
-from google.longrunning import operations_proto_pb2 as lro
 
 from codex_image_server.dataplane import frozen
-from codex_image_server.request import references, sizes
-from codex_image_server.finishing import transparency
-from codex_image_server.runtime.blocking import Blocking
+from codex_image_server.dataplane.generation import BACKEND, MODEL
+from codex_image_server.dataplane.service import Caller, Service
 from codex_image_server.engine import versions
 from codex_image_server.errors import Kind, ServiceError
+from codex_image_server.finishing import transparency
+from codex_image_server.grpc_api import auth, convert, wire
+from codex_image_server.grpc_api.status import internal_error, to_grpc_status
+from codex_image_server.grpc_api.wire import Received
+from codex_image_server.request import references, sizes
+from codex_image_server.request.params import MAX_COUNT, OUTPUT_FORMATS, QUALITIES
+from codex_image_server.runtime.blocking import Blocking
 from codex_image_server.runtime.idle import IdleTimer
-from codex_image_server.dataplane.generation import BACKEND, MODEL
 from codex_image_server.runtime.logs import log
-from codex_image_server.request.params import OUTPUT_FORMATS, QUALITIES, MAX_COUNT
-from codex_image_server.dataplane.service import Caller, Service
 from codex_image_server.settings import Settings
 from codex_image_server.version import __version__
-from codex_image_server.grpc_api import auth, convert, wire
-from codex_image_server.grpc_api.wire import Received
-from codex_image_server.grpc_api.status import internal_error, to_grpc_status
 
 # A Python gRPC stream is bound by its per-message cost, not by bytes: 1 MiB
 # chunks (well under every client's 4 MiB default receive limit) move a large

@@ -18,18 +18,18 @@ import secrets
 import time
 from typing import Protocol
 
-from codex_image_server.errors import FieldViolation, Kind, ServiceError, invalid, not_found
 from codex_image_server.dataplane.generation import ImageEvent, ProgressEvent, SummaryEvent
-from codex_image_server.team.history import now_ms
-from codex_image_server.team.keys import ANONYMOUS
-from codex_image_server.runtime.logs import log
-from codex_image_server.request.params import GenerateParams
 from codex_image_server.dataplane.service import Caller, Service
+from codex_image_server.errors import FieldViolation, Kind, ServiceError, invalid, not_found
+from codex_image_server.request.params import GenerateParams
+from codex_image_server.request.validation import validate
+from codex_image_server.runtime.logs import log
 from codex_image_server.store.operations import DONE, STATES, OperationRecord
 from codex_image_server.store.paging import Cursor, page
 from codex_image_server.store.records import Page, Query
 from codex_image_server.team import tenancy
-from codex_image_server.request.validation import validate
+from codex_image_server.team.history import now_ms
+from codex_image_server.team.keys import ANONYMOUS
 
 # How often a server looks for queued work it was not told of (another
 # replica's submissions, leases run out) and renews its own leases.

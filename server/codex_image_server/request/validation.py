@@ -6,10 +6,17 @@ import dataclasses
 import re
 import secrets
 
-from codex_image_server.request import imaging, sizes
-from codex_image_server.finishing import transparency
 from codex_image_server.errors import FieldViolation, invalid
-from codex_image_server.request.params import MAX_COUNT, OUTPUT_FORMATS, QUALITIES, GenerateParams, GenerationSpec, Reference
+from codex_image_server.finishing import transparency
+from codex_image_server.request import imaging, sizes
+from codex_image_server.request.params import (
+    MAX_COUNT,
+    OUTPUT_FORMATS,
+    QUALITIES,
+    GenerateParams,
+    GenerationSpec,
+    Reference,
+)
 from codex_image_server.settings import Settings
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

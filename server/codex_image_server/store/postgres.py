@@ -21,9 +21,19 @@ from codex_image_server.errors import Kind, ServiceError
 from codex_image_server.store.operations import POSTGRES_MIGRATION as _OPERATIONS, OperationQueries
 from codex_image_server.store.pg_shared import PostgresAccounts, ReplicaLease
 from codex_image_server.store.records import Admission, KeyLoad, RequestRecord
-from codex_image_server.store.sqlite import (IMAGES_OF_KEY_SINCE, _IMAGE_COLUMNS, _IMAGE_FIELDS, SqlQueries, _image, _like, _list_text,
-                     _request_values, owned, too_slow)
-from codex_image_server.store.sqlite import _image_values as _sqlite_values
+from codex_image_server.store.sqlite import (
+    _IMAGE_COLUMNS,
+    _IMAGE_FIELDS,
+    IMAGES_OF_KEY_SINCE,
+    SqlQueries,
+    _image,
+    _image_values as _sqlite_values,
+    _like,
+    _list_text,
+    _request_values,
+    owned,
+    too_slow,
+)
 
 # Append only: a replica applies the ones past the database's version.
 MIGRATIONS = [

@@ -22,7 +22,10 @@ import time
 from pathlib import Path
 
 from codex_image_server.errors import Kind, ServiceError
-from codex_image_server.store.operations import SQLITE_SCHEMA as _OPERATIONS_SCHEMA, OperationQueries
+from codex_image_server.store.operations import (
+    SQLITE_SCHEMA as _OPERATIONS_SCHEMA,
+    OperationQueries,
+)
 from codex_image_server.store.paging import Cursor
 from codex_image_server.store.records import Admission, KeyLoad, Query, RequestRecord, StoredImage
 

@@ -10,9 +10,9 @@ import datetime as dt
 from typing import Callable
 
 from codex_image_server.errors import Kind, ServiceError
+from codex_image_server.store.records import Admission, KeyLoad
 from codex_image_server.team.history import History
 from codex_image_server.team.keys import ApiKey
-from codex_image_server.store.records import Admission, KeyLoad
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,8 +12,8 @@ import time
 
 from codex_image_server.errors import ServiceError
 from codex_image_server.runtime.logs import log
-from codex_image_server.team.metrics import Metrics
 from codex_image_server.store import OutputStore
+from codex_image_server.team.metrics import Metrics
 
 _BATCH = 200
 _DAY_MS = 86_400_000

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import asyncio
 
-from codeximage.v1 import image_service_pb2 as pb
 from codex_image_client.mcp.backend import PathPolicy
 from codex_image_server.grpc_api.convert import WithImages
+from codeximage.v1 import image_service_pb2 as pb
 
 
 class InProcessBackend:

@@ -22,9 +22,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from codeximage.v1 import image_service_pb2 as pb
-
 from codex_image_server.grpc_api.convert import WithImages
+from codeximage.v1 import image_service_pb2 as pb
 
 from .. import adapter
 from .errors import OpenAIError

@@ -14,12 +14,10 @@ import logging
 
 import grpc
 from aiohttp import web
+from codex_image_server.grpc_api.wire import Received
 from codeximage.v1 import image_service_pb2 as pb
 
-from codex_image_server.grpc_api.wire import Received
-
-from .. import adapter
-from .. import errors as shim_errors
+from .. import adapter, errors as shim_errors
 from . import answers, errors, fields
 
 log = logging.getLogger("codex_image_shim.openai")

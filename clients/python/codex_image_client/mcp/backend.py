@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import AsyncIterator, Protocol
 
 import grpc
-from codeximage.v1 import image_service_pb2 as pb
-from codeximage.v1 import image_service_pb2_grpc
+from codeximage.v1 import image_service_pb2 as pb, image_service_pb2_grpc
 
 # Larger images are returned as links only (render.py says why this figure).
 DEFAULT_INLINE_MAX_BYTES = 3_750_000
