@@ -119,12 +119,12 @@ def run(plan: Plan, report=print) -> tuple[list[str], list[str]]:
         f"reads, deletes           {ledger.reads}, {ledger.deletes}",
         f"faults                   {nemesis.total}: "
         + ", ".join(f"{k} {v}" for k, v in sorted(nemesis.injected.items())),
-        f"restarts                 " + ", ".join(f"{k} {v}" for k, v in sorted(restarts.items())),
+        "restarts                 " + ", ".join(f"{k} {v}" for k, v in sorted(restarts.items())),
         f"acknowledged images      {len(ledger.acknowledged)} (deleted on purpose {len(ledger.deleted)}, "
         f"fetched and checked {checked} through the balancer and each replica)",
         f"lost                     {lost}",
-        f"outcomes in the history  " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())),
-        f"usage per key            " + ", ".join(f"{k} {v}/{limits[k]}" for k, v in sorted(usage.items())),
+        "outcomes in the history  " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())),
+        "usage per key            " + ", ".join(f"{k} {v}/{limits[k]}" for k, v in sorted(usage.items())),
         f"records, each fetched    {records} (through the balancer, sha256 as recorded)",
         f"objects without a record {orphans} (left to the retention sweep)",
         f"violations               {len(violations)}",

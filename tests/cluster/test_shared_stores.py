@@ -4,7 +4,6 @@ a restarted PostgreSQL is picked up again without restarting a replica."""
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 import urllib.error
 import urllib.request

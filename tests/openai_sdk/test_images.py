@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 
-import numpy as np
 import openai
 import pytest
 from PIL import Image

@@ -15,7 +15,7 @@ from mcp.shared.exceptions import MCPError
 
 from ..errors import from_rpc_error
 from ..version import __version__
-from . import render, schemas, tools
+from . import render, tools
 from .backend import IMAGE_URI_PREFIX, Backend
 
 RESOURCE_NOT_FOUND = -32002  # MCP's code for a resource that does not exist
