@@ -65,7 +65,7 @@ class Cluster:
                 return {"CODEX_IMAGE_SERVER_ALLOWED_HOSTS": host}
         return {}
 
-    def start(self) -> "Cluster":
+    def start(self) -> Cluster:
         try:
             if self.with_stores:
                 self.postgres.start()
@@ -107,7 +107,7 @@ class Cluster:
             with contextlib.suppress(Exception):
                 step()
 
-    def __enter__(self) -> "Cluster":
+    def __enter__(self) -> Cluster:
         return self.start()
 
     def remove(self) -> None:

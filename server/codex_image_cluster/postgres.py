@@ -115,7 +115,7 @@ class Postgres:
         if done.returncode != 0:
             raise RuntimeError(f"initdb failed: {done.stderr.strip()}")
 
-    def start(self) -> "Postgres":
+    def start(self) -> Postgres:
         self.init()
         # fsync off: a throw-away test cluster; the data survives a server
         # restart (what the tests exercise), not a machine crash.

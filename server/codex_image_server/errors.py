@@ -58,7 +58,7 @@ class Outcome:
     def __init__(self):
         self.error: ServiceError | None = None
 
-    def __enter__(self) -> "Outcome":
+    def __enter__(self) -> Outcome:
         return self
 
     def __exit__(self, kind, exc, tb) -> bool:

@@ -21,7 +21,7 @@ import ipaddress
 import json
 import logging
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import grpc
 from aiohttp import hdrs, web

@@ -44,7 +44,7 @@ class Limits:
     per_loopback: int  # 0: no cap
 
     @classmethod
-    def of(cls, settings) -> "Limits":
+    def of(cls, settings) -> Limits:
         return cls(settings.http_header_timeout_ms / 1000, settings.http_max_connections_per_address,
                    settings.http_max_loopback_connections)
 

@@ -14,7 +14,7 @@ normal app, which answers it the one usual way.
 """
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import hdrs, web
 from aiohttp.helpers import rfc822_formatted_time

@@ -22,7 +22,7 @@ class SleepyMember:
         self.proc: subprocess.Popen | None = None
         self.children: list[int] = []
 
-    def start(self) -> "SleepyMember":
+    def start(self) -> SleepyMember:
         code = ("import subprocess, sys, time\n"
                 "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
                 "print(child.pid, flush=True)\n"

@@ -21,7 +21,7 @@ class Console:
     def __init__(self, driver, base: str, shots: Path):
         self.driver, self.base, self.shots = driver, base, shots
 
-    def open(self, path: str = "/") -> "Console":
+    def open(self, path: str = "/") -> Console:
         self.driver.get(self.base + path)
         return self
 
@@ -29,7 +29,7 @@ class Console:
         return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(
             lambda d: condition(), message or getattr(condition, "__name__", ""))
 
-    def wait_ready(self) -> "Console":
+    def wait_ready(self) -> Console:
         self.wait(lambda: self.driver.execute_script("return document.body.dataset.ready === 'true'"),
                   message="console never became ready")
         return self

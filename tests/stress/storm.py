@@ -79,7 +79,7 @@ class ProcWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="proc-watch", daemon=True)
 
-    def __enter__(self) -> "ProcWatch":
+    def __enter__(self) -> ProcWatch:
         self._thread.start()
         return self
 
@@ -176,7 +176,7 @@ def _http_op(port: int, rng: random.Random, figures: Figures, lock: threading.Lo
     if stream:
         try:
             sock.recv(4096)  # the first NDJSON line (or the error), then drop the stream
-        except socket.timeout:
+        except TimeoutError:
             with lock:
                 figures.answers_5xx += 1
                 figures._example("an NDJSON stream sent nothing in 30 s")

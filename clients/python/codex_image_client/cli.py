@@ -32,7 +32,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from codeximage.v1 import image_service_pb2 as pb
 
@@ -193,7 +193,7 @@ def _when(text: str) -> dt.datetime:
         when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO time: {text!r}") from None
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 def add_list(parser: argparse.ArgumentParser) -> None:
@@ -222,7 +222,7 @@ def cmd_list(client: Client, args) -> int:
         if args.json:
             print(jsonout.dumps(jsonout.to_dict(item)))
             continue
-        when = item.create_time.ToDatetime(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        when = item.create_time.ToDatetime(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         prompt = " ".join(item.prompt.split())
         prompt = prompt if len(prompt) <= 60 else prompt[:57] + "..."
         if args.command == "requests":
@@ -309,7 +309,7 @@ def cmd_ops(client: Client, args) -> int:
             print(jsonout.dumps(jsonout.to_dict(op)))
             continue
         meta = operation_metadata(op)
-        when = meta.create_time.ToDatetime(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        when = meta.create_time.ToDatetime(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         print(f"{op.name}\t{when}\t{_state(op)}\tattempts {meta.attempts}\t{meta.key_name or '-'}")
     return 0
 

@@ -19,7 +19,7 @@ import mimetypes
 import os
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import grpc
 from codeximage.v1 import image_service_pb2 as pb, image_service_pb2_grpc
@@ -80,7 +80,7 @@ def _timestamp(when: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     if when is None:
         return None
     ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc))
+    ts.FromDatetime(when if when.tzinfo else when.replace(tzinfo=dt.UTC))
     return ts
 
 

@@ -11,7 +11,8 @@ import dataclasses
 import os
 import threading
 import time
-from typing import Callable, TextIO
+from typing import TextIO
+from collections.abc import Callable
 
 from .events import Event, ImageReady, Progress
 

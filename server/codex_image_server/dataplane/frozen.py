@@ -3,7 +3,7 @@ once per form: the gRPC wire bytes and the shim's JSON bytes are made the
 first time they are asked for and reused for every later call."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 _FROZEN: dict[int, tuple[object, dict[str, bytes]]] = {}
 

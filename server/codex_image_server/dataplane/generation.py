@@ -9,7 +9,8 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import AsyncIterator, Union
+from typing import Union
+from collections.abc import AsyncIterator
 
 from codex_image_server.engine import prompt as prompts
 from codex_image_server.engine.candidate import CandidateRun
@@ -246,7 +247,7 @@ class Generation:
                 self.cancel("timeout")
             try:
                 event = await asyncio.wait_for(self._events.get(), timeout=max(0.05, left))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             if isinstance(event, _Done):
                 self._done += 1

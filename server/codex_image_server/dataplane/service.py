@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from prometheus_client.core import GaugeMetricFamily
 
@@ -67,7 +67,7 @@ class Service:
         for call in list(self._live):
             call.generation.cancel("server shutting down", error=shutting_down())
 
-    async def generate(self, params: GenerateParams, caller: Caller) -> "GenerateCall":
+    async def generate(self, params: GenerateParams, caller: Caller) -> GenerateCall:
         """Validated, admitted against the key's limits and recorded (off the
         loop: Pillow decodes references, SQLite records); refusals raise."""
         if self._shutting_down:

@@ -146,7 +146,7 @@ class AccountPool:
         self._cond = threading.Condition()
 
     @classmethod
-    def from_settings(cls, entries: tuple[str, ...], default_limit: int, make_readiness) -> "AccountPool":
+    def from_settings(cls, entries: tuple[str, ...], default_limit: int, make_readiness) -> AccountPool:
         specs = parse(entries, default_limit)
         if specs:
             return cls(specs, make_readiness)
@@ -198,7 +198,7 @@ class AccountPool:
             return ServiceError(Kind.FAILED_PRECONDITION, "CODEX_NOT_LOGGED_IN",
                                 "no Codex account is ready: check `codex login status` for each account")
         reset = min(until)
-        at = dt.datetime.fromtimestamp(reset, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        at = dt.datetime.fromtimestamp(reset, dt.UTC).isoformat().replace("+00:00", "Z")
         return ServiceError(Kind.RESOURCE_EXHAUSTED, "QUOTA_EXHAUSTED",
                             f"every Codex account has used up its image generation quota; the first resets "
                             f"at {at}", metadata={"resets_at": at}, retry_after_s=max(1, int(reset - now)))

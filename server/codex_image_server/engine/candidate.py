@@ -7,7 +7,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from codex_image_server.engine import events, failures
 from codex_image_server.engine.image_locator import (

@@ -43,9 +43,9 @@ def quota_error(texts: list[str]) -> ServiceError | None:
     meta, retry = {}, None
     m = _RESETS_AT.search(joined)
     if m:
-        at = dt.datetime.fromtimestamp(int(m.group(1)), dt.timezone.utc)
+        at = dt.datetime.fromtimestamp(int(m.group(1)), dt.UTC)
         meta["resets_at"] = at.isoformat().replace("+00:00", "Z")
-        retry = max(0, int(at.timestamp() - dt.datetime.now(dt.timezone.utc).timestamp()))
+        retry = max(0, int(at.timestamp() - dt.datetime.now(dt.UTC).timestamp()))
     m = _RESETS_IN.search(joined)
     if m and retry is None:
         retry = int(m.group(1))

@@ -9,7 +9,8 @@ import contextvars
 import functools
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, TypeVar
+from typing import TypeVar
+from collections.abc import Callable
 
 T = TypeVar("T")
 

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import socket
 import struct
-from typing import Callable
+from collections.abc import Callable
 
 from codex_image_server.runtime.logs import log
 
@@ -28,7 +28,7 @@ class IdleTimer:
         self._armed = False
         self._handle: asyncio.TimerHandle | None = None
 
-    def __enter__(self) -> "IdleTimer":
+    def __enter__(self) -> IdleTimer:
         self._handle = self._loop.call_at(self._last + self.timeout_s, self._check)
         return self
 

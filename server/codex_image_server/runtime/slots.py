@@ -24,7 +24,7 @@ class Slots:
         """(in use, free, queued)."""
         return self._in_use, self.limit - self._in_use, len(self._waiting)
 
-    def enter(self, n: int) -> "Ticket":
+    def enter(self, n: int) -> Ticket:
         """Take min(n, limit) slots now if free, else join the queue (or be
         refused at once when it is full). Wait on the ticket for the slots."""
         n = min(n, self.limit)
@@ -52,7 +52,7 @@ class Slots:
             if not ticket.ready.done():
                 ticket.ready.set_result(None)
 
-    def _leave(self, ticket: "Ticket") -> None:
+    def _leave(self, ticket: Ticket) -> None:
         if ticket in self._waiting:
             self._waiting.remove(ticket)
             self._grant()  # a large request leaving may let smaller ones in

@@ -17,7 +17,7 @@ set for work the app runs elsewhere (a 2025-era session's tool calls).
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 

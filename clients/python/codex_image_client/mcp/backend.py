@@ -11,7 +11,8 @@ import asyncio
 import dataclasses
 import os
 from pathlib import Path
-from typing import AsyncIterator, Protocol
+from typing import Protocol
+from collections.abc import AsyncIterator
 
 import grpc
 from codeximage.v1 import image_service_pb2 as pb, image_service_pb2_grpc
@@ -31,11 +32,11 @@ class PathPolicy:
     how_to_allow: str = ""  # what an operator does to allow a directory
 
     @classmethod
-    def any(cls) -> "PathPolicy":
+    def any(cls) -> PathPolicy:
         return cls(None)
 
     @classmethod
-    def under(cls, dirs, how_to_allow: str) -> "PathPolicy":
+    def under(cls, dirs, how_to_allow: str) -> PathPolicy:
         return cls(tuple(Path(os.path.realpath(Path(d).expanduser())) for d in dirs), how_to_allow)
 
 

@@ -5,7 +5,7 @@ transport runs it. `backend_for(ctx)` gives the backend of one MCP request
 from __future__ import annotations
 
 import base64
-from typing import Callable
+from collections.abc import Callable
 
 import grpc
 from codeximage.v1 import image_service_pb2 as pb

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
 import grpc
