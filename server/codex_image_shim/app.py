@@ -20,8 +20,8 @@ import contextlib
 import ipaddress
 import json
 import logging
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 import grpc
 from aiohttp import hdrs, web

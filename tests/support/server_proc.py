@@ -110,7 +110,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                raise AssertionError("server did not stop within %ss of SIGTERM" % timeout)
+                raise AssertionError(f"server did not stop within {timeout}s of SIGTERM")
         return self.proc.returncode
 
     def kill_hard(self) -> None:

@@ -31,8 +31,8 @@ import mimetypes
 import os
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from codeximage.v1 import image_service_pb2 as pb
 

@@ -18,8 +18,8 @@ import hashlib
 import mimetypes
 import os
 import time
-from pathlib import Path
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
 import grpc
 from codeximage.v1 import image_service_pb2 as pb, image_service_pb2_grpc

@@ -11,8 +11,8 @@ import dataclasses
 import os
 import threading
 import time
-from typing import TextIO
 from collections.abc import Callable
+from typing import TextIO
 
 from .events import Event, ImageReady, Progress
 

@@ -8,9 +8,8 @@ import dataclasses
 import shutil
 import threading
 import time
-from pathlib import Path
-from typing import Union
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from codex_image_server.engine import prompt as prompts
 from codex_image_server.engine.candidate import CandidateRun
@@ -64,7 +63,7 @@ class SummaryEvent:
     backend: str = BACKEND
 
 
-Event = Union[ProgressEvent, ImageEvent, SummaryEvent]
+Event = ProgressEvent | ImageEvent | SummaryEvent
 
 
 def _create_workdir(workdir: Path, refs) -> tuple[Path, ...]:

@@ -6,8 +6,8 @@ import subprocess
 import threading
 import time
 from collections import deque
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from codex_image_server.engine import events, failures
 from codex_image_server.engine.image_locator import (

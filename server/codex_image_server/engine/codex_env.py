@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 import tomllib
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 
 from codex_image_server.engine.image_locator import codex_home
 

@@ -22,8 +22,8 @@ import dataclasses
 import json
 import threading
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from codex_image_server.engine.image_locator import rollout_path, todays_rollout_path
 from codex_image_server.engine.image_shapes import DONE, LINE_MARKERS

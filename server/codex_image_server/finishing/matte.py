@@ -112,7 +112,8 @@ def _estimate_key(rgb: np.ndarray, key) -> np.ndarray:
 
 
 def _hex(key) -> str:
-    return "#%02x%02x%02x" % tuple(int(v) for v in key)
+    r, g, b = (int(v) for v in key)
+    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 def _foreground_estimate(rgb: np.ndarray, sure: np.ndarray, ys: np.ndarray, xs: np.ndarray

@@ -44,7 +44,8 @@ def key_color(prompt: str) -> tuple[int, int, int]:
 
 
 def hex_color(rgb: tuple[int, int, int]) -> str:
-    return "#%02x%02x%02x" % rgb
+    r, g, b = rgb
+    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
-from collections.abc import AsyncIterator
 
 import grpc
 from codeximage.v1 import image_service_pb2 as pb, image_service_pb2_grpc
