@@ -45,16 +45,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import grpc  # noqa: E402
-from codex_image_cluster.balancer import Balancer  # noqa: E402
-from codex_image_cluster.cluster import Cluster, shared_stores_supported  # noqa: E402
-from codex_image_cluster.replica import Replica  # noqa: E402
+import grpc
+from codex_image_cluster.balancer import Balancer
+from codex_image_cluster.cluster import Cluster, shared_stores_supported
+from codex_image_cluster.replica import Replica
 from codeximage.v1 import (
-    image_service_pb2 as pb,  # noqa: E402
-    image_service_pb2_grpc as pbg,  # noqa: E402
+    image_service_pb2 as pb,
+    image_service_pb2_grpc as pbg,
 )
 
-from tests.support.server_proc import fake_codex_launcher  # noqa: E402
+from tests.support.server_proc import fake_codex_launcher
 
 OPTIONS = [("grpc.max_receive_message_length", 128 * 1024 * 1024)]
 CLASS_NAMES = {"replica": "replica servers", "replica children": "their codex runs",

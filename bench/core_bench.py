@@ -42,16 +42,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import grpc  # noqa: E402
-from codeximage.v1 import image_service_pb2 as pb  # noqa: E402
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
+import grpc
+from codeximage.v1 import image_service_pb2 as pb
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.support import procs  # noqa: E402
-from tests.support.server_proc import start_server  # noqa: E402
-from tests.support.stalled import established, stalled_download  # noqa: E402
+from tests.support import procs
+from tests.support.server_proc import start_server
+from tests.support.stalled import established, stalled_download
 
 sys.path.insert(0, str(ROOT / "bench"))
-from shim_bench import make_image  # noqa: E402
+from shim_bench import make_image
 
 MB = 1024 * 1024
 BARE = ROOT / "bench" / "bare_servers.py"

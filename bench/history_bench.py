@@ -26,13 +26,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from codex_image_server.request.params import GenerationSpec  # noqa: E402
-from codex_image_server.request.sizes import ResolvedSize  # noqa: E402
-from codex_image_server.store import INDEX_FILE, OutputStore, SqliteMetadata, StoredImage, new_id  # noqa: E402
-from codex_image_server.team.history import History  # noqa: E402
-from codeximage.v1 import image_service_pb2 as pb  # noqa: E402
+from codex_image_server.request.params import GenerationSpec
+from codex_image_server.request.sizes import ResolvedSize
+from codex_image_server.store import INDEX_FILE, OutputStore, SqliteMetadata, StoredImage, new_id
+from codex_image_server.team.history import History
+from codeximage.v1 import image_service_pb2 as pb
 
-from tests.support.server_proc import start_server  # noqa: E402
+from tests.support.server_proc import start_server
 
 WORDS = ("harbour lighthouse fox meadow castle river forest portrait city night neon watercolour mountain "
          "desert robot dragon garden winter summer ocean bridge market kitchen library train station "

@@ -33,14 +33,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: tests.* lives at the root
 
-import grpc  # noqa: E402
+import grpc
 from codeximage.v1 import (
-    image_service_pb2 as pb,  # noqa: E402
-    image_service_pb2_grpc,  # noqa: E402
+    image_service_pb2 as pb,
+    image_service_pb2_grpc,
 )
 
-from tests.mcp.sessions import http, stdio  # noqa: E402
-from tests.support.server_proc import start_server  # noqa: E402
+from tests.mcp.sessions import http, stdio
+from tests.support.server_proc import start_server
 
 
 async def grpc_call(stub, size: str) -> int:

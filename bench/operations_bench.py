@@ -22,14 +22,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from codeximage.v1 import image_service_pb2 as pb  # noqa: E402
+from codeximage.v1 import image_service_pb2 as pb
 from google.longrunning import (
-    operations_pb2_grpc,  # noqa: E402
-    operations_proto_pb2 as lro,  # noqa: E402
+    operations_pb2_grpc,
+    operations_proto_pb2 as lro,
 )
-from google.protobuf import duration_pb2  # noqa: E402
+from google.protobuf import duration_pb2
 
-from tests.support.server_proc import start_server  # noqa: E402
+from tests.support.server_proc import start_server
 
 DELAY_S = 0.2
 TARGET_MS = 5.0

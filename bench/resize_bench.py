@@ -33,8 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
-from codex_image_server.request import imaging, sizes  # noqa: E402
-from PIL import Image  # noqa: E402
+from codex_image_server.request import imaging, sizes
+from PIL import Image
 
 TARGETS = ("passthrough", "1K", "2K", "4K")
 NATIVE = (1536, 1024)  # a size the model answers "auto" with

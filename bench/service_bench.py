@@ -33,14 +33,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import grpc  # noqa: E402
-from codeximage.v1 import image_service_pb2 as pb  # noqa: E402
+import grpc
+from codeximage.v1 import image_service_pb2 as pb
 
-from tests.support import procs  # noqa: E402
-from tests.support.server_proc import fake_codex_launcher, start_server  # noqa: E402
+from tests.support import procs
+from tests.support.server_proc import fake_codex_launcher, start_server
 
 sys.path.insert(0, str(ROOT / "bench"))
-from core_bench import bare  # noqa: E402
+from core_bench import bare
 
 DELAY_S = 1.0
 

@@ -31,10 +31,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: tests.* lives at the root
 
-from codex_image_server.store import INDEX_FILE, OutputStore  # noqa: E402
-from codeximage.v1 import image_service_pb2 as pb  # noqa: E402
+from codex_image_server.store import INDEX_FILE, OutputStore
+from codeximage.v1 import image_service_pb2 as pb
 
-from tests.support.server_proc import start_server  # noqa: E402
+from tests.support.server_proc import start_server
 
 MB = 1024 * 1024
 READ = 64 * 1024

@@ -22,7 +22,7 @@ PAGE = b"<!doctype html><title>a page</title><p>nothing to see</p>"
 
 
 class _Pages(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server's name
+    def do_GET(self):
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(PAGE)))

@@ -111,7 +111,7 @@ class WithImages:
     message: pb.GenerateRequest
     images: list
 
-    def ByteSize(self) -> int:  # noqa: N802 - stands in for the message's own
+    def ByteSize(self) -> int:
         """The size of the whole request on the wire, images included."""
         total = self.message.ByteSize()
         for reference, image in zip(self.message.references, self.images):
