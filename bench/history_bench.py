@@ -99,7 +99,7 @@ def recording_us(state: Path, n: int) -> float:
     spec = GenerationSpec("bench-rec", "a painting of a lantern", 1, ResolvedSize("auto"), "",
                           "auto", "png", ())
     started = time.perf_counter()
-    for i in range(n):
+    for _ in range(n):
         seq = history.begin(spec, "ci", "grpc", int(time.time() * 1000))
         store.metadata.add_image(StoredImage(
             id=new_id(), request_id="bench-rec", index=0, label="Candidate 1", mime_type="image/png", width=1,
@@ -128,7 +128,7 @@ def main() -> int:
         with start_server(tmp) as srv:
             stub = srv.stub()
             stub.ListImages(pb.ListImagesRequest(page_size=50), timeout=30)  # warm
-            for run in range(args.runs):
+            for _ in range(args.runs):
                 for name, filters in (("no filter", {}), (f"prompt '{COMMON}' (~10%)", {"prompt_contains": COMMON}),
                                       (f"prompt '{RARE}' (~0.1%)", {"prompt_contains": RARE}),
                                       ("prompt + key", {"prompt_contains": COMMON, "key_name": "alice"})):

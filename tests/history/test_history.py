@@ -206,7 +206,7 @@ def test_old_json_records_are_migrated_on_first_start(tmp_path):
     row = db.execute("SELECT * FROM images WHERE id = ?", (image.id,)).fetchone()
     columns = [d[0] for d in db.execute("SELECT * FROM images LIMIT 0").description]
     db.close()
-    record = dict(zip(columns, row))
+    record = dict(zip(columns, row, strict=True))
     record["index"] = record.pop("idx")
     for gone in ("key_name", "account", "request_seq"):
         record.pop(gone)

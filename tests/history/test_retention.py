@@ -132,7 +132,7 @@ def test_finished_operations_go_with_their_images(store):
         store.metadata.add_operation(OperationRecord(request_id=request_id, key_name="", surface="grpc", state=state,
                                                      request=b"", webhook_url="", created_unix_ms=ended_ms - 5,
                                                      ended_unix_ms=ended_ms))
-    old_image, fresh_image = save(store, NOW - 10_001), save(store, NOW)
+    _, fresh_image = save(store, NOW - 10_001), save(store, NOW)
     op("old-done", "succeeded", NOW - 10_001)
     op("old-running", "running", 0)
     op("fresh-done", "failed", NOW)

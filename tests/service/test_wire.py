@@ -31,7 +31,7 @@ def _both(raw: bytes) -> tuple[pb.GenerateRequest, pb.GenerateRequest]:
     rest, images = wire.split_references(raw)
     split = pb.GenerateRequest.FromString(rest)
     assert len(images) == len(split.references)
-    for ref, image in zip(split.references, images):
+    for ref, image in zip(split.references, images, strict=True):
         assert ref.image == b""
         assert isinstance(image, memoryview) and image.obj is raw  # a view, not a copy
         ref.image = bytes(image)

@@ -110,7 +110,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                raise AssertionError(f"server did not stop within {timeout}s of SIGTERM")
+                raise AssertionError(f"server did not stop within {timeout}s of SIGTERM") from None
         return self.proc.returncode
 
     def kill_hard(self) -> None:

@@ -266,7 +266,7 @@ class Generation:
         """The one full decode of each reference (from its file): only once the
         request holds its slots, and within the memory budget every request shares."""
         bad = []
-        for ref, path in zip(self.spec.references, files):
+        for ref, path in zip(self.spec.references, files, strict=True):
             info = imaging.ImageInfo(ref.mime_type, ref.width, ref.height)
             try:
                 with imaging.DECODE_BUDGET.hold(imaging.decode_cost(info), self._cancelled):

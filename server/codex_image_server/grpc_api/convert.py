@@ -114,7 +114,7 @@ class WithImages:
     def ByteSize(self) -> int:
         """The size of the whole request on the wire, images included."""
         total = self.message.ByteSize()
-        for reference, image in zip(self.message.references, self.images):
+        for reference, image in zip(self.message.references, self.images, strict=True):
             if len(image):
                 before = reference.ByteSize()
                 after = before + 1 + _varint_size(len(image)) + len(image)
@@ -136,7 +136,7 @@ def params(request: pb.GenerateRequest | WithImages) -> GenerateParams:
         prompt=request.prompt, count=request.count, size=request.size, aspect=request.aspect,
         quality=request.quality, output_format=request.output_format, request_id=request.request_id,
         references=tuple(ReferenceInput(image, r.mime_type, r.label, r.source, r.width, r.height)
-                         for r, image in zip(request.references, images)),
+                         for r, image in zip(request.references, images, strict=True)),
         canvas_size=(canvas.width, canvas.height) if request.HasField("canvas_size") else None,
         fit=request.fit, background=request.background,
         output_compression=request.output_compression if request.HasField("output_compression") else None)

@@ -139,7 +139,7 @@ def _canvas(params: GenerateParams) -> tuple[tuple[int, int] | None, list[FieldV
     if params.canvas_size is None:
         return None, []
     bad = [FieldViolation(f"canvas_size.{name}", f"{value} is not a positive pixel count", "INVALID_CANVAS_SIZE")
-           for name, value in zip(("width", "height"), params.canvas_size) if value <= 0]
+           for name, value in zip(("width", "height"), params.canvas_size, strict=True) if value <= 0]
     return (None if bad else params.canvas_size), bad
 
 

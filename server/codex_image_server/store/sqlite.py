@@ -205,7 +205,7 @@ def _image_values(image: StoredImage) -> list:
 
 
 def _request(row) -> RequestRecord:
-    values = dict(zip(_REQUEST_FIELDS, row))
+    values = dict(zip(_REQUEST_FIELDS, row, strict=True))
     for name in _LISTS:
         values[name] = tuple(values[name].split()) if values[name] else ()
     return RequestRecord(**values)

@@ -26,6 +26,7 @@ from codex_image_server.grpc_api.convert import WithImages
 from codeximage.v1 import image_service_pb2 as pb
 
 from .. import adapter
+from ..errors import ShimError
 from .errors import OpenAIError
 
 # Listed by /v1/models; any `gpt-image-2.5-<name>` / `gpt-image-2.6-<name>` is accepted too.
@@ -154,6 +155,6 @@ def json_images(data: dict) -> list[tuple[bytes, str]]:
                               "this server fetches no URLs and knows no file ids", "images", "invalid_image_url")
         try:
             out.append(adapter.decode_image(url, f"images[{i}].image_url"))
-        except Exception as exc:  # a ShimError: say it in OpenAI's words
+        except ShimError as exc:  # say it in OpenAI's words
             raise OpenAIError(str(exc), "images", "invalid_image_url") from None
     return out

@@ -94,7 +94,7 @@ class GrpcBackend:
         return await self.stub.GetCapabilities(pb.GetCapabilitiesRequest(), metadata=self._metadata, timeout=30)
 
     async def generate(self, request: pb.GenerateRequest, images: list[bytes]) -> AsyncIterator[pb.GenerateResponse]:
-        for reference, data in zip(request.references, images):
+        for reference, data in zip(request.references, images, strict=True):
             reference.image = data
         images.clear()
         call = self.stub.Generate(request, metadata=self._metadata)
