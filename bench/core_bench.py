@@ -25,7 +25,10 @@ wrk, ghz: `make bench-tools` (apt-get / go install into .tools/bin).
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
+import http.client
+import io
 import json
 import os
 import re
@@ -45,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 import grpc
 from codeximage.v1 import image_service_pb2 as pb
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from PIL import Image
 
 from tests.support import procs
 from tests.support.server_proc import start_server
@@ -286,7 +290,6 @@ def _peak_above_idle(pid: int, stub_generate, request, requests: int) -> tuple[f
 
 def _http_peak_above_idle(pid: int, port: int, body: bytes, requests: int) -> tuple[float, float, float]:
     """_peak_above_idle for POST /v1/images/generate (the plugin's JSON)."""
-    import http.client
 
     def post():
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -299,10 +302,6 @@ def _http_peak_above_idle(pid: int, port: int, body: bytes, requests: int) -> tu
 
 
 def bench_refs(tmp: Path, runs: int, requests: int = 4, refs: int = 4, ref_mb: int = 20) -> None:
-    import base64
-    import io
-
-    from PIL import Image
     side = int((ref_mb * MB / 3) ** 0.5) - 8
     images = []
     for _ in range(refs):

@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere: tests.* lives at
 
 from codex_image_server.store import INDEX_FILE, OutputStore
 from codeximage.v1 import image_service_pb2 as pb
+from PIL import Image
 
 from tests.support.server_proc import start_server
 
@@ -42,7 +43,6 @@ READ = 64 * 1024
 
 def make_image(output_dir: Path, state_dir: Path, size_mb: int):
     """A real PNG of noise (incompressible), ~size_mb, saved as the server would."""
-    from PIL import Image
     side = int((size_mb * MB / 3) ** 0.5)
     img = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
     tmp = output_dir.parent / "noise.png"

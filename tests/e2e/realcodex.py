@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -139,7 +140,6 @@ def _is_codex_exec(pid: int) -> bool:
 
 def kill_groups(pids_to_pgids: dict[int, int]) -> None:
     """Test cleanup only: SIGKILL these processes and their whole groups."""
-    import signal
     own_group = os.getpgrp()
     for pid, pgid in pids_to_pgids.items():
         targets = [(pid, os.kill)] + ([(pgid, os.killpg)] if pgid != own_group else [])

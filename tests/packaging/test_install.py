@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -123,7 +124,6 @@ def test_wheels_in_fresh_venvs_serve_and_call(wheelhouse, client_bin, elsewhere,
 def test_published_wheel_names_the_client_by_range(wheelhouse):
     """Built from the sdist (what gets published), the server names the client
     by its release range, never by a path on the machine that built it."""
-    import zipfile
     wheel = wheelhouse / f"codex_image_server-{VERSION}-py3-none-any.whl"
     metadata = zipfile.ZipFile(wheel).read(f"codex_image_server-{VERSION}.dist-info/METADATA").decode()
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist: codex-image-client")]

@@ -12,8 +12,9 @@ import grpc
 import pytest
 import standardwebhooks
 from codeximage.v1 import image_service_pb2 as pb
+from google.longrunning import operations_proto_pb2 as lro
 
-from tests.service.test_operations import bad_fields, metadata, wait
+from tests.service.test_operations import bad_fields, metadata, ops, wait
 from tests.support import procs
 from tests.support.server_proc import start_server
 
@@ -93,9 +94,7 @@ def test_cancelled_event_and_retries_recorded(server):
         op = server.stub().SubmitGeneration(pb.GenerateRequest(prompt="c [[fake delay=60]]", request_id="hook-cancel",
                                                                webhook_url=receiver.url))
         assert procs.wait_until(lambda: len(server.runs_of("hook-cancel")) == 1, timeout=15)
-        from google.longrunning import operations_proto_pb2 as lro
 
-        from tests.service.test_operations import ops
         ops(server).CancelOperation(lro.CancelOperationRequest(name=op.name))
         assert procs.wait_until(lambda: len(receiver.received) == 3, timeout=20)
         ids = {h["webhook-id"] for _, h, _ in receiver.received}
@@ -126,9 +125,7 @@ def test_a_host_not_allowed_is_refused_at_submit(server, url):
         server.stub().SubmitGeneration(pb.GenerateRequest(prompt="x", request_id="hook-refused", webhook_url=url))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert bad_fields(err.value) == ["webhook_url"]
-    from google.longrunning import operations_proto_pb2 as lro
 
-    from tests.service.test_operations import ops
     with pytest.raises(grpc.RpcError) as missing:
         ops(server).GetOperation(lro.GetOperationRequest(name="operations/hook-refused"))
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND, "nothing was queued"

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import grpc
+from codeximage.v1 import image_service_pb2_grpc
 
 from . import procs
 
@@ -77,7 +78,6 @@ class ServerProcess:
             ("grpc.max_send_message_length", 128 * 1024 * 1024)])
 
     def stub(self, channel: grpc.Channel | None = None):
-        from codeximage.v1 import image_service_pb2_grpc
         return image_service_pb2_grpc.ImageServiceStub(channel or self.channel())
 
     def log_text(self) -> str:
