@@ -154,7 +154,8 @@ def load(make_call, threads: int, seconds: float, max_requests: int) -> float:
 
 def bench_capabilities(srv, runs: int, n: int, threads: int, seconds: float, max_requests: int) -> dict:
     stub = srv.stub()
-    direct = lambda: stub.GetCapabilities(pb.GetCapabilitiesRequest())  # noqa: E731
+    def direct():
+        return stub.GetCapabilities(pb.GetCapabilitiesRequest())
     shim = ShimClient(srv.http_port)
     latencies(direct, 50)
     latencies(shim, 50)  # warm up both
@@ -165,7 +166,8 @@ def bench_capabilities(srv, runs: int, n: int, threads: int, seconds: float, max
         rps_grpc.append(load(lambda: direct, threads, seconds, max_requests))
         rps_shim.append(load(lambda: ShimClient(srv.http_port), threads, seconds, max_requests))
     shim.close()
-    ms = lambda s: round(s * 1000, 3)  # noqa: E731
+    def ms(s):
+        return round(s * 1000, 3)
     return {"median_latency_ms": {"grpc": ms(statistics.median(lat_grpc)), "shim": ms(statistics.median(lat_shim))},
             "latency_ratio_shim_over_grpc": round(statistics.median(lat_shim) / statistics.median(lat_grpc), 2),
             "requests_per_s": {"grpc": round(statistics.median(rps_grpc)), "shim": round(statistics.median(rps_shim))},

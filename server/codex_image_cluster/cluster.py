@@ -10,8 +10,10 @@ import contextlib
 import ipaddress
 from pathlib import Path
 
+from codex_image_server import settings
+
 from .balancer import Balancer
-from .objectstore import ObjectStore
+from .objectstore import ACCESS_KEY, SECRET_KEY, ObjectStore
 from .postgres import Postgres
 from .replica import Replica
 from .supervisor import Supervisor
@@ -19,7 +21,6 @@ from .supervisor import Supervisor
 
 def shared_stores_supported() -> bool:
     """Whether this server build takes --database-url/--object-store yet."""
-    from codex_image_server import settings  # noqa: PLC0415
     names = {name for name, *_ in settings.FIELDS}
     return {"database_url", "object_store"} <= names
 
@@ -44,7 +45,6 @@ class Cluster:
         """What every replica is told about the shared stores."""
         if not self.with_stores or not shared_stores_supported():
             return {}
-        from .objectstore import ACCESS_KEY, SECRET_KEY  # noqa: PLC0415
         return {
             "CODEX_IMAGE_SERVER_DATABASE_URL": self.postgres.url,
             "CODEX_IMAGE_SERVER_OBJECT_STORE": self.objects.url,

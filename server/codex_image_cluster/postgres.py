@@ -15,6 +15,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -152,7 +153,6 @@ class Postgres:
 
     def stop(self, fast: bool = True) -> None:
         """SIGINT is PostgreSQL's "fast" shutdown: active sessions are ended."""
-        import signal  # noqa: PLC0415
         procs.stop(self.proc, sig=signal.SIGINT if fast else signal.SIGTERM)
         self.proc = None
 

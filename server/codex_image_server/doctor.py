@@ -76,7 +76,7 @@ def _ours_answers(host: str, port: int, http: bool) -> bool:
         except (OSError, ValueError):
             return False
     import grpc  # noqa: PLC0415 - only here
-    from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415
+    from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415 - as grpc
     with grpc.insecure_channel(f"{host}:{port}") as channel:
         try:
             health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=3)

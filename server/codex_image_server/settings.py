@@ -393,12 +393,12 @@ def check(settings: Settings) -> None:
                if not is_loopback(h)]
     if settings.retention_max_age_s < 0 or settings.retention_max_bytes < 0 or settings.retention_interval_ms < 100:
         raise SystemExit("retention limits must not be negative, and the interval at least 100 ms")
-    from codex_image_server.engine.accounts import parse as parse_accounts  # noqa: PLC0415
+    from codex_image_server.engine.accounts import parse as parse_accounts  # noqa: PLC0415 - settings stays light
     try:
         parse_accounts(settings.accounts, settings.max_concurrent)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
-    from codex_image_server.engine.codex_env import check_allow  # noqa: PLC0415
+    from codex_image_server.engine.codex_env import check_allow  # noqa: PLC0415 - settings stays light
     try:
         check_allow(settings.codex_env_allow)
     except ValueError as exc:
@@ -412,7 +412,7 @@ def check(settings: Settings) -> None:
             raise SystemExit(f"allowed_origins: {origin!r} is not an origin: give scheme://host[:port] "
                              "with no path, e.g. https://photos.example.com")
     if settings.webhook_secret:
-        from codex_image_server.operations.webhooks import secret_bytes  # noqa: PLC0415
+        from codex_image_server.operations.webhooks import secret_bytes  # noqa: PLC0415 - settings stays light
         try:
             secret_bytes(settings.webhook_secret)
         except ValueError as exc:

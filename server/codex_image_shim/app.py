@@ -435,6 +435,6 @@ class Shim:
         mode = getattr(self.settings, "metrics_auth", "remote")
         if mode == "always" or (mode == "remote" and not _is_loopback(request.remote or "")):
             await self._check_key(request)
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: PLC0415
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: PLC0415 - only when read
         body = await asyncio.to_thread(generate_latest, self.metrics_registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})

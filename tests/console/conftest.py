@@ -11,8 +11,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 # The shim tests' servers (one open, one with a key), started per module.
-from tests.shim.conftest import KEY, keyed_server, open_server  # noqa: F401
-from tests.support.browser import LAPTOP, PHONE, chromium, missing_binaries  # noqa: F401
+from tests.shim.conftest import KEY, keyed_server, open_server  # noqa: F401 - pytest fixtures for the tests here
+from tests.support.browser import LAPTOP, PHONE, chromium, missing_binaries  # noqa: F401 - re-exported for the tests here
 
 
 class Console:

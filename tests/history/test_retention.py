@@ -8,6 +8,7 @@ import time
 import grpc
 import pytest
 from codex_image_server.store import INDEX_FILE, OutputStore, Query, RequestRecord
+from codex_image_server.store.operations import OperationRecord
 from codex_image_server.team.metrics import Metrics
 from codex_image_server.team.retention import Retention
 from codeximage.v1 import image_service_pb2 as pb
@@ -127,7 +128,6 @@ def test_codex_copies_are_removed_after_each_run(tmp_path, remove):
 
 
 def test_finished_operations_go_with_their_images(store):
-    from codex_image_server.store.operations import OperationRecord  # noqa: PLC0415
     def op(request_id, state, ended_ms):
         store.metadata.add_operation(OperationRecord(request_id=request_id, key_name="", surface="grpc", state=state,
                                                      request=b"", webhook_url="", created_unix_ms=ended_ms - 5,

@@ -26,7 +26,7 @@ PROMPTS = [f"{'common lantern' if i % 2 else 'plain'} {'Zeppelin' if i % 300 == 
 @pytest.fixture
 def meta(tmp_path, backend, request):
     if backend == "postgres":
-        from codex_image_server.store.postgres import PostgresMetadata  # noqa: PLC0415
+        from codex_image_server.store.postgres import PostgresMetadata  # noqa: PLC0415 - psycopg only here
         m = PostgresMetadata(databases.new_database(request.getfixturevalue("postgres")), replica="test")
     else:
         m = SqliteMetadata(tmp_path / "index.sqlite3")

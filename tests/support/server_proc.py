@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import py_compile
 import signal
 import subprocess
 import sys
@@ -125,7 +126,6 @@ def fake_codex_launcher(directory: Path) -> Path:
     uses the standard library only). The fake is compiled once, here, next to
     the launcher, which imports that bytecode: runpy (and a plain import
     under PYTHONDONTWRITEBYTECODE) compiled the source on every run."""
-    import py_compile  # noqa: PLC0415
     launcher = Path(directory) / "codex"
     py_compile.compile(str(FAKE_CODEX), cfile=str(launcher.with_name(f"{FAKE_CODEX.stem}.pyc")), doraise=True)
     # The script's own directory is sys.path[0]: the import finds that .pyc.

@@ -345,7 +345,7 @@ def add_mcp(parser: argparse.ArgumentParser) -> None:
 
 def cmd_mcp(client: Client, args) -> int:
     try:
-        from .mcp import stdio  # noqa: PLC0415
+        from .mcp import stdio  # noqa: PLC0415 - the mcp extra may not be installed
     except ImportError:
         print("codex-image: `mcp` needs the MCP SDK: pip install 'codex-image-client[mcp]'", file=sys.stderr)
         return 2

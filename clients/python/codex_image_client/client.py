@@ -241,7 +241,7 @@ class Client:
         self._unary(self._operations.DeleteOperation, lro.DeleteOperationRequest(name=operation_name(name)),
                     timeout)
 
-    def list_operations(self, *, page_size: int = 0, page_token: str = "", filter: str = "",  # noqa: A002
+    def list_operations(self, *, page_size: int = 0, page_token: str = "", filter: str = "",  # noqa: A002 - ListOperations names it so
                         timeout: float | None = None) -> lro.ListOperationsResponse:
         """One page, newest first; `filter`: "done = true|false" or "state = RUNNING" (etc.)."""
         return self._unary(self._operations.ListOperations, lro.ListOperationsRequest(

@@ -158,7 +158,7 @@ class Service:
     def _probe(self) -> tuple[str, str]:
         """grpc.health.v1 at the address the service's settings name."""
         import grpc  # noqa: PLC0415 - only status needs it
-        from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415
+        from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415 - as grpc
 
         env = {}
         if Path(self.layout.env_file).exists():
