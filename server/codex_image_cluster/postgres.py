@@ -55,11 +55,9 @@ def reachable_by(user: str, path: Path) -> bool:
 class Postgres:
     def __init__(self, directory: Path | None = None, port: int = 0):
         self._user = "postgres" if os.geteuid() == 0 else None
-        if directory is None:
-            # Not under pytest's temp root: other pytest runs reset it to 0700,
-            # which would lock the postgres user out of its own data mid-run.
-            directory = tempfile.mkdtemp(prefix="codex-image-pg-")
-        self.directory = Path(directory)
+        # Not under pytest's temp root: other pytest runs reset it to 0700,
+        # which would lock the postgres user out of its own data mid-run.
+        self.directory = Path(directory if directory is not None else tempfile.mkdtemp(prefix="codex-image-pg-"))
         self.password = secrets.token_urlsafe(24)  # URL-safe: goes into the URL as is
         self.data = self.directory / "data"
         self.socket_dir = self.directory / "socket"

@@ -204,7 +204,7 @@ class Shim:
                 route, found = routes.resolve(self.routes, method, path)
             if route is None:
                 if found:
-                    raise errors.method_not_allowed(method, path, found)
+                    raise errors.method_not_allowed(method, path, tuple(found))
                 raise errors.not_found_route(path)
             if route.rpc != "Health" and (route.body or found or request.query_string):
                 # Something to parse: the key first. A bare GET has nothing
@@ -225,7 +225,7 @@ class Shim:
             error = errors.ShimError(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error in the HTTP shim")
             return error_response(error.status, 500)
 
-    def metadata(self, request: web.Request) -> tuple:
+    def metadata(self, request: web.BaseRequest) -> tuple:
         """The caller's key, as gRPC metadata: the servicer checks it; and the
         surface, so the service counts HTTP calls as such. A key value gRPC
         metadata cannot carry (not printable ASCII) is no key at all."""
@@ -377,7 +377,7 @@ class Shim:
             rendered = self._health_json[wire] = (status, _dumps(body))
         return rendered
 
-    async def capabilities_answer(self, request: web.Request) -> tuple[int, bytes]:
+    async def capabilities_answer(self, request: web.BaseRequest) -> tuple[int, bytes]:
         """GET /v1/capabilities' (status, JSON bytes): the servicer's answer
         to this caller's key (it checks it), as `_generic` renders it."""
         message = await self.channel.unary("GetCapabilities", pb.GetCapabilitiesRequest(), self.metadata(request))

@@ -7,6 +7,9 @@ missing_prompt); errors the shim finds itself carry a Status built the same way.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import cast
+
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -142,7 +145,8 @@ def unavailable(message: str) -> ShimError:
 
 def status_of_rpc_error(error: grpc.RpcError) -> status_pb2.Status:
     """The rich google.rpc.Status a failed call carried (or one built from its code)."""
-    for key, value in error.trailing_metadata() or ():
+    # grpc's trailers are (key, value) namedtuples; the stubs know them by attribute only.
+    for key, value in cast("Iterable[tuple[str, bytes]]", error.trailing_metadata() or ()):
         if key == _DETAILS_KEY:
             try:
                 status = status_pb2.Status.FromString(value)

@@ -8,7 +8,7 @@ import dataclasses
 import shutil
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 from codex_image_server.engine import prompt as prompts
@@ -165,7 +165,7 @@ class Generation:
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self) -> AsyncGenerator[Event, None]:
         spec = self.spec
         ready = self._engine.ready_without_probe() or await self._blocking.run(self._engine.require_ready)
         codex = ready.path
@@ -235,7 +235,7 @@ class Generation:
                 self._done += 1
                 self._done_indices.add(event.index)
 
-    async def _collect(self, count: int) -> AsyncIterator[Event]:
+    async def _collect(self, count: int) -> AsyncGenerator[Event, None]:
         first_error: ServiceError | None = None
         deadline = self._started + self._timeout_s
         while self._done < count:

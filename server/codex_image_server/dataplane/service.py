@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from prometheus_client.core import GaugeMetricFamily
 
@@ -203,7 +203,7 @@ class GenerateCall:
     def cancel(self, reason: str) -> None:
         self.generation.cancel(reason)
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self) -> AsyncGenerator[Event, None]:
         generation = self.generation
         fields = _log_fields(generation.spec, self._caller)
         log("generate.start", **fields)

@@ -110,6 +110,7 @@ class LocalLedger:
             return name
 
     def give_back(self, token: object) -> None:
+        assert isinstance(token, str)  # the name `take` returned
         with self._lock:
             self._in_use[token] -= 1
 
@@ -252,25 +253,25 @@ class AccountPool:
         return [AccountState(a.name, a.spec.home, r, in_use, a.spec.limit, until) for a, r, in_use, until in rows]
 
     def states(self) -> list[AccountState]:
-        return self.states_of(self.snapshot())
+        rows = self.snapshot()
+        assert rows is not None  # only a cached snapshot can be missing
+        return self.states_of(rows)
 
     def cached_readiness(self) -> Readiness | None:
         """Like `readiness` from the last probes only (None before every account's first)."""
         results = [a.readiness.cached() for a in self._accounts]
-        for result in results:
-            if result is None:
-                return None
-        for result in results:
-            if result.ready:
-                return result
-        return results[0]
+        known = [r for r in results if r is not None]
+        if len(known) < len(results):
+            return None
+        return next((r for r in known if r.ready), known[0])
 
     def fresh_readiness(self) -> Readiness | None:
         """Like `readiness` when no account needs a probe, else None."""
         results = [a.readiness.fresh() for a in self._accounts]
-        if any(r is None for r in results):
+        known = [r for r in results if r is not None]
+        if len(known) < len(results):
             return None
-        return next((r for r in results if r.ready), results[0])
+        return next((r for r in known if r.ready), known[0])
 
     def readiness(self, fresh: bool = False) -> Readiness:
         """The server's readiness: the first account that can generate, else the first one's problem."""

@@ -12,7 +12,7 @@ caller would get.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import grpc
 
@@ -105,7 +105,7 @@ class InProcessChannel:
         finally:
             context.finish(cancelled=not ok)
 
-    async def stream(self, method: str, request, metadata=()) -> AsyncIterator:
+    async def stream(self, method: str, request, metadata=()) -> AsyncGenerator:
         """The handler runs as its own task writing into the context; use with
         contextlib.aclosing: leaving early cancels the call."""
         context = InProcessContext(metadata, self._peer)

@@ -257,6 +257,7 @@ def resolve(size: str, aspect: str, *, canvas: tuple[int, int] | None = None,
             "size", f"{size!r} is not auto, WxH or one of {', '.join(PRESETS)} (any case)", "INVALID_SIZE"))
     if violations:
         return None, violations
+    assert parsed is not None  # parse_aspect gives None only with a violation
     ratio, source = _ratio_for(parsed, canvas, reference)
     if not preset:
         return ResolvedSize("auto", ratio=ratio, ratio_source=source), []

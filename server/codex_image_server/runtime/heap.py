@@ -20,6 +20,7 @@ import ctypes
 import ctypes.util
 import logging
 import threading
+from collections.abc import Callable
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -30,7 +31,7 @@ TRIM_THRESHOLD = 8 * 1024 * 1024
 BIG_BODY = 8 * 1024 * 1024
 
 log = logging.getLogger(__name__)
-_malloc_trim = None
+_malloc_trim: Callable[[int], int] | None = None
 
 
 def tune() -> bool:

@@ -23,7 +23,11 @@ class IdleTimer:
         self.fired = False
         self._what = what
         self._loop = asyncio.get_running_loop()
-        self._on_idle = on_idle or asyncio.current_task().cancel
+        if on_idle is None:
+            task = asyncio.current_task()
+            assert task is not None  # by default the timer ends the task that made it
+            on_idle = task.cancel
+        self._on_idle = on_idle
         self._last = self._loop.time()
         self._armed = False
         self._handle: asyncio.TimerHandle | None = None

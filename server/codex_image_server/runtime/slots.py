@@ -49,7 +49,7 @@ class Slots:
             ticket = self._waiting.popleft()
             self._in_use += ticket.n
             ticket.granted = True
-            if not ticket.ready.done():
+            if ticket.ready is not None and not ticket.ready.done():
                 ticket.ready.set_result(None)
 
     def _leave(self, ticket: Ticket) -> None:
@@ -76,6 +76,7 @@ class Ticket:
         """Until the slots are ours; CANCELLED if `cancelled` is set first."""
         if self.granted:
             return
+        assert self.ready is not None  # set by Slots.enter before the ticket is handed out
         stop = asyncio.ensure_future(cancelled.wait())
         try:
             await asyncio.wait((self.ready, stop), return_when=asyncio.FIRST_COMPLETED)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import TYPE_CHECKING
 
 # queued -> running -> succeeded | failed | cancelled (queued may go straight to cancelled).
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -118,6 +119,9 @@ class OperationQueries:
     """Mixed into a store that gives `_run(sql, args)`; `_CLAIM_LOCK` is the
     store's row-lock clause for the claim ("" for SQLite)."""
     _CLAIM_LOCK = ""
+
+    if TYPE_CHECKING:  # given by the store this is mixed into
+        def _run(self, sql: str, args=()) -> list: ...
 
     def add_operation(self, record: OperationRecord) -> OperationRecord | None:
         """Inserts it; None when the request id was taken (the caller then reads the existing one)."""

@@ -20,6 +20,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codex_image_server.errors import Kind, ServiceError
 from codex_image_server.store.operations import (
@@ -235,6 +236,11 @@ class SqlQueries:
     the query time budget, for the lists a caller shapes) and
     `_prompt_filter(table, key, text)` (its way to find a prompt's text, or
     None for no condition)."""
+
+    if TYPE_CHECKING:  # given by the store this is mixed into
+        def _run(self, sql: str, args=()) -> list: ...
+        def _read(self, sql: str, args=()) -> list: ...
+        def _prompt_filter(self, table: str, key: str, text: str) -> tuple[str, list] | None: ...
 
     def page_secret(self) -> bytes:
         """The key page tokens are signed with: made once per store, kept in

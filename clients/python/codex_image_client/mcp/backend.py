@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Protocol
 
@@ -50,7 +50,7 @@ class Backend(Protocol):
 
     async def capabilities(self) -> pb.GetCapabilitiesResponse: ...
 
-    def generate(self, request: pb.GenerateRequest, images: list[bytes]) -> AsyncIterator[pb.GenerateResponse]:
+    def generate(self, request: pb.GenerateRequest, images: list[bytes]) -> AsyncGenerator[pb.GenerateResponse, None]:
         """The Generate stream; `images[i]` is `request.references[i]`'s bytes.
         Closing the iterator (aclosing) cancels the call, and with it codex."""
         ...
@@ -93,7 +93,7 @@ class GrpcBackend:
     async def capabilities(self) -> pb.GetCapabilitiesResponse:
         return await self.stub.GetCapabilities(pb.GetCapabilitiesRequest(), metadata=self._metadata, timeout=30)
 
-    async def generate(self, request: pb.GenerateRequest, images: list[bytes]) -> AsyncIterator[pb.GenerateResponse]:
+    async def generate(self, request: pb.GenerateRequest, images: list[bytes]) -> AsyncGenerator[pb.GenerateResponse, None]:
         for reference, data in zip(request.references, images, strict=True):
             reference.image = data
         images.clear()
