@@ -9,7 +9,9 @@ import argparse
 import dataclasses
 import ipaddress
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from codex_image_server.version import __version__
 
@@ -328,10 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> Settings:
+def load(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     environ = os.environ if environ is None else environ
     args = build_parser().parse_args(argv)
-    values = {}
+    values: dict[str, Any] = {}
     for field, kind, _ in FIELDS:
         flag_value = getattr(args, field)
         if flag_value is not None:

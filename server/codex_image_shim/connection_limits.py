@@ -24,6 +24,7 @@ import collections
 import dataclasses
 import ipaddress
 import json
+from typing import cast
 
 import grpc
 from aiohttp import web, web_protocol
@@ -146,9 +147,10 @@ class GuardedHandler(web_protocol.RequestHandler):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._client, refusal = self._connections.admit(transport.get_extra_info("peername"))
         if self._client is None:
-            transport.write(refusal)
+            stream = cast(asyncio.WriteTransport, transport)  # a TCP connection's transport writes
+            stream.write(refusal)
             try:
-                transport.write_eof()
+                stream.write_eof()
             except (OSError, RuntimeError, NotImplementedError):
                 pass
             self._refused = self._loop.call_later(REFUSED_LINGER_S, transport.close)
@@ -221,6 +223,7 @@ class GuardedSite(web.SockSite):
         await web.BaseSite.start(self)  # what SockSite.start does, with our protocol factory
         loop = asyncio.get_running_loop()
         server = self._runner.server
+        assert server is not None  # the runner is set up before its sites start
         handler_kwargs = server._kwargs  # the handler settings the runner was given, as Server() passes them
 
         def protocol() -> GuardedHandler:

@@ -167,7 +167,9 @@ class Generation:
 
     async def events(self) -> AsyncGenerator[Event, None]:
         spec = self.spec
-        ready = self._engine.ready_without_probe() or await self._blocking.run(self._engine.require_ready)
+        ready = self._engine.ready_without_probe()
+        if ready is None:
+            ready = await self._blocking.run(self._engine.require_ready)
         codex = ready.path
         ticket = self._slots.enter(spec.count)
         workdir: Path | None = None

@@ -15,7 +15,7 @@ from prometheus_client.core import GaugeMetricFamily
 from codex_image_server.dataplane.generation import Event, Generation, ImageEvent, Origin
 from codex_image_server.engine.engine import Engine
 from codex_image_server.errors import Kind, Outcome, ServiceError, shutting_down
-from codex_image_server.request.params import GenerateParams
+from codex_image_server.request.params import GenerateParams, GenerationSpec
 from codex_image_server.request.validation import usable_request_id, validate
 from codex_image_server.runtime.blocking import Blocking
 from codex_image_server.runtime.logs import log
@@ -65,7 +65,7 @@ class Service:
         cuts them off with a bare CANCELLED."""
         self._shutting_down = True
         for call in list(self._live):
-            call.generation.cancel("server shutting down", error=shutting_down())
+            call.prepared().cancel("server shutting down", error=shutting_down())
 
     async def generate(self, params: GenerateParams, caller: Caller) -> GenerateCall:
         """Validated, admitted against the key's limits and recorded (off the
@@ -160,7 +160,7 @@ class GenerateCall:
         self._caller = caller
         self._arrived_ms = now_ms()
         self._started = time.monotonic()
-        self.spec = None
+        self.spec: GenerationSpec | None = None
         self.generation: Generation | None = None
         self._seq = 0
 
@@ -192,6 +192,7 @@ class GenerateCall:
     def prepare(self) -> None:
         """On the loop: the Generation lives there."""
         settings = self._svc.settings
+        assert self.spec is not None  # admit() came first
         self.generation = Generation(self.spec, self._svc.engine, self._svc.store, self._svc.slots,
                                      settings.work_dir, settings.generation_timeout_ms / 1000,
                                      self._svc.blocking, Origin(self._caller.key.name, self._seq))
@@ -200,11 +201,17 @@ class GenerateCall:
     def _count(self, outcome: str, reason: str) -> None:
         self._svc.metrics.requests.labels(self._caller.surface, outcome, reason).inc()
 
+    def prepared(self) -> Generation:
+        """The Generation prepare() made."""
+        if self.generation is None:
+            raise RuntimeError("prepare() makes the Generation first")
+        return self.generation
+
     def cancel(self, reason: str) -> None:
-        self.generation.cancel(reason)
+        self.prepared().cancel(reason)
 
     async def events(self) -> AsyncGenerator[Event, None]:
-        generation = self.generation
+        generation = self.prepared()
         fields = _log_fields(generation.spec, self._caller)
         log("generate.start", **fields)
         images: list[str] = []
@@ -221,7 +228,7 @@ class GenerateCall:
             self._finish(outcome.error, tuple(images), fields)
 
     def _finish(self, error: ServiceError | None, images: tuple[str, ...], fields: dict) -> None:
-        generation, metrics = self.generation, self._svc.metrics
+        generation, metrics = self.prepared(), self._svc.metrics
         if error is None:
             status = "completed"
         elif error.kind is Kind.CANCELLED:

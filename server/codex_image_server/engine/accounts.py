@@ -9,11 +9,13 @@ Setting form: `NAME=PATH` or `NAME:N=PATH` (N: runs at once on it).
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import os
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -82,7 +84,7 @@ class AccountLedger(Protocol):
         exhausted (a token for `give_back`), else None. Atomic."""
     def give_back(self, token: object) -> None: ...
     def mark_exhausted(self, name: str, until: float) -> None: ...
-    def load(self, names: list[str]) -> dict[str, tuple[int, float]]:
+    def load(self, names: list[str]) -> Mapping[str, tuple[int, float]]:
         """Per name: (in_use, exhausted_until) as in `AccountLoad`."""
 
 
@@ -167,7 +169,8 @@ class AccountPool:
     def single(self) -> bool:
         return len(self._accounts) == 1
 
-    def acquire(self, cancelled: threading.Event, skip: frozenset[str] = frozenset()) -> HeldAccount:
+    # `cancelled` is only polled (is_set), which is safe for an asyncio.Event from this thread.
+    def acquire(self, cancelled: threading.Event | asyncio.Event, skip: frozenset[str] = frozenset()) -> HeldAccount:
         """The least busy ready account with a free run; waits while all are busy.
         Raises QUOTA_EXHAUSTED when every account is used up (or was tried)."""
         while True:

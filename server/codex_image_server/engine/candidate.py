@@ -68,7 +68,9 @@ class CandidateRun:
 
     def _drain_stderr(self) -> None:
         # Codex must never block on a full stderr pipe; keep only a short tail.
-        for raw in iter(self.group.proc.stderr.readline, b""):
+        stderr = self.group.proc.stderr
+        assert stderr is not None  # spawned with stderr=PIPE
+        for raw in iter(stderr.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip()
             if line.startswith("session id:") and not self._session_id:
                 self._session_id = line.split(":", 1)[1].strip()
@@ -90,7 +92,9 @@ class CandidateRun:
         try:
             # Read stdout to its end: closing it early kills codex before the
             # image is written.
-            for raw in iter(self.group.proc.stdout.readline, b""):
+            stdout = self.group.proc.stdout
+            assert stdout is not None  # spawned with stdout=PIPE
+            for raw in iter(stdout.readline, b""):
                 event = events.parse_line(raw.decode("utf-8", "replace"))
                 if event is None:
                     continue

@@ -70,7 +70,7 @@ def build(spec: GenerationSpec, index: int, refs: ReferencePlan) -> str:
     if spec.transparent:
         # Both at once: the tool's own alpha, and a flat key colour to key out
         # locally when that alpha does not come back (see transparency.py).
-        key = hex_color(spec.key_color)
+        key = hex_color(spec.transparent_key)
         lines.append(
             "The image needs a transparent background: call the tool with transparent_background: true. "
             f"Also tell the image tool to draw the subject alone, isolated on a perfectly flat, uniform {key} "

@@ -126,11 +126,11 @@ def _varint_size(n: int) -> int:
     return max(1, (n.bit_length() + 6) // 7)
 
 
-def params(request: pb.GenerateRequest | WithImages) -> GenerateParams:
-    if isinstance(request, WithImages):
-        request, images = request.message, request.images
+def params(received: pb.GenerateRequest | WithImages) -> GenerateParams:
+    if isinstance(received, WithImages):
+        request, images = received.message, received.images
     else:
-        images = [r.image for r in request.references]
+        request, images = received, [r.image for r in received.references]
     canvas = request.canvas_size
     return GenerateParams(
         prompt=request.prompt, count=request.count, size=request.size, aspect=request.aspect,

@@ -58,6 +58,7 @@ class InProcessContext:
         return None
 
     async def write(self, message) -> None:
+        assert self.responses is not None  # a streaming call's context
         await self.responses.put(message)
 
     async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata=()):
@@ -118,6 +119,7 @@ class InProcessChannel:
 
         async def run():
             await getattr(self._servicer, method)(box, context)
+            assert context.responses is not None
             await context.responses.put(_END)  # an abort raises instead
 
         handler = asyncio.create_task(run())

@@ -85,7 +85,9 @@ def operation_message(record, queue_position: int = 0) -> lro.Operation:
     if record.state == "succeeded":
         operation.response.Pack(pb.GenerationResult.FromString(record.result or b""))
     elif record.done:
-        operation.error.CopyFrom(to_status_proto(error_of(record)))
+        error = error_of(record)
+        assert error is not None  # a finished operation that did not succeed recorded why
+        operation.error.CopyFrom(to_status_proto(error))
     return operation
 
 

@@ -220,9 +220,12 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
     async def Health(self, request, context):
         # The last probe's answer: a probe spawns codex, and Health must be
         # answered from the loop at once (a watcher keeps it fresh).
-        ready = self._engine.readiness.cached() or await self._blocking.run(self._engine.readiness.get)
+        ready = self._engine.readiness.cached()
+        if ready is None:
+            ready = await self._blocking.run(self._engine.readiness.get)
         pool = self._engine.accounts
         rows = pool.snapshot(cached=True) or await self._blocking.run(pool.snapshot)
+        assert rows is not None  # only a cached snapshot can be missing
         slots = self._slots.snapshot()
         facts = (ready, slots, rows, self._service.keyring.required)
         if self._health is not None and self._health[0] == facts:
@@ -301,6 +304,10 @@ class ImageServicer(pb_grpc.ImageServiceServicer):
             if reading is not None and not reading.done():
                 # A read still runs in the pool: the file is closed after it,
                 # never under it (its descriptor could be reused meanwhile).
-                reading.add_done_callback(lambda done: (done.cancelled() or done.exception(), f.close()))
+                def close_after(done) -> None:
+                    if not done.cancelled():
+                        done.exception()  # retrieved: no "never retrieved" warning
+                    f.close()
+                reading.add_done_callback(close_after)
             else:
                 f.close()

@@ -19,7 +19,7 @@ import time
 from typing import Protocol
 
 from codex_image_server.dataplane.generation import ImageEvent, ProgressEvent, SummaryEvent
-from codex_image_server.dataplane.service import Caller, Service
+from codex_image_server.dataplane.service import Caller, GenerateCall, Service
 from codex_image_server.errors import FieldViolation, Kind, ServiceError, invalid, not_found
 from codex_image_server.request.params import GenerateParams
 from codex_image_server.request.validation import validate
@@ -94,7 +94,7 @@ def _states(status: str) -> tuple[str, ...]:
 class Running:
     """One operation this server runs now."""
     record: OperationRecord
-    call: object = None  # the GenerateCall once admitted
+    call: GenerateCall | None = None  # once admitted
     cancel_asked: bool = False
     candidates: list = dataclasses.field(default_factory=list)
 
@@ -295,6 +295,8 @@ class Operations:
             running.call.cancel("cancelled by CancelOperation")
 
     async def _take_work(self) -> None:
+        wake = self._wake
+        assert wake is not None  # start() made it before this task
         while not self._stopping:
             try:
                 while len(self._running) < self._capacity:
@@ -305,9 +307,9 @@ class Operations:
                     asyncio.create_task(self._run(self._running[record.request_id]))
             except ServiceError as exc:  # the database away: try again on the next round
                 log("operation.claim_failed", level="warning", reason=exc.reason)
-            self._wake.clear()
+            wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL_S)
+                await asyncio.wait_for(wake.wait(), POLL_S)
 
     def _claim(self) -> OperationRecord | None:
         now = now_ms()

@@ -131,9 +131,9 @@ def contact_sheet(tiled: list[tuple[Reference, ReferenceUse, Path]]) -> bytes:
         y = _GAP + row * (tile + _CAPTION + _GAP)
         # Tiles decode under the same budget as validation's decodes: sixteen
         # large references must not decode all at once outside it.
-        with imaging.DECODE_BUDGET.hold(imaging.decode_cost(ref)), Image.open(path) as img:
-            img.draft("RGB", (tile, tile))  # JPEG: decode at a reduced scale, much cheaper
-            img = ImageOps.exif_transpose(img)
+        with imaging.DECODE_BUDGET.hold(imaging.decode_cost(ref)), Image.open(path) as opened:
+            opened.draft("RGB", (tile, tile))  # JPEG: decode at a reduced scale, much cheaper
+            img = ImageOps.exif_transpose(opened)
             if img.mode in ("RGBA", "LA", "P"):
                 img = img.convert("RGBA")
                 flat = Image.new("RGB", img.size, (255, 255, 255))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import secrets
+from typing import Any
 
 from codex_image_server.errors import FieldViolation, invalid
 from codex_image_server.finishing import transparency
@@ -87,7 +88,8 @@ def _declared_size(ref, info: imaging.ImageInfo, i: int) -> list[FieldViolation]
 
 
 def _references(params: GenerateParams, settings: Settings) -> tuple[list[Reference], list[FieldViolation]]:
-    refs, bad = [], []
+    refs: list[Reference] = []
+    bad: list[FieldViolation] = []
     if len(params.references) > settings.max_references:
         bad.append(FieldViolation(
             "references", f"{len(params.references)} references given, at most {settings.max_references} allowed",
@@ -158,7 +160,8 @@ def validate(params: GenerateParams, settings: Settings) -> GenerationSpec:
     bad, broken = _text_fields(params, settings)
     if broken:
         # Blank out what cannot be read safely; the other fields still get checked.
-        params = dataclasses.replace(params, **{f: "" for f in broken})
+        blank: dict[str, Any] = dict.fromkeys(broken, "")
+        params = dataclasses.replace(params, **blank)
     prompt = params.prompt.strip()
     if not prompt and not params.references and "prompt" not in broken:
         bad.append(FieldViolation("prompt", "is required unless references are given", "MISSING_PROMPT"))
@@ -194,6 +197,7 @@ def validate(params: GenerateParams, settings: Settings) -> GenerationSpec:
     bad += fit_bad + r_bad
     if bad:
         raise invalid(bad)
+    assert size is not None  # no violations: the size resolved
     return GenerationSpec(
         request_id=usable_request_id(params),
         prompt=prompt, count=count, size=size, aspect=params.aspect.strip().lower(),

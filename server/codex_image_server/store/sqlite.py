@@ -159,7 +159,8 @@ def _phrase(text: str) -> str:
 
 
 def _filters(query: Query, time_column: str, prompt_sql: tuple[str, list] | None = None) -> tuple[list[str], list]:
-    where, args = [], []
+    where: list[str] = []
+    args: list = []
     if query.start_unix_ms:
         where.append(f"{time_column} >= ?")
         args.append(query.start_unix_ms)
@@ -415,7 +416,8 @@ class SqliteMetadata(SqlQueries, OperationQueries):
                 admission.check(self._key_load(record.key_name, admission.since_unix_ms))
             cursor = self._db.execute(f"INSERT INTO requests ({', '.join(columns)}) VALUES "
                                       f"({', '.join('?' for _ in columns)})", list(values.values()))
-        return int(cursor.lastrowid)
+        assert cursor.lastrowid is not None  # an INSERT's row
+        return cursor.lastrowid
 
     def finish_request(self, seq: int, **fields) -> None:
         fields = _list_text(fields)

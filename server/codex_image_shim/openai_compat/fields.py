@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Sequence
 
 from codex_image_server.grpc_api.convert import WithImages
 from codeximage.v1 import image_service_pb2 as pb
@@ -91,7 +92,7 @@ def _flag(data: dict, name: str) -> bool:
     return bool(value)
 
 
-def to_call(data: dict, images: list[tuple[bytes, str]] = ()) -> Call:
+def to_call(data: dict, images: Sequence[tuple[bytes, str]] = ()) -> Call:
     """`data`: the JSON body or the multipart text fields; `images`: decoded references."""
     if data.get("mask") not in (None, ""):
         raise OpenAIError("`mask` is not supported: codex's image tool takes no mask, so a masked edit "
