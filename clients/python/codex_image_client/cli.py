@@ -31,8 +31,9 @@ import mimetypes
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from codeximage.v1 import image_service_pb2 as pb
 
@@ -214,10 +215,10 @@ def add_requests(parser: argparse.ArgumentParser) -> None:
 def cmd_list(client: Client, args) -> int:
     filters = dict(request_id=args.request_id, key_name=args.key, prompt_contains=args.prompt,
                    start_time=args.since, end_time=args.until, page_size=min(args.limit or 1000, 1000))
-    if args.command == "requests":
-        items = client.iter_requests(status=args.status, **filters)
-    else:
-        items = client.iter_images(**filters)
+    # RequestRecord or Image messages, by the command.
+    items: Iterator[Any] = (client.iter_requests(status=args.status, **filters) if args.command == "requests"
+                            else client.iter_images(**filters))
+    item: Any
     for item in itertools.islice(items, args.limit or None):
         if args.json:
             print(jsonout.dumps(jsonout.to_dict(item)))

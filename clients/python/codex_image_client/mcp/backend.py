@@ -65,7 +65,7 @@ class Backend(Protocol):
 class GrpcBackend:
     """The service over a gRPC channel (grpc.aio), for `codex-image mcp`."""
 
-    abandoned = None  # a cancelled MCP request cancels its task, and so the call
+    abandoned: asyncio.Event | None = None  # a cancelled MCP request cancels its task, and so the call
 
     def __init__(self, target: str, api_key: str | None, *, inline_max_bytes: int,
                  policy: PathPolicy | None = None):
@@ -74,7 +74,7 @@ class GrpcBackend:
         self.inline_max_bytes = inline_max_bytes
         self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
         self._channel: grpc.aio.Channel | None = None
-        self._stub = None
+        self._stub: image_service_pb2_grpc.ImageServiceStub | None = None
 
     @property
     def stub(self):

@@ -9,6 +9,8 @@ plain strings; the service still checks every value and names the field.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from codeximage.v1 import image_service_pb2 as pb
 from mcp import types
 
@@ -24,7 +26,7 @@ _UNKNOWN = " (the server did not answer when the tools were listed; call `capabi
 
 
 def _choice(description: str, values, caps_known: bool) -> dict:
-    schema = {"type": "string", "description": description}
+    schema: dict[str, Any] = {"type": "string", "description": description}
     if caps_known and values:
         schema["enum"] = list(values)
     elif not caps_known:
@@ -57,7 +59,7 @@ def _size(caps: pb.GetCapabilitiesResponse | None) -> dict:
 def _references(caps: pb.GetCapabilitiesResponse | None, paths: str, what: str, min_items: int) -> dict:
     limit = caps.references.max_images if caps is not None else None
     originals = caps.references.max_originals if caps is not None else 4
-    schema = {"type": "array", "items": {"type": "string"}, "description": (
+    schema: dict[str, Any] = {"type": "array", "items": {"type": "string"}, "description": (
         f"{what}: each a data URL (data:image/png;base64,...), the id of a stored image (img_...){paths}. "
         f"The first {originals} reach the image model byte-identical; any more share one contact sheet.")}
     if min_items:
