@@ -68,7 +68,8 @@ def main(argv=None) -> int:
                                       "ratio": round(ratio, 3), "goal": "<= 0.6", "met": ratio <= 0.6,
                                       "service_runs": svc, "direct_runs": direct}
                     print(f"{'MET ' if ratio <= 0.6 else 'MISS'} finish early count {count}: service "
-                          f"{statistics.median(svc):.2f} s / direct {statistics.median(direct):.2f} s = {ratio:.3f}"
+                          f"{statistics.median(svc):.2f} s / direct "
+                          f"{statistics.median(direct):.2f} s = {ratio:.3f}"
                           f"  (goal <= 0.6; turn {args.turn} s)", flush=True)
         finally:
             realcodex.kill_groups(realcodex.processes_with_codex_home(home))

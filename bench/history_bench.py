@@ -34,7 +34,8 @@ from codeximage.v1 import image_service_pb2 as pb
 
 from tests.support.server_proc import start_server
 
-WORDS = ("harbour lighthouse fox meadow castle river forest portrait city night neon watercolour mountain "
+WORDS = ("harbour lighthouse fox meadow castle river forest portrait city night neon watercolour "
+         "mountain "
          "desert robot dragon garden winter summer ocean bridge market kitchen library train station "
          "cathedral village festival storm sunrise").split()
 COMMON, RARE = "lantern", "zeppelin"
@@ -138,14 +139,16 @@ def main() -> int:
                 results.setdefault("Generate round trip (fake codex, delay 0) ms", []).append(generate_ms(stub, 20))
         for _ in range(args.runs):
             results.setdefault("recording history per request us", []).append(recording_us(tmp / "state", 2000))
-    print(f"\nmedians over {args.runs} runs, {args.images} images in the index, {args.calls} calls per figure")
+    print(f"\nmedians over {args.runs} runs, {args.images} images in the index, {args.calls} calls "
+          "per figure")
     for name, values in results.items():
         print(f"  {name:55s} {statistics.median(values):9.2f}")
     rec = statistics.median(results["recording history per request us"]) / 1000
     base = statistics.median(results["Generate round trip (fake codex, delay 0) ms"])
     print(f"  {'recording / Generate round trip':55s} {rec / base:9.4f}")
     p99 = statistics.median(results[f"ListImages prompt '{COMMON}' (~10%) p99 ms"])
-    print(f"goal: ListImages with a prompt filter p99 <= 20 ms: {'met' if p99 <= 20 else 'NOT met'} ({p99:.2f} ms)")
+    print("goal: ListImages with a prompt filter p99 <= 20 ms: "
+          f"{'met' if p99 <= 20 else 'NOT met'} ({p99:.2f} ms)")
     return 0
 
 

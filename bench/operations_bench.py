@@ -82,7 +82,8 @@ def main() -> int:
         channel.close()
     g, o = statistics.median(generate) * 1000, statistics.median(operation) * 1000
     added = o - g
-    print(f"submit latency: p50 {percentile(submits, 50) * 1000:.2f} ms, p99 {percentile(submits, 99) * 1000:.2f} ms "
+    print(f"submit latency: p50 {percentile(submits, 50) * 1000:.2f} ms, p99 "
+          f"{percentile(submits, 99) * 1000:.2f} ms "
           f"({args.submits} submits)")
     print(f"Generate (fake {DELAY_S:.1f} s): median {g:.1f} ms; Submit+Wait: median {o:.1f} ms; "
           f"added per operation: {added:.1f} ms (target <= {TARGET_MS:.0f} ms) over {args.runs} runs")

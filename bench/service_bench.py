@@ -177,7 +177,8 @@ def main() -> int:
           f"bare aiohttp running the same fake: {result['bare_http_ratio']:.3f})")
     print(f"count4 / count1        {result['parallel_ratio']:.3f}  (goal <= 1.10; "
           f"the fake alone, 4 side by side / 1: {result['direct_parallel_ratio']:.3f})")
-    print(f"cancel p50 / p99       {result['cancel_p50_ms']:.1f} ms / {result['cancel_p99_ms']:.1f} ms  (goal p99 <= 50 ms)")
+    print(f"cancel p50 / p99       {result['cancel_p50_ms']:.1f} ms / "
+          f"{result['cancel_p99_ms']:.1f} ms  (goal p99 <= 50 ms)")
     return 0
 
 

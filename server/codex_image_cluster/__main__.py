@@ -67,9 +67,11 @@ def main(argv: list[str] | None = None) -> int:
   postgres   {postgres.shown_url}  (data {postgres.data}; password in each replica's URL)
   s3         {objects.endpoint}  bucket {objects.url}""", flush=True)
         for r in cluster.replicas:
-            print(f"  {r.name}         gRPC {r.grpc_target}  HTTP {r.http_base}  pid {r.pid}  log {r.log_path}")
+            print(f"  {r.name}         gRPC {r.grpc_target}  HTTP {r.http_base}  pid {r.pid}  log "
+                  f"{r.log_path}")
         if not shared_stores_supported():
-            print("\n  note: this build's replicas keep their own index and files (no --database-url yet)")
+            print("\n  note: this build's replicas keep their own index and files (no "
+                  "--database-url yet)")
         print("\nAny of these that dies is restarted (one JSON line each). Ctrl-C stops everything.", flush=True)
         stop.wait()
     finally:

@@ -84,7 +84,8 @@ class Postgres:
 
     def _check_owner_reaches(self) -> None:
         if self._user and not reachable_by(self._user, self.directory):
-            raise RuntimeError(f"the {self._user} user cannot reach {self.directory}: start from a directory it can "
+            raise RuntimeError(f"the {self._user} user cannot reach {self.directory}: start from a directory it "
+                               "can "
                                "pass through (e.g. TMPDIR=/tmp); its parents are not opened for it")
 
     def init(self) -> None:

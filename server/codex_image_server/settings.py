@@ -140,7 +140,8 @@ FIELDS: list[tuple[str, type, str]] = [
     ("queue_limit", int, "requests allowed to wait for a slot; beyond it RESOURCE_EXHAUSTED"),
     ("kill_grace_ms", int, "SIGTERM to SIGKILL grace when cancelling codex"),
     ("generation_timeout_ms", int, "longest a generation may run"),
-    ("api_keys", list, "API keys; when set, every call but health needs one; repeatable; variable: comma separated"),
+    ("api_keys", list, "API keys; when set, every call but health needs one; repeatable; variable: comma "
+                       "separated"),
     ("retention_max_age_s", int, "delete stored images older than this many seconds (0: keep)"),
     ("retention_max_bytes", int, "delete the oldest stored images while the store holds more bytes (0: no cap)"),
     ("retention_interval_ms", int, "how often the retention sweeper runs"),
@@ -292,7 +293,8 @@ def _variable_exceptions() -> str:
 
 USAGE = """codex-image-server [options]             serve gRPC and HTTP (the options below)
        codex-image-server service install|uninstall|status [--manager systemd|launchd]
-       codex-image-server keys add NAME [--role member|admin] [--max-concurrent N] [--images-per-day N]
+       codex-image-server keys add NAME [--role member|admin]
+                          [--max-concurrent N] [--images-per-day N]
        codex-image-server doctor [options]      check codex, its login, the ports and the disk"""
 
 _METAVARS = {int: "N", Path: "PATH", list: "VALUE", str: "TEXT"}
@@ -304,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve local Codex image generation over gRPC and the /v1 HTTP contract.\n\n"
                     f"Every option is also a variable: --max-concurrent is {PREFIX}MAX_CONCURRENT "
                     f"(except: {_variable_exceptions()}). A flag wins over its variable.",
-        epilog="`codex-image-server service --help`, `keys --help` and `doctor --help` explain the subcommands.",
+        epilog="`codex-image-server service --help`, `keys --help` and `doctor --help` "
+               "explain the subcommands.",
         formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     grouped = {field: title for title, fields in GROUPS for field in fields}
@@ -407,7 +410,8 @@ def check(settings: Settings) -> None:
         raise SystemExit(str(exc)) from None
     for host in settings.allowed_hosts:
         if not host or any(c in host for c in "/:@ *"):
-            raise SystemExit(f"allowed_hosts: {host!r} is not a host name (give the name alone, no scheme or port)")
+            raise SystemExit(f"allowed_hosts: {host!r} is not a host name (give the name alone, no scheme or "
+                             "port)")
     for origin in settings.allowed_origins:
         scheme, sep, rest = origin.partition("://")
         if origin not in ("*", "null") and (not sep or not scheme or not rest or any(c in rest for c in "/?#@ *")):

@@ -359,7 +359,8 @@ class Shim:
         return True
 
     async def health_answer(self, request: web.BaseRequest) -> tuple[int, bytes]:
-        """/healthz's (status, JSON bytes) for this caller, from the servicer's Health as it is now."""
+        """/healthz's (status, JSON bytes) for this caller, from the servicer's Health as it is
+        now."""
         detailed = self.health_details_for(request)
         # /healthz stays open: the shim runs in-process with the server and
         # uses the server's own internal key for this one call.

@@ -32,7 +32,8 @@ from codex_image_server.runtime.logs import log
 
 from . import errors
 
-REFUSED_LINGER_S = 1.0  # what a refused client sends meanwhile is read and dropped, so our answer is not reset away
+# What a refused client sends meanwhile is read and dropped, so our answer is not reset away.
+REFUSED_LINGER_S = 1.0
 RETRY_AFTER_S = 1
 TALLY_INTERVAL_S = 5.0
 LOOPBACK = "loopback"
@@ -68,7 +69,8 @@ def client_of(peer) -> tuple[str, bool]:
 
 def _fixed_answer(status: int, phrase: str, error: errors.ShimError, extra: str = "") -> bytes:
     body = json.dumps(errors.error_body(error.status, status), separators=(",", ":")).encode()
-    return (f"HTTP/1.1 {status} {phrase}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    return (f"HTTP/1.1 {status} {phrase}\r\nContent-Type: application/json\r\nContent-Length: "
+            f"{len(body)}\r\n"
             f"{extra}Connection: close\r\n\r\n").encode() + body
 
 

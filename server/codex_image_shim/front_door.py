@@ -1,15 +1,16 @@
 """What every HTTP request passes before any route sees it.
 
-A body is read only from a caller whose key passes: a request that carries
-one (a Content-Length above 0, or chunked) is checked with the servicer's own
-key check (Shim.check_key) before the router, the `Expect: 100-continue`
-answer and any handler run, so a route added later inherits the rule
-instead of having to remember it. A stranger's body is never buffered,
-inflated or parsed: the answer is a 401 in the shape of the surface asked.
-Whenever an answer leaves part of a body unread (that 401, a 413, a 408),
-the rest is dropped as it arrives, never parsed or inflated (aiohttp alone
-would inflate it while lingering), and the connection closes after it. Requests without a body (probes, GETs)
-pass as they are; the servicer checks their key when they reach it.
+A body is read only from a caller whose key passes: a request that carries one
+(a Content-Length above 0, or chunked) is checked with the servicer's own key
+check (Shim.check_key) before the router, the `Expect: 100-continue` answer
+and any handler run, so a route added later inherits the rule instead of
+having to remember it. A stranger's body is never buffered, inflated or
+parsed: the answer is a 401 in the shape of the surface asked. Whenever an
+answer leaves part of a body unread (that 401, a 413, a 408), the rest is
+dropped as it arrives, never parsed or inflated (aiohttp alone would inflate
+it while lingering), and the connection closes after it. Requests without a
+body (probes, GETs) pass as they are; the servicer checks their key when they
+reach it.
 
 After the route: an answer to a request whose body stalled closes its
 connection at once (body.close_after).

@@ -116,8 +116,9 @@ def _plugin_schemas(s: _Schemas) -> dict:
             "status": s.ref(status_pb2.Status.DESCRIPTOR)}},
         "PluginGenerateRequest": {"allOf": [s.ref(pb.GenerateRequest.DESCRIPTOR), {
             "type": "object",
-            "description": "GenerateRequest plus the plugin contract's aliases. references[].image may be "
-                           "a data URL (data:<mime>;base64,...) or bare base64. Unknown fields are ignored.",
+            "description": "GenerateRequest plus the plugin contract's aliases. "
+                           "references[].image may be a data URL (data:<mime>;base64,...) "
+                           "or bare base64. Unknown fields are ignored.",
             "properties": {
                 "n": {"type": "integer", "description": "alias of count"},
                 "ratio": {"type": "string", "description": "alias of aspect"},
@@ -130,7 +131,8 @@ def _plugin_schemas(s: _Schemas) -> dict:
                 "data": {"type": "array", "items": {"allOf": [image, {
                     "type": "object", "properties": {
                         "url": {"type": "string", "format": "uri",
-                                "description": "absolute URL of the file route on the caller's origin"}}}]}}}}]},
+                                "description": "absolute URL of the file route "
+                                               "on the caller's origin"}}}]}}}}]},
     }
 
 

@@ -113,14 +113,17 @@ def run(plan: Plan, report=print) -> tuple[list[str], list[str]]:
     table = [
         f"seed                     {plan.seed}",
         f"took                     {took:.0f} s",
-        f"generations              {ledger.generations} (answered with an image {ledger.answered_ok}, "
+        f"generations              {ledger.generations} (answered with an image "
+        f"{ledger.answered_ok}, "
         f"with an error {ledger.answered_error})",
-        f"refused for the limit    {ledger.refused_for_limit} (gRPC; keys at their limit: {sorted(ledger.exhausted)})",
+        f"refused for the limit    {ledger.refused_for_limit} (gRPC; keys at their limit: "
+        f"{sorted(ledger.exhausted)})",
         f"reads, deletes           {ledger.reads}, {ledger.deletes}",
         f"faults                   {nemesis.total}: "
         + ", ".join(f"{k} {v}" for k, v in sorted(nemesis.injected.items())),
         "restarts                 " + ", ".join(f"{k} {v}" for k, v in sorted(restarts.items())),
-        f"acknowledged images      {len(ledger.acknowledged)} (deleted on purpose {len(ledger.deleted)}, "
+        f"acknowledged images      {len(ledger.acknowledged)} (deleted on purpose "
+        f"{len(ledger.deleted)}, "
         f"fetched and checked {checked} through the balancer and each replica)",
         f"lost                     {lost}",
         "outcomes in the history  " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())),
@@ -178,7 +181,8 @@ def _history(stub, ledger: Ledger, violations: list[str]) -> collections.Counter
             if err.code() == grpc.StatusCode.NOT_FOUND:
                 statuses["never reached"] += 1
                 if rid in ledger.given:
-                    violations.append(f"request {rid}: its caller got {ledger.given[rid]}, the history has no record")
+                    violations.append(f"request {rid}: its caller got {ledger.given[rid]}, the history has no "
+                                      "record")
                 continue
             violations.append(f"request {rid}: history unreadable ({err.code().name})")
             continue

@@ -128,7 +128,8 @@ def test_sigkill_mid_generation(cluster, stub):
         last = list(stub.Generate(pb.GenerateRequest(prompt="after [[fake delay=0.05]]"), timeout=20))[-1]
         assert last.HasField("summary")
         if i == 0:
-            print(f"first new request through the balancer done {time.monotonic() - killed_at:.2f}s after SIGKILL")
+            print("first new request through the balancer done "
+                  f"{time.monotonic() - killed_at:.2f}s after SIGKILL")
     # ... and the dead replica is out of rotation within the bound.
     assert procs.wait_until(lambda: out_of_rotation(cluster, victim), OUT_OF_ROTATION_S), \
         cluster.balancer.server_states()

@@ -91,7 +91,8 @@ def test_a_killed_replicas_runs_free_the_account_when_its_lease_lapses(cluster, 
         assert error is None and images[0].account == "shared", error
         (run,) = [r for r in replica_runs(r2) if "/after-" in r["cwd"]]
         waited = run["started"] - killed_wall
-        print(f"a killed replica's account runs freed {waited:.2f}s after SIGKILL (lease {LEASE_MS} ms)")
+        print(f"a killed replica's account runs freed {waited:.2f}s after SIGKILL (lease "
+              f"{LEASE_MS} ms)")
         assert LEASE_MS / 1000 / 2 <= waited <= LEASE_MS / 1000 + 3, waited
     finally:
         channel.close()

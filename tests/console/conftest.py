@@ -64,7 +64,8 @@ class Console:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     if missing_binaries():
-        pytest.fail(f"{missing_binaries()} missing: run `make chromium` (Debian's chromium and chromium-driver)")
+        pytest.fail(f"{missing_binaries()} missing: run `make chromium` (Debian's chromium and "
+                    "chromium-driver)")
     driver = chromium(tmp_path_factory.mktemp("chromium"))
     try:
         yield driver

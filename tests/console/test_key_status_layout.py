@@ -58,7 +58,8 @@ def test_phone_width_has_no_sideways_scroll_and_keyboard_reaches_generate(open_s
     assert console.js("return document.documentElement.scrollWidth <= window.innerWidth")
     # Every control has a label a screen reader can read.
     unlabelled = console.js("""return [...document.querySelectorAll('input, select, textarea')]
-        .filter(e => !e.hidden && e.type !== 'hidden' && !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+        .filter(e => !e.hidden && e.type !== 'hidden' && !(e.labels && e.labels.length)
+                     && !e.getAttribute('aria-label'))
         .map(e => e.id)""")
     assert unlabelled == []
     # Tab from the prompt reaches the Generate button without a mouse.

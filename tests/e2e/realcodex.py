@@ -48,7 +48,8 @@ def native_codex(wrapper: Path) -> Path:
     """The native binary the npm package ships beside the wrapper (run in place)."""
     found = sorted((wrapper.parent.parent).glob(NATIVE_GLOB))
     if not found:
-        pytest.skip(f"REAL CODEX NOT INSTALLED: no native binary under {wrapper.parent.parent}; run `make codex`.")
+        pytest.skip(f"REAL CODEX NOT INSTALLED: no native binary under {wrapper.parent.parent}; run "
+                    "`make codex`.")
     return found[0]
 
 

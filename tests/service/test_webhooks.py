@@ -132,7 +132,8 @@ def test_a_host_not_allowed_is_refused_at_submit(server, url):
 
 
 def test_a_listed_host_is_allowed(tmp_path):
-    # 192.0.2.10 (TEST-NET-1) never answers: the submit is accepted, the attempts fail and are recorded.
+    # 192.0.2.10 (TEST-NET-1) never answers: the submit is accepted, the attempts fail and are
+    # recorded.
     with start_server(tmp_path, env={"CODEX_IMAGE_SERVER_WEBHOOK_SECRET": SECRET,
                                      "CODEX_IMAGE_SERVER_WEBHOOK_ALLOW": "192.0.2.10",
                                      "CODEX_IMAGE_SERVER_WEBHOOK_RETRY_MS": "0"}) as srv:

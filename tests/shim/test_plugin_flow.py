@@ -146,7 +146,8 @@ def test_openapi_document_follows_the_annotations(keyed_server):
         operation = doc["paths"][getattr(rule, verb)][verb]
         assert operation["operationId"] == method.name
     assert "head" in doc["paths"]["/v1/images/{image_id}/file"]
-    # google.longrunning.Operations on this server's own paths (routes.OPERATION_RULES), as valid OpenAPI paths.
+    # google.longrunning.Operations on this server's own paths (routes.OPERATION_RULES), as valid
+    # OpenAPI paths.
     assert doc["paths"]["/v1/operations/{name}:wait"]["post"]["operationId"] == "WaitOperation"
     assert doc["paths"]["/v1/operations/{name}"]["delete"]["tags"] == ["Operations"]
     caps = doc["components"]["schemas"]["GetCapabilitiesResponse"]["properties"]

@@ -159,7 +159,8 @@ def _gone_within_bound(watch: ProcWatch, tag: str, left_at: float, deaf: bool, w
                              f"{took * 1000:.0f} ms after it left (bound {bound * 1000:.0f} ms)")
         if released > watch.release_bound_s:
             figures.slow_cancels += 1
-            figures._example(f"caller {tag} ({what}): its slots and work directory held {released * 1000:.0f} ms "
+            figures._example(f"caller {tag} ({what}): its slots and work directory held {released * 1000:.0f} "
+                             "ms "
                              f"after it left (bound {watch.release_bound_s * 1000:.0f} ms)")
 
 
@@ -194,7 +195,8 @@ def cancel_storm(srv, operations: int, figures: Figures, seed: int = 10, slack_s
     channel = srv.channel()
     stub = srv.stub(channel)
     seeds = [rng.random() for _ in range(operations)]
-    run = f"s{seed}x{random.Random().getrandbits(32):08x}"  # request ids unique across runs on one state dir
+    # Request ids unique across runs on one state dir.
+    run = f"s{seed}x{random.Random().getrandbits(32):08x}"
 
     def one(i: int) -> None:
         r = random.Random(seeds[i])

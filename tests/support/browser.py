@@ -26,7 +26,8 @@ def chromium(workdir: Path, size: tuple[int, int] = LAPTOP, extra_flags: tuple[s
 
     missing = missing_binaries()
     if missing:
-        raise RuntimeError(f"{', '.join(missing)} missing: run `make chromium` (Debian's chromium, chromium-driver)")
+        raise RuntimeError(f"{', '.join(missing)} missing: run `make chromium` (Debian's chromium, "
+                           "chromium-driver)")
     os.environ.setdefault("SE_OFFLINE", "true")  # never let selenium reach for a download
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM

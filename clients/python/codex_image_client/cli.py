@@ -8,7 +8,7 @@
     codex-image rm img_0123... img_4567...
     codex-image requests --status failed
     codex-image request REQUEST_ID
-    codex-image submit "a red fox" --request-id fox-1 [--wait -o out/]   # detached (docs/operations.md)
+    codex-image submit "a red fox" --request-id fox-1 [--wait -o out/]  # detached (operations.md)
     codex-image ops --running
     codex-image op fox-1 [--cancel | --delete]
     codex-image mcp                  # MCP over stdio, for an agent host (docs/mcp.md)
@@ -228,7 +228,8 @@ def cmd_list(client: Client, args) -> int:
         prompt = prompt if len(prompt) <= 60 else prompt[:57] + "..."
         if args.command == "requests":
             outcome = item.status + (f" ({item.error_reason})" if item.error_reason else "")
-            print(f"{item.request_id}\t{when}\t{outcome}\t{len(item.image_ids)} images\t{item.key_name or '-'}"
+            print(f"{item.request_id}\t{when}\t{outcome}\t{len(item.image_ids)} "
+                  f"images\t{item.key_name or '-'}"
                   f"\t{prompt}")
         else:
             print(f"{item.id}\t{when}\t{item.width}x{item.height}\t{item.byte_size}\t{item.request_id}\t{prompt}")

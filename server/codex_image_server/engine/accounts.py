@@ -277,6 +277,7 @@ class AccountPool:
         return next((r for r in known if r.ready), known[0])
 
     def readiness(self, fresh: bool = False) -> Readiness:
-        """The server's readiness: the first account that can generate, else the first one's problem."""
+        """The server's readiness: the first account that can generate, else the first one's
+        problem."""
         results = [a.readiness.get(fresh) for a in self._accounts]
         return next((r for r in results if r.ready), results[0])

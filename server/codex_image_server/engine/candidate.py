@@ -50,7 +50,8 @@ class CandidateRun:
         # `codex --version` of the binary run, for an error naming it.
         self._codex_version = codex_version
         self.account = account
-        # Given codex's home and the thread id once the run is over (the Engine's: after the answer).
+        # Given codex's home and the thread id once the run is over (the Engine's: after the
+        # answer).
         self._remove_copies = remove_copies
         self._finish_early = finish_early
         # Set when the image was final and codex was stopped before its closing turn.

@@ -238,7 +238,8 @@ def measure(rgba8: np.ndarray, key) -> Figures:
     alpha = rgba8[..., 3]
     seen = alpha <= TRANSPARENT_MAX
     visible = ~seen
-    # The subject's edge: visible pixels next to see-through ones, and every partly transparent pixel.
+    # The subject's edge: visible pixels next to see-through ones, and every partly transparent
+    # pixel.
     edge = (visible & _near(seen, 1)) | ((alpha > TRANSPARENT_MAX) & (alpha < OPAQUE_MIN))
     n_edge = int(edge.sum())
     residue = 0.0

@@ -398,7 +398,8 @@ class Operations:
         candidate = running.candidates[index]
         moved = candidate.get("state") != fields.get("state")
         candidate.update(fields)
-        if moved:  # a candidate started or finished: stored, so every replica reports it (phases stay local)
+        # A candidate started or finished: stored, so every replica reports it (phases stay local).
+        if moved:
             stored = asyncio.ensure_future(self._blocking.run(
                 self._metadata.set_operation_progress, running.record.request_id, self._owner,
                 json.dumps(running.candidates)))

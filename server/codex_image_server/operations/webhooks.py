@@ -94,7 +94,8 @@ class Webhooks:
             task.cancel()
 
     def _destination(self, url: str) -> tuple[urllib.parse.SplitResult, str]:
-        """Blocking (DNS). The parsed URL and the address to send to; refused with a field violation."""
+        """Blocking (DNS). The parsed URL and the address to send to; refused with a field
+        violation."""
         try:
             parts = urllib.parse.urlsplit(url)
             port = parts.port or (443 if parts.scheme == "https" else 80)

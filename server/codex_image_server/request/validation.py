@@ -82,7 +82,8 @@ def _declared_size(ref, info: imaging.ImageInfo, i: int) -> list[FieldViolation]
     if abs(dw * bh - dh * bw) > max(dw, dh, bw, bh):  # more than a pixel of rounding apart
         return [FieldViolation(
             f"{field}.width", f"declared {dw}x{dh} ({sizes.ratio_words(dw, dh)}) but the image decodes as "
-            f"{bw}x{bh} ({sizes.ratio_words(bw, bh)}); send the size of the bytes you send, or omit "
+            f"{bw}x{bh} ({sizes.ratio_words(bw, bh)}); send the size of the bytes you send, "
+            "or omit "
             "width and height", "REFERENCE_SIZE_MISMATCH")]
     return []
 
@@ -92,7 +93,8 @@ def _references(params: GenerateParams, settings: Settings) -> tuple[list[Refere
     bad: list[FieldViolation] = []
     if len(params.references) > settings.max_references:
         bad.append(FieldViolation(
-            "references", f"{len(params.references)} references given, at most {settings.max_references} allowed",
+            "references", f"{len(params.references)} references given, at most {settings.max_references} "
+                          "allowed",
             "TOO_MANY_REFERENCES"))
         return refs, bad
     for i, ref in enumerate(params.references):
@@ -186,7 +188,8 @@ def validate(params: GenerateParams, settings: Settings) -> GenerationSpec:
     bad += b_bad
     if background == "transparent" and not f_bad and output_format not in transparency.ALPHA_FORMATS:
         # Both fields are named: either one is the fix.
-        why = f"a transparent background needs {' or '.join(transparency.ALPHA_FORMATS)}; {output_format} has no alpha"
+        alpha_formats = " or ".join(transparency.ALPHA_FORMATS)
+        why = f"a transparent background needs {alpha_formats}; {output_format} has no alpha"
         bad += [FieldViolation("background", why, "TRANSPARENT_NEEDS_ALPHA_FORMAT"),
                 FieldViolation("output_format", why, "TRANSPARENT_NEEDS_ALPHA_FORMAT")]
     compression = params.output_compression

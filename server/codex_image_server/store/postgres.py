@@ -106,20 +106,24 @@ MIGRATIONS = [
     CREATE INDEX requests_by_key ON requests (key_name, created_unix_ms);
     CREATE INDEX requests_running ON requests (replica) WHERE status = 'running';
     """,
-    # Transparent backgrounds (issue 11): the figures and usage as JSON text, '' for none, as in SQLite.
+    # Transparent backgrounds (issue 11): the figures and usage as JSON text, '' for none, as in
+    # SQLite.
     """
     ALTER TABLE images ADD COLUMN background TEXT NOT NULL DEFAULT 'auto';
     ALTER TABLE images ADD COLUMN alpha_source TEXT NOT NULL DEFAULT '';
     ALTER TABLE images ADD COLUMN transparency TEXT NOT NULL DEFAULT '';
     ALTER TABLE images ADD COLUMN usage TEXT NOT NULL DEFAULT '';
     """,
-    # Global limits (pg_shared.py): replicas' leases, runs on accounts, used-up accounts; a key's running requests.
+    # Global limits (pg_shared.py): replicas' leases, runs on accounts, used-up accounts; a key's
+    # running requests.
     """
     CREATE TABLE replicas (name TEXT PRIMARY KEY, alive_until TIMESTAMPTZ NOT NULL);
-    CREATE TABLE account_runs (id BIGSERIAL PRIMARY KEY, account TEXT NOT NULL, replica TEXT NOT NULL);
+    CREATE TABLE account_runs (id BIGSERIAL PRIMARY KEY, account TEXT NOT NULL,
+                               replica TEXT NOT NULL);
     CREATE INDEX account_runs_by_account ON account_runs (account);
     CREATE INDEX account_runs_by_replica ON account_runs (replica);
-    CREATE TABLE accounts (name TEXT PRIMARY KEY, exhausted_until_unix_ms BIGINT NOT NULL DEFAULT 0);
+    CREATE TABLE accounts (name TEXT PRIMARY KEY,
+                           exhausted_until_unix_ms BIGINT NOT NULL DEFAULT 0);
     CREATE INDEX requests_running_by_key ON requests (key_name) WHERE status = 'running';
     """,
     # Signed page tokens: the store's own secret, shared by its replicas; a
@@ -236,7 +240,8 @@ class PostgresMetadata(SqlQueries, OperationQueries):
 
     def _insert_image_sql(self) -> str:
         marks = ", ".join("?" for _ in _IMAGE_COLUMNS)
-        return f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING"
+        return (f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) VALUES ({marks}) "
+                "ON CONFLICT (id) DO NOTHING")
 
     def add_image(self, image) -> None:
         self.write(self._insert_image_sql(), _image_values(image))
@@ -262,7 +267,8 @@ class PostgresMetadata(SqlQueries, OperationQueries):
         values = _request_values(record)
         values["replica"] = self.replica
         columns = list(values)
-        sql = _pg(f"INSERT INTO requests ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
+        sql = _pg(f"INSERT INTO requests ({', '.join(columns)}) VALUES "
+                  f"({', '.join('?' for _ in columns)}) "
                   "RETURNING seq")
         with self.connection() as conn, conn.transaction():
             if admission is not None:

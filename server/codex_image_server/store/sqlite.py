@@ -121,7 +121,8 @@ CREATE TRIGGER IF NOT EXISTS requests_text_update AFTER UPDATE OF prompt ON requ
   INSERT INTO requests_text(requests_text, rowid, prompt) VALUES ('delete', old.seq, old.prompt);
   INSERT INTO requests_text(rowid, prompt) VALUES (new.seq, new.prompt); END;
 CREATE TRIGGER IF NOT EXISTS requests_text_delete AFTER DELETE ON requests BEGIN
-  INSERT INTO requests_text(requests_text, rowid, prompt) VALUES ('delete', old.seq, old.prompt); END;
+  INSERT INTO requests_text(requests_text, rowid, prompt) VALUES ('delete', old.seq, old.prompt);
+  END;
 """
 # Below this many hits the trigram index answers; above, the time-ordered scan.
 _FEW_HITS = 1000

@@ -103,4 +103,5 @@ async def _settle(task: asyncio.Task, grace_s: float = 10.0) -> None:
         task.cancel()
         await asyncio.wait((task,))
     if not task.cancelled():
-        task.exception()  # retrieved, not raised: the client is gone, and the SDK logs its own failures
+        # Retrieved, not raised: the client is gone, and the SDK logs its own failures.
+        task.exception()

@@ -22,7 +22,8 @@ RESOURCE_NOT_FOUND = -32002  # MCP's code for a resource that does not exist
 RESOURCE_PAGE = 100
 INSTRUCTIONS = (
     "codex-image makes images with the Codex CLI's image model: generate_image (exact sizes, 1-4 "
-    "candidates, references, transparent backgrounds), edit_image, list_images, get_image, capabilities. "
+    "candidates, references, transparent backgrounds), edit_image, list_images, get_image, "
+    "capabilities. "
     "Every stored image is also a resource, codex-image://images/{id}.")
 
 
