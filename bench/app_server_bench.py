@@ -37,12 +37,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from app_server_driver import AppServer, AppServerDied, children_of  # noqa: E402
-from real_codex_direct import group_rss_kib  # noqa: E402
+from app_server_driver import AppServer, AppServerDied, children_of
+from codex_image_server.engine.image_watch import RolloutWatch
+from real_codex_direct import group_rss_kib
 
-from codex_image_server.engine.image_watch import RolloutWatch  # noqa: E402
-from tests.e2e import realcodex  # noqa: E402
-from tests.upstream_standin import UpstreamStandin, write_codex_home  # noqa: E402
+from tests.e2e import realcodex
+from tests.upstream_standin import UpstreamStandin, write_codex_home
 
 WAIT_S = 120.0
 

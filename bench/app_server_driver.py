@@ -64,7 +64,7 @@ class AppServerDied(Exception):
 class Candidate:
     """One thread, one turn: its image, or why not."""
 
-    def __init__(self, server: "AppServer", thread_id: str):
+    def __init__(self, server: AppServer, thread_id: str):
         self.server = server
         self.thread_id = thread_id
         self.turn_id = ""

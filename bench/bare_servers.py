@@ -1,13 +1,13 @@
 """Baselines for bench/core_bench.py: the least a server can do, on the same
 stack as ours (one asyncio loop, aiohttp / grpc.aio), in its own process.
 
-    python bench/bare_servers.py http  BODY_FILE CONTENT_TYPE   # GET any path -> those bytes
-    python bench/bare_servers.py file  PATH                     # GET any path -> FileResponse(PATH)
-    python bench/bare_servers.py grpc  BODY_FILE                # ImageService.GetCapabilities -> that message
-    python bench/bare_servers.py grpcfile PATH                  # ImageService.GetImageFile -> PATH in 1 MiB chunks
-    python bench/bare_servers.py grpchold SECONDS               # ImageService.Generate: parse, hold, one empty answer
-    python bench/bare_servers.py grpcrun  ARGV_JSON             # ImageService.Generate: run ARGV, then 3 empty messages
-    python bench/bare_servers.py httprun  ARGV_JSON             # POST any path: run ARGV, then a small JSON answer
+    python bench/bare_servers.py http  BODY_FILE CONTENT_TYPE  # GET any path -> those bytes
+    python bench/bare_servers.py file  PATH           # GET any path -> FileResponse(PATH)
+    python bench/bare_servers.py grpc  BODY_FILE      # GetCapabilities -> that message
+    python bench/bare_servers.py grpcfile PATH        # GetImageFile -> PATH in 1 MiB chunks
+    python bench/bare_servers.py grpchold SECONDS     # Generate: parse, hold, one empty answer
+    python bench/bare_servers.py grpcrun  ARGV_JSON   # Generate: run ARGV, then 3 empty messages
+    python bench/bare_servers.py httprun  ARGV_JSON   # POST any path: run ARGV, then small JSON
 
 Prints `port=<n>` once listening; runs until SIGTERM.
 """

@@ -45,14 +45,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import grpc  # noqa: E402
-from codeximage.v1 import image_service_pb2 as pb  # noqa: E402
-from codeximage.v1 import image_service_pb2_grpc as pbg  # noqa: E402
+import grpc
+from codex_image_cluster.balancer import Balancer
+from codex_image_cluster.cluster import Cluster, shared_stores_supported
+from codex_image_cluster.replica import Replica
+from codeximage.v1 import (
+    image_service_pb2 as pb,
+    image_service_pb2_grpc as pbg,
+)
 
-from codex_image_cluster.balancer import Balancer  # noqa: E402
-from codex_image_cluster.cluster import Cluster, shared_stores_supported  # noqa: E402
-from codex_image_cluster.replica import Replica  # noqa: E402
-from tests.support.server_proc import fake_codex_launcher  # noqa: E402
+from tests.support.server_proc import fake_codex_launcher
 
 OPTIONS = [("grpc.max_receive_message_length", 128 * 1024 * 1024)]
 CLASS_NAMES = {"replica": "replica servers", "replica children": "their codex runs",
@@ -180,7 +182,8 @@ def store_costs(directory: Path, fake: Path, runs: int) -> None:
             gen_shared = [timed_generate(maker.grpc_target, small)[0] for _ in range(max(5, runs))]
             gen_plain = [timed_generate(plain.grpc_target, small)[0] for _ in range(max(5, runs))]
             s, p = statistics.median(gen_shared), statistics.median(gen_plain)
-            print(f"Generate (~3 MB image) median: {s * 1000:.0f} ms on PostgreSQL+S3 vs {p * 1000:.0f} ms on "
+            print(f"Generate (~3 MB image) median: {s * 1000:.0f} ms on PostgreSQL+S3 vs "
+                  f"{p * 1000:.0f} ms on "
                   f"SQLite+files (+{(s - p) * 1000:.0f} ms per request)")
             big = "store big [[fake delay=0.05 noise=1 size=2048x2048]]"
             cold, warm, local = [], [], []
@@ -255,9 +258,12 @@ def main() -> None:
             rates[n] = statistics.median(runs[n])
             images = (args.requests or n * args.requests_per_replica) * args.runs
             per_class = {k: v / images for k, v in spent[n].items()}
-            print(f"{n} replica(s): {rates[n]:.2f} images/s (runs {', '.join(f'{r:.2f}' for r in runs[n])}), "
-                  f"{rates[n] / rates[1]:.2f}x one replica; {sum(per_class.values()):.3f} CPU-s per image over "
-                  f"every process (load average before each run: {', '.join(f'{x:.1f}' for x in loads[n])}): "
+            print(f"{n} replica(s): {rates[n]:.2f} images/s (runs "
+                  f"{', '.join(f'{r:.2f}' for r in runs[n])}), "
+                  f"{rates[n] / rates[1]:.2f}x one replica; {sum(per_class.values()):.3f} CPU-s "
+                  "per image over "
+                  "every process (load average before each run: "
+                  f"{', '.join(f'{x:.1f}' for x in loads[n])}): "
                   + ", ".join(f"{CLASS_NAMES.get(k, k)} {v:.3f}"
                               for k, v in sorted(per_class.items()) if v >= 0.0005), flush=True)
 

@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from real_codex_direct import batch  # noqa: E402
+from codex_image_server.engine.versions import TESTED
+from real_codex_direct import batch
 
-from codex_image_server.engine.versions import TESTED  # noqa: E402
-from tests.e2e import realcodex  # noqa: E402
+from tests.e2e import realcodex
 
 
 def native(version: str) -> str:

@@ -23,10 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: tests.* lives at the root
 
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.support.browser import chromium  # noqa: E402
-from tests.support.server_proc import start_server  # noqa: E402
+from tests.support.browser import chromium
+from tests.support.server_proc import start_server
 
 WEIGHT = """
 const nav = performance.getEntriesByType('navigation')[0];

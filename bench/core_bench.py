@@ -1,7 +1,8 @@
 """The one-loop core's figures, each against a baseline measured
 in the same run (medians over --runs, interleaved so load drift hits both).
 
-    .venv/bin/python bench/core_bench.py [--runs 3] [--seconds 5] [--only fixed grpc download stalled refs]
+    .venv/bin/python bench/core_bench.py [--runs 3] [--seconds 5]
+        [--only fixed grpc download stalled refs]
 
 fixed     GET /v1/capabilities and /healthz through the shim vs. a bare aiohttp
           handler returning the same bytes: wrk -t2 -c16 (goal >= 8,000 req/s
@@ -25,7 +26,10 @@ wrk, ghz: `make bench-tools` (apt-get / go install into .tools/bin).
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
+import http.client
+import io
 import json
 import os
 import re
@@ -42,16 +46,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import grpc  # noqa: E402
-from codeximage.v1 import image_service_pb2 as pb  # noqa: E402
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
+import grpc
+from codeximage.v1 import image_service_pb2 as pb
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from PIL import Image
 
-from tests.support import procs  # noqa: E402
-from tests.support.server_proc import start_server  # noqa: E402
-from tests.support.stalled import established, stalled_download  # noqa: E402
+from tests.support import procs
+from tests.support.server_proc import start_server
+from tests.support.stalled import established, stalled_download
 
 sys.path.insert(0, str(ROOT / "bench"))
-from shim_bench import make_image  # noqa: E402
+from shim_bench import make_image
 
 MB = 1024 * 1024
 BARE = ROOT / "bench" / "bare_servers.py"
@@ -122,7 +127,8 @@ def bench_grpc(srv, runs: int, seconds: int, tmp: Path) -> None:
             ours.append(ghz(srv.grpc_port, seconds))
             base.append(ghz(port, seconds))
     rps, base_rps = statistics.median(ours), statistics.median(base)
-    cmd = f"ghz --insecure --call codeximage.v1.ImageService.GetCapabilities -c 16 -z {seconds}s, {runs} runs"
+    cmd = ("ghz --insecure --call codeximage.v1.ImageService.GetCapabilities "
+           f"-c 16 -z {seconds}s, {runs} runs")
     report("grpc GetCapabilities / bare grpc.aio", rps / base_rps, ">= 0.8", rps / base_rps >= 0.8, cmd,
            rps=rps, bare_rps=base_rps)
 
@@ -158,7 +164,8 @@ def gofetch(tmp: Path) -> Path:
 
 
 def go_speeds(exe: Path, port: int, image_id: str, runs: int) -> list[float]:
-    """MB/s of each of `runs` downloads by the Go client (size and sha256 checked), one connection."""
+    """MB/s of each of `runs` downloads by the Go client (size and sha256 checked), one
+    connection."""
     out = subprocess.run([str(exe), "-server", f"127.0.0.1:{port}", "-runs", str(runs), image_id],
                          capture_output=True, text=True, check=True).stdout
     return [float(line) for line in out.split()]
@@ -240,7 +247,8 @@ def bench_stalled(tmp: Path, idle_s: float = 8.0, clients: int = 200) -> None:
         channel.close()
     lat = sorted(latencies)
     p99 = lat[min(len(lat) - 1, int(0.99 * (len(lat) - 1)))] * 1000
-    cmd = f"{clients} raw sockets GET the 25 MB file and never read; 4 candidates (fake, 4 s) generate"
+    cmd = (f"{clients} raw sockets GET the 25 MB file and never read; "
+           "4 candidates (fake, 4 s) generate")
     report("stalled: grpc.health Check p99 ms", p99, "<= 50", p99 <= 50, cmd,
            p50_ms=statistics.median(lat) * 1000, checks=len(lat))
     report("stalled: a new Generate completes", float(new_ok), "== 1", new_ok, cmd)
@@ -286,7 +294,6 @@ def _peak_above_idle(pid: int, stub_generate, request, requests: int) -> tuple[f
 
 def _http_peak_above_idle(pid: int, port: int, body: bytes, requests: int) -> tuple[float, float, float]:
     """_peak_above_idle for POST /v1/images/generate (the plugin's JSON)."""
-    import http.client
 
     def post():
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -299,9 +306,6 @@ def _http_peak_above_idle(pid: int, port: int, body: bytes, requests: int) -> tu
 
 
 def bench_refs(tmp: Path, runs: int, requests: int = 4, refs: int = 4, ref_mb: int = 20) -> None:
-    from PIL import Image
-    import base64
-    import io
     side = int((ref_mb * MB / 3) ** 0.5) - 8
     images = []
     for _ in range(refs):
@@ -342,7 +346,8 @@ def bench_refs(tmp: Path, runs: int, requests: int = 4, refs: int = 4, ref_mb: i
             channel.close()
     ratio, bare_ratio = statistics.median(ours), statistics.median(bare_ratios)
     report("refs: (peak RSS - idle) / payload", ratio, "<= 2", ratio <= 2,
-           f"{requests} concurrent Generate over gRPC, each {refs} x {ref_mb} MB PNG references, RSS sampled every "
+           f"{requests} concurrent Generate over gRPC, each {refs} x {ref_mb} MB PNG references, "
+           "RSS sampled every "
            f"10 ms, median of {runs} servers", payload_mib=payload / MB, runs=[round(r, 3) for r in ours],
            bare_grpc_aio_ratio=round(bare_ratio, 3), bare_runs=[round(r, 3) for r in bare_ratios])
     report("refs: ours / bare grpc.aio (receive, parse, hold)", ratio / bare_ratio, "(baseline)", True,

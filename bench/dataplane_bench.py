@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: tests.* lives at the root
 
-from tests.support.server_proc import start_server  # noqa: E402
+from tests.support.server_proc import start_server
 
 
 def extract(ref: str, into: Path) -> Path:

@@ -21,12 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from codeximage.v1 import image_service_pb2 as pb  # noqa: E402
-from real_codex_direct import batch as direct_batch  # noqa: E402
+from codeximage.v1 import image_service_pb2 as pb
+from real_codex_direct import batch as direct_batch
 
-from tests.e2e import realcodex  # noqa: E402
-from tests.support.server_proc import start_server  # noqa: E402
-from tests.upstream_standin import MOCK_API_KEY, UpstreamStandin, write_codex_home  # noqa: E402
+from tests.e2e import realcodex
+from tests.support.server_proc import start_server
+from tests.upstream_standin import MOCK_API_KEY, UpstreamStandin, write_codex_home
 
 
 def through_service(srv, count: int) -> float:
@@ -68,7 +68,8 @@ def main(argv=None) -> int:
                                       "ratio": round(ratio, 3), "goal": "<= 0.6", "met": ratio <= 0.6,
                                       "service_runs": svc, "direct_runs": direct}
                     print(f"{'MET ' if ratio <= 0.6 else 'MISS'} finish early count {count}: service "
-                          f"{statistics.median(svc):.2f} s / direct {statistics.median(direct):.2f} s = {ratio:.3f}"
+                          f"{statistics.median(svc):.2f} s / direct "
+                          f"{statistics.median(direct):.2f} s = {ratio:.3f}"
                           f"  (goal <= 0.6; turn {args.turn} s)", flush=True)
         finally:
             realcodex.kill_groups(realcodex.processes_with_codex_home(home))

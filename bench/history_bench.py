@@ -26,15 +26,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from codeximage.v1 import image_service_pb2 as pb  # noqa: E402
+from codex_image_server.request.params import GenerationSpec
+from codex_image_server.request.sizes import ResolvedSize
+from codex_image_server.store import INDEX_FILE, OutputStore, SqliteMetadata, StoredImage, new_id
+from codex_image_server.team.history import History
+from codeximage.v1 import image_service_pb2 as pb
 
-from codex_image_server.team.history import History  # noqa: E402
-from codex_image_server.request.params import GenerationSpec  # noqa: E402
-from codex_image_server.request.sizes import ResolvedSize  # noqa: E402
-from codex_image_server.store import INDEX_FILE, OutputStore, SqliteMetadata, StoredImage, new_id  # noqa: E402
-from tests.support.server_proc import start_server  # noqa: E402
+from tests.support.server_proc import start_server
 
-WORDS = ("harbour lighthouse fox meadow castle river forest portrait city night neon watercolour mountain "
+WORDS = ("harbour lighthouse fox meadow castle river forest portrait city night neon watercolour "
+         "mountain "
          "desert robot dragon garden winter summer ocean bridge market kitchen library train station "
          "cathedral village festival storm sunrise").split()
 COMMON, RARE = "lantern", "zeppelin"
@@ -99,7 +100,7 @@ def recording_us(state: Path, n: int) -> float:
     spec = GenerationSpec("bench-rec", "a painting of a lantern", 1, ResolvedSize("auto"), "",
                           "auto", "png", ())
     started = time.perf_counter()
-    for i in range(n):
+    for _ in range(n):
         seq = history.begin(spec, "ci", "grpc", int(time.time() * 1000))
         store.metadata.add_image(StoredImage(
             id=new_id(), request_id="bench-rec", index=0, label="Candidate 1", mime_type="image/png", width=1,
@@ -128,7 +129,7 @@ def main() -> int:
         with start_server(tmp) as srv:
             stub = srv.stub()
             stub.ListImages(pb.ListImagesRequest(page_size=50), timeout=30)  # warm
-            for run in range(args.runs):
+            for _ in range(args.runs):
                 for name, filters in (("no filter", {}), (f"prompt '{COMMON}' (~10%)", {"prompt_contains": COMMON}),
                                       (f"prompt '{RARE}' (~0.1%)", {"prompt_contains": RARE}),
                                       ("prompt + key", {"prompt_contains": COMMON, "key_name": "alice"})):
@@ -138,14 +139,16 @@ def main() -> int:
                 results.setdefault("Generate round trip (fake codex, delay 0) ms", []).append(generate_ms(stub, 20))
         for _ in range(args.runs):
             results.setdefault("recording history per request us", []).append(recording_us(tmp / "state", 2000))
-    print(f"\nmedians over {args.runs} runs, {args.images} images in the index, {args.calls} calls per figure")
+    print(f"\nmedians over {args.runs} runs, {args.images} images in the index, {args.calls} calls "
+          "per figure")
     for name, values in results.items():
         print(f"  {name:55s} {statistics.median(values):9.2f}")
     rec = statistics.median(results["recording history per request us"]) / 1000
     base = statistics.median(results["Generate round trip (fake codex, delay 0) ms"])
     print(f"  {'recording / Generate round trip':55s} {rec / base:9.4f}")
     p99 = statistics.median(results[f"ListImages prompt '{COMMON}' (~10%) p99 ms"])
-    print(f"goal: ListImages with a prompt filter p99 <= 20 ms: {'met' if p99 <= 20 else 'NOT met'} ({p99:.2f} ms)")
+    print("goal: ListImages with a prompt filter p99 <= 20 ms: "
+          f"{'met' if p99 <= 20 else 'NOT met'} ({p99:.2f} ms)")
     return 0
 
 

@@ -17,8 +17,9 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from codex_image_server.finishing import transparency  # noqa: E402
-from tests.transparency import pictures  # noqa: E402
+from codex_image_server.finishing import transparency
+
+from tests.transparency import pictures
 
 
 def median_s(fn, runs: int) -> float:

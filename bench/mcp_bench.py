@@ -33,12 +33,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: tests.* lives at the root
 
-import grpc  # noqa: E402
-from codeximage.v1 import image_service_pb2 as pb  # noqa: E402
-from codeximage.v1 import image_service_pb2_grpc  # noqa: E402
+import grpc
+from codeximage.v1 import (
+    image_service_pb2 as pb,
+    image_service_pb2_grpc,
+)
 
-from tests.mcp.sessions import http, stdio  # noqa: E402
-from tests.support.server_proc import start_server  # noqa: E402
+from tests.mcp.sessions import http, stdio
+from tests.support.server_proc import start_server
 
 
 async def grpc_call(stub, size: str) -> int:
@@ -91,15 +93,18 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp, start_server(Path(tmp), http=True) as srv:
             result = asyncio.run(one_run(srv, args.calls, args.size))
         medians.append(result)
-        print(f"run {run + 1}: grpc {result['grpc'] * 1000:.1f} ms, /mcp {result['mcp_http'] * 1000:.1f} ms "
-              f"({result['mcp_http'] / result['grpc']:.3f}x), stdio {result['mcp_stdio'] * 1000:.1f} ms "
+        print(f"run {run + 1}: grpc {result['grpc'] * 1000:.1f} ms, /mcp "
+              f"{result['mcp_http'] * 1000:.1f} ms "
+              f"({result['mcp_http'] / result['grpc']:.3f}x), stdio "
+              f"{result['mcp_stdio'] * 1000:.1f} ms "
               f"({result['mcp_stdio'] / result['grpc']:.3f}x); alone: /mcp adds "
               f"{(result['caps_http'] - result['caps_grpc']) * 1000:.2f} ms a call", flush=True)
     grpc_ms = statistics.median(m["grpc"] for m in medians) * 1000
     http_ratio = statistics.median(m["mcp_http"] / m["grpc"] for m in medians)
     stdio_ratio = statistics.median(m["mcp_stdio"] / m["grpc"] for m in medians)
     added_ms = statistics.median(m["caps_http"] - m["caps_grpc"] for m in medians) * 1000
-    print(f"median of {args.runs} runs ({args.calls} calls each, {args.size}): gRPC {grpc_ms:.1f} ms; "
+    print(f"median of {args.runs} runs ({args.calls} calls each, {args.size}): gRPC {grpc_ms:.1f} "
+          "ms; "
           f"/mcp {http_ratio:.3f}x ({(http_ratio - 1) * 100:+.1f} %, target <= +5 %); "
           f"stdio {stdio_ratio:.3f}x ({(stdio_ratio - 1) * 100:+.1f} %); the surface alone adds "
           f"{added_ms:.2f} ms a call, {added_ms / grpc_ms * 100:.1f} % of the gRPC generation")

@@ -31,12 +31,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from codeximage.v1 import image_service_pb2 as pb  # noqa: E402
-from google.longrunning import operations_pb2_grpc  # noqa: E402
-from google.longrunning import operations_proto_pb2 as lro  # noqa: E402
-from google.protobuf import duration_pb2  # noqa: E402
+from codeximage.v1 import image_service_pb2 as pb
+from google.longrunning import (
+    operations_pb2_grpc,
+    operations_proto_pb2 as lro,
+)
+from google.protobuf import duration_pb2
 
-from tests.support.server_proc import start_server  # noqa: E402
+from tests.support.server_proc import start_server
 
 # Short: the fake's own spawn and sleep jitter is noise both paths carry.
 DELAY_S = 0.05
@@ -95,8 +97,12 @@ def one_round(stub, ops, pid: int, r: int, pairs: int) -> tuple[float, float, fl
         return elapsed
 
     for i in range(pairs):
-        g_call = lambda: generate_s(stub, f"gen-{r}-{i}")  # noqa: E731
-        o_call = lambda: operation_s(stub, ops, f"op-{r}-{i}")  # noqa: E731
+        def g_call(i=i):
+            return generate_s(stub, f"gen-{r}-{i}")
+
+        def o_call(i=i):
+            return operation_s(stub, ops, f"op-{r}-{i}")
+
         if i % 2:
             o, g = timed("o", o_call), timed("g", g_call)
         else:

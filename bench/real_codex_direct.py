@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: tests.* lives at the root
 
-from tests.upstream_standin import UpstreamStandin, write_codex_home  # noqa: E402
+from tests.upstream_standin import UpstreamStandin, write_codex_home
 
 DEFAULT_CODEX = ROOT / ".tools/codex/node_modules/.bin/codex"
 

@@ -23,12 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]  # tests.* and the direct bench beside this file
 
-from codeximage.v1 import image_service_pb2 as pb  # noqa: E402
-from real_codex_direct import batch as direct_batch  # noqa: E402
+from codeximage.v1 import image_service_pb2 as pb
+from real_codex_direct import batch as direct_batch
 
-from tests.e2e import realcodex  # noqa: E402
-from tests.support.server_proc import start_server  # noqa: E402
-from tests.upstream_standin import MOCK_API_KEY, UpstreamStandin, write_codex_home  # noqa: E402
+from tests.e2e import realcodex
+from tests.support.server_proc import start_server
+from tests.upstream_standin import MOCK_API_KEY, UpstreamStandin, write_codex_home
 
 
 def _rss_kib(pid: int) -> int:

@@ -33,9 +33,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
-from PIL import Image  # noqa: E402
+from codex_image_server.request import imaging, sizes
+from codeximage.v1 import image_service_pb2 as pb
+from PIL import Image
 
-from codex_image_server.request import imaging, sizes  # noqa: E402
+from tests.e2e import realcodex
+from tests.support.server_proc import start_server
+from tests.upstream_standin import MOCK_API_KEY, UpstreamStandin, write_codex_home
 
 TARGETS = ("passthrough", "1K", "2K", "4K")
 NATIVE = (1536, 1024)  # a size the model answers "auto" with
@@ -88,12 +92,6 @@ def resize_costs(repeat: int) -> dict:
 
 
 def generation_times(repeat: int) -> dict | None:
-    from codeximage.v1 import image_service_pb2 as pb
-
-    from tests.e2e import realcodex
-    from tests.support.server_proc import start_server
-    from tests.upstream_standin import MOCK_API_KEY, UpstreamStandin, write_codex_home
-
     if not realcodex.PROJECT_CODEX.exists():
         print(json.dumps({"generation": "skipped: codex not installed (make codex)"}), flush=True)
         return None

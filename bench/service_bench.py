@@ -33,14 +33,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import grpc  # noqa: E402
-from codeximage.v1 import image_service_pb2 as pb  # noqa: E402
+import grpc
+from codeximage.v1 import image_service_pb2 as pb
 
-from tests.support import procs  # noqa: E402
-from tests.support.server_proc import fake_codex_launcher, start_server  # noqa: E402
+from tests.support import procs
+from tests.support.server_proc import fake_codex_launcher, start_server
 
 sys.path.insert(0, str(ROOT / "bench"))
-from core_bench import bare  # noqa: E402
+from core_bench import bare
 
 DELAY_S = 1.0
 
@@ -177,7 +177,8 @@ def main() -> int:
           f"bare aiohttp running the same fake: {result['bare_http_ratio']:.3f})")
     print(f"count4 / count1        {result['parallel_ratio']:.3f}  (goal <= 1.10; "
           f"the fake alone, 4 side by side / 1: {result['direct_parallel_ratio']:.3f})")
-    print(f"cancel p50 / p99       {result['cancel_p50_ms']:.1f} ms / {result['cancel_p99_ms']:.1f} ms  (goal p99 <= 50 ms)")
+    print(f"cancel p50 / p99       {result['cancel_p50_ms']:.1f} ms / "
+          f"{result['cancel_p99_ms']:.1f} ms  (goal p99 <= 50 ms)")
     return 0
 
 

@@ -31,10 +31,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: tests.* lives at the root
 
-from codeximage.v1 import image_service_pb2 as pb  # noqa: E402
+from codex_image_server.store import INDEX_FILE, OutputStore
+from codeximage.v1 import image_service_pb2 as pb
+from PIL import Image
 
-from codex_image_server.store import INDEX_FILE, OutputStore  # noqa: E402
-from tests.support.server_proc import start_server  # noqa: E402
+from tests.support.server_proc import start_server
 
 MB = 1024 * 1024
 READ = 64 * 1024
@@ -42,7 +43,6 @@ READ = 64 * 1024
 
 def make_image(output_dir: Path, state_dir: Path, size_mb: int):
     """A real PNG of noise (incompressible), ~size_mb, saved as the server would."""
-    from PIL import Image
     side = int((size_mb * MB / 3) ** 0.5)
     img = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
     tmp = output_dir.parent / "noise.png"
@@ -154,7 +154,8 @@ def load(make_call, threads: int, seconds: float, max_requests: int) -> float:
 
 def bench_capabilities(srv, runs: int, n: int, threads: int, seconds: float, max_requests: int) -> dict:
     stub = srv.stub()
-    direct = lambda: stub.GetCapabilities(pb.GetCapabilitiesRequest())  # noqa: E731
+    def direct():
+        return stub.GetCapabilities(pb.GetCapabilitiesRequest())
     shim = ShimClient(srv.http_port)
     latencies(direct, 50)
     latencies(shim, 50)  # warm up both
@@ -165,7 +166,8 @@ def bench_capabilities(srv, runs: int, n: int, threads: int, seconds: float, max
         rps_grpc.append(load(lambda: direct, threads, seconds, max_requests))
         rps_shim.append(load(lambda: ShimClient(srv.http_port), threads, seconds, max_requests))
     shim.close()
-    ms = lambda s: round(s * 1000, 3)  # noqa: E731
+    def ms(s):
+        return round(s * 1000, 3)
     return {"median_latency_ms": {"grpc": ms(statistics.median(lat_grpc)), "shim": ms(statistics.median(lat_shim))},
             "latency_ratio_shim_over_grpc": round(statistics.median(lat_shim) / statistics.median(lat_grpc), 2),
             "requests_per_s": {"grpc": round(statistics.median(rps_grpc)), "shim": round(statistics.median(rps_shim))},

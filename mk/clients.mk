@@ -2,7 +2,8 @@
 # Every tool is pinned here or in clients/typescript/package-lock.json and
 # installed into the project (.tools/bin, clients/typescript/node_modules).
 # `make proto`            regenerate Python, Go and TypeScript stubs
-# `make lint`             buf lint (STANDARD) + buf breaking (WIRE_JSON) vs the baseline
+# `make lint`             buf lint (STANDARD) + buf breaking (WIRE_JSON) vs the baseline,
+#                         then ruff and mypy (mk/python-lint.mk)
 # `make check-generated`  fail when checked-in Go/TS stubs differ from the protos
 # `make grpcurl`          install grpcurl into .tools/bin
 # `make proto-baseline`   record the released API as protos/baseline/v$(VERSION).binpb
@@ -73,7 +74,7 @@ proto: gen-python buf go-plugins ts-deps ## regenerate the Python, Go and TypeSc
 	$(BUF) generate
 	$(BUF) generate --template $(TS_DIR)/buf.gen.yaml
 
-lint: buf ## buf lint and buf breaking against the last released API
+lint: buf ## buf lint and buf breaking against the last released API; ruff and mypy (mk/python-lint.mk)
 	$(BUF) lint
 	$(BUF) breaking --against $(BUF_BASELINE)
 

@@ -7,7 +7,7 @@ import pytest
 @pytest.fixture(scope="session")
 def postgres():
     """One real PostgreSQL for the whole run, started on first use."""
-    from codex_image_cluster.postgres import Postgres  # noqa: PLC0415
+    from codex_image_cluster.postgres import Postgres  # noqa: PLC0415 - only when a test asks for it
     pg = Postgres().start()
     yield pg
     pg.remove()

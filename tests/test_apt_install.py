@@ -55,7 +55,8 @@ def test_a_user_with_passwordless_sudo_goes_through_sudo_n(tmp_path):
         "sudo -n true",
         "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get update -qq",
         "apt-get update -qq",
-        "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk",
+        "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+        "--no-install-recommends wrk",
         "apt-get install -y -qq --no-install-recommends wrk"]
 
 
@@ -65,8 +66,9 @@ def test_without_root_or_sudo_it_says_what_to_install(tmp_path):
         case.mkdir()
         done = run(case, bare_path(case, uid=1000, sudo=sudo), "chromium", "chromium-driver")
         assert done.returncode == 1
-        assert "sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium chromium-driver" \
-            in done.stderr, done.stderr
+        wanted = ("sudo apt-get update && sudo apt-get install -y --no-install-recommends "
+                  "chromium chromium-driver")
+        assert wanted in done.stderr, done.stderr
         assert not [c for c in calls(case) if c.startswith("apt-get")]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from codex_image_server.engine import versions
+from codex_image_server.engine import tool_surface, versions
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,5 +35,4 @@ def test_versions_are_told_apart():
 def test_every_tested_version_has_its_checked_tool_switches():
     # A version joins the matrix only with its feature names checked: the
     # switches that take the shell away are looked up per version.
-    from codex_image_server.engine import tool_surface
     assert tuple(tool_surface.FEATURES_OFF_BY_VERSION) == versions.TESTED

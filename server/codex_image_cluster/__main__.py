@@ -46,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
                       port=args.port)
     if args.fake_codex:
         for replica in cluster.replicas:
-            replica.codex_home.mkdir(parents=True, exist_ok=True)
-            (replica.codex_home / "auth.json").write_text('{"fake": true}')
+            home = replica.codex_home
+            assert home is not None  # a cluster gives every replica one
+            home.mkdir(parents=True, exist_ok=True)
+            (home / "auth.json").write_text('{"fake": true}')
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -56,17 +58,20 @@ def main(argv: list[str] | None = None) -> int:
         cluster.start()
         cluster.supervise()  # a member that dies is started again; one JSON line each
         b = cluster.balancer
+        postgres, objects = cluster.stores()
         print(f"""
   balancer   {b.target}  (gRPC, /v1, /healthz, every HTTP surface)
      grpcurl -plaintext {b.target} list
      curl {b.http_base}/healthz
      CODEX_IMAGE_ADDR={b.target} codex-image generate "a lighthouse"
-  postgres   {cluster.postgres.shown_url}  (data {cluster.postgres.data}; password in each replica's URL)
-  s3         {cluster.objects.endpoint}  bucket {cluster.objects.url}""", flush=True)
+  postgres   {postgres.shown_url}  (data {postgres.data}; password in each replica's URL)
+  s3         {objects.endpoint}  bucket {objects.url}""", flush=True)
         for r in cluster.replicas:
-            print(f"  {r.name}         gRPC {r.grpc_target}  HTTP {r.http_base}  pid {r.pid}  log {r.log_path}")
+            print(f"  {r.name}         gRPC {r.grpc_target}  HTTP {r.http_base}  pid {r.pid}  log "
+                  f"{r.log_path}")
         if not shared_stores_supported():
-            print("\n  note: this build's replicas keep their own index and files (no --database-url yet)")
+            print("\n  note: this build's replicas keep their own index and files (no "
+                  "--database-url yet)")
         print("\nAny of these that dies is restarted (one JSON line each). Ctrl-C stops everything.", flush=True)
         stop.wait()
     finally:

@@ -45,7 +45,7 @@ class Balancer:
             host=self.host, port=self.port, check_ms=self.check_ms, stats_socket=self.stats_socket,
             grpc_servers=grpc, http_servers=http)
 
-    def start(self) -> "Balancer":
+    def start(self) -> Balancer:
         haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
         if not Path(haproxy).exists():
             raise RuntimeError("haproxy is not installed: run `make cluster-deps`")

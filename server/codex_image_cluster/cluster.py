@@ -11,7 +11,7 @@ import ipaddress
 from pathlib import Path
 
 from .balancer import Balancer
-from .objectstore import ObjectStore
+from .objectstore import ACCESS_KEY, SECRET_KEY, ObjectStore
 from .postgres import Postgres
 from .replica import Replica
 from .supervisor import Supervisor
@@ -40,15 +40,21 @@ class Cluster:
         self.balancer = Balancer(self.directory / "haproxy", [], port=port, host=host, check_ms=check_ms)
         self.supervisor: Supervisor | None = None
 
+    def stores(self) -> tuple[Postgres, ObjectStore]:
+        """PostgreSQL and the object store, which only a cluster made `with_stores` has."""
+        if self.postgres is None or self.objects is None:
+            raise RuntimeError("this cluster runs without shared stores")
+        return self.postgres, self.objects
+
     def store_env(self) -> dict:
         """What every replica is told about the shared stores."""
         if not self.with_stores or not shared_stores_supported():
             return {}
-        from .objectstore import ACCESS_KEY, SECRET_KEY  # noqa: PLC0415
+        postgres, objects = self.stores()
         return {
-            "CODEX_IMAGE_SERVER_DATABASE_URL": self.postgres.url,
-            "CODEX_IMAGE_SERVER_OBJECT_STORE": self.objects.url,
-            "CODEX_IMAGE_SERVER_S3_ENDPOINT": self.objects.endpoint,
+            "CODEX_IMAGE_SERVER_DATABASE_URL": postgres.url,
+            "CODEX_IMAGE_SERVER_OBJECT_STORE": objects.url,
+            "CODEX_IMAGE_SERVER_S3_ENDPOINT": objects.endpoint,
             "AWS_ACCESS_KEY_ID": ACCESS_KEY,
             "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
             "AWS_DEFAULT_REGION": "us-east-1",
@@ -65,11 +71,12 @@ class Cluster:
                 return {"CODEX_IMAGE_SERVER_ALLOWED_HOSTS": host}
         return {}
 
-    def start(self) -> "Cluster":
+    def start(self) -> Cluster:
         try:
             if self.with_stores:
-                self.postgres.start()
-                self.objects.start()
+                postgres, objects = self.stores()
+                postgres.start()
+                objects.start()
             for replica in self.replicas:
                 replica.extra_env = {**self.store_env(), **self.host_env(), **replica.extra_env}
                 replica.start()
@@ -94,7 +101,7 @@ class Cluster:
         """PostgreSQL's and the object store's processes (none without stores)."""
         if not self.with_stores:
             return []
-        return [p.pid for p in (self.postgres.proc, self.objects.proc) if p]
+        return [store.proc.pid for store in self.stores() if store.proc]
 
     def stop(self) -> None:
         if self.supervisor is not None:
@@ -102,12 +109,13 @@ class Cluster:
             self.supervisor = None
         steps = [self.balancer.stop, *(r.stop for r in self.replicas)]
         if self.with_stores:
-            steps += [self.objects.stop, self.postgres.stop]
+            postgres, objects = self.stores()
+            steps += [objects.stop, postgres.stop]
         for step in steps:
             with contextlib.suppress(Exception):
                 step()
 
-    def __enter__(self) -> "Cluster":
+    def __enter__(self) -> Cluster:
         return self.start()
 
     def remove(self) -> None:

@@ -36,7 +36,7 @@ class ObjectStore:
     def url(self) -> str:
         return f"s3://{BUCKET}/images"
 
-    def start(self) -> "ObjectStore":
+    def start(self) -> ObjectStore:
         if not JAR.exists():
             raise RuntimeError(f"{JAR} is missing: run `make cluster-deps`")
         java = shutil.which("java")

@@ -15,6 +15,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -54,11 +55,9 @@ def reachable_by(user: str, path: Path) -> bool:
 class Postgres:
     def __init__(self, directory: Path | None = None, port: int = 0):
         self._user = "postgres" if os.geteuid() == 0 else None
-        if directory is None:
-            # Not under pytest's temp root: other pytest runs reset it to 0700,
-            # which would lock the postgres user out of its own data mid-run.
-            directory = tempfile.mkdtemp(prefix="codex-image-pg-")
-        self.directory = Path(directory)
+        # Not under pytest's temp root: other pytest runs reset it to 0700,
+        # which would lock the postgres user out of its own data mid-run.
+        self.directory = Path(directory if directory is not None else tempfile.mkdtemp(prefix="codex-image-pg-"))
         self.password = secrets.token_urlsafe(24)  # URL-safe: goes into the URL as is
         self.data = self.directory / "data"
         self.socket_dir = self.directory / "socket"
@@ -85,7 +84,8 @@ class Postgres:
 
     def _check_owner_reaches(self) -> None:
         if self._user and not reachable_by(self._user, self.directory):
-            raise RuntimeError(f"the {self._user} user cannot reach {self.directory}: start from a directory it can "
+            raise RuntimeError(f"the {self._user} user cannot reach {self.directory}: start from a directory it "
+                               "can "
                                "pass through (e.g. TMPDIR=/tmp); its parents are not opened for it")
 
     def init(self) -> None:
@@ -115,7 +115,7 @@ class Postgres:
         if done.returncode != 0:
             raise RuntimeError(f"initdb failed: {done.stderr.strip()}")
 
-    def start(self) -> "Postgres":
+    def start(self) -> Postgres:
         self.init()
         # fsync off: a throw-away test cluster; the data survives a server
         # restart (what the tests exercise), not a machine crash.
@@ -152,7 +152,6 @@ class Postgres:
 
     def stop(self, fast: bool = True) -> None:
         """SIGINT is PostgreSQL's "fast" shutdown: active sessions are ended."""
-        import signal  # noqa: PLC0415
         procs.stop(self.proc, sig=signal.SIGINT if fast else signal.SIGTERM)
         self.proc = None
 

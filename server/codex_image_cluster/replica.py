@@ -59,7 +59,7 @@ class Replica:
         env.update({k: str(v) for k, v in self.extra_env.items()})
         return env
 
-    def start(self, timeout: float = 30.0) -> "Replica":
+    def start(self, timeout: float = 30.0) -> Replica:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.ready_file.unlink(missing_ok=True)
         self.proc = procs.spawn([sys.executable, "-m", "codex_image_server", *self.args], self.log_path,

@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 POLL_S = 0.2
 FIRST_BACKOFF_S = 0.5
@@ -54,7 +54,7 @@ class Supervisor:
         self.events: list[dict] = []  # every restart line, for whoever started us
         self._lock = threading.Lock()
 
-    def start(self) -> "Supervisor":
+    def start(self) -> Supervisor:
         self._thread.start()
         return self
 

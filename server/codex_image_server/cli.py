@@ -3,6 +3,7 @@ subcommand it runs the server (serve.py, the composition root); each
 subcommand imports only what it needs."""
 from __future__ import annotations
 
+import argparse
 import sys
 
 from codex_image_server import settings as settings_mod
@@ -10,8 +11,8 @@ from codex_image_server.team import keys as keys_mod
 
 
 def _keys_command(argv: list[str]) -> int:
-    """`keys add NAME [--role member|admin] [--max-concurrent N] [--images-per-day N]`: prints the new key once."""
-    import argparse  # noqa: PLC0415
+    """`keys add NAME [--role member|admin] [--max-concurrent N] [--images-per-day N]`: prints the
+    new key once."""
     parser = argparse.ArgumentParser(prog="codex-image-server keys")
     sub = parser.add_subparsers(dest="action", required=True)
     add = sub.add_parser("add", help="make a named key and record its hash in the keys file")

@@ -76,7 +76,7 @@ def _ours_answers(host: str, port: int, http: bool) -> bool:
         except (OSError, ValueError):
             return False
     import grpc  # noqa: PLC0415 - only here
-    from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415
+    from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415 - as grpc
     with grpc.insecure_channel(f"{host}:{port}") as channel:
         try:
             health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=3)
@@ -108,7 +108,8 @@ def _directory(what: str, path: Path, flag: str) -> Check:
     if not os.access(existing, os.W_OK | os.X_OK):
         return Check(what, False, f"{path}: {existing} is not writable", f"make it writable, or {flag} PATH")
     free = shutil.disk_usage(existing).free
-    detail = f"{path} ({'exists' if existing == path else 'will be created'}; {free / (1 << 30):.1f} GiB free)"
+    state = "exists" if existing == path else "will be created"
+    detail = f"{path} ({state}; {free / (1 << 30):.1f} GiB free)"
     if free < LOW_DISK_BYTES:
         return Check(what, False, detail, f"free some space there, or {flag} PATH on a bigger disk")
     return Check(what, True, detail)

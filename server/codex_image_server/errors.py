@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+from typing import Literal
 
 
 class Kind(enum.Enum):
@@ -58,10 +59,10 @@ class Outcome:
     def __init__(self):
         self.error: ServiceError | None = None
 
-    def __enter__(self) -> "Outcome":
+    def __enter__(self) -> Outcome:
         return self
 
-    def __exit__(self, kind, exc, tb) -> bool:
+    def __exit__(self, kind, exc, tb) -> Literal[False]:
         if isinstance(exc, ServiceError):
             self.error = exc
         elif isinstance(exc, (GeneratorExit, asyncio.CancelledError)):

@@ -8,29 +8,30 @@ import os
 # gRPC's C core writes its own plain-text lines to stderr; only our JSON goes there.
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
-import asyncio  # noqa: E402 - after the gRPC setting, which must precede grpc's import
-import json  # noqa: E402
-import signal  # noqa: E402
-import sys  # noqa: E402
+# The imports below come after that setting, which must precede grpc's import.
+import asyncio
+import json
+import signal
+import sys
 
-from codex_image_server import banner, settings as settings_mod  # noqa: E402
-from codex_image_server.dataplane.handlers import Handlers  # noqa: E402
-from codex_image_server.dataplane.operation_messages import GenerateRequestCodec, operation_json  # noqa: E402
-from codex_image_server.dataplane.service import Service  # noqa: E402
-from codex_image_server.engine.engine import Engine  # noqa: E402
-from codex_image_server.grpc_api.server import GrpcServer  # noqa: E402
-from codex_image_server.operations.runner import Operations  # noqa: E402
-from codex_image_server.operations.webhooks import Webhooks  # noqa: E402
-from codex_image_server.runtime import heap, logs, private_files, workdirs  # noqa: E402
-from codex_image_server.runtime.blocking import Blocking  # noqa: E402
-from codex_image_server.runtime.logs import log  # noqa: E402
-from codex_image_server.runtime.slots import Slots  # noqa: E402
-from codex_image_server.store.backends import open_store  # noqa: E402
-from codex_image_server.store.output_store import INDEX_FILE  # noqa: E402
-from codex_image_server.team import keys as keys_mod  # noqa: E402
-from codex_image_server.team.keys import Keyring  # noqa: E402
-from codex_image_server.team.metrics import Metrics  # noqa: E402
-from codex_image_server.team.retention import Retention, Sweeper  # noqa: E402
+from codex_image_server import banner, settings as settings_mod
+from codex_image_server.dataplane.handlers import Handlers
+from codex_image_server.dataplane.operation_messages import GenerateRequestCodec, operation_json
+from codex_image_server.dataplane.service import Service
+from codex_image_server.engine.engine import Engine
+from codex_image_server.grpc_api.server import GrpcServer
+from codex_image_server.operations.runner import Operations
+from codex_image_server.operations.webhooks import Webhooks
+from codex_image_server.runtime import heap, logs, private_files, workdirs
+from codex_image_server.runtime.blocking import Blocking
+from codex_image_server.runtime.logs import log
+from codex_image_server.runtime.slots import Slots
+from codex_image_server.store.backends import open_store
+from codex_image_server.store.output_store import INDEX_FILE
+from codex_image_server.team import keys as keys_mod
+from codex_image_server.team.keys import Keyring
+from codex_image_server.team.metrics import Metrics
+from codex_image_server.team.retention import Retention, Sweeper
 
 
 def _write_ready_file(path: str, info: dict) -> None:

@@ -46,7 +46,7 @@ def _default_state_dir() -> Path:
     return Path(base) / "codex-image-server"
 
 
-def setting(default: Any = dataclasses.MISSING, *, help: str, group: str,
+def setting(default: Any = dataclasses.MISSING, *, help: str, group: str,  # noqa: A002 - argparse's word
             factory: Any = dataclasses.MISSING, flag: str = "", env: str = "", shown: str = "",
             commas: bool = False, flag_commas: bool | None = None) -> Any:
     """A field of `Settings` with what the command line and the docs say of it.
@@ -327,7 +327,8 @@ def _variable_exceptions() -> str:
 
 USAGE = """codex-image-server [options]             serve gRPC and HTTP (the options below)
        codex-image-server service install|uninstall|status [--manager systemd|launchd]
-       codex-image-server keys add NAME [--role member|admin] [--max-concurrent N] [--images-per-day N]
+       codex-image-server keys add NAME [--role member|admin]
+                          [--max-concurrent N] [--images-per-day N]
        codex-image-server doctor [options]      check codex, its login, the ports and the disk"""
 
 _METAVARS = {int: "N", Path: "PATH", list: "VALUE", str: "TEXT"}
@@ -346,7 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve local Codex image generation over gRPC and the /v1 HTTP contract.\n\n"
                     f"Every option is also a variable: --max-concurrent is {PREFIX}MAX_CONCURRENT "
                     f"(except: {_variable_exceptions()}). A flag wins over its variable.",
-        epilog="`codex-image-server service --help`, `keys --help` and `doctor --help` explain the subcommands.",
+        epilog="`codex-image-server service --help`, `keys --help` and `doctor --help` "
+               "explain the subcommands.",
         formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     groups: dict[str, Any] = {}
@@ -435,26 +437,27 @@ def check(settings: Settings) -> None:
     if min(settings.retention_max_age_s, settings.retention_max_bytes, settings.retention_unrecorded_age_s) < 0 \
             or settings.retention_interval_ms < 100:
         raise SystemExit("retention limits must not be negative, and the interval at least 100 ms")
-    from codex_image_server.engine.accounts import parse as parse_accounts  # noqa: PLC0415
+    from codex_image_server.engine.accounts import parse as parse_accounts  # noqa: PLC0415 - settings stays light
     try:
         parse_accounts(settings.accounts, settings.max_concurrent)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
-    from codex_image_server.engine.codex_env import check_allow  # noqa: PLC0415
+    from codex_image_server.engine.codex_env import check_allow  # noqa: PLC0415 - settings stays light
     try:
         check_allow(settings.codex_env_allow)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     for host in settings.allowed_hosts:
         if not host or any(c in host for c in "/:@ *"):
-            raise SystemExit(f"allowed_hosts: {host!r} is not a host name (give the name alone, no scheme or port)")
+            raise SystemExit(f"allowed_hosts: {host!r} is not a host name (give the name alone, no scheme or "
+                             "port)")
     for origin in settings.allowed_origins:
         scheme, sep, rest = origin.partition("://")
         if origin not in ("*", "null") and (not sep or not scheme or not rest or any(c in rest for c in "/?#@ *")):
             raise SystemExit(f"allowed_origins: {origin!r} is not an origin: give scheme://host[:port] "
                              "with no path, e.g. https://photos.example.com")
     if settings.webhook_secret:
-        from codex_image_server.operations.webhooks import secret_bytes  # noqa: PLC0415
+        from codex_image_server.operations.webhooks import secret_bytes  # noqa: PLC0415 - settings stays light
         try:
             secret_bytes(settings.webhook_secret)
         except ValueError as exc:

@@ -9,7 +9,6 @@ import secrets
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
-
 from codex_image_server.runtime import logs
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -21,7 +20,7 @@ _ID_PREFIX = "http_" + secrets.token_hex(4)
 _ID_COUNTER = itertools.count()
 
 
-def request_id(request: web.Request) -> str:
+def request_id(request: web.BaseRequest) -> str:
     """The id of this request, fixed on first use."""
     # A request's get() is collections.abc's: a miss raises and catches a
     # KeyError, costly on every request. Most requests hold nothing at all.
@@ -33,7 +32,7 @@ def request_id(request: web.Request) -> str:
     return rid
 
 
-def add_request_id(request: web.Request, headers) -> None:
+def add_request_id(request: web.BaseRequest, headers) -> None:
     """Fix the request's id and put it in the response's headers."""
     headers[REQUEST_ID_HEADER] = request_id(request)
 

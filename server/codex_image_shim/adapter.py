@@ -17,14 +17,11 @@ import json
 import re
 
 from codex_image_client import dataurl
+from codex_image_server.dataplane.convert import WithImages
 from codeximage.v1 import image_service_pb2 as pb
 from google.protobuf import json_format
 
-from codex_image_server.dataplane.convert import WithImages
-
 from . import errors, jsonmap
-
-
 
 # Our messages nest four levels at most; anything deeper is not a request.
 MAX_JSON_DEPTH = 32

@@ -35,11 +35,9 @@ from codex_image_server.team import auth
 from codex_image_server.team.keys import ApiKey
 from google.protobuf import json_format, message_factory
 
-from . import access_log, adapter, console, errors, jsonmap, openapi, routes
-from . import body as body_reader
+from . import access_log, adapter, body as body_reader, console, errors, jsonmap, openapi, routes
 from .guard import Guard
-from .mcp.surface import PATH as MCP_PATH
-from .mcp.surface import McpSurface
+from .mcp.surface import PATH as MCP_PATH, McpSurface
 from .openai_compat.surface import EDITS, OpenAISurface
 
 NDJSON = "application/x-ndjson"
@@ -206,7 +204,7 @@ class Shim:
                 route, found = routes.resolve(self.routes, method, path)
             if route is None:
                 if found:
-                    raise errors.method_not_allowed(method, path, found)
+                    raise errors.method_not_allowed(method, path, tuple(found))
                 raise errors.not_found_route(path)
             # The key first, before anything is parsed (Health is open).
             caller = None if route.rpc == "Health" else self.caller(request)

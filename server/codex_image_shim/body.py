@@ -21,6 +21,7 @@ import contextlib
 import grpc
 from aiohttp import BodyPartReader, http_exceptions, web, web_protocol
 from codex_image_server.runtime import heap
+from multidict import CIMultiDictProxy
 
 from . import errors
 
@@ -100,7 +101,7 @@ async def read(request: web.BaseRequest, limit: int, timeout_s: float) -> bytear
     return body
 
 
-async def read_parts(request: web.BaseRequest, limit: int, timeout_s: float) -> list[tuple[str | None, dict, bytearray]]:
+async def read_parts(request: web.BaseRequest, limit: int, timeout_s: float) -> list[tuple[str | None, CIMultiDictProxy[str], bytearray]]:
     """A multipart/form-data body as (name, headers, bytes) per part, the
     parts together within `limit`, read the same way as `read`. Raises
     ValueError on a body that is not multipart as expected."""

@@ -24,6 +24,7 @@ import collections
 import dataclasses
 import ipaddress
 import json
+from typing import cast
 
 import grpc
 from aiohttp import web, web_protocol
@@ -31,7 +32,8 @@ from codex_image_server.runtime.logs import log
 
 from . import errors
 
-REFUSED_LINGER_S = 1.0  # what a refused client sends meanwhile is read and dropped, so our answer is not reset away
+# What a refused client sends meanwhile is read and dropped, so our answer is not reset away.
+REFUSED_LINGER_S = 1.0
 RETRY_AFTER_S = 1
 TALLY_INTERVAL_S = 5.0
 LOOPBACK = "loopback"
@@ -44,7 +46,7 @@ class Limits:
     per_loopback: int  # 0: no cap
 
     @classmethod
-    def of(cls, settings) -> "Limits":
+    def of(cls, settings) -> Limits:
         return cls(settings.http_header_timeout_ms / 1000, settings.http_max_connections_per_address,
                    settings.http_max_loopback_connections)
 
@@ -67,7 +69,8 @@ def client_of(peer) -> tuple[str, bool]:
 
 def _fixed_answer(status: int, phrase: str, error: errors.ShimError, extra: str = "") -> bytes:
     body = json.dumps(errors.error_body(error.status, status), separators=(",", ":")).encode()
-    return (f"HTTP/1.1 {status} {phrase}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    return (f"HTTP/1.1 {status} {phrase}\r\nContent-Type: application/json\r\nContent-Length: "
+            f"{len(body)}\r\n"
             f"{extra}Connection: close\r\n\r\n").encode() + body
 
 
@@ -146,9 +149,10 @@ class GuardedHandler(web_protocol.RequestHandler):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._client, refusal = self._connections.admit(transport.get_extra_info("peername"))
         if self._client is None:
-            transport.write(refusal)
+            stream = cast(asyncio.WriteTransport, transport)  # a TCP connection's transport writes
+            stream.write(refusal)
             try:
-                transport.write_eof()
+                stream.write_eof()
             except (OSError, RuntimeError, NotImplementedError):
                 pass
             self._refused = self._loop.call_later(REFUSED_LINGER_S, transport.close)
@@ -221,6 +225,7 @@ class GuardedSite(web.SockSite):
         await web.BaseSite.start(self)  # what SockSite.start does, with our protocol factory
         loop = asyncio.get_running_loop()
         server = self._runner.server
+        assert server is not None  # the runner is set up before its sites start
         handler_kwargs = server._kwargs  # the handler settings the runner was given, as Server() passes them
 
         def protocol() -> GuardedHandler:

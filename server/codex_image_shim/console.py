@@ -30,7 +30,7 @@ class _Asset:
     def __init__(self, path: Path):
         self.body = path.read_bytes()
         self.gzipped = gzip.compress(self.body, 9, mtime=0)
-        self.etag = '"%s"' % hashlib.sha256(self.body).hexdigest()[:32]
+        self.etag = f'"{hashlib.sha256(self.body).hexdigest()[:32]}"'
         self.content_type = _TYPES.get(path.suffix, "application/octet-stream")
 
 

@@ -46,8 +46,10 @@ async def start(handlers, settings, *, metrics_registry=None) -> ShimHandle:
         await runner.setup()
         # The front door (no body without a key) before everything; then
         # the fixed answers, the app for all else.
-        fixed = FixedAnswers(shim, runner.server.request_handler)
-        runner.server.request_handler = FrontDoor(shim, fixed.handle).handle
+        server = runner.server
+        assert server is not None  # made by setup()
+        fixed = FixedAnswers(shim, server.request_handler)
+        server.request_handler = FrontDoor(shim, fixed.handle).handle
         # Connections: the header clock and the per-client cap (connection_limits.py).
         await GuardedSite(runner, sock, Limits.of(settings), shutdown_timeout=SHUTDOWN_S, backlog=BACKLOG).start()
     except BaseException:

@@ -52,7 +52,7 @@ class ShimError(Exception):
         self.headers = dict(headers or {})
 
     @classmethod
-    def from_status(cls, status: status_pb2.Status) -> "ShimError":
+    def from_status(cls, status: status_pb2.Status) -> ShimError:
         """The service's own status, as it maps to HTTP."""
         error = cls.__new__(cls)
         Exception.__init__(error, status.message)

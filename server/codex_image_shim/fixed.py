@@ -14,7 +14,7 @@ normal app, which answers it the one usual way.
 """
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import hdrs, web
 from aiohttp.helpers import rfc822_formatted_time
@@ -52,7 +52,8 @@ class FixedResponse(web.StreamResponse):
             connection = "Connection: close\r\n"
         self._block = (f"HTTP/{version.major}.{version.minor} {self.status} {self.reason}\r\n"
                        f"Content-Type: {JSON}\r\nContent-Length: {len(self._fixed_body)}\r\n"
-                       f"Date: {rfc822_formatted_time()}\r\nServer: {SERVER_SOFTWARE}\r\n{connection}{self._cors}"
+                       f"Date: {rfc822_formatted_time()}\r\nServer: "
+                       f"{SERVER_SOFTWARE}\r\n{connection}{self._cors}"
                        f"{access_log.REQUEST_ID_HEADER}: {access_log.request_id(request)}\r\n\r\n").encode()
         return writer
 

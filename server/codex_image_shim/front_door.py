@@ -16,7 +16,7 @@ connection at once (body.close_after).
 """
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 

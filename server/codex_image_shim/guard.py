@@ -41,7 +41,8 @@ _CACHE_LIMIT = 256
 
 
 def split_host(value: str) -> tuple[str, int | None] | None:
-    """`name`, `name:port`, `v4:port` or `[v6]:port` -> (host lower-cased, port); None if malformed."""
+    """`name`, `name:port`, `v4:port` or `[v6]:port` -> (host lower-cased, port); None if
+    malformed."""
     if value.startswith("["):
         host, sep, rest = value[1:].partition("]")
         if not sep or (rest and not rest.startswith(":")):

@@ -6,6 +6,7 @@ next to the adapter that implements it."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from codeximage.v1 import image_service_pb2 as pb
 from google.api import field_behavior_pb2
@@ -32,7 +33,7 @@ class _Schemas:
     def __init__(self):
         self.schemas: dict[str, dict] = {}
 
-    def ref(self, message: d.Descriptor) -> dict:
+    def ref(self, message: Any) -> dict:  # a Descriptor: protobuf's Python one or its upb twin
         if message.full_name == "google.protobuf.Timestamp":
             return {"type": "string", "format": "date-time"}
         if message.full_name == "google.protobuf.Any":
@@ -77,7 +78,9 @@ class _Schemas:
         if t == d.FieldDescriptor.TYPE_BYTES:
             return {"type": "string", "format": "byte"}
         if t == d.FieldDescriptor.TYPE_ENUM:
-            return {"type": "string", "enum": [v.name for v in field.enum_type.values]}
+            enum = field.enum_type
+            assert enum is not None  # an enum field names its enum
+            return {"type": "string", "enum": [v.name for v in enum.values]}
         if t == d.FieldDescriptor.TYPE_MESSAGE:
             return self.ref(field.message_type)
         return {"type": "string"}
@@ -113,8 +116,9 @@ def _plugin_schemas(s: _Schemas) -> dict:
             "status": s.ref(status_pb2.Status.DESCRIPTOR)}},
         "PluginGenerateRequest": {"allOf": [s.ref(pb.GenerateRequest.DESCRIPTOR), {
             "type": "object",
-            "description": "GenerateRequest plus the plugin contract's aliases. references[].image may be "
-                           "a data URL (data:<mime>;base64,...) or bare base64. Unknown fields are ignored.",
+            "description": "GenerateRequest plus the plugin contract's aliases. "
+                           "references[].image may be a data URL (data:<mime>;base64,...) "
+                           "or bare base64. Unknown fields are ignored.",
             "properties": {
                 "n": {"type": "integer", "description": "alias of count"},
                 "ratio": {"type": "string", "description": "alias of aspect"},
@@ -127,7 +131,8 @@ def _plugin_schemas(s: _Schemas) -> dict:
                 "data": {"type": "array", "items": {"allOf": [image, {
                     "type": "object", "properties": {
                         "url": {"type": "string", "format": "uri",
-                                "description": "absolute URL of the file route on the caller's origin"}}}]}}}}]},
+                                "description": "absolute URL of the file route "
+                                               "on the caller's origin"}}}]}}}}]},
     }
 
 

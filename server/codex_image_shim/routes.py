@@ -15,6 +15,7 @@ import re
 from codeximage.v1 import image_service_pb2 as pb
 from google.api import annotations_pb2, http_pb2
 from google.longrunning import operations_proto_pb2 as lro
+from google.protobuf.descriptor import MethodDescriptor
 
 SERVICE = pb.DESCRIPTOR.services_by_name["ImageService"]
 OPERATIONS = lro.DESCRIPTOR.services_by_name["Operations"]
@@ -35,7 +36,7 @@ class Route:
     http_method: str              # "GET", "POST", ...
     template: str                 # "/v1/images/{image_id}/file"
     body: str                     # "" (no body), "*" or a field name
-    method: object                # the MethodDescriptor
+    method: MethodDescriptor
     pattern: re.Pattern
     variables: tuple[str, ...]
 

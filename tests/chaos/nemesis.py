@@ -40,7 +40,7 @@ class Nemesis:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="nemesis", daemon=True)
 
-    def start(self) -> "Nemesis":
+    def start(self) -> Nemesis:
         self._thread.start()
         return self
 

@@ -22,13 +22,11 @@ import time
 from pathlib import Path
 
 import grpc
-from codeximage.v1 import image_service_pb2 as pb
-from codeximage.v1 import image_service_pb2_grpc as pbg
-
 import psycopg
-
 from codex_image_cluster.cluster import Cluster
 from codex_image_server.store.s3 import SKIP_CHECK_VARIABLE
+from codeximage.v1 import image_service_pb2 as pb, image_service_pb2_grpc as pbg
+
 from tests.support import account_runs, procs
 from tests.support.server_proc import FAKE_CODEX_ENV, fake_codex_launcher
 
@@ -154,12 +152,12 @@ def run(plan: Plan, report=print) -> tuple[list[str], list[str]]:
         f"generations              {ledger.generations}: answered with an image {ledger.answered_ok}, "
         f"with an error {ledger.answered_error} (not counted: refused for the key's daily limit "
         f"{ledger.refused_for_limit}; keys at their limit: {sorted(ledger.exhausted)})",
-        f"  by surface             "
+        "  by surface             "
         + ", ".join(f"{k} {v[0]} with an image/{v[1]} calls" for k, v in sorted(ids.items())),
         f"reads, deletes           {ledger.reads}, {ledger.deletes}",
         f"faults                   {nemesis.total}: "
         + ", ".join(f"{k} {v}" for k, v in sorted(nemesis.injected.items())),
-        f"restarts                 " + ", ".join(f"{k} {v}" for k, v in sorted(restarts.items())),
+        "restarts                 " + ", ".join(f"{k} {v}" for k, v in sorted(restarts.items())),
         f"acknowledged images      {len(ledger.acknowledged)} (gRPC and /v1, which name their images; one each; "
         f"of them seen on a gRPC stream that then broke {ledger.told_then_broken}; deleted on purpose since "
         f"{len(ledger.deleted)})",
@@ -171,13 +169,13 @@ def run(plan: Plan, report=print) -> tuple[list[str], list[str]]:
         f"{history['given']} + answer lost on the way {history['completed_unanswered']}",
         f"  records per request    at most {history['most_rows']} (rows sharing a request id: "
         f"{history['shared_rows']}; a request HAProxy retried on another replica)",
-        f"usage per key            " + ", ".join(f"{k} {v}/{limits[k]}" for k, v in sorted(usage.items()))
+        "usage per key            " + ", ".join(f"{k} {v}/{limits[k]}" for k, v in sorted(usage.items()))
         + " (images today/daily limit; = the images its completed requests delivered, OpenAI calls included)",
         f"records, each fetched    {records} (through the balancer, sha256 as recorded)",
         f"objects without a record {unrecorded['before']} after the faults; {unrecorded['after']} after the "
         f"retention sweep (waited {unrecorded['waited']:.0f} s); .tmp objects {unrecorded['tmp']}; swept by "
         f"the replicas {unrecorded['during']} during the run, {unrecorded['by_sweep']} after it",
-        f"account runs             " + ", ".join(
+        "account runs             " + ", ".join(
             f"{name} {budgets['most'].get(name, 0)}/{budget} at most at once ({budgets['runs'].get(name, 0)} runs)"
             for name, budget in ACCOUNTS.items()) + " (from PostgreSQL's account_run_log)",
         f"violations               {len(violations)}",
@@ -242,7 +240,8 @@ def _history(stub, ledger: Ledger, cluster, violations: list[str]) -> dict:
             if err.code() == grpc.StatusCode.NOT_FOUND:
                 statuses["no record"] += 1  # refused before it was recorded (database down), or never reached a replica
                 if rid in ledger.given:
-                    violations.append(f"request {rid}: its caller got {ledger.given[rid]}, the history has no record")
+                    violations.append(f"request {rid}: its caller got {ledger.given[rid]}, the history has no "
+                                      "record")
                 continue
             violations.append(f"request {rid}: history unreadable ({err.code().name})")
             continue

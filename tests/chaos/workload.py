@@ -14,8 +14,7 @@ import urllib.error
 import urllib.request
 
 import grpc
-from codeximage.v1 import image_service_pb2 as pb
-from codeximage.v1 import image_service_pb2_grpc as pbg
+from codeximage.v1 import image_service_pb2 as pb, image_service_pb2_grpc as pbg
 
 KEYS = ("alpha", "beta")
 PROMPT = "chaos [[fake delay=1]]"  # the fake codex: 1 s per candidate

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from codex_image_client import Client
+
 from tests.support.server_proc import start_server
 
 from .conftest import wait_for_runs

@@ -35,7 +35,8 @@ def test_list_and_describe(server):
     services = grpcurl(server, "list").stdout.split()
     assert {"codeximage.v1.ImageService", "grpc.health.v1.Health"} <= set(services)
     described = grpcurl(server, "describe", "codeximage.v1.ImageService").stdout
-    assert "rpc Generate ( .codeximage.v1.GenerateRequest ) returns ( stream .codeximage.v1.GenerateResponse )" in described
+    assert ("rpc Generate ( .codeximage.v1.GenerateRequest ) "
+            "returns ( stream .codeximage.v1.GenerateResponse )") in described
     assert "GenerateRequest is a message" in grpcurl(server, "describe", "codeximage.v1.GenerateRequest").stdout
 
 
@@ -75,7 +76,8 @@ def test_buf_curl_through_reflection(server):
 
 
 def test_submit_and_wait_as_docs_operations_shows(server):
-    """docs/operations.md's grpcurl lines: SubmitGeneration, then the standard Operations service."""
+    """docs/operations.md's grpcurl lines: SubmitGeneration, then the standard Operations
+    service."""
     assert "google.longrunning.Operations" in grpcurl(server, "list").stdout.split()
     op = json.loads(grpcurl(server, "codeximage.v1.ImageService/SubmitGeneration", flags=[
         *AUTH, "-d", '{"prompt": "a lighthouse at dusk", "request_id": "lighthouse-1"}']).stdout)

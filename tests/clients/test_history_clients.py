@@ -6,7 +6,6 @@ import datetime as dt
 import json
 
 import pytest
-
 from codex_image_client import Client, ClientError
 
 from .conftest import API_KEY
@@ -24,7 +23,7 @@ def make(client, prompt: str, request_id: str, count: int = 1):
 
 
 def test_python_client_lists_gets_and_deletes(client):
-    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
     made = make(client, "py history otter", "py-hist", count=3)
     page = client.list_images(page_size=2, prompt_contains="OTTER")
     assert len(page.images) == 2 and page.next_page_token

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from codex_image_client import Client, ClientError, operation_metadata, operation_result
+
 from tests.support import procs
 
 from .conftest import API_KEY

@@ -6,7 +6,6 @@ import threading
 
 import grpc
 import pytest
-
 from codex_image_client import Client, ClientError, ImageReady, Progress, Summary
 
 from .conftest import API_KEY, assert_runs_gone, wait_for_runs

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from codex_image_cluster.cluster import Cluster
+from codeximage.v1 import image_service_pb2_grpc as pbg
+
 from tests.support import procs
 from tests.support.generating import generate
 from tests.support.server_proc import FAKE_CODEX_ENV, fake_codex_launcher
@@ -86,15 +87,13 @@ def cluster(tmp_path_factory, request):
 
 @pytest.fixture
 def stub(cluster):
-    from codeximage.v1 import image_service_pb2_grpc
     with grpc.insecure_channel(cluster.balancer.target) as channel:
-        yield image_service_pb2_grpc.ImageServiceStub(channel)
+        yield pbg.ImageServiceStub(channel)
 
 
 def generate_on(replica, prompt: str, *, key: str = "", count: int = 1, request_id: str = "",
                 timeout: float = 60):
     """One Generate straight to a replica (not through HAProxy): (images, error or None)."""
-    from codeximage.v1 import image_service_pb2_grpc as pbg
     metadata = [("authorization", f"Bearer {key_secret(key)}")] if key else None
     with grpc.insecure_channel(replica.grpc_target) as channel:
         return generate(pbg.ImageServiceStub(channel), prompt, count=count, request_id=request_id,

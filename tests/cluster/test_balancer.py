@@ -6,9 +6,9 @@ import json
 import urllib.request
 
 import grpc
+from codeximage.v1 import image_service_pb2 as pb
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from codeximage.v1 import image_service_pb2 as pb
 from tests.support import procs
 
 from .conftest import replica_runs

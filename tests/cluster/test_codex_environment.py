@@ -7,9 +7,9 @@ from __future__ import annotations
 import threading
 
 import grpc
+from codex_image_cluster.objectstore import ACCESS_KEY, SECRET_KEY
 from codeximage.v1 import image_service_pb2 as pb
 
-from codex_image_cluster.objectstore import ACCESS_KEY, SECRET_KEY
 from tests.support import procs
 
 

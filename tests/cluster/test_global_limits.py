@@ -9,9 +9,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+from codeximage.v1 import image_service_pb2 as pb, image_service_pb2_grpc as pbg
 
-from codeximage.v1 import image_service_pb2 as pb
-from codeximage.v1 import image_service_pb2_grpc as pbg
 from tests.support import procs
 
 from .conftest import generate_on, key_secret, live_runs
@@ -81,7 +80,8 @@ def test_a_killed_replicas_running_request_stops_counting_when_its_lease_lapses(
             time.sleep(0.1)
         assert admitted_after is not None, "the killed replica's request still counts"
         assert admitted_after >= LEASE_MS / 1000 / 2, f"freed after {admitted_after:.2f}s: before its lease lapsed"
-        print(f"a killed replica's key slot freed {admitted_after:.2f}s after SIGKILL (lease {LEASE_MS} ms)")
+        print(f"a killed replica's key slot freed {admitted_after:.2f}s after SIGKILL (lease "
+              f"{LEASE_MS} ms)")
         # r2's request still counts: one more fills the key's two.
         channels.append(grpc.insecure_channel(r3.grpc_target))
         calls.append(pbg.ImageServiceStub(channels[-1]).Generate(pb.GenerateRequest(

@@ -4,10 +4,8 @@ lease runs out, and any replica answers for any operation."""
 from __future__ import annotations
 
 import grpc
-from codeximage.v1 import image_service_pb2 as pb
-from codeximage.v1 import image_service_pb2_grpc as pbg
-from google.longrunning import operations_pb2_grpc
-from google.longrunning import operations_proto_pb2 as lro
+from codeximage.v1 import image_service_pb2 as pb, image_service_pb2_grpc as pbg
+from google.longrunning import operations_pb2_grpc, operations_proto_pb2 as lro
 from google.protobuf import duration_pb2
 
 from tests.support import procs

@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from codex_image_cluster.postgres import Postgres
 
 

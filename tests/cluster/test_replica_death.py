@@ -16,12 +16,11 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from codeximage.v1 import image_service_pb2 as pb
-from codeximage.v1 import image_service_pb2_grpc as pbg
 from codex_image_client.errors import CONNECTION_LOST, CUT_STREAM, from_rpc_error
 from codex_image_client.retry import retryable
+from codeximage.v1 import image_service_pb2 as pb, image_service_pb2_grpc as pbg
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from tests.support import procs
 from tests.support.server_proc import REPO
 
@@ -129,7 +128,8 @@ def test_sigkill_mid_generation(cluster, stub):
         last = list(stub.Generate(pb.GenerateRequest(prompt="after [[fake delay=0.05]]"), timeout=20))[-1]
         assert last.HasField("summary")
         if i == 0:
-            print(f"first new request through the balancer done {time.monotonic() - killed_at:.2f}s after SIGKILL")
+            print("first new request through the balancer done "
+                  f"{time.monotonic() - killed_at:.2f}s after SIGKILL")
     # ... and the dead replica is out of rotation within the bound.
     assert procs.wait_until(lambda: out_of_rotation(cluster, victim), OUT_OF_ROTATION_S), \
         cluster.balancer.server_states()

@@ -15,9 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
+from codeximage.v1 import image_service_pb2 as pb, image_service_pb2_grpc as pbg
 
-from codeximage.v1 import image_service_pb2 as pb
-from codeximage.v1 import image_service_pb2_grpc as pbg
 from tests.support import account_runs, procs
 
 from .conftest import account_home, generate_on, live_runs, replica_runs
@@ -82,7 +81,7 @@ def test_two_replicas_never_run_more_on_one_account_than_its_budget(cluster, q_u
 
 
 def test_the_run_log_counts_overlapping_runs():
-    t = [dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=s) for s in range(5)]
+    t = [dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=s) for s in range(5)]
     run = lambda a, b: account_runs.Run("x", "r1", t[a], t[b] if b is not None else None, "")  # noqa: E731
     # Back to back is one at a time; a nested run is two; one never ended counts to the end.
     assert account_runs.most_at_once([run(0, 1), run(1, 2), run(2, 3)]) == {"x": 1}
@@ -113,7 +112,8 @@ def test_a_killed_replicas_runs_free_the_account_when_its_lease_lapses(cluster, 
         assert error is None and images[0].account == "shared", error
         (run,) = [r for r in replica_runs(r2) if "/after-" in r["cwd"]]
         waited = run["started"] - killed_wall
-        print(f"a killed replica's account runs freed {waited:.2f}s after SIGKILL (lease {LEASE_MS} ms)")
+        print(f"a killed replica's account runs freed {waited:.2f}s after SIGKILL (lease "
+              f"{LEASE_MS} ms)")
         assert LEASE_MS / 1000 / 2 <= waited <= LEASE_MS / 1000 + 3, waited
     finally:
         channel.close()

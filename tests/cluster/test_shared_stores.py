@@ -11,9 +11,8 @@ import urllib.request
 
 import grpc
 import pytest
+from codeximage.v1 import image_service_pb2 as pb, image_service_pb2_grpc as pbg
 
-from codeximage.v1 import image_service_pb2 as pb
-from codeximage.v1 import image_service_pb2_grpc as pbg
 from tests.support import procs
 
 RECONNECT_S = 15.0

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+from codeximage.v1 import image_service_pb2 as pb, image_service_pb2_grpc as pbg
 
-from codeximage.v1 import image_service_pb2 as pb
-from codeximage.v1 import image_service_pb2_grpc as pbg
 from tests.support import procs
 
 from .conftest import replica_runs
@@ -87,7 +86,7 @@ def test_a_killed_store_comes_back_and_replicas_reconnect(supervised, store):
     assert procs.wait_until(lambda: _restarted(lines, store, old_pid), BACK_S), lines
     # Each replica, straight, not through the balancer: each reconnects by itself.
     for replica in cluster.replicas:
-        assert procs.wait_until(lambda: _serves(replica.grpc_target), 20, interval=0.5), replica.name
+        assert procs.wait_until(lambda replica=replica: _serves(replica.grpc_target), 20, interval=0.5), replica.name
     assert _replica_pids(cluster) == replicas, "a replica was restarted"
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 from codex_image_cluster import supervisor as sup
+
 from tests.support import procs
 
 
@@ -21,7 +22,7 @@ class SleepyMember:
         self.proc: subprocess.Popen | None = None
         self.children: list[int] = []
 
-    def start(self) -> "SleepyMember":
+    def start(self) -> SleepyMember:
         code = ("import subprocess, sys, time\n"
                 "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
                 "print(child.pid, flush=True)\n"
@@ -47,10 +48,10 @@ def test_quick_deaths_double_the_backoff_and_the_group_goes(monkeypatch):
         for n in range(1, 5):
             old = member.proc
             os.kill(old.pid, signal.SIGKILL)
-            assert procs.wait_until(lambda: len(lines) >= n, 30), lines
+            assert procs.wait_until(lambda n=n: len(lines) >= n, 30), lines
             assert lines[-1]["old_pid"] == old.pid and lines[-1]["exit"] == -signal.SIGKILL
             # Its group went with it: the child it had started is gone too.
-            assert procs.wait_until(lambda: not procs.exists(member.children[n - 1]), 10)
+            assert procs.wait_until(lambda n=n: not procs.exists(member.children[n - 1]), 10)
         assert [line["backoff_s"] for line in lines] == [0.2, 0.4, 0.8, 0.8]
         assert all(line["outcome"] == "started" and procs.running(line["pid"]) is (line is lines[-1])
                    for line in lines)

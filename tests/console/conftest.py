@@ -11,8 +11,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 # The shim tests' servers (one open, one with a key), started per module.
-from tests.shim.conftest import KEY, keyed_server, open_server  # noqa: F401
-from tests.support.browser import LAPTOP, PHONE, chromium, missing_binaries  # noqa: F401
+from tests.shim.conftest import KEY, keyed_server, open_server  # noqa: F401 - pytest fixtures for the tests here
+from tests.support.browser import LAPTOP, PHONE, chromium, missing_binaries  # noqa: F401 - re-exported for the tests here
 
 
 class Console:
@@ -21,7 +21,7 @@ class Console:
     def __init__(self, driver, base: str, shots: Path):
         self.driver, self.base, self.shots = driver, base, shots
 
-    def open(self, path: str = "/") -> "Console":
+    def open(self, path: str = "/") -> Console:
         self.driver.get(self.base + path)
         return self
 
@@ -29,7 +29,7 @@ class Console:
         return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(
             lambda d: condition(), message or getattr(condition, "__name__", ""))
 
-    def wait_ready(self) -> "Console":
+    def wait_ready(self) -> Console:
         self.wait(lambda: self.driver.execute_script("return document.body.dataset.ready === 'true'"),
                   message="console never became ready")
         return self
@@ -64,7 +64,8 @@ class Console:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     if missing_binaries():
-        pytest.fail(f"{missing_binaries()} missing: run `make chromium` (Debian's chromium and chromium-driver)")
+        pytest.fail(f"{missing_binaries()} missing: run `make chromium` (Debian's chromium and "
+                    "chromium-driver)")
     driver = chromium(tmp_path_factory.mktemp("chromium"))
     try:
         yield driver

@@ -33,7 +33,8 @@ def bars(console) -> list[float]:
 def loaded_images(console) -> list[dict]:
     return console.js("""return [...document.querySelectorAll('#results .slot img[data-loaded]')]
         .filter(i => i.complete && i.naturalWidth > 0)
-        .map(i => ({w: i.naturalWidth, h: i.naturalHeight, id: i.closest('.card').dataset.imageId}))""")
+        .map(i => ({w: i.naturalWidth, h: i.naturalHeight,
+                    id: i.closest('.card').dataset.imageId}))""")
 
 
 def test_two_candidates_show_moving_progress_then_both_images(open_server, console_for):
@@ -160,7 +161,8 @@ def test_transparent_background_gives_an_image_with_real_alpha(open_server, cons
     # The corner of the delivered image is see-through, the centre is not:
     # read back from the image the console shows.
     alphas = console.js("""const img = document.querySelector('#results .slot img[data-loaded]');
-        const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+        const c = document.createElement('canvas');
+        c.width = img.naturalWidth; c.height = img.naturalHeight;
         const g = c.getContext('2d'); g.drawImage(img, 0, 0);
         return [g.getImageData(0, 0, 1, 1).data[3],
                 g.getImageData(img.naturalWidth >> 1, img.naturalHeight >> 1, 1, 1).data[3]];""")

@@ -22,7 +22,7 @@ PAGE = b"<!doctype html><title>a page</title><p>nothing to see</p>"
 
 
 class _Pages(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server's name
+    def do_GET(self):
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(PAGE)))
@@ -57,7 +57,8 @@ def server(tmp_path_factory, pages):
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     if missing_binaries():
-        pytest.fail(f"{missing_binaries()} missing: run `make chromium` (Debian's chromium and chromium-driver)")
+        pytest.fail(f"{missing_binaries()} missing: run `make chromium` (Debian's chromium and "
+                    "chromium-driver)")
     driver = chromium(tmp_path_factory.mktemp("chromium-hostile"),
                       extra_flags=("--host-resolver-rules=MAP evil.example 127.0.0.1, MAP friend.example 127.0.0.1",))
     driver.set_script_timeout(30)
@@ -153,7 +154,8 @@ def test_a_listed_origin_reads_and_generates(server, pages, browser):
     made = run(browser, """(async () => {
         const [base] = arguments;
         const r = await fetch(base + "/v1/images/generate", {method: "POST",
-            headers: {"Content-Type": "application/json"}, body: JSON.stringify({prompt: "a friendly fox"})});
+            headers: {"Content-Type": "application/json"},
+            body: JSON.stringify({prompt: "a friendly fox"})});
         done({status: r.status, ids: (await r.json()).data.map(d => d.id)});
     })()""", server.http_base)
     assert made["status"] == 200 and len(made["ids"]) == 1, made

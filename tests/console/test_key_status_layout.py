@@ -4,8 +4,8 @@ from __future__ import annotations
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
-from tests.support.browser import PHONE
 from tests.shim.conftest import KEY
+from tests.support.browser import PHONE
 
 
 def test_wrong_key_is_refused_with_a_clear_message_then_the_right_one_works(keyed_server, console_for):
@@ -58,7 +58,8 @@ def test_phone_width_has_no_sideways_scroll_and_keyboard_reaches_generate(open_s
     assert console.js("return document.documentElement.scrollWidth <= window.innerWidth")
     # Every control has a label a screen reader can read.
     unlabelled = console.js("""return [...document.querySelectorAll('input, select, textarea')]
-        .filter(e => !e.hidden && e.type !== 'hidden' && !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+        .filter(e => !e.hidden && e.type !== 'hidden' && !(e.labels && e.labels.length)
+                     && !e.getAttribute('aria-label'))
         .map(e => e.id)""")
     assert unlabelled == []
     # Tab from the prompt reaches the Generate button without a mouse.

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import grpc
 import pytest
+from codex_image_server.autostart import envfile, units
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from codex_image_server.autostart import envfile, units
 from tests.support import procs
 from tests.support.server_proc import REPO, fake_codex_launcher
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,8 @@ def native_codex(wrapper: Path) -> Path:
     """The native binary the npm package ships beside the wrapper (run in place)."""
     found = sorted((wrapper.parent.parent).glob(NATIVE_GLOB))
     if not found:
-        pytest.skip(f"REAL CODEX NOT INSTALLED: no native binary under {wrapper.parent.parent}; run `make codex`.")
+        pytest.skip(f"REAL CODEX NOT INSTALLED: no native binary under {wrapper.parent.parent}; run "
+                    "`make codex`.")
     return found[0]
 
 
@@ -140,7 +142,6 @@ def _is_codex_exec(pid: int) -> bool:
 
 def kill_groups(pids_to_pgids: dict[int, int]) -> None:
     """Test cleanup only: SIGKILL these processes and their whole groups."""
-    import signal
     own_group = os.getpgrp()
     for pid, pgid in pids_to_pgids.items():
         targets = [(pid, os.kill)] + ([(pgid, os.killpg)] if pgid != own_group else [])

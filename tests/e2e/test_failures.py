@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from grpc_status import rpc_status
 from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from .calls import generate
 

@@ -34,7 +34,8 @@ def test_codex_is_stopped_before_its_closing_turn_and_the_image_is_intact(server
     try:
         images, progress, summary = generate(
             server.stub(), count=count,
-            prompt=f"a kite over the sea [[upstream: closing_slow={CLOSING_S} default_size={size} noise]]")
+            prompt=f"a kite over the sea [[upstream: closing_slow={CLOSING_S} "
+                   f"default_size={size} noise]]")
         took = time.monotonic() - started
     finally:
         stop.set()

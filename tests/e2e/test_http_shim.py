@@ -87,7 +87,8 @@ def test_aborted_http_request_kills_codex(http_server, fresh, mock_home):
     body = b'{"prompt": "slow [[upstream: slow=60]]", "count": 2}'
     sock = socket.create_connection(("127.0.0.1", http_server.http_port), timeout=10)
     try:
-        sock.sendall(b"POST /v1/images/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        sock.sendall(b"POST /v1/images/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                     b"application/json\r\n"
                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
         fresh.records.wait_for(lambda rs: sum(r["kind"] == "responses" for r in rs) >= 2, 30)
         running = realcodex.processes_with_codex_home(mock_home)

@@ -36,7 +36,7 @@ def test_edit_image_through_mcp(http_server, fresh):
     assert not result.is_error, result.content[0].text
     images = [c for c in result.content if isinstance(c, types.ImageContent)]
     assert len(images) == 2 and progress == [1, 2, 3, 4]
-    for content, entry in zip(images, result.structured_content["images"]):
+    for content, entry in zip(images, result.structured_content["images"], strict=True):
         data = base64.b64decode(content.data)
         assert "%dx%d" % dimensions(data) == entry["size"] == "1536x1024"
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]

@@ -15,8 +15,6 @@ from google.protobuf import timestamp_pb2
 
 from tests.support import databases
 from tests.support.grpc_helpers import error_details
-
-
 from tests.support.server_proc import start_server
 
 from .conftest import all_pages, generate
@@ -208,7 +206,7 @@ def test_old_json_records_are_migrated_on_first_start(tmp_path):
     row = db.execute("SELECT * FROM images WHERE id = ?", (image.id,)).fetchone()
     columns = [d[0] for d in db.execute("SELECT * FROM images LIMIT 0").description]
     db.close()
-    record = dict(zip(columns, row))
+    record = dict(zip(columns, row, strict=True))
     record["index"] = record.pop("idx")
     for gone in ("key_name", "account", "request_seq"):
         record.pop(gone)

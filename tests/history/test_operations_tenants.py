@@ -7,8 +7,7 @@ from __future__ import annotations
 import grpc
 import pytest
 from codeximage.v1 import image_service_pb2 as pb
-from google.longrunning import operations_pb2_grpc
-from google.longrunning import operations_proto_pb2 as lro
+from google.longrunning import operations_pb2_grpc, operations_proto_pb2 as lro
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2
 

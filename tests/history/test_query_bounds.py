@@ -12,13 +12,13 @@ import urllib.parse
 
 import grpc
 import pytest
-from codeximage.v1 import image_service_pb2 as pb
-
 from codex_image_server.errors import ServiceError
 from codex_image_server.store import Query, SqliteMetadata, StoredImage, paging
+from codeximage.v1 import image_service_pb2 as pb
+
 from tests.shim.client import request
-from tests.support.grpc_helpers import error_details
 from tests.support import server_proc
+from tests.support.grpc_helpers import error_details
 from tests.support.server_proc import start_server
 
 from .conftest import generate

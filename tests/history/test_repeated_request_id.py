@@ -12,8 +12,7 @@ import json
 import grpc
 import pytest
 from codeximage.v1 import image_service_pb2 as pb
-from google.longrunning import operations_pb2_grpc
-from google.longrunning import operations_proto_pb2 as lro
+from google.longrunning import operations_pb2_grpc, operations_proto_pb2 as lro
 from google.protobuf import duration_pb2
 
 from tests.shim.client import request

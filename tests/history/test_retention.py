@@ -8,11 +8,12 @@ import time
 
 import grpc
 import pytest
-from codeximage.v1 import image_service_pb2 as pb
-
+from codex_image_server.store import INDEX_FILE, OutputStore, Query, RequestRecord
+from codex_image_server.store.operations import OperationRecord
 from codex_image_server.team.metrics import Metrics
 from codex_image_server.team.retention import Retention
-from codex_image_server.store import INDEX_FILE, OutputStore, Query, RequestRecord
+from codeximage.v1 import image_service_pb2 as pb
+
 from tests.support.server_proc import start_server
 
 from .conftest import generate
@@ -149,12 +150,11 @@ def test_codex_copies_are_removed_after_each_run(tmp_path, remove):
 
 
 def test_finished_operations_go_with_their_images(store):
-    from codex_image_server.store.operations import OperationRecord  # noqa: PLC0415
     def op(request_id, state, ended_ms):
         store.metadata.add_operation(OperationRecord(request_id=request_id, key_name="", surface="grpc", state=state,
                                                      request=b"", webhook_url="", created_unix_ms=ended_ms - 5,
                                                      ended_unix_ms=ended_ms))
-    old_image, fresh_image = save(store, NOW - 10_001), save(store, NOW)
+    _, fresh_image = save(store, NOW - 10_001), save(store, NOW)
     op("old-done", "succeeded", NOW - 10_001)
     op("old-running", "running", 0)
     op("fresh-done", "failed", NOW)

@@ -7,9 +7,9 @@ import dataclasses
 import sqlite3
 
 import pytest
+from codex_image_server.store import Query, SqliteMetadata, StoredImage, new_id, paging
 
 from tests.support import databases
-from codex_image_server.store import Query, SqliteMetadata, StoredImage, new_id, paging
 
 BASE = dict(request_id="r", index=0, label="Candidate 1", mime_type="image/png", width=1, height=1, byte_size=10,
             sha256="0" * 64, revised_prompt="", thread_id="", requested_size="auto", resolved_size="auto",
@@ -26,7 +26,7 @@ PROMPTS = [f"{'common lantern' if i % 2 else 'plain'} {'Zeppelin' if i % 300 == 
 @pytest.fixture
 def meta(tmp_path, backend, request):
     if backend == "postgres":
-        from codex_image_server.store.postgres import PostgresMetadata  # noqa: PLC0415
+        from codex_image_server.store.postgres import PostgresMetadata  # noqa: PLC0415 - psycopg only here
         m = PostgresMetadata(databases.new_database(request.getfixturevalue("postgres")), replica="test")
     else:
         m = SqliteMetadata(tmp_path / "index.sqlite3")

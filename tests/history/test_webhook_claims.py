@@ -5,9 +5,9 @@ one) takes it; delivered or given up, nothing is owed."""
 from __future__ import annotations
 
 import pytest
-
 from codex_image_server.store import SqliteMetadata
 from codex_image_server.store.operations import OperationRecord
+
 from tests.support import databases
 
 NOW = 1_000_000

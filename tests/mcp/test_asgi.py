@@ -9,7 +9,6 @@ import socket
 
 import aiohttp
 from aiohttp import web
-
 from codex_image_shim.mcp import asgi
 
 

@@ -79,7 +79,7 @@ def test_generate_two_at_exact_size_with_progress(server, transport):
     assert [str(link.uri) for link in links] == [f"codex-image://images/{e['id']}" for e in entries]
     assert [e["size"] for e in entries] == ["1536x1024", "1536x1024"] and all(e["inline"] for e in entries)
     assert result.structured_content["request_id"] == rid
-    for entry, content in zip(entries, images):
+    for entry, content in zip(entries, images, strict=True):
         assert hashlib.sha256(base64.b64decode(content.data)).hexdigest() == entry["sha256"]
         assert entry["id"] in result.content[0].text
     # Per candidate: its codex started, its image stored; progress only grows.

@@ -5,15 +5,14 @@ from __future__ import annotations
 import base64
 import io
 
-import numpy as np
 import openai
 import pytest
 from PIL import Image
 
-from tests.support import procs
-from tests.support.grpc_helpers import png
 from tests.openai_sdk.conftest import KEY
 from tests.shim.client import request
+from tests.support import procs
+from tests.support.grpc_helpers import png
 
 
 def decode(b64: str) -> Image.Image:

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -80,7 +81,8 @@ def call_server(target: str, cli: Path, python: Path, out: Path, cwd: Path) -> N
     assert sorted(Path(p).name for p in saved) == ["pkg-1-1.png", "pkg-1-2.png"]
     assert all(Path(p).read_bytes().startswith(b"\x89PNG") for p in saved)
     code = ("import sys; from codex_image_client import Client; "
-            "c = Client(sys.argv[1], timeout=10); print(c.capabilities().max_images, c.health().server_version)")
+            "c = Client(sys.argv[1], timeout=10); print(c.capabilities().max_images, "
+            "c.health().server_version)")
     assert run([python, "-c", code, target], cwd=cwd, env=env, timeout=60).stdout.split() == ["4", VERSION]
 
 
@@ -102,7 +104,8 @@ def test_wheels_in_fresh_venvs_serve_and_call(wheelhouse, client_bin, elsewhere,
         == f"codex-image-server {VERSION}"
     # Installed copies, not the checkout: every module comes from the venv.
     where = run([server_bin / "python", "-c", "import codex_image_server.version as s, codex_image_shim as h, "
-                 "codeximage as c, codex_image_client as k; print(s.__file__, h.__file__, c.__file__, k.__file__)"],
+                 "codeximage as c, codex_image_client as k; print(s.__file__, h.__file__, c.__file__, "
+                 "k.__file__)"],
                 cwd=elsewhere).stdout.split()
     assert all(Path(p).is_relative_to(tmp_path / "server-venv") for p in where), where
     # The two packages own disjoint files: uninstalling one never breaks the other.
@@ -123,7 +126,6 @@ def test_wheels_in_fresh_venvs_serve_and_call(wheelhouse, client_bin, elsewhere,
 def test_published_wheel_names_the_client_by_range(wheelhouse):
     """Built from the sdist (what gets published), the server names the client
     by its release range, never by a path on the machine that built it."""
-    import zipfile
     wheel = wheelhouse / f"codex_image_server-{VERSION}-py3-none-any.whl"
     metadata = zipfile.ZipFile(wheel).read(f"codex_image_server-{VERSION}.dist-info/METADATA").decode()
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist: codex-image-client")]

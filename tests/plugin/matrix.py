@@ -14,6 +14,7 @@ import io
 import itertools
 
 import pytest
+from codeximage.v1 import image_service_pb2 as pb
 from PIL import Image
 
 from tests.shim.client import request
@@ -94,7 +95,6 @@ class Row:
                 "model": "gpt-image-2", "return": "file", "canvas_size": dict(CANVAS), "references": refs}
 
     def grpc_request(self):
-        from codeximage.v1 import image_service_pb2 as pb
         return pb.GenerateRequest(
             prompt=f"a lighthouse at dusk ({self.aspect}, {self.preset})", count=self.count, size=self.size,
             aspect=self.aspect, output_format="png", canvas_size=pb.CanvasSize(**CANVAS),
@@ -174,7 +174,6 @@ def check_grpc(stub, row: Row) -> None:
 
 
 def _file_request(image_id: str):
-    from codeximage.v1 import image_service_pb2 as pb
     return pb.GetImageFileRequest(image_id=image_id)
 
 

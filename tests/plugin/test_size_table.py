@@ -3,13 +3,12 @@ module that owns size rules, with the plugin's own spellings."""
 from __future__ import annotations
 
 import pytest
-
 from codex_image_server.request import sizes
 
 from .matrix import CANVAS, PLUGIN_TABLE, PRESETS
 
 ROWS = [(aspect, preset, expected) for aspect, column in PLUGIN_TABLE.items()
-        for preset, expected in zip(PRESETS, column)]
+        for preset, expected in zip(PRESETS, column, strict=True)]
 
 
 @pytest.mark.parametrize("aspect,preset,expected", ROWS)

@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from codex_image_server.engine import failures, image_locator
 from codex_image_server.engine.image_watch import FinalImage, RolloutWatch
+from codex_image_server.engine.versions import TESTED
 from codex_image_server.errors import Kind
+
 from tests.upstream_standin.pictures import make_png
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -30,7 +31,6 @@ WAIT_S = 10.0
 
 
 def test_the_real_fixtures_cover_every_tested_version():
-    from codex_image_server.engine.versions import TESTED
     assert REAL_EXTENSION == [f"extension-{v}.jsonl" for v in TESTED]
 
 

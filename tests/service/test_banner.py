@@ -8,6 +8,8 @@ import pty
 import threading
 import time
 
+from codeximage.v1 import image_service_pb2 as pb
+
 from tests.support.server_proc import start_server
 
 
@@ -69,7 +71,6 @@ def test_not_ready_names_the_one_command_that_fixes_it(tmp_path):
             assert "\n  codex    NOT READY: codex is not logged in\n" in text
             assert f"\n  fix      {fix}   (no restart needed)\n" in text
             # The same command where a program reads it.
-            from codeximage.v1 import image_service_pb2 as pb  # noqa: PLC0415
             assert f"Run `{fix}`" in srv.stub().Health(pb.HealthRequest(), timeout=10).problem
     finally:
         term.close()

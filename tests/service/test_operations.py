@@ -8,15 +8,13 @@ import time
 import grpc
 import pytest
 from codeximage.v1 import image_service_pb2 as pb
-from google.longrunning import operations_pb2_grpc
-from google.longrunning import operations_proto_pb2 as lro
+from google.longrunning import operations_pb2_grpc, operations_proto_pb2 as lro
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2
 from grpc_status import rpc_status
 
 from tests.support import procs
 from tests.support.server_proc import start_server
-
 
 
 def ops(srv, channel=None):

@@ -14,9 +14,9 @@ import subprocess
 import sys
 
 import pytest
+from codex_image_server.engine.os_procs import PORTABLE_ENV, LinuxProcs, PortableProcs
 from codeximage.v1 import image_service_pb2 as pb
 
-from codex_image_server.engine.os_procs import PORTABLE_ENV, LinuxProcs, PortableProcs
 from tests.support import procs
 from tests.support.server_proc import start_server
 

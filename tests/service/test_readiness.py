@@ -8,8 +8,8 @@ from codeximage.v1 import image_service_pb2 as pb
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.grpc_helpers import error_details
 from tests.shim.client import request
+from tests.support.grpc_helpers import error_details
 from tests.support.server_proc import start_server
 
 SERVICE = "codeximage.v1.ImageService"

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import io
 
-from PIL import Image
-
 from codex_image_server.request import imaging, references
 from codex_image_server.request.params import Reference
+from PIL import Image
 
 
 class RecordingBudget(imaging.MemoryBudget):

@@ -6,14 +6,16 @@ from __future__ import annotations
 import base64
 import http.server
 import json
+import sqlite3
 import threading
 
 import grpc
 import pytest
 import standardwebhooks
 from codeximage.v1 import image_service_pb2 as pb
+from google.longrunning import operations_proto_pb2 as lro
 
-from tests.service.test_operations import bad_fields, metadata, wait
+from tests.service.test_operations import bad_fields, metadata, ops, wait
 from tests.support import procs
 from tests.support.server_proc import start_server
 
@@ -29,7 +31,7 @@ class Receiver:
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 outer.received.append((self.path, dict(self.headers), body))
                 status = outer.answers.pop(0) if outer.answers else 200
@@ -93,8 +95,7 @@ def test_cancelled_event_and_retries_recorded(server):
         op = server.stub().SubmitGeneration(pb.GenerateRequest(prompt="c [[fake delay=60]]", request_id="hook-cancel",
                                                                webhook_url=receiver.url))
         assert procs.wait_until(lambda: len(server.runs_of("hook-cancel")) == 1, timeout=15)
-        from google.longrunning import operations_proto_pb2 as lro
-        from tests.service.test_operations import ops
+
         ops(server).CancelOperation(lro.CancelOperationRequest(name=op.name))
         assert procs.wait_until(lambda: len(receiver.received) == 3, timeout=20)
         ids = {h["webhook-id"] for _, h, _ in receiver.received}
@@ -141,7 +142,6 @@ def test_a_delivery_pending_when_the_server_dies_is_resumed_after_restart(tmp_pa
 
 def metadata_of_stored(state, request_id: str) -> dict:
     """The delivery as the store kept it when the server died (read from its SQLite file)."""
-    import sqlite3
     with sqlite3.connect(state / "index.sqlite3") as db:
         (webhook,) = db.execute("SELECT webhook FROM operations WHERE request_id = ?", (request_id,)).fetchone()
     return json.loads(webhook)
@@ -166,15 +166,15 @@ def test_a_host_not_allowed_is_refused_at_submit(server, url):
         server.stub().SubmitGeneration(pb.GenerateRequest(prompt="x", request_id="hook-refused", webhook_url=url))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert bad_fields(err.value) == ["webhook_url"]
-    from google.longrunning import operations_proto_pb2 as lro
-    from tests.service.test_operations import ops
+
     with pytest.raises(grpc.RpcError) as missing:
         ops(server).GetOperation(lro.GetOperationRequest(name="operations/hook-refused"))
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND, "nothing was queued"
 
 
 def test_a_listed_host_is_allowed(tmp_path):
-    # 192.0.2.10 (TEST-NET-1) never answers: the submit is accepted, the attempts fail and are recorded.
+    # 192.0.2.10 (TEST-NET-1) never answers: the submit is accepted, the attempts fail and are
+    # recorded.
     with start_server(tmp_path, env={"CODEX_IMAGE_SERVER_WEBHOOK_SECRET": SECRET,
                                      "CODEX_IMAGE_SERVER_WEBHOOK_ALLOW": "192.0.2.10",
                                      "CODEX_IMAGE_SERVER_WEBHOOK_RETRY_MS": "0"}) as srv:

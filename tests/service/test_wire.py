@@ -7,16 +7,15 @@ import io
 
 import grpc
 import pytest
-from codeximage.v1 import image_service_pb2 as pb
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from PIL import Image
-
-from codex_image_server.request import imaging
-from codex_image_server.errors import ServiceError
 from codex_image_server.dataplane import convert
+from codex_image_server.errors import ServiceError
 from codex_image_server.grpc_api import wire
 from codex_image_server.grpc_api.servicer import parsed
+from codex_image_server.request import imaging
+from codeximage.v1 import image_service_pb2 as pb
+from hypothesis import given, settings, strategies as st
+from PIL import Image
+
 from tests.support.grpc_helpers import error_details
 
 texts = st.text(max_size=20)
@@ -33,7 +32,7 @@ def _both(raw: bytes) -> tuple[pb.GenerateRequest, pb.GenerateRequest]:
     rest, images = wire.split_references(raw)
     split = pb.GenerateRequest.FromString(rest)
     assert len(images) == len(split.references)
-    for ref, image in zip(split.references, images):
+    for ref, image in zip(split.references, images, strict=True):
         assert ref.image == b""
         assert isinstance(image, memoryview) and image.obj is raw  # a view, not a copy
         ref.image = bytes(image)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import os
 import socket
 import struct
 import zlib
@@ -77,7 +78,6 @@ def data_url(data: bytes, mime: str = "image/png") -> str:
 
 def noise_png(width: int, height: int) -> bytes:
     """An incompressible PNG (stored deflate blocks of random pixels)."""
-    import os
 
     def chunk(kind, data):
         body = kind + data

@@ -11,7 +11,7 @@ import pytest
 from tests.support import procs
 from tests.support.server_proc import start_server
 
-from .client import abort, http_post_bytes, raw_request
+from .client import abort, http_post_bytes, raw_request, request
 
 GONE_WITHIN_S = 4.0
 
@@ -74,6 +74,5 @@ def test_server_keeps_serving_after_aborts(tmp_path):
         sock, runs = _start_slow(srv)
         abort(sock)
         _assert_gone_soon(srv, runs)
-        from .client import request
         reply = request(srv.http_base, "POST", "/v1/images/generate", {"prompt": "fine"})
         assert reply.status == 200 and len(reply.json()["data"]) == 1

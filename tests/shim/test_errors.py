@@ -2,8 +2,13 @@
 google.rpc.Status beside it, and never a 500 or a stack trace for bad input."""
 from __future__ import annotations
 
+import http.client
+import json
+import threading
+
 import pytest
 
+from tests.support import procs
 from tests.support.server_proc import start_server
 
 from .client import data_url, png, request
@@ -120,8 +125,6 @@ def test_body_too_large(tmp_path):
         big = {"prompt": "x", "references": [{"image": data_url(b"\0" * 4096)}]}
         check_error(request(srv.http_base, "POST", GENERATE, big), 413, "body_too_large")
         # Without Content-Length (chunked), the limit holds while reading.
-        import http.client
-        import json
         conn = http.client.HTTPConnection("127.0.0.1", srv.http_port, timeout=30)
         payload = json.dumps(big).encode()
         conn.request("POST", GENERATE, body=iter([payload[:1000], payload[1000:]]),
@@ -160,8 +163,6 @@ def test_refusals_the_caller_or_operator_must_act_on_are_400s(open_server, direc
 
 
 def test_timeout_and_queue_full(tmp_path):
-    import threading
-
     with start_server(tmp_path, http=True, env={"CODEX_IMAGE_SERVER_MAX_CONCURRENT": "1",
                                                 "CODEX_IMAGE_SERVER_QUEUE_LIMIT": "0",
                                                 "CODEX_IMAGE_SERVER_GENERATION_TIMEOUT_MS": "1500"}) as srv:
@@ -169,7 +170,6 @@ def test_timeout_and_queue_full(tmp_path):
         worker = threading.Thread(target=lambda: slow.append(
             request(srv.http_base, "POST", GENERATE, {"prompt": "slow [[fake delay=10]]"})))
         worker.start()
-        from tests.support import procs
         assert procs.wait_until(lambda: len(srv.fake_runs()) == 1, 10)
         check_error(request(srv.http_base, "POST", GENERATE, {"prompt": "second"}), 429, "queue_full")
         worker.join(30)

@@ -3,7 +3,6 @@ behaviour over real sockets is test_host_origin_guard.py's)."""
 from __future__ import annotations
 
 import pytest
-
 from codex_image_shim.guard import Guard, origin_key, split_host
 
 

@@ -21,7 +21,8 @@ from .client import png
 
 LISTED_ORIGIN = "https://photos.example"
 LISTED_HOST = "images.example"
-# One route of each surface: health, /v1, the OpenAI surface, the console, metrics, OpenAPI, unknown.
+# One route of each surface: health, /v1, the OpenAI surface, the console, metrics, OpenAPI,
+# unknown.
 GETS = ("/healthz", "/v1/capabilities", "/v1/images", "/v1/models", "/", "/metrics", "/v1/openapi.json", "/nope")
 GENERATE = "/v1/images/generate"
 EDITS = "/v1/images/edits"
@@ -248,7 +249,8 @@ def test_a_browser_style_post_to_the_grpc_port_starts_nothing(server, content_ty
     there) is not a call. What comes back is not an HTTP/1 answer a page
     could read, and no generation starts."""
     before, runs = requests_in_history(server), len(server.fake_runs())
-    request = (f"POST /codeximage.v1.ImageService/Generate HTTP/1.1\r\nHost: 127.0.0.1:{server.grpc_port}\r\n"
+    request = ("POST /codeximage.v1.ImageService/Generate HTTP/1.1\r\nHost: "
+               f"127.0.0.1:{server.grpc_port}\r\n"
                f"Origin: http://evil.example\r\nContent-Type: {content_type}\r\n"
                f"Content-Length: {len(GENERATE_BODY)}\r\n\r\n").encode() + GENERATE_BODY
     with socket.create_connection(("127.0.0.1", server.grpc_port), timeout=10) as sock:

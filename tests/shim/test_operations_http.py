@@ -3,9 +3,12 @@ the Operations routes (GET/DELETE /v1/operations/{id}, :cancel, :wait,
 GET /v1/operations), the same servicer, keys and errors as gRPC."""
 from __future__ import annotations
 
+import base64
+
 from tests.shim.client import request
 from tests.shim.conftest import KEY
 from tests.support import procs
+from tests.support.fake_codex import png_bytes
 
 RESULT_TYPE = "type.googleapis.com/codeximage.v1.GenerationResult"
 
@@ -79,9 +82,6 @@ def test_metrics_count_queued_and_running_operations(open_server):
 
 
 def test_submit_with_a_reference_over_http(open_server):
-    import base64  # noqa: PLC0415
-
-    from tests.support.fake_codex import png_bytes  # noqa: PLC0415
     base = open_server.http_base
     ref = base64.b64encode(png_bytes(32, 32, 3)).decode()
     reply = request(base, "POST", "/v1/images:submit", {"prompt": "like this [[fake delay=0.1]]",

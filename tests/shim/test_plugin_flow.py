@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import hashlib
 
+from codeximage.v1 import image_service_pb2 as pb
+from google.api import annotations_pb2
+
 from .client import data_url, png, request
 from .conftest import KEY
 
@@ -133,9 +136,6 @@ def test_cors_preflight_and_headers(keyed_server):
 
 
 def test_openapi_document_follows_the_annotations(keyed_server):
-    from codeximage.v1 import image_service_pb2 as pb
-    from google.api import annotations_pb2
-
     reply = request(keyed_server.http_base, "GET", "/v1/openapi.json", headers=PLUGIN_HEADERS)
     assert reply.status == 200
     doc = reply.json()
@@ -146,7 +146,8 @@ def test_openapi_document_follows_the_annotations(keyed_server):
         operation = doc["paths"][getattr(rule, verb)][verb]
         assert operation["operationId"] == method.name
     assert "head" in doc["paths"]["/v1/images/{image_id}/file"]
-    # google.longrunning.Operations on this server's own paths (routes.OPERATION_RULES), as valid OpenAPI paths.
+    # google.longrunning.Operations on this server's own paths (routes.OPERATION_RULES), as valid
+    # OpenAPI paths.
     assert doc["paths"]["/v1/operations/{name}:wait"]["post"]["operationId"] == "WaitOperation"
     assert doc["paths"]["/v1/operations/{name}"]["delete"]["tags"] == ["Operations"]
     caps = doc["components"]["schemas"]["GetCapabilitiesResponse"]["properties"]

@@ -11,9 +11,9 @@ import json
 import time
 
 import pytest
-
 from codex_image_server.settings import Settings
 from codex_image_shim.connection_limits import client_of
+
 from tests.shim.client import request
 from tests.support import attacks
 from tests.support.server_proc import start_server
@@ -63,7 +63,8 @@ def test_keyless_100_mb_announcements_are_401_at_once_and_cost_no_memory(srv):
 
 def test_a_keyless_expect_100_continue_is_refused_before_the_body_is_asked_for(srv):
     sock = attacks.connect(srv.http_port)
-    sock.sendall(b"POST /v1/images/generations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    sock.sendall(b"POST /v1/images/generations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                 b"application/json\r\n"
                  b"Content-Length: 100000000\r\nExpect: 100-continue\r\n\r\n")
     assert attacks.status_of(sock, timeout=5) == 401  # not 100
     sock.close()

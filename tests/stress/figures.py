@@ -58,7 +58,7 @@ class Figures:
         if len(self.examples) < 10:
             self.examples.append(text)
 
-    def merge(self, other: "Figures") -> None:
+    def merge(self, other: Figures) -> None:
         for field in ("requests", *self.LEFTOVERS):
             setattr(self, field, getattr(self, field) + getattr(other, field))
         self.drop_gone_s += other.drop_gone_s

@@ -69,7 +69,8 @@ def keyless_announcements(srv, figures: Figures, count: int) -> str:
         attacks.close_all(socks)
     if rss.growth_mib >= GROWTH_MIB:
         _broken(figures, f"{count} keyless 100 MB announcements grew the server by {rss.growth_mib:.0f} MiB")
-    return f"{count} keyless 100 MB announcements: RSS +{rss.growth_mib:.1f} MiB, all closed after {took:.1f} s"
+    return (f"{count} keyless 100 MB announcements: RSS +{rss.growth_mib:.1f} MiB, "
+            f"all closed after {took:.1f} s")
 
 
 def slowloris(srv, figures: Figures, count: int) -> str:
@@ -85,7 +86,8 @@ def slowloris(srv, figures: Figures, count: int) -> str:
         attacks.close_all(socks)
     if rss.growth_mib >= GROWTH_MIB:
         _broken(figures, f"{count} unfinished headers grew the server by {rss.growth_mib:.0f} MiB")
-    return (f"{count} unfinished headers (header timeout {HEADER_S:g} s): RSS +{rss.growth_mib:.1f} MiB, "
+    return (f"{count} unfinished headers (header timeout {HEADER_S:g} s): RSS +{rss.growth_mib:.1f} "
+            "MiB, "
             f"all closed after {took:.1f} s")
 
 
@@ -114,4 +116,5 @@ def gzip_bombs(srv, figures: Figures, key: str, limit_bytes: int) -> str:
             _broken(figures, f"the server went on inflating a bomb after its {reply.status} ({after:.1f} s CPU)")
         seen.append(f"{reply.status} (RSS +{rss.growth_mib:.1f} MiB, CPU {answered - cpu:.2f} s, "
                     f"then {after:.2f} s)")
-    return f"a {len(bomb) // 1024} KiB gzip bomb of {BOMB >> 20} MiB: without a key {seen[0]}, with one {seen[1]}"
+    return (f"a {len(bomb) // 1024} KiB gzip bomb of {BOMB >> 20} MiB: "
+            f"without a key {seen[0]}, with one {seen[1]}")

@@ -9,14 +9,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from codeximage.v1 import image_service_pb2 as pb
 from codex_image_server.settings import Settings
+from codeximage.v1 import image_service_pb2 as pb
 
 from tests.support import procs
 from tests.support.server_proc import start_server
 
-from . import figures as fig
-from . import limits
+from . import figures as fig, limits
 from .fuzz import fuzz_grpc, fuzz_http
 from .hostile import send_hostile_images, stalled_readers
 from .storm import cancel_storm, cancelled_behind_a_probe

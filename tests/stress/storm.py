@@ -79,7 +79,7 @@ class ProcWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="proc-watch", daemon=True)
 
-    def __enter__(self) -> "ProcWatch":
+    def __enter__(self) -> ProcWatch:
         self._thread.start()
         return self
 
@@ -159,7 +159,8 @@ def _gone_within_bound(watch: ProcWatch, tag: str, left_at: float, deaf: bool, w
                              f"{took * 1000:.0f} ms after it left (bound {bound * 1000:.0f} ms)")
         if released > watch.release_bound_s:
             figures.slow_cancels += 1
-            figures._example(f"caller {tag} ({what}): its slots and work directory held {released * 1000:.0f} ms "
+            figures._example(f"caller {tag} ({what}): its slots and work directory held {released * 1000:.0f} "
+                             "ms "
                              f"after it left (bound {watch.release_bound_s * 1000:.0f} ms)")
 
 
@@ -176,7 +177,7 @@ def _http_op(port: int, rng: random.Random, figures: Figures, lock: threading.Lo
     if stream:
         try:
             sock.recv(4096)  # the first NDJSON line (or the error), then drop the stream
-        except socket.timeout:
+        except TimeoutError:
             with lock:
                 figures.answers_5xx += 1
                 figures._example("an NDJSON stream sent nothing in 30 s")
@@ -194,7 +195,8 @@ def cancel_storm(srv, operations: int, figures: Figures, seed: int = 10, slack_s
     channel = srv.channel()
     stub = srv.stub(channel)
     seeds = [rng.random() for _ in range(operations)]
-    run = f"s{seed}x{random.Random().getrandbits(32):08x}"  # request ids unique across runs on one state dir
+    # Request ids unique across runs on one state dir.
+    run = f"s{seed}x{random.Random().getrandbits(32):08x}"
 
     def one(i: int) -> None:
         r = random.Random(seeds[i])

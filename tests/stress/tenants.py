@@ -79,11 +79,11 @@ def tenant_attacks(tmp: Path, out: Figures) -> None:
             theirs += [image.id for image in images]
             generate(stub, f"bob's picture {i}", metadata=b)
         for image_id in theirs:
-            _refused(out, lambda: stub.GetImage(pb.GetImageRequest(image_id=image_id), metadata=b, timeout=30),
+            _refused(out, lambda image_id=image_id: stub.GetImage(pb.GetImageRequest(image_id=image_id), metadata=b, timeout=30),
                      grpc.StatusCode.NOT_FOUND, "bob GetImage alice's")
-            _refused(out, lambda: stub.GetImageFile(pb.GetImageFileRequest(image_id=image_id), metadata=b,
+            _refused(out, lambda image_id=image_id: stub.GetImageFile(pb.GetImageFileRequest(image_id=image_id), metadata=b,
                                                     timeout=30), grpc.StatusCode.NOT_FOUND, "bob GetImageFile alice's")
-            _refused(out, lambda: stub.DeleteImage(pb.DeleteImageRequest(image_id=image_id), metadata=b, timeout=30),
+            _refused(out, lambda image_id=image_id: stub.DeleteImage(pb.DeleteImageRequest(image_id=image_id), metadata=b, timeout=30),
                      grpc.StatusCode.NOT_FOUND, "bob DeleteImage alice's")
             for method, path in (("GET", f"/v1/images/{image_id}"), ("GET", f"/v1/images/{image_id}/file"),
                                  ("DELETE", f"/v1/images/{image_id}")):
@@ -99,7 +99,7 @@ def tenant_attacks(tmp: Path, out: Figures) -> None:
             _breach(out, "alice's images were deleted by bob")
         for rpc, message in ((stub.ListImages, pb.ListImagesRequest), (stub.ListRequests, pb.ListRequestsRequest)):
             started = time.monotonic()
-            _refused(out, lambda: rpc(message(prompt_contains=LONG_FILTER), metadata=b, timeout=30),
+            _refused(out, lambda rpc=rpc, message=message: rpc(message(prompt_contains=LONG_FILTER), metadata=b, timeout=30),
                      grpc.StatusCode.INVALID_ARGUMENT, "200,000-char filter")
             if time.monotonic() - started > FILTER_BUDGET_S:
                 _breach(out, f"200,000-char filter took {time.monotonic() - started:.2f} s")
@@ -111,7 +111,7 @@ def tenant_attacks(tmp: Path, out: Figures) -> None:
             _breach(out, f"200,000-char filter over HTTP: {reply.status}")
         real = stub.ListImages(pb.ListImagesRequest(page_size=1), metadata=a).next_page_token
         for token in _forged_tokens(real):
-            _refused(out, lambda: stub.ListImages(pb.ListImagesRequest(page_size=1, page_token=token), metadata=a,
+            _refused(out, lambda token=token: stub.ListImages(pb.ListImagesRequest(page_size=1, page_token=token), metadata=a,
                                                   timeout=30), grpc.StatusCode.INVALID_ARGUMENT, "forged page token")
             _http_refused(out, srv, "GET", f"/v1/images?page_size=1&page_token={urllib.parse.quote(token)}",
                           alice, 400, "forged page token over HTTP")

@@ -46,7 +46,7 @@ class PeakRss:
             self.peak = max(self.peak, rss_mib(self.pid))
             self._done.wait(0.01)
 
-    def __enter__(self) -> "PeakRss":
+    def __enter__(self) -> PeakRss:
         self.start = self.peak = rss_mib(self.pid)
         self._thread.start()
         return self
@@ -92,7 +92,7 @@ def status_of(sock: socket.socket, timeout: float) -> int | None:
             if not chunk:
                 break
             data += chunk
-    except (socket.timeout, ConnectionError):
+    except (TimeoutError, ConnectionError):
         pass
     parts = data.split(b" ", 2)
     return int(parts[1]) if len(parts) > 1 and parts[0].startswith(b"HTTP/") and parts[1].isdigit() else None

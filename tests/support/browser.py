@@ -7,6 +7,9 @@ import os
 import shutil
 from pathlib import Path
 
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
 CHROMIUM = os.environ.get("CONSOLE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CONSOLE_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")
 LAPTOP = (1280, 900)
@@ -20,12 +23,11 @@ def missing_binaries() -> list[str]:
 def chromium(workdir: Path, size: tuple[int, int] = LAPTOP, extra_flags: tuple[str, ...] = ()):
     """A fresh headless Chromium with its profile and driver log under `workdir`
     (`extra_flags`: e.g. a --host-resolver-rules for a hostile page's name)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
 
     missing = missing_binaries()
     if missing:
-        raise RuntimeError(f"{', '.join(missing)} missing: run `make chromium` (Debian's chromium, chromium-driver)")
+        raise RuntimeError(f"{', '.join(missing)} missing: run `make chromium` (Debian's chromium, "
+                           "chromium-driver)")
     os.environ.setdefault("SE_OFFLINE", "true")  # never let selenium reach for a download
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM

@@ -400,15 +400,17 @@ def run_exec(argv):
         sys.stderr.write("Reading additional input from stdin...\n")
     else:
         sys.stderr.write(
-            f"OpenAI Codex v0.169.0 (research preview)\n--------\nworkdir: {opts['cd'] or os.getcwd()}\n"
-            f"model: gpt-5.4\nprovider: openai\napproval: never\nsandbox: {opts['sandbox'] or 'read-only'}\n"
+            "OpenAI Codex v0.169.0 (research preview)\n--------\nworkdir: "
+            f"{opts['cd'] or os.getcwd()}\n"
+            "model: gpt-5.4\nprovider: openai\napproval: never\nsandbox: "
+            f"{opts['sandbox'] or 'read-only'}\n"
             f"session id: {thread_id}\n--------\n")
     sys.stderr.flush()
     emit({"type": "thread.started", "thread_id": thread_id})
     # 0.169.0 starts every turn with this harmless warning item.
     emit({"type": "item.completed", "item": {"id": "item_0", "type": "error", "message":
-          "Model metadata for `gpt-5.4` not found. Defaulting to fallback metadata; "
-          "this can degrade performance and cause issues."}})
+          "Model metadata for `gpt-5.4` not found. "
+          "Defaulting to fallback metadata; this can degrade performance and cause issues."}})
     emit({"type": "turn.started"})
     sleep_steps(delay / 2, 5)
 
@@ -431,7 +433,8 @@ def run_exec(argv):
     tool_error = {"quota": ('image generation failed: http 429 Too Many Requests: Some("{\\"error\\": '
                             '{\\"type\\": \\"usage_limit_reached\\", \\"message\\": \\"The usage limit '
                             'has been reached\\", \\"resets_at\\": 1893456000, \\"resets_in_seconds\\": 3600}}")'),
-                  "forbidden": 'image generation failed: http 403 Forbidden: Some("{\\"error\\": \\"forbidden\\"}")',
+                  "forbidden": 'image generation failed: http 403 Forbidden: '
+                               'Some("{\\"error\\": \\"forbidden\\"}")',
                   "moderation": ('image generation failed: http 400 Bad Request: Some("{\\"error\\": {\\"type\\": '
                                  '\\"image_generation_user_error\\", \\"code\\": \\"moderation_blocked\\", '
                                  '\\"param\\": null, \\"message\\": \\"Your request was rejected by the safety '

@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import py_compile
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ import time
 from pathlib import Path
 
 import grpc
+from codeximage.v1 import image_service_pb2_grpc
 
 from . import procs
 
@@ -77,7 +79,6 @@ class ServerProcess:
             ("grpc.max_send_message_length", 128 * 1024 * 1024)])
 
     def stub(self, channel: grpc.Channel | None = None):
-        from codeximage.v1 import image_service_pb2_grpc
         return image_service_pb2_grpc.ImageServiceStub(channel or self.channel())
 
     def log_text(self) -> str:
@@ -110,7 +111,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                raise AssertionError("server did not stop within %ss of SIGTERM" % timeout)
+                raise AssertionError(f"server did not stop within {timeout}s of SIGTERM") from None
         return self.proc.returncode
 
     def kill_hard(self) -> None:
@@ -125,7 +126,6 @@ def fake_codex_launcher(directory: Path) -> Path:
     uses the standard library only). The fake is compiled once, here, next to
     the launcher, which imports that bytecode: runpy (and a plain import
     under PYTHONDONTWRITEBYTECODE) compiled the source on every run."""
-    import py_compile  # noqa: PLC0415
     launcher = Path(directory) / "codex"
     py_compile.compile(str(FAKE_CODEX), cfile=str(launcher.with_name(f"{FAKE_CODEX.stem}.pyc")), doraise=True)
     # The script's own directory is sys.path[0]: the import finds that .pyc.

@@ -25,5 +25,6 @@ def has_data(sock: socket.socket) -> bool:
 
 
 def established(sock: socket.socket) -> bool:
-    """False once the server closed or reset the connection (read from TCP_INFO, nothing consumed)."""
+    """False once the server closed or reset the connection (read from TCP_INFO, nothing
+    consumed)."""
     return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0] == TCP_ESTABLISHED

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from codex_image_server.errors import Kind, ServiceError
+from codex_image_server.finishing import matte, transparency
 from PIL import Image, ImageDraw
 
-from codex_image_server.finishing import matte, transparency
-from codex_image_server.errors import Kind, ServiceError
 from tests.transparency import pictures
 
 MEAN_TOL, BAND_TOL, P99_TOL = 0.01, 0.03, 0.08

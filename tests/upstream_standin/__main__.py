@@ -10,6 +10,7 @@ import signal
 import threading
 
 from . import UpstreamStandin, write_codex_home
+from .switches import parse_directive
 
 
 def main(argv=None) -> int:
@@ -22,7 +23,6 @@ def main(argv=None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
     args = parser.parse_args(argv)
 
-    from .switches import parse_directive
     defaults = parse_directive("[[upstream: " + " ".join(args.set) + "]]") if args.set else {}
     standin = UpstreamStandin(args.host, args.port, verbose=not args.quiet, **defaults).start()
     print(f"port={standin.port}", flush=True)

@@ -64,7 +64,7 @@ def _prompt_for_tool(texts: list[str]) -> str:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as codex's HTTP client expects
-    standin: "UpstreamStandin"  # set on the subclass made per server
+    standin: UpstreamStandin  # set on the subclass made per server
 
     # --- plumbing -------------------------------------------------------
     def log_message(self, fmt, *args):  # stdlib access log would print paths only; keep quiet
@@ -309,7 +309,7 @@ class UpstreamStandin:
         self.records = Recorder()
 
     # --- lifecycle ------------------------------------------------------
-    def start(self) -> "UpstreamStandin":
+    def start(self) -> UpstreamStandin:
         handler = type("Handler", (_Handler,), {"standin": self})
         self._server = _Server((self._host, self._port), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="upstream-standin",

@@ -104,6 +104,7 @@ def moderation_body() -> dict:
         "type": "image_generation_user_error",
         "code": "moderation_blocked",
         "param": None,
-        "message": "Your request was rejected by the safety system. If you believe this is an error, "
-                   "contact us at help.openai.com and include the request ID req_standin.",
+        "message": "Your request was rejected by the safety system. "
+                   "If you believe this is an error, contact us at help.openai.com "
+                   "and include the request ID req_standin.",
     }}

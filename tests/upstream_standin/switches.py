@@ -49,7 +49,7 @@ class Switches:
     # body (what codex turns into "image generation failed: http 400 ...").
     moderation: bool = False
 
-    def merged(self, **changes) -> "Switches":
+    def merged(self, **changes) -> Switches:
         known = {f.name for f in dataclasses.fields(self)}
         unknown = set(changes) - known
         if unknown:

@@ -1,6 +1,14 @@
 """Python client for codex-image-server's gRPC ImageService."""
-from .client import (DEFAULT_TARGET, Client, GenerateResult, Generation, operation_metadata, operation_name,
-                     operation_result, reference)
+from .client import (
+                     DEFAULT_TARGET,
+                     Client,
+                     GenerateResult,
+                     Generation,
+                     operation_metadata,
+                     operation_name,
+                     operation_result,
+                     reference,
+)
 from .errors import ClientError, FieldViolation
 from .events import Event, ImageReady, Progress, Summary
 

@@ -8,7 +8,7 @@
     codex-image rm img_0123... img_4567...
     codex-image requests --status failed
     codex-image request REQUEST_ID
-    codex-image submit "a red fox" --request-id fox-1 [--wait -o out/]   # detached (docs/operations.md)
+    codex-image submit "a red fox" --request-id fox-1 [--wait -o out/]  # detached (operations.md)
     codex-image ops --running
     codex-image op fox-1 [--cancel | --delete]
     codex-image mcp                  # MCP over stdio, for an agent host (docs/mcp.md)
@@ -31,8 +31,9 @@ import mimetypes
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from codeximage.v1 import image_service_pb2 as pb
 
@@ -193,7 +194,7 @@ def _when(text: str) -> dt.datetime:
         when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO time: {text!r}") from None
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 def add_list(parser: argparse.ArgumentParser) -> None:
@@ -214,20 +215,21 @@ def add_requests(parser: argparse.ArgumentParser) -> None:
 def cmd_list(client: Client, args) -> int:
     filters = dict(request_id=args.request_id, key_name=args.key, prompt_contains=args.prompt,
                    start_time=args.since, end_time=args.until, page_size=min(args.limit or 1000, 1000))
-    if args.command == "requests":
-        items = client.iter_requests(status=args.status, **filters)
-    else:
-        items = client.iter_images(**filters)
+    # RequestRecord or Image messages, by the command.
+    items: Iterator[Any] = (client.iter_requests(status=args.status, **filters) if args.command == "requests"
+                            else client.iter_images(**filters))
+    item: Any
     for item in itertools.islice(items, args.limit or None):
         if args.json:
             print(jsonout.dumps(jsonout.to_dict(item)))
             continue
-        when = item.create_time.ToDatetime(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        when = item.create_time.ToDatetime(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         prompt = " ".join(item.prompt.split())
         prompt = prompt if len(prompt) <= 60 else prompt[:57] + "..."
         if args.command == "requests":
             outcome = item.status + (f" ({item.error_reason})" if item.error_reason else "")
-            print(f"{item.request_id}\t{when}\t{outcome}\t{len(item.image_ids)} images\t{item.key_name or '-'}"
+            print(f"{item.request_id}\t{when}\t{outcome}\t{len(item.image_ids)} "
+                  f"images\t{item.key_name or '-'}"
                   f"\t{prompt}")
         else:
             print(f"{item.id}\t{when}\t{item.width}x{item.height}\t{item.byte_size}\t{item.request_id}\t{prompt}")
@@ -309,7 +311,7 @@ def cmd_ops(client: Client, args) -> int:
             print(jsonout.dumps(jsonout.to_dict(op)))
             continue
         meta = operation_metadata(op)
-        when = meta.create_time.ToDatetime(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        when = meta.create_time.ToDatetime(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         print(f"{op.name}\t{when}\t{_state(op)}\tattempts {meta.attempts}\t{meta.key_name or '-'}")
     return 0
 
@@ -345,7 +347,7 @@ def add_mcp(parser: argparse.ArgumentParser) -> None:
 
 def cmd_mcp(client: Client, args) -> int:
     try:
-        from .mcp import stdio  # noqa: PLC0415
+        from .mcp import stdio  # noqa: PLC0415 - the mcp extra may not be installed
     except ImportError:
         print("codex-image: `mcp` needs the MCP SDK: pip install 'codex-image-client[mcp]'", file=sys.stderr)
         return 2

@@ -18,14 +18,12 @@ import hashlib
 import mimetypes
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import grpc
-from codeximage.v1 import image_service_pb2 as pb
-from codeximage.v1 import image_service_pb2_grpc
-from google.longrunning import operations_pb2_grpc
-from google.longrunning import operations_proto_pb2 as lro
+from codeximage.v1 import image_service_pb2 as pb, image_service_pb2_grpc
+from google.longrunning import operations_pb2_grpc, operations_proto_pb2 as lro
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from . import events
@@ -82,7 +80,7 @@ def _timestamp(when: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     if when is None:
         return None
     ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc))
+    ts.FromDatetime(when if when.tzinfo else when.replace(tzinfo=dt.UTC))
     return ts
 
 
@@ -243,7 +241,7 @@ class Client:
         self._unary(self._operations.DeleteOperation, lro.DeleteOperationRequest(name=operation_name(name)),
                     timeout)
 
-    def list_operations(self, *, page_size: int = 0, page_token: str = "", filter: str = "",  # noqa: A002
+    def list_operations(self, *, page_size: int = 0, page_token: str = "", filter: str = "",  # noqa: A002 - ListOperations names it so
                         timeout: float | None = None) -> lro.ListOperationsResponse:
         """One page, newest first; `filter`: "done = true|false" or "state = RUNNING" (etc.)."""
         return self._unary(self._operations.ListOperations, lro.ListOperationsRequest(

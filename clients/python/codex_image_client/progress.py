@@ -11,7 +11,8 @@ import dataclasses
 import os
 import threading
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 from .events import Event, ImageReady, Progress
 
@@ -163,7 +164,8 @@ class ProgressView:
             mark, seconds = self._done_mark(), c.finished - self._t0
         else:
             mark, seconds = (self._spinner() if spin and c.started else " "), self._elapsed()
-        bar = f"candidate {index + 1} [{'#' * filled}{'-' * (WIDTH - filled)}] {int(c.share * 100):3d}% {c.label}"
+        meter = '#' * filled + '-' * (WIDTH - filled)
+        bar = f"candidate {index + 1} [{meter}] {int(c.share * 100):3d}% {c.label}"
         return f"{mark} {bar} ({seconds:.1f}s)" if spin else f"{bar} ({seconds:.1f}s)"
 
     def _lines(self) -> list[str]:

@@ -1,12 +1,13 @@
 """When and how long to wait before trying a refused call again.
 
-Retried: QUEUE_FULL (the server's queue is full), UNAVAILABLE answered by
-the server itself (it is shutting down, or codex's turn failed upstream) and
+Retried: QUEUE_FULL (the server's queue is full), UNAVAILABLE answered by the
+server itself (it is shutting down, or codex's turn failed upstream) and
 CONNECTION_LOST (a balancer's stream cut when the replica behind it died; a
-retry reaches another replica), after the delay its RetryInfo names, or a growing one when it names none;
-at most `attempts` tries in all and each wait at most `max_delay_s`. A
-server that cannot be reached at all is not retried: nothing is listening,
-and the caller should hear so at once (see `not_running`)."""
+retry reaches another replica), after the delay its RetryInfo names, or a
+growing one when it names none; at most `attempts` tries in all and each wait
+at most `max_delay_s`. A server that cannot be reached at all is not retried:
+nothing is listening, and the caller should hear so at once (see
+`not_running`)."""
 from __future__ import annotations
 
 import dataclasses

@@ -116,8 +116,10 @@ class Service:
             done = self._run(cmd)
             # launchd: the first bootout fails when the agent was not loaded yet.
             if done.returncode and not (self.manager == "launchd" and i == 0):
-                print(f"codex-image-server service: `{' '.join(cmd)}` failed: {(done.stderr or done.stdout).strip()}\n"
-                      f"  The files are written; start it once the {self.manager} user session runs:\n"
+                print(f"codex-image-server service: `{' '.join(cmd)}` failed: "
+                      f"{(done.stderr or done.stdout).strip()}\n"
+                      f"  The files are written; start it once the {self.manager} user session "
+                      "runs:\n"
                       f"  {self._start_hint()}", file=sys.stderr)
                 return 1
         print(f"started; logs: {self.logs}")
@@ -145,7 +147,8 @@ class Service:
         installed = self.unit.exists()
         print(f"manager:  {self.manager} (user)")
         print(f"unit:     {self.unit} ({'installed' if installed else 'not installed'})")
-        print(f"settings: {self.layout.env_file}{'' if Path(self.layout.env_file).exists() else ' (none)'}")
+        print("settings: "
+              f"{self.layout.env_file}{'' if Path(self.layout.env_file).exists() else ' (none)'}")
         print(f"logs:     {self.logs}")
         if installed:
             state = self._run(self._control("state")[0])
@@ -158,7 +161,7 @@ class Service:
     def _probe(self) -> tuple[str, str]:
         """grpc.health.v1 at the address the service's settings name."""
         import grpc  # noqa: PLC0415 - only status needs it
-        from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415
+        from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415 - as grpc
 
         env = {}
         if Path(self.layout.env_file).exists():

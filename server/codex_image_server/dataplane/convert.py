@@ -8,11 +8,11 @@ import dataclasses
 from codeximage.v1 import image_service_pb2 as pb
 from google.protobuf import timestamp_pb2
 
-from codex_image_server.finishing import transparency
-from codex_image_server.engine.accounts import AccountState
 from codex_image_server.dataplane.generation import ImageEvent, ProgressEvent, SummaryEvent
-from codex_image_server.request.params import GenerateParams, ReferenceInput
 from codex_image_server.dataplane.service import RequestDetail
+from codex_image_server.engine.accounts import AccountState
+from codex_image_server.finishing import transparency
+from codex_image_server.request.params import GenerateParams, ReferenceInput
 from codex_image_server.store import Query, RequestRecord, StoredImage
 
 _STAGES = {
@@ -112,10 +112,10 @@ class WithImages:
     message: pb.GenerateRequest
     images: list
 
-    def ByteSize(self) -> int:  # noqa: N802 - stands in for the message's own
+    def ByteSize(self) -> int:  # noqa: N802 - protobuf's name: read wherever a message's is
         """The size of the whole request on the wire, images included."""
         total = self.message.ByteSize()
-        for reference, image in zip(self.message.references, self.images):
+        for reference, image in zip(self.message.references, self.images, strict=True):
             if len(image):
                 before = reference.ByteSize()
                 after = before + 1 + _varint_size(len(image)) + len(image)
@@ -127,17 +127,17 @@ def _varint_size(n: int) -> int:
     return max(1, (n.bit_length() + 6) // 7)
 
 
-def params(request: pb.GenerateRequest | WithImages) -> GenerateParams:
-    if isinstance(request, WithImages):
-        request, images = request.message, request.images
+def params(received: pb.GenerateRequest | WithImages) -> GenerateParams:
+    if isinstance(received, WithImages):
+        request, images = received.message, received.images
     else:
-        images = [r.image for r in request.references]
+        request, images = received, [r.image for r in received.references]
     canvas = request.canvas_size
     return GenerateParams(
         prompt=request.prompt, count=request.count, size=request.size, aspect=request.aspect,
         quality=request.quality, output_format=request.output_format, request_id=request.request_id,
         references=tuple(ReferenceInput(image, r.mime_type, r.label, r.source, r.width, r.height)
-                         for r, image in zip(request.references, images)),
+                         for r, image in zip(request.references, images, strict=True)),
         canvas_size=(canvas.width, canvas.height) if request.HasField("canvas_size") else None,
         fit=request.fit, background=request.background,
         output_compression=request.output_compression if request.HasField("output_compression") else None)

@@ -3,7 +3,8 @@ once per form: the gRPC wire bytes and the shim's JSON bytes are made the
 first time they are asked for and reused for every later call."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 _FROZEN: dict[int, tuple[object, dict[str, bytes]]] = {}
 
@@ -21,7 +22,7 @@ def thaw(message) -> None:
         del _FROZEN[id(message)]
 
 
-def encoded(message, form: str, encode: Callable[[object], bytes]) -> bytes:
+def encoded(message, form: str, encode: Callable[[Any], bytes]) -> bytes:
     """`encode(message)`, made once per form for a frozen message."""
     entry = _FROZEN.get(id(message))
     if entry is None or entry[0] is not message:

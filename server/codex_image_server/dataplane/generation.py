@@ -8,21 +8,21 @@ import dataclasses
 import shutil
 import threading
 import time
+from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import AsyncIterator, Union
 
-from codex_image_server.finishing import finish as finishing
-from codex_image_server.request import imaging, references
-from codex_image_server.runtime import workdirs
-from codex_image_server.runtime.blocking import Blocking
-from codex_image_server.engine.engine import Engine
 from codex_image_server.engine import prompt as prompts
 from codex_image_server.engine.candidate import CandidateRun
+from codex_image_server.engine.engine import Engine
 from codex_image_server.errors import FieldViolation, Kind, ServiceError, invalid
-from codex_image_server.runtime.logs import log
-from codex_image_server.store import OutputStore, StoredImage
+from codex_image_server.finishing import finish as finishing
+from codex_image_server.request import imaging, references
 from codex_image_server.request.params import GenerationSpec
+from codex_image_server.runtime import workdirs
+from codex_image_server.runtime.blocking import Blocking
+from codex_image_server.runtime.logs import log
 from codex_image_server.runtime.slots import Slots
+from codex_image_server.store import OutputStore, StoredImage
 
 MODEL = "gpt-image-2"
 BACKEND = "codex-exec"
@@ -63,7 +63,7 @@ class SummaryEvent:
     backend: str = BACKEND
 
 
-Event = Union[ProgressEvent, ImageEvent, SummaryEvent]
+Event = ProgressEvent | ImageEvent | SummaryEvent
 
 
 def _create_workdir(workdir: Path, refs) -> tuple[Path, ...]:
@@ -165,9 +165,11 @@ class Generation:
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self) -> AsyncGenerator[Event, None]:
         spec = self.spec
-        ready = self._engine.ready_without_probe() or await self._blocking.run(self._engine.require_ready)
+        ready = self._engine.ready_without_probe()
+        if ready is None:
+            ready = await self._blocking.run(self._engine.require_ready)
         codex = ready.path
         ticket = self._slots.enter(spec.count)
         workdir: Path | None = None
@@ -240,7 +242,7 @@ class Generation:
                 self._done += 1
                 self._done_indices.add(event.index)
 
-    async def _collect(self, count: int) -> AsyncIterator[Event]:
+    async def _collect(self, count: int) -> AsyncGenerator[Event, None]:
         first_error: ServiceError | None = None
         deadline = self._started + self._timeout_s
         while self._done < count:
@@ -251,7 +253,7 @@ class Generation:
                 self.cancel("timeout")
             try:
                 event = await asyncio.wait_for(self._events.get(), timeout=max(0.05, left))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             if isinstance(event, _Done):
                 self._done += 1
@@ -271,7 +273,7 @@ class Generation:
         """The one full decode of each reference (from its file): only once the
         request holds its slots, and within the memory budget every request shares."""
         bad = []
-        for ref, path in zip(self.spec.references, files):
+        for ref, path in zip(self.spec.references, files, strict=True):
             info = imaging.ImageInfo(ref.mime_type, ref.width, ref.height)
             try:
                 with imaging.DECODE_BUDGET.hold(imaging.decode_cost(info), self._cancelled):

@@ -14,7 +14,7 @@ caller went away (its task is cancelled; so is the generation, at once).
 from __future__ import annotations
 
 import contextlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from codeximage.v1 import image_service_pb2 as pb
 from google.longrunning import operations_proto_pb2 as lro
@@ -22,7 +22,11 @@ from google.protobuf import empty_pb2
 
 from codex_image_server.dataplane import convert, frozen
 from codex_image_server.dataplane.generation import BACKEND, MODEL
-from codex_image_server.dataplane.operation_messages import operation_message, request_id_of, timeout_s
+from codex_image_server.dataplane.operation_messages import (
+    operation_message,
+    request_id_of,
+    timeout_s,
+)
 from codex_image_server.dataplane.service import Caller, Service
 from codex_image_server.engine import versions
 from codex_image_server.errors import Outcome
@@ -31,8 +35,8 @@ from codex_image_server.operations.runner import Operations, new_request_id, par
 from codex_image_server.request import references, sizes
 from codex_image_server.request.params import MAX_COUNT, OUTPUT_FORMATS, QUALITIES
 from codex_image_server.settings import Settings
-from codex_image_server.store.records import Query
 from codex_image_server.store import StoredImage
+from codex_image_server.store.records import Query
 from codex_image_server.team.history import now_ms
 from codex_image_server.version import __version__
 

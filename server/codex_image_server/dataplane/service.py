@@ -8,27 +8,33 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from prometheus_client.core import GaugeMetricFamily
 
-from codex_image_server.runtime.blocking import Blocking
+from codex_image_server.dataplane.generation import (
+    Event,
+    Generation,
+    ImageEvent,
+    Origin,
+    SummaryEvent,
+)
 from codex_image_server.engine.engine import Engine
 from codex_image_server.errors import FieldViolation, Kind, Outcome, ServiceError, shutting_down
-from codex_image_server.dataplane.generation import Event, Generation, ImageEvent, Origin, SummaryEvent
+from codex_image_server.request import fingerprint
+from codex_image_server.request.params import GenerateParams, GenerationSpec
+from codex_image_server.request.references import ReferenceUse
+from codex_image_server.request.validation import usable_request_id, validate
+from codex_image_server.runtime.blocking import Blocking
+from codex_image_server.runtime.logs import log
+from codex_image_server.runtime.slots import Slots
+from codex_image_server.settings import Settings
+from codex_image_server.store import OutputStore, Page, Query, RequestRecord, StoredImage
+from codex_image_server.team import tenancy
 from codex_image_server.team.history import History, now_ms
 from codex_image_server.team.keys import ANONYMOUS, ApiKey, Keyring
-from codex_image_server.runtime.logs import log
 from codex_image_server.team.metrics import Metrics, gauge
 from codex_image_server.team.quotas import KeyLimits, KeyUsage
-from codex_image_server.request import fingerprint
-from codex_image_server.request.params import GenerateParams
-from codex_image_server.request.references import ReferenceUse
-from codex_image_server.settings import Settings
-from codex_image_server.runtime.slots import Slots
-from codex_image_server.team import tenancy
-from codex_image_server.store import OutputStore, Page, Query, RequestRecord, StoredImage
-from codex_image_server.request.validation import usable_request_id, validate
 
 # Refusals that mean "not yet" for a generation an operation runs: the
 # operation goes back to its queue, and the refusal is not a request's outcome.
@@ -71,10 +77,10 @@ class Service:
         cuts them off with a bare CANCELLED."""
         self._shutting_down = True
         for call in list(self._live):
-            call.generation.cancel("server shutting down", error=shutting_down())
+            call.prepared().cancel("server shutting down", error=shutting_down())
 
     async def generate(self, params: GenerateParams, caller: Caller, *,
-                       for_operation: bool = False) -> "GenerateCall":
+                       for_operation: bool = False) -> GenerateCall:
         """Validated, admitted against the key's limits and recorded (off the
         loop: Pillow decodes references, SQLite records); refusals raise.
         A caller's request id this key used for a finished request is answered
@@ -205,7 +211,7 @@ class GenerateCall:
         self._for_operation = for_operation
         self._arrived_ms = now_ms()
         self._started = time.monotonic()
-        self.spec = None
+        self.spec: GenerationSpec | None = None
         self.generation: Generation | None = None
         self.answered: tuple[RequestRecord, list[StoredImage]] | None = None
         self._seq = 0
@@ -288,6 +294,7 @@ class GenerateCall:
         if self.answered is not None:
             return
         settings = self._svc.settings
+        assert self.spec is not None  # admit() came first
         self.generation = Generation(self.spec, self._svc.engine, self._svc.store, self._svc.slots,
                                      settings.work_dir, settings.generation_timeout_ms / 1000,
                                      self._svc.blocking, Origin(self._caller.key.name, self._seq))
@@ -322,7 +329,7 @@ class GenerateCall:
             self._finish(outcome.error, tuple(images), fields)
 
     def _finish(self, error: ServiceError | None, images: tuple[str, ...], fields: dict) -> None:
-        generation, metrics = self.generation, self._svc.metrics
+        generation, metrics = self.prepared(), self._svc.metrics
         if error is None:
             status = "completed"
         elif error.kind is Kind.CANCELLED:

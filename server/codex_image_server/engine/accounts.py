@@ -9,17 +9,19 @@ Setting form: `NAME=PATH` or `NAME:N=PATH` (N: runs at once on it).
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import os
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from codex_image_server.errors import Kind, ServiceError
 from codex_image_server.engine.image_locator import codex_home
 from codex_image_server.engine.readiness import Readiness, ReadinessCache
+from codex_image_server.errors import Kind, ServiceError
 
 DEFAULT_NAME = "default"
 _EXHAUSTED_WITHOUT_RESET_S = 15 * 60  # codex did not say when: try again later
@@ -82,7 +84,7 @@ class AccountLedger(Protocol):
         exhausted (a token for `give_back`), else None. Atomic."""
     def give_back(self, token: object) -> None: ...
     def mark_exhausted(self, name: str, until: float) -> None: ...
-    def load(self, names: list[str]) -> dict[str, tuple[int, float]]:
+    def load(self, names: list[str]) -> Mapping[str, tuple[int, float]]:
         """Per name: (in_use, exhausted_until) as in `AccountLoad`."""
 
 
@@ -110,6 +112,7 @@ class LocalLedger:
             return name
 
     def give_back(self, token: object) -> None:
+        assert isinstance(token, str)  # the name `take` returned
         with self._lock:
             self._in_use[token] -= 1
 
@@ -146,7 +149,7 @@ class AccountPool:
         self._cond = threading.Condition()
 
     @classmethod
-    def from_settings(cls, entries: tuple[str, ...], default_limit: int, make_readiness) -> "AccountPool":
+    def from_settings(cls, entries: tuple[str, ...], default_limit: int, make_readiness) -> AccountPool:
         specs = parse(entries, default_limit)
         if specs:
             return cls(specs, make_readiness)
@@ -166,7 +169,8 @@ class AccountPool:
     def single(self) -> bool:
         return len(self._accounts) == 1
 
-    def acquire(self, cancelled: threading.Event, skip: frozenset[str] = frozenset()) -> HeldAccount:
+    # `cancelled` is only polled (is_set), which is safe for an asyncio.Event from this thread.
+    def acquire(self, cancelled: threading.Event | asyncio.Event, skip: frozenset[str] = frozenset()) -> HeldAccount:
         """The least busy ready account with a free run; waits while all are busy.
         Raises QUOTA_EXHAUSTED when every account is used up (or was tried)."""
         while True:
@@ -198,7 +202,7 @@ class AccountPool:
             return ServiceError(Kind.FAILED_PRECONDITION, "CODEX_NOT_LOGGED_IN",
                                 "no Codex account is ready: check `codex login status` for each account")
         reset = min(until)
-        at = dt.datetime.fromtimestamp(reset, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        at = dt.datetime.fromtimestamp(reset, dt.UTC).isoformat().replace("+00:00", "Z")
         return ServiceError(Kind.RESOURCE_EXHAUSTED, "QUOTA_EXHAUSTED",
                             f"every Codex account has used up its image generation quota; the first resets "
                             f"at {at}", metadata={"resets_at": at}, retry_after_s=max(1, int(reset - now)))
@@ -252,27 +256,28 @@ class AccountPool:
         return [AccountState(a.name, a.spec.home, r, in_use, a.spec.limit, until) for a, r, in_use, until in rows]
 
     def states(self) -> list[AccountState]:
-        return self.states_of(self.snapshot())
+        rows = self.snapshot()
+        assert rows is not None  # only a cached snapshot can be missing
+        return self.states_of(rows)
 
     def cached_readiness(self) -> Readiness | None:
         """Like `readiness` from the last probes only (None before every account's first)."""
         results = [a.readiness.cached() for a in self._accounts]
-        for result in results:
-            if result is None:
-                return None
-        for result in results:
-            if result.ready:
-                return result
-        return results[0]
+        known = [r for r in results if r is not None]
+        if len(known) < len(results):
+            return None
+        return next((r for r in known if r.ready), known[0])
 
     def fresh_readiness(self) -> Readiness | None:
         """Like `readiness` when no account needs a probe, else None."""
         results = [a.readiness.fresh() for a in self._accounts]
-        if any(r is None for r in results):
+        known = [r for r in results if r is not None]
+        if len(known) < len(results):
             return None
-        return next((r for r in results if r.ready), results[0])
+        return next((r for r in known if r.ready), known[0])
 
     def readiness(self, fresh: bool = False) -> Readiness:
-        """The server's readiness: the first account that can generate, else the first one's problem."""
+        """The server's readiness: the first account that can generate, else the first one's
+        problem."""
         results = [a.readiness.get(fresh) for a in self._accounts]
         return next((r for r in results if r.ready), results[0])

@@ -6,16 +6,22 @@ import subprocess
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from codex_image_server.request import imaging
-from codex_image_server.errors import Kind, ServiceError
-from codex_image_server.runtime.logs import log as log_event
 from codex_image_server.engine import events, failures
-from codex_image_server.engine.image_locator import Found, codex_home, find_rollout, locate, read_rollout
+from codex_image_server.engine.image_locator import (
+    Found,
+    codex_home,
+    find_rollout,
+    locate,
+    read_rollout,
+)
 from codex_image_server.engine.image_watch import FinalImage, RolloutWatch
 from codex_image_server.engine.process_group import ProcessGroup
+from codex_image_server.errors import Kind, ServiceError
+from codex_image_server.request import imaging
+from codex_image_server.runtime.logs import log as log_event
 
 # Called with (phase, detail) as codex reports its own progress.
 PhaseCallback = Callable[[str, str], None]
@@ -49,7 +55,8 @@ class CandidateRun:
         # `codex --version` of the binary run, for an error naming it.
         self._codex_version = codex_version
         self.account = account
-        # Given codex's home and the thread id once the run is over (the Engine's: after the answer).
+        # Given codex's home and the thread id once the run is over (the Engine's: after the
+        # answer).
         self._remove_copies = remove_copies
         self._finish_early = finish_early
         # Set when the image was final and codex was stopped before its closing turn.
@@ -67,7 +74,9 @@ class CandidateRun:
 
     def _drain_stderr(self) -> None:
         # Codex must never block on a full stderr pipe; keep only a short tail.
-        for raw in iter(self.group.proc.stderr.readline, b""):
+        stderr = self.group.proc.stderr
+        assert stderr is not None  # spawned with stderr=PIPE
+        for raw in iter(stderr.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip()
             if line.startswith("session id:") and not self._session_id:
                 self._session_id = line.split(":", 1)[1].strip()
@@ -105,7 +114,9 @@ class CandidateRun:
         try:
             # Read stdout to its end: closing it early kills codex before the
             # image is written.
-            for raw in iter(self.group.proc.stdout.readline, b""):
+            stdout = self.group.proc.stdout
+            assert stdout is not None  # spawned with stdout=PIPE
+            for raw in iter(stdout.readline, b""):
                 event = events.parse_line(raw.decode("utf-8", "replace"))
                 if event is None:
                     continue

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from codex_image_server.engine.image_locator import codex_home
 

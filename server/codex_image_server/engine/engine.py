@@ -6,19 +6,18 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from codex_image_server.request import sizes
-from codex_image_server.errors import Kind, ServiceError, shutting_down
-from codex_image_server.settings import Settings
-from codex_image_server.engine import binary
+from codex_image_server.engine import binary, codex_env
 from codex_image_server.engine.accounts import Account, AccountPool
 from codex_image_server.engine.candidate import CandidateRun
 from codex_image_server.engine.cleanup import remove_thread_files
 from codex_image_server.engine.group_records import RUN_ID_ENV, GroupRecords
-from codex_image_server.engine import codex_env
 from codex_image_server.engine.process_group import ProcessGroup, become_subreaper
 from codex_image_server.engine.readiness import Readiness, ReadinessCache
 from codex_image_server.engine.reaper import ReaperThread
 from codex_image_server.engine.tool_surface import codex_arguments
+from codex_image_server.errors import Kind, ServiceError, shutting_down
+from codex_image_server.request import sizes
+from codex_image_server.settings import Settings
 
 
 def prompt_file(prompt: str):

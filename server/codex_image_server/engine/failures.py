@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from codex_image_server.errors import Kind, ServiceError, codex_unsupported, moderation_blocked
 from codex_image_server.engine import versions
 from codex_image_server.engine.safe_text import ERROR_TEXT_MAX, MODEL_TEXT_MAX, safe
+from codex_image_server.errors import Kind, ServiceError, codex_unsupported, moderation_blocked
 
 _QUOTA = re.compile(r"\b429\b|usage_limit_reached|usage limit|rate limit|quota", re.IGNORECASE)
 _RESETS_AT = re.compile(r'resets?_at[\\"]*\s*[:=]\s*[\\"]*(\d{9,11})')
@@ -43,9 +43,9 @@ def quota_error(texts: list[str]) -> ServiceError | None:
     meta, retry = {}, None
     m = _RESETS_AT.search(joined)
     if m:
-        at = dt.datetime.fromtimestamp(int(m.group(1)), dt.timezone.utc)
+        at = dt.datetime.fromtimestamp(int(m.group(1)), dt.UTC)
         meta["resets_at"] = at.isoformat().replace("+00:00", "Z")
-        retry = max(0, int(at.timestamp() - dt.datetime.now(dt.timezone.utc).timestamp()))
+        retry = max(0, int(at.timestamp() - dt.datetime.now(dt.UTC).timestamp()))
     m = _RESETS_IN.search(joined)
     if m and retry is None:
         retry = int(m.group(1))

@@ -16,7 +16,13 @@ import signal
 import time
 from pathlib import Path
 
-from codex_image_server.engine.process_group import RUN_ID_ENV, group_members, process_start_time, process_state, tagged_processes
+from codex_image_server.engine.process_group import (
+    RUN_ID_ENV,
+    group_members,
+    process_start_time,
+    process_state,
+    tagged_processes,
+)
 
 __all__ = ["RUN_ID_ENV", "GroupRecords"]
 

@@ -20,7 +20,7 @@ never as "no image".
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator
+from collections.abc import Iterator
 
 LEGACY = "legacy"
 EXTENSION = "extension"

@@ -22,8 +22,8 @@ import dataclasses
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from codex_image_server.engine.image_locator import rollout_path, todays_rollout_path
 from codex_image_server.engine.image_shapes import DONE, LINE_MARKERS
@@ -93,7 +93,7 @@ class RolloutWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"rollout-{thread_id[:8]}", daemon=True)
 
-    def start(self) -> "RolloutWatch":
+    def start(self) -> RolloutWatch:
         self._thread.start()
         return self
 

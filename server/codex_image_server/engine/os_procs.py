@@ -23,7 +23,7 @@ import ctypes
 import dataclasses
 import os
 import sys
-from typing import Iterable
+from collections.abc import Iterable
 
 PORTABLE_ENV = "CODEX_IMAGE_SERVER_PORTABLE_PROCS"
 _PR_SET_CHILD_SUBREAPER = 36

@@ -4,14 +4,13 @@ Each codex run is the leader of its own session and process group, so one
 killpg reaches the npm wrapper, the native binary and anything they spawn in
 the group. Codex starts its shells in sessions of their own, out of reach of
 the group: those are found by the run id every process of the run carries in
-its environment (RUN_ID_ENV) and signalled one by one. The server is a child subreaper (see `become_subreaper`), so the group's
-grandchildren are reparented to us when their parent dies and we can reap
-them too: "gone" means no such process, not even a zombie. What the
-operating system is asked, and the Linux-only parts (subreaper,
-waitid(P_PGID), /proc), live behind one seam: os_procs.PROCS. Without a
-subreaper (macOS, or the portable path on Linux) orphans go to init, and a
-zombie that is not ours counts as gone.
-"""
+its environment (RUN_ID_ENV) and signalled one by one. The server is a child
+subreaper (see `become_subreaper`), so the group's grandchildren are
+reparented to us when their parent dies and we can reap them too: "gone" means
+no such process, not even a zombie. What the operating system is asked, and
+the Linux-only parts (subreaper, waitid(P_PGID), /proc), live behind one seam:
+os_procs.PROCS. Without a subreaper (macOS, or the portable path on Linux)
+orphans go to init, and a zombie that is not ours counts as gone."""
 from __future__ import annotations
 
 import os

@@ -8,11 +8,10 @@ own prompt, where the image model reads them.
 """
 from __future__ import annotations
 
-from codex_image_server.request.references import ReferencePlan
-from codex_image_server.request.params import GenerationSpec
 from codex_image_server.finishing.transparency import hex_color
+from codex_image_server.request.params import GenerationSpec
+from codex_image_server.request.references import ReferencePlan
 from codex_image_server.request.sizes import orientation
-
 
 _PLAIN = {"landscape": "wider than tall", "portrait": "taller than wide", "square": "as wide as tall"}
 
@@ -45,8 +44,10 @@ def _reference_lines(plan: ReferencePlan) -> list[str]:
     if sheet:
         lines.append(
             f"- image {sheet[0].path_position} is a contact sheet of references "
-            f"#{sheet[0].index + 1} to #{sheet[-1].index + 1} (the tool takes only {len(plan.paths)} images): "
-            "each tile is a separate reference, captioned with its number and label; use them as such, "
+            f"#{sheet[0].index + 1} to #{sheet[-1].index + 1} (the tool takes only "
+            f"{len(plan.paths)} images): "
+            "each tile is a separate reference, captioned with its number and label; use them as "
+            "such, "
             "and do not reproduce the sheet's grid or captions.")
         for use in sheet:
             if use.label:
@@ -71,11 +72,14 @@ def build(spec: GenerationSpec, index: int, refs: ReferencePlan) -> str:
     if spec.transparent:
         # Both at once: the tool's own alpha, and a flat key colour to key out
         # locally when that alpha does not come back (see transparency.py).
-        key = hex_color(spec.key_color)
+        key = hex_color(spec.transparent_key)
         lines.append(
-            "The image needs a transparent background: call the tool with transparent_background: true. "
-            f"Also tell the image tool to draw the subject alone, isolated on a perfectly flat, uniform {key} "
-            f"background (pure {key}, no gradient, shadow, floor or scenery, not touching the edges), and "
+            "The image needs a transparent background: call the tool with "
+            "transparent_background: true. "
+            "Also tell the image tool to draw the subject alone, isolated on a perfectly flat, "
+            f"uniform {key} "
+            f"background (pure {key}, no gradient, shadow, floor or scenery, not touching the "
+            "edges), and "
             f"not to use {key} or similar shades anywhere in the subject.")
     elif spec.background == "opaque":
         lines.append("The image needs an opaque background (transparent_background: false).")

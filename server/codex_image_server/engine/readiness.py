@@ -10,9 +10,8 @@ import time
 import tomllib
 from pathlib import Path
 
-from codex_image_server.engine import binary, reaper, versions
+from codex_image_server.engine import binary, codex_env, reaper, versions
 from codex_image_server.engine.image_locator import codex_home
-from codex_image_server.engine import codex_env
 
 
 @dataclasses.dataclass(frozen=True)

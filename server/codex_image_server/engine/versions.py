@@ -34,6 +34,7 @@ def warning(version_text: str) -> str:
     if not version_text or tested(version_text):
         return ""
     found = number(version_text) or version_text.strip()[:40]
-    return (f"warning: codex {found} is outside the tested range {tested_range()}; it may work, and a run "
+    return (f"warning: codex {found} is outside the tested range {tested_range()}; it may work, and "
+            "a run "
             "whose image this server cannot read fails as CODEX_UNSUPPORTED. Install a tested version "
             "(`make codex`) or set CODEX_IMAGE_SERVER_CODEX_BIN to one.")

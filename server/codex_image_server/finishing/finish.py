@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from codex_image_server.request import imaging
 from codex_image_server.finishing import transparency
+from codex_image_server.request import imaging
 from codex_image_server.request.params import GenerationSpec
 
 
@@ -23,11 +23,11 @@ def finish(spec: GenerationSpec, data: bytes, native: imaging.ImageInfo) -> Fini
     made = None
     info = native
     if spec.transparent:
-        made = transparency.make_transparent(data, spec.key_color)
+        made = transparency.make_transparent(data, spec.transparent_key)
         data, info = made.png, imaging.ImageInfo("image/png", native.width, native.height)
     target = (spec.size.width, spec.size.height) if spec.size.width and spec.fit == "exact" else None
     delivered = imaging.deliver(data, info, spec.output_format, target, quality=spec.output_compression,
                                 opaque=spec.background == "opaque")
     if made is not None and delivered.resized:
-        made = transparency.remeasured(made, delivered.data, spec.key_color)
+        made = transparency.remeasured(made, delivered.data, spec.transparent_key)
     return Finished(delivered, made)

@@ -112,7 +112,8 @@ def _estimate_key(rgb: np.ndarray, key) -> np.ndarray:
 
 
 def _hex(key) -> str:
-    return "#%02x%02x%02x" % tuple(int(v) for v in key)
+    r, g, b = (int(v) for v in key)
+    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 def _foreground_estimate(rgb: np.ndarray, sure: np.ndarray, ys: np.ndarray, xs: np.ndarray
@@ -237,7 +238,8 @@ def measure(rgba8: np.ndarray, key) -> Figures:
     alpha = rgba8[..., 3]
     seen = alpha <= TRANSPARENT_MAX
     visible = ~seen
-    # The subject's edge: visible pixels next to see-through ones, and every partly transparent pixel.
+    # The subject's edge: visible pixels next to see-through ones, and every partly transparent
+    # pixel.
     edge = (visible & _near(seen, 1)) | ((alpha > TRANSPARENT_MAX) & (alpha < OPAQUE_MIN))
     n_edge = int(edge.sum())
     residue = 0.0

@@ -20,8 +20,8 @@ import re
 import numpy as np
 from PIL import Image
 
-from codex_image_server.finishing import matte
 from codex_image_server.errors import Kind, ServiceError
+from codex_image_server.finishing import matte
 
 BACKGROUNDS = ("auto", "opaque", "transparent")
 ALPHA_FORMATS = ("png", "webp")
@@ -44,7 +44,8 @@ def key_color(prompt: str) -> tuple[int, int, int]:
 
 
 def hex_color(rgb: tuple[int, int, int]) -> str:
-    return "#%02x%02x%02x" % rgb
+    r, g, b = rgb
+    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -157,6 +157,10 @@ class ImageServicer:
             if reading is not None and not reading.done():
                 # A read still runs in the pool: the file is closed after it,
                 # never under it (its descriptor could be reused meanwhile).
-                reading.add_done_callback(lambda done: (done.cancelled() or done.exception(), f.close()))
+                def close_after(done) -> None:
+                    if not done.cancelled():
+                        done.exception()  # retrieved: no "never retrieved" warning
+                    f.close()
+                reading.add_done_callback(close_after)
             else:
                 f.close()

@@ -37,7 +37,7 @@ class Received:
         self.raw = raw
 
     @classmethod
-    def off_the_wire(cls, raw: bytes) -> "Received":
+    def off_the_wire(cls, raw: bytes) -> Received:
         """The gRPC server's deserializer: grpc.aio has just joined the
         message's slices into `raw` and freed them."""
         heap.body_assembled(len(raw))

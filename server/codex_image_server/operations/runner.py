@@ -18,19 +18,25 @@ import secrets
 import time
 from typing import Protocol
 
+from codex_image_server.dataplane.generation import ImageEvent, ProgressEvent, SummaryEvent
+from codex_image_server.dataplane.service import (
+    RETRY_LATER,
+    Caller,
+    GenerateCall,
+    Service,
+    id_taken,
+)
 from codex_image_server.errors import FieldViolation, Kind, ServiceError, invalid, not_found
 from codex_image_server.operations import webhooks
-from codex_image_server.dataplane.generation import ImageEvent, ProgressEvent, SummaryEvent
-from codex_image_server.team.history import now_ms
-from codex_image_server.team.keys import ANONYMOUS
-from codex_image_server.runtime.logs import log
 from codex_image_server.request.params import GenerateParams
-from codex_image_server.dataplane.service import RETRY_LATER, Caller, Service, id_taken
+from codex_image_server.request.validation import validate
+from codex_image_server.runtime.logs import log
 from codex_image_server.store.operations import DONE, STATES, OperationRecord
 from codex_image_server.store.paging import Cursor, page
 from codex_image_server.store.records import Page, Query
 from codex_image_server.team import tenancy
-from codex_image_server.request.validation import validate
+from codex_image_server.team.history import now_ms
+from codex_image_server.team.keys import ANONYMOUS
 
 # How often a server looks for queued work it was not told of (another
 # replica's submissions, leases run out) and renews its own leases.
@@ -93,7 +99,7 @@ def _states(status: str) -> tuple[str, ...]:
 class Running:
     """One operation this server runs now."""
     record: OperationRecord
-    call: object = None  # the GenerateCall once admitted
+    call: GenerateCall | None = None  # once admitted
     cancel_asked: bool = False
     candidates: list = dataclasses.field(default_factory=list)
 
@@ -290,6 +296,8 @@ class Operations:
             running.call.cancel("cancelled by CancelOperation")
 
     async def _take_work(self) -> None:
+        wake = self._wake
+        assert wake is not None  # start() made it before this task
         while not self._stopping:
             # Cleared before the claim, not after: a submit poked during the
             # claim (which may have missed its row) wakes the next round at once.
@@ -304,7 +312,7 @@ class Operations:
             except ServiceError as exc:  # the database away: try again on the next round
                 log("operation.claim_failed", level="warning", reason=exc.reason)
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL_S)
+                await asyncio.wait_for(wake.wait(), POLL_S)
 
     def _claim(self) -> OperationRecord | None:
         now = now_ms()
@@ -398,7 +406,8 @@ class Operations:
         candidate = running.candidates[index]
         moved = candidate.get("state") != fields.get("state")
         candidate.update(fields)
-        if moved:  # a candidate started or finished: stored, so every replica reports it (phases stay local)
+        # A candidate started or finished: stored, so every replica reports it (phases stay local).
+        if moved:
             stored = asyncio.ensure_future(self._blocking.run(
                 self._metadata.set_operation_progress, running.record.request_id, self._owner,
                 json.dumps(running.candidates)))

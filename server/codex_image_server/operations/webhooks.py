@@ -91,12 +91,13 @@ class _PinnedHTTP(http.client.HTTPConnection):
 
 class _PinnedHTTPS(http.client.HTTPSConnection):
     def __init__(self, host: str, address: str, port: int, timeout: float):
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._tls = ssl.create_default_context()
+        super().__init__(host, port, timeout=timeout, context=self._tls)
         self._address = address
 
     def connect(self):
         sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
 
 
 class Webhooks:
@@ -134,7 +135,8 @@ class Webhooks:
             await asyncio.sleep(RESUME_EVERY_S)
 
     def _destination(self, url: str) -> tuple[urllib.parse.SplitResult, str]:
-        """Blocking (DNS). The parsed URL and the address to send to; refused with a field violation."""
+        """Blocking (DNS). The parsed URL and the address to send to; refused with a field
+        violation."""
         try:
             parts = urllib.parse.urlsplit(url)
             port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -144,7 +146,7 @@ class Webhooks:
             raise _bad_url("must be an http:// or https:// URL with a host and no user or password")
         host = parts.hostname.lower()
         try:
-            addresses = [info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+            addresses = [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
         except (OSError, UnicodeError):
             raise _bad_url(f"the host {host!r} does not resolve") from None
         listed = host in self._allow
@@ -211,6 +213,8 @@ class Webhooks:
             parts, address = self._destination(url)
         except Exception as exc:  # noqa: BLE001 - its reason is recorded, the attempt counted
             return 0, getattr(exc, "message", type(exc).__name__)[:200]
+        # deliver() sends nothing without a key, _destination() nothing without a host.
+        assert self._key is not None and parts.hostname is not None
         timestamp = int(time.time())
         port = parts.port or (443 if parts.scheme == "https" else 80)
         make = _PinnedHTTPS if parts.scheme == "https" else _PinnedHTTP

@@ -5,6 +5,7 @@ limit checked from the header, before any pixel is decoded.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import io
@@ -120,7 +121,8 @@ class MemoryBudget:
         self._cond = threading.Condition()
 
     @contextlib.contextmanager
-    def hold(self, n: int, cancelled: threading.Event | None = None):
+    # `cancelled` is only polled (is_set), which is safe for an asyncio.Event from this thread.
+    def hold(self, n: int, cancelled: threading.Event | asyncio.Event | None = None):
         with self._cond:
             while self._used and self._used + n > self.limit:
                 if cancelled is not None and cancelled.is_set():
@@ -209,18 +211,19 @@ def deliver(data: bytes, info: ImageInfo, output_format: str, target: tuple[int,
     `target` is given and differs, exactly that size (centre crop to its
     aspect, then Lanczos); `quality` for jpeg/webp; `opaque` flattens any
     alpha onto white. Bytes already right are passed through untouched."""
-    wants_size = target is not None and target != (info.width, info.height)
+    resize_to = target if target is not None and target != (info.width, info.height) else None
+    wants_size = resize_to is not None
     recode = (quality is not None and output_format != "png") or (opaque and alpha_of(data))
     if not wants_size and not recode and info.mime_type == MIME_BY_FORMAT[PIL_FORMAT_BY_OUTPUT[output_format]]:
         return Delivered(data, info, False, False)
-    with Image.open(io.BytesIO(data)) as img:
-        img.load()
+    with Image.open(io.BytesIO(data)) as opened:
+        opened.load()
+        img: Image.Image = opened
         enlarged = False
-        if wants_size:
-            box = centre_crop_box(img.width, img.height, *target)
-            enlarged = target[0] > box[2] - box[0] or target[1] > box[3] - box[1]
-            img = _resample_mode(img).crop(box).resize(target, Image.Resampling.LANCZOS)
+        if resize_to is not None:
+            box = centre_crop_box(img.width, img.height, *resize_to)
+            enlarged = resize_to[0] > box[2] - box[0] or resize_to[1] > box[3] - box[1]
+            img = _resample_mode(img).crop(box).resize(resize_to, Image.Resampling.LANCZOS)
         encoded = _encode(img, output_format, quality, opaque)
-    out_info = ImageInfo(MIME_BY_FORMAT[PIL_FORMAT_BY_OUTPUT[output_format]], *(target if wants_size else
-                                                                              (info.width, info.height)))
+    out_info = ImageInfo(MIME_BY_FORMAT[PIL_FORMAT_BY_OUTPUT[output_format]], *(resize_to or (info.width, info.height)))
     return Delivered(encoded, out_info, wants_size, enlarged)

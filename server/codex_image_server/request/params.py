@@ -68,6 +68,13 @@ class GenerationSpec:
     @property
     def transparent(self) -> bool:
         return self.background == "transparent"
+
+    @property
+    def transparent_key(self) -> tuple[int, int, int]:
+        """The colour to key out of a transparent request's image (validation sets it)."""
+        if self.key_color is None:
+            raise ValueError("only a transparent request has a key colour")
+        return self.key_color
     fit: str = "exact"  # "exact" or "native"; only matters when size.width is set
 
     @property

@@ -90,8 +90,8 @@ def arrange(refs: tuple[Reference, ...], files: tuple[Path, ...]) -> ReferencePl
     then the sheet (if any) in their directory. A tiled file goes once it is
     on the sheet, so the directory holds only what codex is given."""
     uses = plan(refs)
-    paths = [path for path, use in zip(files, uses) if use.usage == "original"]
-    tiled = [(ref, use, path) for ref, use, path in zip(refs, uses, files) if use.usage == "contact_sheet"]
+    paths = [path for path, use in zip(files, uses, strict=True) if use.usage == "original"]
+    tiled = [(ref, use, path) for ref, use, path in zip(refs, uses, files, strict=True) if use.usage == "contact_sheet"]
     if tiled:
         first, last = tiled[0][0].index + 1, tiled[-1][0].index + 1
         path = files[0].parent / f"contact-sheet-references-{first}-to-{last}.jpg"
@@ -125,15 +125,15 @@ def contact_sheet(tiled: list[tuple[Reference, ReferenceUse, Path]]) -> bytes:
                       _BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     font = _font(28)
-    for k, (ref, use, path) in enumerate(tiled):
+    for k, (ref, _use, path) in enumerate(tiled):
         col, row = k % cols, k // cols
         x = _GAP + col * (tile + _GAP)
         y = _GAP + row * (tile + _CAPTION + _GAP)
         # Tiles decode under the same budget as validation's decodes: sixteen
         # large references must not decode all at once outside it.
-        with imaging.DECODE_BUDGET.hold(imaging.decode_cost(ref)), Image.open(path) as img:
-            img.draft("RGB", (tile, tile))  # JPEG: decode at a reduced scale, much cheaper
-            img = ImageOps.exif_transpose(img)
+        with imaging.DECODE_BUDGET.hold(imaging.decode_cost(ref)), Image.open(path) as opened:
+            opened.draft("RGB", (tile, tile))  # JPEG: decode at a reduced scale, much cheaper
+            img = ImageOps.exif_transpose(opened)
             if img.mode in ("RGBA", "LA", "P"):
                 img = img.convert("RGBA")
                 flat = Image.new("RGB", img.size, (255, 255, 255))

@@ -80,7 +80,8 @@ def aspect_options() -> list[AspectOption]:
     fallback = "%d:%d" % FALLBACK_ASPECT
     out += [
         AspectOption(REFERENCE_ASPECTS[0], "reference", REFERENCE_ASPECTS[1:],
-                     f"the first reference's width:height (as declared, else decoded); {fallback} without one"),
+                     f"the first reference's width:height (as declared, else decoded); {fallback} without "
+                     "one"),
         AspectOption(CANVAS_ASPECTS[0], "canvas", CANVAS_ASPECTS[1:],
                      f"canvas_size's width:height; else the first reference's; else {fallback}"),
         AspectOption(CUSTOM_ASPECTS[0], "custom", CUSTOM_ASPECTS[1:],
@@ -257,6 +258,7 @@ def resolve(size: str, aspect: str, *, canvas: tuple[int, int] | None = None,
             "size", f"{size!r} is not auto, WxH or one of {', '.join(PRESETS)} (any case)", "INVALID_SIZE"))
     if violations:
         return None, violations
+    assert parsed is not None  # parse_aspect gives None only with a violation
     ratio, source = _ratio_for(parsed, canvas, reference)
     if not preset:
         return ResolvedSize("auto", ratio=ratio, ratio_source=source), []

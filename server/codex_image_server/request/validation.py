@@ -5,11 +5,19 @@ from __future__ import annotations
 import dataclasses
 import re
 import secrets
+from typing import Any
 
-from codex_image_server.request import imaging, sizes
-from codex_image_server.finishing import transparency
 from codex_image_server.errors import FieldViolation, invalid
-from codex_image_server.request.params import MAX_COUNT, OUTPUT_FORMATS, QUALITIES, GenerateParams, GenerationSpec, Reference
+from codex_image_server.finishing import transparency
+from codex_image_server.request import imaging, sizes
+from codex_image_server.request.params import (
+    MAX_COUNT,
+    OUTPUT_FORMATS,
+    QUALITIES,
+    GenerateParams,
+    GenerationSpec,
+    Reference,
+)
 from codex_image_server.settings import Settings
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -74,16 +82,19 @@ def _declared_size(ref, info: imaging.ImageInfo, i: int) -> list[FieldViolation]
     if abs(dw * bh - dh * bw) > max(dw, dh, bw, bh):  # more than a pixel of rounding apart
         return [FieldViolation(
             f"{field}.width", f"declared {dw}x{dh} ({sizes.ratio_words(dw, dh)}) but the image decodes as "
-            f"{bw}x{bh} ({sizes.ratio_words(bw, bh)}); send the size of the bytes you send, or omit "
+            f"{bw}x{bh} ({sizes.ratio_words(bw, bh)}); send the size of the bytes you send, "
+            "or omit "
             "width and height", "REFERENCE_SIZE_MISMATCH")]
     return []
 
 
 def _references(params: GenerateParams, settings: Settings) -> tuple[list[Reference], list[FieldViolation]]:
-    refs, bad = [], []
+    refs: list[Reference] = []
+    bad: list[FieldViolation] = []
     if len(params.references) > settings.max_references:
         bad.append(FieldViolation(
-            "references", f"{len(params.references)} references given, at most {settings.max_references} allowed",
+            "references", f"{len(params.references)} references given, at most {settings.max_references} "
+                          "allowed",
             "TOO_MANY_REFERENCES"))
         return refs, bad
     for i, ref in enumerate(params.references):
@@ -132,7 +143,7 @@ def _canvas(params: GenerateParams) -> tuple[tuple[int, int] | None, list[FieldV
     if params.canvas_size is None:
         return None, []
     bad = [FieldViolation(f"canvas_size.{name}", f"{value} is not a positive pixel count", "INVALID_CANVAS_SIZE")
-           for name, value in zip(("width", "height"), params.canvas_size) if value <= 0]
+           for name, value in zip(("width", "height"), params.canvas_size, strict=True) if value <= 0]
     return (None if bad else params.canvas_size), bad
 
 
@@ -151,7 +162,8 @@ def validate(params: GenerateParams, settings: Settings) -> GenerationSpec:
     bad, broken = _text_fields(params, settings)
     if broken:
         # Blank out what cannot be read safely; the other fields still get checked.
-        params = dataclasses.replace(params, **{f: "" for f in broken})
+        blank: dict[str, Any] = dict.fromkeys(broken, "")
+        params = dataclasses.replace(params, **blank)
     prompt = params.prompt.strip()
     if not prompt and not params.references and "prompt" not in broken:
         bad.append(FieldViolation("prompt", "is required unless references are given", "MISSING_PROMPT"))
@@ -176,7 +188,8 @@ def validate(params: GenerateParams, settings: Settings) -> GenerationSpec:
     bad += b_bad
     if background == "transparent" and not f_bad and output_format not in transparency.ALPHA_FORMATS:
         # Both fields are named: either one is the fix.
-        why = f"a transparent background needs {' or '.join(transparency.ALPHA_FORMATS)}; {output_format} has no alpha"
+        alpha_formats = " or ".join(transparency.ALPHA_FORMATS)
+        why = f"a transparent background needs {alpha_formats}; {output_format} has no alpha"
         bad += [FieldViolation("background", why, "TRANSPARENT_NEEDS_ALPHA_FORMAT"),
                 FieldViolation("output_format", why, "TRANSPARENT_NEEDS_ALPHA_FORMAT")]
     compression = params.output_compression
@@ -187,6 +200,7 @@ def validate(params: GenerateParams, settings: Settings) -> GenerationSpec:
     bad += fit_bad + r_bad
     if bad:
         raise invalid(bad)
+    assert size is not None  # no violations: the size resolved
     return GenerationSpec(
         request_id=usable_request_id(params),
         prompt=prompt, count=count, size=size, aspect=params.aspect.strip().lower(),

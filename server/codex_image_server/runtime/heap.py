@@ -62,7 +62,8 @@ def _trimmer() -> None:
     while True:
         _trim_wanted.wait()
         _trim_wanted.clear()
-        _malloc_trim(0)
+        if _malloc_trim is not None:  # set before this thread starts
+            _malloc_trim(0)
 
 
 def body_assembled(size: int) -> None:

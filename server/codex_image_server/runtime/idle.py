@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import socket
 import struct
-from typing import Callable
+from collections.abc import Callable
 
 from codex_image_server.runtime.logs import log
 
@@ -23,12 +23,16 @@ class IdleTimer:
         self.fired = False
         self._what = what
         self._loop = asyncio.get_running_loop()
-        self._on_idle = on_idle or asyncio.current_task().cancel
+        if on_idle is None:
+            task = asyncio.current_task()
+            assert task is not None  # by default the timer ends the task that made it
+            on_idle = task.cancel
+        self._on_idle = on_idle
         self._last = self._loop.time()
         self._armed = False
         self._handle: asyncio.TimerHandle | None = None
 
-    def __enter__(self) -> "IdleTimer":
+    def __enter__(self) -> IdleTimer:
         self._handle = self._loop.call_at(self._last + self.timeout_s, self._check)
         return self
 

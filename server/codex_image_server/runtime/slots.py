@@ -24,7 +24,7 @@ class Slots:
         """(in use, free, queued)."""
         return self._in_use, self.limit - self._in_use, len(self._waiting)
 
-    def enter(self, n: int) -> "Ticket":
+    def enter(self, n: int) -> Ticket:
         """Take min(n, limit) slots now if free, else join the queue (or be
         refused at once when it is full). Wait on the ticket for the slots."""
         n = min(n, self.limit)
@@ -49,10 +49,10 @@ class Slots:
             ticket = self._waiting.popleft()
             self._in_use += ticket.n
             ticket.granted = True
-            if not ticket.ready.done():
+            if ticket.ready is not None and not ticket.ready.done():
                 ticket.ready.set_result(None)
 
-    def _leave(self, ticket: "Ticket") -> None:
+    def _leave(self, ticket: Ticket) -> None:
         if ticket in self._waiting:
             self._waiting.remove(ticket)
             self._grant()  # a large request leaving may let smaller ones in
@@ -76,6 +76,7 @@ class Ticket:
         """Until the slots are ours; CANCELLED if `cancelled` is set first."""
         if self.granted:
             return
+        assert self.ready is not None  # set by Slots.enter before the ticket is handed out
         stop = asyncio.ensure_future(cancelled.wait())
         try:
             await asyncio.wait((self.ready, stop), return_when=asyncio.FIRST_COMPLETED)

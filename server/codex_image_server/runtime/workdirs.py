@@ -45,7 +45,7 @@ def _owner_alive(name: str) -> bool:
 
 def sweep(work_root: Path) -> list[str]:
     """Remove the working directories whose owner is gone; return their names."""
-    removed = []
+    removed: list[str] = []
     try:
         entries = list(work_root.iterdir())
     except FileNotFoundError:

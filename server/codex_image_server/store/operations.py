@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import TYPE_CHECKING
 
 # queued -> running -> succeeded | failed | cancelled (queued may go straight to cancelled).
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -127,8 +128,12 @@ class OperationQueries:
     store's row-lock clause for the claim ("" for SQLite)."""
     _CLAIM_LOCK = ""
 
+    if TYPE_CHECKING:  # given by the store this is mixed into
+        def _run(self, sql: str, args=()) -> list: ...
+
     def add_operation(self, record: OperationRecord) -> OperationRecord | None:
-        """Inserts it; None when the request id was taken (the caller then reads the existing one)."""
+        """Inserts it; None when the request id was taken (the caller then reads the existing
+        one)."""
         values = dataclasses.asdict(record)
         rows = self._run(f"INSERT INTO operations ({_COLUMNS}) VALUES ({', '.join('?' for _ in FIELDS)}) "
                          "ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
@@ -165,7 +170,8 @@ class OperationQueries:
                              (record.created_unix_ms, record.request_id))[0][0])
 
     def operation_counts(self) -> dict[str, int]:
-        rows = self._run("SELECT state, count(*) FROM operations WHERE state IN ('queued', 'running') GROUP BY state")
+        rows = self._run("SELECT state, count(*) FROM operations WHERE state IN ('queued', 'running') GROUP "
+                         "BY state")
         return {state: int(n) for state, n in rows}
 
     def fail_orphans(self, now_unix_ms: int, error: str, webhook_due_unix_ms: int) -> list[OperationRecord]:
@@ -182,8 +188,10 @@ class OperationQueries:
             f"UPDATE operations SET state = 'running', owner = ?, lease_until_unix_ms = ?, "
             f"attempts = attempts + 1, started_unix_ms = ?, progress = '' "
             f"WHERE request_id = (SELECT request_id FROM operations WHERE (state = 'queued' "
-            f"AND not_before_unix_ms <= ?) OR (state = 'running' AND lease_until_unix_ms < ? AND attempts < ?) "
-            f"ORDER BY created_unix_ms, request_id LIMIT 1 {self._CLAIM_LOCK}) RETURNING {_COLUMNS}",
+            "AND not_before_unix_ms <= ?) OR (state = 'running' AND lease_until_unix_ms < ? AND "
+            "attempts < ?) "
+            f"ORDER BY created_unix_ms, request_id LIMIT 1 {self._CLAIM_LOCK}) RETURNING "
+            f"{_COLUMNS}",
             (owner, now_unix_ms + lease_ms, now_unix_ms, now_unix_ms, now_unix_ms, MAX_ATTEMPTS))
         return _record(rows[0]) if rows else None
 
@@ -198,7 +206,8 @@ class OperationQueries:
         return [r[0] for r in rows if r[1]]
 
     def set_operation_progress(self, request_id: str, owner: str, progress: str) -> None:
-        self._run("UPDATE operations SET progress = ? WHERE request_id = ? AND owner = ? AND state = 'running' "
+        self._run("UPDATE operations SET progress = ? WHERE request_id = ? AND owner = ? AND state = "
+                  "'running' "
                   "RETURNING request_id", (progress, request_id, owner))
 
     def finish_operation(self, request_id: str, owner: str, state: str, now_unix_ms: int, *,
@@ -228,7 +237,8 @@ class OperationQueries:
                          (error, now_unix_ms, webhook_due_unix_ms, request_id))
         if rows:
             return _record(rows[0])
-        rows = self._run(f"UPDATE operations SET cancel_requested = 1 WHERE request_id = ? AND state = 'running' "
+        rows = self._run("UPDATE operations SET cancel_requested = 1 WHERE request_id = ? AND state = "
+                         "'running' "
                          f"RETURNING {_COLUMNS}", (request_id,))
         return _record(rows[0]) if rows else None
 
@@ -261,6 +271,7 @@ class OperationQueries:
                              args))
 
     def delete_finished_operations_before(self, cutoff_unix_ms: int) -> int:
-        """Retention: operations that ended before the cutoff go (their images, made earlier, went)."""
+        """Retention: operations that ended before the cutoff go (their images, made earlier,
+        went)."""
         return len(self._run("DELETE FROM operations WHERE ended_unix_ms < ? AND state IN "
                              "('succeeded', 'failed', 'cancelled') RETURNING request_id", (cutoff_unix_ms,)))

@@ -181,7 +181,8 @@ class PostgresAccounts:
         with self._lock:
             self._until[name] = max(self._until.get(name, 0.0), until)
         self._lease.write_or_later(
-            "INSERT INTO accounts (name, exhausted_until_unix_ms) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE "
+            "INSERT INTO accounts (name, exhausted_until_unix_ms) VALUES (%s, %s) ON CONFLICT "
+            "(name) DO UPDATE "
             "SET exhausted_until_unix_ms = GREATEST(accounts.exhausted_until_unix_ms, "
             "EXCLUDED.exhausted_until_unix_ms)", (name, int(until * 1000)))
 

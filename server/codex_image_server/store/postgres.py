@@ -18,14 +18,34 @@ import psycopg
 import psycopg_pool
 
 from codex_image_server.errors import Kind, ServiceError
-from codex_image_server.store.operations import (POSTGRES_MIGRATION as _OPERATIONS, WEBHOOK_DUE_COLUMN,
-                                                 WEBHOOK_DUE_INDEX, OperationQueries)
-from codex_image_server.store.pg_shared import ACCOUNT_RUN_LOG_MIGRATION, PostgresAccounts, ReplicaLease, lease_lives
+from codex_image_server.store.operations import (
+    POSTGRES_MIGRATION as _OPERATIONS,
+    WEBHOOK_DUE_COLUMN,
+    WEBHOOK_DUE_INDEX,
+    OperationQueries,
+)
+from codex_image_server.store.pg_shared import (
+    ACCOUNT_RUN_LOG_MIGRATION,
+    PostgresAccounts,
+    ReplicaLease,
+    lease_lives,
+)
 from codex_image_server.store.records import Admission, KeyLoad, RequestRecord, SameId
-from codex_image_server.store.sqlite import (IMAGES_OF_KEY_SINCE, _IMAGE_COLUMNS, _IMAGE_FIELDS, _REQUEST_FIELDS,
-                                             SqlQueries, _image, _like, _list_text, _request, _request_values,
-                                             owned, too_slow)
-from codex_image_server.store.sqlite import _image_values as _sqlite_values
+from codex_image_server.store.sqlite import (
+    _IMAGE_COLUMNS,
+    _IMAGE_FIELDS,
+    _REQUEST_FIELDS,
+    IMAGES_OF_KEY_SINCE,
+    SqlQueries,
+    _image,
+    _image_values as _sqlite_values,
+    _like,
+    _list_text,
+    _request,
+    _request_values,
+    owned,
+    too_slow,
+)
 
 # Append only: a replica applies the ones past the database's version.
 MIGRATIONS = [
@@ -105,13 +125,16 @@ MIGRATIONS = [
     ALTER TABLE images ADD COLUMN transparency TEXT NOT NULL DEFAULT '';
     ALTER TABLE images ADD COLUMN usage TEXT NOT NULL DEFAULT '';
     """,
-    # Global limits (pg_shared.py): replicas' leases, runs on accounts, used-up accounts; a key's running requests.
+    # Global limits (pg_shared.py): replicas' leases, runs on accounts, used-up accounts; a key's
+    # running requests.
     """
     CREATE TABLE replicas (name TEXT PRIMARY KEY, alive_until TIMESTAMPTZ NOT NULL);
-    CREATE TABLE account_runs (id BIGSERIAL PRIMARY KEY, account TEXT NOT NULL, replica TEXT NOT NULL);
+    CREATE TABLE account_runs (id BIGSERIAL PRIMARY KEY, account TEXT NOT NULL,
+                               replica TEXT NOT NULL);
     CREATE INDEX account_runs_by_account ON account_runs (account);
     CREATE INDEX account_runs_by_replica ON account_runs (replica);
-    CREATE TABLE accounts (name TEXT PRIMARY KEY, exhausted_until_unix_ms BIGINT NOT NULL DEFAULT 0);
+    CREATE TABLE accounts (name TEXT PRIMARY KEY,
+                           exhausted_until_unix_ms BIGINT NOT NULL DEFAULT 0);
     CREATE INDEX requests_running_by_key ON requests (key_name) WHERE status = 'running';
     """,
     # Signed page tokens: the store's own secret, shared by its replicas; a
@@ -249,7 +272,8 @@ class PostgresMetadata(SqlQueries, OperationQueries):
 
     def _insert_image_sql(self) -> str:
         marks = ", ".join("?" for _ in _IMAGE_COLUMNS)
-        return f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING"
+        return (f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) VALUES ({marks}) "
+                "ON CONFLICT (id) DO NOTHING")
 
     def add_image(self, image) -> None:
         self.write(self._insert_image_sql(), _image_values(image))
@@ -276,7 +300,8 @@ class PostgresMetadata(SqlQueries, OperationQueries):
         values = _request_values(record)
         values["replica"] = self.replica
         columns = list(values)
-        sql = _pg(f"INSERT INTO requests ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
+        sql = _pg(f"INSERT INTO requests ({', '.join(columns)}) VALUES "
+                  f"({', '.join('?' for _ in columns)}) "
                   "RETURNING seq")
         with self.connection() as conn, conn.transaction():
             if admission is not None or same_id is not None:

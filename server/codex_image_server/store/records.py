@@ -3,7 +3,7 @@ that list them and a page of results. Plain data, no storage in here."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 from codex_image_server.request.imaging import EXTENSION_BY_MIME
 

@@ -20,12 +20,24 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codex_image_server.errors import Kind, ServiceError
-from codex_image_server.store.operations import (SQLITE_SCHEMA as _OPERATIONS_SCHEMA, WEBHOOK_DUE_COLUMN,
-                                                 WEBHOOK_DUE_INDEX, OperationQueries)
+from codex_image_server.store.operations import (
+    SQLITE_SCHEMA as _OPERATIONS_SCHEMA,
+    WEBHOOK_DUE_COLUMN,
+    WEBHOOK_DUE_INDEX,
+    OperationQueries,
+)
 from codex_image_server.store.paging import Cursor
-from codex_image_server.store.records import Admission, KeyLoad, Query, RequestRecord, SameId, StoredImage
+from codex_image_server.store.records import (
+    Admission,
+    KeyLoad,
+    Query,
+    RequestRecord,
+    SameId,
+    StoredImage,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -119,7 +131,8 @@ CREATE TRIGGER IF NOT EXISTS requests_text_update AFTER UPDATE OF prompt ON requ
   INSERT INTO requests_text(requests_text, rowid, prompt) VALUES ('delete', old.seq, old.prompt);
   INSERT INTO requests_text(rowid, prompt) VALUES (new.seq, new.prompt); END;
 CREATE TRIGGER IF NOT EXISTS requests_text_delete AFTER DELETE ON requests BEGIN
-  INSERT INTO requests_text(requests_text, rowid, prompt) VALUES ('delete', old.seq, old.prompt); END;
+  INSERT INTO requests_text(requests_text, rowid, prompt) VALUES ('delete', old.seq, old.prompt);
+  END;
 """
 # Below this many hits the trigram index answers; above, the time-ordered scan.
 _FEW_HITS = 1000
@@ -161,7 +174,8 @@ def _phrase(text: str) -> str:
 
 
 def _filters(query: Query, time_column: str, prompt_sql: tuple[str, list] | None = None) -> tuple[list[str], list]:
-    where, args = [], []
+    where: list[str] = []
+    args: list = []
     if query.start_unix_ms:
         where.append(f"{time_column} >= ?")
         args.append(query.start_unix_ms)
@@ -208,7 +222,7 @@ def _image_values(image: StoredImage) -> list:
 
 
 def _request(row) -> RequestRecord:
-    values = dict(zip(_REQUEST_FIELDS, row))
+    values = dict(zip(_REQUEST_FIELDS, row, strict=True))
     for name in _LISTS:
         values[name] = tuple(values[name].split()) if values[name] else ()
     return RequestRecord(**values)
@@ -238,6 +252,11 @@ class SqlQueries:
     the query time budget, for the lists a caller shapes) and
     `_prompt_filter(table, key, text)` (its way to find a prompt's text, or
     None for no condition)."""
+
+    if TYPE_CHECKING:  # given by the store this is mixed into
+        def _run(self, sql: str, args=()) -> list: ...
+        def _read(self, sql: str, args=()) -> list: ...
+        def _prompt_filter(self, table: str, key: str, text: str) -> tuple[str, list] | None: ...
 
     def page_secret(self) -> bytes:
         """The key page tokens are signed with: made once per store, kept in
@@ -434,7 +453,8 @@ class SqliteMetadata(SqlQueries, OperationQueries):
                 admission.check(self._key_load(record.key_name, admission.since_unix_ms))
             cursor = self._db.execute(f"INSERT INTO requests ({', '.join(columns)}) VALUES "
                                       f"({', '.join('?' for _ in columns)})", list(values.values()))
-        return int(cursor.lastrowid)
+        assert cursor.lastrowid is not None  # an INSERT's row
+        return cursor.lastrowid
 
     def finish_request(self, seq: int, **fields) -> None:
         fields = _list_text(fields)

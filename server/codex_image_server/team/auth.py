@@ -6,8 +6,8 @@ probe and a person can `grpcurl list` without a key."""
 from __future__ import annotations
 
 from codex_image_server.errors import Kind, ServiceError
-from codex_image_server.team.keys import ApiKey, Keyring
 from codex_image_server.settings import env_name
+from codex_image_server.team.keys import ApiKey, Keyring
 
 
 def presented_key(metadata) -> str:
@@ -22,9 +22,11 @@ def presented_key(metadata) -> str:
 def denial_message(presented: bool) -> str:
     """What a caller must do about a 401: which header, and where the key lives."""
     what = "the API key sent is not one this server accepts" if presented else "this server requires an API key"
-    return (f"{what}: send it as `X-API-Key: <key>` or `Authorization: Bearer <key>`. The server's keys are "
+    return (f"{what}: send it as `X-API-Key: <key>` or `Authorization: Bearer <key>`. The server's "
+            "keys are "
             f"set with {env_name('api_keys')} or --api-key, or named in the keys file "
-            f"({env_name('keys_file')}); a server on 127.0.0.1 needs none, so for a client that cannot send a "
+            f"({env_name('keys_file')}); a server on 127.0.0.1 needs none, so for a client that "
+            "cannot send a "
             "key (the Photoshop host never does), start the server without one.")
 
 

@@ -7,11 +7,9 @@ import time
 
 from codex_image_server.errors import FieldViolation, ServiceError, invalid, not_found
 from codex_image_server.request.params import GenerateParams, GenerationSpec
-from codex_image_server.store import Page, Query, RequestRecord, StoredImage
-from codex_image_server.store.records import Admission, KeyLoad, SameId
-from codex_image_server.store import paging
+from codex_image_server.store import Page, Query, RequestRecord, StoredImage, paging
 from codex_image_server.store.metadata import MetadataStore
-from codex_image_server.store.records import STATUSES
+from codex_image_server.store.records import STATUSES, Admission, KeyLoad, SameId
 
 # A refused request's prompt may be anything (a flood, a probe, an over-quota
 # retry): its record keeps a short prefix, enough to recognise it.

@@ -9,7 +9,8 @@ Each key has a role: a "member" (the default) sees only its own images and
 requests; an "admin" sees everyone's. The env key, the server's internal key
 and the open server's anonymous caller are admins (tenancy.py scopes).
 
-    {"keys": [{"name": "ci", "sha256": "<hex>", "role": "member", "max_concurrent": 2, "images_per_day": 100}]}
+    {"keys": [{"name": "ci", "sha256": "<hex>", "role": "member",
+               "max_concurrent": 2, "images_per_day": 100}]}
 """
 from __future__ import annotations
 

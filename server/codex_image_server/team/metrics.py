@@ -3,7 +3,7 @@ a surface), so gRPC and HTTP callers count alike; live values (slots, queue,
 accounts, the store) are read at scrape time."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily

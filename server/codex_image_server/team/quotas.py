@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Callable
+from collections.abc import Callable
 
 from codex_image_server.errors import Kind, ServiceError
+from codex_image_server.store.records import Admission, KeyLoad
 from codex_image_server.team.history import History
 from codex_image_server.team.keys import ApiKey
-from codex_image_server.store.records import Admission, KeyLoad
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,12 +25,12 @@ class KeyUsage:
 
 
 def day_start_ms(now: dt.datetime | None = None) -> int:
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     return int(now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp() * 1000)
 
 
 def seconds_to_next_day(now: dt.datetime | None = None) -> int:
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     tomorrow = (now + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     return max(1, int((tomorrow - now).total_seconds()) + 1)
 

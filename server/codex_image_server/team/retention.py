@@ -19,9 +19,9 @@ from pathlib import PurePath
 from codex_image_server.errors import ServiceError
 from codex_image_server.request.imaging import EXTENSION_BY_MIME
 from codex_image_server.runtime.logs import log
-from codex_image_server.team.metrics import Metrics
 from codex_image_server.store import OutputStore
 from codex_image_server.store.output_store import is_valid_id
+from codex_image_server.team.metrics import Metrics
 
 _BATCH = 200
 _DAY_MS = 86_400_000

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from codex_image_server.team.keys import ApiKey
 from codex_image_server.store import Query
+from codex_image_server.team.keys import ApiKey
 
 EVERYONE = None  # the owner filter of a caller who sees all
 

@@ -17,11 +17,14 @@ set for work the app runs elsewhere (a 2025-era session's tool calls).
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from typing import Any
 
 from aiohttp import web
 
-AsgiApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
+Message = MutableMapping[str, Any]
+AsgiApp = Callable[[Message, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
+                   Coroutine[Any, Any, None]]
 
 
 def scope_of(request: web.Request, extra: dict) -> dict:
@@ -49,13 +52,13 @@ async def serve(app: AsgiApp, request: web.Request, body: bytes | bytearray, ext
     del body
     gone = asyncio.Event()
 
-    async def receive() -> dict:
+    async def receive() -> Message:
         if pending:
             return {"type": "http.request", "body": bytes(pending.pop()), "more_body": False}
         await gone.wait()
         return {"type": "http.disconnect"}
 
-    async def send(message: dict) -> None:
+    async def send(message: Message) -> None:
         nonlocal response
         if gone.is_set():
             return  # as ASGI servers do: what the app sends after a disconnect goes nowhere
@@ -100,4 +103,5 @@ async def _settle(task: asyncio.Task, grace_s: float = 10.0) -> None:
         task.cancel()
         await asyncio.wait((task,))
     if not task.cancelled():
-        task.exception()  # retrieved, not raised: the client is gone, and the SDK logs its own failures
+        # Retrieved, not raised: the client is gone, and the SDK logs its own failures.
+        task.exception()

@@ -15,11 +15,11 @@ import contextlib
 import functools
 
 import grpc
-from codeximage.v1 import image_service_pb2 as pb
 from codex_image_client.mcp.backend import PathPolicy
 from codex_image_server.dataplane.convert import WithImages
 from codex_image_server.dataplane.service import Caller
 from codex_image_server.errors import ServiceError
+from codeximage.v1 import image_service_pb2 as pb
 from google.rpc import status_pb2
 
 from .. import errors

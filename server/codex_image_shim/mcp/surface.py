@@ -36,8 +36,9 @@ class McpSurface:
         settings = shim.settings
         dirs = settings.mcp_reference_dir
         self._policy = PathPolicy.under(dirs, how_to_allow=(
-            f"an operator can allow a directory with --mcp-reference-dir ({env_name('mcp_reference_dir')})"))
-        paths = (", or the path of a file inside " + ", ".join(str(r) for r in self._policy.roots) if dirs
+            "an operator can allow a directory with --mcp-reference-dir "
+            f"({env_name('mcp_reference_dir')})"))
+        paths = (", or the path of a file inside " + ", ".join(str(r) for r in self._policy.roots or ()) if dirs
                  else " (no file paths: this server reads no files for MCP callers)")
         self._inline_max = settings.mcp_inline_max_bytes
         self._server = mcp_server.build(self._backend_for, paths)

@@ -57,7 +57,7 @@ def _common(images: list[pb.Image], request: pb.GenerateRequest) -> dict:
 def response(images: list[pb.Image], files: list[bytes | None], request: pb.GenerateRequest,
              origin: str) -> dict:
     body = {"created": int(time.time()), **_common(images, request),
-            "data": [item(img, data, origin) for img, data in zip(images, files)]}
+            "data": [item(img, data, origin) for img, data in zip(images, files, strict=True)]}
     counted = usage(images)
     if counted:
         body["usage"] = counted

@@ -54,7 +54,7 @@ def body(status: status_pb2.Status, http_status: int, param: str | None = None) 
                       "code": reason.lower()}}
 
 
-def of_exception(exc: Exception) -> tuple[dict, int, dict]:
+def of_exception(exc: OpenAIError | shim_errors.ShimError | grpc.RpcError) -> tuple[dict, int, dict]:
     """(body, HTTP status, headers) for anything a handler raised that has a status."""
     param = None
     if isinstance(exc, OpenAIError):

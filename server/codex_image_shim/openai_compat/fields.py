@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-
-from codeximage.v1 import image_service_pb2 as pb
+from collections.abc import Sequence
 
 from codex_image_server.dataplane.convert import WithImages
+from codeximage.v1 import image_service_pb2 as pb
 
 from .. import adapter
+from ..errors import ShimError
 from .errors import OpenAIError
 
 # Listed by /v1/models; any `gpt-image-2.5-<name>` / `gpt-image-2.6-<name>` is accepted too.
@@ -91,7 +92,7 @@ def _flag(data: dict, name: str) -> bool:
     return bool(value)
 
 
-def to_call(data: dict, images: list[tuple[bytes, str]] = ()) -> Call:
+def to_call(data: dict, images: Sequence[tuple[bytes, str]] = ()) -> Call:
     """`data`: the JSON body or the multipart text fields; `images`: decoded references."""
     if data.get("mask") not in (None, ""):
         raise OpenAIError("`mask` is not supported: codex's image tool takes no mask, so a masked edit "
@@ -155,6 +156,6 @@ def json_images(data: dict) -> list[tuple[bytes, str]]:
                               "this server fetches no URLs and knows no file ids", "images", "invalid_image_url")
         try:
             out.append(adapter.decode_image(url, f"images[{i}].image_url"))
-        except Exception as exc:  # a ShimError: say it in OpenAI's words
+        except ShimError as exc:  # say it in OpenAI's words
             raise OpenAIError(str(exc), "images", "invalid_image_url") from None
     return out

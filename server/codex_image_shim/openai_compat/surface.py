@@ -15,12 +15,11 @@ import json
 
 import grpc
 from aiohttp import web
-from codeximage.v1 import image_service_pb2 as pb
 from codex_image_server.errors import ServiceError
 from codex_image_server.runtime.logs import log
+from codeximage.v1 import image_service_pb2 as pb
 
-from .. import adapter
-from .. import errors as shim_errors
+from .. import adapter, errors as shim_errors
 from . import answers, errors, fields
 
 GENERATIONS = "/v1/images/generations"
@@ -71,7 +70,7 @@ class OpenAISurface:
                 shim_errors.ShimError(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error in the OpenAI surface"))
 
     @staticmethod
-    def error_response(exc: Exception) -> web.Response:
+    def error_response(exc: errors.OpenAIError | shim_errors.ShimError | grpc.RpcError) -> web.Response:
         """Any error with a status, in OpenAI's shape."""
         body, status, headers = errors.of_exception(exc)
         return _json(body, status, headers)
@@ -135,11 +134,10 @@ class OpenAISurface:
                 if event.WhichOneof("event") == "image":
                     images.append(event.image)
         images.sort(key=lambda img: img.index)
+        files: list[bytes | None] = [None] * len(images)
         if call.response_format == "b64_json":
-            files = await asyncio.gather(*(self._read(img) for img in images))
-        else:
-            files = [None] * len(images)
-        return _json(answers.response(images, list(files), call.request, origin(request)), headers=headers)
+            files = list(await asyncio.gather(*(self._read(img) for img in images)))
+        return _json(answers.response(images, files, call.request, origin(request)), headers=headers)
 
     async def _stream(self, request, call, kind, headers) -> web.StreamResponse:
         """Server-sent events: one `<kind>.completed` per image as it lands.

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import AsyncIterator, Protocol
+from typing import Protocol
 
 import grpc
-from codeximage.v1 import image_service_pb2 as pb
-from codeximage.v1 import image_service_pb2_grpc
+from codeximage.v1 import image_service_pb2 as pb, image_service_pb2_grpc
 
 # Larger images are returned as links only (render.py says why this figure).
 DEFAULT_INLINE_MAX_BYTES = 3_750_000
@@ -32,11 +32,11 @@ class PathPolicy:
     how_to_allow: str = ""  # what an operator does to allow a directory
 
     @classmethod
-    def any(cls) -> "PathPolicy":
+    def any(cls) -> PathPolicy:
         return cls(None)
 
     @classmethod
-    def under(cls, dirs, how_to_allow: str) -> "PathPolicy":
+    def under(cls, dirs, how_to_allow: str) -> PathPolicy:
         return cls(tuple(Path(os.path.realpath(Path(d).expanduser())) for d in dirs), how_to_allow)
 
 
@@ -50,7 +50,7 @@ class Backend(Protocol):
 
     async def capabilities(self) -> pb.GetCapabilitiesResponse: ...
 
-    def generate(self, request: pb.GenerateRequest, images: list[bytes]) -> AsyncIterator[pb.GenerateResponse]:
+    def generate(self, request: pb.GenerateRequest, images: list[bytes]) -> AsyncGenerator[pb.GenerateResponse, None]:
         """The Generate stream; `images[i]` is `request.references[i]`'s bytes.
         Closing the iterator (aclosing) cancels the call, and with it codex."""
         ...
@@ -65,7 +65,7 @@ class Backend(Protocol):
 class GrpcBackend:
     """The service over a gRPC channel (grpc.aio), for `codex-image mcp`."""
 
-    abandoned = None  # a cancelled MCP request cancels its task, and so the call
+    abandoned: asyncio.Event | None = None  # a cancelled MCP request cancels its task, and so the call
 
     def __init__(self, target: str, api_key: str | None, *, inline_max_bytes: int,
                  policy: PathPolicy | None = None):
@@ -74,7 +74,7 @@ class GrpcBackend:
         self.inline_max_bytes = inline_max_bytes
         self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
         self._channel: grpc.aio.Channel | None = None
-        self._stub = None
+        self._stub: image_service_pb2_grpc.ImageServiceStub | None = None
 
     @property
     def stub(self):
@@ -93,8 +93,8 @@ class GrpcBackend:
     async def capabilities(self) -> pb.GetCapabilitiesResponse:
         return await self.stub.GetCapabilities(pb.GetCapabilitiesRequest(), metadata=self._metadata, timeout=30)
 
-    async def generate(self, request: pb.GenerateRequest, images: list[bytes]) -> AsyncIterator[pb.GenerateResponse]:
-        for reference, data in zip(request.references, images):
+    async def generate(self, request: pb.GenerateRequest, images: list[bytes]) -> AsyncGenerator[pb.GenerateResponse, None]:
+        for reference, data in zip(request.references, images, strict=True):
             reference.image = data
         images.clear()
         call = self.stub.Generate(request, metadata=self._metadata)

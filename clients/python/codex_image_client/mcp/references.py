@@ -1,9 +1,10 @@
 """A reference as a tool names it -> its bytes, for a GenerateRequest.
 
 Three spellings: a data URL, the id of a stored image, or a file path
-(anything else; bare base64 is not guessed at). Paths follow the transport's PathPolicy: over stdio any file the
-host's user can read; over `/mcp` only files inside a directory the
-operator listed, so a remote caller never reads the server's files. The
+(anything else; bare base64 is not guessed at). Paths follow the
+transport's PathPolicy: over stdio any file the host's user can read;
+over `/mcp` only files inside a directory the operator listed, so a
+remote caller never reads the server's files. The
 bytes go to the service untouched; its own checks (type, size, count) apply.
 """
 from __future__ import annotations

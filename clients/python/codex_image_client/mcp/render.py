@@ -72,9 +72,9 @@ def images(images_: list[pb.Image], files: list[bytes | None], inline_max: int,
     """Images with their bytes (None: not read, too large to inline)."""
     content: list = []
     entries, too_large = [], []
-    for image, data in zip(images_, files):
+    for image, data in zip(images_, files, strict=True):
         inline = data is not None
-        if inline:
+        if data is not None:
             content.append(types.ImageContent(data=base64.b64encode(data).decode(), mime_type=image.mime_type))
         else:
             too_large.append(image.id)

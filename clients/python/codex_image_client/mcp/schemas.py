@@ -9,6 +9,8 @@ plain strings; the service still checks every value and names the field.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from codeximage.v1 import image_service_pb2 as pb
 from mcp import types
 
@@ -24,7 +26,7 @@ _UNKNOWN = " (the server did not answer when the tools were listed; call `capabi
 
 
 def _choice(description: str, values, caps_known: bool) -> dict:
-    schema = {"type": "string", "description": description}
+    schema: dict[str, Any] = {"type": "string", "description": description}
     if caps_known and values:
         schema["enum"] = list(values)
     elif not caps_known:
@@ -57,9 +59,11 @@ def _size(caps: pb.GetCapabilitiesResponse | None) -> dict:
 def _references(caps: pb.GetCapabilitiesResponse | None, paths: str, what: str, min_items: int) -> dict:
     limit = caps.references.max_images if caps is not None else None
     originals = caps.references.max_originals if caps is not None else 4
-    schema = {"type": "array", "items": {"type": "string"}, "description": (
-        f"{what}: each a data URL (data:image/png;base64,...), the id of a stored image (img_...){paths}. "
-        f"The first {originals} reach the image model byte-identical; any more share one contact sheet.")}
+    schema: dict[str, Any] = {"type": "array", "items": {"type": "string"}, "description": (
+        f"{what}: each a data URL (data:image/png;base64,...), the id of a stored image "
+        f"(img_...){paths}. "
+        f"The first {originals} reach the image model byte-identical; any more share one "
+        "contact sheet.")}
     if min_items:
         schema["minItems"] = min_items
     if limit:
@@ -105,19 +109,25 @@ def tools(caps: pb.GetCapabilitiesResponse | None, paths: str) -> list[types.Too
     reading = types.ToolAnnotations(read_only_hint=True, open_world_hint=False)
     return [
         types.Tool(name=GENERATE, title="Generate images", annotations=making, description=(
-            "Make 1-4 image candidates with Codex's image model at an exact size, quality and format, "
-            "optionally from reference images. Returns each image (or a link when it is too large to "
-            "inline), its id and size; progress is reported per candidate; cancelling stops the run."),
+            "Make 1-4 image candidates with Codex's image model at an exact size, quality "
+            "and format, "
+            "optionally from reference images. Returns each image (or a link when it is too "
+            "large to "
+            "inline), its id and size; progress is reported per candidate; cancelling stops "
+            "the run."),
             input_schema=_object({"prompt": prompt, **_options(caps),
                                   "references": _references(caps, paths, "reference images", 0)}, ["prompt"])),
         types.Tool(name=EDIT, title="Edit images", annotations=making, description=(
-            "Change existing images as the prompt says: `images` go to the model as references (the first "
-            "four byte-identical), the result is new images at the size asked (default: the first image's "
+            "Change existing images as the prompt says: `images` go to the model as "
+            "references (the first "
+            "four byte-identical), the result is new images at the size asked (default: the "
+            "first image's "
             "ratio). Same options and answer as generate_image."),
             input_schema=_object({"images": _references(caps, paths, "the images to edit", 1), "prompt": prompt,
                                   **_options(caps)}, ["images", "prompt"])),
         types.Tool(name=LIST, title="List stored images", annotations=reading, description=(
-            "Stored images, newest first, a page at a time; filter by prompt text or request id."),
+            "Stored images, newest first, a page at a time; filter by prompt text or request "
+            "id."),
             input_schema=_object({
                 "prompt_contains": {"type": "string", "description": "only images whose prompt contains this "
                                                                      "text (case-insensitive)"},
@@ -127,11 +137,13 @@ def tools(caps: pb.GetCapabilitiesResponse | None, paths: str) -> list[types.Too
                 "page_token": {"type": "string", "description": "`next_page_token` of the previous page"},
             }, [])),
         types.Tool(name=GET, title="Get a stored image", annotations=reading, description=(
-            "One stored image by id: the image itself (or a link when too large) and its metadata."),
+            "One stored image by id: the image itself (or a link when too large) and its "
+            "metadata."),
             input_schema=_object({"image_id": {"type": "string", "pattern": IMAGE_ID_PATTERN,
                                                "description": "the image's id (img_ + 32 hex digits)"}},
                                  ["image_id"])),
         types.Tool(name=CAPABILITIES, title="Capabilities", annotations=reading, description=(
-            "What this server can make: sizes and their limits, aspects, qualities, formats, backgrounds, "
+            "What this server can make: sizes and their limits, aspects, qualities, formats, "
+            "backgrounds, "
             "count and reference limits."), input_schema=_object({}, [])),
     ]

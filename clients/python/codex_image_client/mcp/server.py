@@ -5,7 +5,7 @@ transport runs it. `backend_for(ctx)` gives the backend of one MCP request
 from __future__ import annotations
 
 import base64
-from typing import Callable
+from collections.abc import Callable
 
 import grpc
 from codeximage.v1 import image_service_pb2 as pb
@@ -15,14 +15,15 @@ from mcp.shared.exceptions import MCPError
 
 from ..errors import from_rpc_error
 from ..version import __version__
-from . import render, schemas, tools
+from . import render, tools
 from .backend import IMAGE_URI_PREFIX, Backend
 
 RESOURCE_NOT_FOUND = -32002  # MCP's code for a resource that does not exist
 RESOURCE_PAGE = 100
 INSTRUCTIONS = (
     "codex-image makes images with the Codex CLI's image model: generate_image (exact sizes, 1-4 "
-    "candidates, references, transparent backgrounds), edit_image, list_images, get_image, capabilities. "
+    "candidates, references, transparent backgrounds), edit_image, list_images, get_image, "
+    "capabilities. "
     "Every stored image is also a resource, codex-image://images/{id}.")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
 import grpc
@@ -90,7 +90,8 @@ async def _list_images(args, backend, report):
         entry.pop("inline")
         entry.update(prompt=image.prompt, create_time=image.create_time.ToJsonString())
         entries.append(entry)
-    lines = [f"{e['id']}\t{e['create_time']}\t{e['size']}\t{e['mime_type']}\t{' '.join(e['prompt'].split())[:80]}"
+    lines = [f"{e['id']}\t{e['create_time']}\t{e['size']}\t{e['mime_type']}\t"
+             f"{' '.join(e['prompt'].split())[:80]}"
              for e in entries]
     more = f"\nMore: pass page_token={page.next_page_token!r}." if page.next_page_token else ""
     text = f"{len(entries)} image{'s' if len(entries) != 1 else ''}" + (":\n" + "\n".join(lines) if lines else ".")
