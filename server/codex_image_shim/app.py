@@ -377,7 +377,7 @@ class Shim:
             rendered = self._health_json[wire] = (status, _dumps(body))
         return rendered
 
-    async def capabilities_answer(self, request: web.Request) -> tuple[int, bytes]:
+    async def capabilities_answer(self, request: web.BaseRequest) -> tuple[int, bytes]:
         """GET /v1/capabilities' (status, JSON bytes): the handler's answer
         to this caller (its key checked), as `_generic` renders it."""
         message = await self.handlers.get_capabilities(self.caller(request))

@@ -14,7 +14,8 @@ caller went away (its task is cancelled; so is the generation, at once).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any
 
 from codeximage.v1 import image_service_pb2 as pb
 from google.longrunning import operations_proto_pb2 as lro
@@ -80,16 +81,16 @@ class Handlers:
         self.operations = operations
         self._blocking = service.blocking
         self._capabilities = frozen.freeze(capabilities(settings, service.keyring.required))
-        self._health: tuple[tuple, object] | None = None  # (what it says, the answer)
+        self._health: tuple[tuple, pb.HealthResponse] | None = None  # (what it says, the answer)
         # The unary RPCs by name, for the surfaces that route by the proto (gRPC, /v1).
-        self.unary = {
+        self.unary: dict[str, Callable[[Caller, Any], Awaitable[Any]]] = {
             "GetCapabilities": self.get_capabilities, "Health": self.health, "GetImage": self.get_image,
             "ListImages": self.list_images, "DeleteImage": self.delete_image,
             "ListRequests": self.list_requests, "GetRequest": self.get_request,
             "SubmitGeneration": self.submit_generation, "GetOperation": self.get_operation,
             "ListOperations": self.list_operations, "CancelOperation": self.cancel_operation,
             "DeleteOperation": self.delete_operation, "WaitOperation": self.wait_operation}
-        self.streams = {"Generate": self.generate}
+        self.streams: dict[str, Callable[[Caller, Any], AsyncGenerator[Any, None]]] = {"Generate": self.generate}
 
     def shut_down(self) -> None:
         self.service.shut_down()
@@ -97,7 +98,7 @@ class Handlers:
     # -- Generate ---------------------------------------------------------------
 
     async def generate(self, caller: Caller, request: pb.GenerateRequest | convert.WithImages
-                       ) -> AsyncIterator[pb.GenerateResponse]:
+                       ) -> AsyncGenerator[pb.GenerateResponse, None]:
         """The Generate stream, its outcome sent to its webhook if it has one (a
         repeated request id is answered from the store by Service). Leaving it
         early (aclose, or the task cancelled) cancels the generation at once:
@@ -148,6 +149,7 @@ class Handlers:
         ready = engine.readiness.cached() or await self._blocking.run(engine.readiness.get)
         pool = engine.accounts
         rows = pool.snapshot(cached=True) or await self._blocking.run(pool.snapshot)
+        assert ready is not None and rows is not None  # only the cached ones can be missing
         slots = slots_.snapshot()
         facts = (ready, slots, rows, self.keyring.required)
         if self._health is not None and self._health[0] == facts:

@@ -78,8 +78,8 @@ def operation_message(record, queue_position: int = 0) -> lro.Operation:
     operation.metadata.Pack(metadata)
     if record.state == "succeeded":
         operation.response.Pack(pb.GenerationResult.FromString(record.result or b""))
-    elif record.done:
-        operation.error.CopyFrom(to_status_proto(error_of(record)))
+    elif record.done and (error := error_of(record)) is not None:
+        operation.error.CopyFrom(to_status_proto(error))
     return operation
 
 

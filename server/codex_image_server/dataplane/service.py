@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from prometheus_client.core import GaugeMetricFamily
 
@@ -76,7 +76,7 @@ class Service:
         SHUTTING_DOWN (a retry elsewhere may succeed), before gRPC's own stop
         cuts them off with a bare CANCELLED."""
         self._shutting_down = True
-        for call in list(self._live):
+        for call in list(self._live):  # answered calls are never live
             call.prepared().cancel("server shutting down", error=shutting_down())
 
     async def generate(self, params: GenerateParams, caller: Caller, *,
@@ -303,16 +303,22 @@ class GenerateCall:
     def _count(self, outcome: str, reason: str) -> None:
         self._svc.metrics.requests.labels(self._caller.surface, outcome, reason).inc()
 
+    def prepared(self) -> Generation:
+        """The Generation prepare() made (a call answered from the store has none)."""
+        if self.generation is None:
+            raise RuntimeError("prepare() makes the Generation first")
+        return self.generation
+
     def cancel(self, reason: str) -> None:
         if self.generation is not None:
             self.generation.cancel(reason)
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self) -> AsyncGenerator[Event, None]:
         if self.answered is not None:
             for event in _stored_events(*self.answered):
                 yield event
             return
-        generation = self.generation
+        generation = self.prepared()
         fields = _log_fields(generation.spec, self._caller)
         log("generate.start", **fields)
         images: list[str] = []

@@ -301,7 +301,7 @@ class Operations:
         while not self._stopping:
             # Cleared before the claim, not after: a submit poked during the
             # claim (which may have missed its row) wakes the next round at once.
-            self._wake.clear()
+            wake.clear()
             try:
                 while len(self._running) < self._capacity:
                     record = await self._blocking.run(self._claim)

@@ -84,7 +84,7 @@ class Retention:
     def _sweep_unrecorded(self, now_ms: int) -> int:
         """Objects older than `unrecorded_age_s` whose id no record holds."""
         blobs = self._store.blobs
-        deleted, batch = 0, {}
+        deleted, batch = 0, dict[str, str]()  # image id -> its object's name
 
         def flush() -> int:
             known = self._store.metadata.recorded_ids(list(batch))

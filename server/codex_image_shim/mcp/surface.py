@@ -73,7 +73,9 @@ class McpSurface:
 
     def _backend_for(self, ctx) -> HandlersBackend:
         scope = getattr(ctx.request, "scope", None) or {}
-        return HandlersBackend(self._shim, scope.get(_CALLER), self._policy, self._inline_max,
+        caller = scope.get(_CALLER)
+        assert caller is not None  # handle() put the key-checked caller in every scope
+        return HandlersBackend(self._shim, caller, self._policy, self._inline_max,
                                scope.get(_ABANDONED))
 
     async def handle(self, request: web.Request) -> web.StreamResponse:

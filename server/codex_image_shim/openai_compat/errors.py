@@ -54,8 +54,9 @@ def body(status: status_pb2.Status, http_status: int, param: str | None = None) 
                       "code": reason.lower()}}
 
 
-def of_exception(exc: OpenAIError | shim_errors.ShimError | grpc.RpcError) -> tuple[dict, int, dict]:
-    """(body, HTTP status, headers) for anything a handler raised that has a status."""
+def of_exception(exc: Exception) -> tuple[dict, int, dict]:
+    """(body, HTTP status, headers) for anything a handler raised: a status,
+    or INTERNAL without its text."""
     param = None
     if isinstance(exc, OpenAIError):
         param, exc = exc.param, exc.error

@@ -70,7 +70,7 @@ class OpenAISurface:
                 shim_errors.ShimError(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error in the OpenAI surface"))
 
     @staticmethod
-    def error_response(exc: errors.OpenAIError | shim_errors.ShimError | grpc.RpcError) -> web.Response:
+    def error_response(exc: Exception) -> web.Response:
         """Any error with a status, in OpenAI's shape."""
         body, status, headers = errors.of_exception(exc)
         return _json(body, status, headers)
