@@ -44,6 +44,7 @@ class InProcessContext:
         self._callbacks: list = []
         self._done = False
         self._cancelled = False
+        self._caller_left = False
         # Streams only. One message in flight: write() waits until the caller
         # took the last one, as gRPC flow control makes a remote writer wait.
         self.responses: asyncio.Queue | None = None
@@ -58,7 +59,17 @@ class InProcessContext:
         return None
 
     async def write(self, message) -> None:
+        if self._caller_left:
+            # Nobody takes it any more. A remote caller's write fails at once
+            # too; waiting here would hold the call (its codex, its slots)
+            # until the download idle timer noticed, should the handler have
+            # missed its cancellation.
+            raise asyncio.CancelledError()
         await self.responses.put(message)
+
+    def caller_left(self) -> None:
+        """The caller stopped reading: every later write fails."""
+        self._caller_left = True
 
     async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata=()):
         raise InProcessRpcError(code, details, trailing_metadata)
@@ -118,10 +129,11 @@ class InProcessChannel:
 
         async def run():
             await getattr(self._servicer, method)(box, context)
-            await context.responses.put(_END)  # an abort raises instead
+            await context.write(_END)  # an abort raises instead
 
         handler = asyncio.create_task(run())
         ended = False
+        getter = None
         try:
             while True:
                 getter = asyncio.ensure_future(context.responses.get())
@@ -139,7 +151,10 @@ class InProcessChannel:
             ended = True
             raise
         finally:
+            if getter is not None and not getter.done():
+                getter.cancel()  # left pending, it would outlive the call
             if not handler.done():
+                context.caller_left()
                 handler.cancel()
                 try:
                     # Shielded: a caller cancelled again while it waits (anyio
