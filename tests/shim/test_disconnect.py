@@ -96,11 +96,11 @@ def test_caller_leaving_as_an_event_arrives_still_cancels(tmp_path):
             body = json.dumps({"prompt": "x [[fake delay=30 chatter=20000]]", "count": 1,
                                "request_id": request_id}).encode()
             sock = raw_request(srv.http_port, http_post_bytes("/v1/images/generate", body))
-            assert procs.wait_until(lambda: srv.runs_of(request_id), 10), srv.log_text()[-2000:]
-            time.sleep(0.1 + 0.05 * i)  # the events are flowing
+            assert procs.wait_until(lambda rid=request_id: srv.runs_of(rid), 10), srv.log_text()[-2000:]
+            time.sleep(0.1 + 0.05 * i)  # each round leaves at another moment of the flood
             runs = srv.runs_of(request_id)
             abort(sock)
             left = time.monotonic()
-            gone = procs.wait_until(lambda: procs.all_gone(runs), FLOODED_GONE_WITHIN_S)
+            gone = procs.wait_until(lambda runs=runs: procs.all_gone(runs), FLOODED_GONE_WITHIN_S)
             took = time.monotonic() - left
             assert gone, f"round {i}: codex {[r['pid'] for r in runs]} still running {took:.1f}s after its caller left"
