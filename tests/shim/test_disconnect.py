@@ -76,3 +76,30 @@ def test_server_keeps_serving_after_aborts(tmp_path):
         _assert_gone_soon(srv, runs)
         reply = request(srv.http_base, "POST", "/v1/images/generate", {"prompt": "fine"})
         assert reply.status == 200 and len(reply.json()["data"]) == 1
+
+
+IDLE_TIMEOUT_MS = 10_000  # the download idle timer: what used to end such a call, far later
+FLOODED_GONE_WITHIN_S = 2.0
+FLOODED_ROUNDS = 6
+
+
+def test_caller_leaving_as_an_event_arrives_still_cancels(tmp_path):
+    """A caller that drops its connection just as a progress event reaches
+    the server: the cancellation must not be lost to that event (asyncio's
+    wait_for on Python 3.11 returned the event and dropped it), or the call
+    runs on until the idle timer notices nobody reads. Codex streams events
+    in bursts here, so nearly every drop meets one."""
+    with start_server(tmp_path, http=True, args=["--download-idle-timeout-ms", str(IDLE_TIMEOUT_MS)]) as srv:
+        for i in range(FLOODED_ROUNDS):
+            request_id = f"flooded{i}"
+            body = json.dumps({"prompt": "x [[fake delay=30 chatter=20000]]", "count": 1,
+                               "request_id": request_id}).encode()
+            sock = raw_request(srv.http_port, http_post_bytes("/v1/images/generate", body))
+            assert procs.wait_until(lambda rid=request_id: srv.runs_of(rid), 10), srv.log_text()[-2000:]
+            time.sleep(0.1 + 0.05 * i)  # each round leaves at another moment of the flood
+            runs = srv.runs_of(request_id)
+            abort(sock)
+            left = time.monotonic()
+            gone = procs.wait_until(lambda runs=runs: procs.all_gone(runs), FLOODED_GONE_WITHIN_S)
+            took = time.monotonic() - left
+            assert gone, f"round {i}: codex {[r['pid'] for r in runs]} still running {took:.1f}s after its caller left"

@@ -31,6 +31,8 @@ FAKE_CODEX_<KEY> variables:
                    the same size and candidate): detail for resampling checks
   child=1          start a grandchild in the same process group (like the npm
                    wrapper's native child) that lives as long as the turn
+  chatter=N        N reasoning `item.started` lines a second while the turn
+                   runs (a steady stream of progress events)
   ignore_term=1    ignore SIGTERM (the grandchild and the shell too)
   shell=S          start `/bin/sh -c 'sleep S'` in a session of its own, like
                    the real codex's `bash -lc` tool shells, and never wait for
@@ -343,9 +345,24 @@ def write_rollout(thread_id, items):
             f.write(dumps(line) + "\n")
 
 
+CHATTER = [0.0]  # reasoning lines a second while the turn runs (set from `chatter=N`)
+
+
 def sleep_steps(total, steps):
-    for _ in range(steps):
-        time.sleep(total / steps)
+    if CHATTER[0] <= 0:
+        for _ in range(steps):
+            time.sleep(total / steps)
+        return
+    # A stream of events, as a real turn streams its reasoning, written in
+    # bursts every 10 ms: the server is always just receiving one when its
+    # caller leaves.
+    line = dumps({"type": "item.started", "item": {"id": "item_r", "type": "reasoning", "text": ""}}) + "\n"
+    burst = line * max(1, int(CHATTER[0] / 100))
+    end = time.monotonic() + total
+    while time.monotonic() < end:
+        sys.stdout.write(burst)
+        sys.stdout.flush()
+        time.sleep(min(0.01, max(0.0, end - time.monotonic())))
 
 
 def run_exec(argv):
@@ -361,6 +378,7 @@ def run_exec(argv):
     mode = setting(d, "mode", "ok")
     layout = setting(d, "layout", "generated")
     delay = float(setting(d, "delay", "0.05"))
+    CHATTER[0] = float(setting(d, "chatter", "0"))
     width, height = (int(x) for x in setting(d, "size", "256x256").lower().split("x"))
     ignore_term = setting(d, "ignore_term", "0") == "1"
     m = candidate_of(prompt)

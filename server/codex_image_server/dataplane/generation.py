@@ -252,7 +252,11 @@ class Generation:
                                            f"generation took longer than {self._timeout_s:g}s and was stopped")
                 self.cancel("timeout")
             try:
-                event = await asyncio.wait_for(self._events.get(), timeout=max(0.05, left))
+                # Not asyncio.wait_for: on Python 3.11 a cancellation that comes
+                # as the event arrives is dropped (the event is returned), and
+                # the request would run on after its caller left.
+                async with asyncio.timeout(max(0.05, left)):
+                    event = await self._events.get()
             except TimeoutError:
                 continue
             if isinstance(event, _Done):

@@ -280,8 +280,11 @@ class Operations:
             if left <= 0:
                 return record, position
             # Polled too: another replica's run changes the row, not our future.
-            with contextlib.suppress(asyncio.TimeoutError):
-                ended = await asyncio.wait_for(asyncio.shield(changed), min(left, POLL_S))
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a
+            # cancellation that comes as the future completes.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, POLL_S)):
+                    ended = await asyncio.shield(changed)
                 if ended is not None:
                     return ended, 0  # it ended here: its final record, no second read (the caller saw it above)
 
@@ -311,8 +314,9 @@ class Operations:
                     asyncio.create_task(self._run(self._running[record.request_id]))
             except ServiceError as exc:  # the database away: try again on the next round
                 log("operation.claim_failed", level="warning", reason=exc.reason)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(wake.wait(), POLL_S)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(POLL_S):
+                    await wake.wait()
 
     def _claim(self) -> OperationRecord | None:
         now = now_ms()
