@@ -28,6 +28,16 @@ GROUPS = {
 }
 
 
+# Groups handed out first, longest first: each spends minutes starting
+# processes, and left to xdist's order (most tests first) these few-test
+# groups would start last and keep one worker busy after the others finish.
+HEAVY_FIRST = (
+    "cluster",
+    "tests/packaging/test_install.py",
+    "chromium",
+)
+
+
 def _lookup(path: str, table: dict[str, str]) -> str | None:
     return next((value for prefix, value in table.items() if path.startswith(prefix)), None)
 
@@ -43,10 +53,21 @@ def group_of(nodeid: str) -> str:
 
 
 class GroupScheduling(LoadScopeScheduling):
-    """xdist's scope scheduling with `group_of` as the scope (largest groups
-    first, xdist's default). Our own rather than `xdist_group` marks: xdist
-    finds those through a rename of the test's node id that pytest 9 no
-    longer allows."""
+    """xdist's scope scheduling with `group_of` as the scope: HEAVY_FIRST,
+    then the groups with the most tests. Our own rather than `xdist_group`
+    marks: xdist finds those through a rename of the test's node id that
+    pytest 9 no longer allows."""
+
+    _reordered = False
 
     def _split_scope(self, nodeid: str) -> str:
         return group_of(nodeid)
+
+    def _assign_work_unit(self, node) -> None:
+        # The first call comes once schedule() has queued every group.
+        if not self._reordered:
+            self._reordered = True
+            for group in reversed(HEAVY_FIRST):
+                if group in self.workqueue:
+                    self.workqueue.move_to_end(group, last=False)
+        super()._assign_work_unit(node)
