@@ -25,8 +25,13 @@ GEN_PY := $(PY_CLIENT)
 .DEFAULT_GOAL := all
 # Every Debian package comes through this one script (sudo -n when not root).
 APT_INSTALL := mk/apt-install.sh
-# pytest's 15 slowest tests at the end of `make test`.
+# pytest's 15 slowest tests at the end of each pass of `make test`.
 TEST_DURATIONS ?= 15
+# `make test` spreads the suite over this many pytest-xdist workers, one file
+# (or one group, tests/conftest.py) to a worker at a time; TEST_WORKERS=0 runs
+# it in one process. Most of a test's time is spent waiting on the servers
+# and codex runs it starts, so more workers than cores still pay.
+TEST_WORKERS ?= 3
 
 all: setup
 
@@ -77,8 +82,12 @@ $(STAMPS)/codex-pinned-$(CODEX_VERSION):
 run: setup $(RUN_DEPS) ## set up, then serve on 127.0.0.1 (RUN_ARGS="--flag value" for settings)
 	$(PY) -m codex_image_server $(RUN_ARGS)
 
+# Two passes: everything but the `serial` tests in parallel, then those alone
+# (exit 5, "no test collected", is fine for a pass PYTEST_ARGS narrowed away).
 test: setup $(TEST_DEPS) ## set up everything (apt packages too), then the whole suite (PYTEST_ARGS=...)
-	$(PY) -m pytest --durations=$(TEST_DURATIONS) $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not serial" --durations=$(TEST_DURATIONS) \
+		$(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(PY) -m pytest -m serial --durations=$(TEST_DURATIONS) $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 # Speed and memory targets live here, not in timed tests (shared, noisy machines).
 bench: setup bench-tools ## every benchmark (docs/benchmarks.md)

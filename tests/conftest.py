@@ -1,12 +1,29 @@
-"""Session-wide fixtures shared by several test directories."""
+"""Session-wide fixtures shared by several test directories, and the hooks
+that split the suite for `make test` (tests/support/grouping.py)."""
 from __future__ import annotations
 
 import pytest
 
+from tests.support import grouping
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if grouping.is_serial(item.nodeid):
+            item.add_marker(pytest.mark.serial)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup` (what `make test` asks for) groups by grouping.group_of."""
+    if config.getvalue("dist") == "loadgroup":
+        return grouping.GroupScheduling(config, log)
+    return None
+
 
 @pytest.fixture(scope="session")
 def postgres():
-    """One real PostgreSQL for the whole run, started on first use."""
+    """One real PostgreSQL for the whole run (for each xdist worker), started on first use."""
     from codex_image_cluster.postgres import Postgres  # noqa: PLC0415 - only when a test asks for it
     pg = Postgres().start()
     yield pg

@@ -3,6 +3,7 @@ answers, and stopping it by pid (never by name)."""
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -12,7 +13,30 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port() -> int:
+    """A port free now, for a helper that binds it itself a moment later.
+
+    Picked below the kernel's ephemeral range: there, every port-0 bind and
+    outgoing connection of the processes beside us (parallel tests, other
+    replicas) takes its port, and one could take this port before the helper
+    binds it (HAProxy then exits with "Address already in use")."""
+    low = _ephemeral_low()
+    if low > 11024:
+        for _ in range(50):
+            port = random.randrange(10000, low)
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
