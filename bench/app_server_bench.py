@@ -19,6 +19,7 @@ app-server: the `item/completed` imageGeneration notification, then
 - the app-server killed (SIGKILL, its pid only) with two turns in flight:
   how the candidates learn it, what is left of its process group.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,11 @@ WAIT_S = 120.0
 
 
 def native(version: str) -> str:
-    return str(realcodex.native_codex(ROOT / ".tools" / f"codex-{version}" / "node_modules" / ".bin" / "codex"))
+    return str(
+        realcodex.native_codex(
+            ROOT / ".tools" / f"codex-{version}" / "node_modules" / ".bin" / "codex"
+        )
+    )
 
 
 def alive(pid: int) -> bool:
@@ -56,7 +61,7 @@ def alive(pid: int) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    return stat[stat.rfind(")") + 2:].split()[0] != "Z"
+    return stat[stat.rfind(")") + 2 :].split()[0] != "Z"
 
 
 class Peak:
@@ -88,13 +93,21 @@ class Peak:
 class ExecRun:
     def __init__(self, codex: str, env: dict, workdir: str, prompt: str):
         self.started = time.monotonic()
-        self.proc = subprocess.Popen([codex, "exec", "--json", "--skip-git-repo-check", "--", prompt],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     env=env, cwd=workdir, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [codex, "exec", "--json", "--skip-git-repo-check", "--", prompt],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=workdir,
+            start_new_session=True,
+        )
         self.final = threading.Event()
         self.at = 0.0
         self._watch = None
-        self._reader = threading.Thread(target=self._read, args=(Path(env["CODEX_HOME"]),), daemon=True)
+        self._reader = threading.Thread(
+            target=self._read, args=(Path(env["CODEX_HOME"]),), daemon=True
+        )
         self._reader.start()
 
     def _read(self, home: Path) -> None:
@@ -133,7 +146,11 @@ def exec_batch(codex: str, standin: UpstreamStandin, count: int) -> dict:
         wall = time.monotonic() - start
         for run in runs:
             run.finish()
-        return {"first_s": min(r.at for r in runs), "all_s": wall, "rss_mib_per_candidate": peak.kib / 1024 / count}
+        return {
+            "first_s": min(r.at for r in runs),
+            "all_s": wall,
+            "rss_mib_per_candidate": peak.kib / 1024 / count,
+        }
 
 
 def carrying(token: str) -> set[int]:
@@ -144,7 +161,9 @@ def carrying(token: str) -> set[int]:
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
-                if needle in Path(f"/proc/{name}/environ").read_bytes().split(b"\0") and alive(int(name)):
+                if needle in Path(f"/proc/{name}/environ").read_bytes().split(b"\0") and alive(
+                    int(name)
+                ):
                     found.add(int(name))
             except OSError:
                 continue
@@ -164,23 +183,31 @@ def exec_cancel(codex: str, standin: UpstreamStandin) -> dict:
     found by its environment (codex's shells sit in sessions of their own)."""
     with tempfile.TemporaryDirectory(prefix="bench-exec-") as tmp:
         token = f"exec-{time.monotonic_ns()}"
-        env = dict(os.environ, BENCH_RUN=token, **write_codex_home(Path(tmp) / "home", standin.base_url))
+        env = dict(
+            os.environ, BENCH_RUN=token, **write_codex_home(Path(tmp) / "home", standin.base_url)
+        )
         standin.records.clear()
         run = ExecRun(codex, env, tmp, "cancel me [[upstream: slow=30]]")
         _until(lambda: standin.records.all("responses"))
         before = carrying(token)
         at = time.monotonic()
         run.kill(signal.SIGTERM)
-        group_gone = _until(lambda: not (carrying(token) & (children_of(run.proc.pid) | {run.proc.pid})))
+        group_gone = _until(
+            lambda: not (carrying(token) & (children_of(run.proc.pid) | {run.proc.pid}))
+        )
         escaped = carrying(token)
         _kill(escaped)
         gone = _until(lambda: not carrying(token))
         closed = _until(lambda: standin.closed_connections(), limit=5)
         run.finish()
-        return {"processes_of_the_run": len(before), "group_gone_s": round(group_gone - at, 3),
-                "outside_the_group_after_killpg": len(escaped), "cancel_to_all_gone_s": round(gone - at, 3),
-                "upstream_saw_hangup": bool(standin.closed_connections()),
-                "upstream_hangup_s": round(closed - at, 3) if standin.closed_connections() else None}
+        return {
+            "processes_of_the_run": len(before),
+            "group_gone_s": round(group_gone - at, 3),
+            "outside_the_group_after_killpg": len(escaped),
+            "cancel_to_all_gone_s": round(gone - at, 3),
+            "upstream_saw_hangup": bool(standin.closed_connections()),
+            "upstream_hangup_s": round(closed - at, 3) if standin.closed_connections() else None,
+        }
 
 
 # -- codex app-server ---------------------------------------------------------
@@ -224,13 +251,18 @@ def app_cancel(server: AppServer, standin: UpstreamStandin, cwd: str) -> dict:
         time.sleep(0.02)
     gone = time.monotonic()
     cand.close()
-    return {"cancel_to_turn_end_s": round(ended - at, 3), "turn_status": status,
-            "turn_processes_before": len(started), "turn_processes_killed_first": len(killed),
-            "kill_rounds_until_none": rounds, "cancel_to_turn_processes_gone_s": round(gone - at, 3),
-            "turn_processes_left": len(cand.turn_processes()),
-            "upstream_saw_hangup": bool(standin.closed_connections()),
-            "upstream_hangup_s": round(closed - at, 3) if standin.closed_connections() else None,
-            "app_server_still_running": alive(server.pid)}
+    return {
+        "cancel_to_turn_end_s": round(ended - at, 3),
+        "turn_status": status,
+        "turn_processes_before": len(started),
+        "turn_processes_killed_first": len(killed),
+        "kill_rounds_until_none": rounds,
+        "cancel_to_turn_processes_gone_s": round(gone - at, 3),
+        "turn_processes_left": len(cand.turn_processes()),
+        "upstream_saw_hangup": bool(standin.closed_connections()),
+        "upstream_hangup_s": round(closed - at, 3) if standin.closed_connections() else None,
+        "app_server_still_running": alive(server.pid),
+    }
 
 
 def app_death(codex: str, standin: UpstreamStandin) -> dict:
@@ -258,11 +290,15 @@ def app_death(codex: str, standin: UpstreamStandin) -> dict:
         orphans = [p for p in below if alive(p)]  # its shells, in sessions of their own
         _kill(orphans)
         server.close()
-        return {"candidates": outcomes, "group_members_before": len(members),
-                "group_members_left_after_crash": len(left), "descendants_before": len(below),
-                "descendants_orphaned_alive": len(orphans),
-                "upstream_hangups": len(standin.closed_connections()),
-                "upstream_hangup_s": round(closed - at, 3)}
+        return {
+            "candidates": outcomes,
+            "group_members_before": len(members),
+            "group_members_left_after_crash": len(left),
+            "descendants_before": len(below),
+            "descendants_orphaned_alive": len(orphans),
+            "upstream_hangups": len(standin.closed_connections()),
+            "upstream_hangup_s": round(closed - at, 3),
+        }
 
 
 def _until(test, limit: float = WAIT_S, step: float = 0.005) -> float:
@@ -289,15 +325,24 @@ def main(argv=None) -> int:
         env = dict(os.environ, **write_codex_home(Path(tmp) / "home", standin.base_url))
         started = time.monotonic()
         server = AppServer(codex, env, tmp)
-        print(json.dumps({"app_server_start_s": round(time.monotonic() - started, 3),
-                          "app_server_idle_rss_mib": round(group_rss_kib(server.pid) / 1024, 1)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "app_server_start_s": round(time.monotonic() - started, 3),
+                    "app_server_idle_rss_mib": round(group_rss_kib(server.pid) / 1024, 1),
+                }
+            ),
+            flush=True,
+        )
         try:
             app_batch(server, tmp, 1)  # warm both
             exec_batch(codex, standin, 1)
             for _ in range(args.repeat):
                 idle = group_rss_kib(server.pid) / 1024
-                for engine, batch in (("exec", lambda n: exec_batch(codex, standin, n)),
-                                      ("app_server", lambda n: app_batch(server, tmp, n))):
+                for engine, batch in (
+                    ("exec", lambda n: exec_batch(codex, standin, n)),
+                    ("app_server", lambda n: app_batch(server, tmp, n)),
+                ):
                     one, four = batch(1), batch(4)
                     note(f"{engine}.count1_first_image_s", one["first_s"])
                     note(f"{engine}.count4_all_images_s", four["all_s"])
@@ -306,12 +351,25 @@ def main(argv=None) -> int:
                         note("exec.rss_mib_per_candidate", four["rss_mib_per_candidate"])
                     else:
                         note("app_server.rss_mib_per_candidate", four["rss_mib_group_peak"] / 4)
-                        note("app_server.rss_mib_above_idle_per_candidate", (four["rss_mib_group_peak"] - idle) / 4)
-            print(json.dumps({k: round(statistics.median(v), 3) for k, v in sorted(figures.items())}), flush=True)
+                        note(
+                            "app_server.rss_mib_above_idle_per_candidate",
+                            (four["rss_mib_group_peak"] - idle) / 4,
+                        )
+            print(
+                json.dumps({k: round(statistics.median(v), 3) for k, v in sorted(figures.items())}),
+                flush=True,
+            )
             print(json.dumps({"exec.cancel": exec_cancel(codex, standin)}), flush=True)
             print(json.dumps({"app_server.cancel": app_cancel(server, standin, tmp)}), flush=True)
-            print(json.dumps({"app_server.rss_mib_after_runs": round(group_rss_kib(server.pid) / 1024, 1),
-                              "threads_run_and_unsubscribed": 2 + 5 * args.repeat}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "app_server.rss_mib_after_runs": round(group_rss_kib(server.pid) / 1024, 1),
+                        "threads_run_and_unsubscribed": 2 + 5 * args.repeat,
+                    }
+                ),
+                flush=True,
+            )
         finally:
             server.close()
         print(json.dumps({"app_server.death_mid_turn": app_death(codex, standin)}), flush=True)

@@ -15,6 +15,7 @@ JSON-RPC over stdio, measured on 0.171.0 against the stand-in: `initialize`
 `item/completed`, `turn/completed {turn: {status}}`, all with
 `params.threadId`. Not the service's engine: nothing here is used by it.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -40,7 +41,7 @@ def _processes() -> dict[int, tuple[int, int]]:
             stat = Path(f"/proc/{name}/stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rfind(")") + 2:].split()
+        fields = stat[stat.rfind(")") + 2 :].split()
         if fields[0] != "Z":
             found[int(name)] = (int(fields[1]), int(fields[2]))
     return found
@@ -75,8 +76,9 @@ class Candidate:
     def start(self, prompt: str) -> None:
         self.before = children_of(self.server.pid)
         self.started_at = time.monotonic()
-        answer = self.server.call("turn/start", {"threadId": self.thread_id,
-                                                 "input": [{"type": "text", "text": prompt}]})
+        answer = self.server.call(
+            "turn/start", {"threadId": self.thread_id, "input": [{"type": "text", "text": prompt}]}
+        )
         self.turn_id = answer["turn"]["id"]
 
     def wait_image(self, timeout: float) -> tuple[str, float]:
@@ -94,7 +96,9 @@ class Candidate:
                 if item is not None and item.failed:
                     raise RuntimeError(f"image failed: {item.failure}")
             if method == "turn/completed":
-                raise RuntimeError(f"turn ended without an image: {params.get('turn', {}).get('status')}")
+                raise RuntimeError(
+                    f"turn ended without an image: {params.get('turn', {}).get('status')}"
+                )
 
     def wait_turn_end(self, timeout: float) -> str:
         deadline = time.monotonic() + timeout
@@ -122,7 +126,9 @@ class Candidate:
         """Let the app-server unload the thread (`thread/unsubscribe`): a
         loaded thread keeps its memory for as long as the app-server runs."""
         self.server.forget(self.thread_id)
-        return self.server.call("thread/unsubscribe", {"threadId": self.thread_id}).get("status", "")
+        return self.server.call("thread/unsubscribe", {"threadId": self.thread_id}).get(
+            "status", ""
+        )
 
     def cancel(self) -> set[int]:
         """turn/interrupt, then SIGKILL what the turn started; returns those pids."""
@@ -140,14 +146,23 @@ class AppServer:
     """One `codex app-server` for one CODEX_HOME."""
 
     def __init__(self, codex: str, env: dict[str, str], cwd: str):
-        self.proc = subprocess.Popen([codex, "app-server"], env=env, cwd=cwd, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [codex, "app-server"],
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.pid = self.proc.pid
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._answers: dict[int, queue.Queue] = {}
         self._threads: dict[str, Candidate] = {}
-        self._reader = threading.Thread(target=self._read, daemon=True, name=f"app-server-{self.pid}")
+        self._reader = threading.Thread(
+            target=self._read, daemon=True, name=f"app-server-{self.pid}"
+        )
         self._reader.start()
         self.call("initialize", {"clientInfo": {"name": "codex-image-bench", "version": "0"}})
         self._send({"method": "initialized"})
@@ -195,7 +210,9 @@ class AppServer:
             candidate.events.put(None)
 
     def candidate(self, cwd: str) -> Candidate:
-        answer = self.call("thread/start", {"cwd": cwd, "sandbox": "read-only", "approvalPolicy": "never"})
+        answer = self.call(
+            "thread/start", {"cwd": cwd, "sandbox": "read-only", "approvalPolicy": "never"}
+        )
         made = Candidate(self, answer["thread"]["id"])
         self._threads[made.thread_id] = made
         return made

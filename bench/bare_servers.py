@@ -11,6 +11,7 @@ stack as ours (one asyncio loop, aiohttp / grpc.aio), in its own process.
 
 Prints `port=<n>` once listening; runs until SIGTERM.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,6 +32,7 @@ async def _until_stopped() -> None:
 
 async def http(handler, method: str = "GET") -> None:
     from aiohttp import web
+
     app = web.Application()
     app.router.add_route(method, "/{tail:.*}", handler)
     runner = web.AppRunner(app, access_log=None)
@@ -45,14 +47,21 @@ async def http(handler, method: str = "GET") -> None:
 async def grpc_constant(body: bytes) -> None:
     import grpc
     from codeximage.v1 import image_service_pb2 as pb
+
     constant = pb.GetCapabilitiesResponse.FromString(body)
 
     async def get_capabilities(request, context):
         return constant
 
-    await grpc_serve({"GetCapabilities": grpc.unary_unary_rpc_method_handler(
-        get_capabilities, request_deserializer=pb.GetCapabilitiesRequest.FromString,
-        response_serializer=pb.GetCapabilitiesResponse.SerializeToString)})
+    await grpc_serve(
+        {
+            "GetCapabilities": grpc.unary_unary_rpc_method_handler(
+                get_capabilities,
+                request_deserializer=pb.GetCapabilitiesRequest.FromString,
+                response_serializer=pb.GetCapabilitiesResponse.SerializeToString,
+            )
+        }
+    )
 
 
 async def grpc_file(path: Path) -> None:
@@ -74,9 +83,15 @@ async def grpc_file(path: Path) -> None:
                 yield pb.GetImageFileResponse(data=chunk, **first)
                 first = {}
 
-    await grpc_serve({"GetImageFile": grpc.unary_stream_rpc_method_handler(
-        get_image_file, request_deserializer=pb.GetImageFileRequest.FromString,
-        response_serializer=pb.GetImageFileResponse.SerializeToString)})
+    await grpc_serve(
+        {
+            "GetImageFile": grpc.unary_stream_rpc_method_handler(
+                get_image_file,
+                request_deserializer=pb.GetImageFileRequest.FromString,
+                response_serializer=pb.GetImageFileResponse.SerializeToString,
+            )
+        }
+    )
 
 
 async def grpc_hold(seconds: float) -> None:
@@ -92,15 +107,26 @@ async def grpc_hold(seconds: float) -> None:
         await asyncio.sleep(seconds if message.references else 0)
         yield pb.GenerateResponse()
 
-    await grpc_serve({"Generate": grpc.unary_stream_rpc_method_handler(
-        generate, request_deserializer=None, response_serializer=pb.GenerateResponse.SerializeToString)},
-        [("grpc.max_receive_message_length", 512 * 1024 * 1024)])
+    await grpc_serve(
+        {
+            "Generate": grpc.unary_stream_rpc_method_handler(
+                generate,
+                request_deserializer=None,
+                response_serializer=pb.GenerateResponse.SerializeToString,
+            )
+        },
+        [("grpc.max_receive_message_length", 512 * 1024 * 1024)],
+    )
 
 
 async def _run(argv: list[str]) -> None:
     """The process a Generate waits for, run the plain asyncio way."""
-    proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     await proc.communicate()
 
 
@@ -131,8 +157,11 @@ async def http_run(argv: list[str]) -> None:
 
 async def grpc_serve(handlers: dict, options=()) -> None:
     import grpc
+
     server = grpc.aio.server(options=list(options))
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("codeximage.v1.ImageService", handlers),))
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("codeximage.v1.ImageService", handlers),)
+    )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     print(f"port={port}", flush=True)
@@ -144,17 +173,21 @@ def main(argv: list[str]) -> int:
     kind = argv[0]
     if kind == "http":
         from aiohttp import web
+
         body, content_type = Path(argv[1]).read_bytes(), argv[2]
 
         async def handler(request):
             return web.Response(body=body, content_type=content_type)
+
         asyncio.run(http(handler))
     elif kind == "file":
         from aiohttp import web
+
         path = Path(argv[1])
 
         async def handler(request):
             return web.FileResponse(path)
+
         asyncio.run(http(handler))
     elif kind == "grpc":
         asyncio.run(grpc_constant(Path(argv[1]).read_bytes()))

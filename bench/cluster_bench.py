@@ -31,6 +31,7 @@ replicas sharing PostgreSQL and s3proxy as `make cluster` runs them:
 Medians over --runs within one run of this script; the throughput runs
 interleaved (1, 2, 3, 1, 2, 3, ...).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,12 @@ from codeximage.v1 import (
 from tests.support.server_proc import fake_codex_launcher
 
 OPTIONS = [("grpc.max_receive_message_length", 128 * 1024 * 1024)]
-CLASS_NAMES = {"replica": "replica servers", "replica children": "their codex runs",
-               "stores": "PostgreSQL+s3proxy", "stores children": "PostgreSQL backends"}
+CLASS_NAMES = {
+    "replica": "replica servers",
+    "replica children": "their codex runs",
+    "stores": "PostgreSQL+s3proxy",
+    "stores children": "PostgreSQL backends",
+}
 
 
 def generate(stub, prompt: str) -> pb.Image:
@@ -116,7 +121,10 @@ def cpu_s(roots: dict[int, str]) -> dict[str, float]:
                     fields = f.read().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            stats[int(name)] = (int(fields[1]), [int(x) for x in fields[11:15]])  # ppid; utime stime cutime cstime
+            stats[int(name)] = (
+                int(fields[1]),
+                [int(x) for x in fields[11:15]],
+            )  # ppid; utime stime cutime cstime
     totals: dict[str, float] = {}
     for pid, (_, times) in stats.items():
         ancestor = pid
@@ -128,7 +136,9 @@ def cpu_s(roots: dict[int, str]) -> dict[str, float]:
         if pid == ancestor:
             totals[kind] = totals.get(kind, 0) + sum(times[:2]) / tick
             if pid != os.getpid():  # ours: the stopped balancers of earlier rounds
-                totals[f"{kind} children"] = totals.get(f"{kind} children", 0) + sum(times[2:]) / tick
+                totals[f"{kind} children"] = (
+                    totals.get(f"{kind} children", 0) + sum(times[2:]) / tick
+                )
         else:
             totals[f"{kind} children"] = totals.get(f"{kind} children", 0) + sum(times[:2]) / tick
     return totals
@@ -151,7 +161,10 @@ def fetch_s(target: str, image_id: str) -> tuple[float, int]:
     with grpc.insecure_channel(target, options=OPTIONS) as channel:
         stub = pbg.ImageServiceStub(channel)
         t0 = time.perf_counter()
-        size = sum(len(c.data) for c in stub.GetImageFile(pb.GetImageFileRequest(image_id=image_id), timeout=60))
+        size = sum(
+            len(c.data)
+            for c in stub.GetImageFile(pb.GetImageFileRequest(image_id=image_id), timeout=60)
+        )
         return time.perf_counter() - t0, size
 
 
@@ -169,7 +182,9 @@ def logged_in(replica) -> None:
 
 def store_costs(directory: Path, fake: Path, runs: int) -> None:
     shared = Cluster(directory / "stores", replicas=2, codex_bin=str(fake))
-    plain = Replica("plain", directory / "plain", codex_bin=str(fake), codex_home=directory / "plain" / "home")
+    plain = Replica(
+        "plain", directory / "plain", codex_bin=str(fake), codex_home=directory / "plain" / "home"
+    )
     for replica in [*shared.replicas, plain]:
         logged_in(replica)
     with shared:
@@ -182,9 +197,11 @@ def store_costs(directory: Path, fake: Path, runs: int) -> None:
             gen_shared = [timed_generate(maker.grpc_target, small)[0] for _ in range(max(5, runs))]
             gen_plain = [timed_generate(plain.grpc_target, small)[0] for _ in range(max(5, runs))]
             s, p = statistics.median(gen_shared), statistics.median(gen_plain)
-            print(f"Generate (~3 MB image) median: {s * 1000:.0f} ms on PostgreSQL+S3 vs "
-                  f"{p * 1000:.0f} ms on "
-                  f"SQLite+files (+{(s - p) * 1000:.0f} ms per request)")
+            print(
+                f"Generate (~3 MB image) median: {s * 1000:.0f} ms on PostgreSQL+S3 vs "
+                f"{p * 1000:.0f} ms on "
+                f"SQLite+files (+{(s - p) * 1000:.0f} ms per request)"
+            )
             big = "store big [[fake delay=0.05 noise=1 size=2048x2048]]"
             cold, warm, local = [], [], []
             for _ in range(max(3, runs)):
@@ -196,9 +213,11 @@ def store_costs(directory: Path, fake: Path, runs: int) -> None:
                 local.append(t_local)
             mb = size / 1e6
             c, w, lo = statistics.median(cold), statistics.median(warm), statistics.median(local)
-            print(f"GetImageFile {mb:.1f} MB from another replica: first {c * 1000:.0f} ms "
-                  f"(+{(c - lo) * 1000 / mb:.1f} ms per MB over a local file, {lo * 1000:.0f} ms), "
-                  f"then {w * 1000:.0f} ms from its cache (+{(w - lo) * 1000 / mb:.1f} ms per MB)")
+            print(
+                f"GetImageFile {mb:.1f} MB from another replica: first {c * 1000:.0f} ms "
+                f"(+{(c - lo) * 1000 / mb:.1f} ms per MB over a local file, {lo * 1000:.0f} ms), "
+                f"then {w * 1000:.0f} ms from its cache (+{(w - lo) * 1000 / mb:.1f} ms per MB)"
+            )
         finally:
             plain.stop()
 
@@ -207,28 +226,47 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--requests-per-replica", type=int, default=60)
-    parser.add_argument("--requests", type=int, default=0,
-                        help="the same number of calls for every replica count instead (the old shape: 60)")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=0,
+        help="the same number of calls for every replica count instead (the old shape: 60)",
+    )
     parser.add_argument("--in-flight", type=int, default=20)
-    parser.add_argument("--no-throughput", action="store_true", help="skip the 1/2/3-replica throughput")
-    parser.add_argument("--no-stores", action="store_true",
-                        help="replicas on their own SQLite and files (the balancer alone, for comparison)")
+    parser.add_argument(
+        "--no-throughput", action="store_true", help="skip the 1/2/3-replica throughput"
+    )
+    parser.add_argument(
+        "--no-stores",
+        action="store_true",
+        help="replicas on their own SQLite and files (the balancer alone, for comparison)",
+    )
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="cluster-bench-"))
     fake = fake_codex_launcher(directory)
     # The cluster as `make cluster` runs it: PostgreSQL and the object store
     # shared (anonymous calls: no key to admit, the implicit account each
     # replica's own).
-    cluster = Cluster(directory / "c", replicas=3, codex_bin=str(fake), args=["--max-concurrent", "4"],
-                      with_stores=shared_stores_supported() and not args.no_stores)
+    cluster = Cluster(
+        directory / "c",
+        replicas=3,
+        codex_bin=str(fake),
+        args=["--max-concurrent", "4"],
+        with_stores=shared_stores_supported() and not args.no_stores,
+    )
     for replica in cluster.replicas:
         replica.codex_home.mkdir(parents=True, exist_ok=True)
         (replica.codex_home / "auth.json").write_text('{"fake": true}')
     with cluster:
         rates = {}
         counts = () if args.no_throughput else (1, 2, 3)
-        balancers = {n: Balancer(directory / f"lb{n}", [(r.name, r.grpc_port, r.http_port)
-                                                       for r in cluster.replicas[:n]]) for n in counts}
+        balancers = {
+            n: Balancer(
+                directory / f"lb{n}",
+                [(r.name, r.grpc_port, r.http_port) for r in cluster.replicas[:n]],
+            )
+            for n in counts
+        }
         runs = {n: [] for n in counts}
         spent = {n: {} for n in counts}  # CPU seconds by class
         loads = {n: [] for n in counts}
@@ -241,14 +279,22 @@ def main() -> None:
             # while it was busiest.
             for _ in range(args.runs):
                 for n, lb in balancers.items():
-                    roots = {os.getpid(): "load generator", lb.proc.pid: "haproxy",
-                             **{r.pid: "replica" for r in cluster.replicas[:n]},
-                             **{r.pid: "idle replica" for r in cluster.replicas[n:]},
-                             **{pid: "stores" for pid in cluster.store_pids()}}
+                    roots = {
+                        os.getpid(): "load generator",
+                        lb.proc.pid: "haproxy",
+                        **{r.pid: "replica" for r in cluster.replicas[:n]},
+                        **{r.pid: "idle replica" for r in cluster.replicas[n:]},
+                        **{pid: "stores" for pid in cluster.store_pids()},
+                    }
                     before = cpu_s(roots)
                     loads[n].append(os.getloadavg()[0])
-                    runs[n].append(throughput(lb.target, args.requests or n * args.requests_per_replica,
-                                              args.in_flight))
+                    runs[n].append(
+                        throughput(
+                            lb.target,
+                            args.requests or n * args.requests_per_replica,
+                            args.in_flight,
+                        )
+                    )
                     for kind, seconds in cpu_s(roots).items():
                         spent[n][kind] = spent[n].get(kind, 0) + seconds - before.get(kind, 0)
         finally:
@@ -258,28 +304,40 @@ def main() -> None:
             rates[n] = statistics.median(runs[n])
             images = (args.requests or n * args.requests_per_replica) * args.runs
             per_class = {k: v / images for k, v in spent[n].items()}
-            print(f"{n} replica(s): {rates[n]:.2f} images/s (runs "
-                  f"{', '.join(f'{r:.2f}' for r in runs[n])}), "
-                  f"{rates[n] / rates[1]:.2f}x one replica; {sum(per_class.values()):.3f} CPU-s "
-                  "per image over "
-                  "every process (load average before each run: "
-                  f"{', '.join(f'{x:.1f}' for x in loads[n])}): "
-                  + ", ".join(f"{CLASS_NAMES.get(k, k)} {v:.3f}"
-                              for k, v in sorted(per_class.items()) if v >= 0.0005), flush=True)
+            print(
+                f"{n} replica(s): {rates[n]:.2f} images/s (runs "
+                f"{', '.join(f'{r:.2f}' for r in runs[n])}), "
+                f"{rates[n] / rates[1]:.2f}x one replica; {sum(per_class.values()):.3f} CPU-s "
+                "per image over "
+                "every process (load average before each run: "
+                f"{', '.join(f'{x:.1f}' for x in loads[n])}): "
+                + ", ".join(
+                    f"{CLASS_NAMES.get(k, k)} {v:.3f}"
+                    for k, v in sorted(per_class.items())
+                    if v >= 0.0005
+                ),
+                flush=True,
+            )
 
         lb = cluster.balancer
         direct = cluster.replicas[0]
         via, straight = unary_ms(lb.target), unary_ms(direct.grpc_target)
         # HAProxy's cost per MB: through a balancer whose one backend is the
         # replica that made the image (its bytes local), vs. straight to it.
-        lb = Balancer(directory / "lb-fetch", [(direct.name, direct.grpc_port, direct.http_port)]).start()
+        lb = Balancer(
+            directory / "lb-fetch", [(direct.name, direct.grpc_port, direct.http_port)]
+        ).start()
         try:  # stopped whatever happens (a closed stdout included): it is not part of the cluster
             time.sleep(1.0)  # first health checks
-            print(f"GetCapabilities median: {via:.2f} ms through HAProxy vs {straight:.2f} ms direct "
-                  f"(+{via - straight:.2f} ms per request)")
+            print(
+                f"GetCapabilities median: {via:.2f} ms through HAProxy vs {straight:.2f} ms direct "
+                f"(+{via - straight:.2f} ms per request)"
+            )
 
             with grpc.insecure_channel(direct.grpc_target, options=OPTIONS) as channel:
-                image = generate(pbg.ImageServiceStub(channel), "big [[fake delay=0.1 noise=1 size=2048x2048]]")
+                image = generate(
+                    pbg.ImageServiceStub(channel), "big [[fake delay=0.1 noise=1 size=2048x2048]]"
+                )
             fetch_via, fetch_direct = [], []
             for _ in range(max(3, args.runs)):
                 t_direct, size = fetch_s(direct.grpc_target, image.id)
@@ -291,8 +349,10 @@ def main() -> None:
         d = statistics.median(fetch_direct)
         print(f"GetImageFile {mb:.1f} MB direct: {d * 1000:.0f} ms ({mb / d:.0f} MB/s)")
         v = statistics.median(fetch_via)
-        print(f"GetImageFile {mb:.1f} MB through HAProxy: {v * 1000:.0f} ms ({mb / v:.0f} MB/s), "
-              f"+{(v - d) * 1000 / mb:.1f} ms per MB")
+        print(
+            f"GetImageFile {mb:.1f} MB through HAProxy: {v * 1000:.0f} ms ({mb / v:.0f} MB/s), "
+            f"+{(v - d) * 1000 / mb:.1f} ms per MB"
+        )
     if shared_stores_supported() and not args.no_stores:
         store_costs(directory, fake, args.runs)
 

@@ -9,6 +9,7 @@ Versions take turns within each repeat (0.169.0, 0.170.0, 0.171.0, 0.169.0,
 repeats and each version's ratio to the first (the old pin). Needs `make
 codex-matrix`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,7 +29,11 @@ from tests.e2e import realcodex
 
 
 def native(version: str) -> str:
-    return str(realcodex.native_codex(ROOT / ".tools" / f"codex-{version}" / "node_modules" / ".bin" / "codex"))
+    return str(
+        realcodex.native_codex(
+            ROOT / ".tools" / f"codex-{version}" / "node_modules" / ".bin" / "codex"
+        )
+    )
 
 
 def main(argv=None) -> int:

@@ -12,6 +12,7 @@ same run: the same cold navigation to a bare asset (/console/icon.svg), so
 the ratio says what the console costs over the browser's own floor.
 Medians over --runs loads.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,22 +61,30 @@ def main() -> None:
             loads, floors = [], []
             for _ in range(args.runs):
                 cold_load(driver, srv.http_base + "/console/icon.svg")
-                floors.append(driver.execute_script(
-                    "return performance.getEntriesByType('navigation')[0].responseEnd"))
+                floors.append(
+                    driver.execute_script(
+                        "return performance.getEntriesByType('navigation')[0].responseEnd"
+                    )
+                )
                 cold_load(driver, srv.http_base + "/")
                 WebDriverWait(driver, 30, poll_frequency=0.02).until(
-                    lambda d: d.execute_script("return document.body.dataset.ready === 'true'"))
+                    lambda d: d.execute_script("return document.body.dataset.ready === 'true'")
+                )
                 loads.append(driver.execute_script(WEIGHT))
         finally:
             driver.quit()
     med = {k: statistics.median(load[k] for load in loads) for k in loads[0]}
     floor = statistics.median(floors)
-    print(f"console page weight (cold, over the wire): static {med['static'] / 1024:.1f} KiB "
-          f"({med['decoded'] / 1024:.1f} KiB unpacked) + API {med['api'] / 1024:.1f} KiB, "
-          f"{int(med['requests'])} requests")
-    print(f"time to interactive (median of {args.runs}): {med['ready']:.0f} ms "
-          f"(DOMContentLoaded {med['dcl']:.0f} ms); bare-asset navigation {floor:.0f} ms, "
-          f"ratio {med['ready'] / floor:.1f}x")
+    print(
+        f"console page weight (cold, over the wire): static {med['static'] / 1024:.1f} KiB "
+        f"({med['decoded'] / 1024:.1f} KiB unpacked) + API {med['api'] / 1024:.1f} KiB, "
+        f"{int(med['requests'])} requests"
+    )
+    print(
+        f"time to interactive (median of {args.runs}): {med['ready']:.0f} ms "
+        f"(DOMContentLoaded {med['dcl']:.0f} ms); bare-asset navigation {floor:.0f} ms, "
+        f"ratio {med['ready'] / floor:.1f}x"
+    )
 
 
 if __name__ == "__main__":

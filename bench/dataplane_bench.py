@@ -1,6 +1,7 @@
 """The HTTP surfaces on the dataplane's handlers against a baseline tree, in one run.
 
-    .venv/bin/python bench/dataplane_bench.py [--base layout] [--rounds 7] [--caps 2000] [--generates 20]
+    .venv/bin/python bench/dataplane_bench.py [--base layout] [--rounds 7] [--caps 2000]
+        [--generates 20]
 
 Two servers side by side, each started from its own source tree: the
 baseline (a git ref, `layout` by default: the shim through the fake
@@ -15,6 +16,7 @@ machine's load falls on both alike:
 Printed: the median over --rounds rounds of each figure, and the ratio
 baseline / this tree (1.0: as fast; the target is >= 0.95, no slower).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +39,9 @@ from tests.support.server_proc import start_server
 def extract(ref: str, into: Path) -> Path:
     """`ref`'s server/ (our packages) into `into`; returns the directory for PYTHONPATH."""
     into.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "server"], check=True, capture_output=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, "server"], check=True, capture_output=True
+    )
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
     return into / "server"
 
@@ -48,8 +52,14 @@ def imports_from(pythonpath: str | None) -> str:
     env.pop("PYTHONPATH", None)
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
-    done = subprocess.run([sys.executable, "-c", "import codex_image_server as m; print(m.__path__[0])"],
-                          env=env, capture_output=True, text=True, check=True, cwd=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-c", "import codex_image_server as m; print(m.__path__[0])"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=str(ROOT),
+    )
     return done.stdout.strip()
 
 
@@ -83,7 +93,9 @@ def generate(client: Client) -> None:
     assert len(answer["data"]) == 1, answer
 
 
-def interleaved(clients: dict[str, Client], call, n: int, order: tuple[str, ...]) -> dict[str, float]:
+def interleaved(
+    clients: dict[str, Client], call, n: int, order: tuple[str, ...]
+) -> dict[str, float]:
     """`call` n times on each server, one server after the other request by
     request, so both see the same moments of a shared machine's load: the
     median latency of each."""
@@ -110,10 +122,15 @@ def main() -> int:
         origins = {name: imports_from(path) for name, path in trees.items()}
         assert origins["base"].startswith(str(base_path)), origins
         assert origins["this"].startswith(str(ROOT)), origins
-        figures: dict[str, dict[str, list[float]]] = {name: {"capabilities_ms": [], "generate_ms": []}
-                                                      for name in trees}
-        with start_server(tmp_path / "base-run", http=True, env={"PYTHONPATH": trees["base"]}) as base, \
-                start_server(tmp_path / "this-run", http=True) as this:
+        figures: dict[str, dict[str, list[float]]] = {
+            name: {"capabilities_ms": [], "generate_ms": []} for name in trees
+        }
+        with (
+            start_server(
+                tmp_path / "base-run", http=True, env={"PYTHONPATH": trees["base"]}
+            ) as base,
+            start_server(tmp_path / "this-run", http=True) as this,
+        ):
             clients = {"base": Client(base.http_port), "this": Client(this.http_port)}
             try:
                 # Warm: imports, first answers, the fake's first run.
@@ -121,19 +138,31 @@ def main() -> int:
                 interleaved(clients, generate, 2, ("base", "this"))
                 for round_no in range(args.rounds):
                     order = ("base", "this") if round_no % 2 == 0 else ("this", "base")
-                    for key, call, n in (("capabilities_ms", capabilities, args.caps),
-                                         ("generate_ms", generate, args.generates)):
+                    for key, call, n in (
+                        ("capabilities_ms", capabilities, args.caps),
+                        ("generate_ms", generate, args.generates),
+                    ):
                         for name, ms in interleaved(clients, call, n, order).items():
                             figures[name][key].append(ms)
             finally:
                 for client in clients.values():
                     client.close()
-    report = {"base": args.base, "rounds": args.rounds, "caps_per_round": args.caps,
-              "generates_per_round": args.generates}
+    report = {
+        "base": args.base,
+        "rounds": args.rounds,
+        "caps_per_round": args.caps,
+        "generates_per_round": args.generates,
+    }
     for key in ("capabilities_ms", "generate_ms"):
-        base_ms, this_ms = statistics.median(figures["base"][key]), statistics.median(figures["this"][key])
-        report[key] = {"base": round(base_ms, 4), "this": round(this_ms, 4),
-                       "ratio_base_over_this": round(base_ms / this_ms, 3)}
+        base_ms, this_ms = (
+            statistics.median(figures["base"][key]),
+            statistics.median(figures["this"][key]),
+        )
+        report[key] = {
+            "base": round(base_ms, 4),
+            "this": round(this_ms, 4),
+            "ratio_base_over_this": round(base_ms / this_ms, 3),
+        }
     print(json.dumps(report, indent=1))
     worst = min(report[k]["ratio_base_over_this"] for k in ("capabilities_ms", "generate_ms"))
     print(f"worst ratio {worst:.3f} (target >= 0.95: {'met' if worst >= 0.95 else 'NOT met'})")

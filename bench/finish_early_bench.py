@@ -7,6 +7,7 @@ wait for the closing turn). Goal <= 0.6 for count 1 and 4.
 
 Medians over --repeat, service and direct interleaved, warm CODEX_HOMEs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,10 @@ from tests.upstream_standin import MOCK_API_KEY, UpstreamStandin, write_codex_ho
 
 def through_service(srv, count: int) -> float:
     started = time.monotonic()
-    images = sum(e.WhichOneof("event") == "image" for e in srv.stub().Generate(
-        pb.GenerateRequest(prompt="bench", count=count), timeout=300))
+    images = sum(
+        e.WhichOneof("event") == "image"
+        for e in srv.stub().Generate(pb.GenerateRequest(prompt="bench", count=count), timeout=300)
+    )
     assert images == count
     return time.monotonic() - started
 
@@ -47,13 +50,21 @@ def main(argv=None) -> int:
         return 2
     native = str(realcodex.native_codex(realcodex.PROJECT_CODEX))
     summary = {}
-    with UpstreamStandin(turn_slow=args.turn) as standin, tempfile.TemporaryDirectory(prefix="bench-early-") as tmp:
+    with (
+        UpstreamStandin(turn_slow=args.turn) as standin,
+        tempfile.TemporaryDirectory(prefix="bench-early-") as tmp,
+    ):
         home = Path(os.path.realpath(tmp)) / "home"
         write_codex_home(home, standin.base_url)
         warm = Path(os.path.realpath(tmp)) / "direct-home"
         try:
-            with start_server(Path(tmp), codex=native, codex_home=home, logged_in=False,
-                              env={"MOCK_API_KEY": MOCK_API_KEY}) as srv:
+            with start_server(
+                Path(tmp),
+                codex=native,
+                codex_home=home,
+                logged_in=False,
+                env={"MOCK_API_KEY": MOCK_API_KEY},
+            ) as srv:
                 through_service(srv, 1)  # warm-up
                 direct_batch(native, 1, warm, turn_slow=args.turn)
                 for count in (1, 4):
@@ -64,13 +75,22 @@ def main(argv=None) -> int:
                         assert row["images_written"] >= count
                         direct.append(row["batch_wall_s"])
                     ratio = statistics.median(svc) / statistics.median(direct)
-                    summary[count] = {"service_s": statistics.median(svc), "direct_s": statistics.median(direct),
-                                      "ratio": round(ratio, 3), "goal": "<= 0.6", "met": ratio <= 0.6,
-                                      "service_runs": svc, "direct_runs": direct}
-                    print(f"{'MET ' if ratio <= 0.6 else 'MISS'} finish early count {count}: service "
-                          f"{statistics.median(svc):.2f} s / direct "
-                          f"{statistics.median(direct):.2f} s = {ratio:.3f}"
-                          f"  (goal <= 0.6; turn {args.turn} s)", flush=True)
+                    summary[count] = {
+                        "service_s": statistics.median(svc),
+                        "direct_s": statistics.median(direct),
+                        "ratio": round(ratio, 3),
+                        "goal": "<= 0.6",
+                        "met": ratio <= 0.6,
+                        "service_runs": svc,
+                        "direct_runs": direct,
+                    }
+                    print(
+                        f"{'MET ' if ratio <= 0.6 else 'MISS'} finish early count {count}: service "
+                        f"{statistics.median(svc):.2f} s / direct "
+                        f"{statistics.median(direct):.2f} s = {ratio:.3f}"
+                        f"  (goal <= 0.6; turn {args.turn} s)",
+                        flush=True,
+                    )
         finally:
             realcodex.kill_groups(realcodex.processes_with_codex_home(home))
     print(json.dumps({"summary": summary}), flush=True)

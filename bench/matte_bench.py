@@ -4,6 +4,7 @@ measured in the same run; medians over several runs.
 
     .venv/bin/python bench/matte_bench.py [--runs 7] [--size 1254]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,10 @@ def main() -> None:
     fg, alpha = pictures.truth()
     size = (args.size, args.size)
     fg = np.asarray(Image.fromarray(fg).resize(size))
-    alpha = np.asarray(Image.fromarray((alpha * 255).astype(np.uint8)).resize(size)).astype(np.float32) / 255
+    alpha = (
+        np.asarray(Image.fromarray((alpha * 255).astype(np.uint8)).resize(size)).astype(np.float32)
+        / 255
+    )
     keyed = pictures.png(pictures.on_key(fg, alpha, transparency.GREEN))
     real = pictures.png(np.dstack([fg, (alpha * 255).astype(np.uint8)]))
 
@@ -52,7 +56,9 @@ def main() -> None:
     model = median_s(lambda: transparency.make_transparent(real, transparency.GREEN), args.runs)
     print(f"{args.size}x{args.size}, median of {args.runs} runs")
     print(f"  baseline PNG decode+encode   {base * 1000:8.1f} ms")
-    print(f"  keyed matte (make_transparent) {matte * 1000:6.1f} ms  = {matte / base:.1f}x baseline")
+    print(
+        f"  keyed matte (make_transparent) {matte * 1000:6.1f} ms  = {matte / base:.1f}x baseline"
+    )
     print(f"  image-model alpha check       {model * 1000:7.1f} ms  = {model / base:.1f}x baseline")
 
 

@@ -20,6 +20,7 @@ process start), so each run also times the surface alone, without codex:
 --calls x 4 `capabilities` calls each way against GetCapabilities; what
 /mcp adds there, in ms, is shown as a share of the gRPC generation.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,9 @@ async def grpc_call(stub, size: str) -> int:
     async for event in stub.Generate(pb.GenerateRequest(prompt="a lighthouse", size=size)):
         if event.WhichOneof("event") == "image":
             image = event.image
-    data = b"".join([c.data async for c in stub.GetImageFile(pb.GetImageFileRequest(image_id=image.id))])
+    data = b"".join(
+        [c.data async for c in stub.GetImageFile(pb.GetImageFileRequest(image_id=image.id))]
+    )
     assert len(data) == image.byte_size
     return len(data)
 
@@ -72,13 +75,27 @@ async def _timed(ways: dict, calls: int) -> dict[str, float]:
 
 
 async def one_run(srv, calls: int, size: str) -> dict[str, float]:
-    async with grpc.aio.insecure_channel(srv.grpc_target) as channel, \
-            http(srv.http_base, key=None) as over_http, stdio(srv.grpc_target, key=None) as over_stdio:
+    async with (
+        grpc.aio.insecure_channel(srv.grpc_target) as channel,
+        http(srv.http_base, key=None) as over_http,
+        stdio(srv.grpc_target, key=None) as over_stdio,
+    ):
         stub = image_service_pb2_grpc.ImageServiceStub(channel)
-        result = await _timed({"grpc": lambda: grpc_call(stub, size), "mcp_http": lambda: mcp_call(over_http, size),
-                               "mcp_stdio": lambda: mcp_call(over_stdio, size)}, calls)
-        alone = await _timed({"caps_grpc": lambda: stub.GetCapabilities(pb.GetCapabilitiesRequest()),
-                              "caps_http": lambda: over_http.call_tool("capabilities", {})}, calls * 4)
+        result = await _timed(
+            {
+                "grpc": lambda: grpc_call(stub, size),
+                "mcp_http": lambda: mcp_call(over_http, size),
+                "mcp_stdio": lambda: mcp_call(over_stdio, size),
+            },
+            calls,
+        )
+        alone = await _timed(
+            {
+                "caps_grpc": lambda: stub.GetCapabilities(pb.GetCapabilitiesRequest()),
+                "caps_http": lambda: over_http.call_tool("capabilities", {}),
+            },
+            calls * 4,
+        )
     return {**result, **alone}
 
 
@@ -93,21 +110,26 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp, start_server(Path(tmp), http=True) as srv:
             result = asyncio.run(one_run(srv, args.calls, args.size))
         medians.append(result)
-        print(f"run {run + 1}: grpc {result['grpc'] * 1000:.1f} ms, /mcp "
-              f"{result['mcp_http'] * 1000:.1f} ms "
-              f"({result['mcp_http'] / result['grpc']:.3f}x), stdio "
-              f"{result['mcp_stdio'] * 1000:.1f} ms "
-              f"({result['mcp_stdio'] / result['grpc']:.3f}x); alone: /mcp adds "
-              f"{(result['caps_http'] - result['caps_grpc']) * 1000:.2f} ms a call", flush=True)
+        print(
+            f"run {run + 1}: grpc {result['grpc'] * 1000:.1f} ms, /mcp "
+            f"{result['mcp_http'] * 1000:.1f} ms "
+            f"({result['mcp_http'] / result['grpc']:.3f}x), stdio "
+            f"{result['mcp_stdio'] * 1000:.1f} ms "
+            f"({result['mcp_stdio'] / result['grpc']:.3f}x); alone: /mcp adds "
+            f"{(result['caps_http'] - result['caps_grpc']) * 1000:.2f} ms a call",
+            flush=True,
+        )
     grpc_ms = statistics.median(m["grpc"] for m in medians) * 1000
     http_ratio = statistics.median(m["mcp_http"] / m["grpc"] for m in medians)
     stdio_ratio = statistics.median(m["mcp_stdio"] / m["grpc"] for m in medians)
     added_ms = statistics.median(m["caps_http"] - m["caps_grpc"] for m in medians) * 1000
-    print(f"median of {args.runs} runs ({args.calls} calls each, {args.size}): gRPC {grpc_ms:.1f} "
-          "ms; "
-          f"/mcp {http_ratio:.3f}x ({(http_ratio - 1) * 100:+.1f} %, target <= +5 %); "
-          f"stdio {stdio_ratio:.3f}x ({(stdio_ratio - 1) * 100:+.1f} %); the surface alone adds "
-          f"{added_ms:.2f} ms a call, {added_ms / grpc_ms * 100:.1f} % of the gRPC generation")
+    print(
+        f"median of {args.runs} runs ({args.calls} calls each, {args.size}): gRPC {grpc_ms:.1f} "
+        "ms; "
+        f"/mcp {http_ratio:.3f}x ({(http_ratio - 1) * 100:+.1f} %, target <= +5 %); "
+        f"stdio {stdio_ratio:.3f}x ({(stdio_ratio - 1) * 100:+.1f} %); the surface alone adds "
+        f"{added_ms:.2f} ms a call, {added_ms / grpc_ms * 100:.1f} % of the gRPC generation"
+    )
 
 
 if __name__ == "__main__":

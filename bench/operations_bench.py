@@ -18,6 +18,7 @@ With the fake codex (tests/support/fake_codex.py), one server, SQLite store:
    path: wall time on a loaded machine is mostly waiting for a core, which
    hits the path with more hand-offs harder; CPU time is what it costs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,7 +66,9 @@ def operation_s(stub, ops, request_id: str) -> float:
     started = time.perf_counter()
     op = stub.SubmitGeneration(_request(request_id))
     while not op.done:
-        op = ops.WaitOperation(lro.WaitOperationRequest(name=op.name, timeout=duration_pb2.Duration(seconds=30)))
+        op = ops.WaitOperation(
+            lro.WaitOperationRequest(name=op.name, timeout=duration_pb2.Duration(seconds=30))
+        )
     elapsed = time.perf_counter() - started
     assert op.WhichOneof("result") == "response", op
     return elapsed
@@ -97,6 +100,7 @@ def one_round(stub, ops, pid: int, r: int, pairs: int) -> tuple[float, float, fl
         return elapsed
 
     for i in range(pairs):
+
         def g_call(i=i):
             return generate_s(stub, f"gen-{r}-{i}")
 
@@ -110,8 +114,12 @@ def one_round(stub, ops, pid: int, r: int, pairs: int) -> tuple[float, float, fl
         generate.append(g * 1000)
         operation.append(o * 1000)
         added.append((o - g) * 1000)
-    return (statistics.median(generate), statistics.median(operation), statistics.median(added),
-            (cpu["o"] - cpu["g"]) / pairs * 1000)
+    return (
+        statistics.median(generate),
+        statistics.median(operation),
+        statistics.median(added),
+        (cpu["o"] - cpu["g"]) / pairs * 1000,
+    )
 
 
 def main() -> int:
@@ -120,7 +128,10 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=20)
     parser.add_argument("--submits", type=int, default=200)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, start_server(Path(tmp), args=["--max-concurrent", "4"]) as srv:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        start_server(Path(tmp), args=["--max-concurrent", "4"]) as srv,
+    ):
         channel = srv.channel()
         stub, ops = srv.stub(channel), operations_pb2_grpc.OperationsStub(channel)
         for i in range(3):
@@ -130,22 +141,39 @@ def main() -> int:
         submits = []
         for i in range(args.submits):
             started = time.perf_counter()
-            stub.SubmitGeneration(pb.GenerateRequest(prompt="queued [[fake delay=0.01]]", request_id=f"sub-{i}"))
+            stub.SubmitGeneration(
+                pb.GenerateRequest(prompt="queued [[fake delay=0.01]]", request_id=f"sub-{i}")
+            )
             submits.append(time.perf_counter() - started)
         for i in range(args.submits):  # let the queue drain before the server stops
-            ops.WaitOperation(lro.WaitOperationRequest(name=f"operations/sub-{i}",
-                                                       timeout=duration_pb2.Duration(seconds=60)))
+            ops.WaitOperation(
+                lro.WaitOperationRequest(
+                    name=f"operations/sub-{i}", timeout=duration_pb2.Duration(seconds=60)
+                )
+            )
         channel.close()
     g = statistics.median(r[0] for r in rounds)
     o = statistics.median(r[1] for r in rounds)
     added, cpu = [r[2] for r in rounds], [r[3] for r in rounds]
-    print(f"submit latency: p50 {percentile(submits, 50) * 1000:.2f} ms, p99 {percentile(submits, 99) * 1000:.2f} ms "
-          f"({args.submits} submits)")
-    print(f"Generate (fake {DELAY_S * 1000:.0f} ms): median {g:.1f} ms; Submit+Wait: median {o:.1f} ms")
-    print(f"added per operation: {statistics.median(added):.1f} ms (rounds {min(added):.1f} .. {max(added):.1f} ms; "
-          f"{args.rounds} rounds x {args.pairs} interleaved pairs; target <= {TARGET_MS:.0f} ms)")
-    print(f"added server CPU per operation: {statistics.median(cpu):.1f} ms (rounds {min(cpu):.1f} .. "
-          f"{max(cpu):.1f} ms); load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"submit latency: p50 {percentile(submits, 50) * 1000:.2f} ms, "
+        f"p99 {percentile(submits, 99) * 1000:.2f} ms "
+        f"({args.submits} submits)"
+    )
+    print(
+        f"Generate (fake {DELAY_S * 1000:.0f} ms): median {g:.1f} ms; "
+        f"Submit+Wait: median {o:.1f} ms"
+    )
+    print(
+        f"added per operation: {statistics.median(added):.1f} ms (rounds {min(added):.1f} .. "
+        f"{max(added):.1f} ms; "
+        f"{args.rounds} rounds x {args.pairs} interleaved pairs; target <= {TARGET_MS:.0f} ms)"
+    )
+    print(
+        f"added server CPU per operation: {statistics.median(cpu):.1f} ms "
+        f"(rounds {min(cpu):.1f} .. "
+        f"{max(cpu):.1f} ms); load average {os.getloadavg()[0]:.1f}"
+    )
     return 0
 
 

@@ -10,6 +10,7 @@ single process of the tree: node wrapper or native binary), `group_peak`
 is the peak of the summed VmRSS of the whole process group, sampled every
 20 ms (what the machine really has to hold for one run).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,7 @@ def group_rss_kib(pgid: int) -> int:
             continue
         try:
             stat = Path(f"/proc/{entry}/stat").read_text()
-            if int(stat[stat.rfind(")") + 2:].split()[2]) != pgid:
+            if int(stat[stat.rfind(")") + 2 :].split()[2]) != pgid:
                 continue
             for line in Path(f"/proc/{entry}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -52,8 +53,13 @@ def one_run(codex: str, env: dict, workdir: str, results: list, index: int) -> N
     start = time.monotonic()
     proc = subprocess.Popen(
         [codex, "exec", "--json", "--skip-git-repo-check", "--", f"bench image {index}"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env=env, cwd=workdir, start_new_session=True)
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=workdir,
+        start_new_session=True,
+    )
     peak = 0
     done = threading.Event()
 
@@ -75,34 +81,52 @@ def one_run(codex: str, env: dict, workdir: str, results: list, index: int) -> N
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    results.append({"index": index, "rc": proc.returncode,
-                    "wall_s": round(time.monotonic() - start, 3),
-                    "maxrss_mib": round(usage.ru_maxrss / 1024, 1),
-                    "group_peak_mib": round(peak / 1024, 1)})
+    results.append(
+        {
+            "index": index,
+            "rc": proc.returncode,
+            "wall_s": round(time.monotonic() - start, 3),
+            "maxrss_mib": round(usage.ru_maxrss / 1024, 1),
+            "group_peak_mib": round(peak / 1024, 1),
+        }
+    )
 
 
 def batch(codex: str, count: int, home: Path | None = None, **switches) -> dict:
     """One batch of `count` parallel runs. Without `home`, a fresh CODEX_HOME
     (includes codex's first-run set-up of that home); with it, a warm one.
     `switches` are the stand-in's (e.g. turn_slow=1)."""
-    with UpstreamStandin(**switches) as standin, tempfile.TemporaryDirectory(prefix="bench-codex-") as tmp:
+    with (
+        UpstreamStandin(**switches) as standin,
+        tempfile.TemporaryDirectory(prefix="bench-codex-") as tmp,
+    ):
         home = Path(home or Path(tmp) / "home")
         env = dict(os.environ, **write_codex_home(home, standin.base_url))
         results: list = []
         start = time.monotonic()
-        threads = [threading.Thread(target=one_run, args=(codex, env, tmp, results, i)) for i in range(count)]
+        threads = [
+            threading.Thread(target=one_run, args=(codex, env, tmp, results, i))
+            for i in range(count)
+        ]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         images = len(list((home / "generated_images").glob("*/*.png")))
-        return {"count": count, "warm_home": home.parent != Path(tmp), "batch_wall_s": round(time.monotonic() - start, 3),
-                "images_written": images, "runs": sorted(results, key=lambda r: r["index"])}
+        return {
+            "count": count,
+            "warm_home": home.parent != Path(tmp),
+            "batch_wall_s": round(time.monotonic() - start, 3),
+            "images_written": images,
+            "runs": sorted(results, key=lambda r: r["index"]),
+        }
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--count", type=int, action="append", help="parallel runs per batch (repeatable)")
+    parser.add_argument(
+        "--count", type=int, action="append", help="parallel runs per batch (repeatable)"
+    )
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--codex", default=str(DEFAULT_CODEX))
     parser.add_argument("--warm-home", help="reuse this CODEX_HOME (warm it with one run first)")
@@ -112,7 +136,10 @@ def main(argv=None) -> int:
         return 2
     for count in args.count or [1, 4]:
         for _ in range(args.repeat):
-            print(json.dumps(batch(args.codex, count, args.warm_home and Path(args.warm_home))), flush=True)
+            print(
+                json.dumps(batch(args.codex, count, args.warm_home and Path(args.warm_home))),
+                flush=True,
+            )
     return 0
 
 

@@ -8,6 +8,7 @@ next to the same number of direct runs of the same binary against the same
 stand-in (`real_codex_direct.py`). Prints one JSON line per batch and a
 summary with the ratios.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,13 +56,20 @@ def through_service(srv, count: int) -> dict:
     start = time.monotonic()
     images = 0
     try:
-        for event in srv.stub().Generate(pb.GenerateRequest(prompt="bench", count=count), timeout=300):
+        for event in srv.stub().Generate(
+            pb.GenerateRequest(prompt="bench", count=count), timeout=300
+        ):
             images += event.WhichOneof("event") == "image"
     finally:
         done.set()
         sampler.join()
-    return {"count": count, "wall_s": round(time.monotonic() - start, 3), "images": images,
-            "codex_peak_mib": round(peak / 1024, 1), "server_rss_mib": round(_rss_kib(srv.pid) / 1024, 1)}
+    return {
+        "count": count,
+        "wall_s": round(time.monotonic() - start, 3),
+        "images": images,
+        "codex_peak_mib": round(peak / 1024, 1),
+        "server_rss_mib": round(_rss_kib(srv.pid) / 1024, 1),
+    }
 
 
 def main(argv=None) -> int:
@@ -77,8 +85,13 @@ def main(argv=None) -> int:
         home = Path(os.path.realpath(tmp)) / "home"
         write_codex_home(home, standin.base_url)
         try:
-            with start_server(Path(tmp), codex=native, codex_home=home, logged_in=False,
-                              env={"MOCK_API_KEY": MOCK_API_KEY}) as srv:
+            with start_server(
+                Path(tmp),
+                codex=native,
+                codex_home=home,
+                logged_in=False,
+                env={"MOCK_API_KEY": MOCK_API_KEY},
+            ) as srv:
                 through_service(srv, 1)  # warm-up: readiness probe, first imports
                 warm = Path(os.path.realpath(tmp)) / "direct-home"
                 direct_batch(str(native), 1, warm)  # first run sets the home up
@@ -94,12 +107,18 @@ def main(argv=None) -> int:
                     dir_wall = statistics.median(r["batch_wall_s"] for r in dirs)
                     svc_rss = statistics.median(r["codex_peak_mib"] for r in svc)
                     # Direct: the candidates run at once, so their peaks add up.
-                    dir_rss = statistics.median(sum(x["group_peak_mib"] for x in r["runs"]) for r in dirs)
-                    summary[count] = {"service_wall_s": svc_wall, "direct_wall_s": dir_wall,
-                                      "wall_ratio": round(svc_wall / dir_wall, 2),
-                                      "service_codex_peak_mib": svc_rss, "direct_codex_peak_mib": dir_rss,
-                                      "rss_ratio": round(svc_rss / dir_rss, 2) if dir_rss else None,
-                                      "server_rss_mib": svc[-1]["server_rss_mib"]}
+                    dir_rss = statistics.median(
+                        sum(x["group_peak_mib"] for x in r["runs"]) for r in dirs
+                    )
+                    summary[count] = {
+                        "service_wall_s": svc_wall,
+                        "direct_wall_s": dir_wall,
+                        "wall_ratio": round(svc_wall / dir_wall, 2),
+                        "service_codex_peak_mib": svc_rss,
+                        "direct_codex_peak_mib": dir_rss,
+                        "rss_ratio": round(svc_rss / dir_rss, 2) if dir_rss else None,
+                        "server_rss_mib": svc[-1]["server_rss_mib"],
+                    }
         finally:
             realcodex.kill_groups(realcodex.processes_with_codex_home(home))
     print(json.dumps({"summary": summary}), flush=True)

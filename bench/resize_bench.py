@@ -15,6 +15,7 @@
    when codex is not installed (`make codex`).
 Prints one JSON line per measurement and a summary line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,17 +75,27 @@ def one(name: str, repeat: int) -> dict:
         times.append((time.perf_counter() - start) * 1000)
         cpu.append((time.process_time() - start_cpu) * 1000)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"target": name, "size": "%dx%d" % (target or NATIVE), "from": "%dx%d" % NATIVE,
-            "median_ms": round(statistics.median(times), 1), "median_cpu_ms": round(statistics.median(cpu), 1),
-            "runs": repeat,
-            "peak_rss_added_mib": round((peak_kib - before_kib) / 1024, 1), "bytes_out": len(out.data)}
+    return {
+        "target": name,
+        "size": "%dx%d" % (target or NATIVE),
+        "from": "%dx%d" % NATIVE,
+        "median_ms": round(statistics.median(times), 1),
+        "median_cpu_ms": round(statistics.median(cpu), 1),
+        "runs": repeat,
+        "peak_rss_added_mib": round((peak_kib - before_kib) / 1024, 1),
+        "bytes_out": len(out.data),
+    }
 
 
 def resize_costs(repeat: int) -> dict:
     rows = {}
     for name in TARGETS:
-        proc = subprocess.run([sys.executable, __file__, "--one", name, "--repeat", str(repeat)],
-                              capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--one", name, "--repeat", str(repeat)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         row = json.loads(proc.stdout.strip().splitlines()[-1])
         print(json.dumps({"resize": row}), flush=True)
         rows[name] = row
@@ -102,13 +113,20 @@ def generation_times(repeat: int) -> dict | None:
         home = Path(os.path.realpath(tmp)) / "home"
         write_codex_home(home, standin.base_url)
         try:
-            with start_server(Path(tmp), codex=native, codex_home=home, logged_in=False,
-                              env={"MOCK_API_KEY": MOCK_API_KEY}) as srv:
+            with start_server(
+                Path(tmp),
+                codex=native,
+                codex_home=home,
+                logged_in=False,
+                env={"MOCK_API_KEY": MOCK_API_KEY},
+            ) as srv:
                 stub = srv.stub()
 
                 def run(**fields) -> float:
                     start = time.monotonic()
-                    for _ in stub.Generate(pb.GenerateRequest(prompt="bench", **fields), timeout=300):
+                    for _ in stub.Generate(
+                        pb.GenerateRequest(prompt="bench", **fields), timeout=300
+                    ):
                         pass
                     return time.monotonic() - start
 
@@ -116,8 +134,12 @@ def generation_times(repeat: int) -> dict | None:
                 for label, fields in (("auto", {}), ("4K 16:9", {"size": "4k", "aspect": "16:9"})):
                     walls = [run(**fields) for _ in range(repeat)]
                     results[label] = round(statistics.median(walls) * 1000, 1)
-                    print(json.dumps({"generation": label, "median_ms": results[label], "runs": repeat}),
-                          flush=True)
+                    print(
+                        json.dumps(
+                            {"generation": label, "median_ms": results[label], "runs": repeat}
+                        ),
+                        flush=True,
+                    )
         finally:
             realcodex.kill_groups(realcodex.processes_with_codex_home(home))
     return results
@@ -133,14 +155,21 @@ def main(argv=None) -> int:
         return 0
     costs = resize_costs(args.repeat)
     gen = generation_times(max(3, args.repeat // 2))
-    summary = {name: {"ms": row["median_ms"], "cpu_ms": row["median_cpu_ms"],
-                      "peak_rss_added_mib": row["peak_rss_added_mib"]}
-               for name, row in costs.items()}
+    summary = {
+        name: {
+            "ms": row["median_ms"],
+            "cpu_ms": row["median_cpu_ms"],
+            "peak_rss_added_mib": row["peak_rss_added_mib"],
+        }
+        for name, row in costs.items()
+    }
     if gen:
         summary["generation_ms"] = gen
         summary["resize_4k_share_of_generation"] = round(costs["4K"]["median_ms"] / gen["auto"], 2)
-        summary["note"] = ("generation against the local stand-in (~1 s); a real image model takes "
-                           "tens of seconds, so the real share is far smaller")
+        summary["note"] = (
+            "generation against the local stand-in (~1 s); a real image model takes "
+            "tens of seconds, so the real share is far smaller"
+        )
     print(json.dumps({"summary": summary}, ensure_ascii=False), flush=True)
     return 0
 

@@ -6,8 +6,8 @@ All with the fake codex (tests/support/fake_codex.py), so codex's own cost is
 a known constant and only ours varies:
 1. Service overhead: Generate count=1 with a fake that takes 1 s, median wall
    time through gRPC, and through the HTTP shim (POST /v1/images/generate),
-   / the same fake run directly (goal <= 1.01: the service's own cost lost in codex's). Beside it, the
-   stack's floor: a bare grpc.aio server (and a bare aiohttp one) that runs
+   / the same fake run directly (goal <= 1.01: the service's own cost lost in codex's). Beside
+   it, the stack's floor: a bare grpc.aio server (and a bare aiohttp one) that runs
    the same fake and ends with as many messages as ours, no more
    (bench/bare_servers.py grpcrun / httprun), / direct.
 2. Parallel candidates: count=4 / count=1 wall time, same fake (goal <= 1.10),
@@ -17,6 +17,7 @@ a known constant and only ours varies:
    a fake that obeys SIGTERM (goal p99 <= 50 ms).
 Each ratio is measured within one run of this script; medians over --runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,18 @@ DELAY_S = 1.0
 
 
 def fake_argv(codex: Path, workdir: Path, prompt: str) -> list[str]:
-    return [str(codex), "exec", "--json", "--skip-git-repo-check", "--sandbox", "read-only",
-            "--cd", str(workdir), "--", prompt]
+    return [
+        str(codex),
+        "exec",
+        "--json",
+        "--skip-git-repo-check",
+        "--sandbox",
+        "read-only",
+        "--cd",
+        str(workdir),
+        "--",
+        prompt,
+    ]
 
 
 def direct_run(codex: Path, codex_home: Path, workdir: Path, count: int = 1) -> float:
@@ -56,9 +67,17 @@ def direct_run(codex: Path, codex_home: Path, workdir: Path, count: int = 1) -> 
     starts of the fake share the machine's cores with or without us)."""
     env = dict(os.environ, CODEX_HOME=str(codex_home))
     started = time.perf_counter()
-    runs = [subprocess.Popen(fake_argv(codex, workdir, f"candidate {i + 1} of {count} [[fake delay={DELAY_S}]]"),
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env=env, cwd=workdir) for i in range(count)]
+    runs = [
+        subprocess.Popen(
+            fake_argv(codex, workdir, f"candidate {i + 1} of {count} [[fake delay={DELAY_S}]]"),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=workdir,
+        )
+        for i in range(count)
+    ]
     for run in runs:
         run.communicate()
         assert run.returncode == 0, run.returncode
@@ -67,8 +86,11 @@ def direct_run(codex: Path, codex_home: Path, workdir: Path, count: int = 1) -> 
 
 def service_run(stub, count: int) -> float:
     started = time.perf_counter()
-    responses = list(stub.Generate(pb.GenerateRequest(prompt=f"x [[fake delay={DELAY_S}]]", count=count),
-                                   timeout=60))
+    responses = list(
+        stub.Generate(
+            pb.GenerateRequest(prompt=f"x [[fake delay={DELAY_S}]]", count=count), timeout=60
+        )
+    )
     elapsed = time.perf_counter() - started
     assert responses[-1].WhichOneof("event") == "summary"
     return elapsed
@@ -84,7 +106,9 @@ def http_run(port: int) -> float:
     body = json.dumps({"prompt": f"x [[fake delay={DELAY_S}]]"}).encode()
     started = time.perf_counter()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    conn.request("POST", "/v1/images/generate", body=body, headers={"Content-Type": "application/json"})
+    conn.request(
+        "POST", "/v1/images/generate", body=body, headers={"Content-Type": "application/json"}
+    )
     reply = conn.getresponse()
     reply.read()
     conn.close()
@@ -95,9 +119,16 @@ def http_run(port: int) -> float:
 
 def cancel_latency(srv, stub, i: int) -> float:
     rid = f"bench-cancel-{i}"
-    call = stub.Generate(pb.GenerateRequest(prompt="x [[fake delay=30 child=1]]", count=4, request_id=rid))
-    assert procs.wait_until(lambda: len(srv.runs_of(rid)) == 4
-                            and all(procs.running(r["child_pid"]) for r in srv.runs_of(rid)), timeout=20)
+    call = stub.Generate(
+        pb.GenerateRequest(prompt="x [[fake delay=30 child=1]]", count=4, request_id=rid)
+    )
+    assert procs.wait_until(
+        lambda: (
+            len(srv.runs_of(rid)) == 4
+            and all(procs.running(r["child_pid"]) for r in srv.runs_of(rid))
+        ),
+        timeout=20,
+    )
     runs = srv.runs_of(rid)
     started = time.perf_counter()
     call.cancel()
@@ -117,9 +148,12 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--cancel-runs", type=int, default=50)
-    parser.add_argument("--no-finish-early", action="store_true",
-                        help="the server waits for the fake to exit, as direct does: the service's own cost alone "
-                             "(with finish early it may stop the fake before its exit and beat direct)")
+    parser.add_argument(
+        "--no-finish-early",
+        action="store_true",
+        help="the server waits for the fake to exit, as direct does: the service's own cost alone "
+        "(with finish early it may stop the fake before its exit and beat direct)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -129,9 +163,13 @@ def main() -> int:
         codex = fake_codex_launcher(tmp)  # the same launcher the server gets
         bare_argv = json.dumps(fake_argv(codex, workdir, f"x [[fake delay={DELAY_S}]]"))
         bare_env = dict(os.environ, CODEX_HOME=str(direct_home))
-        with start_server(tmp, http=True, args=["--no-finish-early"] if args.no_finish_early else []) as srv, \
-                bare("grpcrun", bare_argv, env=bare_env) as grpc_port, \
-                bare("httprun", bare_argv, env=bare_env) as bare_http_port:
+        with (
+            start_server(
+                tmp, http=True, args=["--no-finish-early"] if args.no_finish_early else []
+            ) as srv,
+            bare("grpcrun", bare_argv, env=bare_env) as grpc_port,
+            bare("httprun", bare_argv, env=bare_env) as bare_http_port,
+        ):
             stub = srv.stub()
             channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
             bare_generate = channel.unary_stream("/codeximage.v1.ImageService/Generate")
@@ -167,18 +205,28 @@ def main() -> int:
         "cancel_p50_ms": percentile(cancels, 0.50) * 1000,
         "cancel_p99_ms": percentile(cancels, 0.99) * 1000,
         "cancel_max_ms": max(cancels) * 1000,
-        "runs": args.runs, "cancel_runs": args.cancel_runs, "fake_delay_s": DELAY_S,
+        "runs": args.runs,
+        "cancel_runs": args.cancel_runs,
+        "fake_delay_s": DELAY_S,
         "finish_early": not args.no_finish_early,
     }
     print(json.dumps(result, indent=2))
-    print(f"service overhead gRPC  {result['overhead_ratio']:.3f}  (goal <= 1.01; "
-          f"bare grpc.aio running the same fake: {result['bare_grpc_ratio']:.3f})")
-    print(f"service overhead HTTP  {result['http_overhead_ratio']:.3f}  (goal <= 1.01; "
-          f"bare aiohttp running the same fake: {result['bare_http_ratio']:.3f})")
-    print(f"count4 / count1        {result['parallel_ratio']:.3f}  (goal <= 1.10; "
-          f"the fake alone, 4 side by side / 1: {result['direct_parallel_ratio']:.3f})")
-    print(f"cancel p50 / p99       {result['cancel_p50_ms']:.1f} ms / "
-          f"{result['cancel_p99_ms']:.1f} ms  (goal p99 <= 50 ms)")
+    print(
+        f"service overhead gRPC  {result['overhead_ratio']:.3f}  (goal <= 1.01; "
+        f"bare grpc.aio running the same fake: {result['bare_grpc_ratio']:.3f})"
+    )
+    print(
+        f"service overhead HTTP  {result['http_overhead_ratio']:.3f}  (goal <= 1.01; "
+        f"bare aiohttp running the same fake: {result['bare_http_ratio']:.3f})"
+    )
+    print(
+        f"count4 / count1        {result['parallel_ratio']:.3f}  (goal <= 1.10; "
+        f"the fake alone, 4 side by side / 1: {result['direct_parallel_ratio']:.3f})"
+    )
+    print(
+        f"cancel p50 / p99       {result['cancel_p50_ms']:.1f} ms / "
+        f"{result['cancel_p99_ms']:.1f} ms  (goal p99 <= 50 ms)"
+    )
     return 0
 
 

@@ -14,6 +14,7 @@ Medians over --runs runs. The load generator is Python in its own process, so
 absolute requests/s say as much about the client as about the server; the
 ratio between the two paths is the figure to watch.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,9 +52,24 @@ def make_image(output_dir: Path, state_dir: Path, size_mb: int):
     tmp.unlink()
     store = OutputStore(output_dir, state_dir / INDEX_FILE)
     record = store.save(
-        data, request_id="bench", index=0, label="Candidate 1", mime_type="image/png", width=side, height=side,
-        revised_prompt="", thread_id="", prompt="bench", requested_size="auto", resolved_size="auto", aspect="",
-        quality="auto", output_format="png", duration_ms=0, created_unix_ms=int(time.time() * 1000))
+        data,
+        request_id="bench",
+        index=0,
+        label="Candidate 1",
+        mime_type="image/png",
+        width=side,
+        height=side,
+        revised_prompt="",
+        thread_id="",
+        prompt="bench",
+        requested_size="auto",
+        resolved_size="auto",
+        aspect="",
+        quality="auto",
+        output_format="png",
+        duration_ms=0,
+        created_unix_ms=int(time.time() * 1000),
+    )
     store.close()
     return record, output_dir / record.file_name
 
@@ -102,10 +118,12 @@ def bench_download(srv, record, path, runs: int) -> dict:
         mbps["grpc"].append(n / MB / grpc_s)
         ratios_shim.append(disk_s / shim_s)
         ratios_grpc.append(disk_s / grpc_s)
-    return {"bytes": record.byte_size,
-            "median_MBps": {k: round(statistics.median(v), 1) for k, v in mbps.items()},
-            "shim_over_disk": round(statistics.median(ratios_shim), 4),
-            "grpc_over_disk": round(statistics.median(ratios_grpc), 4)}
+    return {
+        "bytes": record.byte_size,
+        "median_MBps": {k: round(statistics.median(v), 1) for k, v in mbps.items()},
+        "shim_over_disk": round(statistics.median(ratios_shim), 4),
+        "grpc_over_disk": round(statistics.median(ratios_grpc), 4),
+    }
 
 
 def latencies(call, n: int) -> list[float]:
@@ -152,10 +170,14 @@ def load(make_call, threads: int, seconds: float, max_requests: int) -> float:
     return sum(done) / (time.perf_counter() - t0)
 
 
-def bench_capabilities(srv, runs: int, n: int, threads: int, seconds: float, max_requests: int) -> dict:
+def bench_capabilities(
+    srv, runs: int, n: int, threads: int, seconds: float, max_requests: int
+) -> dict:
     stub = srv.stub()
+
     def direct():
         return stub.GetCapabilities(pb.GetCapabilitiesRequest())
+
     shim = ShimClient(srv.http_port)
     latencies(direct, 50)
     latencies(shim, 50)  # warm up both
@@ -166,13 +188,27 @@ def bench_capabilities(srv, runs: int, n: int, threads: int, seconds: float, max
         rps_grpc.append(load(lambda: direct, threads, seconds, max_requests))
         rps_shim.append(load(lambda: ShimClient(srv.http_port), threads, seconds, max_requests))
     shim.close()
+
     def ms(s):
         return round(s * 1000, 3)
-    return {"median_latency_ms": {"grpc": ms(statistics.median(lat_grpc)), "shim": ms(statistics.median(lat_shim))},
-            "latency_ratio_shim_over_grpc": round(statistics.median(lat_shim) / statistics.median(lat_grpc), 2),
-            "requests_per_s": {"grpc": round(statistics.median(rps_grpc)), "shim": round(statistics.median(rps_shim))},
-            "rps_ratio_shim_over_grpc": round(statistics.median(rps_shim) / statistics.median(rps_grpc), 2),
-            "load": {"threads": threads, "seconds_max": seconds, "requests_max": max_requests}}
+
+    return {
+        "median_latency_ms": {
+            "grpc": ms(statistics.median(lat_grpc)),
+            "shim": ms(statistics.median(lat_shim)),
+        },
+        "latency_ratio_shim_over_grpc": round(
+            statistics.median(lat_shim) / statistics.median(lat_grpc), 2
+        ),
+        "requests_per_s": {
+            "grpc": round(statistics.median(rps_grpc)),
+            "shim": round(statistics.median(rps_shim)),
+        },
+        "rps_ratio_shim_over_grpc": round(
+            statistics.median(rps_shim) / statistics.median(rps_grpc), 2
+        ),
+        "load": {"threads": threads, "seconds_max": seconds, "requests_max": max_requests},
+    }
 
 
 def main(argv=None) -> int:
@@ -188,11 +224,17 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         record, path = make_image(tmp / "output", tmp / "state", args.mb)
         assert hashlib.sha256(path.read_bytes()).hexdigest() == record.sha256
-        with start_server(tmp, http=True, output_dir=tmp / "output", state_dir=tmp / "state") as srv:
-            result = {"download": bench_download(srv, record, path, args.runs),
-                      "capabilities": bench_capabilities(srv, args.runs, args.latency_n, args.threads,
-                                                         args.seconds, args.max_requests),
-                      "runs": args.runs, "cpus": os.cpu_count()}
+        with start_server(
+            tmp, http=True, output_dir=tmp / "output", state_dir=tmp / "state"
+        ) as srv:
+            result = {
+                "download": bench_download(srv, record, path, args.runs),
+                "capabilities": bench_capabilities(
+                    srv, args.runs, args.latency_n, args.threads, args.seconds, args.max_requests
+                ),
+                "runs": args.runs,
+                "cpus": os.cpu_count(),
+            }
     print(json.dumps(result, indent=2))
     return 0
 

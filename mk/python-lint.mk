@@ -4,7 +4,7 @@
 # FORMAT_CHECK=no skips `ruff format --check` and the line-length rule (E501),
 # which the formatter satisfies for code: for a tree not yet formatted
 # (`.venv/bin/ruff format .` once, as one mechanical commit, then set yes).
-FORMAT_CHECK ?= no
+FORMAT_CHECK ?= yes
 RUFF := $(VENV)/bin/ruff
 MYPY := $(VENV)/bin/mypy
 

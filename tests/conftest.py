@@ -1,5 +1,6 @@
 """Session-wide fixtures shared by several test directories, and the hooks
 that split the suite for `make test` (tests/support/grouping.py)."""
+
 from __future__ import annotations
 
 import pytest
@@ -25,6 +26,7 @@ def pytest_xdist_make_scheduler(config, log):
 def postgres():
     """One real PostgreSQL for the whole run (for each xdist worker), started on first use."""
     from codex_image_cluster.postgres import Postgres  # noqa: PLC0415 - only when a test asks for it
+
     pg = Postgres().start()
     yield pg
     pg.remove()

@@ -1,6 +1,7 @@
 """One list of tested codex versions: the Makefile's CODEX_VERSIONS (what
 `make test-codex` proves) is what the server calls its tested range, and the
 pinned CODEX_VERSION is in it."""
+
 from __future__ import annotations
 
 import re
@@ -26,10 +27,14 @@ def test_the_pin_is_the_newest_tested_version():
 
 
 def test_versions_are_told_apart():
-    assert versions.number("codex-cli 0.171.0") == "0.171.0" and versions.tested("codex-cli 0.170.0")
+    assert versions.number("codex-cli 0.171.0") == "0.171.0" and versions.tested(
+        "codex-cli 0.170.0"
+    )
     assert not versions.tested("codex-cli 0.172.0") and not versions.tested("")
     assert versions.warning("codex-cli 0.169.0") == "" and versions.warning("") == ""
-    assert versions.warning("codex-cli 0.168.2").startswith("warning: codex 0.168.2 is outside the tested range")
+    assert versions.warning("codex-cli 0.168.2").startswith(
+        "warning: codex 0.168.2 is outside the tested range"
+    )
 
 
 def test_every_tested_version_has_its_checked_tool_switches():

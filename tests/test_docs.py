@@ -1,5 +1,6 @@
 """README and docs/ are what a new user runs and reads: keep them short,
 linked and in step with the code."""
+
 from __future__ import annotations
 
 import re
@@ -15,7 +16,12 @@ README = REPO / "README.md"
 SETTINGS_DOC = REPO / "docs" / "operating.md"
 README_MAX_LINES = 300
 # Every Markdown file a reader can reach from README.
-PAGES = [README, REPO / "CHANGELOG.md", REPO / "deploy" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+PAGES = [
+    README,
+    REPO / "CHANGELOG.md",
+    REPO / "deploy" / "README.md",
+    *sorted((REPO / "docs").glob("*.md")),
+]
 
 _LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)|!\[[^\]]*\]\(([^)\s]+)\)")
 _FENCE = re.compile(r"^```.*?^```", re.S | re.M)
@@ -58,7 +64,9 @@ def test_every_relative_link_and_anchor_is_alive():
             if not goal.exists():
                 dead.append(f"{page.relative_to(REPO)}: {target} (no such file)")
             elif anchor and goal.suffix == ".md" and anchor not in anchors(goal):
-                dead.append(f"{page.relative_to(REPO)}: {target} (no heading #{anchor} in {goal.name})")
+                dead.append(
+                    f"{page.relative_to(REPO)}: {target} (no heading #{anchor} in {goal.name})"
+                )
     assert not dead, "dead links:\n" + "\n".join(dead)
 
 
@@ -77,8 +85,10 @@ def test_every_setting_is_in_the_settings_reference():
     for option in settings.OPTIONS:
         env, flag = option.env, option.flag
         if not any(f"`{env}`" in row and f"`{flag}" in row for row in rows):
-            missing.append(f"{option.name}: | `{env}` | `{flag}` | {settings.shown_default(option.name)} | "
-                           f"{option.help} |")
+            missing.append(
+                f"{option.name}: | `{env}` | `{flag}` | {settings.shown_default(option.name)} | "
+                f"{option.help} |"
+            )
     assert not missing, "docs/operating.md's settings table lacks:\n" + "\n".join(missing)
 
 
@@ -86,7 +96,9 @@ def test_readme_shows_the_banner_the_server_prints():
     """README's start-up lines are what banner.render prints for a checkout
     whose codex is not logged in yet, on the default ports."""
     fix = f"{binary.PINNED_WRAPPER.relative_to(binary.PROJECT_ROOT)} login"
-    ready = Readiness(True, "/x/codex", "codex-cli 0.169.0", problem="codex is not logged in. Run ...", fix=fix)
+    ready = Readiness(
+        True, "/x/codex", "codex-cli 0.169.0", problem="codex is not logged in. Run ...", fix=fix
+    )
     shown = banner.render("127.0.0.1", 17342, "127.0.0.1", 17341, ready, auth_required=False)
     assert shown in README.read_text(), shown
     assert f"{fix}          # a browser" in README.read_text()
@@ -104,9 +116,17 @@ def test_ci_runs_the_test_command_readme_gives():
 
 
 def test_make_help_lists_the_main_targets():
-    out = subprocess.run(["make", "--no-print-directory", "help"], cwd=REPO, capture_output=True, text=True,
-                         timeout=60, check=True).stdout
-    listed = {line.split()[1]: line for line in out.splitlines() if line.strip().startswith("make ")}
+    out = subprocess.run(
+        ["make", "--no-print-directory", "help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    listed = {
+        line.split()[1]: line for line in out.splitlines() if line.strip().startswith("make ")
+    }
     for target in ("run", "test", "bench", "stress", "cluster", "lint", "help", "dist"):
         assert target in listed and len(listed[target].split()) > 2, (target, out)
     assert len(listed) <= 25, "make help is for the main targets"
@@ -121,7 +141,9 @@ def test_make_test_prints_the_slowest_tests():
     recipe = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0].replace("\\\n", " ")
     passes = re.findall(r"^\t\$\(PY\) -m pytest (.*)$", recipe, re.M)
     assert len(passes) == 2, recipe
-    assert all("--durations=$(TEST_DURATIONS)" in p and "$(PYTEST_ARGS)" in p for p in passes), passes
+    assert all("--durations=$(TEST_DURATIONS)" in p and "$(PYTEST_ARGS)" in p for p in passes), (
+        passes
+    )
     assert '-n $(TEST_WORKERS) --dist loadgroup -m "not serial"' in passes[0]
     assert "-m serial" in passes[1]
 

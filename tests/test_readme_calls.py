@@ -1,6 +1,7 @@
 """README's "First calls", run as written against a live server (the fake
 codex, ephemeral ports put where README has the default ones), from a fresh
 directory the way a reader types them."""
+
 from __future__ import annotations
 
 import os
@@ -63,16 +64,32 @@ def test_readme_has_the_calls():
 def test_each_shell_command_works(server, reader_dir, command):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEX_IMAGE", "OPENAI_"))}
     env["CODEX_IMAGE_ADDR"] = server.grpc_target  # what the CLI's default address would be
-    done = subprocess.run(["bash", "-c", with_ports(command, server)], cwd=reader_dir, env=env, capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, timeout=120)
+    done = subprocess.run(
+        ["bash", "-c", with_ports(command, server)],
+        cwd=reader_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
-    if "generate" in command or "Generate" in command or ":wait" in command:  # the wait returns the images
+    if (
+        "generate" in command or "Generate" in command or ":wait" in command
+    ):  # the wait returns the images
         assert "img_" in done.stdout or list((reader_dir / "out").glob("*.png")), done.stdout
 
 
 def test_the_openai_sdk_snippet_works(server, reader_dir):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEX_IMAGE", "OPENAI_"))}
-    done = subprocess.run([sys.executable, "-c", with_ports(blocks("python")[0], server)], cwd=reader_dir, env=env,
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", with_ports(blocks("python")[0], server)],
+        cwd=reader_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert (reader_dir / "fox.png").read_bytes().startswith(b"\x89PNG")

@@ -3,6 +3,7 @@
 HAProxy rather than nginx: open-source nginx has no active health checks (only
 "failed N times" on real traffic), while HAProxy polls each replica's /healthz
 and takes a dead or not-ready one out within `check_ms` x 2."""
+
 from __future__ import annotations
 
 import shutil
@@ -17,8 +18,14 @@ TEMPLATE = procs.REPO / "cluster" / "haproxy.cfg.in"
 
 
 class Balancer:
-    def __init__(self, directory: Path, replicas: list[tuple[str, int, int]], port: int = 0,
-                 host: str = "127.0.0.1", check_ms: int = 500):
+    def __init__(
+        self,
+        directory: Path,
+        replicas: list[tuple[str, int, int]],
+        port: int = 0,
+        host: str = "127.0.0.1",
+        check_ms: int = 500,
+    ):
         """replicas: (name, grpc_port, http_port) each."""
         self.directory = Path(directory)
         self.replicas = replicas
@@ -39,11 +46,19 @@ class Balancer:
         return f"http://{self.host}:{self.port}"
 
     def render(self) -> str:
-        grpc = "\n".join(f"    server {name} 127.0.0.1:{g} proto h2 check port {h} check-proto h1" for name, g, h in self.replicas)
+        grpc = "\n".join(
+            f"    server {name} 127.0.0.1:{g} proto h2 check port {h} check-proto h1"
+            for name, g, h in self.replicas
+        )
         http = "\n".join(f"    server {name} 127.0.0.1:{h} check" for name, _g, h in self.replicas)
         return string.Template(TEMPLATE.read_text()).substitute(
-            host=self.host, port=self.port, check_ms=self.check_ms, stats_socket=self.stats_socket,
-            grpc_servers=grpc, http_servers=http)
+            host=self.host,
+            port=self.port,
+            check_ms=self.check_ms,
+            stats_socket=self.stats_socket,
+            grpc_servers=grpc,
+            http_servers=http,
+        )
 
     def start(self) -> Balancer:
         haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -51,15 +66,22 @@ class Balancer:
             raise RuntimeError("haproxy is not installed: run `make cluster-deps`")
         self.directory.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(self.render())
-        checked = subprocess.run([haproxy, "-c", "-q", "-f", str(self.config_path)], capture_output=True, text=True)
+        checked = subprocess.run(
+            [haproxy, "-c", "-q", "-f", str(self.config_path)], capture_output=True, text=True
+        )
         if checked.returncode != 0:
             raise RuntimeError(f"haproxy refused its configuration:\n{checked.stderr}")
         # -db: stay in the foreground, so stopping it is stopping this pid.
         self.proc = procs.spawn([haproxy, "-db", "-f", str(self.config_path)], self.log_path)
         # The stats socket is bound under a temporary name and renamed after the
         # listeners: wait for both, so server_states() can be asked at once.
-        procs.wait_until(lambda: procs.port_open(self.port) and self.stats_socket.exists(), "haproxy", self.proc,
-                         self.log_path, timeout=20)
+        procs.wait_until(
+            lambda: procs.port_open(self.port) and self.stats_socket.exists(),
+            "haproxy",
+            self.proc,
+            self.log_path,
+            timeout=20,
+        )
         return self
 
     def _ask(self, command: str) -> str:
@@ -97,7 +119,11 @@ class Balancer:
         states = {}
         for line in self._ask("show stat").splitlines():
             cols = line.split(",")
-            if len(cols) > 17 and not line.startswith("#") and cols[1] not in ("FRONTEND", "BACKEND"):
+            if (
+                len(cols) > 17
+                and not line.startswith("#")
+                and cols[1] not in ("FRONTEND", "BACKEND")
+            ):
                 states[f"{cols[0]}/{cols[1]}"] = cols[17]
         return states
 

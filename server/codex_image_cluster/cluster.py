@@ -4,6 +4,7 @@
         stub over c.balancer.target, HTTP at c.balancer.http_base
 
 Starts in dependency order and stops in reverse, whatever failed."""
+
 from __future__ import annotations
 
 import contextlib
@@ -20,24 +21,45 @@ from .supervisor import Supervisor
 def shared_stores_supported() -> bool:
     """Whether this server build takes --database-url/--object-store yet."""
     from codex_image_server import settings  # noqa: PLC0415
+
     names = {option.name for option in settings.OPTIONS}
     return {"database_url", "object_store"} <= names
 
 
 class Cluster:
-    def __init__(self, directory: Path, *, replicas: int = 3, codex_bin: str = "", codex_home: Path | None = None,
-                 env: dict | None = None, args: list[str] | None = None, port: int = 0,
-                 host: str = "127.0.0.1", check_ms: int = 500, with_stores: bool = True):
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        replicas: int = 3,
+        codex_bin: str = "",
+        codex_home: Path | None = None,
+        env: dict | None = None,
+        args: list[str] | None = None,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        check_ms: int = 500,
+        with_stores: bool = True,
+    ):
         self.directory = Path(directory)
         self.with_stores = with_stores
         self.postgres = Postgres() if with_stores else None
         self.objects = ObjectStore(self.directory / "s3") if with_stores else None
         self.replicas = [
-            Replica(f"r{i + 1}", self.directory / f"r{i + 1}", codex_bin=codex_bin,
-                    codex_home=codex_home or self.directory / f"r{i + 1}" / "codex-home", env=env, args=args)
-            for i in range(replicas)]
+            Replica(
+                f"r{i + 1}",
+                self.directory / f"r{i + 1}",
+                codex_bin=codex_bin,
+                codex_home=codex_home or self.directory / f"r{i + 1}" / "codex-home",
+                env=env,
+                args=args,
+            )
+            for i in range(replicas)
+        ]
         # Its backends are filled in once the replicas have their ports.
-        self.balancer = Balancer(self.directory / "haproxy", [], port=port, host=host, check_ms=check_ms)
+        self.balancer = Balancer(
+            self.directory / "haproxy", [], port=port, host=host, check_ms=check_ms
+        )
         self.supervisor: Supervisor | None = None
 
     def stores(self) -> tuple[Postgres, ObjectStore]:
@@ -89,7 +111,9 @@ class Cluster:
 
     def members(self) -> list[tuple[str, object]]:
         """Every process the cluster started, by the name its restarts are logged under."""
-        stores = [("postgres", self.postgres), ("objectstore", self.objects)] if self.with_stores else []
+        stores = (
+            [("postgres", self.postgres), ("objectstore", self.objects)] if self.with_stores else []
+        )
         return [*stores, *((r.name, r) for r in self.replicas), ("haproxy", self.balancer)]
 
     def supervise(self, emit=None) -> Supervisor:

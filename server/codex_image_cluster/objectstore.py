@@ -2,6 +2,7 @@
 a real S3 API (SigV4, multipart, ranged GET) on loopback, started in ~2 s, no
 build. Chosen over MinIO/SeaweedFS, whose `go install` takes many minutes on
 two cores; the replicas only speak S3, so any of them can stand in its place."""
+
 from __future__ import annotations
 
 import shutil
@@ -45,20 +46,35 @@ class ObjectStore:
         # The filesystem backend keeps a bucket as a directory.
         (self.blobs / BUCKET).mkdir(parents=True, exist_ok=True)
         props = self.directory / "s3proxy.properties"
-        props.write_text("\n".join([
-            f"s3proxy.endpoint={self.endpoint}",
-            "s3proxy.authorization=aws-v2-or-v4",
-            f"s3proxy.identity={ACCESS_KEY}",
-            f"s3proxy.credential={SECRET_KEY}",
-            "jclouds.provider=filesystem",
-            f"jclouds.filesystem.basedir={self.blobs}",
-            ""]))
+        props.write_text(
+            "\n".join(
+                [
+                    f"s3proxy.endpoint={self.endpoint}",
+                    "s3proxy.authorization=aws-v2-or-v4",
+                    f"s3proxy.identity={ACCESS_KEY}",
+                    f"s3proxy.credential={SECRET_KEY}",
+                    "jclouds.provider=filesystem",
+                    f"jclouds.filesystem.basedir={self.blobs}",
+                    "",
+                ]
+            )
+        )
         # A small heap and a quick JIT: it only streams files. Started twice
         # at most: on a shared machine a JVM was once SIGKILLed while starting
         # (by something outside this run); a second failure is reported.
         for attempt in (1, 2):
-            self.proc = procs.spawn([java, "-Xmx256m", "-XX:TieredStopAtLevel=1", "-jar", str(JAR),
-                                     "--properties", str(props)], self.log_path)
+            self.proc = procs.spawn(
+                [
+                    java,
+                    "-Xmx256m",
+                    "-XX:TieredStopAtLevel=1",
+                    "-jar",
+                    str(JAR),
+                    "--properties",
+                    str(props),
+                ],
+                self.log_path,
+            )
             try:
                 procs.wait_until(self._answers, "s3proxy", self.proc, self.log_path, timeout=90)
                 return self

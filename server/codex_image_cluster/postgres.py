@@ -8,6 +8,7 @@ PostgreSQL refuses to run as root, so as root the directory belongs to the
 `postgres` system user the Debian package creates (0700), every command runs
 through `runuser`, and no parent directory is opened for it: the directory
 is made where that user can already reach, or the start fails saying so."""
+
 from __future__ import annotations
 
 import glob
@@ -28,9 +29,13 @@ DATABASE = "codex_images"
 
 def bin_dir() -> Path:
     """Debian keeps one directory per major version; the newest wins."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=lambda p: int(p.split("/")[4]))
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=lambda p: int(p.split("/")[4])
+    )
     if not found:
-        raise RuntimeError("PostgreSQL is not installed: run `make cluster-deps` (apt-get install postgresql)")
+        raise RuntimeError(
+            "PostgreSQL is not installed: run `make cluster-deps` (apt-get install postgresql)"
+        )
     return Path(found[-1]).parent
 
 
@@ -57,7 +62,9 @@ class Postgres:
         self._user = "postgres" if os.geteuid() == 0 else None
         # Not under pytest's temp root: other pytest runs reset it to 0700,
         # which would lock the postgres user out of its own data mid-run.
-        self.directory = Path(directory if directory is not None else tempfile.mkdtemp(prefix="codex-image-pg-"))
+        self.directory = Path(
+            directory if directory is not None else tempfile.mkdtemp(prefix="codex-image-pg-")
+        )
         self.password = secrets.token_urlsafe(24)  # URL-safe: goes into the URL as is
         self.data = self.directory / "data"
         self.socket_dir = self.directory / "socket"
@@ -84,9 +91,11 @@ class Postgres:
 
     def _check_owner_reaches(self) -> None:
         if self._user and not reachable_by(self._user, self.directory):
-            raise RuntimeError(f"the {self._user} user cannot reach {self.directory}: start from a directory it "
-                               "can "
-                               "pass through (e.g. TMPDIR=/tmp); its parents are not opened for it")
+            raise RuntimeError(
+                f"the {self._user} user cannot reach {self.directory}: start from a directory it "
+                "can "
+                "pass through (e.g. TMPDIR=/tmp); its parents are not opened for it"
+            )
 
     def init(self) -> None:
         """initdb once; a restart reuses the data directory."""
@@ -107,9 +116,25 @@ class Postgres:
             f.write(self.password + "\n")
         self._chown(password_file)
         try:
-            done = subprocess.run(self._as_owner([
-                str(bin_dir() / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=scram-sha-256",
-                f"--pwfile={password_file}", "--no-sync", "-E", "UTF8", "--locale=C"]), capture_output=True, text=True)
+            done = subprocess.run(
+                self._as_owner(
+                    [
+                        str(bin_dir() / "initdb"),
+                        "-D",
+                        str(self.data),
+                        "-U",
+                        "postgres",
+                        "--auth=scram-sha-256",
+                        f"--pwfile={password_file}",
+                        "--no-sync",
+                        "-E",
+                        "UTF8",
+                        "--locale=C",
+                    ]
+                ),
+                capture_output=True,
+                text=True,
+            )
         finally:
             password_file.unlink(missing_ok=True)
         if done.returncode != 0:
@@ -119,24 +144,59 @@ class Postgres:
         self.init()
         # fsync off: a throw-away test cluster; the data survives a server
         # restart (what the tests exercise), not a machine crash.
-        cmd = self._as_owner([str(bin_dir() / "postgres"), "-D", str(self.data), "-p", str(self.port),
-                              "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.socket_dir}",
-                              "-c", "fsync=off", "-c", "max_connections=200",
-                              "-c", "password_encryption=scram-sha-256"])
+        cmd = self._as_owner(
+            [
+                str(bin_dir() / "postgres"),
+                "-D",
+                str(self.data),
+                "-p",
+                str(self.port),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                f"unix_socket_directories={self.socket_dir}",
+                "-c",
+                "fsync=off",
+                "-c",
+                "max_connections=200",
+                "-c",
+                "password_encryption=scram-sha-256",
+            ]
+        )
         self.proc = procs.spawn(cmd, self.log_path)
         procs.wait_until(self._answers, "PostgreSQL", self.proc, self.log_path, timeout=60)
         self._create_database()
         return self
 
-    def psql(self, sql: str, database: str = "postgres", password: str | None = None) -> subprocess.CompletedProcess:
+    def psql(
+        self, sql: str, database: str = "postgres", password: str | None = None
+    ) -> subprocess.CompletedProcess:
         """`sql` through psql over TCP, with the cluster's password (or `password`; "" for none)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         given = self.password if password is None else password
         if given:
             env["PGPASSWORD"] = given
-        return subprocess.run([str(bin_dir() / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                               "-d", database, "-w", "-v", "ON_ERROR_STOP=1", "-qAtc", sql],
-                              capture_output=True, text=True, env=env)
+        return subprocess.run(
+            [
+                str(bin_dir() / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-w",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qAtc",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
 
     def _answers(self) -> bool:
         if not procs.port_open(self.port):
@@ -144,7 +204,10 @@ class Postgres:
         return self.psql("select 1").returncode == 0
 
     def _create_database(self) -> None:
-        if self.psql(f"select 1 from pg_database where datname = '{DATABASE}'").stdout.strip() == "1":
+        if (
+            self.psql(f"select 1 from pg_database where datname = '{DATABASE}'").stdout.strip()
+            == "1"
+        ):
             return
         done = self.psql(f"create database {DATABASE}")
         if done.returncode != 0:

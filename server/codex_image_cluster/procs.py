@@ -1,5 +1,6 @@
 """Starting a helper process with its output in a log file, waiting until it
 answers, and stopping it by pid (never by name)."""
+
 from __future__ import annotations
 
 import os
@@ -50,15 +51,25 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
-def spawn(cmd: list[str], log_path: Path, *, env: dict | None = None, cwd: str | None = None) -> subprocess.Popen:
+def spawn(
+    cmd: list[str], log_path: Path, *, env: dict | None = None, cwd: str | None = None
+) -> subprocess.Popen:
     """Its own session, so stop() can end the whole group it may start."""
     with open(log_path, "ab") as log:
-        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                env=env, cwd=cwd, start_new_session=True)
+        return subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
 
 
-def wait_until(check, what: str, proc: subprocess.Popen | None, log_path: Path | None,
-               timeout: float = 60.0) -> None:
+def wait_until(
+    check, what: str, proc: subprocess.Popen | None, log_path: Path | None, timeout: float = 60.0
+) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if proc is not None and proc.poll() is not None:

@@ -2,6 +2,7 @@
 kernel at its first start (no race with other processes for a port chosen
 in advance) and kept for restarts (so HAProxy finds it again), its own state
 and codex home (its own accounts)."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,16 @@ from . import procs
 
 
 class Replica:
-    def __init__(self, name: str, directory: Path, *, codex_bin: str = "", codex_home: Path | None = None,
-                 env: dict | None = None, args: list[str] | None = None):
+    def __init__(
+        self,
+        name: str,
+        directory: Path,
+        *,
+        codex_bin: str = "",
+        codex_home: Path | None = None,
+        env: dict | None = None,
+        args: list[str] | None = None,
+    ):
         self.name = name
         self.directory = Path(directory)
         self.grpc_port = 0  # known once it has started
@@ -43,15 +52,17 @@ class Replica:
 
     def environment(self) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CODEX_IMAGE_SERVER_")}
-        env.update({
-            "CODEX_IMAGE_SERVER_GRPC_PORT": str(self.grpc_port),
-            "CODEX_IMAGE_SERVER_PORT": str(self.http_port),
-            "CODEX_IMAGE_SERVER_HTTP_ENABLED": "1",
-            "CODEX_IMAGE_SERVER_OUTPUT_DIR": str(self.directory / "output"),
-            "CODEX_IMAGE_SERVER_STATE_DIR": str(self.directory / "state"),
-            "CODEX_IMAGE_SERVER_READY_FILE": str(self.ready_file),
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "CODEX_IMAGE_SERVER_GRPC_PORT": str(self.grpc_port),
+                "CODEX_IMAGE_SERVER_PORT": str(self.http_port),
+                "CODEX_IMAGE_SERVER_HTTP_ENABLED": "1",
+                "CODEX_IMAGE_SERVER_OUTPUT_DIR": str(self.directory / "output"),
+                "CODEX_IMAGE_SERVER_STATE_DIR": str(self.directory / "state"),
+                "CODEX_IMAGE_SERVER_READY_FILE": str(self.ready_file),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         if self.codex_bin:
             env["CODEX_IMAGE_SERVER_CODEX_BIN"] = str(self.codex_bin)
         if self.codex_home:
@@ -62,9 +73,15 @@ class Replica:
     def start(self, timeout: float = 30.0) -> Replica:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.ready_file.unlink(missing_ok=True)
-        self.proc = procs.spawn([sys.executable, "-m", "codex_image_server", *self.args], self.log_path,
-                                env=self.environment(), cwd=str(procs.REPO))
-        procs.wait_until(self.ready_file.exists, f"replica {self.name}", self.proc, self.log_path, timeout)
+        self.proc = procs.spawn(
+            [sys.executable, "-m", "codex_image_server", *self.args],
+            self.log_path,
+            env=self.environment(),
+            cwd=str(procs.REPO),
+        )
+        procs.wait_until(
+            self.ready_file.exists, f"replica {self.name}", self.proc, self.log_path, timeout
+        )
         info = json.loads(self.ready_file.read_text())
         if not self.grpc_port:
             self.grpc_port, self.http_port = info["grpc_port"], info["http_port"]

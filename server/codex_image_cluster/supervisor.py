@@ -11,6 +11,7 @@ and a new postmaster will not start beside them. A replica's codex runs live
 in sessions of their own, so they are not in that group: the restarted
 replica finds them by its run records and kills them itself.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,12 @@ STABLE_S = 30.0  # up this long: the next death starts the backoff over
 
 def _json_line(stream=None) -> Callable[[dict], None]:
     def emit(fields: dict) -> None:
-        print(json.dumps({"ts": round(time.time(), 3), **fields}), file=stream or sys.stdout, flush=True)
+        print(
+            json.dumps({"ts": round(time.time(), 3), **fields}),
+            file=stream or sys.stdout,
+            flush=True,
+        )
+
     return emit
 
 
@@ -44,8 +50,12 @@ class _Watched:
 
 
 class Supervisor:
-    def __init__(self, members: list[tuple[str, object]], emit: Callable[[dict], None] | None = None,
-                 poll_s: float = POLL_S):
+    def __init__(
+        self,
+        members: list[tuple[str, object]],
+        emit: Callable[[dict], None] | None = None,
+        poll_s: float = POLL_S,
+    ):
         self._watched = [_Watched(name, member) for name, member in members]
         self._emit = emit or _json_line()
         self._poll_s = poll_s
@@ -76,8 +86,9 @@ class Supervisor:
                 if w.restarting or proc is None or proc.poll() is None:
                     continue
                 w.restarting = True
-                threading.Thread(target=self._restart, args=(w, proc), name=f"restart-{w.name}",
-                                 daemon=True).start()
+                threading.Thread(
+                    target=self._restart, args=(w, proc), name=f"restart-{w.name}", daemon=True
+                ).start()
 
     def _restart(self, w: _Watched, dead) -> None:
         try:
@@ -88,8 +99,14 @@ class Supervisor:
             _kill_group(dead.pid)
             if self._stop.wait(delay):
                 return
-            line = {"event": "cluster.restart", "process": w.name, "old_pid": dead.pid,
-                    "exit": dead.returncode, "backoff_s": delay, "restart": w.restarts + 1}
+            line = {
+                "event": "cluster.restart",
+                "process": w.name,
+                "old_pid": dead.pid,
+                "exit": dead.returncode,
+                "backoff_s": delay,
+                "restart": w.restarts + 1,
+            }
             try:
                 w.member.start()
             except Exception as exc:  # noqa: BLE001 - tried again after the next backoff

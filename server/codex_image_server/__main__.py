@@ -1,4 +1,5 @@
 """`python -m codex_image_server`: the command line (cli.py)."""
+
 import sys
 
 from codex_image_server.cli import main

@@ -2,6 +2,7 @@
 serves, the console's URL, and whether codex is ready (with the one command
 that fixes it when not). The JSON log lines stay as they are; services and
 pipes, where stderr is not a terminal, get no banner unless asked."""
+
 from __future__ import annotations
 
 import sys
@@ -29,14 +30,22 @@ def _reachable(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def render(grpc_host: str, grpc_port: int, http_host: str | None, http_port: int | None,
-           ready: Readiness, auth_required: bool) -> str:
+def render(
+    grpc_host: str,
+    grpc_port: int,
+    http_host: str | None,
+    http_port: int | None,
+    ready: Readiness,
+    auth_required: bool,
+) -> str:
     grpc_addr = f"{_reachable(grpc_host)}:{grpc_port}"
     lines = [f"codex-image-server {__version__} is serving", f"  gRPC     {grpc_addr}"]
     if http_port:
         base = f"http://{_reachable(http_host or '127.0.0.1')}:{http_port}"
-        lines += [f"  HTTP     {base}/v1   (also the OpenAI Images API's base URL)",
-                  f"  console  {base}/"]
+        lines += [
+            f"  HTTP     {base}/v1   (also the OpenAI Images API's base URL)",
+            f"  console  {base}/",
+        ]
     else:
         lines.append("  HTTP     off (--no-http-enabled): no /v1, no console")
     if auth_required:

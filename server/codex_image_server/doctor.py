@@ -6,6 +6,7 @@ accounts and directories) and changes nothing: codex found and its version,
 each account's login, both ports free (or one of our servers already answering
 there), the output and state directories writable with room to spare.
 Exit 0 when nothing must be fixed, 1 otherwise."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,22 +43,38 @@ def _codex(settings) -> list[Check]:
     for i, (name, home) in enumerate(homes):
         # The environment the server would give codex: a login that works only
         # with a variable codex is not given would be a false "ready".
-        env = codex_env.environment(home, allow=settings.codex_env_allow, overrides=settings.codex_config)
+        env = codex_env.environment(
+            home, allow=settings.codex_env_allow, overrides=settings.codex_config
+        )
         ready = probe(settings.codex_bin, settings.codex_config, settings.codex_profile, env)
         if i == 0:
             if not ready.found:
-                checks.append(Check("codex", False, ready.problem.split(". ")[0], f"run: {ready.fix}"))
+                checks.append(
+                    Check("codex", False, ready.problem.split(". ")[0], f"run: {ready.fix}")
+                )
                 return checks
             tested = versions.tested(ready.version)
-            checks.append(Check("codex", True, f"{ready.version or 'unknown version'} at {ready.path}"
-                                + ("" if tested else f" (outside the tested range {versions.tested_range()})")))
+            checks.append(
+                Check(
+                    "codex",
+                    True,
+                    f"{ready.version or 'unknown version'} at {ready.path}"
+                    + ("" if tested else f" (outside the tested range {versions.tested_range()})"),
+                )
+            )
         label = "login" if len(homes) == 1 else f"login {name}"
         if ready.ready:
             how = "logged in" if ready.logged_in else "a custom model provider is configured"
             checks.append(Check(label, True, f"{how} (CODEX_HOME={home})"))
         else:
-            checks.append(Check(label, False, f"{ready.problem.split('. ')[0]} (CODEX_HOME={home})",
-                                f"run: {ready.fix}" if ready.fix else ""))
+            checks.append(
+                Check(
+                    label,
+                    False,
+                    f"{ready.problem.split('. ')[0]} (CODEX_HOME={home})",
+                    f"run: {ready.fix}" if ready.fix else "",
+                )
+            )
     return checks
 
 
@@ -77,6 +94,7 @@ def _ours_answers(host: str, port: int, http: bool) -> bool:
             return False
     import grpc  # noqa: PLC0415 - only here
     from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415 - as grpc
+
     with grpc.insecure_channel(f"{host}:{port}") as channel:
         try:
             health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=3)
@@ -96,8 +114,12 @@ def _port(what: str, host: str, port: int, flag: str, variable: str, http: bool)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE and _ours_answers(host, port, http):
                 return Check(what, True, f"{host}:{port}: a codex-image-server is serving there")
-            return Check(what, False, f"{host}:{port}: {exc.strerror or exc}",
-                         f"pick a free port: {flag} N (or {variable}=N)")
+            return Check(
+                what,
+                False,
+                f"{host}:{port}: {exc.strerror or exc}",
+                f"pick a free port: {flag} N (or {variable}=N)",
+            )
     return Check(what, True, f"{host}:{port} is free")
 
 
@@ -106,7 +128,9 @@ def _directory(what: str, path: Path, flag: str) -> Check:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not os.access(existing, os.W_OK | os.X_OK):
-        return Check(what, False, f"{path}: {existing} is not writable", f"make it writable, or {flag} PATH")
+        return Check(
+            what, False, f"{path}: {existing} is not writable", f"make it writable, or {flag} PATH"
+        )
     free = shutil.disk_usage(existing).free
     state = "exists" if existing == path else "will be created"
     detail = f"{path} ({state}; {free / (1 << 30):.1f} GiB free)"
@@ -118,11 +142,27 @@ def _directory(what: str, path: Path, flag: str) -> Check:
 def run(settings) -> list[Check]:
     s = settings_mod
     checks = _codex(settings)
-    checks.append(_port("gRPC port", settings.grpc_host, settings.grpc_port, s.flag_name("grpc_port"),
-                        s.env_name("grpc_port"), http=False))
+    checks.append(
+        _port(
+            "gRPC port",
+            settings.grpc_host,
+            settings.grpc_port,
+            s.flag_name("grpc_port"),
+            s.env_name("grpc_port"),
+            http=False,
+        )
+    )
     if settings.http_enabled:
-        checks.append(_port("HTTP port", settings.http_host, settings.http_port, s.flag_name("http_port"),
-                            s.env_name("http_port"), http=True))
+        checks.append(
+            _port(
+                "HTTP port",
+                settings.http_host,
+                settings.http_port,
+                s.flag_name("http_port"),
+                s.env_name("http_port"),
+                http=True,
+            )
+        )
     checks.append(_directory("images", settings.output_dir, s.flag_name("output_dir")))
     checks.append(_directory("state", settings.state_dir, s.flag_name("state_dir")))
     return checks
@@ -141,8 +181,12 @@ def report(checks: list[Check]) -> str:
 
 def main(argv: list[str]) -> int:
     if argv[:1] in (["-h"], ["--help"]):
-        print(__doc__.split("\n\n")[0].replace("`", "") + "\n\n" + __doc__.split("\n\n", 1)[1]
-              + "\nOptions: those of `codex-image-server --help`.")
+        print(
+            __doc__.split("\n\n")[0].replace("`", "")
+            + "\n\n"
+            + __doc__.split("\n\n", 1)[1]
+            + "\nOptions: those of `codex-image-server --help`."
+        )
         return 0
     checks = run(settings_mod.load(argv))
     sys.stdout.write(report(checks))

@@ -4,6 +4,7 @@ map `Kind` to their own status codes in one place each.
 `reason` is an UPPER_SNAKE ErrorInfo reason; the HTTP shim lower-cases it into
 the plugin contract's `error.code` (e.g. MISSING_PROMPT -> missing_prompt).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,9 +37,16 @@ class FieldViolation:
 class ServiceError(Exception):
     """A failure a caller can act on: a kind, a stable reason and a message."""
 
-    def __init__(self, kind: Kind, reason: str, message: str, *,
-                 violations: tuple[FieldViolation, ...] = (), metadata: dict[str, str] | None = None,
-                 retry_after_s: int | None = None):
+    def __init__(
+        self,
+        kind: Kind,
+        reason: str,
+        message: str,
+        *,
+        violations: tuple[FieldViolation, ...] = (),
+        metadata: dict[str, str] | None = None,
+        retry_after_s: int | None = None,
+    ):
         super().__init__(message)
         self.kind = kind
         self.reason = reason
@@ -76,8 +84,12 @@ def invalid(violations: list[FieldViolation]) -> ServiceError:
     """One INVALID_ARGUMENT naming every bad field; its reason is the first one's."""
     first = violations[0]
     summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
-    return ServiceError(Kind.INVALID_ARGUMENT, first.reason, f"invalid request: {summary}",
-                        violations=tuple(violations))
+    return ServiceError(
+        Kind.INVALID_ARGUMENT,
+        first.reason,
+        f"invalid request: {summary}",
+        violations=tuple(violations),
+    )
 
 
 def not_found(what: str) -> ServiceError:
@@ -85,25 +97,39 @@ def not_found(what: str) -> ServiceError:
 
 
 def shutting_down() -> ServiceError:
-    return ServiceError(Kind.UNAVAILABLE, "SHUTTING_DOWN",
-                        "the server is shutting down; retry on another instance or after it restarts")
+    return ServiceError(
+        Kind.UNAVAILABLE,
+        "SHUTTING_DOWN",
+        "the server is shutting down; retry on another instance or after it restarts",
+    )
 
 
-def codex_unsupported(version: str, tested_range: str, tested: tuple[str, ...], seen: str) -> ServiceError:
+def codex_unsupported(
+    version: str, tested_range: str, tested: tuple[str, ...], seen: str
+) -> ServiceError:
     """Codex made an image in a shape this server does not know. Never "no
     image": the image exists; the fix is a tested codex (the operator's)."""
-    return ServiceError(Kind.FAILED_PRECONDITION, "CODEX_UNSUPPORTED",
-                        f"codex {version or 'of unknown version'} made an image in a shape this server does "
-                        f"not know ({seen}). The tested codex versions are {tested_range}: install one "
-                        "(`make codex`) or set CODEX_IMAGE_SERVER_CODEX_BIN to one.",
-                        metadata={"codex_version": version, "tested_versions": ", ".join(tested)})
+    return ServiceError(
+        Kind.FAILED_PRECONDITION,
+        "CODEX_UNSUPPORTED",
+        f"codex {version or 'of unknown version'} made an image in a shape this server does "
+        f"not know ({seen}). The tested codex versions are {tested_range}: install one "
+        "(`make codex`) or set CODEX_IMAGE_SERVER_CODEX_BIN to one.",
+        metadata={"codex_version": version, "tested_versions": ", ".join(tested)},
+    )
 
 
 def moderation_blocked(said: str) -> ServiceError:
     """The image model's safety system refused the prompt (OpenAI's
     `moderation_blocked`): the caller must change the request."""
-    return ServiceError(Kind.INVALID_ARGUMENT, "MODERATION_BLOCKED",
-                        "the image model's safety system rejected this request; change the prompt or the "
-                        f"references. It said: {said}",
-                        violations=(FieldViolation("prompt", "rejected by the image model's safety system",
-                                                   "MODERATION_BLOCKED"),))
+    return ServiceError(
+        Kind.INVALID_ARGUMENT,
+        "MODERATION_BLOCKED",
+        "the image model's safety system rejected this request; change the prompt or the "
+        f"references. It said: {said}",
+        violations=(
+            FieldViolation(
+                "prompt", "rejected by the image model's safety system", "MODERATION_BLOCKED"
+            ),
+        ),
+    )

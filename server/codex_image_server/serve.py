@@ -1,6 +1,7 @@
 """The composition root: builds the engine, store, Service and both servers,
 runs them on one event loop, and stops them on SIGTERM/SIGINT (SIGHUP reloads
 the keys). The command line (cli.py) calls `run`; so does `service run`."""
+
 from __future__ import annotations
 
 import os
@@ -43,11 +44,21 @@ def _write_ready_file(path: str, info: dict) -> None:
 
 def _operations(settings, service: Service) -> Operations:
     metadata = service.store.metadata
-    webhooks = Webhooks(settings.webhook_secret, settings.webhook_allow, settings.webhook_retry_ms / 1000,
-                        metadata, operation_json)
+    webhooks = Webhooks(
+        settings.webhook_secret,
+        settings.webhook_allow,
+        settings.webhook_retry_ms / 1000,
+        metadata,
+        operation_json,
+    )
     # One process owns an SQLite store; replicas share PostgreSQL (and its ledger).
-    return Operations(service, GenerateRequestCodec(), getattr(metadata, "replica", "local"),
-                      one_process=metadata.account_ledger() is None, webhooks=webhooks)
+    return Operations(
+        service,
+        GenerateRequestCodec(),
+        getattr(metadata, "replica", "local"),
+        one_process=metadata.account_ledger() is None,
+        webhooks=webhooks,
+    )
 
 
 async def _start_http_shim(settings, handlers: Handlers):
@@ -58,11 +69,15 @@ async def _start_http_shim(settings, handlers: Handlers):
         log("http.unavailable", level="warning", detail="codex_image_shim is not installed")
         return None
     try:
-        return await embed.start(handlers, settings, metrics_registry=handlers.service.metrics.registry)
+        return await embed.start(
+            handlers, settings, metrics_registry=handlers.service.metrics.registry
+        )
     except OSError as exc:
-        raise SystemExit(f"could not start the HTTP shim on {settings.http_host}:{settings.http_port}: "
-                         f"{exc.strerror or exc}. Set CODEX_IMAGE_SERVER_PORT to a free port, "
-                         "or --no-http-enabled.") from None
+        raise SystemExit(
+            f"could not start the HTTP shim on {settings.http_host}:{settings.http_port}: "
+            f"{exc.strerror or exc}. Set CODEX_IMAGE_SERVER_PORT to a free port, "
+            "or --no-http-enabled."
+        ) from None
 
 
 async def serve(settings) -> int:
@@ -76,15 +91,33 @@ async def serve(settings) -> int:
     store = open_store(settings)
     ledger = store.metadata.account_ledger()
     if ledger is not None and engine.accounts.share(ledger):
-        log("accounts.shared", detail="runs and exhaustion of named accounts are shared through the database")
+        log(
+            "accounts.shared",
+            detail="runs and exhaustion of named accounts are shared through the database",
+        )
     keyring = Keyring(settings.api_keys, settings.keys_path)
     blocking = Blocking(settings.blocking_threads)
-    service = Service(settings, engine, store, Slots(settings.max_concurrent, settings.queue_limit), keyring,
-                      Metrics(), blocking)
+    service = Service(
+        settings,
+        engine,
+        store,
+        Slots(settings.max_concurrent, settings.queue_limit),
+        keyring,
+        Metrics(),
+        blocking,
+    )
     handlers = Handlers(settings, service, _operations(settings, service))
     server = GrpcServer(settings, handlers, blocking)
-    sweeper = Sweeper(Retention(store, service.metrics, settings.retention_max_age_s, settings.retention_max_bytes,
-                                settings.retention_unrecorded_age_s), settings.retention_interval_ms / 1000)
+    sweeper = Sweeper(
+        Retention(
+            store,
+            service.metrics,
+            settings.retention_max_age_s,
+            settings.retention_max_bytes,
+            settings.retention_unrecorded_age_s,
+        ),
+        settings.retention_interval_ms / 1000,
+    )
     await server.start()
     sweeper.start()
     try:
@@ -93,18 +126,37 @@ async def serve(settings) -> int:
         await server.stop(grace_s=0)
         raise
     ready = engine.readiness.get()
-    log("server.started", grpc=f"{settings.grpc_host}:{server.port}",
-        http=f"{settings.http_host}:{shim.port}" if shim else None, codex=ready.path or None,
-        codex_version=ready.version or None, ready=ready.ready, problem=ready.problem or None,
-        auth_required=keyring.required, max_concurrent=settings.max_concurrent,
-        output_dir=str(settings.output_dir), subreaper=engine.subreaper, finish_early=settings.finish_early)
+    log(
+        "server.started",
+        grpc=f"{settings.grpc_host}:{server.port}",
+        http=f"{settings.http_host}:{shim.port}" if shim else None,
+        codex=ready.path or None,
+        codex_version=ready.version or None,
+        ready=ready.ready,
+        problem=ready.problem or None,
+        auth_required=keyring.required,
+        max_concurrent=settings.max_concurrent,
+        output_dir=str(settings.output_dir),
+        subreaper=engine.subreaper,
+        finish_early=settings.finish_early,
+    )
     if banner.wanted(settings.banner):
-        sys.stderr.write(banner.render(settings.grpc_host, server.port, settings.http_host if shim else None,
-                                       shim.port if shim else None, ready, keyring.required))
+        sys.stderr.write(
+            banner.render(
+                settings.grpc_host,
+                server.port,
+                settings.http_host if shim else None,
+                shim.port if shim else None,
+                ready,
+                keyring.required,
+            )
+        )
         sys.stderr.flush()
     if settings.ready_file:
-        _write_ready_file(settings.ready_file, {"grpc_port": server.port, "http_port": shim.port if shim else 0,
-                                                "pid": os.getpid()})
+        _write_ready_file(
+            settings.ready_file,
+            {"grpc_port": server.port, "http_port": shim.port if shim else 0, "pid": os.getpid()},
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -7,6 +7,7 @@ variables read, --help, `OPTIONS` (docs/operating.md's settings table mirrors
 it; tests/test_docs.py names any row missing) all derive from those fields.
 Flags win over variables, variables over defaults.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,18 +38,31 @@ OUTPUT = "output"
 
 
 def _default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
     return Path(base) / "codex-image-server"
 
 
 def _default_state_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
     return Path(base) / "codex-image-server"
 
 
-def setting(default: Any = dataclasses.MISSING, *, help: str, group: str,  # noqa: A002 - argparse's word
-            factory: Any = dataclasses.MISSING, flag: str = "", env: str = "", shown: str = "",
-            commas: bool = False, flag_commas: bool | None = None) -> Any:
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    help: str,  # noqa: A002 - argparse's word
+    group: str,
+    factory: Any = dataclasses.MISSING,
+    flag: str = "",
+    env: str = "",
+    shown: str = "",
+    commas: bool = False,
+    flag_commas: bool | None = None,
+) -> Any:
     """A field of `Settings` with what the command line and the docs say of it.
 
     flag, env: when not --field-name and CODEX_IMAGE_SERVER_FIELD_NAME.
@@ -56,8 +70,15 @@ def setting(default: Any = dataclasses.MISSING, *, help: str, group: str,  # noq
     commas (lists): the variable is comma separated, not one value a line;
     its flags may repeat and take commas too, unless flag_commas=False.
     """
-    metadata = {"help": help, "group": group, "flag": flag, "env": env, "shown": shown,
-                "commas": commas, "flag_commas": commas if flag_commas is None else flag_commas}
+    metadata = {
+        "help": help,
+        "group": group,
+        "flag": flag,
+        "env": env,
+        "shown": shown,
+        "commas": commas,
+        "flag_commas": commas if flag_commas is None else flag_commas,
+    }
     return dataclasses.field(default=default, default_factory=factory, metadata=metadata)
 
 
@@ -66,128 +87,252 @@ class Settings:
     grpc_host: str = setting("127.0.0.1", help="address the gRPC server binds", group=LISTEN)
     grpc_port: int = setting(17342, help="gRPC port (0 picks a free one)", group=LISTEN)
     # The HTTP shim keeps the seed server's variable names, which plugins' docs already use.
-    http_host: str = setting("127.0.0.1", help="address the HTTP shim binds", group=LISTEN, env=PREFIX + "HOST")
-    http_port: int = setting(17341, help="HTTP shim port (0 picks a free one)", group=LISTEN, env=PREFIX + "PORT")
-    http_enabled: bool = setting(True, help="start the /v1 HTTP shim beside the gRPC server", group=LISTEN)
+    http_host: str = setting(
+        "127.0.0.1", help="address the HTTP shim binds", group=LISTEN, env=PREFIX + "HOST"
+    )
+    http_port: int = setting(
+        17341, help="HTTP shim port (0 picks a free one)", group=LISTEN, env=PREFIX + "PORT"
+    )
+    http_enabled: bool = setting(
+        True, help="start the /v1 HTTP shim beside the gRPC server", group=LISTEN
+    )
 
-    codex_bin: str = setting("", help="the codex binary to run", group=CODEX,
-                             shown="the project's pinned install, else `codex` on PATH")
+    codex_bin: str = setting(
+        "",
+        help="the codex binary to run",
+        group=CODEX,
+        shown="the project's pinned install, else `codex` on PATH",
+    )
     codex_profile: str = setting("", help="codex config profile passed as --profile", group=CODEX)
     codex_config: tuple[str, ...] = setting(
-        (), help="extra codex -c key=value overrides; repeatable; variable: one per line", group=CODEX)
+        (),
+        help="extra codex -c key=value overrides; repeatable; variable: one per line",
+        group=CODEX,
+    )
     accounts: tuple[str, ...] = setting(
-        (), help="Codex accounts as NAME=PATH or NAME:N=PATH (a CODEX_HOME each, N runs at once); "
-                 "repeatable; variable: one per line",
-        group=CODEX, flag="--account", shown="one account on the inherited CODEX_HOME")
-    kill_grace_ms: int = setting(3000, help="SIGTERM to SIGKILL grace when cancelling codex", group=CODEX)
+        (),
+        help="Codex accounts as NAME=PATH or NAME:N=PATH (a CODEX_HOME each, N runs at once); "
+        "repeatable; variable: one per line",
+        group=CODEX,
+        flag="--account",
+        shown="one account on the inherited CODEX_HOME",
+    )
+    kill_grace_ms: int = setting(
+        3000, help="SIGTERM to SIGKILL grace when cancelling codex", group=CODEX
+    )
     generation_timeout_ms: int = setting(600_000, help="longest a generation may run", group=CODEX)
     remove_codex_copies: bool = setting(
-        True, help="after each run, remove codex's own copy of the image and the thread's rollout", group=CODEX)
-    readiness_ttl_ms: int = setting(10_000, help="how long a codex readiness probe is trusted", group=CODEX)
+        True,
+        help="after each run, remove codex's own copy of the image and the thread's rollout",
+        group=CODEX,
+    )
+    readiness_ttl_ms: int = setting(
+        10_000, help="how long a codex readiness probe is trusted", group=CODEX
+    )
     finish_early: bool = setting(
-        True, help="stop codex as soon as its image is final, skipping the model's closing turn", group=CODEX)
+        True,
+        help="stop codex as soon as its image is final, skipping the model's closing turn",
+        group=CODEX,
+    )
 
     # A flag gives one key whole; only the variable separates keys at commas.
     api_keys: tuple[str, ...] = setting(
-        (), help="API keys; when set, every call but health needs one; repeatable; variable: comma separated",
-        group=ACCESS, flag="--api-key", env=PREFIX + "API_KEY", commas=True, flag_commas=False)
-    keys_file: Path | None = setting(None, help="named API keys with limits (JSON), re-read on SIGHUP",
-                                     group=ACCESS, shown="<state_dir>/keys.json")
+        (),
+        help="API keys; when set, every call but health needs one; repeatable; "
+        "variable: comma separated",
+        group=ACCESS,
+        flag="--api-key",
+        env=PREFIX + "API_KEY",
+        commas=True,
+        flag_commas=False,
+    )
+    keys_file: Path | None = setting(
+        None,
+        help="named API keys with limits (JSON), re-read on SIGHUP",
+        group=ACCESS,
+        shown="<state_dir>/keys.json",
+    )
     metrics_auth: str = setting(
-        "remote", help="when /metrics needs an API key: remote (only from other hosts; open on loopback), "
-                       "always (every caller), never", group=ACCESS)
+        "remote",
+        help="when /metrics needs an API key: remote (only from other hosts; open on loopback), "
+        "always (every caller), never",
+        group=ACCESS,
+    )
     allow_unauthenticated_remote: bool = setting(
-        False, help="allow binding a non-loopback address without an API key", group=ACCESS)
+        False, help="allow binding a non-loopback address without an API key", group=ACCESS
+    )
 
     codex_env_allow: tuple[str, ...] = setting(
-        (), help="more variables codex may see (NAME or PREFIX*); comma list", group=BROWSERS, commas=True)
+        (),
+        help="more variables codex may see (NAME or PREFIX*); comma list",
+        group=BROWSERS,
+        commas=True,
+    )
     allowed_hosts: tuple[str, ...] = setting(
-        (), help="Host names answered besides IPs and localhost; comma list", group=BROWSERS,
-        flag="--allowed-host", commas=True)
+        (),
+        help="Host names answered besides IPs and localhost; comma list",
+        group=BROWSERS,
+        flag="--allowed-host",
+        commas=True,
+    )
     allowed_origins: tuple[str, ...] = setting(
-        (), help="browser origins allowed, with CORS (`*`: every site); comma list", group=BROWSERS,
-        flag="--allowed-origin", commas=True)
+        (),
+        help="browser origins allowed, with CORS (`*`: every site); comma list",
+        group=BROWSERS,
+        flag="--allowed-origin",
+        commas=True,
+    )
 
     max_concurrent: int = setting(4, help="codex processes allowed to run at once", group=LIMITS)
-    queue_limit: int = setting(16, help="requests allowed to wait for a slot; beyond it RESOURCE_EXHAUSTED",
-                               group=LIMITS)
-    query_budget_ms: int = setting(1_000, help="longest a list query may run (QUERY_TOO_SLOW)", group=LIMITS)
+    queue_limit: int = setting(
+        16, help="requests allowed to wait for a slot; beyond it RESOURCE_EXHAUSTED", group=LIMITS
+    )
+    query_budget_ms: int = setting(
+        1_000, help="longest a list query may run (QUERY_TOO_SLOW)", group=LIMITS
+    )
     max_references: int = setting(
-        16, help="reference images per request, 1-16 (past 5 they share a contact sheet)", group=LIMITS)
-    max_reference_bytes: int = setting(20 * 1024 * 1024, help="bytes per reference image", group=LIMITS)
+        16,
+        help="reference images per request, 1-16 (past 5 they share a contact sheet)",
+        group=LIMITS,
+    )
+    max_reference_bytes: int = setting(
+        20 * 1024 * 1024, help="bytes per reference image", group=LIMITS
+    )
     max_reference_pixels: int = setting(
-        64_000_000, help="pixels per reference image (decompression-bomb guard)", group=LIMITS)
+        64_000_000, help="pixels per reference image (decompression-bomb guard)", group=LIMITS
+    )
     max_prompt_chars: int = setting(
-        32_000, help="longest prompt, in characters (INVALID_ARGUMENT beyond)", group=LIMITS)
+        32_000, help="longest prompt, in characters (INVALID_ARGUMENT beyond)", group=LIMITS
+    )
     # 80 MB of images, base64 in JSON, plus room for the rest: e.g. 16
     # references of 5 MB or 4 of 20 MB. It, not the count, bounds the memory
     # one HTTP request can take (the shim holds the body, its decoded images
     # and the gRPC message at once).
     http_max_body_bytes: int = setting(
         4 * 20 * 1024 * 1024 * 4 // 3 + 1024 * 1024,
-        help="largest HTTP request body the shim accepts (413 beyond)", group=LIMITS)
+        help="largest HTTP request body the shim accepts (413 beyond)",
+        group=LIMITS,
+    )
     download_idle_timeout_ms: int = setting(
-        30_000, help="drop a download (HTTP or GetImageFile) whose reader takes nothing this long", group=LIMITS)
+        30_000,
+        help="drop a download (HTTP or GetImageFile) whose reader takes nothing this long",
+        group=LIMITS,
+    )
     # The HTTP port's own limits (docs/security-limits.md): time to send a
     # request's headers, longest pause in a body, idle time between requests
     # on a kept-alive connection, connections one address may hold.
-    http_header_timeout_ms: int = setting(10_000, help="time to receive a request's headers (408 after)",
-                                          group=LIMITS)
-    http_body_timeout_ms: int = setting(30_000, help="longest pause inside a request body (408 after)",
-                                        group=LIMITS)
-    http_keepalive_timeout_ms: int = setting(75_000, help="idle time before a kept-alive connection closes",
-                                             group=LIMITS)
+    http_header_timeout_ms: int = setting(
+        10_000, help="time to receive a request's headers (408 after)", group=LIMITS
+    )
+    http_body_timeout_ms: int = setting(
+        30_000, help="longest pause inside a request body (408 after)", group=LIMITS
+    )
+    http_keepalive_timeout_ms: int = setting(
+        75_000, help="idle time before a kept-alive connection closes", group=LIMITS
+    )
     http_max_connections_per_address: int = setting(
-        64, help="connections per remote address (0: no cap)", group=LIMITS)
-    http_max_loopback_connections: int = setting(1024, help="connections from loopback (0: no cap)", group=LIMITS)
-    blocking_threads: int = setting(4, help="threads for blocking work (Pillow, disk) off the event loop",
-                                    group=LIMITS)
+        64, help="connections per remote address (0: no cap)", group=LIMITS
+    )
+    http_max_loopback_connections: int = setting(
+        1024, help="connections from loopback (0: no cap)", group=LIMITS
+    )
+    blocking_threads: int = setting(
+        4, help="threads for blocking work (Pillow, disk) off the event loop", group=LIMITS
+    )
 
     mcp_reference_dir: tuple[str, ...] = setting(
-        (), help="directory /mcp may read references from; repeatable", group=MCP)
-    mcp_inline_max_bytes: int = setting(3_750_000, help="larger MCP images are returned as links only", group=MCP)
+        (), help="directory /mcp may read references from; repeatable", group=MCP
+    )
+    mcp_inline_max_bytes: int = setting(
+        3_750_000, help="larger MCP images are returned as links only", group=MCP
+    )
 
     webhook_secret: str = setting(
-        "", help="whsec_… secret that signs webhooks; without it no webhook_url is taken", group=WEBHOOKS)
+        "",
+        help="whsec_… secret that signs webhooks; without it no webhook_url is taken",
+        group=WEBHOOKS,
+    )
     webhook_allow: tuple[str, ...] = setting(
-        (), help="hosts webhooks may go to besides loopback (checked after DNS); comma list", group=WEBHOOKS,
-        flag="--webhook-allow", commas=True)
-    webhook_retry_ms: int = setting(300_000, help="how long a failing webhook is retried, with backoff",
-                                    group=WEBHOOKS)
+        (),
+        help="hosts webhooks may go to besides loopback (checked after DNS); comma list",
+        group=WEBHOOKS,
+        flag="--webhook-allow",
+        commas=True,
+    )
+    webhook_retry_ms: int = setting(
+        300_000, help="how long a failing webhook is retried, with backoff", group=WEBHOOKS
+    )
 
-    output_dir: Path = setting(factory=lambda: _default_data_dir() / "images",
-                               help="where finished images and their metadata are kept", group=STORAGE)
-    state_dir: Path = setting(factory=_default_state_dir,
-                              help="working directories and the record of running codex process groups",
-                              group=STORAGE)
+    output_dir: Path = setting(
+        factory=lambda: _default_data_dir() / "images",
+        help="where finished images and their metadata are kept",
+        group=STORAGE,
+    )
+    state_dir: Path = setting(
+        factory=_default_state_dir,
+        help="working directories and the record of running codex process groups",
+        group=STORAGE,
+    )
     retention_max_age_s: int = setting(
-        0, help="delete stored images older than this many seconds (0: keep)", group=STORAGE)
+        0, help="delete stored images older than this many seconds (0: keep)", group=STORAGE
+    )
     retention_max_bytes: int = setting(
-        0, help="delete the oldest stored images while the store holds more bytes (0: no cap)", group=STORAGE)
-    retention_interval_ms: int = setting(300_000, help="how often the retention sweeper runs", group=STORAGE)
+        0,
+        help="delete the oldest stored images while the store holds more bytes (0: no cap)",
+        group=STORAGE,
+    )
+    retention_interval_ms: int = setting(
+        300_000, help="how often the retention sweeper runs", group=STORAGE
+    )
     retention_unrecorded_age_s: int = setting(
-        3600, help="delete stored objects no record names once this many seconds old "
-        "(an upload cut off before its record; 0: keep)", group=STORAGE)
+        3600,
+        help="delete stored objects no record names once this many seconds old "
+        "(an upload cut off before its record; 0: keep)",
+        group=STORAGE,
+    )
 
-    database_url: str = setting("", help="postgresql://… index shared by several replicas", group=REPLICAS,
-                                shown="SQLite in the state directory")
-    object_store: str = setting("", help="s3://bucket/prefix for images shared by several replicas",
-                                group=REPLICAS, shown="files in output_dir")
+    database_url: str = setting(
+        "",
+        help="postgresql://… index shared by several replicas",
+        group=REPLICAS,
+        shown="SQLite in the state directory",
+    )
+    object_store: str = setting(
+        "",
+        help="s3://bucket/prefix for images shared by several replicas",
+        group=REPLICAS,
+        shown="files in output_dir",
+    )
     s3_endpoint: str = setting(
-        "", help="S3 API URL for --object-store; keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-        group=REPLICAS, shown="AWS")
-    s3_region: str = setting("", help="S3 region for --object-store", group=REPLICAS,
-                             shown="AWS_DEFAULT_REGION, else us-east-1")
+        "",
+        help="S3 API URL for --object-store; keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        group=REPLICAS,
+        shown="AWS",
+    )
+    s3_region: str = setting(
+        "",
+        help="S3 region for --object-store",
+        group=REPLICAS,
+        shown="AWS_DEFAULT_REGION, else us-east-1",
+    )
     lease_ms: int = setting(
-        15_000, help="with --database-url: how long a replica's account runs and running requests count for "
-                     "the others after its last heartbeat (a killed replica's free themselves this long after)",
-        group=REPLICAS)
+        15_000,
+        help="with --database-url: how long a replica's account runs and running requests "
+        "count for the others after its last heartbeat (a killed replica's free themselves "
+        "this long after)",
+        group=REPLICAS,
+    )
 
-    ready_file: str = setting("", help="write {grpc_port, http_port, pid} here as JSON once serving", group=OUTPUT)
+    ready_file: str = setting(
+        "", help="write {grpc_port, http_port, pid} here as JSON once serving", group=OUTPUT
+    )
     log_level: str = setting("info", help="debug, info, warning or error", group=OUTPUT)
     banner: bool | None = setting(  # None: when stderr is a terminal
-        None, help="print where it serves and whether codex is ready, for a person, on stderr at start",
-        group=OUTPUT, shown="on when stderr is a terminal")
+        None,
+        help="print where it serves and whether codex is ready, for a person, on stderr at start",
+        group=OUTPUT,
+        shown="on when stderr is a terminal",
+    )
 
     @property
     def keys_path(self) -> Path:
@@ -202,7 +347,11 @@ class Settings:
     def max_request_bytes(self) -> int:
         """Largest gRPC request the server takes: every reference at its
         largest, plus room for the prompt (4 bytes a character at most) and the rest."""
-        return self.max_references * self.max_reference_bytes + 4 * self.max_prompt_chars + 4 * 1024 * 1024
+        return (
+            self.max_references * self.max_reference_bytes
+            + 4 * self.max_prompt_chars
+            + 4 * 1024 * 1024
+        )
 
     @property
     def http_max_text_body_bytes(self) -> int:
@@ -249,12 +398,23 @@ def options_of(cls: type) -> tuple[Option, ...]:
     for field in dataclasses.fields(cls):
         meta = field.metadata
         if "help" not in meta:
-            raise TypeError(f"{cls.__name__}.{field.name} is declared without setting(): "
-                            "it needs a help and a group")
-        out.append(Option(
-            name=field.name, kind=_kind(hints[field.name]), help=meta["help"], group=meta["group"],
-            flag=meta["flag"] or "--" + field.name.replace("_", "-"), env=meta["env"] or PREFIX + field.name.upper(),
-            shown=meta["shown"], commas=meta["commas"], flag_commas=meta["flag_commas"]))
+            raise TypeError(
+                f"{cls.__name__}.{field.name} is declared without setting(): "
+                "it needs a help and a group"
+            )
+        out.append(
+            Option(
+                name=field.name,
+                kind=_kind(hints[field.name]),
+                help=meta["help"],
+                group=meta["group"],
+                flag=meta["flag"] or "--" + field.name.replace("_", "-"),
+                env=meta["env"] or PREFIX + field.name.upper(),
+                shown=meta["shown"],
+                commas=meta["commas"],
+                flag_commas=meta["flag_commas"],
+            )
+        )
     return tuple(out)
 
 
@@ -343,13 +503,15 @@ def _metavar(option: Option) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="codex-image-server", usage=USAGE,
+        prog="codex-image-server",
+        usage=USAGE,
         description="Serve local Codex image generation over gRPC and the /v1 HTTP contract.\n\n"
-                    f"Every option is also a variable: --max-concurrent is {PREFIX}MAX_CONCURRENT "
-                    f"(except: {_variable_exceptions()}). A flag wins over its variable.",
+        f"Every option is also a variable: --max-concurrent is {PREFIX}MAX_CONCURRENT "
+        f"(except: {_variable_exceptions()}). A flag wins over its variable.",
         epilog="`codex-image-server service --help`, `keys --help` and `doctor --help` "
-               "explain the subcommands.",
-        formatter_class=_HelpFormatter)
+        "explain the subcommands.",
+        formatter_class=_HelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     groups: dict[str, Any] = {}
     for option in OPTIONS:
@@ -359,18 +521,37 @@ def build_parser() -> argparse.ArgumentParser:
         # %% because argparse formats help with %.
         full_help = f"{option.help} (default: {shown_default(option.name)})".replace("%", "%%")
         if option.kind is bool:
-            target.add_argument(option.flag, dest=option.name, action=argparse.BooleanOptionalAction,
-                                default=None, help=full_help)
+            target.add_argument(
+                option.flag,
+                dest=option.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=full_help,
+            )
         elif option.kind is list:
-            target.add_argument(option.flag, dest=option.name, action="append", default=None, metavar="VALUE",
-                                help=full_help)
+            target.add_argument(
+                option.flag,
+                dest=option.name,
+                action="append",
+                default=None,
+                metavar="VALUE",
+                help=full_help,
+            )
         else:
-            target.add_argument(option.flag, dest=option.name, type=option.kind, default=None,
-                                metavar=_metavar(option), help=full_help)
+            target.add_argument(
+                option.flag,
+                dest=option.name,
+                type=option.kind,
+                default=None,
+                metavar=_metavar(option),
+                help=full_help,
+            )
     return parser
 
 
-def load(argv: list[str] | None = None, environ: typing.Mapping[str, str] | None = None) -> Settings:
+def load(
+    argv: list[str] | None = None, environ: typing.Mapping[str, str] | None = None
+) -> Settings:
     environ = os.environ if environ is None else environ
     args = build_parser().parse_args(argv)
     values: dict[str, Any] = {}
@@ -378,7 +559,9 @@ def load(argv: list[str] | None = None, environ: typing.Mapping[str, str] | None
         flag_value = getattr(args, option.name)
         if flag_value is not None:
             if option.flag_commas:
-                values[option.name] = tuple(p.strip() for v in flag_value for p in v.split(",") if p.strip())
+                values[option.name] = tuple(
+                    p.strip() for v in flag_value for p in v.split(",") if p.strip()
+                )
             else:
                 values[option.name] = tuple(flag_value) if option.kind is list else flag_value
         elif environ.get(option.env) not in (None, ""):
@@ -402,6 +585,7 @@ def is_loopback(host: str) -> bool:
 
 def _has_named_keys(path: Path) -> bool:
     from codex_image_server.team.keys import KeyFileError, read_file  # noqa: PLC0415 - keys imports the store, settings stays light
+
     try:
         return bool(read_file(path))
     except KeyFileError as exc:
@@ -432,32 +616,51 @@ def check(settings: Settings) -> None:
     if not 1 <= settings.max_references <= MAX_REFERENCES:
         # The plugin's limit; codex's tool takes 5 paths, the rest share a contact sheet.
         raise SystemExit(f"max_references must be between 1 and {MAX_REFERENCES}")
-    exposed = [h for h in (settings.grpc_host, settings.http_host if settings.http_enabled else "127.0.0.1")
-               if not is_loopback(h)]
-    if min(settings.retention_max_age_s, settings.retention_max_bytes, settings.retention_unrecorded_age_s) < 0 \
-            or settings.retention_interval_ms < 100:
+    exposed = [
+        h
+        for h in (settings.grpc_host, settings.http_host if settings.http_enabled else "127.0.0.1")
+        if not is_loopback(h)
+    ]
+    if (
+        min(
+            settings.retention_max_age_s,
+            settings.retention_max_bytes,
+            settings.retention_unrecorded_age_s,
+        )
+        < 0
+        or settings.retention_interval_ms < 100
+    ):
         raise SystemExit("retention limits must not be negative, and the interval at least 100 ms")
     from codex_image_server.engine.accounts import parse as parse_accounts  # noqa: PLC0415 - settings stays light
+
     try:
         parse_accounts(settings.accounts, settings.max_concurrent)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     from codex_image_server.engine.codex_env import check_allow  # noqa: PLC0415 - settings stays light
+
     try:
         check_allow(settings.codex_env_allow)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     for host in settings.allowed_hosts:
         if not host or any(c in host for c in "/:@ *"):
-            raise SystemExit(f"allowed_hosts: {host!r} is not a host name (give the name alone, no scheme or "
-                             "port)")
+            raise SystemExit(
+                f"allowed_hosts: {host!r} is not a host name (give the name alone, no scheme or "
+                "port)"
+            )
     for origin in settings.allowed_origins:
         scheme, sep, rest = origin.partition("://")
-        if origin not in ("*", "null") and (not sep or not scheme or not rest or any(c in rest for c in "/?#@ *")):
-            raise SystemExit(f"allowed_origins: {origin!r} is not an origin: give scheme://host[:port] "
-                             "with no path, e.g. https://photos.example.com")
+        if origin not in ("*", "null") and (
+            not sep or not scheme or not rest or any(c in rest for c in "/?#@ *")
+        ):
+            raise SystemExit(
+                f"allowed_origins: {origin!r} is not an origin: give scheme://host[:port] "
+                "with no path, e.g. https://photos.example.com"
+            )
     if settings.webhook_secret:
         from codex_image_server.operations.webhooks import secret_bytes  # noqa: PLC0415 - settings stays light
+
         try:
             secret_bytes(settings.webhook_secret)
         except ValueError as exc:
@@ -470,4 +673,5 @@ def check(settings: Settings) -> None:
         raise SystemExit(
             f"refusing to bind {', '.join(exposed)} without an API key: anyone who can reach it "
             f"could spend your Codex quota. Set {env_name('api_keys')}, bind 127.0.0.1, or pass "
-            "--allow-unauthenticated-remote if you really mean it.")
+            "--allow-unauthenticated-remote if you really mean it."
+        )

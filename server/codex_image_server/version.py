@@ -1,4 +1,5 @@
 """The project's one version (VERSION in the repository), as installed."""
+
 from __future__ import annotations
 
 from importlib import metadata

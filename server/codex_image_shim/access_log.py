@@ -1,6 +1,7 @@
 """The HTTP access log: one JSON line per request, with a request id the
 caller may choose (X-Request-Id) or is given, and echoed back. Header values
 and the query string are never logged: either may carry a key."""
+
 from __future__ import annotations
 
 import itertools
@@ -27,7 +28,11 @@ def request_id(request: web.BaseRequest) -> str:
     rid = request.get("request_id") if len(request) else None
     if rid is None:
         offered = request.headers.get(REQUEST_ID_HEADER, "")
-        rid = offered if offered and _SAFE_ID.match(offered) else f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
+        rid = (
+            offered
+            if offered and _SAFE_ID.match(offered)
+            else f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
+        )
         request["request_id"] = rid
     return rid
 
@@ -42,8 +47,15 @@ class JsonAccessLogger(AbstractAccessLogger):
         path = request.path
         # The id as the response carries it (set as it was prepared): no second lookup.
         rid = response.headers.get(REQUEST_ID_HEADER) or request_id(request)
-        logs.access(rid, request.method[:16], path[:_PATH_CHARS] + ("..." if len(path) > _PATH_CHARS else ""),
-                    response.status, response.body_length, int(time * 1000), request.remote)
+        logs.access(
+            rid,
+            request.method[:16],
+            path[:_PATH_CHARS] + ("..." if len(path) > _PATH_CHARS else ""),
+            response.status,
+            response.body_length,
+            int(time * 1000),
+            request.remote,
+        )
 
     @property
     def enabled(self) -> bool:

@@ -11,6 +11,7 @@ so the proto stays the one list of fields; unknown fields (`model`,
 Responses: the Generate stream is folded into the seed server's aggregated
 document, each image with an absolute `url` on the caller's origin.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,7 +48,9 @@ def parse_body(raw: bytes | bytearray | str):
     try:
         data = json.loads(raw)
     except RecursionError:
-        raise errors.invalid_json(f"the request body nests deeper than {MAX_JSON_DEPTH} levels") from None
+        raise errors.invalid_json(
+            f"the request body nests deeper than {MAX_JSON_DEPTH} levels"
+        ) from None
     except (UnicodeDecodeError, ValueError) as exc:
         # The position only: the parser's message may quote the body.
         where = f" at byte {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
@@ -69,12 +72,15 @@ def check_tree(data) -> None:
             raise errors.invalid_json(f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
         if isinstance(value, str):
             if _LONE_SURROGATE.search(value):
-                raise errors.invalid_text(path or "body", "contains a lone UTF-16 surrogate, which is not "
-                                          "valid Unicode")
+                raise errors.invalid_text(
+                    path or "body", "contains a lone UTF-16 surrogate, which is not valid Unicode"
+                )
         elif isinstance(value, dict):
             for key, item in value.items():
                 if _LONE_SURROGATE.search(key):
-                    raise errors.invalid_text(path or "body", "has a field name that is not valid Unicode")
+                    raise errors.invalid_text(
+                        path or "body", "has a field name that is not valid Unicode"
+                    )
                 stack.append((item, f"{path}.{key}" if path else key, depth + 1))
         elif isinstance(value, list):
             stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
@@ -99,9 +105,12 @@ def _check_pixels(obj: dict, where: str, reason: str) -> None:
         if value is None:
             continue
         whole = not isinstance(value, bool) and (
-            isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
+            isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        )
         if not whole or abs(value) > _INT32_MAX:
-            raise errors.bad_field(f"{where}.{key}", f"{value!r} is not a whole number of pixels", reason)
+            raise errors.bad_field(
+                f"{where}.{key}", f"{value!r} is not a whole number of pixels", reason
+            )
 
 
 def _canvas_size(data: dict) -> None:
@@ -110,8 +119,11 @@ def _canvas_size(data: dict) -> None:
         return
     canvas = data["canvas_size"]
     if not isinstance(canvas, dict):
-        raise errors.bad_field("canvas_size", f"{canvas!r} is not an object {{\"width\": W, \"height\": H}}",
-                               "INVALID_CANVAS_SIZE")
+        raise errors.bad_field(
+            "canvas_size",
+            f'{canvas!r} is not an object {{"width": W, "height": H}}',
+            "INVALID_CANVAS_SIZE",
+        )
     _check_pixels(canvas, "canvas_size", "INVALID_CANVAS_SIZE")
 
 
@@ -153,7 +165,10 @@ def generate_request(data: dict) -> WithImages:
         data["count"] = data.pop("n")
     if "aspect" not in data and "ratio" in data:
         data["aspect"] = data.pop("ratio")
-    if isinstance(data.get("output_format"), str) and data["output_format"].strip().lower() == "jpg":
+    if (
+        isinstance(data.get("output_format"), str)
+        and data["output_format"].strip().lower() == "jpg"
+    ):
         data["output_format"] = "jpeg"
     for key in ("count",):
         if isinstance(data.get(key), bool):
@@ -175,6 +190,7 @@ def generate_request(data: dict) -> WithImages:
             items[i] = None  # its base64 goes now, not with the whole body
             request.references.append(reference)
             images.append(image)
+
     add(references, "references")
     add(extra, "reference_images_base64")
     if single not in (None, ""):
@@ -198,7 +214,9 @@ def aggregate(summary: dict, images: list[dict], origin: str) -> dict:
     """The seed server's answer: summary fields, `id`, and `data` in candidate order."""
     body = {"id": summary["request_id"]}
     body.update({k: v for k, v in summary.items() if k != "image_ids"})
-    body["data"] = [image_entry(img, origin) for img in sorted(images, key=lambda i: i.get("index", 0))]
+    body["data"] = [
+        image_entry(img, origin) for img in sorted(images, key=lambda i: i.get("index", 0))
+    ]
     return body
 
 
@@ -206,7 +224,14 @@ def aggregate(summary: dict, images: list[dict], origin: str) -> dict:
 # send traffic, and the fixed facts the plugin contract reads there before it
 # has a key (that one is needed, the backend, the model, the time limit);
 # nothing of paths, versions, accounts or slots.
-PUBLIC_HEALTH_FIELDS = ("status", "ready", "auth_required", "backend", "model", "generation_timeout_ms")
+PUBLIC_HEALTH_FIELDS = (
+    "status",
+    "ready",
+    "auth_required",
+    "backend",
+    "model",
+    "generation_timeout_ms",
+)
 
 
 def health(response: dict, detailed: bool = True) -> tuple[int, dict]:

@@ -15,6 +15,7 @@ so a closed client socket cancels the handler task, which iterates the
 Generate stream itself: the generation is cancelled at once (and so the
 codex processes).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -58,8 +59,13 @@ def _dumps(body) -> bytes:
 
 
 def json_response(body, status: int = 200, headers: dict | None = None) -> web.Response:
-    return web.Response(body=_dumps(body), status=status, reason=errors.REASONS.get(status),
-                        content_type=JSON, headers=headers)
+    return web.Response(
+        body=_dumps(body),
+        status=status,
+        reason=errors.REASONS.get(status),
+        content_type=JSON,
+        headers=headers,
+    )
 
 
 def message_json(message) -> bytes:
@@ -77,7 +83,9 @@ def error_response(status, http_status: int, headers: dict | None = None) -> web
     if retry is not None:
         headers["Retry-After"] = str(retry)
     if http_status == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="codex-image-server"'  # RFC 9110: 401 names its scheme
+        headers["WWW-Authenticate"] = (
+            'Bearer realm="codex-image-server"'  # RFC 9110: 401 names its scheme
+        )
     return json_response(errors.error_body(status, http_status), http_status, headers)
 
 
@@ -142,20 +150,35 @@ class Shim:
         self.metrics_registry = metrics_registry
         self.handlers = handlers
         self.keyring = handlers.keyring
-        self.file_path = handlers.service.store.file_path  # (image id, mime type) -> where its bytes lie
+        self.file_path = (
+            handlers.service.store.file_path
+        )  # (image id, mime type) -> where its bytes lie
         self.routes = routes.build()
         self.openapi = openapi.document(self.routes)
         self._openapi_body = _dumps(self.openapi)
-        self._special = {"Generate": self._generate, "Health": self._health, "GetImageFile": self._image_file}
+        self._special = {
+            "Generate": self._generate,
+            "Health": self._health,
+            "GetImageFile": self._image_file,
+        }
         self._health_json: dict[tuple[bytes, bool], tuple[int, bytes]] = {}
         # Literal paths (no variables) resolved once: the hot GETs skip the regexes.
-        self._literal = {(m, r.template): r for r in self.routes if not r.variables
-                         for m in ((r.http_method, "HEAD") if r.http_method == "GET" else (r.http_method,))}
-        self._message_classes = {r.rpc: message_factory.GetMessageClass(r.method.input_type) for r in self.routes}
+        self._literal = {
+            (m, r.template): r
+            for r in self.routes
+            if not r.variables
+            for m in ((r.http_method, "HEAD") if r.http_method == "GET" else (r.http_method,))
+        }
+        self._message_classes = {
+            r.rpc: message_factory.GetMessageClass(r.method.input_type) for r in self.routes
+        }
         self.openai = OpenAISurface(self)
         # Host, Origin and body type, for every route (fixed.py asks it too).
-        self.guard = Guard(getattr(settings, "allowed_hosts", ()), getattr(settings, "allowed_origins", ()),
-                           multipart_paths=(EDITS,))
+        self.guard = Guard(
+            getattr(settings, "allowed_hosts", ()),
+            getattr(settings, "allowed_origins", ()),
+            multipart_paths=(EDITS,),
+        )
         self.mcp = McpSurface(self)
 
     def application(self) -> web.Application:
@@ -163,7 +186,9 @@ class Shim:
         app = web.Application(middlewares=[self._guarded])
         app.on_response_prepare.append(self._add_headers)
         console.mount(app)  # `/` and `/console/*`: static, ahead of the /v1 catch-all
-        self.mcp.mount(app, self.dispatch)  # its own route, answered (and its errors mapped) by dispatch
+        self.mcp.mount(
+            app, self.dispatch
+        )  # its own route, answered (and its errors mapped) by dispatch
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
 
@@ -220,7 +245,9 @@ class Shim:
         except Exception as exc:  # noqa: BLE001 - never a stack trace to the caller
             # The type only: an exception's text may quote the caller's bytes.
             log("http.handler_crashed", level="error", surface="v1", error_type=type(exc).__name__)
-            error = errors.ShimError(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error in the HTTP shim")
+            error = errors.ShimError(
+                grpc.StatusCode.INTERNAL, "INTERNAL", "internal error in the HTTP shim"
+            )
             return error_response(error.status, 500)
 
     def key(self, request: web.BaseRequest) -> ApiKey:
@@ -231,8 +258,13 @@ class Shim:
         UNAUTHENTICATED ServiceError."""
         key = request.get(_KEY)
         if key is None:
-            pairs = [(name, value) for header, name in _KEY_HEADERS
-                     if (value := request.headers.get(header)) is not None and value.isascii() and value.isprintable()]
+            pairs = [
+                (name, value)
+                for header, name in _KEY_HEADERS
+                if (value := request.headers.get(header)) is not None
+                and value.isascii()
+                and value.isprintable()
+            ]
             key = request[_KEY] = auth.check(pairs, self.keyring)
         return key
 
@@ -263,13 +295,17 @@ class Shim:
     async def read_body(self, request: web.Request, limit: int | None = None) -> bytearray:
         """The body, within the route's limit (by default this shim's) and
         the body timeout (body.read)."""
-        return await body_reader.read(request, limit or self.settings.http_max_body_bytes,
-                                      self.settings.http_body_timeout_ms / 1000)
+        return await body_reader.read(
+            request,
+            limit or self.settings.http_max_body_bytes,
+            self.settings.http_body_timeout_ms / 1000,
+        )
 
     async def read_parts(self, request: web.Request) -> list:
         """A multipart body's parts, within the same limit and timeout."""
-        return await body_reader.read_parts(request, self.settings.http_max_body_bytes,
-                                            self.settings.http_body_timeout_ms / 1000)
+        return await body_reader.read_parts(
+            request, self.settings.http_max_body_bytes, self.settings.http_body_timeout_ms / 1000
+        )
 
     def refusal(self, request: web.BaseRequest, exc: errors.ShimError) -> web.Response:
         """An error found before any route ran, in the shape of the surface
@@ -296,7 +332,9 @@ class Shim:
             parsed = adapter.parse_body(await self.read_body(request))
             body = parsed if route.body == "*" else {route.body: parsed}
         message = self._request_message(route, request, params, body)
-        if body is not None:  # a path and a query alone are far below the limit (aiohttp caps a line at 8 KiB)
+        if (
+            body is not None
+        ):  # a path and a query alone are far below the limit (aiohttp caps a line at 8 KiB)
             self.check_message_size(message)
         if route.server_streaming:
             return await self._ndjson(request, self.handlers.streams[route.rpc](caller, message))
@@ -309,15 +347,22 @@ class Shim:
         async with contextlib.aclosing(call):
             # A failure before any message is a plain HTTP error.
             message = await anext(call, None)
-            response = web.StreamResponse(headers={"Content-Type": NDJSON, "Cache-Control": "no-store",
-                                                   "X-Content-Type-Options": "nosniff"})
+            response = web.StreamResponse(
+                headers={
+                    "Content-Type": NDJSON,
+                    "Cache-Control": "no-store",
+                    "X-Content-Type-Options": "nosniff",
+                }
+            )
             await response.prepare(request)
             try:
                 while message is not None:
                     await response.write(_dumps({"result": jsonmap.to_dict(message)}) + b"\n")
                     message = await anext(call, None)
             except Exception as exc:  # noqa: BLE001 - the stream's last line says it, never a trace
-                await response.write(_dumps({"error": jsonmap.status_to_dict(errors.status_of(exc))}) + b"\n")
+                await response.write(
+                    _dumps({"error": jsonmap.status_to_dict(errors.status_of(exc))}) + b"\n"
+                )
             await response.write_eof()
             return response
 
@@ -342,7 +387,9 @@ class Shim:
                 elif kind == "summary":
                     summary = jsonmap.to_dict(event.summary)
             if summary is None:
-                raise errors.ShimError(grpc.StatusCode.INTERNAL, "INTERNAL", "generation ended without a summary")
+                raise errors.ShimError(
+                    grpc.StatusCode.INTERNAL, "INTERNAL", "generation ended without a summary"
+                )
             return json_response(adapter.aggregate(summary, images, origin(request)))
 
     async def _health(self, request, route, params, caller):
@@ -386,15 +433,20 @@ class Shim:
     @staticmethod
     def _file_headers(image_id: str, content_type: str, sha256: str) -> dict:
         ext = _EXTENSIONS.get(content_type, "bin")
-        return {"Content-Type": content_type or "application/octet-stream", "ETag": f'"{sha256}"',
-                "Content-Disposition": f'inline; filename="{image_id}.{ext}"',
-                "Cache-Control": "private, max-age=31536000, immutable",
-                "X-Content-Type-Options": "nosniff"}
+        return {
+            "Content-Type": content_type or "application/octet-stream",
+            "ETag": f'"{sha256}"',
+            "Content-Disposition": f'inline; filename="{image_id}.{ext}"',
+            "Cache-Control": "private, max-age=31536000, immutable",
+            "X-Content-Type-Options": "nosniff",
+        }
 
     @staticmethod
     def _not_modified(request, sha256: str) -> bool:
         wanted = request.headers.get("If-None-Match", "")
-        return bool(wanted) and (wanted.strip() == "*" or f'"{sha256}"' in [t.strip() for t in wanted.split(",")])
+        return bool(wanted) and (
+            wanted.strip() == "*" or f'"{sha256}"' in [t.strip() for t in wanted.split(",")]
+        )
 
     async def _image_file(self, request, route, params, caller):
         """The image's record through the handlers (what this caller may
@@ -411,9 +463,12 @@ class Shim:
             await response.write_eof()
             return response
         # Off the loop: with an object store the first read downloads the file.
-        path = await asyncio.get_running_loop().run_in_executor(None, self.file_path, image.id, image.mime_type)
-        return ImageFile(path, headers["ETag"],
-                         self.settings.download_idle_timeout_ms / 1000, headers)
+        path = await asyncio.get_running_loop().run_in_executor(
+            None, self.file_path, image.id, image.mime_type
+        )
+        return ImageFile(
+            path, headers["ETag"], self.settings.download_idle_timeout_ms / 1000, headers
+        )
 
     async def _openapi(self, request):
         if request.method not in ("GET", "HEAD"):
@@ -430,5 +485,8 @@ class Shim:
         if mode == "always" or (mode == "remote" and not _is_loopback(request.remote or "")):
             self.check_key(request)
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: PLC0415
+
         body = await asyncio.to_thread(generate_latest, self.metrics_registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})
+        return web.Response(
+            body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"}
+        )

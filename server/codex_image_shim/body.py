@@ -13,6 +13,7 @@ read, so the inflated bytes count against the limit before more are made.
 A body that stops arriving for the body timeout is a 408, and the connection
 is closed after the answer rather than lingered on (see `close_after`).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -32,8 +33,12 @@ STALLED = "codex_image.body_stalled"
 
 
 def body_timeout(timeout_s: float) -> errors.ShimError:
-    return errors.ShimError(grpc.StatusCode.DEADLINE_EXCEEDED, "BODY_TIMEOUT",
-                            f"the request body stopped arriving for {timeout_s:g} s", http_status=408)
+    return errors.ShimError(
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        "BODY_TIMEOUT",
+        f"the request body stopped arriving for {timeout_s:g} s",
+        http_status=408,
+    )
 
 
 class Arrival:
@@ -50,7 +55,9 @@ class Arrival:
         try:
             return await awaitable
         finally:
-            if not self._deadline.expired():  # an expired one cannot be changed; it is ending the block
+            if (
+                not self._deadline.expired()
+            ):  # an expired one cannot be changed; it is ending the block
                 self._deadline.reschedule(None)
 
 
@@ -84,7 +91,9 @@ async def reading(request: web.BaseRequest, limit: int, timeout_s: float):
             yield arrival
     except (http_exceptions.HttpProcessingError, web_protocol.RequestPayloadError):
         if encoding in ("", "identity"):
-            raise errors.invalid_json("the request body could not be read (bad chunked encoding?)") from None
+            raise errors.invalid_json(
+                "the request body could not be read (bad chunked encoding?)"
+            ) from None
         raise errors.bad_encoding(encoding) from None
 
 
@@ -101,7 +110,9 @@ async def read(request: web.BaseRequest, limit: int, timeout_s: float) -> bytear
     return body
 
 
-async def read_parts(request: web.BaseRequest, limit: int, timeout_s: float) -> list[tuple[str | None, CIMultiDictProxy[str], bytearray]]:
+async def read_parts(
+    request: web.BaseRequest, limit: int, timeout_s: float
+) -> list[tuple[str | None, CIMultiDictProxy[str], bytearray]]:
     """A multipart/form-data body as (name, headers, bytes) per part, the
     parts together within `limit`, read the same way as `read`. Raises
     ValueError on a body that is not multipart as expected."""

@@ -17,6 +17,7 @@ that every route, present and future, is under them.
 Timeouts of bodies are the body reader's (body.py); the keep-alive idle
 timeout is aiohttp's own (`keepalive_timeout`, set by embed.py).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,13 +43,16 @@ LOOPBACK = "loopback"
 @dataclasses.dataclass(frozen=True)
 class Limits:
     header_timeout_s: float
-    per_address: int   # 0: no cap
+    per_address: int  # 0: no cap
     per_loopback: int  # 0: no cap
 
     @classmethod
     def of(cls, settings) -> Limits:
-        return cls(settings.http_header_timeout_ms / 1000, settings.http_max_connections_per_address,
-                   settings.http_max_loopback_connections)
+        return cls(
+            settings.http_header_timeout_ms / 1000,
+            settings.http_max_connections_per_address,
+            settings.http_max_loopback_connections,
+        )
 
 
 def client_of(peer) -> tuple[str, bool]:
@@ -69,21 +73,36 @@ def client_of(peer) -> tuple[str, bool]:
 
 def _fixed_answer(status: int, phrase: str, error: errors.ShimError, extra: str = "") -> bytes:
     body = json.dumps(errors.error_body(error.status, status), separators=(",", ":")).encode()
-    return (f"HTTP/1.1 {status} {phrase}\r\nContent-Type: application/json\r\nContent-Length: "
-            f"{len(body)}\r\n"
-            f"{extra}Connection: close\r\n\r\n").encode() + body
+    return (
+        f"HTTP/1.1 {status} {phrase}\r\nContent-Type: application/json\r\nContent-Length: "
+        f"{len(body)}\r\n"
+        f"{extra}Connection: close\r\n\r\n"
+    ).encode() + body
 
 
-REQUEST_TIMEOUT = _fixed_answer(408, "Request Timeout", errors.ShimError(
-    grpc.StatusCode.DEADLINE_EXCEEDED, "HEADER_TIMEOUT", "the request's headers did not all arrive in time",
-    http_status=408))
+REQUEST_TIMEOUT = _fixed_answer(
+    408,
+    "Request Timeout",
+    errors.ShimError(
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        "HEADER_TIMEOUT",
+        "the request's headers did not all arrive in time",
+        http_status=408,
+    ),
+)
 
 
 def too_many_connections(cap: int) -> bytes:
-    return _fixed_answer(429, "Too Many Requests", errors.ShimError(
-        grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_MANY_CONNECTIONS",
-        f"this address already holds {cap} connections to this server; close one or retry"),
-        f"Retry-After: {RETRY_AFTER_S}\r\n")
+    return _fixed_answer(
+        429,
+        "Too Many Requests",
+        errors.ShimError(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "TOO_MANY_CONNECTIONS",
+            f"this address already holds {cap} connections to this server; close one or retry",
+        ),
+        f"Retry-After: {RETRY_AFTER_S}\r\n",
+    )
 
 
 class _Tally:
@@ -112,7 +131,9 @@ class OpenConnections:
         self.limits = limits
         self.tally = _Tally()
         self._open: collections.Counter = collections.Counter()
-        self._refusals = {cap: too_many_connections(cap) for cap in {limits.per_address, limits.per_loopback}}
+        self._refusals = {
+            cap: too_many_connections(cap) for cap in {limits.per_address, limits.per_loopback}
+        }
 
     def admit(self, peer) -> tuple[str | None, bytes]:
         """(the client's key, b"") when it may have one more connection,
@@ -175,7 +196,12 @@ class GuardedHandler(web_protocol.RequestHandler):
     def data_received(self, data: bytes) -> None:
         if self._client is None or self._dropping:
             return  # refused, or the rest of an unwanted body: dropped unread
-        if self._header_clock is None and data and self._waiter is not None and not self._waiter.done():
+        if (
+            self._header_clock is None
+            and data
+            and self._waiter is not None
+            and not self._waiter.done()
+        ):
             self._start_header_clock()  # the first byte of a kept-alive connection's next request
         if self._header_clock is None:
             super().data_received(data)
@@ -197,7 +223,9 @@ class GuardedHandler(web_protocol.RequestHandler):
 
     def _start_header_clock(self) -> None:
         self._header_bytes = False
-        self._header_clock = self._loop.call_later(self._connections.limits.header_timeout_s, self._headers_late)
+        self._header_clock = self._loop.call_later(
+            self._connections.limits.header_timeout_s, self._headers_late
+        )
 
     def _stop_header_clock(self) -> None:
         if self._header_clock is not None:
@@ -208,7 +236,9 @@ class GuardedHandler(web_protocol.RequestHandler):
         self._header_clock = None
         if self.transport is None:
             return
-        if self._header_bytes:  # a request had begun: say why it ends (a silent connection is just closed)
+        if (
+            self._header_bytes
+        ):  # a request had begun: say why it ends (a silent connection is just closed)
             self.transport.write(REQUEST_TIMEOUT)
         self._connections.tally.add("header_timeout")
         self.force_close()
@@ -226,8 +256,11 @@ class GuardedSite(web.SockSite):
         loop = asyncio.get_running_loop()
         server = self._runner.server
         assert server is not None  # the runner is set up before its sites start
-        handler_kwargs = server._kwargs  # the handler settings the runner was given, as Server() passes them
+        handler_kwargs = (
+            server._kwargs
+        )  # the handler settings the runner was given, as Server() passes them
 
         def protocol() -> GuardedHandler:
             return GuardedHandler(server, self.connections, loop=loop, **handler_kwargs)
+
         self._server = await loop.create_server(protocol, sock=self._sock, backlog=self._backlog)

@@ -7,6 +7,7 @@ memory with a gzip copy (a few tens of KB), and revalidated by ETag. The page
 itself holds no data: it is served without a key, and every /v1 call it
 makes carries the key the person typed.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -18,12 +19,19 @@ from aiohttp import web
 ASSETS = Path(__file__).with_name("console_assets")
 INDEX = "index.html"
 PREFIX = "/console/"
-_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-          ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
 # Everything the page loads comes from this origin; images are blob: URLs
 # made from authenticated fetches, references are previewed from data:/blob:.
-_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
-        "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'")
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 
 class _Asset:
@@ -37,15 +45,25 @@ class _Asset:
 def _load(directory: Path) -> dict[str, _Asset]:
     if not directory.is_dir():
         return {}
-    return {p.name: _Asset(p) for p in sorted(directory.iterdir()) if p.is_file() and p.suffix in _TYPES}
+    return {
+        p.name: _Asset(p) for p in sorted(directory.iterdir()) if p.is_file() and p.suffix in _TYPES
+    }
 
 
 def _serve(request: web.Request, asset: _Asset) -> web.Response:
-    headers = {"ETag": asset.etag, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
-               "Content-Security-Policy": _CSP, "Referrer-Policy": "no-referrer", "Vary": "Accept-Encoding",
-               "Content-Type": asset.content_type}
+    headers = {
+        "ETag": asset.etag,
+        "Cache-Control": "no-cache",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": _CSP,
+        "Referrer-Policy": "no-referrer",
+        "Vary": "Accept-Encoding",
+        "Content-Type": asset.content_type,
+    }
     if request.headers.get("If-None-Match", "") == asset.etag:
-        return web.Response(status=304, headers={k: headers[k] for k in ("ETag", "Cache-Control", "Vary")})
+        return web.Response(
+            status=304, headers={k: headers[k] for k in ("ETag", "Cache-Control", "Vary")}
+        )
     body = asset.body
     if "gzip" in request.headers.get("Accept-Encoding", ""):
         body, headers["Content-Encoding"] = asset.gzipped, "gzip"

@@ -1,6 +1,7 @@
 """The hook `python -m codex_image_server` calls: serve the shim on the
 server's own event loop, calling the dataplane's handlers (the ones the gRPC
 servicer calls)."""
+
 from __future__ import annotations
 
 import socket
@@ -40,9 +41,13 @@ async def start(handlers, settings, *, metrics_registry=None) -> ShimHandle:
         shim = Shim(handlers, settings, metrics_registry=metrics_registry)
         # handler_cancellation: a client that goes away cancels its handler,
         # and with it the call (and so the codex processes).
-        runner = web.AppRunner(shim.application(), handler_cancellation=True,
-                               access_log_class=JsonAccessLogger, shutdown_timeout=SHUTDOWN_S,
-                               keepalive_timeout=settings.http_keepalive_timeout_ms / 1000)
+        runner = web.AppRunner(
+            shim.application(),
+            handler_cancellation=True,
+            access_log_class=JsonAccessLogger,
+            shutdown_timeout=SHUTDOWN_S,
+            keepalive_timeout=settings.http_keepalive_timeout_ms / 1000,
+        )
         await runner.setup()
         # The front door (no body without a key) before everything; then
         # the fixed answers, the app for all else.
@@ -51,7 +56,9 @@ async def start(handlers, settings, *, metrics_registry=None) -> ShimHandle:
         fixed = FixedAnswers(shim, server.request_handler)
         server.request_handler = FrontDoor(shim, fixed.handle).handle
         # Connections: the header clock and the per-client cap (connection_limits.py).
-        await GuardedSite(runner, sock, Limits.of(settings), shutdown_timeout=SHUTDOWN_S, backlog=BACKLOG).start()
+        await GuardedSite(
+            runner, sock, Limits.of(settings), shutdown_timeout=SHUTDOWN_S, backlog=BACKLOG
+        ).start()
     except BaseException:
         sock.close()
         raise

@@ -7,6 +7,7 @@ that Status (code, message, details) beside it as `status`. `error.code` is
 the ErrorInfo reason lower-cased (MISSING_PROMPT -> missing_prompt); errors
 the shim finds itself carry a Status built the same way.
 """
+
 from __future__ import annotations
 
 import grpc
@@ -44,10 +45,19 @@ REASONS = {499: "Client Closed Request"}  # aiohttp knows no phrase for 499
 class ShimError(Exception):
     """An error the shim finds before (or instead of) calling the service."""
 
-    def __init__(self, code: grpc.StatusCode, reason: str, message: str, *, http_status: int | None = None,
-                 headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        reason: str,
+        message: str,
+        *,
+        http_status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
-        self.status = status_pb2.Status(code=code.value[0], message=message, details=[_error_info(reason)])
+        self.status = status_pb2.Status(
+            code=code.value[0], message=message, details=[_error_info(reason)]
+        )
         self.http_status = http_status or HTTP_STATUS[code]
         self.headers = dict(headers or {})
 
@@ -69,10 +79,19 @@ def _error_info(reason: str, metadata: dict[str, str] | None = None) -> any_pb2.
 def bad_field(field: str, description: str, reason: str) -> ShimError:
     """A field the shim cannot even put into the request, named like the
     service names its own (ErrorInfo + BadRequest)."""
-    error = ShimError(grpc.StatusCode.INVALID_ARGUMENT, reason, f"invalid request: {field}: {description}")
+    error = ShimError(
+        grpc.StatusCode.INVALID_ARGUMENT, reason, f"invalid request: {field}: {description}"
+    )
     packed = any_pb2.Any()
-    packed.Pack(error_details_pb2.BadRequest(field_violations=[
-        error_details_pb2.BadRequest.FieldViolation(field=field, description=description, reason=reason)]))
+    packed.Pack(
+        error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=field, description=description, reason=reason
+                )
+            ]
+        )
+    )
     error.status.details.append(packed)
     return error
 
@@ -93,34 +112,51 @@ def invalid_text(field: str, message: str) -> ShimError:
 
 
 def unsupported_encoding(encoding: str) -> ShimError:
-    return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "UNSUPPORTED_CONTENT_ENCODING",
-                     f"Content-Encoding {encoding[:32]!r} is not supported; send the body plain, "
-                     "gzip or deflate", http_status=415)
+    return ShimError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "UNSUPPORTED_CONTENT_ENCODING",
+        f"Content-Encoding {encoding[:32]!r} is not supported; send the body plain, "
+        "gzip or deflate",
+        http_status=415,
+    )
 
 
 def bad_encoding(encoding: str) -> ShimError:
-    return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CONTENT_ENCODING",
-                     f"the body does not inflate as {encoding[:32]}")
+    return ShimError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_CONTENT_ENCODING",
+        f"the body does not inflate as {encoding[:32]}",
+    )
 
 
 def host_not_allowed(host: str) -> ShimError:
     shown = repr(host[:80]) if host else "(none)"
-    return ShimError(grpc.StatusCode.PERMISSION_DENIED, "HOST_NOT_ALLOWED",
-                     f"this server does not answer for Host {shown}: use an IP address or localhost, or list "
-                     "the name with --allowed-host (CODEX_IMAGE_SERVER_ALLOWED_HOSTS)", http_status=421)
+    return ShimError(
+        grpc.StatusCode.PERMISSION_DENIED,
+        "HOST_NOT_ALLOWED",
+        f"this server does not answer for Host {shown}: use an IP address or localhost, or list "
+        "the name with --allowed-host (CODEX_IMAGE_SERVER_ALLOWED_HOSTS)",
+        http_status=421,
+    )
 
 
 def origin_not_allowed(origin: str) -> ShimError:
-    return ShimError(grpc.StatusCode.PERMISSION_DENIED, "ORIGIN_NOT_ALLOWED",
-                     f"requests from origin {origin[:80]!r} are not allowed: list it with --allowed-origin "
-                     "(CODEX_IMAGE_SERVER_ALLOWED_ORIGINS)")
+    return ShimError(
+        grpc.StatusCode.PERMISSION_DENIED,
+        "ORIGIN_NOT_ALLOWED",
+        f"requests from origin {origin[:80]!r} are not allowed: list it with --allowed-origin "
+        "(CODEX_IMAGE_SERVER_ALLOWED_ORIGINS)",
+    )
 
 
 def unsupported_media_type(content_type: str, multipart: bool) -> ShimError:
     wanted = "application/json or multipart/form-data" if multipart else "application/json"
-    return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "UNSUPPORTED_MEDIA_TYPE",
-                     f"Content-Type {content_type[:60] or '(none)'!r} is not accepted here; send {wanted}",
-                     http_status=415)
+    return ShimError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "UNSUPPORTED_MEDIA_TYPE",
+        f"Content-Type {content_type[:60] or '(none)'!r} is not accepted here; send {wanted}",
+        http_status=415,
+    )
 
 
 def invalid_reference(message: str) -> ShimError:
@@ -128,8 +164,12 @@ def invalid_reference(message: str) -> ShimError:
 
 
 def body_too_large(limit: int, what: str = "request body") -> ShimError:
-    return ShimError(grpc.StatusCode.INVALID_ARGUMENT, "BODY_TOO_LARGE",
-                     f"{what} is larger than {limit} bytes", http_status=413)
+    return ShimError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "BODY_TOO_LARGE",
+        f"{what} is larger than {limit} bytes",
+        http_status=413,
+    )
 
 
 def not_found_route(path: str) -> ShimError:
@@ -138,9 +178,13 @@ def not_found_route(path: str) -> ShimError:
 
 def method_not_allowed(method: str, path: str, allowed: tuple[str, ...]) -> ShimError:
     allow = ", ".join((*allowed, "OPTIONS"))
-    return ShimError(grpc.StatusCode.UNIMPLEMENTED, "METHOD_NOT_ALLOWED",
-                     f"{method} is not allowed on {path}; use {allow}", http_status=405,
-                     headers={"Allow": allow})
+    return ShimError(
+        grpc.StatusCode.UNIMPLEMENTED,
+        "METHOD_NOT_ALLOWED",
+        f"{method} is not allowed on {path}; use {allow}",
+        http_status=405,
+        headers={"Allow": allow},
+    )
 
 
 def unavailable(message: str) -> ShimError:

@@ -12,6 +12,7 @@ path (no query, no escapes), no `Expect`, a Host and Origin the guard lets
 through. Anything else, and any call that fails (a refused key), goes to the
 normal app, which answers it the one usual way.
 """
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
@@ -50,36 +51,50 @@ class FixedResponse(web.StreamResponse):
                 connection = "Connection: keep-alive\r\n"
         elif version == HttpVersion11:
             connection = "Connection: close\r\n"
-        self._block = (f"HTTP/{version.major}.{version.minor} {self.status} {self.reason}\r\n"
-                       f"Content-Type: {JSON}\r\nContent-Length: {len(self._fixed_body)}\r\n"
-                       f"Date: {rfc822_formatted_time()}\r\nServer: "
-                       f"{SERVER_SOFTWARE}\r\n{connection}{self._cors}"
-                       f"{access_log.REQUEST_ID_HEADER}: {access_log.request_id(request)}\r\n\r\n").encode()
+        self._block = (
+            f"HTTP/{version.major}.{version.minor} {self.status} {self.reason}\r\n"
+            f"Content-Type: {JSON}\r\nContent-Length: {len(self._fixed_body)}\r\n"
+            f"Date: {rfc822_formatted_time()}\r\nServer: "
+            f"{SERVER_SOFTWARE}\r\n{connection}{self._cors}"
+            f"{access_log.REQUEST_ID_HEADER}: {access_log.request_id(request)}\r\n\r\n"
+        ).encode()
         return writer
 
     async def write_eof(self, data: bytes = b"") -> None:
         if self._eof_sent:
             return
         # One write (HEAD: the headers alone), as aiohttp sends headers with the body.
-        await super().write_eof(self._block if self._must_be_empty_body else self._block + self._fixed_body)
+        await super().write_eof(
+            self._block if self._must_be_empty_body else self._block + self._fixed_body
+        )
 
 
 class FixedAnswers:
-    def __init__(self, shim: Shim, app_handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]):
+    def __init__(
+        self, shim: Shim, app_handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+    ):
         self._app_handler = app_handler
         self._guard = shim.guard
         # The raw request target, compared as is: "/healthz?x" or "/heal%74hz" is not it.
-        self._answers = {"/v1/capabilities": shim.capabilities_answer,
-                         "/healthz": shim.health_answer}
+        self._answers = {
+            "/v1/capabilities": shim.capabilities_answer,
+            "/healthz": shim.health_answer,
+        }
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         answer = self._answers.get(request.raw_path) if request.method in _GET_HEAD else None
         # A refused Host or Origin: the app's guard answers it.
-        if answer is not None and hdrs.EXPECT not in request.headers and self._guard.refusal(request) is None:
+        if (
+            answer is not None
+            and hdrs.EXPECT not in request.headers
+            and self._guard.refusal(request) is None
+        ):
             try:
                 status, body = await answer(request)
             except Exception:  # noqa: BLE001 - a refusal or failure: the app answers it, its usual way
                 return await self._app_handler(request)
-            cors = "".join(f"{name}: {value}\r\n" for name, value in self._guard.cors_headers(request))
+            cors = "".join(
+                f"{name}: {value}\r\n" for name, value in self._guard.cors_headers(request)
+            )
             return FixedResponse(status, body, cors)
         return await self._app_handler(request)

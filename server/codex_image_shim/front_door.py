@@ -8,12 +8,13 @@ instead of having to remember it. A stranger's body is never buffered,
 inflated or parsed: the answer is a 401 in the shape of the surface asked.
 Whenever an answer leaves part of a body unread (that 401, a 413, a 408),
 the rest is dropped as it arrives, never parsed or inflated (aiohttp alone
-would inflate it while lingering), and the connection closes after it. Requests without a body (probes, GETs)
-pass as they are; their route checks their key.
+would inflate it while lingering), and the connection closes after it. Requests without a
+body (probes, GETs) pass as they are; their route checks their key.
 
 After the route: an answer to a request whose body stalled closes its
 connection at once (body.close_after).
 """
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable

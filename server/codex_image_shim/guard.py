@@ -20,6 +20,7 @@ opens. Three rules keep pages out while leaving non-browser clients alone:
   preflight. A body with no Content-Type is read as JSON only from a caller
   that sends no Origin (a script), never from a browser.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -29,7 +30,7 @@ from codex_image_server.runtime.logs import log
 
 from . import errors
 
-EXPOSED = ("Content-Length, Content-Type, ETag, Retry-After, X-Request-Id, X-Codex-Image-Ignored")
+EXPOSED = "Content-Length, Content-Type, ETag, Retry-After, X-Request-Id, X-Codex-Image-Ignored"
 PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Methods": "GET, HEAD, POST, DELETE, OPTIONS",
     "Access-Control-Allow-Headers": "Content-Type, Accept, Authorization, X-API-Key, X-Request-Id",
@@ -98,11 +99,19 @@ class Guard:
         self._hosts_seen: dict[str, bool] = {}
         self._origins_seen: dict[tuple[str, str, str], bool] = {}
         if self.any_origin:
-            log("http.any_origin_allowed", level="warning",
-                message="allowed_origins has '*': every web page the user opens may call this server")
+            log(
+                "http.any_origin_allowed",
+                level="warning",
+                message="allowed_origins has '*': every web page the user opens "
+                "may call this server",
+            )
         if self.null_origin:
-            log("http.null_origin_allowed", level="warning",
-                message="allowed_origins has 'null': sandboxed frames and local files may call this server")
+            log(
+                "http.null_origin_allowed",
+                level="warning",
+                message="allowed_origins has 'null': sandboxed frames and local files "
+                "may call this server",
+            )
 
     # -- the checks -----------------------------------------------------------
 
@@ -111,8 +120,12 @@ class Guard:
         if known is None:
             split = split_host(value)
             host = split[0].rstrip(".") if split else ""
-            known = bool(host) and (_ip_literal(host) or host == "localhost" or host.endswith(".localhost")
-                                    or host in self.hosts)
+            known = bool(host) and (
+                _ip_literal(host)
+                or host == "localhost"
+                or host.endswith(".localhost")
+                or host in self.hosts
+            )
             if len(self._hosts_seen) >= _CACHE_LIMIT:
                 self._hosts_seen.clear()
             self._hosts_seen[value] = known
@@ -151,13 +164,17 @@ class Guard:
         if len(hosts) != 1 or not self.host_allowed(hosts[0]):
             return errors.host_not_allowed(hosts[0] if len(hosts) == 1 else "")
         origins = headers.getall(hdrs.ORIGIN, ())
-        if origins and (len(origins) > 1 or not self.origin_allowed(origins[0], request.scheme, hosts[0])):
+        if origins and (
+            len(origins) > 1 or not self.origin_allowed(origins[0], request.scheme, hosts[0])
+        ):
             return errors.origin_not_allowed(origins[0])
         return None
 
     def _body_refusal(self, request: web.BaseRequest, has_origin: bool) -> errors.ShimError | None:
         if hdrs.CONTENT_TYPE not in request.headers:
-            return errors.unsupported_media_type("", self._multipart(request)) if has_origin else None
+            return (
+                errors.unsupported_media_type("", self._multipart(request)) if has_origin else None
+            )
         kind = request.content_type
         if kind == "application/json" or kind.endswith("+json"):
             return None
@@ -176,8 +193,11 @@ class Guard:
         origin = request.headers.get(hdrs.ORIGIN)
         if origin is None or self._source_refusal(request) is not None:
             return [("Vary", "Origin")]
-        return [("Vary", "Origin"), ("Access-Control-Allow-Origin", origin),
-                ("Access-Control-Expose-Headers", EXPOSED)]
+        return [
+            ("Vary", "Origin"),
+            ("Access-Control-Allow-Origin", origin),
+            ("Access-Control-Expose-Headers", EXPOSED),
+        ]
 
     @staticmethod
     def preflight_headers(request: web.BaseRequest) -> dict[str, str]:

@@ -3,6 +3,7 @@ descriptors and HTTP annotations the router uses, so it cannot drift from the
 protos. Where the plugin contract wraps an RPC (Generate's aggregated answer
 and aliases, the raw file bytes, the error body) the wrapper is described here
 next to the adapter that implements it."""
+
 from __future__ import annotations
 
 import re
@@ -13,16 +14,26 @@ from google.api import field_behavior_pb2
 from google.protobuf import descriptor as d
 from google.rpc import status_pb2
 
-_INT32 = (d.FieldDescriptor.TYPE_INT32, d.FieldDescriptor.TYPE_UINT32, d.FieldDescriptor.TYPE_SINT32,
-          d.FieldDescriptor.TYPE_FIXED32, d.FieldDescriptor.TYPE_SFIXED32)
-_INT64 = (d.FieldDescriptor.TYPE_INT64, d.FieldDescriptor.TYPE_UINT64, d.FieldDescriptor.TYPE_SINT64,
-          d.FieldDescriptor.TYPE_FIXED64, d.FieldDescriptor.TYPE_SFIXED64)
+_INT32 = (
+    d.FieldDescriptor.TYPE_INT32,
+    d.FieldDescriptor.TYPE_UINT32,
+    d.FieldDescriptor.TYPE_SINT32,
+    d.FieldDescriptor.TYPE_FIXED32,
+    d.FieldDescriptor.TYPE_SFIXED32,
+)
+_INT64 = (
+    d.FieldDescriptor.TYPE_INT64,
+    d.FieldDescriptor.TYPE_UINT64,
+    d.FieldDescriptor.TYPE_SINT64,
+    d.FieldDescriptor.TYPE_FIXED64,
+    d.FieldDescriptor.TYPE_SFIXED64,
+)
 _PACKAGE = pb.DESCRIPTOR.package + "."
 
 
 def _name(message: d.Descriptor) -> str:
     full = message.full_name
-    return full[len(_PACKAGE):] if full.startswith(_PACKAGE) else full
+    return full[len(_PACKAGE) :] if full.startswith(_PACKAGE) else full
 
 
 def _ref(message: d.Descriptor) -> dict:
@@ -37,7 +48,11 @@ class _Schemas:
         if message.full_name == "google.protobuf.Timestamp":
             return {"type": "string", "format": "date-time"}
         if message.full_name == "google.protobuf.Any":
-            return {"type": "object", "properties": {"@type": {"type": "string"}}, "additionalProperties": True}
+            return {
+                "type": "object",
+                "properties": {"@type": {"type": "string"}},
+                "additionalProperties": True,
+            }
         name = _name(message)
         if name not in self.schemas:
             self.schemas[name] = {}  # reserve first: messages may refer to themselves
@@ -60,7 +75,8 @@ class _Schemas:
         oneofs = [o for o in message.oneofs if not o.name.startswith("_")]
         if oneofs:
             out["description"] = "; ".join(
-                f"at most one of {', '.join(f.name for f in o.fields)} is set" for o in oneofs)
+                f"at most one of {', '.join(f.name for f in o.fields)} is set" for o in oneofs
+            )
         return out
 
     def _scalar(self, field: d.FieldDescriptor) -> dict:
@@ -87,7 +103,10 @@ class _Schemas:
 
     def _field(self, field: d.FieldDescriptor) -> dict:
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            return {"type": "object", "additionalProperties": self._scalar(field.message_type.fields_by_name["value"])}
+            return {
+                "type": "object",
+                "additionalProperties": self._scalar(field.message_type.fields_by_name["value"]),
+            }
         item = self._scalar(field)
         if field.is_repeated:
             return {"type": "array", "items": item}
@@ -98,41 +117,91 @@ def _json(schema: dict) -> dict:
     return {"application/json": {"schema": schema}}
 
 
-_ERRORS = {"4XX": {"description": "Bad request, unauthorized, not found, too large (see error.code)",
-                   "content": _json({"$ref": "#/components/schemas/ErrorBody"})},
-           "5XX": {"description": "Server or codex failure (see error.code)",
-                   "content": _json({"$ref": "#/components/schemas/ErrorBody"})}}
+_ERRORS = {
+    "4XX": {
+        "description": "Bad request, unauthorized, not found, too large (see error.code)",
+        "content": _json({"$ref": "#/components/schemas/ErrorBody"}),
+    },
+    "5XX": {
+        "description": "Server or codex failure (see error.code)",
+        "content": _json({"$ref": "#/components/schemas/ErrorBody"}),
+    },
+}
 
 
 def _plugin_schemas(s: _Schemas) -> dict:
     """The adapter's wrappers (see adapter.py)."""
     image = s.ref(pb.Image.DESCRIPTOR)
     return {
-        "ErrorBody": {"type": "object", "required": ["error"], "properties": {
-            "error": {"type": "object", "required": ["code", "message", "type"], "properties": {
-                "code": {"type": "string", "description": "ErrorInfo reason, lower-cased (e.g. missing_prompt)"},
-                "message": {"type": "string"},
-                "type": {"type": "string", "enum": ["invalid_request_error", "server_error"]}}},
-            "status": s.ref(status_pb2.Status.DESCRIPTOR)}},
-        "PluginGenerateRequest": {"allOf": [s.ref(pb.GenerateRequest.DESCRIPTOR), {
+        "ErrorBody": {
             "type": "object",
-            "description": "GenerateRequest plus the plugin contract's aliases. "
-                           "references[].image may be a data URL (data:<mime>;base64,...) "
-                           "or bare base64. Unknown fields are ignored.",
+            "required": ["error"],
             "properties": {
-                "n": {"type": "integer", "description": "alias of count"},
-                "ratio": {"type": "string", "description": "alias of aspect"},
-                "reference_images_base64": {"type": "array", "items": {"type": "string"}},
-                "reference_image_base64": {"type": "string"}}}]},
-        "GenerateResult": {"allOf": [s.ref(pb.GenerateSummary.DESCRIPTOR), {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string", "description": "the request id"},
-                "data": {"type": "array", "items": {"allOf": [image, {
-                    "type": "object", "properties": {
-                        "url": {"type": "string", "format": "uri",
-                                "description": "absolute URL of the file route "
-                                               "on the caller's origin"}}}]}}}}]},
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message", "type"],
+                    "properties": {
+                        "code": {
+                            "type": "string",
+                            "description": "ErrorInfo reason, lower-cased (e.g. missing_prompt)",
+                        },
+                        "message": {"type": "string"},
+                        "type": {
+                            "type": "string",
+                            "enum": ["invalid_request_error", "server_error"],
+                        },
+                    },
+                },
+                "status": s.ref(status_pb2.Status.DESCRIPTOR),
+            },
+        },
+        "PluginGenerateRequest": {
+            "allOf": [
+                s.ref(pb.GenerateRequest.DESCRIPTOR),
+                {
+                    "type": "object",
+                    "description": "GenerateRequest plus the plugin contract's aliases. "
+                    "references[].image may be a data URL (data:<mime>;base64,...) "
+                    "or bare base64. Unknown fields are ignored.",
+                    "properties": {
+                        "n": {"type": "integer", "description": "alias of count"},
+                        "ratio": {"type": "string", "description": "alias of aspect"},
+                        "reference_images_base64": {"type": "array", "items": {"type": "string"}},
+                        "reference_image_base64": {"type": "string"},
+                    },
+                },
+            ]
+        },
+        "GenerateResult": {
+            "allOf": [
+                s.ref(pb.GenerateSummary.DESCRIPTOR),
+                {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "description": "the request id"},
+                        "data": {
+                            "type": "array",
+                            "items": {
+                                "allOf": [
+                                    image,
+                                    {
+                                        "type": "object",
+                                        "properties": {
+                                            "url": {
+                                                "type": "string",
+                                                "format": "uri",
+                                                "description": "absolute URL of the file route "
+                                                "on the caller's origin",
+                                            }
+                                        },
+                                    },
+                                ]
+                            },
+                        },
+                    },
+                },
+            ]
+        },
     }
 
 
@@ -148,19 +217,36 @@ def document(route_list) -> dict:
     paths: dict[str, dict] = {}
     for route in route_list:
         inp, out = route.method.input_type, route.method.output_type
-        op = {"operationId": route.rpc, "tags": [route.method.containing_service.name],
-              "x-grpc-method": f"/{route.method.containing_service.full_name}/{route.rpc}"}
-        params = [{"name": v, "in": "path", "required": True, "schema": {"type": "string"}} for v in route.variables]
+        op = {
+            "operationId": route.rpc,
+            "tags": [route.method.containing_service.name],
+            "x-grpc-method": f"/{route.method.containing_service.full_name}/{route.rpc}",
+        }
+        params = [
+            {"name": v, "in": "path", "required": True, "schema": {"type": "string"}}
+            for v in route.variables
+        ]
         if params:
             op["parameters"] = params
         if route.body:
             op["requestBody"] = {"required": True, "content": _json(s.ref(inp))}
         if route.server_streaming:
-            op["responses"] = {"200": {"description": "grpc-gateway stream: one JSON object per line",
-                                       "content": {"application/x-ndjson": {"schema": {
-                                           "type": "object", "properties": {
-                                               "result": s.ref(out),
-                                               "error": s.ref(status_pb2.Status.DESCRIPTOR)}}}}}}
+            op["responses"] = {
+                "200": {
+                    "description": "grpc-gateway stream: one JSON object per line",
+                    "content": {
+                        "application/x-ndjson": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "result": s.ref(out),
+                                    "error": s.ref(status_pb2.Status.DESCRIPTOR),
+                                },
+                            }
+                        }
+                    },
+                }
+            }
         else:
             op["responses"] = {"200": {"description": out.name, "content": _json(s.ref(out))}}
         op["responses"].update(_ERRORS)
@@ -171,18 +257,28 @@ def document(route_list) -> dict:
             head["operationId"] = "HeadImageFile"
             head["responses"] = {"200": {"description": "headers only (from GetImage)"}, **_ERRORS}
             paths[_path(route.template)]["head"] = head
-    paths["/v1/openapi.json"] = {"get": {"operationId": "OpenApi", "tags": ["shim"],
-                                         "responses": {"200": {"description": "this document"}}}}
+    paths["/v1/openapi.json"] = {
+        "get": {
+            "operationId": "OpenApi",
+            "tags": ["shim"],
+            "responses": {"200": {"description": "this document"}},
+        }
+    }
     return {
         "openapi": "3.0.3",
-        "info": {"title": "codex-image-server /v1 HTTP shim", "version": "v1",
-                 "description": "grpc-gateway-style mapping of codeximage.v1.ImageService "
-                                "(generated from its google.api.http annotations)."},
+        "info": {
+            "title": "codex-image-server /v1 HTTP shim",
+            "version": "v1",
+            "description": "grpc-gateway-style mapping of codeximage.v1.ImageService "
+            "(generated from its google.api.http annotations).",
+        },
         "paths": paths,
         "components": {
             "schemas": {**dict(sorted(s.schemas.items())), **extra},
-            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-                                "bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            },
         },
         "security": [{}, {"apiKey": []}, {"bearer": []}],
     }
@@ -190,19 +286,35 @@ def document(route_list) -> dict:
 
 def _plugin_operation(rpc: str, op: dict, s: _Schemas) -> None:
     if rpc == "Generate":
-        op["requestBody"] = {"required": True, "content": _json({"$ref": "#/components/schemas/PluginGenerateRequest"})}
+        op["requestBody"] = {
+            "required": True,
+            "content": _json({"$ref": "#/components/schemas/PluginGenerateRequest"}),
+        }
         stream = op["responses"]["200"]["content"]
-        op["parameters"] = [{"name": "stream", "in": "query", "required": False, "schema": {"type": "boolean"},
-                             "description": "true (or Accept: application/x-ndjson) for the NDJSON event stream"}]
+        op["parameters"] = [
+            {
+                "name": "stream",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "boolean"},
+                "description": "true (or Accept: application/x-ndjson) for the NDJSON event stream",
+            }
+        ]
         op["responses"]["200"] = {
             "description": "aggregated result; NDJSON events when streaming was asked for",
-            "content": {**_json({"$ref": "#/components/schemas/GenerateResult"}), **stream}}
+            "content": {**_json({"$ref": "#/components/schemas/GenerateResult"}), **stream},
+        }
     elif rpc == "GetImageFile":
         op["responses"]["200"] = {
             "description": "the image bytes, with Content-Length and ETag (the sha256)",
-            "content": {m: {"schema": {"type": "string", "format": "binary"}}
-                        for m in ("image/png", "image/jpeg", "image/webp")}}
+            "content": {
+                m: {"schema": {"type": "string", "format": "binary"}}
+                for m in ("image/png", "image/jpeg", "image/webp")
+            },
+        }
     elif rpc == "Health":
         op["security"] = [{}]
-        op["responses"]["503"] = {"description": "not ready (see problem)",
-                                  "content": _json(s.ref(pb.HealthResponse.DESCRIPTOR))}
+        op["responses"]["503"] = {
+            "description": "not ready (see problem)",
+            "content": _json(s.ref(pb.HealthResponse.DESCRIPTOR)),
+        }

@@ -7,6 +7,7 @@ google.longrunning.Operations service is served on the paths
 docs/operations.md gives (OPERATION_RULES): its own proto's annotations take
 `operations/**`, names with slashes, which this server's names never have.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,10 +33,10 @@ _VARIABLE = re.compile(r"\{([a-z_][a-z0-9_.]*)(?:=([^}]*))?\}")
 
 @dataclasses.dataclass(frozen=True)
 class Route:
-    rpc: str                      # method name, e.g. "GetImageFile"
-    http_method: str              # "GET", "POST", ...
-    template: str                 # "/v1/images/{image_id}/file"
-    body: str                     # "" (no body), "*" or a field name
+    rpc: str  # method name, e.g. "GetImageFile"
+    http_method: str  # "GET", "POST", ...
+    template: str  # "/v1/images/{image_id}/file"
+    body: str  # "" (no body), "*" or a field name
     method: MethodDescriptor
     pattern: re.Pattern
     variables: tuple[str, ...]
@@ -52,13 +53,15 @@ class Route:
 def _compile(template: str) -> tuple[re.Pattern, tuple[str, ...]]:
     parts, names, pos = [], [], 0
     for var in _VARIABLE.finditer(template):
-        parts.append(re.escape(template[pos:var.start()]))
+        parts.append(re.escape(template[pos : var.start()]))
         name, sub = var.group(1), var.group(2)
         names.append(name)
         # `*` takes one segment, `**` the rest; other segments are literal
         # (`{name=operations/*}`).
-        segment = "/".join("[^/]+" if part == "*" else ".+" if part == "**" else re.escape(part)
-                           for part in (sub or "*").split("/"))
+        segment = "/".join(
+            "[^/]+" if part == "*" else ".+" if part == "**" else re.escape(part)
+            for part in (sub or "*").split("/")
+        )
         parts.append(f"(?P<{name.replace('.', '__')}>{segment})")
         pos = var.end()
     parts.append(re.escape(template[pos:]))
@@ -82,7 +85,9 @@ def build(service=SERVICE) -> list[Route]:
     routes = []
     annotated = list(_annotated(service))
     if service is SERVICE:
-        annotated += [(OPERATIONS.methods_by_name[name], rule) for name, rule in OPERATION_RULES.items()]
+        annotated += [
+            (OPERATIONS.methods_by_name[name], rule) for name, rule in OPERATION_RULES.items()
+        ]
     for method, top in annotated:
         for rule in _rules(top):
             verb = rule.WhichOneof("pattern")
@@ -90,7 +95,9 @@ def build(service=SERVICE) -> list[Route]:
                 continue  # `custom` verbs are not used by this API
             template = getattr(rule, verb)
             pattern, names = _compile(template)
-            routes.append(Route(method.name, verb.upper(), template, rule.body, method, pattern, names))
+            routes.append(
+                Route(method.name, verb.upper(), template, rule.body, method, pattern, names)
+            )
     # Literal paths win over templated ones (POST /v1/images/generate vs /v1/images/{image_id}).
     routes.sort(key=lambda r: len(r.variables))
     return routes
@@ -104,7 +111,9 @@ def resolve(routes: list[Route], http_method: str, path: str):
         params = route.match(path)
         if params is None:
             continue
-        methods = (route.http_method, "HEAD") if route.http_method == "GET" else (route.http_method,)
+        methods = (
+            (route.http_method, "HEAD") if route.http_method == "GET" else (route.http_method,)
+        )
         if http_method in methods:
             return route, {k.replace("__", "."): v for k, v in params.items()}
         allowed.extend(m for m in methods if m not in allowed)

@@ -4,6 +4,7 @@ except a SIGSTOP, which it ends itself once the health check has noticed,
 and a damaged cached copy (bit rot: one byte of a replica's local copy of
 an acknowledged image flipped in place), which the replica must notice by
 its sha256 and fetch again."""
+
 from __future__ import annotations
 
 import collections
@@ -14,8 +15,14 @@ import threading
 import time
 from pathlib import Path
 
-KINDS = ("kill_replica", "kill_postgres", "restart_postgres", "stop_start_objectstore", "stop_replica",
-         "damage_cached_copy")
+KINDS = (
+    "kill_replica",
+    "kill_postgres",
+    "restart_postgres",
+    "stop_start_objectstore",
+    "stop_replica",
+    "damage_cached_copy",
+)
 
 
 def postmaster_pid(cluster) -> int:
@@ -23,11 +30,19 @@ def postmaster_pid(cluster) -> int:
 
 
 class Nemesis:
-    def __init__(self, cluster, rng: random.Random, gap_s: tuple[float, float], hang_s: float, limit: int,
-                 live_images=list, cache_dir=None):
+    def __init__(
+        self,
+        cluster,
+        rng: random.Random,
+        gap_s: tuple[float, float],
+        hang_s: float,
+        limit: int,
+        live_images=list,
+        cache_dir=None,
+    ):
         self._cluster = cluster
         self._live_images = live_images  # () -> acknowledged image ids not deleted
-        self._cache_dir = cache_dir      # replica -> where it keeps its copies of objects
+        self._cache_dir = cache_dir  # replica -> where it keeps its copies of objects
         self._rng = rng
         self._gap = gap_s
         self._hang_s = hang_s  # longer than HAProxy's health check needs to mark a replica down
@@ -71,7 +86,9 @@ class Nemesis:
         os.kill(postmaster_pid(self._cluster), signal.SIGKILL)
 
     def restart_postgres(self) -> None:
-        os.kill(postmaster_pid(self._cluster), signal.SIGINT)  # a fast shutdown; the supervisor starts it
+        os.kill(
+            postmaster_pid(self._cluster), signal.SIGINT
+        )  # a fast shutdown; the supervisor starts it
 
     def stop_start_objectstore(self) -> None:
         os.kill(self._cluster.objects.proc.pid, signal.SIGTERM)  # stopped; the supervisor starts it
@@ -120,13 +137,18 @@ def wait_healed(cluster, timeout: float) -> list[str]:
     """Every member running and every replica UP in HAProxy; what is not, named."""
     deadline = time.monotonic() + timeout
     while True:
-        bad = [name for name, member in cluster.members() if member.proc is None or member.proc.poll() is not None]
+        bad = [
+            name
+            for name, member in cluster.members()
+            if member.proc is None or member.proc.poll() is not None
+        ]
         try:
             states = cluster.balancer.server_states()
         except OSError:
             states = {}
-        bad += [f"{name} {state}" for name, state in states.items() if state != "UP"] or \
-            ([] if states else ["haproxy stats"])
+        bad += [f"{name} {state}" for name, state in states.items() if state != "UP"] or (
+            [] if states else ["haproxy stats"]
+        )
         if not bad or time.monotonic() > deadline:
             return bad
         time.sleep(0.25)

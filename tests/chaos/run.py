@@ -8,6 +8,7 @@ budget binds under the workload and the check that no account ran more than
 its budget at once (from PostgreSQL's own record of every run) means
 something; and a short unrecorded-object age, so the retention sweep runs
 before objects and records are compared."""
+
 from __future__ import annotations
 
 import collections
@@ -61,13 +62,28 @@ class Plan:
 def _cluster(directory: Path, limits: dict, skip_sha256_check: bool) -> Cluster:
     keys = directory / "keys.json"
     directory.mkdir(parents=True, exist_ok=True)
-    keys.write_text(json.dumps({"keys": [
-        {"name": name, "sha256": hashlib.sha256(key_secret(name).encode()).hexdigest(), "images_per_day": limits[name]}
-        for name in KEYS]}))
+    keys.write_text(
+        json.dumps(
+            {
+                "keys": [
+                    {
+                        "name": name,
+                        "sha256": hashlib.sha256(key_secret(name).encode()).hexdigest(),
+                        "images_per_day": limits[name],
+                    }
+                    for name in KEYS
+                ]
+            }
+        )
+    )
     fake = fake_codex_launcher(directory)
-    env = {"CODEX_IMAGE_SERVER_KEYS_FILE": str(keys), "FAKE_CODEX_DELAY": "1", **FAKE_CODEX_ENV,
-           "CODEX_IMAGE_SERVER_RETENTION_UNRECORDED_AGE_S": str(UNRECORDED_AGE_S),
-           "CODEX_IMAGE_SERVER_RETENTION_INTERVAL_MS": str(SWEEP_MS)}
+    env = {
+        "CODEX_IMAGE_SERVER_KEYS_FILE": str(keys),
+        "FAKE_CODEX_DELAY": "1",
+        **FAKE_CODEX_ENV,
+        "CODEX_IMAGE_SERVER_RETENTION_UNRECORDED_AGE_S": str(UNRECORDED_AGE_S),
+        "CODEX_IMAGE_SERVER_RETENTION_INTERVAL_MS": str(SWEEP_MS),
+    }
     if skip_sha256_check:
         env[SKIP_CHECK_VARIABLE] = "1"
     c = Cluster(directory / "c", replicas=3, codex_bin=str(fake), check_ms=CHECK_MS, env=env)
@@ -107,20 +123,30 @@ def run(plan: Plan, report=print) -> tuple[list[str], list[str]]:
         if bad:
             return [], [f"the cluster did not come up: {bad}"]
         workload = Workload(cluster.balancer.target, cluster.balancer.http_base, plan.seed, ledger)
-        nemesis = Nemesis(cluster, random.Random(rng.random()), plan.gap_s, hang_s=4 * CHECK_MS / 1000,
-                          limit=plan.faults, live_images=ledger.live, cache_dir=cache_dir).start()
+        nemesis = Nemesis(
+            cluster,
+            random.Random(rng.random()),
+            plan.gap_s,
+            hang_s=4 * CHECK_MS / 1000,
+            limit=plan.faults,
+            live_images=ledger.live,
+            cache_dir=cache_dir,
+        ).start()
         seeds = [rng.random() for _ in range(plan.workers)]
 
         def enough() -> bool:
-            return (ledger.answered_ok >= plan.generations and nemesis.total >= plan.faults) \
-                or len(ledger.exhausted) == len(KEYS)
+            return (ledger.answered_ok >= plan.generations and nemesis.total >= plan.faults) or len(
+                ledger.exhausted
+            ) == len(KEYS)
 
         def worker(i: int) -> None:
             r = random.Random(seeds[i])
             while not enough() and time.monotonic() - started < plan.max_s:
                 workload.one(r)
 
-        threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(plan.workers)]
+        threads = [
+            threading.Thread(target=worker, args=(i,), daemon=True) for i in range(plan.workers)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -142,14 +168,17 @@ def run(plan: Plan, report=print) -> tuple[list[str], list[str]]:
         workload.close()
         restarts = collections.Counter(line["process"] for line in cluster.supervisor.events)
     if ledger.answered_ok < plan.generations or nemesis.total < plan.faults:
-        violations.append(f"bounded out after {took:.0f} s: {ledger.answered_ok} generations answered with "
-                          f"an image, {nemesis.total} faults")
+        violations.append(
+            f"bounded out after {took:.0f} s: {ledger.answered_ok} generations answered with "
+            f"an image, {nemesis.total} faults"
+        )
     ids = ledger.by_surface
     table = [
         f"seed                     {plan.seed}"
         + ("  (sha256 checks SKIPPED: must fail)" if plan.skip_sha256_check else ""),
         f"took                     {took:.0f} s",
-        f"generations              {ledger.generations}: answered with an image {ledger.answered_ok}, "
+        f"generations              {ledger.generations}: answered with an image "
+        f"{ledger.answered_ok}, "
         f"with an error {ledger.answered_error} (not counted: refused for the key's daily limit "
         f"{ledger.refused_for_limit}; keys at their limit: {sorted(ledger.exhausted)})",
         "  by surface             "
@@ -158,39 +187,54 @@ def run(plan: Plan, report=print) -> tuple[list[str], list[str]]:
         f"faults                   {nemesis.total}: "
         + ", ".join(f"{k} {v}" for k, v in sorted(nemesis.injected.items())),
         "restarts                 " + ", ".join(f"{k} {v}" for k, v in sorted(restarts.items())),
-        f"acknowledged images      {len(ledger.acknowledged)} (gRPC and /v1, which name their images; one each; "
-        f"of them seen on a gRPC stream that then broke {ledger.told_then_broken}; deleted on purpose since "
-        f"{len(ledger.deleted)})",
-        f"  fetched and checked    {checked} through the balancer and each replica (the acknowledged, not deleted)",
+        f"acknowledged images      {len(ledger.acknowledged)} (gRPC and /v1, which name their "
+        "images; one each; of them seen on a gRPC stream that then broke "
+        f"{ledger.told_then_broken}; deleted on purpose since {len(ledger.deleted)})",
+        f"  fetched and checked    {checked} through the balancer and each replica "
+        "(the acknowledged, not deleted)",
         f"lost                     {lost}",
         f"gRPC and /v1 requests    {len(ledger.requests)}, in the history (newest row of each id): "
         + ", ".join(f"{k} {v}" for k, v in sorted(history["statuses"].items())),
-        f"  completed              {history['statuses'].get('completed', 0)} = answered with its image "
-        f"{history['given']} + answer lost on the way {history['completed_unanswered']}",
+        f"  completed              {history['statuses'].get('completed', 0)} = answered "
+        f"with its image {history['given']} + answer lost on the way "
+        f"{history['completed_unanswered']}",
         f"  records per request    at most {history['most_rows']} (rows sharing a request id: "
         f"{history['shared_rows']}; a request HAProxy retried on another replica)",
-        "usage per key            " + ", ".join(f"{k} {v}/{limits[k]}" for k, v in sorted(usage.items()))
-        + " (images today/daily limit; = the images its completed requests delivered, OpenAI calls included)",
+        "usage per key            "
+        + ", ".join(f"{k} {v}/{limits[k]}" for k, v in sorted(usage.items()))
+        + " (images today/daily limit; = the images its completed requests delivered, "
+        "OpenAI calls included)",
         f"records, each fetched    {records} (through the balancer, sha256 as recorded)",
-        f"objects without a record {unrecorded['before']} after the faults; {unrecorded['after']} after the "
-        f"retention sweep (waited {unrecorded['waited']:.0f} s); .tmp objects {unrecorded['tmp']}; swept by "
-        f"the replicas {unrecorded['during']} during the run, {unrecorded['by_sweep']} after it",
-        "account runs             " + ", ".join(
-            f"{name} {budgets['most'].get(name, 0)}/{budget} at most at once ({budgets['runs'].get(name, 0)} runs)"
-            for name, budget in ACCOUNTS.items()) + " (from PostgreSQL's account_run_log)",
+        f"objects without a record {unrecorded['before']} after the faults; "
+        f"{unrecorded['after']} after the retention sweep (waited {unrecorded['waited']:.0f} s); "
+        f".tmp objects {unrecorded['tmp']}; swept by the replicas {unrecorded['during']} during "
+        f"the run, {unrecorded['by_sweep']} after it",
+        "account runs             "
+        + ", ".join(
+            f"{name} {budgets['most'].get(name, 0)}/{budget} at most at once "
+            f"({budgets['runs'].get(name, 0)} runs)"
+            for name, budget in ACCOUNTS.items()
+        )
+        + " (from PostgreSQL's account_run_log)",
         f"violations               {len(violations)}",
     ]
     return table, violations
 
 
 def _stubs(cluster):
-    targets = [("balancer", cluster.balancer.target)] + [(r.name, r.grpc_target) for r in cluster.replicas]
+    targets = [("balancer", cluster.balancer.target)] + [
+        (r.name, r.grpc_target) for r in cluster.replicas
+    ]
     return [(name, grpc.insecure_channel(t)) for name, t in targets]
 
 
 def _fetch(stub, image_id: str, key: str) -> bytes:
-    return b"".join(c.data for c in stub.GetImageFile(pb.GetImageFileRequest(image_id=image_id),
-                                                          metadata=metadata(key), timeout=30))
+    return b"".join(
+        c.data
+        for c in stub.GetImageFile(
+            pb.GetImageFileRequest(image_id=image_id), metadata=metadata(key), timeout=30
+        )
+    )
 
 
 def _fetch_all(cluster, ledger: Ledger, violations: list[str]) -> tuple[int, int]:
@@ -211,7 +255,9 @@ def _fetch_all(cluster, ledger: Ledger, violations: list[str]) -> tuple[int, int
                 if got != want:
                     lost.add(image_id)
                     if len(violations) < 40:
-                        violations.append(f"image {image_id} through {name}: {got}, recorded {want}")
+                        violations.append(
+                            f"image {image_id} through {name}: {got}, recorded {want}"
+                        )
     finally:
         for _, channel in channels:
             channel.close()
@@ -235,13 +281,19 @@ def _history(stub, ledger: Ledger, cluster, violations: list[str]) -> dict:
     completed_unanswered = 0
     for rid, key in sorted(ledger.requests.items()):
         try:
-            answer = stub.GetRequest(pb.GetRequestRequest(request_id=rid), metadata=metadata(key), timeout=10)
+            answer = stub.GetRequest(
+                pb.GetRequestRequest(request_id=rid), metadata=metadata(key), timeout=10
+            )
         except grpc.RpcError as err:
             if err.code() == grpc.StatusCode.NOT_FOUND:
-                statuses["no record"] += 1  # refused before it was recorded (database down), or never reached a replica
+                statuses["no record"] += (
+                    1  # refused before it was recorded (database down), or never reached a replica
+                )
                 if rid in ledger.given:
-                    violations.append(f"request {rid}: its caller got {ledger.given[rid]}, the history has no "
-                                      "record")
+                    violations.append(
+                        f"request {rid}: its caller got {ledger.given[rid]}, the history has no "
+                        "record"
+                    )
                 continue
             violations.append(f"request {rid}: history unreadable ({err.code().name})")
             continue
@@ -251,26 +303,45 @@ def _history(stub, ledger: Ledger, cluster, violations: list[str]) -> dict:
             violations.append(f"request {rid}: left {record.status!r}")
         given = set(ledger.given.get(rid, ()))
         if given and (record.status != "completed" or not given <= set(record.image_ids)):
-            violations.append(f"request {rid}: its caller got {sorted(given)} but it is {record.status!r} "
-                              f"with {list(record.image_ids)}")
+            violations.append(
+                f"request {rid}: its caller got {sorted(given)} but it is {record.status!r} "
+                f"with {list(record.image_ids)}"
+            )
         if record.status == "completed" and not given:
             completed_unanswered += 1
     rows = dict(_query(cluster, "SELECT request_id, count(*) FROM requests GROUP BY request_id"))
     ours = [rows.get(rid, 0) for rid in ledger.requests]
     for rid in ledger.requests:
-        finals = _query(cluster, "SELECT status FROM requests WHERE request_id = %s AND status = 'completed'", (rid,)) \
-            if rows.get(rid, 0) > 1 else []
+        finals = (
+            _query(
+                cluster,
+                "SELECT status FROM requests WHERE request_id = %s AND status = 'completed'",
+                (rid,),
+            )
+            if rows.get(rid, 0) > 1
+            else []
+        )
         if len(finals) > 1:
-            violations.append(f"request {rid}: completed {len(finals)} times (one request, two outcomes)")
-    return {"statuses": statuses, "given": len(ledger.given), "completed_unanswered": completed_unanswered,
-            "most_rows": max(ours, default=0), "shared_rows": sum(1 for n in ours if n > 1)}
+            violations.append(
+                f"request {rid}: completed {len(finals)} times (one request, two outcomes)"
+            )
+    return {
+        "statuses": statuses,
+        "given": len(ledger.given),
+        "completed_unanswered": completed_unanswered,
+        "most_rows": max(ours, default=0),
+        "shared_rows": sum(1 for n in ours if n > 1),
+    }
 
 
 def _all_requests(stub, key: str):
     token = ""
     while True:
-        page = stub.ListRequests(pb.ListRequestsRequest(page_size=100, page_token=token, key_name=key),
-                                 metadata=metadata(key), timeout=30)
+        page = stub.ListRequests(
+            pb.ListRequestsRequest(page_size=100, page_token=token, key_name=key),
+            metadata=metadata(key),
+            timeout=30,
+        )
         yield from page.requests
         token = page.next_page_token
         if not token:
@@ -285,18 +356,27 @@ def _usage(stub, ledger: Ledger, limits: dict, violations: list[str]) -> dict:
     for key in KEYS:
         records = list(_all_requests(stub, key))
         delivered = sum(len(r.image_ids) for r in records if r.status == "completed")
-        given = sum(len(ids) for rid, ids in ledger.given.items() if ledger.requests.get(rid) == key)
+        given = sum(
+            len(ids) for rid, ids in ledger.given.items() if ledger.requests.get(rid) == key
+        )
         if not records:
             continue
-        told = stub.GetRequest(pb.GetRequestRequest(request_id=records[0].request_id), metadata=metadata(key),
-                               timeout=10).key_usage.images_today
+        told = stub.GetRequest(
+            pb.GetRequestRequest(request_id=records[0].request_id),
+            metadata=metadata(key),
+            timeout=10,
+        ).key_usage.images_today
         usage[key] = told
         if told != delivered:
-            violations.append(f"key {key}: usage {told}, but its completed requests delivered {delivered}")
+            violations.append(
+                f"key {key}: usage {told}, but its completed requests delivered {delivered}"
+            )
         if told > limits[key]:
             violations.append(f"key {key}: usage {told} above its limit {limits[key]}")
         if delivered < given:
-            violations.append(f"key {key}: callers were given {given} images, the records say {delivered}")
+            violations.append(
+                f"key {key}: callers were given {given} images, the records say {delivered}"
+            )
     return usage
 
 
@@ -307,8 +387,11 @@ def _records_have_objects(stub, violations: list[str]) -> int:
     for key in KEYS:
         token = ""
         while True:
-            page = stub.ListImages(pb.ListImagesRequest(page_size=100, page_token=token), metadata=metadata(key),
-                                   timeout=30)
+            page = stub.ListImages(
+                pb.ListImagesRequest(page_size=100, page_token=token),
+                metadata=metadata(key),
+                timeout=30,
+            )
             for image in page.images:
                 seen += 1
                 try:
@@ -316,7 +399,9 @@ def _records_have_objects(stub, violations: list[str]) -> int:
                 except grpc.RpcError as err:
                     got = err.code().name
                 if got != image.sha256:
-                    violations.append(f"record {image.id}: its object gives {got}, the record {image.sha256}")
+                    violations.append(
+                        f"record {image.id}: its object gives {got}, the record {image.sha256}"
+                    )
             token = page.next_page_token
             if not token:
                 break
@@ -325,8 +410,12 @@ def _records_have_objects(stub, violations: list[str]) -> int:
 
 def _object_files(cluster) -> list[tuple[str, Path]]:
     """(where, file) of every object: the object store's and each replica's cached copies."""
-    roots = [("object store", Path(cluster.objects.blobs))] + [(r.name, cache_dir(r)) for r in cluster.replicas]
-    return [(where, p) for where, root in roots if root.exists() for p in root.rglob("*") if p.is_file()]
+    roots = [("object store", Path(cluster.objects.blobs))] + [
+        (r.name, cache_dir(r)) for r in cluster.replicas
+    ]
+    return [
+        (where, p) for where, root in roots if root.exists() for p in root.rglob("*") if p.is_file()
+    ]
 
 
 def _unrecorded_swept(cluster, violations: list[str]) -> dict:
@@ -335,6 +424,7 @@ def _unrecorded_swept(cluster, violations: list[str]) -> dict:
     PostgreSQL holds are counted, then waited for until the sweepers (every
     SWEEP_MS, for objects older than UNRECORDED_AGE_S) have removed them.
     No `.tmp` object is left anywhere."""
+
     def scan():
         recorded = {row[0] for row in _query(cluster, "SELECT id FROM images")}
         tmp, unrecorded = [], []
@@ -354,13 +444,22 @@ def _unrecorded_swept(cluster, violations: list[str]) -> dict:
         time.sleep(SWEEP_MS / 1000)
         tmp, unrecorded = scan()
     violations += [f"a .tmp object is left: {t}" for t in tmp]
-    violations += [f"an object without a record is left after the sweep: {u}" for u in unrecorded[:10]]
-    return {"before": len(before), "after": len(unrecorded), "tmp": len(tmp), "waited": time.monotonic() - started,
-            "during": swept_during_run, "by_sweep": _swept_so_far(cluster) - swept_during_run}
+    violations += [
+        f"an object without a record is left after the sweep: {u}" for u in unrecorded[:10]
+    ]
+    return {
+        "before": len(before),
+        "after": len(unrecorded),
+        "tmp": len(tmp),
+        "waited": time.monotonic() - started,
+        "during": swept_during_run,
+        "by_sweep": _swept_so_far(cluster) - swept_during_run,
+    }
 
 
 def _swept_so_far(cluster) -> int:
-    """Objects the replicas' sweepers deleted for want of a record (their `retention.swept` log lines)."""
+    """Objects the replicas' sweepers deleted for want of a record (their `retention.swept`
+    log lines)."""
     swept = 0
     for replica in cluster.replicas:
         for line in replica.log_path.read_text(errors="replace").splitlines():
@@ -381,14 +480,19 @@ def _account_budgets(cluster, violations: list[str]) -> dict:
         if most.get(name, 0) > budget:
             violations.append(f"account {name}: {most[name]} runs at once, its budget is {budget}")
             for run in account_runs.at_the_peak(runs, name):
-                violations.append(f"  {name} on {run.replica.rsplit('/', 2)[-2]}: taken {run.taken_at:%H:%M:%S.%f}, "
-                                  f"ended {run.ended_at and f'{run.ended_at:%H:%M:%S.%f}'} ({run.ended_by})")
+                violations.append(
+                    f"  {name} on {run.replica.rsplit('/', 2)[-2]}: "
+                    f"taken {run.taken_at:%H:%M:%S.%f}, "
+                    f"ended {run.ended_at and f'{run.ended_at:%H:%M:%S.%f}'} ({run.ended_by})"
+                )
     unknown = sorted({r.account for r in runs} - set(ACCOUNTS))
     if unknown:
         violations.append(f"runs on accounts not configured: {unknown}")
     for run in runs:
         if run.ended_at is None:
-            violations.append(f"account {run.account}: a run taken at {run.taken_at} on {run.replica} never ended")
+            violations.append(
+                f"account {run.account}: a run taken at {run.taken_at} on {run.replica} never ended"
+            )
     return {"most": most, "runs": collections.Counter(r.account for r in runs)}
 
 
@@ -404,14 +508,20 @@ def _is_probe(pid: int) -> bool:
 
 def _settled(cluster, timeout: float = 30.0) -> list[str]:
     """No codex process, zombie or work directory on any replica."""
+
     def leftovers():
         out = []
         for r in cluster.replicas:
             piddir = str(r.directory / "fake-codex-pids")
-            runs = [int(n) for n in os.listdir("/proc") if n.isdigit() and int(n) != r.proc.pid
-                    and procs.running(int(n))
-                    and procs.environ_of(int(n)).get("FAKE_CODEX_PIDDIR") == piddir
-                    and not _is_probe(int(n))]
+            runs = [
+                int(n)
+                for n in os.listdir("/proc")
+                if n.isdigit()
+                and int(n) != r.proc.pid
+                and procs.running(int(n))
+                and procs.environ_of(int(n)).get("FAKE_CODEX_PIDDIR") == piddir
+                and not _is_probe(int(n))
+            ]
             if runs:
                 out.append(f"{r.name}: codex processes {runs[:5]}")
             zombies = procs.zombie_children(r.proc.pid)
@@ -421,5 +531,6 @@ def _settled(cluster, timeout: float = 30.0) -> list[str]:
             if work:
                 out.append(f"{r.name}: work directories {[p.name for p in work[:3]]}")
         return out
+
     procs.wait_until(lambda: not leftovers(), timeout, interval=0.5)
     return leftovers()

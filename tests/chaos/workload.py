@@ -2,6 +2,7 @@
 Images calls, history reads and deletes, each under one of two named keys,
 all through the balancer. Every answer is written down (the ledger) as the
 caller saw it; the checks compare the cluster with it afterwards."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,7 +33,9 @@ def metadata(key: str):
 
 @dataclasses.dataclass
 class Ledger:
-    generations: int = 0  # Generate calls made (every surface), but those refused for the key's daily limit
+    generations: int = (
+        0  # Generate calls made (every surface), but those refused for the key's daily limit
+    )
     refused_for_limit: int = 0
     answered_ok: int = 0
     answered_error: int = 0
@@ -121,12 +124,17 @@ class Workload:
             self.ledger.requests[rid] = key
         images = []
         try:
-            for e in self.stub.Generate(pb.GenerateRequest(prompt=PROMPT, request_id=rid), metadata=metadata(key),
-                                        timeout=60):
+            for e in self.stub.Generate(
+                pb.GenerateRequest(prompt=PROMPT, request_id=rid),
+                metadata=metadata(key),
+                timeout=60,
+            ):
                 if e.WhichOneof("event") == "image":
                     images.append((e.image.id, e.image.sha256))
         except grpc.RpcError as err:
-            if err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "today (UTC)" in (err.details() or ""):
+            if err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "today (UTC)" in (
+                err.details() or ""
+            ):
                 with self.ledger.lock:
                     self.ledger.exhausted.add(key)
                     self.ledger.refused_for_limit += 1
@@ -138,9 +146,15 @@ class Workload:
         self._count(bool(images), "gRPC")
 
     def _post(self, path: str, body: dict, key: str) -> dict | None:
-        request = urllib.request.Request(self._http + path, data=json.dumps(body).encode(), method="POST",
-                                         headers={"Content-Type": "application/json",
-                                                  "Authorization": f"Bearer {key_secret(key)}"})
+        request = urllib.request.Request(
+            self._http + path,
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {key_secret(key)}",
+            },
+        )
         try:
             with urllib.request.urlopen(request, timeout=60) as answer:
                 return json.loads(answer.read())
@@ -157,8 +171,9 @@ class Workload:
         self._count(bool(images), "/v1")
 
     def _generate_openai(self, key: str) -> None:
-        body = self._post("/v1/images/generations", {"prompt": PROMPT, "n": 1, "response_format": "b64_json"},
-                          key)
+        body = self._post(
+            "/v1/images/generations", {"prompt": PROMPT, "n": 1, "response_format": "b64_json"}, key
+        )
         # The OpenAI answer carries the bytes, not our ids: counted, and checked by usage.
         self._count(bool(body and body.get("data")), "OpenAI")
 
@@ -168,18 +183,26 @@ class Workload:
             mine = [rid for rid, k in self.ledger.requests.items() if k == key]
         try:
             if mine:
-                self.stub.GetRequest(pb.GetRequestRequest(request_id=rng.choice(mine)), metadata=metadata(key),
-                                     timeout=10)
+                self.stub.GetRequest(
+                    pb.GetRequestRequest(request_id=rng.choice(mine)),
+                    metadata=metadata(key),
+                    timeout=10,
+                )
             else:
-                self.stub.ListImages(pb.ListImagesRequest(page_size=10), metadata=metadata(key), timeout=10)
+                self.stub.ListImages(
+                    pb.ListImagesRequest(page_size=10), metadata=metadata(key), timeout=10
+                )
         except grpc.RpcError:
             pass  # a read may fail while a store is down; it changes nothing
 
     def _delete(self, key: str, rng: random.Random) -> None:
         with self.ledger.lock:
             self.ledger.deletes += 1
-            mine = sorted(i for i, (k, _) in self.ledger.acknowledged.items()
-                          if k == key and i not in self.ledger.deleted)
+            mine = sorted(
+                i
+                for i, (k, _) in self.ledger.acknowledged.items()
+                if k == key and i not in self.ledger.deleted
+            )
         if len(mine) <= KEEP:
             return
         image_id = rng.choice(mine)
@@ -188,7 +211,9 @@ class Workload:
         with self.ledger.lock:
             self.ledger.deleted.add(image_id)
         try:
-            self.stub.DeleteImage(pb.DeleteImageRequest(image_id=image_id), metadata=metadata(key), timeout=10)
+            self.stub.DeleteImage(
+                pb.DeleteImageRequest(image_id=image_id), metadata=metadata(key), timeout=10
+            )
         except grpc.RpcError:
             pass
 

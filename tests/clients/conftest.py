@@ -1,6 +1,7 @@
 """One live server (fake codex) per test module, with an API key so every
 client proves it sends one. Cancel tests check, by pid, that the server
 killed every codex run of the call."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,7 +15,9 @@ API_KEY = "client-test-key"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with start_server(tmp_path_factory.mktemp("srv"), env={"CODEX_IMAGE_SERVER_API_KEY": API_KEY}) as srv:
+    with start_server(
+        tmp_path_factory.mktemp("srv"), env={"CODEX_IMAGE_SERVER_API_KEY": API_KEY}
+    ) as srv:
         yield srv
 
 
@@ -29,10 +32,12 @@ def assert_runs_gone(srv, timeout: float = 15.0) -> None:
     """Every fake codex run this server ever started is gone (not even a zombie)."""
     runs = srv.fake_runs()
     assert runs, "no fake codex run was recorded"
-    assert procs.wait_until(lambda: procs.all_gone(srv.fake_runs()), timeout), \
+    assert procs.wait_until(lambda: procs.all_gone(srv.fake_runs()), timeout), (
         f"codex runs still alive after cancel: {srv.fake_runs()}"
+    )
 
 
 def wait_for_runs(srv, n: int, timeout: float = 15.0) -> None:
-    assert procs.wait_until(lambda: len(srv.fake_runs()) >= n, timeout), \
+    assert procs.wait_until(lambda: len(srv.fake_runs()) >= n, timeout), (
         f"expected {n} fake codex runs, saw {srv.fake_runs()}"
+    )

@@ -3,6 +3,7 @@ with one slot: in a real pseudo-terminal the queued state (with its place in
 line), a timer that ticks and a spinner that turns between the server's
 events; and automatic retry after QUEUE_FULL, honouring the server's
 RetryInfo, visible in --json output."""
+
 from __future__ import annotations
 
 import fcntl
@@ -37,9 +38,11 @@ def one_slot(tmp_path, request):
 
 def hold_the_slot(srv, seconds: float) -> threading.Thread:
     """A generation taking the only slot for `seconds`, running in a thread."""
+
     def run():
         with Client(srv.grpc_target, timeout=30) as client:
             client.generate(f"[[fake delay={seconds}]] holder").wait()
+
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     wait_for_runs(srv, 1)
@@ -51,8 +54,13 @@ def run_in_pty(cmd, env, timeout=60.0):
     pipe); returns (exit code, everything the terminal received, stdout)."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    proc = subprocess.Popen([str(c) for c in cmd], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=slave, env=env)
+    proc = subprocess.Popen(
+        [str(c) for c in cmd],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=env,
+    )
     os.close(slave)
     received = bytearray()
     deadline = time.monotonic() + timeout
@@ -71,7 +79,9 @@ def run_in_pty(cmd, env, timeout=60.0):
                 break
         else:
             proc.kill()
-            raise AssertionError(f"{cmd} still running after {timeout}s:\n{received.decode()[-2000:]}")
+            raise AssertionError(
+                f"{cmd} still running after {timeout}s:\n{received.decode()[-2000:]}"
+            )
         stdout = proc.stdout.read().decode()
         return proc.wait(10), received.decode("utf-8", "replace"), stdout
     finally:
@@ -83,8 +93,18 @@ def run_in_pty(cmd, env, timeout=60.0):
 def test_terminal_shows_queue_place_ticking_timer_and_spinner(one_slot, tmp_path):
     holder = hold_the_slot(one_slot, 3)
     env = dict(os.environ, CODEX_IMAGE_ADDR=one_slot.grpc_target, TERM="xterm")
-    code, screen, stdout = run_in_pty([CLI, "generate", "[[fake delay=2]] a red fox", "-o", tmp_path / "out",
-                                       "--request-id", "tty-1"], env)
+    code, screen, stdout = run_in_pty(
+        [
+            CLI,
+            "generate",
+            "[[fake delay=2]] a red fox",
+            "-o",
+            tmp_path / "out",
+            "--request-id",
+            "tty-1",
+        ],
+        env,
+    )
     holder.join(30)
     assert code == 0, screen[-3000:]
     assert Path(stdout.strip()).name == "tty-1-1.png"
@@ -113,19 +133,33 @@ def test_queue_full_is_retried_after_the_servers_retry_info(one_slot, tmp_path):
     holder = hold_the_slot(one_slot, 8)
     env = dict(os.environ, CODEX_IMAGE_ADDR=one_slot.grpc_target)
     # Told not to retry, it gives up at once with the reason.
-    once = subprocess.run([CLI, "generate", "x", "-o", tmp_path, "--retries", "0"], env=env, capture_output=True,
-                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    once = subprocess.run(
+        [CLI, "generate", "x", "-o", tmp_path, "--retries", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert once.returncode == 1 and "RESOURCE_EXHAUSTED (QUEUE_FULL)" in once.stderr
     started = time.monotonic()
-    proc = subprocess.run([CLI, "generate", "a red fox", "-o", tmp_path / "out", "--json", "--request-id", "retry-1"],
-                          env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [CLI, "generate", "a red fox", "-o", tmp_path / "out", "--json", "--request-id", "retry-1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     took = time.monotonic() - started
     holder.join(30)
     assert proc.returncode == 0, proc.stderr
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     kinds = [next(iter(e)) for e in events]
     retries = [e["retry"] for e in events if "retry" in e]
-    assert kinds[0] == "retry" and retries[0]["reason"] == "QUEUE_FULL" and retries[0]["attempt"] == 2
+    assert (
+        kinds[0] == "retry" and retries[0]["reason"] == "QUEUE_FULL" and retries[0]["attempt"] == 2
+    )
     assert retries[0]["delay_s"] == 5.0  # the server's RetryInfo, not a guess
     assert took >= 5.0 * len(retries)
     assert kinds.count("saved") == 1 and (tmp_path / "out" / "retry-1-1.png").exists()

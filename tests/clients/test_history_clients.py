@@ -1,5 +1,6 @@
 """History in the Python client and the CLI (list, get, delete) against a
 live server with a key."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -33,7 +34,9 @@ def test_python_client_lists_gets_and_deletes(client):
     detail = client.get_request("py-hist")
     assert detail.request.status == "completed" and detail.request.key_name == "default"
     assert sorted(detail.request.image_ids) == sorted(i.id for i in made)
-    assert [r.request_id for r in client.iter_requests(status="completed", request_id="py-hist")] == ["py-hist"]
+    assert [
+        r.request_id for r in client.iter_requests(status="completed", request_id="py-hist")
+    ] == ["py-hist"]
     client.delete_image(made[0].id)
     with pytest.raises(ClientError) as exc:
         client.delete_image(made[0].id)
@@ -52,7 +55,10 @@ def test_cli_list_rm_requests_and_request(server, client):
     assert sorted(r[0] for r in rows) == sorted(i.id for i in made)
     assert all(r[4] == "cli-hist" and r[5] == "cli history badger" for r in rows)
     as_json = run_cli(server, "list", "--request-id", "cli-hist", "--json", "-n", "1")
-    assert len(as_json.stdout.splitlines()) == 1 and json.loads(as_json.stdout)["request_id"] == "cli-hist"
+    assert (
+        len(as_json.stdout.splitlines()) == 1
+        and json.loads(as_json.stdout)["request_id"] == "cli-hist"
+    )
     removed = run_cli(server, "rm", made[0].id, "img_00000000000000000000000000000000")
     assert removed.returncode == 1 and removed.stdout.split() == [made[0].id]
     assert "NOT_FOUND" in removed.stderr and "Traceback" not in removed.stderr

@@ -1,5 +1,6 @@
 """Detached generations from the Python client and the `codex-image` CLI
 (submit, wait, ops, op, cancel), against a live server with a key."""
+
 from __future__ import annotations
 
 import json
@@ -46,13 +47,25 @@ def test_client_wait_returns_at_its_timeout(client):
 
 
 def test_cli_submit_wait_ops_and_op(server, tmp_path):
-    proc = run_cli(server, "submit", "a boat [[fake delay=0.2]]", "--request-id", "cli-op-1", "--wait",
-                   "-o", str(tmp_path))
+    proc = run_cli(
+        server,
+        "submit",
+        "a boat [[fake delay=0.2]]",
+        "--request-id",
+        "cli-op-1",
+        "--wait",
+        "-o",
+        str(tmp_path),
+    )
     assert proc.returncode == 0, proc.stderr
     saved = proc.stdout.split()
     assert len(saved) == 1 and saved[0].startswith(str(tmp_path)) and saved[0].endswith(".png")
     listed = run_cli(server, "ops", "--done")
-    assert listed.returncode == 0 and "operations/cli-op-1\t" in listed.stdout and "succeeded" in listed.stdout
+    assert (
+        listed.returncode == 0
+        and "operations/cli-op-1\t" in listed.stdout
+        and "succeeded" in listed.stdout
+    )
     shown = run_cli(server, "op", "cli-op-1")
     assert shown.returncode == 0 and json.loads(shown.stdout)["done"] is True
     name = run_cli(server, "submit", "later [[fake delay=30]]", "--request-id", "cli-op-2")

@@ -1,4 +1,5 @@
 """The Python client library against a live server."""
+
 from __future__ import annotations
 
 import hashlib
@@ -25,8 +26,15 @@ def test_health_and_capabilities(client):
 
 def test_generate_events_and_download(client, ref_png, tmp_path):
     seen = []
-    result = client.generate("a red fox", count=2, size="2K", aspect="16:9", references=[ref_png],
-                             request_id="py-gen-1", timeout=60).wait(on_event=seen.append)
+    result = client.generate(
+        "a red fox",
+        count=2,
+        size="2K",
+        aspect="16:9",
+        references=[ref_png],
+        request_id="py-gen-1",
+        timeout=60,
+    ).wait(on_event=seen.append)
     assert {type(e) for e in seen} == {Progress, ImageReady, Summary}
     assert isinstance(seen[-1], Summary) and seen[-1].summary.request_id == "py-gen-1"
     assert sorted(i.index for i in result.images) == [0, 1]
@@ -45,7 +53,10 @@ def test_invalid_request_carries_reason_and_each_field(client):
     assert err.code == grpc.StatusCode.INVALID_ARGUMENT
     assert err.domain == "codex-image-server" and err.reason
     assert {(v.field, v.reason) for v in err.violations} >= {
-        ("prompt", "MISSING_PROMPT"), ("count", "INVALID_COUNT"), ("size", "INVALID_SIZE")}
+        ("prompt", "MISSING_PROMPT"),
+        ("count", "INVALID_COUNT"),
+        ("size", "INVALID_SIZE"),
+    }
 
 
 def test_missing_api_key_is_unauthenticated(server):

@@ -1,6 +1,7 @@
 """One real cluster per module: PostgreSQL, s3proxy, three replicas running the
 fake codex, HAProxy in front. `make test` installs what it needs (cluster-deps),
 so nothing here is skipped: a missing piece fails the set-up loudly."""
+
 from __future__ import annotations
 
 import contextlib
@@ -37,9 +38,20 @@ def keys_env(directory: Path, keys: dict) -> dict:
     if not keys:
         return {}
     path = directory / "keys.json"
-    path.write_text(json.dumps({"keys": [
-        {"name": name, "sha256": hashlib.sha256(key_secret(name).encode()).hexdigest(), **limits}
-        for name, limits in keys.items()]}))
+    path.write_text(
+        json.dumps(
+            {
+                "keys": [
+                    {
+                        "name": name,
+                        "sha256": hashlib.sha256(key_secret(name).encode()).hexdigest(),
+                        **limits,
+                    }
+                    for name, limits in keys.items()
+                ]
+            }
+        )
+    )
     return {"CODEX_IMAGE_SERVER_KEYS_FILE": str(path)}
 
 
@@ -68,18 +80,23 @@ def cluster(tmp_path_factory, request):
     (see accounts_env)."""
     directory = Path(tmp_path_factory.mktemp("cluster"))
     fake = fake_codex_launcher(directory)
-    env = {**keys_env(directory, getattr(request.module, "CLUSTER_KEYS", {})),
-           **getattr(request.module, "CLUSTER_ENV", {})}
+    env = {
+        **keys_env(directory, getattr(request.module, "CLUSTER_KEYS", {})),
+        **getattr(request.module, "CLUSTER_ENV", {}),
+    }
     c = Cluster(directory / "c", replicas=3, codex_bin=str(fake), check_ms=CHECK_MS, env=env)
     for replica in c.replicas:
         replica.codex_home.mkdir(parents=True, exist_ok=True)
         (replica.codex_home / "auth.json").write_text('{"fake": true}')
         replica.extra_env["FAKE_CODEX_PIDDIR"] = str(replica.directory / "fake-codex-pids")
         replica.extra_env.update(FAKE_CODEX_ENV)
-        replica.extra_env.update(accounts_env(replica, getattr(request.module, "CLUSTER_ACCOUNTS", [])))
+        replica.extra_env.update(
+            accounts_env(replica, getattr(request.module, "CLUSTER_ACCOUNTS", []))
+        )
     with c:
-        assert procs.wait_until(lambda: all(s == "UP" for s in c.balancer.server_states().values()), 10), \
-            c.balancer.server_states()
+        assert procs.wait_until(
+            lambda: all(s == "UP" for s in c.balancer.server_states().values()), 10
+        ), c.balancer.server_states()
         yield c
         for replica in c.replicas:
             procs.kill_leftover_runs(replica_runs(replica))
@@ -91,16 +108,33 @@ def stub(cluster):
         yield pbg.ImageServiceStub(channel)
 
 
-def generate_on(replica, prompt: str, *, key: str = "", count: int = 1, request_id: str = "",
-                timeout: float = 60):
+def generate_on(
+    replica,
+    prompt: str,
+    *,
+    key: str = "",
+    count: int = 1,
+    request_id: str = "",
+    timeout: float = 60,
+):
     """One Generate straight to a replica (not through HAProxy): (images, error or None)."""
     metadata = [("authorization", f"Bearer {key_secret(key)}")] if key else None
     with grpc.insecure_channel(replica.grpc_target) as channel:
-        return generate(pbg.ImageServiceStub(channel), prompt, count=count, request_id=request_id,
-                        metadata=metadata, timeout=timeout)
+        return generate(
+            pbg.ImageServiceStub(channel),
+            prompt,
+            count=count,
+            request_id=request_id,
+            metadata=metadata,
+            timeout=timeout,
+        )
 
 
 def live_runs(cluster, marker: str) -> list[dict]:
     """Fake codex runs of every replica, alive now, whose request id has `marker`."""
-    return [r for rep in cluster.replicas for r in replica_runs(rep)
-            if f"/{marker}" in r["cwd"] and procs.running(r["pid"])]
+    return [
+        r
+        for rep in cluster.replicas
+        for r in replica_runs(rep)
+        if f"/{marker}" in r["cwd"] and procs.running(r["pid"])
+    ]

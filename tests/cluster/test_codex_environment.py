@@ -2,6 +2,7 @@
 database URL; the codex it runs (and the shell codex starts) holds none of
 them. Read from /proc/PID/environ of live runs, found by the run ids each
 replica recorded in its state directory."""
+
 from __future__ import annotations
 
 import threading
@@ -22,14 +23,22 @@ def _drain(call):
 
 
 def test_codex_in_the_cluster_sees_no_store_credentials(cluster, stub):
-    calls = [stub.Generate(pb.GenerateRequest(prompt="x [[fake delay=60 shell=60]]", request_id=f"env{i}"))
-             for i in range(3)]
+    calls = [
+        stub.Generate(
+            pb.GenerateRequest(prompt="x [[fake delay=60 shell=60]]", request_id=f"env{i}")
+        )
+        for i in range(3)
+    ]
     threads = [threading.Thread(target=_drain, args=(c,), daemon=True) for c in calls]
     for t in threads:
         t.start()
     try:
+
         def live():
-            return [pid for r in cluster.replicas for pid in procs.codex_run_pids(r.directory / "state")]
+            return [
+                pid for r in cluster.replicas for pid in procs.codex_run_pids(r.directory / "state")
+            ]
+
         # Each run: the codex and its shell.
         assert procs.wait_until(lambda: len(live()) >= 6, timeout=30), live()
         secrets = {SECRET_KEY, cluster.postgres.url}
@@ -40,9 +49,15 @@ def test_codex_in_the_cluster_sees_no_store_credentials(cluster, stub):
         for pid in live():
             env = procs.environ_of(pid)
             assert env and "CODEX_HOME" in env, pid
-            leaked = sorted(k for k, v in env.items()
-                            if k.startswith("AWS_") or v in secrets or SECRET_KEY in v or v == ACCESS_KEY
-                            or (k.startswith("CODEX_IMAGE_SERVER_") and k != procs.RUN_ID_ENV))
+            leaked = sorted(
+                k
+                for k, v in env.items()
+                if k.startswith("AWS_")
+                or v in secrets
+                or SECRET_KEY in v
+                or v == ACCESS_KEY
+                or (k.startswith("CODEX_IMAGE_SERVER_") and k != procs.RUN_ID_ENV)
+            )
             assert leaked == [], (pid, leaked)  # ... codex does not
     finally:
         for c in calls:

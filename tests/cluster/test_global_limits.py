@@ -3,6 +3,7 @@ request is recorded, one admission of a key at a time on any replica (an
 advisory lock), so neither requests made one after another nor at once on
 several replicas get past a key's daily limit or its concurrency. A killed
 replica's running request stops counting when its lease lapses."""
+
 from __future__ import annotations
 
 import time
@@ -15,7 +16,11 @@ from tests.support import procs
 
 from .conftest import generate_on, key_secret, live_runs
 
-CLUSTER_KEYS = {"team": {"images_per_day": 3}, "burst": {"images_per_day": 3}, "pair": {"max_concurrent": 2}}
+CLUSTER_KEYS = {
+    "team": {"images_per_day": 3},
+    "burst": {"images_per_day": 3},
+    "pair": {"max_concurrent": 2},
+}
 LEASE_MS = 1500
 CLUSTER_ENV = {"CODEX_IMAGE_SERVER_LEASE_MS": str(LEASE_MS)}
 
@@ -32,13 +37,19 @@ def test_a_keys_daily_limit_counts_images_made_through_every_replica(cluster):
 
 
 def refused_for(error, reason: str) -> bool:
-    return error is not None and error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and reason in error.details()
+    return (
+        error is not None
+        and error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        and reason in error.details()
+    )
 
 
 def test_a_keys_daily_limit_holds_when_every_replica_admits_at_once(cluster):
     targets = [r for r in cluster.replicas for _ in range(3)]
     with ThreadPoolExecutor(len(targets)) as pool:
-        results = list(pool.map(lambda r: generate_on(r, "burst [[fake delay=0.3]]", key="burst"), targets))
+        results = list(
+            pool.map(lambda r: generate_on(r, "burst [[fake delay=0.3]]", key="burst"), targets)
+        )
     made = [images for images, error in results if error is None]
     assert sum(len(images) for images in made) == 3, [e for _, e in results]
     assert all(refused_for(error, "of its 3 images") for _, error in results if error is not None)
@@ -49,9 +60,13 @@ def test_a_keys_concurrency_holds_across_replicas(cluster):
     at a time: exactly two run (per-process counting would let all six in)."""
     targets = [r for r in cluster.replicas for _ in range(2)]
     with ThreadPoolExecutor(len(targets)) as pool:
-        results = list(pool.map(lambda r: generate_on(r, "pair [[fake delay=2]]", key="pair"), targets))
+        results = list(
+            pool.map(lambda r: generate_on(r, "pair [[fake delay=2]]", key="pair"), targets)
+        )
     assert sum(error is None for _, error in results) == 2, [e for _, e in results]
-    assert all(refused_for(error, "2 requests running") for _, error in results if error is not None)
+    assert all(
+        refused_for(error, "2 requests running") for _, error in results if error is not None
+    )
 
 
 def test_a_killed_replicas_running_request_stops_counting_when_its_lease_lapses(cluster):
@@ -60,8 +75,13 @@ def test_a_killed_replicas_running_request_stops_counting_when_its_lease_lapses(
     channels = [grpc.insecure_channel(r.grpc_target) for r in (r1, r2)]
     calls = []
     try:
-        calls += [pbg.ImageServiceStub(ch).Generate(pb.GenerateRequest(
-            prompt="held [[fake delay=60]]", request_id=f"held-{i}"), metadata=secret) for i, ch in enumerate(channels)]
+        calls += [
+            pbg.ImageServiceStub(ch).Generate(
+                pb.GenerateRequest(prompt="held [[fake delay=60]]", request_id=f"held-{i}"),
+                metadata=secret,
+            )
+            for i, ch in enumerate(channels)
+        ]
         assert procs.wait_until(lambda: len(live_runs(cluster, "held-")) == 2, 15)
         _, error = generate_on(r3, "third [[fake delay=0.05]]", key="pair")
         assert refused_for(error, "2 requests running"), error
@@ -79,13 +99,21 @@ def test_a_killed_replicas_running_request_stops_counting_when_its_lease_lapses(
             assert refused_for(error, "running"), error
             time.sleep(0.1)
         assert admitted_after is not None, "the killed replica's request still counts"
-        assert admitted_after >= LEASE_MS / 1000 / 2, f"freed after {admitted_after:.2f}s: before its lease lapsed"
-        print(f"a killed replica's key slot freed {admitted_after:.2f}s after SIGKILL (lease "
-              f"{LEASE_MS} ms)")
+        assert admitted_after >= LEASE_MS / 1000 / 2, (
+            f"freed after {admitted_after:.2f}s: before its lease lapsed"
+        )
+        print(
+            f"a killed replica's key slot freed {admitted_after:.2f}s after SIGKILL (lease "
+            f"{LEASE_MS} ms)"
+        )
         # r2's request still counts: one more fills the key's two.
         channels.append(grpc.insecure_channel(r3.grpc_target))
-        calls.append(pbg.ImageServiceStub(channels[-1]).Generate(pb.GenerateRequest(
-            prompt="held [[fake delay=60]]", request_id="held-3"), metadata=secret))
+        calls.append(
+            pbg.ImageServiceStub(channels[-1]).Generate(
+                pb.GenerateRequest(prompt="held [[fake delay=60]]", request_id="held-3"),
+                metadata=secret,
+            )
+        )
         assert procs.wait_until(lambda: len(live_runs(cluster, "held-3")) == 1, 15)
         _, error = generate_on(r3, "fifth [[fake delay=0.05]]", key="pair")
         assert refused_for(error, "2 requests running"), error

@@ -1,6 +1,7 @@
 """The cluster's PostgreSQL: a generated password checked with scram-sha-256
 on every connection (no trust), listening on loopback only, its directory
 its own user's (0700) and no parent directory opened for it."""
+
 from __future__ import annotations
 
 import os
@@ -34,7 +35,9 @@ def test_the_password_is_needed_and_checked_with_scram(pg):
         assert "password" in refused.stderr, refused.stderr
     rules = server.psql("select distinct auth_method from pg_hba_file_rules").stdout.split()
     assert rules == ["scram-sha-256"], rules
-    stored = server.psql("select rolpassword from pg_authid where rolname = 'postgres'").stdout.strip()
+    stored = server.psql(
+        "select rolpassword from pg_authid where rolname = 'postgres'"
+    ).stdout.strip()
     assert stored.startswith("SCRAM-SHA-256$")
     assert server.password in server.url and server.password not in server.shown_url
 
@@ -56,7 +59,9 @@ def test_its_directory_is_its_own_and_no_parent_was_opened(pg):
 
 def test_a_directory_its_user_cannot_reach_is_refused_not_opened(tmp_path):
     if os.geteuid() != 0:
-        pytest.skip("only root hands the data to another user")  # make test runs as root: it runs there
+        pytest.skip(
+            "only root hands the data to another user"
+        )  # make test runs as root: it runs there
     private = tmp_path / "private"
     private.mkdir(mode=0o700)
     server = Postgres(private / "pg")

@@ -4,6 +4,7 @@ counted under an advisory lock while their replica's lease lives, so two
 replicas never run more on it than its budget, a killed replica's runs free
 themselves when its lease lapses, and an account one replica found used up
 is skipped by every replica until its reset."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -65,8 +66,12 @@ def test_two_replicas_never_run_more_on_one_account_than_its_budget(cluster, q_u
     targets = [(r, f"budget-{r.name}-{i}") for r in (r1, r2) for i in range(3)]
     with Peak(cluster, "budget-") as peak, ThreadPoolExecutor(len(targets)) as pool:
         started = time.monotonic()
-        results = list(pool.map(lambda t: generate_on(t[0], f"budget [[fake delay={RUN_S}]]", request_id=t[1]),
-                                targets))
+        results = list(
+            pool.map(
+                lambda t: generate_on(t[0], f"budget [[fake delay={RUN_S}]]", request_id=t[1]),
+                targets,
+            )
+        )
         took = time.monotonic() - started
     assert all(error is None for _, error in results), [e for _, e in results]
     assert {images[0].account for images, _ in results} == {"shared"}
@@ -92,8 +97,11 @@ def test_the_run_log_counts_overlapping_runs():
 def both_runs_on_r1(cluster, request_id: str, delay_s: float):
     """r1 holds both of shared's runs: (its channel, the call), once both run."""
     channel = grpc.insecure_channel(cluster.replicas[0].grpc_target)
-    call = pbg.ImageServiceStub(channel).Generate(pb.GenerateRequest(
-        prompt=f"{request_id} [[fake delay={delay_s}]]", count=2, request_id=request_id))
+    call = pbg.ImageServiceStub(channel).Generate(
+        pb.GenerateRequest(
+            prompt=f"{request_id} [[fake delay={delay_s}]]", count=2, request_id=request_id
+        )
+    )
     assert procs.wait_until(lambda: len(live_runs(cluster, f"{request_id}-")) == 2, 15)
     return channel, call
 
@@ -112,8 +120,10 @@ def test_a_killed_replicas_runs_free_the_account_when_its_lease_lapses(cluster, 
         assert error is None and images[0].account == "shared", error
         (run,) = [r for r in replica_runs(r2) if "/after-" in r["cwd"]]
         waited = run["started"] - killed_wall
-        print(f"a killed replica's account runs freed {waited:.2f}s after SIGKILL (lease "
-              f"{LEASE_MS} ms)")
+        print(
+            f"a killed replica's account runs freed {waited:.2f}s after SIGKILL (lease "
+            f"{LEASE_MS} ms)"
+        )
         assert LEASE_MS / 1000 / 2 <= waited <= LEASE_MS / 1000 + 3, waited
     finally:
         channel.close()
@@ -121,8 +131,12 @@ def test_a_killed_replicas_runs_free_the_account_when_its_lease_lapses(cluster, 
     assert procs.wait_until(lambda: not live_runs(cluster, "hog-"), 15)
     # The dead replica's two runs ended in the store's record when r2's
     # take found its lease lapsed (or when r1 came back, whichever first).
-    r1_runs = [r for r in account_runs.read(cluster.postgres.url)
-               if r.replica.endswith(os.path.realpath(r1.directory / "state")) and r.ended_by != "given back"]
+    r1_runs = [
+        r
+        for r in account_runs.read(cluster.postgres.url)
+        if r.replica.endswith(os.path.realpath(r1.directory / "state"))
+        and r.ended_by != "given back"
+    ]
     assert len(r1_runs) == 2 and all(r.ended_at for r in r1_runs), r1_runs
     assert {r.ended_by for r in r1_runs} <= {"lease lapsed", "restarted"}, r1_runs
 
@@ -144,7 +158,9 @@ def test_a_postgres_outage_longer_than_a_lease_does_not_drop_live_runs(cluster, 
         call.cancel()
         channel.close()
     runs = [r for r in account_runs.read(cluster.postgres.url) if r.account == "shared"]
-    assert account_runs.most_at_once(runs) == {"shared": 2}, account_runs.at_the_peak(runs, "shared")
+    assert account_runs.most_at_once(runs) == {"shared": 2}, account_runs.at_the_peak(
+        runs, "shared"
+    )
 
 
 def test_an_account_used_up_on_one_replica_is_skipped_by_every_replica(cluster, q_used_up):
@@ -159,6 +175,12 @@ def test_an_account_used_up_on_one_replica_is_skipped_by_every_replica(cluster, 
             images, error = generate_on(replica, "elsewhere [[fake delay=0.05]]")
             assert error is None and images[0].account == "shared", error
     # Only r1 ever met the limit, once: nobody ran q again after it was marked.
-    logged = [json.loads(line) for path in (r.log_path for r in cluster.replicas)
-              for line in path.read_text().splitlines() if line.startswith("{")]
-    assert [r["account"] for r in logged if r.get("event") == "candidate.account_exhausted"] == ["q"]
+    logged = [
+        json.loads(line)
+        for path in (r.log_path for r in cluster.replicas)
+        for line in path.read_text().splitlines()
+        if line.startswith("{")
+    ]
+    assert [r["account"] for r in logged if r.get("event") == "candidate.account_exhausted"] == [
+        "q"
+    ]

@@ -1,6 +1,7 @@
 """Three replicas on one PostgreSQL and one object store: any replica answers
 for any image; a down store is a clear UNAVAILABLE with nothing half-written;
 a restarted PostgreSQL is picked up again without restarting a replica."""
+
 from __future__ import annotations
 
 import hashlib
@@ -19,7 +20,9 @@ RECONNECT_S = 15.0
 
 
 def stub_of(replica, channels):
-    channel = grpc.insecure_channel(replica.grpc_target, options=[("grpc.max_receive_message_length", 64 << 20)])
+    channel = grpc.insecure_channel(
+        replica.grpc_target, options=[("grpc.max_receive_message_length", 64 << 20)]
+    )
     channels.append(channel)
     return pbg.ImageServiceStub(channel)
 
@@ -44,7 +47,9 @@ def generate(stub, prompt):
 
 
 def file_bytes(stub, image_id):
-    return b"".join(c.data for c in stub.GetImageFile(pb.GetImageFileRequest(image_id=image_id), timeout=30))
+    return b"".join(
+        c.data for c in stub.GetImageFile(pb.GetImageFileRequest(image_id=image_id), timeout=30)
+    )
 
 
 def test_an_image_made_through_a_is_listed_and_fetched_through_b_and_c(cluster, stubs):
@@ -53,12 +58,16 @@ def test_an_image_made_through_a_is_listed_and_fetched_through_b_and_c(cluster, 
     assert error is None and len(images) == 1
     image = images[0]
     for other in (b, c):
-        listed = other.ListImages(pb.ListImagesRequest(request_id=image.request_id), timeout=10).images
+        listed = other.ListImages(
+            pb.ListImagesRequest(request_id=image.request_id), timeout=10
+        ).images
         assert [i.id for i in listed] == [image.id]
         data = file_bytes(other, image.id)
         assert hashlib.sha256(data).hexdigest() == image.sha256 and len(data) == image.byte_size
     # The /v1 file route of a third replica streams it too.
-    with urllib.request.urlopen(f"{cluster.replicas[2].http_base}/v1/images/{image.id}/file", timeout=30) as resp:
+    with urllib.request.urlopen(
+        f"{cluster.replicas[2].http_base}/v1/images/{image.id}/file", timeout=30
+    ) as resp:
         assert hashlib.sha256(resp.read()).hexdigest() == image.sha256
     # Deleted through C: gone for A, in the index and in the bucket.
     c.DeleteImage(pb.DeleteImageRequest(image_id=image.id), timeout=10)
@@ -82,14 +91,21 @@ def test_a_damaged_cached_copy_is_fetched_again_not_served(cluster, stubs):
     image = images[0]
     url = f"{cluster.replicas[1].http_base}/v1/images/{image.id}/file"
     assert hashlib.sha256(file_bytes(b, image.id)).hexdigest() == image.sha256  # B caches it now
-    fetches = [(1, lambda: file_bytes(b, image.id)), (1, lambda: urllib.request.urlopen(url, timeout=30).read()),
-               (0, lambda: file_bytes(a, image.id))]  # gRPC and the file route of B; A, which made it
+    fetches = [
+        (1, lambda: file_bytes(b, image.id)),
+        (1, lambda: urllib.request.urlopen(url, timeout=30).read()),
+        (0, lambda: file_bytes(a, image.id)),
+    ]  # gRPC and the file route of B; A, which made it
     for replica, fetch in fetches:
         (cached,) = cluster.replicas[replica].directory.rglob(f"object-cache/{image.id}*")
         damage(cached)
         assert hashlib.sha256(fetch()).hexdigest() == image.sha256
-    logged = [json.loads(line) for r in cluster.replicas[:2] for line in r.log_path.read_text().splitlines()
-              if line.startswith("{")]
+    logged = [
+        json.loads(line)
+        for r in cluster.replicas[:2]
+        for line in r.log_path.read_text().splitlines()
+        if line.startswith("{")
+    ]
     assert sum(1 for e in logged if e.get("event") == "store.cached_copy_damaged") >= 3
 
 

@@ -2,6 +2,7 @@
 (by pid), logged as one JSON restart line, and the cluster serves again: a
 replica kills its dead self's codex runs and is back in rotation; replicas
 reach a restarted PostgreSQL and object store without a restart of their own."""
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,10 @@ def supervised(cluster):
 
 
 def _restarted(lines: list[dict], name: str, old_pid: int) -> bool:
-    return any(line["process"] == name and line["old_pid"] == old_pid and line["outcome"] == "started"
-               for line in lines)
+    return any(
+        line["process"] == name and line["old_pid"] == old_pid and line["outcome"] == "started"
+        for line in lines
+    )
 
 
 def _serves(target: str) -> bool:
@@ -38,9 +41,14 @@ def _serves(target: str) -> bool:
     try:
         with grpc.insecure_channel(target) as channel:
             stub = pbg.ImageServiceStub(channel)
-            events = list(stub.Generate(pb.GenerateRequest(prompt="back [[fake delay=0.05]]"), timeout=20))
+            events = list(
+                stub.Generate(pb.GenerateRequest(prompt="back [[fake delay=0.05]]"), timeout=20)
+            )
             image = next(e.image for e in events if e.WhichOneof("event") == "image")
-            data = b"".join(c.data for c in stub.GetImageFile(pb.GetImageFileRequest(image_id=image.id), timeout=20))
+            data = b"".join(
+                c.data
+                for c in stub.GetImageFile(pb.GetImageFileRequest(image_id=image.id), timeout=20)
+            )
     except grpc.RpcError:
         return False
     return hashlib.sha256(data).hexdigest() == image.sha256
@@ -52,11 +60,20 @@ def _replica_pids(cluster) -> list[int]:
 
 def test_a_killed_replica_comes_back_kills_its_orphans_and_rejoins(supervised, stub):
     cluster, lines = supervised
-    call = stub.Generate(pb.GenerateRequest(prompt="orphaned [[fake delay=60 child=1 shell=60]]",
-                                            request_id="orphaned"))
-    assert procs.wait_until(lambda: any("/orphaned-" in r["cwd"] for rep in cluster.replicas
-                                        for r in replica_runs(rep)), 15)
-    victim = next(rep for rep in cluster.replicas if any("/orphaned-" in r["cwd"] for r in replica_runs(rep)))
+    call = stub.Generate(
+        pb.GenerateRequest(
+            prompt="orphaned [[fake delay=60 child=1 shell=60]]", request_id="orphaned"
+        )
+    )
+    assert procs.wait_until(
+        lambda: any(
+            "/orphaned-" in r["cwd"] for rep in cluster.replicas for r in replica_runs(rep)
+        ),
+        15,
+    )
+    victim = next(
+        rep for rep in cluster.replicas if any("/orphaned-" in r["cwd"] for r in replica_runs(rep))
+    )
     orphans = [r for r in replica_runs(victim) if "/orphaned-" in r["cwd"]]
     old_pid = victim.pid
     os.kill(old_pid, signal.SIGKILL)
@@ -67,7 +84,9 @@ def test_a_killed_replica_comes_back_kills_its_orphans_and_rejoins(supervised, s
     # Its dead self's codex runs (leader, grandchild, the shell in its own session) are gone.
     pids = [p for r in orphans for p in (r["pid"], r["child_pid"], r["shell_pid"]) if p]
     assert procs.wait_until(lambda: not any(procs.running(p) for p in pids), 15), pids
-    assert procs.wait_until(lambda: cluster.balancer.server_states()[f"replicas_grpc/{victim.name}"] == "UP", 15)
+    assert procs.wait_until(
+        lambda: cluster.balancer.server_states()[f"replicas_grpc/{victim.name}"] == "UP", 15
+    )
     assert _serves(victim.grpc_target)
 
 
@@ -86,7 +105,9 @@ def test_a_killed_store_comes_back_and_replicas_reconnect(supervised, store):
     assert procs.wait_until(lambda: _restarted(lines, store, old_pid), BACK_S), lines
     # Each replica, straight, not through the balancer: each reconnects by itself.
     for replica in cluster.replicas:
-        assert procs.wait_until(lambda replica=replica: _serves(replica.grpc_target), 20, interval=0.5), replica.name
+        assert procs.wait_until(
+            lambda replica=replica: _serves(replica.grpc_target), 20, interval=0.5
+        ), replica.name
     assert _replica_pids(cluster) == replicas, "a replica was restarted"
 
 
@@ -103,4 +124,8 @@ def test_each_restart_is_one_json_line_with_its_backoff(supervised):
     names = {line["process"] for line in lines}
     assert {"postgres", "objectstore", "haproxy"} <= names and names & {"r1", "r2", "r3"}, lines
     for line in lines:
-        assert line["event"] == "cluster.restart" and line["backoff_s"] > 0 and line["exit"] is not None, line
+        assert (
+            line["event"] == "cluster.restart"
+            and line["backoff_s"] > 0
+            and line["exit"] is not None
+        ), line

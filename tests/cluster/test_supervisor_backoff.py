@@ -2,6 +2,7 @@
 quick death doubles the wait before the next start, up to the cap; a clean
 stop of the supervisor restarts nothing; the dead member's process group
 goes with it (a SIGKILLed PostgreSQL leaves backends behind otherwise)."""
+
 from __future__ import annotations
 
 import os
@@ -23,12 +24,15 @@ class SleepyMember:
         self.children: list[int] = []
 
     def start(self) -> SleepyMember:
-        code = ("import subprocess, sys, time\n"
-                "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
-                "print(child.pid, flush=True)\n"
-                "time.sleep(600)\n")
-        self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                                     start_new_session=True)
+        code = (
+            "import subprocess, sys, time\n"
+            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+            "print(child.pid, flush=True)\n"
+            "time.sleep(600)\n"
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True
+        )
         self.children.append(int(self.proc.stdout.readline()))
         return self
 
@@ -53,8 +57,10 @@ def test_quick_deaths_double_the_backoff_and_the_group_goes(monkeypatch):
             # Its group went with it: the child it had started is gone too.
             assert procs.wait_until(lambda n=n: not procs.exists(member.children[n - 1]), 10)
         assert [line["backoff_s"] for line in lines] == [0.2, 0.4, 0.8, 0.8]
-        assert all(line["outcome"] == "started" and procs.running(line["pid"]) is (line is lines[-1])
-                   for line in lines)
+        assert all(
+            line["outcome"] == "started" and procs.running(line["pid"]) is (line is lines[-1])
+            for line in lines
+        )
     finally:
         supervisor.stop()
         last = member.proc

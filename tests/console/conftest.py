@@ -2,6 +2,7 @@
 chromium-driver, installed by `make chromium`), driven by selenium, against
 real servers with the fake codex. No browser is downloaded: selenium is given
 both binaries, so its driver manager never runs."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,11 +28,14 @@ class Console:
 
     def wait(self, condition, timeout: float = 45.0, message: str = ""):
         return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(
-            lambda d: condition(), message or getattr(condition, "__name__", ""))
+            lambda d: condition(), message or getattr(condition, "__name__", "")
+        )
 
     def wait_ready(self) -> Console:
-        self.wait(lambda: self.driver.execute_script("return document.body.dataset.ready === 'true'"),
-                  message="console never became ready")
+        self.wait(
+            lambda: self.driver.execute_script("return document.body.dataset.ready === 'true'"),
+            message="console never became ready",
+        )
         return self
 
     def find(self, css: str):
@@ -51,7 +55,9 @@ class Console:
         self.shots.mkdir(parents=True, exist_ok=True)
         path = self.shots / f"{name}.png"
         size = self.driver.get_window_size()
-        height = self.js("return Math.max(document.documentElement.scrollHeight, window.innerHeight)")
+        height = self.js(
+            "return Math.max(document.documentElement.scrollHeight, window.innerHeight)"
+        )
         chrome = size["height"] - self.js("return window.innerHeight")
         self.driver.set_window_size(size["width"], min(int(height) + chrome, 4000))
         try:
@@ -64,8 +70,10 @@ class Console:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     if missing_binaries():
-        pytest.fail(f"{missing_binaries()} missing: run `make chromium` (Debian's chromium and "
-                    "chromium-driver)")
+        pytest.fail(
+            f"{missing_binaries()} missing: run `make chromium` (Debian's chromium and "
+            "chromium-driver)"
+        )
     driver = chromium(tmp_path_factory.mktemp("chromium"))
     try:
         yield driver
@@ -77,10 +85,12 @@ def browser(tmp_path_factory):
 def console_for(browser, tmp_path):
     """console_for(srv) -> a Console on srv, in a fresh tab state (sessionStorage
     cleared), laptop-sized; screenshots land in this test's tmp dir."""
+
     def make(srv, size=LAPTOP) -> Console:
         browser.set_window_size(*size)
         console = Console(browser, srv.http_base, tmp_path / "screenshots")
         console.open("/console/icon.svg")  # same origin, so its storage can be cleared
         browser.execute_script("sessionStorage.clear()")
         return console
+
     return make

@@ -1,5 +1,6 @@
 """Generate in the browser: progress per candidate, images as they land, a
 Cancel that kills codex, references by the file input, field errors."""
+
 from __future__ import annotations
 
 import io
@@ -27,7 +28,9 @@ def fill(console, prompt: str, count: int = 1, size: str | None = None, custom: 
 
 
 def bars(console) -> list[float]:
-    return console.js("return [...document.querySelectorAll('#results progress')].map(p => p.value)")
+    return console.js(
+        "return [...document.querySelectorAll('#results progress')].map(p => p.value)"
+    )
 
 
 def loaded_images(console) -> list[dict]:
@@ -64,15 +67,21 @@ def test_cancel_kills_the_codex_runs(open_server, console_for):
     console = console_for(open_server).open().wait_ready()
     fill(console, "a very slow one [[fake delay=60]]", count=2)
     console.find("#generate-button").click()
-    request_id = console.wait(lambda: console.js(
-        "return document.querySelector('#results .run')?.dataset.requestId"))
-    console.wait(lambda: len(open_server.runs_of(request_id)) == 2, message="codex runs never started")
+    request_id = console.wait(
+        lambda: console.js("return document.querySelector('#results .run')?.dataset.requestId")
+    )
+    console.wait(
+        lambda: len(open_server.runs_of(request_id)) == 2, message="codex runs never started"
+    )
     runs = open_server.runs_of(request_id)
     assert all(procs.running(r["pid"]) for r in runs)
-    console.wait(lambda: all(v >= 10 for v in bars(console)), message="progress never showed the start")
+    console.wait(
+        lambda: all(v >= 10 for v in bars(console)), message="progress never showed the start"
+    )
     console.find("#cancel-button").click()
-    assert procs.wait_until(lambda: procs.all_gone(runs), timeout=15), \
+    assert procs.wait_until(lambda: procs.all_gone(runs), timeout=15), (
         f"codex runs still alive after Cancel: {runs}"
+    )
     console.wait(lambda: "Cancelled" in console.text("#generate-message"))
     assert [s.text for s in console.find_all("#results .slot .stage")] == ["Cancelled", "Cancelled"]
     assert not console.find("#generate-button").get_attribute("disabled")
@@ -88,10 +97,14 @@ def png_file(tmp_path, width: int, height: int):
     return path
 
 
-def test_reference_by_file_input_shows_its_size_and_reaches_the_server(open_server, console_for, tmp_path):
+def test_reference_by_file_input_shows_its_size_and_reaches_the_server(
+    open_server, console_for, tmp_path
+):
     console = console_for(open_server).open().wait_ready()
     console.find("#reference-input").send_keys(str(png_file(tmp_path, 300, 200)))
-    console.wait(lambda: "300×200" in console.text("#reference-list"), message="no thumbnail with its size")
+    console.wait(
+        lambda: "300×200" in console.text("#reference-list"), message="no thumbnail with its size"
+    )
     assert console.js("return document.querySelector('#reference-list img').naturalWidth") == 300
     assert console.text("#reference-status") == "1 reference"
     # A file that is not an image is refused by the server, next to its thumbnail.
@@ -101,7 +114,9 @@ def test_reference_by_file_input_shows_its_size_and_reaches_the_server(open_serv
     console.wait(lambda: len(console.find_all("#reference-list li")) == 2)
     fill(console, "in the style of the reference")
     console.find("#generate-button").click()
-    console.wait(lambda: console.find_all("#reference-list li.invalid"), message="bad reference not flagged")
+    console.wait(
+        lambda: console.find_all("#reference-list li.invalid"), message="bad reference not flagged"
+    )
     bad = console.find_all("#reference-list li.invalid")
     assert len(bad) == 1 and bad[0].get_attribute("data-index") == "1"
     assert bad[0].find_element("css selector", ".field-error").text
@@ -141,8 +156,10 @@ def test_a_failure_after_progress_is_explained_and_marks_the_candidates(open_ser
     console = console_for(open_server).open().wait_ready()
     fill(console, "doomed [[fake mode=fail]]", count=2)
     console.find("#generate-button").click()
-    console.wait(lambda: "codex_exec_failed" in console.text("#generate-message"),
-                 message="no message for the failed run")
+    console.wait(
+        lambda: "codex_exec_failed" in console.text("#generate-message"),
+        message="no message for the failed run",
+    )
     assert console.text("#generate-message").startswith("Codex failed while generating.")
     assert [s.text for s in console.find_all("#results .slot .stage")] == ["Failed", "Failed"]
     assert not console.find("#generate-button").get_attribute("disabled")
@@ -157,7 +174,9 @@ def test_transparent_background_gives_an_image_with_real_alpha(open_server, cons
     background.select_by_value("transparent")
     Select(console.find("#output_format")).select_by_value("png")
     console.find("#generate-button").click()
-    console.wait(lambda: len(loaded_images(console)) == 1, message="the transparent image never appeared")
+    console.wait(
+        lambda: len(loaded_images(console)) == 1, message="the transparent image never appeared"
+    )
     # The corner of the delivered image is see-through, the centre is not:
     # read back from the image the console shows.
     alphas = console.js("""const img = document.querySelector('#results .slot img[data-loaded]');
@@ -170,12 +189,19 @@ def test_transparent_background_gives_an_image_with_real_alpha(open_server, cons
     console.screenshot("transparent")
 
 
-def test_jpeg_with_a_transparent_background_is_refused_on_the_background_field(open_server, console_for):
+def test_jpeg_with_a_transparent_background_is_refused_on_the_background_field(
+    open_server, console_for
+):
     console = console_for(open_server).open().wait_ready()
     fill(console, "a glass bottle")
     Select(console.find("#background")).select_by_value("transparent")
     Select(console.find("#output_format")).select_by_value("jpeg")
     console.find("#generate-button").click()
-    console.wait(lambda: console.text("#error-background"), message="no error under the background field")
-    assert "jpeg" in console.text("#error-background").lower() or "alpha" in console.text("#error-background").lower()
+    console.wait(
+        lambda: console.text("#error-background"), message="no error under the background field"
+    )
+    assert (
+        "jpeg" in console.text("#error-background").lower()
+        or "alpha" in console.text("#error-background").lower()
+    )
     assert console.find_all("#results .slot") == []

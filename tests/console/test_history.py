@@ -1,5 +1,6 @@
 """The History tab on the real history API (ListImages, DeleteImage): pages,
 search, delete, and the copied curl / grpcurl commands run for real."""
+
 from __future__ import annotations
 
 import json
@@ -19,15 +20,23 @@ GRPCURL = REPO / ".tools" / "bin" / "grpcurl"
 def history_server(tmp_path_factory):
     """A server of its own with 14 images: 12 foxes (newest first), 2 herons."""
     with start_server(tmp_path_factory.mktemp("console-history"), http=True) as srv:
-        for prompt, count in (("a heron in reeds", 2), ("a fox, take 1", 4), ("a fox, take 2", 4),
-                              ("a fox, take 3", 4)):
-            reply = request(srv.http_base, "POST", "/v1/images/generate", {"prompt": prompt, "count": count})
+        for prompt, count in (
+            ("a heron in reeds", 2),
+            ("a fox, take 1", 4),
+            ("a fox, take 2", 4),
+            ("a fox, take 3", 4),
+        ):
+            reply = request(
+                srv.http_base, "POST", "/v1/images/generate", {"prompt": prompt, "count": count}
+            )
             assert reply.status == 200, reply.body
         yield srv
 
 
 def cards(console) -> list[str]:
-    return console.js("return [...document.querySelectorAll('#gallery .card')].map(c => c.dataset.imageId)")
+    return console.js(
+        "return [...document.querySelectorAll('#gallery .card')].map(c => c.dataset.imageId)"
+    )
 
 
 def open_history(console):
@@ -42,7 +51,9 @@ def test_gallery_pages_newest_first_and_searches(history_server, console_for):
     assert len(first) == PAGE
     assert console.find("#history-newer").get_attribute("disabled")
     assert not console.find("#history-older").get_attribute("disabled")
-    prompts = console.js("return [...document.querySelectorAll('#gallery .prompt')].map(p => p.textContent)")
+    prompts = console.js(
+        "return [...document.querySelectorAll('#gallery .prompt')].map(p => p.textContent)"
+    )
     assert prompts[0] == "a fox, take 3" and "a heron in reeds" not in prompts
     console.screenshot("history-page-1")
     console.find("#history-older").click()
@@ -61,8 +72,10 @@ def test_gallery_pages_newest_first_and_searches(history_server, console_for):
     assert console.find("#history-older").get_attribute("disabled")
     # A card's parameters include its request's record from the history.
     console.find("#gallery .card details summary").click()
-    console.wait(lambda: console.find_all('#gallery .card dd[data-key="Images asked"]'),
-                 message="no request record in the parameters")
+    console.wait(
+        lambda: console.find_all('#gallery .card dd[data-key="Images asked"]'),
+        message="no request record in the parameters",
+    )
     assert console.text('#gallery .card dd[data-key="Images asked"]') == "2"
     assert console.text('#gallery .card dd[data-key="Outcome"]') == "completed"
     assert console.text('#gallery .card dd[data-key="References"]') == "0"
@@ -101,7 +114,11 @@ def test_copied_commands_run(history_server, console_for):
     out = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["status"] == "completed"
-    command = grpcurl.replace("127.0.0.1:17342", history_server.grpc_target).replace("grpcurl", str(GRPCURL), 1)
-    out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60, env=env)
+    command = grpcurl.replace("127.0.0.1:17342", history_server.grpc_target).replace(
+        "grpcurl", str(GRPCURL), 1
+    )
+    out = subprocess.run(
+        ["bash", "-c", command], capture_output=True, text=True, timeout=60, env=env
+    )
     assert out.returncode == 0, out.stderr
     assert '"summary"' in out.stdout

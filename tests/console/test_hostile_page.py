@@ -6,6 +6,7 @@ from a tiny HTTP server on 127.0.0.1. The hostile page's no-cors POSTs
 request history through the API; it cannot read /v1/images, neither
 cross-origin nor after DNS rebinding (its own origin on the server's port).
 A listed origin and a listed host keep working, and so does the console."""
+
 from __future__ import annotations
 
 import http.server
@@ -48,19 +49,32 @@ def pages():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, pages):
-    with start_server(tmp_path_factory.mktemp("hostile-page"), http=True,
-                      args=["--allowed-origin", f"http://friend.example:{pages}",
-                            "--allowed-host", "friend.example"]) as srv:
+    with start_server(
+        tmp_path_factory.mktemp("hostile-page"),
+        http=True,
+        args=[
+            "--allowed-origin",
+            f"http://friend.example:{pages}",
+            "--allowed-host",
+            "friend.example",
+        ],
+    ) as srv:
         yield srv
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     if missing_binaries():
-        pytest.fail(f"{missing_binaries()} missing: run `make chromium` (Debian's chromium and "
-                    "chromium-driver)")
-    driver = chromium(tmp_path_factory.mktemp("chromium-hostile"),
-                      extra_flags=("--host-resolver-rules=MAP evil.example 127.0.0.1, MAP friend.example 127.0.0.1",))
+        pytest.fail(
+            f"{missing_binaries()} missing: run `make chromium` (Debian's chromium and "
+            "chromium-driver)"
+        )
+    driver = chromium(
+        tmp_path_factory.mktemp("chromium-hostile"),
+        extra_flags=(
+            "--host-resolver-rules=MAP evil.example 127.0.0.1, MAP friend.example 127.0.0.1",
+        ),
+    )
     driver.set_script_timeout(30)
     try:
         yield driver
@@ -69,17 +83,24 @@ def browser(tmp_path_factory):
 
 
 def history(server) -> int:
-    return len(server.stub().ListRequests(pb.ListRequestsRequest(page_size=1000), timeout=10).requests)
+    return len(
+        server.stub().ListRequests(pb.ListRequestsRequest(page_size=1000), timeout=10).requests
+    )
 
 
 def access(server, status: int) -> list[tuple[str, str]]:
-    return [(r["method"], r["path"]) for r in server.log_records()
-            if r.get("event") == "http.access" and r.get("status") == status]
+    return [
+        (r["method"], r["path"])
+        for r in server.log_records()
+        if r.get("event") == "http.access" and r.get("status") == status
+    ]
 
 
 def run(browser, script: str, *args):
     """An async script in the current page: `done(value)` is the last argument."""
-    return browser.execute_async_script("const done = arguments[arguments.length - 1];\n" + script, *args)
+    return browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];\n" + script, *args
+    )
 
 
 NO_CORS_POSTS = """
@@ -121,7 +142,9 @@ def test_a_hostile_pages_simple_posts_start_nothing(server, pages, browser):
     sent = run(browser, "(async () => {" + NO_CORS_POSTS + "})()", server.http_base)
     assert sent == ["opaque"] * 5, sent  # the browser sent them all ...
     # ... the server saw each of them and refused it (the log line comes as the answer ends) ...
-    assert procs.wait_until(lambda: len(access(server, 403)) >= refused_before + 5, timeout=10), access(server, 403)
+    assert procs.wait_until(lambda: len(access(server, 403)) >= refused_before + 5, timeout=10), (
+        access(server, 403)
+    )
     assert history(server) == before  # ... and no generation started
 
 
@@ -151,13 +174,17 @@ def test_a_listed_origin_reads_and_generates(server, pages, browser):
     before = history(server)
     read = run(browser, "(async () => {" + READ + "})()", server.http_base + "/v1/images")
     assert read.get("status") == 200 and '"images"' in read["body"], read
-    made = run(browser, """(async () => {
+    made = run(
+        browser,
+        """(async () => {
         const [base] = arguments;
         const r = await fetch(base + "/v1/images/generate", {method: "POST",
             headers: {"Content-Type": "application/json"},
             body: JSON.stringify({prompt: "a friendly fox"})});
         done({status: r.status, ids: (await r.json()).data.map(d => d.id)});
-    })()""", server.http_base)
+    })()""",
+        server.http_base,
+    )
     assert made["status"] == 200 and len(made["ids"]) == 1, made
     assert history(server) == before + 1
 
@@ -165,7 +192,8 @@ def test_a_listed_origin_reads_and_generates(server, pages, browser):
 def test_the_console_on_a_listed_host(server, browser):
     """The console behind a listed name (a balancer's public name, say)."""
     browser.get(f"http://friend.example:{server.http_port}/")
-    assert procs.wait_until(lambda: browser.execute_script("return document.body.dataset.ready === 'true'"),
-                            timeout=30)
+    assert procs.wait_until(
+        lambda: browser.execute_script("return document.body.dataset.ready === 'true'"), timeout=30
+    )
     read = run(browser, "(async () => {" + READ + "})()", "/v1/capabilities")
     assert read.get("status") == 200 and "gpt-image-2" in read["body"], read

@@ -1,4 +1,5 @@
 """Keys, the Status tab and the phone layout, in the browser."""
+
 from __future__ import annotations
 
 from selenium.webdriver.common.action_chains import ActionChains
@@ -8,12 +9,16 @@ from tests.shim.conftest import KEY
 from tests.support.browser import PHONE
 
 
-def test_wrong_key_is_refused_with_a_clear_message_then_the_right_one_works(keyed_server, console_for):
+def test_wrong_key_is_refused_with_a_clear_message_then_the_right_one_works(
+    keyed_server, console_for
+):
     console = console_for(keyed_server).open()
     console.wait(lambda: console.find("#key-panel").is_displayed(), message="no key prompt")
     assert console.find("#generate-button").get_attribute("disabled")  # nothing works without a key
     console.find("#api-key").send_keys("not-the-key\n")
-    console.wait(lambda: "rejected" in console.text("#key-message"), message="no message for a wrong key")
+    console.wait(
+        lambda: "rejected" in console.text("#key-message"), message="no message for a wrong key"
+    )
     assert "unauthorized" in console.text("#key-message")
     assert console.js("return sessionStorage.length") == 0  # a wrong key is not kept
     console.screenshot("wrong-key")
@@ -25,8 +30,10 @@ def test_wrong_key_is_refused_with_a_clear_message_then_the_right_one_works(keye
     box.send_keys("with a key")
     console.find("#generate-button").click()
     # The image itself is fetched with the key (an <img src> could not send one).
-    console.wait(lambda: console.js("return !!document.querySelector('#results img[data-loaded]')"),
-                 message="no image with the key")
+    console.wait(
+        lambda: console.js("return !!document.querySelector('#results img[data-loaded]')"),
+        message="no image with the key",
+    )
     # A reload in the same tab keeps the key; forgetting it asks again.
     console.open().wait_ready()
     console.find("#forget-key").click()
@@ -42,7 +49,9 @@ def test_without_keys_no_key_is_asked_for(open_server, console_for):
 
 def test_status_shows_readiness_codex_and_slots(open_server, console_for):
     console = console_for(open_server).open("/#status").wait_ready()
-    console.wait(lambda: console.find_all('#status-body dd[data-key="version"]'), message="no codex version")
+    console.wait(
+        lambda: console.find_all('#status-body dd[data-key="version"]'), message="no codex version"
+    )
     assert console.text("#status-badge") == "ready"
     assert console.text('#status-body dd[data-key="version"]') == "codex-cli 0.169.0"
     assert console.text('#status-body dd[data-key="logged_in"]') == "yes"

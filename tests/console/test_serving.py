@@ -1,6 +1,7 @@
 """The console's files as the shim serves them (no browser): at `/` and
 `/console/*` beside /v1, compressed, cached by ETag, locked down by CSP, and
 the checked-in build matching web/src."""
+
 from __future__ import annotations
 
 import gzip
@@ -40,12 +41,18 @@ def test_index_and_every_module_it_loads(open_server):
 
 def test_gzip_etag_and_missing_assets(open_server):
     plain = request(open_server.http_base, "GET", "/console/generate.js")
-    zipped = request(open_server.http_base, "GET", "/console/generate.js", headers={"Accept-Encoding": "gzip"})
+    zipped = request(
+        open_server.http_base, "GET", "/console/generate.js", headers={"Accept-Encoding": "gzip"}
+    )
     assert zipped.header("Content-Encoding") == "gzip"
     assert gzip.decompress(zipped.body) == plain.body == (ASSETS / "generate.js").read_bytes()
     assert len(zipped.body) < len(plain.body) / 2
-    again = request(open_server.http_base, "GET", "/console/generate.js",
-                    headers={"If-None-Match": plain.header("ETag")})
+    again = request(
+        open_server.http_base,
+        "GET",
+        "/console/generate.js",
+        headers={"If-None-Match": plain.header("ETag")},
+    )
     assert again.status == 304 and again.body == b""
     assert request(open_server.http_base, "GET", "/console/nope.js").status == 404
     assert request(open_server.http_base, "GET", "/console/../app.py").status == 404
@@ -62,7 +69,12 @@ def test_with_a_key_the_page_is_open_and_the_api_is_not(keyed_server):
     # The page holds no data; everything it shows comes from /v1 with the key.
     assert request(keyed_server.http_base, "GET", "/").status == 200
     assert request(keyed_server.http_base, "GET", "/v1/capabilities").status == 401
-    assert request(keyed_server.http_base, "GET", "/v1/capabilities", headers={"X-API-Key": KEY}).status == 200
+    assert (
+        request(
+            keyed_server.http_base, "GET", "/v1/capabilities", headers={"X-API-Key": KEY}
+        ).status
+        == 200
+    )
 
 
 def test_checked_in_console_matches_web_src():

@@ -4,6 +4,7 @@ plistlib, and the agent's own command run as launchd would, for the launchd
 agent), the copies in deploy/, and install/status/uninstall on a HOME of
 the test's own. No service manager runs here: `--no-start` where one would
 be needed."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,14 @@ DEPLOY = REPO / "deploy"
 def service(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "XDG_CONFIG_HOME"}
     env["HOME"] = str(home)
-    proc = subprocess.run([str(SERVER), "service", *args], env=env, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=60)
+    proc = subprocess.run(
+        [str(SERVER), "service", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
@@ -44,12 +51,20 @@ def systemd_verify(unit: Path, home: Path) -> str:
     tool = shutil.which("systemd-analyze")
     if not sys.platform.startswith("linux"):
         pytest.skip("systemd units are verified on Linux only")
-    assert tool, "systemd-analyze is missing: `make systemd-analyze` installs it (apt package systemd)"
+    assert tool, (
+        "systemd-analyze is missing: `make systemd-analyze` installs it (apt package systemd)"
+    )
     runtime = home / "run"
     runtime.mkdir(mode=0o700, exist_ok=True)
     env = dict(os.environ, HOME=str(home), XDG_RUNTIME_DIR=str(runtime))
-    proc = subprocess.run([tool, "--user", "verify", str(unit)], env=env, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=60)
+    proc = subprocess.run(
+        [tool, "--user", "verify", str(unit)],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
     said = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
     return "\n".join(said) if proc.returncode or said else ""
 
@@ -62,7 +77,12 @@ def test_systemd_unit_passes_systemd_analyze_verify(tmp_path):
     assert f"wrote {unit}" in out and f"wrote {env_file}" in out
     text = unit.read_text()
     assert f"ExecStart={SERVER}\n" in text and f"EnvironmentFile=-{env_file}\n" in text
-    for line in ("Restart=on-failure", "KillMode=mixed", "WantedBy=default.target", "StandardError=journal"):
+    for line in (
+        "Restart=on-failure",
+        "KillMode=mixed",
+        "WantedBy=default.target",
+        "StandardError=journal",
+    ):
         assert line in text.splitlines()
     assert systemd_verify(unit, home) == ""
     # The check has teeth: a misspelt key is reported.
@@ -74,8 +94,12 @@ def test_systemd_unit_passes_systemd_analyze_verify(tmp_path):
 
 
 def test_deploy_copies_are_what_install_writes_and_verify(tmp_path):
-    assert (DEPLOY / "systemd" / "codex-image-server.service").read_text() == units.systemd_unit(units.DEPLOY_SYSTEMD)
-    assert (DEPLOY / "launchd" / "dev.codeximage.server.plist").read_bytes() == units.launchd_plist(units.DEPLOY_LAUNCHD)
+    assert (DEPLOY / "systemd" / "codex-image-server.service").read_text() == units.systemd_unit(
+        units.DEPLOY_SYSTEMD
+    )
+    assert (DEPLOY / "launchd" / "dev.codeximage.server.plist").read_bytes() == units.launchd_plist(
+        units.DEPLOY_LAUNCHD
+    )
     # As a pipx user has it: the command in ~/.local/bin (%h/.local/bin).
     home = tmp_path / "home"
     (home / ".local" / "bin").mkdir(parents=True)
@@ -100,28 +124,54 @@ def test_launchd_agent_serves_with_the_settings_file_and_status_sees_it(tmp_path
     codex_home = tmp_path / "codex-home"
     codex_home.mkdir()
     (codex_home / "auth.json").write_text('{"fake": true}')
-    env_file.write_text(env_file.read_text() + "\n".join([
-        "", f"CODEX_HOME={codex_home}", f"CODEX_IMAGE_SERVER_CODEX_BIN={fake_codex_launcher(tmp_path)}",
-        "CODEX_IMAGE_SERVER_GRPC_PORT=0", "CODEX_IMAGE_SERVER_HTTP_ENABLED=0",
-        f'CODEX_IMAGE_SERVER_OUTPUT_DIR="{tmp_path / "images"}"', f"CODEX_IMAGE_SERVER_STATE_DIR={tmp_path / 'state'}",
-        f"CODEX_IMAGE_SERVER_READY_FILE={ready}", ""]))
+    env_file.write_text(
+        env_file.read_text()
+        + "\n".join(
+            [
+                "",
+                f"CODEX_HOME={codex_home}",
+                f"CODEX_IMAGE_SERVER_CODEX_BIN={fake_codex_launcher(tmp_path)}",
+                "CODEX_IMAGE_SERVER_GRPC_PORT=0",
+                "CODEX_IMAGE_SERVER_HTTP_ENABLED=0",
+                f'CODEX_IMAGE_SERVER_OUTPUT_DIR="{tmp_path / "images"}"',
+                f"CODEX_IMAGE_SERVER_STATE_DIR={tmp_path / 'state'}",
+                f"CODEX_IMAGE_SERVER_READY_FILE={ready}",
+                "",
+            ]
+        )
+    )
     # Run the agent's command the way launchd does: its arguments, a bare
     # environment, output into the log file.
     with open(log, "ab") as out:
-        proc = subprocess.Popen(agent["ProgramArguments"], env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd="/")
+        proc = subprocess.Popen(
+            agent["ProgramArguments"],
+            env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            cwd="/",
+        )
     try:
-        assert procs.wait_until(lambda: ready.exists() or proc.poll() is not None, 30), "server did not start"
+        assert procs.wait_until(lambda: ready.exists() or proc.poll() is not None, 30), (
+            "server did not start"
+        )
         assert proc.poll() is None, log.read_text()[-3000:]
         port = json.loads(ready.read_text())["grpc_port"]
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=10
+            )
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
         # status finds it at the port the settings name.
-        env_file.write_text(env_file.read_text().replace("CODEX_IMAGE_SERVER_GRPC_PORT=0",
-                                                         f"CODEX_IMAGE_SERVER_GRPC_PORT={port}"))
+        env_file.write_text(
+            env_file.read_text().replace(
+                "CODEX_IMAGE_SERVER_GRPC_PORT=0", f"CODEX_IMAGE_SERVER_GRPC_PORT={port}"
+            )
+        )
         status = service(home, "--manager", "launchd", "status", check=False)
-        assert status.returncode == 0 and f"SERVING at 127.0.0.1:{port}" in status.stdout, status.stdout
+        assert status.returncode == 0 and f"SERVING at 127.0.0.1:{port}" in status.stdout, (
+            status.stdout
+        )
         assert '"event": "server.started"' in log.read_text() or "server.started" in log.read_text()
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -146,21 +196,26 @@ def test_install_without_a_user_manager_says_what_to_run(tmp_path):
     still written and the message says how to start it later."""
     if shutil.which("systemctl") is None:
         pytest.skip("no systemctl on this machine")
-    probe = subprocess.run(["systemctl", "--user", "is-system-running"], capture_output=True, text=True, timeout=30)
+    probe = subprocess.run(
+        ["systemctl", "--user", "is-system-running"], capture_output=True, text=True, timeout=30
+    )
     if probe.returncode == 0:
         pytest.skip("a systemd user session runs here; install would really start the service")
     home = tmp_path / "home"
     proc = service(home, "--manager", "systemd", "install", check=False)
-    assert proc.returncode == 1 and "systemctl --user enable --now codex-image-server.service" in proc.stderr
+    assert (
+        proc.returncode == 1
+        and "systemctl --user enable --now codex-image-server.service" in proc.stderr
+    )
     assert (home / ".config" / "systemd" / "user" / "codex-image-server.service").exists()
 
 
 def test_env_file_syntax(tmp_path):
     path = tmp_path / "env"
-    path.write_text('# comment\n\nA=1\nexport B="two words"\nC=\'x\'\n  D = no\n')
+    path.write_text("# comment\n\nA=1\nexport B=\"two words\"\nC='x'\n  D = no\n")
     with pytest.raises(ValueError, match=":6: not NAME=value"):
         envfile.read(path)
-    path.write_text('# comment\n\nA=1\nexport B="two words"\nC=\'x\'\nE=a=b\n')
+    path.write_text("# comment\n\nA=1\nexport B=\"two words\"\nC='x'\nE=a=b\n")
     assert envfile.read(path) == {"A": "1", "B": "two words", "C": "x", "E": "a=b"}
 
 

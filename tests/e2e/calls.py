@@ -1,4 +1,5 @@
 """Small gRPC helpers shared by the end-to-end tests."""
+
 from __future__ import annotations
 
 import hashlib

@@ -4,6 +4,7 @@ One stand-in and one server per module: per-test behaviour comes from
 `[[upstream: ...]]` directives in the prompt, which the server passes
 through to codex and codex passes on to the stand-in.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,8 +43,14 @@ def _real_server(tmp_path_factory, codex: Path, home: Path, http: bool = False):
     tmp = tmp_path_factory.mktemp("realcodex-server")
     try:
         # Not logged in: the mock provider in config.toml is what makes it ready.
-        with start_server(tmp, codex=codex, codex_home=home, logged_in=False, http=http,
-                          env={"MOCK_API_KEY": MOCK_API_KEY}) as srv:
+        with start_server(
+            tmp,
+            codex=codex,
+            codex_home=home,
+            logged_in=False,
+            http=http,
+            env={"MOCK_API_KEY": MOCK_API_KEY},
+        ) as srv:
             yield srv
     finally:
         # Whatever the server did, no codex of ours may outlive the module.
@@ -60,7 +67,9 @@ def server(tmp_path_factory, real_codex, mock_home):
 @pytest.fixture(scope="module")
 def http_server(tmp_path_factory, real_codex, mock_home):
     """The real server with its /v1 HTTP shim, spawning the native codex."""
-    with _real_server(tmp_path_factory, realcodex.native_codex(real_codex), mock_home, http=True) as srv:
+    with _real_server(
+        tmp_path_factory, realcodex.native_codex(real_codex), mock_home, http=True
+    ) as srv:
         yield srv
 
 

@@ -3,6 +3,7 @@
 Kept apart from the server's own bookkeeping on purpose: the tests prove
 what the kernel says, not what the server believes.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,10 @@ def codex_or_skip() -> Path:
     """
     path = selected_wrapper()
     if not path.exists() or not _package_json(path).exists():
-        pytest.skip(f"REAL CODEX NOT INSTALLED: {path} is missing, so the end-to-end tests against "
-                    "the real binary did not run. Run `make codex` (or `make codex-matrix`).")
+        pytest.skip(
+            f"REAL CODEX NOT INSTALLED: {path} is missing, so the end-to-end tests against "
+            "the real binary did not run. Run `make codex` (or `make codex-matrix`)."
+        )
     return path
 
 
@@ -49,8 +52,10 @@ def native_codex(wrapper: Path) -> Path:
     """The native binary the npm package ships beside the wrapper (run in place)."""
     found = sorted((wrapper.parent.parent).glob(NATIVE_GLOB))
     if not found:
-        pytest.skip(f"REAL CODEX NOT INSTALLED: no native binary under {wrapper.parent.parent}; run "
-                    "`make codex`.")
+        pytest.skip(
+            f"REAL CODEX NOT INSTALLED: no native binary under {wrapper.parent.parent}; run "
+            "`make codex`."
+        )
     return found[0]
 
 
@@ -59,12 +64,17 @@ def _stat(pid: int) -> list[str] | None:
         data = Path(f"/proc/{pid}/stat").read_bytes().decode("utf-8", "replace")
     except OSError:
         return None
-    return data[data.rindex(")") + 2:].split()
+    return data[data.rindex(")") + 2 :].split()
 
 
 def _cmdline(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+        return (
+            Path(f"/proc/{pid}/cmdline")
+            .read_bytes()
+            .replace(b"\0", b" ")
+            .decode("utf-8", "replace")
+        )
     except OSError:
         return ""
 

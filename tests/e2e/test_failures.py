@@ -2,6 +2,7 @@
 person can act on. The detail must come from codex's own records: the
 stand-in's final chat message after a failed tool call is deliberately vague.
 """
+
 from __future__ import annotations
 
 import grpc
@@ -32,7 +33,11 @@ def _reason(error: grpc.RpcError) -> str:
 
 
 def _stored(server) -> set:
-    return {p for p in server.output_dir.rglob("*") if p.is_file()} if server.output_dir.exists() else set()
+    return (
+        {p for p in server.output_dir.rglob("*") if p.is_file()}
+        if server.output_dir.exists()
+        else set()
+    )
 
 
 def test_response_failed_is_unavailable_with_upstream_message(server, fresh):
@@ -46,8 +51,11 @@ def test_response_failed_is_unavailable_with_upstream_message(server, fresh):
 def test_images_api_403_names_the_refusal(server, fresh):
     error = _fail(server, "[[upstream: images_status=403]]")
     # Retrying will not help, so not UNAVAILABLE; not the caller's input either.
-    assert error.code() in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.FAILED_PRECONDITION,
-                            grpc.StatusCode.INTERNAL), error.details()
+    assert error.code() in (
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.INTERNAL,
+    ), error.details()
     # codex exits 0 here; the detail is only in its stderr and rollout.
     assert "403" in error.details(), error.details()
     assert "images refused" in error.details(), error.details()
@@ -58,7 +66,9 @@ def test_images_api_429_quota_is_resource_exhausted_with_reset_time(server, fres
     error = _fail(server, "[[upstream: images_status=429]]")
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error.details()
     text = error.details().lower()
-    assert "quota" in text or "usage limit" in text or "usage_limit_reached" in text, error.details()
+    assert "quota" in text or "usage limit" in text or "usage_limit_reached" in text, (
+        error.details()
+    )
     assert "reset" in text, error.details()
     assert _reason(error) == "QUOTA_EXHAUSTED"
 
@@ -83,7 +93,9 @@ def test_responses_api_429_quota_is_resource_exhausted(server, fresh):
 def test_turn_without_tool_call_says_no_image_and_quotes_the_model(server, fresh):
     before = _stored(server)
     error = _fail(server, "[[upstream: no_tool]]")
-    assert error.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.FAILED_PRECONDITION), error.details()
+    assert error.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.FAILED_PRECONDITION), (
+        error.details()
+    )
     assert "did not call the tool" in error.details(), error.details()
     assert "image" in error.details().lower()
     assert not fresh.records.all("images.generations") and not fresh.records.all("images.edits")

@@ -1,5 +1,6 @@
 """Finish early, real codex end to end: once codex's image is final, the
 server takes it and stops codex before the model's closing turn."""
+
 from __future__ import annotations
 
 import threading
@@ -23,9 +24,14 @@ def _watch_codex(server_pid: int, seen: set[int], stop: threading.Event) -> None
         stop.wait(0.01)
 
 
-@pytest.mark.parametrize("count,size", [(1, "1024x1024"), (1, "3000x2800"), (2, "1024x1024")],
-                         ids=["one", "large-image", "two"])
-def test_codex_is_stopped_before_its_closing_turn_and_the_image_is_intact(server, fresh, count, size):
+@pytest.mark.parametrize(
+    "count,size",
+    [(1, "1024x1024"), (1, "3000x2800"), (2, "1024x1024")],
+    ids=["one", "large-image", "two"],
+)
+def test_codex_is_stopped_before_its_closing_turn_and_the_image_is_intact(
+    server, fresh, count, size
+):
     seen: set[int] = set()
     stop = threading.Event()
     watcher = threading.Thread(target=_watch_codex, args=(server.pid, seen, stop), daemon=True)
@@ -33,9 +39,11 @@ def test_codex_is_stopped_before_its_closing_turn_and_the_image_is_intact(server
     started = time.monotonic()
     try:
         images, progress, summary = generate(
-            server.stub(), count=count,
+            server.stub(),
+            count=count,
             prompt=f"a kite over the sea [[upstream: closing_slow={CLOSING_S} "
-                   f"default_size={size} noise]]")
+            f"default_size={size} noise]]",
+        )
         took = time.monotonic() - started
     finally:
         stop.set()
@@ -51,8 +59,12 @@ def test_codex_is_stopped_before_its_closing_turn_and_the_image_is_intact(server
     closing = [r for r in fresh.records.all("responses") if r["after_tool_output"]]
     assert len(closing) <= count
     assert not any(r.get("finished") for r in closing)
-    assert procs.wait_until(lambda: all(r.get("client_closed") for r in fresh.records.all("responses")
-                                        if r["after_tool_output"]), timeout=10)
+    assert procs.wait_until(
+        lambda: all(
+            r.get("client_closed") for r in fresh.records.all("responses") if r["after_tool_output"]
+        ),
+        timeout=10,
+    )
     assert [p.phase for p in progress].count("image.final") == count
     # The image is whole: byte for byte what the upstream returned.
     returned = {img["sha256"] for img in fresh.images_returned()}

@@ -1,4 +1,5 @@
 """Text to image and original references, real codex end to end."""
+
 from __future__ import annotations
 
 import io
@@ -61,10 +62,15 @@ def test_original_references_reach_images_edits_byte_identical(server, fresh):
     png = _encoded(_noisy(6000, 4000, 1), "PNG")
     jpeg = _encoded(_noisy(3000, 2000, 2), "JPEG", quality=90)
     stub = server.stub()
-    images, _, _ = generate(stub, prompt="blend these two into one poster", count=1, references=[
-        pb.Reference(image=png, mime_type="image/png", label="background"),
-        pb.Reference(image=jpeg, mime_type="image/jpeg", label="subject"),
-    ])
+    images, _, _ = generate(
+        stub,
+        prompt="blend these two into one poster",
+        count=1,
+        references=[
+            pb.Reference(image=png, mime_type="image/png", label="background"),
+            pb.Reference(image=jpeg, mime_type="image/jpeg", label="subject"),
+        ],
+    )
 
     edits = fresh.records.all("images.edits")
     assert len(edits) == 1, [r["kind"] for r in fresh.records.all()]

@@ -1,5 +1,6 @@
 """The plugin's HTTP flow with the real codex: generate with a reference as a
 data URL, fetch every data[].url; and an aborted request kills codex."""
+
 from __future__ import annotations
 
 import base64
@@ -21,10 +22,23 @@ pytestmark = pytest.mark.realcodex
 
 def test_plugin_flow_end_to_end(http_server, fresh):
     ref = _encoded(_noisy(2600, 1800, seed=7), "PNG")
-    body = {"prompt": "the same scene at night", "n": 2, "size": "2K", "ratio": "16:9",
-            "output_format": "png", "model": "gpt-image-2", "return": "file",
-            "references": [{"image": "data:image/png;base64," + base64.b64encode(ref).decode(),
-                            "label": "layer 1", "width": 2600, "height": 1800}]}
+    body = {
+        "prompt": "the same scene at night",
+        "n": 2,
+        "size": "2K",
+        "ratio": "16:9",
+        "output_format": "png",
+        "model": "gpt-image-2",
+        "return": "file",
+        "references": [
+            {
+                "image": "data:image/png;base64," + base64.b64encode(ref).decode(),
+                "label": "layer 1",
+                "width": 2600,
+                "height": 1800,
+            }
+        ],
+    }
     reply = request(http_server.http_base, "POST", "/v1/images/generate", body, timeout=120)
     assert reply.status == 200, reply.body[:500]
     result = reply.json()
@@ -56,12 +70,27 @@ def test_sixteen_references_from_the_plugin(http_server, fresh):
     API byte-identical, the other twelve on one contact sheet, and the image
     has the plugin's size for the reference ratio (3:2 at 2k)."""
     layers = [_layer(i) for i in range(16)]
-    body = {"prompt": "combine these layers into one poster", "count": 1, "size": "2k", "aspect": "参考图比例",
-            "quality": "auto", "output_format": "png", "model": "gpt-image-2", "return": "file",
-            "canvas_size": {"width": 2480, "height": 3508},
-            "references": [{"image": "data:image/png;base64," + base64.b64encode(data).decode(),
-                            "label": f"图层 {i + 1}", "source": "layer", "width": w, "height": h}
-                           for i, (data, w, h) in enumerate(layers)]}
+    body = {
+        "prompt": "combine these layers into one poster",
+        "count": 1,
+        "size": "2k",
+        "aspect": "参考图比例",
+        "quality": "auto",
+        "output_format": "png",
+        "model": "gpt-image-2",
+        "return": "file",
+        "canvas_size": {"width": 2480, "height": 3508},
+        "references": [
+            {
+                "image": "data:image/png;base64," + base64.b64encode(data).decode(),
+                "label": f"图层 {i + 1}",
+                "source": "layer",
+                "width": w,
+                "height": h,
+            }
+            for i, (data, w, h) in enumerate(layers)
+        ],
+    }
     reply = request(http_server.http_base, "POST", "/v1/images/generate", body, timeout=120)
     assert reply.status == 200, reply.body[:500]
     result = reply.json()
@@ -73,7 +102,9 @@ def test_sixteen_references_from_the_plugin(http_server, fresh):
     [edit] = fresh.records.all("images.edits")
     arrived = edit["references"]
     assert len(arrived) == 5
-    assert [r["sha256"] for r in arrived[:4]] == [hashlib.sha256(d).hexdigest() for d, _, _ in layers[:4]]
+    assert [r["sha256"] for r in arrived[:4]] == [
+        hashlib.sha256(d).hexdigest() for d, _, _ in layers[:4]
+    ]
     sheet = arrived[4]
     assert sheet["mime"] == "image/jpeg" and max(sheet["dimensions"]) <= 3072
     assert min(sheet["dimensions"]) >= 1500, "the sheet keeps the tiles at a useful resolution"
@@ -87,9 +118,11 @@ def test_aborted_http_request_kills_codex(http_server, fresh, mock_home):
     body = b'{"prompt": "slow [[upstream: slow=60]]", "count": 2}'
     sock = socket.create_connection(("127.0.0.1", http_server.http_port), timeout=10)
     try:
-        sock.sendall(b"POST /v1/images/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
-                     b"application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        sock.sendall(
+            b"POST /v1/images/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+            b"application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
         fresh.records.wait_for(lambda rs: sum(r["kind"] == "responses" for r in rs) >= 2, 30)
         running = realcodex.processes_with_codex_home(mock_home)
         assert running, "codex should be running while the upstream holds the stream"
@@ -98,8 +131,9 @@ def test_aborted_http_request_kills_codex(http_server, fresh, mock_home):
     # Poll both lookups: a process that is exiting may already hide its
     # environment from /proc while its pid is still there.
     deadline = time.monotonic() + 10
-    while (realcodex.processes_with_codex_home(mock_home) or any(realcodex.alive(p) for p in running)) \
-            and time.monotonic() < deadline:
+    while (
+        realcodex.processes_with_codex_home(mock_home) or any(realcodex.alive(p) for p in running)
+    ) and time.monotonic() < deadline:
         time.sleep(0.02)
     left = realcodex.processes_with_codex_home(mock_home)
     realcodex.kill_groups(left)

@@ -1,6 +1,7 @@
 """An agent's call through `/mcp` with the real codex: edit_image with a
 reference as a data URL and at an exact size, the reference reaching the
 upstream byte-identical, and the images coming back as MCP image content."""
+
 from __future__ import annotations
 
 import asyncio
@@ -28,9 +29,16 @@ def test_edit_image_through_mcp(http_server, fresh):
             progress.append(value)
 
         async with http(http_server.http_base, key=None) as client:
-            return await client.call_tool("edit_image", {"prompt": "the same scene at night", "images": [url],
-                                                         "count": 2, "size": "1536x1024"},
-                                          progress_callback=on_progress)
+            return await client.call_tool(
+                "edit_image",
+                {
+                    "prompt": "the same scene at night",
+                    "images": [url],
+                    "count": 2,
+                    "size": "1536x1024",
+                },
+                progress_callback=on_progress,
+            )
 
     result = asyncio.run(scenario())
     assert not result.is_error, result.content[0].text
@@ -41,5 +49,7 @@ def test_edit_image_through_mcp(http_server, fresh):
         assert "%dx%d" % dimensions(data) == entry["size"] == "1536x1024"
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]
     received = fresh.references_received()
-    assert len(received) == 2 and all(r["sha256"] == hashlib.sha256(ref).hexdigest() for r in received)
+    assert len(received) == 2 and all(
+        r["sha256"] == hashlib.sha256(ref).hexdigest() for r in received
+    )
     assert [u["usage"] for u in result.structured_content["references"]] == ["original"]

@@ -1,6 +1,7 @@
 """Readiness as the real codex reports it: `codex login status` exits 1 both
 with no login and with the mock provider (FINDINGS.md §4), so the server must
 tell the two apart itself."""
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,13 @@ def unconfigured_server(tmp_path_factory, real_codex):
     home = Path(os.path.realpath(tmp_path_factory.mktemp("empty-codex-home")))
     env = {"MOCK_API_KEY": ""}  # nothing from a developer's shell may make it ready
     try:
-        with start_server(tmp_path_factory.mktemp("unconfigured"), codex=realcodex.native_codex(real_codex),
-                          codex_home=home, logged_in=False, env=env) as srv:
+        with start_server(
+            tmp_path_factory.mktemp("unconfigured"),
+            codex=realcodex.native_codex(real_codex),
+            codex_home=home,
+            logged_in=False,
+            env=env,
+        ) as srv:
             yield srv
     finally:
         realcodex.kill_groups(realcodex.processes_with_codex_home(home))
@@ -43,7 +49,10 @@ def test_not_logged_in_is_not_serving(unconfigured_server, real_codex):
     assert _grpc_health(unconfigured_server, SERVICE) == health_pb2.HealthCheckResponse.NOT_SERVING
     health = unconfigured_server.stub().Health(pb.HealthRequest(), timeout=CALL_TIMEOUT_S)
     assert not health.ready
-    assert health.codex.found and health.codex.version == f"codex-cli {realcodex.package_version(real_codex)}"
+    assert (
+        health.codex.found
+        and health.codex.version == f"codex-cli {realcodex.package_version(real_codex)}"
+    )
     assert not health.codex.logged_in and not health.codex.custom_provider
     assert "codex login" in health.problem
 
@@ -57,7 +66,9 @@ def test_the_login_fix_is_the_short_path_readme_gives(unconfigured_server):
     # The pinned .tools/codex, or the matrix's .tools/codex-<version> under `make test-codex`.
     wrapper = realcodex.selected_wrapper().relative_to(realcodex.REPO)
     assert f"Run `CODEX_HOME={home} {wrapper} login`" in health.problem, health.problem
-    assert ".tools/codex/node_modules/.bin/codex login" in (realcodex.REPO / "README.md").read_text()
+    assert (
+        ".tools/codex/node_modules/.bin/codex login" in (realcodex.REPO / "README.md").read_text()
+    )
 
 
 def test_not_logged_in_generate_is_failed_precondition_naming_codex_login(unconfigured_server):

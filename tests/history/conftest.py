@@ -1,4 +1,5 @@
 """Helpers for the history tests: real servers, a real SQLite file."""
+
 from __future__ import annotations
 
 import pytest

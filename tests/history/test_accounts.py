@@ -1,6 +1,7 @@
 """A pool of two Codex accounts where the first answers "usage limit": every
 request still succeeds on the second, Health shows the first exhausted until
 its reset, and the metrics say so too."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,12 @@ def test_requests_move_to_the_other_account_when_one_is_used_up(tmp_path):
     with start_server(tmp_path, args=args, http=True) as srv:
         stub = srv.stub()
         before = stub.Health(pb.HealthRequest())
-        assert [(a.name, a.codex_home, a.limit, a.ready, a.logged_in, a.found) for a in before.accounts] == [
-            ("spent", str(spent), 2, True, True, True), ("fresh", str(fresh), 2, True, True, True)]
+        assert [
+            (a.name, a.codex_home, a.limit, a.ready, a.logged_in, a.found) for a in before.accounts
+        ] == [
+            ("spent", str(spent), 2, True, True, True),
+            ("fresh", str(fresh), 2, True, True, True),
+        ]
         for i in range(4):
             images, err = generate(stub, f"pool {i}", count=2, request_id=f"pool-{i}")
             assert err is None, err
@@ -46,7 +51,10 @@ def test_requests_move_to_the_other_account_when_one_is_used_up(tmp_path):
         assert not fresh_status.HasField("exhausted_until") and fresh_status.ready
         assert fresh_status.in_use == 0
         found = scrape(srv.http_base)
-        assert value(found, "codex_image_account_exhausted_until_seconds", account="spent") == RESETS_AT
+        assert (
+            value(found, "codex_image_account_exhausted_until_seconds", account="spent")
+            == RESETS_AT
+        )
         assert value(found, "codex_image_account_ready", account="spent") == 0
         assert value(found, "codex_image_account_ready", account="fresh") == 1
         assert request(srv.http_base, "GET", "/healthz").json()["accounts"][0]["name"] == "spent"
@@ -63,7 +71,10 @@ def test_when_every_account_is_used_up_the_caller_gets_quota_exhausted(tmp_path)
         assert err is not None and err.code().name == "RESOURCE_EXHAUSTED"
         _, err = generate(srv.stub(), "still nothing")
         assert err.code().name == "RESOURCE_EXHAUSTED"
-        assert all(a.exhausted_until.seconds == RESETS_AT for a in srv.stub().Health(pb.HealthRequest()).accounts)
+        assert all(
+            a.exhausted_until.seconds == RESETS_AT
+            for a in srv.stub().Health(pb.HealthRequest()).accounts
+        )
     # The second request ran no codex at all: both accounts were known to be used up.
     assert len(srv.fake_runs()) == 2
 
@@ -71,4 +82,9 @@ def test_when_every_account_is_used_up_the_caller_gets_quota_exhausted(tmp_path)
 def test_one_account_stays_the_simple_default(tmp_path):
     with start_server(tmp_path) as srv:
         (acct,) = srv.stub().Health(pb.HealthRequest()).accounts
-        assert (acct.name, acct.codex_home, acct.limit, acct.ready) == ("default", str(srv.codex_home), 4, True)
+        assert (acct.name, acct.codex_home, acct.limit, acct.ready) == (
+            "default",
+            str(srv.codex_home),
+            4,
+            True,
+        )

@@ -1,6 +1,7 @@
 """The history API on a real SQLite file: it survives restarts, pages every
 row exactly once while requests land, filters, and records failed, cancelled
 and refused requests too."""
+
 from __future__ import annotations
 
 import json
@@ -43,15 +44,37 @@ def test_history_survives_a_restart(tmp_path, backend):
         after = stub.GetRequest(pb.GetRequestRequest(request_id="keep-ok"))
         assert after == before
         record = after.request
-        assert record.status == "completed" and record.prompt == "a lighthouse at dusk" and record.count == 2
-        assert record.surface == "grpc" and record.accounts == ["default"] and record.error_reason == ""
+        assert (
+            record.status == "completed"
+            and record.prompt == "a lighthouse at dusk"
+            and record.count == 2
+        )
+        assert (
+            record.surface == "grpc"
+            and record.accounts == ["default"]
+            and record.error_reason == ""
+        )
         assert record.duration_ms >= record.codex_ms > 0 and record.end_time.ToMilliseconds() > 0
-        assert sorted(record.image_ids) == sorted(i.id for i in ok) == sorted(i.id for i in after.images)
-        assert [i.index for i in after.images] == [0, 1] and all(i.account == "default" for i in after.images)
+        assert (
+            sorted(record.image_ids)
+            == sorted(i.id for i in ok)
+            == sorted(i.id for i in after.images)
+        )
+        assert [i.index for i in after.images] == [0, 1] and all(
+            i.account == "default" for i in after.images
+        )
         failed = stub.GetRequest(pb.GetRequestRequest(request_id="keep-failed")).request
-        assert failed.status == "failed" and failed.error_reason == "CODEX_EXEC_FAILED" and not failed.image_ids
+        assert (
+            failed.status == "failed"
+            and failed.error_reason == "CODEX_EXEC_FAILED"
+            and not failed.image_ids
+        )
         refused = stub.GetRequest(pb.GetRequestRequest(request_id="keep-refused")).request
-        assert refused.status == "refused" and refused.error_reason == "INVALID_COUNT" and refused.count == 9
+        assert (
+            refused.status == "refused"
+            and refused.error_reason == "INVALID_COUNT"
+            and refused.count == 9
+        )
         listed = all_pages(stub.ListRequests, pb.ListRequestsRequest(), field="requests")
         assert [r.request_id for r in listed] == ["keep-refused", "keep-failed", "keep-ok"]
 
@@ -61,8 +84,9 @@ def test_a_request_running_when_the_server_died_ends_failed(tmp_path):
     srv_cm = start_server(tmp_path, **dirs)
     srv = srv_cm.__enter__()
     try:
-        call = srv.stub().Generate(pb.GenerateRequest(prompt="x [[fake delay=60]]", request_id="cut-off"),
-                                   timeout=60)
+        call = srv.stub().Generate(
+            pb.GenerateRequest(prompt="x [[fake delay=60]]", request_id="cut-off"), timeout=60
+        )
         deadline = time.monotonic() + 20
         while not srv.runs_of("cut-off"):
             assert time.monotonic() < deadline, "codex never started"
@@ -79,14 +103,18 @@ def test_a_request_running_when_the_server_died_ends_failed(tmp_path):
 
 
 def test_cancelled_requests_are_in_the_history(stub, server):
-    call = stub.Generate(pb.GenerateRequest(prompt="x [[fake delay=60]]", request_id="hist-cancel"), timeout=60)
+    call = stub.Generate(
+        pb.GenerateRequest(prompt="x [[fake delay=60]]", request_id="hist-cancel"), timeout=60
+    )
     deadline = time.monotonic() + 20
     while not server.runs_of("hist-cancel"):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     call.cancel()
     deadline = time.monotonic() + 20
-    while (record := stub.GetRequest(pb.GetRequestRequest(request_id="hist-cancel")).request).status == "running":
+    while (
+        record := stub.GetRequest(pb.GetRequestRequest(request_id="hist-cancel")).request
+    ).status == "running":
         assert time.monotonic() < deadline, "the cancelled request was never recorded as ended"
         time.sleep(0.05)
     assert record.status == "cancelled" and record.error_reason == "REQUEST_CANCELED"
@@ -142,7 +170,10 @@ def test_each_filter(stub):
         return [i.request_id for i in all_pages(stub.ListImages, pb.ListImagesRequest(**kw))]
 
     def requests(**kw):
-        return [r.request_id for r in all_pages(stub.ListRequests, pb.ListRequestsRequest(**kw), field="requests")]
+        return [
+            r.request_id
+            for r in all_pages(stub.ListRequests, pb.ListRequestsRequest(**kw), field="requests")
+        ]
 
     assert images(prompt_contains="blue whale") == ["filter-whale"]  # case-insensitive
     assert images(prompt_contains="%") == [] and images(prompt_contains="_") == []  # no wildcards
@@ -173,7 +204,11 @@ def test_a_token_is_refused_for_other_filters(stub):
     page = stub.ListImages(pb.ListImagesRequest(page_size=1, prompt_contains="token filters"))
     assert page.next_page_token
     with pytest.raises(grpc.RpcError) as exc:
-        stub.ListImages(pb.ListImagesRequest(page_size=1, page_token=page.next_page_token, prompt_contains="fox"))
+        stub.ListImages(
+            pb.ListImagesRequest(
+                page_size=1, page_token=page.next_page_token, prompt_contains="fox"
+            )
+        )
     assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -184,22 +219,31 @@ def test_delete_removes_bytes_record_and_file_route(stub, server):
     assert path.is_file()
     stub.DeleteImage(pb.DeleteImageRequest(image_id=image.id))
     assert not path.exists()
-    for call in (lambda: stub.GetImage(pb.GetImageRequest(image_id=image.id)),
-                 lambda: list(stub.GetImageFile(pb.GetImageFileRequest(image_id=image.id))),
-                 lambda: stub.DeleteImage(pb.DeleteImageRequest(image_id=image.id))):
+    for call in (
+        lambda: stub.GetImage(pb.GetImageRequest(image_id=image.id)),
+        lambda: list(stub.GetImageFile(pb.GetImageFileRequest(image_id=image.id))),
+        lambda: stub.DeleteImage(pb.DeleteImageRequest(image_id=image.id)),
+    ):
         with pytest.raises(grpc.RpcError) as exc:
             call()
         assert exc.value.code() == grpc.StatusCode.NOT_FOUND
-    assert image.id not in {i.id for i in all_pages(stub.ListImages, pb.ListImagesRequest(request_id="delete-me"))}
+    assert image.id not in {
+        i.id for i in all_pages(stub.ListImages, pb.ListImagesRequest(request_id="delete-me"))
+    }
     detail = stub.GetRequest(pb.GetRequestRequest(request_id="delete-me"))
-    assert list(detail.request.image_ids) == [image.id] and not detail.images  # history keeps what it made
+    assert (
+        list(detail.request.image_ids) == [image.id] and not detail.images
+    )  # history keeps what it made
 
 
 def test_old_json_records_are_migrated_on_first_start(tmp_path):
     out = tmp_path / "out"
     # Made on SQLite, whose row becomes the old layout's record; then the
     # first start on the backend under test imports it.
-    with databases.servers_use(None), start_server(tmp_path, state_dir=tmp_path / "state", output_dir=out) as srv:
+    with (
+        databases.servers_use(None),
+        start_server(tmp_path, state_dir=tmp_path / "state", output_dir=out) as srv,
+    ):
         (image,), _ = generate(srv.stub(), "made before the index", request_id="legacy")
     # Put it back in the layout of before: a JSON record beside the file, no index.
     db = sqlite3.connect(tmp_path / "state" / "index.sqlite3")

@@ -3,6 +3,7 @@ the field, on gRPC and /v1), page tokens are signed (a forged or altered one
 is INVALID_ARGUMENT / 400, never a 500), a token is tied to its caller's
 scope, and a query that runs past its time budget is stopped. Runs on both
 index backends (conftest); the budget's own test drives a real SQLite file."""
+
 from __future__ import annotations
 
 import base64
@@ -34,7 +35,9 @@ def served(tmp_path_factory, backend):  # one server per backend
         stub = srv.stub()
         for i in range(3):
             for name in keys:
-                _, err = generate(stub, f"bounded {name} {i}", request_id=f"{name}-{i}", metadata=md(keys[name]))
+                _, err = generate(
+                    stub, f"bounded {name} {i}", request_id=f"{name}-{i}", metadata=md(keys[name])
+                )
                 assert err is None
         yield srv, stub, keys
 
@@ -47,7 +50,10 @@ def _refused(call, message, metadata) -> grpc.RpcError:
 
 def test_a_200000_character_filter_is_invalid_argument_at_once(served):
     _, stub, keys = served
-    for call, message in ((stub.ListImages, pb.ListImagesRequest), (stub.ListRequests, pb.ListRequestsRequest)):
+    for call, message in (
+        (stub.ListImages, pb.ListImagesRequest),
+        (stub.ListRequests, pb.ListRequestsRequest),
+    ):
         started = time.monotonic()
         err = _refused(call, message(prompt_contains="ab" * 100_000), md(keys["alice"]))
         elapsed = time.monotonic() - started
@@ -56,22 +62,38 @@ def test_a_200000_character_filter_is_invalid_argument_at_once(served):
         assert info.reason == "FILTER_TOO_LONG"
         assert violations == [("prompt_contains", "FILTER_TOO_LONG", "at most 200 characters")]
         assert elapsed < 1.0, f"{call._method}: {elapsed:.2f} s"
-    err = _refused(stub.ListRequests, pb.ListRequestsRequest(key_name="k" * 129, request_id="r" * 65),
-                   md(keys["alice"]))
+    err = _refused(
+        stub.ListRequests,
+        pb.ListRequestsRequest(key_name="k" * 129, request_id="r" * 65),
+        md(keys["alice"]),
+    )
     assert {v[0] for v in error_details(err)[1]} == {"key_name", "request_id"}
     # At the limit it is a query like any other.
-    assert stub.ListImages(pb.ListImagesRequest(prompt_contains="b" * 200), metadata=md(keys["alice"])).images == []
+    assert (
+        stub.ListImages(
+            pb.ListImagesRequest(prompt_contains="b" * 200), metadata=md(keys["alice"])
+        ).images
+        == []
+    )
 
 
 def test_over_http_a_long_filter_is_400_naming_the_field(served):
     srv, _, keys = served
     for path in ("/v1/images", "/v1/requests"):
-        reply = request(srv.http_base, "GET", f"{path}?prompt_contains={'x' * 201}",
-                        headers={"Authorization": f"Bearer {keys['alice']}"})
+        reply = request(
+            srv.http_base,
+            "GET",
+            f"{path}?prompt_contains={'x' * 201}",
+            headers={"Authorization": f"Bearer {keys['alice']}"},
+        )
         assert reply.status == 400
         body = reply.json()
         assert body["error"]["code"] == "filter_too_long"
-        violations = [d for d in body["status"]["details"] if "fieldViolations" in d or "field_violations" in d]
+        violations = [
+            d
+            for d in body["status"]["details"]
+            if "fieldViolations" in d or "field_violations" in d
+        ]
         assert violations and "prompt_contains" in json.dumps(violations)
 
 
@@ -86,23 +108,42 @@ def test_a_forged_page_token_is_invalid_argument_and_400(served):
     first = stub.ListImages(pb.ListImagesRequest(page_size=1), metadata=alice)
     assert first.next_page_token
     fields = _token_fields(first.next_page_token)
-    unsigned = base64.urlsafe_b64encode(json.dumps({**fields, "t": 10 ** 30}).encode()).decode().rstrip("=")
-    raw = bytearray(base64.urlsafe_b64decode(first.next_page_token + "=" * (-len(first.next_page_token) % 4)))
+    unsigned = (
+        base64.urlsafe_b64encode(json.dumps({**fields, "t": 10**30}).encode()).decode().rstrip("=")
+    )
+    raw = bytearray(
+        base64.urlsafe_b64decode(first.next_page_token + "=" * (-len(first.next_page_token) % 4))
+    )
     raw[-3] ^= 1  # one bit of the signed part
     altered = base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
-    for forged in (unsigned, altered, "%%%", "A" * 600, base64.urlsafe_b64encode(b"\xff" * 40).decode()):
+    for forged in (
+        unsigned,
+        altered,
+        "%%%",
+        "A" * 600,
+        base64.urlsafe_b64encode(b"\xff" * 40).decode(),
+    ):
         err = _refused(stub.ListImages, pb.ListImagesRequest(page_size=1, page_token=forged), alice)
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, (forged, err.details())
         assert error_details(err)[1][0][0] == "page_token"
-        reply = request(srv.http_base, "GET", f"/v1/images?page_size=1&page_token={urllib.parse.quote(forged)}",
-                        headers={"Authorization": f"Bearer {keys['alice']}"})
+        reply = request(
+            srv.http_base,
+            "GET",
+            f"/v1/images?page_size=1&page_token={urllib.parse.quote(forged)}",
+            headers={"Authorization": f"Bearer {keys['alice']}"},
+        )
         assert reply.status == 400, (forged, reply.status)
     # Bob cannot page on with Alice's token: it was made for her scope.
-    err = _refused(stub.ListImages, pb.ListImagesRequest(page_size=1, page_token=first.next_page_token),
-                   md(keys["bob"]))
+    err = _refused(
+        stub.ListImages,
+        pb.ListImagesRequest(page_size=1, page_token=first.next_page_token),
+        md(keys["bob"]),
+    )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     # Alice can: the token is good.
-    again = stub.ListImages(pb.ListImagesRequest(page_size=1, page_token=first.next_page_token), metadata=alice)
+    again = stub.ListImages(
+        pb.ListImagesRequest(page_size=1, page_token=first.next_page_token), metadata=alice
+    )
     assert again.images and again.images[0].id != first.images[0].id
 
 
@@ -111,22 +152,46 @@ def test_times_out_of_range_are_invalid_argument(served):
     message = pb.ListImagesRequest()
     message.start_time.seconds = -5
     err = _refused(stub.ListImages, message, md(keys["alice"]))
-    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and error_details(err)[1][0][0] == "start_time"
+    assert (
+        err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        and error_details(err)[1][0][0] == "start_time"
+    )
 
 
 def _image(i: int, prompt: str) -> StoredImage:
-    return StoredImage(id=f"img_{i:032x}", request_id="r", index=0, label="", mime_type="image/png", width=1,
-                       height=1, byte_size=1, sha256="", revised_prompt="", thread_id="", prompt=prompt,
-                       requested_size="", resolved_size="", aspect="", quality="", output_format="png",
-                       duration_ms=0, created_unix_ms=i)
+    return StoredImage(
+        id=f"img_{i:032x}",
+        request_id="r",
+        index=0,
+        label="",
+        mime_type="image/png",
+        width=1,
+        height=1,
+        byte_size=1,
+        sha256="",
+        revised_prompt="",
+        thread_id="",
+        prompt=prompt,
+        requested_size="",
+        resolved_size="",
+        aspect="",
+        quality="",
+        output_format="png",
+        duration_ms=0,
+        created_unix_ms=i,
+    )
 
 
 def _metadata(tmp_path, backend: str, budget_s: float):
     if backend == "sqlite":
         return SqliteMetadata(tmp_path / "index.sqlite3", query_budget_s=budget_s)
     from codex_image_server.store.postgres import PostgresMetadata  # noqa: PLC0415 - psycopg only here
-    return PostgresMetadata(server_proc.EXTRA_ENV["CODEX_IMAGE_SERVER_DATABASE_URL"], replica="bounds-test",
-                            query_budget_s=budget_s)
+
+    return PostgresMetadata(
+        server_proc.EXTRA_ENV["CODEX_IMAGE_SERVER_DATABASE_URL"],
+        replica="bounds-test",
+        query_budget_s=budget_s,
+    )
 
 
 def test_a_query_past_its_time_budget_is_stopped(tmp_path, backend):
@@ -139,8 +204,13 @@ def test_a_query_past_its_time_budget_is_stopped(tmp_path, backend):
         # and LIKE (ASCII case folding) matches none: every prompt is tested.
         query = Query(page_size=10, prompt_contains="école")
         with pytest.raises(ServiceError) as caught:
-            paging.page("images", query, meta.list_images, lambda r: paging.Cursor(r.created_unix_ms, r.id),
-                        meta.page_secret())
+            paging.page(
+                "images",
+                query,
+                meta.list_images,
+                lambda r: paging.Cursor(r.created_unix_ms, r.id),
+                meta.page_secret(),
+            )
         assert caught.value.reason == "QUERY_TOO_SLOW"
         # The store answers at once afterwards, and a cheap read is never cut short.
         assert meta.get_image(_image(5, "").id).id == _image(5, "").id
@@ -151,8 +221,15 @@ def test_a_query_past_its_time_budget_is_stopped(tmp_path, backend):
 def test_a_refused_request_keeps_a_short_prompt_prefix_only(served):
     _, stub, keys = served
     prompt = "a secret plan " * 300  # 4,200 characters
-    _, err = generate(stub, prompt + " [[fake delay=0]]", request_id="refused-long", metadata=md(keys["alice"]),
-                      count=99)
+    _, err = generate(
+        stub,
+        prompt + " [[fake delay=0]]",
+        request_id="refused-long",
+        metadata=md(keys["alice"]),
+        count=99,
+    )
     assert err is not None and err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    record = stub.GetRequest(pb.GetRequestRequest(request_id="refused-long"), metadata=md(keys["alice"])).request
+    record = stub.GetRequest(
+        pb.GetRequestRequest(request_id="refused-long"), metadata=md(keys["alice"])
+    ).request
     assert record.status == "refused" and record.prompt == prompt[:100]

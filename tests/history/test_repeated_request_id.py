@@ -5,6 +5,7 @@ unchanged); other parameters are ALREADY_EXISTS naming the field; one still
 running runs again (a retry of a cut stream), a queued or running
 operation's id is ALREADY_EXISTS naming request_id; a failed one runs anew. Codex
 runs are counted by the fake's own records, usage by the key's count."""
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,9 @@ def keyed(tmp_path_factory, backend):
     tmp = tmp_path_factory.mktemp("repeat")
     keys_file = tmp / "keys.json"
     key = add_key(keys_file, "rep", "--images-per-day", "100")
-    with start_server(tmp, args=["--keys-file", str(keys_file), "--kill-grace-ms", "300"], http=True) as srv:
+    with start_server(
+        tmp, args=["--keys-file", str(keys_file), "--kill-grace-ms", "300"], http=True
+    ) as srv:
         yield srv, key
 
 
@@ -39,21 +42,38 @@ def stream(srv, key, req) -> list[pb.GenerateResponse]:
 
 def images_today(srv, key) -> int:
     """The key's usage as its limits count it (any of its requests reports it)."""
-    return srv.stub().GetRequest(pb.GetRequestRequest(request_id="rep-grpc"), metadata=md(key)).key_usage.images_today
+    return (
+        srv.stub()
+        .GetRequest(pb.GetRequestRequest(request_id="rep-grpc"), metadata=md(key))
+        .key_usage.images_today
+    )
 
 
 def file_bytes(srv, key, image_id: str) -> bytes:
-    reply = request(srv.http_base, "GET", f"/v1/images/{image_id}/file", headers={"Authorization": f"Bearer {key}"})
+    reply = request(
+        srv.http_base,
+        "GET",
+        f"/v1/images/{image_id}/file",
+        headers={"Authorization": f"Bearer {key}"},
+    )
     assert reply.status == 200
     return reply.body
 
 
 def rows_of(srv, key, request_id: str) -> list:
-    return all_pages(srv.stub().ListRequests, pb.ListRequestsRequest(request_id=request_id), md(key), "requests")
+    return all_pages(
+        srv.stub().ListRequests, pb.ListRequestsRequest(request_id=request_id), md(key), "requests"
+    )
 
 
 def post(srv, key, body: dict):
-    return request(srv.http_base, "POST", "/v1/images/generate", body, headers={"Authorization": f"Bearer {key}"})
+    return request(
+        srv.http_base,
+        "POST",
+        "/v1/images/generate",
+        body,
+        headers={"Authorization": f"Bearer {key}"},
+    )
 
 
 def test_generate_again_over_grpc_answers_from_the_store(keyed):
@@ -66,9 +86,12 @@ def test_generate_again_over_grpc_answers_from_the_store(keyed):
     assert len(ids) == 2 and [m.image.id for m in again if m.HasField("image")] == ids
     assert again[-1].summary.image_ids == first[-1].summary.image_ids == ids
     assert again[-1].summary.request_id == "rep-grpc"
-    assert [file_bytes(srv, key, i) for i in ids] == [file_bytes(srv, key, m.image.id) for m in first
-                                                      if m.HasField("image")]
-    assert len(srv.runs_of("rep-grpc")) == 2, "two candidates the first time, no codex run the second"
+    assert [file_bytes(srv, key, i) for i in ids] == [
+        file_bytes(srv, key, m.image.id) for m in first if m.HasField("image")
+    ]
+    assert len(srv.runs_of("rep-grpc")) == 2, (
+        "two candidates the first time, no codex run the second"
+    )
     assert images_today(srv, key) == used, "no quota spent"
     assert len(rows_of(srv, key, "rep-grpc")) == 1, "one request in the history"
 
@@ -85,7 +108,9 @@ def test_any_surface_repeats_it_over_v1(keyed):
     assert again.json()["id"] == "rep-http"
     assert len(srv.runs_of("rep-http")) == 1
     # The gRPC request of the test above, repeated over /v1 (n is count there).
-    grpc_made = post(srv, key, {"prompt": "a heron [[fake delay=0.2]]", "n": 2, "request_id": "rep-grpc"})
+    grpc_made = post(
+        srv, key, {"prompt": "a heron [[fake delay=0.2]]", "n": 2, "request_id": "rep-grpc"}
+    )
     assert grpc_made.status == 200, grpc_made.body
     assert len(grpc_made.json()["data"]) == 2 and len(srv.runs_of("rep-grpc")) == 2
     assert images_today(srv, key) == used
@@ -95,8 +120,13 @@ def test_the_same_id_with_other_parameters_is_already_exists_naming_the_field(ke
     srv, key = keyed
     stream(srv, key, pb.GenerateRequest(prompt="a wren [[fake delay=0.1]]", request_id="rep-diff"))
     with pytest.raises(grpc.RpcError) as err:
-        stream(srv, key, pb.GenerateRequest(prompt="a wren [[fake delay=0.1]]", request_id="rep-diff",
-                                            quality="high"))
+        stream(
+            srv,
+            key,
+            pb.GenerateRequest(
+                prompt="a wren [[fake delay=0.1]]", request_id="rep-diff", quality="high"
+            ),
+        )
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
     info, bad = error_details(err.value)
     assert info.reason == "REQUEST_ID_REUSED" and [v[0] for v in bad] == ["quality"]
@@ -120,15 +150,18 @@ def test_a_repeat_while_it_runs_runs_too_and_an_operations_id_is_request_running
     first.cancel()
     second.cancel()
     assert procs.wait_until(lambda: procs.all_gone(runs), timeout=15)
-    op_request = pb.GenerateRequest(prompt="a slow stork [[fake delay=60]]", request_id="rep-op-busy")
+    op_request = pb.GenerateRequest(
+        prompt="a slow stork [[fake delay=60]]", request_id="rep-op-busy"
+    )
     op = srv.stub().SubmitGeneration(op_request, metadata=md(key))
     with pytest.raises(grpc.RpcError) as err:
         stream(srv, key, op_request)
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
     info, bad = error_details(err.value)
     assert info.reason == "REQUEST_RUNNING" and [v[0] for v in bad] == ["request_id"]
-    operations_pb2_grpc.OperationsStub(srv.channel()).CancelOperation(lro.CancelOperationRequest(name=op.name),
-                                                                      metadata=md(key))
+    operations_pb2_grpc.OperationsStub(srv.channel()).CancelOperation(
+        lro.CancelOperationRequest(name=op.name), metadata=md(key)
+    )
     for channel in channels:
         channel.close()
 
@@ -155,8 +188,10 @@ def test_an_operation_of_a_finished_requests_id_is_its_answer(keyed):
     made = [m.image.id for m in stream(srv, key, req) if m.HasField("image")]
     op = srv.stub().SubmitGeneration(req, metadata=md(key))
     done = operations_pb2_grpc.OperationsStub(srv.channel()).WaitOperation(
-        lro.WaitOperationRequest(name=op.name, timeout=duration_pb2.Duration(seconds=30)), metadata=md(key),
-        timeout=40)
+        lro.WaitOperationRequest(name=op.name, timeout=duration_pb2.Duration(seconds=30)),
+        metadata=md(key),
+        timeout=40,
+    )
     result = pb.GenerationResult()
     assert done.done and done.response.Unpack(result)
     assert [i.id for i in result.images] == made

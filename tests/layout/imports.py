@@ -1,5 +1,6 @@
 """The import graph of server/, read from the source (every import, module
 level or inside a function), for the layout tests."""
+
 from __future__ import annotations
 
 import ast
@@ -47,7 +48,9 @@ def graph() -> dict[str, set[str]]:
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
                 base = _resolve(name, is_package, node.level, node.module)
-                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+                targets = [
+                    f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names
+                ]
             for target in targets:
                 parts = target.split(".")
                 for i in range(len(parts), 0, -1):

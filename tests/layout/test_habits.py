@@ -11,6 +11,7 @@ issue number (the word and a number, or a hash
 and a number) sends the reader to a tracker for what one
 sentence could have said; write the reason instead.
 """
+
 from __future__ import annotations
 
 import ast
@@ -31,52 +32,84 @@ def logging_imports(source: str) -> list[int]:
     """Lines that import the `logging` module (or a part of it)."""
     lines = []
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "logging" for a in node.names):
+        if isinstance(node, ast.Import) and any(
+            a.name.split(".")[0] == "logging" for a in node.names
+        ):
             lines.append(node.lineno)
-        elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] == "logging":
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and not node.level
+            and (node.module or "").split(".")[0] == "logging"
+        ):
             lines.append(node.lineno)
     return lines
 
 
 def test_only_the_logs_module_uses_logging():
-    found = [f"{path.relative_to(REPO)}:{line}" for path in modules().values() if path != LOGGING_HOME
-             for line in logging_imports(path.read_text())]
-    assert found == [], "log through codex_image_server.runtime.logs.log(event, **fields) instead:\n" + \
-        "\n".join(found)
+    found = [
+        f"{path.relative_to(REPO)}:{line}"
+        for path in modules().values()
+        if path != LOGGING_HOME
+        for line in logging_imports(path.read_text())
+    ]
+    assert found == [], (
+        "log through codex_image_server.runtime.logs.log(event, **fields) instead:\n"
+        + "\n".join(found)
+    )
 
 
 def test_the_logging_rule_can_fail():
     assert logging_imports("import logging\nlog = logging.getLogger('x')\n") == [1]
     assert logging_imports("def f():\n    from logging import getLogger\n") == [2]
-    assert logging_imports("from codex_image_server.runtime.logs import log\nimport logging_extras\n") == []
+    assert (
+        logging_imports("from codex_image_server.runtime.logs import log\nimport logging_extras\n")
+        == []
+    )
 
 
 def python_comments(source: str) -> list[tuple[int, str]]:
     """Every comment and docstring of a Python module, with its line."""
-    found = [(tok.start[0], tok.string) for tok in tokenize.generate_tokens(io.StringIO(source).readline)
-             if tok.type == tokenize.COMMENT]
+    found = [
+        (tok.start[0], tok.string)
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+        if tok.type == tokenize.COMMENT
+    ]
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 found.append((body[0].lineno, body[0].value.value))
     return found
 
 
 def hash_comments(text: str) -> list[tuple[int, str]]:
     """The comments of a Makefile: from a # at a line's start or after a space."""
-    return [(n, line[line.index("#"):]) for n, line in enumerate(text.splitlines(), 1)
-            if line.lstrip().startswith("#") or " #" in line]
+    return [
+        (n, line[line.index("#") :])
+        for n, line in enumerate(text.splitlines(), 1)
+        if line.lstrip().startswith("#") or " #" in line
+    ]
 
 
 def citations(comments: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    return sorted((line, match.group(0)) for line, text in comments for match in CITATION.finditer(text))
+    return sorted(
+        (line, match.group(0)) for line, text in comments for match in CITATION.finditer(text)
+    )
 
 
 def _python_files() -> list[Path]:
     """Our Python: server/, the Python client, tests/ and bench/; generated stubs aside."""
-    roots = [SERVER, REPO / "clients" / "python" / "codex_image_client", REPO / "tests", REPO / "bench"]
+    roots = [
+        SERVER,
+        REPO / "clients" / "python" / "codex_image_client",
+        REPO / "tests",
+        REPO / "bench",
+    ]
     found = []
     for root in roots:
         # os.walk, not rglob: it does not follow the node_modules symlinks.
@@ -87,18 +120,27 @@ def _python_files() -> list[Path]:
 
 
 def test_comments_cite_no_issue_numbers():
-    found = [f"{path.relative_to(REPO)}:{line}: {cited}" for path in _python_files()
-             for line, cited in citations(python_comments(path.read_text()))]
+    found = [
+        f"{path.relative_to(REPO)}:{line}: {cited}"
+        for path in _python_files()
+        for line, cited in citations(python_comments(path.read_text()))
+    ]
     for path in [REPO / "Makefile", *sorted((REPO / "mk").glob("*.mk"))]:
-        found += [f"{path.relative_to(REPO)}:{line}: {cited}"
-                  for line, cited in citations(hash_comments(path.read_text()))]
+        found += [
+            f"{path.relative_to(REPO)}:{line}: {cited}"
+            for line, cited in citations(hash_comments(path.read_text()))
+        ]
     assert found == [], "say why instead of citing an issue:\n" + "\n".join(found)
 
 
 def test_the_citation_rule_can_fail():
-    source = '"""Sizes (issue 8)."""\nX = "#5"  # see #24\n\ndef f():\n    """Issue 21\'s figure."""\n'
+    source = (
+        '"""Sizes (issue 8)."""\nX = "#5"  # see #24\n\ndef f():\n    """Issue 21\'s figure."""\n'
+    )
     assert citations(python_comments(source)) == [(1, "issue 8"), (2, "#24"), (5, "Issue 21")]
-    assert citations(hash_comments("# Tools (issue 9)\nA := 1 # item #3\nB := '#fff'\n")) == \
-        [(1, "issue 9"), (2, "#3")]
+    assert citations(hash_comments("# Tools (issue 9)\nA := 1 # item #3\nB := '#fff'\n")) == [
+        (1, "issue 9"),
+        (2, "#3"),
+    ]
     # Not citations: strings, colours, HTML entities, URL fragments, a count of issues.
     assert citations(python_comments('X = "issue 3"  # &#39; and /page#12, 3 issues\n')) == []

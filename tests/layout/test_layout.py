@@ -1,5 +1,6 @@
 """The layout stays what docs/contributing.md and ARCHITECTURE.md say it is,
 and imports point one way (no circle anywhere in server/)."""
+
 from __future__ import annotations
 
 import ast
@@ -11,7 +12,17 @@ from tests.layout.imports import SERVER, cycles, graph, modules
 ROOT = SERVER.parent
 SERVER_PACKAGE = SERVER / "codex_image_server"
 # The only modules beside the packages: the entry points and what every layer shares.
-TOP_LEVEL = {"__init__", "__main__", "cli", "serve", "settings", "errors", "version", "banner", "doctor"}
+TOP_LEVEL = {
+    "__init__",
+    "__main__",
+    "cli",
+    "serve",
+    "settings",
+    "errors",
+    "version",
+    "banner",
+    "doctor",
+}
 
 
 def _packages(top: Path) -> list[Path]:
@@ -34,8 +45,11 @@ def test_each_package_says_what_it_offers():
 
 
 def test_every_module_has_a_docstring():
-    missing = [name for name, path in modules().items()
-               if path.name != "__init__.py" and not ast.get_docstring(ast.parse(path.read_text()))]
+    missing = [
+        name
+        for name, path in modules().items()
+        if path.name != "__init__.py" and not ast.get_docstring(ast.parse(path.read_text()))
+    ]
     assert missing == []
 
 
@@ -46,9 +60,11 @@ def test_only_the_shared_modules_sit_beside_the_packages():
 
 def test_the_layout_map_names_every_package():
     text = (ROOT / "docs" / "contributing.md").read_text()
-    block = text[text.index("## Layout"):]
+    block = text[text.index("## Layout") :]
     for package in _packages(SERVER_PACKAGE):
-        assert re.search(rf"^\s+{package.name}/", block, re.M), f"docs/contributing.md does not map {package.name}/"
+        assert re.search(rf"^\s+{package.name}/", block, re.M), (
+            f"docs/contributing.md does not map {package.name}/"
+        )
     for module in TOP_LEVEL - {"__init__", "__main__"}:
         assert f"{module}.py" in block, f"docs/contributing.md does not map {module}.py"
 
@@ -62,6 +78,11 @@ def test_architecture_names_every_package():
 def test_the_http_surfaces_call_the_dataplane_not_the_grpc_edge():
     """Every surface is an adapter over dataplane/handlers.py: none reaches
     into another surface's internals (the gRPC edge's auth, wire, servicer)."""
-    reaching = sorted((name, target) for name, targets in graph().items() if name.startswith("codex_image_shim")
-                      for target in targets if target.startswith("codex_image_server.grpc_api"))
+    reaching = sorted(
+        (name, target)
+        for name, targets in graph().items()
+        if name.startswith("codex_image_shim")
+        for target in targets
+        if target.startswith("codex_image_server.grpc_api")
+    )
     assert reaching == []

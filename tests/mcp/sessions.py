@@ -7,6 +7,7 @@ agent hosts of 2025 speak it), "http-2026" (the SDK's default: discover,
 then one self-contained POST per request), "stdio-legacy" and "stdio-2026"
 (`codex-image mcp` started as a command, calling the server over gRPC).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,11 +31,15 @@ def _mode(transport: str) -> str:
 async def http(base: str, *, key: str | None, mode: str = "legacy"):
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     async with httpx2.AsyncClient(headers=headers, timeout=120) as http_client:
-        async with Client(streamable_http_client(base + "/mcp", http_client=http_client), mode=mode) as client:
+        async with Client(
+            streamable_http_client(base + "/mcp", http_client=http_client), mode=mode
+        ) as client:
             yield client
 
 
-def stdio_params(target: str, *, key: str | None, args=(), cwd: Path | None = None) -> StdioServerParameters:
+def stdio_params(
+    target: str, *, key: str | None, args=(), cwd: Path | None = None
+) -> StdioServerParameters:
     env = {"CODEX_IMAGE_ADDR": target}
     if key:
         env["CODEX_IMAGE_API_KEY"] = key
@@ -42,7 +47,9 @@ def stdio_params(target: str, *, key: str | None, args=(), cwd: Path | None = No
 
 
 @contextlib.asynccontextmanager
-async def stdio(target: str, *, key: str | None, mode: str = "legacy", args=(), cwd: Path | None = None):
+async def stdio(
+    target: str, *, key: str | None, mode: str = "legacy", args=(), cwd: Path | None = None
+):
     async with Client(stdio_params(target, key=key, args=args, cwd=cwd), mode=mode) as client:
         yield client
 

@@ -1,6 +1,7 @@
 """The aiohttp -> ASGI bridge under /mcp, with small ASGI apps over a real
 socket: what the app is handed, what it sends back, and what it hears when
 the client goes away (`http.disconnect`, not a cancellation)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -38,14 +39,21 @@ def test_request_and_response_pass_through():
     async def app(scope, receive, send):
         seen["scope"] = scope
         seen["message"] = await receive()
-        await send({"type": "http.response.start", "status": 201,
-                    "headers": [(b"content-type", b"text/plain"), (b"x-two", b"a"), (b"x-two", b"b")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 201,
+                "headers": [(b"content-type", b"text/plain"), (b"x-two", b"a"), (b"x-two", b"b")],
+            }
+        )
         await send({"type": "http.response.body", "body": b"part one, ", "more_body": True})
         await send({"type": "http.response.body", "body": b"part two"})
 
     async def scenario():
         async with serving(app, seen) as base, aiohttp.ClientSession() as session:
-            async with session.post(base + "/mcp?x=1", data=b'{"a": 1}', headers={"X-Thing": "yes"}) as answer:
+            async with session.post(
+                base + "/mcp?x=1", data=b'{"a": 1}', headers={"X-Thing": "yes"}
+            ) as answer:
                 return answer.status, answer.headers.getall("x-two"), await answer.read()
 
     status, two, body = asyncio.run(scenario())
@@ -64,12 +72,20 @@ def test_a_client_that_goes_away_is_a_disconnect_not_a_cancellation():
 
     async def app(scope, receive, send):
         await receive()
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
         await send({"type": "http.response.body", "body": b"data: first\n\n", "more_body": True})
         streaming.set()
         try:
             seen["events"].append((await receive())["type"])
-            await send({"type": "http.response.body", "body": b"data: too late\n\n", "more_body": True})
+            await send(
+                {"type": "http.response.body", "body": b"data: too late\n\n", "more_body": True}
+            )
             seen["events"].append("ended on its own")
         except asyncio.CancelledError:
             seen["events"].append("cancelled")

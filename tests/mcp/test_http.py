@@ -1,6 +1,7 @@
 """What only `/mcp` does: the key check every route makes, reference paths
 only inside the directories the operator listed, a closed stream that stops
 the call, and images too large to inline returned as links."""
+
 from __future__ import annotations
 
 import asyncio
@@ -21,8 +22,16 @@ from tests.support.server_proc import start_server
 from .conftest import KEY
 from .sessions import http
 
-INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-    "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "0"},
+    },
+}
 ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
@@ -46,6 +55,7 @@ def test_a_wrong_or_missing_key_is_refused(server, key):
     async def scenario():
         async with http(server.http_base, key=key) as client:
             await client.list_tools()
+
     refused_before = _refused(server)
     with pytest.raises(BaseException) as caught:  # the SDK cannot even initialize
         run(scenario)
@@ -58,8 +68,11 @@ def test_a_wrong_or_missing_key_is_refused(server, key):
 
 
 def _refused(server) -> int:
-    return sum(1 for r in server.log_records()
-               if r.get("event") == "http.access" and r.get("path") == "/mcp" and r.get("status") == 401)
+    return sum(
+        1
+        for r in server.log_records()
+        if r.get("event") == "http.access" and r.get("path") == "/mcp" and r.get("status") == 401
+    )
 
 
 def _leaves(exc: BaseException):
@@ -71,7 +84,9 @@ def _leaves(exc: BaseException):
 
 
 def test_the_right_key_opens_a_session(server):
-    answer = httpx2.post(server.http_base + "/mcp", json=INIT, headers={**ACCEPT, "X-API-Key": KEY}, timeout=30)
+    answer = httpx2.post(
+        server.http_base + "/mcp", json=INIT, headers={**ACCEPT, "X-API-Key": KEY}, timeout=30
+    )
     assert answer.status_code == 200 and answer.headers.get("mcp-session-id")
 
 
@@ -85,10 +100,17 @@ def test_reference_paths_only_inside_the_listed_directory(server, reference_dir,
     async def scenario():
         async with http(server.http_base, key=KEY) as client:
             calls = {}
-            for name, ref in [("outside", str(outside)), ("escape", str(reference_dir / "escape.png")),
-                              ("relative", "inside.png"), ("passwd", "/etc/passwd"),
-                              ("missing", str(reference_dir / "nope.png")), ("inside", str(inside))]:
-                calls[name] = await client.call_tool("generate_image", {"prompt": "like this", "references": [ref]})
+            for name, ref in [
+                ("outside", str(outside)),
+                ("escape", str(reference_dir / "escape.png")),
+                ("relative", "inside.png"),
+                ("passwd", "/etc/passwd"),
+                ("missing", str(reference_dir / "nope.png")),
+                ("inside", str(inside)),
+            ]:
+                calls[name] = await client.call_tool(
+                    "generate_image", {"prompt": "like this", "references": [ref]}
+                )
             return calls
 
     calls = run(scenario)
@@ -104,16 +126,22 @@ def test_reference_paths_only_inside_the_listed_directory(server, reference_dir,
     assert not inside_result.is_error, inside_result.content[0].text
     (use,) = inside_result.structured_content["references"]
     assert use["usage"] == "original" and use["size"] == "64x48"
-    assert hashlib.sha256(inside_bytes).hexdigest()  # the file itself was sent; its size is what the model saw
+    assert hashlib.sha256(
+        inside_bytes
+    ).hexdigest()  # the file itself was sent; its size is what the model saw
 
 
 def test_no_listed_directory_means_no_paths(tmp_path):
     ref = tmp_path / "ref.png"
     _png(ref)
     with start_server(tmp_path / "srv", http=True) as srv:
+
         async def scenario():
             async with http(srv.http_base, key=None) as client:
-                return await client.call_tool("edit_image", {"prompt": "brighter", "images": [str(ref)]})
+                return await client.call_tool(
+                    "edit_image", {"prompt": "brighter", "images": [str(ref)]}
+                )
+
         result = run(scenario)
     assert result.is_error
     text = result.content[0].text
@@ -126,18 +154,26 @@ def test_edit_with_a_data_url_and_an_image_id(server, reference_dir):
 
     async def scenario():
         async with http(server.http_base, key=KEY) as client:
-            first = await client.call_tool("generate_image", {"prompt": "a boat", "size": "1024x1024"})
+            first = await client.call_tool(
+                "generate_image", {"prompt": "a boat", "size": "1024x1024"}
+            )
             image_id = first.structured_content["images"][0]["id"]
-            edit = await client.call_tool("edit_image", {"prompt": "make it red", "images": [url, image_id],
-                                                         "size": "1024x1536"})
-            bad = await client.call_tool("edit_image", {"prompt": "x", "images": ["data:image/png;base64,%%%"]})
+            edit = await client.call_tool(
+                "edit_image",
+                {"prompt": "make it red", "images": [url, image_id], "size": "1024x1536"},
+            )
+            bad = await client.call_tool(
+                "edit_image", {"prompt": "x", "images": ["data:image/png;base64,%%%"]}
+            )
             return edit, bad
 
     edit, bad = run(scenario)
     assert not edit.is_error, edit.content[0].text
     uses = edit.structured_content["references"]
-    assert [(u["index"], u["usage"], u["size"]) for u in uses] == [(0, "original", "96x64"),
-                                                                   (1, "original", "1024x1024")]
+    assert [(u["index"], u["usage"], u["size"]) for u in uses] == [
+        (0, "original", "96x64"),
+        (1, "original", "1024x1024"),
+    ]
     assert edit.structured_content["images"][0]["size"] == "1024x1536"
     assert "References: #1" in edit.content[0].text
     assert bad.is_error and "`images[0]`" in bad.content[0].text and "base64" in bad.content[0].text
@@ -150,28 +186,55 @@ def test_a_closed_stream_stops_the_call(server):
     headers = {**ACCEPT, "Authorization": f"Bearer {KEY}"}
     with httpx2.Client(base_url=server.http_base, headers=headers, timeout=30) as client:
         opened = client.post("/mcp", json=INIT)
-        session = {"mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": "2025-11-25"}
-        client.post("/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
-        call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "generate_image", "arguments": {
-            "prompt": "x [[fake delay=60 child=1]]", "count": 2, "request_id": rid}}}
+        session = {
+            "mcp-session-id": opened.headers["mcp-session-id"],
+            "mcp-protocol-version": "2025-11-25",
+        }
+        client.post(
+            "/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session
+        )
+        call = {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {
+                "name": "generate_image",
+                "arguments": {
+                    "prompt": "x [[fake delay=60 child=1]]",
+                    "count": 2,
+                    "request_id": rid,
+                },
+            },
+        }
         with client.stream("POST", "/mcp", json=call, headers=session) as stream:
             assert stream.status_code == 200
-            assert procs.wait_until(lambda: len(server.runs_of(rid)) == 2
-                                    and all(procs.running(r["child_pid"]) for r in server.runs_of(rid)), timeout=20)
+            assert procs.wait_until(
+                lambda: (
+                    len(server.runs_of(rid)) == 2
+                    and all(procs.running(r["child_pid"]) for r in server.runs_of(rid))
+                ),
+                timeout=20,
+            )
         # Leaving the block closed the connection mid-stream.
     runs = server.runs_of(rid)
-    assert procs.wait_until(lambda: procs.all_gone(runs), timeout=10), [r for r in runs if not procs.run_gone(r)]
+    assert procs.wait_until(lambda: procs.all_gone(runs), timeout=10), [
+        r for r in runs if not procs.run_gone(r)
+    ]
 
 
 def test_images_over_the_inline_limit_are_links(tmp_path):
     with start_server(tmp_path, http=True, args=["--mcp-inline-max-bytes", "1000"]) as srv:
+
         async def scenario():
             async with http(srv.http_base, key=None) as client:
-                made = await client.call_tool("generate_image", {"prompt": "a kite", "size": "1024x1024"})
+                made = await client.call_tool(
+                    "generate_image", {"prompt": "a kite", "size": "1024x1024"}
+                )
                 entry = made.structured_content["images"][0]
                 got = await client.read_resource(entry["uri"])
                 listed = await client.list_resources()
                 return made, got, listed
+
         made, got, listed = run(scenario)
     entry = made.structured_content["images"][0]
     assert not [c for c in made.content if isinstance(c, types.ImageContent)]
@@ -185,17 +248,24 @@ def test_images_over_the_inline_limit_are_links(tmp_path):
     assert entry["uri"] in [str(r.uri) for r in listed.resources]
 
 
-@pytest.mark.parametrize("headers,status", [
-    ({"Origin": "http://evil.example"}, 403),   # a page on another site (CSRF)
-    ({"Origin": "null"}, 403),                  # a sandboxed frame or a local file
-    ({"Host": "evil.example"}, 421),            # DNS rebinding: the page's own name, now 127.0.0.1
-])
+@pytest.mark.parametrize(
+    "headers,status",
+    [
+        ({"Origin": "http://evil.example"}, 403),  # a page on another site (CSRF)
+        ({"Origin": "null"}, 403),  # a sandboxed frame or a local file
+        ({"Host": "evil.example"}, 421),  # DNS rebinding: the page's own name, now 127.0.0.1
+    ],
+)
 def test_pages_are_refused_before_the_key_or_the_session(server, headers, status):
     # The MCP specification asks streamable HTTP servers to check Origin: /mcp
     # is a route of the shim's app, so the one Host/Origin guard answers first,
     # even with the right key.
-    answer = httpx2.post(server.http_base + "/mcp", json=INIT, headers={**ACCEPT, "X-API-Key": KEY, **headers},
-                         timeout=30)
+    answer = httpx2.post(
+        server.http_base + "/mcp",
+        json=INIT,
+        headers={**ACCEPT, "X-API-Key": KEY, **headers},
+        timeout=30,
+    )
     assert answer.status_code == status, answer.text[:300]
     assert "mcp-session-id" not in answer.headers
     assert "Access-Control-Allow-Origin" not in answer.headers

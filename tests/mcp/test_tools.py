@@ -1,6 +1,7 @@
 """The MCP tools through the official SDK client, over every transport:
 /mcp (both protocol eras) and `codex-image mcp` (stdio, over gRPC), against
 one real server with the fake codex."""
+
 from __future__ import annotations
 
 import asyncio
@@ -41,15 +42,24 @@ def test_initialize_and_list_tools(server, transport):
         async with connect(server, transport, key=KEY) as client:
             listed = await client.list_tools()
             tools = {t.name: t for t in listed.tools}
-            assert set(tools) == {"generate_image", "edit_image", "list_images", "get_image", "capabilities"}
+            assert set(tools) == {
+                "generate_image",
+                "edit_image",
+                "list_images",
+                "get_image",
+                "capabilities",
+            }
             props = tools["generate_image"].input_schema["properties"]
             # The server's own choices, as enums.
             assert props["quality"]["enum"] == ["auto", "high", "medium", "low"]
             assert props["output_format"]["enum"] == ["png", "jpeg", "webp"]
             assert "transparent" in props["background"]["enum"]
-            assert "1536x1024" in props["size"]["anyOf"][0]["enum"] and props["count"]["maximum"] == 4
+            assert (
+                "1536x1024" in props["size"]["anyOf"][0]["enum"] and props["count"]["maximum"] == 4
+            )
             assert "16:9" in props["aspect"]["enum"]
             return client.protocol_version
+
     version = run(scenario)
     assert version == ("2026-07-28" if transport.endswith("2026") else "2025-11-25")
 
@@ -64,9 +74,11 @@ def test_generate_two_at_exact_size_with_progress(server, transport):
             progress.append((value, total, message))
 
         async with connect(server, transport, key=KEY) as client:
-            result = await client.call_tool("generate_image", {"prompt": "a red fox", "count": 2,
-                                                               "size": "1536x1024", "request_id": rid},
-                                            progress_callback=on_progress)
+            result = await client.call_tool(
+                "generate_image",
+                {"prompt": "a red fox", "count": 2, "size": "1536x1024", "request_id": rid},
+                progress_callback=on_progress,
+            )
         return result, progress
 
     result, progress = run(scenario)
@@ -77,7 +89,9 @@ def test_generate_two_at_exact_size_with_progress(server, transport):
     links = [c for c in result.content if isinstance(c, types.ResourceLink)]
     entries = result.structured_content["images"]
     assert [str(link.uri) for link in links] == [f"codex-image://images/{e['id']}" for e in entries]
-    assert [e["size"] for e in entries] == ["1536x1024", "1536x1024"] and all(e["inline"] for e in entries)
+    assert [e["size"] for e in entries] == ["1536x1024", "1536x1024"] and all(
+        e["inline"] for e in entries
+    )
     assert result.structured_content["request_id"] == rid
     for entry, content in zip(entries, images, strict=True):
         assert hashlib.sha256(base64.b64decode(content.data)).hexdigest() == entry["sha256"]
@@ -91,7 +105,9 @@ def test_generate_two_at_exact_size_with_progress(server, transport):
 def test_invalid_size_is_a_tool_error_naming_size(server, transport):
     async def scenario():
         async with connect(server, transport, key=KEY) as client:
-            return await client.call_tool("generate_image", {"prompt": "a fox", "size": "1537x1000"})
+            return await client.call_tool(
+                "generate_image", {"prompt": "a fox", "size": "1537x1000"}
+            )
 
     result = run(scenario)
     assert result.is_error
@@ -109,8 +125,14 @@ def test_argument_of_the_wrong_type_names_it(server, transport):
             return wrong, unknown
 
     wrong, unknown = run(scenario)
-    assert wrong.is_error and "`count`" in wrong.content[0].text and "integer" in wrong.content[0].text
-    assert unknown.is_error and "`sizes`" in unknown.content[0].text and "size" in unknown.content[0].text
+    assert (
+        wrong.is_error and "`count`" in wrong.content[0].text and "integer" in wrong.content[0].text
+    )
+    assert (
+        unknown.is_error
+        and "`sizes`" in unknown.content[0].text
+        and "size" in unknown.content[0].text
+    )
 
 
 def test_list_and_get_find_what_was_made(server, transport):
@@ -118,7 +140,9 @@ def test_list_and_get_find_what_was_made(server, transport):
 
     async def scenario():
         async with connect(server, transport, key=KEY) as client:
-            made = await client.call_tool("generate_image", {"prompt": f"a grey {word}", "size": "1024x1024"})
+            made = await client.call_tool(
+                "generate_image", {"prompt": f"a grey {word}", "size": "1024x1024"}
+            )
             listed = await client.call_tool("list_images", {"prompt_contains": word})
             made_id = made.structured_content["images"][0]["id"]
             got = await client.call_tool("get_image", {"image_id": made_id})
@@ -131,7 +155,9 @@ def test_list_and_get_find_what_was_made(server, transport):
     assert [e["id"] for e in listed.structured_content["images"]] == [made_entry["id"]]
     assert made_entry["id"] in listed.content[0].text
     assert not got.is_error and _size(_images(got)[0]) == (1024, 1024)
-    assert hashlib.sha256(base64.b64decode(_images(got)[0].data)).hexdigest() == made_entry["sha256"]
+    assert (
+        hashlib.sha256(base64.b64decode(_images(got)[0].data)).hexdigest() == made_entry["sha256"]
+    )
     assert missing.is_error and "NOT_FOUND" in missing.content[0].text
     (contents,) = resource.contents
     assert contents.mime_type == "image/png"
@@ -147,22 +173,31 @@ def test_abandoned_call_leaves_no_codex(server, transport):
         async with connect(server, transport, key=KEY) as client:
             with anyio.move_on_after(30) as scope:
                 async with anyio.create_task_group() as group:
-                    group.start_soon(client.call_tool, "generate_image",
-                                     {"prompt": "x [[fake delay=60 child=1]]", "count": 2, "request_id": rid})
+                    group.start_soon(
+                        client.call_tool,
+                        "generate_image",
+                        {"prompt": "x [[fake delay=60 child=1]]", "count": 2, "request_id": rid},
+                    )
                     deadline = time.monotonic() + 20
-                    while not (len(server.runs_of(rid)) == 2
-                               and all(procs.running(r["child_pid"]) for r in server.runs_of(rid))):
+                    while not (
+                        len(server.runs_of(rid)) == 2
+                        and all(procs.running(r["child_pid"]) for r in server.runs_of(rid))
+                    ):
                         assert time.monotonic() < deadline, "codex did not start"
                         await anyio.sleep(0.05)
                     group.cancel_scope.cancel()
             assert not scope.cancelled_caught
             # The session still serves after the cancellation.
-            assert (await client.call_tool("capabilities", {})).structured_content["max_images"] == 4
+            assert (await client.call_tool("capabilities", {})).structured_content[
+                "max_images"
+            ] == 4
 
     run(scenario)
     runs = server.runs_of(rid)
     assert len(runs) == 2
-    assert procs.wait_until(lambda: procs.all_gone(runs), timeout=10), [r for r in runs if not procs.run_gone(r)]
+    assert procs.wait_until(lambda: procs.all_gone(runs), timeout=10), [
+        r for r in runs if not procs.run_gone(r)
+    ]
     # ... and its slots are given back (a request cancelled twice once kept them).
     assert procs.wait_until(lambda: slots_in_use(server) == 0, timeout=10)
 

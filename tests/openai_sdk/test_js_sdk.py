@@ -1,6 +1,7 @@
 """The official openai npm SDK (tests/openai_sdk/js, pinned, installed by
 `make openai-js-deps`) runs its `node --test` suite against the same kind of
 server; then the codex runs of its timed-out call are looked up by pid."""
+
 from __future__ import annotations
 
 import os
@@ -17,12 +18,22 @@ JS_DIR = REPO / "tests" / "openai_sdk" / "js"
 
 def test_openai_npm_sdk(server):
     node = shutil.which("node")
-    assert node and (JS_DIR / "node_modules" / "openai").is_dir(), \
+    assert node and (JS_DIR / "node_modules" / "openai").is_dir(), (
         "run `make openai-js-deps` (npm ci in tests/openai_sdk/js) first"
+    )
     env = dict(os.environ, OPENAI_BASE_URL=server.http_base + "/v1", OPENAI_API_KEY=KEY)
-    proc = subprocess.run([node, "--test", "images.test.mjs"], cwd=JS_DIR, env=env, capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, timeout=300)
-    assert proc.returncode == 0 and "# fail 0" in proc.stdout, proc.stdout[-6000:] + proc.stderr[-3000:]
+    proc = subprocess.run(
+        [node, "--test", "images.test.mjs"],
+        cwd=JS_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
+    assert proc.returncode == 0 and "# fail 0" in proc.stdout, (
+        proc.stdout[-6000:] + proc.stderr[-3000:]
+    )
     assert "TIMED_OUT js-timeout" in proc.stdout
     runs = [r for r in server.fake_runs() if r.get("child_pid")]
     assert len(runs) >= 2, "the timed-out call's codex runs had started"

@@ -1,6 +1,7 @@
 """`usage` when codex reports token counts: only its turn.completed carries
 them, which a server that stops codex early (the default) never reads. With
 --no-finish-early every candidate's turn completes and the counts are summed."""
+
 from __future__ import annotations
 
 import openai
@@ -10,7 +11,9 @@ from tests.support.server_proc import start_server
 
 def test_usage_sums_codex_turn_counts(tmp_path):
     with start_server(tmp_path, http=True, args=["--no-finish-early"]) as srv:
-        with openai.OpenAI(base_url=srv.http_base + "/v1", api_key="unused", max_retries=0, timeout=60) as client:
+        with openai.OpenAI(
+            base_url=srv.http_base + "/v1", api_key="unused", max_retries=0, timeout=60
+        ) as client:
             result = client.images.generate(prompt="x [[fake size=256x256]]", n=2)
     # The fake codex reports 1200 input and 40 output tokens per turn.
     u = result.usage

@@ -1,4 +1,5 @@
 """One server (gRPC and the /v1 shim, fake codex) shared by the plugin tests."""
+
 from __future__ import annotations
 
 import pytest

@@ -6,6 +6,7 @@ product in `make stress`.
 The table below is copied from the contract; it is the check, so the service's
 rule is never used to compute an expected size.
 """
+
 from __future__ import annotations
 
 import base64
@@ -41,8 +42,13 @@ REFERENCE_ASPECTS = ("参考图比例", "原图比例", "自动", "reference")
 CANVAS_ASPECTS = ("画布比例", "canvas")
 CUSTOM_ASPECTS = ("自定义", "custom")
 NAMED = {"landscape": "16:9", "portrait": "9:16", "square": "1:1"}
-ASPECTS = tuple(k for k in PLUGIN_TABLE if ":" in k) + tuple(NAMED) + REFERENCE_ASPECTS + CANVAS_ASPECTS \
+ASPECTS = (
+    tuple(k for k in PLUGIN_TABLE if ":" in k)
+    + tuple(NAMED)
+    + REFERENCE_ASPECTS
+    + CANVAS_ASPECTS
     + CUSTOM_ASPECTS
+)
 REFERENCE_COUNTS = (0, 1, 5, 16)
 COUNTS = (1, 2, 3, 4)
 AXES = (ASPECTS, PRESETS, REFERENCE_COUNTS, COUNTS)
@@ -56,8 +62,13 @@ def _png(width: int, height: int, rgb) -> bytes:
 
 # (bytes, declared width, declared height): small bytes, the plugin's layer sizes.
 REFERENCES = [(_png(60, 40, (200, 30, 30)), 3000, 2000)] + [
-    (_png(32 + 8 * (i % 4), 32 + 8 * (i % 3), (20 * i % 256, 90, 160)), 32 + 8 * (i % 4), 32 + 8 * (i % 3))
-    for i in range(1, 16)]
+    (
+        _png(32 + 8 * (i % 4), 32 + 8 * (i % 3), (20 * i % 256, 90, 160)),
+        32 + 8 * (i % 4),
+        32 + 8 * (i % 3),
+    )
+    for i in range(1, 16)
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +87,9 @@ class Row:
         if self.aspect in REFERENCE_ASPECTS:
             return PLUGIN_TABLE[FIRST_REFERENCE_RATIO if self.references else "16:9"][column]
         if self.aspect in CANVAS_ASPECTS:
-            return PLUGIN_TABLE["canvas 2480x3508"][column]  # the plugin sends canvas_size with a document open
+            return PLUGIN_TABLE["canvas 2480x3508"][
+                column
+            ]  # the plugin sends canvas_size with a document open
         if self.aspect in CUSTOM_ASPECTS:
             return PLUGIN_TABLE["3:2"][column]  # sent as an explicit size, see `size`
         return PLUGIN_TABLE[self.aspect][column]
@@ -87,19 +100,42 @@ class Row:
         return self.expected if self.aspect in CUSTOM_ASPECTS else self.preset
 
     def plugin_body(self) -> dict:
-        refs = [{"image": "data:image/png;base64," + base64.b64encode(data).decode(), "label": f"图层 {i + 1}",
-                 "source": "layer" if i % 2 == 0 else "document", "width": w, "height": h}
-                for i, (data, w, h) in enumerate(REFERENCES[:self.references])]
-        return {"prompt": f"a lighthouse at dusk ({self.aspect}, {self.preset})", "count": self.count,
-                "size": self.size, "aspect": self.aspect, "quality": "auto", "output_format": "png",
-                "model": "gpt-image-2", "return": "file", "canvas_size": dict(CANVAS), "references": refs}
+        refs = [
+            {
+                "image": "data:image/png;base64," + base64.b64encode(data).decode(),
+                "label": f"图层 {i + 1}",
+                "source": "layer" if i % 2 == 0 else "document",
+                "width": w,
+                "height": h,
+            }
+            for i, (data, w, h) in enumerate(REFERENCES[: self.references])
+        ]
+        return {
+            "prompt": f"a lighthouse at dusk ({self.aspect}, {self.preset})",
+            "count": self.count,
+            "size": self.size,
+            "aspect": self.aspect,
+            "quality": "auto",
+            "output_format": "png",
+            "model": "gpt-image-2",
+            "return": "file",
+            "canvas_size": dict(CANVAS),
+            "references": refs,
+        }
 
     def grpc_request(self):
         return pb.GenerateRequest(
-            prompt=f"a lighthouse at dusk ({self.aspect}, {self.preset})", count=self.count, size=self.size,
-            aspect=self.aspect, output_format="png", canvas_size=pb.CanvasSize(**CANVAS),
-            references=[pb.Reference(image=data, label=f"layer {i + 1}", source="layer", width=w, height=h)
-                        for i, (data, w, h) in enumerate(REFERENCES[:self.references])])
+            prompt=f"a lighthouse at dusk ({self.aspect}, {self.preset})",
+            count=self.count,
+            size=self.size,
+            aspect=self.aspect,
+            output_format="png",
+            canvas_size=pb.CanvasSize(**CANVAS),
+            references=[
+                pb.Reference(image=data, label=f"layer {i + 1}", source="layer", width=w, height=h)
+                for i, (data, w, h) in enumerate(REFERENCES[: self.references])
+            ],
+        )
 
 
 def full_rows() -> list[Row]:
@@ -109,8 +145,11 @@ def full_rows() -> list[Row]:
 def pairwise_rows() -> list[Row]:
     """Every aspect with every preset, and every pair of values of any two
     axes at least once (greedy all-pairs; deterministic)."""
+
     def pairs_of(values):
-        return {((i, values[i]), (j, values[j])) for i, j in itertools.combinations(range(len(AXES)), 2)}
+        return {
+            ((i, values[i]), (j, values[j])) for i, j in itertools.combinations(range(len(AXES)), 2)
+        }
 
     uncovered = set().union(*(pairs_of(v) for v in itertools.product(*AXES)))
     rows = []
@@ -135,8 +174,12 @@ def covers_all_pairs(rows: list[Row]) -> bool:
     seen = set()
     for row in rows:
         values = dataclasses.astuple(row)
-        seen |= {((i, values[i]), (j, values[j])) for i, j in itertools.combinations(range(len(AXES)), 2)}
-    wanted = sum(len(AXES[i]) * len(AXES[j]) for i, j in itertools.combinations(range(len(AXES)), 2))
+        seen |= {
+            ((i, values[i]), (j, values[j])) for i, j in itertools.combinations(range(len(AXES)), 2)
+        }
+    wanted = sum(
+        len(AXES[i]) * len(AXES[j]) for i, j in itertools.combinations(range(len(AXES)), 2)
+    )
     return len(seen) == wanted
 
 
@@ -150,7 +193,10 @@ def check_shim(base: str, row: Row) -> None:
     reply = request(base, "POST", "/v1/images/generate", row.plugin_body(), timeout=120)
     assert reply.status == 200, (row, reply.body[:400])
     body = reply.json()
-    assert body["status"] == "completed" and body["resolved_size"] == row.expected, (row, body["resolved_size"])
+    assert body["status"] == "completed" and body["resolved_size"] == row.expected, (
+        row,
+        body["resolved_size"],
+    )
     assert len(body["data"]) == row.count, row
     for item in body["data"]:
         assert item["resolved_size"] == row.expected, (row, item["resolved_size"])
@@ -167,8 +213,13 @@ def check_grpc(stub, row: Row) -> None:
     assert summary.status == "completed" and summary.resolved_size == row.expected, (row, summary)
     assert len(images) == row.count, row
     for image in images:
-        assert image.resolved_size == f"{image.width}x{image.height}" == row.expected, (row, image.resolved_size)
-        data = b"".join(chunk.data for chunk in stub.GetImageFile(_file_request(image.id), timeout=60))
+        assert image.resolved_size == f"{image.width}x{image.height}" == row.expected, (
+            row,
+            image.resolved_size,
+        )
+        data = b"".join(
+            chunk.data for chunk in stub.GetImageFile(_file_request(image.id), timeout=60)
+        )
         assert pixel_size(data) == row.expected, row
     _check_reference_uses([{"usage": u.usage, "index": u.index} for u in summary.references], row)
 

@@ -5,6 +5,7 @@ Every aspect meets every preset; reference counts (0/1/5/16) and counts (1-4)
 rotate so every value of every axis meets every value of every other axis at
 least once (all pairs). `make stress` runs the full cross product.
 """
+
 from __future__ import annotations
 
 from .matrix import covers_all_pairs, full_rows, matrix_tests, pairwise_rows

@@ -1,5 +1,6 @@
 """What the plugin sends beyond the matrix: refusals naming the field, the
 resize path with real bytes, `fit`, capabilities, references past five."""
+
 from __future__ import annotations
 
 import base64
@@ -34,28 +35,47 @@ def _refused(reply, code: str, field: str):
     return body
 
 
-@pytest.mark.parametrize("canvas,field", [
-    ({"width": 0, "height": 3508}, "canvas_size.width"),
-    ({"width": 2480, "height": -1}, "canvas_size.height"),
-    ({"width": 2480.5, "height": 3508}, "canvas_size.width"),
-    ({"width": "wide", "height": 3508}, "canvas_size.width"),
-    ([2480, 3508], "canvas_size"),
-])
+@pytest.mark.parametrize(
+    "canvas,field",
+    [
+        ({"width": 0, "height": 3508}, "canvas_size.width"),
+        ({"width": 2480, "height": -1}, "canvas_size.height"),
+        ({"width": 2480.5, "height": 3508}, "canvas_size.width"),
+        ({"width": "wide", "height": 3508}, "canvas_size.width"),
+        ([2480, 3508], "canvas_size"),
+    ],
+)
 def test_bad_canvas_size_names_the_field(plugin_server, canvas, field):
-    reply = _post(plugin_server, {"prompt": "x", "size": "2k", "aspect": "画布比例", "canvas_size": canvas})
+    reply = _post(
+        plugin_server, {"prompt": "x", "size": "2k", "aspect": "画布比例", "canvas_size": canvas}
+    )
     _refused(reply, "invalid_canvas_size", field)
 
 
 def test_custom_aspect_without_an_explicit_size(plugin_server):
-    body = _refused(_post(plugin_server, {"prompt": "x", "size": "2k", "aspect": "自定义"}), "invalid_size", "size")
+    body = _refused(
+        _post(plugin_server, {"prompt": "x", "size": "2k", "aspect": "自定义"}),
+        "invalid_size",
+        "size",
+    )
     assert "explicit size" in body["error"]["message"]
 
 
 def test_declared_size_that_disagrees_with_the_bytes(plugin_server):
     data, _, _ = REFERENCES[0]  # 60x40 bytes
-    ref = {"image": "data:image/png;base64," + base64.b64encode(data).decode(), "width": 1000, "height": 1000}
-    body = _refused(_post(plugin_server, {"prompt": "x", "size": "1k", "aspect": "参考图比例", "references": [ref]}),
-                    "reference_size_mismatch", "references[0].width")
+    ref = {
+        "image": "data:image/png;base64," + base64.b64encode(data).decode(),
+        "width": 1000,
+        "height": 1000,
+    }
+    body = _refused(
+        _post(
+            plugin_server,
+            {"prompt": "x", "size": "1k", "aspect": "参考图比例", "references": [ref]},
+        ),
+        "reference_size_mismatch",
+        "references[0].width",
+    )
     assert "60x40" in body["error"]["message"] and "1000x1000" in body["error"]["message"]
 
 
@@ -80,14 +100,25 @@ def test_canvas_aspect_without_canvas_size_uses_the_first_reference(plugin_serve
 
 
 def test_invalid_fit(plugin_server):
-    _refused(_post(plugin_server, {"prompt": "x", "size": "2k", "fit": "stretch"}), "invalid_fit", "fit")
+    _refused(
+        _post(plugin_server, {"prompt": "x", "size": "2k", "fit": "stretch"}), "invalid_fit", "fit"
+    )
 
 
 def test_bad_input_through_grpc_names_the_fields(plugin_stub):
     with pytest.raises(grpc.RpcError) as exc:
-        list(plugin_stub.Generate(pb.GenerateRequest(
-            prompt="x", size="2k", aspect="custom", canvas_size=pb.CanvasSize(width=0, height=5),
-            references=[pb.Reference(image=REFERENCES[0][0])] * 17), timeout=30))
+        list(
+            plugin_stub.Generate(
+                pb.GenerateRequest(
+                    prompt="x",
+                    size="2k",
+                    aspect="custom",
+                    canvas_size=pb.CanvasSize(width=0, height=5),
+                    references=[pb.Reference(image=REFERENCES[0][0])] * 17,
+                ),
+                timeout=30,
+            )
+        )
     assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     _, violations = error_details(exc.value)
     assert {"size", "canvas_size.width", "references"} <= {f for f, _, _ in violations}
@@ -102,11 +133,14 @@ def _max_difference(a: Image.Image, b: Image.Image) -> int:
     return max(high for _, high in ImageChops.difference(a, b).getextrema())
 
 
-@pytest.mark.parametrize("native,target,enlarged", [
-    ("1536x1024", "2k 16:9", True),    # the model's 3:2 made 16:9 and larger
-    ("1024x1024", "4k 9:16", True),
-    ("3000x2000", "1k 4:3", False),    # a larger model image is only shrunk
-])
+@pytest.mark.parametrize(
+    "native,target,enlarged",
+    [
+        ("1536x1024", "2k 16:9", True),  # the model's 3:2 made 16:9 and larger
+        ("1024x1024", "4k 9:16", True),
+        ("3000x2000", "1k 4:3", False),  # a larger model image is only shrunk
+    ],
+)
 def test_resize_matches_pillow_crop_and_lanczos(plugin_stub, native, target, enlarged):
     """The fake draws a deterministic pattern: `fit: native` returns its bytes,
     the default returns the service's resize; the same crop + Lanczos done
@@ -129,14 +163,18 @@ def test_resize_matches_pillow_crop_and_lanczos(plugin_stub, native, target, enl
     else:
         cw, ch = nw, round(nw * th / tw)
     left, top = (nw - cw) // 2, (nh - ch) // 2
-    expected = _pixels(native_bytes).crop((left, top, left + cw, top + ch)).resize((tw, th), Image.LANCZOS)
+    expected = (
+        _pixels(native_bytes).crop((left, top, left + cw, top + ch)).resize((tw, th), Image.LANCZOS)
+    )
     got = _pixels(_file(plugin_stub, exact_image.id))
     assert got.size == (tw, th)
     assert _max_difference(got, expected) <= 1
 
 
 def test_model_image_already_the_right_size_is_untouched(plugin_stub):
-    [image] = _images(plugin_stub, prompt="[[fake size=1024x1024 pattern=1]]", size="1k", aspect="1:1")
+    [image] = _images(
+        plugin_stub, prompt="[[fake size=1024x1024 pattern=1]]", size="1k", aspect="1:1"
+    )
     assert not image.resized and not image.enlarged
     assert _file(plugin_stub, image.id) == png_bytes(1024, 1024, 1, pattern=True)
 
@@ -146,7 +184,9 @@ def test_sixteen_references_first_four_byte_identical_rest_on_a_sheet(plugin_ser
     assert reply.status == 200, reply.body[:300]
     uses = reply.json()["references"]
     assert [u["usage"] for u in uses] == ["original"] * 4 + ["contact_sheet"] * 12
-    assert [u["tile"] for u in uses[4:]] == list(range(1, 13)) and {u["path_position"] for u in uses[4:]} == {5}
+    assert [u["tile"] for u in uses[4:]] == list(range(1, 13)) and {
+        u["path_position"] for u in uses[4:]
+    } == {5}
     assert reply.json()["data"][0]["references"] == uses  # in each image's metadata too
     request_id = reply.json()["id"]
     runs = [json.loads(p.read_text()) for p in plugin_server.piddir.glob("*.json")]
@@ -155,7 +195,9 @@ def test_sixteen_references_first_four_byte_identical_rest_on_a_sheet(plugin_ser
     for run in runs:
         images = run["images"]
         assert len(images) == 5, "codex's tool takes five paths"
-        assert [i["sha256"] for i in images[:4]] == [hashlib.sha256(d).hexdigest() for d, _, _ in REFERENCES[:4]]
+        assert [i["sha256"] for i in images[:4]] == [
+            hashlib.sha256(d).hexdigest() for d, _, _ in REFERENCES[:4]
+        ]
         assert images[4]["path"].endswith("contact-sheet-references-5-to-16.jpg")
 
 
@@ -175,4 +217,6 @@ def _images(stub, **fields):
 
 
 def _file(stub, image_id: str) -> bytes:
-    return b"".join(c.data for c in stub.GetImageFile(pb.GetImageFileRequest(image_id=image_id), timeout=60))
+    return b"".join(
+        c.data for c in stub.GetImageFile(pb.GetImageFileRequest(image_id=image_id), timeout=60)
+    )

@@ -1,5 +1,6 @@
 """Every row of the plugin's size table (http-contract.md), through the one
 module that owns size rules, with the plugin's own spellings."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,21 +8,29 @@ from codex_image_server.request import sizes
 
 from .matrix import CANVAS, PLUGIN_TABLE, PRESETS
 
-ROWS = [(aspect, preset, expected) for aspect, column in PLUGIN_TABLE.items()
-        for preset, expected in zip(PRESETS, column, strict=True)]
+ROWS = [
+    (aspect, preset, expected)
+    for aspect, column in PLUGIN_TABLE.items()
+    for preset, expected in zip(PRESETS, column, strict=True)
+]
 
 
 @pytest.mark.parametrize("aspect,preset,expected", ROWS)
 def test_every_row_of_the_plugin_table(aspect, preset, expected):
     if aspect.startswith("canvas"):
-        resolved, bad = sizes.resolve(preset, "画布比例", canvas=(CANVAS["width"], CANVAS["height"]))
+        resolved, bad = sizes.resolve(
+            preset, "画布比例", canvas=(CANVAS["width"], CANVAS["height"])
+        )
     else:
         resolved, bad = sizes.resolve(preset, aspect)
     assert not bad
     assert resolved.text == expected
     # Upper case is the same preset.
-    again, _ = sizes.resolve(preset.upper(), "canvas" if aspect.startswith("canvas") else aspect,
-                             canvas=(CANVAS["width"], CANVAS["height"]))
+    again, _ = sizes.resolve(
+        preset.upper(),
+        "canvas" if aspect.startswith("canvas") else aspect,
+        canvas=(CANVAS["width"], CANVAS["height"]),
+    )
     assert again.text == expected
 
 

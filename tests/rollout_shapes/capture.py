@@ -10,6 +10,7 @@ fixtures/app-server-v2-<version>.jsonl). The CODEX_HOME path becomes
 own there), and any other string over 400 characters is cut short: the files
 stay small and the shapes exact.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,9 @@ _LONG = 400
 
 
 def native(version: str) -> Path:
-    return realcodex.native_codex(realcodex.REPO / ".tools" / f"codex-{version}" / "node_modules" / ".bin" / "codex")
+    return realcodex.native_codex(
+        realcodex.REPO / ".tools" / f"codex-{version}" / "node_modules" / ".bin" / "codex"
+    )
 
 
 def _scrub(value, home: str, results: set[str]):
@@ -63,15 +66,24 @@ def _results(lines: list[dict]) -> set[str]:
 def _write(name: str, records: list[dict], home: str) -> Path:
     results = _results(records)
     path = FIXTURES / name
-    path.write_text("".join(json.dumps(_scrub(r, home, results), separators=(",", ":")) + "\n" for r in records))
+    path.write_text(
+        "".join(json.dumps(_scrub(r, home, results), separators=(",", ":")) + "\n" for r in records)
+    )
     return path
 
 
 def exec_rollout(version: str, standin: UpstreamStandin) -> Path:
     home = os.path.realpath(tempfile.mkdtemp(prefix=f"capture-{version}-"))
     env = dict(os.environ, **write_codex_home(home, standin.base_url))
-    subprocess.run([str(native(version)), "exec", "--json", "--skip-git-repo-check", "--", "a red fox"],
-                   env=env, cwd=home, stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=True)
+    subprocess.run(
+        [str(native(version)), "exec", "--json", "--skip-git-repo-check", "--", "a red fox"],
+        env=env,
+        cwd=home,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     (rollout,) = Path(home).glob("sessions/*/*/*/rollout-*.jsonl")
     records = [json.loads(line) for line in rollout.read_text().splitlines()]
     return _write(f"extension-{version}.jsonl", records, home)
@@ -80,8 +92,14 @@ def exec_rollout(version: str, standin: UpstreamStandin) -> Path:
 def app_server_turn(version: str, standin: UpstreamStandin) -> Path:
     home = os.path.realpath(tempfile.mkdtemp(prefix=f"capture-as-{version}-"))
     env = dict(os.environ, **write_codex_home(home, standin.base_url))
-    proc = subprocess.Popen([str(native(version)), "app-server"], env=env, cwd=home, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(native(version)), "app-server"],
+        env=env,
+        cwd=home,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     records: list[dict] = []
 
     def send(message: dict) -> None:
@@ -98,14 +116,30 @@ def app_server_turn(version: str, standin: UpstreamStandin) -> Path:
         raise RuntimeError("app-server ended early")
 
     try:
-        send({"id": 1, "method": "initialize", "params": {"clientInfo": {"name": "capture", "version": "0"}}})
+        send(
+            {
+                "id": 1,
+                "method": "initialize",
+                "params": {"clientInfo": {"name": "capture", "version": "0"}},
+            }
+        )
         until(lambda m: m.get("id") == 1)
         send({"method": "initialized"})
-        send({"id": 2, "method": "thread/start", "params": {"cwd": home, "sandbox": "read-only",
-                                                            "approvalPolicy": "never"}})
+        send(
+            {
+                "id": 2,
+                "method": "thread/start",
+                "params": {"cwd": home, "sandbox": "read-only", "approvalPolicy": "never"},
+            }
+        )
         thread = until(lambda m: m.get("id") == 2)["result"]["thread"]["id"]
-        send({"id": 3, "method": "turn/start", "params": {"threadId": thread,
-                                                          "input": [{"type": "text", "text": "a red fox"}]}})
+        send(
+            {
+                "id": 3,
+                "method": "turn/start",
+                "params": {"threadId": thread, "input": [{"type": "text", "text": "a red fox"}]},
+            }
+        )
         until(lambda m: m.get("method") == "turn/completed")
     finally:
         proc.stdin.close()
@@ -122,4 +156,5 @@ def main(versions: list[str]) -> None:
 
 if __name__ == "__main__":
     from codex_image_server.engine.versions import TESTED
+
     main(sys.argv[1:] or list(TESTED))

@@ -4,6 +4,7 @@ read through the two readers the engine has: the locator (after the run:
 tailing a rollout that grows in pieces while codex runs). An image in a shape
 we do not know is "unsupported", never "no image"; a rollout with no image
 made stays "no image"."""
+
 from __future__ import annotations
 
 import base64
@@ -24,8 +25,12 @@ from tests.upstream_standin.pictures import make_png
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 REAL_EXTENSION = sorted(p.name for p in FIXTURES.glob("extension-0.*.jsonl"))
 # fixture -> (where the image's bytes are: "path" at its saved path, "result" only in base64)
-KNOWN = {**{name: "path" for name in REAL_EXTENSION},
-         "app-server-v2-0.171.0.jsonl": "path", "legacy-end.jsonl": "path", "legacy-call.jsonl": "result"}
+KNOWN = {
+    **{name: "path" for name in REAL_EXTENSION},
+    "app-server-v2-0.171.0.jsonl": "path",
+    "legacy-end.jsonl": "path",
+    "legacy-call.jsonl": "result",
+}
 UNKNOWN = ("unknown-kind.jsonl", "unknown-output-only.jsonl", "extension-file-id.jsonl")
 WAIT_S = 10.0
 
@@ -42,12 +47,16 @@ class Run:
         self.home = root / "home"
         self.png = make_png(96, 64)
         text = (FIXTURES / name).read_text()
-        text = text.replace("{{CODEX_HOME}}", str(self.home)).replace("{{RESULT}}", base64.b64encode(self.png).decode())
+        text = text.replace("{{CODEX_HOME}}", str(self.home)).replace(
+            "{{RESULT}}", base64.b64encode(self.png).decode()
+        )
         self.lines = [line + "\n" for line in text.splitlines()]
         self.thread_id = _thread_id(self.lines)
         self.saved_path = _saved_path(self.lines)
         day = time.strftime("%Y/%m/%d", time.localtime())
-        self.rollout = self.home / "sessions" / day / f"rollout-2026-12-07T12-00-00-{self.thread_id}.jsonl"
+        self.rollout = (
+            self.home / "sessions" / day / f"rollout-2026-12-07T12-00-00-{self.thread_id}.jsonl"
+        )
         self.rollout.parent.mkdir(parents=True)
 
     def write_image(self) -> None:
@@ -64,7 +73,9 @@ def _thread_id(lines: list[str]) -> str:
         record = json.loads(line)
         payload = record.get("payload") or {}
         params = record.get("params") or {}
-        found = payload.get("id") if record.get("type") == "session_meta" else params.get("threadId")
+        found = (
+            payload.get("id") if record.get("type") == "session_meta" else params.get("threadId")
+        )
         if found:
             return found
     raise AssertionError("fixture names no thread")
@@ -115,7 +126,10 @@ def test_an_image_in_an_unknown_shape_is_unsupported_naming_version_and_range(tm
     assert error.kind is Kind.FAILED_PRECONDITION and error.reason == "CODEX_UNSUPPORTED"
     version = {"extension-file-id.jsonl": "0.169.0"}.get(name, "0.180.0")
     assert f"codex {version} " in error.message and "0.169.0-0.171.0" in error.message
-    assert error.metadata == {"codex_version": version, "tested_versions": "0.169.0, 0.170.0, 0.171.0"}
+    assert error.metadata == {
+        "codex_version": version,
+        "tested_versions": "0.169.0, 0.170.0, 0.171.0",
+    }
 
 
 def test_references_and_view_image_are_no_sign_of_a_made_image(tmp_path):
@@ -128,8 +142,12 @@ def test_references_and_view_image_are_no_sign_of_a_made_image(tmp_path):
 
 def test_a_failed_item_of_each_new_shape_is_a_failure_not_an_image(tmp_path):
     run = Run(tmp_path, "app-server-v2-0.171.0.jsonl")
-    run.lines = [line.replace('"status":"completed"', '"status":"failed"').replace(
-        '"failure":null', '"failure":"image generation failed: http 403"') for line in run.lines]
+    run.lines = [
+        line.replace('"status":"completed"', '"status":"failed"').replace(
+            '"failure":null', '"failure":"image generation failed: http 403"'
+        )
+        for line in run.lines
+    ]
     run.write_rollout()
     facts = image_locator.read_rollout(run.rollout)
     assert not facts.saved_paths and not facts.results and not facts.unsupported
@@ -155,7 +173,7 @@ def _grow(run: Run, lines: list[str], piece: int = 97) -> None:
     with open(run.rollout, "a") as f:
         for line in lines:
             for at in range(0, len(line), piece):
-                f.write(line[at:at + piece])
+                f.write(line[at : at + piece])
                 f.flush()
 
 
@@ -188,7 +206,11 @@ def test_the_watcher_never_takes_an_unknown_shape_for_a_final_image(tmp_path, na
     run = Run(tmp_path, name)
     sentinel = Run(tmp_path / "sentinel", "extension-0.171.0.jsonl")
     sentinel.write_image()
-    closing = [line for line in sentinel.lines if '"image_gen.generation"' in line and '"completed"' in line]
+    closing = [
+        line
+        for line in sentinel.lines
+        if '"image_gen.generation"' in line and '"completed"' in line
+    ]
     run.rollout.touch()
     watch, seen, done = _watch(run)
     watch.start()

@@ -1,4 +1,5 @@
 """Fixtures for the gRPC service's tests: real server processes on 127.0.0.1."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """API keys: ImageService needs one when configured; health and reflection
 stay open; a non-loopback bind without a key is refused at start."""
+
 from __future__ import annotations
 
 import subprocess
@@ -18,17 +19,28 @@ KEYS = "first-key-123,second-key-456"
 
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory):
-    with start_server(tmp_path_factory.mktemp("keyed"), env={"CODEX_IMAGE_SERVER_API_KEY": KEYS}) as srv:
+    with start_server(
+        tmp_path_factory.mktemp("keyed"), env={"CODEX_IMAGE_SERVER_API_KEY": KEYS}
+    ) as srv:
         yield srv
 
 
-@pytest.mark.parametrize("metadata", [None, [("authorization", "Bearer wrong")], [("x-api-key", "first-key-12")],
-                                      [("authorization", "first-key-123")]],
-                         ids=["none", "wrong-bearer", "prefix-of-key", "no-bearer-scheme"])
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        None,
+        [("authorization", "Bearer wrong")],
+        [("x-api-key", "first-key-12")],
+        [("authorization", "first-key-123")],
+    ],
+    ids=["none", "wrong-bearer", "prefix-of-key", "no-bearer-scheme"],
+)
 def test_without_a_valid_key_is_unauthenticated(keyed, metadata):
     stub = keyed.stub()
-    for call in (lambda: stub.GetCapabilities(pb.GetCapabilitiesRequest(), metadata=metadata),
-                 lambda: list(stub.Generate(pb.GenerateRequest(prompt="x"), metadata=metadata))):
+    for call in (
+        lambda: stub.GetCapabilities(pb.GetCapabilitiesRequest(), metadata=metadata),
+        lambda: list(stub.Generate(pb.GenerateRequest(prompt="x"), metadata=metadata)),
+    ):
         with pytest.raises(grpc.RpcError) as exc:
             call()
         assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -36,8 +48,11 @@ def test_without_a_valid_key_is_unauthenticated(keyed, metadata):
     assert not keyed.fake_runs(), "an unauthenticated Generate must not start codex"
 
 
-@pytest.mark.parametrize("metadata", [[("authorization", "Bearer first-key-123")], [("x-api-key", "second-key-456")]],
-                         ids=["bearer", "x-api-key"])
+@pytest.mark.parametrize(
+    "metadata",
+    [[("authorization", "Bearer first-key-123")], [("x-api-key", "second-key-456")]],
+    ids=["bearer", "x-api-key"],
+)
 def test_either_header_with_any_key_works(keyed, metadata):
     stub = keyed.stub()
     assert stub.GetCapabilities(pb.GetCapabilitiesRequest(), metadata=metadata).auth_required
@@ -50,17 +65,31 @@ def test_health_and_reflection_stay_open(keyed):
     status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""))
     assert status.status == health_pb2.HealthCheckResponse.SERVING
     answers = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
-        iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+    )
     names = {s.name for s in next(answers).list_services_response.service}
     assert "codeximage.v1.ImageService" in names
 
 
 def test_non_loopback_bind_without_key_is_refused(tmp_path):
     # Refused before anything binds: the check runs on the settings alone.
-    done = subprocess.run(server_command(["--grpc-host", "0.0.0.0", "--state-dir", str(tmp_path),
-                                          "--output-dir", str(tmp_path / "o")]),
-                          cwd=REPO, capture_output=True, text=True, timeout=30,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    done = subprocess.run(
+        server_command(
+            [
+                "--grpc-host",
+                "0.0.0.0",
+                "--state-dir",
+                str(tmp_path),
+                "--output-dir",
+                str(tmp_path / "o"),
+            ]
+        ),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
     assert done.returncode != 0
     assert "refusing to bind 0.0.0.0 without an API key" in done.stderr
     assert "--allow-unauthenticated-remote" in done.stderr

@@ -1,6 +1,7 @@
 """What a person sees when the server starts on a terminal: a real server
 process with its stdout and stderr on a pseudo-terminal. Services and pipes
 keep getting JSON lines only."""
+
 from __future__ import annotations
 
 import os

@@ -1,6 +1,7 @@
 """A run whose process group is already gone has nothing to stop: every
 request ends by stopping its runs, and each stop of a finished run used to
 start a thread that scanned every process's environ for strays."""
+
 from __future__ import annotations
 
 import os

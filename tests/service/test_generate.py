@@ -1,5 +1,6 @@
 """Generate through real gRPC with the fake codex: images, progress, the three
 image layouts, format conversion, and each way codex can fail."""
+
 from __future__ import annotations
 
 import hashlib
@@ -42,7 +43,9 @@ def test_progress_comes_before_the_image(stub):
     stages = [r.progress.stage for r in responses if r.WhichOneof("event") == "progress"]
     phases = [r.progress.phase for r in responses if r.WhichOneof("event") == "progress"]
     assert stages[0] == pb.Progress.STAGE_CANDIDATE_STARTED
-    assert pb.Progress.STAGE_CODEX_PHASE in stages and pb.Progress.STAGE_CANDIDATE_FINISHED in stages
+    assert (
+        pb.Progress.STAGE_CODEX_PHASE in stages and pb.Progress.STAGE_CANDIDATE_FINISHED in stages
+    )
     assert {"thread.started", "turn.started"} <= set(phases)
     # Codex is stopped as soon as its image is final (finish early), so its
     # closing turn may never be reported.
@@ -52,15 +55,19 @@ def test_progress_comes_before_the_image(stub):
 
 
 def test_four_candidates_run_at_the_same_time(stub, server):
-    call = stub.Generate(pb.GenerateRequest(prompt="x [[fake delay=3]]", count=4, request_id="four-at-once"),
-                         timeout=60)
+    call = stub.Generate(
+        pb.GenerateRequest(prompt="x [[fake delay=3]]", count=4, request_id="four-at-once"),
+        timeout=60,
+    )
     responses = iter(call)
     # All four codex processes are alive together before any of them finishes.
     assert procs.wait_until(lambda: len(server.runs_of("four-at-once")) == 4, timeout=10)
     runs = server.runs_of("four-at-once")
     assert all(procs.running(r["pid"]) for r in runs)
     assert len({r["pgid"] for r in runs}) == 4, "each candidate leads its own process group"
-    assert all(r["pgid"] == r["pid"] == r["sid"] for r in runs), "each candidate is a session leader"
+    assert all(r["pgid"] == r["pid"] == r["sid"] for r in runs), (
+        "each candidate is a session leader"
+    )
     rest = list(responses)
     imgs = images(rest)
     assert sorted(i.index for i in imgs) == [0, 1, 2, 3]
@@ -69,8 +76,18 @@ def test_four_candidates_run_at_the_same_time(stub, server):
     assert procs.wait_until(lambda: procs.all_gone(runs), timeout=5)
 
 
-@pytest.mark.parametrize("layout", ["generated", "rollout-saved", "rollout-result", "legacy-call", "legacy-ig",
-                                    "legacy-end", "app-server"])
+@pytest.mark.parametrize(
+    "layout",
+    [
+        "generated",
+        "rollout-saved",
+        "rollout-result",
+        "legacy-call",
+        "legacy-ig",
+        "legacy-end",
+        "app-server",
+    ],
+)
 def test_every_image_layout_is_found(stub, layout):
     (img,) = images(run(stub, prompt=f"x [[fake layout={layout} size=272x160]]"))
     assert (img.width, img.height) == (272, 160)
@@ -78,7 +95,9 @@ def test_every_image_layout_is_found(stub, layout):
 
 def test_an_image_in_an_unknown_shape_is_codex_unsupported_naming_version_and_range(stub):
     err, info = failure(stub, "x [[fake layout=unknown]]")
-    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and info.reason == "CODEX_UNSUPPORTED", err.details()
+    assert (
+        err.code() == grpc.StatusCode.FAILED_PRECONDITION and info.reason == "CODEX_UNSUPPORTED"
+    ), err.details()
     # The fake's rollout says cli_version 0.169.0; the range is the Makefile's list.
     assert "codex 0.169.0" in err.details() and "0.169.0-0.171.0" in err.details(), err.details()
     assert "image_gen.generation.v2" in err.details()
@@ -88,14 +107,25 @@ def test_an_image_in_an_unknown_shape_is_codex_unsupported_naming_version_and_ra
 
 def test_a_safety_refusal_is_invalid_argument_moderation_blocked_naming_the_prompt(stub):
     err, info = failure(stub, "x [[fake mode=moderation]]")
-    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and info.reason == "MODERATION_BLOCKED", err.details()
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and info.reason == "MODERATION_BLOCKED", (
+        err.details()
+    )
     assert "safety system" in err.details()
     _, violations = error_details(err)
-    assert [(field, reason) for field, reason, _ in violations] == [("prompt", "MODERATION_BLOCKED")]
+    assert [(field, reason) for field, reason, _ in violations] == [
+        ("prompt", "MODERATION_BLOCKED")
+    ]
 
 
-@pytest.mark.parametrize("fmt,mime,pil", [("jpeg", "image/jpeg", "JPEG"), ("jpg", "image/jpeg", "JPEG"),
-                                          ("webp", "image/webp", "WEBP"), ("png", "image/png", "PNG")])
+@pytest.mark.parametrize(
+    "fmt,mime,pil",
+    [
+        ("jpeg", "image/jpeg", "JPEG"),
+        ("jpg", "image/jpeg", "JPEG"),
+        ("webp", "image/webp", "WEBP"),
+        ("png", "image/png", "PNG"),
+    ],
+)
 def test_png_from_codex_is_converted_to_the_asked_format(stub, server, fmt, mime, pil):
     (img,) = images(run(stub, prompt="x [[fake size=160x96]]", output_format=fmt))
     assert img.mime_type == mime
@@ -143,8 +173,13 @@ def test_crash_is_internal(stub):
 
 def test_failed_sibling_stops_the_others(stub, server):
     # Candidate 2 fails fast; 1 and 3 would run for a minute.
-    err, info = failure(stub, "x [[fake delay=60 fail_candidate=2]]", count=3, request_id="sibling-fails",
-                        timeout=30)
+    err, info = failure(
+        stub,
+        "x [[fake delay=60 fail_candidate=2]]",
+        count=3,
+        request_id="sibling-fails",
+        timeout=30,
+    )
     assert err.code() == grpc.StatusCode.UNAVAILABLE
     runs = server.runs_of("sibling-fails")
     assert len(runs) == 3

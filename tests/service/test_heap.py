@@ -1,6 +1,7 @@
 """The glibc heap thresholds (heap.py): a chunk-sized buffer churn reuses the
 heap instead of faulting fresh pages in every round. Each case runs in a fresh
 interpreter so neither the test run's own heap nor a tuned one leaks across."""
+
 import subprocess
 import sys
 
@@ -22,7 +23,9 @@ print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 def faults(mode: str) -> tuple[str, int]:
-    out = subprocess.run([sys.executable, "-c", CHURN, mode], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", CHURN, mode], capture_output=True, text=True, check=True
+    ).stdout
     applied, count = out.split()
     return applied, int(count)
 
@@ -33,7 +36,9 @@ def test_tuned_heap_reuses_chunk_sized_buffers():
     assert applied == "True"
     # Untuned, every round faults its ~4 MiB back in (about 1,000 pages);
     # tuned, the pages stay on the heap.
-    assert plain > 20_000, f"the churn no longer shows glibc's default cost ({plain} faults): retune the test"
+    assert plain > 20_000, (
+        f"the churn no longer shows glibc's default cost ({plain} faults): retune the test"
+    )
     assert tuned < plain / 10, f"tuned {tuned} faults vs untuned {plain}"
 
 
@@ -62,8 +67,12 @@ print(round(before - rss_mib()))
 
 
 def released_mib(body_size: int, wait_s: float) -> int:
-    out = subprocess.run([sys.executable, "-c", HOLES, str(body_size), str(wait_s)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", HOLES, str(body_size), str(wait_s)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return int(out.stdout)
 
 

@@ -1,6 +1,7 @@
 """Hostile input over gRPC: every bad request gets a status that matches its
 cause, with details that fit the trailer and messages in plain words, before
 anything expensive happens; nothing is spawned or left behind for it."""
+
 from __future__ import annotations
 
 import os
@@ -22,7 +23,9 @@ MD = (("x-api-key", KEY),)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with start_server(tmp_path_factory.mktemp("hostile"), env={"CODEX_IMAGE_SERVER_API_KEY": KEY}) as srv:
+    with start_server(
+        tmp_path_factory.mktemp("hostile"), env={"CODEX_IMAGE_SERVER_API_KEY": KEY}
+    ) as srv:
         yield srv
 
 
@@ -32,17 +35,26 @@ def refused(server, **fields):
     return err.value
 
 
-@pytest.mark.parametrize("fields, field", [
-    ({"prompt": "a fox\x00 in the snow"}, "prompt"),
-    ({"prompt": "x", "size": "1024x\x001024"}, "size"),
-    ({"prompt": "x", "references": [pb.Reference(image=png(32, 32), label="left\x00eye")]}, "references[0].label"),
-], ids=["prompt", "size", "label"])
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"prompt": "a fox\x00 in the snow"}, "prompt"),
+        ({"prompt": "x", "size": "1024x\x001024"}, "size"),
+        (
+            {"prompt": "x", "references": [pb.Reference(image=png(32, 32), label="left\x00eye")]},
+            "references[0].label",
+        ),
+    ],
+    ids=["prompt", "size", "label"],
+)
 def test_nul_is_refused_by_field_and_starts_nothing(server, fields, field):
     err = refused(server, **fields)
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert [v[0] for v in error_details(err)[1]] == [field]
     assert not server.fake_runs()
-    assert not list((server.state_dir / "codex-runs").glob("*.json")), "a run record was left behind"
+    assert not list((server.state_dir / "codex-runs").glob("*.json")), (
+        "a run record was left behind"
+    )
 
 
 @pytest.mark.parametrize("field", ["size", "aspect", "quality", "output_format", "request_id"])
@@ -61,7 +73,9 @@ def test_a_reference_that_is_not_an_image_says_so_in_plain_words(server):
 
 
 def test_a_truncated_reference_is_refused_after_admission(server):
-    err = refused(server, prompt="x", references=[pb.Reference(image=png(64, 64, color=(9, 9, 9))[:-30])])
+    err = refused(
+        server, prompt="x", references=[pb.Reference(image=png(64, 64, color=(9, 9, 9))[:-30])]
+    )
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_details(err)[1][0][:2] == ("references[0].image", "INVALID_REFERENCE")
 
@@ -80,7 +94,11 @@ def test_a_full_queue_refuses_big_references_without_decoding_them(tmp_path):
         before = _peak_rss_kib(srv.pid)
         for _ in range(3):
             with pytest.raises(grpc.RpcError) as err:
-                list(stub.Generate(pb.GenerateRequest(prompt="x", references=[pb.Reference(image=bomb)] * 4)))
+                list(
+                    stub.Generate(
+                        pb.GenerateRequest(prompt="x", references=[pb.Reference(image=bomb)] * 4)
+                    )
+                )
             assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         grown_mib = (_peak_rss_kib(srv.pid) - before) / 1024
         busy.cancel()
@@ -105,9 +123,24 @@ def test_a_grpc_port_in_use_is_one_clear_line(tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
         env = {k: v for k, v in os.environ.items() if not k.startswith("CODEX_IMAGE_SERVER_")}
-        done = subprocess.run(server_command(["--grpc-port", str(port), "--no-http-enabled",
-                                              "--state-dir", str(tmp_path / "s"), "--output-dir", str(tmp_path / "o")]),
-                              env=env, cwd=str(REPO), capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            server_command(
+                [
+                    "--grpc-port",
+                    str(port),
+                    "--no-http-enabled",
+                    "--state-dir",
+                    str(tmp_path / "s"),
+                    "--output-dir",
+                    str(tmp_path / "o"),
+                ]
+            ),
+            env=env,
+            cwd=str(REPO),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert f"{port}" in done.stderr and "in use" in done.stderr
@@ -115,7 +148,9 @@ def test_a_grpc_port_in_use_is_one_clear_line(tmp_path):
 
 def test_calls_cut_off_by_shutdown_say_shutting_down(tmp_path):
     with start_server(tmp_path, args=["--kill-grace-ms", "300"]) as srv:
-        call = srv.stub().Generate(pb.GenerateRequest(prompt="x [[fake delay=60]]", request_id="cut"))
+        call = srv.stub().Generate(
+            pb.GenerateRequest(prompt="x [[fake delay=60]]", request_id="cut")
+        )
         assert procs.wait_until(lambda: srv.runs_of("cut"), timeout=15)
         srv.proc.send_signal(signal.SIGTERM)
         with pytest.raises(grpc.RpcError) as err:
@@ -129,18 +164,23 @@ def test_a_hard_death_leaves_no_working_directory_after_the_next_start(tmp_path)
     state = tmp_path / "state"
     refs = [pb.Reference(image=png(40, 40, color=(5, 6, 7)))]
     with start_server(tmp_path, state_dir=state) as first:
-        call = first.stub().Generate(pb.GenerateRequest(prompt="x [[fake delay=60]]", request_id="dead",
-                                                        references=refs))
+        call = first.stub().Generate(
+            pb.GenerateRequest(prompt="x [[fake delay=60]]", request_id="dead", references=refs)
+        )
         assert procs.wait_until(lambda: first.runs_of("dead"), timeout=15)
         first.kill_hard()
         left = list((state / "work").glob("dead-*"))
         assert left, "the dead server's working directory should still be there"
         with start_server(tmp_path, state_dir=state) as second:
-            call2 = second.stub().Generate(pb.GenerateRequest(prompt="x [[fake delay=60]]", request_id="live"))
+            call2 = second.stub().Generate(
+                pb.GenerateRequest(prompt="x [[fake delay=60]]", request_id="live")
+            )
             assert procs.wait_until(lambda: second.runs_of("live"), timeout=15)
             assert not list((state / "work").glob("dead-*"))
             with start_server(tmp_path, state_dir=state, output_dir=tmp_path / "o3"):
-                assert list((state / "work").glob("live-*")), "a live server's working directory was removed"
+                assert list((state / "work").glob("live-*")), (
+                    "a live server's working directory was removed"
+                )
             call2.cancel()
         call.cancel()
         procs.kill_leftover_runs(first.fake_runs())

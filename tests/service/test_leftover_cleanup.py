@@ -1,6 +1,7 @@
 """The tests' own cleanup (procs.kill_leftover_runs) kills a leftover fake run
 and never a stranger that now has a pid a fake once had (pids cycle through
 32,768 here, and two suites may share the machine)."""
+
 import os
 import subprocess
 

@@ -1,5 +1,6 @@
 """Logs are JSON lines with ids, counts and outcomes, and never carry keys,
 prompts or image bytes."""
+
 from __future__ import annotations
 
 import base64
@@ -21,11 +22,25 @@ def test_logs_are_structured_and_leak_nothing(tmp_path):
     with start_server(tmp_path, env={"CODEX_IMAGE_SERVER_API_KEY": KEY}) as srv:
         stub = srv.stub()
         md = [("authorization", f"Bearer {KEY}")]
-        list(stub.Generate(pb.GenerateRequest(prompt=PROMPT, request_id="log-check",
-                                              references=[pb.Reference(image=ref)]), metadata=md, timeout=30))
+        list(
+            stub.Generate(
+                pb.GenerateRequest(
+                    prompt=PROMPT, request_id="log-check", references=[pb.Reference(image=ref)]
+                ),
+                metadata=md,
+                timeout=30,
+            )
+        )
         with pytest.raises(grpc.RpcError):
-            list(stub.Generate(pb.GenerateRequest(prompt=PROMPT + " [[fake mode=fail]]", request_id="log-fail"),
-                               metadata=md, timeout=30))
+            list(
+                stub.Generate(
+                    pb.GenerateRequest(
+                        prompt=PROMPT + " [[fake mode=fail]]", request_id="log-fail"
+                    ),
+                    metadata=md,
+                    timeout=30,
+                )
+            )
         with pytest.raises(grpc.RpcError):
             stub.GetCapabilities(pb.GetCapabilitiesRequest(), metadata=[("x-api-key", KEY + "x")])
     text = srv.log_text()

@@ -6,6 +6,7 @@ server left. Without a subreaper, what is orphaned goes to init, which reaps
 it on macOS (launchd); this machine's init does not, so here "stopped"
 means no process of the run still runs (a zombie whose parent is init
 is left to init)."""
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,13 @@ def tree():
     """A process leading its own session and group, with a child in the
     group, both carrying a run id in their environment."""
     env = dict(os.environ, CODEX_IMAGE_SERVER_RUN_ID="run-portable-1")
-    leader = subprocess.Popen([sys.executable, "-c", TREE], env=env, stdout=subprocess.PIPE, text=True,
-                              start_new_session=True)
+    leader = subprocess.Popen(
+        [sys.executable, "-c", TREE],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     child = int(leader.stdout.readline())
     yield leader, child
     for pid in (leader.pid, child):
@@ -56,8 +62,11 @@ def test_portable_answers_match_proc(tree):
         assert b.start_time == portable.stat(pid).start_time  # stable for one process
     assert portable.stat(child).pgid == leader.pid and portable.stat(child).ppid == leader.pid
     for pid in (leader.pid, child):
-        assert portable.environ_value(pid, "CODEX_IMAGE_SERVER_RUN_ID") == "run-portable-1" \
+        assert (
+            portable.environ_value(pid, "CODEX_IMAGE_SERVER_RUN_ID")
+            == "run-portable-1"
             == linux.environ_value(pid, "CODEX_IMAGE_SERVER_RUN_ID")
+        )
         assert portable.environ_value(pid, "NO_SUCH_VARIABLE") is None
     assert portable.become_subreaper() is False
     # The leader dies: a zombie of ours, seen as one by both, until the
@@ -79,11 +88,18 @@ def test_server_on_the_portable_path_stops_every_process_of_a_cancelled_run(tmp_
     with start_server(tmp_path, env=PORTABLE, args=["--kill-grace-ms", "500"]) as srv:
         started = [r for r in srv.log_records() if r.get("event") == "server.started"]
         assert started and started[0]["subreaper"] is False  # the portable path, really
-        call = srv.stub().Generate(pb.GenerateRequest(prompt="x [[fake delay=60 child=1]]", count=2,
-                                                      request_id="portable-cancel"))
-        assert procs.wait_until(lambda: len(srv.runs_of("portable-cancel")) == 2 and all(
-            procs.running(r["child_pid"]) for r in srv.runs_of("portable-cancel")),
-            timeout=15)
+        call = srv.stub().Generate(
+            pb.GenerateRequest(
+                prompt="x [[fake delay=60 child=1]]", count=2, request_id="portable-cancel"
+            )
+        )
+        assert procs.wait_until(
+            lambda: (
+                len(srv.runs_of("portable-cancel")) == 2
+                and all(procs.running(r["child_pid"]) for r in srv.runs_of("portable-cancel"))
+            ),
+            timeout=15,
+        )
         runs = srv.runs_of("portable-cancel")
         call.cancel()
         assert procs.wait_until(lambda: not_running(runs), timeout=10), runs
@@ -94,18 +110,31 @@ def test_server_on_the_portable_path_stops_every_process_of_a_cancelled_run(tmp_
 def test_portable_path_sweeps_what_a_killed_server_left(tmp_path):
     state = tmp_path / "state"
     with start_server(tmp_path, state_dir=state, env=PORTABLE) as first:
-        call = first.stub().Generate(pb.GenerateRequest(prompt="x [[fake delay=120 child=1]]", count=1,
-                                                        request_id="portable-orphan"))
-        assert procs.wait_until(lambda: len(first.runs_of("portable-orphan")) == 1 and all(
-            procs.running(r["child_pid"]) for r in first.runs_of("portable-orphan")), timeout=15)
+        call = first.stub().Generate(
+            pb.GenerateRequest(
+                prompt="x [[fake delay=120 child=1]]", count=1, request_id="portable-orphan"
+            )
+        )
+        assert procs.wait_until(
+            lambda: (
+                len(first.runs_of("portable-orphan")) == 1
+                and all(procs.running(r["child_pid"]) for r in first.runs_of("portable-orphan"))
+            ),
+            timeout=15,
+        )
         runs = first.runs_of("portable-orphan")
         first.kill_hard()
         with start_server(tmp_path, state_dir=state, env=PORTABLE) as second:
             assert procs.wait_until(lambda: not_running(runs), timeout=10), runs
-            swept = [r for r in second.log_records() if r.get("event") == "startup.killed_leftover_codex"]
+            swept = [
+                r for r in second.log_records() if r.get("event") == "startup.killed_leftover_codex"
+            ]
             # The sweep found this run's leftovers by its run id. Which of its
             # processes were still alive to be swept depends on timing (codex may
             # already have died of its closed stdout); every one is gone above.
             run_pids = set(procs.run_pids(runs[0]))
-            assert swept and swept[0]["pids"] and set(swept[0]["pids"]) <= run_pids, (swept, run_pids)
+            assert swept and swept[0]["pids"] and set(swept[0]["pids"]) <= run_pids, (
+                swept,
+                run_pids,
+            )
         call.cancel()

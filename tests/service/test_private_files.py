@@ -1,6 +1,7 @@
 """What the server writes is its user's alone: the state and output
 directories 0700, the index (all prompts) and its -wal/-shm 0600, images
 0600; and what an older run left open is closed at start."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """Readiness: Health and grpc.health say whether codex can generate, and
 Generate refuses with FAILED_PRECONDITION and a how-to-fix message if not."""
+
 from __future__ import annotations
 
 import grpc
@@ -16,7 +17,11 @@ SERVICE = "codeximage.v1.ImageService"
 
 
 def service_health(srv):
-    return health_pb2_grpc.HealthStub(srv.channel()).Check(health_pb2.HealthCheckRequest(service=SERVICE)).status
+    return (
+        health_pb2_grpc.HealthStub(srv.channel())
+        .Check(health_pb2.HealthCheckRequest(service=SERVICE))
+        .status
+    )
 
 
 def refused(stub):
@@ -30,7 +35,11 @@ def test_not_logged_in_is_not_serving_and_says_run_codex_login(tmp_path):
     with start_server(tmp_path, logged_in=False) as srv:
         health = srv.stub().Health(pb.HealthRequest())
         assert not health.ready and health.status == "unavailable"
-        assert health.codex.found and health.codex.version == "codex-cli 0.169.0" and not health.codex.logged_in
+        assert (
+            health.codex.found
+            and health.codex.version == "codex-cli 0.169.0"
+            and not health.codex.logged_in
+        )
         assert "login" in health.problem
         assert service_health(srv) == health_pb2.HealthCheckResponse.NOT_SERVING
         err, info = refused(srv.stub())
@@ -45,7 +54,9 @@ def test_not_logged_in_is_not_serving_and_says_run_codex_login(tmp_path):
 def test_a_custom_provider_counts_as_ready(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    (home / "config.toml").write_text('model_provider = "mock"\n[model_providers.mock]\nname = "mock"\n')
+    (home / "config.toml").write_text(
+        'model_provider = "mock"\n[model_providers.mock]\nname = "mock"\n'
+    )
     with start_server(tmp_path, logged_in=False, codex_home=home) as srv:
         health = srv.stub().Health(pb.HealthRequest())
         assert health.ready and health.codex.custom_provider and not health.codex.logged_in
@@ -85,15 +96,21 @@ def test_an_untested_codex_is_ready_with_a_warning_and_the_version_on_metrics(tm
         assert health.ready and health.status == "ok"
         assert service_health(srv) == health_pb2.HealthCheckResponse.SERVING
         assert health.codex_version == "0.172.0" and not health.codex_version_tested
-        assert health.problem.startswith("warning: codex 0.172.0 is outside the tested range 0.169.0-0.171.0")
+        assert health.problem.startswith(
+            "warning: codex 0.172.0 is outside the tested range 0.169.0-0.171.0"
+        )
         healthz = request(srv.http_base, "GET", "/healthz")
         assert healthz.status == 200
         body = healthz.json()
         assert body["codex_version"] == "0.172.0" and body["codex_version_tested"] is False
         assert "outside the tested range" in body["problem"]
         scraped = request(srv.http_base, "GET", "/metrics").body.decode()
-        info = [(s.labels, s.value) for f in text_string_to_metric_families(scraped) for s in f.samples
-                if s.name == "codex_image_codex_info"]
+        info = [
+            (s.labels, s.value)
+            for f in text_string_to_metric_families(scraped)
+            for s in f.samples
+            if s.name == "codex_image_codex_info"
+        ]
         assert info == [({"version": "0.172.0", "tested": "false"}, 1.0)], info
         # And it generates.
         responses = list(srv.stub().Generate(pb.GenerateRequest(prompt="x"), timeout=30))

@@ -1,6 +1,7 @@
 """The contact sheet decodes its tiles under the decode budget every request
 shares, like validation's decodes: no decode outside the budget, so the
 pixels held at once stay bounded however many requests arrive."""
+
 from __future__ import annotations
 
 import io
@@ -32,7 +33,9 @@ def test_every_tile_decode_holds_the_shared_budget(monkeypatch, tmp_path):
     budget = RecordingBudget(imaging.DECODE_BUDGET.limit)
     monkeypatch.setattr(imaging, "DECODE_BUDGET", budget)
     sizes = [(640, 480), (800, 600), (320, 320), (1024, 512), (500, 700), (900, 300), (256, 256)]
-    refs = tuple(Reference(i, _png(w, h), "image/png", w, h, f"r{i}") for i, (w, h) in enumerate(sizes))
+    refs = tuple(
+        Reference(i, _png(w, h), "image/png", w, h, f"r{i}") for i, (w, h) in enumerate(sizes)
+    )
     plan = references.write(refs, tmp_path / "references")
     assert [u.usage for u in plan.uses].count("contact_sheet") == 3
     # The three tiled references (the 5th to 7th), each at its full RGBA decode cost.

@@ -1,6 +1,7 @@
 """Settings read from flags and variables, in-process: each setting is
 declared once (a field of `Settings`) and its flag, variable and list rules
 derive from that field."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -62,21 +63,39 @@ def test_flags_win_over_variables_and_variables_over_defaults():
 
 
 def test_lists_split_as_their_help_says():
-    got = load(CODEX_IMAGE_SERVER_API_KEY="a, b,c", CODEX_IMAGE_SERVER_CODEX_CONFIG="x=1\n y=2 \n",
-               CODEX_IMAGE_SERVER_ALLOWED_HOSTS="one.test, two.test")
+    got = load(
+        CODEX_IMAGE_SERVER_API_KEY="a, b,c",
+        CODEX_IMAGE_SERVER_CODEX_CONFIG="x=1\n y=2 \n",
+        CODEX_IMAGE_SERVER_ALLOWED_HOSTS="one.test, two.test",
+    )
     assert got.api_keys == ("a", "b", "c")
     assert got.codex_config == ("x=1", "y=2")
     assert got.allowed_hosts == ("one.test", "two.test")
-    flags = load(["--api-key", "a,b", "--api-key", "c", "--allowed-host", "x.test,y.test",
-                  "--allowed-host", "z.test", "--codex-config", "k=a,b"])
+    flags = load(
+        [
+            "--api-key",
+            "a,b",
+            "--api-key",
+            "c",
+            "--allowed-host",
+            "x.test,y.test",
+            "--allowed-host",
+            "z.test",
+            "--codex-config",
+            "k=a,b",
+        ]
+    )
     assert flags.api_keys == ("a,b", "c")  # a flag gives one key whole
     assert flags.allowed_hosts == ("x.test", "y.test", "z.test")
     assert flags.codex_config == ("k=a,b",)
 
 
 def test_booleans_and_paths_from_variables():
-    got = load(CODEX_IMAGE_SERVER_FINISH_EARLY="off", CODEX_IMAGE_SERVER_BANNER="yes",
-               CODEX_IMAGE_SERVER_KEYS_FILE="~/k.json")
+    got = load(
+        CODEX_IMAGE_SERVER_FINISH_EARLY="off",
+        CODEX_IMAGE_SERVER_BANNER="yes",
+        CODEX_IMAGE_SERVER_KEYS_FILE="~/k.json",
+    )
     assert got.finish_early is False and got.banner is True
     assert got.keys_file == Path("~/k.json").expanduser()
     with pytest.raises(SystemExit, match=r"^CODEX_IMAGE_SERVER_BANNER: not a boolean: 'maybe'$"):

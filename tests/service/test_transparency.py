@@ -1,5 +1,6 @@
 """background: transparent through real gRPC with the fake codex: the tool's
 own alpha, the keyed-matte fallback, refusal, and the fields around it."""
+
 from __future__ import annotations
 
 import io
@@ -29,7 +30,9 @@ def server_file(server, img):
 
 
 def test_the_image_models_own_alpha_is_checked_and_kept(stub, server):
-    (img,), summary = generate(stub, prompt="a red fox [[fake size=320x192]]", background="transparent")
+    (img,), summary = generate(
+        stub, prompt="a red fox [[fake size=320x192]]", background="transparent"
+    )
     fmt, mode, rgba = pixels(server, img)
     assert (fmt, mode, img.mime_type) == ("PNG", "RGBA", "image/png")
     assert img.background == "transparent" and summary.background == "transparent"
@@ -41,7 +44,9 @@ def test_the_image_models_own_alpha_is_checked_and_kept(stub, server):
 
 
 def test_an_opaque_answer_is_keyed_locally(stub, server):
-    (img,), _ = generate(stub, prompt="a red fox [[fake size=320x192 alpha=key]]", background="transparent")
+    (img,), _ = generate(
+        stub, prompt="a red fox [[fake size=320x192 alpha=key]]", background="transparent"
+    )
     _, mode, rgba = pixels(server, img)
     assert mode == "RGBA" and img.alpha_source == pb.ALPHA_SOURCE_KEYED_MATTE
     # The fake draws the subject in the middle half: exactly that stays visible.
@@ -51,12 +56,18 @@ def test_an_opaque_answer_is_keyed_locally(stub, server):
 
 
 def test_a_green_subject_gets_a_magenta_key(stub, server):
-    (img,), _ = generate(stub, prompt="a green frog [[fake size=256x256 alpha=key]]", background="transparent")
-    assert img.transparency.key_color == "#ff00ff" and img.alpha_source == pb.ALPHA_SOURCE_KEYED_MATTE
+    (img,), _ = generate(
+        stub, prompt="a green frog [[fake size=256x256 alpha=key]]", background="transparent"
+    )
+    assert (
+        img.transparency.key_color == "#ff00ff" and img.alpha_source == pb.ALPHA_SOURCE_KEYED_MATTE
+    )
 
 
 def test_webp_keeps_the_alpha(stub, server):
-    (img,), _ = generate(stub, prompt="x [[fake size=256x256]]", background="transparent", output_format="webp")
+    (img,), _ = generate(
+        stub, prompt="x [[fake size=256x256]]", background="transparent", output_format="webp"
+    )
     fmt, mode, rgba = pixels(server, img)
     assert fmt == "WEBP" and img.mime_type == "image/webp" and (rgba[..., 3] == 0).mean() > 0.5
 
@@ -74,30 +85,45 @@ def test_jpeg_with_transparent_names_both_fields(stub):
         generate(stub, prompt="x", background="transparent", output_format="jpeg")
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     _, violations = error_details(err.value)
-    assert [(f, r) for f, r, _ in violations] == [("background", "TRANSPARENT_NEEDS_ALPHA_FORMAT"),
-                                                  ("output_format", "TRANSPARENT_NEEDS_ALPHA_FORMAT")]
+    assert [(f, r) for f, r, _ in violations] == [
+        ("background", "TRANSPARENT_NEEDS_ALPHA_FORMAT"),
+        ("output_format", "TRANSPARENT_NEEDS_ALPHA_FORMAT"),
+    ]
 
 
 def test_bad_background_and_compression_are_named(stub):
     with pytest.raises(grpc.RpcError) as err:
         generate(stub, prompt="x", background="glass", output_compression=101)
     _, violations = error_details(err.value)
-    assert {(f, r) for f, r, _ in violations} == {("background", "INVALID_BACKGROUND"),
-                                                  ("output_compression", "INVALID_OUTPUT_COMPRESSION")}
+    assert {(f, r) for f, r, _ in violations} == {
+        ("background", "INVALID_BACKGROUND"),
+        ("output_compression", "INVALID_OUTPUT_COMPRESSION"),
+    }
 
 
 def test_opaque_flattens_an_alpha_answer(stub, server):
-    (img,), _ = generate(stub, prompt="x [[fake size=256x256 alpha=real]] transparent_background: true",
-                         background="opaque")
+    (img,), _ = generate(
+        stub,
+        prompt="x [[fake size=256x256 alpha=real]] transparent_background: true",
+        background="opaque",
+    )
     _, mode, rgba = pixels(server, img)
-    assert mode == "RGB" and img.alpha_source == pb.ALPHA_SOURCE_UNSPECIFIED and not img.HasField("transparency")
+    assert (
+        mode == "RGB"
+        and img.alpha_source == pb.ALPHA_SOURCE_UNSPECIFIED
+        and not img.HasField("transparency")
+    )
 
 
 def test_output_compression_sets_the_encoder_quality(stub, server):
     sizes = {}
     for q in (10, 95):
-        (img,), _ = generate(stub, prompt="x [[fake size=256x256 noise=1]]", output_format="jpeg",
-                             output_compression=q)
+        (img,), _ = generate(
+            stub,
+            prompt="x [[fake size=256x256 noise=1]]",
+            output_format="jpeg",
+            output_compression=q,
+        )
         sizes[q] = img.byte_size
     assert sizes[10] * 3 < sizes[95]
 

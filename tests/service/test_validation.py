@@ -4,6 +4,7 @@ Accepted cases run a (fast, fake) generation to completion; rejected ones
 must be INVALID_ARGUMENT with a BadRequest naming the field and an ErrorInfo
 reason, and must start no codex process at all.
 """
+
 from __future__ import annotations
 
 import grpc
@@ -20,15 +21,18 @@ REF_PIXEL_LIMIT = 300 * 200
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory):
     """A server with small reference limits, so the edges are cheap to hit."""
-    with start_server(tmp_path_factory.mktemp("limits"), args=[
-            "--max-reference-bytes", str(REF_BYTES_LIMIT), "--max-references", "4"]) as srv:
+    with start_server(
+        tmp_path_factory.mktemp("limits"),
+        args=["--max-reference-bytes", str(REF_BYTES_LIMIT), "--max-references", "4"],
+    ) as srv:
         yield srv
 
 
 @pytest.fixture(scope="module")
 def pixel_limited(tmp_path_factory):
-    with start_server(tmp_path_factory.mktemp("pixels"), args=[
-            "--max-reference-pixels", str(REF_PIXEL_LIMIT)]) as srv:
+    with start_server(
+        tmp_path_factory.mktemp("pixels"), args=["--max-reference-pixels", str(REF_PIXEL_LIMIT)]
+    ) as srv:
         yield srv
 
 
@@ -60,11 +64,11 @@ EDGES_BAD = [
     (dict(prompt="   "), "prompt", "MISSING_PROMPT"),
     (dict(OK, count=5), "count", "INVALID_COUNT"),
     (dict(OK, count=-1), "count", "INVALID_COUNT"),
-    (dict(OK, size="3856x2160"), "size", "INVALID_SIZE"),     # longest edge 3840 + 16
-    (dict(OK, size="1024x1032"), "size", "INVALID_SIZE"),     # not a multiple of 16
-    (dict(OK, size="2416x800"), "size", "INVALID_SIZE"),      # ratio just over 3:1
-    (dict(OK, size="1008x640"), "size", "INVALID_SIZE"),      # 645,120 < 655,360 pixels
-    (dict(OK, size="2880x2896"), "size", "INVALID_SIZE"),     # 8,340,480 > 8,294,400 pixels
+    (dict(OK, size="3856x2160"), "size", "INVALID_SIZE"),  # longest edge 3840 + 16
+    (dict(OK, size="1024x1032"), "size", "INVALID_SIZE"),  # not a multiple of 16
+    (dict(OK, size="2416x800"), "size", "INVALID_SIZE"),  # ratio just over 3:1
+    (dict(OK, size="1008x640"), "size", "INVALID_SIZE"),  # 645,120 < 655,360 pixels
+    (dict(OK, size="2880x2896"), "size", "INVALID_SIZE"),  # 8,340,480 > 8,294,400 pixels
     (dict(OK, size="big"), "size", "INVALID_SIZE"),
     (dict(OK, size="8K"), "size", "INVALID_SIZE"),
     (dict(OK, size="2K", aspect="31:10"), "aspect", "INVALID_ASPECT"),
@@ -93,7 +97,9 @@ EDGES_OK = [
 ]
 
 
-@pytest.mark.parametrize("fields,field,reason", EDGES_BAD, ids=[f"{f}:{r}:{i}" for i, (_, f, r) in enumerate(EDGES_BAD)])
+@pytest.mark.parametrize(
+    "fields,field,reason", EDGES_BAD, ids=[f"{f}:{r}:{i}" for i, (_, f, r) in enumerate(EDGES_BAD)]
+)
 def test_rejected_past_the_edge(stub, server, fields, field, reason):
     before = len(server.fake_runs())
     info, violations = rejected(stub, **fields)
@@ -108,8 +114,15 @@ def test_accepted_at_the_edge(stub, fields):
 
 
 def test_every_bad_field_is_named_at_once(stub):
-    _, violations = rejected(stub, prompt="", count=9, size="100x100", quality="best", output_format="bmp",
-                             aspect="sideways")
+    _, violations = rejected(
+        stub,
+        prompt="",
+        count=9,
+        size="100x100",
+        quality="best",
+        output_format="bmp",
+        aspect="sideways",
+    )
     fields = {f for f, _, _ in violations}
     assert {"prompt", "count", "size", "quality", "output_format", "aspect"} <= fields
     # Each size rule broken is its own violation, with its reason spelled out.
@@ -160,8 +173,9 @@ def test_reference_pixel_edge_and_decompression_bomb(pixel_limited):
     assert "decompression bomb" in violations[0][2]
 
 
-@pytest.mark.parametrize("data", [b"not an image at all", png(64, 64)[:40], b""],
-                         ids=["text", "truncated-png", "empty"])
+@pytest.mark.parametrize(
+    "data", [b"not an image at all", png(64, 64)[:40], b""], ids=["text", "truncated-png", "empty"]
+)
 def test_reference_that_does_not_decode(limited, data):
     _, violations = rejected(limited.stub(), prompt="x", references=[pb.Reference(image=data)])
     assert violations[0][:2] == ("references[0].image", "INVALID_REFERENCE")
@@ -169,6 +183,9 @@ def test_reference_that_does_not_decode(limited, data):
 
 def test_each_bad_reference_is_named(limited):
     good = pb.Reference(image=png(64, 64))
-    _, violations = rejected(limited.stub(), prompt="x", references=[
-        good, pb.Reference(image=b"junk"), good, pb.Reference(image=b"more junk")])
+    _, violations = rejected(
+        limited.stub(),
+        prompt="x",
+        references=[good, pb.Reference(image=b"junk"), good, pb.Reference(image=b"more junk")],
+    )
     assert [f for f, _, _ in violations] == ["references[1].image", "references[3].image"]

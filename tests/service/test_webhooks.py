@@ -1,6 +1,7 @@
 """Webhooks of detached generations: a real receiver on 127.0.0.1, the
 signature verified with the `standardwebhooks` package (an implementation
 independent of the server's), retries recorded, SSRF refusals at submit."""
+
 from __future__ import annotations
 
 import base64
@@ -66,34 +67,48 @@ def receiver():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with start_server(tmp_path_factory.mktemp("hooks"), args=["--kill-grace-ms", "300"],
-                      env={"CODEX_IMAGE_SERVER_WEBHOOK_SECRET": SECRET}) as srv:
+    with start_server(
+        tmp_path_factory.mktemp("hooks"),
+        args=["--kill-grace-ms", "300"],
+        env={"CODEX_IMAGE_SERVER_WEBHOOK_SECRET": SECRET},
+    ) as srv:
         yield srv
 
 
 def test_a_signed_webhook_arrives_and_verifies(server, receiver):
-    op = server.stub().SubmitGeneration(pb.GenerateRequest(prompt="h [[fake delay=0.3]]", request_id="hook-ok",
-                                                           webhook_url=receiver.url))
+    op = server.stub().SubmitGeneration(
+        pb.GenerateRequest(
+            prompt="h [[fake delay=0.3]]", request_id="hook-ok", webhook_url=receiver.url
+        )
+    )
     assert wait(server, op.name).done
     assert procs.wait_until(lambda: receiver.received, timeout=10)
     path, headers, body = receiver.received[0]
     assert path == "/hook"
-    payload = standardwebhooks.Webhook(SECRET).verify(body, {k.lower(): v for k, v in headers.items()})
+    payload = standardwebhooks.Webhook(SECRET).verify(
+        body, {k.lower(): v for k, v in headers.items()}
+    )
     assert payload["type"] == "generation.succeeded"
     assert payload["data"]["name"] == "operations/hook-ok" and payload["data"]["done"] is True
     assert len(payload["data"]["response"]["images"]) == 1
     # A tampered body does not verify: the signature covers it.
     with pytest.raises(standardwebhooks.webhooks.WebhookVerificationError):
-        standardwebhooks.Webhook(SECRET).verify(body.replace(b"hook-ok", b"hook-no"),
-                                                {k.lower(): v for k, v in headers.items()})
-    assert procs.wait_until(lambda: metadata(wait(server, op.name)).webhook.status == "delivered", timeout=5)
+        standardwebhooks.Webhook(SECRET).verify(
+            body.replace(b"hook-ok", b"hook-no"), {k.lower(): v for k, v in headers.items()}
+        )
+    assert procs.wait_until(
+        lambda: metadata(wait(server, op.name)).webhook.status == "delivered", timeout=5
+    )
 
 
 def test_cancelled_event_and_retries_recorded(server):
     receiver = Receiver(answers=[500, 503])
     try:
-        op = server.stub().SubmitGeneration(pb.GenerateRequest(prompt="c [[fake delay=60]]", request_id="hook-cancel",
-                                                               webhook_url=receiver.url))
+        op = server.stub().SubmitGeneration(
+            pb.GenerateRequest(
+                prompt="c [[fake delay=60]]", request_id="hook-cancel", webhook_url=receiver.url
+            )
+        )
         assert procs.wait_until(lambda: len(server.runs_of("hook-cancel")) == 1, timeout=15)
 
         ops(server).CancelOperation(lro.CancelOperationRequest(name=op.name))
@@ -101,11 +116,16 @@ def test_cancelled_event_and_retries_recorded(server):
         ids = {h["webhook-id"] for _, h, _ in receiver.received}
         assert len(ids) == 1, "every retry of one message carries its id"
         assert json.loads(receiver.received[-1][2])["type"] == "generation.cancelled"
-        assert procs.wait_until(lambda: metadata(wait(server, op.name)).webhook.status == "delivered", timeout=5)
+        assert procs.wait_until(
+            lambda: metadata(wait(server, op.name)).webhook.status == "delivered", timeout=5
+        )
         assert metadata(wait(server, op.name)).webhook.attempts == 3
         # Each attempt is in the log, in order, with what the receiver answered.
-        attempts = [(r["attempt"], r["status_code"], r["outcome"]) for r in server.log_records()
-                    if r["event"] == "webhook.attempt" and r.get("request_id") == "hook-cancel"]
+        attempts = [
+            (r["attempt"], r["status_code"], r["outcome"])
+            for r in server.log_records()
+            if r["event"] == "webhook.attempt" and r.get("request_id") == "hook-cancel"
+        ]
         assert attempts == [(1, 500, "pending"), (2, 503, "pending"), (3, 200, "delivered")]
     finally:
         receiver.close()
@@ -117,25 +137,37 @@ def test_a_delivery_pending_when_the_server_dies_is_resumed_after_restart(tmp_pa
     env = {"CODEX_IMAGE_SERVER_WEBHOOK_SECRET": SECRET}
     try:
         with start_server(tmp_path, state_dir=state, env=env) as first:
-            op = first.stub().SubmitGeneration(pb.GenerateRequest(
-                prompt="k [[fake delay=0.1]]", request_id="hook-restart", webhook_url=receiver.url))
+            op = first.stub().SubmitGeneration(
+                pb.GenerateRequest(
+                    prompt="k [[fake delay=0.1]]",
+                    request_id="hook-restart",
+                    webhook_url=receiver.url,
+                )
+            )
             assert wait(first, op.name).done
-            assert procs.wait_until(lambda: metadata(wait(first, op.name)).webhook.attempts >= 1, timeout=10)
+            assert procs.wait_until(
+                lambda: metadata(wait(first, op.name)).webhook.attempts >= 1, timeout=10
+            )
             first.kill_hard()
         before = len(receiver.received)
         assert metadata_of_stored(state, "hook-restart")["status"] == "pending"
         receiver.answers = []  # the receiver is back: 200 from now on
         with start_server(tmp_path, state_dir=state, env=env) as second:
-            assert procs.wait_until(lambda: metadata(wait(second, op.name)).webhook.status == "delivered",
-                                    timeout=40)
+            assert procs.wait_until(
+                lambda: metadata(wait(second, op.name)).webhook.status == "delivered", timeout=40
+            )
             delivery = metadata(wait(second, op.name)).webhook
             assert delivery.attempts == before + 1 and delivery.last_status_code == 200
             assert any(r["event"] == "webhook.resumed" for r in second.log_records())
         ids = {h["webhook-id"] for _, h, _ in receiver.received}
         assert len(ids) == 1, "the resumed delivery is the same message"
         payload = standardwebhooks.Webhook(SECRET).verify(
-            receiver.received[-1][2], {k.lower(): v for k, v in receiver.received[-1][1].items()})
-        assert payload["type"] == "generation.succeeded" and payload["data"]["name"] == "operations/hook-restart"
+            receiver.received[-1][2], {k.lower(): v for k, v in receiver.received[-1][1].items()}
+        )
+        assert (
+            payload["type"] == "generation.succeeded"
+            and payload["data"]["name"] == "operations/hook-restart"
+        )
     finally:
         receiver.close()
 
@@ -143,15 +175,20 @@ def test_a_delivery_pending_when_the_server_dies_is_resumed_after_restart(tmp_pa
 def metadata_of_stored(state, request_id: str) -> dict:
     """The delivery as the store kept it when the server died (read from its SQLite file)."""
     with sqlite3.connect(state / "index.sqlite3") as db:
-        (webhook,) = db.execute("SELECT webhook FROM operations WHERE request_id = ?", (request_id,)).fetchone()
+        (webhook,) = db.execute(
+            "SELECT webhook FROM operations WHERE request_id = ?", (request_id,)
+        ).fetchone()
     return json.loads(webhook)
 
 
 def test_redirects_are_not_followed(server):
     receiver = Receiver(answers=[302] * 100)
     try:
-        op = server.stub().SubmitGeneration(pb.GenerateRequest(prompt="r [[fake delay=0.1]]", request_id="hook-302",
-                                                               webhook_url=receiver.url))
+        op = server.stub().SubmitGeneration(
+            pb.GenerateRequest(
+                prompt="r [[fake delay=0.1]]", request_id="hook-302", webhook_url=receiver.url
+            )
+        )
         assert wait(server, op.name).done
         assert procs.wait_until(lambda: len(receiver.received) >= 2, timeout=10)
         assert all(path == "/hook" for path, _, _ in receiver.received)
@@ -159,11 +196,21 @@ def test_redirects_are_not_followed(server):
         receiver.close()
 
 
-@pytest.mark.parametrize("url", ["http://192.0.2.10/hook", "http://10.0.0.1:8080/x", "ftp://127.0.0.1/x",
-                                 "http://user:pw@127.0.0.1/x", "not a url"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://192.0.2.10/hook",
+        "http://10.0.0.1:8080/x",
+        "ftp://127.0.0.1/x",
+        "http://user:pw@127.0.0.1/x",
+        "not a url",
+    ],
+)
 def test_a_host_not_allowed_is_refused_at_submit(server, url):
     with pytest.raises(grpc.RpcError) as err:
-        server.stub().SubmitGeneration(pb.GenerateRequest(prompt="x", request_id="hook-refused", webhook_url=url))
+        server.stub().SubmitGeneration(
+            pb.GenerateRequest(prompt="x", request_id="hook-refused", webhook_url=url)
+        )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert bad_fields(err.value) == ["webhook_url"]
 
@@ -175,24 +222,49 @@ def test_a_host_not_allowed_is_refused_at_submit(server, url):
 def test_a_listed_host_is_allowed(tmp_path):
     # 192.0.2.10 (TEST-NET-1) never answers: the submit is accepted, the attempts fail and are
     # recorded.
-    with start_server(tmp_path, env={"CODEX_IMAGE_SERVER_WEBHOOK_SECRET": SECRET,
-                                     "CODEX_IMAGE_SERVER_WEBHOOK_ALLOW": "192.0.2.10",
-                                     "CODEX_IMAGE_SERVER_WEBHOOK_RETRY_MS": "0"}) as srv:
-        op = srv.stub().SubmitGeneration(pb.GenerateRequest(prompt="x [[fake delay=0.1]]", request_id="hook-listed",
-                                                            webhook_url="http://192.0.2.10:9/hook"))
+    with start_server(
+        tmp_path,
+        env={
+            "CODEX_IMAGE_SERVER_WEBHOOK_SECRET": SECRET,
+            "CODEX_IMAGE_SERVER_WEBHOOK_ALLOW": "192.0.2.10",
+            "CODEX_IMAGE_SERVER_WEBHOOK_RETRY_MS": "0",
+        },
+    ) as srv:
+        op = srv.stub().SubmitGeneration(
+            pb.GenerateRequest(
+                prompt="x [[fake delay=0.1]]",
+                request_id="hook-listed",
+                webhook_url="http://192.0.2.10:9/hook",
+            )
+        )
         assert wait(srv, op.name).done
-        assert procs.wait_until(lambda: metadata(wait(srv, op.name)).webhook.status == "failed", timeout=20)
+        assert procs.wait_until(
+            lambda: metadata(wait(srv, op.name)).webhook.status == "failed", timeout=20
+        )
 
 
 def test_generate_sends_its_webhook_too(server, receiver):
-    events = list(server.stub().Generate(pb.GenerateRequest(prompt="g [[fake delay=0.1]]", request_id="hook-gen",
-                                                            webhook_url=receiver.url)))
+    events = list(
+        server.stub().Generate(
+            pb.GenerateRequest(
+                prompt="g [[fake delay=0.1]]", request_id="hook-gen", webhook_url=receiver.url
+            )
+        )
+    )
     image_ids = [e.image.id for e in events if e.HasField("image")]
     assert procs.wait_until(lambda: receiver.received, timeout=10)
     _, headers, body = receiver.received[0]
-    payload = standardwebhooks.Webhook(SECRET).verify(body, {k.lower(): v for k, v in headers.items()})
+    payload = standardwebhooks.Webhook(SECRET).verify(
+        body, {k.lower(): v for k, v in headers.items()}
+    )
     assert payload["type"] == "generation.succeeded"
     assert [i["id"] for i in payload["data"]["response"]["images"]] == image_ids
     with pytest.raises(grpc.RpcError) as err:
-        list(server.stub().Generate(pb.GenerateRequest(prompt="g", webhook_url="http://192.0.2.10/x")))
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_fields(err.value) == ["webhook_url"]
+        list(
+            server.stub().Generate(
+                pb.GenerateRequest(prompt="g", webhook_url="http://192.0.2.10/x")
+            )
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_fields(err.value) == [
+        "webhook_url"
+    ]

@@ -1,4 +1,5 @@
 """A tiny stdlib HTTP client for the shim tests: real sockets, nothing mocked."""
+
 from __future__ import annotations
 
 import base64
@@ -28,8 +29,9 @@ class Reply:
         return None
 
 
-def request(base: str, method: str, path: str, body=None, headers: dict | None = None,
-            timeout: float = 60.0) -> Reply:
+def request(
+    base: str, method: str, path: str, body=None, headers: dict | None = None, timeout: float = 60.0
+) -> Reply:
     """`path` may be a path or an absolute URL (as data[].url is)."""
     target = urlsplit(path if "://" in path else base + path)
     conn = http_client.HTTPConnection(target.hostname, target.port, timeout=timeout)
@@ -37,8 +39,12 @@ def request(base: str, method: str, path: str, body=None, headers: dict | None =
         if isinstance(body, (dict, list)):
             body = json.dumps(body).encode()
             headers = {"Content-Type": "application/json", **(headers or {})}
-        conn.request(method, target.path + (f"?{target.query}" if target.query else ""), body=body,
-                     headers=headers or {})
+        conn.request(
+            method,
+            target.path + (f"?{target.query}" if target.query else ""),
+            body=body,
+            headers=headers or {},
+        )
         resp = conn.getresponse()
         return Reply(resp.status, dict(resp.getheaders()), resp.read())
     finally:
@@ -53,8 +59,10 @@ def raw_request(port: int, data: bytes) -> socket.socket:
 
 
 def http_post_bytes(path: str, body: bytes, extra: str = "") -> bytes:
-    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n{extra}\r\n").encode() + body
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n{extra}\r\n"
+    ).encode() + body
 
 
 def abort(sock: socket.socket) -> None:
@@ -66,10 +74,17 @@ def abort(sock: socket.socket) -> None:
 def png(width: int, height: int, rgb=(10, 20, 30)) -> bytes:
     def chunk(kind, data):
         body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+        )
+
     raw = (b"\x00" + bytes(rgb) * width) * height
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def data_url(data: bytes, mime: str = "image/png") -> str:
@@ -81,7 +96,14 @@ def noise_png(width: int, height: int) -> bytes:
 
     def chunk(kind, data):
         body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+        )
+
     raw = b"".join(b"\x00" + os.urandom(width * 3) for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw, 0)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw, 0))
+        + chunk(b"IEND", b"")
+    )

@@ -1,5 +1,6 @@
 """Disconnect means cancel: the seed smoke test's count 4, abort after 500 ms,
 then every codex process of the request is gone, looked up by pid."""
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,9 @@ from .client import abort, http_post_bytes, raw_request, request
 GONE_WITHIN_S = 4.0
 
 
-def _start_slow(srv, path: str = "/v1/images/generate", extra: str = "", prompt: str = "slow [[fake delay=30]]"):
+def _start_slow(
+    srv, path: str = "/v1/images/generate", extra: str = "", prompt: str = "slow [[fake delay=30]]"
+):
     body = json.dumps({"prompt": prompt, "count": 4}).encode()
     sock = raw_request(srv.http_port, http_post_bytes(path, body, extra))
     started = time.monotonic()
@@ -46,7 +49,8 @@ def test_abort_after_500ms_kills_every_codex(tmp_path, how):
         took = _assert_gone_soon(srv, runs)
         print(f"{how}: every codex gone {took:.2f}s after the disconnect")
         assert procs.wait_until(
-            lambda: any(r.get("event") == "generate.end" for r in srv.log_records()), 5)
+            lambda: any(r.get("event") == "generate.end" for r in srv.log_records()), 5
+        )
         end = [r for r in srv.log_records() if r.get("event") == "generate.end"][-1]
         assert end["outcome"] in ("cancelled", "request_canceled")
 
@@ -89,17 +93,29 @@ def test_caller_leaving_as_an_event_arrives_still_cancels(tmp_path):
     wait_for on Python 3.11 returned the event and dropped it), or the call
     runs on until the idle timer notices nobody reads. Codex streams events
     in bursts here, so nearly every drop meets one."""
-    with start_server(tmp_path, http=True, args=["--download-idle-timeout-ms", str(IDLE_TIMEOUT_MS)]) as srv:
+    with start_server(
+        tmp_path, http=True, args=["--download-idle-timeout-ms", str(IDLE_TIMEOUT_MS)]
+    ) as srv:
         for i in range(FLOODED_ROUNDS):
             request_id = f"flooded{i}"
-            body = json.dumps({"prompt": "x [[fake delay=30 chatter=20000]]", "count": 1,
-                               "request_id": request_id}).encode()
+            body = json.dumps(
+                {
+                    "prompt": "x [[fake delay=30 chatter=20000]]",
+                    "count": 1,
+                    "request_id": request_id,
+                }
+            ).encode()
             sock = raw_request(srv.http_port, http_post_bytes("/v1/images/generate", body))
-            assert procs.wait_until(lambda rid=request_id: srv.runs_of(rid), 10), srv.log_text()[-2000:]
+            assert procs.wait_until(lambda rid=request_id: srv.runs_of(rid), 10), srv.log_text()[
+                -2000:
+            ]
             time.sleep(0.1 + 0.05 * i)  # each round leaves at another moment of the flood
             runs = srv.runs_of(request_id)
             abort(sock)
             left = time.monotonic()
             gone = procs.wait_until(lambda runs=runs: procs.all_gone(runs), FLOODED_GONE_WITHIN_S)
             took = time.monotonic() - left
-            assert gone, f"round {i}: codex {[r['pid'] for r in runs]} still running {took:.1f}s after its caller left"
+            assert gone, (
+                f"round {i}: codex {[r['pid'] for r in runs]} still running {took:.1f}s "
+                "after its caller left"
+            )

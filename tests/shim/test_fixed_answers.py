@@ -4,6 +4,7 @@ answer byte for byte what the normal route answers, headers and all (but
 the Date and the request id), and check the key the same way. The normal
 route is reached with the same request and an empty query ("/healthz?"),
 which the fast path never takes."""
+
 from __future__ import annotations
 
 import json
@@ -20,12 +21,22 @@ from tests.support import procs
 from .conftest import KEY
 
 PATHS = ("/v1/capabilities", "/healthz")
-KEYS = {"none": "", "right": f"X-API-Key: {KEY}\r\n", "bearer": f"Authorization: Bearer {KEY}\r\n",
-        "wrong": "X-API-Key: not-the-key\r\n"}
+KEYS = {
+    "none": "",
+    "right": f"X-API-Key: {KEY}\r\n",
+    "bearer": f"Authorization: Bearer {KEY}\r\n",
+    "wrong": "X-API-Key: not-the-key\r\n",
+}
 
 
-def _exchange(sock: socket.socket, method: str, target: str, version: str = "1.1", extra: str = "",
-              host: str = "Host: 127.0.0.1\r\n") -> bytes:
+def _exchange(
+    sock: socket.socket,
+    method: str,
+    target: str,
+    version: str = "1.1",
+    extra: str = "",
+    host: str = "Host: 127.0.0.1\r\n",
+) -> bytes:
     """One request on an open connection; the whole response, as bytes."""
     sock.sendall(f"{method} {target} HTTP/{version}\r\n{host}{extra}\r\n".encode())
     data = b""
@@ -49,8 +60,14 @@ def _normalised(response: bytes) -> bytes:
     return re.sub(rb"\r\nX-Request-Id: http_[0-9a-f]+", b"\r\nX-Request-Id: -", response)
 
 
-def _both(port: int, method: str, path: str, version: str = "1.1", extra: str = "",
-          host: str = "Host: 127.0.0.1\r\n") -> tuple[bytes, bytes]:
+def _both(
+    port: int,
+    method: str,
+    path: str,
+    version: str = "1.1",
+    extra: str = "",
+    host: str = "Host: 127.0.0.1\r\n",
+) -> tuple[bytes, bytes]:
     """(fast path, normal route) on one kept-alive connection, like a client would."""
     if version == "1.0":
         extra += "Connection: keep-alive\r\n"
@@ -71,7 +88,9 @@ ORIGINS = {"none": "", "own": "http://127.0.0.1", "plugin": "uxp://com.example.p
 def test_the_same_bytes_as_the_normal_route(open_server, path, method, version, origin):
     value = ORIGINS[origin] + (f":{open_server.http_port}" if origin == "own" else "")
     host = f"Host: 127.0.0.1:{open_server.http_port}\r\n"
-    fast, normal = _both(open_server.http_port, method, path, version, f"Origin: {value}\r\n" if value else "", host)
+    fast, normal = _both(
+        open_server.http_port, method, path, version, f"Origin: {value}\r\n" if value else "", host
+    )
     assert fast.startswith(f"HTTP/{version} 200 OK\r\n".encode()), fast[:200]
     assert _normalised(fast) == _normalised(normal)
     assert b"\r\nVary: Origin\r\n" in fast and b"\r\nX-Request-Id: http_" in fast
@@ -86,9 +105,16 @@ def test_the_same_bytes_as_the_normal_route(open_server, path, method, version, 
         assert fast.endswith(b"\r\n\r\n") and b"Content-Length: 0" not in fast
 
 
-@pytest.mark.parametrize("who", ["Host: evil.example\r\n", "Host: :17341\r\n", "Host: \r\n",
-                                 "Host: 127.0.0.1\r\nOrigin: http://evil.example\r\n",
-                                 "Host: 127.0.0.1\r\nOrigin: null\r\n"])
+@pytest.mark.parametrize(
+    "who",
+    [
+        "Host: evil.example\r\n",
+        "Host: :17341\r\n",
+        "Host: \r\n",
+        "Host: 127.0.0.1\r\nOrigin: http://evil.example\r\n",
+        "Host: 127.0.0.1\r\nOrigin: null\r\n",
+    ],
+)
 @pytest.mark.parametrize("path", PATHS)
 def test_a_refused_host_or_origin_is_refused_the_same_way(open_server, path, who):
     fast, normal = _both(open_server.http_port, "GET", path, host=who)
@@ -116,22 +142,41 @@ def test_the_callers_request_id_and_one_log_line_each(open_server):
             reply = _exchange(sock, "GET", path, extra=f"X-Request-Id: fixed-{i}\r\n")
             assert f"\r\nX-Request-Id: fixed-{i}\r\n".encode() in reply
     # The access line is written at the end of the loop iteration: poll for it.
-    assert procs.wait_until(lambda: {f"fixed-{i}" for i in range(2)} <= {
-        r.get("request_id") for r in open_server.log_records() if r.get("event") == "http.access"}, timeout=10)
-    lines = [r for r in open_server.log_records() if str(r.get("request_id", "")).startswith("fixed-")]
-    assert [(r["method"], r["path"], r["status"]) for r in lines] == [("GET", p, 200) for p in PATHS]
+    assert procs.wait_until(
+        lambda: (
+            {f"fixed-{i}" for i in range(2)}
+            <= {
+                r.get("request_id")
+                for r in open_server.log_records()
+                if r.get("event") == "http.access"
+            }
+        ),
+        timeout=10,
+    )
+    lines = [
+        r for r in open_server.log_records() if str(r.get("request_id", "")).startswith("fixed-")
+    ]
+    assert [(r["method"], r["path"], r["status"]) for r in lines] == [
+        ("GET", p, 200) for p in PATHS
+    ]
 
 
 def test_health_follows_the_slots_in_use(open_server):
     """The answer is kept encoded, and re-encoded when what it says changes."""
+
     def in_use() -> int:
         with socket.create_connection(("127.0.0.1", open_server.http_port), timeout=10) as sock:
             body = _exchange(sock, "GET", "/healthz").partition(b"\r\n\r\n")[2]
         return json.loads(body)["slots"]["in_use"]
 
     assert in_use() == 0
-    generating = threading.Thread(target=lambda: list(open_server.stub().Generate(
-        pb.GenerateRequest(prompt="hold [[fake delay=3]]"), timeout=60)))
+    generating = threading.Thread(
+        target=lambda: list(
+            open_server.stub().Generate(
+                pb.GenerateRequest(prompt="hold [[fake delay=3]]"), timeout=60
+            )
+        )
+    )
     generating.start()
     try:
         assert procs.wait_until(lambda: in_use() == 1, timeout=10)

@@ -5,6 +5,7 @@ details (codex's path and version, CODEX_HOMEs, account names, slots) need a
 key. A server without keys shows them to all, as before. The fast path
 (fixed.py) and the normal route ("/healthz?") answer alike: checked here and
 in test_fixed_answers.py."""
+
 from __future__ import annotations
 
 import grpc
@@ -22,10 +23,19 @@ def _health(srv, path: str = "/healthz", headers: dict | None = None) -> dict:
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/healthz?"])
-@pytest.mark.parametrize("headers", [None, {"X-API-Key": "not-the-key"}, {"Authorization": "Bearer nope"}])
+@pytest.mark.parametrize(
+    "headers", [None, {"X-API-Key": "not-the-key"}, {"Authorization": "Bearer nope"}]
+)
 def test_without_a_good_key_only_status_and_readiness(keyed_server, path, headers):
     body = _health(keyed_server, path, headers)
-    assert set(body) == {"status", "ready", "auth_required", "backend", "model", "generation_timeout_ms"}
+    assert set(body) == {
+        "status",
+        "ready",
+        "auth_required",
+        "backend",
+        "model",
+        "generation_timeout_ms",
+    }
     assert body["status"] == "ok" and body["ready"] is True and body["auth_required"] is True
     text = str(body)
     assert "/" not in text and str(keyed_server.codex_home) not in text

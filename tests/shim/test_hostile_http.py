@@ -1,6 +1,7 @@
 """Hostile input over HTTP: a status that matches the cause (never 5xx, never
 429 for bad input), a message naming the field, and a JSON log with no
 client bytes, no header values and no traceback."""
+
 from __future__ import annotations
 
 import gzip
@@ -18,8 +19,13 @@ GEN = "/v1/images/generate"
 
 
 def post(srv, body: bytes, headers: dict | None = None):
-    return request(srv.http_base, "POST", GEN, body=body,
-                   headers={"Content-Type": "application/json", **(headers or {})})
+    return request(
+        srv.http_base,
+        "POST",
+        GEN,
+        body=body,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
 
 
 def bad_fields(reply) -> list[str]:
@@ -30,8 +36,17 @@ def bad_fields(reply) -> list[str]:
 def test_deep_json_is_a_400(open_server):
     reply = post(open_server, b"[" * 5000 + b"]" * 5000)
     assert reply.status == 400, reply.body[:300]
-    reply = post(open_server, json.dumps({"prompt": "x", "references": [{"label": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[
-        ]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}]}).encode())
+    reply = post(
+        open_server,
+        json.dumps(
+            {
+                "prompt": "x",
+                "references": [
+                    {"label": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}
+                ],
+            }
+        ).encode(),
+    )
     assert reply.status == 400, reply.body[:300]
 
 
@@ -47,7 +62,9 @@ def test_a_lone_surrogate_is_a_400_naming_the_field(open_server, where):
     raw = json.dumps(body).encode()  # json escapes the surrogate as \\ud800: valid JSON text
     reply = post(open_server, raw)
     assert reply.status == 400, reply.body[:300]
-    field = {"prompt": "prompt", "data_url": "references[0].image", "label": "references[0].label"}[where]
+    field = {"prompt": "prompt", "data_url": "references[0].image", "label": "references[0].label"}[
+        where
+    ]
     assert bad_fields(reply) == [field], reply.json()
 
 
@@ -66,7 +83,9 @@ def test_a_compressed_body_is_accepted(open_server, encoding, pack):
 
 def test_a_body_that_does_not_inflate_is_a_400(open_server):
     reply = post(open_server, b"this is not gzip", {"Content-Encoding": "gzip"})
-    assert reply.status == 400 and reply.json()["error"]["code"] == "invalid_content_encoding", reply.body[:300]
+    assert reply.status == 400 and reply.json()["error"]["code"] == "invalid_content_encoding", (
+        reply.body[:300]
+    )
 
 
 def test_an_unknown_content_encoding_is_a_415(open_server):
@@ -81,7 +100,14 @@ def test_a_long_value_is_400_not_429(open_server):
 
 
 def test_a_body_over_the_grpc_limit_is_a_413(tmp_path):
-    args = ["--max-references", "1", "--max-reference-bytes", "1000", "--http-max-body-bytes", str(12 << 20)]
+    args = [
+        "--max-references",
+        "1",
+        "--max-reference-bytes",
+        "1000",
+        "--http-max-body-bytes",
+        str(12 << 20),
+    ]
     with start_server(tmp_path, http=True, args=args) as srv:
         reply = post(srv, json.dumps({"prompt": "x" * (6 << 20)}).encode())
         assert reply.status == 413, reply.body[:300]
@@ -90,16 +116,27 @@ def test_a_body_over_the_grpc_limit_is_a_413(tmp_path):
 def test_references_that_take_the_request_over_the_grpc_limit_are_a_413(tmp_path):
     """The images count in the decoded size though the shim hands them over
     beside the message (convert.WithImages), not inside it."""
-    args = ["--max-references", "1", "--max-reference-bytes", "1000", "--http-max-body-bytes", str(12 << 20)]
+    args = [
+        "--max-references",
+        "1",
+        "--max-reference-bytes",
+        "1000",
+        "--http-max-body-bytes",
+        str(12 << 20),
+    ]
     with start_server(tmp_path, http=True, args=args) as srv:
         image = png(16, 16) + b"\0" * (5 << 20)  # 5 MiB: over 1000 + the 4 MiB of room
-        reply = post(srv, json.dumps({"prompt": "x", "references": [{"image": data_url(image)}]}).encode())
+        reply = post(
+            srv, json.dumps({"prompt": "x", "references": [{"image": data_url(image)}]}).encode()
+        )
         assert reply.status == 413, reply.body[:300]
 
 
 def test_a_utf16_body_is_read_as_json_allows(open_server):
     reply = post(open_server, json.dumps({"prompt": "x", "size": "nope"}).encode("utf-16"))
-    assert reply.status == 400 and bad_fields(reply) == ["size"]  # parsed: the size is what is wrong
+    assert reply.status == 400 and bad_fields(reply) == [
+        "size"
+    ]  # parsed: the size is what is wrong
 
 
 @pytest.mark.parametrize("body", [b"", b"  \r\n\t "])
@@ -117,10 +154,15 @@ def test_a_compressed_bomb_is_a_413(tmp_path):
 
 
 def test_a_non_ascii_key_is_a_401_with_www_authenticate(keyed_server):
-    for headers in ({"X-API-Key": "ключ".encode().decode("latin-1")}, {"Authorization": "Bearer wrong"}):
+    for headers in (
+        {"X-API-Key": "ключ".encode().decode("latin-1")},
+        {"Authorization": "Bearer wrong"},
+    ):
         reply = post(keyed_server, b'{"prompt": "x"}', headers)
         assert reply.status == 401, reply.body[:300]
-        assert reply.header("WWW-Authenticate", ) and "Bearer" in reply.header("WWW-Authenticate")
+        assert reply.header(
+            "WWW-Authenticate",
+        ) and "Bearer" in reply.header("WWW-Authenticate")
 
 
 def test_without_a_key_the_body_is_never_parsed(keyed_server):
@@ -129,23 +171,39 @@ def test_without_a_key_the_body_is_never_parsed(keyed_server):
 
 
 def test_a_non_ascii_key_is_ignored_when_no_key_is_needed(open_server):
-    reply = request(open_server.http_base, "GET", "/v1/capabilities",
-                    headers={"X-API-Key": "ключ".encode().decode("latin-1")})
+    reply = request(
+        open_server.http_base,
+        "GET",
+        "/v1/capabilities",
+        headers={"X-API-Key": "ключ".encode().decode("latin-1")},
+    )
     assert reply.status == 200, reply.body[:300]
 
 
 def test_logs_stay_json_and_keep_header_values_out(tmp_path):
     with start_server(tmp_path, http=True, env={"CODEX_IMAGE_SERVER_API_KEY": KEY}) as srv:
-        sock = raw_request(srv.http_port, b"GET /v1/capabilities HTTP/1.1\r\nHost: x\r\n"
-                                          b"X-API-Key sk-leaked-through-a-bad-line\r\n\r\n")
+        sock = raw_request(
+            srv.http_port,
+            b"GET /v1/capabilities HTTP/1.1\r\nHost: x\r\n"
+            b"X-API-Key sk-leaked-through-a-bad-line\r\n\r\n",
+        )
         sock.recv(65536)
         sock.close()
-        sock = raw_request(srv.http_port, b"\x16\x03\x01 not http at all sk-leaked-raw-bytes\r\n\r\n")
+        sock = raw_request(
+            srv.http_port, b"\x16\x03\x01 not http at all sk-leaked-raw-bytes\r\n\r\n"
+        )
         sock.recv(65536)
         sock.close()
         post(srv, b"{" * 3000, {"X-API-Key": KEY})
-        request(srv.http_base, "GET", "/v1/capabilities", headers={"X-API-Key": KEY, "X-Request-Id": "abc"})
-        time.sleep(0.2)  # let the access log line of the last request be written (bounded, not awaited on)
+        request(
+            srv.http_base,
+            "GET",
+            "/v1/capabilities",
+            headers={"X-API-Key": KEY, "X-Request-Id": "abc"},
+        )
+        time.sleep(
+            0.2
+        )  # let the access log line of the last request be written (bounded, not awaited on)
     text = srv.log_text()
     for secret in ("sk-leaked", KEY):
         assert secret not in text

@@ -1,4 +1,5 @@
 """The Photoshop plugin's flow end to end through the shim, with a key."""
+
 from __future__ import annotations
 
 import hashlib
@@ -32,13 +33,35 @@ def test_capabilities_as_the_smoke_test_reads_them(keyed_server):
 
 
 def test_generate_with_references_then_fetch_every_url(keyed_server):
-    refs = [{"image": data_url(png(64, 48, (200, 0, 0))), "label": "layer 1", "source": "layer",
-             "width": 64, "height": 48},
-            {"image": data_url(png(32, 32, (0, 200, 0))), "label": "style", "source": "document",
-             "width": 32, "height": 32}]
-    body = {"prompt": "a red fox", "n": 2, "size": "1024x1024", "quality": "high", "output_format": "png",
-            "references": refs, "model": "gpt-image-2", "return": "file"}
-    reply = request(keyed_server.http_base, "POST", "/v1/images/generate", body, headers=PLUGIN_HEADERS)
+    refs = [
+        {
+            "image": data_url(png(64, 48, (200, 0, 0))),
+            "label": "layer 1",
+            "source": "layer",
+            "width": 64,
+            "height": 48,
+        },
+        {
+            "image": data_url(png(32, 32, (0, 200, 0))),
+            "label": "style",
+            "source": "document",
+            "width": 32,
+            "height": 32,
+        },
+    ]
+    body = {
+        "prompt": "a red fox",
+        "n": 2,
+        "size": "1024x1024",
+        "quality": "high",
+        "output_format": "png",
+        "references": refs,
+        "model": "gpt-image-2",
+        "return": "file",
+    }
+    reply = request(
+        keyed_server.http_base, "POST", "/v1/images/generate", body, headers=PLUGIN_HEADERS
+    )
     assert reply.status == 200, reply.body
     result = reply.json()
     assert result["status"] == "completed"
@@ -55,8 +78,10 @@ def test_generate_with_references_then_fetch_every_url(keyed_server):
         assert item["resolved_size"] == f"{item['width']}x{item['height']}" == "1024x1024"
         assert (item["native_width"], item["native_height"]) == (256, 256)
         assert item["resized"] and item["enlarged"]
-        assert [(u["index"], u["usage"], u["label"], u["source"]) for u in item["references"]] == \
-            [(0, "original", "layer 1", "layer"), (1, "original", "style", "document")]
+        assert [(u["index"], u["usage"], u["label"], u["source"]) for u in item["references"]] == [
+            (0, "original", "layer 1", "layer"),
+            (1, "original", "style", "document"),
+        ]
         got = request(keyed_server.http_base, "GET", item["url"], headers=PLUGIN_HEADERS)
         assert got.status == 200
         assert got.header("Content-Type") == item["mime_type"] == "image/png"
@@ -69,31 +94,51 @@ def test_generate_with_references_then_fetch_every_url(keyed_server):
         assert head.header("Content-Length") == got.header("Content-Length")
         assert head.header("Content-Type") == "image/png"
         assert head.header("ETag") == got.header("ETag")
-        meta = request(keyed_server.http_base, "GET", f"/v1/images/{item['id']}", headers=PLUGIN_HEADERS)
+        meta = request(
+            keyed_server.http_base, "GET", f"/v1/images/{item['id']}", headers=PLUGIN_HEADERS
+        )
         assert meta.status == 200 and meta.json()["image"]["sha256"] == item["sha256"]
         # resolved_size means the same in the generate answer and in GET /v1/images/{id}.
         assert meta.json()["image"]["resolved_size"] == item["resolved_size"]
 
 
 def test_bearer_key_jpg_alias_and_base64_family(keyed_server):
-    body = {"prompt": "a boat", "count": 1, "output_format": "jpg", "size": "1K", "ratio": "16:9",
-            "reference_images_base64": [data_url(png(8, 8))[len("data:image/png;base64,"):]],
-            "reference_image_base64": data_url(png(4, 4))}
-    reply = request(keyed_server.http_base, "POST", "/v1/images/generate", body,
-                    headers={"Authorization": f"Bearer {KEY}"})
+    body = {
+        "prompt": "a boat",
+        "count": 1,
+        "output_format": "jpg",
+        "size": "1K",
+        "ratio": "16:9",
+        "reference_images_base64": [data_url(png(8, 8))[len("data:image/png;base64,") :]],
+        "reference_image_base64": data_url(png(4, 4)),
+    }
+    reply = request(
+        keyed_server.http_base,
+        "POST",
+        "/v1/images/generate",
+        body,
+        headers={"Authorization": f"Bearer {KEY}"},
+    )
     assert reply.status == 200, reply.body
     (item,) = reply.json()["data"]
     assert item["mime_type"] == "image/jpeg"
     assert item["aspect"] == "16:9"
-    got = request(keyed_server.http_base, "GET", item["url"], headers={"Authorization": f"Bearer {KEY}"})
+    got = request(
+        keyed_server.http_base, "GET", item["url"], headers={"Authorization": f"Bearer {KEY}"}
+    )
     assert got.status == 200 and got.header("Content-Type") == "image/jpeg"
     assert got.body.startswith(b"\xff\xd8") and len(got.body) == item["byte_size"]
 
 
 def test_urls_follow_the_callers_host(open_server):
     port = open_server.http_port
-    reply = request(open_server.http_base, "POST", "/v1/images/generate", {"prompt": "x"},
-                    headers={"Host": f"localhost:{port}"})
+    reply = request(
+        open_server.http_base,
+        "POST",
+        "/v1/images/generate",
+        {"prompt": "x"},
+        headers={"Host": f"localhost:{port}"},
+    )
     assert reply.status == 200, reply.body
     url = reply.json()["data"][0]["url"]
     assert url.startswith(f"http://localhost:{port}/v1/images/img_")
@@ -101,8 +146,12 @@ def test_urls_follow_the_callers_host(open_server):
 
 
 def test_if_none_match_gives_304(open_server):
-    item = request(open_server.http_base, "POST", "/v1/images/generate", {"prompt": "x"}).json()["data"][0]
-    reply = request(open_server.http_base, "GET", item["url"], headers={"If-None-Match": f'"{item["sha256"]}"'})
+    item = request(open_server.http_base, "POST", "/v1/images/generate", {"prompt": "x"}).json()[
+        "data"
+    ][0]
+    reply = request(
+        open_server.http_base, "GET", item["url"], headers={"If-None-Match": f'"{item["sha256"]}"'}
+    )
     assert reply.status == 304 and reply.body == b""
 
 
@@ -121,9 +170,16 @@ def test_cors_preflight_and_headers(keyed_server):
     """A UXP plugin's origin is admitted by default and echoed (never `*`);
     a web site's is not, unless listed."""
     plugin = "uxp://com.example.plugin"
-    pre = request(keyed_server.http_base, "OPTIONS", "/v1/images/generate",
-                  headers={"Origin": plugin, "Access-Control-Request-Method": "POST",
-                           "Access-Control-Request-Headers": "content-type, x-api-key"})
+    pre = request(
+        keyed_server.http_base,
+        "OPTIONS",
+        "/v1/images/generate",
+        headers={
+            "Origin": plugin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type, x-api-key",
+        },
+    )
     assert pre.status == 204
     assert pre.header("Access-Control-Allow-Origin") == plugin and pre.header("Vary") == "Origin"
     assert "POST" in pre.header("Access-Control-Allow-Methods")
@@ -131,7 +187,9 @@ def test_cors_preflight_and_headers(keyed_server):
     for path in ("/healthz", "/v1/capabilities", "/nope"):
         reply = request(keyed_server.http_base, "GET", path, headers={"Origin": plugin})
         assert reply.header("Access-Control-Allow-Origin") == plugin, path
-        site = request(keyed_server.http_base, "GET", path, headers={"Origin": "https://plugin.example"})
+        site = request(
+            keyed_server.http_base, "GET", path, headers={"Origin": "https://plugin.example"}
+        )
         assert site.status == 403 and site.header("Access-Control-Allow-Origin") is None, path
 
 

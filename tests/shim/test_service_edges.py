@@ -1,4 +1,5 @@
 """The shim against less usual service states: codex not ready, large references."""
+
 from __future__ import annotations
 
 from tests.support.server_proc import start_server
@@ -20,6 +21,8 @@ def test_healthz_is_503_while_codex_is_not_logged_in(tmp_path):
 def test_references_larger_than_grpcs_default_message_limit(open_server):
     refs = [{"image": data_url(noise_png(1000, 1000)), "label": f"layer {i}"} for i in range(2)]
     assert sum(len(r["image"]) for r in refs) > 6 * 1024 * 1024  # > gRPC's 4 MB default
-    reply = request(open_server.http_base, "POST", "/v1/images/generate", {"prompt": "x", "references": refs})
+    reply = request(
+        open_server.http_base, "POST", "/v1/images/generate", {"prompt": "x", "references": refs}
+    )
     assert reply.status == 200, reply.body[:500]
     assert len(reply.json()["data"]) == 1

@@ -1,5 +1,6 @@
 """Readers that stop reading: they must not starve the server, and they are
 dropped after the download idle timeout (real sockets, nothing mocked)."""
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,9 @@ ANSWER_WITHIN_S = 3.0
 def _big_image(srv) -> pb.Image:
     """About 25 MB of incompressible PNG from the fake codex."""
     stub = srv.stub()
-    for event in stub.Generate(pb.GenerateRequest(prompt="big [[fake size=2900x2900 noise=1]]"), timeout=120):
+    for event in stub.Generate(
+        pb.GenerateRequest(prompt="big [[fake size=2900x2900 noise=1]]"), timeout=120
+    ):
         if event.WhichOneof("event") == "image":
             assert event.image.byte_size > 20 * 1024 * 1024
             return event.image
@@ -45,8 +48,11 @@ def _fds(pid: int) -> int:
 
 @pytest.fixture(scope="module")
 def short_idle(tmp_path_factory):
-    with start_server(tmp_path_factory.mktemp("short-idle"), http=True,
-                      args=["--download-idle-timeout-ms", str(IDLE_MS)]) as srv:
+    with start_server(
+        tmp_path_factory.mktemp("short-idle"),
+        http=True,
+        args=["--download-idle-timeout-ms", str(IDLE_MS)],
+    ) as srv:
         yield srv, _big_image(srv)
 
 
@@ -72,11 +78,17 @@ def test_health_and_capabilities_answer_while_50_downloads_are_stalled(long_idle
         health = health_pb2_grpc.HealthStub(channel)
         stub = srv.stub(channel)
         calls = {
-            "grpc.health": lambda: health.Check(health_pb2.HealthCheckRequest(), timeout=ANSWER_WITHIN_S),
-            "GetCapabilities": lambda: stub.GetCapabilities(pb.GetCapabilitiesRequest(), timeout=ANSWER_WITHIN_S),
+            "grpc.health": lambda: health.Check(
+                health_pb2.HealthCheckRequest(), timeout=ANSWER_WITHIN_S
+            ),
+            "GetCapabilities": lambda: stub.GetCapabilities(
+                pb.GetCapabilitiesRequest(), timeout=ANSWER_WITHIN_S
+            ),
             "Health": lambda: stub.Health(pb.HealthRequest(), timeout=ANSWER_WITHIN_S),
             "/healthz": lambda: request(srv.http_base, "GET", "/healthz", timeout=ANSWER_WITHIN_S),
-            "/v1/capabilities": lambda: request(srv.http_base, "GET", "/v1/capabilities", timeout=ANSWER_WITHIN_S),
+            "/v1/capabilities": lambda: request(
+                srv.http_base, "GET", "/v1/capabilities", timeout=ANSWER_WITHIN_S
+            ),
         }
         for _ in range(3):
             for name, call in calls.items():
@@ -99,8 +111,13 @@ def test_a_stalled_download_is_closed_after_the_idle_timeout(short_idle):
         # The server resets the connection: our socket leaves ESTABLISHED.
         assert procs.wait_until(lambda: not established(sock), timeout=IDLE_MS / 1000 + 15)
         assert time.monotonic() - started >= IDLE_MS / 1000 * 0.8, "closed before the idle timeout"
-        assert procs.wait_until(lambda: _fds(srv.pid) <= baseline, timeout=10), "the server kept the connection"
-        assert any(r.get("event") == "download.idle_dropped" and r.get("via") == "http" for r in srv.log_records())
+        assert procs.wait_until(lambda: _fds(srv.pid) <= baseline, timeout=10), (
+            "the server kept the connection"
+        )
+        assert any(
+            r.get("event") == "download.idle_dropped" and r.get("via") == "http"
+            for r in srv.log_records()
+        )
     finally:
         sock.close()
     # A reader that reads is not dropped: the whole file arrives.
@@ -116,8 +133,13 @@ def test_a_stalled_getimagefile_stream_is_ended_after_the_idle_timeout(short_idl
         first = next(call)
         assert first.total_size == image.byte_size
         # Read nothing more: flow control stops the server, the idle timer ends the stream.
-        assert procs.wait_until(lambda: any(r.get("event") == "download.idle_dropped" and r.get("via") == "GetImageFile"
-                                            for r in srv.log_records()), timeout=IDLE_MS / 1000 + 15)
+        assert procs.wait_until(
+            lambda: any(
+                r.get("event") == "download.idle_dropped" and r.get("via") == "GetImageFile"
+                for r in srv.log_records()
+            ),
+            timeout=IDLE_MS / 1000 + 15,
+        )
         received = len(first.data)
         with pytest.raises(grpc.RpcError) as exc:
             for chunk in call:

@@ -1,4 +1,5 @@
 """NDJSON streaming: the gRPC stream's events as they happen, grpc-gateway style."""
+
 from __future__ import annotations
 
 import http.client
@@ -10,8 +11,12 @@ GENERATE = "/v1/images/generate"
 
 def open_stream(srv, body: dict, path: str = GENERATE, accept: str = "application/x-ndjson"):
     conn = http.client.HTTPConnection("127.0.0.1", srv.http_port, timeout=60)
-    conn.request("POST", path, body=json.dumps(body).encode(),
-                 headers={"Content-Type": "application/json", "Accept": accept})
+    conn.request(
+        "POST",
+        path,
+        body=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Accept": accept},
+    )
     return conn, conn.getresponse()
 
 
@@ -40,7 +45,9 @@ def test_progress_arrives_before_the_first_image(open_server):
 
 
 def test_stream_query_parameter(open_server):
-    conn, resp = open_stream(open_server, {"prompt": "x"}, path=GENERATE + "?stream=true", accept="*/*")
+    conn, resp = open_stream(
+        open_server, {"prompt": "x"}, path=GENERATE + "?stream=true", accept="*/*"
+    )
     try:
         assert resp.status == 200 and resp.getheader("Content-Type") == "application/x-ndjson"
         lines = [json.loads(line) for line in resp.read().splitlines() if line.strip()]

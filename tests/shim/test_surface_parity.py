@@ -3,6 +3,7 @@
 same answer byte for byte on gRPC and /v1, the API key is checked the same
 way, and the same bad request gets the same reason and the same field on
 gRPC, /v1, the OpenAI surface, MCP and operations' submit (both ports)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -28,14 +29,22 @@ from .conftest import KEY
 
 def _json_bytes(message) -> bytes:
     """What the shim prints for a response message (its jsonmap settings)."""
-    return json.dumps(json_format.MessageToDict(message, always_print_fields_with_no_presence=True,
-                                                preserving_proto_field_name=True, unquote_int64_if_possible=True),
-                      ensure_ascii=False, separators=(",", ":")).encode()
+    return json.dumps(
+        json_format.MessageToDict(
+            message,
+            always_print_fields_with_no_presence=True,
+            preserving_proto_field_name=True,
+            unquote_int64_if_possible=True,
+        ),
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode()
 
 
 def _status_dict(err: grpc.RpcError) -> dict:
-    return json_format.MessageToDict(rpc_status.from_call(err), preserving_proto_field_name=True,
-                                     unquote_int64_if_possible=True)
+    return json_format.MessageToDict(
+        rpc_status.from_call(err), preserving_proto_field_name=True, unquote_int64_if_possible=True
+    )
 
 
 def _generated_image(stub) -> pb.Image:
@@ -57,7 +66,9 @@ def test_the_same_answers_byte_for_byte(open_server):
     got = stub.GetImage(pb.GetImageRequest(image_id=image.id), timeout=10)
     reply = request(open_server.http_base, "GET", f"/v1/images/{image.id}")
     assert reply.status == 200 and reply.body == _json_bytes(got)
-    data = b"".join(c.data for c in stub.GetImageFile(pb.GetImageFileRequest(image_id=image.id), timeout=10))
+    data = b"".join(
+        c.data for c in stub.GetImageFile(pb.GetImageFileRequest(image_id=image.id), timeout=10)
+    )
     reply = request(open_server.http_base, "GET", f"/v1/images/{image.id}/file")
     assert reply.status == 200 and reply.body == data and len(data) == image.byte_size
 
@@ -66,7 +77,13 @@ def test_the_same_answers_byte_for_byte(open_server):
 def test_the_same_errors(open_server, case):
     stub = open_server.stub()
     if case == "bad-fields":
-        fields = {"prompt": "", "count": 9, "size": "77x3", "quality": "ultra", "output_format": "bmp"}
+        fields = {
+            "prompt": "",
+            "count": 9,
+            "size": "77x3",
+            "quality": "ultra",
+            "output_format": "bmp",
+        }
         with pytest.raises(grpc.RpcError) as exc:
             list(stub.Generate(pb.GenerateRequest(**fields), timeout=10))
         reply = request(open_server.http_base, "POST", "/v1/images/generate", fields)
@@ -88,8 +105,10 @@ def test_auth_is_the_same_on_both_paths(keyed_server, key):
     stub = keyed_server.stub()
     grpc_md = [("x-api-key", key)] if key else None
     http_headers = {"X-API-Key": key} if key else {}
-    for rpc, path, message in (("GetCapabilities", "/v1/capabilities", pb.GetCapabilitiesRequest()),
-                               ("GetImage", "/v1/images/img_" + "1" * 32, pb.GetImageRequest(image_id="img_" + "1" * 32))):
+    for rpc, path, message in (
+        ("GetCapabilities", "/v1/capabilities", pb.GetCapabilitiesRequest()),
+        ("GetImage", "/v1/images/img_" + "1" * 32, pb.GetImageRequest(image_id="img_" + "1" * 32)),
+    ):
         reply = request(keyed_server.http_base, "GET", path, headers=http_headers)
         try:
             answer = getattr(stub, rpc)(message, metadata=grpc_md, timeout=10)
@@ -101,12 +120,19 @@ def test_auth_is_the_same_on_both_paths(keyed_server, key):
             continue
         assert key == KEY and reply.status == 200 and reply.body == _json_bytes(answer)
     # Bearer works on both paths, too.
-    caps = stub.GetCapabilities(pb.GetCapabilitiesRequest(), metadata=[("authorization", f"Bearer {KEY}")])
-    assert request(keyed_server.http_base, "GET", "/v1/capabilities",
-                   headers={"Authorization": f"Bearer {KEY}"}).body == _json_bytes(caps)
+    caps = stub.GetCapabilities(
+        pb.GetCapabilitiesRequest(), metadata=[("authorization", f"Bearer {KEY}")]
+    )
+    assert request(
+        keyed_server.http_base,
+        "GET",
+        "/v1/capabilities",
+        headers={"Authorization": f"Bearer {KEY}"},
+    ).body == _json_bytes(caps)
 
 
 # -- the same bad request on every surface --------------------------------------------
+
 
 def _data_url(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode()
@@ -118,7 +144,9 @@ def surfaces(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("surfaces")
     keys_file = tmp / "keys.json"
     keys = {"alice": add_key(keys_file, "alice"), "bob": add_key(keys_file, "bob")}
-    with start_server(tmp, http=True, args=["--keys-file", str(keys_file), "--max-references", "2"]) as srv:
+    with start_server(
+        tmp, http=True, args=["--keys-file", str(keys_file), "--max-references", "2"]
+    ) as srv:
         images, err = generate(srv.stub(), "bob's picture", metadata=md(keys["bob"]))
         assert err is None, err
         yield srv, keys, images[0]
@@ -161,6 +189,7 @@ def _mcp_call(srv, key: str | None, tool: str, args: dict) -> dict:
     async def scenario():
         async with sessions.http(srv.http_base, key=key) as client:
             return await client.call_tool(tool, args)
+
     result = asyncio.run(scenario())
     assert result.is_error, result.content[0].text
     return result.structured_content["error"]
@@ -187,7 +216,9 @@ def test_a_bad_request_is_refused_alike_on_every_surface(surfaces, case):
     srv, keys, _ = surfaces
     fields, n_refs, named = BAD_REQUESTS[case]
     ref = png(16, 16)
-    message = pb.GenerateRequest(**fields, references=[pb.Reference(image=ref, mime_type="image/png")] * n_refs)
+    message = pb.GenerateRequest(
+        **fields, references=[pb.Reference(image=ref, mime_type="image/png")] * n_refs
+    )
     alice = md(keys["alice"])
     http_key = {"Authorization": f"Bearer {keys['alice']}"}
     stub = srv.stub()
@@ -195,24 +226,41 @@ def test_a_bad_request_is_refused_alike_on_every_surface(surfaces, case):
     reason, named_fields = expected
     assert reason and any(f == named or f.startswith(named + "[") for f in named_fields), expected
 
-    outcomes = {"grpc submit": _grpc_outcome(lambda: stub.SubmitGeneration(message, metadata=alice, timeout=30))}
+    outcomes = {
+        "grpc submit": _grpc_outcome(
+            lambda: stub.SubmitGeneration(message, metadata=alice, timeout=30)
+        )
+    }
     v1_body = dict(fields, references=[{"image": _data_url(ref)}] * n_refs)
-    outcomes["/v1 generate"] = _http_outcome(request(srv.http_base, "POST", "/v1/images/generate", v1_body,
-                                                     headers=http_key))
-    submit_body = dict(fields, references=[{"image": base64.b64encode(ref).decode(),
-                                            "mime_type": "image/png"}] * n_refs)
-    outcomes["/v1 submit"] = _http_outcome(request(srv.http_base, "POST", "/v1/images:submit", submit_body,
-                                                   headers=http_key))
-    if named != "request_id":  # neither OpenAI's fields nor the MCP tools' schema let this id through
+    outcomes["/v1 generate"] = _http_outcome(
+        request(srv.http_base, "POST", "/v1/images/generate", v1_body, headers=http_key)
+    )
+    submit_body = dict(
+        fields,
+        references=[{"image": base64.b64encode(ref).decode(), "mime_type": "image/png"}] * n_refs,
+    )
+    outcomes["/v1 submit"] = _http_outcome(
+        request(srv.http_base, "POST", "/v1/images:submit", submit_body, headers=http_key)
+    )
+    if (
+        named != "request_id"
+    ):  # neither OpenAI's fields nor the MCP tools' schema let this id through
         mcp_args = {k: v for k, v in fields.items()}
         if n_refs:
             mcp_args["references"] = [_data_url(ref)] * n_refs
         outcomes["mcp"] = _mcp_outcome(srv, keys["alice"], "generate_image", mcp_args)
         if n_refs:
-            reply = request(srv.http_base, "POST", "/v1/images/edits",
-                            dict(fields, images=[{"image_url": _data_url(ref)}] * n_refs), headers=http_key)
+            reply = request(
+                srv.http_base,
+                "POST",
+                "/v1/images/edits",
+                dict(fields, images=[{"image_url": _data_url(ref)}] * n_refs),
+                headers=http_key,
+            )
         else:
-            reply = request(srv.http_base, "POST", "/v1/images/generations", fields, headers=http_key)
+            reply = request(
+                srv.http_base, "POST", "/v1/images/generations", fields, headers=http_key
+            )
         assert _openai_outcome(reply) == (reason, OPENAI_PARAMS[named]), case
     for surface, outcome in outcomes.items():
         assert outcome == expected, (case, surface)
@@ -223,17 +271,26 @@ def test_an_image_out_of_reach_is_not_found_alike(surfaces, case):
     srv, keys, bobs = surfaces
     image_id = "img_" + "0" * 32 if case == "unknown-image" else bobs.id
     stub = srv.stub()
-    expected = _grpc_outcome(lambda: stub.GetImage(pb.GetImageRequest(image_id=image_id), metadata=md(keys["alice"]),
-                                                   timeout=10))
+    expected = _grpc_outcome(
+        lambda: stub.GetImage(
+            pb.GetImageRequest(image_id=image_id), metadata=md(keys["alice"]), timeout=10
+        )
+    )
     assert expected[0] == "IMAGE_NOT_FOUND" or expected[0].endswith("NOT_FOUND"), expected
-    reply = request(srv.http_base, "GET", f"/v1/images/{image_id}", headers={"X-API-Key": keys["alice"]})
+    reply = request(
+        srv.http_base, "GET", f"/v1/images/{image_id}", headers={"X-API-Key": keys["alice"]}
+    )
     assert reply.status == 404 and _http_outcome(reply) == expected
-    file_reply = request(srv.http_base, "GET", f"/v1/images/{image_id}/file", headers={"X-API-Key": keys["alice"]})
+    file_reply = request(
+        srv.http_base, "GET", f"/v1/images/{image_id}/file", headers={"X-API-Key": keys["alice"]}
+    )
     assert file_reply.status == 404 and _http_outcome(file_reply) == expected
     assert _mcp_outcome(srv, keys["alice"], "get_image", {"image_id": image_id}) == expected
     # Its owner reaches it: the refusal is about who asks, not what exists.
     if case == "another-tenants-image":
-        assert stub.GetImage(pb.GetImageRequest(image_id=image_id), metadata=md(keys["bob"]), timeout=10).image.id
+        assert stub.GetImage(
+            pb.GetImageRequest(image_id=image_id), metadata=md(keys["bob"]), timeout=10
+        ).image.id
 
 
 @pytest.mark.parametrize("key", [None, "not-a-key"], ids=["missing", "wrong"])
@@ -242,18 +299,37 @@ def test_a_missing_key_is_refused_alike(surfaces, key):
     grpc_md = md(key) if key else None
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     stub = srv.stub()
-    expected = _grpc_outcome(lambda: stub.GetCapabilities(pb.GetCapabilitiesRequest(), metadata=grpc_md, timeout=10))
+    expected = _grpc_outcome(
+        lambda: stub.GetCapabilities(pb.GetCapabilitiesRequest(), metadata=grpc_md, timeout=10)
+    )
     assert expected == ("UNAUTHORIZED", ())
-    assert _grpc_outcome(lambda: stub.SubmitGeneration(pb.GenerateRequest(prompt="p"), metadata=grpc_md,
-                                                       timeout=10)) == expected
-    for method, path, body in (("GET", "/v1/capabilities", None), ("GET", "/v1/images", None),
-                               ("POST", "/v1/images/generate", {"prompt": "p"}),
-                               ("POST", "/v1/images:submit", {"prompt": "p"})):
+    assert (
+        _grpc_outcome(
+            lambda: stub.SubmitGeneration(
+                pb.GenerateRequest(prompt="p"), metadata=grpc_md, timeout=10
+            )
+        )
+        == expected
+    )
+    for method, path, body in (
+        ("GET", "/v1/capabilities", None),
+        ("GET", "/v1/images", None),
+        ("POST", "/v1/images/generate", {"prompt": "p"}),
+        ("POST", "/v1/images:submit", {"prompt": "p"}),
+    ):
         reply = request(srv.http_base, method, path, body, headers=headers)
         assert reply.status == 401 and _http_outcome(reply) == expected, path
-    for method, path, body in (("GET", "/v1/models", None), ("POST", "/v1/images/generations", {"prompt": "p"})):
+    for method, path, body in (
+        ("GET", "/v1/models", None),
+        ("POST", "/v1/images/generations", {"prompt": "p"}),
+    ):
         reply = request(srv.http_base, method, path, body, headers=headers)
         assert reply.status == 401 and _openai_outcome(reply) == ("UNAUTHORIZED", None), path
-    reply = request(srv.http_base, "POST", "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "ping"},
-                    headers={**headers, "Accept": "application/json, text/event-stream"})
+    reply = request(
+        srv.http_base,
+        "POST",
+        "/mcp",
+        {"jsonrpc": "2.0", "id": 1, "method": "ping"},
+        headers={**headers, "Accept": "application/json, text/event-stream"},
+    )
     assert reply.status == 401 and _http_outcome(reply) == expected

@@ -1,6 +1,7 @@
 """`make stress`: the full stress run. Prints one line per figure and exits
 non-zero on any leftover (5xx, traceback, non-JSON log line, process,
 zombie, working directory, run record, or fds that grew)."""
+
 from __future__ import annotations
 
 import sys

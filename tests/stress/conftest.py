@@ -1,5 +1,6 @@
 """Plain pytest runs only the fast slice: tests marked `stress` are
 deselected (not skipped) unless `-m stress` asks for them."""
+
 from __future__ import annotations
 
 

@@ -1,6 +1,7 @@
 """What a stress run leaves behind, measured from outside the server: /proc
 for processes, zombies, fds and RSS; the state directory for working
 directories and run records; the server's stderr for its log lines."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,7 +53,9 @@ class Figures:
             self._example(f"traceback {what}: {text[:200]}")
 
     def grpc_answer(self, code_name: str, details: str, what: str = "") -> None:
-        self.answer(500 if code_name in CLIENT_CODES_5XX else 200, details or "", f"{code_name} {what}")
+        self.answer(
+            500 if code_name in CLIENT_CODES_5XX else 200, details or "", f"{code_name} {what}"
+        )
 
     def _example(self, text: str) -> None:
         if len(self.examples) < 10:
@@ -64,12 +67,23 @@ class Figures:
         self.drop_gone_s += other.drop_gone_s
         self.released_s += other.released_s
         self.settle_s = max(self.settle_s, other.settle_s)
-        self.examples += other.examples[:10 - len(self.examples)]
+        self.examples += other.examples[: 10 - len(self.examples)]
 
-    LEFTOVERS = ("answers_5xx", "unanswered", "tracebacks_in_answers", "non_json_log_lines", "tracebacks_in_log",
-                 "leftover_processes", "zombies", "work_dirs", "run_records", "breaches",
-                 "limits_broken",
-                 "slow_cancels", "unsettled")
+    LEFTOVERS = (
+        "answers_5xx",
+        "unanswered",
+        "tracebacks_in_answers",
+        "non_json_log_lines",
+        "tracebacks_in_log",
+        "leftover_processes",
+        "zombies",
+        "work_dirs",
+        "run_records",
+        "breaches",
+        "limits_broken",
+        "slow_cancels",
+        "unsettled",
+    )
 
     def failures(self, fd_slack: int = 16) -> list[str]:
         bad = [f"{name}={getattr(self, name)}" for name in self.LEFTOVERS if getattr(self, name)]
@@ -79,15 +93,24 @@ class Figures:
 
     def lines(self, title: str) -> list[str]:
         out = [f"{title}: requests {self.requests}"]
-        out += [f"{title}: {name.replace('_', ' ')} {getattr(self, name)}" for name in self.LEFTOVERS]
-        for figures, what in ((self.drop_gone_s, "their codex gone"), (self.released_s, "their slots back")):
+        out += [
+            f"{title}: {name.replace('_', ' ')} {getattr(self, name)}" for name in self.LEFTOVERS
+        ]
+        for figures, what in (
+            (self.drop_gone_s, "their codex gone"),
+            (self.released_s, "their slots back"),
+        ):
             if figures:
                 ms = sorted(figures)
-                out.append(f"{title}: callers gone {len(ms)}, {what} after them: median "
-                           f"{ms[len(ms) // 2] * 1000:.0f} ms, max {ms[-1] * 1000:.0f} ms")
+                out.append(
+                    f"{title}: callers gone {len(ms)}, {what} after them: median "
+                    f"{ms[len(ms) // 2] * 1000:.0f} ms, max {ms[-1] * 1000:.0f} ms"
+                )
         out.append(f"{title}: storm settled in {self.settle_s:.2f} s")
         out.append(f"{title}: fds before {self.fds_before} after {self.fds_after}")
-        out.append(f"{title}: RSS MiB before {self.rss_mib_before:.0f} after {self.rss_mib_after:.0f}")
+        out.append(
+            f"{title}: RSS MiB before {self.rss_mib_before:.0f} after {self.rss_mib_after:.0f}"
+        )
         out += [f"{title}: example: {e}" for e in self.examples]
         return out
 
@@ -112,8 +135,14 @@ def processes_of(srv) -> list[int]:
     one inherits FAKE_CODEX_PIDDIR (as the server itself has it), whatever
     session it put itself in."""
     want = str(srv.piddir)
-    return [int(n) for n in os.listdir("/proc") if n.isdigit() and int(n) != srv.pid
-            and procs.running(int(n)) and procs.environ_of(int(n)).get("FAKE_CODEX_PIDDIR") == want]
+    return [
+        int(n)
+        for n in os.listdir("/proc")
+        if n.isdigit()
+        and int(n) != srv.pid
+        and procs.running(int(n))
+        and procs.environ_of(int(n)).get("FAKE_CODEX_PIDDIR") == want
+    ]
 
 
 def describe(pid: int) -> str:
@@ -122,7 +151,7 @@ def describe(pid: int) -> str:
             cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace")[:120]
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read().decode("utf-8", "replace")
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         return f"{cmd} state={fields[0]} ppid={fields[1]} pgid={fields[2]} sid={fields[3]}"
     except OSError:
         return "gone"
@@ -144,15 +173,23 @@ def read_log(text: str, figures: Figures) -> None:
 
 def settle(srv, figures: Figures, timeout: float = 20.0) -> None:
     """Once the load is over and the server idle: what is left behind."""
+
     def leftovers():
-        return (processes_of(srv), procs.zombie_children(srv.pid),
-                list((srv.state_dir / "work").glob("*")), list((srv.state_dir / "codex-runs").glob("*.json")))
+        return (
+            processes_of(srv),
+            procs.zombie_children(srv.pid),
+            list((srv.state_dir / "work").glob("*")),
+            list((srv.state_dir / "codex-runs").glob("*.json")),
+        )
+
     procs.wait_until(lambda: not any(leftovers()), timeout=timeout, interval=0.1)
     left, zombies, work, records = leftovers()
     for pid in left[:3]:
         figures._example(f"leftover pid {pid}: {describe(pid)}")
     for path in work[:3]:
-        figures._example(f"leftover work dir {path.name}: {sorted(p.name for p in path.rglob('*'))[:8]}")
+        figures._example(
+            f"leftover work dir {path.name}: {sorted(p.name for p in path.rglob('*'))[:8]}"
+        )
     figures.leftover_processes += len(left)
     figures.zombies += len(zombies)
     figures.work_dirs += len(work)

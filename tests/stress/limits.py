@@ -3,6 +3,7 @@ server with a key: bodies of 100 MB announced without a key and then trickled
 or never sent, unfinished headers (slowloris) while /healthz is polled, gzip
 bombs with and without a key. Each limit that does not hold is counted in
 Figures.limits_broken, with an example saying which and by how much."""
+
 from __future__ import annotations
 
 import time
@@ -21,10 +22,22 @@ SLACK_S = 3.0
 GROWTH_MIB = 64
 BOMB = 256 * 1024 * 1024
 CPU_S = 0.15  # inflating the rest of the bomb after an answer costs 0.3 s or more
-ROUTES = ("/v1/images/generate", "/v1/images/generations", "/v1/images/edits", "/metrics", "/healthz", "/",
-          "/mcp", "/no/such/route")
-SERVER_ARGS = ["--http-header-timeout-ms", str(int(HEADER_S * 1000)),
-               "--http-body-timeout-ms", str(int(BODY_S * 1000))]
+ROUTES = (
+    "/v1/images/generate",
+    "/v1/images/generations",
+    "/v1/images/edits",
+    "/metrics",
+    "/healthz",
+    "/",
+    "/mcp",
+    "/no/such/route",
+)
+SERVER_ARGS = [
+    "--http-header-timeout-ms",
+    str(int(HEADER_S * 1000)),
+    "--http-body-timeout-ms",
+    str(int(BODY_S * 1000)),
+]
 
 
 def _broken(figures: Figures, what: str) -> None:
@@ -44,7 +57,9 @@ def _healthz(srv, figures: Figures) -> None:
 
 def _closed_in_time(socks, timeout: float, figures: Figures, what: str, srv, trickling=()) -> float:
     try:
-        return attacks.wait_closed(socks, timeout, trickling=trickling, during=lambda: _healthz(srv, figures))
+        return attacks.wait_closed(
+            socks, timeout, trickling=trickling, during=lambda: _healthz(srv, figures)
+        )
     except AssertionError as exc:
         _broken(figures, f"{what}: {exc}")
         return float("nan")
@@ -63,14 +78,25 @@ def keyless_announcements(srv, figures: Figures, count: int) -> str:
                 figures.answer(status, b"", "keyless 100 MB announcement")
                 if status != 401:
                     _broken(figures, f"a keyless 100 MB announcement got {status}, not 401")
-            took = _closed_in_time(socks, LINGER_S + SLACK_S, figures, "keyless announcements", srv,
-                                   trickling=socks[::2])
+            took = _closed_in_time(
+                socks,
+                LINGER_S + SLACK_S,
+                figures,
+                "keyless announcements",
+                srv,
+                trickling=socks[::2],
+            )
     finally:
         attacks.close_all(socks)
     if rss.growth_mib >= GROWTH_MIB:
-        _broken(figures, f"{count} keyless 100 MB announcements grew the server by {rss.growth_mib:.0f} MiB")
-    return (f"{count} keyless 100 MB announcements: RSS +{rss.growth_mib:.1f} MiB, "
-            f"all closed after {took:.1f} s")
+        _broken(
+            figures,
+            f"{count} keyless 100 MB announcements grew the server by {rss.growth_mib:.0f} MiB",
+        )
+    return (
+        f"{count} keyless 100 MB announcements: RSS +{rss.growth_mib:.1f} MiB, "
+        f"all closed after {took:.1f} s"
+    )
 
 
 def slowloris(srv, figures: Figures, count: int) -> str:
@@ -81,14 +107,18 @@ def slowloris(srv, figures: Figures, count: int) -> str:
         with attacks.PeakRss(srv.pid) as rss:
             socks = [attacks.unfinished_headers(srv.http_port) for _ in range(count)]
             figures.requests += count
-            took = _closed_in_time(socks, HEADER_S + SLACK_S, figures, "unfinished headers", srv, trickling=socks)
+            took = _closed_in_time(
+                socks, HEADER_S + SLACK_S, figures, "unfinished headers", srv, trickling=socks
+            )
     finally:
         attacks.close_all(socks)
     if rss.growth_mib >= GROWTH_MIB:
         _broken(figures, f"{count} unfinished headers grew the server by {rss.growth_mib:.0f} MiB")
-    return (f"{count} unfinished headers (header timeout {HEADER_S:g} s): RSS +{rss.growth_mib:.1f} "
-            "MiB, "
-            f"all closed after {took:.1f} s")
+    return (
+        f"{count} unfinished headers (header timeout {HEADER_S:g} s): RSS +{rss.growth_mib:.1f} "
+        "MiB, "
+        f"all closed after {took:.1f} s"
+    )
 
 
 def gzip_bombs(srv, figures: Figures, key: str, limit_bytes: int) -> str:
@@ -100,8 +130,14 @@ def gzip_bombs(srv, figures: Figures, key: str, limit_bytes: int) -> str:
     for headers, want in (({}, 401), ({"X-API-Key": key}, 413)):
         cpu = attacks.cpu_s(srv.pid)
         with attacks.PeakRss(srv.pid) as rss:
-            reply = request(srv.http_base, "POST", "/v1/images/generations", body=bomb, timeout=60,
-                            headers={"Content-Type": "application/json", "Content-Encoding": "gzip", **headers})
+            reply = request(
+                srv.http_base,
+                "POST",
+                "/v1/images/generations",
+                body=bomb,
+                timeout=60,
+                headers={"Content-Type": "application/json", "Content-Encoding": "gzip", **headers},
+            )
             answered = attacks.cpu_s(srv.pid)
             time.sleep(1.0)  # what the server does with the rest of the bomb
         figures.answer(reply.status, reply.body, f"gzip bomb, want {want}")
@@ -109,12 +145,22 @@ def gzip_bombs(srv, figures: Figures, key: str, limit_bytes: int) -> str:
             _broken(figures, f"a gzip bomb got {reply.status}, not {want}")
         after = attacks.cpu_s(srv.pid) - answered
         if want == 401 and (answered - cpu > CPU_S or rss.growth_mib > 16):
-            _broken(figures, f"a keyless bomb cost {answered - cpu:.1f} s CPU and {rss.growth_mib:.0f} MiB")
+            _broken(
+                figures,
+                f"a keyless bomb cost {answered - cpu:.1f} s CPU and {rss.growth_mib:.0f} MiB",
+            )
         if want == 413 and rss.growth_mib > limit_bytes / 2**20 + 16:
             _broken(figures, f"a keyed bomb grew the server by {rss.growth_mib:.0f} MiB")
         if after > CPU_S:
-            _broken(figures, f"the server went on inflating a bomb after its {reply.status} ({after:.1f} s CPU)")
-        seen.append(f"{reply.status} (RSS +{rss.growth_mib:.1f} MiB, CPU {answered - cpu:.2f} s, "
-                    f"then {after:.2f} s)")
-    return (f"a {len(bomb) // 1024} KiB gzip bomb of {BOMB >> 20} MiB: "
-            f"without a key {seen[0]}, with one {seen[1]}")
+            _broken(
+                figures,
+                f"the server went on inflating a bomb after its {reply.status} ({after:.1f} s CPU)",
+            )
+        seen.append(
+            f"{reply.status} (RSS +{rss.growth_mib:.1f} MiB, CPU {answered - cpu:.2f} s, "
+            f"then {after:.2f} s)"
+        )
+    return (
+        f"a {len(bomb) // 1024} KiB gzip bomb of {BOMB >> 20} MiB: "
+        f"without a key {seen[0]}, with one {seen[1]}"
+    )

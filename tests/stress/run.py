@@ -1,6 +1,7 @@
 """One stress run: a server with the fake codex (HTTP shim on, API key on),
 then fuzzing, hostile images, stalled readers and the cancel storm against
 it, then a hard death; every figure measured after the load has settled."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,15 +40,34 @@ class Scale:
     cancel_slack_s: float = 0.15
 
 
-FAST = Scale(fuzz_examples=25, storm_operations=32, hostile_rounds=1, stalled_readers=2, hard_death_runs=2,
-             announcements=10, slow_headers=50, cancel_slack_s=1.0)
-FULL = Scale(fuzz_examples=400, storm_operations=400, hostile_rounds=3, stalled_readers=8, hard_death_runs=6)
+FAST = Scale(
+    fuzz_examples=25,
+    storm_operations=32,
+    hostile_rounds=1,
+    stalled_readers=2,
+    hard_death_runs=2,
+    announcements=10,
+    slow_headers=50,
+    cancel_slack_s=1.0,
+)
+FULL = Scale(
+    fuzz_examples=400, storm_operations=400, hostile_rounds=3, stalled_readers=8, hard_death_runs=6
+)
 IDLE_S = 1.0
 
 
 def _server(tmp: Path, extra_args: tuple = (), **kw):
-    args = ["--kill-grace-ms", "200", "--max-concurrent", "8", "--queue-limit", "32",
-            "--download-idle-timeout-ms", str(int(IDLE_S * 1000)), *extra_args]
+    args = [
+        "--kill-grace-ms",
+        "200",
+        "--max-concurrent",
+        "8",
+        "--queue-limit",
+        "32",
+        "--download-idle-timeout-ms",
+        str(int(IDLE_S * 1000)),
+        *extra_args,
+    ]
     return start_server(tmp, http=True, args=args, **kw)
 
 
@@ -73,7 +93,12 @@ def load_phase(tmp: Path, scale: Scale, out: fig.Figures, report) -> None:
             ("fuzz grpc", lambda: fuzz_grpc(srv.grpc_target, scale.fuzz_examples, out)),
             ("hostile images", lambda: send_hostile_images(srv, out, scale.hostile_rounds)),
             ("stalled readers", lambda: stalled_readers(srv, out, scale.stalled_readers, IDLE_S)),
-            ("cancel storm", lambda: cancel_storm(srv, scale.storm_operations, out, slack_s=scale.cancel_slack_s)),
+            (
+                "cancel storm",
+                lambda: cancel_storm(
+                    srv, scale.storm_operations, out, slack_s=scale.cancel_slack_s
+                ),
+            ),
         ]
         _run_steps(steps, out, report, "answers_5xx")
         fig.settle(srv, out)
@@ -94,14 +119,33 @@ def keyed_phase(tmp: Path, scale: Scale, out: fig.Figures) -> None:
 
 def limits_phase(tmp: Path, scale: Scale, out: fig.Figures, report) -> None:
     """The HTTP port's limits under attack, on a server with a key."""
-    with _server(tmp / "limits", limits.SERVER_ARGS, env={"CODEX_IMAGE_SERVER_API_KEY": KEY}) as srv:
-        _run_steps([
-            ("keyless announcements", lambda: report("stress: " + limits.keyless_announcements(
-                srv, out, scale.announcements))),
-            ("slowloris", lambda: report("stress: " + limits.slowloris(srv, out, scale.slow_headers))),
-            ("gzip bombs", lambda: report("stress: " + limits.gzip_bombs(
-                srv, out, KEY, Settings().http_max_text_body_bytes))),
-        ], out, report, "limits_broken")
+    with _server(
+        tmp / "limits", limits.SERVER_ARGS, env={"CODEX_IMAGE_SERVER_API_KEY": KEY}
+    ) as srv:
+        _run_steps(
+            [
+                (
+                    "keyless announcements",
+                    lambda: report(
+                        "stress: " + limits.keyless_announcements(srv, out, scale.announcements)
+                    ),
+                ),
+                (
+                    "slowloris",
+                    lambda: report("stress: " + limits.slowloris(srv, out, scale.slow_headers)),
+                ),
+                (
+                    "gzip bombs",
+                    lambda: report(
+                        "stress: "
+                        + limits.gzip_bombs(srv, out, KEY, Settings().http_max_text_body_bytes)
+                    ),
+                ),
+            ],
+            out,
+            report,
+            "limits_broken",
+        )
         fig.settle(srv, out)
     fig.read_log(srv.log_text(), out)
 
@@ -111,10 +155,22 @@ def hard_death_phase(tmp: Path, scale: Scale, out: fig.Figures) -> None:
     leave no process, working directory or run record of it."""
     state = tmp / "death-state"
     with _server(tmp / "death1", state_dir=state) as first:
-        calls = [first.stub().Generate(pb.GenerateRequest(
-            prompt="x [[fake delay=60 child=1 shell=60 ignore_term=1]]", request_id=f"dead{i}",
-            references=[pb.Reference(image=__import__("tests.support.grpc_helpers", fromlist=["png"]).png(32, 32))]))
-            for i in range(scale.hard_death_runs)]
+        calls = [
+            first.stub().Generate(
+                pb.GenerateRequest(
+                    prompt="x [[fake delay=60 child=1 shell=60 ignore_term=1]]",
+                    request_id=f"dead{i}",
+                    references=[
+                        pb.Reference(
+                            image=__import__("tests.support.grpc_helpers", fromlist=["png"]).png(
+                                32, 32
+                            )
+                        )
+                    ],
+                )
+            )
+            for i in range(scale.hard_death_runs)
+        ]
         procs.wait_until(lambda: len(first.fake_runs()) >= scale.hard_death_runs, timeout=30)
         first.proc.send_signal(signal.SIGKILL)
         first.proc.wait()

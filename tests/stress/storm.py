@@ -17,6 +17,7 @@ Three bounds make it fail, each measured from outside the server:
 a caller leaving while its just-admitted candidate waited on a slow
 readiness probe kept its slots and work directory until the probe ended
 (seconds), and a codex was started for it after it had gone."""
+
 from __future__ import annotations
 
 import json
@@ -104,7 +105,7 @@ class ProcWatch:
                 except OSError:
                     continue  # gone, or a zombie (no cwd): zombies are the zombie check's
                 if cwd.startswith(self._prefix):
-                    self._proc_seen[cwd[len(self._prefix):].split("-", 1)[0]] = now
+                    self._proc_seen[cwd[len(self._prefix) :].split("-", 1)[0]] = now
 
     def gone_after(self, request_id: str, left_at: float) -> tuple[float, float]:
         """Seconds from `left_at` until a process of the request was last
@@ -119,8 +120,9 @@ class ProcWatch:
             time.sleep(self.SCAN_S)
 
 
-def _grpc_op(stub, rng: random.Random, figures: Figures, lock: threading.Lock,
-             watch: ProcWatch, tag: str) -> None:
+def _grpc_op(
+    stub, rng: random.Random, figures: Figures, lock: threading.Lock, watch: ProcWatch, tag: str
+) -> None:
     action = rng.choice(["cancel", "deadline", "complete"])
     prompt, deaf = _prompt(rng, long=action != "complete")
     request = pb.GenerateRequest(prompt=prompt, count=rng.randint(1, 3), request_id=tag)
@@ -145,8 +147,15 @@ def _grpc_op(stub, rng: random.Random, figures: Figures, lock: threading.Lock,
             figures.grpc_answer(code, details, f"storm {action}")
 
 
-def _gone_within_bound(watch: ProcWatch, tag: str, left_at: float, deaf: bool, what: str, figures: Figures,
-                       lock: threading.Lock) -> None:
+def _gone_within_bound(
+    watch: ProcWatch,
+    tag: str,
+    left_at: float,
+    deaf: bool,
+    what: str,
+    figures: Figures,
+    lock: threading.Lock,
+) -> None:
     """The caller has gone (cancel, deadline, dropped socket): its codex must follow."""
     took, released = watch.gone_after(tag, left_at)
     bound = GONE_BOUND_S + watch.slack_s + (GRACE_S if deaf else 0.0)
@@ -155,23 +164,35 @@ def _gone_within_bound(watch: ProcWatch, tag: str, left_at: float, deaf: bool, w
         figures.released_s.append(released)
         if took > bound:
             figures.slow_cancels += 1
-            figures._example(f"caller {tag} ({'deaf codex, ' if deaf else ''}{what}): its codex gone "
-                             f"{took * 1000:.0f} ms after it left (bound {bound * 1000:.0f} ms)")
+            figures._example(
+                f"caller {tag} ({'deaf codex, ' if deaf else ''}{what}): its codex gone "
+                f"{took * 1000:.0f} ms after it left (bound {bound * 1000:.0f} ms)"
+            )
         if released > watch.release_bound_s:
             figures.slow_cancels += 1
-            figures._example(f"caller {tag} ({what}): its slots and work directory held {released * 1000:.0f} "
-                             "ms "
-                             f"after it left (bound {watch.release_bound_s * 1000:.0f} ms)")
+            figures._example(
+                f"caller {tag} ({what}): its slots and work directory held {released * 1000:.0f} "
+                "ms "
+                f"after it left (bound {watch.release_bound_s * 1000:.0f} ms)"
+            )
 
 
-def _http_op(port: int, rng: random.Random, figures: Figures, lock: threading.Lock,
-             watch: ProcWatch, tag: str) -> None:
+def _http_op(
+    port: int,
+    rng: random.Random,
+    figures: Figures,
+    lock: threading.Lock,
+    watch: ProcWatch,
+    tag: str,
+) -> None:
     """A plain or NDJSON Generate that the client drops mid-way (RST)."""
     prompt, deaf = _prompt(rng, long=True)
     body = json.dumps({"prompt": prompt, "n": rng.randint(1, 2), "request_id": tag}).encode()
     stream = rng.random() < 0.5
-    head = (f"POST /v1/images/generate{'?stream=1' if stream else ''} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    head = (
+        f"POST /v1/images/generate{'?stream=1' if stream else ''} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     sock.sendall(head + body)
     if stream:
@@ -183,13 +204,22 @@ def _http_op(port: int, rng: random.Random, figures: Figures, lock: threading.Lo
                 figures._example("an NDJSON stream sent nothing in 30 s")
     time.sleep(rng.uniform(0.0, 1.0))
     abort(sock)
-    _gone_within_bound(watch, tag, time.monotonic(), deaf, f"dropped {'stream' if stream else 'plain'} HTTP",
-                       figures, lock)
+    _gone_within_bound(
+        watch,
+        tag,
+        time.monotonic(),
+        deaf,
+        f"dropped {'stream' if stream else 'plain'} HTTP",
+        figures,
+        lock,
+    )
     with lock:
         figures.requests += 1
 
 
-def cancel_storm(srv, operations: int, figures: Figures, seed: int = 10, slack_s: float = LOAD_SLACK_S) -> None:
+def cancel_storm(
+    srv, operations: int, figures: Figures, seed: int = 10, slack_s: float = LOAD_SLACK_S
+) -> None:
     rng = random.Random(seed)
     lock = threading.Lock()
     channel = srv.channel()
@@ -205,7 +235,10 @@ def cancel_storm(srv, operations: int, figures: Figures, seed: int = 10, slack_s
         else:
             _grpc_op(stub, r, figures, lock, watch, f"{run}grpc{i}")
 
-    with ProcWatch(srv.state_dir / "work", slack_s) as watch, ThreadPoolExecutor(max_workers=8) as pool:
+    with (
+        ProcWatch(srv.state_dir / "work", slack_s) as watch,
+        ThreadPoolExecutor(max_workers=8) as pool,
+    ):
         for future in [pool.submit(one, i) for i in range(operations)]:
             future.result()
     settled_after(srv, stub, figures)
@@ -253,7 +286,9 @@ def settled_after(srv, stub, figures: Figures) -> None:
     figures.settle_s = max(figures.settle_s, time.monotonic() - start)
     if held:
         figures.unsettled += 1
-        figures._example(f"storm not settled {SETTLE_BOUND_S:g} s after its last caller: {', '.join(held)}")
+        figures._example(
+            f"storm not settled {SETTLE_BOUND_S:g} s after its last caller: {', '.join(held)}"
+        )
     first_seen: dict[int, float] = {}
     watch_end = time.monotonic() + ZOMBIE_WATCH_S
     while time.monotonic() < watch_end:
@@ -263,8 +298,10 @@ def settled_after(srv, stub, figures: Figures) -> None:
         lasting = [z for z, seen in first_seen.items() if now - seen >= ZOMBIE_PERSIST_S]
         if lasting:
             figures.zombies += len(lasting)
-            figures._example(f"zombie children of the server after settling, unreaped for "
-                             f"{ZOMBIE_PERSIST_S:g} s: {', '.join(describe(z) for z in lasting[:3])}")
+            figures._example(
+                f"zombie children of the server after settling, unreaped for "
+                f"{ZOMBIE_PERSIST_S:g} s: {', '.join(describe(z) for z in lasting[:3])}"
+            )
             break
         time.sleep(0.02)
 
@@ -273,22 +310,37 @@ PROBE_DELAY_S = 2.0  # a readiness probe on a busy machine
 PROBE_TTL_MS = 200  # ... asked for again and again: a candidate meets one as it starts
 
 
-def cancelled_behind_a_probe(start_server, tmp, rounds: int, figures: Figures, slack_s: float = LOAD_SLACK_S) -> None:
+def cancelled_behind_a_probe(
+    start_server, tmp, rounds: int, figures: Figures, slack_s: float = LOAD_SLACK_S
+) -> None:
     """A caller that leaves while its candidate waits on a slow readiness
     probe (its slots just granted): the request must end at once, not when
     the probe does, and start no codex after the caller left."""
-    with start_server(tmp, env={"FAKE_CODEX_PROBE_DELAY": str(PROBE_DELAY_S)},
-                      extra_args=["--readiness-ttl-ms", str(PROBE_TTL_MS)]) as srv, \
-            ProcWatch(srv.state_dir / "work", slack_s) as watch:
+    with (
+        start_server(
+            tmp,
+            env={"FAKE_CODEX_PROBE_DELAY": str(PROBE_DELAY_S)},
+            extra_args=["--readiness-ttl-ms", str(PROBE_TTL_MS)],
+        ) as srv,
+        ProcWatch(srv.state_dir / "work", slack_s) as watch,
+    ):
         channel = srv.channel()
         stub = srv.stub(channel)
         lock = threading.Lock()
         for i in range(rounds):
-            fillers = [stub.Generate(pb.GenerateRequest(prompt="filler [[fake delay=30]]", count=4), timeout=120)
-                       for _ in range(2)]  # every slot of --max-concurrent 8
+            fillers = [
+                stub.Generate(
+                    pb.GenerateRequest(prompt="filler [[fake delay=30]]", count=4), timeout=120
+                )
+                for _ in range(2)
+            ]  # every slot of --max-concurrent 8
             procs.wait_until(lambda: len(codex_runs_of(srv)) >= 8, timeout=30)
-            victim = stub.Generate(pb.GenerateRequest(prompt="victim [[fake delay=30]]", count=1,
-                                                      request_id=f"probe{i}x{os.getpid()}"), timeout=120)
+            victim = stub.Generate(
+                pb.GenerateRequest(
+                    prompt="victim [[fake delay=30]]", count=1, request_id=f"probe{i}x{os.getpid()}"
+                ),
+                timeout=120,
+            )
             next(victim)  # "queued": it waits for the fillers' slots ...
             time.sleep(PROBE_TTL_MS / 1000 * 2)  # ... long enough for a probe to be due
             [f.cancel() for f in fillers]
@@ -296,8 +348,15 @@ def cancelled_behind_a_probe(start_server, tmp, rounds: int, figures: Figures, s
             procs.wait_until(lambda: _slots(stub) == (1, 0), timeout=30)
             time.sleep(0.1)
             victim.cancel()
-            _gone_within_bound(watch, f"probe{i}x{os.getpid()}", time.monotonic(), False,
-                               "cancelled behind a readiness probe", figures, lock)
+            _gone_within_bound(
+                watch,
+                f"probe{i}x{os.getpid()}",
+                time.monotonic(),
+                False,
+                "cancelled behind a readiness probe",
+                figures,
+                lock,
+            )
             with lock:
                 figures.requests += 2
         settled_after(srv, stub, figures)

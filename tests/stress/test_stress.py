@@ -1,4 +1,5 @@
 """The fast slice of the stress suite (the full run is `make stress`)."""
+
 from __future__ import annotations
 
 import pytest

@@ -2,6 +2,7 @@
 store's own record of them (PostgreSQL's `account_run_log`: when each run was
 taken and when it ended, by the database's clock), for the checks that an
 account never ran more than its budget across every replica."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,8 +22,10 @@ class Run:
 
 def read(database_url: str) -> list[Run]:
     with psycopg.connect(database_url, connect_timeout=10) as conn:
-        rows = conn.execute("SELECT account, replica, taken_at, ended_at, ended_by FROM account_run_log "
-                            "ORDER BY taken_at").fetchall()
+        rows = conn.execute(
+            "SELECT account, replica, taken_at, ended_at, ended_by FROM account_run_log "
+            "ORDER BY taken_at"
+        ).fetchall()
     return [Run(*row) for row in rows]
 
 

@@ -2,6 +2,7 @@
 the stress run: bodies announced and then trickled or never sent, headers
 never finished, compressed bombs; and the server's memory as /proc tells it
 by pid, sampled while an attack runs."""
+
 from __future__ import annotations
 
 import functools
@@ -65,12 +66,24 @@ def connect(port: int, timeout: float = 10.0) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=timeout)
 
 
-def announce(port: int, path: str, headers: dict | None = None, size: int = ANNOUNCED,
-             first: bytes = b"{" + b" " * 1023) -> socket.socket:
+def announce(
+    port: int,
+    path: str,
+    headers: dict | None = None,
+    size: int = ANNOUNCED,
+    first: bytes = b"{" + b" " * 1023,
+) -> socket.socket:
     """A POST announcing `size` bytes of body, of which only `first` is sent."""
     sock = connect(port)
-    lines = "".join(f"{k}: {v}\r\n" for k, v in {"Host": "127.0.0.1", "Content-Type": "application/json",
-                                                   **(headers or {}), "Content-Length": str(size)}.items())
+    lines = "".join(
+        f"{k}: {v}\r\n"
+        for k, v in {
+            "Host": "127.0.0.1",
+            "Content-Type": "application/json",
+            **(headers or {}),
+            "Content-Length": str(size),
+        }.items()
+    )
     sock.sendall(f"POST {path} HTTP/1.1\r\n{lines}\r\n".encode() + first)
     return sock
 
@@ -95,7 +108,11 @@ def status_of(sock: socket.socket, timeout: float) -> int | None:
     except (TimeoutError, ConnectionError):
         pass
     parts = data.split(b" ", 2)
-    return int(parts[1]) if len(parts) > 1 and parts[0].startswith(b"HTTP/") and parts[1].isdigit() else None
+    return (
+        int(parts[1])
+        if len(parts) > 1 and parts[0].startswith(b"HTTP/") and parts[1].isdigit()
+        else None
+    )
 
 
 def is_closed(sock: socket.socket) -> bool:
@@ -122,8 +139,13 @@ def trickle(socks: list[socket.socket], byte: bytes = b" ") -> None:
             pass
 
 
-def wait_closed(socks: list[socket.socket], timeout: float, trickling: list[socket.socket] = (),
-                every: float = 0.25, during=None) -> float:
+def wait_closed(
+    socks: list[socket.socket],
+    timeout: float,
+    trickling: list[socket.socket] = (),
+    every: float = 0.25,
+    during=None,
+) -> float:
     """Seconds until every socket in `socks` is closed by the server
     (AssertionError past `timeout`); meanwhile the `trickling` ones send a
     byte every `every` seconds and `during()` is called as often."""
@@ -131,7 +153,9 @@ def wait_closed(socks: list[socket.socket], timeout: float, trickling: list[sock
     open_ = list(socks)
     while open_:
         if time.monotonic() - started > timeout:
-            raise AssertionError(f"{len(open_)} of {len(socks)} connections still open after {timeout} s")
+            raise AssertionError(
+                f"{len(open_)} of {len(socks)} connections still open after {timeout} s"
+            )
         trickle([s for s in trickling if s in open_])
         if during is not None:
             during()

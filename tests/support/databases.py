@@ -1,6 +1,7 @@
 """A real PostgreSQL for the store tests (Debian's, via codex_image_cluster),
 one per test session, with a fresh database per use so tests never see each
 other's rows. `make test` installs PostgreSQL (cluster-deps): nothing skips."""
+
 from __future__ import annotations
 
 import contextlib

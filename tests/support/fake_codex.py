@@ -64,6 +64,7 @@ made without uuid, datetime, json and re, whose imports were half of a
 run's CPU; and it ends with os._exit once its output is flushed (the
 interpreter's clean-up, a full garbage collection, was another tenth).
 """
+
 import binascii
 import os
 import stat
@@ -83,7 +84,10 @@ VERSION = "codex-cli 0.169.0"
 def pattern_rows(width, height, seed):
     """Red ramps across, green down, blue a 16-px checkerboard shifted by seed."""
     reds = bytes(x * 255 // max(1, width - 1) for x in range(width))
-    blues = [bytes(255 if ((x + seed) // 16 + parity) % 2 else 0 for x in range(width)) for parity in (0, 1)]
+    blues = [
+        bytes(255 if ((x + seed) // 16 + parity) % 2 else 0 for x in range(width))
+        for parity in (0, 1)
+    ]
     for y in range(height):
         row = bytearray(3 * width)
         row[0::3] = reds
@@ -101,7 +105,9 @@ def dumps(value):
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{_json_string(str(k))}: {dumps(v)}" for k, v in value.items()) + "}"
+        return (
+            "{" + ", ".join(f"{_json_string(str(k))}: {dumps(v)}" for k, v in value.items()) + "}"
+        )
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(dumps(v) for v in value) + "]"
     raise TypeError(f"not JSON: {type(value).__name__}")
@@ -151,23 +157,50 @@ def png_bytes(width, height, seed, noise=False, pattern=False, alpha=None, key=(
 
     def chunk(kind, data):
         body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 6 if channels == 4 else 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw, 6))
+        + chunk(b"IEND", b"")
+    )
 
 
 def parse_exec_args(argv):
-    opts = {"json": False, "skip_git": False, "images": [], "config": [], "sandbox": None,
-            "cd": None, "profile": None, "prompt": None}
-    takes_value = {"-c", "--config", "-s", "--sandbox", "-C", "--cd", "-p", "--profile",
-                   "-m", "--model", "--color", "-o", "--output-last-message"}
+    opts = {
+        "json": False,
+        "skip_git": False,
+        "images": [],
+        "config": [],
+        "sandbox": None,
+        "cd": None,
+        "profile": None,
+        "prompt": None,
+    }
+    takes_value = {
+        "-c",
+        "--config",
+        "-s",
+        "--sandbox",
+        "-C",
+        "--cd",
+        "-p",
+        "--profile",
+        "-m",
+        "--model",
+        "--color",
+        "-o",
+        "--output-last-message",
+    }
     i = 0
     while i < len(argv):
         a = argv[i]
         if a == "--":
-            opts["prompt"] = " ".join(argv[i + 1:])
+            opts["prompt"] = " ".join(argv[i + 1 :])
             break
         if a.startswith("--image="):
             opts["images"].append(a.split("=", 1)[1])
@@ -220,7 +253,7 @@ def directives(prompt):
         if end < 0:
             break
         if prompt.startswith("]]", end):
-            for pair in prompt[at + 7:end].split():
+            for pair in prompt[at + 7 : end].split():
                 if "=" in pair:
                     k, v = pair.split("=", 1)
                     found[k.strip()] = v.strip()
@@ -232,9 +265,9 @@ def candidate_of(prompt):
     """(N, M) of the first "candidate N of M" in the prompt, else None."""
     at = prompt.find("candidate ")
     while at >= 0:
-        words = prompt[at + 10:at + 64].split(" ", 2)
+        words = prompt[at + 10 : at + 64].split(" ", 2)
         if len(words) == 3 and words[0].isdigit() and words[1] == "of":
-            total = words[2][:len(words[2]) - len(words[2].lstrip("0123456789"))]
+            total = words[2][: len(words[2]) - len(words[2].lstrip("0123456789"))]
             if total:
                 return int(words[0]), int(total)
         at = prompt.find("candidate ", at + 1)
@@ -242,13 +275,16 @@ def candidate_of(prompt):
 
 
 def _home_settings():
-    path = os.path.join(os.environ.get("CODEX_HOME") or os.path.expanduser("~/.codex"), "fake_codex.json")
+    path = os.path.join(
+        os.environ.get("CODEX_HOME") or os.path.expanduser("~/.codex"), "fake_codex.json"
+    )
     try:
         with open(path) as f:
             text = f.read()
     except OSError:
         return {}
     import json
+
     try:
         return json.loads(text)
     except ValueError:
@@ -268,6 +304,7 @@ def emit(event):
 
 def _sha256_of(path):
     import hashlib
+
     try:
         with open(path, "rb") as f:
             return hashlib.sha256(f.read()).hexdigest()
@@ -280,10 +317,18 @@ def record_pids(child_pid, images=(), shell_pid=None, prompt=""):
     if not piddir:
         return
     os.makedirs(piddir, exist_ok=True)
-    info = {"pid": os.getpid(), "pgid": os.getpgid(0), "sid": os.getsid(0), "child_pid": child_pid, "piddir": piddir,
-            "shell_pid": shell_pid, "prompt_chars": len(prompt),
-            "cwd": os.getcwd(), "started": time.time(),
-            "images": [{"path": p, "sha256": _sha256_of(p)} for p in images]}
+    info = {
+        "pid": os.getpid(),
+        "pgid": os.getpgid(0),
+        "sid": os.getsid(0),
+        "child_pid": child_pid,
+        "piddir": piddir,
+        "shell_pid": shell_pid,
+        "prompt_chars": len(prompt),
+        "cwd": os.getcwd(),
+        "started": time.time(),
+        "images": [{"path": p, "sha256": _sha256_of(p)} for p in images],
+    }
     tmp = os.path.join(piddir, f".{os.getpid()}.tmp")
     with open(tmp, "w") as f:
         f.write(dumps(info))
@@ -298,6 +343,7 @@ def wait_for_siblings(count, timeout=20.0):
     if not piddir:
         return
     import json
+
     request_dir = os.path.dirname(os.getcwd())
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -322,20 +368,38 @@ def codex_home():
 def write_rollout(thread_id, items):
     seconds = time.time()
     now = time.localtime(seconds)
-    day = os.path.join(codex_home(), "sessions", time.strftime("%Y", now), time.strftime("%m", now),
-                       time.strftime("%d", now))
+    day = os.path.join(
+        codex_home(),
+        "sessions",
+        time.strftime("%Y", now),
+        time.strftime("%m", now),
+        time.strftime("%d", now),
+    )
     os.makedirs(day, exist_ok=True)
     path = os.path.join(day, f"rollout-{time.strftime('%Y-%m-%dT%H-%M-%S', now)}-{thread_id}.jsonl")
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", now) + ".%06d" % int(seconds % 1 * 1e6)
     with open(path, "w") as f:
-        f.write(dumps({"timestamp": stamp, "type": "session_meta",
-                            "payload": {"id": thread_id, "cli_version": setting({}, "version", VERSION).split()[-1]}})
-                + "\n")
+        f.write(
+            dumps(
+                {
+                    "timestamp": stamp,
+                    "type": "session_meta",
+                    "payload": {
+                        "id": thread_id,
+                        "cli_version": setting({}, "version", VERSION).split()[-1],
+                    },
+                }
+            )
+            + "\n"
+        )
         for item in items:
             if item.get("type") == "Extension":
                 # Measured: the image item sits inside an event_msg/item_completed line.
-                line = {"timestamp": stamp, "type": "event_msg",
-                        "payload": {"type": "item_completed", "thread_id": thread_id, "item": item}}
+                line = {
+                    "timestamp": stamp,
+                    "type": "event_msg",
+                    "payload": {"type": "item_completed", "thread_id": thread_id, "item": item},
+                }
             elif item.get("type") == "image_generation_end":
                 line = {"timestamp": stamp, "type": "event_msg", "payload": item}
             elif item.get("type") == "imageGeneration":
@@ -356,7 +420,10 @@ def sleep_steps(total, steps):
     # A stream of events, as a real turn streams its reasoning, written in
     # bursts every 10 ms: the server is always just receiving one when its
     # caller leaves.
-    line = dumps({"type": "item.started", "item": {"id": "item_r", "type": "reasoning", "text": ""}}) + "\n"
+    line = (
+        dumps({"type": "item.started", "item": {"id": "item_r", "type": "reasoning", "text": ""}})
+        + "\n"
+    )
     burst = line * max(1, int(CHATTER[0] / 100))
     end = time.monotonic() + total
     while time.monotonic() < end:
@@ -392,21 +459,27 @@ def run_exec(argv):
 
     if ignore_term:
         import signal
+
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     child_pid = None
     if setting(d, "child", "0") == "1" or setting(d, "shell", ""):
         import subprocess
     if setting(d, "child", "0") == "1":
-        code = ("import signal,time\n"
-                + ("signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" if ignore_term else "")
-                + "time.sleep(3600)\n")
+        code = (
+            "import signal,time\n"
+            + ("signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" if ignore_term else "")
+            + "time.sleep(3600)\n"
+        )
         child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL)
         child_pid = child.pid
     shell_pid = None
     if setting(d, "shell", ""):
         trap = "trap '' TERM; " if ignore_term else ""
-        shell = subprocess.Popen(["/bin/sh", "-c", f"{trap}exec sleep {float(setting(d, 'shell', '1'))}"],
-                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        shell = subprocess.Popen(
+            ["/bin/sh", "-c", f"{trap}exec sleep {float(setting(d, 'shell', '1'))}"],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         shell_pid = shell.pid
     record_pids(child_pid, opts["images"], shell_pid, prompt)
     if fail_candidate and int(fail_candidate) == candidate and m:
@@ -422,13 +495,22 @@ def run_exec(argv):
             f"{opts['cd'] or os.getcwd()}\n"
             "model: gpt-5.4\nprovider: openai\napproval: never\nsandbox: "
             f"{opts['sandbox'] or 'read-only'}\n"
-            f"session id: {thread_id}\n--------\n")
+            f"session id: {thread_id}\n--------\n"
+        )
     sys.stderr.flush()
     emit({"type": "thread.started", "thread_id": thread_id})
     # 0.169.0 starts every turn with this harmless warning item.
-    emit({"type": "item.completed", "item": {"id": "item_0", "type": "error", "message":
-          "Model metadata for `gpt-5.4` not found. "
-          "Defaulting to fallback metadata; this can degrade performance and cause issues."}})
+    emit(
+        {
+            "type": "item.completed",
+            "item": {
+                "id": "item_0",
+                "type": "error",
+                "message": "Model metadata for `gpt-5.4` not found. "
+                "Defaulting to fallback metadata; this can degrade performance and cause issues.",
+            },
+        }
+    )
     emit({"type": "turn.started"})
     sleep_steps(delay / 2, 5)
 
@@ -442,28 +524,47 @@ def run_exec(argv):
         emit({"type": "turn.failed", "error": {"message": msg}})
         finish(child_pid, 1)
 
-    emit({"type": "item.completed", "item": {"id": "item_1", "type": "agent_message",
-                                             "text": "Generating the image now."}})
+    emit(
+        {
+            "type": "item.completed",
+            "item": {"id": "item_1", "type": "agent_message", "text": "Generating the image now."},
+        }
+    )
     call_id = "call_" + uuid4().replace("-", "")[:20]
     sleep_steps(delay / 2, 5)
     items = []
     reply = "Here is your image."
-    tool_error = {"quota": ('image generation failed: http 429 Too Many Requests: Some("{\\"error\\": '
-                            '{\\"type\\": \\"usage_limit_reached\\", \\"message\\": \\"The usage limit '
-                            'has been reached\\", \\"resets_at\\": 1893456000, \\"resets_in_seconds\\": 3600}}")'),
-                  "forbidden": 'image generation failed: http 403 Forbidden: '
-                               'Some("{\\"error\\": \\"forbidden\\"}")',
-                  "moderation": ('image generation failed: http 400 Bad Request: Some("{\\"error\\": {\\"type\\": '
-                                 '\\"image_generation_user_error\\", \\"code\\": \\"moderation_blocked\\", '
-                                 '\\"param\\": null, \\"message\\": \\"Your request was rejected by the safety '
-                                 'system.\\"}}")'),
-                  }.get(mode)
+    tool_error = {
+        "quota": (
+            'image generation failed: http 429 Too Many Requests: Some("{\\"error\\": '
+            '{\\"type\\": \\"usage_limit_reached\\", \\"message\\": \\"The usage limit '
+            'has been reached\\", \\"resets_at\\": 1893456000, \\"resets_in_seconds\\": 3600}}")'
+        ),
+        "forbidden": "image generation failed: http 403 Forbidden: "
+        'Some("{\\"error\\": \\"forbidden\\"}")',
+        "moderation": (
+            'image generation failed: http 400 Bad Request: Some("{\\"error\\": {\\"type\\": '
+            '\\"image_generation_user_error\\", \\"code\\": \\"moderation_blocked\\", '
+            '\\"param\\": null, \\"message\\": \\"Your request was rejected by the safety '
+            'system.\\"}}")'
+        ),
+    }.get(mode)
     if tool_error:
         # Measured: exit 0, stdout as on success, the error only on stderr and
         # in the rollout (status failed, no savedPath, text in the tool output).
-        sys.stderr.write(f"2026-11-21T05:42:06.514Z ERROR codex_core::tools::router: error={tool_error}\n")
-        items.append({"type": "Extension", "kind": "image_gen.generation", "id": call_id,
-                      "status": "failed", "result": "", "failure": None})
+        sys.stderr.write(
+            f"2026-11-21T05:42:06.514Z ERROR codex_core::tools::router: error={tool_error}\n"
+        )
+        items.append(
+            {
+                "type": "Extension",
+                "kind": "image_gen.generation",
+                "id": call_id,
+                "status": "failed",
+                "result": "",
+                "failure": None,
+            }
+        )
         items.append({"type": "function_call_output", "call_id": call_id, "output": tool_error})
     elif mode == "noimage":
         reply = "I can't help with creating that image."
@@ -473,49 +574,113 @@ def run_exec(argv):
         key = None
         if "uniform #" in prompt:
             import re
+
             key = re.search(r"uniform #([0-9a-fA-F]{6}) background", prompt)
         key = tuple(bytes.fromhex(key.group(1))) if key else (0, 255, 0)
-        png = png_bytes(width, height, candidate, noise=setting(d, "noise", "0") == "1" or alpha == "opaque",
-                        pattern=setting(d, "pattern", "0") == "1", alpha=alpha if wants_alpha else None, key=key)
+        png = png_bytes(
+            width,
+            height,
+            candidate,
+            noise=setting(d, "noise", "0") == "1" or alpha == "opaque",
+            pattern=setting(d, "pattern", "0") == "1",
+            alpha=alpha if wants_alpha else None,
+            key=key,
+        )
         revised = "A rendered scene for candidate %d" % candidate
         home = codex_home()
         if layout in ("generated", "legacy-ig"):
             folder = os.path.join(home, "generated_images", thread_id)
             os.makedirs(folder, exist_ok=True)
-            name = (call_id if layout == "generated" else "ig_" + uuid4().replace("-", "")[:12]) + ".png"
+            name = (
+                call_id if layout == "generated" else "ig_" + uuid4().replace("-", "")[:12]
+            ) + ".png"
             saved = os.path.join(folder, name)
             with open(saved, "wb") as f:
                 f.write(png)
             if layout == "generated":
-                items.append({"type": "Extension", "kind": "image_gen.generation", "id": call_id,
-                              "status": "completed", "savedPath": saved, "revisedPrompt": revised,
-                              "result": b64(png), "failure": None})
+                items.append(
+                    {
+                        "type": "Extension",
+                        "kind": "image_gen.generation",
+                        "id": call_id,
+                        "status": "completed",
+                        "savedPath": saved,
+                        "revisedPrompt": revised,
+                        "result": b64(png),
+                        "failure": None,
+                    }
+                )
         elif layout in ("rollout-saved", "legacy-end", "app-server", "unknown"):
             folder = os.path.join(home, "elsewhere")
             os.makedirs(folder, exist_ok=True)
             saved = os.path.join(folder, call_id + ".png")
             with open(saved, "wb") as f:
                 f.write(png)
-            items.append({
-                "legacy-end": {"type": "image_generation_end", "call_id": call_id, "status": "generating",
-                               "revised_prompt": revised, "result": "", "saved_path": saved},
-                "app-server": {"type": "imageGeneration", "id": call_id, "status": "completed",
-                               "revisedPrompt": revised, "savedPath": saved},
-                "unknown": {"type": "Extension", "kind": "image_gen.generation.v2", "id": call_id,
-                            "status": "completed", "image": {"path": saved}},
-            }.get(layout) or {"type": "Extension", "kind": "image_gen.generation", "id": call_id,
-                              "status": "completed", "savedPath": saved, "revisedPrompt": revised})
+            items.append(
+                {
+                    "legacy-end": {
+                        "type": "image_generation_end",
+                        "call_id": call_id,
+                        "status": "generating",
+                        "revised_prompt": revised,
+                        "result": "",
+                        "saved_path": saved,
+                    },
+                    "app-server": {
+                        "type": "imageGeneration",
+                        "id": call_id,
+                        "status": "completed",
+                        "revisedPrompt": revised,
+                        "savedPath": saved,
+                    },
+                    "unknown": {
+                        "type": "Extension",
+                        "kind": "image_gen.generation.v2",
+                        "id": call_id,
+                        "status": "completed",
+                        "image": {"path": saved},
+                    },
+                }.get(layout)
+                or {
+                    "type": "Extension",
+                    "kind": "image_gen.generation",
+                    "id": call_id,
+                    "status": "completed",
+                    "savedPath": saved,
+                    "revisedPrompt": revised,
+                }
+            )
         elif layout == "rollout-result":
-            items.append({"type": "Extension", "kind": "image_gen.generation", "id": call_id,
-                          "status": "completed", "revisedPrompt": revised,
-                          "result": b64(png)})
+            items.append(
+                {
+                    "type": "Extension",
+                    "kind": "image_gen.generation",
+                    "id": call_id,
+                    "status": "completed",
+                    "revisedPrompt": revised,
+                    "result": b64(png),
+                }
+            )
         elif layout == "legacy-call":
-            items.append({"type": "image_generation_call", "id": "ig_1", "status": "completed",
-                          "revised_prompt": revised, "result": b64(png)})
+            items.append(
+                {
+                    "type": "image_generation_call",
+                    "id": "ig_1",
+                    "status": "completed",
+                    "revised_prompt": revised,
+                    "result": b64(png),
+                }
+            )
     write_rollout(thread_id, items)
-    emit({"type": "item.completed", "item": {"id": "item_2", "type": "agent_message", "text": reply}})
-    emit({"type": "turn.completed", "usage": {"input_tokens": 1200, "cached_input_tokens": 0,
-                                              "output_tokens": 40}})
+    emit(
+        {"type": "item.completed", "item": {"id": "item_2", "type": "agent_message", "text": reply}}
+    )
+    emit(
+        {
+            "type": "turn.completed",
+            "usage": {"input_tokens": 1200, "cached_input_tokens": 0, "output_tokens": 40},
+        }
+    )
     if not opts["json"]:
         sys.stderr.write("tokens used\n1,240\n")
     finish(child_pid, 0)

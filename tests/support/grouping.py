@@ -5,6 +5,7 @@ A group runs on one worker, in collection order, while other workers run
 other groups. By default a group is one test file, so a module-scoped server
 starts once; the tables below widen that where a resource is shared or heavy.
 """
+
 from __future__ import annotations
 
 from xdist.scheduler import LoadScopeScheduling

@@ -1,4 +1,5 @@
 """Small helpers for reading gRPC errors and images in tests."""
+
 from __future__ import annotations
 
 import io
@@ -40,8 +41,12 @@ def jpeg(width: int, height: int, color=(30, 90, 200)) -> bytes:
 
 def png_claiming(width: int, height: int) -> bytes:
     """A small, valid grayscale PNG whose pixels are all zero: huge when decoded."""
+
     def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
     raw = zlib.compress(b"\0" * ((width + 1) * height), 9)
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")

@@ -1,5 +1,6 @@
 """Looking processes up by pid and process group, for tests that must prove a
 codex run is gone. Independent of the server's own code on purpose."""
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,7 @@ def _stat(pid: int) -> list[str] | None:
             data = f.read().decode("utf-8", "replace")
     except OSError:
         return None
-    return data[data.rindex(")") + 2:].split()
+    return data[data.rindex(")") + 2 :].split()
 
 
 def running(pid: int) -> bool:
@@ -75,7 +76,11 @@ def environ_of(pid: int) -> dict[str, str]:
             raw = f.read()
     except OSError:
         return {}
-    return dict(entry.decode("utf-8", "replace").split("=", 1) for entry in raw.split(b"\0") if b"=" in entry)
+    return dict(
+        entry.decode("utf-8", "replace").split("=", 1)
+        for entry in raw.split(b"\0")
+        if b"=" in entry
+    )
 
 
 def run_gone(run: dict) -> bool:
@@ -126,8 +131,11 @@ def codex_run_pids(state_dir) -> list[int]:
     carries in its environment: the server's own record, not the fake's."""
     runs = os.path.join(str(state_dir), "codex-runs")
     try:
-        ids = {name[:-len(".json")] for name in os.listdir(runs) if name.endswith(".json")}
+        ids = {name[: -len(".json")] for name in os.listdir(runs) if name.endswith(".json")}
     except OSError:
         return []
-    return [int(name) for name in os.listdir("/proc")
-            if name.isdigit() and running(int(name)) and environ_of(int(name)).get(RUN_ID_ENV) in ids]
+    return [
+        int(name)
+        for name in os.listdir("/proc")
+        if name.isdigit() and running(int(name)) and environ_of(int(name)).get(RUN_ID_ENV) in ids
+    ]

@@ -20,6 +20,7 @@ FAKE_CODEX_PIDDIR (srv.piddir) collects one JSON per fake codex run so a test
 can look each process up by pid. Stopping sends SIGTERM and waits; if the
 server does not stop in time it is killed and the test fails.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -74,9 +75,13 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.http_port}"
 
     def channel(self) -> grpc.Channel:
-        return grpc.insecure_channel(self.grpc_target, options=[
-            ("grpc.max_receive_message_length", 128 * 1024 * 1024),
-            ("grpc.max_send_message_length", 128 * 1024 * 1024)])
+        return grpc.insecure_channel(
+            self.grpc_target,
+            options=[
+                ("grpc.max_receive_message_length", 128 * 1024 * 1024),
+                ("grpc.max_send_message_length", 128 * 1024 * 1024),
+            ],
+        )
 
     def stub(self, channel: grpc.Channel | None = None):
         return image_service_pb2_grpc.ImageServiceStub(channel or self.channel())
@@ -127,10 +132,14 @@ def fake_codex_launcher(directory: Path) -> Path:
     the launcher, which imports that bytecode: runpy (and a plain import
     under PYTHONDONTWRITEBYTECODE) compiled the source on every run."""
     launcher = Path(directory) / "codex"
-    py_compile.compile(str(FAKE_CODEX), cfile=str(launcher.with_name(f"{FAKE_CODEX.stem}.pyc")), doraise=True)
+    py_compile.compile(
+        str(FAKE_CODEX), cfile=str(launcher.with_name(f"{FAKE_CODEX.stem}.pyc")), doraise=True
+    )
     # The script's own directory is sys.path[0]: the import finds that .pyc.
-    launcher.write_text(f"#!{os.path.realpath(sys.executable)} -S\n"
-                        f"import sys\nimport {FAKE_CODEX.stem}\nsys.exit({FAKE_CODEX.stem}.main(sys.argv[1:]))\n")
+    launcher.write_text(
+        f"#!{os.path.realpath(sys.executable)} -S\n"
+        f"import sys\nimport {FAKE_CODEX.stem}\nsys.exit({FAKE_CODEX.stem}.main(sys.argv[1:]))\n"
+    )
     launcher.chmod(0o755)
     return launcher
 
@@ -140,14 +149,35 @@ def server_command(args: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def start_server(tmp_path: Path, *, codex: str | os.PathLike | None = None, env: dict | None = None,
-                 args: list[str] | None = None, http: bool = False, logged_in: bool = True,
-                 state_dir: Path | None = None, output_dir: Path | None = None,
-                 codex_home: Path | None = None, command: list[str] | None = None, cwd: Path | None = None,
-                 terminal: int | None = None):
-    srv = launch(tmp_path, codex=codex, env=env, args=args, http=http, logged_in=logged_in,
-                 state_dir=state_dir, output_dir=output_dir, codex_home=codex_home, command=command, cwd=cwd,
-                 terminal=terminal)
+def start_server(
+    tmp_path: Path,
+    *,
+    codex: str | os.PathLike | None = None,
+    env: dict | None = None,
+    args: list[str] | None = None,
+    http: bool = False,
+    logged_in: bool = True,
+    state_dir: Path | None = None,
+    output_dir: Path | None = None,
+    codex_home: Path | None = None,
+    command: list[str] | None = None,
+    cwd: Path | None = None,
+    terminal: int | None = None,
+):
+    srv = launch(
+        tmp_path,
+        codex=codex,
+        env=env,
+        args=args,
+        http=http,
+        logged_in=logged_in,
+        state_dir=state_dir,
+        output_dir=output_dir,
+        codex_home=codex_home,
+        command=command,
+        cwd=cwd,
+        terminal=terminal,
+    )
     try:
         yield srv
     finally:
@@ -157,8 +187,21 @@ def start_server(tmp_path: Path, *, codex: str | os.PathLike | None = None, env:
         procs.kill_leftover_runs(srv.fake_runs())
 
 
-def launch(tmp_path: Path, *, codex=None, env=None, args=None, http=False, logged_in=True,
-           state_dir=None, output_dir=None, codex_home=None, command=None, cwd=None, terminal=None) -> ServerProcess:
+def launch(
+    tmp_path: Path,
+    *,
+    codex=None,
+    env=None,
+    args=None,
+    http=False,
+    logged_in=True,
+    state_dir=None,
+    output_dir=None,
+    codex_home=None,
+    command=None,
+    cwd=None,
+    terminal=None,
+) -> ServerProcess:
     tmp_path = Path(tmp_path)
     run_dir = Path(os.path.realpath(tmp_path)) / f"server-{time.monotonic_ns()}"
     run_dir.mkdir(parents=True)
@@ -175,35 +218,55 @@ def launch(tmp_path: Path, *, codex=None, env=None, args=None, http=False, logge
     for name in list(full_env):
         if name.startswith("CODEX_IMAGE_SERVER_"):
             del full_env[name]  # a developer's own settings must not leak into tests
-    full_env.update({
-        "CODEX_HOME": str(codex_home),
-        "FAKE_CODEX_PIDDIR": str(piddir),
-        "CODEX_IMAGE_SERVER_CODEX_BIN": str(codex or fake_codex_launcher(run_dir)),
-        "CODEX_IMAGE_SERVER_GRPC_PORT": "0",
-        "CODEX_IMAGE_SERVER_PORT": "0",
-        "CODEX_IMAGE_SERVER_HTTP_ENABLED": "1" if http else "0",
-        "CODEX_IMAGE_SERVER_OUTPUT_DIR": str(output_dir),
-        "CODEX_IMAGE_SERVER_STATE_DIR": str(state_dir),
-        "CODEX_IMAGE_SERVER_READY_FILE": str(ready_file),
-        "PYTHONUNBUFFERED": "1",
-        **FAKE_CODEX_ENV,
-    })
+    full_env.update(
+        {
+            "CODEX_HOME": str(codex_home),
+            "FAKE_CODEX_PIDDIR": str(piddir),
+            "CODEX_IMAGE_SERVER_CODEX_BIN": str(codex or fake_codex_launcher(run_dir)),
+            "CODEX_IMAGE_SERVER_GRPC_PORT": "0",
+            "CODEX_IMAGE_SERVER_PORT": "0",
+            "CODEX_IMAGE_SERVER_HTTP_ENABLED": "1" if http else "0",
+            "CODEX_IMAGE_SERVER_OUTPUT_DIR": str(output_dir),
+            "CODEX_IMAGE_SERVER_STATE_DIR": str(state_dir),
+            "CODEX_IMAGE_SERVER_READY_FILE": str(ready_file),
+            "PYTHONUNBUFFERED": "1",
+            **FAKE_CODEX_ENV,
+        }
+    )
     full_env.update(EXTRA_ENV)
     full_env.update({k: str(v) for k, v in (env or {}).items()})
     with open(log_path, "wb") as log:
         out = log if terminal is None else terminal
-        proc = subprocess.Popen([*command, *(args or [])] if command else server_command(list(args or [])),
-                                env=full_env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                cwd=str(cwd or REPO))
+        proc = subprocess.Popen(
+            [*command, *(args or [])] if command else server_command(list(args or [])),
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            cwd=str(cwd or REPO),
+        )
     deadline = time.monotonic() + START_TIMEOUT_S
     while not ready_file.exists():
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}"
+            )
         if time.monotonic() > deadline:
             proc.kill()
             proc.wait()
-            raise RuntimeError(f"server not ready in {START_TIMEOUT_S}s:\n{log_path.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"server not ready in {START_TIMEOUT_S}s:\n{log_path.read_text()[-3000:]}"
+            )
         time.sleep(0.02)
     info = json.loads(ready_file.read_text())
-    return ServerProcess(proc, info["grpc_port"], info.get("http_port", 0), codex_home, output_dir, state_dir,
-                         piddir, log_path, full_env)
+    return ServerProcess(
+        proc,
+        info["grpc_port"],
+        info.get("http_port", 0),
+        codex_home,
+        output_dir,
+        state_dir,
+        piddir,
+        log_path,
+        full_env,
+    )

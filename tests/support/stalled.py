@@ -1,5 +1,6 @@
 """A download client that stops reading, over a real socket: for tests and
 benches of slow readers."""
+
 from __future__ import annotations
 
 import socket

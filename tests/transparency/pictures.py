@@ -2,6 +2,7 @@
 and semi-transparent parts, composited over a key colour exactly the way a
 matte assumes (C = a*F + (1-a)*K), so the recovered alpha can be compared
 with the truth."""
+
 from __future__ import annotations
 
 import io
@@ -43,9 +44,12 @@ def truth(key_free_colours: bool = True) -> tuple[np.ndarray, np.ndarray]:
     for layer_a, col in ((g, glass_col), (gl, glow_col)):
         new_a = layer_a + alpha * (1 - layer_a)
         with np.errstate(invalid="ignore", divide="ignore"):
-            fg_arr = np.where(new_a[..., None] > 0,
-                              (col * layer_a[..., None] + fg_arr * (alpha * (1 - layer_a))[..., None])
-                              / np.maximum(new_a, 1e-6)[..., None], fg_arr)
+            fg_arr = np.where(
+                new_a[..., None] > 0,
+                (col * layer_a[..., None] + fg_arr * (alpha * (1 - layer_a))[..., None])
+                / np.maximum(new_a, 1e-6)[..., None],
+                fg_arr,
+            )
         alpha = new_a
     return fg_arr.clip(0, 255).astype(np.uint8), alpha
 

@@ -6,6 +6,7 @@ Tolerance (alpha in 0..1): mean absolute error <= 0.01 over the whole image,
 <= 0.03 over the soft and semi-transparent pixels, 99th percentile <= 0.08.
 Measured: green key 0.004 / 0.016 / 0.051, magenta key 0.002 / 0.007 / 0.035.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,7 +46,9 @@ def test_the_key_as_painted_need_not_be_pure():
     """Models paint #00ff00 as something near it: the key is read from the border."""
     fg, alpha = pictures.truth()
     painted = (24, 236, 30)
-    made = transparency.make_transparent(pictures.png(pictures.on_key(fg, alpha, painted)), transparency.GREEN)
+    made = transparency.make_transparent(
+        pictures.png(pictures.on_key(fg, alpha, painted)), transparency.GREEN
+    )
     err = np.abs(pictures.rgba_of(made.png)[..., 3] / 255 - alpha)
     assert err.mean() <= MEAN_TOL and np.percentile(err, 99) <= P99_TOL
 
@@ -56,7 +59,9 @@ def test_spill_is_suppressed_on_the_edge():
     composite = pictures.on_key(fg, alpha, transparency.GREEN).astype(int)
     edge = (alpha > 0.1) & (alpha < 0.9)
     composite[edge, 1] = np.minimum(255, composite[edge, 1] + 40)  # extra green bounce light
-    made = transparency.make_transparent(pictures.png(composite.astype(np.uint8)), transparency.GREEN)
+    made = transparency.make_transparent(
+        pictures.png(composite.astype(np.uint8)), transparency.GREEN
+    )
     got = pictures.rgba_of(made.png)
     visible_edge = edge & (got[..., 3] > 8)
     excess = got[..., 1].astype(int) - np.maximum(got[..., 0], got[..., 2]).astype(int)
@@ -90,10 +95,16 @@ def _photo(size=(256, 192)) -> bytes:
     return pictures.png(np.asarray(img))
 
 
-@pytest.mark.parametrize("picture, why", [
-    (_photo(), "border is the key colour"),
-    (pictures.png(np.full((64, 64, 3), (0, 255, 0), np.uint8)), "nothing is left of the subject"),
-])
+@pytest.mark.parametrize(
+    "picture, why",
+    [
+        (_photo(), "border is the key colour"),
+        (
+            pictures.png(np.full((64, 64, 3), (0, 255, 0), np.uint8)),
+            "nothing is left of the subject",
+        ),
+    ],
+)
 def test_a_picture_that_cannot_be_keyed_is_refused(picture, why):
     with pytest.raises(ServiceError) as err:
         transparency.make_transparent(picture, transparency.GREEN)
@@ -106,7 +117,9 @@ def test_real_alpha_with_a_key_coloured_halo_is_keyed_again():
     around it: the residue check sees it, and the matte takes the ring away."""
     fg, alpha = pictures.truth()
     hard = np.where(alpha > 0.02, 255, 0).astype(np.uint8)
-    rgb = pictures.on_key(fg, alpha, transparency.GREEN)  # the ring: soft edge pixels mixed with green
+    rgb = pictures.on_key(
+        fg, alpha, transparency.GREEN
+    )  # the ring: soft edge pixels mixed with green
     rgba = np.dstack([rgb, hard])
     assert matte.verdict(matte.measure(matte.despill(rgba, transparency.GREEN), transparency.GREEN))
     made = transparency.make_transparent(pictures.png(rgba), transparency.GREEN)

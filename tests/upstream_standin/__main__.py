@@ -3,6 +3,7 @@
 Prints its port and base URL, and (with --codex-home) writes a CODEX_HOME
 pointing codex at it, then serves until Ctrl-C.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,13 @@ def main(argv=None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--codex-home", help="write a CODEX_HOME with the mock provider here")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="default switch, e.g. --set slow=5 --set images_status=403")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="default switch, e.g. --set slow=5 --set images_status=403",
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
     args = parser.parse_args(argv)
 

@@ -5,6 +5,7 @@ the real binary"). The `x-openai-actor-authorization` header is what makes
 0.169.0 offer its `image_gen.imagegen` tool to a non-ChatGPT provider: local
 test upstreams only.
 """
+
 from __future__ import annotations
 
 import os

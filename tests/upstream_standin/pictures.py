@@ -1,4 +1,5 @@
 """Real images for the stand-in's Images API answers, and data-URL decoding."""
+
 from __future__ import annotations
 
 import base64
@@ -34,7 +35,8 @@ def make_png(width: int, height: int, noise: bool = False) -> bytes:
     if noise:
         out = io.BytesIO()
         Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(
-            out, format="PNG", compress_level=0)
+            out, format="PNG", compress_level=0
+        )
         return out.getvalue()
     serial = next(_counter)
     seed = hashlib.sha256(f"standin-{serial}".encode()).digest()
@@ -56,7 +58,9 @@ def make_subject(width: int, height: int, background: tuple) -> bytes:
     mode = "RGBA" if len(background) == 4 else "RGB"
     img = Image.new(mode, (width, height), background)
     colour = (200, 40 + seed[0] % 80, 30 + seed[1] % 40) + ((255,) if mode == "RGBA" else ())
-    ImageDraw.Draw(img).ellipse([width // 4, height // 4, width * 3 // 4, height * 3 // 4], fill=colour)
+    ImageDraw.Draw(img).ellipse(
+        [width // 4, height // 4, width * 3 // 4, height * 3 // 4], fill=colour
+    )
     out = io.BytesIO()
     img.save(out, format="PNG")
     return out.getvalue()
@@ -65,7 +69,7 @@ def make_subject(width: int, height: int, background: tuple) -> bytes:
 def decode_data_url(url: str) -> tuple[str, bytes]:
     """`data:<mime>;base64,<b64>` to (mime, bytes)."""
     head, _, payload = url.partition(",")
-    mime = head[len("data:"):].split(";")[0] if head.startswith("data:") else ""
+    mime = head[len("data:") :].split(";")[0] if head.startswith("data:") else ""
     return mime, base64.b64decode(payload)
 
 

@@ -1,4 +1,5 @@
 """Thread-safe record of everything the stand-in received and returned."""
+
 from __future__ import annotations
 
 import threading

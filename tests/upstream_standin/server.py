@@ -5,6 +5,7 @@ Answers what codex 0.169.0 asks of a `wire_api = "responses"` provider:
 `POST /v1/images/edits` and `GET /v1/models`. Everything received and
 returned is recorded in `standin.records` for the tests to assert on.
 """
+
 from __future__ import annotations
 
 import base64
@@ -108,7 +109,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.close_connection = True
         if not record.get("client_closed"):
             self.standin.records.update(record, client_closed=True)
-            self.standin.records.add("client_closed", request_seq=record["seq"], path=record["path"])
+            self.standin.records.add(
+                "client_closed", request_seq=record["seq"], path=record["path"]
+            )
             self.standin._log(f"client closed connection during {record['kind']} #{record['seq']}")
 
     def _headers_summary(self) -> dict:
@@ -136,8 +139,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except ValueError:
             body = None
         if body is None or path.endswith("/responses") is False and "/images/" not in path:
-            self.standin.records.add("other", method="POST", path=self.path, body_bytes=len(raw),
-                                     headers=self._headers_summary())
+            self.standin.records.add(
+                "other",
+                method="POST",
+                path=self.path,
+                body_bytes=len(raw),
+                headers=self._headers_summary(),
+            )
             self._send_json(404 if body is not None else 400, {"error": {"message": "unsupported"}})
             return
         switches = self.standin.effective_switches(raw.decode("utf-8", "replace"))
@@ -159,15 +167,29 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         attached = [p for t in texts for p in _ATTACHED_PATH_RE.findall(t)]
         tools = [t.get("name") or t.get("type") for t in body.get("tools") or []]
         record = self.standin.records.add(
-            "responses", path=self.path, headers=self._headers_summary(), body=body,
-            after_tool_output=after_tool, attached_paths=attached, tools=tools,
-            switches=sw, client_closed=False)
+            "responses",
+            path=self.path,
+            headers=self._headers_summary(),
+            body=body,
+            after_tool_output=after_tool,
+            attached_paths=attached,
+            tools=tools,
+            switches=sw,
+            client_closed=False,
+        )
 
         if sw.responses_status:
             status = sw.responses_status
-            payload = (sse.quota_body(int(time.time()) + 3600) if status == 429
-                       else {"error": {"message": f"stand-in: responses refused with {status}",
-                                       "type": "invalid_request_error"}})
+            payload = (
+                sse.quota_body(int(time.time()) + 3600)
+                if status == 429
+                else {
+                    "error": {
+                        "message": f"stand-in: responses refused with {status}",
+                        "type": "invalid_request_error",
+                    }
+                }
+            )
             self.standin.records.update(record, answer=f"http {status}")
             self._send_json(status, payload)
             return
@@ -177,7 +199,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             output = items[-1].get("output")
             text = output if isinstance(output, str) else json.dumps(output)
             self.standin.records.update(record, shell_output=text)
-            answer, events = "shell_echo", sse.completed_stream([sse.message(f"The command printed: {text}")])
+            answer, events = (
+                "shell_echo",
+                sse.completed_stream([sse.message(f"The command printed: {text}")]),
+            )
         elif shell is not None:
             call = sse.function_call(SHELL_TOOL, {"cmd": shell})
             answer, events = "shell_call", sse.completed_stream([call])
@@ -189,24 +214,38 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             output = items[-1].get("output")
             failed = isinstance(output, str) and "failed" in output
             text = "The image could not be generated." if failed else "Here is your image."
-            answer, events = ("final_after_failure" if failed else "final"), sse.completed_stream([sse.message(text)])
+            answer, events = (
+                ("final_after_failure" if failed else "final"),
+                sse.completed_stream([sse.message(text)]),
+            )
         elif sw.fail_response:
             answer, events = "failed", sse.failed_stream("stand-in: response.failed as requested")
         elif sw.no_tool:
-            answer, events = "no_tool", sse.completed_stream(
-                [sse.message("I can't make that image, so I did not call the tool.")])
+            answer, events = (
+                "no_tool",
+                sse.completed_stream(
+                    [sse.message("I can't make that image, so I did not call the tool.")]
+                ),
+            )
         else:
             # Like a model following the instructions: the service asks for
             # `transparent_background: true` in words.
             transparent = any("transparent_background: true" in t for t in texts)
-            call = sse.imagegen_call(_prompt_for_tool(texts), attached[:_MAX_REFERENCES], transparent)
-            answer, events = "tool_call", sse.completed_stream(
-                [sse.message("Generating the image now."), call])
-            self.standin.records.update(record, call_id=call["call_id"],
-                                        referenced_image_paths=attached[:_MAX_REFERENCES])
+            call = sse.imagegen_call(
+                _prompt_for_tool(texts), attached[:_MAX_REFERENCES], transparent
+            )
+            answer, events = (
+                "tool_call",
+                sse.completed_stream([sse.message("Generating the image now."), call]),
+            )
+            self.standin.records.update(
+                record, call_id=call["call_id"], referenced_image_paths=attached[:_MAX_REFERENCES]
+            )
         self.standin.records.update(record, answer=answer)
-        self.standin._log(f"responses #{record['seq']}: {answer}"
-                          f"{' (after tool output)' if after_tool else ''}, {len(attached)} attached image(s)")
+        self.standin._log(
+            f"responses #{record['seq']}: {answer}"
+            f"{' (after tool output)' if after_tool else ''}, {len(attached)} attached image(s)"
+        )
 
         # Close-delimited SSE: simplest framing; codex reads until EOF.
         self.close_connection = True
@@ -236,20 +275,37 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             url = entry.get("image_url") if isinstance(entry, dict) else None
             if isinstance(url, str) and url.startswith("data:"):
                 mime, data = pictures.decode_data_url(url)
-                references.append({"mime": mime, "sha256": hashlib.sha256(data).hexdigest(),
-                                   "byte_size": len(data), "dimensions": pictures.dimensions(data),
-                                   "bytes": data})
+                references.append(
+                    {
+                        "mime": mime,
+                        "sha256": hashlib.sha256(data).hexdigest(),
+                        "byte_size": len(data),
+                        "dimensions": pictures.dimensions(data),
+                        "bytes": data,
+                    }
+                )
         # Keep the body without the (possibly huge) data URLs.
         slim = dict(body)
         if "images" in body:
-            slim["images"] = [f"<{r['mime']} {r['byte_size']} bytes sha256={r['sha256'][:12]}>"
-                              for r in references]
+            slim["images"] = [
+                f"<{r['mime']} {r['byte_size']} bytes sha256={r['sha256'][:12]}>"
+                for r in references
+            ]
         record = self.standin.records.add(
-            kind, path=self.path, headers=self._headers_summary(), body=slim,
-            references=references, switches=sw, returned=[], client_closed=False)
-        self.standin._log(f"{kind} #{record['seq']}: size={body.get('size')!r} quality={body.get('quality')!r} "
-                          f"{len(references)} reference(s) "
-                          + " ".join(f"{r['dimensions']}:{r['sha256'][:12]}" for r in references))
+            kind,
+            path=self.path,
+            headers=self._headers_summary(),
+            body=slim,
+            references=references,
+            switches=sw,
+            returned=[],
+            client_closed=False,
+        )
+        self.standin._log(
+            f"{kind} #{record['seq']}: size={body.get('size')!r} quality={body.get('quality')!r} "
+            f"{len(references)} reference(s) "
+            + " ".join(f"{r['dimensions']}:{r['sha256'][:12]}" for r in references)
+        )
 
         if sw.images_slow and not self._wait(sw.images_slow, record):
             return
@@ -259,9 +315,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         if sw.images_status:
             status = sw.images_status
-            payload = (sse.quota_body(int(time.time()) + 3600) if status == 429 else
-                       {"error": {"message": f"stand-in: images refused with {status}",
-                                  "type": "invalid_request_error", "code": "forbidden"}})
+            payload = (
+                sse.quota_body(int(time.time()) + 3600)
+                if status == 429
+                else {
+                    "error": {
+                        "message": f"stand-in: images refused with {status}",
+                        "type": "invalid_request_error",
+                        "code": "forbidden",
+                    }
+                }
+            )
             self.standin.records.update(record, answer=f"http {status}")
             self._send_json(status, payload)
             return
@@ -273,13 +337,34 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             png = pictures.make_png(width, height, sw.noise)
         digest = hashlib.sha256(png).hexdigest()
-        self.standin.records.update(record, answer="image", returned=[
-            {"sha256": digest, "byte_size": len(png), "dimensions": (width, height), "bytes": png}])
-        self.standin._log(f"{kind} #{record['seq']}: returned {width}x{height} sha256={digest[:12]}")
+        self.standin.records.update(
+            record,
+            answer="image",
+            returned=[
+                {
+                    "sha256": digest,
+                    "byte_size": len(png),
+                    "dimensions": (width, height),
+                    "bytes": png,
+                }
+            ],
+        )
+        self.standin._log(
+            f"{kind} #{record['seq']}: returned {width}x{height} sha256={digest[:12]}"
+        )
         try:
-            self._send_json(200, {"created": int(time.time()),
-                                  "data": [{"b64_json": base64.b64encode(png).decode(),
-                                            "revised_prompt": "stand-in revised prompt"}]})
+            self._send_json(
+                200,
+                {
+                    "created": int(time.time()),
+                    "data": [
+                        {
+                            "b64_json": base64.b64encode(png).decode(),
+                            "revised_prompt": "stand-in revised prompt",
+                        }
+                    ],
+                },
+            )
         except (BrokenPipeError, ConnectionResetError):
             self._note_closed(record)
 
@@ -312,8 +397,12 @@ class UpstreamStandin:
     def start(self) -> UpstreamStandin:
         handler = type("Handler", (_Handler,), {"standin": self})
         self._server = _Server((self._host, self._port), handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="upstream-standin",
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            name="upstream-standin",
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -355,7 +444,12 @@ class UpstreamStandin:
 
     # --- queries for tests ---------------------------------------------
     def images_returned(self) -> list[dict]:
-        return [img for r in self.records.all() if r["kind"].startswith("images.") for img in r["returned"]]
+        return [
+            img
+            for r in self.records.all()
+            if r["kind"].startswith("images.")
+            for img in r["returned"]
+        ]
 
     def references_received(self) -> list[dict]:
         return [ref for r in self.records.all("images.edits") for ref in r["references"]]

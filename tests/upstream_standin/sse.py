@@ -3,6 +3,7 @@
 Shapes follow codex-notes.md ("The stand-in must answer") and what 0.169.0
 was measured to accept (see FINDINGS.md).
 """
+
 from __future__ import annotations
 
 import json
@@ -60,12 +61,18 @@ def completed_stream(items: list[dict]) -> list[tuple[str, dict]]:
     response_id = "resp_" + uuid.uuid4().hex[:16]
     events = [("response.created", {"type": "response.created", "response": {"id": response_id}})]
     for item in items:
-        events.append(("response.output_item.done",
-                       {"type": "response.output_item.done", "item": item}))
-    events.append(("response.completed", {
-        "type": "response.completed",
-        "response": {"id": response_id, "usage": _usage()},
-    }))
+        events.append(
+            ("response.output_item.done", {"type": "response.output_item.done", "item": item})
+        )
+    events.append(
+        (
+            "response.completed",
+            {
+                "type": "response.completed",
+                "response": {"id": response_id, "usage": _usage()},
+            },
+        )
+    )
     return events
 
 
@@ -73,11 +80,16 @@ def failed_stream(message_text: str) -> list[tuple[str, dict]]:
     response_id = "resp_" + uuid.uuid4().hex[:16]
     return [
         ("response.created", {"type": "response.created", "response": {"id": response_id}}),
-        ("response.failed", {
-            "type": "response.failed",
-            "response": {"id": response_id,
-                         "error": {"code": "server_error", "message": message_text}},
-        }),
+        (
+            "response.failed",
+            {
+                "type": "response.failed",
+                "response": {
+                    "id": response_id,
+                    "error": {"code": "server_error", "message": message_text},
+                },
+            },
+        ),
     ]
 
 
@@ -87,24 +99,28 @@ def encode(event: str, data: dict) -> bytes:
 
 def quota_body(resets_at: int) -> dict:
     """The 429 body of an exhausted plan, as the ChatGPT backend words it."""
-    return {"error": {
-        "type": "usage_limit_reached",
-        "code": "usage_limit_reached",
-        "message": "The usage limit has been reached",
-        "plan_type": "plus",
-        "resets_at": resets_at,
-        "resets_in_seconds": 3600,
-    }}
+    return {
+        "error": {
+            "type": "usage_limit_reached",
+            "code": "usage_limit_reached",
+            "message": "The usage limit has been reached",
+            "plan_type": "plus",
+            "resets_at": resets_at,
+            "resets_in_seconds": 3600,
+        }
+    }
 
 
 def moderation_body() -> dict:
     """The Images API's 400 for a prompt its safety system refuses (OpenAI's
     documented error shape for gpt-image models)."""
-    return {"error": {
-        "type": "image_generation_user_error",
-        "code": "moderation_blocked",
-        "param": None,
-        "message": "Your request was rejected by the safety system. "
-                   "If you believe this is an error, contact us at help.openai.com "
-                   "and include the request ID req_standin.",
-    }}
+    return {
+        "error": {
+            "type": "image_generation_user_error",
+            "code": "moderation_blocked",
+            "param": None,
+            "message": "Your request was rejected by the safety system. "
+            "If you believe this is an error, contact us at help.openai.com "
+            "and include the request ID req_standin.",
+        }
+    }

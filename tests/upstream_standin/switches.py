@@ -6,6 +6,7 @@ directive in the prompt text, e.g. ``[[upstream: slow=5 images_status=403]]``.
 The directive layer lets one running service serve many test cases: the gRPC
 service passes the user's prompt through to codex, codex sends it to us.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -57,8 +58,16 @@ class Switches:
         return dataclasses.replace(self, **changes)
 
 
-_BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True,
-               "0": False, "false": False, "no": False, "off": False}
+_BOOL_WORDS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
 
 
 def _coerce(name: str, raw: str):

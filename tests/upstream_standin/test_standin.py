@@ -1,4 +1,5 @@
 """The stand-in on its own (no codex): sizes, switches, records, hang-ups."""
+
 from __future__ import annotations
 
 import base64
@@ -22,8 +23,9 @@ def standin():
 
 
 def _post(standin, path: str, body: dict) -> tuple[int, bytes]:
-    req = urllib.request.Request(standin.base_url + path, json.dumps(body).encode(),
-                                 {"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        standin.base_url + path, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, resp.read()
@@ -37,8 +39,9 @@ def _png(width, height) -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("size, expected", [("auto", (1024, 1024)), (None, (1024, 1024)),
-                                            ("1536x1024", (1536, 1024))])
+@pytest.mark.parametrize(
+    "size, expected", [("auto", (1024, 1024)), (None, (1024, 1024)), ("1536x1024", (1536, 1024))]
+)
 def test_generations_return_a_png_of_the_requested_size(standin, size, expected):
     body = {"prompt": "p", "model": "gpt-image-2", **({"size": size} if size else {})}
     status, raw = _post(standin, "/images/generations", body)
@@ -60,30 +63,57 @@ def test_directive_beats_runtime_switch_and_429_has_quota_body(standin):
     standin.set(images_status=403)
     status, _ = _post(standin, "/images/generations", {"prompt": "p"})
     assert status == 403
-    status, raw = _post(standin, "/images/generations", {"prompt": "p [[upstream: images_status=429]]"})
+    status, raw = _post(
+        standin, "/images/generations", {"prompt": "p [[upstream: images_status=429]]"}
+    )
     error = json.loads(raw)["error"]
     assert status == 429 and error["type"] == "usage_limit_reached" and error["resets_at"] > 0
 
 
 def test_responses_stream_calls_imagegen_with_attached_paths(standin):
-    body = {"input": [{"type": "message", "role": "user", "content": [
-        {"type": "input_text", "text": '<image name=[Image #1] path="/abs/a.png">'},
-        {"type": "input_text", "text": "</image>"},
-        {"type": "input_text", "text": "draw it"}]}]}
+    body = {
+        "input": [
+            {
+                "type": "message",
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": '<image name=[Image #1] path="/abs/a.png">'},
+                    {"type": "input_text", "text": "</image>"},
+                    {"type": "input_text", "text": "draw it"},
+                ],
+            }
+        ]
+    }
     status, raw = _post(standin, "/responses", body)
-    events = [json.loads(line[6:]) for line in raw.decode().splitlines() if line.startswith("data: ")]
+    events = [
+        json.loads(line[6:]) for line in raw.decode().splitlines() if line.startswith("data: ")
+    ]
     call = [e["item"] for e in events if e.get("item", {}).get("type") == "function_call"][0]
     assert status == 200 and events[-1]["type"] == "response.completed"
     assert (call["namespace"], call["name"]) == ("image_gen", "imagegen")
-    assert json.loads(call["arguments"]) == {"prompt": "draw it", "referenced_image_paths": ["/abs/a.png"]}
+    assert json.loads(call["arguments"]) == {
+        "prompt": "draw it",
+        "referenced_image_paths": ["/abs/a.png"],
+    }
 
 
 def test_hang_up_during_slow_stream_is_recorded(standin):
-    body = json.dumps({"input": [{"type": "message", "role": "user",
-                                  "content": [{"type": "input_text", "text": "x [[upstream: slow=30]]"}]}]}).encode()
+    body = json.dumps(
+        {
+            "input": [
+                {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "x [[upstream: slow=30]]"}],
+                }
+            ]
+        }
+    ).encode()
     with socket.create_connection(("127.0.0.1", standin.port), timeout=10) as sock:
-        sock.sendall(b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        sock.sendall(
+            b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + body
+        )
         assert sock.recv(12).startswith(b"HTTP/1.1 200")  # headers sent, stream held
     closed = standin.records.wait_for(lambda rs: [r for r in rs if r["kind"] == "client_closed"], 5)
     assert closed[0]["path"] == "/v1/responses"

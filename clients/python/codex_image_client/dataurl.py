@@ -1,6 +1,7 @@
 """Images written as text: a `data:<mime>;base64,...` URL or bare base64
 (either alphabet, padding optional). The one decoder the HTTP shim, the
 OpenAI surface and the MCP tools share."""
+
 from __future__ import annotations
 
 import base64

@@ -1,5 +1,6 @@
 """One exception type for every failed call, with the server's rich status
 (google.rpc.Status details) unpacked: ErrorInfo reason and BadRequest fields."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,9 +25,17 @@ class ClientError(Exception):
     """A call failed. `code` is a grpc.StatusCode; `reason` is the ErrorInfo
     reason (e.g. "INVALID_SIZE", "QUEUE_FULL"), empty when the server sent none."""
 
-    def __init__(self, code: grpc.StatusCode, message: str, *, reason: str = "", domain: str = "",
-                 metadata: dict[str, str] | None = None,
-                 violations: tuple[FieldViolation, ...] = (), retry_delay_s: float | None = None):
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        *,
+        reason: str = "",
+        domain: str = "",
+        metadata: dict[str, str] | None = None,
+        violations: tuple[FieldViolation, ...] = (),
+        retry_delay_s: float | None = None,
+    ):
         super().__init__(message)
         self.code = code
         self.message = message
@@ -59,8 +68,12 @@ def from_rpc_error(error: grpc.RpcError) -> ClientError:
     message = (error.details() if hasattr(error, "details") else "") or str(code)
     status = rpc_status.from_call(error) if hasattr(error, "trailing_metadata") else None
     if code == grpc.StatusCode.UNKNOWN and not status and message.startswith(CUT_STREAM):
-        return ClientError(grpc.StatusCode.UNAVAILABLE, "the connection to the server was lost mid-call (grpc: "
-                           f"UNKNOWN {message!r}, no status from any server): it went away", reason=CONNECTION_LOST)
+        return ClientError(
+            grpc.StatusCode.UNAVAILABLE,
+            "the connection to the server was lost mid-call (grpc: "
+            f"UNKNOWN {message!r}, no status from any server): it went away",
+            reason=CONNECTION_LOST,
+        )
     return _with_details(code, message, status)
 
 
@@ -76,13 +89,25 @@ def _with_details(code: grpc.StatusCode, message: str, status) -> ClientError:
     violations: list[FieldViolation] = []
     retry = None
     for detail in status.details if status else ():
-        info, bad, retry_info = (error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest(),
-                                 error_details_pb2.RetryInfo())
+        info, bad, retry_info = (
+            error_details_pb2.ErrorInfo(),
+            error_details_pb2.BadRequest(),
+            error_details_pb2.RetryInfo(),
+        )
         if detail.Unpack(info):
             reason, domain, metadata = info.reason, info.domain, dict(info.metadata)
         elif detail.Unpack(bad):
-            violations += [FieldViolation(v.field, v.description, v.reason) for v in bad.field_violations]
+            violations += [
+                FieldViolation(v.field, v.description, v.reason) for v in bad.field_violations
+            ]
         elif detail.Unpack(retry_info):
             retry = retry_info.retry_delay.ToTimedelta().total_seconds()
-    return ClientError(code, message, reason=reason, domain=domain, metadata=metadata,
-                       violations=tuple(violations), retry_delay_s=retry)
+    return ClientError(
+        code,
+        message,
+        reason=reason,
+        domain=domain,
+        metadata=metadata,
+        violations=tuple(violations),
+        retry_delay_s=retry,
+    )

@@ -1,5 +1,6 @@
 """Typed events of a Generate stream: one class per kind, so callers can
 `match` on them instead of poking at a protobuf oneof."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,7 +10,7 @@ from codeximage.v1 import image_service_pb2 as pb
 
 @dataclasses.dataclass(frozen=True)
 class Progress:
-    stage: str                  # "QUEUED", "CANDIDATE_STARTED", "CODEX_PHASE", "CANDIDATE_FINISHED"
+    stage: str  # "QUEUED", "CANDIDATE_STARTED", "CODEX_PHASE", "CANDIDATE_FINISHED"
     candidate_index: int | None  # None for request-wide stages (QUEUED)
     phase: str
     detail: str
@@ -19,7 +20,7 @@ class Progress:
 
 @dataclasses.dataclass(frozen=True)
 class ImageReady:
-    image: pb.Image             # metadata only; fetch the bytes with Client.download
+    image: pb.Image  # metadata only; fetch the bytes with Client.download
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,10 +46,14 @@ def from_response(response: pb.GenerateResponse) -> Event | None:
     kind = response.WhichOneof("event")
     if kind == "progress":
         p = response.progress
-        return Progress(stage=_stage_name(p.stage),
-                        candidate_index=None if p.stage in _REQUEST_WIDE else p.candidate_index,
-                        phase=p.phase, detail=p.detail, queue_position=p.queue_position,
-                        elapsed_ms=p.elapsed_ms)
+        return Progress(
+            stage=_stage_name(p.stage),
+            candidate_index=None if p.stage in _REQUEST_WIDE else p.candidate_index,
+            phase=p.phase,
+            detail=p.detail,
+            queue_position=p.queue_position,
+            elapsed_ms=p.elapsed_ms,
+        )
     if kind == "image":
         return ImageReady(response.image)
     if kind == "summary":

@@ -5,6 +5,7 @@ ticks and a spinner turns while codex works even when no event arrives; a
 header line says whether the request is queued (and how many are ahead),
 generating or retrying. Elsewhere (pipes, CI logs): one plain line per change.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,8 +19,13 @@ from .events import Event, ImageReady, Progress
 
 # How far a candidate is at each codex phase: codex reports no percentage,
 # so the bar moves through the phases it does report, in their usual order.
-_PHASE_SHARE = {"thread.started": 0.2, "turn.started": 0.3, "reasoning": 0.5,
-                "agent_message": 0.7, "turn.completed": 0.9}
+_PHASE_SHARE = {
+    "thread.started": 0.2,
+    "turn.started": 0.3,
+    "reasoning": 0.5,
+    "agent_message": 0.7,
+    "turn.completed": 0.9,
+}
 WIDTH = 24
 TICK_S = 0.1
 _SPIN_UNICODE = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -30,7 +36,7 @@ _SPIN_ASCII = "|/-\\"
 class _Candidate:
     share: float = 0.0
     label: str = "waiting"
-    started: float | None = None   # local clock when it started
+    started: float | None = None  # local clock when it started
     finished: float | None = None  # local clock when its image arrived
 
 
@@ -38,8 +44,15 @@ class ProgressView:
     """Feed it the Generate stream's events (`update`) from any thread; call
     `close()` when the call is over (or use it as a context manager)."""
 
-    def __init__(self, count: int, out: TextIO, *, tty: bool | None = None,
-                 clock: Callable[[], float] = time.monotonic, tick_s: float = TICK_S):
+    def __init__(
+        self,
+        count: int,
+        out: TextIO,
+        *,
+        tty: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        tick_s: float = TICK_S,
+    ):
         self._out = out
         self._tty = out.isatty() if tty is None else tty
         self._clock = clock
@@ -56,7 +69,9 @@ class ProgressView:
         self._ticker = None
         if self._tty:
             self._out.write("\x1b[?25l")  # hide the cursor while redrawing
-            self._ticker = threading.Thread(target=self._tick, args=(tick_s,), name="progress", daemon=True)
+            self._ticker = threading.Thread(
+                target=self._tick, args=(tick_s,), name="progress", daemon=True
+            )
             self._ticker.start()
 
     # -- what the caller tells it ------------------------------------------------
@@ -68,7 +83,9 @@ class ProgressView:
                 if event.candidate_index is None:
                     if event.stage == "QUEUED":
                         ahead = event.queue_position
-                        self._set_status(f"queued, {ahead} ahead" if ahead else "queued, next in line")
+                        self._set_status(
+                            f"queued, {ahead} ahead" if ahead else "queued, next in line"
+                        )
                     elif event.detail:
                         self._set_status(event.detail)
                     return
@@ -79,8 +96,11 @@ class ProgressView:
                     self._set(event.candidate_index, max(c.share, 0.1), "started")
                 elif event.stage == "CODEX_PHASE":
                     c.started = c.started or self._clock()
-                    self._set(event.candidate_index, max(c.share, _PHASE_SHARE.get(event.phase, c.share)),
-                              event.phase or event.detail or "working")
+                    self._set(
+                        event.candidate_index,
+                        max(c.share, _PHASE_SHARE.get(event.phase, c.share)),
+                        event.phase or event.detail or "working",
+                    )
                 elif event.stage == "CANDIDATE_FINISHED":
                     self._set(event.candidate_index, max(c.share, 0.95), "finished")
             elif isinstance(event, ImageReady):
@@ -164,7 +184,7 @@ class ProgressView:
             mark, seconds = self._done_mark(), c.finished - self._t0
         else:
             mark, seconds = (self._spinner() if spin and c.started else " "), self._elapsed()
-        meter = '#' * filled + '-' * (WIDTH - filled)
+        meter = "#" * filled + "-" * (WIDTH - filled)
         bar = f"candidate {index + 1} [{meter}] {int(c.share * 100):3d}% {c.label}"
         return f"{mark} {bar} ({seconds:.1f}s)" if spin else f"{bar} ({seconds:.1f}s)"
 
@@ -175,14 +195,18 @@ class ProgressView:
         if status == "generating":
             status = f"generating: {running} running, {done} of {len(self._candidates)} done"
         mark = self._done_mark() if self._closed_ok else self._spinner()
-        return [f"{mark} {status} ({self._elapsed():.1f}s)",
-                *(self._candidate_line(i, spin=True) for i in range(len(self._candidates)))]
+        return [
+            f"{mark} {status} ({self._elapsed():.1f}s)",
+            *(self._candidate_line(i, spin=True) for i in range(len(self._candidates))),
+        ]
 
     def _redraw(self) -> None:
         columns = max(_columns(self._out) - 1, 20)
         parts = [f"\x1b[{self._drawn}F"] if self._drawn else []  # back to the block's first line
         lines = self._lines()
-        parts += [f"\x1b[2K{line[:columns]}\n" for line in lines]  # never wrap: it breaks the redraw
+        parts += [
+            f"\x1b[2K{line[:columns]}\n" for line in lines
+        ]  # never wrap: it breaks the redraw
         self._drawn = len(lines)
         self._out.write("".join(parts))
         self._out.flush()

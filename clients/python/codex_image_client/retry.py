@@ -8,6 +8,7 @@ growing one when it names none; at most `attempts` tries in all and each wait
 at most `max_delay_s`. A server that cannot be reached at all is not retried:
 nothing is listening, and the caller should hear so at once (see
 `not_running`)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,7 +20,7 @@ from .errors import ClientError
 
 @dataclasses.dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 5          # tries in all, the first included
+    attempts: int = 5  # tries in all, the first included
     max_delay_s: float = 60.0  # the longest single wait, whatever RetryInfo says
     base_delay_s: float = 1.0  # first wait when the server names none; doubles
 
@@ -48,7 +49,9 @@ def not_running(error: ClientError) -> bool:
 def not_running_hint(server: str, error: ClientError, env_server: str = "CODEX_IMAGE_ADDR") -> str:
     """What to do when nothing answers at `server`: how to start a server,
     or where to point the client instead."""
-    return (f"no codex-image-server answers at {server} (UNAVAILABLE: {error.message}).\n"
-            "  Start one in another terminal with `codex-image-server` (or `make run` in a checkout),\n"
-            "  keep one running with `codex-image-server service install`,\n"
-            f"  or point --server / ${env_server} at a running server.")
+    return (
+        f"no codex-image-server answers at {server} (UNAVAILABLE: {error.message}).\n"
+        "  Start one in another terminal with `codex-image-server` (or `make run` in a checkout),\n"
+        "  keep one running with `codex-image-server service install`,\n"
+        f"  or point --server / ${env_server} at a running server."
+    )

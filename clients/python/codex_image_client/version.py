@@ -1,4 +1,5 @@
 """This package's version (the project's one VERSION file), as installed."""
+
 from __future__ import annotations
 
 from importlib import metadata

@@ -8,6 +8,7 @@ status     where everything is, what the service manager says, and whether
            the server answers a health check
 run        read the environment file, then serve (what the launchd agent runs)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,21 +41,36 @@ def server_command() -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="codex-image-server service", description=__doc__.split("\n\n")[0],
-                                     epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="codex-image-server service",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawTextHelpFormatter,
+    )
     manager_help = "write this kind of unit (default: systemd on Linux, launchd on macOS)"
-    parser.add_argument("--manager", choices=["systemd", "launchd"], default=None, help=manager_help)
+    parser.add_argument(
+        "--manager", choices=["systemd", "launchd"], default=None, help=manager_help
+    )
     # Also after the action (`service install --manager launchd`), as people write it;
     # SUPPRESS keeps a value given before the action.
     manager = argparse.ArgumentParser(add_help=False)
-    manager.add_argument("--manager", choices=["systemd", "launchd"], default=argparse.SUPPRESS, help=manager_help)
+    manager.add_argument(
+        "--manager", choices=["systemd", "launchd"], default=argparse.SUPPRESS, help=manager_help
+    )
     sub = parser.add_subparsers(dest="action", required=True)
-    install = sub.add_parser("install", parents=[manager], help="write, enable and start the service")
+    install = sub.add_parser(
+        "install", parents=[manager], help="write, enable and start the service"
+    )
     install.add_argument("--no-start", action="store_true", help="only write the files")
     sub.add_parser("uninstall", parents=[manager], help="stop, disable and remove the service")
-    sub.add_parser("status", parents=[manager],
-                   help="show the service's files and state; exit 3 when the server does not answer")
-    run = sub.add_parser("run", help="read an environment file, then serve (used by the launchd agent)")
+    sub.add_parser(
+        "status",
+        parents=[manager],
+        help="show the service's files and state; exit 3 when the server does not answer",
+    )
+    run = sub.add_parser(
+        "run", help="read an environment file, then serve (used by the launchd agent)"
+    )
     run.add_argument("--env-file", required=True, type=Path)
     run.add_argument("server_args", nargs=argparse.REMAINDER, help="flags for the server")
     return parser
@@ -68,35 +84,52 @@ class Service:
         self.home = home or Path.home()
         config_home = Path(environ["XDG_CONFIG_HOME"]) if environ.get("XDG_CONFIG_HOME") else None
         self.unit = units.unit_path(self.home, manager=manager, config_home=config_home)
-        self.layout = units.layout_for(self.home, server_command(), manager=manager, config_home=config_home)
+        self.layout = units.layout_for(
+            self.home, server_command(), manager=manager, config_home=config_home
+        )
 
     # -- the service manager's commands -------------------------------------------
 
     def _control(self, action: str) -> list[list[str]]:
         if self.manager == "systemd":
             ctl = ["systemctl", "--user"]
-            return {"start": [[*ctl, "daemon-reload"], [*ctl, "enable", units.SYSTEMD_UNIT],
-                              [*ctl, "restart", units.SYSTEMD_UNIT]],
-                    "stop": [[*ctl, "disable", "--now", units.SYSTEMD_UNIT]],
-                    "forget": [[*ctl, "daemon-reload"]],
-                    "state": [[*ctl, "is-active", units.SYSTEMD_UNIT]]}[action]
+            return {
+                "start": [
+                    [*ctl, "daemon-reload"],
+                    [*ctl, "enable", units.SYSTEMD_UNIT],
+                    [*ctl, "restart", units.SYSTEMD_UNIT],
+                ],
+                "stop": [[*ctl, "disable", "--now", units.SYSTEMD_UNIT]],
+                "forget": [[*ctl, "daemon-reload"]],
+                "state": [[*ctl, "is-active", units.SYSTEMD_UNIT]],
+            }[action]
         domain = f"gui/{os.getuid()}"
-        return {"start": [["launchctl", "bootout", f"{domain}/{units.LAUNCHD_LABEL}"],
-                          ["launchctl", "bootstrap", domain, str(self.unit)]],
-                "stop": [["launchctl", "bootout", f"{domain}/{units.LAUNCHD_LABEL}"]],
-                "forget": [],
-                "state": [["launchctl", "print", f"{domain}/{units.LAUNCHD_LABEL}"]]}[action]
+        return {
+            "start": [
+                ["launchctl", "bootout", f"{domain}/{units.LAUNCHD_LABEL}"],
+                ["launchctl", "bootstrap", domain, str(self.unit)],
+            ],
+            "stop": [["launchctl", "bootout", f"{domain}/{units.LAUNCHD_LABEL}"]],
+            "forget": [],
+            "state": [["launchctl", "print", f"{domain}/{units.LAUNCHD_LABEL}"]],
+        }[action]
 
     @staticmethod
     def _run(cmd: list[str]) -> subprocess.CompletedProcess:
         try:
-            return subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+            return subprocess.run(
+                cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return subprocess.CompletedProcess(cmd, 127, "", str(exc))
 
     @property
     def logs(self) -> str:
-        return f"journalctl --user -u {units.NAME}" if self.manager == "systemd" else self.layout.log_file
+        return (
+            f"journalctl --user -u {units.NAME}"
+            if self.manager == "systemd"
+            else self.layout.log_file
+        )
 
     # -- actions -------------------------------------------------------------------
 
@@ -116,11 +149,14 @@ class Service:
             done = self._run(cmd)
             # launchd: the first bootout fails when the agent was not loaded yet.
             if done.returncode and not (self.manager == "launchd" and i == 0):
-                print(f"codex-image-server service: `{' '.join(cmd)}` failed: "
-                      f"{(done.stderr or done.stdout).strip()}\n"
-                      f"  The files are written; start it once the {self.manager} user session "
-                      "runs:\n"
-                      f"  {self._start_hint()}", file=sys.stderr)
+                print(
+                    f"codex-image-server service: `{' '.join(cmd)}` failed: "
+                    f"{(done.stderr or done.stdout).strip()}\n"
+                    f"  The files are written; start it once the {self.manager} user session "
+                    "runs:\n"
+                    f"  {self._start_hint()}",
+                    file=sys.stderr,
+                )
                 return 1
         print(f"started; logs: {self.logs}")
         return 0
@@ -147,8 +183,10 @@ class Service:
         installed = self.unit.exists()
         print(f"manager:  {self.manager} (user)")
         print(f"unit:     {self.unit} ({'installed' if installed else 'not installed'})")
-        print("settings: "
-              f"{self.layout.env_file}{'' if Path(self.layout.env_file).exists() else ' (none)'}")
+        print(
+            "settings: "
+            f"{self.layout.env_file}{'' if Path(self.layout.env_file).exists() else ' (none)'}"
+        )
         print(f"logs:     {self.logs}")
         if installed:
             state = self._run(self._control("state")[0])
@@ -171,7 +209,9 @@ class Service:
         target = f"{host}:{env.get('CODEX_IMAGE_SERVER_GRPC_PORT', '17342')}"
         with grpc.insecure_channel(target) as channel:
             try:
-                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=3)
+                reply = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=3
+                )
             except grpc.RpcError as exc:
                 return target, f"not answering ({exc.code().name})"
         return target, health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
@@ -181,6 +221,7 @@ def run_with_env_file(env_file: Path, server_args: list[str]) -> int:
     if env_file.exists():
         os.environ.update(envfile.read(env_file))
     from codex_image_server.serve import run  # noqa: PLC0415 - the server, only when asked to run it
+
     return run([a for a in server_args if a != "--"])
 
 

@@ -2,6 +2,7 @@
 quotes around a value; the subset of systemd's EnvironmentFile syntax that
 means the same to systemd and to `codex-image-server service run` (launchd
 has no environment files of its own)."""
+
 from __future__ import annotations
 
 import os

@@ -1,6 +1,7 @@
 """The unit files themselves, as text: a systemd user unit and a launchd
 agent. Pure functions of where things are, so `service install`, the copies
 in deploy/ and the tests all come from here."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,12 +20,17 @@ RESTART_DELAY_S = 5
 @dataclasses.dataclass(frozen=True)
 class Layout:
     """Where the service's pieces live for one user."""
-    command: tuple[str, ...]  # how to run the server, e.g. ("/home/u/.local/bin/codex-image-server",)
+
+    command: tuple[
+        str, ...
+    ]  # how to run the server, e.g. ("/home/u/.local/bin/codex-image-server",)
     env_file: str
-    log_file: str = ""        # launchd only: systemd sends logs to the journal
+    log_file: str = ""  # launchd only: systemd sends logs to the journal
 
 
-def layout_for(home: Path, command: tuple[str, ...], *, manager: str, config_home: Path | None = None) -> Layout:
+def layout_for(
+    home: Path, command: tuple[str, ...], *, manager: str, config_home: Path | None = None
+) -> Layout:
     config = config_home or home / ".config"
     log = str(home / "Library" / "Logs" / NAME / "server.log") if manager == "launchd" else ""
     return Layout(command=command, env_file=str(config / NAME / "env"), log_file=log)
@@ -38,7 +44,7 @@ def unit_path(home: Path, *, manager: str, config_home: Path | None = None) -> P
 
 def _systemd_word(word: str) -> str:
     word = word.replace("%", "%%") if not word.startswith("%h/") else word
-    if any(c in word for c in ' \t"\\\''):
+    if any(c in word for c in " \t\"\\'"):
         return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return word
 
@@ -92,7 +98,11 @@ def launchd_plist(layout: Layout) -> bytes:
 
 
 # The copies in deploy/: for the usual pipx install of one user.
-DEPLOY_SYSTEMD = Layout(command=("%h/.local/bin/codex-image-server",), env_file="%h/.config/codex-image-server/env")
-DEPLOY_LAUNCHD = Layout(command=("/Users/YOU/.local/bin/codex-image-server",),
-                        env_file="/Users/YOU/.config/codex-image-server/env",
-                        log_file="/Users/YOU/Library/Logs/codex-image-server/server.log")
+DEPLOY_SYSTEMD = Layout(
+    command=("%h/.local/bin/codex-image-server",), env_file="%h/.config/codex-image-server/env"
+)
+DEPLOY_LAUNCHD = Layout(
+    command=("/Users/YOU/.local/bin/codex-image-server",),
+    env_file="/Users/YOU/.config/codex-image-server/env",
+    log_file="/Users/YOU/Library/Logs/codex-image-server/server.log",
+)

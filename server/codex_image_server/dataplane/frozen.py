@@ -1,6 +1,7 @@
 """Answers that never change for the server's life (capabilities), encoded
 once per form: the gRPC wire bytes and the shim's JSON bytes are made the
 first time they are asked for and reused for every later call."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -1,6 +1,7 @@
 """One Generate request: its candidates run side by side, their events come
 out as one stream, and any way it ends (done, failed, cancelled, timed out)
 leaves no codex process, no working directory and no held slot behind."""
+
 from __future__ import annotations
 
 import asyncio
@@ -93,6 +94,7 @@ async def _shielded(awaitable):
 @dataclasses.dataclass(frozen=True)
 class Origin:
     """Who asked, recorded with each image: the key's name and the history row."""
+
     key_name: str = ""
     request_seq: int = 0
 
@@ -108,8 +110,17 @@ class Generation:
     thread of its own (bounded by the slots); its events reach the loop
     through `call_soon_threadsafe`, so nothing here blocks the loop."""
 
-    def __init__(self, spec: GenerationSpec, engine: Engine, store: OutputStore, slots: Slots,
-                 work_root: Path, timeout_s: float, blocking: Blocking, origin: Origin = Origin()):
+    def __init__(
+        self,
+        spec: GenerationSpec,
+        engine: Engine,
+        store: OutputStore,
+        slots: Slots,
+        work_root: Path,
+        timeout_s: float,
+        blocking: Blocking,
+        origin: Origin = Origin(),
+    ):
         self.spec = spec
         self._origin = origin
         self._engine = engine
@@ -182,7 +193,8 @@ class Generation:
             # The references are on disk now: their bytes (over gRPC, the whole
             # request as it came) need not stay in memory, queued or not.
             self.spec = spec = dataclasses.replace(
-                spec, references=tuple(dataclasses.replace(r, image=b"") for r in spec.references))
+                spec, references=tuple(dataclasses.replace(r, image=b"") for r in spec.references)
+            )
             if not ticket.granted:
                 yield ProgressEvent("queued", self._elapsed_ms(), queue_position=ticket.position)
                 await ticket.wait(self._cancelled)
@@ -194,20 +206,33 @@ class Generation:
                 refs = references.ReferencePlan((), ())
             permits = threading.Semaphore(ticket.n)
             for i in range(spec.count):
-                threading.Thread(target=self._candidate, args=(i, codex, workdir, refs, permits),
-                                 name=f"{spec.request_id}-c{i}", daemon=True).start()
+                threading.Thread(
+                    target=self._candidate,
+                    args=(i, codex, workdir, refs, permits),
+                    name=f"{spec.request_id}-c{i}",
+                    daemon=True,
+                ).start()
             images = []
             async for event in self._collect(spec.count):
                 if isinstance(event, ImageEvent):
                     images.append(event.image)
                 yield event
             delivered = {f"{img.width}x{img.height}" for img in images}
-            yield SummaryEvent(spec.request_id, spec.size.requested,
-                               delivered.pop() if len(delivered) == 1 else "mixed", spec.quality,
-                               spec.output_format, tuple(img.id for img in images), self._elapsed_ms(),
-                               target_size=spec.size.text, aspect_ratio=spec.size.ratio_text,
-                               aspect_source=spec.size.ratio_source, fit=spec.fit, references=refs.uses,
-                               background=spec.background)
+            yield SummaryEvent(
+                spec.request_id,
+                spec.size.requested,
+                delivered.pop() if len(delivered) == 1 else "mixed",
+                spec.quality,
+                spec.output_format,
+                tuple(img.id for img in images),
+                self._elapsed_ms(),
+                target_size=spec.size.text,
+                aspect_ratio=spec.size.ratio_text,
+                aspect_source=spec.size.ratio_source,
+                fit=spec.fit,
+                references=refs.uses,
+                background=spec.background,
+            )
         except ServiceError as exc:
             if exc.kind is Kind.CANCELLED and self._cancel_error is not None:
                 raise self._cancel_error from None  # e.g. UNAVAILABLE SHUTTING_DOWN
@@ -248,8 +273,11 @@ class Generation:
         while self._done < count:
             left = deadline - time.monotonic()
             if left <= 0 and first_error is None:
-                first_error = ServiceError(Kind.DEADLINE_EXCEEDED, "CODEX_TIMEOUT",
-                                           f"generation took longer than {self._timeout_s:g}s and was stopped")
+                first_error = ServiceError(
+                    Kind.DEADLINE_EXCEEDED,
+                    "CODEX_TIMEOUT",
+                    f"generation took longer than {self._timeout_s:g}s and was stopped",
+                )
                 self.cancel("timeout")
             try:
                 # Not asyncio.wait_for: on Python 3.11 a cancellation that comes
@@ -271,7 +299,9 @@ class Generation:
         if first_error is not None:
             raise first_error
         if self.cancelled:
-            raise ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", f"request cancelled ({self._cancel_reason})")
+            raise ServiceError(
+                Kind.CANCELLED, "REQUEST_CANCELED", f"request cancelled ({self._cancel_reason})"
+            )
 
     def _check_references_decode(self, files: tuple[Path, ...]) -> None:
         """The one full decode of each reference (from its file): only once the
@@ -285,7 +315,9 @@ class Generation:
             except imaging.BudgetCancelled:
                 raise ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", "cancelled") from None
             except imaging.BadImage as exc:
-                bad.append(FieldViolation(f"references[{ref.index}].image", str(exc), "INVALID_REFERENCE"))
+                bad.append(
+                    FieldViolation(f"references[{ref.index}].image", str(exc), "INVALID_REFERENCE")
+                )
         if bad:
             raise invalid(bad)
 
@@ -298,16 +330,24 @@ class Generation:
             self._committed.add(index)
             return True
 
-    def _run_on(self, account, index: int, codex: str, cand_dir: Path, refs: references.ReferencePlan):
+    def _run_on(
+        self, account, index: int, codex: str, cand_dir: Path, refs: references.ReferencePlan
+    ):
         if self.cancelled:  # e.g. while the account's readiness was probed: start nothing
             raise ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", "cancelled")
-        run = self._engine.start(codex, cand_dir, list(refs.paths), prompts.build(self.spec, index, refs), account)
+        run = self._engine.start(
+            codex, cand_dir, list(refs.paths), prompts.build(self.spec, index, refs), account
+        )
         with self._lock:
             self._runs.append(run)
             late = self.cancelled
         if late:
             run.cancel()
-        self._emit(ProgressEvent("candidate_started", self._elapsed_ms(), index, detail=f"account {account.name}"))
+        self._emit(
+            ProgressEvent(
+                "candidate_started", self._elapsed_ms(), index, detail=f"account {account.name}"
+            )
+        )
 
         def on_phase(phase: str, detail: str) -> None:
             self._emit(ProgressEvent("codex_phase", self._elapsed_ms(), index, phase, detail))
@@ -322,8 +362,14 @@ class Generation:
                 self.accounts.append(run.account)
         return result, run
 
-    def _candidate(self, index: int, codex: str, workdir: Path, refs: references.ReferencePlan,
-                   permits: threading.Semaphore) -> None:
+    def _candidate(
+        self,
+        index: int,
+        codex: str,
+        workdir: Path,
+        refs: references.ReferencePlan,
+        permits: threading.Semaphore,
+    ) -> None:
         error: ServiceError | None = None
         try:
             while not permits.acquire(timeout=0.1):
@@ -339,15 +385,24 @@ class Generation:
         except ServiceError as exc:
             error = exc
         except Exception as exc:  # noqa: BLE001 - report, never leak a traceback to the caller
-            log("candidate.crashed", level="error", request_id=self.spec.request_id, index=index,
-                error_type=type(exc).__name__)
-            error = ServiceError(Kind.INTERNAL, "INTERNAL", "internal error while running a candidate")
+            log(
+                "candidate.crashed",
+                level="error",
+                request_id=self.spec.request_id,
+                index=index,
+                error_type=type(exc).__name__,
+            )
+            error = ServiceError(
+                Kind.INTERNAL, "INTERNAL", "internal error while running a candidate"
+            )
         try:
             self._emit(_Done(index, error))
         except RuntimeError:
             pass  # the loop is closed: an uncommitted candidate outlived its server's shutdown
 
-    def _run_candidate(self, index: int, codex: str, workdir: Path, refs: references.ReferencePlan) -> None:
+    def _run_candidate(
+        self, index: int, codex: str, workdir: Path, refs: references.ReferencePlan
+    ) -> None:
         if self.cancelled:
             return
         spec = self.spec
@@ -365,11 +420,17 @@ class Generation:
             except ServiceError as exc:
                 # Nothing was produced: skip this account until its reset and
                 # try the candidate on another one.
-                if exc.reason != "QUOTA_EXHAUSTED" or not self._engine.accounts.exhausted(held, exc):
+                if exc.reason != "QUOTA_EXHAUSTED" or not self._engine.accounts.exhausted(
+                    held, exc
+                ):
                     raise
                 tried.add(held.account.name)
-                log("candidate.account_exhausted", request_id=spec.request_id, index=index,
-                    account=held.account.name)
+                log(
+                    "candidate.account_exhausted",
+                    request_id=spec.request_id,
+                    index=index,
+                    account=held.account.name,
+                )
             finally:
                 self._engine.accounts.release(held)
         # The model draws at its own size (codex asks for "auto"): deliver the
@@ -382,19 +443,47 @@ class Generation:
         if self.cancelled:
             return  # nothing is stored for a request that was given up
         stored = self._store.save(
-            data, request_id=spec.request_id, index=index, label=f"Candidate {index + 1}",
-            mime_type=info.mime_type, width=info.width, height=info.height,
-            revised_prompt=result.revised_prompt, thread_id=result.thread_id, prompt=spec.prompt,
-            requested_size=spec.size.requested, resolved_size=f"{info.width}x{info.height}", aspect=spec.aspect,
-            quality=spec.quality, output_format=spec.output_format, duration_ms=result.duration_ms,
-            created_unix_ms=int(time.time() * 1000), target_size=spec.size.text,
-            aspect_ratio=spec.size.ratio_text, aspect_source=spec.size.ratio_source, fit=spec.fit,
-            native_width=native.width, native_height=native.height, resized=delivered.resized,
-            enlarged=delivered.enlarged, references=tuple(dataclasses.asdict(u) for u in refs.uses),
-            key_name=self._origin.key_name, account=run.account, request_seq=self._origin.request_seq,
-            background=spec.background, alpha_source=made.alpha_source if made else "",
-            transparency=dataclasses.asdict(made.figures) if made else None, usage=result.usage)
-        self._emit(ProgressEvent("candidate_finished", self._elapsed_ms(), index,
-                                 detail=f"{info.width}x{info.height} {info.mime_type}"
-                                 + (f" (resized from {native.width}x{native.height})" if delivered.resized else "")))
+            data,
+            request_id=spec.request_id,
+            index=index,
+            label=f"Candidate {index + 1}",
+            mime_type=info.mime_type,
+            width=info.width,
+            height=info.height,
+            revised_prompt=result.revised_prompt,
+            thread_id=result.thread_id,
+            prompt=spec.prompt,
+            requested_size=spec.size.requested,
+            resolved_size=f"{info.width}x{info.height}",
+            aspect=spec.aspect,
+            quality=spec.quality,
+            output_format=spec.output_format,
+            duration_ms=result.duration_ms,
+            created_unix_ms=int(time.time() * 1000),
+            target_size=spec.size.text,
+            aspect_ratio=spec.size.ratio_text,
+            aspect_source=spec.size.ratio_source,
+            fit=spec.fit,
+            native_width=native.width,
+            native_height=native.height,
+            resized=delivered.resized,
+            enlarged=delivered.enlarged,
+            references=tuple(dataclasses.asdict(u) for u in refs.uses),
+            key_name=self._origin.key_name,
+            account=run.account,
+            request_seq=self._origin.request_seq,
+            background=spec.background,
+            alpha_source=made.alpha_source if made else "",
+            transparency=dataclasses.asdict(made.figures) if made else None,
+            usage=result.usage,
+        )
+        self._emit(
+            ProgressEvent(
+                "candidate_finished",
+                self._elapsed_ms(),
+                index,
+                detail=f"{info.width}x{info.height} {info.mime_type}"
+                + (f" (resized from {native.width}x{native.height})" if delivered.resized else ""),
+            )
+        )
         self._emit(ImageEvent(stored))

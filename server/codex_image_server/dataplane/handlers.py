@@ -11,6 +11,7 @@ codex_image_shim/errors.py). What belongs to a transport stays with it:
 flow control, the download idle timer, chunking a file, noticing that a
 caller went away (its task is cancelled; so is the generation, at once).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,27 +48,51 @@ REFERENCE_MIME_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 def capabilities(s: Settings, auth_required: bool) -> pb.GetCapabilitiesResponse:
     """Fixed for the server's life: built once (resolving presets is not free)."""
     return pb.GetCapabilitiesResponse(
-        model=MODEL, backend=BACKEND, max_images=MAX_COUNT, output_formats=list(OUTPUT_FORMATS),
-        qualities=list(QUALITIES), backgrounds=list(transparency.BACKGROUNDS),
+        model=MODEL,
+        backend=BACKEND,
+        max_images=MAX_COUNT,
+        output_formats=list(OUTPUT_FORMATS),
+        qualities=list(QUALITIES),
+        backgrounds=list(transparency.BACKGROUNDS),
         size_options=list(sizes.SIZE_OPTIONS),
-        ratio_options=list(sizes.RATIO_OPTIONS), aspect_names=list(sizes.NAMED_ASPECTS),
-        aspect_options=[pb.AspectOption(name=o.name, kind=o.kind, aliases=list(o.aliases),
-                                        description=o.description) for o in sizes.aspect_options()],
+        ratio_options=list(sizes.RATIO_OPTIONS),
+        aspect_names=list(sizes.NAMED_ASPECTS),
+        aspect_options=[
+            pb.AspectOption(
+                name=o.name, kind=o.kind, aliases=list(o.aliases), description=o.description
+            )
+            for o in sizes.aspect_options()
+        ],
         fits=list(sizes.FITS),
         size_constraints=pb.SizeConstraints(
-            custom_size=True, max_edge=sizes.MAX_EDGE, max_pixels=sizes.MAX_PIXELS,
-            min_pixels=sizes.MIN_PIXELS, multiple_of=sizes.MULTIPLE, max_ratio=f"{sizes.MAX_RATIO}:1"),
-        high_resolution_presets=pb.HighResolutionPresets(**{
-            name: "%dx%d" % sizes.resolve_preset(sizes.PRESETS["4K"], ratio)
-            for name, ratio in sizes.NAMED_ASPECTS.items()}),
-        references=pb.ReferencePolicy(mode="original_image", max_images=s.max_references,
-                                      max_bytes=s.max_reference_bytes,
-                                      mime_types=list(REFERENCE_MIME_TYPES),
-                                      max_originals=references.ORIGINALS_WITH_SHEET,
-                                      overflow_mode="contact_sheet"),
-        auth_required=auth_required, generation_timeout_ms=s.generation_timeout_ms,
-        presets=[pb.SizePreset(name=p.name, max_edge=p.max_edge, max_pixels=p.max_pixels)
-                 for p in sizes.PRESETS.values()])
+            custom_size=True,
+            max_edge=sizes.MAX_EDGE,
+            max_pixels=sizes.MAX_PIXELS,
+            min_pixels=sizes.MIN_PIXELS,
+            multiple_of=sizes.MULTIPLE,
+            max_ratio=f"{sizes.MAX_RATIO}:1",
+        ),
+        high_resolution_presets=pb.HighResolutionPresets(
+            **{
+                name: "%dx%d" % sizes.resolve_preset(sizes.PRESETS["4K"], ratio)
+                for name, ratio in sizes.NAMED_ASPECTS.items()
+            }
+        ),
+        references=pb.ReferencePolicy(
+            mode="original_image",
+            max_images=s.max_references,
+            max_bytes=s.max_reference_bytes,
+            mime_types=list(REFERENCE_MIME_TYPES),
+            max_originals=references.ORIGINALS_WITH_SHEET,
+            overflow_mode="contact_sheet",
+        ),
+        auth_required=auth_required,
+        generation_timeout_ms=s.generation_timeout_ms,
+        presets=[
+            pb.SizePreset(name=p.name, max_edge=p.max_edge, max_pixels=p.max_pixels)
+            for p in sizes.PRESETS.values()
+        ],
+    )
 
 
 class Handlers:
@@ -84,21 +109,32 @@ class Handlers:
         self._health: tuple[tuple, pb.HealthResponse] | None = None  # (what it says, the answer)
         # The unary RPCs by name, for the surfaces that route by the proto (gRPC, /v1).
         self.unary: dict[str, Callable[[Caller, Any], Awaitable[Any]]] = {
-            "GetCapabilities": self.get_capabilities, "Health": self.health, "GetImage": self.get_image,
-            "ListImages": self.list_images, "DeleteImage": self.delete_image,
-            "ListRequests": self.list_requests, "GetRequest": self.get_request,
-            "SubmitGeneration": self.submit_generation, "GetOperation": self.get_operation,
-            "ListOperations": self.list_operations, "CancelOperation": self.cancel_operation,
-            "DeleteOperation": self.delete_operation, "WaitOperation": self.wait_operation}
-        self.streams: dict[str, Callable[[Caller, Any], AsyncGenerator[Any, None]]] = {"Generate": self.generate}
+            "GetCapabilities": self.get_capabilities,
+            "Health": self.health,
+            "GetImage": self.get_image,
+            "ListImages": self.list_images,
+            "DeleteImage": self.delete_image,
+            "ListRequests": self.list_requests,
+            "GetRequest": self.get_request,
+            "SubmitGeneration": self.submit_generation,
+            "GetOperation": self.get_operation,
+            "ListOperations": self.list_operations,
+            "CancelOperation": self.cancel_operation,
+            "DeleteOperation": self.delete_operation,
+            "WaitOperation": self.wait_operation,
+        }
+        self.streams: dict[str, Callable[[Caller, Any], AsyncGenerator[Any, None]]] = {
+            "Generate": self.generate
+        }
 
     def shut_down(self) -> None:
         self.service.shut_down()
 
     # -- Generate ---------------------------------------------------------------
 
-    async def generate(self, caller: Caller, request: pb.GenerateRequest | convert.WithImages
-                       ) -> AsyncGenerator[pb.GenerateResponse, None]:
+    async def generate(
+        self, caller: Caller, request: pb.GenerateRequest | convert.WithImages
+    ) -> AsyncGenerator[pb.GenerateResponse, None]:
         """The Generate stream, its outcome sent to its webhook if it has one (a
         repeated request id is answered from the store by Service). Leaving it
         early (aclose, or the task cancelled) cancels the generation at once:
@@ -130,8 +166,14 @@ class Handlers:
             if call is not None:
                 call.cancel("call ended")  # idempotent: a finished generation ignores it
             if webhook_url:
-                self.operations.generate_ended(request_id, caller, webhook_url, None if outcome.error
-                                               else result.SerializeToString(), outcome.error, started)
+                self.operations.generate_ended(
+                    request_id,
+                    caller,
+                    webhook_url,
+                    None if outcome.error else result.SerializeToString(),
+                    outcome.error,
+                    started,
+                )
 
     # -- answers about the server -----------------------------------------------
 
@@ -156,18 +198,36 @@ class Handlers:
             return self._health[1]  # unchanged: the same (frozen) answer, encoded once
         in_use, free, queued = slots
         accounts = pool.states_of(rows)
-        answer = frozen.freeze(pb.HealthResponse(
-            status="ok" if ready.ready else "unavailable", ready=ready.ready, backend=BACKEND, model=MODEL,
-            auth_required=self.keyring.required,
-            generation_timeout_ms=self.settings.generation_timeout_ms,
-            codex=pb.CodexStatus(found=ready.found, path=ready.path, version=ready.version,
-                                 logged_in=ready.logged_in, custom_provider=ready.custom_provider),
-            slots=pb.SlotStatus(in_use=in_use, free=free, limit=slots_.limit, queued=queued,
-                                queue_limit=slots_.queue_limit),
-            problem=ready.said, server_version=__version__,
-            codex_version=ready.version_number, codex_version_tested=ready.version_tested,
-            codex_tested_versions=versions.TESTED,
-            accounts=[convert.account_message(a) for a in accounts]))
+        answer = frozen.freeze(
+            pb.HealthResponse(
+                status="ok" if ready.ready else "unavailable",
+                ready=ready.ready,
+                backend=BACKEND,
+                model=MODEL,
+                auth_required=self.keyring.required,
+                generation_timeout_ms=self.settings.generation_timeout_ms,
+                codex=pb.CodexStatus(
+                    found=ready.found,
+                    path=ready.path,
+                    version=ready.version,
+                    logged_in=ready.logged_in,
+                    custom_provider=ready.custom_provider,
+                ),
+                slots=pb.SlotStatus(
+                    in_use=in_use,
+                    free=free,
+                    limit=slots_.limit,
+                    queued=queued,
+                    queue_limit=slots_.queue_limit,
+                ),
+                problem=ready.said,
+                server_version=__version__,
+                codex_version=ready.version_number,
+                codex_version_tested=ready.version_tested,
+                codex_tested_versions=versions.TESTED,
+                accounts=[convert.account_message(a) for a in accounts],
+            )
+        )
         if self._health is not None:
             frozen.thaw(self._health[1])
         self._health = (facts, answer)
@@ -179,7 +239,9 @@ class Handlers:
         return await self._blocking.run(self.service.get_image, image_id, caller)
 
     async def get_image(self, caller: Caller, request: pb.GetImageRequest) -> pb.GetImageResponse:
-        return pb.GetImageResponse(image=convert.image_message(await self.stored_image(caller, request.image_id)))
+        return pb.GetImageResponse(
+            image=convert.image_message(await self.stored_image(caller, request.image_id))
+        )
 
     async def image_file(self, caller: Caller, request: pb.GetImageFileRequest):
         """(the image's record, where its bytes lie): the transport sends them its way."""
@@ -187,58 +249,86 @@ class Handlers:
         # The path may mean a fetch into the local cache (an object store): off the loop too.
         return record, await self._blocking.run(self.service.image_path, record)
 
-    async def list_images(self, caller: Caller, request: pb.ListImagesRequest) -> pb.ListImagesResponse:
+    async def list_images(
+        self, caller: Caller, request: pb.ListImagesRequest
+    ) -> pb.ListImagesResponse:
         page = await self._blocking.run(self.service.list_images, convert.query(request), caller)
-        return pb.ListImagesResponse(images=[convert.image_message(i) for i in page.items],
-                                     next_page_token=page.next_page_token)
+        return pb.ListImagesResponse(
+            images=[convert.image_message(i) for i in page.items],
+            next_page_token=page.next_page_token,
+        )
 
-    async def delete_image(self, caller: Caller, request: pb.DeleteImageRequest) -> pb.DeleteImageResponse:
+    async def delete_image(
+        self, caller: Caller, request: pb.DeleteImageRequest
+    ) -> pb.DeleteImageResponse:
         await self._blocking.run(self.service.delete_image, request.image_id, caller)
         return pb.DeleteImageResponse()
 
-    async def list_requests(self, caller: Caller, request: pb.ListRequestsRequest) -> pb.ListRequestsResponse:
+    async def list_requests(
+        self, caller: Caller, request: pb.ListRequestsRequest
+    ) -> pb.ListRequestsResponse:
         page = await self._blocking.run(self.service.list_requests, convert.query(request), caller)
-        return pb.ListRequestsResponse(requests=[convert.request_message(r) for r in page.items],
-                                       next_page_token=page.next_page_token)
+        return pb.ListRequestsResponse(
+            requests=[convert.request_message(r) for r in page.items],
+            next_page_token=page.next_page_token,
+        )
 
-    async def get_request(self, caller: Caller, request: pb.GetRequestRequest) -> pb.GetRequestResponse:
+    async def get_request(
+        self, caller: Caller, request: pb.GetRequestRequest
+    ) -> pb.GetRequestResponse:
         return convert.request_detail(
-            await self._blocking.run(self.service.get_request, request.request_id, caller))
+            await self._blocking.run(self.service.get_request, request.request_id, caller)
+        )
 
     # -- operations -----------------------------------------------------------------
 
     def _submit(self, caller: Caller, request: pb.GenerateRequest) -> lro.Operation:
         if not request.request_id:
             request.request_id = new_request_id()
-        record = self.operations.submit(request.SerializeToString(), convert.params(request),
-                                        request.webhook_url, caller)
+        record = self.operations.submit(
+            request.SerializeToString(), convert.params(request), request.webhook_url, caller
+        )
         return operation_message(*self.operations.get(record.request_id, caller))
 
     async def submit_generation(self, caller: Caller, request: pb.GenerateRequest) -> lro.Operation:
         return await self._blocking.run(self._submit, caller, request)
 
-    async def get_operation(self, caller: Caller, request: lro.GetOperationRequest) -> lro.Operation:
+    async def get_operation(
+        self, caller: Caller, request: lro.GetOperationRequest
+    ) -> lro.Operation:
         request_id = request_id_of(request.name)
         return operation_message(*await self._blocking.run(self.operations.get, request_id, caller))
 
-    async def list_operations(self, caller: Caller, request: lro.ListOperationsRequest
-                              ) -> lro.ListOperationsResponse:
-        query = Query(page_size=request.page_size, page_token=request.page_token,
-                      status=parse_filter(request.filter))
+    async def list_operations(
+        self, caller: Caller, request: lro.ListOperationsRequest
+    ) -> lro.ListOperationsResponse:
+        query = Query(
+            page_size=request.page_size,
+            page_token=request.page_token,
+            status=parse_filter(request.filter),
+        )
         page = await self._blocking.run(self.operations.list, query, caller)
-        return lro.ListOperationsResponse(operations=[operation_message(r) for r in page.items],
-                                          next_page_token=page.next_page_token)
+        return lro.ListOperationsResponse(
+            operations=[operation_message(r) for r in page.items],
+            next_page_token=page.next_page_token,
+        )
 
-    async def cancel_operation(self, caller: Caller, request: lro.CancelOperationRequest) -> empty_pb2.Empty:
+    async def cancel_operation(
+        self, caller: Caller, request: lro.CancelOperationRequest
+    ) -> empty_pb2.Empty:
         request_id = request_id_of(request.name)
         await self._blocking.run(self.operations.cancel, request_id, caller)
         return empty_pb2.Empty()
 
-    async def delete_operation(self, caller: Caller, request: lro.DeleteOperationRequest) -> empty_pb2.Empty:
+    async def delete_operation(
+        self, caller: Caller, request: lro.DeleteOperationRequest
+    ) -> empty_pb2.Empty:
         request_id = request_id_of(request.name)
         await self._blocking.run(self.operations.delete, request_id, caller)
         return empty_pb2.Empty()
 
-    async def wait_operation(self, caller: Caller, request: lro.WaitOperationRequest) -> lro.Operation:
+    async def wait_operation(
+        self, caller: Caller, request: lro.WaitOperationRequest
+    ) -> lro.Operation:
         request_id, wait_s = request_id_of(request.name), timeout_s(request)
         return operation_message(*await self.operations.wait(request_id, wait_s, caller))

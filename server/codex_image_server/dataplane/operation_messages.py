@@ -2,6 +2,7 @@
 stored operation as an `Operation` (its `error` the API's google.rpc.Status),
 an operation's name, and the codec the runner stores GenerateRequests with.
 The handlers (handlers.py) answer with these on every surface."""
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,13 @@ from codex_image_server.operations.runner import error_of
 OPERATIONS_SERVICE = lro.DESCRIPTOR.services_by_name["Operations"]
 NAME_PREFIX = "operations/"
 _NAME = re.compile(r"operations/([A-Za-z0-9._-]{1,64})")
-_STATES = {"queued": pb.GenerationMetadata.STATE_QUEUED, "running": pb.GenerationMetadata.STATE_RUNNING,
-           "succeeded": pb.GenerationMetadata.STATE_SUCCEEDED, "failed": pb.GenerationMetadata.STATE_FAILED,
-           "cancelled": pb.GenerationMetadata.STATE_CANCELLED}
+_STATES = {
+    "queued": pb.GenerationMetadata.STATE_QUEUED,
+    "running": pb.GenerationMetadata.STATE_RUNNING,
+    "succeeded": pb.GenerationMetadata.STATE_SUCCEEDED,
+    "failed": pb.GenerationMetadata.STATE_FAILED,
+    "cancelled": pb.GenerationMetadata.STATE_CANCELLED,
+}
 
 
 class GenerateRequestCodec:
@@ -55,25 +60,44 @@ def request_id_of(name: str) -> str:
     """`operations/{request_id}`, else INVALID_ARGUMENT naming `name`."""
     found = _NAME.fullmatch(name)
     if found is None:
-        raise invalid([FieldViolation("name", "must be operations/{request_id}: 1-64 letters, digits, '.', "
-                                      "'_' or '-' after the slash", "INVALID_OPERATION_NAME")])
+        raise invalid(
+            [
+                FieldViolation(
+                    "name",
+                    "must be operations/{request_id}: 1-64 letters, digits, '.', "
+                    "'_' or '-' after the slash",
+                    "INVALID_OPERATION_NAME",
+                )
+            ]
+        )
     return found.group(1)
 
 
 def operation_message(record, queue_position: int = 0) -> lro.Operation:
-    metadata = pb.GenerationMetadata(state=_STATES[record.state], request_id=record.request_id,
-                                     queue_position=queue_position, attempts=record.attempts,
-                                     key_name=record.key_name)
+    metadata = pb.GenerationMetadata(
+        state=_STATES[record.state],
+        request_id=record.request_id,
+        queue_position=queue_position,
+        attempts=record.attempts,
+        key_name=record.key_name,
+    )
     for name in ("create", "start", "end"):
-        ts = convert.timestamp(getattr(record, ("started" if name == "start" else
-                                                "ended" if name == "end" else "created") + "_unix_ms"))
+        ts = convert.timestamp(
+            getattr(
+                record,
+                ("started" if name == "start" else "ended" if name == "end" else "created")
+                + "_unix_ms",
+            )
+        )
         if ts is not None:
             getattr(metadata, f"{name}_time").CopyFrom(ts)
     for candidate in json.loads(record.progress) if record.progress else ():
         metadata.candidates.append(pb.CandidateProgress(**candidate))
     if record.webhook:
         sent = json.loads(record.webhook)
-        metadata.webhook.CopyFrom(pb.WebhookDelivery(**{k: sent[k] for k in webhooks.SHOWN if k in sent}))
+        metadata.webhook.CopyFrom(
+            pb.WebhookDelivery(**{k: sent[k] for k in webhooks.SHOWN if k in sent})
+        )
     operation = lro.Operation(name=NAME_PREFIX + record.request_id, done=record.done)
     operation.metadata.Pack(metadata)
     if record.state == "succeeded":

@@ -7,6 +7,7 @@ fields.
 Every error carries an ErrorInfo (reason, domain, metadata); bad input also
 carries one BadRequest naming each field; retryable ones a RetryInfo.
 """
+
 from __future__ import annotations
 
 from google.protobuf import any_pb2, duration_pb2
@@ -46,27 +47,40 @@ MAX_DETAILS_BYTES = 3000
 
 
 def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _violation(v) -> error_details_pb2.BadRequest.FieldViolation:
     return error_details_pb2.BadRequest.FieldViolation(
-        field=_cut(v.field, MAX_TEXT_CHARS), description=_cut(v.description, MAX_TEXT_CHARS),
-        reason=_cut(v.reason, MAX_TEXT_CHARS))
+        field=_cut(v.field, MAX_TEXT_CHARS),
+        description=_cut(v.description, MAX_TEXT_CHARS),
+        reason=_cut(v.reason, MAX_TEXT_CHARS),
+    )
 
 
 def to_status_proto(error: ServiceError) -> status_pb2.Status:
     metadata = {_cut(k, MAX_TEXT_CHARS): _cut(v, MAX_TEXT_CHARS) for k, v in error.metadata.items()}
-    details = [_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=metadata))]
+    details = [
+        _pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=metadata))
+    ]
     if error.violations:
         bad = error_details_pb2.BadRequest()
         for v in error.violations:
             bad.field_violations.append(_violation(v))
             if bad.ByteSize() > MAX_DETAILS_BYTES // 2:
-                del bad.field_violations[-1]  # the first ones are named; the message counts them all
+                del bad.field_violations[
+                    -1
+                ]  # the first ones are named; the message counts them all
                 break
         details.append(_pack(bad))
     if error.retry_after_s is not None:
-        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=error.retry_after_s))))
-    return status_pb2.Status(code=_CODES[error.kind], message=_cut(error.message, MAX_MESSAGE_CHARS),
-                             details=details)
+        details.append(
+            _pack(
+                error_details_pb2.RetryInfo(
+                    retry_delay=duration_pb2.Duration(seconds=error.retry_after_s)
+                )
+            )
+        )
+    return status_pb2.Status(
+        code=_CODES[error.kind], message=_cut(error.message, MAX_MESSAGE_CHARS), details=details
+    )

@@ -2,6 +2,7 @@
 key's limits, logs and metrics around it; and the history and store
 operations. Surfaces (gRPC servicer, HTTP shim, later others) only convert
 their wire format to these calls and back."""
+
 from __future__ import annotations
 
 import asyncio
@@ -44,6 +45,7 @@ RETRY_LATER = ("KEY_CONCURRENCY_LIMIT", "QUEUE_FULL", "REQUEST_RUNNING")
 @dataclasses.dataclass(frozen=True)
 class Caller:
     """Who is calling, as the surface's one auth check found it."""
+
     key: ApiKey = ANONYMOUS
     surface: str = "grpc"
 
@@ -56,8 +58,16 @@ class RequestDetail:
 
 
 class Service:
-    def __init__(self, settings: Settings, engine: Engine, store: OutputStore, slots: Slots, keyring: Keyring,
-                 metrics: Metrics, blocking: Blocking):
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        store: OutputStore,
+        slots: Slots,
+        keyring: Keyring,
+        metrics: Metrics,
+        blocking: Blocking,
+    ):
         self.settings = settings
         self.blocking = blocking
         self.engine = engine
@@ -79,8 +89,9 @@ class Service:
         for call in list(self._live):  # answered calls are never live
             call.prepared().cancel("server shutting down", error=shutting_down())
 
-    async def generate(self, params: GenerateParams, caller: Caller, *,
-                       for_operation: bool = False) -> GenerateCall:
+    async def generate(
+        self, params: GenerateParams, caller: Caller, *, for_operation: bool = False
+    ) -> GenerateCall:
         """Validated, admitted against the key's limits and recorded (off the
         loop: Pillow decodes references, SQLite records); refusals raise.
         A caller's request id this key used for a finished request is answered
@@ -98,7 +109,8 @@ class Service:
             # The caller left while its request was being admitted: once that
             # is done, record it cancelled and give the key's slot back.
             admitted.add_done_callback(
-                lambda f: call.abandon() if not f.cancelled() and f.exception() is None else None)
+                lambda f: call.abandon() if not f.cancelled() and f.exception() is None else None
+            )
             raise
         call.prepare()
         if call.generation is not None:
@@ -132,30 +144,47 @@ class Service:
     def _live_gauges(self):
         in_use, free, queued = self.slots.snapshot()
         count, size = self.store.totals()
-        return [gauge("codex_image_slots_in_use", "Generation slots in use", in_use),
-                gauge("codex_image_slots_limit", "Generation slots in all", self.slots.limit),
-                gauge("codex_image_queue_depth", "Requests waiting for slots", queued),
-                gauge("codex_image_images_stored", "Images in the store", count),
-                gauge("codex_image_bytes_stored", "Bytes of images in the store", size),
-                *self._codex_info(), *self._account_gauges()]
+        return [
+            gauge("codex_image_slots_in_use", "Generation slots in use", in_use),
+            gauge("codex_image_slots_limit", "Generation slots in all", self.slots.limit),
+            gauge("codex_image_queue_depth", "Requests waiting for slots", queued),
+            gauge("codex_image_images_stored", "Images in the store", count),
+            gauge("codex_image_bytes_stored", "Bytes of images in the store", size),
+            *self._codex_info(),
+            *self._account_gauges(),
+        ]
 
     def _codex_info(self):
         """The codex version as an info gauge (1), from the last readiness probe."""
         ready = self.engine.accounts.cached_readiness()
         if ready is None or not ready.found:
             return []
-        return [gauge("codex_image_codex_info", "The codex CLI the server runs (1; version and tested as labels)",
-                      1, {"version": ready.version_number or ready.version[:40],
-                          "tested": "true" if ready.version_tested else "false"})]
+        return [
+            gauge(
+                "codex_image_codex_info",
+                "The codex CLI the server runs (1; version and tested as labels)",
+                1,
+                {
+                    "version": ready.version_number or ready.version[:40],
+                    "tested": "true" if ready.version_tested else "false",
+                },
+            )
+        ]
 
     def _account_gauges(self):
-        in_use = GaugeMetricFamily("codex_image_account_in_use",
-                                   "Codex runs on each account (on every replica sharing it)", labels=["account"])
-        ready = GaugeMetricFamily("codex_image_account_ready", "1 when the account can take a run",
-                                  labels=["account"])
-        until = GaugeMetricFamily("codex_image_account_exhausted_until_seconds",
-                                  "Unix time the account's usage limit resets (0: not exhausted)",
-                                  labels=["account"])
+        in_use = GaugeMetricFamily(
+            "codex_image_account_in_use",
+            "Codex runs on each account (on every replica sharing it)",
+            labels=["account"],
+        )
+        ready = GaugeMetricFamily(
+            "codex_image_account_ready", "1 when the account can take a run", labels=["account"]
+        )
+        until = GaugeMetricFamily(
+            "codex_image_account_exhausted_until_seconds",
+            "Unix time the account's usage limit resets (0: not exhausted)",
+            labels=["account"],
+        )
         for a in self.engine.accounts.states():
             in_use.add_metric([a.name], a.in_use)
             ready.add_metric([a.name], 1 if a.ready else 0)
@@ -164,10 +193,17 @@ class Service:
 
 
 def _log_fields(spec, caller: Caller) -> dict:
-    return dict(request_id=spec.request_id, count=spec.count, size=spec.size.text,
-                quality=spec.quality, output_format=spec.output_format,
-                references=len(spec.references), prompt_chars=len(spec.prompt),
-                key_name=caller.key.name, surface=caller.surface)
+    return dict(
+        request_id=spec.request_id,
+        count=spec.count,
+        size=spec.size.text,
+        quality=spec.quality,
+        output_format=spec.output_format,
+        references=len(spec.references),
+        prompt_chars=len(spec.prompt),
+        key_name=caller.key.name,
+        surface=caller.surface,
+    )
 
 
 class _Answered(Exception):
@@ -180,16 +216,23 @@ class _Answered(Exception):
 
 
 def _request_running(request_id: str, what: str) -> ServiceError:
-    return ServiceError(Kind.ALREADY_EXISTS, "REQUEST_RUNNING",
-                        f"request_id {request_id!r} is {what}: wait for it (or WaitOperation on "
-                        f"operations/{request_id}) rather than generating it twice",
-                        violations=(FieldViolation("request_id", f"is {what}", "REQUEST_RUNNING"),))
+    return ServiceError(
+        Kind.ALREADY_EXISTS,
+        "REQUEST_RUNNING",
+        f"request_id {request_id!r} is {what}: wait for it (or WaitOperation on "
+        f"operations/{request_id}) rather than generating it twice",
+        violations=(FieldViolation("request_id", f"is {what}", "REQUEST_RUNNING"),),
+    )
 
 
 def id_taken(field: str, description: str) -> ServiceError:
     """A request id used for another request (AIP-155): ALREADY_EXISTS naming the field."""
-    return ServiceError(Kind.ALREADY_EXISTS, "REQUEST_ID_REUSED", f"invalid request: {field}: {description}",
-                        violations=(FieldViolation(field, description, "REQUEST_ID_REUSED"),))
+    return ServiceError(
+        Kind.ALREADY_EXISTS,
+        "REQUEST_ID_REUSED",
+        f"invalid request: {field}: {description}",
+        violations=(FieldViolation(field, description, "REQUEST_ID_REUSED"),),
+    )
 
 
 class GenerateCall:
@@ -224,21 +267,42 @@ class GenerateCall:
             if params.request_id:
                 self.answered = self._begin_repeatable(spec)
             else:
-                self._seq = service.limits.admit(caller.key, spec.count, lambda admission: service.history.begin(
-                    spec, caller.key.name, caller.surface, self._arrived_ms, admission))
+                self._seq = service.limits.admit(
+                    caller.key,
+                    spec.count,
+                    lambda admission: service.history.begin(
+                        spec, caller.key.name, caller.surface, self._arrived_ms, admission
+                    ),
+                )
         except ServiceError as exc:
             if not (self._for_operation and exc.reason in RETRY_LATER):
-                service.history.refused(usable_request_id(params), params, caller.key.name, caller.surface,
-                                        self._arrived_ms, exc)
+                service.history.refused(
+                    usable_request_id(params),
+                    params,
+                    caller.key.name,
+                    caller.surface,
+                    self._arrived_ms,
+                    exc,
+                )
                 self._count("refused", exc.reason)
-            log("generate.refused", request_id=usable_request_id(params), reason=exc.reason,
-                key_name=caller.key.name, surface=caller.surface)
+            log(
+                "generate.refused",
+                request_id=usable_request_id(params),
+                reason=exc.reason,
+                key_name=caller.key.name,
+                surface=caller.surface,
+            )
             raise
         self.spec = spec
         if self.answered is not None:
             self._count("completed", "ANSWERED_FROM_STORE")
-            log("generate.answered_from_store", request_id=spec.request_id, images=len(self.answered[1]),
-                key_name=caller.key.name, surface=caller.surface)
+            log(
+                "generate.answered_from_store",
+                request_id=spec.request_id,
+                images=len(self.answered[1]),
+                key_name=caller.key.name,
+                surface=caller.surface,
+            )
 
     def _begin_repeatable(self, spec) -> tuple[RequestRecord, list[StoredImage]] | None:
         """Blocking. Records the request of a caller-chosen id (None), or finds
@@ -247,16 +311,25 @@ class GenerateCall:
         if not self._for_operation:
             operation = service.store.metadata.get_operation(spec.request_id, key.name)
             if operation is not None and not operation.done:
-                raise _request_running(spec.request_id, f"operations/{spec.request_id}, still {operation.state}")
+                raise _request_running(
+                    spec.request_id, f"operations/{spec.request_id}, still {operation.state}"
+                )
         asked, expired = fingerprint.of(spec), set()
 
         def same_id(earlier: RequestRecord | None) -> None:
-            if earlier is None or earlier.status in ("failed", "cancelled") or earlier.seq in expired:
+            if (
+                earlier is None
+                or earlier.status in ("failed", "cancelled")
+                or earlier.seq in expired
+            ):
                 return
             field = fingerprint.differing_field(earlier.fingerprint, asked)
             if field is not None:
-                raise id_taken(field, f"differs from the request first made with request_id "
-                                      f"{spec.request_id!r}; repeat it unchanged or use a new request_id")
+                raise id_taken(
+                    field,
+                    f"differs from the request first made with request_id "
+                    f"{spec.request_id!r}; repeat it unchanged or use a new request_id",
+                )
             if earlier.status == "running":
                 if self._for_operation:  # the operation waits its turn (it goes back to its queue)
                     raise _request_running(spec.request_id, "the id of a request still running")
@@ -268,9 +341,19 @@ class GenerateCall:
 
         while True:
             try:
-                self._seq = service.limits.admit(key, spec.count, lambda admission: history.begin(
-                    spec, key.name, self._caller.surface, self._arrived_ms, admission,
-                    fingerprint=asked, same_id=same_id))
+                self._seq = service.limits.admit(
+                    key,
+                    spec.count,
+                    lambda admission: history.begin(
+                        spec,
+                        key.name,
+                        self._caller.surface,
+                        self._arrived_ms,
+                        admission,
+                        fingerprint=asked,
+                        same_id=same_id,
+                    ),
+                )
                 return None
             except _Answered as answered:
                 images = history.images(answered.earlier)
@@ -283,10 +366,20 @@ class GenerateCall:
         if self.answered is not None:
             return  # nothing was recorded
         # Its record's outcome frees the key's slot.
-        self._svc.history.finish(self._seq, "cancelled", ServiceError(
-            Kind.CANCELLED, "REQUEST_CANCELED", "the caller went away before the request started"),
-            duration_ms=int((time.monotonic() - self._started) * 1000), queue_wait_ms=0, codex_ms=0,
-            accounts=(), image_ids=())
+        self._svc.history.finish(
+            self._seq,
+            "cancelled",
+            ServiceError(
+                Kind.CANCELLED,
+                "REQUEST_CANCELED",
+                "the caller went away before the request started",
+            ),
+            duration_ms=int((time.monotonic() - self._started) * 1000),
+            queue_wait_ms=0,
+            codex_ms=0,
+            accounts=(),
+            image_ids=(),
+        )
         self._count("cancelled", "REQUEST_CANCELED")
 
     def prepare(self) -> None:
@@ -295,9 +388,16 @@ class GenerateCall:
             return
         settings = self._svc.settings
         assert self.spec is not None  # admit() came first
-        self.generation = Generation(self.spec, self._svc.engine, self._svc.store, self._svc.slots,
-                                     settings.work_dir, settings.generation_timeout_ms / 1000,
-                                     self._svc.blocking, Origin(self._caller.key.name, self._seq))
+        self.generation = Generation(
+            self.spec,
+            self._svc.engine,
+            self._svc.store,
+            self._svc.slots,
+            settings.work_dir,
+            settings.generation_timeout_ms / 1000,
+            self._svc.blocking,
+            Origin(self._caller.key.name, self._seq),
+        )
         self.spec = None  # the Generation's now: it drops the reference bytes once they are on disk
 
     def _count(self, outcome: str, reason: str) -> None:
@@ -349,9 +449,16 @@ class GenerateCall:
         # One UPDATE by primary key (WAL, no fsync): cheap enough for the loop,
         # and done before the caller sees the end, so GetRequest agrees at once.
         # The outcome frees the key's slot (limits count running records).
-        self._svc.history.finish(self._seq, status, error, duration_ms=duration_ms,
-                                 queue_wait_ms=generation.queue_wait_ms, codex_ms=codex_ms,
-                                 accounts=tuple(generation.accounts), image_ids=images)
+        self._svc.history.finish(
+            self._seq,
+            status,
+            error,
+            duration_ms=duration_ms,
+            queue_wait_ms=generation.queue_wait_ms,
+            codex_ms=codex_ms,
+            accounts=tuple(generation.accounts),
+            image_ids=images,
+        )
         reason = error.reason if error else ""
         self._count(status, reason)
         metrics.images.inc(len(images))
@@ -360,8 +467,14 @@ class GenerateCall:
             metrics.queue_wait.observe(generation.queue_wait_ms / 1000)
         for ms in generation.codex_ms:
             metrics.codex_run.observe(ms / 1000)
-        log("generate.end", outcome=status if error is None or status == "cancelled" else reason.lower(),
-            status=status, images=len(images), duration_ms=duration_ms, **fields)
+        log(
+            "generate.end",
+            outcome=status if error is None or status == "cancelled" else reason.lower(),
+            status=status,
+            images=len(images),
+            duration_ms=duration_ms,
+            **fields,
+        )
 
 
 def _stored_events(record: RequestRecord, images: list[StoredImage]) -> list[Event]:
@@ -369,10 +482,18 @@ def _stored_events(record: RequestRecord, images: list[StoredImage]) -> list[Eve
     first = images[0] if images else None
     delivered = {f"{image.width}x{image.height}" for image in images}
     summary = SummaryEvent(
-        record.request_id, record.requested_size, delivered.pop() if len(delivered) == 1 else "mixed",
-        record.quality, record.output_format, tuple(image.id for image in images), record.duration_ms,
+        record.request_id,
+        record.requested_size,
+        delivered.pop() if len(delivered) == 1 else "mixed",
+        record.quality,
+        record.output_format,
+        tuple(image.id for image in images),
+        record.duration_ms,
         target_size=first.target_size if first else record.resolved_size,
-        aspect_ratio=first.aspect_ratio if first else "", aspect_source=first.aspect_source if first else "",
-        fit=first.fit if first else "", background=first.background if first else "auto",
-        references=tuple(ReferenceUse(**use) for use in (first.references if first else ())))
+        aspect_ratio=first.aspect_ratio if first else "",
+        aspect_source=first.aspect_source if first else "",
+        fit=first.fit if first else "",
+        background=first.background if first else "auto",
+        references=tuple(ReferenceUse(**use) for use in (first.references if first else ())),
+    )
     return [*(ImageEvent(image) for image in images), summary]

@@ -7,6 +7,7 @@ shared database for replicas (accounts are then known by NAME across them).
 
 Setting form: `NAME=PATH` or `NAME:N=PATH` (N: runs at once on it).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,7 +43,9 @@ def parse(entries: tuple[str, ...], default_limit: int) -> list[AccountSpec]:
         name, _, limit = head.partition(":")
         name = name.strip()
         if not sep or not name or not path.strip() or name in names:
-            raise ValueError(f"account {entry!r}: expected NAME=PATH or NAME:N=PATH with a unique NAME")
+            raise ValueError(
+                f"account {entry!r}: expected NAME=PATH or NAME:N=PATH with a unique NAME"
+            )
         try:
             n = int(limit) if limit else default_limit
         except ValueError:
@@ -69,7 +72,7 @@ class AccountState:
 
 
 class AccountLoad(NamedTuple):
-    in_use: int             # runs on it now (on every replica sharing the ledger)
+    in_use: int  # runs on it now (on every replica sharing the ledger)
     exhausted_until: float  # unix seconds; 0 when not exhausted (or its reset has passed)
 
 
@@ -77,11 +80,13 @@ class AccountLedger(Protocol):
     """Who runs how much on each account, and which are used up. One process
     keeps it in memory (`LocalLedger`); replicas sharing accounts keep it in
     their shared database, so a budget holds across them."""
+
     shared: bool
 
     def take(self, name: str, limit: int) -> object | None:
         """A run on the account if it has one free under `limit` and is not
         exhausted (a token for `give_back`), else None. Atomic."""
+
     def give_back(self, token: object) -> None: ...
     def mark_exhausted(self, name: str, until: float) -> None: ...
     def load(self, names: list[str]) -> Mapping[str, tuple[int, float]]:
@@ -90,6 +95,7 @@ class AccountLedger(Protocol):
 
 class LocalLedger:
     """The one-process ledger: counters and reset times under a lock."""
+
     shared = False
 
     def __init__(self):
@@ -136,6 +142,7 @@ class Account:
 @dataclasses.dataclass(frozen=True)
 class HeldAccount:
     """One run's hold on an account, given back by `AccountPool.release`."""
+
     account: Account
     token: object
 
@@ -149,12 +156,17 @@ class AccountPool:
         self._cond = threading.Condition()
 
     @classmethod
-    def from_settings(cls, entries: tuple[str, ...], default_limit: int, make_readiness) -> AccountPool:
+    def from_settings(
+        cls, entries: tuple[str, ...], default_limit: int, make_readiness
+    ) -> AccountPool:
         specs = parse(entries, default_limit)
         if specs:
             return cls(specs, make_readiness)
-        return cls([AccountSpec(DEFAULT_NAME, codex_home(dict(os.environ)), default_limit)], make_readiness,
-                   named=False)
+        return cls(
+            [AccountSpec(DEFAULT_NAME, codex_home(dict(os.environ)), default_limit)],
+            make_readiness,
+            named=False,
+        )
 
     def share(self, ledger: AccountLedger) -> bool:
         """Keep runs and exhaustion in `ledger`, before the first run: replicas
@@ -170,42 +182,60 @@ class AccountPool:
         return len(self._accounts) == 1
 
     # `cancelled` is only polled (is_set), which is safe for an asyncio.Event from this thread.
-    def acquire(self, cancelled: threading.Event | asyncio.Event, skip: frozenset[str] = frozenset()) -> HeldAccount:
+    def acquire(
+        self, cancelled: threading.Event | asyncio.Event, skip: frozenset[str] = frozenset()
+    ) -> HeldAccount:
         """The least busy ready account with a free run; waits while all are busy.
         Raises QUOTA_EXHAUSTED when every account is used up (or was tried)."""
         while True:
             if cancelled.is_set():
                 raise ServiceError(Kind.CANCELLED, "REQUEST_CANCELED", "cancelled")
             # Probes may start codex, the ledger may be a database: outside the lock.
-            logged_in = [a for a in self._accounts if a.name not in skip and a.readiness.get().ready]
+            logged_in = [
+                a for a in self._accounts if a.name not in skip and a.readiness.get().ready
+            ]
             loads = self._loads(logged_in)
             usable = [a for a in logged_in if not loads[a.name].exhausted_until]
             if not usable:
                 raise self._all_exhausted(time.time())
-            free = sorted((a for a in usable if loads[a.name].in_use < a.spec.limit),
-                          key=lambda a: (loads[a.name].in_use / a.spec.limit, loads[a.name].in_use))
+            free = sorted(
+                (a for a in usable if loads[a.name].in_use < a.spec.limit),
+                key=lambda a: (loads[a.name].in_use / a.spec.limit, loads[a.name].in_use),
+            )
             for account in free:
                 # Another replica may have taken the last run since `load`.
                 token = self.ledger.take(account.name, account.spec.limit)
                 if token is not None:
                     return HeldAccount(account, token)
             with self._cond:
-                self._cond.wait(timeout=0.2)  # a local release wakes us; another replica's, the timeout
+                self._cond.wait(
+                    timeout=0.2
+                )  # a local release wakes us; another replica's, the timeout
 
     def _loads(self, accounts: list[Account]) -> dict[str, AccountLoad]:
-        return {name: AccountLoad(*load) for name, load in self.ledger.load([a.name for a in accounts]).items()}
+        return {
+            name: AccountLoad(*load)
+            for name, load in self.ledger.load([a.name for a in accounts]).items()
+        }
 
     def _all_exhausted(self, now: float) -> ServiceError:
         loads = self._loads(self._accounts)
         until = [load.exhausted_until for load in loads.values() if load.exhausted_until]
         if not until:
-            return ServiceError(Kind.FAILED_PRECONDITION, "CODEX_NOT_LOGGED_IN",
-                                "no Codex account is ready: check `codex login status` for each account")
+            return ServiceError(
+                Kind.FAILED_PRECONDITION,
+                "CODEX_NOT_LOGGED_IN",
+                "no Codex account is ready: check `codex login status` for each account",
+            )
         reset = min(until)
         at = dt.datetime.fromtimestamp(reset, dt.UTC).isoformat().replace("+00:00", "Z")
-        return ServiceError(Kind.RESOURCE_EXHAUSTED, "QUOTA_EXHAUSTED",
-                            f"every Codex account has used up its image generation quota; the first resets "
-                            f"at {at}", metadata={"resets_at": at}, retry_after_s=max(1, int(reset - now)))
+        return ServiceError(
+            Kind.RESOURCE_EXHAUSTED,
+            "QUOTA_EXHAUSTED",
+            f"every Codex account has used up its image generation quota; the first resets at {at}",
+            metadata={"resets_at": at},
+            retry_after_s=max(1, int(reset - now)),
+        )
 
     def release(self, held: HeldAccount) -> None:
         self.ledger.give_back(held.token)
@@ -223,7 +253,9 @@ class AccountPool:
         until = 0.0
         if "resets_at" in error.metadata:
             try:
-                until = dt.datetime.fromisoformat(error.metadata["resets_at"].replace("Z", "+00:00")).timestamp()
+                until = dt.datetime.fromisoformat(
+                    error.metadata["resets_at"].replace("Z", "+00:00")
+                ).timestamp()
             except ValueError:
                 until = 0.0
         if not until:
@@ -253,7 +285,10 @@ class AccountPool:
 
     @staticmethod
     def states_of(rows: tuple) -> list[AccountState]:
-        return [AccountState(a.name, a.spec.home, r, in_use, a.spec.limit, until) for a, r, in_use, until in rows]
+        return [
+            AccountState(a.name, a.spec.home, r, in_use, a.spec.limit, until)
+            for a, r, in_use, until in rows
+        ]
 
     def states(self) -> list[AccountState]:
         rows = self.snapshot()

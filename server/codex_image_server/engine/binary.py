@@ -1,6 +1,7 @@
 """Which codex binary to run: CODEX_IMAGE_SERVER_CODEX_BIN, else the pinned
 @openai/codex the Makefile installs into the project, else `codex` on PATH;
 and the one command a person runs to install it or log in with it."""
+
 from __future__ import annotations
 
 import glob
@@ -18,7 +19,9 @@ PINNED_VERSION = "0.171.0"  # the Makefile's CODEX_VERSION (a test keeps them eq
 def in_checkout() -> bool:
     """Running from a source checkout (where `make codex` works), not from an
     installed package (pip, pipx), whose PROJECT_ROOT is a site-packages' parent."""
-    return (PROJECT_ROOT / "Makefile").is_file() and (PROJECT_ROOT / "server" / "codex_image_server").is_dir()
+    return (PROJECT_ROOT / "Makefile").is_file() and (
+        PROJECT_ROOT / "server" / "codex_image_server"
+    ).is_dir()
 
 
 def install_command() -> str:
@@ -58,7 +61,11 @@ def _pinned() -> str | None:
     # Prefer the native binary the npm package ships: the Node wrapper costs a
     # second process per candidate, and if it alone were killed the native
     # child would run on. It must be run in place (codex-resources/ is beside it).
-    native = sorted(glob.glob(str(PINNED_PREFIX / "@openai" / "codex-linux-*" / "vendor" / "*" / "bin" / "codex")))
+    native = sorted(
+        glob.glob(
+            str(PINNED_PREFIX / "@openai" / "codex-linux-*" / "vendor" / "*" / "bin" / "codex")
+        )
+    )
     if native and os.access(native[0], os.X_OK):
         return native[0]
     return str(PINNED_WRAPPER) if os.access(PINNED_WRAPPER, os.X_OK) else None

@@ -1,4 +1,5 @@
 """One candidate: one `codex exec` run, from spawn to the image bytes it made."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -48,9 +49,18 @@ class CandidateResult:
 class CandidateRun:
     """Spawned by the Engine; `run` blocks until the image is found or it fails."""
 
-    def __init__(self, group: ProcessGroup, env: dict[str, str], grace_s: float, max_pixels: int,
-                 run_id: str, finish_early: bool = True, account: str = "default",
-                 remove_copies: Callable[[Path, str], None] | None = None, codex_version: str = ""):
+    def __init__(
+        self,
+        group: ProcessGroup,
+        env: dict[str, str],
+        grace_s: float,
+        max_pixels: int,
+        run_id: str,
+        finish_early: bool = True,
+        account: str = "default",
+        remove_copies: Callable[[Path, str], None] | None = None,
+        codex_version: str = "",
+    ):
         self.group = group
         # `codex --version` of the binary run, for an error naming it.
         self._codex_version = codex_version
@@ -68,8 +78,9 @@ class CandidateRun:
         self._max_pixels = max_pixels
         self._stderr_tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
         self._session_id = ""
-        self._stderr_reader = threading.Thread(target=self._drain_stderr, daemon=True,
-                                               name=f"stderr-{group.pid}")
+        self._stderr_reader = threading.Thread(
+            target=self._drain_stderr, daemon=True, name=f"stderr-{group.pid}"
+        )
         self._stderr_reader.start()
 
     def _drain_stderr(self) -> None:
@@ -101,7 +112,12 @@ class CandidateRun:
                 return
         if output_ended.wait(_EOF_AFTER_EXIT_S):
             return
-        log_event("candidate.output_held_after_exit", level="warning", run_id=self.run_id, pid=self.group.pid)
+        log_event(
+            "candidate.output_held_after_exit",
+            level="warning",
+            run_id=self.run_id,
+            pid=self.group.pid,
+        )
         self.group.stop_leftovers(self._grace)
 
     def run(self, on_phase: PhaseCallback) -> CandidateResult:
@@ -109,8 +125,12 @@ class CandidateRun:
         log = events.TurnLog()
         watch: RolloutWatch | None = None
         output_ended = threading.Event()
-        threading.Thread(target=self._end_with_the_leader, args=(output_ended,), daemon=True,
-                         name=f"exit-{self.group.pid}").start()
+        threading.Thread(
+            target=self._end_with_the_leader,
+            args=(output_ended,),
+            daemon=True,
+            name=f"exit-{self.group.pid}",
+        ).start()
         try:
             # Read stdout to its end: closing it early kills codex before the
             # image is written.
@@ -122,7 +142,9 @@ class CandidateRun:
                     continue
                 shown = events.absorb(log, event)
                 if self._finish_early and watch is None and log.thread_id:
-                    watch = RolloutWatch(codex_home(self._env), log.thread_id, self._image_final).start()
+                    watch = RolloutWatch(
+                        codex_home(self._env), log.thread_id, self._image_final
+                    ).start()
                 if shown and not self.group.stop_requested:
                     on_phase(*shown)
             try:
@@ -154,7 +176,11 @@ class CandidateRun:
         if self._final.data:
             return Found(self._final.data, "rollout.final", self._final.revised_prompt)
         try:
-            return Found(Path(self._final.saved_path).read_bytes(), "rollout.final", self._final.revised_prompt)
+            return Found(
+                Path(self._final.saved_path).read_bytes(),
+                "rollout.final",
+                self._final.revised_prompt,
+            )
         except OSError:
             return None
 
@@ -175,14 +201,30 @@ class CandidateRun:
             if error:
                 raise error
             if log.turn_failed or exit_code:
-                reason = log.turn_failed or (log.errors[-1] if log.errors else "") or \
-                    next((line for line in reversed(stderr) if "ERROR" in line), stderr[-1] if stderr else "")
+                reason = (
+                    log.turn_failed
+                    or (log.errors[-1] if log.errors else "")
+                    or next(
+                        (line for line in reversed(stderr) if "ERROR" in line),
+                        stderr[-1] if stderr else "",
+                    )
+                )
                 raise failures.failed_turn(reason, exit_code)
             raise failures.no_image(log.last_message)
         try:
             info = imaging.inspect(found.data, self._max_pixels)
         except imaging.BadImage as exc:
-            raise ServiceError(Kind.INTERNAL, "CODEX_INVALID_IMAGE",
-                               f"codex produced a file that is not a usable image: {exc}") from None
-        return CandidateResult(found.data, thread_id, found.revised_prompt,
-                               int((time.monotonic() - started) * 1000), found.source, info, log.usage)
+            raise ServiceError(
+                Kind.INTERNAL,
+                "CODEX_INVALID_IMAGE",
+                f"codex produced a file that is not a usable image: {exc}",
+            ) from None
+        return CandidateResult(
+            found.data,
+            thread_id,
+            found.revised_prompt,
+            int((time.monotonic() - started) * 1000),
+            found.source,
+            info,
+            log.usage,
+        )

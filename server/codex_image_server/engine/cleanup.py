@@ -2,6 +2,7 @@
 $CODEX_HOME/generated_images/<thread_id>/ and the thread's rollout log.
 Only for threads this server started (the caller passes the thread id its
 own run reported), and only names that cannot point outside CODEX_HOME."""
+
 from __future__ import annotations
 
 import re

@@ -9,6 +9,7 @@ variable(s) its own config names (`env_key` of `[model_providers.*]`).
 Cloud credentials, database URLs, tokens and our own settings stay with the
 server. An operator adds names with `--codex-env-allow NAME` (or `PREFIX*`).
 """
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,13 @@ BASE = ("PATH", "HOME", "CODEX_HOME", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR"
 PROXY = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
 # Read by codex's HTTP client (CODEX_CA_CERTIFICATE, SSL_CERT_FILE/DIR), the
 # Node wrapper (NODE_EXTRA_CA_CERTS) and Python tools the model may run.
-CA_BUNDLES = ("SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE", "CODEX_CA_CERTIFICATE")
+CA_BUNDLES = (
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "NODE_EXTRA_CA_CERTS",
+    "REQUESTS_CA_BUNDLE",
+    "CODEX_CA_CERTIFICATE",
+)
 ALWAYS = frozenset(BASE + PROXY + tuple(p.lower() for p in PROXY) + CA_BUNDLES)
 ALWAYS_PREFIXES = ("LC_",)  # the locale categories
 
@@ -54,8 +61,11 @@ def provider_keys(home: Path, overrides: tuple[str, ...] = ()) -> set[str]:
         config = {}
     providers = config.get("model_providers")
     if isinstance(providers, dict):
-        keys.update(p["env_key"] for p in providers.values()
-                    if isinstance(p, dict) and isinstance(p.get("env_key"), str))
+        keys.update(
+            p["env_key"]
+            for p in providers.values()
+            if isinstance(p, dict) and isinstance(p.get("env_key"), str)
+        )
     for item in overrides:
         key, _, value = item.partition("=")
         parts = key.strip().split(".")
@@ -64,8 +74,13 @@ def provider_keys(home: Path, overrides: tuple[str, ...] = ()) -> set[str]:
     return {k for k in keys if k}
 
 
-def environment(home: Path | None = None, *, allow: tuple[str, ...] = (), overrides: tuple[str, ...] = (),
-                base: Mapping[str, str] | None = None) -> dict[str, str]:
+def environment(
+    home: Path | None = None,
+    *,
+    allow: tuple[str, ...] = (),
+    overrides: tuple[str, ...] = (),
+    base: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """The environment for a codex run on `home` (default: the inherited
     CODEX_HOME), from `base` (default: the server's own)."""
     base = os.environ if base is None else base

@@ -1,4 +1,5 @@
 """Engine: starts candidate runs of codex and guarantees none outlives us."""
+
 from __future__ import annotations
 
 import tempfile
@@ -40,9 +41,17 @@ class Engine:
             self.reaper.start()
         self.records = GroupRecords(settings.state_dir)
         self.accounts = AccountPool.from_settings(
-            settings.accounts, settings.max_concurrent,
-            lambda home: ReadinessCache(settings.codex_bin, settings.codex_config, settings.codex_profile,
-                                        settings.readiness_ttl_ms / 1000, home, settings.codex_env_allow))
+            settings.accounts,
+            settings.max_concurrent,
+            lambda home: ReadinessCache(
+                settings.codex_bin,
+                settings.codex_config,
+                settings.codex_profile,
+                settings.readiness_ttl_ms / 1000,
+                home,
+                settings.codex_env_allow,
+            ),
+        )
         self.readiness = _PoolReadiness(self.accounts)
         self._lock = threading.Lock()
         self._live: dict[int, CandidateRun] = {}
@@ -64,8 +73,11 @@ class Engine:
         if not ready.ready:
             ready = self.readiness.get(fresh=True)  # the user may just have logged in
         if not ready.ready:
-            reason = "CODEX_NOT_FOUND" if not ready.found else (
-                "CODEX_NOT_LOGGED_IN" if not ready.logged_in else "CODEX_UNUSABLE")
+            reason = (
+                "CODEX_NOT_FOUND"
+                if not ready.found
+                else ("CODEX_NOT_LOGGED_IN" if not ready.logged_in else "CODEX_UNUSABLE")
+            )
             raise ServiceError(Kind.FAILED_PRECONDITION, reason, ready.problem)
         return ready
 
@@ -76,8 +88,18 @@ class Engine:
         return ready if ready is not None and ready.ready else None
 
     def argv(self, codex: str, workdir: Path, images: list[Path]) -> list[str]:
-        argv = [codex, "exec", "--json", "--skip-git-repo-check", "--sandbox", "read-only",
-                "--cd", str(workdir), "--color", "never"]
+        argv = [
+            codex,
+            "exec",
+            "--json",
+            "--skip-git-repo-check",
+            "--sandbox",
+            "read-only",
+            "--cd",
+            str(workdir),
+            "--color",
+            "never",
+        ]
         for override in self.settings.codex_config:
             argv += ["-c", override]
         if self.settings.codex_profile:
@@ -87,28 +109,48 @@ class Engine:
         argv += [f"--image={p.resolve()}" for p in images]
         return argv + ["--", "-"]  # the prompt comes on stdin
 
-    def start(self, codex: str, workdir: Path, images: list[Path], prompt: str,
-              account: Account | None = None) -> CandidateRun:
+    def start(
+        self,
+        codex: str,
+        workdir: Path,
+        images: list[Path],
+        prompt: str,
+        account: Account | None = None,
+    ) -> CandidateRun:
         with self._lock:
             if self._closed:
                 raise shutting_down()
             run_id = self.records.add()
-            env = codex_env.environment(account.spec.home if account else None,
-                                        allow=self.settings.codex_env_allow, overrides=self.settings.codex_config)
+            env = codex_env.environment(
+                account.spec.home if account else None,
+                allow=self.settings.codex_env_allow,
+                overrides=self.settings.codex_config,
+            )
             env[RUN_ID_ENV] = run_id
             try:
                 with prompt_file(prompt) as stdin:
-                    group = ProcessGroup(self.argv(codex, workdir, images), str(workdir), env, stdin=stdin)
+                    group = ProcessGroup(
+                        self.argv(codex, workdir, images), str(workdir), env, stdin=stdin
+                    )
             except OSError as exc:
                 self.records.remove(run_id)
-                raise ServiceError(Kind.FAILED_PRECONDITION, "CODEX_SPAWN_FAILED",
-                                   f"could not start codex ({codex}): {exc.strerror or exc}. "
-                                   f"Run `{binary.install_command()}` or set CODEX_IMAGE_SERVER_CODEX_BIN.") from None
-            run = CandidateRun(group, env, self.grace_s, sizes.OUTPUT_PIXEL_LIMIT, run_id,
-                               finish_early=self.settings.finish_early,
-                               account=account.name if account else "default",
-                               remove_copies=self._remove_copies if self.settings.remove_codex_copies else None,
-                               codex_version=_version_of(account))
+                raise ServiceError(
+                    Kind.FAILED_PRECONDITION,
+                    "CODEX_SPAWN_FAILED",
+                    f"could not start codex ({codex}): {exc.strerror or exc}. "
+                    f"Run `{binary.install_command()}` or set CODEX_IMAGE_SERVER_CODEX_BIN.",
+                ) from None
+            run = CandidateRun(
+                group,
+                env,
+                self.grace_s,
+                sizes.OUTPUT_PIXEL_LIMIT,
+                run_id,
+                finish_early=self.settings.finish_early,
+                account=account.name if account else "default",
+                remove_copies=self._remove_copies if self.settings.remove_codex_copies else None,
+                codex_version=_version_of(account),
+            )
             self._live[group.pid] = run
             return run
 

@@ -1,5 +1,6 @@
 """Reading codex's `--json` JSONL stream: the thread id, the phases worth
 showing a caller, and the text a failure can be explained with."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,6 +12,7 @@ from codex_image_server.engine.safe_text import safe
 @dataclasses.dataclass
 class TurnLog:
     """What one codex run said about itself on stdout."""
+
     thread_id: str = ""
     last_message: str = ""
     errors: list[str] = dataclasses.field(default_factory=list)
@@ -42,7 +44,11 @@ def absorb(log: TurnLog, event: dict) -> tuple[str, str] | None:
         log.turn_completed = True
         usage = event.get("usage")
         if isinstance(usage, dict):
-            log.usage = {k: int(v) for k, v in usage.items() if isinstance(v, int) and not isinstance(v, bool)}
+            log.usage = {
+                k: int(v)
+                for k, v in usage.items()
+                if isinstance(v, int) and not isinstance(v, bool)
+            }
         return kind, ""
     if kind == "turn.failed":
         log.turn_failed = _message(event.get("error")) or "turn failed"

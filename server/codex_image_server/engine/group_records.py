@@ -7,6 +7,7 @@ the records of servers that are gone, kills every process still carrying one
 of their run ids (and the process group it leads), and drops the records.
 Matching on the run id, not the pid, means a recycled pid is never touched.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,7 +54,9 @@ class GroupRecords:
             except (OSError, ValueError):
                 path.unlink(missing_ok=True)
                 continue
-            owner_alive = process_start_time(int(record.get("owner_pid") or 0)) == record.get("owner_start")
+            owner_alive = process_start_time(int(record.get("owner_pid") or 0)) == record.get(
+                "owner_start"
+            )
             if not owner_alive or record.get("owner_pid") == os.getpid():
                 stale[record["run_id"]] = path
         killed: list[int] = []

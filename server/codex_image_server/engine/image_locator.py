@@ -8,6 +8,7 @@ in any known shape (image_shapes.py: `savedPath`/`saved_path`, else base64
 (0.140-0.144). A rollout that shows an image in no known shape is recorded
 as such (`RolloutFacts.unsupported`), so the run fails as CODEX_UNSUPPORTED.
 """
+
 from __future__ import annotations
 
 import base64
@@ -59,13 +60,20 @@ def todays_rollout_path(home: Path, thread_id: str, now: float) -> Path | None:
     suffix = f"-{thread_id}.jsonl"
     sessions = os.path.join(home, "sessions")
     matches = []
-    for day in {time.strftime("%Y/%m/%d", time.localtime(now)), time.strftime("%Y/%m/%d", time.gmtime(now))}:
+    for day in {
+        time.strftime("%Y/%m/%d", time.localtime(now)),
+        time.strftime("%Y/%m/%d", time.gmtime(now)),
+    }:
         folder = os.path.join(sessions, day)
         try:
             names = os.listdir(folder)
         except OSError:
             continue
-        matches += [os.path.join(folder, n) for n in names if n.endswith(suffix) and n.startswith("rollout-")]
+        matches += [
+            os.path.join(folder, n)
+            for n in names
+            if n.endswith(suffix) and n.startswith("rollout-")
+        ]
     return Path(max(matches)) if matches else None
 
 
@@ -101,7 +109,9 @@ def read_rollout(path: Path | None) -> RolloutFacts:
 def _absorb(facts: RolloutFacts, record, image_calls: set[str]) -> None:
     if isinstance(record, dict) and record.get("type") == "session_meta" and not facts.cli_version:
         payload = record.get("payload")
-        facts.cli_version = str(payload.get("cli_version") or "") if isinstance(payload, dict) else ""
+        facts.cli_version = (
+            str(payload.get("cli_version") or "") if isinstance(payload, dict) else ""
+        )
     for node in image_shapes.walk(record):
         if call := image_shapes.image_call_id(node):
             image_calls.add(call)
@@ -118,14 +128,18 @@ def _absorb(facts: RolloutFacts, record, image_calls: set[str]) -> None:
                 facts.failures.append(item.failure)
             continue
         if item.unreachable:
-            facts.unsupported.append(f"a completed {item.shape} item with neither a saved path nor a result")
+            facts.unsupported.append(
+                f"a completed {item.shape} item with neither a saved path nor a result"
+            )
             continue
         if not item.usable:
             continue
         if item.saved_path:
             facts.saved_paths.append(item.saved_path)
         if item.result:
-            (facts.legacy_results if item.shape == image_shapes.LEGACY else facts.results).append(item.result)
+            (facts.legacy_results if item.shape == image_shapes.LEGACY else facts.results).append(
+                item.result
+            )
         if item.revised_prompt:
             facts.revised_prompt = item.revised_prompt
 
@@ -160,7 +174,10 @@ def locate(home: Path, thread_id: str, facts: RolloutFacts) -> Found | None:
             return Found(Path(saved).read_bytes(), "rollout.savedPath", facts.revised_prompt)
         except OSError:
             continue
-    for source, results in (("rollout.result", facts.results), ("rollout.image_generation_call", facts.legacy_results)):
+    for source, results in (
+        ("rollout.result", facts.results),
+        ("rollout.image_generation_call", facts.legacy_results),
+    ):
         for text in reversed(results):
             data = _b64(text)
             if data:

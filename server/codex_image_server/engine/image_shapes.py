@@ -17,6 +17,7 @@ Anything else that evidently carries a generated image is "unknown": codex
 made an image this server cannot read, which must fail as CODEX_UNSUPPORTED,
 never as "no image".
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -89,17 +90,29 @@ def item_of(node: dict) -> ImageItem | None:
     saved, result = _text(node.get("savedPath")), _text(node.get("result"))
     if status in ("in_progress", "inProgress"):
         return ImageItem(shape, status)
-    return ImageItem(shape, status, saved, result, _text(node.get("revisedPrompt")),
-                     _failure(node.get("failure") or node.get("error")),
-                     unreachable=status == "completed" and not saved and not result)
+    return ImageItem(
+        shape,
+        status,
+        saved,
+        result,
+        _text(node.get("revisedPrompt")),
+        _failure(node.get("failure") or node.get("error")),
+        unreachable=status == "completed" and not saved and not result,
+    )
 
 
 def _legacy(node: dict) -> ImageItem:
     status = _text(node.get("status"))
     saved, result = _text(node.get("saved_path")), _text(node.get("result"))
-    return ImageItem(LEGACY, status, saved, result, _text(node.get("revised_prompt")),
-                     _failure(node.get("error")),
-                     unreachable=status == "completed" and not saved and not result)
+    return ImageItem(
+        LEGACY,
+        status,
+        saved,
+        result,
+        _text(node.get("revised_prompt")),
+        _failure(node.get("error")),
+        unreachable=status == "completed" and not saved and not result,
+    )
 
 
 def walk(obj) -> Iterator[dict]:
@@ -129,7 +142,8 @@ def _names_image_generation(value) -> bool:
 def image_call_id(node: dict) -> str:
     """The call id when `node` is the model's call of codex's image tool."""
     if node.get("type") == "function_call" and (
-            node.get("namespace") == "image_gen" or _names_image_generation(node.get("name"))):
+        node.get("namespace") == "image_gen" or _names_image_generation(node.get("name"))
+    ):
         return _text(node.get("call_id"))
     return ""
 
@@ -138,7 +152,9 @@ def _output_has_image(output) -> bool:
     if isinstance(output, dict):
         output = output.get("content_items") or output.get("content")
     return isinstance(output, list) and any(
-        isinstance(part, dict) and _text(part.get("image_url")).startswith(_IMAGE_URL_PREFIX) for part in output)
+        isinstance(part, dict) and _text(part.get("image_url")).startswith(_IMAGE_URL_PREFIX)
+        for part in output
+    )
 
 
 def unknown_image(node: dict, image_calls: set[str]) -> str:
@@ -151,10 +167,15 @@ def unknown_image(node: dict, image_calls: set[str]) -> str:
         return ""
     kind = node.get("type")
     if _names_image_generation(kind) or _names_image_generation(node.get("kind")):
-        return f"an item of type {_text(kind)!r}" + (f" kind {_text(node.get('kind'))!r}" if node.get("kind") else "")
+        return f"an item of type {_text(kind)!r}" + (
+            f" kind {_text(node.get('kind'))!r}" if node.get("kind") else ""
+        )
     if _text(node.get("savedPath")) or _text(node.get("saved_path")):
         return f"a savedPath in an item of type {_text(kind)!r}"
-    if kind in ("function_call_output", "custom_tool_call_output") and node.get("call_id") in image_calls \
-            and _output_has_image(node.get("output")):
+    if (
+        kind in ("function_call_output", "custom_tool_call_output")
+        and node.get("call_id") in image_calls
+        and _output_has_image(node.get("output"))
+    ):
         return "an image in the image tool's output"
     return ""

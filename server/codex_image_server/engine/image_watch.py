@@ -14,6 +14,7 @@ shape image_shapes.py knows counts: the extension item (0.169.0-0.171.0), the
 legacy `image_generation_end` / `image_generation_call` (a `generating` status
 with the whole image in `result` counts), app-server v2's `imageGeneration`.
 """
+
 from __future__ import annotations
 
 import base64
@@ -53,7 +54,9 @@ def _string_field(line: bytes, name: str, window: int | None = _FIELD_WINDOW) ->
     start = at + len(key)
     end = None if window is None else start + window
     try:
-        value, _ = json.JSONDecoder().raw_decode(line[start:end].decode("utf-8", "replace").lstrip())
+        value, _ = json.JSONDecoder().raw_decode(
+            line[start:end].decode("utf-8", "replace").lstrip()
+        )
     except ValueError:
         return ""
     return value if isinstance(value, str) else ""
@@ -91,7 +94,9 @@ class RolloutWatch:
         self._thread_id = thread_id
         self._on_final = on_final
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"rollout-{thread_id[:8]}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"rollout-{thread_id[:8]}", daemon=True
+        )
 
     def start(self) -> RolloutWatch:
         self._thread.start()
@@ -129,7 +134,7 @@ class RolloutWatch:
                 found = None
                 if _has_marker(pending, 0, end):
                     found = final_image(bytes(pending[:end]))
-                del pending[:end + 1]
+                del pending[: end + 1]
                 search_from = 0
                 if found and (found.data or Path(found.saved_path).is_file()):
                     self._on_final(found)

@@ -17,6 +17,7 @@ path on Linux too; every other platform gets PortableProcs.
 Start times are opaque integers that tell a pid from its reuse; compare them
 only with start times from the same implementation.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -31,7 +32,7 @@ _PR_SET_CHILD_SUBREAPER = 36
 
 @dataclasses.dataclass(frozen=True)
 class ProcStat:
-    state: str       # one letter as in ps: "R", "S", "Z", ...
+    state: str  # one letter as in ps: "R", "S", "Z", ...
     ppid: int
     pgid: int
     start_time: int  # opaque: equal for one process, different after pid reuse
@@ -57,8 +58,10 @@ class LinuxProcs:
         except OSError:
             return None
         # comm may contain spaces and parentheses: split after the last ')'.
-        fields = data[data.rindex(")") + 2:].split()
-        return ProcStat(state=fields[0], ppid=int(fields[1]), pgid=int(fields[2]), start_time=int(fields[19]))
+        fields = data[data.rindex(")") + 2 :].split()
+        return ProcStat(
+            state=fields[0], ppid=int(fields[1]), pgid=int(fields[2]), start_time=int(fields[19])
+        )
 
     def children(self, pid: int) -> list[int] | None:
         """The children of every thread of `pid`; None when the kernel does
@@ -86,7 +89,7 @@ class LinuxProcs:
             with open(f"/proc/{pid}/environ", "rb") as f:
                 for entry in f.read().split(b"\0"):
                     if entry.startswith(prefix):
-                        return entry[len(prefix):].decode()
+                        return entry[len(prefix) :].decode()
         except OSError:
             pass  # gone, a zombie (no environ) or not ours to read
         return None
@@ -111,12 +114,25 @@ class LinuxProcs:
 class PortableProcs:
     name = "portable"
 
-    _STATES = {"running": "R", "sleeping": "S", "disk-sleep": "D", "stopped": "T", "tracing-stop": "t",
-               "zombie": "Z", "dead": "X", "idle": "I", "waking": "W", "parked": "P", "locked": "L",
-               "waiting": "W", "wake-kill": "K"}
+    _STATES = {
+        "running": "R",
+        "sleeping": "S",
+        "disk-sleep": "D",
+        "stopped": "T",
+        "tracing-stop": "t",
+        "zombie": "Z",
+        "dead": "X",
+        "idle": "I",
+        "waking": "W",
+        "parked": "P",
+        "locked": "L",
+        "waiting": "W",
+        "wake-kill": "K",
+    }
 
     def __init__(self):
         import psutil  # noqa: PLC0415 - only this implementation needs it
+
         self._psutil = psutil
 
     def become_subreaper(self) -> bool:
@@ -182,7 +198,11 @@ class PortableProcs:
 
 
 def choose() -> LinuxProcs | PortableProcs:
-    if sys.platform.startswith("linux") and os.environ.get(PORTABLE_ENV, "") not in ("1", "true", "yes"):
+    if sys.platform.startswith("linux") and os.environ.get(PORTABLE_ENV, "") not in (
+        "1",
+        "true",
+        "yes",
+    ):
         return LinuxProcs()
     return PortableProcs()
 

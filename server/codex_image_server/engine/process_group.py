@@ -11,6 +11,7 @@ no such process, not even a zombie. What the operating system is asked, and
 the Linux-only parts (subreaper, waitid(P_PGID), /proc), live behind one seam:
 os_procs.PROCS. Without a subreaper (macOS, or the portable path on Linux)
 orphans go to init, and a zombie that is not ours counts as gone."""
+
 from __future__ import annotations
 
 import os
@@ -110,9 +111,15 @@ class ProcessGroup:
 
     def __init__(self, argv: list[str], cwd: str, env: dict[str, str], stdin=subprocess.DEVNULL):
         self.proc = reaper.popen(
-            argv, cwd=cwd, env=env, stdin=stdin,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True, close_fds=True)
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            close_fds=True,
+        )
         self.pid = self.pgid = self.proc.pid
         self.run_id = env.get(RUN_ID_ENV, "")
         # pid -> start time: a stray's pid, once it is reaped, may be the
@@ -133,7 +140,7 @@ class ProcessGroup:
             os.killpg(self.pgid, sig)
         except (ProcessLookupError, PermissionError):
             pass
-        for pid in (self._find_strays() if scan else list(self._strays)):
+        for pid in self._find_strays() if scan else list(self._strays):
             if not self._same_stray(pid):
                 continue
             try:
@@ -162,8 +169,12 @@ class ProcessGroup:
         if time.monotonic() - self._strays_checked >= _STRAY_POLL_S:
             self._find_strays()
         reaper.reap_inherited()  # the ones reparented to us and dead
-        self._strays = {pid: start for pid, start in self._strays.items() if self._same_stray(pid)
-                        and process_state(pid) not in (None,) + (() if _subreaper else ("Z",))}
+        self._strays = {
+            pid: start
+            for pid, start in self._strays.items()
+            if self._same_stray(pid)
+            and process_state(pid) not in (None,) + (() if _subreaper else ("Z",))
+        }
         return not self._strays
 
     def _reap_ours(self) -> bool:
@@ -242,8 +253,9 @@ class ProcessGroup:
             # The group at once; the look for strays (other processes'
             # environ) is the stopper thread's, off the caller's thread.
             self.signal(signal.SIGTERM, scan=False)
-            self._stopper = threading.Thread(target=self.terminate, args=(grace,),
-                                             name=f"stop-pg-{self.pgid}", daemon=True)
+            self._stopper = threading.Thread(
+                target=self.terminate, args=(grace,), name=f"stop-pg-{self.pgid}", daemon=True
+            )
             self._stopper.start()
 
     def stop_leftovers(self, grace: float) -> None:
@@ -253,8 +265,9 @@ class ProcessGroup:
         with self._stop_lock:
             if self._stopper is not None or self._finished:
                 return
-            self._stopper = threading.Thread(target=self.terminate, args=(grace,),
-                                             name=f"leftovers-pg-{self.pgid}", daemon=True)
+            self._stopper = threading.Thread(
+                target=self.terminate, args=(grace,), name=f"leftovers-pg-{self.pgid}", daemon=True
+            )
             self._stopper.start()
 
     def wait_stopped(self, grace: float) -> None:

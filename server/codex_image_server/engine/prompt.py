@@ -6,6 +6,7 @@ cannot reach the image API; only words can steer the shape. The prompt names
 the orientation and ratio, and asks the model to say them in the image tool's
 own prompt, where the image model reads them.
 """
+
 from __future__ import annotations
 
 from codex_image_server.finishing.transparency import hex_color
@@ -13,7 +14,11 @@ from codex_image_server.request.params import GenerationSpec
 from codex_image_server.request.references import ReferencePlan
 from codex_image_server.request.sizes import orientation
 
-_PLAIN = {"landscape": "wider than tall", "portrait": "taller than wide", "square": "as wide as tall"}
+_PLAIN = {
+    "landscape": "wider than tall",
+    "portrait": "taller than wide",
+    "square": "as wide as tall",
+}
 
 
 def _shape_lines(spec: GenerationSpec) -> list[str]:
@@ -26,16 +31,21 @@ def _shape_lines(spec: GenerationSpec) -> list[str]:
     line = f"Image shape: {shape} ({_PLAIN[shape]}), aspect ratio {w}:{h} (width:height{approx})."
     if size.width:
         line += f" Final size {size.width}x{size.height} pixels."
-    return [line, f"Begin the image tool's prompt with \"A {shape} image, aspect ratio {w}:{h}.\" and "
-                  "compose for that frame."]
+    return [
+        line,
+        f'Begin the image tool\'s prompt with "A {shape} image, aspect ratio {w}:{h}." and '
+        "compose for that frame.",
+    ]
 
 
 def _reference_lines(plan: ReferencePlan) -> list[str]:
     if not plan.paths:
         return []
     listed = ", ".join(f'"{p}"' for p in plan.paths)
-    lines = ["Reference images are attached. Pass exactly these absolute paths, in this order, as "
-             f"referenced_image_paths (never num_last_images_to_include): [{listed}]."]
+    lines = [
+        "Reference images are attached. Pass exactly these absolute paths, in this order, as "
+        f"referenced_image_paths (never num_last_images_to_include): [{listed}]."
+    ]
     for use in plan.uses:
         if use.usage == "original":
             label = f": {use.label}" if use.label else ""
@@ -48,7 +58,8 @@ def _reference_lines(plan: ReferencePlan) -> list[str]:
             f"{len(plan.paths)} images): "
             "each tile is a separate reference, captioned with its number and label; use them as "
             "such, "
-            "and do not reproduce the sheet's grid or captions.")
+            "and do not reproduce the sheet's grid or captions."
+        )
         for use in sheet:
             if use.label:
                 lines.append(f"  - tile #{use.index + 1}: {use.label}")
@@ -62,8 +73,10 @@ def build(spec: GenerationSpec, index: int, refs: ReferencePlan) -> str:
         "with one short sentence. Do not run shell commands and do not write files.",
     ]
     if n > 1:
-        lines.append(f"You are candidate {index + 1} of {n}: make this image clearly different from "
-                     "the other candidates (composition, viewpoint, palette) while following the brief.")
+        lines.append(
+            f"You are candidate {index + 1} of {n}: make this image clearly different from "
+            "the other candidates (composition, viewpoint, palette) while following the brief."
+        )
     else:
         lines.append(f"You are candidate {index + 1} of {n}.")
     lines += _shape_lines(spec)
@@ -80,7 +93,8 @@ def build(spec: GenerationSpec, index: int, refs: ReferencePlan) -> str:
             f"uniform {key} "
             f"background (pure {key}, no gradient, shadow, floor or scenery, not touching the "
             "edges), and "
-            f"not to use {key} or similar shades anywhere in the subject.")
+            f"not to use {key} or similar shades anywhere in the subject."
+        )
     elif spec.background == "opaque":
         lines.append("The image needs an opaque background (transparent_background: false).")
     lines += _reference_lines(refs)

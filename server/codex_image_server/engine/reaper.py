@@ -8,6 +8,7 @@ the engine and the readiness probe wait for themselves, so the reaper only
 waits for zombies whose pid is not one we spawned. Spawning and reaping share
 one lock: a child is registered before the reaper can ever see it exit.
 """
+
 from __future__ import annotations
 
 import os
@@ -52,7 +53,7 @@ def _zombie_children(me: int) -> list[int]:
                 data = f.read()
         except OSError:
             continue
-        fields = data[data.rindex(b")") + 2:].split()
+        fields = data[data.rindex(b")") + 2 :].split()
         if fields[0] == b"Z" and int(fields[1]) == me:
             found.append(int(name))
     return found

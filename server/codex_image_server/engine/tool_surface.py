@@ -15,17 +15,25 @@ fails every run ("Unknown feature flag", exit 1) while an unknown config key
 is ignored. So the union of every version's names is passed to any version,
 and a feature that a version renames is simply added to its row.
 """
+
 from __future__ import annotations
 
 # The features each codex version was checked to know and to drop from
 # `tools` (`codex features list`, and the stand-in's record of `tools`).
 _COMMON = (
-    "shell_tool", "unified_exec",                      # exec_command, write_stdin, shell
-    "multi_agent", "multi_agent_v2",                   # spawning agents
-    "goals",                                           # get/create/update_goal
-    "apps", "plugins", "tool_suggest",                 # connectors and their tools
-    "browser_use", "browser_use_external", "in_app_browser", "computer_use",
-    "view_image",                                      # reading an image file by path
+    "shell_tool",
+    "unified_exec",  # exec_command, write_stdin, shell
+    "multi_agent",
+    "multi_agent_v2",  # spawning agents
+    "goals",  # get/create/update_goal
+    "apps",
+    "plugins",
+    "tool_suggest",  # connectors and their tools
+    "browser_use",
+    "browser_use_external",
+    "in_app_browser",
+    "computer_use",
+    "view_image",  # reading an image file by path
 )
 FEATURES_OFF_BY_VERSION: dict[str, tuple[str, ...]] = {
     "0.169.0": _COMMON,
@@ -39,7 +47,9 @@ CONFIG_OFF = ("web_search=disabled",)
 
 def features_off() -> tuple[str, ...]:
     """Every feature name any known version drops, each once, in a fixed order."""
-    return tuple(dict.fromkeys(name for names in FEATURES_OFF_BY_VERSION.values() for name in names))
+    return tuple(
+        dict.fromkeys(name for names in FEATURES_OFF_BY_VERSION.values() for name in names)
+    )
 
 
 def codex_arguments() -> list[str]:

@@ -6,6 +6,7 @@ the two lists equal). Another version may well work (it is still used), but
 health says it is untested, and a run whose rollout it writes in a shape we
 do not know fails as CODEX_UNSUPPORTED naming the version and this range.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,7 +16,7 @@ _VERSION = re.compile(r"\b(\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?)\b")
 
 
 def number(text: str) -> str:
-    """"codex-cli 0.171.0" -> "0.171.0" ("" when no version is in it)."""
+    """ "codex-cli 0.171.0" -> "0.171.0" ("" when no version is in it)."""
     match = _VERSION.search(text or "")
     return match.group(1) if match else ""
 
@@ -25,7 +26,7 @@ def tested(version_text: str) -> bool:
 
 
 def tested_range() -> str:
-    """"0.169.0-0.171.0 (0.169.0, 0.170.0, 0.171.0)"."""
+    """ "0.169.0-0.171.0 (0.169.0, 0.170.0, 0.171.0)"."""
     return f"{TESTED[0]}-{TESTED[-1]} ({', '.join(TESTED)})"
 
 
@@ -34,7 +35,9 @@ def warning(version_text: str) -> str:
     if not version_text or tested(version_text):
         return ""
     found = number(version_text) or version_text.strip()[:40]
-    return (f"warning: codex {found} is outside the tested range {tested_range()}; it may work, and "
-            "a run "
-            "whose image this server cannot read fails as CODEX_UNSUPPORTED. Install a tested version "
-            "(`make codex`) or set CODEX_IMAGE_SERVER_CODEX_BIN to one.")
+    return (
+        f"warning: codex {found} is outside the tested range {tested_range()}; it may work, and "
+        "a run "
+        "whose image this server cannot read fails as CODEX_UNSUPPORTED. Install a tested version "
+        "(`make codex`) or set CODEX_IMAGE_SERVER_CODEX_BIN to one."
+    )

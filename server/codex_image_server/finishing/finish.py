@@ -2,6 +2,7 @@
 background made real and verified (on the model's own pixels, before any
 resampling), then delivery (exact size, format, compression, and for
 `opaque` no alpha)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,9 +26,17 @@ def finish(spec: GenerationSpec, data: bytes, native: imaging.ImageInfo) -> Fini
     if spec.transparent:
         made = transparency.make_transparent(data, spec.transparent_key)
         data, info = made.png, imaging.ImageInfo("image/png", native.width, native.height)
-    target = (spec.size.width, spec.size.height) if spec.size.width and spec.fit == "exact" else None
-    delivered = imaging.deliver(data, info, spec.output_format, target, quality=spec.output_compression,
-                                opaque=spec.background == "opaque")
+    target = (
+        (spec.size.width, spec.size.height) if spec.size.width and spec.fit == "exact" else None
+    )
+    delivered = imaging.deliver(
+        data,
+        info,
+        spec.output_format,
+        target,
+        quality=spec.output_compression,
+        opaque=spec.background == "opaque",
+    )
     if made is not None and delivered.resized:
         made = transparency.remeasured(made, delivered.data, spec.transparent_key)
     return Finished(delivered, made)

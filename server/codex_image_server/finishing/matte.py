@@ -11,14 +11,15 @@ pixels. Colours are then un-mixed from the key and stripped of key spill.
 
 Arrays are uint8 HxWx3/4 in, uint8 out; work is float32 in 0..1.
 """
+
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
 
-TRANSPARENT_MAX = 8     # alpha <= this counts as see-through
-OPAQUE_MIN = 247        # alpha >= this counts as opaque
+TRANSPARENT_MAX = 8  # alpha <= this counts as see-through
+OPAQUE_MIN = 247  # alpha >= this counts as opaque
 # Verification: a transparent background must leave at least this much of
 # the picture see-through, keep at least this much visible, and at most this
 # share of the subject's edge may still look like the key colour.
@@ -28,12 +29,12 @@ MAX_EDGE_RESIDUE = 0.10
 # Keying: the image's border must be mostly the key colour.
 BORDER_PX = 2
 MIN_BORDER_KEY_SHARE = 0.5
-KEY_DISTANCE = 0.30       # RGB distance (0..1 units) still counted as "the key colour"
-KEY_HUE_RESIDUE = 0.25    # key-hue excess that makes an edge pixel "residue"
-OFF_LINE = 0.08          # colour distance from the K -> F line beyond which F_est is not this pixel's
-BLOCK = 4                # grid of the local foreground estimate, in pixels
-MAX_NOISE_FLOOR = 0.2    # a key noisier than this is not flat: its specks stay visible
-SNAP = 0.04               # alphas this close to 0 or 1 are noise in the flat key
+KEY_DISTANCE = 0.30  # RGB distance (0..1 units) still counted as "the key colour"
+KEY_HUE_RESIDUE = 0.25  # key-hue excess that makes an edge pixel "residue"
+OFF_LINE = 0.08  # colour distance from the K -> F line beyond which F_est is not this pixel's
+BLOCK = 4  # grid of the local foreground estimate, in pixels
+MAX_NOISE_FLOOR = 0.2  # a key noisier than this is not flat: its specks stay visible
+SNAP = 0.04  # alphas this close to 0 or 1 are noise in the flat key
 
 
 class CannotKey(Exception):
@@ -75,7 +76,7 @@ def _box_sum(a: np.ndarray, r: int) -> np.ndarray:
     s = np.pad(a, pad).cumsum(0).cumsum(1)
     h, w = a.shape[:2]
     k = 2 * r + 1
-    return s[k:k + h, k:k + w] - s[0:h, k:k + w] - s[k:k + h, 0:w] + s[0:h, 0:w]
+    return s[k : k + h, k : k + w] - s[0:h, k : k + w] - s[k : k + h, 0:w] + s[0:h, 0:w]
 
 
 def _near(mask: np.ndarray, r: int) -> np.ndarray:
@@ -95,8 +96,14 @@ def _near(mask: np.ndarray, r: int) -> np.ndarray:
 
 def _border(a: np.ndarray) -> np.ndarray:
     b = BORDER_PX
-    return np.concatenate([a[:b].reshape(-1, 3), a[-b:].reshape(-1, 3),
-                           a[:, :b].reshape(-1, 3), a[:, -b:].reshape(-1, 3)])
+    return np.concatenate(
+        [
+            a[:b].reshape(-1, 3),
+            a[-b:].reshape(-1, 3),
+            a[:, :b].reshape(-1, 3),
+            a[:, -b:].reshape(-1, 3),
+        ]
+    )
 
 
 def _estimate_key(rgb: np.ndarray, key) -> np.ndarray:
@@ -106,8 +113,10 @@ def _estimate_key(rgb: np.ndarray, key) -> np.ndarray:
     close = np.linalg.norm(border - nominal, axis=-1) < KEY_DISTANCE
     share = float(close.mean())
     if share < MIN_BORDER_KEY_SHARE:
-        raise CannotKey(f"only {share:.0%} of the border is the key colour {_hex(key)} "
-                        f"(needs {MIN_BORDER_KEY_SHARE:.0%})")
+        raise CannotKey(
+            f"only {share:.0%} of the border is the key colour {_hex(key)} "
+            f"(needs {MIN_BORDER_KEY_SHARE:.0%})"
+        )
     return np.median(border[close], axis=0)
 
 
@@ -116,8 +125,9 @@ def _hex(key) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def _foreground_estimate(rgb: np.ndarray, sure: np.ndarray, ys: np.ndarray, xs: np.ndarray
-                         ) -> tuple[np.ndarray, np.ndarray]:
+def _foreground_estimate(
+    rgb: np.ndarray, sure: np.ndarray, ys: np.ndarray, xs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """At pixels (ys, xs): the local mean colour of surely-opaque pixels, near
     ones first; and whether there is one.
 
@@ -171,7 +181,9 @@ def key_out(rgb8: np.ndarray, key) -> np.ndarray:
     # Upper bound, and the whole answer away from edges: the difference keyer.
     alpha = np.clip(1 - _key_excess(rgb, key) / k_excess, 0, 1)
     b = BORDER_PX
-    a_border = np.concatenate([alpha[:b].ravel(), alpha[-b:].ravel(), alpha[:, :b].ravel(), alpha[:, -b:].ravel()])
+    a_border = np.concatenate(
+        [alpha[:b].ravel(), alpha[-b:].ravel(), alpha[:, :b].ravel(), alpha[:, -b:].ravel()]
+    )
     sure = ~_near(alpha < 0.99, 2)  # surely opaque: opaque and not at an edge
     alpha[sure] = 1
     ys, xs = np.nonzero((alpha > 0) & ~sure)
@@ -246,9 +258,14 @@ def measure(rgba8: np.ndarray, key) -> Figures:
     if n_edge:
         keyish = _key_excess(rgba8[..., :3].astype(np.float32) / 255, key) > KEY_HUE_RESIDUE
         residue = float((keyish & edge).sum()) / n_edge
-    return Figures(alpha_min=int(alpha.min()), alpha_max=int(alpha.max()),
-                   transparent_share=float(seen.mean()), opaque_share=float((alpha >= OPAQUE_MIN).mean()),
-                   edge_residue=residue, key_color=_hex(key))
+    return Figures(
+        alpha_min=int(alpha.min()),
+        alpha_max=int(alpha.max()),
+        transparent_share=float(seen.mean()),
+        opaque_share=float((alpha >= OPAQUE_MIN).mean()),
+        edge_residue=residue,
+        key_color=_hex(key),
+    )
 
 
 def verdict(f: Figures) -> str:
@@ -258,6 +275,8 @@ def verdict(f: Figures) -> str:
     if 1 - f.transparent_share < MIN_VISIBLE_SHARE:
         return f"only {1 - f.transparent_share:.1%} is visible: nothing is left of the subject"
     if f.edge_residue > MAX_EDGE_RESIDUE:
-        return (f"{f.edge_residue:.1%} of the subject's edge still shows the key colour "
-                f"(at most {MAX_EDGE_RESIDUE:.0%})")
+        return (
+            f"{f.edge_residue:.1%} of the subject's edge still shows the key colour "
+            f"(at most {MAX_EDGE_RESIDUE:.0%})"
+        )
     return ""

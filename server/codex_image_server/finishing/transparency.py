@@ -11,6 +11,7 @@ and the subject drawn on a flat key colour (see `engine/prompt.py`). Then:
 
 No surface knows any of this: they pass `background` and show the figures.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,10 +34,13 @@ GREEN = (0, 255, 0)
 MAGENTA = (255, 0, 255)
 # Prompts about green things get a magenta key, the rest a green one: the key
 # must be a colour the subject does not use.
-_GREENISH = re.compile(r"\b(green\w*|grass\w*|leaf|leaves|lea(f|ves)y|forest\w*|jungle\w*|emerald\w*|lime\w*|"
-                       r"olive\w*|mint\w*|jade|foliage|trees?|plants?|frogs?|moss\w*|meadow\w*|chroma\w*|"
-                       r"cactus\w*|cacti|lizards?|turtles?|dragons?|shrek|hulk|st\.? patrick\w*|"
-                       r"clovers?|shamrocks?|salad\w*|broccoli|vegetables?)\b", re.I)
+_GREENISH = re.compile(
+    r"\b(green\w*|grass\w*|leaf|leaves|lea(f|ves)y|forest\w*|jungle\w*|emerald\w*|lime\w*|"
+    r"olive\w*|mint\w*|jade|foliage|trees?|plants?|frogs?|moss\w*|meadow\w*|chroma\w*|"
+    r"cactus\w*|cacti|lizards?|turtles?|dragons?|shrek|hulk|st\.? patrick\w*|"
+    r"clovers?|shamrocks?|salad\w*|broccoli|vegetables?)\b",
+    re.I,
+)
 
 
 def key_color(prompt: str) -> tuple[int, int, int]:
@@ -51,6 +55,7 @@ def hex_color(rgb: tuple[int, int, int]) -> str:
 @dataclasses.dataclass(frozen=True)
 class Transparent:
     """A verified transparent image: PNG bytes, which path made the alpha, the figures."""
+
     png: bytes
     alpha_source: str
     figures: matte.Figures
@@ -59,8 +64,10 @@ class Transparent:
 def failed(message: str, figures: matte.Figures | None = None) -> ServiceError:
     meta = {}
     if figures is not None:
-        meta = {k: (f"{v:.4f}" if isinstance(v, float) else str(v))
-                for k, v in dataclasses.asdict(figures).items()}
+        meta = {
+            k: (f"{v:.4f}" if isinstance(v, float) else str(v))
+            for k, v in dataclasses.asdict(figures).items()
+        }
     return ServiceError(Kind.FAILED_PRECONDITION, "TRANSPARENCY_FAILED", message, metadata=meta)
 
 
@@ -68,7 +75,9 @@ def make_transparent(data: bytes, key: tuple[int, int, int]) -> Transparent:
     """Codex's image -> a verified RGBA PNG, or TRANSPARENCY_FAILED."""
     with Image.open(io.BytesIO(data)) as img:
         img.load()
-        has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+        has_alpha = img.mode in ("RGBA", "LA", "PA") or (
+            img.mode == "P" and "transparency" in img.info
+        )
         rgba = np.asarray(img.convert("RGBA"))
     rgb = rgba[..., :3]
     if has_alpha and matte.has_real_alpha(rgba[..., 3]):
@@ -82,7 +91,9 @@ def make_transparent(data: bytes, key: tuple[int, int, int]) -> Transparent:
     try:
         out = matte.key_out(rgb, key)
     except matte.CannotKey as exc:
-        raise failed(f"the image came back without real transparency and cannot be keyed: {exc}") from None
+        raise failed(
+            f"the image came back without real transparency and cannot be keyed: {exc}"
+        ) from None
     source = KEYED_MATTE
     figures = matte.measure(out, key)
     problem = matte.verdict(figures)
@@ -98,7 +109,9 @@ def remeasured(made: Transparent, data: bytes, key: tuple[int, int, int]) -> Tra
         figures = matte.measure(np.asarray(img.convert("RGBA")), key)
     problem = matte.verdict(figures)
     if problem:
-        raise failed(f"the transparent result failed verification after resizing: {problem}", figures)
+        raise failed(
+            f"the transparent result failed verification after resizing: {problem}", figures
+        )
     return dataclasses.replace(made, figures=figures)
 
 

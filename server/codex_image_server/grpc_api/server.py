@@ -1,6 +1,7 @@
 """Assembles the gRPC server on grpc.aio: ImageService, grpc.health.v1,
 reflection. One event loop serves every call; nothing here holds a thread
 while it waits on a peer."""
+
 from __future__ import annotations
 
 import asyncio
@@ -34,11 +35,20 @@ def _serve_reflection(server: grpc.aio.Server, services: tuple[str, ...]) -> Non
     same messages under another package, so one servicer answers both."""
     servicer = ReflectionServicer(services + (reflection.SERVICE_NAME,))
     reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(REFLECTION_V1, {
-        "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
-            servicer.ServerReflectionInfo,
-            request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
-            response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString)}),))
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                REFLECTION_V1,
+                {
+                    "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
+                        servicer.ServerReflectionInfo,
+                        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+                        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+                    )
+                },
+            ),
+        )
+    )
 
 
 def _service_handlers(servicer: ImageServicer, service=SERVICE) -> grpc.GenericRpcHandler:
@@ -47,11 +57,18 @@ def _service_handlers(servicer: ImageServicer, service=SERVICE) -> grpc.GenericR
     serialised once."""
     handlers = {}
     for method in service.methods:
-        make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
+        make = (
+            grpc.unary_stream_rpc_method_handler
+            if method.server_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
         # No parsing here: the servicer gets the raw bytes (boxed, see
         # wire.Received) and parses them only after the API-key check.
-        handlers[method.name] = make(servicer.rpc(method.name), request_deserializer=Received.off_the_wire,
-                                     response_serializer=frozen.wire)
+        handlers[method.name] = make(
+            servicer.rpc(method.name),
+            request_deserializer=Received.off_the_wire,
+            response_serializer=frozen.wire,
+        )
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
 
@@ -63,24 +80,37 @@ class GrpcServer:
         self.blocking = blocking
         self.slots = service.slots
         # References travel inside the request: allow the configured maximum.
-        self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", settings.max_request_bytes),
-                                               ("grpc.so_reuseport", 0)])
+        self.server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", settings.max_request_bytes),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
         self.operations = handlers.operations
         self.servicer = ImageServicer(settings, handlers, blocking)
-        self.server.add_generic_rpc_handlers((_service_handlers(self.servicer),
-                                              _service_handlers(self.servicer, OPERATIONS_SERVICE)))
+        self.server.add_generic_rpc_handlers(
+            (_service_handlers(self.servicer), _service_handlers(self.servicer, OPERATIONS_SERVICE))
+        )
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        _serve_reflection(self.server, (SERVICE_NAME, OPERATIONS_SERVICE.full_name,
-                                        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
+        _serve_reflection(
+            self.server,
+            (
+                SERVICE_NAME,
+                OPERATIONS_SERVICE.full_name,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            ),
+        )
         try:
             self.port = self.server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
         except RuntimeError:  # grpcio raises where it once returned 0
             self.port = 0
         if not self.port:
-            raise SystemExit(f"could not bind gRPC on {settings.grpc_host}:{settings.grpc_port}: the port "
-                             "is in use or the address is not this machine's. Set CODEX_IMAGE_SERVER_GRPC_PORT "
-                             "to a free port (0 picks one).")
+            raise SystemExit(
+                f"could not bind gRPC on {settings.grpc_host}:{settings.grpc_port}: the port "
+                "is in use or the address is not this machine's. Set CODEX_IMAGE_SERVER_GRPC_PORT "
+                "to a free port (0 picks one)."
+            )
         self._watcher: asyncio.Task | None = None
 
     async def _set_health(self) -> None:
@@ -90,7 +120,9 @@ class GrpcServer:
         serving = health_pb2.HealthCheckResponse.SERVING
         await self.health.set("", serving)  # the process is up
         # Ready only when codex can generate: a mesh routes on this one.
-        await self.health.set(SERVICE_NAME, serving if ready.ready else health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.health.set(
+            SERVICE_NAME, serving if ready.ready else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
 
     async def _watch_readiness(self) -> None:
         while True:

@@ -3,6 +3,7 @@ Each call: the API key checked once (from the metadata) into a Caller, the
 bytes parsed, the handler of the same name called (dataplane/handlers.py),
 a ServiceError mapped the one gRPC way (status.py). What is gRPC's own stays
 here: flow control, the download idle timer, a file sent in chunks."""
+
 from __future__ import annotations
 
 import asyncio
@@ -33,10 +34,14 @@ from codex_image_server.team import auth
 CHUNK_BYTES = 1024 * 1024
 
 # ImageService's and google.longrunning.Operations': no name is in both.
-_REQUEST_TYPES = {m.name: message_factory.GetMessageClass(m.input_type)
-                  for service in (pb.DESCRIPTOR.services_by_name["ImageService"],
-                                  lro.DESCRIPTOR.services_by_name["Operations"])
-                  for m in service.methods}
+_REQUEST_TYPES = {
+    m.name: message_factory.GetMessageClass(m.input_type)
+    for service in (
+        pb.DESCRIPTOR.services_by_name["ImageService"],
+        lro.DESCRIPTOR.services_by_name["Operations"],
+    )
+    for m in service.methods
+}
 
 
 async def _abort(context, exc: Exception, method_name: str) -> None:
@@ -63,8 +68,11 @@ def parsed(request, method_name: str):
             return convert.WithImages(pb.GenerateRequest.FromString(rest), images)
         return _REQUEST_TYPES[method_name].FromString(request)
     except (DecodeError, ValueError, RuntimeError):
-        raise ServiceError(Kind.INVALID_ARGUMENT, "INVALID_REQUEST_BYTES",
-                           "the request bytes do not decode as this method's protobuf message") from None
+        raise ServiceError(
+            Kind.INVALID_ARGUMENT,
+            "INVALID_REQUEST_BYTES",
+            "the request bytes do not decode as this method's protobuf message",
+        ) from None
 
 
 class ImageServicer:
@@ -98,6 +106,7 @@ class ImageServicer:
                 return await handler(caller, parsed(request, name))
             except Exception as exc:  # noqa: BLE001 - mapped, never leaked
                 await _abort(context, exc, name)
+
         call.__name__ = name
         return call
 
@@ -124,11 +133,18 @@ class ImageServicer:
             except asyncio.CancelledError:
                 if idle is None or not idle.fired:
                     raise
-                await context.abort(grpc.StatusCode.CANCELLED, f"the reader took nothing for {idle_ms} ms; dropped")
+                await context.abort(
+                    grpc.StatusCode.CANCELLED, f"the reader took nothing for {idle_ms} ms; dropped"
+                )
             except Exception as exc:  # noqa: BLE001 - mapped, never leaked
-                if isinstance(exc, ServiceError) and exc.kind is Kind.CANCELLED and context.cancelled():
+                if (
+                    isinstance(exc, ServiceError)
+                    and exc.kind is Kind.CANCELLED
+                    and context.cancelled()
+                ):
                     return  # the caller is gone; there is nobody to tell
                 await _abort(context, exc, name)
+
         call.__name__ = name
         return call
 
@@ -147,12 +163,18 @@ class ImageServicer:
                 reading = asyncio.ensure_future(self._blocking.run(f.read, CHUNK_BYTES))
                 if first:
                     first = False
-                    yield pb.GetImageFileResponse(content_type=record.mime_type, total_size=record.byte_size,
-                                                  sha256=record.sha256, data=chunk)
+                    yield pb.GetImageFileResponse(
+                        content_type=record.mime_type,
+                        total_size=record.byte_size,
+                        sha256=record.sha256,
+                        data=chunk,
+                    )
                 else:
                     yield pb.GetImageFileResponse(data=chunk)
             if first:  # an empty file still says what it is
-                yield pb.GetImageFileResponse(content_type=record.mime_type, total_size=0, sha256=record.sha256)
+                yield pb.GetImageFileResponse(
+                    content_type=record.mime_type, total_size=0, sha256=record.sha256
+                )
         finally:
             if reading is not None and not reading.done():
                 # A read still runs in the pool: the file is closed after it,
@@ -161,6 +183,7 @@ class ImageServicer:
                     if not done.cancelled():
                         done.exception()  # retrieved: no "never retrieved" warning
                     f.close()
+
                 reading.add_done_callback(close_after)
             else:
                 f.close()

@@ -1,6 +1,7 @@
 """The one place domain errors become gRPC statuses: the API's
 google.rpc.Status (dataplane/rpc_status.py) as grpc.Status, its details in
 the grpc-status-details-bin trailer."""
+
 from __future__ import annotations
 
 import grpc

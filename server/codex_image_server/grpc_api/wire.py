@@ -8,6 +8,7 @@ view into the wire bytes until it is on disk. Anything this walk does not
 expect (a field count no real client sends, a group, a truncated length) is
 handed back to the plain parse, which gives the same answer or the same error
 as before: this is a shortcut, never a second parser that decides."""
+
 from __future__ import annotations
 
 from codeximage.v1 import image_service_pb2 as pb
@@ -31,6 +32,7 @@ class Received:
     ends; the request is taken out to be parsed and the box stays behind
     empty, so a request carrying 80 MB of references is not kept a second
     time for the whole generation."""
+
     __slots__ = ("raw",)
 
     def __init__(self, raw):

@@ -21,6 +21,7 @@ over once that time passed and goes on with the same message id, attempts
 and deadline. (A Generate's webhook has no operation row: its retries live
 in its server alone.)
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -39,7 +40,11 @@ import urllib.parse
 from codex_image_server.errors import FieldViolation, invalid
 from codex_image_server.runtime.logs import log
 
-EVENTS = {"succeeded": "generation.succeeded", "failed": "generation.failed", "cancelled": "generation.cancelled"}
+EVENTS = {
+    "succeeded": "generation.succeeded",
+    "failed": "generation.failed",
+    "cancelled": "generation.cancelled",
+}
 ATTEMPT_TIMEOUT_S = 10.0
 FIRST_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 60.0
@@ -65,7 +70,7 @@ def secret_bytes(secret: str) -> bytes:
     """The key inside a `whsec_…` secret; ValueError when it is not one."""
     if not secret.startswith(SECRET_PREFIX):
         raise ValueError("a webhook secret starts with whsec_ (then base64)")
-    key = base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
+    key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
     if len(key) < 16:
         raise ValueError("a webhook secret needs at least 16 bytes after whsec_")
     return key
@@ -126,8 +131,11 @@ class Webhooks:
         loop = asyncio.get_running_loop()
         while True:
             try:
-                while (record := await loop.run_in_executor(
-                        None, self._metadata.claim_webhook, int(time.time() * 1000), due_unix_ms())) is not None:
+                while (
+                    record := await loop.run_in_executor(
+                        None, self._metadata.claim_webhook, int(time.time() * 1000), due_unix_ms()
+                    )
+                ) is not None:
                     log("webhook.resumed", request_id=record.request_id)
                     self._spawn(record)
             except Exception as exc:  # noqa: BLE001 - the database away: look again later
@@ -142,18 +150,27 @@ class Webhooks:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
             raise _bad_url("not a URL") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.username
+            or parts.password
+        ):
             raise _bad_url("must be an http:// or https:// URL with a host and no user or password")
         host = parts.hostname.lower()
         try:
-            addresses = [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+            addresses = [
+                str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            ]
         except (OSError, UnicodeError):
             raise _bad_url(f"the host {host!r} does not resolve") from None
         listed = host in self._allow
         for address in addresses:
             if not listed and not ipaddress.ip_address(address.split("%")[0]).is_loopback:
-                raise _bad_url(f"the host {host!r} is not one this server may call: only loopback addresses, "
-                               "and hosts the operator lists with --webhook-allow")
+                raise _bad_url(
+                    f"the host {host!r} is not one this server may call: only loopback addresses, "
+                    "and hosts the operator lists with --webhook-allow"
+                )
         return parts, addresses[0]
 
     def check(self, url: str) -> None:
@@ -163,7 +180,9 @@ class Webhooks:
         if len(url) > 2048:
             raise _bad_url("at most 2048 characters")
         if self._key is None:
-            raise _bad_url("this server has no webhook secret (--webhook-secret), so it sends no webhooks")
+            raise _bad_url(
+                "this server has no webhook secret (--webhook-secret), so it sends no webhooks"
+            )
         self._destination(url)
 
     def deliver(self, record) -> None:
@@ -181,28 +200,60 @@ class Webhooks:
         task.add_done_callback(self._tasks.discard)
 
     async def _send(self, record) -> None:
-        body = json.dumps({"type": EVENTS.get(record.state, "generation.failed"),
-                           "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                           "data": self._render(record)}, separators=(",", ":")).encode()
+        body = json.dumps(
+            {
+                "type": EVENTS.get(record.state, "generation.failed"),
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "data": self._render(record),
+            },
+            separators=(",", ":"),
+        ).encode()
         # Taken over from a server that stopped: the same message (id), attempts and deadline.
         sent = json.loads(record.webhook) if record.webhook else {}
         msg_id = sent.get("msg_id") or "msg_" + secrets.token_hex(12)  # the same for every retry
         attempts = int(sent.get("attempts", 0))
-        deadline_ms = int(sent.get("deadline_unix_ms") or
-                          (record.ended_unix_ms or time.time() * 1000) + self._retry_s * 1000)
+        deadline_ms = int(
+            sent.get("deadline_unix_ms")
+            or (record.ended_unix_ms or time.time() * 1000) + self._retry_s * 1000
+        )
         loop = asyncio.get_running_loop()
         while True:
             attempts += 1
-            code, error = await loop.run_in_executor(None, self._attempt, record.webhook_url, msg_id, body)
+            code, error = await loop.run_in_executor(
+                None, self._attempt, record.webhook_url, msg_id, body
+            )
             backoff = _backoff_s(attempts)
-            status = ("delivered" if 200 <= code < 300 else
-                      "pending" if (time.time() + backoff) * 1000 < deadline_ms else "failed")
-            await loop.run_in_executor(None, self._metadata.set_operation_webhook, record.request_id, json.dumps(
-                {"status": status, "attempts": attempts, "last_status_code": code, "last_error": error,
-                 "msg_id": msg_id, "deadline_unix_ms": deadline_ms}),
-                due_unix_ms(backoff) if status == "pending" else 0)
-            log("webhook.attempt", request_id=record.request_id, attempt=attempts, status_code=code,
-                outcome=status, error=error)
+            status = (
+                "delivered"
+                if 200 <= code < 300
+                else "pending"
+                if (time.time() + backoff) * 1000 < deadline_ms
+                else "failed"
+            )
+            await loop.run_in_executor(
+                None,
+                self._metadata.set_operation_webhook,
+                record.request_id,
+                json.dumps(
+                    {
+                        "status": status,
+                        "attempts": attempts,
+                        "last_status_code": code,
+                        "last_error": error,
+                        "msg_id": msg_id,
+                        "deadline_unix_ms": deadline_ms,
+                    }
+                ),
+                due_unix_ms(backoff) if status == "pending" else 0,
+            )
+            log(
+                "webhook.attempt",
+                request_id=record.request_id,
+                attempt=attempts,
+                status_code=code,
+                outcome=status,
+                error=error,
+            )
             if status != "pending":
                 return
             await asyncio.sleep(backoff)
@@ -220,11 +271,18 @@ class Webhooks:
         make = _PinnedHTTPS if parts.scheme == "https" else _PinnedHTTP
         conn = make(parts.hostname, address, port, ATTEMPT_TIMEOUT_S)
         try:
-            conn.request("POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), body=body,
-                         headers={"Content-Type": "application/json", "webhook-id": msg_id,
-                                  "webhook-timestamp": str(timestamp),
-                                  "webhook-signature": sign(self._key, msg_id, timestamp, body),
-                                  "User-Agent": "codex-image-server"})
+            conn.request(
+                "POST",
+                (parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
+                body=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "webhook-id": msg_id,
+                    "webhook-timestamp": str(timestamp),
+                    "webhook-signature": sign(self._key, msg_id, timestamp, body),
+                    "User-Agent": "codex-image-server",
+                },
+            )
             response = conn.getresponse()
             response.read(64 * 1024)
             return response.status, ""

@@ -7,6 +7,7 @@ is a caller's mistake, not a new request).
 Validated values are compared, so spellings that mean the same request (a
 count left out or 1, "jpg" or "jpeg") match; the request id and the webhook
 (where to tell, not what to make) are not part of it."""
+
 from __future__ import annotations
 
 import hashlib
@@ -25,18 +26,23 @@ def _digest(*parts) -> str:
 
 def of(spec: GenerationSpec) -> str:
     """JSON {field: digest}, in the order GenerateRequest declares its fields."""
-    return json.dumps({
-        "prompt": _digest(spec.prompt),
-        "count": _digest(spec.count),
-        "size": _digest(spec.size.requested, spec.size.text, spec.size.ratio),
-        "aspect": _digest(spec.aspect),
-        "quality": _digest(spec.quality),
-        "output_format": _digest(spec.output_format),
-        "references": _digest(*(part for r in spec.references for part in (r.image, r.mime_type, r.label))),
-        "background": _digest(spec.background),
-        "output_compression": _digest(spec.output_compression),
-        "fit": _digest(spec.fit),
-    }, separators=(",", ":"))
+    return json.dumps(
+        {
+            "prompt": _digest(spec.prompt),
+            "count": _digest(spec.count),
+            "size": _digest(spec.size.requested, spec.size.text, spec.size.ratio),
+            "aspect": _digest(spec.aspect),
+            "quality": _digest(spec.quality),
+            "output_format": _digest(spec.output_format),
+            "references": _digest(
+                *(part for r in spec.references for part in (r.image, r.mime_type, r.label))
+            ),
+            "background": _digest(spec.background),
+            "output_compression": _digest(spec.output_compression),
+            "fit": _digest(spec.fit),
+        },
+        separators=(",", ":"),
+    )
 
 
 def differing_field(old: str, new: str) -> str | None:

@@ -3,6 +3,7 @@
 Pillow's global MAX_IMAGE_PIXELS bomb guard is replaced by an explicit pixel
 limit checked from the header, before any pixel is decoded.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,8 +18,18 @@ from PIL import Image, UnidentifiedImageError
 
 Image.MAX_IMAGE_PIXELS = None  # we check our own limit before decoding
 
-MIME_BY_FORMAT = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
-EXTENSION_BY_MIME = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+MIME_BY_FORMAT = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+}
+EXTENSION_BY_MIME = {
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/webp": "webp",
+    "image/gif": "gif",
+}
 PIL_FORMAT_BY_OUTPUT = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 
 
@@ -42,7 +53,7 @@ class _ViewFile(io.RawIOBase):
 
     def readinto(self, buffer) -> int:
         n = max(0, min(len(buffer), len(self._view) - self._pos))
-        buffer[:n] = self._view[self._pos:self._pos + n]
+        buffer[:n] = self._view[self._pos : self._pos + n]
         self._pos += n
         return n
 
@@ -83,8 +94,10 @@ def identify(data: bytes | memoryview, max_pixels: int) -> ImageInfo:
     if fmt not in MIME_BY_FORMAT:
         raise BadImage(f"format {fmt or 'unknown'} is not PNG, JPEG, WebP or GIF")
     if width * height > max_pixels:
-        raise BadImage(f"{width}x{height} exceeds the limit of {max_pixels} pixels "
-                       "(possible decompression bomb)")
+        raise BadImage(
+            f"{width}x{height} exceeds the limit of {max_pixels} pixels "
+            "(possible decompression bomb)"
+        )
     return ImageInfo(MIME_BY_FORMAT[fmt], width, height)
 
 
@@ -94,8 +107,15 @@ def check_decodes(data: bytes | memoryview | Path) -> None:
     try:
         with Image.open(readable(data)) as img:
             img.load()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error,
-            Image.DecompressionBombError):
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        EOFError,
+        struct.error,
+        Image.DecompressionBombError,
+    ):
         raise BadImage("is truncated or corrupt: it does not decode") from None
 
 
@@ -149,11 +169,13 @@ DECODE_BUDGET = MemoryBudget(512 * 1024 * 1024)
 class Delivered:
     data: bytes
     info: ImageInfo
-    resized: bool   # cropped to the aspect and resampled to the target size
+    resized: bool  # cropped to the aspect and resampled to the target size
     enlarged: bool  # ... to more pixels than the model drew in that crop
 
 
-def centre_crop_box(width: int, height: int, target_w: int, target_h: int) -> tuple[int, int, int, int]:
+def centre_crop_box(
+    width: int, height: int, target_w: int, target_h: int
+) -> tuple[int, int, int, int]:
     """The largest box of the target's aspect centred in a width x height
     image: cropping first means resizing never stretches."""
     if width * target_h > height * target_w:  # wider than the target: trim the sides
@@ -176,7 +198,9 @@ DEFAULT_QUALITY = 95
 
 
 def has_alpha(img: Image.Image) -> bool:
-    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        img.mode == "P" and "transparency" in img.info
+    )
 
 
 def alpha_of(data: bytes) -> bool:
@@ -205,8 +229,14 @@ def _encode(img: Image.Image, output_format: str, quality: int | None, opaque: b
     return out.getvalue()
 
 
-def deliver(data: bytes, info: ImageInfo, output_format: str, target: tuple[int, int] | None,
-            quality: int | None = None, opaque: bool = False) -> Delivered:
+def deliver(
+    data: bytes,
+    info: ImageInfo,
+    output_format: str,
+    target: tuple[int, int] | None,
+    quality: int | None = None,
+    opaque: bool = False,
+) -> Delivered:
     """Codex's image as the caller asked for it: in `output_format` and, when
     `target` is given and differs, exactly that size (centre crop to its
     aspect, then Lanczos); `quality` for jpeg/webp; `opaque` flattens any
@@ -214,7 +244,11 @@ def deliver(data: bytes, info: ImageInfo, output_format: str, target: tuple[int,
     resize_to = target if target is not None and target != (info.width, info.height) else None
     wants_size = resize_to is not None
     recode = (quality is not None and output_format != "png") or (opaque and alpha_of(data))
-    if not wants_size and not recode and info.mime_type == MIME_BY_FORMAT[PIL_FORMAT_BY_OUTPUT[output_format]]:
+    if (
+        not wants_size
+        and not recode
+        and info.mime_type == MIME_BY_FORMAT[PIL_FORMAT_BY_OUTPUT[output_format]]
+    ):
         return Delivered(data, info, False, False)
     with Image.open(io.BytesIO(data)) as opened:
         opened.load()
@@ -225,5 +259,8 @@ def deliver(data: bytes, info: ImageInfo, output_format: str, target: tuple[int,
             enlarged = resize_to[0] > box[2] - box[0] or resize_to[1] > box[3] - box[1]
             img = _resample_mode(img).crop(box).resize(resize_to, Image.Resampling.LANCZOS)
         encoded = _encode(img, output_format, quality, opaque)
-    out_info = ImageInfo(MIME_BY_FORMAT[PIL_FORMAT_BY_OUTPUT[output_format]], *(resize_to or (info.width, info.height)))
+    out_info = ImageInfo(
+        MIME_BY_FORMAT[PIL_FORMAT_BY_OUTPUT[output_format]],
+        *(resize_to or (info.width, info.height)),
+    )
     return Delivered(encoded, out_info, wants_size, enlarged)

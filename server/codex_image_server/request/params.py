@@ -1,5 +1,6 @@
 """A generation request in the domain's terms: what the caller asked for
 (`GenerateParams`) and what validation made of it (`GenerationSpec`)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -40,6 +41,7 @@ class GenerateParams:
 @dataclasses.dataclass(frozen=True)
 class Reference:
     """A checked reference image: bytes kept exactly as the caller sent them."""
+
     index: int
     image: bytes | memoryview
     mime_type: str
@@ -75,6 +77,7 @@ class GenerationSpec:
         if self.key_color is None:
             raise ValueError("only a transparent request has a key colour")
         return self.key_color
+
     fit: str = "exact"  # "exact" or "native"; only matters when size.width is set
 
     @property

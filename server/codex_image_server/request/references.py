@@ -9,6 +9,7 @@ is as sharp as the 3072 px edge allows (tiles up to 1024 px, downscaled with
 Lanczos, never enlarged), and a JPEG at high quality, so that 12 photos stay a
 few megabytes for the upload.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,19 +34,19 @@ _BACKGROUND = (236, 236, 236)
 
 @dataclasses.dataclass(frozen=True)
 class ReferenceUse:
-    index: int          # 0-based position in the request
+    index: int  # 0-based position in the request
     label: str
     source: str
-    usage: str          # "original" | "contact_sheet"
+    usage: str  # "original" | "contact_sheet"
     path_position: int  # 1-based position among the tool's paths
-    tile: int           # 1-based tile on the sheet; 0 for originals
+    tile: int  # 1-based tile on the sheet; 0 for originals
     width: int
     height: int
 
 
 @dataclasses.dataclass(frozen=True)
 class ReferencePlan:
-    paths: tuple[Path, ...]        # in the order the tool gets them
+    paths: tuple[Path, ...]  # in the order the tool gets them
     uses: tuple[ReferenceUse, ...]
 
     @property
@@ -59,10 +60,24 @@ def plan(refs: tuple[Reference, ...]) -> tuple[ReferenceUse, ...]:
     uses = []
     for n, ref in enumerate(refs):
         if n < originals:
-            uses.append(ReferenceUse(ref.index, ref.label, ref.source, "original", n + 1, 0, ref.width, ref.height))
+            uses.append(
+                ReferenceUse(
+                    ref.index, ref.label, ref.source, "original", n + 1, 0, ref.width, ref.height
+                )
+            )
         else:
-            uses.append(ReferenceUse(ref.index, ref.label, ref.source, "contact_sheet", MAX_PATHS,
-                                     n - originals + 1, ref.width, ref.height))
+            uses.append(
+                ReferenceUse(
+                    ref.index,
+                    ref.label,
+                    ref.source,
+                    "contact_sheet",
+                    MAX_PATHS,
+                    n - originals + 1,
+                    ref.width,
+                    ref.height,
+                )
+            )
     return tuple(uses)
 
 
@@ -91,7 +106,11 @@ def arrange(refs: tuple[Reference, ...], files: tuple[Path, ...]) -> ReferencePl
     on the sheet, so the directory holds only what codex is given."""
     uses = plan(refs)
     paths = [path for path, use in zip(files, uses, strict=True) if use.usage == "original"]
-    tiled = [(ref, use, path) for ref, use, path in zip(refs, uses, files, strict=True) if use.usage == "contact_sheet"]
+    tiled = [
+        (ref, use, path)
+        for ref, use, path in zip(refs, uses, files, strict=True)
+        if use.usage == "contact_sheet"
+    ]
     if tiled:
         first, last = tiled[0][0].index + 1, tiled[-1][0].index + 1
         path = files[0].parent / f"contact-sheet-references-{first}-to-{last}.jpg"
@@ -119,10 +138,16 @@ def contact_sheet(tiled: list[tuple[Reference, ReferenceUse, Path]]) -> bytes:
     n = len(tiled)
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    tile = min(TILE_MAX_EDGE, (SHEET_MAX_EDGE - _GAP * (cols + 1)) // cols,
-               (SHEET_MAX_EDGE - _GAP * (rows + 1)) // rows - _CAPTION)
-    sheet = Image.new("RGB", (cols * tile + _GAP * (cols + 1), rows * (tile + _CAPTION) + _GAP * (rows + 1)),
-                      _BACKGROUND)
+    tile = min(
+        TILE_MAX_EDGE,
+        (SHEET_MAX_EDGE - _GAP * (cols + 1)) // cols,
+        (SHEET_MAX_EDGE - _GAP * (rows + 1)) // rows - _CAPTION,
+    )
+    sheet = Image.new(
+        "RGB",
+        (cols * tile + _GAP * (cols + 1), rows * (tile + _CAPTION) + _GAP * (rows + 1)),
+        _BACKGROUND,
+    )
     draw = ImageDraw.Draw(sheet)
     font = _font(28)
     for k, (ref, _use, path) in enumerate(tiled):

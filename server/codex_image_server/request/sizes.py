@@ -21,6 +21,7 @@ the ratio comes from: the first reference (`reference`, 参考图比例, 原图�
 16:9 without references), the canvas (`canvas`, 画布比例; else the first
 reference, else 16:9) or the explicit size itself (`custom`, 自定义).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,11 +48,14 @@ class Preset:
     max_pixels: int
 
 
-PRESETS = {p.name: p for p in (
-    Preset("1K", 1024, 1024 * 1024),
-    Preset("2K", 2048, 2048 * 2048),
-    Preset("4K", 3840, MAX_PIXELS),
-)}
+PRESETS = {
+    p.name: p
+    for p in (
+        Preset("1K", 1024, 1024 * 1024),
+        Preset("2K", 2048, 2048 * 2048),
+        Preset("4K", 3840, MAX_PIXELS),
+    )
+}
 
 NAMED_ASPECTS = {"landscape": (16, 9), "portrait": (9, 16), "square": (1, 1)}
 # Aspects that name where the ratio comes from, with the plugin's own spellings.
@@ -61,9 +65,23 @@ CUSTOM_ASPECTS = ("custom", "自定义")
 # A reference or canvas ratio with nothing to take it from: the plugin's choice.
 FALLBACK_ASPECT = (16, 9)
 RATIO_OPTIONS = ("1:1", "16:9", "9:16", "3:2", "2:3", "4:3", "3:4", "4:5", "5:4", "21:9")
-SIZE_OPTIONS = ("auto", "1024x1024", "1536x1024", "1024x1536", "2048x2048", "2048x1152",
-                "1152x2048", "3840x2160", "2160x3840", "2880x2880", "1K", "2K", "4K")
+SIZE_OPTIONS = (
+    "auto",
+    "1024x1024",
+    "1536x1024",
+    "1024x1536",
+    "2048x2048",
+    "2048x1152",
+    "1152x2048",
+    "3840x2160",
+    "2160x3840",
+    "2880x2880",
+    "1K",
+    "2K",
+    "4K",
+)
 FITS = ("exact", "native")
+
 
 @dataclasses.dataclass(frozen=True)
 class AspectOption:
@@ -76,16 +94,30 @@ class AspectOption:
 def aspect_options() -> list[AspectOption]:
     """Every aspect accepted, for GetCapabilities (the plugin's menu and more)."""
     out = [AspectOption(r, "ratio", (), f"width:height {r}") for r in RATIO_OPTIONS]
-    out += [AspectOption(name, "ratio", (), "%d:%d" % ratio) for name, ratio in NAMED_ASPECTS.items()]
+    out += [
+        AspectOption(name, "ratio", (), "%d:%d" % ratio) for name, ratio in NAMED_ASPECTS.items()
+    ]
     fallback = "%d:%d" % FALLBACK_ASPECT
     out += [
-        AspectOption(REFERENCE_ASPECTS[0], "reference", REFERENCE_ASPECTS[1:],
-                     f"the first reference's width:height (as declared, else decoded); {fallback} without "
-                     "one"),
-        AspectOption(CANVAS_ASPECTS[0], "canvas", CANVAS_ASPECTS[1:],
-                     f"canvas_size's width:height; else the first reference's; else {fallback}"),
-        AspectOption(CUSTOM_ASPECTS[0], "custom", CUSTOM_ASPECTS[1:],
-                     "the explicit size WxH's own ratio (size must be WxH)"),
+        AspectOption(
+            REFERENCE_ASPECTS[0],
+            "reference",
+            REFERENCE_ASPECTS[1:],
+            f"the first reference's width:height (as declared, else decoded); {fallback} without "
+            "one",
+        ),
+        AspectOption(
+            CANVAS_ASPECTS[0],
+            "canvas",
+            CANVAS_ASPECTS[1:],
+            f"canvas_size's width:height; else the first reference's; else {fallback}",
+        ),
+        AspectOption(
+            CUSTOM_ASPECTS[0],
+            "custom",
+            CUSTOM_ASPECTS[1:],
+            "the explicit size WxH's own ratio (size must be WxH)",
+        ),
     ]
     return out
 
@@ -98,6 +130,7 @@ _RATIO = re.compile(r"^(\d{1,5}):(\d{1,5})$")
 class Aspect:
     """What the caller's `aspect` names. `kind`: "" (none given), "ratio"
     (W:H or a named one), "reference", "canvas" or "custom"."""
+
     kind: str
     ratio: tuple[int, int] | None = None
 
@@ -144,17 +177,37 @@ def rule_violations(width: int, height: int, field: str = "size") -> list[FieldV
     """Every gpt-image-2 rule a WxH breaks, each with its reason."""
     out = []
     if max(width, height) > MAX_EDGE:
-        out.append(FieldViolation(field, f"longest edge {max(width, height)} exceeds {MAX_EDGE}", "INVALID_SIZE"))
+        out.append(
+            FieldViolation(
+                field, f"longest edge {max(width, height)} exceeds {MAX_EDGE}", "INVALID_SIZE"
+            )
+        )
     for name, edge in (("width", width), ("height", height)):
         if edge % MULTIPLE:
-            out.append(FieldViolation(field, f"{name} {edge} is not a multiple of {MULTIPLE}", "INVALID_SIZE"))
+            out.append(
+                FieldViolation(
+                    field, f"{name} {edge} is not a multiple of {MULTIPLE}", "INVALID_SIZE"
+                )
+            )
     if min(width, height) == 0 or Fraction(max(width, height), min(width, height)) > MAX_RATIO:
-        out.append(FieldViolation(field, f"aspect {width}:{height} is wider than {MAX_RATIO}:1", "INVALID_SIZE"))
+        out.append(
+            FieldViolation(
+                field, f"aspect {width}:{height} is wider than {MAX_RATIO}:1", "INVALID_SIZE"
+            )
+        )
     pixels = width * height
     if pixels < MIN_PIXELS:
-        out.append(FieldViolation(field, f"{pixels} pixels is below the minimum {MIN_PIXELS}", "INVALID_SIZE"))
+        out.append(
+            FieldViolation(
+                field, f"{pixels} pixels is below the minimum {MIN_PIXELS}", "INVALID_SIZE"
+            )
+        )
     if pixels > MAX_PIXELS:
-        out.append(FieldViolation(field, f"{pixels} pixels exceeds the maximum {MAX_PIXELS}", "INVALID_SIZE"))
+        out.append(
+            FieldViolation(
+                field, f"{pixels} pixels exceeds the maximum {MAX_PIXELS}", "INVALID_SIZE"
+            )
+        )
     return out
 
 
@@ -165,18 +218,30 @@ def parse_aspect(text: str) -> tuple[Aspect | None, list[FieldViolation]]:
         return Aspect(""), []
     if value in NAMED_ASPECTS:
         return Aspect("ratio", NAMED_ASPECTS[value]), []
-    for kind, names in (("reference", REFERENCE_ASPECTS), ("canvas", CANVAS_ASPECTS),
-                        ("custom", CUSTOM_ASPECTS)):
+    for kind, names in (
+        ("reference", REFERENCE_ASPECTS),
+        ("canvas", CANVAS_ASPECTS),
+        ("custom", CUSTOM_ASPECTS),
+    ):
         if value in names:
             return Aspect(kind), []
     m = _RATIO.match(value)
     if not m or int(m.group(1)) == 0 or int(m.group(2)) == 0:
-        return None, [FieldViolation(
-            "aspect", f"{text!r} is not W:H, landscape, portrait, square, reference (参考图比例), "
-            "canvas (画布比例) or custom (自定义)", "INVALID_ASPECT")]
+        return None, [
+            FieldViolation(
+                "aspect",
+                f"{text!r} is not W:H, landscape, portrait, square, reference (参考图比例), "
+                "canvas (画布比例) or custom (自定义)",
+                "INVALID_ASPECT",
+            )
+        ]
     w, h = int(m.group(1)), int(m.group(2))
     if Fraction(max(w, h), min(w, h)) > MAX_RATIO:
-        return None, [FieldViolation("aspect", f"aspect {w}:{h} is wider than {MAX_RATIO}:1", "INVALID_ASPECT")]
+        return None, [
+            FieldViolation(
+                "aspect", f"aspect {w}:{h} is wider than {MAX_RATIO}:1", "INVALID_ASPECT"
+            )
+        ]
     return Aspect("ratio", reduce(w, h)), []
 
 
@@ -194,7 +259,9 @@ def resolve_preset(preset: Preset, aspect: tuple[int, int]) -> tuple[int, int]:
     cap = preset.max_pixels
     # Step 1: w and h share no factor, so both w*k and h*k are multiples of
     # 16 exactly when k is; k = 16*m.
-    m = min(preset.max_edge // (MULTIPLE * max(w, h)), math.isqrt(cap // (MULTIPLE * MULTIPLE * w * h)))
+    m = min(
+        preset.max_edge // (MULTIPLE * max(w, h)), math.isqrt(cap // (MULTIPLE * MULTIPLE * w * h))
+    )
     if m >= 1:
         width, height = MULTIPLE * m * w, MULTIPLE * m * h
         if width * height >= MIN_PIXELS and _within_ratio(width, height):
@@ -207,8 +274,12 @@ def resolve_preset(preset: Preset, aspect: tuple[int, int]) -> tuple[int, int]:
 
     height = _floor16(min(preset.max_edge, math.isqrt(cap * ratio.denominator // ratio.numerator)))
     width = width_for(height)
-    while height > MULTIPLE and (width > preset.max_edge or width * height > cap or width < MULTIPLE
-                                 or not _within_ratio(width, height)):  # rounding down can pass 3:1
+    while height > MULTIPLE and (
+        width > preset.max_edge
+        or width * height > cap
+        or width < MULTIPLE
+        or not _within_ratio(width, height)
+    ):  # rounding down can pass 3:1
         height -= MULTIPLE
         width = width_for(height)
     while width * height < MIN_PIXELS:
@@ -220,8 +291,9 @@ def resolve_preset(preset: Preset, aspect: tuple[int, int]) -> tuple[int, int]:
     return width, height
 
 
-def _ratio_for(aspect: Aspect, canvas: tuple[int, int] | None,
-               reference: tuple[int, int] | None) -> tuple[tuple[int, int] | None, str]:
+def _ratio_for(
+    aspect: Aspect, canvas: tuple[int, int] | None, reference: tuple[int, int] | None
+) -> tuple[tuple[int, int] | None, str]:
     if aspect.kind == "ratio":
         return aspect.ratio, "ratio"
     if aspect.kind == "canvas" and canvas:
@@ -233,8 +305,13 @@ def _ratio_for(aspect: Aspect, canvas: tuple[int, int] | None,
     return None, ""
 
 
-def resolve(size: str, aspect: str, *, canvas: tuple[int, int] | None = None,
-            reference: tuple[int, int] | None = None) -> tuple[ResolvedSize | None, list[FieldViolation]]:
+def resolve(
+    size: str,
+    aspect: str,
+    *,
+    canvas: tuple[int, int] | None = None,
+    reference: tuple[int, int] | None = None,
+) -> tuple[ResolvedSize | None, list[FieldViolation]]:
     """Validate `size` and `aspect` into a ResolvedSize. `canvas` is the
     caller's canvas size and `reference` the first reference's size, for the
     aspects that take their ratio from them."""
@@ -243,9 +320,14 @@ def resolve(size: str, aspect: str, *, canvas: tuple[int, int] | None = None,
     m = _WXH.match(value.lower())
     preset = PRESETS.get(value.upper())
     if parsed is not None and parsed.kind == "custom" and not m:
-        violations.append(FieldViolation(
-            "size", f"aspect {aspect.strip()!r} (custom) takes its ratio from an explicit size WxH, "
-            f"and {size.strip() or 'auto'!r} is not one", "INVALID_SIZE"))
+        violations.append(
+            FieldViolation(
+                "size",
+                f"aspect {aspect.strip()!r} (custom) takes its ratio from an explicit size WxH, "
+                f"and {size.strip() or 'auto'!r} is not one",
+                "INVALID_SIZE",
+            )
+        )
         return None, violations
     if m:
         width, height = int(m.group(1)), int(m.group(2))
@@ -254,8 +336,13 @@ def resolve(size: str, aspect: str, *, canvas: tuple[int, int] | None = None,
             return None, violations
         return ResolvedSize(f"{width}x{height}", width, height, reduce(width, height), "size"), []
     if value.lower() not in ("", "auto") and not preset:
-        violations.append(FieldViolation(
-            "size", f"{size!r} is not auto, WxH or one of {', '.join(PRESETS)} (any case)", "INVALID_SIZE"))
+        violations.append(
+            FieldViolation(
+                "size",
+                f"{size!r} is not auto, WxH or one of {', '.join(PRESETS)} (any case)",
+                "INVALID_SIZE",
+            )
+        )
     if violations:
         return None, violations
     assert parsed is not None  # parse_aspect gives None only with a violation

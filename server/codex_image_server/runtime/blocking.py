@@ -2,6 +2,7 @@
 bound on how much of it runs at once: a fixed pool of threads. The loop
 itself only ever waits on sockets, so Health and capabilities are answered
 whatever the pool is busy with."""
+
 from __future__ import annotations
 
 import asyncio

@@ -14,6 +14,7 @@ once they are joined and freed they leave holes glibc keeps resident. So
 after a body of 8 MiB or more, `body_assembled` has the free pages handed
 back (malloc_trim, on a thread of its own).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -44,7 +45,9 @@ def tune() -> bool:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     malloc_trim.argtypes = (ctypes.c_size_t,)
-    applied = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    applied = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    )
     if applied and _malloc_trim is None:
         _malloc_trim = malloc_trim
         threading.Thread(target=_trimmer, name="heap-trim", daemon=True).start()

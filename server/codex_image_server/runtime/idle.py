@@ -1,6 +1,7 @@
 """Dropping a reader that stopped reading: a download whose peer takes
 nothing for `timeout_s` is ended, which closes the stream (a gRPC
 GetImageFile) or the connection (the shim's file route)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -58,7 +59,12 @@ class IdleTimer:
             return
         self._handle = None
         self.fired = True
-        log("download.idle_dropped", level="warning", via=self._what, idle_ms=int(self.timeout_s * 1000))
+        log(
+            "download.idle_dropped",
+            level="warning",
+            via=self._what,
+            idle_ms=int(self.timeout_s * 1000),
+        )
         self._on_idle()
 
 

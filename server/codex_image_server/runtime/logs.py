@@ -13,6 +13,7 @@ Libraries' records keep their message template but drop its arguments and
 any traceback (those may quote a caller's bytes or headers): the exception's
 type is kept, so a failure still shows what kind it was.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -46,8 +47,12 @@ def configure(level: str) -> None:
     logging.getLogger("mcp").setLevel(logging.WARNING)
     logging.captureWarnings(True)
     sys.excepthook = _uncaught
-    threading.excepthook = lambda args: _uncaught(args.exc_type, args.exc_value, args.exc_traceback,
-                                                  thread=args.thread.name if args.thread else None)
+    threading.excepthook = lambda args: _uncaught(
+        args.exc_type,
+        args.exc_value,
+        args.exc_traceback,
+        thread=args.thread.name if args.thread else None,
+    )
 
 
 # One encoder for every line: json.dumps with options builds a new one per call.
@@ -82,17 +87,34 @@ def _flush_soon() -> None:
         sys.stderr.flush()
 
 
-def access(request_id: str, method: str, path: str, status: int, nbytes: int, duration_ms: int,
-           remote: str | None) -> None:
+def access(
+    request_id: str,
+    method: str,
+    path: str,
+    status: int,
+    nbytes: int,
+    duration_ms: int,
+    remote: str | None,
+) -> None:
     """The HTTP access line: the event loop's busiest log, so formatted
     directly (fixed fields, strings JSON-escaped) and written with the other
     lines of the same loop iteration, one write for many requests."""
     if LEVELS["info"] < _threshold:
         return
-    line = ('{"ts":%.3f,"level":"info","event":"http.access","request_id":%s,"method":%s,"path":%s,'
-            '"status":%d,"bytes":%d,"duration_ms":%d,"remote":%s}\n'
-            % (time.time(), _json_str(request_id), _json_str(method), _json_str(path), status, nbytes or 0,
-               duration_ms, "null" if remote is None else _json_str(remote)))
+    line = (
+        '{"ts":%.3f,"level":"info","event":"http.access","request_id":%s,"method":%s,"path":%s,'
+        '"status":%d,"bytes":%d,"duration_ms":%d,"remote":%s}\n'
+        % (
+            time.time(),
+            _json_str(request_id),
+            _json_str(method),
+            _json_str(path),
+            status,
+            nbytes or 0,
+            duration_ms,
+            "null" if remote is None else _json_str(remote),
+        )
+    )
     if not _soon:
         try:
             asyncio.get_running_loop().call_soon(_flush_soon)
@@ -112,16 +134,26 @@ def _uncaught(exc_type, exc_value, tb, thread: str | None = None) -> None:
     while tb is not None:
         where = f"{tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
         tb = tb.tb_next
-    log("uncaught_exception", level="error", error_type=getattr(exc_type, "__name__", str(exc_type)),
-        thread=thread, where=where)
+    log(
+        "uncaught_exception",
+        level="error",
+        error_type=getattr(exc_type, "__name__", str(exc_type)),
+        thread=thread,
+        where=where,
+    )
 
 
 class JsonHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = str(record.msg)
-            fields = {"ts": round(record.created, 3), "level": record.levelname.lower(),
-                      "event": "log", "logger": record.name, "message": text[:_TEMPLATE_CHARS]}
+            fields = {
+                "ts": round(record.created, 3),
+                "level": record.levelname.lower(),
+                "event": "log",
+                "logger": record.name,
+                "message": text[:_TEMPLATE_CHARS],
+            }
             if record.exc_info and record.exc_info[0] is not None:
                 fields["error_type"] = record.exc_info[0].__name__
             _write(fields)

@@ -2,6 +2,7 @@
 prompt, the images are the callers' work. The umask is set once at start
 (so every file made afterwards, SQLite's -wal and -shm included, is 0600 and
 every directory 0700), and what an earlier run left more open is closed."""
+
 from __future__ import annotations
 
 import os

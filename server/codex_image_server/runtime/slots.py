@@ -5,6 +5,7 @@ A request takes all the slots it needs at once (its candidates must run side
 by side); one that cannot even queue is refused at once. Used from the event
 loop only: a queued request waits on a future, holding no thread.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -34,10 +35,13 @@ class Slots:
             ticket.granted = True
             return ticket
         if len(self._waiting) >= self.queue_limit:
-            raise ServiceError(Kind.RESOURCE_EXHAUSTED, "QUEUE_FULL",
-                               f"{self._in_use} of {self.limit} generation slots busy and "
-                               f"{len(self._waiting)} requests already waiting; try again shortly",
-                               retry_after_s=5)
+            raise ServiceError(
+                Kind.RESOURCE_EXHAUSTED,
+                "QUEUE_FULL",
+                f"{self._in_use} of {self.limit} generation slots busy and "
+                f"{len(self._waiting)} requests already waiting; try again shortly",
+                retry_after_s=5,
+            )
         ticket.position = len(self._waiting)
         ticket.ready = asyncio.get_running_loop().create_future()
         self._waiting.append(ticket)

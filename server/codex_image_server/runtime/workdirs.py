@@ -6,6 +6,7 @@ atomically as it is created, so a server starting after a hard death (SIGKILL,
 OOM) can remove what no live server owns, the caller's images included,
 without touching a live neighbour's.
 """
+
 from __future__ import annotations
 
 import os

@@ -2,6 +2,7 @@
 them as files, written atomically (temp file, fsync, rename, fsync of the
 directory), so a crash never leaves a half-written file that could be served.
 An S3-compatible store is the next implementation of the same protocol."""
+
 from __future__ import annotations
 
 import os
@@ -17,6 +18,7 @@ class BlobStore(Protocol):
     def put(self, name: str, data: bytes) -> None: ...
     def path(self, name: str, sha256: str = "") -> Path:
         """Where the bytes lie; `sha256` (the record's), for a store that checks a copy."""
+
     def exists(self, name: str) -> bool: ...
     def delete(self, name: str) -> bool: ...
     def names_before(self, cutoff_unix_s: float) -> Iterator[str]:
@@ -50,8 +52,11 @@ def local_names_before(directory: Path, cutoff_unix_s: float) -> Iterator[str]:
     with os.scandir(directory) as entries:
         for entry in entries:
             try:
-                if (entry.is_file(follow_symlinks=False) and not entry.name.startswith(_TMP_PREFIX)
-                        and entry.stat().st_mtime < cutoff_unix_s):
+                if (
+                    entry.is_file(follow_symlinks=False)
+                    and not entry.name.startswith(_TMP_PREFIX)
+                    and entry.stat().st_mtime < cutoff_unix_s
+                ):
                     yield entry.name
             except FileNotFoundError:
                 continue  # deleted meanwhile
@@ -79,7 +84,8 @@ class DirectoryBlobs:
 
     def names_before(self, cutoff_unix_s: float) -> Iterator[str]:
         for name in local_names_before(self.dir, cutoff_unix_s):
-            # Beside an old-layout record the migration could not read: kept for a person to look at.
+            # Beside an old-layout record the migration could not read: kept for a person to
+            # look at.
             if not (self.dir / f"{Path(name).stem}.json").exists():
                 yield name
 

@@ -1,5 +1,6 @@
 """First start after the JSON-record layout: each `<id>.json` beside its
 image moves into the index, in one transaction, then the JSON file goes."""
+
 from __future__ import annotations
 
 import dataclasses

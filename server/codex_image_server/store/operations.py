@@ -11,6 +11,7 @@ a row found orphaned after its second start fails (retryable).
 The SQL is shared by SQLite and PostgreSQL (`?` placeholders, as in
 sqlite.py); the schema is each store's own.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -48,9 +49,13 @@ CREATE INDEX IF NOT EXISTS operations_by_time ON operations (created_unix_ms, re
 """
 # Added later (SQLite adds it to an older file, PostgreSQL in a migration):
 # a webhook still owed, and by when its deliverer writes again (else another takes it over).
-WEBHOOK_DUE_COLUMN = "ALTER TABLE operations ADD COLUMN webhook_due_unix_ms BIGINT NOT NULL DEFAULT 0"
-WEBHOOK_DUE_INDEX = ("CREATE INDEX IF NOT EXISTS operations_webhooks_due ON operations (webhook_due_unix_ms) "
-                     "WHERE webhook_due_unix_ms > 0")
+WEBHOOK_DUE_COLUMN = (
+    "ALTER TABLE operations ADD COLUMN webhook_due_unix_ms BIGINT NOT NULL DEFAULT 0"
+)
+WEBHOOK_DUE_INDEX = (
+    "CREATE INDEX IF NOT EXISTS operations_webhooks_due ON operations (webhook_due_unix_ms) "
+    "WHERE webhook_due_unix_ms > 0"
+)
 
 # The same table in PostgreSQL (a migration of postgres.py).
 POSTGRES_MIGRATION = """
@@ -85,7 +90,7 @@ class OperationRecord:
     key_name: str
     surface: str
     state: str
-    request: bytes          # the GenerateRequest as submitted (protobuf bytes)
+    request: bytes  # the GenerateRequest as submitted (protobuf bytes)
     webhook_url: str
     created_unix_ms: int
     started_unix_ms: int = 0
@@ -94,10 +99,10 @@ class OperationRecord:
     owner: str = ""
     lease_until_unix_ms: int = 0
     cancel_requested: int = 0
-    progress: str = ""      # JSON: the candidates' progress
+    progress: str = ""  # JSON: the candidates' progress
     result: bytes | None = None  # the GenerationResult (protobuf bytes) once succeeded
-    error: str = ""         # JSON: {kind, reason, message, retry_after_s} once failed or cancelled
-    webhook: str = ""       # JSON: the webhook's delivery
+    error: str = ""  # JSON: {kind, reason, message, retry_after_s} once failed or cancelled
+    webhook: str = ""  # JSON: the webhook's delivery
     not_before_unix_ms: int = 0  # a queued one put back (its key at its limit) waits until then
     webhook_due_unix_ms: int = 0  # its webhook is owed; past this time any server may deliver it
 
@@ -126,18 +131,22 @@ def _record(row) -> OperationRecord:
 class OperationQueries:
     """Mixed into a store that gives `_run(sql, args)`; `_CLAIM_LOCK` is the
     store's row-lock clause for the claim ("" for SQLite)."""
+
     _CLAIM_LOCK = ""
 
     if TYPE_CHECKING:  # given by the store this is mixed into
+
         def _run(self, sql: str, args=()) -> list: ...
 
     def add_operation(self, record: OperationRecord) -> OperationRecord | None:
         """Inserts it; None when the request id was taken (the caller then reads the existing
         one)."""
         values = dataclasses.asdict(record)
-        rows = self._run(f"INSERT INTO operations ({_COLUMNS}) VALUES ({', '.join('?' for _ in FIELDS)}) "
-                         "ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
-                         [values[n] for n in FIELDS])
+        rows = self._run(
+            f"INSERT INTO operations ({_COLUMNS}) VALUES ({', '.join('?' for _ in FIELDS)}) "
+            "ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
+            [values[n] for n in FIELDS],
+        )
         return record if rows else None
 
     def get_operation(self, request_id: str, owner: str | None = None) -> OperationRecord | None:
@@ -147,7 +156,9 @@ class OperationQueries:
         rows = self._run(f"SELECT {_COLUMNS} FROM operations WHERE {where}", args)
         return _record(rows[0]) if rows else None
 
-    def list_operations(self, owner: str | None, states: tuple[str, ...], after, limit: int) -> list[OperationRecord]:
+    def list_operations(
+        self, owner: str | None, states: tuple[str, ...], after, limit: int
+    ) -> list[OperationRecord]:
         """Newest first; `after` a paging.Cursor (created time, request id)."""
         where, args = [], []
         if owner is not None:
@@ -159,30 +170,46 @@ class OperationQueries:
         if after is not None:
             where.append("(created_unix_ms, request_id) < (?, ?)")
             args += [after.created_unix_ms, after.id]
-        rows = self._run(f"SELECT {_COLUMNS} FROM operations" + (" WHERE " + " AND ".join(where) if where else "")
-                         + " ORDER BY created_unix_ms DESC, request_id DESC LIMIT ?", args + [limit])
+        rows = self._run(
+            f"SELECT {_COLUMNS} FROM operations"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY created_unix_ms DESC, request_id DESC LIMIT ?",
+            args + [limit],
+        )
         return [_record(r) for r in rows]
 
     def queue_position(self, record: OperationRecord) -> int:
         """Queued operations ahead of this one."""
-        return int(self._run("SELECT count(*) FROM operations WHERE state = 'queued' AND "
-                             "(created_unix_ms, request_id) < (?, ?)",
-                             (record.created_unix_ms, record.request_id))[0][0])
+        return int(
+            self._run(
+                "SELECT count(*) FROM operations WHERE state = 'queued' AND "
+                "(created_unix_ms, request_id) < (?, ?)",
+                (record.created_unix_ms, record.request_id),
+            )[0][0]
+        )
 
     def operation_counts(self) -> dict[str, int]:
-        rows = self._run("SELECT state, count(*) FROM operations WHERE state IN ('queued', 'running') GROUP "
-                         "BY state")
+        rows = self._run(
+            "SELECT state, count(*) FROM operations WHERE state IN ('queued', 'running') GROUP "
+            "BY state"
+        )
         return {state: int(n) for state, n in rows}
 
-    def fail_orphans(self, now_unix_ms: int, error: str, webhook_due_unix_ms: int) -> list[OperationRecord]:
+    def fail_orphans(
+        self, now_unix_ms: int, error: str, webhook_due_unix_ms: int
+    ) -> list[OperationRecord]:
         """Operations whose server died during their last allowed run: failed."""
-        rows = self._run(f"UPDATE operations SET state = 'failed', error = ?, ended_unix_ms = ?, owner = '', "
-                         f"{_OWED} WHERE state = 'running' AND lease_until_unix_ms < ? AND attempts >= ? "
-                         f"RETURNING {_COLUMNS}", (error, now_unix_ms, webhook_due_unix_ms, now_unix_ms,
-                                                   MAX_ATTEMPTS))
+        rows = self._run(
+            f"UPDATE operations SET state = 'failed', error = ?, ended_unix_ms = ?, owner = '', "
+            f"{_OWED} WHERE state = 'running' AND lease_until_unix_ms < ? AND attempts >= ? "
+            f"RETURNING {_COLUMNS}",
+            (error, now_unix_ms, webhook_due_unix_ms, now_unix_ms, MAX_ATTEMPTS),
+        )
         return [_record(r) for r in rows]
 
-    def claim_operation(self, owner: str, now_unix_ms: int, lease_ms: int) -> OperationRecord | None:
+    def claim_operation(
+        self, owner: str, now_unix_ms: int, lease_ms: int
+    ) -> OperationRecord | None:
         """The oldest queued (or orphaned, once) operation, now this owner's."""
         rows = self._run(
             f"UPDATE operations SET state = 'running', owner = ?, lease_until_unix_ms = ?, "
@@ -192,7 +219,8 @@ class OperationQueries:
             "attempts < ?) "
             f"ORDER BY created_unix_ms, request_id LIMIT 1 {self._CLAIM_LOCK}) RETURNING "
             f"{_COLUMNS}",
-            (owner, now_unix_ms + lease_ms, now_unix_ms, now_unix_ms, now_unix_ms, MAX_ATTEMPTS))
+            (owner, now_unix_ms + lease_ms, now_unix_ms, now_unix_ms, now_unix_ms, MAX_ATTEMPTS),
+        )
         return _record(rows[0]) if rows else None
 
     def renew_operations(self, owner: str, request_ids: list[str], until_unix_ms: int) -> list[str]:
@@ -200,65 +228,103 @@ class OperationQueries:
         if not request_ids:
             return []
         marks = ", ".join("?" for _ in request_ids)
-        rows = self._run(f"UPDATE operations SET lease_until_unix_ms = ? WHERE owner = ? AND state = 'running' "
-                         f"AND request_id IN ({marks}) RETURNING request_id, cancel_requested",
-                         [until_unix_ms, owner, *request_ids])
+        rows = self._run(
+            f"UPDATE operations SET lease_until_unix_ms = ? WHERE owner = ? AND state = 'running' "
+            f"AND request_id IN ({marks}) RETURNING request_id, cancel_requested",
+            [until_unix_ms, owner, *request_ids],
+        )
         return [r[0] for r in rows if r[1]]
 
     def set_operation_progress(self, request_id: str, owner: str, progress: str) -> None:
-        self._run("UPDATE operations SET progress = ? WHERE request_id = ? AND owner = ? AND state = "
-                  "'running' "
-                  "RETURNING request_id", (progress, request_id, owner))
+        self._run(
+            "UPDATE operations SET progress = ? WHERE request_id = ? AND owner = ? AND state = "
+            "'running' "
+            "RETURNING request_id",
+            (progress, request_id, owner),
+        )
 
-    def finish_operation(self, request_id: str, owner: str, state: str, now_unix_ms: int, *,
-                         result: bytes | None = None, error: str = "",
-                         webhook_due_unix_ms: int = 0) -> OperationRecord | None:
-        """Only while this owner still holds it (a server that lost its lease must not overwrite)."""
-        rows = self._run(f"UPDATE operations SET state = ?, result = ?, error = ?, ended_unix_ms = ?, "
-                         f"lease_until_unix_ms = 0, {_OWED} WHERE request_id = ? AND owner = ? "
-                         f"AND state = 'running' RETURNING {_COLUMNS}",
-                         (state, result, error, now_unix_ms, webhook_due_unix_ms, request_id, owner))
+    def finish_operation(
+        self,
+        request_id: str,
+        owner: str,
+        state: str,
+        now_unix_ms: int,
+        *,
+        result: bytes | None = None,
+        error: str = "",
+        webhook_due_unix_ms: int = 0,
+    ) -> OperationRecord | None:
+        """Only while this owner still holds it (a server that lost its lease must not
+        overwrite)."""
+        rows = self._run(
+            f"UPDATE operations SET state = ?, result = ?, error = ?, ended_unix_ms = ?, "
+            f"lease_until_unix_ms = 0, {_OWED} WHERE request_id = ? AND owner = ? "
+            f"AND state = 'running' RETURNING {_COLUMNS}",
+            (state, result, error, now_unix_ms, webhook_due_unix_ms, request_id, owner),
+        )
         return _record(rows[0]) if rows else None
 
     def requeue_operation(self, request_id: str, owner: str, not_before_unix_ms: int) -> bool:
         """Back in the queue, the attempt not counted: it could not start yet
         (its key at its concurrency limit, the slots' queue full)."""
-        return bool(self._run("UPDATE operations SET state = 'queued', owner = '', lease_until_unix_ms = 0, "
-                              "attempts = attempts - 1, started_unix_ms = 0, not_before_unix_ms = ? "
-                              "WHERE request_id = ? AND owner = ? AND state = 'running' RETURNING request_id",
-                              (not_before_unix_ms, request_id, owner)))
+        return bool(
+            self._run(
+                "UPDATE operations SET state = 'queued', owner = '', lease_until_unix_ms = 0, "
+                "attempts = attempts - 1, started_unix_ms = 0, not_before_unix_ms = ? "
+                "WHERE request_id = ? AND owner = ? AND state = 'running' RETURNING request_id",
+                (not_before_unix_ms, request_id, owner),
+            )
+        )
 
-    def cancel_operation(self, request_id: str, now_unix_ms: int, error: str,
-                         webhook_due_unix_ms: int = 0) -> OperationRecord | None:
+    def cancel_operation(
+        self, request_id: str, now_unix_ms: int, error: str, webhook_due_unix_ms: int = 0
+    ) -> OperationRecord | None:
         """A queued one ends cancelled at once; a running one is marked for
         its owner to stop (it records the end). None when already done."""
-        rows = self._run(f"UPDATE operations SET state = 'cancelled', error = ?, ended_unix_ms = ?, {_OWED} "
-                         f"WHERE request_id = ? AND state = 'queued' RETURNING {_COLUMNS}",
-                         (error, now_unix_ms, webhook_due_unix_ms, request_id))
+        rows = self._run(
+            f"UPDATE operations SET state = 'cancelled', error = ?, ended_unix_ms = ?, {_OWED} "
+            f"WHERE request_id = ? AND state = 'queued' RETURNING {_COLUMNS}",
+            (error, now_unix_ms, webhook_due_unix_ms, request_id),
+        )
         if rows:
             return _record(rows[0])
-        rows = self._run("UPDATE operations SET cancel_requested = 1 WHERE request_id = ? AND state = "
-                         "'running' "
-                         f"RETURNING {_COLUMNS}", (request_id,))
+        rows = self._run(
+            "UPDATE operations SET cancel_requested = 1 WHERE request_id = ? AND state = "
+            "'running' "
+            f"RETURNING {_COLUMNS}",
+            (request_id,),
+        )
         return _record(rows[0]) if rows else None
 
     def delete_operation(self, request_id: str) -> bool:
         """Only a finished one."""
-        return bool(self._run("DELETE FROM operations WHERE request_id = ? AND state IN "
-                              "('succeeded', 'failed', 'cancelled') RETURNING request_id", (request_id,)))
+        return bool(
+            self._run(
+                "DELETE FROM operations WHERE request_id = ? AND state IN "
+                "('succeeded', 'failed', 'cancelled') RETURNING request_id",
+                (request_id,),
+            )
+        )
 
     def set_operation_webhook(self, request_id: str, webhook: str, due_unix_ms: int) -> None:
         """An attempt's outcome; `due_unix_ms` 0 once nothing more is owed."""
-        self._run("UPDATE operations SET webhook = ?, webhook_due_unix_ms = ? WHERE request_id = ? "
-                  "RETURNING request_id", (webhook, due_unix_ms, request_id))
+        self._run(
+            "UPDATE operations SET webhook = ?, webhook_due_unix_ms = ? WHERE request_id = ? "
+            "RETURNING request_id",
+            (webhook, due_unix_ms, request_id),
+        )
 
     def claim_webhook(self, now_unix_ms: int, due_unix_ms: int) -> OperationRecord | None:
         """A webhook owed whose deliverer did not write again in time (its
         server stopped or died): now this caller's to deliver until `due_unix_ms`."""
         rows = self._run(
-            f"UPDATE operations SET webhook_due_unix_ms = ? WHERE request_id = (SELECT request_id FROM operations "
-            f"WHERE webhook_due_unix_ms > 0 AND webhook_due_unix_ms < ? ORDER BY webhook_due_unix_ms LIMIT 1 "
-            f"{self._CLAIM_LOCK}) RETURNING {_COLUMNS}", (due_unix_ms, now_unix_ms))
+            "UPDATE operations SET webhook_due_unix_ms = ? WHERE request_id = "
+            "(SELECT request_id FROM operations "
+            "WHERE webhook_due_unix_ms > 0 AND webhook_due_unix_ms < ? "
+            "ORDER BY webhook_due_unix_ms LIMIT 1 "
+            f"{self._CLAIM_LOCK}) RETURNING {_COLUMNS}",
+            (due_unix_ms, now_unix_ms),
+        )
         return _record(rows[0]) if rows else None
 
     def release_operations(self, owner: str | None = None) -> int:
@@ -267,11 +333,20 @@ class OperationQueries:
         where, args = "state = 'running'", []
         if owner is not None:
             where, args = where + " AND owner = ?", [owner]
-        return len(self._run(f"UPDATE operations SET lease_until_unix_ms = 0 WHERE {where} RETURNING request_id",
-                             args))
+        return len(
+            self._run(
+                f"UPDATE operations SET lease_until_unix_ms = 0 WHERE {where} RETURNING request_id",
+                args,
+            )
+        )
 
     def delete_finished_operations_before(self, cutoff_unix_ms: int) -> int:
         """Retention: operations that ended before the cutoff go (their images, made earlier,
         went)."""
-        return len(self._run("DELETE FROM operations WHERE ended_unix_ms < ? AND state IN "
-                             "('succeeded', 'failed', 'cancelled') RETURNING request_id", (cutoff_unix_ms,)))
+        return len(
+            self._run(
+                "DELETE FROM operations WHERE ended_unix_ms < ? AND state IN "
+                "('succeeded', 'failed', 'cancelled') RETURNING request_id",
+                (cutoff_unix_ms,),
+            )
+        )

@@ -2,6 +2,7 @@
 `MetadataStore`. Ids are opaque and checked against one pattern before any
 name is built, so no id can name a path outside the store. Bytes are written
 before the record: a record exists only for a complete image."""
+
 from __future__ import annotations
 
 import hashlib
@@ -30,15 +31,24 @@ def new_id() -> str:
 
 
 class OutputStore:
-    def __init__(self, directory: Path, index_path: Path, *, blobs: BlobStore | None = None,
-                 metadata: MetadataStore | None = None, query_budget_s: float = 1.0):
+    def __init__(
+        self,
+        directory: Path,
+        index_path: Path,
+        *,
+        blobs: BlobStore | None = None,
+        metadata: MetadataStore | None = None,
+        query_budget_s: float = 1.0,
+    ):
         self.dir = directory
         self.blobs = blobs or DirectoryBlobs(directory)
         self.metadata = metadata or SqliteMetadata(index_path, query_budget_s)
         migrate.import_json_records(directory, self.metadata, is_valid_id)
 
     def save(self, data: bytes, **meta) -> StoredImage:
-        record = StoredImage(id=new_id(), byte_size=len(data), sha256=hashlib.sha256(data).hexdigest(), **meta)
+        record = StoredImage(
+            id=new_id(), byte_size=len(data), sha256=hashlib.sha256(data).hexdigest(), **meta
+        )
         self.blobs.put(record.file_name, data)
         self.metadata.add_image(record)
         return record
@@ -69,8 +79,13 @@ class OutputStore:
         return record
 
     def list(self, query: Query) -> Page:
-        return paging.page("images", query, self.metadata.list_images,
-                           lambda r: paging.Cursor(r.created_unix_ms, r.id), self.metadata.page_secret())
+        return paging.page(
+            "images",
+            query,
+            self.metadata.list_images,
+            lambda r: paging.Cursor(r.created_unix_ms, r.id),
+            self.metadata.page_secret(),
+        )
 
     def totals(self) -> tuple[int, int]:
         """(images, bytes) stored."""

@@ -12,6 +12,7 @@ Every filter string has a length limit (FILTER_MAX_CHARS): a prompt filter
 becomes a trigram phrase whose cost grows with its length, so a long one is
 refused before it reaches the store.
 """
+
 from __future__ import annotations
 
 import base64
@@ -27,9 +28,15 @@ from codex_image_server.store.records import Page, Query
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 # Longest text each filter may hold, in characters (INVALID_ARGUMENT beyond).
-FILTER_MAX_CHARS = {"prompt_contains": 200, "request_id": 64, "key_name": 128, "status": 16, "page_token": 512}
+FILTER_MAX_CHARS = {
+    "prompt_contains": 200,
+    "request_id": 64,
+    "key_name": 128,
+    "status": 16,
+    "page_token": 512,
+}
 _MAC_BYTES = 16
-_MAX_MS = 2 ** 53  # a cursor time past this is no time this server wrote
+_MAX_MS = 2**53  # a cursor time past this is no time this server wrote
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,8 +57,10 @@ def _mac(secret: bytes, raw: bytes) -> bytes:
 
 
 def encode(kind: str, query: Query, cursor: Cursor, secret: bytes) -> str:
-    raw = json.dumps({"t": cursor.created_unix_ms, "i": cursor.id, "f": _filters_digest(kind, query)},
-                     separators=(",", ":")).encode()
+    raw = json.dumps(
+        {"t": cursor.created_unix_ms, "i": cursor.id, "f": _filters_digest(kind, query)},
+        separators=(",", ":"),
+    ).encode()
     return base64.urlsafe_b64encode(_mac(secret, raw) + raw).decode().rstrip("=")
 
 
@@ -85,11 +94,17 @@ def decode(kind: str, query: Query, secret: bytes) -> Cursor | None:
 
 def check_filters(query: Query) -> None:
     """INVALID_ARGUMENT naming every filter longer than its limit."""
-    bad = [FieldViolation(name, f"at most {limit} characters", "FILTER_TOO_LONG")
-           for name, limit in FILTER_MAX_CHARS.items() if len(getattr(query, name)) > limit]
+    bad = [
+        FieldViolation(name, f"at most {limit} characters", "FILTER_TOO_LONG")
+        for name, limit in FILTER_MAX_CHARS.items()
+        if len(getattr(query, name)) > limit
+    ]
     # Times a store column can hold (a Timestamp may say year 9999 or before 1970).
-    bad += [FieldViolation(name.replace("_unix_ms", "_time"), "out of range", "INVALID_TIME")
-            for name in ("start_unix_ms", "end_unix_ms") if not 0 <= getattr(query, name) < _MAX_MS]
+    bad += [
+        FieldViolation(name.replace("_unix_ms", "_time"), "out of range", "INVALID_TIME")
+        for name in ("start_unix_ms", "end_unix_ms")
+        if not 0 <= getattr(query, name) < _MAX_MS
+    ]
     if bad:
         raise invalid(bad)
 

@@ -7,6 +7,7 @@ restarts, the next call gets a fresh connection, with no replica restart.
 While it is down, calls fail with UNAVAILABLE (DATABASE_UNAVAILABLE), never
 with a stack trace. Migrations run at start under an advisory lock, so
 replicas starting together apply each one once."""
+
 from __future__ import annotations
 
 import contextlib
@@ -159,19 +160,28 @@ _MIGRATION_LOCK = 0x636F646578  # any constant shared by every replica
 _KEY_LOCK = 0x6B6579  # advisory lock class of one key's admissions (two int4 keys)
 # The key's newest request of an id that did not end refused; running on a
 # replica whose lease lapsed (it died) reads as failed, as its restart records it.
-_SAME_ID = ("SELECT {fields} FROM requests r LEFT JOIN replicas p ON p.name = r.replica "
-            "WHERE r.request_id = %s AND r.key_name = %s AND r.status != 'refused' ORDER BY r.seq DESC LIMIT 1")
+_SAME_ID = (
+    "SELECT {fields} FROM requests r LEFT JOIN replicas p ON p.name = r.replica "
+    "WHERE r.request_id = %s AND r.key_name = %s AND r.status != 'refused' "
+    "ORDER BY r.seq DESC LIMIT 1"
+)
 
 
 def _same_id_fields(lease_alive: str) -> str:
     return ", ".join(
         f"CASE WHEN r.status = 'running' AND (p.alive_until IS NULL OR NOT {lease_alive}) "
-        "THEN 'failed' ELSE r.status END" if f == "status" else f"r.{f}" for f in _REQUEST_FIELDS)
+        "THEN 'failed' ELSE r.status END"
+        if f == "status"
+        else f"r.{f}"
+        for f in _REQUEST_FIELDS
+    )
 
 
 # A key's running requests count while their replica's lease lives.
-_RUNNING_OF_KEY = ("SELECT count(*) FROM requests r JOIN replicas p ON p.name = r.replica "
-                   "WHERE r.key_name = %s AND r.status = 'running' AND {lease_lives}")
+_RUNNING_OF_KEY = (
+    "SELECT count(*) FROM requests r JOIN replicas p ON p.name = r.replica "
+    "WHERE r.key_name = %s AND r.status = 'running' AND {lease_lives}"
+)
 
 
 _FLAGS = [_IMAGE_FIELDS.index(name) for name in ("resized", "enlarged")]
@@ -192,8 +202,11 @@ def _pg(sql: str) -> str:
 
 
 def unavailable(exc: Exception) -> ServiceError:
-    return ServiceError(Kind.UNAVAILABLE, "DATABASE_UNAVAILABLE",
-                        f"the database is not answering ({type(exc).__name__}); retry shortly")
+    return ServiceError(
+        Kind.UNAVAILABLE,
+        "DATABASE_UNAVAILABLE",
+        f"the database is not answering ({type(exc).__name__}); retry shortly",
+    )
 
 
 def replica_name(state_dir) -> str:
@@ -206,20 +219,35 @@ class PostgresMetadata(SqlQueries, OperationQueries):
     # Replicas claiming at once each take another row, none waits on another's.
     _CLAIM_LOCK = "FOR UPDATE SKIP LOCKED"
 
-    def __init__(self, url: str, *, replica: str, pool_size: int = 4, wait_s: float = 5.0, lease_s: float = 15.0,
-                 query_budget_s: float = 1.0):
+    def __init__(
+        self,
+        url: str,
+        *,
+        replica: str,
+        pool_size: int = 4,
+        wait_s: float = 5.0,
+        lease_s: float = 15.0,
+        query_budget_s: float = 1.0,
+    ):
         self.replica = replica
         self._budget_ms = max(1, int(query_budget_s * 1000))
         self._pool = psycopg_pool.ConnectionPool(
-            url, min_size=1, max_size=pool_size, timeout=wait_s, open=False,
+            url,
+            min_size=1,
+            max_size=pool_size,
+            timeout=wait_s,
+            open=False,
             kwargs={"autocommit": True, "connect_timeout": max(1, int(wait_s))},
-            check=psycopg_pool.ConnectionPool.check_connection, reconnect_timeout=0)
+            check=psycopg_pool.ConnectionPool.check_connection,
+            reconnect_timeout=0,
+        )
         try:
             self._pool.open(wait=True, timeout=30)
         except psycopg_pool.PoolTimeout:
             self._pool.close()
-            raise SystemExit(f"cannot reach PostgreSQL at {_redacted(url)}: is it running, and the URL right?") \
-                from None
+            raise SystemExit(
+                f"cannot reach PostgreSQL at {_redacted(url)}: is it running, and the URL right?"
+            ) from None
         self._migrate()
         self.lease = ReplicaLease(self, lease_s, wait_s)
         self._accounts = PostgresAccounts(self, self.lease)
@@ -272,8 +300,10 @@ class PostgresMetadata(SqlQueries, OperationQueries):
 
     def _insert_image_sql(self) -> str:
         marks = ", ".join("?" for _ in _IMAGE_COLUMNS)
-        return (f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) VALUES ({marks}) "
-                "ON CONFLICT (id) DO NOTHING")
+        return (
+            f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) VALUES ({marks}) "
+            "ON CONFLICT (id) DO NOTHING"
+        )
 
     def add_image(self, image) -> None:
         self.write(self._insert_image_sql(), _image_values(image))
@@ -284,7 +314,9 @@ class PostgresMetadata(SqlQueries, OperationQueries):
 
     def delete_image(self, image_id: str, owner: str | None = None):
         where, args = owned("id = ?", [image_id], owner)
-        rows = self._run(f"DELETE FROM images WHERE {where} RETURNING {', '.join(_IMAGE_COLUMNS)}", args)
+        rows = self._run(
+            f"DELETE FROM images WHERE {where} RETURNING {', '.join(_IMAGE_COLUMNS)}", args
+        )
         return _image(rows[0]) if rows else None
 
     @staticmethod
@@ -295,22 +327,34 @@ class PostgresMetadata(SqlQueries, OperationQueries):
 
     # -- requests -------------------------------------------------------------
 
-    def begin_request(self, record: RequestRecord, admission: Admission | None = None,
-                      same_id: SameId | None = None) -> int:
+    def begin_request(
+        self,
+        record: RequestRecord,
+        admission: Admission | None = None,
+        same_id: SameId | None = None,
+    ) -> int:
         values = _request_values(record)
         values["replica"] = self.replica
         columns = list(values)
-        sql = _pg(f"INSERT INTO requests ({', '.join(columns)}) VALUES "
-                  f"({', '.join('?' for _ in columns)}) "
-                  "RETURNING seq")
+        sql = _pg(
+            f"INSERT INTO requests ({', '.join(columns)}) VALUES "
+            f"({', '.join('?' for _ in columns)}) "
+            "RETURNING seq"
+        )
         with self.connection() as conn, conn.transaction():
             if admission is not None or same_id is not None:
                 # Admissions of one key, on any replica, one at a time: the
                 # checks and the insert are one step (a refusal rolls back).
-                conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_KEY_LOCK, record.key_name))
+                conn.execute(
+                    "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_KEY_LOCK, record.key_name)
+                )
             if same_id is not None:
-                row = conn.execute(_SAME_ID.format(fields=_same_id_fields(lease_lives(self.lease.restart_grace_s))),
-                                   (record.request_id, record.key_name)).fetchone()
+                row = conn.execute(
+                    _SAME_ID.format(
+                        fields=_same_id_fields(lease_lives(self.lease.restart_grace_s))
+                    ),
+                    (record.request_id, record.key_name),
+                ).fetchone()
                 same_id(_request(row) if row else None)
             if admission is not None:
                 admission.check(self._key_load(conn, record.key_name, admission.since_unix_ms))
@@ -321,7 +365,9 @@ class PostgresMetadata(SqlQueries, OperationQueries):
         written once it answers again (in order), not lost."""
         fields = _list_text(fields)
         assignments = ", ".join(f"{name} = %s" for name in fields)
-        self.lease.write_or_later(f"UPDATE requests SET {assignments} WHERE seq = %s", (*fields.values(), seq))
+        self.lease.write_or_later(
+            f"UPDATE requests SET {assignments} WHERE seq = %s", (*fields.values(), seq)
+        )
 
     def key_load(self, key_name: str, since_unix_ms: int) -> KeyLoad:
         with self.connection() as conn:
@@ -338,9 +384,12 @@ class PostgresMetadata(SqlQueries, OperationQueries):
 
     def end_interrupted(self, now_unix_ms: int) -> int:
         """Requests this replica left "running" when it died; others' are theirs."""
-        return self.write("UPDATE requests SET status = 'failed', error_reason = 'SERVER_STOPPED', "
-                           "error_message = 'the server stopped while the request ran', ended_unix_ms = ? "
-                           "WHERE status = 'running' AND replica = ?", (now_unix_ms, self.replica))
+        return self.write(
+            "UPDATE requests SET status = 'failed', error_reason = 'SERVER_STOPPED', "
+            "error_message = 'the server stopped while the request ran', ended_unix_ms = ? "
+            "WHERE status = 'running' AND replica = ?",
+            (now_unix_ms, self.replica),
+        )
 
 
 def _redacted(url: str) -> str:

@@ -1,5 +1,6 @@
 """What the store keeps: an image's record, a request's record, the queries
 that list them and a page of results. Plain data, no storage in here."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,6 +16,7 @@ STATUSES = ("running", "completed", "failed", "cancelled", "refused")
 @dataclasses.dataclass(frozen=True)
 class StoredImage:
     """The metadata record kept with every image; survives restarts."""
+
     id: str
     request_id: str
     index: int
@@ -50,9 +52,9 @@ class StoredImage:
     request_seq: int = 0
     # Added with transparent backgrounds; defaults likewise.
     background: str = "auto"
-    alpha_source: str = ""               # transparency.IMAGE_MODEL | KEYED_MATTE
-    transparency: dict | None = None     # matte.Figures as a dict
-    usage: dict | None = None            # codex's turn.completed usage
+    alpha_source: str = ""  # transparency.IMAGE_MODEL | KEYED_MATTE
+    transparency: dict | None = None  # matte.Figures as a dict
+    usage: dict | None = None  # codex's turn.completed usage
 
     @property
     def file_name(self) -> str:
@@ -62,6 +64,7 @@ class StoredImage:
 @dataclasses.dataclass(frozen=True)
 class RequestRecord:
     """One Generate request as the history keeps it."""
+
     seq: int
     request_id: str
     status: str
@@ -93,8 +96,9 @@ class RequestRecord:
 @dataclasses.dataclass(frozen=True)
 class KeyLoad:
     """What a key has going, as the store counts it for the key's limits."""
+
     running: int  # its requests running now (on every replica still alive)
-    images: int   # since the day's start: images made, and asked for by running requests
+    images: int  # since the day's start: images made, and asked for by running requests
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +106,7 @@ class Admission:
     """A key's limits, checked in the same step that records its request (so
     two requests, on any replicas, cannot both slip under a limit): `check`
     raises to refuse, given the key's load counted from `since_unix_ms`."""
+
     since_unix_ms: int
     check: Callable[[KeyLoad], None]
 
@@ -115,6 +120,7 @@ SameId = Callable[["RequestRecord | None"], None]
 @dataclasses.dataclass(frozen=True)
 class Query:
     """Filters shared by both lists; every field left empty matches all."""
+
     page_size: int = 50
     page_token: str = ""
     start_unix_ms: int = 0

@@ -20,6 +20,7 @@ check here (after an upload, before the record is written; on every read),
 so `make chaos --skip-sha256-check` can show that its own checks catch what
 these would have. It is read from the environment alone (no flag, no
 setting), and a server that has it logs a warning at start."""
+
 from __future__ import annotations
 
 import base64
@@ -60,12 +61,19 @@ def parse_url(url: str) -> tuple[str, str]:
 
 
 def unavailable(exc: Exception) -> ServiceError:
-    return ServiceError(Kind.UNAVAILABLE, "OBJECT_STORE_UNAVAILABLE",
-                        f"the object store is not answering ({type(exc).__name__}); retry shortly")
+    return ServiceError(
+        Kind.UNAVAILABLE,
+        "OBJECT_STORE_UNAVAILABLE",
+        f"the object store is not answering ({type(exc).__name__}); retry shortly",
+    )
 
 
-_UNREACHABLE = (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError,
-                botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectTimeoutError)
+_UNREACHABLE = (
+    botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectionClosedError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectTimeoutError,
+)
 
 
 def _status(exc: botocore.exceptions.ClientError) -> int:
@@ -80,23 +88,35 @@ class S3Blobs:
         for leftover in self.cache.glob(_TMP_PREFIX + "*"):
             leftover.unlink(missing_ok=True)
         config = botocore.config.Config(
-            s3={"addressing_style": "path"}, connect_timeout=2, read_timeout=30,
+            s3={"addressing_style": "path"},
+            connect_timeout=2,
+            read_timeout=30,
             retries={"max_attempts": 2, "mode": "standard"},
             # CRC checksums and aws-chunked bodies only when an operation needs
             # them: many S3-compatible servers (s3proxy, older MinIO) refuse
             # them, and Content-MD5 plus the sha256 check cover integrity.
-            request_checksum_calculation="when_required", response_checksum_validation="when_required")
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
         # Credentials: the usual AWS variables or files (boto3's own chain).
         self.client = boto3.session.Session().client(
-            "s3", endpoint_url=endpoint or None, region_name=region or os.environ.get("AWS_DEFAULT_REGION")
-            or "us-east-1", config=config)
+            "s3",
+            endpoint_url=endpoint or None,
+            region_name=region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+            config=config,
+        )
         self.check_sha256 = os.environ.get(SKIP_CHECK_VARIABLE) != "1"
         if not self.check_sha256:
-            log("store.sha256_check_skipped", level="warning",
-                detail=f"{SKIP_CHECK_VARIABLE} is set: a test-only switch; images are neither checked after "
-                       "upload nor on read")
+            log(
+                "store.sha256_check_skipped",
+                level="warning",
+                detail=f"{SKIP_CHECK_VARIABLE} is set: a test-only switch; images are neither "
+                "checked after upload nor on read",
+            )
         self._checked_lock = threading.Lock()
-        self._checked: dict[str, tuple[tuple, str]] = {}  # name -> (file state, sha256) of a checked copy
+        self._checked: dict[
+            str, tuple[tuple, str]
+        ] = {}  # name -> (file state, sha256) of a checked copy
 
     def _remember(self, name: str, local: Path, sha: str) -> None:
         with self._checked_lock:
@@ -120,13 +140,24 @@ class S3Blobs:
     def put(self, name: str, data: bytes) -> None:
         sha = hashlib.sha256(data).hexdigest()
         md5 = base64.b64encode(hashlib.md5(data).digest()).decode()  # noqa: S324 - the S3 transfer check
-        self._call(self.client.put_object, Key=self._key(name), Body=data, ContentMD5=md5,
-                   Metadata={_SHA_KEY: sha})
+        self._call(
+            self.client.put_object,
+            Key=self._key(name),
+            Body=data,
+            ContentMD5=md5,
+            Metadata={_SHA_KEY: sha},
+        )
         if self.check_sha256:
             head = self._call(self.client.head_object, Key=self._key(name))
-            if head.get("ContentLength") != len(data) or head.get("Metadata", {}).get(_SHA_KEY) != sha:
-                raise ServiceError(Kind.UNAVAILABLE, "OBJECT_STORE_UNAVAILABLE",
-                                   "the object store did not keep the image intact; retry")
+            if (
+                head.get("ContentLength") != len(data)
+                or head.get("Metadata", {}).get(_SHA_KEY) != sha
+            ):
+                raise ServiceError(
+                    Kind.UNAVAILABLE,
+                    "OBJECT_STORE_UNAVAILABLE",
+                    "the object store did not keep the image intact; retry",
+                )
         write_atomic(self.cache / name, data)
         self._remember(name, self.cache / name, sha)
 
@@ -154,7 +185,8 @@ class S3Blobs:
             return True
         expected = sha256 or (known[1] if known else "") or self._object_sha256(name)
         if not expected:
-            return True  # the store does not say (and cannot be asked now): the copy is served as it is
+            # the store does not say (and cannot be asked now): the copy is served as it is
+            return True
         digest = hashlib.sha256()
         with open(local, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -187,8 +219,11 @@ class S3Blobs:
                     f.write(chunk)
             expected = got.get("Metadata", {}).get(_SHA_KEY)
             if self.check_sha256 and expected and digest.hexdigest() != expected:
-                raise ServiceError(Kind.UNAVAILABLE, "OBJECT_STORE_UNAVAILABLE",
-                                   "the image read from the object store was damaged; retry")
+                raise ServiceError(
+                    Kind.UNAVAILABLE,
+                    "OBJECT_STORE_UNAVAILABLE",
+                    "the image read from the object store was damaged; retry",
+                )
             os.replace(tmp, local)
             self._remember(name, local, digest.hexdigest())
         except _UNREACHABLE as exc:
@@ -210,11 +245,13 @@ class S3Blobs:
     def names_before(self, cutoff_unix_s: float):
         """The store's objects, then this replica's cached copies no longer in it."""
         seen = set()
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix
+        )
         try:
             for page in pages:
                 for item in page.get("Contents", ()):
-                    name = item["Key"][len(self.prefix):]
+                    name = item["Key"][len(self.prefix) :]
                     seen.add(name)
                     if "/" not in name and item["LastModified"].timestamp() < cutoff_unix_s:
                         yield name

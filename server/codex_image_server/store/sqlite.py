@@ -11,6 +11,7 @@ and a rare one by a trigram index (FTS5; pg_trgm is PostgreSQL's twin),
 whose few hits are then sorted. A bounded probe of the trigram index picks
 between the two per query.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -148,13 +149,17 @@ _LISTS = ("accounts", "image_ids")  # tuples kept as space-separated text
 
 
 # The key's newest request of an id that did not end refused (request ids are the caller's).
-SAME_ID = ("SELECT {fields} FROM requests WHERE request_id = ? AND key_name = ? AND status != 'refused' "
-           "ORDER BY seq DESC LIMIT 1")
+SAME_ID = (
+    "SELECT {fields} FROM requests WHERE request_id = ? AND key_name = ? AND status != 'refused' "
+    "ORDER BY seq DESC LIMIT 1"
+)
 
 # A key's load (shared with PostgreSQL, which counts running requests of live replicas only).
 RUNNING_OF_KEY = "SELECT count(*) FROM requests WHERE key_name = ? AND status = 'running'"
-IMAGES_OF_KEY_SINCE = ("SELECT COALESCE(SUM(CASE WHEN status = 'running' THEN count ELSE image_count END), 0) "
-                       "FROM requests WHERE key_name = ? AND created_unix_ms >= ?")
+IMAGES_OF_KEY_SINCE = (
+    "SELECT COALESCE(SUM(CASE WHEN status = 'running' THEN count ELSE image_count END), 0) "
+    "FROM requests WHERE key_name = ? AND created_unix_ms >= ?"
+)
 
 
 def owned(condition: str, args: list, owner: str | None) -> tuple[str, list]:
@@ -173,7 +178,9 @@ def _phrase(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-def _filters(query: Query, time_column: str, prompt_sql: tuple[str, list] | None = None) -> tuple[list[str], list]:
+def _filters(
+    query: Query, time_column: str, prompt_sql: tuple[str, list] | None = None
+) -> tuple[list[str], list]:
     where: list[str] = []
     args: list = []
     if query.start_unix_ms:
@@ -241,9 +248,12 @@ def _list_text(fields: dict) -> dict:
 
 
 def too_slow(budget_s: float) -> ServiceError:
-    return ServiceError(Kind.DEADLINE_EXCEEDED, "QUERY_TOO_SLOW",
-                        f"the query ran past its {int(budget_s * 1000)} ms budget and was stopped; narrow it "
-                        "(a time range, a key, a longer prompt_contains)")
+    return ServiceError(
+        Kind.DEADLINE_EXCEEDED,
+        "QUERY_TOO_SLOW",
+        f"the query ran past its {int(budget_s * 1000)} ms budget and was stopped; narrow it "
+        "(a time range, a key, a longer prompt_contains)",
+    )
 
 
 class SqlQueries:
@@ -254,6 +264,7 @@ class SqlQueries:
     None for no condition)."""
 
     if TYPE_CHECKING:  # given by the store this is mixed into
+
         def _run(self, sql: str, args=()) -> list: ...
         def _read(self, sql: str, args=()) -> list: ...
         def _prompt_filter(self, table: str, key: str, text: str) -> tuple[str, list] | None: ...
@@ -262,9 +273,14 @@ class SqlQueries:
         """The key page tokens are signed with: made once per store, kept in
         it (so every replica sharing the store accepts the others' tokens)."""
         if getattr(self, "_page_secret", None) is None:
-            self._run("INSERT INTO secrets (name, value) VALUES ('page_token', ?) "
-                      "ON CONFLICT (name) DO NOTHING RETURNING name", (secrets.token_hex(32),))
-            self._page_secret = bytes.fromhex(self._run("SELECT value FROM secrets WHERE name = 'page_token'")[0][0])
+            self._run(
+                "INSERT INTO secrets (name, value) VALUES ('page_token', ?) "
+                "ON CONFLICT (name) DO NOTHING RETURNING name",
+                (secrets.token_hex(32),),
+            )
+            self._page_secret = bytes.fromhex(
+                self._run("SELECT value FROM secrets WHERE name = 'page_token'")[0][0]
+            )
         return self._page_secret
 
     def get_image(self, image_id: str, owner: str | None = None) -> StoredImage | None:
@@ -274,31 +290,42 @@ class SqlQueries:
         return _image(rows[0]) if rows else None
 
     def list_images(self, query: Query, after: Cursor | None, limit: int) -> list[StoredImage]:
-        where, args = _filters(query, "created_unix_ms",
-                               self._prompt_filter("images", "rowid", query.prompt_contains))
+        where, args = _filters(
+            query, "created_unix_ms", self._prompt_filter("images", "rowid", query.prompt_contains)
+        )
         if after is not None:
             where.append("(created_unix_ms, id) < (?, ?)")
             args += [after.created_unix_ms, after.id]
-        sql = (f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images"
-               + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY created_unix_ms DESC, id DESC LIMIT ?")
+        sql = (
+            f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY created_unix_ms DESC, id DESC LIMIT ?"
+        )
         return [_image(r) for r in self._read(sql, args + [limit])]
 
     def recorded_ids(self, image_ids: list[str]) -> set[str]:
-        """Those of `image_ids` that have a record (a batch, for the sweep of unrecorded objects)."""
+        """Those of `image_ids` that have a record (a batch, for the sweep of unrecorded
+        objects)."""
         if not image_ids:
             return set()
         marks = ", ".join("?" for _ in image_ids)
-        return {row[0] for row in self._run(f"SELECT id FROM images WHERE id IN ({marks})", list(image_ids))}
+        return {
+            row[0]
+            for row in self._run(f"SELECT id FROM images WHERE id IN ({marks})", list(image_ids))
+        }
 
     def images_of_request(self, seq: int) -> list[StoredImage]:
-        rows = self._run(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images WHERE request_seq = ? ORDER BY idx",
-                         (seq,))
+        rows = self._run(
+            f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images WHERE request_seq = ? ORDER BY idx",
+            (seq,),
+        )
         return [_image(r) for r in rows]
 
     def oldest_images(self, limit: int) -> list[StoredImage]:
-        rows = self._run(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images "
-                         "ORDER BY created_unix_ms, id LIMIT ?", (limit,))
+        rows = self._run(
+            f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM images ORDER BY created_unix_ms, id LIMIT ?",
+            (limit,),
+        )
         return [_image(r) for r in rows]
 
     def totals(self) -> tuple[int, int]:
@@ -308,28 +335,39 @@ class SqlQueries:
     def get_request(self, request_id: str, owner: str | None = None) -> RequestRecord | None:
         """The newest request with this id; with `owner`, the newest of that key's."""
         where, args = owned("request_id = ?", [request_id], owner)
-        rows = self._run(f"SELECT {', '.join(_REQUEST_FIELDS)} FROM requests WHERE {where} "
-                         "ORDER BY seq DESC LIMIT 1", args)
+        rows = self._run(
+            f"SELECT {', '.join(_REQUEST_FIELDS)} FROM requests WHERE {where} "
+            "ORDER BY seq DESC LIMIT 1",
+            args,
+        )
         return _request(rows[0]) if rows else None
 
     def list_requests(self, query: Query, after: Cursor | None, limit: int) -> list[RequestRecord]:
-        where, args = _filters(query, "created_unix_ms",
-                               self._prompt_filter("requests", "seq", query.prompt_contains))
+        where, args = _filters(
+            query, "created_unix_ms", self._prompt_filter("requests", "seq", query.prompt_contains)
+        )
         if query.status:
             where.append("status = ?")
             args.append(query.status)
         if after is not None:
             where.append("(created_unix_ms, seq) < (?, ?)")
             args += [after.created_unix_ms, int(after.id)]
-        sql = (f"SELECT {', '.join(_REQUEST_FIELDS)} FROM requests"
-               + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY created_unix_ms DESC, seq DESC LIMIT ?")
+        sql = (
+            f"SELECT {', '.join(_REQUEST_FIELDS)} FROM requests"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY created_unix_ms DESC, seq DESC LIMIT ?"
+        )
         return [_request(r) for r in self._read(sql, args + [limit])]
 
     def delete_requests_before(self, cutoff_unix_ms: int) -> int:
         """Retention: ended requests that arrived before the cutoff go."""
-        return len(self._run("DELETE FROM requests WHERE created_unix_ms < ? AND status != 'running' "
-                             "RETURNING seq", (cutoff_unix_ms,)))
+        return len(
+            self._run(
+                "DELETE FROM requests WHERE created_unix_ms < ? AND status != 'running' "
+                "RETURNING seq",
+                (cutoff_unix_ms,),
+            )
+        )
 
 
 class SqliteMetadata(SqlQueries, OperationQueries):
@@ -339,7 +377,9 @@ class SqliteMetadata(SqlQueries, OperationQueries):
         self._lock = threading.Lock()
         self._budget_s = query_budget_s
         self._deadline = 0.0  # of the bounded read running now; 0: none
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
+        self._db = sqlite3.connect(
+            str(path), check_same_thread=False, isolation_level=None, timeout=10
+        )
         # Every 1000 VM steps: a read past its deadline is interrupted, so
         # no caller's query holds the one connection (and its lock) for long.
         self._db.set_progress_handler(self._over_budget, 1000)
@@ -357,14 +397,17 @@ class SqliteMetadata(SqlQueries, OperationQueries):
         have = {row[1] for row in self._db.execute("PRAGMA table_info(requests)")}
         if "fingerprint" not in have:
             self._db.execute("ALTER TABLE requests ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''")
-        if "webhook_due_unix_ms" not in {row[1] for row in self._db.execute("PRAGMA table_info(operations)")}:
+        if "webhook_due_unix_ms" not in {
+            row[1] for row in self._db.execute("PRAGMA table_info(operations)")
+        }:
             self._db.execute(WEBHOOK_DUE_COLUMN)
         self._db.execute(WEBHOOK_DUE_INDEX)
 
     def _make_text_index(self) -> bool:
         try:
             fresh = not self._db.execute(
-                "SELECT 1 FROM sqlite_master WHERE name = 'images_text'").fetchall()
+                "SELECT 1 FROM sqlite_master WHERE name = 'images_text'"
+            ).fetchall()
             self._db.executescript(_TEXT_SCHEMA)
         except sqlite3.OperationalError:
             return False  # an SQLite without FTS5 trigrams: LIKE scans only
@@ -377,11 +420,16 @@ class SqliteMetadata(SqlQueries, OperationQueries):
         """The trigram index when the text is rare enough, else None (LIKE scan)."""
         if not text or not self._text_index or len(text) < _TRIGRAM:
             return None
-        hits = self._read(f"SELECT count(*) FROM (SELECT rowid FROM {table}_text "
-                         f"WHERE {table}_text MATCH ? LIMIT {_FEW_HITS})", (_phrase(text),))[0][0]
+        hits = self._read(
+            f"SELECT count(*) FROM (SELECT rowid FROM {table}_text "
+            f"WHERE {table}_text MATCH ? LIMIT {_FEW_HITS})",
+            (_phrase(text),),
+        )[0][0]
         if hits >= _FEW_HITS:
             return None
-        return f"{key} IN (SELECT rowid FROM {table}_text WHERE {table}_text MATCH ?)", [_phrase(text)]
+        return f"{key} IN (SELECT rowid FROM {table}_text WHERE {table}_text MATCH ?)", [
+            _phrase(text)
+        ]
 
     def _run(self, sql: str, args=()) -> list:
         with self._lock:
@@ -414,8 +462,11 @@ class SqliteMetadata(SqlQueries, OperationQueries):
 
     def add_image(self, image: StoredImage) -> None:
         marks = ", ".join("?" for _ in _IMAGE_COLUMNS)
-        self._write(f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) VALUES ({marks}) "
-                    "ON CONFLICT (id) DO NOTHING", _image_values(image))
+        self._write(
+            f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) VALUES ({marks}) "
+            "ON CONFLICT (id) DO NOTHING",
+            _image_values(image),
+        )
 
     def add_images(self, images: list[StoredImage]) -> None:
         """Many at once, in one transaction (migration, benchmarks)."""
@@ -423,8 +474,11 @@ class SqliteMetadata(SqlQueries, OperationQueries):
         with self._lock:
             self._db.execute("BEGIN")
             try:
-                self._db.executemany(f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) VALUES ({marks}) "
-                                     "ON CONFLICT (id) DO NOTHING", [_image_values(i) for i in images])
+                self._db.executemany(
+                    f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) VALUES ({marks}) "
+                    "ON CONFLICT (id) DO NOTHING",
+                    [_image_values(i) for i in images],
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -433,26 +487,36 @@ class SqliteMetadata(SqlQueries, OperationQueries):
     def delete_image(self, image_id: str, owner: str | None = None) -> StoredImage | None:
         where, args = owned("id = ?", [image_id], owner)
         with self._lock:
-            rows = self._db.execute(f"DELETE FROM images WHERE {where} RETURNING {', '.join(_IMAGE_COLUMNS)}",
-                                    args).fetchall()
+            rows = self._db.execute(
+                f"DELETE FROM images WHERE {where} RETURNING {', '.join(_IMAGE_COLUMNS)}", args
+            ).fetchall()
         return _image(rows[0]) if rows else None
 
     # -- requests -------------------------------------------------------------
 
-    def begin_request(self, record: RequestRecord, admission: Admission | None = None,
-                      same_id: SameId | None = None) -> int:
+    def begin_request(
+        self,
+        record: RequestRecord,
+        admission: Admission | None = None,
+        same_id: SameId | None = None,
+    ) -> int:
         values = _request_values(record)
         columns = list(values)
         # One connection behind one lock: the checks and the insert are one step.
         with self._lock:
             if same_id is not None:
-                rows = self._db.execute(SAME_ID.format(fields=", ".join(_REQUEST_FIELDS)),
-                                        (record.request_id, record.key_name)).fetchall()
+                rows = self._db.execute(
+                    SAME_ID.format(fields=", ".join(_REQUEST_FIELDS)),
+                    (record.request_id, record.key_name),
+                ).fetchall()
                 same_id(_request(rows[0]) if rows else None)
             if admission is not None:
                 admission.check(self._key_load(record.key_name, admission.since_unix_ms))
-            cursor = self._db.execute(f"INSERT INTO requests ({', '.join(columns)}) VALUES "
-                                      f"({', '.join('?' for _ in columns)})", list(values.values()))
+            cursor = self._db.execute(
+                f"INSERT INTO requests ({', '.join(columns)}) VALUES "
+                f"({', '.join('?' for _ in columns)})",
+                list(values.values()),
+            )
         assert cursor.lastrowid is not None  # an INSERT's row
         return cursor.lastrowid
 
@@ -477,7 +541,10 @@ class SqliteMetadata(SqlQueries, OperationQueries):
 
     def end_interrupted(self, now_unix_ms: int) -> int:
         """Requests a dead server left "running" failed with it."""
-        cursor = self._write("UPDATE requests SET status = 'failed', error_reason = 'SERVER_STOPPED', "
-                             "error_message = 'the server stopped while the request ran', ended_unix_ms = ? "
-                             "WHERE status = 'running'", (now_unix_ms,))
+        cursor = self._write(
+            "UPDATE requests SET status = 'failed', error_reason = 'SERVER_STOPPED', "
+            "error_message = 'the server stopped while the request ran', ended_unix_ms = ? "
+            "WHERE status = 'running'",
+            (now_unix_ms,),
+        )
         return cursor.rowcount

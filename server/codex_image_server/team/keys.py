@@ -12,6 +12,7 @@ and the open server's anonymous caller are admins (tenancy.py scopes).
     {"keys": [{"name": "ci", "sha256": "<hex>", "role": "member",
                "max_concurrent": 2, "images_per_day": 100}]}
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,8 +36,8 @@ ROLES = (MEMBER, ADMIN)
 class ApiKey:
     name: str
     sha256: str
-    max_concurrent: int = 0   # requests at once; 0: no limit
-    images_per_day: int = 0   # images per UTC day; 0: no limit
+    max_concurrent: int = 0  # requests at once; 0: no limit
+    images_per_day: int = 0  # images per UTC day; 0: no limit
     role: str = MEMBER
 
     @property
@@ -64,16 +65,23 @@ def read_file(path: Path) -> list[ApiKey]:
         raise KeyFileError(f"{path}: {exc}") from None
     entries = raw.get("keys") if isinstance(raw, dict) else None
     if not isinstance(entries, list):
-        raise KeyFileError(f"{path}: expected {{\"keys\": [...]}}")
+        raise KeyFileError(f'{path}: expected {{"keys": [...]}}')
     keys, names = [], set()
     for i, entry in enumerate(entries):
         try:
-            key = ApiKey(str(entry["name"]), str(entry["sha256"]).lower(), int(entry.get("max_concurrent", 0)),
-                         int(entry.get("images_per_day", 0)), str(entry.get("role", MEMBER)))
+            key = ApiKey(
+                str(entry["name"]),
+                str(entry["sha256"]).lower(),
+                int(entry.get("max_concurrent", 0)),
+                int(entry.get("images_per_day", 0)),
+                str(entry.get("role", MEMBER)),
+            )
         except (KeyError, TypeError, ValueError, AttributeError):
             raise KeyFileError(f"{path}: keys[{i}] needs a name and a sha256") from None
         if key.role not in ROLES:
-            raise KeyFileError(f"{path}: keys[{i}] has role {key.role!r}; it must be one of {', '.join(ROLES)}")
+            raise KeyFileError(
+                f"{path}: keys[{i}] has role {key.role!r}; it must be one of {', '.join(ROLES)}"
+            )
         if len(key.sha256) != 64 or key.name in names or not key.name:
             raise KeyFileError(f"{path}: keys[{i}] has a bad sha256 or a missing or repeated name")
         names.add(key.name)
@@ -81,8 +89,9 @@ def read_file(path: Path) -> list[ApiKey]:
     return keys
 
 
-def add_to_file(path: Path, name: str, max_concurrent: int = 0, images_per_day: int = 0,
-                role: str = MEMBER) -> str:
+def add_to_file(
+    path: Path, name: str, max_concurrent: int = 0, images_per_day: int = 0, role: str = MEMBER
+) -> str:
     """Make a new key, record its hash under `name`, return the key (shown once)."""
     if role not in ROLES:
         raise KeyFileError(f"role {role!r} is not one of {', '.join(ROLES)}")

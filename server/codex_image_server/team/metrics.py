@@ -1,6 +1,7 @@
 """The service's numbers in Prometheus form. Counted in the domain (not at
 a surface), so gRPC and HTTP callers count alike; live values (slots, queue,
 accounts, the store) are read at scrape time."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -25,19 +26,45 @@ class Metrics:
     def __init__(self):
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
-        self.requests = Counter("codex_image_requests", "Generate requests by surface, outcome and reason",
-                                ["surface", "outcome", "reason"], registry=self.registry)
-        self.images = Counter("codex_image_images_generated", "Images generated", registry=self.registry)
-        self.queue_wait = Histogram("codex_image_queue_wait_seconds", "Time a request waited for slots",
-                                    buckets=_SECONDS, registry=self.registry)
-        self.codex_run = Histogram("codex_image_codex_run_seconds", "Wall time of one candidate's codex run",
-                                   buckets=_SECONDS, registry=self.registry)
-        self.total = Histogram("codex_image_request_seconds", "Wall time of a Generate request, arrival to end",
-                               buckets=_SECONDS, registry=self.registry)
-        self.retention_deleted = Counter("codex_image_retention_deleted_images",
-                                         "Images the retention sweeper deleted", ["rule"], registry=self.registry)
-        self.retention_bytes = Counter("codex_image_retention_deleted_bytes",
-                                       "Bytes the retention sweeper freed", ["rule"], registry=self.registry)
+        self.requests = Counter(
+            "codex_image_requests",
+            "Generate requests by surface, outcome and reason",
+            ["surface", "outcome", "reason"],
+            registry=self.registry,
+        )
+        self.images = Counter(
+            "codex_image_images_generated", "Images generated", registry=self.registry
+        )
+        self.queue_wait = Histogram(
+            "codex_image_queue_wait_seconds",
+            "Time a request waited for slots",
+            buckets=_SECONDS,
+            registry=self.registry,
+        )
+        self.codex_run = Histogram(
+            "codex_image_codex_run_seconds",
+            "Wall time of one candidate's codex run",
+            buckets=_SECONDS,
+            registry=self.registry,
+        )
+        self.total = Histogram(
+            "codex_image_request_seconds",
+            "Wall time of a Generate request, arrival to end",
+            buckets=_SECONDS,
+            registry=self.registry,
+        )
+        self.retention_deleted = Counter(
+            "codex_image_retention_deleted_images",
+            "Images the retention sweeper deleted",
+            ["rule"],
+            registry=self.registry,
+        )
+        self.retention_bytes = Counter(
+            "codex_image_retention_deleted_bytes",
+            "Bytes the retention sweeper freed",
+            ["rule"],
+            registry=self.registry,
+        )
         self._live: list[Callable[[], list[GaugeMetricFamily]]] = []
         self.registry.register(_Live(self._read_live))
 
@@ -51,7 +78,9 @@ class Metrics:
         return out
 
 
-def gauge(name: str, doc: str, value: float, labels: dict[str, str] | None = None) -> GaugeMetricFamily:
+def gauge(
+    name: str, doc: str, value: float, labels: dict[str, str] | None = None
+) -> GaugeMetricFamily:
     family = GaugeMetricFamily(name, doc, labels=list(labels or {}))
     family.add_metric(list((labels or {}).values()), value)
     return family

@@ -3,6 +3,7 @@ in the same step that records the request, by the store that keeps the
 history (`Admission`): two requests of one key cannot both slip under a limit,
 whether they reach one process or several replicas sharing PostgreSQL
 (running requests count with the images they asked for)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -54,12 +55,20 @@ class KeyLimits:
 
 def _check(key: ApiKey, count: int, load: KeyLoad) -> None:
     if key.max_concurrent and load.running >= key.max_concurrent:
-        raise ServiceError(Kind.RESOURCE_EXHAUSTED, "KEY_CONCURRENCY_LIMIT",
-                           f"key {key.name!r} already has {load.running} requests running, its limit; "
-                           "try again when one ends", metadata={"key_name": key.name}, retry_after_s=5)
+        raise ServiceError(
+            Kind.RESOURCE_EXHAUSTED,
+            "KEY_CONCURRENCY_LIMIT",
+            f"key {key.name!r} already has {load.running} requests running, its limit; "
+            "try again when one ends",
+            metadata={"key_name": key.name},
+            retry_after_s=5,
+        )
     if key.images_per_day and load.images + count > key.images_per_day:
-        raise ServiceError(Kind.RESOURCE_EXHAUSTED, "KEY_DAILY_LIMIT",
-                           f"key {key.name!r} has used {load.images} of its {key.images_per_day} images "
-                           f"today (UTC) and this request asks for {count}; the count resets at midnight UTC",
-                           metadata={"key_name": key.name, "images_today": str(load.images)},
-                           retry_after_s=seconds_to_next_day())
+        raise ServiceError(
+            Kind.RESOURCE_EXHAUSTED,
+            "KEY_DAILY_LIMIT",
+            f"key {key.name!r} has used {load.images} of its {key.images_per_day} images "
+            f"today (UTC) and this request asks for {count}; the count resets at midnight UTC",
+            metadata={"key_name": key.name, "images_today": str(load.images)},
+            retry_after_s=seconds_to_next_day(),
+        )

@@ -10,6 +10,7 @@ Objects no record names (an upload whose replica died, or whose database
 went away, before the record was written; a delete whose object store went
 away after the record went) are deleted once older than `unrecorded_age_s`:
 long enough that no upload still on its way to its record is taken."""
+
 from __future__ import annotations
 
 import threading
@@ -28,8 +29,14 @@ _DAY_MS = 86_400_000
 
 
 class Retention:
-    def __init__(self, store: OutputStore, metrics: Metrics, max_age_s: int, max_bytes: int,
-                 unrecorded_age_s: int = 0):
+    def __init__(
+        self,
+        store: OutputStore,
+        metrics: Metrics,
+        max_age_s: int,
+        max_bytes: int,
+        unrecorded_age_s: int = 0,
+    ):
         self._store = store
         self._metrics = metrics
         self.max_age_s = max_age_s
@@ -57,7 +64,11 @@ class Retention:
         if self.max_age_s:
             cutoff = now_ms - self.max_age_s * 1000
             while True:
-                old = [i for i in self._store.metadata.oldest_images(_BATCH) if i.created_unix_ms < cutoff]
+                old = [
+                    i
+                    for i in self._store.metadata.oldest_images(_BATCH)
+                    if i.created_unix_ms < cutoff
+                ]
                 for image in old:
                     self._delete(image.id, "age")
                 deleted["age"] += len(old)
@@ -77,8 +88,13 @@ class Retention:
         deleted["requests"] = self._sweep_requests(now_ms, deleted["size"] > 0)
         deleted["unrecorded"] = self._sweep_unrecorded(now_ms) if self.unrecorded_age_s else 0
         if any(deleted.values()):
-            log("retention.swept", by_age=deleted["age"], by_size=deleted["size"], requests=deleted["requests"],
-                unrecorded=deleted["unrecorded"])
+            log(
+                "retention.swept",
+                by_age=deleted["age"],
+                by_size=deleted["size"],
+                requests=deleted["requests"],
+                unrecorded=deleted["unrecorded"],
+            )
         return deleted
 
     def _sweep_unrecorded(self, now_ms: int) -> int:

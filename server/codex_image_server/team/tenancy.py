@@ -8,6 +8,7 @@ exist. An admin key (the env key, a keys-file key with "role": "admin") and
 the caller of an open server without keys see everyone's work; an admin may
 narrow a list to one key with the `key_name` filter.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -14,6 +14,7 @@ the app then hears `http.disconnect`, as from any ASGI server (on the
 2026-07-28 wire that cancels the request's tool call), and `abandoned` is
 set for work the app runs elsewhere (a 2025-era session's tool calls).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,8 +24,10 @@ from typing import Any
 from aiohttp import web
 
 Message = MutableMapping[str, Any]
-AsgiApp = Callable[[Message, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
-                   Coroutine[Any, Any, None]]
+AsgiApp = Callable[
+    [Message, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
+    Coroutine[Any, Any, None],
+]
 
 
 def scope_of(request: web.Request, extra: dict) -> dict:
@@ -32,19 +35,30 @@ def scope_of(request: web.Request, extra: dict) -> dict:
     peer = request.transport.get_extra_info("peername") if request.transport else None
     sock = request.transport.get_extra_info("sockname") if request.transport else None
     return {
-        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": f"{request.version.major}.{request.version.minor}",
-        "method": request.method, "scheme": request.scheme,
-        "path": request.path, "raw_path": path.encode("latin-1"), "root_path": "",
+        "method": request.method,
+        "scheme": request.scheme,
+        "path": request.path,
+        "raw_path": path.encode("latin-1"),
+        "root_path": "",
         "query_string": request.query_string.encode("latin-1"),
         "headers": [(name.lower(), value) for name, value in request.raw_headers],
-        "client": tuple(peer[:2]) if peer else None, "server": tuple(sock[:2]) if sock else None,
-        "state": {}, **extra,
+        "client": tuple(peer[:2]) if peer else None,
+        "server": tuple(sock[:2]) if sock else None,
+        "state": {},
+        **extra,
     }
 
 
-async def serve(app: AsgiApp, request: web.Request, body: bytes | bytearray, extra: dict,
-                abandoned: asyncio.Event) -> web.StreamResponse:
+async def serve(
+    app: AsgiApp,
+    request: web.Request,
+    body: bytes | bytearray,
+    extra: dict,
+    abandoned: asyncio.Event,
+) -> web.StreamResponse:
     """Run `app` for `request`; `abandoned` is set when the client goes away."""
     scope = scope_of(request, extra)
     response: web.StreamResponse | None = None

@@ -8,6 +8,7 @@ The tools (codex_image_client.mcp, shared with the stdio bridge over gRPC)
 read a failure as a grpc.RpcError with the rich status; a ServiceError is
 handed to them as one (StatusError), its status the very google.rpc.Status
 the gRPC port and the HTTP shim give."""
+
 from __future__ import annotations
 
 import asyncio
@@ -35,7 +36,9 @@ class StatusError(grpc.RpcError):
         self._status = status
 
     def code(self) -> grpc.StatusCode:
-        return next((c for c in grpc.StatusCode if c.value[0] == self._status.code), grpc.StatusCode.UNKNOWN)
+        return next(
+            (c for c in grpc.StatusCode if c.value[0] == self._status.code), grpc.StatusCode.UNKNOWN
+        )
 
     def details(self) -> str:
         return self._status.message
@@ -51,12 +54,19 @@ def _as_status_error(method):
             return await method(*args, **kwargs)
         except ServiceError as exc:
             raise StatusError(errors.status_of(exc)) from None
+
     return wrapper
 
 
 class HandlersBackend:
-    def __init__(self, shim, caller: Caller, policy: PathPolicy, inline_max_bytes: int,
-                 abandoned: asyncio.Event | None):
+    def __init__(
+        self,
+        shim,
+        caller: Caller,
+        policy: PathPolicy,
+        inline_max_bytes: int,
+        abandoned: asyncio.Event | None,
+    ):
         self._handlers = shim.handlers
         self._file_path = shim.file_path
         self._caller = caller
@@ -73,7 +83,9 @@ class HandlersBackend:
         images.clear()  # the call holds them now, and lets them go once they are on disk
         del request
         try:
-            async with contextlib.aclosing(self._handlers.generate(self._caller, message)) as stream:
+            async with contextlib.aclosing(
+                self._handlers.generate(self._caller, message)
+            ) as stream:
                 del message
                 async for event in stream:
                     yield event
@@ -86,7 +98,9 @@ class HandlersBackend:
 
     @_as_status_error
     async def get_image(self, image_id: str) -> pb.Image:
-        return (await self._handlers.get_image(self._caller, pb.GetImageRequest(image_id=image_id))).image
+        return (
+            await self._handlers.get_image(self._caller, pb.GetImageRequest(image_id=image_id))
+        ).image
 
     async def image_bytes(self, image: pb.Image) -> bytes:
         # Off the loop: with an object store the first read downloads the file.

@@ -11,6 +11,7 @@ Reference file paths: only inside the directories the operator lists
 (`--mcp-reference-dir`); none listed, none at all, so a remote caller never
 reads the server's files.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,15 +36,23 @@ class McpSurface:
         self._shim = shim
         settings = shim.settings
         dirs = settings.mcp_reference_dir
-        self._policy = PathPolicy.under(dirs, how_to_allow=(
-            "an operator can allow a directory with --mcp-reference-dir "
-            f"({env_name('mcp_reference_dir')})"))
-        paths = (", or the path of a file inside " + ", ".join(str(r) for r in self._policy.roots or ()) if dirs
-                 else " (no file paths: this server reads no files for MCP callers)")
+        self._policy = PathPolicy.under(
+            dirs,
+            how_to_allow=(
+                "an operator can allow a directory with --mcp-reference-dir "
+                f"({env_name('mcp_reference_dir')})"
+            ),
+        )
+        paths = (
+            ", or the path of a file inside " + ", ".join(str(r) for r in self._policy.roots or ())
+            if dirs
+            else " (no file paths: this server reads no files for MCP callers)"
+        )
         self._inline_max = settings.mcp_inline_max_bytes
         self._server = mcp_server.build(self._backend_for, paths)
-        self._manager = StreamableHTTPSessionManager(app=self._server,
-                                                     max_request_body_size=settings.http_max_body_bytes)
+        self._manager = StreamableHTTPSessionManager(
+            app=self._server, max_request_body_size=settings.http_max_body_bytes
+        )
 
     def mount(self, app: web.Application, handler) -> None:
         """`handler`: the shim's dispatch, which sends `/mcp` here."""
@@ -75,13 +84,19 @@ class McpSurface:
         scope = getattr(ctx.request, "scope", None) or {}
         caller = scope.get(_CALLER)
         assert caller is not None  # handle() put the key-checked caller in every scope
-        return HandlersBackend(self._shim, caller, self._policy, self._inline_max,
-                               scope.get(_ABANDONED))
+        return HandlersBackend(
+            self._shim, caller, self._policy, self._inline_max, scope.get(_ABANDONED)
+        )
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self._shim.check_key(request)
         caller = self._shim.caller(request, "mcp")
         body = await self._shim.read_body(request) if request.method == "POST" else b""
         abandoned = asyncio.Event()
-        return await asgi.serve(self._manager.handle_request, request, body,
-                                {_CALLER: caller, _ABANDONED: abandoned}, abandoned)
+        return await asgi.serve(
+            self._manager.handle_request,
+            request,
+            body,
+            {_CALLER: caller, _ABANDONED: abandoned},
+            abandoned,
+        )

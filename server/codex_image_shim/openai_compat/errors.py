@@ -2,6 +2,7 @@
 service's google.rpc.Status, with the status code from the shim's one
 HTTP mapping (codex_image_shim/errors.py), so the SDKs raise their own BadRequestError,
 AuthenticationError, NotFoundError, RateLimitError, ..."""
+
 from __future__ import annotations
 
 import grpc
@@ -11,8 +12,12 @@ from .. import errors as shim_errors
 
 # Our request fields -> OpenAI's parameter names, for `error.param`.
 _PARAMS = {"count": "n", "references": "image", "aspect": "size", "request_id": None}
-_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
-          429: "rate_limit_error"}
+_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+}
 # Reasons OpenAI gives a type of their own: a safety refusal is a 400
 # `image_generation_user_error` with code `moderation_blocked`.
 _REASON_TYPES = {"MODERATION_BLOCKED": "image_generation_user_error"}
@@ -21,10 +26,18 @@ _REASON_TYPES = {"MODERATION_BLOCKED": "image_generation_user_error"}
 class OpenAIError(Exception):
     """A request this surface refuses itself, before calling the service."""
 
-    def __init__(self, message: str, param: str | None, code: str, http_status: int = 400,
-                 grpc_code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT):
+    def __init__(
+        self,
+        message: str,
+        param: str | None,
+        code: str,
+        http_status: int = 400,
+        grpc_code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT,
+    ):
         super().__init__(message)
-        self.error = shim_errors.ShimError(grpc_code, code.upper(), message, http_status=http_status)
+        self.error = shim_errors.ShimError(
+            grpc_code, code.upper(), message, http_status=http_status
+        )
         self.param = param
 
 
@@ -48,10 +61,16 @@ def param_of(field: str | None) -> str | None:
 def body(status: status_pb2.Status, http_status: int, param: str | None = None) -> dict:
     reason = shim_errors.reason_of(status)
     kind = _REASON_TYPES.get(reason) or _TYPES.get(
-        http_status, "server_error" if http_status >= 500 else "invalid_request_error")
-    return {"error": {"message": status.message, "type": kind,
-                      "param": param or param_of(_first_field(status)),
-                      "code": reason.lower()}}
+        http_status, "server_error" if http_status >= 500 else "invalid_request_error"
+    )
+    return {
+        "error": {
+            "message": status.message,
+            "type": kind,
+            "param": param or param_of(_first_field(status)),
+            "code": reason.lower(),
+        }
+    }
 
 
 def of_exception(exc: Exception) -> tuple[dict, int, dict]:

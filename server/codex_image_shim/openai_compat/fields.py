@@ -17,6 +17,7 @@ than codex did, `model` (every model id is made by gpt-image-2) and `quality`
 (codex's tool always asks for "auto"; the words reach the model in the prompt).
 The answer says what codex used: `model` gpt-image-2, `quality` auto.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,12 +32,28 @@ from ..errors import ShimError
 from .errors import OpenAIError
 
 # Listed by /v1/models; any `gpt-image-2.5-<name>` / `gpt-image-2.6-<name>` is accepted too.
-MODELS = ("gpt-image-2", "gpt-image-2.5-sunburst", "gpt-image-2.5-flare", "gpt-image-2.6-sunburst",
-          "gpt-image-2.6-flare", "gpt-image-1.5", "gpt-image-1", "gpt-image-1-mini")
+MODELS = (
+    "gpt-image-2",
+    "gpt-image-2.5-sunburst",
+    "gpt-image-2.5-flare",
+    "gpt-image-2.6-sunburst",
+    "gpt-image-2.6-flare",
+    "gpt-image-1.5",
+    "gpt-image-1",
+    "gpt-image-1-mini",
+)
 _MODEL_FAMILIES = re.compile(r"gpt-image-2\.[56]-[a-z0-9][a-z0-9-]{0,40}")
 SERVED_MODEL = "gpt-image-2"  # what codex's image tool always asks for (0.169.0-0.171.0)
 USED_QUALITY = "auto"  # ... and at which quality, whatever the caller says
-IGNORED = ("moderation", "user", "style", "partial_images", "input_fidelity", "frame_count", "frame_duration_ms")
+IGNORED = (
+    "moderation",
+    "user",
+    "style",
+    "partial_images",
+    "input_fidelity",
+    "frame_count",
+    "frame_duration_ms",
+)
 # Words the service knows; xhigh and max reach the model as "high" (its best word).
 QUALITY_ALIASES = {"standard": "medium", "hd": "high", "xhigh": "high", "max": "high"}
 RESPONSE_FORMATS = ("b64_json", "url")
@@ -70,7 +87,9 @@ def _int(data: dict, name: str) -> int | None:
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise OpenAIError(f"`{name}` must be an integer, not {value!r}", name, "invalid_type") from None
+        raise OpenAIError(
+            f"`{name}` must be an integer, not {value!r}", name, "invalid_type"
+        ) from None
     if isinstance(value, float) and value != number:
         raise OpenAIError(f"`{name}` must be an integer, not {value!r}", name, "invalid_type")
     return number
@@ -95,31 +114,51 @@ def _flag(data: dict, name: str) -> bool:
 def to_call(data: dict, images: Sequence[tuple[bytes, str]] = ()) -> Call:
     """`data`: the JSON body or the multipart text fields; `images`: decoded references."""
     if data.get("mask") not in (None, ""):
-        raise OpenAIError("`mask` is not supported: codex's image tool takes no mask, so a masked edit "
-                          "cannot be honoured. Describe the change in the prompt instead.", "mask",
-                          "mask_not_supported")
+        raise OpenAIError(
+            "`mask` is not supported: codex's image tool takes no mask, so a masked edit "
+            "cannot be honoured. Describe the change in the prompt instead.",
+            "mask",
+            "mask_not_supported",
+        )
     model = _text(data, "model").strip() or SERVED_MODEL
     if not served(model):
-        raise OpenAIError(f"model {model!r} is not served here; use one of {', '.join(MODELS)} "
-                          f"(all are made by {SERVED_MODEL} through codex)", "model", "model_not_found")
+        raise OpenAIError(
+            f"model {model!r} is not served here; use one of {', '.join(MODELS)} "
+            f"(all are made by {SERVED_MODEL} through codex)",
+            "model",
+            "model_not_found",
+        )
     moderation = _text(data, "moderation").strip()
     if moderation and moderation not in MODERATIONS:
-        raise OpenAIError(f"`moderation` must be one of {', '.join(MODERATIONS)}, not {moderation[:32]!r}",
-                          "moderation", "invalid_value")
+        raise OpenAIError(
+            f"`moderation` must be one of {', '.join(MODERATIONS)}, not {moderation[:32]!r}",
+            "moderation",
+            "invalid_value",
+        )
     output_format = _text(data, "output_format").strip().lower()
     if output_format in UNMAKEABLE_FORMATS:
-        raise OpenAIError(f"`output_format` {output_format!r} cannot be made here: codex's image tool makes one "
-                          "raster image per call, so no animation or vector image; use png, jpeg or webp",
-                          "output_format", "unsupported_output_format")
+        raise OpenAIError(
+            f"`output_format` {output_format!r} cannot be made here: codex's image tool makes one "
+            "raster image per call, so no animation or vector image; use png, jpeg or webp",
+            "output_format",
+            "unsupported_output_format",
+        )
     response_format = _text(data, "response_format").strip() or "b64_json"
     if response_format not in RESPONSE_FORMATS:
-        raise OpenAIError(f"`response_format` must be one of {', '.join(RESPONSE_FORMATS)}",
-                          "response_format", "invalid_value")
+        raise OpenAIError(
+            f"`response_format` must be one of {', '.join(RESPONSE_FORMATS)}",
+            "response_format",
+            "invalid_value",
+        )
     quality = _text(data, "quality").strip().lower()
     request = pb.GenerateRequest(
-        prompt=_text(data, "prompt"), count=_int(data, "n") or 0, size=_text(data, "size"),
-        quality=QUALITY_ALIASES.get(quality, quality), background=_text(data, "background"),
-        output_format=_text(data, "output_format"))
+        prompt=_text(data, "prompt"),
+        count=_int(data, "n") or 0,
+        size=_text(data, "size"),
+        quality=QUALITY_ALIASES.get(quality, quality),
+        background=_text(data, "background"),
+        output_format=_text(data, "output_format"),
+    )
     compression = _int(data, "output_compression")
     if compression is not None:
         request.output_compression = compression
@@ -130,7 +169,9 @@ def to_call(data: dict, images: Sequence[tuple[bytes, str]] = ()) -> Call:
         ignored += ("model",)
     if quality not in ("", USED_QUALITY):
         ignored += ("quality",)
-    return Call(request, response_format, _flag(data, "stream"), ignored, [image for image, _ in images])
+    return Call(
+        request, response_format, _flag(data, "stream"), ignored, [image for image, _ in images]
+    )
 
 
 def served(model: str) -> bool:
@@ -145,15 +186,21 @@ def json_images(data: dict) -> list[tuple[bytes, str]]:
     if items is None:
         return []
     if not isinstance(items, list):
-        raise OpenAIError("`images` must be an array of {\"image_url\": \"data:...\"}", "images", "invalid_type")
+        raise OpenAIError(
+            '`images` must be an array of {"image_url": "data:..."}', "images", "invalid_type"
+        )
     out = []
     for i, item in enumerate(items):
         url = item.get("image_url") if isinstance(item, dict) else item
         if isinstance(url, dict):
             url = url.get("url")
         if not isinstance(url, str) or not url.startswith("data:"):
-            raise OpenAIError(f"images[{i}] must carry a data URL (data:<mime>;base64,...); "
-                              "this server fetches no URLs and knows no file ids", "images", "invalid_image_url")
+            raise OpenAIError(
+                f"images[{i}] must carry a data URL (data:<mime>;base64,...); "
+                "this server fetches no URLs and knows no file ids",
+                "images",
+                "invalid_image_url",
+            )
         try:
             out.append(adapter.decode_image(url, f"images[{i}].image_url"))
         except ShimError as exc:  # say it in OpenAI's words

@@ -7,6 +7,7 @@ caller the shim's one key check found. A client that goes away cancels the
 handler, which iterates the stream itself: the generation is cancelled at
 once, and codex killed.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,8 +30,13 @@ IGNORED_HEADER = "X-Codex-Image-Ignored"
 
 
 def _json(body, status: int = 200, headers: dict | None = None) -> web.Response:
-    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status,
-                        reason=shim_errors.REASONS.get(status), content_type="application/json", headers=headers)
+    return web.Response(
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        status=status,
+        reason=shim_errors.REASONS.get(status),
+        content_type="application/json",
+        headers=headers,
+    )
 
 
 def _sse(event: dict) -> bytes:
@@ -52,11 +58,13 @@ class OpenAISurface:
                 return await self._models(request)
             if request.path.startswith(MODELS + "/"):
                 self._allow(request, "GET")
-                return await self._model(request, request.path[len(MODELS) + 1:])
+                return await self._model(request, request.path[len(MODELS) + 1 :])
             self._allow(request, "POST")
             if request.path == GENERATIONS:
                 # Text only: its limit is the prompt's, not the images'.
-                call = fields.to_call(await self._json_body(request, self._shim.settings.http_max_text_body_bytes))
+                call = fields.to_call(
+                    await self._json_body(request, self._shim.settings.http_max_text_body_bytes)
+                )
                 return await self._answer(request, call, "image_generation")
             call = await self._edit_call(request)
             return await self._answer(request, call, "image_edit")
@@ -65,9 +73,17 @@ class OpenAISurface:
         except (asyncio.CancelledError, ConnectionError):
             raise
         except Exception as exc:  # noqa: BLE001 - never a stack trace to the caller
-            log("http.handler_crashed", level="error", surface="openai", error_type=type(exc).__name__)
+            log(
+                "http.handler_crashed",
+                level="error",
+                surface="openai",
+                error_type=type(exc).__name__,
+            )
             return self.error_response(
-                shim_errors.ShimError(grpc.StatusCode.INTERNAL, "INTERNAL", "internal error in the OpenAI surface"))
+                shim_errors.ShimError(
+                    grpc.StatusCode.INTERNAL, "INTERNAL", "internal error in the OpenAI surface"
+                )
+            )
 
     @staticmethod
     def error_response(exc: Exception) -> web.Response:
@@ -92,7 +108,9 @@ class OpenAISurface:
     async def _json_body(self, request: web.Request, limit: int | None = None) -> dict:
         # An edit's body may hold 80 MB of base64: parsed off the event loop,
         # the bytes let go before the parse (adapter.read_json).
-        return await asyncio.to_thread(adapter.read_json, await self._shim.read_body(request, limit))
+        return await asyncio.to_thread(
+            adapter.read_json, await self._shim.read_body(request, limit)
+        )
 
     async def _edit_call(self, request: web.Request) -> fields.Call:
         if request.content_type == "multipart/form-data":
@@ -109,8 +127,9 @@ class OpenAISurface:
         try:
             parts = await self._shim.read_parts(request)
         except (ValueError, AssertionError, AttributeError) as exc:
-            raise errors.OpenAIError(f"the multipart body is malformed: {type(exc).__name__}", None,
-                                     "invalid_multipart") from None
+            raise errors.OpenAIError(
+                f"the multipart body is malformed: {type(exc).__name__}", None, "invalid_multipart"
+            ) from None
         for name, headers, raw in parts:
             if name in ("image", "image[]"):
                 images.append((raw, headers.get("Content-Type", "")))  # bytes-like, as over gRPC
@@ -119,12 +138,16 @@ class OpenAISurface:
             elif name:
                 data[name] = raw.decode("utf-8", "replace")
         if not images:
-            raise errors.OpenAIError("an edit needs at least one `image` file", "image", "missing_image")
+            raise errors.OpenAIError(
+                "an edit needs at least one `image` file", "image", "missing_image"
+            )
         return data, images
 
     # -- answers --------------------------------------------------------------
 
-    async def _answer(self, request: web.Request, call: fields.Call, kind: str) -> web.StreamResponse:
+    async def _answer(
+        self, request: web.Request, call: fields.Call, kind: str
+    ) -> web.StreamResponse:
         headers = {IGNORED_HEADER: ", ".join(call.ignored)} if call.ignored else {}
         if call.stream:
             return await self._stream(request, call, kind, headers)
@@ -137,22 +160,31 @@ class OpenAISurface:
         files: list[bytes | None] = [None] * len(images)
         if call.response_format == "b64_json":
             files = list(await asyncio.gather(*(self._read(img) for img in images)))
-        return _json(answers.response(images, files, call.request, origin(request)), headers=headers)
+        return _json(
+            answers.response(images, files, call.request, origin(request)), headers=headers
+        )
 
     async def _stream(self, request, call, kind, headers) -> web.StreamResponse:
         """Server-sent events: one `<kind>.completed` per image as it lands.
         Codex makes no partial images, so no `partial_image` events come."""
         async with contextlib.aclosing(self._generate(request, call.generate_request())) as stream:
             first = await anext(stream, None)  # a failure before any event is a plain HTTP error
-            response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
-                                                   **headers})
+            response = web.StreamResponse(
+                headers={
+                    "Content-Type": "text/event-stream",
+                    "Cache-Control": "no-store",
+                    **headers,
+                }
+            )
             await response.prepare(request)
             event = first
             try:
                 while event is not None:
                     if event.WhichOneof("event") == "image":
                         data = await self._read(event.image)
-                        await response.write(_sse(answers.completed_event(kind, event.image, data, call.request)))
+                        await response.write(
+                            _sse(answers.completed_event(kind, event.image, data, call.request))
+                        )
                     event = await anext(stream, None)
             except Exception as exc:  # noqa: BLE001 - the stream's last event says it, never a trace
                 body, _, _ = errors.of_exception(exc)
@@ -177,8 +209,13 @@ class OpenAISurface:
     async def _model(self, request, name: str):
         self._shim.check_key(request)
         if not fields.served(name):
-            raise errors.OpenAIError(f"model {name!r} is not served here", "model", "model_not_found",
-                                     http_status=404, grpc_code=grpc.StatusCode.NOT_FOUND)
+            raise errors.OpenAIError(
+                f"model {name!r} is not served here",
+                "model",
+                "model_not_found",
+                http_status=404,
+                grpc_code=grpc.StatusCode.NOT_FOUND,
+            )
         return _json(self._model_entry(name))
 
 

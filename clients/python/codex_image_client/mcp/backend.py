@@ -5,6 +5,7 @@ A backend makes the service's calls for one MCP request. Every failure is a
 grpc.RpcError carrying the service's rich status (a remote call's, or the
 in-process channel's), so `errors.from_rpc_error` reads both alike.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -28,6 +29,7 @@ class PathPolicy:
     """Which reference files a caller may name. `roots` None: any file the
     process can read (stdio: the host's own user); a tuple: only files inside
     these directories (the `/mcp` route: what the operator listed, maybe none)."""
+
     roots: tuple[Path, ...] | None
     how_to_allow: str = ""  # what an operator does to allow a directory
 
@@ -50,7 +52,9 @@ class Backend(Protocol):
 
     async def capabilities(self) -> pb.GetCapabilitiesResponse: ...
 
-    def generate(self, request: pb.GenerateRequest, images: list[bytes]) -> AsyncGenerator[pb.GenerateResponse, None]:
+    def generate(
+        self, request: pb.GenerateRequest, images: list[bytes]
+    ) -> AsyncGenerator[pb.GenerateResponse, None]:
         """The Generate stream; `images[i]` is `request.references[i]`'s bytes.
         Closing the iterator (aclosing) cancels the call, and with it codex."""
         ...
@@ -65,10 +69,18 @@ class Backend(Protocol):
 class GrpcBackend:
     """The service over a gRPC channel (grpc.aio), for `codex-image mcp`."""
 
-    abandoned: asyncio.Event | None = None  # a cancelled MCP request cancels its task, and so the call
+    abandoned: asyncio.Event | None = (
+        None  # a cancelled MCP request cancels its task, and so the call
+    )
 
-    def __init__(self, target: str, api_key: str | None, *, inline_max_bytes: int,
-                 policy: PathPolicy | None = None):
+    def __init__(
+        self,
+        target: str,
+        api_key: str | None,
+        *,
+        inline_max_bytes: int,
+        policy: PathPolicy | None = None,
+    ):
         self.target = target
         self.policy = policy or PathPolicy.any()
         self.inline_max_bytes = inline_max_bytes
@@ -80,9 +92,13 @@ class GrpcBackend:
     def stub(self):
         # Made on first use: a grpc.aio channel belongs to the running loop.
         if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(self.target, options=[
-                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                ("grpc.max_send_message_length", -1)])
+            self._channel = grpc.aio.insecure_channel(
+                self.target,
+                options=[
+                    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                    ("grpc.max_send_message_length", -1),
+                ],
+            )
             self._stub = image_service_pb2_grpc.ImageServiceStub(self._channel)
         return self._stub
 
@@ -91,9 +107,13 @@ class GrpcBackend:
             await self._channel.close()
 
     async def capabilities(self) -> pb.GetCapabilitiesResponse:
-        return await self.stub.GetCapabilities(pb.GetCapabilitiesRequest(), metadata=self._metadata, timeout=30)
+        return await self.stub.GetCapabilities(
+            pb.GetCapabilitiesRequest(), metadata=self._metadata, timeout=30
+        )
 
-    async def generate(self, request: pb.GenerateRequest, images: list[bytes]) -> AsyncGenerator[pb.GenerateResponse, None]:
+    async def generate(
+        self, request: pb.GenerateRequest, images: list[bytes]
+    ) -> AsyncGenerator[pb.GenerateResponse, None]:
         for reference, data in zip(request.references, images, strict=True):
             reference.image = data
         images.clear()
@@ -109,14 +129,16 @@ class GrpcBackend:
         return await self.stub.ListImages(request, metadata=self._metadata, timeout=30)
 
     async def get_image(self, image_id: str) -> pb.Image:
-        response = await self.stub.GetImage(pb.GetImageRequest(image_id=image_id), metadata=self._metadata,
-                                             timeout=30)
+        response = await self.stub.GetImage(
+            pb.GetImageRequest(image_id=image_id), metadata=self._metadata, timeout=30
+        )
         return response.image
 
     async def image_bytes(self, image: pb.Image) -> bytes:
         chunks = []
-        call = self.stub.GetImageFile(pb.GetImageFileRequest(image_id=image.id), metadata=self._metadata,
-                                      timeout=120)
+        call = self.stub.GetImageFile(
+            pb.GetImageFileRequest(image_id=image.id), metadata=self._metadata, timeout=120
+        )
         async for chunk in call:
             chunks.append(chunk.data)
         return b"".join(chunks)

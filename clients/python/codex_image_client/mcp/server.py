@@ -2,6 +2,7 @@
 serves the tools and the stored images as resources, over whichever
 transport runs it. `backend_for(ctx)` gives the backend of one MCP request
 (the /mcp route binds it to that HTTP request's key; stdio has one)."""
+
 from __future__ import annotations
 
 import base64
@@ -24,7 +25,8 @@ INSTRUCTIONS = (
     "codex-image makes images with the Codex CLI's image model: generate_image (exact sizes, 1-4 "
     "candidates, references, transparent backgrounds), edit_image, list_images, get_image, "
     "capabilities. "
-    "Every stored image is also a resource, codex-image://images/{id}.")
+    "Every stored image is also a resource, codex-image://images/{id}."
+)
 
 
 def build(backend_for: Callable[[ServerRequestContext], Backend], paths: str) -> Server:
@@ -34,37 +36,71 @@ def build(backend_for: Callable[[ServerRequestContext], Backend], paths: str) ->
         return types.ListToolsResult(tools=await tools.definitions(backend_for(ctx), paths))
 
     async def call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
-        return await tools.call(params.name, params.arguments or {}, backend_for(ctx), ctx.session.report_progress)
+        return await tools.call(
+            params.name, params.arguments or {}, backend_for(ctx), ctx.session.report_progress
+        )
 
     async def list_resources(ctx, params) -> types.ListResourcesResult:
         backend = backend_for(ctx)
         cursor = params.cursor if params is not None else None
         page = await _protocol(backend.list_images(resource_page(cursor)))
         return types.ListResourcesResult(
-            resources=[types.Resource(uri=render.uri(i.id), name=i.id, mime_type=i.mime_type or None,
-                                      size=i.byte_size or None, description=f"{i.width}x{i.height}")
-                       for i in page.images],
-            next_cursor=page.next_page_token or None)
+            resources=[
+                types.Resource(
+                    uri=render.uri(i.id),
+                    name=i.id,
+                    mime_type=i.mime_type or None,
+                    size=i.byte_size or None,
+                    description=f"{i.width}x{i.height}",
+                )
+                for i in page.images
+            ],
+            next_cursor=page.next_page_token or None,
+        )
 
     async def list_templates(ctx, params) -> types.ListResourceTemplatesResult:
-        return types.ListResourceTemplatesResult(resource_templates=[types.ResourceTemplate(
-            uri_template=IMAGE_URI_PREFIX + "{id}", name="image",
-            description="a stored image's bytes, by id (img_ + 32 hex digits)")])
+        return types.ListResourceTemplatesResult(
+            resource_templates=[
+                types.ResourceTemplate(
+                    uri_template=IMAGE_URI_PREFIX + "{id}",
+                    name="image",
+                    description="a stored image's bytes, by id (img_ + 32 hex digits)",
+                )
+            ]
+        )
 
-    async def read_resource(ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+    async def read_resource(
+        ctx, params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
         uri = str(params.uri)
         if not uri.startswith(IMAGE_URI_PREFIX):
-            raise MCPError(RESOURCE_NOT_FOUND, f"no resource {uri}; images are {IMAGE_URI_PREFIX}{{id}}",
-                           {"uri": uri})
+            raise MCPError(
+                RESOURCE_NOT_FOUND,
+                f"no resource {uri}; images are {IMAGE_URI_PREFIX}{{id}}",
+                {"uri": uri},
+            )
         backend = backend_for(ctx)
-        image = await _protocol(backend.get_image(uri[len(IMAGE_URI_PREFIX):]), uri)
+        image = await _protocol(backend.get_image(uri[len(IMAGE_URI_PREFIX) :]), uri)
         data = await _protocol(backend.image_bytes(image), uri)
-        return types.ReadResourceResult(contents=[types.BlobResourceContents(
-            uri=uri, mime_type=image.mime_type or None, blob=base64.b64encode(data).decode())])
+        return types.ReadResourceResult(
+            contents=[
+                types.BlobResourceContents(
+                    uri=uri, mime_type=image.mime_type or None, blob=base64.b64encode(data).decode()
+                )
+            ]
+        )
 
-    return Server("codex-image", version=__version__, title="codex-image-server", instructions=INSTRUCTIONS,
-                  on_list_tools=list_tools, on_call_tool=call_tool, on_list_resources=list_resources,
-                  on_list_resource_templates=list_templates, on_read_resource=read_resource)
+    return Server(
+        "codex-image",
+        version=__version__,
+        title="codex-image-server",
+        instructions=INSTRUCTIONS,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        on_list_resources=list_resources,
+        on_list_resource_templates=list_templates,
+        on_read_resource=read_resource,
+    )
 
 
 def resource_page(cursor: str | None) -> pb.ListImagesRequest:
@@ -79,5 +115,7 @@ async def _protocol(awaitable, uri: str = ""):
     except grpc.RpcError as exc:
         error = from_rpc_error(exc)
         if error.code == grpc.StatusCode.NOT_FOUND:
-            raise MCPError(RESOURCE_NOT_FOUND, f"no image at {uri}: {error.message}", {"uri": uri}) from None
+            raise MCPError(
+                RESOURCE_NOT_FOUND, f"no image at {uri}: {error.message}", {"uri": uri}
+            ) from None
         raise MCPError(-32603, str(error).splitlines()[0]) from None

@@ -7,6 +7,7 @@ started this in. A cancelled tool call cancels its gRPC call, and a host
 that goes away (stdin closes) ends the process, whose closed channel
 cancels whatever still runs: the server kills those codex runs.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -20,7 +21,9 @@ PATHS = ", or a file path (read by this process, relative to the directory the h
 
 
 async def serve(target: str, api_key: str | None, inline_max_bytes: int) -> None:
-    backend = GrpcBackend(target, api_key, inline_max_bytes=inline_max_bytes, policy=PathPolicy.any())
+    backend = GrpcBackend(
+        target, api_key, inline_max_bytes=inline_max_bytes, policy=PathPolicy.any()
+    )
     mcp_server = server.build(lambda ctx: backend, PATHS)
     try:
         async with stdio_server() as (read, write):

@@ -7,6 +7,7 @@ cancellation notification, or the backend's `abandoned` signal: the HTTP
 stream closed) leaves the Generate stream, which cancels it: the server
 kills every codex of the request.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,7 +43,9 @@ async def _read_if_small(backend: Backend, image: pb.Image) -> bytes | None:
     return await backend.image_bytes(image) if image.byte_size <= backend.inline_max_bytes else None
 
 
-async def _generate(args: dict, backend: Backend, report: Report, field: str) -> types.CallToolResult:
+async def _generate(
+    args: dict, backend: Backend, report: Report, field: str
+) -> types.CallToolResult:
     request = arguments.generate_request(args)
     refs, images = await references.resolve(arguments.strings(args, field), field, backend)
     request.references.extend(refs)
@@ -59,19 +62,28 @@ async def _generate(args: dict, backend: Backend, report: Report, field: str) ->
             kind = event.WhichOneof("event")
             if kind == "progress" and event.progress.stage == pb.Progress.STAGE_CANDIDATE_STARTED:
                 done += 1
-                await report(done, total, f"candidate {event.progress.candidate_index + 1} of {count}: "
-                                          "codex started")
+                await report(
+                    done,
+                    total,
+                    f"candidate {event.progress.candidate_index + 1} of {count}: codex started",
+                )
             elif kind == "image":
                 done += 1
                 image = event.image
                 made.append(image)
                 files.append(await _read_if_small(backend, image))
-                await report(done, total, f"candidate {image.index + 1} of {count}: {image.width}x{image.height} "
-                                          f"{image.id}")
+                await report(
+                    done,
+                    total,
+                    f"candidate {image.index + 1} of {count}: {image.width}x{image.height} "
+                    f"{image.id}",
+                )
             elif kind == "summary":
                 summary = event.summary
     order = sorted(range(len(made)), key=lambda i: made[i].index)
-    return render.images([made[i] for i in order], [files[i] for i in order], backend.inline_max_bytes, summary)
+    return render.images(
+        [made[i] for i in order], [files[i] for i in order], backend.inline_max_bytes, summary
+    )
 
 
 async def _generate_image(args, backend, report):
@@ -90,11 +102,15 @@ async def _list_images(args, backend, report):
         entry.pop("inline")
         entry.update(prompt=image.prompt, create_time=image.create_time.ToJsonString())
         entries.append(entry)
-    lines = [f"{e['id']}\t{e['create_time']}\t{e['size']}\t{e['mime_type']}\t"
-             f"{' '.join(e['prompt'].split())[:80]}"
-             for e in entries]
+    lines = [
+        f"{e['id']}\t{e['create_time']}\t{e['size']}\t{e['mime_type']}\t"
+        f"{' '.join(e['prompt'].split())[:80]}"
+        for e in entries
+    ]
     more = f"\nMore: pass page_token={page.next_page_token!r}." if page.next_page_token else ""
-    text = f"{len(entries)} image{'s' if len(entries) != 1 else ''}" + (":\n" + "\n".join(lines) if lines else ".")
+    text = f"{len(entries)} image{'s' if len(entries) != 1 else ''}" + (
+        ":\n" + "\n".join(lines) if lines else "."
+    )
     return render.data({"images": entries, "next_page_token": page.next_page_token}, text + more)
 
 
@@ -108,8 +124,13 @@ async def _capabilities(args, backend, report):
     return render.data(caps, json.dumps(caps, indent=1))
 
 
-HANDLERS = {schemas.GENERATE: _generate_image, schemas.EDIT: _edit_image, schemas.LIST: _list_images,
-            schemas.GET: _get_image, schemas.CAPABILITIES: _capabilities}
+HANDLERS = {
+    schemas.GENERATE: _generate_image,
+    schemas.EDIT: _edit_image,
+    schemas.LIST: _list_images,
+    schemas.GET: _get_image,
+    schemas.CAPABILITIES: _capabilities,
+}
 # The service names an edit's images `references`; the tool calls them `images`.
 _FIELD_NAMES = {schemas.EDIT: ("references", "images")}
 
@@ -121,7 +142,9 @@ _SCHEMAS = {tool.name: tool.input_schema for tool in schemas.tools(None, "")}
 async def call(name: str, args: dict, backend: Backend, report: Report) -> types.CallToolResult:
     handler = HANDLERS.get(name)
     if handler is None:  # a protocol fault, not bad input to a tool
-        raise MCPError(INVALID_PARAMS, f"unknown tool {name!r}; the tools are {', '.join(HANDLERS)}")
+        raise MCPError(
+            INVALID_PARAMS, f"unknown tool {name!r}; the tools are {', '.join(HANDLERS)}"
+        )
     try:
         arguments.check_names(args, _SCHEMAS[name])
         return await _until_abandoned(handler(args, backend, report), backend.abandoned)
@@ -139,6 +162,7 @@ async def _until_abandoned(work, abandoned: asyncio.Event | None):
         return await work
     result, error = None, None
     async with anyio.create_task_group() as group:
+
         async def watch():
             await abandoned.wait()
             group.cancel_scope.cancel()
