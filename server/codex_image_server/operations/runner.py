@@ -551,6 +551,7 @@ class Operations:
                 result=result,
                 error=error_json(error) if error else "",
                 webhook_due_unix_ms=webhooks.due_unix_ms(),
+                progress=json.dumps(running.candidates),
             )
         finally:
             self._running.pop(record.request_id, None)

@@ -87,6 +87,7 @@ class MetadataStore(Protocol):
         result: bytes | None = None,
         error: str = "",
         webhook_due_unix_ms: int = 0,
+        progress: str | None = None,
     ) -> OperationRecord | None: ...
     def requeue_operation(self, request_id: str, owner: str, not_before_unix_ms: int) -> bool: ...
     def cancel_operation(

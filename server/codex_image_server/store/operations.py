@@ -253,14 +253,17 @@ class OperationQueries:
         result: bytes | None = None,
         error: str = "",
         webhook_due_unix_ms: int = 0,
+        progress: str | None = None,
     ) -> OperationRecord | None:
         """Only while this owner still holds it (a server that lost its lease must not
-        overwrite)."""
+        overwrite). `progress`, when given, is the candidates' last word: the
+        progress writes made while it ran may land in any order."""
         rows = self._run(
             f"UPDATE operations SET state = ?, result = ?, error = ?, ended_unix_ms = ?, "
+            f"progress = COALESCE(?, progress), "
             f"lease_until_unix_ms = 0, {_OWED} WHERE request_id = ? AND owner = ? "
             f"AND state = 'running' RETURNING {_COLUMNS}",
-            (state, result, error, now_unix_ms, webhook_due_unix_ms, request_id, owner),
+            (state, result, error, now_unix_ms, progress, webhook_due_unix_ms, request_id, owner),
         )
         return _record(rows[0]) if rows else None
 
