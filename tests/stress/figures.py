@@ -130,10 +130,24 @@ def rss_mib(pid: int) -> float:
         return 0.0
 
 
+# The server's own readiness probes: short, waited for by the server, no run.
+_PROBES = ((b"--version",), (b"login", b"status"))
+
+
+def _is_probe(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = tuple(f.read().split(b"\0")[:-1])
+    except OSError:
+        return False
+    return any(argv[-len(probe) :] == probe for probe in _PROBES)
+
+
 def processes_of(srv) -> list[int]:
     """Live processes (not zombies) that a server's codex runs started: every
     one inherits FAKE_CODEX_PIDDIR (as the server itself has it), whatever
-    session it put itself in."""
+    session it put itself in. The readiness probes the server runs now and
+    then (in a session of their own too) are not runs."""
     want = str(srv.piddir)
     return [
         int(n)
@@ -142,13 +156,15 @@ def processes_of(srv) -> list[int]:
         and int(n) != srv.pid
         and procs.running(int(n))
         and procs.environ_of(int(n)).get("FAKE_CODEX_PIDDIR") == want
+        and not _is_probe(int(n))
     ]
 
 
 def describe(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace")[:120]
+            # The end: the arguments say what it is, the path is long.
+            cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()[-160:]
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read().decode("utf-8", "replace")
         fields = stat[stat.rindex(")") + 2 :].split()
@@ -182,8 +198,10 @@ def settle(srv, figures: Figures, timeout: float = 20.0) -> None:
             list((srv.state_dir / "codex-runs").glob("*.json")),
         )
 
-    procs.wait_until(lambda: not any(leftovers()), timeout=timeout, interval=0.1)
-    left, zombies, work, records = leftovers()
+    # One clean sample settles it: a second look could catch what started
+    # since (a new readiness probe), not what was left behind.
+    settled = procs.wait_until(lambda: not any(leftovers()), timeout=timeout, interval=0.1)
+    left, zombies, work, records = ([], [], [], []) if settled else leftovers()
     for pid in left[:3]:
         figures._example(f"leftover pid {pid}: {describe(pid)}")
     for path in work[:3]:

@@ -251,10 +251,8 @@ def _slots(stub) -> tuple[int, int]:
 
 
 def codex_runs_of(srv) -> list[int]:
-    """processes_of without the server's own readiness probes (`codex login
-    status`, `codex --version`): those it waits for itself, and they are no run."""
-    probes = (" login status", " --version")
-    return [pid for pid in processes_of(srv) if not any(probe in describe(pid) for probe in probes)]
+    """The codex runs' processes (processes_of leaves out the readiness probes)."""
+    return processes_of(srv)
 
 
 def _held(srv, stub) -> list[str]:
