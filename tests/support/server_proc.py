@@ -28,6 +28,7 @@ import dataclasses
 import json
 import os
 import py_compile
+import re
 import signal
 import subprocess
 import sys
@@ -105,8 +106,11 @@ class ServerProcess:
         return runs
 
     def runs_of(self, request_id: str) -> list[dict]:
-        """The fake codex runs of one request (its working directory names it)."""
-        return [r for r in self.fake_runs() if f"/{request_id}-" in r.get("cwd", "")]
+        """The fake codex runs of one request: its working directory is named
+        `<request id>-<12 hex digits>…` (runtime/workdirs.py), so "rep-op" is
+        not "rep-op-busy"."""
+        own = re.compile(rf"/{re.escape(request_id)}-[0-9a-f]{{12}}(?![0-9a-f])")
+        return [r for r in self.fake_runs() if own.search(r.get("cwd", ""))]
 
     def stop(self, timeout: float = 20.0) -> int:
         if self.proc.poll() is None:
