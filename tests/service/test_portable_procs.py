@@ -43,6 +43,16 @@ def tree():
         start_new_session=True,
     )
     child = int(leader.stdout.readline())
+    # Popen returns once exec is past its point of no return (the close-on-exec
+    # pipe closes), a moment before the kernel sets up the new environment:
+    # /proc/PID/environ reads empty until then. Both started means both readable.
+    assert procs.wait_until(
+        lambda: all(
+            LinuxProcs().environ_value(pid, "CODEX_IMAGE_SERVER_RUN_ID")
+            for pid in (leader.pid, child)
+        ),
+        timeout=10,
+    )
     yield leader, child
     for pid in (leader.pid, child):
         try:
