@@ -20,7 +20,7 @@ from .supervisor import Supervisor
 
 def shared_stores_supported() -> bool:
     """Whether this server build takes --database-url/--object-store yet."""
-    from codex_image_server import settings  # noqa: PLC0415
+    from codex_image_server import settings  # noqa: PLC0415 - only to check the flags
 
     names = {option.name for option in settings.OPTIONS}
     return {"database_url", "object_store"} <= names

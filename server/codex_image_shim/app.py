@@ -484,7 +484,7 @@ class Shim:
         mode = getattr(self.settings, "metrics_auth", "remote")
         if mode == "always" or (mode == "remote" and not _is_loopback(request.remote or "")):
             self.check_key(request)
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: PLC0415
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: PLC0415 - on scrape
 
         body = await asyncio.to_thread(generate_latest, self.metrics_registry)
         return web.Response(

@@ -87,7 +87,10 @@ def test_two_replicas_never_run_more_on_one_account_than_its_budget(cluster, q_u
 
 def test_the_run_log_counts_overlapping_runs():
     t = [dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=s) for s in range(5)]
-    run = lambda a, b: account_runs.Run("x", "r1", t[a], t[b] if b is not None else None, "")  # noqa: E731
+
+    def run(a, b):
+        return account_runs.Run("x", "r1", t[a], t[b] if b is not None else None, "")
+
     # Back to back is one at a time; a nested run is two; one never ended counts to the end.
     assert account_runs.most_at_once([run(0, 1), run(1, 2), run(2, 3)]) == {"x": 1}
     assert account_runs.most_at_once([run(0, 3), run(1, 2), run(2, 4)]) == {"x": 2}

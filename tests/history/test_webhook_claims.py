@@ -17,7 +17,7 @@ NOW = 1_000_000
 @pytest.fixture
 def meta(tmp_path, backend, request):
     if backend == "postgres":
-        from codex_image_server.store.postgres import PostgresMetadata  # noqa: PLC0415
+        from codex_image_server.store.postgres import PostgresMetadata  # noqa: PLC0415 - psycopg
 
         m = PostgresMetadata(
             databases.new_database(request.getfixturevalue("postgres")), replica="test"
