@@ -250,11 +250,6 @@ def _slots(stub) -> tuple[int, int]:
     return slots.in_use, slots.queued
 
 
-def codex_runs_of(srv) -> list[int]:
-    """The codex runs' processes (processes_of leaves out the readiness probes)."""
-    return processes_of(srv)
-
-
 def _held(srv, stub) -> list[str]:
     """What a settled server has none of, named."""
     held = []
@@ -267,7 +262,7 @@ def _held(srv, stub) -> list[str]:
     records = list((srv.state_dir / "codex-runs").glob("*.json"))
     if records:
         held.append(f"{len(records)} run records")
-    left = codex_runs_of(srv)
+    left = processes_of(srv)
     if left:
         held.append(f"{len(left)} codex processes")
     return held
@@ -332,7 +327,7 @@ def cancelled_behind_a_probe(
                 )
                 for _ in range(2)
             ]  # every slot of --max-concurrent 8
-            procs.wait_until(lambda: len(codex_runs_of(srv)) >= 8, timeout=30)
+            procs.wait_until(lambda: len(processes_of(srv)) >= 8, timeout=30)
             victim = stub.Generate(
                 pb.GenerateRequest(
                     prompt="victim [[fake delay=30]]", count=1, request_id=f"probe{i}x{os.getpid()}"
