@@ -11,6 +11,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 # The imports below come after that setting, which must precede grpc's import.
 import asyncio
+import dataclasses
 import json
 import signal
 import sys
@@ -27,6 +28,7 @@ from codex_image_server.runtime import heap, logs, private_files, workdirs
 from codex_image_server.runtime.blocking import Blocking
 from codex_image_server.runtime.logs import log
 from codex_image_server.runtime.slots import Slots
+from codex_image_server.store import OutputStore
 from codex_image_server.store.backends import open_store
 from codex_image_server.store.output_store import INDEX_FILE
 from codex_image_server.team import keys as keys_mod
@@ -80,14 +82,26 @@ async def _start_http_shim(settings, handlers: Handlers):
         ) from None
 
 
-async def serve(settings) -> int:
+@dataclasses.dataclass
+class Parts:
+    """What `build` makes: every surface reaches the service through `handlers`."""
+
+    engine: Engine
+    store: OutputStore
+    keyring: Keyring
+    blocking: Blocking
+    service: Service
+    handlers: Handlers
+
+    def close(self) -> None:
+        self.blocking.close()
+        self.store.close()
+
+
+def build(settings) -> Parts:
+    """The engine, store, keys and Service with their handlers, wired as the
+    server runs them (tests build the same parts in-process)."""
     engine = Engine(settings)
-    killed = engine.sweep_leftovers()
-    if killed:
-        log("startup.killed_leftover_codex", level="warning", pids=killed)
-    removed = workdirs.sweep(settings.work_dir)
-    if removed:
-        log("startup.removed_leftover_workdirs", level="warning", count=len(removed))
     store = open_store(settings)
     ledger = store.metadata.account_ledger()
     if ledger is not None and engine.accounts.share(ledger):
@@ -107,6 +121,19 @@ async def serve(settings) -> int:
         blocking,
     )
     handlers = Handlers(settings, service, _operations(settings, service))
+    return Parts(engine, store, keyring, blocking, service, handlers)
+
+
+async def serve(settings) -> int:
+    parts = build(settings)
+    engine, store, keyring, blocking = parts.engine, parts.store, parts.keyring, parts.blocking
+    service, handlers = parts.service, parts.handlers
+    killed = engine.sweep_leftovers()
+    if killed:
+        log("startup.killed_leftover_codex", level="warning", pids=killed)
+    removed = workdirs.sweep(settings.work_dir)
+    if removed:
+        log("startup.removed_leftover_workdirs", level="warning", count=len(removed))
     server = GrpcServer(settings, handlers, blocking)
     sweeper = Sweeper(
         Retention(

@@ -99,11 +99,7 @@ class ServerProcess:
 
     def fake_runs(self) -> list[dict]:
         """Every fake codex run so far: {pid, pgid, sid, child_pid}."""
-        runs = []
-        for path in sorted(self.piddir.glob("*.json")):
-            with contextlib.suppress(ValueError, OSError):
-                runs.append(json.loads(path.read_text()))
-        return runs
+        return fake_runs_in(self.piddir)
 
     def runs_of(self, request_id: str) -> list[dict]:
         """The fake codex runs of one request: its working directory is named
@@ -126,6 +122,15 @@ class ServerProcess:
     def kill_hard(self) -> None:
         self.proc.kill()
         self.proc.wait()
+
+
+def fake_runs_in(piddir: Path) -> list[dict]:
+    """The fake codex runs recorded in `piddir` (FAKE_CODEX_PIDDIR)."""
+    runs = []
+    for path in sorted(piddir.glob("*.json")):
+        with contextlib.suppress(ValueError, OSError):
+            runs.append(json.loads(path.read_text()))
+    return runs
 
 
 def fake_codex_launcher(directory: Path) -> Path:

@@ -20,7 +20,7 @@ from codex_image_server.finishing import finish as finishing
 from codex_image_server.request import imaging, references
 from codex_image_server.request.params import GenerationSpec
 from codex_image_server.runtime import workdirs
-from codex_image_server.runtime.blocking import Blocking
+from codex_image_server.runtime.blocking import Blocking, shielded
 from codex_image_server.runtime.logs import log
 from codex_image_server.runtime.slots import Slots
 from codex_image_server.store import OutputStore, StoredImage
@@ -71,24 +71,6 @@ def _create_workdir(workdir: Path, refs) -> tuple[Path, ...]:
     """The request's working directory with its references on disk: one trip to the pool."""
     workdirs.create(workdir)
     return references.spill(refs, workdir / "references")
-
-
-async def _shielded(awaitable):
-    """Await to the end even if the awaiting task is cancelled meanwhile;
-    the cancellation is raised afterwards."""
-    task = asyncio.ensure_future(awaitable)
-    cancelled = False
-    while True:
-        try:
-            result = await asyncio.shield(task)
-            break
-        except asyncio.CancelledError:
-            if task.done():
-                raise
-            cancelled = True
-    if cancelled:
-        raise asyncio.CancelledError()
-    return result
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,7 +171,7 @@ class Generation:
             # goes away meanwhile, so the rmtree in `finally` never races a
             # thread still creating it (that left directories behind).
             workdir = workdirs.new_path(self._work_root, spec.request_id)
-            files = await _shielded(self._blocking.run(_create_workdir, workdir, spec.references))
+            files = await shielded(self._blocking.run(_create_workdir, workdir, spec.references))
             # The references are on disk now: their bytes (over gRPC, the whole
             # request as it came) need not stay in memory, queued or not.
             self.spec = spec = dataclasses.replace(
@@ -248,7 +230,7 @@ class Generation:
             # again (a second cancel, or an anyio cancel scope, which cancels
             # at every await, as the MCP route's does) cannot cut it short and
             # keep the slots.
-            await _shielded(self._end(committed, ticket, workdir))
+            await shielded(self._end(committed, ticket, workdir))
 
     async def _end(self, committed: set[int], ticket, workdir: Path | None) -> None:
         await self._until_candidates_done(committed)

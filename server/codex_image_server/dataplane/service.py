@@ -26,7 +26,7 @@ from codex_image_server.request import fingerprint
 from codex_image_server.request.params import GenerateParams, GenerationSpec
 from codex_image_server.request.references import ReferenceUse
 from codex_image_server.request.validation import usable_request_id, validate
-from codex_image_server.runtime.blocking import Blocking
+from codex_image_server.runtime.blocking import Blocking, shielded
 from codex_image_server.runtime.logs import log
 from codex_image_server.runtime.slots import Slots
 from codex_image_server.settings import Settings
@@ -423,19 +423,34 @@ class GenerateCall:
         log("generate.start", **fields)
         images: list[str] = []
         outcome = Outcome()
+        recorded = False
         try:
             with outcome:
                 async with contextlib.aclosing(generation.events()) as events:
                     async for event in events:
                         if isinstance(event, ImageEvent):
                             images.append(event.image.id)
+                        elif isinstance(event, SummaryEvent):
+                            # The summary tells the caller it completed: the
+                            # history must say so first, or a replica dying
+                            # with the outcome unwritten leaves it "failed".
+                            recorded = True
+                            row = self._row(None, tuple(images))
+                            await shielded(self._svc.blocking.run(self._record, row, now=True))
                         yield event
         finally:
             self._svc._live.discard(self)
-            self._finish(outcome.error, tuple(images), fields)
+            row = self._row(outcome.error, tuple(images))
+            if not recorded:
+                # One UPDATE by primary key (WAL, no fsync): cheap enough for
+                # the loop, and done before the caller sees the end, so
+                # GetRequest agrees at once.
+                self._record(row)
+            self._report(outcome.error, row, fields)
 
-    def _finish(self, error: ServiceError | None, images: tuple[str, ...], fields: dict) -> None:
-        generation, metrics = self.prepared(), self._svc.metrics
+    def _row(self, error: ServiceError | None, images: tuple[str, ...]) -> dict:
+        """The history's outcome of this call, ended with `error` (None: completed)."""
+        generation = self.prepared()
         if error is None:
             status = "completed"
         elif error.kind is Kind.CANCELLED:
@@ -444,25 +459,30 @@ class GenerateCall:
             status = "refused"
         else:
             status = "failed"
-        duration_ms = int((time.monotonic() - self._started) * 1000)
-        codex_ms = max(generation.codex_ms, default=0)
-        # One UPDATE by primary key (WAL, no fsync): cheap enough for the loop,
-        # and done before the caller sees the end, so GetRequest agrees at once.
-        # The outcome frees the key's slot (limits count running records).
-        self._svc.history.finish(
-            self._seq,
-            status,
-            error,
-            duration_ms=duration_ms,
-            queue_wait_ms=generation.queue_wait_ms,
-            codex_ms=codex_ms,
-            accounts=tuple(generation.accounts),
-            image_ids=images,
-        )
+        return {
+            "status": status,
+            "error": error,
+            "duration_ms": int((time.monotonic() - self._started) * 1000),
+            "queue_wait_ms": generation.queue_wait_ms,
+            "codex_ms": max(generation.codex_ms, default=0),
+            "accounts": tuple(generation.accounts),
+            "image_ids": images,
+        }
+
+    def _record(self, row: dict, now: bool = False) -> None:
+        """The outcome frees the key's slot (limits count running records).
+        `now`: written before this returns, else UNAVAILABLE (the store keeps
+        it to write once the database answers: asking again with the same
+        request id then gets the images)."""
+        self._svc.history.finish(self._seq, **row, now=now)
+
+    def _report(self, error: ServiceError | None, row: dict, fields: dict) -> None:
+        generation, metrics = self.prepared(), self._svc.metrics
+        status, images = row["status"], row["image_ids"]
         reason = error.reason if error else ""
         self._count(status, reason)
         metrics.images.inc(len(images))
-        metrics.total.observe(duration_ms / 1000)
+        metrics.total.observe(row["duration_ms"] / 1000)
         if generation.admitted:
             metrics.queue_wait.observe(generation.queue_wait_ms / 1000)
         for ms in generation.codex_ms:
@@ -472,7 +492,7 @@ class GenerateCall:
             outcome=status if error is None or status == "cancelled" else reason.lower(),
             status=status,
             images=len(images),
-            duration_ms=duration_ms,
+            duration_ms=row["duration_ms"],
             **fields,
         )
 

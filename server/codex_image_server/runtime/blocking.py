@@ -36,3 +36,21 @@ class Blocking:
     def close(self) -> None:
         futures.wait(list(self._later))
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+async def shielded(awaitable):
+    """Await to the end even if the awaiting task is cancelled meanwhile;
+    the cancellation is raised afterwards."""
+    task = asyncio.ensure_future(awaitable)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError()
+    return result

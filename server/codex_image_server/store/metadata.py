@@ -41,6 +41,10 @@ class MetadataStore(Protocol):
         `same_id`, only if it passes on the key's earlier request of this id."""
 
     def finish_request(self, seq: int, **fields) -> None: ...
+    def finish_request_now(self, seq: int, **fields) -> None:
+        """Written before it returns (UNAVAILABLE if it cannot be): the
+        outcome a caller is about to be told."""
+
     def get_request(self, request_id: str, owner: str | None = None) -> RequestRecord | None: ...
     def list_requests(
         self, query: Query, after: Cursor | None, limit: int

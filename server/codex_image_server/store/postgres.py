@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 import urllib.parse
 
 import psycopg
@@ -158,6 +159,10 @@ MIGRATIONS = [
 ]
 _MIGRATION_LOCK = 0x636F646578  # any constant shared by every replica
 _KEY_LOCK = 0x6B6579  # advisory lock class of one key's admissions (two int4 keys)
+# How long a completed request's outcome waits for PostgreSQL before its
+# caller is told UNAVAILABLE: a restart answers again within a second or two.
+OUTCOME_WAIT_S = 5.0
+OUTCOME_RETRY_S = 0.2
 # The key's newest request of an id that did not end refused; running on a
 # replica whose lease lapsed (it died) reads as failed, as its restart records it.
 _SAME_ID = (
@@ -363,11 +368,24 @@ class PostgresMetadata(SqlQueries, OperationQueries):
     def finish_request(self, seq: int, **fields) -> None:
         """The outcome frees the key's slot: if PostgreSQL is away it is
         written once it answers again (in order), not lost."""
-        fields = _list_text(fields)
-        assignments = ", ".join(f"{name} = %s" for name in fields)
-        self.lease.write_or_later(
-            f"UPDATE requests SET {assignments} WHERE seq = %s", (*fields.values(), seq)
-        )
+        self.lease.write_or_later(*_finish_sql(seq, fields))
+
+    def finish_request_now(self, seq: int, **fields) -> None:
+        """Written before it returns: the outcome a caller is about to be told.
+        A restart of PostgreSQL (a second or two) is waited out; past
+        OUTCOME_WAIT_S the outcome is kept to be written once PostgreSQL
+        answers, as `finish_request` does, and UNAVAILABLE is raised."""
+        sql, args = _finish_sql(seq, fields)
+        deadline = time.monotonic() + OUTCOME_WAIT_S
+        while True:
+            try:
+                self.write(sql, args)
+                return
+            except ServiceError:
+                if time.monotonic() >= deadline:
+                    self.lease.write_or_later(sql, args)
+                    raise
+            time.sleep(OUTCOME_RETRY_S)
 
     def key_load(self, key_name: str, since_unix_ms: int) -> KeyLoad:
         with self.connection() as conn:
@@ -390,6 +408,12 @@ class PostgresMetadata(SqlQueries, OperationQueries):
             "WHERE status = 'running' AND replica = ?",
             (now_unix_ms, self.replica),
         )
+
+
+def _finish_sql(seq: int, fields: dict) -> tuple[str, tuple]:
+    fields = _list_text(fields)
+    assignments = ", ".join(f"{name} = %s" for name in fields)
+    return f"UPDATE requests SET {assignments} WHERE seq = %s", (*fields.values(), seq)
 
 
 def _redacted(url: str) -> str:

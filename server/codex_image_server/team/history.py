@@ -112,8 +112,12 @@ class History:
         codex_ms: int,
         accounts: tuple[str, ...],
         image_ids: tuple[str, ...],
+        now: bool = False,
     ) -> None:
-        self._meta.finish_request(
+        """`now`: written before this returns (or UNAVAILABLE), for an outcome
+        the caller is told next; otherwise possibly once the database answers."""
+        write = self._meta.finish_request_now if now else self._meta.finish_request
+        write(
             seq,
             status=status,
             error_reason=error.reason if error else "",
