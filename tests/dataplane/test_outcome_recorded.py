@@ -87,3 +87,40 @@ def test_the_summary_waits_for_the_outcome_and_a_lost_database_is_unavailable(
             assert again[-1].summary.image_ids == [image.id]
 
     asyncio.run(scenario())
+
+
+def test_an_outcome_waiting_for_postgresql_does_not_stall_the_other_calls(tmp_path, own_postgres):
+    """A request that ends while PostgreSQL is away waits for it (the pool's
+    wait, 5 s) off the event loop: the server's other calls go on meanwhile."""
+
+    async def scenario():
+        env = {"CODEX_IMAGE_SERVER_DATABASE_URL": own_postgres.url}
+        async with running_service(tmp_path, env=env) as parts:
+            handlers, caller = parts.handlers, Caller()
+            request = pb.GenerateRequest(prompt="a cat [[fake delay=30]]", request_id="stall-1")
+            stream = handlers.generate(caller, request)
+            first = await anext(stream)  # admitted and recorded: it runs
+            assert first.HasField("progress"), first
+            await asyncio.to_thread(own_postgres.stop)
+
+            gaps, ticking = [], True
+
+            async def tick():
+                last = time.monotonic()
+                while ticking:
+                    await asyncio.sleep(0.05)
+                    now = time.monotonic()
+                    gaps.append(now - last)
+                    last = now
+
+            ticker = asyncio.create_task(tick())
+            await asyncio.sleep(0.2)
+            ended = time.monotonic()
+            await stream.aclose()  # the caller leaves: its outcome goes to PostgreSQL
+            ended = time.monotonic() - ended
+            ticking = False
+            await ticker
+            assert ended >= 1, f"the outcome did not wait for PostgreSQL ({ended:.2f} s)"
+            assert max(gaps) < 1, f"the event loop stalled for {max(gaps):.1f} s"
+
+    asyncio.run(scenario())

@@ -107,9 +107,14 @@ class Service:
             await asyncio.shield(admitted)
         except asyncio.CancelledError:
             # The caller left while its request was being admitted: once that
-            # is done, record it cancelled and give the key's slot back.
+            # is done, record it cancelled and give the key's slot back (off
+            # the loop: the database may be slow to answer).
             admitted.add_done_callback(
-                lambda f: call.abandon() if not f.cancelled() and f.exception() is None else None
+                lambda f: (
+                    self.blocking.later(call.abandon)
+                    if not f.cancelled() and f.exception() is None
+                    else None
+                )
             )
             raise
         call.prepare()
@@ -442,10 +447,10 @@ class GenerateCall:
             self._svc._live.discard(self)
             row = self._row(outcome.error, tuple(images))
             if not recorded:
-                # One UPDATE by primary key (WAL, no fsync): cheap enough for
-                # the loop, and done before the caller sees the end, so
-                # GetRequest agrees at once.
-                self._record(row)
+                # Before the caller sees the end, so GetRequest agrees at once;
+                # off the loop, as PostgreSQL that does not answer holds a
+                # write for the pool's wait (every call would stall with it).
+                await shielded(self._svc.blocking.run(self._record, row))
             self._report(outcome.error, row, fields)
 
     def _row(self, error: ServiceError | None, images: tuple[str, ...]) -> dict:

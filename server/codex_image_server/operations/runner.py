@@ -184,7 +184,12 @@ class Operations:
             if not self._running:
                 break
             await asyncio.sleep(0.05)
-        await self._blocking.run(self._metadata.release_operations, self._owner)
+        try:
+            await self._blocking.run(self._metadata.release_operations, self._owner)
+        except ServiceError as exc:
+            # The database is away: the leases lapse on their own, and another
+            # replica (or this one restarted) takes the runs back then.
+            log("operations.release_failed", level="warning", reason=exc.reason)
 
     def _gauges(self):
         from codex_image_server.team.metrics import gauge  # noqa: PLC0415 - metrics imports prometheus only when read
