@@ -114,7 +114,10 @@ class ObjectStore:
         archive = class_archive(java)
         if archive.exists():
             return [f"-XX:SharedArchiveFile={archive}"]
-        archive.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            archive.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError:
+            return []  # no cache directory to keep it in: every start loads the classes
         # Written under a name of its own as the JVM exits, renamed once whole.
         partial = archive.with_name(f"{archive.name}.{os.getpid()}-{self.port}.partial")
         self._archiving = (partial, archive)
