@@ -82,12 +82,10 @@ $(STAMPS)/codex-pinned-$(CODEX_VERSION):
 run: setup $(RUN_DEPS) ## set up, then serve on 127.0.0.1 (RUN_ARGS="--flag value" for settings)
 	$(PY) -m codex_image_server $(RUN_ARGS)
 
-# Two passes: everything but the `serial` tests in parallel, then those alone
-# (exit 5, "no test collected", is fine for a pass PYTEST_ARGS narrowed away).
+# One pass over xdist's workers, grouped (tests/support/grouping.py); the
+# stress slice runs there too (tests/stress/test_stress.py says why it may).
 test: setup $(TEST_DEPS) ## set up everything (apt packages too), then the whole suite (PYTEST_ARGS=...)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not serial" --durations=$(TEST_DURATIONS) \
-		$(PYTEST_ARGS) || [ $$? -eq 5 ]
-	$(PY) -m pytest -m serial --durations=$(TEST_DURATIONS) $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=$(TEST_DURATIONS) $(PYTEST_ARGS)
 
 # Speed and memory targets live here, not in timed tests (shared, noisy machines).
 bench: setup bench-tools ## every benchmark (docs/benchmarks.md)

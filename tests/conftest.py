@@ -8,12 +8,6 @@ import pytest
 from tests.support import grouping
 
 
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if grouping.is_serial(item.nodeid):
-            item.add_marker(pytest.mark.serial)
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """`--dist loadgroup` (what `make test` asks for) groups by grouping.group_of."""

@@ -133,19 +133,15 @@ def test_make_help_lists_the_main_targets():
 
 
 def test_make_test_prints_the_slowest_tests():
-    """Both passes of `make test` end with pytest's slowest tests: first all
-    but the serial tests over xdist's workers, grouped (tests/conftest.py),
-    then the serial ones alone."""
+    """`make test` is one pass over xdist's workers, grouped
+    (tests/conftest.py), ending with pytest's slowest tests."""
     makefile = (REPO / "Makefile").read_text()
     assert re.search(r"^TEST_DURATIONS \?= 15$", makefile, re.M)
     recipe = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0].replace("\\\n", " ")
     passes = re.findall(r"^\t\$\(PY\) -m pytest (.*)$", recipe, re.M)
-    assert len(passes) == 2, recipe
-    assert all("--durations=$(TEST_DURATIONS)" in p and "$(PYTEST_ARGS)" in p for p in passes), (
-        passes
-    )
-    assert '-n $(TEST_WORKERS) --dist loadgroup -m "not serial"' in passes[0]
-    assert "-m serial" in passes[1]
+    assert len(passes) == 1, recipe
+    assert "--durations=$(TEST_DURATIONS)" in passes[0] and "$(PYTEST_ARGS)" in passes[0], passes
+    assert "-n $(TEST_WORKERS) --dist loadgroup" in passes[0]
 
 
 def test_every_debian_package_comes_through_the_one_script():

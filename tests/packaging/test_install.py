@@ -3,7 +3,17 @@ checkout: wheels built from the sdists, installed into fresh venvs (server in
 one, client alone in another) and with pipx; each installed command is run
 from a directory outside the checkout with PYTHONPATH unset, the server is
 started and called with the separately installed client library and CLI.
-Packages come from the wheelhouse and PyPI (pip's cache), nothing else."""
+
+What costs CPU here is pip, so each install does only what its test is
+about. The third-party wheels are downloaded from PyPI once per module
+(`dependencies`) and every install reads them with `--no-index
+--find-links`: still wheels from PyPI, unpacked into each fresh venv, just
+not fetched, hashed and resolved against the index four times. The venvs are
+made `--without-pip` and installed into with this venv's pip (`pip
+--python`, pip >= 22.3): ensurepip cost ~3 s of CPU per venv and the pip it
+left there was never used. `pip install .` keeps pip's build isolation (the
+isolated build environment gets setuptools, from the wheelhouse) and pipx
+keeps its own shared pip, both as a user's install does."""
 
 from __future__ import annotations
 
@@ -21,6 +31,8 @@ from tests.support.server_proc import REPO, start_server
 
 VERSION = (REPO / "VERSION").read_text().strip()
 INSTALL_TIMEOUT_S = 600
+# This venv's pip, for every venv here (`--python`).
+PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
 
 
 def clean_env(**extra) -> dict:
@@ -71,24 +83,59 @@ def wheelhouse(tmp_path_factory) -> Path:
     return dist
 
 
-def fresh_venv(path: Path, *requirements, find_links: Path, cwd: Path) -> Path:
-    run([sys.executable, "-m", "venv", path], cwd=cwd)
+@pytest.fixture(scope="module")
+def dependencies(wheelhouse, elsewhere, tmp_path_factory) -> Path:
+    """Every third-party wheel the packages need, from PyPI once: the server's
+    closure (which holds the client's), setuptools for `pip install .`'s
+    isolated builds and the pip pipx puts in its shared venv."""
+    deps = tmp_path_factory.mktemp("deps")
     run(
         [
+            *PIP,
+            "download",
+            "--quiet",
+            "--dest",
+            deps,
+            "--find-links",
+            wheelhouse,
+            "codex-image-server",
+            "setuptools>=68",
+            "pip>=26.1",
+        ],
+        cwd=elsewhere,
+    )
+    for own in deps.glob("codex_image_*"):
+        own.unlink()  # ours come from `wheelhouse` or the checkout, never from here
+    return deps
+
+
+def fresh_venv(path: Path, *requirements, find_links: list[Path], cwd: Path) -> Path:
+    run([sys.executable, "-m", "venv", "--without-pip", path], cwd=cwd)
+    run(
+        [
+            *PIP,
+            "--python",
             path / "bin" / "python",
-            "-m",
-            "pip",
             "install",
             "--quiet",
-            "--disable-pip-version-check",
             "--no-compile",
-            "--find-links",
-            find_links,
+            *offline(*find_links),
             *requirements,
         ],
         cwd=cwd,
     )
     return path / "bin"
+
+
+def installed(bin_dir: Path, cwd: Path) -> set[str]:
+    """The distributions in a venv, by name."""
+    out = run([*PIP, "--python", bin_dir / "python", "list", "--format=json"], cwd=cwd).stdout
+    return {d["name"] for d in json.loads(out)}
+
+
+def offline(*find_links: Path) -> list:
+    """pip options: packages from these directories only."""
+    return ["--no-index", *(arg for d in find_links for arg in ("--find-links", d))]
 
 
 def records(bin_dir: Path, distribution: str) -> set[str]:
@@ -129,12 +176,12 @@ def call_server(target: str, cli: Path, python: Path, out: Path, cwd: Path) -> N
 
 
 @pytest.fixture(scope="module")
-def client_bin(wheelhouse, elsewhere, tmp_path_factory) -> Path:
+def client_bin(wheelhouse, dependencies, elsewhere, tmp_path_factory) -> Path:
     """The client alone, from its wheel, in a venv of its own."""
     bin_dir = fresh_venv(
         tmp_path_factory.mktemp("client") / "venv",
         "codex-image-client",
-        find_links=wheelhouse,
+        find_links=[wheelhouse, dependencies],
         cwd=elsewhere,
     )
     assert (
@@ -142,16 +189,19 @@ def client_bin(wheelhouse, elsewhere, tmp_path_factory) -> Path:
         == f"codex-image {VERSION}"
     )
     # No server code came with it.
-    assert (
-        "codex-image-server"
-        not in run([bin_dir / "python", "-m", "pip", "list", "--format=json"], cwd=elsewhere).stdout
-    )
+    names = installed(bin_dir, elsewhere)
+    assert "codex-image-client" in names and "codex-image-server" not in names, names
     return bin_dir
 
 
-def test_wheels_in_fresh_venvs_serve_and_call(wheelhouse, client_bin, elsewhere, tmp_path):
+def test_wheels_in_fresh_venvs_serve_and_call(
+    wheelhouse, dependencies, client_bin, elsewhere, tmp_path
+):
     server_bin = fresh_venv(
-        tmp_path / "server-venv", "codex-image-server", find_links=wheelhouse, cwd=elsewhere
+        tmp_path / "server-venv",
+        "codex-image-server",
+        find_links=[wheelhouse, dependencies],
+        cwd=elsewhere,
     )
     assert (
         run([server_bin / "codex-image-server", "--version"], cwd=elsewhere).stdout.strip()
@@ -225,11 +275,13 @@ def test_published_wheel_names_the_client_by_range(wheelhouse):
     assert requires == [f"Requires-Dist: codex-image-client<{major}.{int(minor) + 1},>={VERSION}"]
 
 
-def test_pip_install_from_the_checkout(elsewhere, tmp_path):
+def test_pip_install_from_the_checkout(dependencies, elsewhere, tmp_path):
     """What a new user types: `pip install .` into a clean venv, no client
-    installed first. Both commands work, and the installed CLI calls the
-    installed server."""
-    bin_dir = fresh_venv(tmp_path / "venv", REPO, find_links=tmp_path, cwd=elsewhere)
+    installed first, with pip's build isolation (both packages built from
+    the checkout in an environment pip fills with setuptools; only the index
+    is the module's wheelhouse). Both commands work, and the installed CLI
+    calls the installed server."""
+    bin_dir = fresh_venv(tmp_path / "venv", REPO, find_links=[dependencies], cwd=elsewhere)
     assert (
         run([bin_dir / "codex-image-server", "--version"], cwd=elsewhere).stdout.strip()
         == f"codex-image-server {VERSION}"
@@ -250,17 +302,19 @@ def test_pip_install_from_the_checkout(elsewhere, tmp_path):
         )
 
 
-def test_pipx_install_from_the_checkout(client_bin, elsewhere, tmp_path):
+def test_pipx_install_from_the_checkout(dependencies, client_bin, elsewhere, tmp_path):
     """README's pipx command, `pipx install .`: the server and its client
-    dependency from the same checkout, in a venv pipx makes; called with the
-    separately installed client."""
+    dependency from the same checkout, in a venv pipx makes (with its shared
+    pip, which pipx fetches too: from the wheelhouse, like every package
+    here); called with the separately installed client."""
     pipx_env = clean_env(
         PIPX_HOME=str(tmp_path / "pipx"),
         PIPX_BIN_DIR=str(tmp_path / "bin"),
         PIPX_MAN_DIR=str(tmp_path / "man"),
     )
+    pip_args = " ".join(str(a) for a in ["--no-compile", *offline(dependencies)])
     run(
-        [sys.executable, "-m", "pipx", "install", "--pip-args=--no-compile", REPO],
+        [sys.executable, "-m", "pipx", "install", f"--pip-args={pip_args}", REPO],
         cwd=elsewhere,
         env=pipx_env,
     )

@@ -1,5 +1,5 @@
-"""How `make test` splits the suite: which tests run in the serial pass, and
-which go to one pytest-xdist worker together.
+"""How `make test` splits the suite: which tests go to one pytest-xdist
+worker together, and which groups start first.
 
 A group runs on one worker, in collection order, while other workers run
 other groups. By default a group is one test file, so a module-scoped server
@@ -9,14 +9,6 @@ starts once; the tables below widen that where a resource is shared or heavy.
 from __future__ import annotations
 
 from xdist.scheduler import LoadScopeScheduling
-
-# Tests that must not run beside others: `make test` runs them (marker
-# `serial`) in a second pass, alone. Path prefixes, each with why.
-SERIAL = {
-    # Its bounds (release times, request rates) are about this server alone;
-    # a neighbour's CPU use would count as the server's slowness.
-    "tests/stress/": "timing-sensitive",
-}
 
 # Path prefix -> group: tests that may run beside others but not beside each other.
 GROUPS = {
@@ -29,11 +21,16 @@ GROUPS = {
 }
 
 
-# Groups handed out first, longest first: each spends minutes starting
-# processes, and left to xdist's order (most tests first) these few-test
-# groups would start last and keep one worker busy after the others finish.
+# Groups handed out first, longest first: each spends a minute or more
+# starting processes or waiting on timeouts, and left to xdist's order (most
+# tests first) these few-test groups would start last and keep one worker
+# busy after the others finish. The stress slice mostly waits (lingering
+# sockets, header timeouts, slow probes: ~17 s of CPU in ~48 s alone), so
+# beside the others it costs the pass little; its docstring says why its
+# bounds hold there.
 HEAVY_FIRST = (
     "cluster",
+    "tests/stress/test_stress.py",
     "tests/packaging/test_install.py",
     "chromium",
 )
@@ -41,10 +38,6 @@ HEAVY_FIRST = (
 
 def _lookup(path: str, table: dict[str, str]) -> str | None:
     return next((value for prefix, value in table.items() if path.startswith(prefix)), None)
-
-
-def is_serial(nodeid: str) -> bool:
-    return _lookup(nodeid, SERIAL) is not None
 
 
 def group_of(nodeid: str) -> str:

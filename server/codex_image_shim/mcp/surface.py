@@ -10,18 +10,24 @@ dataplane's handlers with that HTTP request's caller (surface "mcp").
 Reference file paths: only inside the directories the operator lists
 (`--mcp-reference-dir`); none listed, none at all, so a remote caller never
 reads the server's files.
+
+The MCP SDK is imported, and its session manager started, by the first
+key-checked `/mcp` request, not at start-up: the import alone costs ~1 s of
+CPU, which every server start (and every replica restart) paid for a route
+most never see. That import runs in a worker thread, so the event loop
+keeps answering the other routes meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
+from typing import Any
 
 from aiohttp import web
-from codex_image_client.mcp import server as mcp_server
 from codex_image_client.mcp.backend import PathPolicy
 from codex_image_server.settings import env_name
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from . import asgi
 from .backend import HandlersBackend
@@ -49,10 +55,11 @@ class McpSurface:
             else " (no file paths: this server reads no files for MCP callers)"
         )
         self._inline_max = settings.mcp_inline_max_bytes
-        self._server = mcp_server.build(self._backend_for, paths)
-        self._manager = StreamableHTTPSessionManager(
-            app=self._server, max_request_body_size=settings.http_max_body_bytes
-        )
+        self._paths = paths
+        self._max_body = settings.http_max_body_bytes
+        self._starting: asyncio.Future | None = None  # the session manager, once asked for
+        self._sessions: asyncio.Task | None = None
+        self._stop = asyncio.Event()
 
     def mount(self, app: web.Application, handler) -> None:
         """`handler`: the shim's dispatch, which sends `/mcp` here."""
@@ -60,25 +67,48 @@ class McpSurface:
         app.cleanup_ctx.append(self._run_sessions)
 
     async def _run_sessions(self, app):
+        yield
+        self._stop.set()
+        if self._sessions is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sessions
+
+    async def _manager(self) -> Any:
+        """The SDK's session manager, running; built by the first caller,
+        awaited by any who come while it starts."""
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start_manager())
+        # Shielded: a first caller who goes away must not cancel it for the others.
+        return await asyncio.shield(self._starting)
+
+    async def _start_manager(self) -> Any:
+        loaded = await asyncio.to_thread(
+            lambda: (
+                importlib.import_module("codex_image_client.mcp.server"),
+                importlib.import_module("mcp.server.streamable_http_manager"),
+            )
+        )
+        mcp_server, streamable = loaded
+        manager = streamable.StreamableHTTPSessionManager(
+            app=mcp_server.build(self._backend_for, self._paths),
+            max_request_body_size=self._max_body,
+        )
         # The manager's task group must be entered and left by one task: it
         # gets its own, alive as long as the app.
-        ready, stop = asyncio.Event(), asyncio.Event()
+        ready = asyncio.Event()
 
         async def keep():
-            async with self._manager.run():
+            async with manager.run():
                 ready.set()
-                await stop.wait()
+                await self._stop.wait()
 
-        task = asyncio.create_task(keep())
+        self._sessions = asyncio.create_task(keep())
         started = asyncio.ensure_future(ready.wait())
-        await asyncio.wait((started, task), return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait((started, self._sessions), return_when=asyncio.FIRST_COMPLETED)
         started.cancel()
-        if task.done():
-            task.result()  # it failed to start: so does the app
-        yield
-        stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        if self._sessions.done():
+            self._sessions.result()  # it failed to start: so does every /mcp request
+        return manager
 
     def _backend_for(self, ctx) -> HandlersBackend:
         scope = getattr(ctx.request, "scope", None) or {}
@@ -92,9 +122,10 @@ class McpSurface:
         self._shim.check_key(request)
         caller = self._shim.caller(request, "mcp")
         body = await self._shim.read_body(request) if request.method == "POST" else b""
+        manager = await self._manager()
         abandoned = asyncio.Event()
         return await asgi.serve(
-            self._manager.handle_request,
+            manager.handle_request,
             request,
             body,
             {_CALLER: caller, _ABANDONED: abandoned},
