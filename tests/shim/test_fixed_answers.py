@@ -3,10 +3,12 @@ GET/HEAD of /v1/capabilities and /healthz before aiohttp's router. It must
 answer byte for byte what the normal route answers, headers and all (but
 the Date and the request id), and check the key the same way. The normal
 route is reached with the same request and an empty query ("/healthz?"),
-which the fast path never takes."""
+which the fast path never takes. Served in-process
+(tests/support/inprocess_server.py): its log lines reach the test's stderr."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -21,6 +23,11 @@ from tests.support import procs
 from .conftest import KEY
 
 PATHS = ("/v1/capabilities", "/healthz")
+
+
+IN_PROCESS = True  # its servers: see conftest.py
+
+
 KEYS = {
     "none": "",
     "right": f"X-API-Key: {KEY}\r\n",
@@ -136,7 +143,16 @@ def test_the_key_is_checked_the_same_way(keyed_server, path, key):
         assert b"\r\nWWW-Authenticate: Bearer" in fast and b"\r\nX-Request-Id: http_" in fast
 
 
-def test_the_callers_request_id_and_one_log_line_each(open_server):
+def test_the_callers_request_id_and_one_log_line_each(open_server, capsys):
+    written: list[dict] = []
+
+    def log_records() -> list[dict]:
+        """The server's log lines so far: in-process, they go to this test's stderr."""
+        for line in capsys.readouterr().err.splitlines():
+            with contextlib.suppress(ValueError):
+                written.append(json.loads(line))
+        return written
+
     with socket.create_connection(("127.0.0.1", open_server.http_port), timeout=10) as sock:
         for i, path in enumerate(PATHS):
             reply = _exchange(sock, "GET", path, extra=f"X-Request-Id: fixed-{i}\r\n")
@@ -145,17 +161,11 @@ def test_the_callers_request_id_and_one_log_line_each(open_server):
     assert procs.wait_until(
         lambda: (
             {f"fixed-{i}" for i in range(2)}
-            <= {
-                r.get("request_id")
-                for r in open_server.log_records()
-                if r.get("event") == "http.access"
-            }
+            <= {r.get("request_id") for r in log_records() if r.get("event") == "http.access"}
         ),
         timeout=10,
     )
-    lines = [
-        r for r in open_server.log_records() if str(r.get("request_id", "")).startswith("fixed-")
-    ]
+    lines = [r for r in log_records() if str(r.get("request_id", "")).startswith("fixed-")]
     assert [(r["method"], r["path"], r["status"]) for r in lines] == [
         ("GET", p, 200) for p in PATHS
     ]

@@ -1,0 +1,151 @@
+"""The server's two surfaces served from the test's own process: the real
+gRPC server (grpc_api.server.GrpcServer) and the real HTTP shim
+(codex_image_shim.embed, the same front door, fixed answers and connection
+limits a server process mounts) over the Service `serve.build` makes, with
+the fake codex, on ephemeral ports of 127.0.0.1. Calls still cross a real
+socket; what is saved is a server process's start (its interpreter, its
+imports of grpc, aiohttp, Pillow and protobuf).
+
+    with serve_in_process(tmp_path, http=True, env={...}, args=[...]) as srv:
+        stub = srv.stub()                  # as with server_proc.start_server
+        httpx.get(srv.http_base + "/healthz")
+
+`srv` answers what the tests ask of a ServerProcess (grpc_port, http_port,
+grpc_target, http_base, channel, stub, fake_runs, runs_of, output_dir,
+state_dir), so a module moves by changing its fixture. The surfaces run on
+an event loop in a thread of their own: the test calls them with blocking
+clients (grpc, httpx, urllib, the `openai` SDK) from its own thread.
+
+Use it for what the process adds nothing to: validation, sizes, adapters,
+routes, error mapping, the OpenAI field rules, Host/Origin checks.
+A server process (server_proc.start_server) is still required for
+cancellation when a client goes away mid-call, process hygiene (what is
+left running, process groups, reaping), signals (SIGTERM, SIGHUP), start-up
+and the command line, resource limits of the server process, anything
+that counts the server's processes or file descriptors or reads its log
+(`log_records`: in-process, the log lines go to the test's own stderr),
+and e2e runs with the real codex.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from codex_image_server import serve
+from codex_image_server.grpc_api.server import GrpcServer
+from codex_image_shim import embed
+
+from . import server_proc
+from .inprocess import built_service
+
+START_TIMEOUT_S = 30.0
+STOP_GRACE_S = 2.0
+
+
+@dataclasses.dataclass
+class InProcessServer:
+    parts: serve.Parts
+    grpc_port: int
+    http_port: int
+    piddir: Path
+    loop: asyncio.AbstractEventLoop
+
+    @property
+    def settings(self):
+        return self.parts.service.settings
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.settings.output_dir)
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.settings.state_dir)
+
+    # What a test asks of a server, the same as of a server process.
+    grpc_target = server_proc.ServerProcess.grpc_target
+    http_base = server_proc.ServerProcess.http_base
+    channel = server_proc.ServerProcess.channel
+    stub = server_proc.ServerProcess.stub
+    fake_runs = server_proc.ServerProcess.fake_runs
+    runs_of = server_proc.ServerProcess.runs_of
+
+    def call(self, coroutine, timeout: float = 60.0):
+        """Run a coroutine on the server's loop (e.g. a Service call) and return its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+
+@contextlib.contextmanager
+def serve_in_process(
+    tmp_path: Path,
+    *,
+    env: dict | None = None,
+    args: list[str] | None = None,
+    http: bool = False,
+) -> Iterator[InProcessServer]:
+    """Both surfaces (gRPC always, the shim when `http`) on a loop of their
+    own thread, until the block ends; then stopped as a server stops them
+    (the shim, then gRPC with its operations and codex runs) and every fake
+    codex run of theirs gone. `env`: CODEX_IMAGE_SERVER_* settings; `args`:
+    command-line flags."""
+    env = dict(env or {})
+    if http:
+        env.setdefault("CODEX_IMAGE_SERVER_HTTP_ENABLED", "1")
+    started = threading.Event()
+    stop: list[asyncio.Event] = []
+    box: dict = {}
+
+    async def main(parts: serve.Parts) -> None:
+        settings = parts.service.settings
+        grpc_server = GrpcServer(settings, parts.handlers, parts.blocking)
+        shim = None
+        try:
+            await grpc_server.start()
+            if http:
+                shim = await embed.start(
+                    parts.handlers, settings, metrics_registry=parts.service.metrics.registry
+                )
+            box["ports"] = (grpc_server.port, shim.port if shim else 0)
+            box["loop"] = asyncio.get_running_loop()
+            stop.append(asyncio.Event())
+            started.set()
+            await stop[0].wait()
+        finally:
+            if shim is not None:
+                await shim.stop()
+            await grpc_server.stop(grace_s=STOP_GRACE_S)
+
+    def thread_main(parts: serve.Parts) -> None:
+        try:
+            asyncio.run(main(parts))
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            box["error"] = exc
+        finally:
+            started.set()
+
+    with built_service(tmp_path, env=env, args=args) as (parts, piddir):
+        thread = threading.Thread(
+            target=thread_main, args=(parts,), name="inprocess-server", daemon=True
+        )
+        thread.start()
+        if not started.wait(START_TIMEOUT_S):
+            raise RuntimeError(f"in-process server not serving in {START_TIMEOUT_S}s")
+        if "error" in box:
+            thread.join()
+            raise RuntimeError("in-process server did not start") from box["error"]
+        grpc_port, http_port = box["ports"]
+        loop = box["loop"]
+        try:
+            yield InProcessServer(parts, grpc_port, http_port, piddir, loop)
+        finally:
+            loop.call_soon_threadsafe(stop[0].set)
+            thread.join(START_TIMEOUT_S)
+            if thread.is_alive():
+                raise AssertionError("in-process server did not stop")
+            if "error" in box:
+                raise AssertionError("in-process server failed") from box["error"]
