@@ -10,6 +10,9 @@ imports of grpc, aiohttp, Pillow and protobuf).
         stub = srv.stub()                  # as with server_proc.start_server
         httpx.get(srv.http_base + "/healthz")
 
+A directory's shared fixture serves a module in-process when that module
+sets `IN_PROCESS = True` (`serve_for(request)` picks).
+
 `srv` answers what the tests ask of a ServerProcess (grpc_port, http_port,
 grpc_target, http_base, channel, stub, fake_runs, runs_of, output_dir,
 state_dir), so a module moves by changing its fixture. The surfaces run on
@@ -149,3 +152,10 @@ def serve_in_process(
                 raise AssertionError("in-process server did not stop")
             if "error" in box:
                 raise AssertionError("in-process server failed") from box["error"]
+
+
+def serve_for(request):
+    """How a shared fixture serves the module asking: `serve_in_process` if
+    the module says `IN_PROCESS = True`, else `server_proc.start_server`."""
+    in_process = getattr(request.module, "IN_PROCESS", False)
+    return serve_in_process if in_process else server_proc.start_server
