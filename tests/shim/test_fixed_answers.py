@@ -8,7 +8,6 @@ which the fast path never takes. Served in-process
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import socket
@@ -19,6 +18,7 @@ import pytest
 from codeximage.v1 import image_service_pb2 as pb
 
 from tests.support import procs
+from tests.support.inprocess_server import ServerLog
 
 from .conftest import KEY
 
@@ -144,15 +144,7 @@ def test_the_key_is_checked_the_same_way(keyed_server, path, key):
 
 
 def test_the_callers_request_id_and_one_log_line_each(open_server, capsys):
-    written: list[dict] = []
-
-    def log_records() -> list[dict]:
-        """The server's log lines so far: in-process, they go to this test's stderr."""
-        for line in capsys.readouterr().err.splitlines():
-            with contextlib.suppress(ValueError):
-                written.append(json.loads(line))
-        return written
-
+    log = ServerLog(capsys)
     with socket.create_connection(("127.0.0.1", open_server.http_port), timeout=10) as sock:
         for i, path in enumerate(PATHS):
             reply = _exchange(sock, "GET", path, extra=f"X-Request-Id: fixed-{i}\r\n")
@@ -161,11 +153,11 @@ def test_the_callers_request_id_and_one_log_line_each(open_server, capsys):
     assert procs.wait_until(
         lambda: (
             {f"fixed-{i}" for i in range(2)}
-            <= {r.get("request_id") for r in log_records() if r.get("event") == "http.access"}
+            <= {r.get("request_id") for r in log.records() if r.get("event") == "http.access"}
         ),
         timeout=10,
     )
-    lines = [r for r in log_records() if str(r.get("request_id", "")).startswith("fixed-")]
+    lines = [r for r in log.records() if str(r.get("request_id", "")).startswith("fixed-")]
     assert [(r["method"], r["path"], r["status"]) for r in lines] == [
         ("GET", p, 200) for p in PATHS
     ]

@@ -26,8 +26,9 @@ cancellation when a client goes away mid-call, process hygiene (what is
 left running, process groups, reaping), signals (SIGTERM, SIGHUP), start-up
 and the command line, resource limits of the server process, anything
 that counts the server's processes or file descriptors or reads its log
-(`log_records`: in-process, the log lines go to the test's own stderr),
-and e2e runs with the real codex.
+(`log_records`), and e2e runs with the real codex. A test that reads what the server logged
+takes pytest's `capsys` and reads `ServerLog(capsys).records()`: in-process,
+the log lines go to the test's own stderr.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +50,21 @@ from .inprocess import built_service
 
 START_TIMEOUT_S = 30.0
 STOP_GRACE_S = 2.0
+
+
+class ServerLog:
+    """The log lines written while a test runs (with its `capsys`), as the
+    records ServerProcess.log_records gives of a server process's log."""
+
+    def __init__(self, capsys):
+        self._capsys = capsys
+        self._records: list[dict] = []
+
+    def records(self) -> list[dict]:
+        for line in self._capsys.readouterr().err.splitlines():
+            with contextlib.suppress(ValueError):
+                self._records.append(json.loads(line))
+        return self._records
 
 
 @dataclasses.dataclass
@@ -69,6 +86,10 @@ class InProcessServer:
     @property
     def state_dir(self) -> Path:
         return Path(self.settings.state_dir)
+
+    @property
+    def codex_home(self) -> Path:
+        return self.piddir.parent / "codex-home"  # built_service's layout
 
     # What a test asks of a server, the same as of a server process.
     grpc_target = server_proc.ServerProcess.grpc_target
