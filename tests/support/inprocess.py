@@ -81,16 +81,22 @@ def _launcher(run_dir: Path, piddir: Path) -> Path:
 
 @contextlib.contextmanager
 def built_service(
-    tmp_path: Path, *, env: dict | None = None, args: list[str] | None = None
+    tmp_path: Path,
+    *,
+    env: dict | None = None,
+    args: list[str] | None = None,
+    logged_in: bool = True,
 ) -> Iterator[tuple[serve.Parts, Path]]:
     """The parts `serve.build` makes, nothing started, and the fake codex's
     pid directory (one JSON per run). Afterwards: closed, the engine's
-    reaper stopped, and every fake codex run of these parts gone."""
+    reaper stopped, and every fake codex run of these parts gone.
+    `logged_in`: the fake codex finds its auth.json (else it says to log in)."""
     run_dir = Path(os.path.realpath(tmp_path)) / f"inprocess-{time.monotonic_ns()}"
     run_dir.mkdir(parents=True)
     codex_home = run_dir / "codex-home"
     codex_home.mkdir()
-    (codex_home / "auth.json").write_text('{"fake": true}')
+    if logged_in:
+        (codex_home / "auth.json").write_text('{"fake": true}')
     piddir = run_dir / "fake-codex-pids"
     environ = {
         "CODEX_IMAGE_SERVER_CODEX_BIN": str(_launcher(run_dir, piddir)),

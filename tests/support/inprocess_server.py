@@ -111,12 +111,13 @@ def serve_in_process(
     env: dict | None = None,
     args: list[str] | None = None,
     http: bool = False,
+    logged_in: bool = True,
 ) -> Iterator[InProcessServer]:
     """Both surfaces (gRPC always, the shim when `http`) on a loop of their
     own thread, until the block ends; then stopped as a server stops them
     (the shim, then gRPC with its operations and codex runs) and every fake
     codex run of theirs gone. `env`: CODEX_IMAGE_SERVER_* settings; `args`:
-    command-line flags."""
+    command-line flags; `logged_in` as for server_proc.start_server."""
     env = dict(env or {})
     if http:
         env.setdefault("CODEX_IMAGE_SERVER_HTTP_ENABLED", "1")
@@ -152,7 +153,7 @@ def serve_in_process(
         finally:
             started.set()
 
-    with built_service(tmp_path, env=env, args=args) as (parts, piddir):
+    with built_service(tmp_path, env=env, args=args, logged_in=logged_in) as (parts, piddir):
         thread = threading.Thread(
             target=thread_main, args=(parts,), name="inprocess-server", daemon=True
         )
