@@ -1,7 +1,8 @@
 """The server's two surfaces served from the test's own process: the real
 gRPC server (grpc_api.server.GrpcServer) and the real HTTP shim
-(codex_image_shim.embed, the same front door, fixed answers and connection
-limits a server process mounts) over the Service `serve.build` makes, with
+(codex_image_shim.embed: the front door, fixed answers and connection limits
+a server process mounts on aiohttp's server, which aiohttp's TestServer
+would leave out) over the Service `serve.build` makes, with
 the fake codex, on ephemeral ports of 127.0.0.1. Calls still cross a real
 socket; what is saved is a server process's start (its interpreter, its
 imports of grpc, aiohttp, Pillow and protobuf).
@@ -20,15 +21,17 @@ an event loop in a thread of their own: the test calls them with blocking
 clients (grpc, httpx, urllib, the `openai` SDK) from its own thread.
 
 Use it for what the process adds nothing to: validation, sizes, adapters,
-routes, error mapping, the OpenAI field rules, Host/Origin checks.
-A server process (server_proc.start_server) is still required for
-cancellation when a client goes away mid-call, process hygiene (what is
-left running, process groups, reaping), signals (SIGTERM, SIGHUP), start-up
-and the command line, resource limits of the server process, anything
-that counts the server's processes or file descriptors or reads its log
-(`log_records`), and e2e runs with the real codex. A test that reads what the server logged
-takes pytest's `capsys` and reads `ServerLog(capsys).records()`: in-process,
-the log lines go to the test's own stderr.
+routes, error mapping, the OpenAI field rules, Host/Origin checks, keys and
+tenants. A server process (server_proc.start_server) is still required for
+cancellation when a client goes away mid-call, process hygiene (what is left
+running, process groups, reaping), signals (SIGTERM, SIGHUP), start-up and
+the command line (what `serve.serve` does before serving: leftover sweeps,
+the retention sweeper, the banner, the ready file), resource limits of the
+server process, anything that counts the server's processes or file
+descriptors or reads its log file, and e2e runs with the real codex.
+
+In-process, the server's log lines go to the test's own stderr: a test that
+reads them takes pytest's `capsys` and calls `ServerLog(capsys).records()`.
 """
 
 from __future__ import annotations
@@ -122,8 +125,7 @@ def serve_in_process(
     if http:
         env.setdefault("CODEX_IMAGE_SERVER_HTTP_ENABLED", "1")
     started = threading.Event()
-    stop: list[asyncio.Event] = []
-    box: dict = {}
+    box: dict = {}  # what the server's thread hands over: ports, loop, stop event, error
 
     async def main(parts: serve.Parts) -> None:
         settings = parts.service.settings
@@ -137,9 +139,9 @@ def serve_in_process(
                 )
             box["ports"] = (grpc_server.port, shim.port if shim else 0)
             box["loop"] = asyncio.get_running_loop()
-            stop.append(asyncio.Event())
+            box["stop"] = asyncio.Event()
             started.set()
-            await stop[0].wait()
+            await box["stop"].wait()
         finally:
             if shim is not None:
                 await shim.stop()
@@ -168,7 +170,7 @@ def serve_in_process(
         try:
             yield InProcessServer(parts, grpc_port, http_port, piddir, loop)
         finally:
-            loop.call_soon_threadsafe(stop[0].set)
+            loop.call_soon_threadsafe(box["stop"].set)
             thread.join(START_TIMEOUT_S)
             if thread.is_alive():
                 raise AssertionError("in-process server did not stop")
