@@ -10,7 +10,7 @@ import json
 from codeximage.v1 import image_service_pb2 as pb
 
 from tests.shim.client import request
-from tests.support.inprocess_server import ServerLog, serve_in_process
+from tests.support.inprocess_server import serve_in_process
 
 from .conftest import generate
 from .test_http import scrape, value
@@ -26,8 +26,7 @@ def home(path, *, mode: str = "ok"):
     return path
 
 
-def test_requests_move_to_the_other_account_when_one_is_used_up(tmp_path, capsys):
-    log = ServerLog(capsys)
+def test_requests_move_to_the_other_account_when_one_is_used_up(tmp_path):
     spent = home(tmp_path / "home-spent", mode="quota")
     fresh = home(tmp_path / "home-fresh")
     args = ["--account", f"spent:2={spent}", "--account", f"fresh:2={fresh}"]
@@ -61,7 +60,7 @@ def test_requests_move_to_the_other_account_when_one_is_used_up(tmp_path, capsys
         assert value(found, "codex_image_account_ready", account="fresh") == 1
         assert request(srv.http_base, "GET", "/healthz").json()["accounts"][0]["name"] == "spent"
     # Each candidate that met the used-up account was retried on the other.
-    spent_runs = [r for r in log.records() if r["event"] == "candidate.account_exhausted"]
+    spent_runs = [r for r in srv.log_records() if r["event"] == "candidate.account_exhausted"]
     assert 1 <= len(spent_runs) <= 2 and {r["account"] for r in spent_runs} == {"spent"}
 
 

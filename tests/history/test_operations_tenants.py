@@ -13,7 +13,7 @@ from google.longrunning import operations_pb2_grpc, operations_proto_pb2 as lro
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2
 
-from tests.support.inprocess_server import ServerLog, serve_in_process
+from tests.support.inprocess_server import serve_in_process
 
 from .conftest import all_pages
 from .test_keys import add_key, md
@@ -46,9 +46,8 @@ def wait(srv, key, name):
     )
 
 
-def test_at_its_concurrency_limit_an_operation_waits_its_turn(keyed, capsys):
+def test_at_its_concurrency_limit_an_operation_waits_its_turn(keyed):
     srv, keys = keyed
-    log = ServerLog(capsys)
     first, second = (
         submit(srv, keys["alice"], "alice-op-1", 1.5),
         submit(srv, keys["alice"], "alice-op-2", 0.2),
@@ -61,7 +60,7 @@ def test_at_its_concurrency_limit_an_operation_waits_its_turn(keyed, capsys):
         r["event"] == "generate.refused"
         and r.get("request_id") == "alice-op-2"
         and r.get("reason") == "KEY_CONCURRENCY_LIMIT"
-        for r in log.records()
+        for r in srv.log_records()
     ), "it was put back"
     # Waiting for the key's slot is not an outcome: the history has the one run, no refusal per
     # retry.

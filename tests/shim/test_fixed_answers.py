@@ -4,7 +4,7 @@ answer byte for byte what the normal route answers, headers and all (but
 the Date and the request id), and check the key the same way. The normal
 route is reached with the same request and an empty query ("/healthz?"),
 which the fast path never takes. Served in-process
-(tests/support/inprocess_server.py): its log lines reach the test's stderr."""
+(tests/support/inprocess_server.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ import pytest
 from codeximage.v1 import image_service_pb2 as pb
 
 from tests.support import procs
-from tests.support.inprocess_server import ServerLog
 
 from .conftest import KEY
 
@@ -143,8 +142,7 @@ def test_the_key_is_checked_the_same_way(keyed_server, path, key):
         assert b"\r\nWWW-Authenticate: Bearer" in fast and b"\r\nX-Request-Id: http_" in fast
 
 
-def test_the_callers_request_id_and_one_log_line_each(open_server, capsys):
-    log = ServerLog(capsys)
+def test_the_callers_request_id_and_one_log_line_each(open_server):
     with socket.create_connection(("127.0.0.1", open_server.http_port), timeout=10) as sock:
         for i, path in enumerate(PATHS):
             reply = _exchange(sock, "GET", path, extra=f"X-Request-Id: fixed-{i}\r\n")
@@ -153,11 +151,17 @@ def test_the_callers_request_id_and_one_log_line_each(open_server, capsys):
     assert procs.wait_until(
         lambda: (
             {f"fixed-{i}" for i in range(2)}
-            <= {r.get("request_id") for r in log.records() if r.get("event") == "http.access"}
+            <= {
+                r.get("request_id")
+                for r in open_server.log_records()
+                if r.get("event") == "http.access"
+            }
         ),
         timeout=10,
     )
-    lines = [r for r in log.records() if str(r.get("request_id", "")).startswith("fixed-")]
+    lines = [
+        r for r in open_server.log_records() if str(r.get("request_id", "")).startswith("fixed-")
+    ]
     assert [(r["method"], r["path"], r["status"]) for r in lines] == [
         ("GET", p, 200) for p in PATHS
     ]

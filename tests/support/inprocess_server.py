@@ -16,7 +16,7 @@ sets `IN_PROCESS = True` (`serve_for(request)` picks).
 
 `srv` answers what the tests ask of a ServerProcess (grpc_port, http_port,
 grpc_target, http_base, channel, stub, fake_runs, runs_of, output_dir,
-state_dir), so a module moves by changing its fixture. The surfaces run on
+state_dir, log_text, log_records), so a module moves by changing its fixture. The surfaces run on
 an event loop in a thread of their own: the test calls them with blocking
 clients (grpc, httpx, urllib, the `openai` SDK) from its own thread.
 
@@ -30,8 +30,9 @@ the retention sweeper, the banner, the ready file), resource limits of the
 server process, anything that counts the server's processes or file
 descriptors or reads its log file, and e2e runs with the real codex.
 
-In-process, the server's log lines go to the test's own stderr: a test that
-reads them takes pytest's `capsys` and calls `ServerLog(capsys).records()`.
+The server's log lines go to a file of its own (runtime/logs.write_to), read
+with log_text and log_records as of a server process; while several
+in-process servers run at once, each file has the lines of all of them.
 """
 
 from __future__ import annotations
@@ -39,13 +40,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from codex_image_server import serve
 from codex_image_server.grpc_api.server import GrpcServer
+from codex_image_server.runtime import logs
 from codex_image_shim import embed
 
 from . import server_proc
@@ -55,21 +57,6 @@ START_TIMEOUT_S = 30.0
 STOP_GRACE_S = 2.0
 
 
-class ServerLog:
-    """The log lines written while a test runs (with its `capsys`), as the
-    records ServerProcess.log_records gives of a server process's log."""
-
-    def __init__(self, capsys):
-        self._capsys = capsys
-        self._records: list[dict] = []
-
-    def records(self) -> list[dict]:
-        for line in self._capsys.readouterr().err.splitlines():
-            with contextlib.suppress(ValueError):
-                self._records.append(json.loads(line))
-        return self._records
-
-
 @dataclasses.dataclass
 class InProcessServer:
     parts: serve.Parts
@@ -77,6 +64,7 @@ class InProcessServer:
     http_port: int
     piddir: Path
     loop: asyncio.AbstractEventLoop
+    log_path: Path
 
     @property
     def settings(self):
@@ -101,10 +89,48 @@ class InProcessServer:
     stub = server_proc.ServerProcess.stub
     fake_runs = server_proc.ServerProcess.fake_runs
     runs_of = server_proc.ServerProcess.runs_of
+    log_text = server_proc.ServerProcess.log_text
+    log_records = server_proc.ServerProcess.log_records
 
     def call(self, coroutine, timeout: float = 60.0):
         """Run a coroutine on the server's loop (e.g. a Service call) and return its result."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+
+class _EveryLiveLog:
+    """The log stream while in-process servers run: each line goes to the
+    file of every one of them (the logs are one per process, not per server)."""
+
+    def __init__(self):
+        self.files: list = []
+        self.before = None
+
+    def write(self, text: str) -> None:
+        for f in list(self.files):
+            f.write(text)
+
+    def flush(self) -> None:
+        for f in list(self.files):
+            f.flush()
+
+
+_live_logs = _EveryLiveLog()
+_live_logs_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _logging_to(log_file) -> Iterator[None]:
+    with _live_logs_lock:
+        if not _live_logs.files:
+            _live_logs.before = logs.write_to(_live_logs)
+        _live_logs.files.append(log_file)
+    try:
+        yield
+    finally:
+        with _live_logs_lock:
+            _live_logs.files.remove(log_file)
+            if not _live_logs.files:
+                logs.write_to(_live_logs.before)
 
 
 @contextlib.contextmanager
@@ -155,7 +181,13 @@ def serve_in_process(
         finally:
             started.set()
 
-    with built_service(tmp_path, env=env, args=args, logged_in=logged_in) as (parts, piddir):
+    Path(tmp_path).mkdir(parents=True, exist_ok=True)
+    log_path = Path(tmp_path) / f"inprocess-server-{time.monotonic_ns()}.log"
+    with (
+        open(log_path, "w") as log_file,
+        _logging_to(log_file),
+        built_service(tmp_path, env=env, args=args, logged_in=logged_in) as (parts, piddir),
+    ):
         thread = threading.Thread(
             target=thread_main, args=(parts,), name="inprocess-server", daemon=True
         )
@@ -168,7 +200,7 @@ def serve_in_process(
         grpc_port, http_port = box["ports"]
         loop = box["loop"]
         try:
-            yield InProcessServer(parts, grpc_port, http_port, piddir, loop)
+            yield InProcessServer(parts, grpc_port, http_port, piddir, loop, log_path)
         finally:
             loop.call_soon_threadsafe(box["stop"].set)
             thread.join(START_TIMEOUT_S)
