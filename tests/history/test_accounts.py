@@ -1,6 +1,7 @@
 """A pool of two Codex accounts where the first answers "usage limit": every
 request still succeeds on the second, Health shows the first exhausted until
-its reset, and the metrics say so too."""
+its reset, and the metrics say so too. Served in-process
+(tests/support/inprocess_server.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 from codeximage.v1 import image_service_pb2 as pb
 
 from tests.shim.client import request
-from tests.support.server_proc import start_server
+from tests.support.inprocess_server import serve_in_process
 
 from .conftest import generate
 from .test_http import scrape, value
@@ -29,7 +30,7 @@ def test_requests_move_to_the_other_account_when_one_is_used_up(tmp_path):
     spent = home(tmp_path / "home-spent", mode="quota")
     fresh = home(tmp_path / "home-fresh")
     args = ["--account", f"spent:2={spent}", "--account", f"fresh:2={fresh}"]
-    with start_server(tmp_path, args=args, http=True) as srv:
+    with serve_in_process(tmp_path, args=args, http=True) as srv:
         stub = srv.stub()
         before = stub.Health(pb.HealthRequest())
         assert [
@@ -66,7 +67,7 @@ def test_requests_move_to_the_other_account_when_one_is_used_up(tmp_path):
 def test_when_every_account_is_used_up_the_caller_gets_quota_exhausted(tmp_path):
     a = home(tmp_path / "a", mode="quota")
     b = home(tmp_path / "b", mode="quota")
-    with start_server(tmp_path, args=["--account", f"a={a}", "--account", f"b={b}"]) as srv:
+    with serve_in_process(tmp_path, args=["--account", f"a={a}", "--account", f"b={b}"]) as srv:
         _, err = generate(srv.stub(), "nothing left")
         assert err is not None and err.code().name == "RESOURCE_EXHAUSTED"
         _, err = generate(srv.stub(), "still nothing")
@@ -80,7 +81,7 @@ def test_when_every_account_is_used_up_the_caller_gets_quota_exhausted(tmp_path)
 
 
 def test_one_account_stays_the_simple_default(tmp_path):
-    with start_server(tmp_path) as srv:
+    with serve_in_process(tmp_path) as srv:
         (acct,) = srv.stub().Health(pb.HealthRequest()).accounts
         assert (acct.name, acct.codex_home, acct.limit, acct.ready) == (
             "default",

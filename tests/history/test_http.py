@@ -1,5 +1,6 @@
 """The history over the HTTP shim (same RPCs, proto JSON), and /metrics
-scraped and parsed with prometheus-client's own parser."""
+scraped and parsed with prometheus-client's own parser.
+Its servers are served in-process (tests/support/inprocess_server.py)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.shim.client import request
-from tests.support.server_proc import start_server
+from tests.support.inprocess_server import serve_in_process
 
 from .conftest import generate
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, backend):  # one server per backend
-    with start_server(tmp_path_factory.mktemp("history-http"), http=True) as srv:
+    with serve_in_process(tmp_path_factory.mktemp("history-http"), http=True) as srv:
         yield srv
 
 
@@ -124,7 +125,7 @@ def test_metrics_move_as_requests_complete(server):
 
 
 def test_metrics_behind_a_key_when_configured(tmp_path):
-    with start_server(
+    with serve_in_process(
         tmp_path,
         http=True,
         env={"CODEX_IMAGE_SERVER_API_KEY": "metrics-key"},
@@ -140,7 +141,7 @@ def test_metrics_behind_a_key_when_configured(tmp_path):
 
 
 def test_metrics_open_on_loopback_by_default_even_with_keys(tmp_path):
-    with start_server(tmp_path, http=True, env={"CODEX_IMAGE_SERVER_API_KEY": "k"}) as srv:
+    with serve_in_process(tmp_path, http=True, env={"CODEX_IMAGE_SERVER_API_KEY": "k"}) as srv:
         assert ("codex_image_images_stored", frozenset()) in scrape(srv.http_base)
         assert request(srv.http_base, "GET", "/v1/images").status == 401
         assert request(srv.http_base, "GET", "/v1/images", headers={"X-API-Key": "k"}).json() == {

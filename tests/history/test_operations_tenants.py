@@ -1,7 +1,8 @@
 """Detached generations and keys, on both index backends (conftest): a member
 sees only its own operations; a key's limits hold for operations as for
 Generate (the same admission): at its concurrency limit an operation waits
-in the queue, past its daily images it fails with the key's refusal."""
+in the queue, past its daily images it fails with the key's refusal.
+Its servers are served in-process (tests/support/inprocess_server.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from google.longrunning import operations_pb2_grpc, operations_proto_pb2 as lro
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2
 
-from tests.support.server_proc import start_server
+from tests.support.inprocess_server import serve_in_process
 
 from .conftest import all_pages
 from .test_keys import add_key, md
@@ -26,7 +27,7 @@ def keyed(tmp_path_factory, backend):
         "alice": add_key(keys_file, "alice", "--max-concurrent", "1"),
         "bob": add_key(keys_file, "bob", "--images-per-day", "1"),
     }
-    with start_server(tmp, args=["--keys-file", str(keys_file)]) as srv:
+    with serve_in_process(tmp, args=["--keys-file", str(keys_file)]) as srv:
         yield srv, keys
 
 

@@ -2,7 +2,8 @@
 the field, on gRPC and /v1), page tokens are signed (a forged or altered one
 is INVALID_ARGUMENT / 400, never a 500), a token is tied to its caller's
 scope, and a query that runs past its time budget is stopped. Runs on both
-index backends (conftest); the budget's own test drives a real SQLite file."""
+index backends (conftest); the budget's own test drives a real SQLite file.
+Its servers are served in-process (tests/support/inprocess_server.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from codeximage.v1 import image_service_pb2 as pb
 from tests.shim.client import request
 from tests.support import server_proc
 from tests.support.grpc_helpers import error_details
-from tests.support.server_proc import start_server
+from tests.support.inprocess_server import serve_in_process
 
 from .conftest import generate
 from .test_keys import add_key, md
@@ -31,7 +32,7 @@ def served(tmp_path_factory, backend):  # one server per backend
     tmp = tmp_path_factory.mktemp("bounds")
     keys_file = tmp / "keys.json"
     keys = {"alice": add_key(keys_file, "alice"), "bob": add_key(keys_file, "bob")}
-    with start_server(tmp, args=["--keys-file", str(keys_file)], http=True) as srv:
+    with serve_in_process(tmp, args=["--keys-file", str(keys_file)], http=True) as srv:
         stub = srv.stub()
         for i in range(3):
             for name in keys:

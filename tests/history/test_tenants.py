@@ -1,7 +1,8 @@
 """Keys are tenants: a member key sees, fetches, deletes and lists only its
 own images and requests (another key's id is NOT_FOUND / 404, worded as an id
 that does not exist), on gRPC and on HTTP; an admin key sees all and can
-narrow a list to one key. Runs on both index backends (conftest)."""
+narrow a list to one key. Runs on both index backends (conftest).
+Its servers are served in-process (tests/support/inprocess_server.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from codeximage.v1 import image_service_pb2 as pb
 
 from tests.shim.client import request
-from tests.support.server_proc import start_server
+from tests.support.inprocess_server import serve_in_process
 
 from .conftest import all_pages, generate
 from .test_keys import add_key, md
@@ -34,7 +35,7 @@ def tenants(tmp_path_factory, backend):  # one server per backend
         "member",
         "admin",
     ]
-    with start_server(
+    with serve_in_process(
         tmp,
         args=["--keys-file", str(keys_file)],
         http=True,

@@ -1,18 +1,20 @@
-"""The official `openai` Python SDK against a real server with the fake codex."""
+"""The official `openai` Python SDK against a real server with the fake
+codex: a server process, or served in-process for a module that sets
+`IN_PROCESS = True` (tests/support/inprocess_server.py)."""
 
 from __future__ import annotations
 
 import openai
 import pytest
 
-from tests.support.server_proc import start_server
+from tests.support.inprocess_server import serve_for
 
 KEY = "sdk-test-key"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with start_server(
+def server(request, tmp_path_factory):
+    with serve_for(request)(
         tmp_path_factory.mktemp("openai-sdk"),
         http=True,
         args=["--kill-grace-ms", "500"],

@@ -1,5 +1,7 @@
 """Generations, edits and models through the official openai Python SDK
-(pinned in pyproject.toml), against a real server with the fake codex."""
+(pinned in pyproject.toml), over HTTP to a real server with the fake codex,
+served in-process (tests/support/inprocess_server.py). A call the SDK gives
+up on is cancelled: that test needs a server process (test_js_sdk.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ from PIL import Image
 
 from tests.openai_sdk.conftest import KEY
 from tests.shim.client import request
-from tests.support import procs
 from tests.support.grpc_helpers import png
+
+IN_PROCESS = True  # the module's server: see conftest.py
 
 
 def decode(b64: str) -> Image.Image:
@@ -291,18 +294,6 @@ def test_failed_transparency_is_bad_request(client):
             prompt="x [[fake size=256x256 alpha=opaque]]", background="transparent"
         )
     assert err.value.code == "transparency_failed"
-
-
-def test_timed_out_sdk_call_leaves_no_codex(client, server):
-    with pytest.raises(openai.APITimeoutError):
-        client.with_options(timeout=1.5).images.generate(
-            prompt="slow [[fake delay=60 child=1]]", n=2, user="timeout-test"
-        )
-    # Only this test asks the fake for a grandchild: those are this call's runs.
-    runs = [r for r in server.fake_runs() if r.get("child_pid")]
-    assert len(runs) == 2, "both codex runs had started"
-    pids = [p for r in runs for p in (r["pid"], r["child_pid"])]
-    assert procs.wait_until(lambda: not any(procs.running(p) for p in pids), timeout=15), pids
 
 
 def test_edit_stream_gives_image_edit_completed(client):

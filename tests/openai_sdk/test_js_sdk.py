@@ -1,12 +1,17 @@
 """The official openai npm SDK (tests/openai_sdk/js, pinned, installed by
-`make openai-js-deps`) runs its `node --test` suite against the same kind of
-server; then the codex runs of its timed-out call are looked up by pid."""
+`make openai-js-deps`) runs its `node --test` suite against a server process;
+then the codex runs of its timed-out call are looked up by pid. The Python
+SDK's timed-out call is here too: a call given up on is cancellation, which
+is tested against a server process (test_images.py is served in-process)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+
+import openai
+import pytest
 
 from tests.support import procs
 from tests.support.server_proc import REPO
@@ -37,5 +42,18 @@ def test_openai_npm_sdk(server):
     assert "TIMED_OUT js-timeout" in proc.stdout
     runs = [r for r in server.fake_runs() if r.get("child_pid")]
     assert len(runs) >= 2, "the timed-out call's codex runs had started"
+    pids = [p for r in runs for p in (r["pid"], r["child_pid"])]
+    assert procs.wait_until(lambda: not any(procs.running(p) for p in pids), timeout=15), pids
+
+
+def test_timed_out_sdk_call_leaves_no_codex(client, server):
+    earlier = {r["pid"] for r in server.fake_runs()}
+    with pytest.raises(openai.APITimeoutError):
+        client.with_options(timeout=1.5).images.generate(
+            prompt="slow [[fake delay=60 child=1]]", n=2, user="timeout-test"
+        )
+    # The runs with a grandchild that started since: this call's.
+    runs = [r for r in server.fake_runs() if r.get("child_pid") and r["pid"] not in earlier]
+    assert len(runs) == 2, "both codex runs had started"
     pids = [p for r in runs for p in (r["pid"], r["child_pid"])]
     assert procs.wait_until(lambda: not any(procs.running(p) for p in pids), timeout=15), pids

@@ -1,16 +1,17 @@
 """`usage` when codex reports token counts: only its turn.completed carries
 them, which a server that stops codex early (the default) never reads. With
---no-finish-early every candidate's turn completes and the counts are summed."""
+--no-finish-early every candidate's turn completes and the counts are summed.
+Served in-process (tests/support/inprocess_server.py), the SDK over HTTP."""
 
 from __future__ import annotations
 
 import openai
 
-from tests.support.server_proc import start_server
+from tests.support.inprocess_server import serve_in_process
 
 
 def test_usage_sums_codex_turn_counts(tmp_path):
-    with start_server(tmp_path, http=True, args=["--no-finish-early"]) as srv:
+    with serve_in_process(tmp_path, http=True, args=["--no-finish-early"]) as srv:
         with openai.OpenAI(
             base_url=srv.http_base + "/v1", api_key="unused", max_retries=0, timeout=60
         ) as client:

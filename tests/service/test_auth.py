@@ -1,5 +1,7 @@
 """API keys: ImageService needs one when configured; health and reflection
-stay open; a non-loopback bind without a key is refused at start."""
+stay open; a non-loopback bind without a key is refused at start. The keyed
+server is served in-process (tests/support/inprocess_server.py); the refusal
+at start is a server process's."""
 
 from __future__ import annotations
 
@@ -12,14 +14,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tests.support.grpc_helpers import error_details
-from tests.support.server_proc import REPO, server_command, start_server
+from tests.support.inprocess_server import serve_in_process
+from tests.support.server_proc import REPO, server_command
 
 KEYS = "first-key-123,second-key-456"
 
 
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory):
-    with start_server(
+    with serve_in_process(
         tmp_path_factory.mktemp("keyed"), env={"CODEX_IMAGE_SERVER_API_KEY": KEYS}
     ) as srv:
         yield srv

@@ -1,6 +1,9 @@
 """Hostile input over gRPC: every bad request gets a status that matches its
 cause, with details that fit the trailer and messages in plain words, before
-anything expensive happens; nothing is spawned or left behind for it."""
+anything expensive happens; nothing is spawned or left behind for it.
+The shared `server` is served in-process (tests/support/inprocess_server.py);
+the tests about the server process (its memory, its port, a signal, a hard
+death) start their own."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from codeximage.v1 import image_service_pb2 as pb
 
 from tests.support import procs
 from tests.support.grpc_helpers import error_details, png, png_claiming
+from tests.support.inprocess_server import serve_in_process
 from tests.support.server_proc import REPO, server_command, start_server
 
 KEY = "sk-hostile-key-1234"
@@ -23,7 +27,7 @@ MD = (("x-api-key", KEY),)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with start_server(
+    with serve_in_process(
         tmp_path_factory.mktemp("hostile"), env={"CODEX_IMAGE_SERVER_API_KEY": KEY}
     ) as srv:
         yield srv

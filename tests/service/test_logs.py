@@ -4,10 +4,12 @@ prompts or image bytes."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 
 import grpc
 import pytest
+from codex_image_server.runtime import logs
 from codeximage.v1 import image_service_pb2 as pb
 
 from tests.support.grpc_helpers import png
@@ -52,3 +54,20 @@ def test_logs_are_structured_and_leak_nothing(tmp_path):
     assert ends["log-check"]["references"] == 1 and ends["log-check"]["prompt_chars"] == len(PROMPT)
     assert ends["log-fail"]["outcome"] == "codex_exec_failed"
     assert all("duration_ms" in r for r in ends.values())
+
+
+def test_lines_go_where_they_are_sent_and_back_to_stderr(capsys):
+    """`write_to` (for a server inside another program): every kind of line
+    goes to the stream given, then to stderr again."""
+    stream = io.StringIO()
+    before = logs.write_to(stream)
+    try:
+        logs.log("write.to.check", count=1)
+        logs.access("rid-1", "GET", "/x", 200, 3, 0, None)  # not on a loop: at once
+    finally:
+        assert logs.write_to(before) is stream
+    logs.log("write.to.back", count=2)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [r["event"] for r in lines] == ["write.to.check", "http.access"]
+    assert lines[1]["request_id"] == "rid-1"
+    assert json.loads(capsys.readouterr().err.splitlines()[-1])["event"] == "write.to.back"

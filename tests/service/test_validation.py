@@ -2,7 +2,8 @@
 
 Accepted cases run a (fast, fake) generation to completion; rejected ones
 must be INVALID_ARGUMENT with a BadRequest naming the field and an ErrorInfo
-reason, and must start no codex process at all.
+reason, and must start no codex process at all. The servers are served
+in-process (tests/support/inprocess_server.py): nothing here needs a process.
 """
 
 from __future__ import annotations
@@ -12,16 +13,23 @@ import pytest
 from codeximage.v1 import image_service_pb2 as pb
 
 from tests.support.grpc_helpers import error_details, jpeg, png, png_claiming
-from tests.support.server_proc import start_server
+from tests.support.inprocess_server import serve_in_process
 
 REF_BYTES_LIMIT = len(png(64, 64))
 REF_PIXEL_LIMIT = 300 * 200
 
 
 @pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """Default limits and a short kill grace, as the directory's server."""
+    with serve_in_process(tmp_path_factory.mktemp("srv"), args=["--kill-grace-ms", "500"]) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
 def limited(tmp_path_factory):
     """A server with small reference limits, so the edges are cheap to hit."""
-    with start_server(
+    with serve_in_process(
         tmp_path_factory.mktemp("limits"),
         args=["--max-reference-bytes", str(REF_BYTES_LIMIT), "--max-references", "4"],
     ) as srv:
@@ -30,7 +38,7 @@ def limited(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pixel_limited(tmp_path_factory):
-    with start_server(
+    with serve_in_process(
         tmp_path_factory.mktemp("pixels"), args=["--max-reference-pixels", str(REF_PIXEL_LIMIT)]
     ) as srv:
         yield srv

@@ -1,5 +1,7 @@
 """Every error the shim answers: status, the plugin's error body, the
-google.rpc.Status beside it, and never a 500 or a stack trace for bad input."""
+google.rpc.Status beside it, and never a 500 or a stack trace for bad input.
+Served in-process (tests/support/inprocess_server.py), but for the timeout
+and full queue, which count the fake codex runs a server process kills."""
 
 from __future__ import annotations
 
@@ -10,12 +12,16 @@ import threading
 import pytest
 
 from tests.support import procs
+from tests.support.inprocess_server import serve_in_process
 from tests.support.server_proc import start_server
 
 from .client import data_url, png, request
 from .conftest import KEY
 
 GENERATE = "/v1/images/generate"
+
+
+IN_PROCESS = True  # its servers: see conftest.py
 
 
 def check_error(reply, status: int, code: str) -> dict:
@@ -167,7 +173,7 @@ def test_unauthorized_says_how_to_fix_it(keyed_server):
 
 
 def test_body_too_large(tmp_path):
-    with start_server(
+    with serve_in_process(
         tmp_path, http=True, env={"CODEX_IMAGE_SERVER_HTTP_MAX_BODY_BYTES": "2048"}
     ) as srv:
         big = {"prompt": "x", "references": [{"image": data_url(b"\0" * 4096)}]}

@@ -3,7 +3,8 @@ GET/HEAD of /v1/capabilities and /healthz before aiohttp's router. It must
 answer byte for byte what the normal route answers, headers and all (but
 the Date and the request id), and check the key the same way. The normal
 route is reached with the same request and an empty query ("/healthz?"),
-which the fast path never takes."""
+which the fast path never takes. Served in-process
+(tests/support/inprocess_server.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ from tests.support import procs
 from .conftest import KEY
 
 PATHS = ("/v1/capabilities", "/healthz")
+
+
+IN_PROCESS = True  # its servers: see conftest.py
+
+
 KEYS = {
     "none": "",
     "right": f"X-API-Key: {KEY}\r\n",

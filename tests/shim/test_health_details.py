@@ -4,7 +4,8 @@ contract reads there (auth_required, backend, model, the time limit); the
 details (codex's path and version, CODEX_HOMEs, account names, slots) need a
 key. A server without keys shows them to all, as before. The fast path
 (fixed.py) and the normal route ("/healthz?") answer alike: checked here and
-in test_fixed_answers.py."""
+in test_fixed_answers.py.
+Served in-process (tests/support/inprocess_server.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from codeximage.v1 import image_service_pb2 as pb
 
 from .client import request
 from .conftest import KEY
+
+IN_PROCESS = True  # its servers: see conftest.py
 
 
 def _health(srv, path: str = "/healthz", headers: dict | None = None) -> dict:

@@ -4,7 +4,9 @@ Origin that is not the server's own, a UXP plugin's or a listed one is a 403;
 a body not declared JSON (multipart only on the OpenAI edits) is a 415; CORS
 answers only allowed origins, echoing them. Every refusal is JSON naming the
 setting that would allow it, on every surface, and starts no generation
-(counted in the request history, not by the answer)."""
+(counted in the request history, not by the answer). The shared `server` is
+served in-process (tests/support/inprocess_server.py); what is checked as the
+server starts (its warning, its refusals of bad settings) starts a process."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import subprocess
 import pytest
 from codeximage.v1 import image_service_pb2 as pb
 
+from tests.support.inprocess_server import serve_in_process
 from tests.support.server_proc import start_server
 
 from .client import png
@@ -40,7 +43,7 @@ EDITS = "/v1/images/edits"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with start_server(
+    with serve_in_process(
         tmp_path_factory.mktemp("guard"),
         http=True,
         args=["--allowed-origin", LISTED_ORIGIN, "--allowed-host", LISTED_HOST],

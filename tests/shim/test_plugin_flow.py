@@ -1,4 +1,5 @@
-"""The Photoshop plugin's flow end to end through the shim, with a key."""
+"""The Photoshop plugin's flow end to end through the shim, with a key.
+Served in-process (tests/support/inprocess_server.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from google.api import annotations_pb2
 
 from .client import data_url, png, request
 from .conftest import KEY
+
+IN_PROCESS = True  # its servers: see conftest.py
 
 PLUGIN_HEADERS = {"X-API-Key": KEY}
 

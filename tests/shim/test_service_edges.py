@@ -1,14 +1,17 @@
-"""The shim against less usual service states: codex not ready, large references."""
+"""The shim against less usual service states: codex not ready, large references.
+Served in-process (tests/support/inprocess_server.py)."""
 
 from __future__ import annotations
 
-from tests.support.server_proc import start_server
+from tests.support.inprocess_server import serve_in_process
 
 from .client import data_url, noise_png, request
 
+IN_PROCESS = True  # its servers: see conftest.py
+
 
 def test_healthz_is_503_while_codex_is_not_logged_in(tmp_path):
-    with start_server(tmp_path, http=True, logged_in=False) as srv:
+    with serve_in_process(tmp_path, http=True, logged_in=False) as srv:
         reply = request(srv.http_base, "GET", "/healthz")
         assert reply.status == 503
         health = reply.json()

@@ -1,10 +1,13 @@
-"""NDJSON streaming: the gRPC stream's events as they happen, grpc-gateway style."""
+"""NDJSON streaming: the gRPC stream's events as they happen, grpc-gateway style.
+Served in-process (tests/support/inprocess_server.py)."""
 
 from __future__ import annotations
 
 import http.client
 import json
 import time
+
+IN_PROCESS = True  # its servers: see conftest.py
 
 GENERATE = "/v1/images/generate"
 

@@ -2,7 +2,9 @@
 (dataplane/handlers.py). Here, over real sockets: the same request gives the
 same answer byte for byte on gRPC and /v1, the API key is checked the same
 way, and the same bad request gets the same reason and the same field on
-gRPC, /v1, the OpenAI surface, MCP and operations' submit (both ports)."""
+gRPC, /v1, the OpenAI surface, MCP and operations' submit (both ports).
+The servers are served in-process (tests/support/inprocess_server.py): the
+sockets are real, a server process would add nothing."""
 
 from __future__ import annotations
 
@@ -21,10 +23,12 @@ from tests.history.test_keys import add_key, md
 from tests.mcp import sessions
 from tests.support.generating import generate
 from tests.support.grpc_helpers import error_details, png
-from tests.support.server_proc import start_server
+from tests.support.inprocess_server import serve_in_process
 
 from .client import request
 from .conftest import KEY
+
+IN_PROCESS = True  # its servers: see conftest.py
 
 
 def _json_bytes(message) -> bytes:
@@ -144,7 +148,7 @@ def surfaces(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("surfaces")
     keys_file = tmp / "keys.json"
     keys = {"alice": add_key(keys_file, "alice"), "bob": add_key(keys_file, "bob")}
-    with start_server(
+    with serve_in_process(
         tmp, http=True, args=["--keys-file", str(keys_file), "--max-references", "2"]
     ) as srv:
         images, err = generate(srv.stub(), "bob's picture", metadata=md(keys["bob"]))

@@ -1,4 +1,5 @@
-"""background on the /v1 plugin surface: the same proto field, through the shim."""
+"""background on the /v1 plugin surface: the same proto field, through the shim.
+Served in-process (tests/support/inprocess_server.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import io
 from PIL import Image
 
 from tests.shim.client import request
+
+IN_PROCESS = True  # its servers: see conftest.py
 
 
 def test_transparent_png_through_the_plugin_route(open_server):

@@ -59,11 +59,29 @@ def configure(level: str) -> None:
 _ENCODER = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=True)
 
 
+_stream = None  # where the lines go; None: sys.stderr, looked up at each write
+
+
+def write_to(stream):
+    """Send the lines to `stream` (None: stderr again) and return where they
+    went before: for a server run inside another program (the tests' in-process
+    server keeps its lines in its own file, as a server process does)."""
+    global _stream
+    before, _stream = _stream, stream
+    return before
+
+
+def _emit(text: str) -> None:
+    """Under _lock."""
+    out = _stream or sys.stderr
+    out.write(text)
+    out.flush()
+
+
 def _write(record: dict) -> None:
     line = _ENCODER.encode(record)
     with _lock:
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+        _emit(line + "\n")
 
 
 def log(event: str, level: str = "info", **fields) -> None:
@@ -83,8 +101,7 @@ def _flush_soon() -> None:
     lines = "".join(_soon)
     _soon.clear()
     with _lock:
-        sys.stderr.write(lines)
-        sys.stderr.flush()
+        _emit(lines)
 
 
 def access(
