@@ -98,10 +98,11 @@ class Parts:
         self.store.close()
 
 
-def build(settings) -> Parts:
+def build(settings, *, reap_orphans: bool = True) -> Parts:
     """The engine, store, keys and Service with their handlers, wired as the
-    server runs them (tests build the same parts in-process)."""
-    engine = Engine(settings)
+    server runs them (tests build the same parts in-process, with
+    `reap_orphans=False`: the test process's children stay its own)."""
+    engine = Engine(settings, reap_orphans=reap_orphans)
     store = open_store(settings)
     ledger = store.metadata.account_ledger()
     if ledger is not None and engine.accounts.share(ledger):

@@ -1,7 +1,7 @@
 """The in-process server the fast tests use (tests/support/inprocess_server.py)
-keeps to itself: two at once each see only their own codex runs, and once
-one has stopped, the test process reaps its own children again (the engine's
-subreaper and reaper thread would otherwise take their exit status)."""
+keeps to itself: two at once each see only their own codex runs, and while
+one runs, the test process's children are still its own to wait for (a
+subreaper engine's reaper thread would take their exit status)."""
 
 from __future__ import annotations
 
@@ -48,14 +48,12 @@ def test_two_servers_at_once_each_see_only_their_own_runs(tmp_path):
     assert procs.wait_until(lambda: procs.all_gone(runs), timeout=10)
 
 
-def test_afterwards_a_childs_exit_status_is_its_parents_to_read(tmp_path):
-    was_subreaper = _is_subreaper()
+def test_while_a_server_runs_a_childs_exit_status_is_its_parents_to_read(tmp_path):
     with serve_in_process(tmp_path) as srv:
         _generate(srv, "some-run")
-        assert _is_subreaper(), "the engine reaps its orphans as a server does"
-    assert _is_subreaper() == was_subreaper
-    child = subprocess.Popen([sys.executable, "-S", "-c", "import sys; sys.exit(3)"])
-    # Left a zombie for longer than the engine's reaper waits between rounds.
-    assert procs.wait_until(lambda: not procs.running(child.pid), timeout=10)
-    time.sleep(1.0)
-    assert child.wait(timeout=10) == 3
+        assert not _is_subreaper(), "the test process's children stay its own"
+        child = subprocess.Popen([sys.executable, "-S", "-c", "import sys; sys.exit(3)"])
+        # Left a zombie for longer than a reaper of the engine's would wait between rounds.
+        assert procs.wait_until(lambda: not procs.running(child.pid), timeout=10)
+        time.sleep(1.0)
+        assert child.wait(timeout=10) == 3

@@ -8,11 +8,8 @@ tests that need a server process start one with server_proc)."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shlex
-import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,48 +17,6 @@ from pathlib import Path
 from codex_image_server import serve, settings as settings_mod
 
 from . import procs, server_proc
-
-_PR_SET_CHILD_SUBREAPER = 36
-_PR_GET_CHILD_SUBREAPER = 37
-_subreaper_lock = threading.Lock()
-_subreaper_users = 0
-_subreaper_before = False
-
-
-def _libc():
-    return ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
-
-
-def _was_subreaper() -> bool:
-    libc = _libc()
-    if libc is None:
-        return False
-    flag = ctypes.c_int(0)
-    return libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) == 0 and bool(
-        flag.value
-    )
-
-
-@contextlib.contextmanager
-def _borrowed_subreaper() -> Iterator[None]:
-    """The engine makes its process a child subreaper and starts a thread
-    that reaps every zombie child it did not spawn. In a test process that
-    would steal the exit status of the next test's own subprocesses (a
-    server's `proc.wait()` then reads 0), so once the last in-process engine
-    is gone the process is what it was before."""
-    global _subreaper_users, _subreaper_before
-    with _subreaper_lock:
-        if _subreaper_users == 0:
-            _subreaper_before = _was_subreaper()
-        _subreaper_users += 1
-    try:
-        yield
-    finally:
-        with _subreaper_lock:
-            _subreaper_users -= 1
-            libc = _libc()
-            if _subreaper_users == 0 and not _subreaper_before and libc is not None:
-                libc.prctl(_PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 
 
 def _launcher(run_dir: Path, piddir: Path) -> Path:
@@ -88,8 +43,9 @@ def built_service(
     logged_in: bool = True,
 ) -> Iterator[tuple[serve.Parts, Path]]:
     """The parts `serve.build` makes, nothing started, and the fake codex's
-    pid directory (one JSON per run). Afterwards: closed, the engine's
-    reaper stopped, and every fake codex run of these parts gone.
+    pid directory (one JSON per run). Afterwards: closed, and every fake
+    codex run of these parts gone. The engine does not make this process a
+    subreaper: the test's own children stay its own to wait for.
     `logged_in`: the fake codex finds its auth.json (else it says to log in)."""
     run_dir = Path(os.path.realpath(tmp_path)) / f"inprocess-{time.monotonic_ns()}"
     run_dir.mkdir(parents=True)
@@ -110,24 +66,22 @@ def built_service(
         **{k: str(v) for k, v in (env or {}).items()},
     }
     settings = settings_mod.load(list(args or []), environ)
-    with _borrowed_subreaper():
-        # The default account's home is read from the environment while the
-        # engine is built (as in a server process, where it is inherited).
-        saved = os.environ.get("CODEX_HOME")
-        os.environ["CODEX_HOME"] = str(codex_home)
-        try:
-            parts = serve.build(settings)
-        finally:
-            if saved is None:
-                os.environ.pop("CODEX_HOME", None)
-            else:
-                os.environ["CODEX_HOME"] = saved
-        try:
-            yield parts, piddir
-        finally:
-            parts.close()
-            parts.engine.reaper.stop()
-            procs.kill_leftover_runs(server_proc.fake_runs_in(piddir))
+    # The default account's home is read from the environment while the
+    # engine is built (as in a server process, where it is inherited).
+    saved = os.environ.get("CODEX_HOME")
+    os.environ["CODEX_HOME"] = str(codex_home)
+    try:
+        parts = serve.build(settings, reap_orphans=False)
+    finally:
+        if saved is None:
+            os.environ.pop("CODEX_HOME", None)
+        else:
+            os.environ["CODEX_HOME"] = saved
+    try:
+        yield parts, piddir
+    finally:
+        parts.close()
+        procs.kill_leftover_runs(server_proc.fake_runs_in(piddir))
 
 
 @contextlib.asynccontextmanager

@@ -2,10 +2,10 @@
 gRPC server (grpc_api.server.GrpcServer) and the real HTTP shim
 (codex_image_shim.embed: the front door, fixed answers and connection limits
 a server process mounts on aiohttp's server, which aiohttp's TestServer
-would leave out) over the Service `serve.build` makes, with
-the fake codex, on ephemeral ports of 127.0.0.1. Calls still cross a real
-socket; what is saved is a server process's start (its interpreter, its
-imports of grpc, aiohttp, Pillow and protobuf).
+would leave out) over the Service `serve.build` makes, with the fake codex,
+on ephemeral ports of 127.0.0.1. Calls still cross a real socket; what is
+saved is a server process's start (its interpreter, its imports, its
+readiness probe before the ready file).
 
     with serve_in_process(tmp_path, http=True, env={...}, args=[...]) as srv:
         stub = srv.stub()                  # as with server_proc.start_server
@@ -16,9 +16,10 @@ sets `IN_PROCESS = True` (`serve_for(request)` picks).
 
 `srv` answers what the tests ask of a ServerProcess (grpc_port, http_port,
 grpc_target, http_base, channel, stub, fake_runs, runs_of, output_dir,
-state_dir, log_text, log_records), so a module moves by changing its fixture. The surfaces run on
-an event loop in a thread of their own: the test calls them with blocking
-clients (grpc, httpx, urllib, the `openai` SDK) from its own thread.
+state_dir, codex_home, log_text, log_records), so a module moves by changing
+its fixture. The surfaces run on an event loop in a thread of their own: the
+test calls them with blocking clients (grpc, httpx, urllib, the `openai`
+SDK) from its own thread.
 
 Use it for what the process adds nothing to: validation, sizes, adapters,
 routes, error mapping, the OpenAI field rules, Host/Origin checks, keys and
@@ -28,7 +29,9 @@ running, process groups, reaping), signals (SIGTERM, SIGHUP), start-up and
 the command line (what `serve.serve` does before serving: leftover sweeps,
 the retention sweeper, the banner, the ready file), resource limits of the
 server process, anything that counts the server's processes or file
-descriptors or reads its log file, and e2e runs with the real codex.
+descriptors, and e2e runs with the real codex. (In-process, the engine is
+no subreaper, so that the test's own children stay its own: orphans of a
+codex run go to init, as where prctl is missing.)
 
 The server's log lines go to a file of its own (runtime/logs.write_to), read
 with log_text and log_records as of a server process; while several

@@ -32,10 +32,13 @@ def prompt_file(prompt: str):
 
 
 class Engine:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, *, reap_orphans: bool = True):
         self.settings = settings
         # Lets us reap the grandchildren of a codex group after its leader dies.
-        self.subreaper = become_subreaper()
+        # Not inside another program (the tests' in-process server): its reaper
+        # would take the exit status of that program's own children. The engine
+        # then works as where there is no subreaper (orphans go to init).
+        self.subreaper = become_subreaper() if reap_orphans else False
         self.reaper = ReaperThread()
         if self.subreaper:
             self.reaper.start()
