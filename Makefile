@@ -25,13 +25,13 @@ GEN_PY := $(PY_CLIENT)
 .DEFAULT_GOAL := all
 # Every Debian package comes through this one script (sudo -n when not root).
 APT_INSTALL := mk/apt-install.sh
-# pytest's 15 slowest tests at the end of each pass of `make test`.
+# pytest's 15 slowest tests at the end of `make test`.
 TEST_DURATIONS ?= 15
 # `make test` spreads the suite over this many pytest-xdist workers, one file
 # (or one group, tests/conftest.py) to a worker at a time; TEST_WORKERS=0 runs
 # it in one process. Most of a test's time is spent waiting on the servers
 # and codex runs it starts, so more workers than cores still pay.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 
 all: setup
 

@@ -14,6 +14,7 @@ from codex_image_server.runtime import logs
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_REQUEST_ID = web.RequestKey("request_id", str)
 _PATH_CHARS = 200
 # Ids only need to be unique, not secret: a random prefix per process and a
 # counter (no random draw per request).
@@ -25,7 +26,7 @@ def request_id(request: web.BaseRequest) -> str:
     """The id of this request, fixed on first use."""
     # A request's get() is collections.abc's: a miss raises and catches a
     # KeyError, costly on every request. Most requests hold nothing at all.
-    rid = request.get("request_id") if len(request) else None
+    rid = request.get(_REQUEST_ID) if len(request) else None
     if rid is None:
         offered = request.headers.get(REQUEST_ID_HEADER, "")
         rid = (
@@ -33,7 +34,7 @@ def request_id(request: web.BaseRequest) -> str:
             if offered and _SAFE_ID.match(offered)
             else f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
         )
-        request["request_id"] = rid
+        request[_REQUEST_ID] = rid
     return rid
 
 

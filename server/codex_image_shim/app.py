@@ -47,7 +47,7 @@ OPENAPI_PATH = "/v1/openapi.json"
 METRICS_PATH = "/metrics"
 SENDFILE_STEP = 1024 * 1024  # the idle timer is touched after each step
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
-_KEY = "codex_image.key"  # the request's ApiKey, once checked
+_KEY = web.RequestKey("codex_image.key", ApiKey)  # the request's key, once checked
 _KEY_HEADERS = (("X-API-Key", "x-api-key"), ("Authorization", "authorization"))
 
 

@@ -29,7 +29,7 @@ from . import errors
 ACCEPTED_ENCODINGS = ("", "identity", "gzip", "x-gzip", "deflate")
 MULTIPART_CHUNK = 64 * 1024
 # Set on a request whose body stalled: its answer closes the connection.
-STALLED = "codex_image.body_stalled"
+STALLED = web.RequestKey("codex_image.body_stalled", bool)
 
 
 def body_timeout(timeout_s: float) -> errors.ShimError:

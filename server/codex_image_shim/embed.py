@@ -56,9 +56,7 @@ async def start(handlers, settings, *, metrics_registry=None) -> ShimHandle:
         fixed = FixedAnswers(shim, server.request_handler)
         server.request_handler = FrontDoor(shim, fixed.handle).handle
         # Connections: the header clock and the per-client cap (connection_limits.py).
-        await GuardedSite(
-            runner, sock, Limits.of(settings), shutdown_timeout=SHUTDOWN_S, backlog=BACKLOG
-        ).start()
+        await GuardedSite(runner, sock, Limits.of(settings), backlog=BACKLOG).start()
     except BaseException:
         sock.close()
         raise
