@@ -59,14 +59,21 @@ def test_logs_are_structured_and_leak_nothing(tmp_path):
 def test_lines_go_where_they_are_sent_and_back_to_stderr(capsys):
     """`write_to` (for a server inside another program): every kind of line
     goes to the stream given, then to stderr again."""
-    stream = io.StringIO()
-    before = logs.write_to(stream)
+    # Whatever this worker's in-process servers left current (a session-scoped
+    # one lives on after its tests) is put aside for this test, then restored.
+    outer = logs.write_to(None)
     try:
-        logs.log("write.to.check", count=1)
-        logs.access("rid-1", "GET", "/x", 200, 3, 0, None)  # not on a loop: at once
+        stream = io.StringIO()
+        before = logs.write_to(stream)
+        assert before is None
+        try:
+            logs.log("write.to.check", count=1)
+            logs.access("rid-1", "GET", "/x", 200, 3, 0, None)  # not on a loop: at once
+        finally:
+            assert logs.write_to(before) is stream
+        logs.log("write.to.back", count=2)
     finally:
-        assert logs.write_to(before) is stream
-    logs.log("write.to.back", count=2)
+        logs.write_to(outer)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [r["event"] for r in lines] == ["write.to.check", "http.access"]
     assert lines[1]["request_id"] == "rid-1"
