@@ -49,22 +49,15 @@ def built_service(
     `logged_in`: the fake codex finds its auth.json (else it says to log in)."""
     run_dir = Path(os.path.realpath(tmp_path)) / f"inprocess-{time.monotonic_ns()}"
     run_dir.mkdir(parents=True)
-    codex_home = run_dir / "codex-home"
-    codex_home.mkdir()
-    if logged_in:
-        (codex_home / "auth.json").write_text('{"fake": true}')
+    codex_home = server_proc.fake_codex_home(run_dir / "codex-home", logged_in)
     piddir = run_dir / "fake-codex-pids"
-    environ = {
-        "CODEX_IMAGE_SERVER_CODEX_BIN": str(_launcher(run_dir, piddir)),
-        "CODEX_IMAGE_SERVER_OUTPUT_DIR": str(run_dir / "output"),
-        "CODEX_IMAGE_SERVER_STATE_DIR": str(run_dir / "state"),
-        "CODEX_IMAGE_SERVER_GRPC_PORT": "0",
-        "CODEX_IMAGE_SERVER_PORT": "0",
-        "CODEX_IMAGE_SERVER_HTTP_ENABLED": "0",
-        **server_proc.FAKE_CODEX_ENV,
-        **server_proc.EXTRA_ENV,
-        **{k: str(v) for k, v in (env or {}).items()},
-    }
+    environ = server_proc.settings_env(
+        codex=_launcher(run_dir, piddir),
+        output_dir=run_dir / "output",
+        state_dir=run_dir / "state",
+        http=False,
+        env=env,
+    )
     settings = settings_mod.load(list(args or []), environ)
     # The default account's home is read from the environment while the
     # engine is built (as in a server process, where it is inherited).

@@ -133,6 +133,32 @@ def fake_runs_in(piddir: Path) -> list[dict]:
     return runs
 
 
+def fake_codex_home(codex_home: Path, logged_in: bool) -> Path:
+    """A CODEX_HOME for the fake codex; `logged_in`: it finds an auth.json
+    there (else it says to log in)."""
+    codex_home.mkdir(parents=True, exist_ok=True)
+    if logged_in and not (codex_home / "auth.json").exists():
+        (codex_home / "auth.json").write_text('{"fake": true}')
+    return codex_home
+
+
+def settings_env(*, codex, output_dir: Path, state_dir: Path, http: bool, env: dict | None) -> dict:
+    """The CODEX_IMAGE_SERVER_* settings a test's server runs with, in a
+    process of its own or in the test's: this codex, these directories,
+    ephemeral ports; then EXTRA_ENV's and the test's own (`env`), which win."""
+    return {
+        "CODEX_IMAGE_SERVER_CODEX_BIN": str(codex),
+        "CODEX_IMAGE_SERVER_GRPC_PORT": "0",
+        "CODEX_IMAGE_SERVER_PORT": "0",
+        "CODEX_IMAGE_SERVER_HTTP_ENABLED": "1" if http else "0",
+        "CODEX_IMAGE_SERVER_OUTPUT_DIR": str(output_dir),
+        "CODEX_IMAGE_SERVER_STATE_DIR": str(state_dir),
+        **FAKE_CODEX_ENV,
+        **EXTRA_ENV,
+        **{k: str(v) for k, v in (env or {}).items()},
+    }
+
+
 def fake_codex_launcher(directory: Path) -> Path:
     """An executable `codex` that runs the fake with this interpreter, bypassing
     `#!/usr/bin/env python3`: behind a pyenv shim that costs ~100 ms per start,
@@ -214,10 +240,7 @@ def launch(
     tmp_path = Path(tmp_path)
     run_dir = Path(os.path.realpath(tmp_path)) / f"server-{time.monotonic_ns()}"
     run_dir.mkdir(parents=True)
-    codex_home = Path(codex_home or tmp_path / "codex-home")
-    codex_home.mkdir(parents=True, exist_ok=True)
-    if logged_in and not (codex_home / "auth.json").exists():
-        (codex_home / "auth.json").write_text('{"fake": true}')
+    codex_home = fake_codex_home(Path(codex_home or tmp_path / "codex-home"), logged_in)
     state_dir = Path(state_dir or tmp_path / "state")
     output_dir = Path(output_dir or tmp_path / "output")
     piddir = run_dir / "fake-codex-pids"  # per server: cleanup must touch only its own runs
@@ -231,19 +254,19 @@ def launch(
         {
             "CODEX_HOME": str(codex_home),
             "FAKE_CODEX_PIDDIR": str(piddir),
-            "CODEX_IMAGE_SERVER_CODEX_BIN": str(codex or fake_codex_launcher(run_dir)),
-            "CODEX_IMAGE_SERVER_GRPC_PORT": "0",
-            "CODEX_IMAGE_SERVER_PORT": "0",
-            "CODEX_IMAGE_SERVER_HTTP_ENABLED": "1" if http else "0",
-            "CODEX_IMAGE_SERVER_OUTPUT_DIR": str(output_dir),
-            "CODEX_IMAGE_SERVER_STATE_DIR": str(state_dir),
             "CODEX_IMAGE_SERVER_READY_FILE": str(ready_file),
             "PYTHONUNBUFFERED": "1",
-            **FAKE_CODEX_ENV,
         }
     )
-    full_env.update(EXTRA_ENV)
-    full_env.update({k: str(v) for k, v in (env or {}).items()})
+    full_env.update(
+        settings_env(
+            codex=codex or fake_codex_launcher(run_dir),
+            output_dir=output_dir,
+            state_dir=state_dir,
+            http=http,
+            env=env,
+        )
+    )
     with open(log_path, "wb") as log:
         out = log if terminal is None else terminal
         proc = subprocess.Popen(
