@@ -16,6 +16,7 @@ from codex_image_server.dataplane.service import Caller
 from codex_image_server.errors import Kind, ServiceError
 from codeximage.v1 import image_service_pb2 as pb
 
+from tests.support import procs
 from tests.support.inprocess import running_service
 
 
@@ -25,17 +26,6 @@ def own_postgres():
     pg = Postgres().start()
     yield pg
     pg.remove()
-
-
-async def _until(condition, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await asyncio.to_thread(condition)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s} s: {what}")
-        await asyncio.sleep(0.1)
 
 
 def test_the_summary_waits_for_the_outcome_and_a_lost_database_is_unavailable(
@@ -79,7 +69,9 @@ def test_the_summary_waits_for_the_outcome_and_a_lost_database_is_unavailable(
                     return None
                 return detail.record if detail.record.status != "running" else None
 
-            record = await _until(recorded, 30, "the kept outcome written")
+            written = await asyncio.to_thread(procs.wait_until, recorded, 30, 0.1)
+            assert written, "the kept outcome was not written within 30 s"
+            record = recorded()
             assert record.status == "completed"
             assert list(record.image_ids) == [image.id]
             again = [e async for e in handlers.generate(caller, request)]
