@@ -40,13 +40,15 @@ def built_service(
     *,
     env: dict | None = None,
     args: list[str] | None = None,
+    http: bool = False,
     logged_in: bool = True,
 ) -> Iterator[tuple[serve.Parts, Path]]:
     """The parts `serve.build` makes, nothing started, and the fake codex's
     pid directory (one JSON per run). Afterwards: closed, and every fake
     codex run of these parts gone. The engine does not make this process a
     subreaper: the test's own children stay its own to wait for.
-    `logged_in`: the fake codex finds its auth.json (else it says to log in)."""
+    `http`: the shim's settings on (inprocess_server serves it); `logged_in`:
+    the fake codex finds its auth.json (else it says to log in)."""
     run_dir = Path(os.path.realpath(tmp_path)) / f"inprocess-{time.monotonic_ns()}"
     run_dir.mkdir(parents=True)
     codex_home = server_proc.fake_codex_home(run_dir / "codex-home", logged_in)
@@ -55,7 +57,7 @@ def built_service(
         codex=_launcher(run_dir, piddir),
         output_dir=run_dir / "output",
         state_dir=run_dir / "state",
-        http=False,
+        http=http,
         env=env,
     )
     settings = settings_mod.load(list(args or []), environ)

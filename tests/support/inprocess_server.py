@@ -150,9 +150,6 @@ def serve_in_process(
     (the shim, then gRPC with its operations and codex runs) and every fake
     codex run of theirs gone. `env`: CODEX_IMAGE_SERVER_* settings; `args`:
     command-line flags; `logged_in` as for server_proc.start_server."""
-    env = dict(env or {})
-    if http:
-        env.setdefault("CODEX_IMAGE_SERVER_HTTP_ENABLED", "1")
     started = threading.Event()
     box: dict = {}  # what the server's thread hands over: ports, loop, stop event, error
 
@@ -189,7 +186,10 @@ def serve_in_process(
     with (
         open(log_path, "w") as log_file,
         _logging_to(log_file),
-        built_service(tmp_path, env=env, args=args, logged_in=logged_in) as (parts, piddir),
+        built_service(tmp_path, env=env, args=args, http=http, logged_in=logged_in) as (
+            parts,
+            piddir,
+        ),
     ):
         thread = threading.Thread(
             target=thread_main, args=(parts,), name="inprocess-server", daemon=True
